@@ -1,0 +1,152 @@
+"""Plain value types shared by the storage layer and its callers.
+
+These are the only project types ``storage`` knows; ``monitor`` builds them from user input
+(validation lives there) and hands them down.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+Task = Literal["binary", "multiclass", "regression"]
+FeatureKind = Literal["numeric", "categorical", "boolean", "text"]
+Role = Literal["admin", "engineer", "viewer"]
+
+TASKS: tuple[str, ...] = ("binary", "multiclass", "regression")
+FEATURE_KINDS: tuple[str, ...] = ("numeric", "categorical", "boolean", "text")
+ROLES: tuple[str, ...] = ("admin", "engineer", "viewer")
+
+# Columns every inference table has; feature/score names may not reuse them.
+RESERVED_COLUMNS: frozenset[str] = frozenset(
+    {"request_id", "ts", "tenant_id", "model_version", "received_at", "label"}
+)
+NAME_RE = re.compile(r"^[a-z][a-z0-9_]{0,62}$")
+COLUMN_RE = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,62}$")
+
+
+@dataclass(frozen=True)
+class FeatureSpec:
+    """One input feature of a model. ``segment`` marks a categorical feature used for attribution."""
+
+    name: str
+    kind: FeatureKind
+    segment: bool = False
+
+
+@dataclass(frozen=True)
+class ModelSchema:
+    """What a model's inference rows look like.
+
+    The prediction (and the label that arrives later) is stored as DOUBLE for regression,
+    INTEGER 0/1 for binary and VARCHAR (the class name) for multiclass. ``scores`` are DOUBLE
+    columns: one probability of the positive class for binary, one per class (same order as
+    ``classes``) for multiclass, optional for regression.
+    """
+
+    task: Task
+    features: tuple[FeatureSpec, ...]
+    prediction: str = "prediction"
+    scores: tuple[str, ...] = ()
+    classes: tuple[str, ...] = ()
+
+    def feature(self, name: str) -> FeatureSpec | None:
+        return next((f for f in self.features if f.name == name), None)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "task": self.task,
+            "features": [
+                {"name": f.name, "kind": f.kind, "segment": f.segment} for f in self.features
+            ],
+            "prediction": self.prediction,
+            "scores": list(self.scores),
+            "classes": list(self.classes),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> ModelSchema:
+        return cls(
+            task=data["task"],
+            features=tuple(
+                FeatureSpec(f["name"], f["kind"], bool(f.get("segment", False)))
+                for f in data["features"]
+            ),
+            prediction=data.get("prediction", "prediction"),
+            scores=tuple(data.get("scores", ())),
+            classes=tuple(data.get("classes", ())),
+        )
+
+
+@dataclass(frozen=True)
+class ModelInfo:
+    name: str
+    schema: ModelSchema
+    description: str
+    created_at: datetime
+    updated_at: datetime
+
+    @property
+    def task(self) -> Task:
+        return self.schema.task
+
+
+@dataclass(frozen=True)
+class Tenant:
+    tenant_id: str
+    name: str
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class ApiKeyInfo:
+    """An API key as the service sees it; the secret itself is never stored nor returned."""
+
+    id: int
+    name: str
+    prefix: str
+    role: Role
+    tenant_id: str | None
+    created_at: datetime
+    expires_at: datetime | None
+    revoked_at: datetime | None
+    last_used_at: datetime | None
+
+    @property
+    def active(self) -> bool:
+        return self.revoked_at is None
+
+
+@dataclass(frozen=True)
+class AuditEntry:
+    id: int
+    ts: datetime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    detail: dict[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class AppendResult:
+    """Outcome of one append: rows newly stored and rows already present (idempotent retry)."""
+
+    accepted: int
+    duplicates: int
+
+
+@dataclass(frozen=True)
+class QuarantineRow:
+    """A rejected input row, kept with why it was refused."""
+
+    kind: Literal["inference", "label", "event", "reference"]
+    model: str | None
+    row_index: int
+    field: str
+    reason: str
+    raw: str  # the row as JSON text, exactly as received where possible
+    tenant_id: str | None = None
+    batch_id: str | None = None
