@@ -1,0 +1,42 @@
+"""Alembic migrations of the metadata store, shipped inside the package.
+
+No ``alembic.ini`` is needed: :func:`make_config` builds the configuration in code. See
+``README.md`` in this folder for how to add a migration.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic.config import Config
+
+SCRIPT_LOCATION = Path(__file__).resolve().parent
+
+
+def make_config(url: str | None = None, connection: Any = None) -> Config:
+    """An Alembic ``Config`` pointing at this package's migration scripts.
+
+    Parameters
+    ----------
+    url : str, optional
+        SQLAlchemy URL that ``env.py`` connects to when no ``connection`` is given (used by
+        ``alembic.command.revision(..., autogenerate=True)``).
+    connection : sqlalchemy.engine.Connection, optional
+        An open connection to run migrations on; ``env.py`` then uses it as it is, inside the
+        caller's transaction.
+
+    Returns
+    -------
+    alembic.config.Config
+    """
+    cfg = Config()
+    cfg.set_main_option("script_location", str(SCRIPT_LOCATION))
+    # Without it Alembic warns about the legacy way of splitting version_locations.
+    cfg.set_main_option("path_separator", "os")
+    if url is not None:
+        # ConfigParser interpolation treats ``%`` specially (URL-escaped passwords).
+        cfg.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    if connection is not None:
+        cfg.attributes["connection"] = connection
+    return cfg
