@@ -1,0 +1,633 @@
+"""Mergeable column profiles on fixed reference bins.
+
+A *profile* is the summary of one column over some rows: how many values, how many missing, the
+range, the first two power sums and a histogram on bins fixed by the reference. Histograms on the
+same bins add, so an hour, a day or a month is the sum of smaller profiles and raw rows are
+scanned once. The storage layer computes the same numbers in one SQL scan; both must agree
+exactly (``tests/detectors/test_profiles.py`` checks this against DuckDB).
+
+Numeric bins
+------------
+``ReferenceBins.numeric`` takes strictly increasing, finite edges ``e_0 < e_1 < ... < e_k`` from
+the reference quantiles (``e_0`` is the reference minimum, ``e_k`` its maximum). The bins are
+*right-closed*, matching DuckDB's ``histogram(x, [e_0, ..., e_k])``::
+
+    bucket 0      (-inf, e_0]
+    bucket i      (e_{i-1}, e_i]        for i = 1..k
+    bucket k + 1  (e_k, +inf)           (DuckDB's overflow key: +inf for DOUBLE, max int for BIGINT)
+
+so a value ``x`` lands in ``np.searchsorted(edges, x, side="left")`` and there are
+``len(edges) + 1`` counts. A column without any finite reference value has no edges and a single
+bucket.
+
+Which values go where in a numeric profile:
+
+========================  =========  ==========  ==================  ==============
+value                     ``count``  ``missing``  histogram bucket    min/max/sums
+========================  =========  ==========  ==================  ==============
+finite                    yes        no           by searchsorted     yes
+``+inf`` / ``-inf``       yes        no           last / first        no (kept out so
+                                                                      sums stay finite)
+``NaN`` / ``None``        no         yes          none                no
+========================  =========  ==========  ==================  ==============
+
+Categorical bins
+----------------
+``ReferenceBins.categorical`` keeps the reference's most frequent categories (ties broken by
+name, at most ``cap``, default 1,000) as the vocabulary; bucket ``i`` counts category
+``categories[i]`` and one last bucket counts everything else ("other"). Categories are compared
+as strings. A categorical profile also keeps the counts of the most frequent values that fell into
+"other" (at most ``max_unseen``), so new categories can be named; the total of "other" is exact,
+the names and counts of the top unseen values are exact for a single profile and a lower bound
+after merges (a value can be cut from one part's top list).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any, Literal
+
+import numpy as np
+import pandas as pd
+
+from detectors.errors import InvalidParameterError
+
+__all__ = [
+    "ColumnKind",
+    "ColumnProfile",
+    "ReferenceBins",
+    "profile_categorical",
+    "profile_numeric",
+]
+
+ColumnKind = Literal["numeric", "categorical"]
+
+DEFAULT_N_BINS = 100
+DEFAULT_CAP = 1000
+DEFAULT_MAX_UNSEEN = 20
+# Quantile edges of more rows than this are taken from a seeded subsample: the bins only need to
+# be close to quantiles (the counts on them are exact), and a full partition of 1M rows costs
+# ~50 ms per column where a 200k subsample costs ~8 ms.
+_QUANTILE_SAMPLE = 200_000
+# Cells of the uniform grid used to bin numeric values without a binary search per value.
+_GRID_CELLS = 1 << 14
+
+
+def _as_float_array(values: Any) -> np.ndarray:
+    """Return ``values`` as a 1-d float64 array; ``None`` / ``pd.NA`` become NaN."""
+    if isinstance(values, pd.Series | pd.Index | pd.api.extensions.ExtensionArray):
+        return np.asarray(values.to_numpy(dtype="float64", na_value=np.nan)).ravel()
+    if hasattr(values, "to_numpy") and hasattr(values, "null_count"):  # pyarrow arrays
+        return np.asarray(values.to_numpy(zero_copy_only=False), dtype=np.float64).ravel()
+    arr = np.asarray(values)
+    if arr.dtype == object:
+        arr = pd.to_numeric(pd.Series(arr.ravel(), dtype=object), errors="raise").to_numpy(
+            dtype="float64", na_value=np.nan
+        )
+    return np.asarray(arr, dtype=np.float64).ravel()
+
+
+def _factorize_strings(values: Any) -> tuple[np.ndarray, list[str], int]:
+    """Codes (``-1`` for missing) and unique labels (as ``str``) of a string-like column.
+
+    pyarrow arrays use ``dictionary_encode`` (no Python objects); everything else goes through
+    ``pandas.factorize``, which hashes object arrays in C. Returns ``(codes, labels, missing)``.
+    """
+    if hasattr(values, "dictionary_encode"):  # pyarrow Array / ChunkedArray
+        import pyarrow as pa
+
+        arr = values.combine_chunks() if isinstance(values, pa.ChunkedArray) else values
+        enc = arr.dictionary_encode()
+        missing = int(arr.null_count)
+        codes = enc.indices.to_numpy(zero_copy_only=False)
+        if missing:
+            codes = np.where(np.asarray(enc.indices.is_null()), -1, codes)
+        labels = [str(v) for v in enc.dictionary.to_pylist()]
+        return np.asarray(codes, dtype=np.int64), labels, missing
+    if not isinstance(values, pd.Series | pd.Index | np.ndarray):
+        values = np.asarray(list(values) if not isinstance(values, Sequence) else values, object)
+    codes, uniques = pd.factorize(values, use_na_sentinel=True)
+    labels = [str(v) for v in np.asarray(uniques, dtype=object)]
+    codes = np.asarray(codes, dtype=np.int64)
+    missing = int(np.count_nonzero(codes < 0))
+    # str() can map two distinct raw values (e.g. 1 and "1") onto one label; merge them.
+    if len(set(labels)) != len(labels):
+        uniq, inverse = np.unique(np.asarray(labels, dtype=object), return_inverse=True)
+        remap = np.append(inverse.astype(np.int64), -1)
+        codes = remap[codes]  # -1 indexes the appended -1
+        labels = [str(v) for v in uniq]
+    return codes, labels, missing
+
+
+class _GridLookup:
+    """Bucket numeric values through a uniform grid instead of a binary search per value.
+
+    The grid spans the inner edges ``[e_1, e_{k-1}]`` (values outside are clipped into the first
+    or last cell). For each cell we know the bucket of its left neighbourhood and how many edges
+    lie within one cell of slack each side (the slack absorbs rounding of the cell index). A value
+    starts at its cell's bucket and moves up one bucket per edge it exceeds, for at most
+    ``steps`` edges; values in cells holding more edges than that go through ``np.searchsorted``.
+    The result is identical to ``searchsorted(edges, x, side="left")`` and 2-3x faster on 1M
+    rows, also for integer columns whose values sit exactly on the edges.
+    """
+
+    max_steps = 2
+
+    def __init__(self, edges: np.ndarray) -> None:
+        self.enabled = False
+        m = edges.size
+        if m < 8:
+            return
+        lo, hi = float(edges[1]), float(edges[-2])
+        width = (hi - lo) / _GRID_CELLS
+        # The cell bounds below are computed in floating point; they are only trustworthy when a
+        # cell is much wider than the rounding error of the values' magnitude.
+        if not (width > 0 and np.isfinite(width)) or width < 1e3 * np.finfo(float).eps * max(
+            abs(lo), abs(hi)
+        ):
+            return
+        cells = np.arange(_GRID_CELLS, dtype=np.float64)
+        left = np.searchsorted(edges, lo + (cells - 1) * width, side="left")
+        right = np.searchsorted(edges, lo + (cells + 2) * width, side="right")
+        left[0] = 0  # the first cell also holds everything below lo
+        right[-1] = m  # the last cell also holds everything above hi
+        n_edges = right - left
+        self.steps = int(min(n_edges.max(), self.max_steps))
+        self.lo = lo
+        self.scale = _GRID_CELLS / (hi - lo)
+        self.bucket = left.astype(np.int64)
+        self.hard = n_edges > self.steps
+        self.any_hard = bool(self.hard.any())
+        self.padded = np.append(edges, np.inf)  # padded[m] = +inf: never exceeded
+        self.enabled = True
+
+    def counts(self, x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+        n_buckets = edges.size + 1
+        cell = np.subtract(x, self.lo)
+        cell *= self.scale
+        np.clip(cell, 0, _GRID_CELLS - 1, out=cell)
+        ci = cell.astype(np.intp)
+        del cell
+        idx = self.bucket[ci]
+        for _ in range(self.steps):
+            idx += x > self.padded[idx]
+        if not self.any_hard:
+            return np.bincount(idx, minlength=n_buckets)
+        hard = self.hard[ci]
+        counts = np.bincount(idx[~hard], minlength=n_buckets)
+        counts += np.bincount(np.searchsorted(edges, x[hard], side="left"), minlength=n_buckets)
+        return counts
+
+
+@dataclass(frozen=True, eq=False)
+class ReferenceBins:
+    """Fixed bins of one column, taken from its reference data.
+
+    Parameters
+    ----------
+    kind
+        ``"numeric"`` (``edges`` set) or ``"categorical"`` (``categories`` set).
+    edges
+        Strictly increasing finite edges; buckets are right-closed (see the module docstring).
+    categories
+        The vocabulary, most frequent first; values outside it count in one "other" bucket.
+
+    Examples
+    --------
+    >>> bins = ReferenceBins.numeric([1.0, 2.0, 2.0, 3.0, float("nan")], n_bins=4)
+    >>> bins.edges
+    (1.0, 2.0, 3.0)
+    >>> bins.n_buckets
+    4
+    """
+
+    kind: ColumnKind
+    edges: tuple[float, ...] = ()
+    categories: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.kind == "numeric":
+            e = np.asarray(self.edges, dtype=np.float64)
+            if self.categories:
+                raise InvalidParameterError("categories", self.categories, "empty for numeric")
+            if e.size and (not np.all(np.isfinite(e)) or np.any(np.diff(e) <= 0)):
+                raise InvalidParameterError(
+                    "edges", self.edges, "strictly increasing finite numbers"
+                )
+        elif self.kind == "categorical":
+            if self.edges:
+                raise InvalidParameterError("edges", self.edges, "empty for categorical")
+            if len(set(self.categories)) != len(self.categories):
+                raise InvalidParameterError("categories", self.categories, "distinct strings")
+        else:
+            raise InvalidParameterError("kind", self.kind, "'numeric' or 'categorical'")
+
+    # -- constructors -------------------------------------------------------------------------
+    @classmethod
+    def numeric(cls, values: Any, n_bins: int = DEFAULT_N_BINS) -> ReferenceBins:
+        """Quantile edges of the finite reference values.
+
+        Parameters
+        ----------
+        values
+            The reference column (array-like; NaN, None and ±inf are ignored for the edges).
+        n_bins
+            Number of quantile bins between the reference minimum and maximum (>= 1). Ties and
+            constant columns give fewer, deduplicated edges.
+
+        Returns
+        -------
+        ReferenceBins
+            ``edges = unique(quantiles(values, linspace(0, 1, n_bins + 1)))`` with quantiles
+            that are data values (``method="inverted_cdf"``), so integer columns get integer
+            edges; above 200,000 finite values the inner quantiles come from a seeded
+            subsample (the reference min and max stay exact).
+        """
+        if not isinstance(n_bins, int | np.integer) or n_bins < 1:
+            raise InvalidParameterError("n_bins", n_bins, "an integer >= 1")
+        x = _as_float_array(values)
+        x = x[np.isfinite(x)]
+        if x.size == 0:
+            return cls("numeric", ())
+        lo, hi = float(x.min()), float(x.max())
+        if x.size > _QUANTILE_SAMPLE:
+            rng = np.random.default_rng(x.size)
+            x = x[rng.integers(0, x.size, _QUANTILE_SAMPLE)]
+        q = np.quantile(x, np.linspace(0.0, 1.0, int(n_bins) + 1), method="inverted_cdf")
+        q[0], q[-1] = lo, hi
+        edges = np.unique(q)
+        return cls("numeric", tuple(float(e) for e in edges))
+
+    @classmethod
+    def categorical(cls, values: Any, cap: int = DEFAULT_CAP) -> ReferenceBins:
+        """The reference's most frequent categories (at most ``cap``) as the vocabulary.
+
+        Parameters
+        ----------
+        values
+            The reference column: strings (any hashable values are compared as ``str``); None
+            and NaN are missing and not categories.
+        cap
+            Maximum vocabulary size (>= 1); ties at the cut are broken by name.
+        """
+        if not isinstance(cap, int | np.integer) or cap < 1:
+            raise InvalidParameterError("cap", cap, "an integer >= 1")
+        codes, labels, _ = _factorize_strings(values)
+        counts = np.bincount(codes[codes >= 0], minlength=len(labels))
+        order = sorted(range(len(labels)), key=lambda i: (-int(counts[i]), labels[i]))
+        return cls("categorical", categories=tuple(labels[i] for i in order[: int(cap)]))
+
+    # -- derived ------------------------------------------------------------------------------
+    @property
+    def n_buckets(self) -> int:
+        """Number of histogram counts: ``len(edges) + 1`` or ``len(categories) + 1``."""
+        return (len(self.edges) if self.kind == "numeric" else len(self.categories)) + 1
+
+    @cached_property
+    def edges_array(self) -> np.ndarray:
+        """The edges as a read-only float64 array."""
+        e = np.asarray(self.edges, dtype=np.float64)
+        e.setflags(write=False)
+        return e
+
+    @cached_property
+    def _grid(self) -> _GridLookup:
+        return _GridLookup(self.edges_array)
+
+    @cached_property
+    def _category_index(self) -> dict[str, int]:
+        return {c: i for i, c in enumerate(self.categories)}
+
+    @cached_property
+    def key(self) -> str:
+        """A stable content hash (hex) of the bins, usable as a cache or database key."""
+        blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha1(blob.encode()).hexdigest()
+
+    def bucket_of(self, values: Any) -> np.ndarray:
+        """Bucket index of each numeric value (NaN goes to the last bucket; filter it first)."""
+        return np.searchsorted(self.edges_array, _as_float_array(values), side="left")
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ReferenceBins):
+            return NotImplemented
+        return self is other or (
+            self.kind == other.kind
+            and self.edges == other.edges
+            and self.categories == other.categories
+        )
+
+    def __hash__(self) -> int:
+        return hash((self.kind, self.edges, self.categories))
+
+    # -- JSON -----------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict (floats round-trip exactly through ``json``)."""
+        if self.kind == "numeric":
+            return {"kind": "numeric", "edges": list(self.edges)}
+        return {"kind": "categorical", "categories": list(self.categories)}
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ReferenceBins:
+        """Inverse of :meth:`to_dict`."""
+        kind = data.get("kind")
+        if kind == "numeric":
+            return cls("numeric", tuple(float(e) for e in data["edges"]))
+        if kind == "categorical":
+            return cls("categorical", categories=tuple(str(c) for c in data["categories"]))
+        raise InvalidParameterError("kind", kind, "'numeric' or 'categorical'")
+
+
+@dataclass(frozen=True, eq=False)
+class ColumnProfile:
+    """Mergeable summary of one column on fixed :class:`ReferenceBins`.
+
+    Attributes
+    ----------
+    bins
+        The bins the histogram is counted on.
+    count
+        Non-missing values (finite and ±inf for numeric columns).
+    missing
+        None / NaN values.
+    min, max, sum, sum_sq
+        Over the *finite* values of a numeric column (``None``/``0.0`` when there are none, and
+        for categorical columns). ±inf are counted in the open first/last bucket but kept out of
+        these so a mean and a standard deviation stay defined.
+    counts
+        int64 histogram, ``bins.n_buckets`` long; for categorical columns the last bucket is
+        "other".
+    n_finite
+        Finite values of a numeric column (``count`` minus ±inf); defaults to ``count``.
+    unseen
+        Categorical only: ``(value, count)`` of the most frequent values outside the vocabulary,
+        most frequent first, at most ``max_unseen``.
+    """
+
+    bins: ReferenceBins
+    count: int
+    missing: int
+    min: float | None
+    max: float | None
+    sum: float
+    sum_sq: float
+    counts: np.ndarray
+    unseen: tuple[tuple[str, int], ...] = ()
+    max_unseen: int = DEFAULT_MAX_UNSEEN
+    n_finite: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.n_finite is None:
+            object.__setattr__(self, "n_finite", self.count)
+        counts = np.asarray(self.counts, dtype=np.int64)
+        if counts.shape != (self.bins.n_buckets,):
+            raise InvalidParameterError(
+                "counts", counts.shape, f"a vector of {self.bins.n_buckets} bucket counts"
+            )
+        counts.setflags(write=False)
+        object.__setattr__(self, "counts", counts)
+
+    @property
+    def kind(self) -> ColumnKind:
+        """``"numeric"`` or ``"categorical"`` (the bins' kind)."""
+        return self.bins.kind
+
+    @property
+    def mean(self) -> float | None:
+        """Mean of the finite values, ``None`` without any."""
+        n = self.n_finite
+        return self.sum / n if n else None
+
+    @property
+    def std(self) -> float | None:
+        """Population standard deviation (ddof=0) of the finite values from the power sums.
+
+        Computed as ``sqrt(sum_sq / n - mean**2)``: exact enough for drift scales but it loses
+        precision when the mean is many orders of magnitude larger than the spread.
+        """
+        n = self.n_finite
+        if not n:
+            return None
+        m = self.sum / n
+        return float(np.sqrt(max(self.sum_sq / n - m * m, 0.0)))
+
+    @cached_property
+    def fingerprint(self) -> str:
+        """A stable content hash of the profile (bins and counts), e.g. a reference id."""
+        h = hashlib.sha1(self.bins.key.encode())
+        h.update(self.counts.tobytes())
+        h.update(repr((self.count, self.missing, self.min, self.max, self.sum)).encode())
+        return h.hexdigest()
+
+    # -- merging ----------------------------------------------------------------------------
+    def __add__(self, other: ColumnProfile) -> ColumnProfile:
+        if not isinstance(other, ColumnProfile):
+            return NotImplemented
+        if other.bins != self.bins:
+            raise InvalidParameterError(
+                "bins",
+                other.bins.key,
+                f"the same bins as the left profile ({self.bins.kind}, key {self.bins.key}); "
+                "profiles on different reference bins cannot be merged",
+            )
+        mins = [v for v in (self.min, other.min) if v is not None]
+        maxs = [v for v in (self.max, other.max) if v is not None]
+        unseen: tuple[tuple[str, int], ...] = ()
+        if self.unseen or other.unseen:
+            merged: dict[str, int] = dict(self.unseen)
+            for name, c in other.unseen:
+                merged[name] = merged.get(name, 0) + c
+            keep = max(self.max_unseen, other.max_unseen)
+            unseen = tuple(sorted(merged.items(), key=lambda kv: (-kv[1], kv[0]))[:keep])
+        return ColumnProfile(
+            bins=self.bins,
+            count=self.count + other.count,
+            missing=self.missing + other.missing,
+            min=min(mins) if mins else None,
+            max=max(maxs) if maxs else None,
+            sum=self.sum + other.sum,
+            sum_sq=self.sum_sq + other.sum_sq,
+            counts=self.counts + other.counts,
+            unseen=unseen,
+            max_unseen=max(self.max_unseen, other.max_unseen),
+            n_finite=self.n_finite + other.n_finite,
+        )
+
+    def __radd__(self, other: object) -> ColumnProfile:
+        # sum(profiles) starts from 0
+        if other == 0:
+            return self
+        return NotImplemented
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, ColumnProfile):
+            return NotImplemented
+        return (
+            self.bins == other.bins
+            and (self.count, self.missing, self.min, self.max, self.n_finite)
+            == (other.count, other.missing, other.min, other.max, other.n_finite)
+            and self.sum == other.sum
+            and self.sum_sq == other.sum_sq
+            and np.array_equal(self.counts, other.counts)
+            and self.unseen == other.unseen
+        )
+
+    __hash__ = None  # type: ignore[assignment]
+
+    @staticmethod
+    def merge(profiles: Iterable[ColumnProfile]) -> ColumnProfile:
+        """Sum of several profiles on the same bins (at least one)."""
+        items = list(profiles)
+        if not items:
+            raise InvalidParameterError("profiles", items, "at least one profile")
+        out = items[0]
+        for p in items[1:]:
+            out = out + p
+        return out
+
+    # -- JSON -------------------------------------------------------------------------------
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serialisable dict; :meth:`from_dict` restores an equal profile."""
+        return {
+            "bins": self.bins.to_dict(),
+            "count": int(self.count),
+            "missing": int(self.missing),
+            "n_finite": int(self.n_finite),
+            "min": self.min,
+            "max": self.max,
+            "sum": self.sum,
+            "sum_sq": self.sum_sq,
+            "counts": [int(c) for c in self.counts],
+            "unseen": [[name, int(c)] for name, c in self.unseen],
+            "max_unseen": int(self.max_unseen),
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> ColumnProfile:
+        """Inverse of :meth:`to_dict`."""
+        return cls(
+            bins=ReferenceBins.from_dict(data["bins"]),
+            count=int(data["count"]),
+            missing=int(data["missing"]),
+            min=None if data["min"] is None else float(data["min"]),
+            max=None if data["max"] is None else float(data["max"]),
+            sum=float(data["sum"]),
+            sum_sq=float(data["sum_sq"]),
+            counts=np.asarray(data["counts"], dtype=np.int64),
+            unseen=tuple((str(n), int(c)) for n, c in data.get("unseen", [])),
+            max_unseen=int(data.get("max_unseen", DEFAULT_MAX_UNSEEN)),
+            n_finite=int(data.get("n_finite", data["count"])),
+        )
+
+
+def profile_numeric(values: Any, bins: ReferenceBins) -> ColumnProfile:
+    """Profile a numeric column on numeric ``bins``.
+
+    Parameters
+    ----------
+    values
+        Array-like of numbers (numpy, pandas incl. nullable dtypes, pyarrow, sequences);
+        None / NaN / pd.NA are missing.
+    bins
+        Numeric reference bins.
+
+    Returns
+    -------
+    ColumnProfile
+        Counts on the right-closed buckets, ``count``/``missing``, and min/max/sum/sum_sq over
+        the finite values (see the module docstring for ±inf).
+
+    Examples
+    --------
+    >>> bins = ReferenceBins("numeric", (0.0, 1.0))
+    >>> p = profile_numeric([-1.0, 0.0, 0.5, 1.0, 7.0, float("nan")], bins)
+    >>> p.counts.tolist(), p.count, p.missing
+    ([2, 2, 1], 5, 1)
+    """
+    if bins.kind != "numeric":
+        raise InvalidParameterError("bins.kind", bins.kind, "'numeric' for profile_numeric")
+    x = _as_float_array(values)
+    nan = np.isnan(x)
+    n_missing = int(np.count_nonzero(nan))
+    if n_missing:
+        x = x[~nan]
+    edges = bins.edges_array
+    if x.size == 0:
+        counts = np.zeros(bins.n_buckets, dtype=np.int64)
+    elif bins._grid.enabled and x.size > 4 * _GRID_CELLS:
+        counts = bins._grid.counts(x, edges)
+    else:
+        counts = np.bincount(np.searchsorted(edges, x, side="left"), minlength=bins.n_buckets)
+    lo = float(x.min()) if x.size else None
+    hi = float(x.max()) if x.size else None
+    if x.size and not (np.isfinite(lo) and np.isfinite(hi)):  # type: ignore[arg-type]
+        x = x[np.isfinite(x)]
+        lo = float(x.min()) if x.size else None
+        hi = float(x.max()) if x.size else None
+    return ColumnProfile(
+        bins=bins,
+        count=int(counts.sum()),
+        missing=n_missing,
+        min=lo,
+        max=hi,
+        sum=float(np.sum(x)),
+        sum_sq=float(np.dot(x, x)),
+        counts=counts.astype(np.int64, copy=False),
+        n_finite=int(x.size),
+    )
+
+
+def profile_categorical(
+    values: Any, bins: ReferenceBins, max_unseen: int = DEFAULT_MAX_UNSEEN
+) -> ColumnProfile:
+    """Profile a categorical column on categorical ``bins``.
+
+    Parameters
+    ----------
+    values
+        Strings (numpy object array, pandas Series, pyarrow array, list); None / NaN are
+        missing; other values are compared as ``str``.
+    bins
+        Categorical reference bins (the vocabulary).
+    max_unseen
+        How many of the most frequent out-of-vocabulary values to keep by name (>= 0).
+
+    Examples
+    --------
+    >>> bins = ReferenceBins("categorical", categories=("a", "b"))
+    >>> p = profile_categorical(["a", "b", "b", "z", None], bins)
+    >>> p.counts.tolist(), p.missing, p.unseen
+    ([1, 2, 1], 1, (('z', 1),))
+    """
+    if bins.kind != "categorical":
+        raise InvalidParameterError("bins.kind", bins.kind, "'categorical' for profile_categorical")
+    if max_unseen < 0:
+        raise InvalidParameterError("max_unseen", max_unseen, "an integer >= 0")
+    codes, labels, n_missing = _factorize_strings(values)
+    per_label = np.bincount(codes[codes >= 0] if n_missing else codes, minlength=len(labels))
+    index = bins._category_index
+    other = len(bins.categories)
+    to_bucket = np.fromiter((index.get(lab, other) for lab in labels), np.int64, len(labels))
+    counts = np.bincount(to_bucket, weights=per_label, minlength=bins.n_buckets)
+    counts = np.rint(counts).astype(np.int64)
+    outside = np.flatnonzero((to_bucket == other) & (per_label > 0))
+    unseen: tuple[tuple[str, int], ...] = ()
+    if outside.size and max_unseen:
+        top = sorted(((labels[i], int(per_label[i])) for i in outside), key=lambda t: (-t[1], t[0]))
+        unseen = tuple(top[:max_unseen])
+    return ColumnProfile(
+        bins=bins,
+        count=int(per_label.sum()),
+        missing=n_missing,
+        min=None,
+        max=None,
+        sum=0.0,
+        sum_sq=0.0,
+        counts=counts,
+        unseen=unseen,
+        max_unseen=int(max_unseen),
+    )
