@@ -9,6 +9,8 @@ another writer committed in between; the busy handler is not consulted in that c
 
 from __future__ import annotations
 
+import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
@@ -74,7 +76,7 @@ def _sqlite_engine(u: URL) -> Engine:
             cursor.execute(f"PRAGMA busy_timeout = {SQLITE_BUSY_TIMEOUT_MS}")
             cursor.execute("PRAGMA foreign_keys = ON")
             if not memory:
-                cursor.execute("PRAGMA journal_mode = WAL")
+                _enable_wal(cursor)
         finally:
             cursor.close()
 
@@ -84,3 +86,24 @@ def _sqlite_engine(u: URL) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
 
     return engine
+
+
+def _enable_wal(cursor: Any) -> None:
+    """Switch the file to WAL (a persistent property of the file), waiting out other openers.
+
+    Changing the journal mode needs an exclusive lock and, unlike ordinary statements, does
+    not always go through the busy handler: two processes opening a new file at once would
+    see "database is locked". Retry until the file is in WAL mode or the busy timeout passes.
+    """
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    while True:
+        try:
+            if cursor.execute("PRAGMA journal_mode").fetchone()[0] == "wal":
+                return
+            # Whatever it answers: a file system without WAL support keeps its old mode.
+            cursor.execute("PRAGMA journal_mode = WAL").fetchall()
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)

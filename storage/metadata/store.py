@@ -14,9 +14,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, cast
 
 from alembic import command
+from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import or_, select, text, update
+from sqlalchemy import inspect, or_, select, text, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
@@ -26,7 +27,7 @@ from sqlalchemy.orm import Session
 from storage.metadata import keys
 from storage.metadata.engine import WRITE_OPTION, make_engine
 from storage.metadata.errors import AlreadyExists, Ambiguous, NotFound
-from storage.metadata.models import ApiKeyRow, AuditRow, ModelRow, TenantRow
+from storage.metadata.models import ApiKeyRow, AuditRow, Base, ModelRow, TenantRow
 from storage.migrations import make_config
 from storage.types import (
     NAME_RE,
@@ -238,6 +239,32 @@ class MetadataStore:
                         text("SELECT pg_advisory_xact_lock(:key)"), {"key": _UPGRADE_LOCK_KEY}
                     )
                 command.upgrade(make_config(connection=conn), "head")
+
+    def downgrade(self, revision: str) -> None:
+        """Migrate down to ``revision`` (``"base"`` drops every table). Destroys data: for
+        development and for backing out a release, never called by the service itself."""
+        with self._engine.connect() as conn:
+            conn.execution_options(**{WRITE_OPTION: True})
+            with conn.begin():
+                command.downgrade(make_config(connection=conn), revision)
+
+    def schema_diff(self) -> list[str]:
+        """Differences between the ORM tables and the database, as Alembic autogenerate sees
+        them; empty when the migrations and ``models.py`` agree (and the database is at head).
+
+        Returns
+        -------
+        list of str
+            One readable line per difference, e.g. ``"('add_column', None, 'models', ...)"``.
+        """
+        with self._engine.connect() as conn:
+            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            return [repr(diff) for diff in compare_metadata(context, Base.metadata)]
+
+    def table_names(self) -> list[str]:
+        """Names of the tables in the database (``alembic_version`` included), sorted."""
+        with self._engine.connect() as conn:
+            return sorted(inspect(conn).get_table_names())
 
     def current_revision(self) -> str | None:
         """The Alembic revision the database is at, or None before the first upgrade."""
