@@ -7,6 +7,7 @@ window's metrics with a sampling-error band (``estimate(...) -> EstimationResult
 from __future__ import annotations
 
 from detectors.estimation.cbpe import BinaryCBPE, MulticlassCBPE
+from detectors.estimation.dle import DLE
 from detectors.estimation.result import (
     EstimatedMetric,
     EstimationResult,
@@ -17,6 +18,7 @@ from detectors.estimation.result import (
 )
 
 __all__ = [
+    "DLE",
     "BinaryCBPE",
     "EstimatedMetric",
     "EstimationResult",

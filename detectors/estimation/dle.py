@@ -1,0 +1,200 @@
+"""Direct loss estimation (DLE) for regression models, as NannyML does it.
+
+On the labelled reference, a gradient-boosting model learns the loss of each prediction
+(``|y − ŷ|`` and ``(y − ŷ)²``) from the features and the prediction itself. On a window without
+targets, the mean predicted loss estimates MAE, and the square root of the mean predicted
+squared error estimates RMSE. Like CBPE, DLE follows covariate shift (the model moving into
+regions where it errs more), not concept drift.
+
+The band is ``estimate ± band_width · SE(n)``: the standard error of the realized metric on
+``n`` rows, from the spread of the reference's losses (delta method for RMSE).
+
+References
+----------
+NannyML, "Direct Loss Estimation (DLE)", how-it-works documentation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection
+from typing import Self
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+from sklearn.ensemble import HistGradientBoostingRegressor
+
+from detectors._tabular import Table, TableEncoder
+from detectors.errors import InvalidParameterError, NotFittedError
+from detectors.estimation.result import EstimatedMetric, EstimationResult
+
+__all__ = ["DLE", "DLE_METRICS"]
+
+DLE_METRICS: tuple[str, ...] = ("mae", "rmse")
+
+
+class DLE:
+    """Estimate a regression model's MAE and RMSE on windows without targets.
+
+    Parameters
+    ----------
+    band_width
+        Half-width of the band in standard errors.
+    max_iter, learning_rate, max_leaf_nodes
+        Of the ``HistGradientBoostingRegressor`` loss models (early stopping on a 10 %
+        validation split keeps them from memorising the reference's noise).
+    categorical
+        Numeric columns to treat as categorical; string columns always are.
+    min_reference
+        Fewest reference rows accepted by :meth:`fit`.
+    random_state
+        Seed of the boosting models.
+    """
+
+    task = "regression"
+
+    def __init__(
+        self,
+        *,
+        band_width: float = 3.0,
+        max_iter: int = 200,
+        learning_rate: float = 0.1,
+        max_leaf_nodes: int = 15,
+        categorical: Collection[str] = (),
+        min_reference: int = 100,
+        random_state: int = 0,
+    ) -> None:
+        if not band_width > 0:
+            raise InvalidParameterError("band_width", band_width, "a number > 0")
+        if max_iter < 1:
+            raise InvalidParameterError("max_iter", max_iter, "an integer >= 1")
+        if not 0 < learning_rate <= 1:
+            raise InvalidParameterError("learning_rate", learning_rate, "a number in (0, 1]")
+        if min_reference < 20:
+            raise InvalidParameterError("min_reference", min_reference, "an integer >= 20")
+        self.band_width = float(band_width)
+        self.max_iter = max_iter
+        self.learning_rate = learning_rate
+        self.max_leaf_nodes = max_leaf_nodes
+        self.categorical = tuple(categorical)
+        self.min_reference = min_reference
+        self.random_state = random_state
+        self._encoder: TableEncoder | None = None
+        self._abs_model: HistGradientBoostingRegressor | None = None
+        self._sq_model: HistGradientBoostingRegressor | None = None
+        self._abs_std = 0.0
+        self._sq_std = 0.0
+        self._n_reference = 0
+
+    def _model(self, mask: NDArray[np.bool_]) -> HistGradientBoostingRegressor:
+        return HistGradientBoostingRegressor(
+            max_iter=self.max_iter,
+            learning_rate=self.learning_rate,
+            max_leaf_nodes=self.max_leaf_nodes,
+            categorical_features=mask,
+            early_stopping=True,
+            validation_fraction=0.1,
+            random_state=self.random_state,
+        )
+
+    def _matrix(self, features: Table, predictions: ArrayLike) -> NDArray[np.float64]:
+        assert self._encoder is not None
+        x = self._encoder.transform(features)
+        yhat = np.asarray(predictions, dtype=np.float64).ravel()
+        if yhat.size != x.shape[0]:
+            sizes = {"features": x.shape[0], "predictions": yhat.size}
+            raise InvalidParameterError("lengths", sizes, "equal lengths")
+        # the prediction is a feature too: errors often depend on where the prediction lands
+        return np.column_stack([x, yhat])
+
+    def fit(
+        self,
+        reference_features: Table,
+        reference_predictions: ArrayLike,
+        reference_targets: ArrayLike,
+    ) -> Self:
+        """Fit the loss models on the labelled reference.
+
+        Parameters
+        ----------
+        reference_features
+            Column name → values of the model's input features.
+        reference_predictions
+            The model's predictions on the reference.
+        reference_targets
+            The true values.
+
+        Returns
+        -------
+        DLE
+            ``self``, fitted.
+        """
+        self._encoder = TableEncoder(self.categorical).fit([reference_features])
+        x = self._matrix(reference_features, reference_predictions)
+        y = np.asarray(reference_targets, dtype=np.float64).ravel()
+        if y.size != x.shape[0]:
+            raise InvalidParameterError(
+                "lengths", {"features": x.shape[0], "targets": y.size}, "equal lengths"
+            )
+        keep = ~np.isnan(y) & ~np.isnan(x[:, -1])
+        x, y = x[keep], y[keep]
+        if y.size < self.min_reference:
+            raise InvalidParameterError(
+                "reference rows", y.size, f"at least {self.min_reference} labelled rows"
+            )
+        err = y - x[:, -1]
+        mask = np.r_[self._encoder.categorical_mask, False]
+        self._abs_model = self._model(mask).fit(x, np.abs(err))
+        self._sq_model = self._model(mask).fit(x, err**2)
+        self._abs_std = float(np.std(np.abs(err), ddof=1))
+        self._sq_std = float(np.std(err**2, ddof=1))
+        self._n_reference = int(y.size)
+        return self
+
+    def estimate(self, current_features: Table, current_predictions: ArrayLike) -> EstimationResult:
+        """Estimate MAE and RMSE of a window without targets.
+
+        Parameters
+        ----------
+        current_features
+            Column name → values, same columns as the reference.
+        current_predictions
+            The model's predictions on the window.
+
+        Returns
+        -------
+        EstimationResult
+            ``mae`` and ``rmse`` with bands (lower bounds clipped at 0); ``None`` values on an
+            empty window.
+        """
+        if self._abs_model is None or self._sq_model is None:
+            raise NotFittedError(type(self).__name__)
+        x = self._matrix(current_features, current_predictions)
+        x = x[~np.isnan(x[:, -1])]
+        n = int(x.shape[0])
+        if n == 0:
+            metrics = {m: EstimatedMetric(m, None, None, None, None) for m in DLE_METRICS}
+            return EstimationResult("dle", "regression", 0, metrics)
+        # a loss is never negative; the boosting models can undershoot slightly near zero
+        abs_hat = np.maximum(self._abs_model.predict(x), 0.0)
+        sq_hat = np.maximum(self._sq_model.predict(x), 0.0)
+        mae = float(abs_hat.mean())
+        rmse = float(np.sqrt(sq_hat.mean()))
+        se_mae = self._abs_std / np.sqrt(n)
+        # delta method: SE(√m) = SE(m) / (2√m)
+        se_rmse = self._sq_std / np.sqrt(n) / (2 * rmse) if rmse > 0 else None
+        w = self.band_width
+        metrics = {
+            "mae": EstimatedMetric(
+                "mae", mae, se_mae, max(0.0, mae - w * se_mae), mae + w * se_mae
+            ),
+            "rmse": EstimatedMetric(
+                "rmse",
+                rmse,
+                se_rmse,
+                None if se_rmse is None else max(0.0, rmse - w * se_rmse),
+                None if se_rmse is None else rmse + w * se_rmse,
+            ),
+        }
+        return EstimationResult(
+            "dle", "regression", n, metrics, None, {"n_reference": self._n_reference}
+        )

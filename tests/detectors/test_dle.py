@@ -1,0 +1,83 @@
+"""DLE: estimated MAE/RMSE track the realized ones, also under covariate shift."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from sklearn.metrics import mean_absolute_error, mean_squared_error
+
+from detectors.errors import InvalidParameterError, NotFittedError
+from detectors.estimation import DLE
+
+
+def _data(rng: np.random.Generator, n: int, shift: float = 0.0):
+    """y = f(x) + noise whose spread grows with |x1| and differs by segment; the model predicts
+    f(x) exactly, so its errors are all noise and depend on where the rows are."""
+    x1 = rng.normal(shift, 1.0, n)
+    x2 = rng.uniform(-1, 1, n)
+    segment = rng.choice(np.array(["web", "app", "api"]), n)
+    f = 2 * x1 + np.sin(3 * x2)
+    sd = 0.3 + 0.7 * np.abs(x1) + np.where(segment == "api", 1.0, 0.0)
+    y = f + rng.normal(0.0, 1.0, n) * sd
+    return {"x1": x1, "x2": x2, "segment": segment}, f, y
+
+
+@pytest.fixture(scope="module")
+def dle() -> DLE:
+    rng = np.random.default_rng(0)
+    return DLE().fit(*_data(rng, 6_000))
+
+
+def test_estimates_within_band_on_unshifted_windows(dle: DLE) -> None:
+    rng = np.random.default_rng(1)
+    hits = {"mae": 0, "rmse": 0}
+    n_windows = 30
+    for _ in range(n_windows):
+        x, yhat, y = _data(rng, 500)
+        est = dle.estimate(x, yhat)
+        realized = {
+            "mae": mean_absolute_error(y, yhat),
+            "rmse": np.sqrt(mean_squared_error(y, yhat)),
+        }
+        for name, value in realized.items():
+            hits[name] += est[name].lower <= value <= est[name].upper
+    assert hits["mae"] / n_windows >= 0.9, hits
+    assert hits["rmse"] / n_windows >= 0.9, hits
+
+
+def test_tracks_realized_mae_under_covariate_shift(dle: DLE) -> None:
+    rng = np.random.default_rng(2)
+    estimated, realized = [], []
+    for shift in (0.0, 0.75, 1.5):
+        x, yhat, y = _data(rng, 3_000, shift)
+        estimated.append(dle.estimate(x, yhat)["mae"].value)
+        realized.append(mean_absolute_error(y, yhat))
+    assert realized[2] > realized[0] * 1.3  # the shift really hurts the model
+    assert estimated[0] < estimated[1] < estimated[2]
+    for est, real in zip(estimated, realized, strict=True):
+        assert est == pytest.approx(real, rel=0.1)
+
+
+def test_segment_mix_change_is_tracked(dle: DLE) -> None:
+    rng = np.random.default_rng(3)
+    x, yhat, y = _data(rng, 3_000)
+    api = x["segment"] == "api"
+    x_api = {k: v[api] for k, v in x.items()}
+    est = dle.estimate(x_api, yhat[api])["mae"]
+    assert est.value == pytest.approx(mean_absolute_error(y[api], yhat[api]), rel=0.1)
+    assert est.value > dle.estimate(x, yhat)["mae"].value * 1.2
+
+
+def test_empty_window_unseen_category_and_misuse(dle: DLE) -> None:
+    empty = dle.estimate(
+        {"x1": np.array([]), "x2": np.array([]), "segment": np.array([], object)}, []
+    )
+    assert empty.no_data and empty["mae"].value is None
+    new_cat = dle.estimate({"x1": [0.0], "x2": [0.0], "segment": np.array(["kiosk"])}, [0.0])
+    assert new_cat["mae"].value >= 0.0  # unseen category is treated as missing, not an error
+    with pytest.raises(NotFittedError):
+        DLE().estimate({"x1": [0.0]}, [0.0])
+    with pytest.raises(InvalidParameterError, match="columns"):
+        dle.estimate({"x1": [0.0]}, [0.0])
+    with pytest.raises(InvalidParameterError, match="reference rows"):
+        DLE().fit({"a": np.arange(10.0)}, np.arange(10.0), np.arange(10.0))
