@@ -247,6 +247,9 @@ class MetadataStore:
             conn.execution_options(**{WRITE_OPTION: True})
             with conn.begin():
                 command.downgrade(make_config(connection=conn), revision)
+        with self._known_lock:
+            # Tables may have been dropped: forget which tenants we believed to exist.
+            self._known_tenants.clear()
 
     def schema_diff(self) -> list[str]:
         """Differences between the ORM tables and the database, as Alembic autogenerate sees
