@@ -1,0 +1,97 @@
+"""Distances between binned distributions, vectorised over rows (…, K).
+
+Numeric profiles are compared on *coarse* reference-quantile bins: the stored buckets (about 100
+reference quantiles plus two open ends) are merged into at most ``COARSE_BINS`` groups of about
+equal reference mass, so a window of a few hundred rows does not leave most bins empty (which
+would make PSI and KL blow up through the zero fill) and the open out-of-range buckets join the
+outermost groups instead of having a reference share of zero. Categorical profiles use their
+buckets as they are (the vocabulary plus "other").
+
+Zero shares are filled as Evidently's ``get_binned_data`` does (``min(non-zero)/1e6`` when that
+minimum is ≤ 1e-4, else 1e-4) for PSI and KL, and not at all for Jensen-Shannon, Hellinger and
+TVD, so categorical values match Evidently's to floating-point precision.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from detectors.profiles import ColumnProfile
+
+COARSE_BINS = 20
+
+
+def coarse_groups(ref_counts: np.ndarray, n_groups: int = COARSE_BINS) -> np.ndarray:
+    """Group index (non-decreasing) of each bucket so groups hold ~equal reference mass."""
+    ref_counts = np.asarray(ref_counts, dtype=np.float64)
+    total = ref_counts.sum()
+    if total <= 0:
+        return np.zeros(ref_counts.size, dtype=np.intp)
+    before = np.cumsum(ref_counts) - ref_counts  # reference mass strictly before each bucket
+    groups = np.floor(n_groups * before / total).astype(np.intp)
+    return np.minimum(groups, n_groups - 1)
+
+
+def coarsen(counts: np.ndarray, groups: np.ndarray) -> np.ndarray:
+    """Sum bucket counts (…, K) into their groups (…, G); drops groups that got no bucket."""
+    _, starts = np.unique(groups, return_index=True)
+    return np.add.reduceat(np.asarray(counts, dtype=np.float64), starts, axis=-1)
+
+
+def compared_counts(ref: ColumnProfile, cur: ColumnProfile) -> tuple[np.ndarray, np.ndarray]:
+    """The two count vectors a binned distance compares (coarse groups for numeric)."""
+    if ref.kind == "numeric":
+        g = coarse_groups(ref.counts)
+        return coarsen(ref.counts, g), coarsen(cur.counts, g)
+    return ref.counts.astype(np.float64), cur.counts.astype(np.float64)
+
+
+def shares(counts: np.ndarray) -> np.ndarray:
+    """Rows normalised to sum 1 (rows summing to 0 stay 0)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    total = counts.sum(axis=-1, keepdims=True)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(total > 0, counts / total, 0.0)
+
+
+def fill_zeros(p: np.ndarray) -> np.ndarray:
+    """Evidently's zero fill, per row."""
+    positive = np.where(p > 0, p, np.inf)
+    smallest = positive.min(axis=-1, keepdims=True)
+    eps = np.where(smallest <= 1e-4, smallest / 1e6, 1e-4)
+    return np.where(p > 0, p, eps)
+
+
+def psi(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Population stability index Σ (p - q) ln(p / q), with zero fill."""
+    p, q = fill_zeros(p), fill_zeros(q)
+    return np.sum((p - q) * np.log(p / q), axis=-1)
+
+
+def kl_div(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Kullback-Leibler divergence KL(p ‖ q) (natural log), with zero fill, as Evidently."""
+    p, q = fill_zeros(p), fill_zeros(q)
+    p = p / p.sum(axis=-1, keepdims=True)  # scipy.stats.entropy normalises its inputs
+    q = q / q.sum(axis=-1, keepdims=True)
+    return np.sum(p * np.log(p / q), axis=-1)
+
+
+def jensen_shannon(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Jensen-Shannon *distance* (square root of the divergence, natural log), as scipy."""
+    m = (p + q) / 2.0
+    with np.errstate(invalid="ignore", divide="ignore"):
+        tp = np.where(p > 0, p * np.log(p / m), 0.0)
+        tq = np.where(q > 0, q * np.log(q / m), 0.0)
+    js = (tp.sum(axis=-1) + tq.sum(axis=-1)) / 2.0
+    return np.sqrt(np.maximum(js, 0.0))
+
+
+def hellinger(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Hellinger distance sqrt(1 - Σ sqrt(p q)), in [0, 1], as Evidently's categorical one."""
+    bc = np.clip(np.sum(np.sqrt(p * q), axis=-1), 0.0, 1.0)
+    return np.sqrt(1.0 - bc)
+
+
+def tvd(p: np.ndarray, q: np.ndarray) -> np.ndarray:
+    """Total variation distance ½ Σ |p - q|."""
+    return 0.5 * np.sum(np.abs(p - q), axis=-1)

@@ -1,0 +1,206 @@
+"""Null-calibrated thresholds for distance methods, and Benjamini-Hochberg.
+
+A fixed distance threshold (Evidently's 0.1) means different things at different sample sizes:
+sampling noise alone pushes a PSI or a Wasserstein distance over 0.1 in small windows, and a
+real shift stays under it in large ones. Without an explicit threshold, a calibrated distance
+method is compared with the (1 - α) quantile of its own statistic *under no drift*, at the
+window's sample size:
+
+* on profiles, reference and current counts are drawn from the reference bucket shares
+  (multinomial; a Gaussian approximation of it when both sizes exceed ``_GAUSS_MIN``, where the
+  two agree closely and the draw is ~10x cheaper), ``n_draws`` times, and the statistic is
+  computed on each pair — the reference's own sampling noise is included;
+* on samples (``wasserstein``, ``energy_distance``), both are bootstrapped from the reference
+  sample. Above ``SAMPLE_CAP`` rows per side the draws are taken at the cap and the statistics
+  scaled by sqrt(n_eff(cap) / n_eff(n)), n_eff = n m / (n + m): both distances shrink as
+  1/sqrt(n_eff) under no drift (their scaled versions converge to a fixed law).
+
+Null statistics are cached by (reference fingerprint, method, n_reference, n_current, n_draws),
+and draws are seeded from that key, so a result is reproducible and cheap to recompute. The
+calibrated result also carries ``null_p_value`` = (1 + #null >= statistic) / (n_draws + 1), which
+:func:`benjamini_hochberg` can use across columns and segments.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from threading import Lock
+
+import numpy as np
+
+from detectors.drift.registry import DriftMethod
+from detectors.errors import InvalidParameterError
+from detectors.profiles import ColumnProfile
+
+__all__ = [
+    "SAMPLE_CAP",
+    "benjamini_hochberg",
+    "clear_cache",
+    "null_statistics_profiles",
+    "null_statistics_samples",
+    "threshold_from_null",
+]
+
+DEFAULT_DRAWS = 500
+SAMPLE_DRAWS = 300
+SAMPLE_CAP = 2000
+_GAUSS_MIN = 10_000
+_CACHE_SIZE = 4096
+
+
+class _LRU:
+    def __init__(self, size: int) -> None:
+        self.size = size
+        self.data: OrderedDict[tuple[object, ...], np.ndarray] = OrderedDict()
+        self.lock = Lock()
+
+    def get(self, key: tuple[object, ...]) -> np.ndarray | None:
+        with self.lock:
+            value = self.data.get(key)
+            if value is not None:
+                self.data.move_to_end(key)
+            return value
+
+    def put(self, key: tuple[object, ...], value: np.ndarray) -> None:
+        with self.lock:
+            self.data[key] = value
+            self.data.move_to_end(key)
+            while len(self.data) > self.size:
+                self.data.popitem(last=False)
+
+
+_NULLS = _LRU(_CACHE_SIZE)
+_DRAWS = _LRU(16)
+
+
+def clear_cache() -> None:
+    """Forget every cached null distribution (tests use it)."""
+    _NULLS.data.clear()
+    _DRAWS.data.clear()
+
+
+def _seed(*parts: object) -> int:
+    return int(hashlib.sha1(repr(parts).encode()).hexdigest()[:16], 16)
+
+
+def _draw_counts(p: np.ndarray, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+    if n >= _GAUSS_MIN:
+        # multinomial covariance n (diag p - p pᵀ): z ~ N(0, diag p) minus p Σz has
+        # exactly that covariance (Σp = 1) and rows sum to n
+        z = rng.standard_normal((size, p.size)) * np.sqrt(p)
+        z -= p * z.sum(axis=1, keepdims=True)
+        return np.maximum(n * p + np.sqrt(n) * z, 0.0)
+    return rng.multinomial(n, p, size=size).astype(np.float64)
+
+
+def null_statistics_profiles(
+    method: DriftMethod, ref: ColumnProfile, n_ref: int, n_cur: int, n_draws: int = DEFAULT_DRAWS
+) -> np.ndarray:
+    """Sorted statistics of ``method`` under no drift, from resampled reference counts."""
+    if method.null_from_counts is None:
+        raise InvalidParameterError("method", method.name, "a calibrated method")
+    key = (ref.fingerprint, method.name, n_ref, n_cur, n_draws)
+    cached = _NULLS.get(key)
+    if cached is not None:
+        return cached
+    draw_key = (ref.fingerprint, n_ref, n_cur, n_draws)
+    draws = _DRAWS.get(draw_key)
+    if draws is None:
+        rng = np.random.default_rng(_seed(*draw_key))
+        p = ref.counts / ref.counts.sum()
+        draws = np.stack(
+            [_draw_counts(p, n_ref, n_draws, rng), _draw_counts(p, n_cur, n_draws, rng)]
+        )
+        _DRAWS.put(draw_key, draws)
+    null = np.sort(method.null_from_counts(ref, draws[0], draws[1]))
+    _NULLS.put(key, null)
+    return null
+
+
+def null_statistics_samples(
+    method: DriftMethod,
+    statistic: Callable[[np.ndarray, np.ndarray], float],
+    ref: np.ndarray,
+    n_cur: int,
+    n_draws: int = SAMPLE_DRAWS,
+) -> np.ndarray:
+    """Sorted statistics under no drift, bootstrapping both samples from ``ref``."""
+    ordered = np.sort(ref)
+    key = (hashlib.sha1(ordered.tobytes()).hexdigest(), method.name, ref.size, n_cur, n_draws)
+    cached = _NULLS.get(key)
+    if cached is not None:
+        return cached
+    rng = np.random.default_rng(_seed(*key))
+    n, m = ref.size, n_cur
+    dn, dm = min(n, SAMPLE_CAP), min(m, SAMPLE_CAP)
+    scale = np.sqrt((dn * dm / (dn + dm)) / (n * m / (n + m)))
+    out = np.empty(n_draws)
+    for i in range(n_draws):
+        a = ordered[rng.integers(0, n, dn)]
+        b = ordered[rng.integers(0, n, dm)]
+        out[i] = statistic(a, b)
+    null = np.sort(out * scale)
+    _NULLS.put(key, null)
+    return null
+
+
+def threshold_from_null(null: np.ndarray, statistic: float, alpha: float) -> tuple[float, float]:
+    """``(threshold, null_p_value)``: the (1 - α) quantile and the resampling p-value."""
+    if not 0.0 < alpha < 1.0:
+        raise InvalidParameterError("alpha", alpha, "a number in (0, 1)")
+    threshold = float(np.quantile(null, 1.0 - alpha, method="higher"))
+    exceed = null.size - int(np.searchsorted(null, statistic, side="left"))
+    return threshold, (1.0 + exceed) / (null.size + 1.0)
+
+
+def benjamini_hochberg(p_values: Sequence[float] | np.ndarray, alpha: float = 0.05) -> np.ndarray:
+    """Which hypotheses to reject with the false discovery rate controlled at ``alpha``.
+
+    Parameters
+    ----------
+    p_values
+        One p-value per column / segment; NaN entries are never rejected and do not count.
+    alpha
+        Target false discovery rate.
+
+    Returns
+    -------
+    numpy.ndarray
+        Boolean mask, ``True`` where rejected (drift).
+
+    Examples
+    --------
+    >>> benjamini_hochberg([0.001, 0.008, 0.039, 0.041, 0.042, 0.06, 0.074, 0.205], 0.05).tolist()
+    [True, True, False, False, False, False, False, False]
+    """
+    if not 0.0 < alpha < 1.0:
+        raise InvalidParameterError("alpha", alpha, "a number in (0, 1)")
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.zeros(p.shape, dtype=bool)
+    valid = np.flatnonzero(~np.isnan(p))
+    m = valid.size
+    if m == 0:
+        return out
+    order = valid[np.argsort(p[valid], kind="stable")]
+    below = p[order] <= alpha * np.arange(1, m + 1) / m
+    if below.any():
+        k = int(np.flatnonzero(below).max())
+        out[order[: k + 1]] = True
+    return out
+
+
+def bh_adjusted(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
+    """Benjamini-Hochberg adjusted p-values (q-values); NaN stays NaN."""
+    p = np.asarray(p_values, dtype=np.float64)
+    out = np.full(p.shape, np.nan)
+    valid = np.flatnonzero(~np.isnan(p))
+    m = valid.size
+    if m == 0:
+        return out
+    order = valid[np.argsort(p[valid], kind="stable")]
+    q = p[order] * m / np.arange(1, m + 1)
+    q = np.minimum.accumulate(q[::-1])[::-1]
+    out[order] = np.minimum(q, 1.0)
+    return out

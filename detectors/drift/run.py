@@ -1,0 +1,324 @@
+"""Run drift methods on one column (:func:`detect`) or many (:func:`run_drift`)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import replace
+from typing import Any
+
+import numpy as np
+
+from detectors.drift import calibration
+from detectors.drift.registry import DriftMethod, Score, available_methods, get_method
+from detectors.drift.selection import default_method_for_profile
+from detectors.errors import InvalidParameterError
+from detectors.profiles import (
+    DEFAULT_CAP,
+    DEFAULT_N_BINS,
+    ColumnKind,
+    ColumnProfile,
+    ReferenceBins,
+    _as_float_array,
+    profile_categorical,
+    profile_numeric,
+)
+from detectors.result import DetectorResult
+
+__all__ = ["detect", "run_drift"]
+
+DEFAULT_ALPHA = 0.05
+
+
+def _no_data(
+    method: DriftMethod, threshold: float, n_ref: int, n_cur: int, why: str
+) -> DetectorResult:
+    return DetectorResult(
+        method=method.name,
+        statistic=float("nan"),
+        p_value=None,
+        threshold=threshold,
+        drifted=None,
+        n_reference=n_ref,
+        n_current=n_cur,
+        details={"reason": why},
+    )
+
+
+def _decide(
+    method: DriftMethod,
+    score: Score,
+    n_ref: int,
+    n_cur: int,
+    threshold: float | None,
+    alpha: float,
+    null: Any,
+) -> DetectorResult:
+    """Turn a score into a result; ``null`` is a zero-arg callable giving null statistics."""
+    details = dict(score.details)
+    if method.is_test:
+        thr = alpha if threshold is None else float(threshold)
+        p = float(score.p_value) if score.p_value is not None else float("nan")
+        if math.isnan(p):
+            return _no_data(method, thr, n_ref, n_cur, "undefined p-value")
+        return DetectorResult(
+            method.name, float(score.statistic), p, thr, p < thr, n_ref, n_cur, details
+        )
+    if threshold is not None:
+        thr, source = float(threshold), "explicit"
+    elif method.calibrated and null is not None:
+        thr, null_p = calibration.threshold_from_null(null(), score.statistic, alpha)
+        source = "calibrated"
+        details.update(null_p_value=null_p, alpha=alpha)
+    else:
+        thr, source = method.default_threshold, "default"
+    details["threshold_source"] = source
+    stat = float(score.statistic)
+    return DetectorResult(method.name, stat, None, thr, stat > thr, n_ref, n_cur, details)
+
+
+def _check_kind(method: DriftMethod, kind: ColumnKind) -> None:
+    if kind not in method.kinds:
+        valid = ", ".join(available_methods(kind))
+        raise InvalidParameterError("method", method.name, f"a method for {kind} columns: {valid}")
+
+
+def _detect_profiles(
+    method: DriftMethod,
+    ref: ColumnProfile,
+    cur: ColumnProfile,
+    threshold: float | None,
+    alpha: float,
+    n_draws: int,
+) -> DetectorResult:
+    if ref.bins != cur.bins:
+        raise InvalidParameterError(
+            "current.bins", cur.bins.key, f"the reference's bins (key {ref.bins.key})"
+        )
+    _check_kind(method, ref.kind)
+    if method.on_profiles is None:
+        valid = ", ".join(k for k, m in available_methods(ref.kind).items() if m.works_on_profiles)
+        raise InvalidParameterError(
+            "method", method.name, f"a method that runs on profiles ({valid}); pass samples"
+        )
+    n_ref, n_cur = int(ref.count), int(cur.count)
+    fallback = (
+        alpha
+        if method.is_test
+        else (threshold if threshold is not None else method.default_threshold)
+    )
+    if min(n_ref, n_cur) < method.min_size or min(ref.counts.sum(), cur.counts.sum()) == 0:
+        return _no_data(method, fallback, n_ref, n_cur, "too few values")
+    score = method.on_profiles(ref, cur)
+    if score.statistic is None or math.isnan(score.statistic):
+        return _no_data(method, fallback, n_ref, n_cur, "statistic undefined (no finite values)")
+
+    def null() -> np.ndarray:
+        return calibration.null_statistics_profiles(
+            method, ref, int(ref.counts.sum()), int(cur.counts.sum()), n_draws
+        )
+
+    return _decide(method, score, n_ref, n_cur, threshold, alpha, null)
+
+
+def _infer_kind(values: Any) -> ColumnKind:
+    arr = np.asarray(values) if not hasattr(values, "dtype") else values
+    dtype = getattr(arr, "dtype", None)
+    try:
+        if dtype is not None and np.issubdtype(np.dtype(dtype), np.number):
+            return "numeric"
+    except TypeError:
+        pass
+    return "categorical"
+
+
+def detect(
+    method: str,
+    reference: ColumnProfile | Any,
+    current: ColumnProfile | Any,
+    *,
+    kind: ColumnKind | None = None,
+    threshold: float | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    n_bins: int = DEFAULT_N_BINS,
+    cap: int = DEFAULT_CAP,
+    n_draws: int | None = None,
+) -> DetectorResult:
+    """Compare a current column with its reference using one registered method.
+
+    Parameters
+    ----------
+    method
+        Registered method name (see ``available_methods()``).
+    reference, current
+        Two :class:`ColumnProfile` on the same bins, or two samples (array-likes).
+    kind
+        Column kind for samples; inferred from the dtype when omitted (numbers → numeric).
+    threshold
+        Tests: the p-value level (default ``alpha``). Distances: a fixed threshold; when
+        omitted, calibrated methods use the null (1 - α) quantile at this sample size and the
+        others their default threshold.
+    alpha
+        False-alarm rate for tests and calibrated thresholds.
+    n_bins, cap
+        Bins for methods that run on samples through profiles.
+    n_draws
+        Null draws for calibration (default 500 on profiles, 300 on samples).
+
+    Returns
+    -------
+    DetectorResult
+        ``drifted is None`` (no_data) when either side has too few non-missing values.
+
+    Examples
+    --------
+    >>> rng = np.random.default_rng(0)
+    >>> r = detect("ks", rng.normal(size=500), rng.normal(0.5, 1, size=500))
+    >>> r.drifted, r.p_value < 1e-6
+    (True, True)
+    """
+    m = get_method(method)
+    if not 0.0 < alpha < 1.0:
+        raise InvalidParameterError("alpha", alpha, "a number in (0, 1)")
+    ref_is_profile = isinstance(reference, ColumnProfile)
+    if ref_is_profile != isinstance(current, ColumnProfile):
+        raise InvalidParameterError(
+            "current", type(current).__name__, "the same form as reference (profiles or samples)"
+        )
+    if ref_is_profile:
+        return _detect_profiles(
+            m, reference, current, threshold, alpha, n_draws or calibration.DEFAULT_DRAWS
+        )
+
+    kind = kind or _infer_kind(reference)
+    _check_kind(m, kind)
+    if kind == "numeric" and m.on_samples is not None:
+        r = _as_float_array(reference)
+        c = _as_float_array(current)
+        # samples: NaN is missing; ±inf are dropped too (undefined for moments and distances)
+        r, c = r[np.isfinite(r)], c[np.isfinite(c)]
+        fallback = (
+            alpha if m.is_test else (threshold if threshold is not None else m.default_threshold)
+        )
+        if min(r.size, c.size) < m.min_size:
+            return _no_data(m, fallback, int(r.size), int(c.size), "too few values")
+        score = m.on_samples(r, c)
+        if math.isnan(score.statistic):
+            return _no_data(m, fallback, int(r.size), int(c.size), "statistic undefined")
+
+        def null() -> np.ndarray:
+            assert m.on_samples is not None
+            fn = m.on_samples
+            return calibration.null_statistics_samples(
+                m,
+                lambda a, b: fn(a, b).statistic,
+                r,
+                int(c.size),
+                n_draws or calibration.SAMPLE_DRAWS,
+            )
+
+        return _decide(m, score, int(r.size), int(c.size), threshold, alpha, null)
+    if kind == "numeric":
+        bins = ReferenceBins.numeric(reference, n_bins=n_bins)
+        rp, cp = profile_numeric(reference, bins), profile_numeric(current, bins)
+    else:
+        bins = ReferenceBins.categorical(reference, cap=cap)
+        rp, cp = profile_categorical(reference, bins), profile_categorical(current, bins)
+    return _detect_profiles(m, rp, cp, threshold, alpha, n_draws or calibration.DEFAULT_DRAWS)
+
+
+def _methods_for(
+    name: str,
+    ref: ColumnProfile,
+    methods: Mapping[str, str | Sequence[str]] | Sequence[str] | None,
+) -> list[str]:
+    if methods is None:
+        return [default_method_for_profile(ref)]
+    if isinstance(methods, Mapping):
+        chosen = methods.get(name)
+        if chosen is None:
+            return [default_method_for_profile(ref)]
+        return [chosen] if isinstance(chosen, str) else list(chosen)
+    # one list for every column: keep those that accept the column's kind
+    return [m for m in methods if ref.kind in get_method(m).kinds]
+
+
+def run_drift(
+    reference: Mapping[str, ColumnProfile],
+    current: Mapping[str, ColumnProfile],
+    *,
+    methods: Mapping[str, str | Sequence[str]] | Sequence[str] | None = None,
+    thresholds: Mapping[str, float] | None = None,
+    alpha: float = DEFAULT_ALPHA,
+    fdr: bool = False,
+) -> dict[str, list[DetectorResult]]:
+    """Run drift methods on many columns from their profiles.
+
+    Parameters
+    ----------
+    reference, current
+        Column name → profile. Columns of ``reference`` absent from ``current`` (or with no
+        values) give ``no_data`` results; extra current columns are ignored.
+    methods
+        ``None``: each column's default method (``selection``); a sequence: these methods on
+        every column whose kind they accept; a mapping: per column (missing → default).
+    thresholds
+        Method name → explicit threshold (otherwise α for tests, calibrated for distances).
+    alpha
+        Test level / calibration quantile; with ``fdr=True`` the false discovery rate.
+    fdr
+        Decide tests and calibrated distances by Benjamini-Hochberg over every (column, method)
+        of this run instead of each at α; ``details`` get ``q_value`` and ``raw_drifted``.
+
+    Returns
+    -------
+    dict
+        Column name → results, one per method, in ``methods`` order.
+    """
+    thresholds = dict(thresholds or {})
+    out: dict[str, list[DetectorResult]] = {}
+    for name, ref in reference.items():
+        cur = current.get(name)
+        results = []
+        for method_name in _methods_for(name, ref, methods):
+            method = get_method(method_name)
+            thr = thresholds.get(method_name)
+            if cur is None:
+                fallback = (
+                    alpha
+                    if method.is_test
+                    else (thr if thr is not None else method.default_threshold)
+                )
+                results.append(_no_data(method, fallback, int(ref.count), 0, "column missing"))
+                continue
+            results.append(
+                _detect_profiles(method, ref, cur, thr, alpha, calibration.DEFAULT_DRAWS)
+            )
+        out[name] = results
+    if fdr:
+        out = _apply_fdr(out, alpha)
+    return out
+
+
+def _fdr_p(result: DetectorResult) -> float:
+    if result.drifted is None:
+        return float("nan")
+    if result.p_value is not None:
+        return result.p_value
+    return float(result.details.get("null_p_value", float("nan")))
+
+
+def _apply_fdr(
+    results: dict[str, list[DetectorResult]], alpha: float
+) -> dict[str, list[DetectorResult]]:
+    flat = [(col, i, r) for col, rs in results.items() for i, r in enumerate(rs)]
+    p = np.array([_fdr_p(r) for _, _, r in flat], dtype=np.float64)
+    reject = calibration.benjamini_hochberg(p, alpha) if flat else np.zeros(0, bool)
+    q = calibration.bh_adjusted(p)
+    out = {col: list(rs) for col, rs in results.items()}
+    for (col, i, r), rej, qv, pv in zip(flat, reject, q, p, strict=True):
+        if np.isnan(pv):
+            continue
+        details = {**r.details, "q_value": float(qv), "raw_drifted": r.drifted, "fdr_alpha": alpha}
+        out[col][i] = replace(r, drifted=bool(rej), details=details)
+    return out
