@@ -150,3 +150,48 @@ class QuarantineRow:
     raw: str  # the row as JSON text, exactly as received where possible
     tenant_id: str | None = None
     batch_id: str | None = None
+
+
+Status = Literal["ok", "warn", "alert", "no_data"]
+STATUSES: tuple[str, ...] = ("ok", "warn", "alert", "no_data")
+ALL = "*"  # tenant_id / model_version of a result over all tenants or all versions together
+
+
+@dataclass(frozen=True)
+class MetricResult:
+    """One checked number: a monitor's or a KPI's metric for one window and segment.
+
+    The key ``(source, source_name, window_start, tenant_id, model_version, column, metric)``
+    is unique: re-running a window replaces its rows. ``tenant_id`` and ``model_version`` are
+    ``ALL`` ("*") for results over all tenants / versions together; ``column`` is "" when the
+    metric is not about one column (row count, accuracy, a KPI).
+    """
+
+    source: Literal["monitor", "kpi"]
+    source_name: str  # monitor or KPI name
+    kind: str  # monitor kind (feature_drift, prediction_drift, ...) or "kpi"
+    model: str | None
+    window_start: datetime
+    window_end: datetime
+    tenant_id: str
+    model_version: str
+    column: str
+    metric: str
+    value: float | None
+    threshold: float | None
+    status: Status
+    details: dict[str, Any] = field(default_factory=dict)  # JSON-able: p-value, sizes, drivers
+    definition_version: int = 1
+    computed_at: datetime | None = None
+
+    @property
+    def key(self) -> tuple[str, str, datetime, str, str, str, str]:
+        return (
+            self.source,
+            self.source_name,
+            self.window_start,
+            self.tenant_id,
+            self.model_version,
+            self.column,
+            self.metric,
+        )
