@@ -22,6 +22,7 @@ from typing import Self
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 from sklearn.ensemble import HistGradientBoostingRegressor
+from threadpoolctl import threadpool_limits
 
 from detectors._tabular import Table, TableEncoder
 from detectors.errors import InvalidParameterError, NotFittedError
@@ -46,6 +47,9 @@ class DLE:
         Numeric columns to treat as categorical; string columns always are.
     min_reference
         Fewest reference rows accepted by :meth:`fit`.
+    n_threads
+        OpenMP threads of the boosting models (``None``: the library default); 1 by default,
+        see :class:`detectors.multivariate.DomainClassifier`.
     random_state
         Seed of the boosting models.
     """
@@ -61,8 +65,11 @@ class DLE:
         max_leaf_nodes: int = 15,
         categorical: Collection[str] = (),
         min_reference: int = 100,
+        n_threads: int | None = 1,
         random_state: int = 0,
     ) -> None:
+        if n_threads is not None and n_threads < 1:
+            raise InvalidParameterError("n_threads", n_threads, "None or an integer >= 1")
         if not band_width > 0:
             raise InvalidParameterError("band_width", band_width, "a number > 0")
         if max_iter < 1:
@@ -77,6 +84,7 @@ class DLE:
         self.max_leaf_nodes = max_leaf_nodes
         self.categorical = tuple(categorical)
         self.min_reference = min_reference
+        self.n_threads = n_threads
         self.random_state = random_state
         self._encoder: TableEncoder | None = None
         self._abs_model: HistGradientBoostingRegressor | None = None
@@ -143,8 +151,9 @@ class DLE:
             )
         err = y - x[:, -1]
         mask = np.r_[self._encoder.categorical_mask, False]
-        self._abs_model = self._model(mask).fit(x, np.abs(err))
-        self._sq_model = self._model(mask).fit(x, err**2)
+        with threadpool_limits(limits=self.n_threads, user_api="openmp"):
+            self._abs_model = self._model(mask).fit(x, np.abs(err))
+            self._sq_model = self._model(mask).fit(x, err**2)
         self._abs_std = float(np.std(np.abs(err), ddof=1))
         self._sq_std = float(np.std(err**2, ddof=1))
         self._n_reference = int(y.size)
@@ -175,8 +184,9 @@ class DLE:
             metrics = {m: EstimatedMetric(m, None, None, None, None) for m in DLE_METRICS}
             return EstimationResult("dle", "regression", 0, metrics)
         # a loss is never negative; the boosting models can undershoot slightly near zero
-        abs_hat = np.maximum(self._abs_model.predict(x), 0.0)
-        sq_hat = np.maximum(self._sq_model.predict(x), 0.0)
+        with threadpool_limits(limits=self.n_threads, user_api="openmp"):
+            abs_hat = np.maximum(self._abs_model.predict(x), 0.0)
+            sq_hat = np.maximum(self._sq_model.predict(x), 0.0)
         mae = float(abs_hat.mean())
         rmse = float(np.sqrt(sq_hat.mean()))
         se_mae = self._abs_std / np.sqrt(n)
