@@ -135,3 +135,8 @@ class AuditRow(Base):
     object_type: Mapped[str] = mapped_column(String(64))
     object_id: Mapped[str] = mapped_column(String(256))
     detail: Mapped[dict[str, Any]]
+
+
+# Tables of other features live in their own modules on the same Base; importing them here puts
+# them in ``Base.metadata``, which Alembic and ``schema_diff`` compare against.
+from storage.metadata import models_alerting as _models_alerting  # noqa: E402, F401

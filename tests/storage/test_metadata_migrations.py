@@ -6,8 +6,22 @@ import threading
 
 from storage.metadata import MetadataStore
 
-TABLES = {"tenants", "models", "api_keys", "audit_log"}
-HEAD = "0001"  # update when adding a migration
+TABLES = {
+    "tenants",
+    "models",
+    "api_keys",
+    "audit_log",
+    # 0002 alerting
+    "alert_rules",
+    "alerts",
+    "alert_silences",
+    "alert_channels",
+    "alert_groups",
+    "alert_notifications",
+    "alert_deliveries",
+    "alert_delivery_attempts",
+}
+HEAD = "0002"  # update when adding a migration
 
 
 def test_upgrade_from_empty_reaches_head(metadata_url: str) -> None:
