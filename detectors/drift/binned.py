@@ -39,11 +39,32 @@ def coarsen(counts: np.ndarray, groups: np.ndarray) -> np.ndarray:
 
 
 def compared_counts(ref: ColumnProfile, cur: ColumnProfile) -> tuple[np.ndarray, np.ndarray]:
-    """The two count vectors a binned distance compares (coarse groups for numeric)."""
+    """The two count vectors a binned distance compares (coarse groups for numeric).
+
+    Buckets empty on both sides are dropped, as Evidently only keys values that occur (this
+    matters for KL, whose inputs are renormalised after the zero fill).
+    """
     if ref.kind == "numeric":
         g = coarse_groups(ref.counts)
-        return coarsen(ref.counts, g), coarsen(cur.counts, g)
-    return ref.counts.astype(np.float64), cur.counts.astype(np.float64)
+        r, c = coarsen(ref.counts, g), coarsen(cur.counts, g)
+    else:
+        r, c = ref.counts.astype(np.float64), cur.counts.astype(np.float64)
+    keep = (r + c) > 0
+    return r[keep], c[keep]
+
+
+def null_counts(ref: ColumnProfile, r: np.ndarray, c: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Resampled counts (B, K) in the same buckets :func:`compared_counts` uses.
+
+    Buckets the reference never filled are empty in every null draw and are dropped; a bucket
+    that a draw happens to leave empty on both sides stays (its zero-filled terms cancel).
+    """
+    base = ref.counts.astype(np.float64)
+    if ref.kind == "numeric":
+        g = coarse_groups(ref.counts)
+        base, r, c = coarsen(base, g), coarsen(r, g), coarsen(c, g)
+    keep = base > 0
+    return r[:, keep], c[:, keep]
 
 
 def shares(counts: np.ndarray) -> np.ndarray:
