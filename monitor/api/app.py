@@ -1,0 +1,89 @@
+"""FastAPI application factory."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from monitor.api.auth import RateLimiter
+from monitor.errors import DriftwatchError, PayloadTooLarge, RateLimited, ValidationFailed
+from monitor.service import Services
+from monitor.settings import Settings
+
+log = logging.getLogger("driftwatch.api")
+
+
+def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
+    """Build the API. With ``services`` given the caller owns them (tests); otherwise the app
+    opens the stores at start-up and closes them at shutdown."""
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        owned = services is None
+        app.state.services = services or Services.open(settings)
+        try:
+            yield
+        finally:
+            if owned:
+                app.state.services.close()
+
+    app = FastAPI(
+        title="Driftwatch",
+        version="0.1.0",
+        summary="Model monitoring for multi-tenant ML services",
+        docs_url="/docs",
+        openapi_url="/api/v1/openapi.json",
+        lifespan=lifespan,
+    )
+    if services is not None:
+        app.state.services = services
+    app.state.limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
+    app.state.settings = settings
+
+    @app.exception_handler(DriftwatchError)
+    async def _driftwatch_error(request: Request, exc: DriftwatchError) -> JSONResponse:
+        body: dict[str, object] = {"type": type(exc).__name__, "message": exc.message}
+        headers = {}
+        if isinstance(exc, ValidationFailed):
+            body["errors"] = [e.to_dict() for e in exc.errors]
+        if isinstance(exc, RateLimited):
+            headers["Retry-After"] = str(exc.retry_after)
+        if exc.status_code == 401:
+            headers["WWW-Authenticate"] = "Bearer"
+        return JSONResponse({"error": body}, status_code=exc.status_code, headers=headers)
+
+    @app.exception_handler(RequestValidationError)
+    async def _request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
+        errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
+        message = "; ".join(f"{'.'.join(map(str, e['loc']))}: {e['msg']}" for e in errors)
+        return JSONResponse(
+            {"error": {"type": "ValidationFailed", "message": message, "errors": errors}},
+            status_code=422,
+        )
+
+    from monitor.api import routes_admin, routes_models
+
+    app.include_router(routes_admin.router, prefix="/api/v1")
+    app.include_router(routes_models.router, prefix="/api/v1")
+    return app
+
+
+async def read_body(request: Request) -> bytes:
+    """The request body, refused with 413 as soon as it passes the configured limit."""
+    limit = request.app.state.settings.max_body_bytes
+    declared = request.headers.get("content-length")
+    if declared and declared.isdigit() and int(declared) > limit:
+        raise PayloadTooLarge(f"body of {int(declared)} bytes is over the limit of {limit} bytes")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)

@@ -1,0 +1,161 @@
+"""Models, inference logs, labels, references, business events and quarantine."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Query, Request
+from starlette.concurrency import run_in_threadpool
+
+from monitor import ingest
+from monitor.api.app import read_body
+from monitor.api.auth import require
+from monitor.errors import BadRequestError
+from monitor.schemas import IngestOut, ModelIn, ModelOut, ReferenceOut, RowErrorOut
+from monitor.service import Caller, IngestSummary, Services
+
+router = APIRouter()
+Viewer = Annotated[Caller, Depends(require("viewer"))]
+Engineer = Annotated[Caller, Depends(require("engineer"))]
+SharedEngineer = Annotated[Caller, Depends(require("engineer", unscoped=True))]
+
+BODY_DOC = {
+    "requestBody": {
+        "content": {t: {} for t in ingest.SUPPORTED_TYPES},
+        "description": "Rows as a JSON array, NDJSON, Parquet, Arrow IPC or CSV (by Content-Type).",
+    }
+}
+
+
+def _services(request: Request) -> Services:
+    return request.app.state.services
+
+
+def _out(summary: IngestSummary, max_errors: int) -> IngestOut:
+    return IngestOut(
+        batch_id=summary.batch_id,
+        received=summary.received,
+        accepted=summary.accepted,
+        duplicates=summary.duplicates,
+        rejected=summary.rejected,
+        errors=[
+            RowErrorOut(row=e.row, field=e.field, reason=e.reason)
+            for e in summary.errors[:max_errors]
+        ],
+    )
+
+
+async def _parsed(request: Request) -> ingest.ParsedBody:
+    body = await read_body(request)
+    if not body:
+        raise BadRequestError("empty body: send rows as JSON, NDJSON, Parquet, Arrow or CSV")
+    ctype = request.headers.get("content-type", "")
+    return await run_in_threadpool(ingest.parse_body, body, ctype)
+
+
+@router.post("/models", status_code=201, response_model=ModelOut, tags=["models"])
+def register_model(body: ModelIn, request: Request, caller: SharedEngineer) -> ModelOut:
+    """Register a model and its schema; creates its tables in the log store."""
+    return ModelOut.of(_services(request).register_model(body, caller))
+
+
+@router.get("/models", response_model=list[ModelOut], tags=["models"])
+def list_models(request: Request, caller: Viewer) -> list[ModelOut]:
+    return [ModelOut.of(m) for m in _services(request).list_models()]
+
+
+@router.get("/models/{model}", response_model=ModelOut, tags=["models"])
+def get_model(model: str, request: Request, caller: Viewer) -> ModelOut:
+    """A model with its row count and the tenants seen (only the caller's tenant if scoped)."""
+    services = _services(request)
+    info = services.get_model(model)
+    tenants = services.logstore.tenants_seen(model)
+    if caller.tenant_id is not None:
+        tenants = [t for t in tenants if t == caller.tenant_id]
+    rows = services.logstore.count_inferences(model, caller.tenant_id)
+    return ModelOut.of(info, rows=rows, tenants=tenants)
+
+
+@router.put("/models/{model}", response_model=ModelOut, tags=["models"])
+def update_model(model: str, body: ModelIn, request: Request, caller: SharedEngineer) -> ModelOut:
+    """Change a model's schema: new features add nullable columns; a type change is refused."""
+    return ModelOut.of(_services(request).update_model(model, body, caller))
+
+
+@router.post(
+    "/models/{model}/inferences", response_model=IngestOut, tags=["ingest"], openapi_extra=BODY_DOC
+)
+async def log_inferences(model: str, request: Request, caller: Engineer) -> IngestOut:
+    """Store inference rows. Valid rows commit together; invalid ones go to quarantine;
+    rows whose request_id is stored already count as duplicates (safe to retry)."""
+    services = _services(request)
+    services.get_model(model)  # 404 before reading a large body
+    parsed = await _parsed(request)
+    summary = await run_in_threadpool(services.ingest_inferences, model, parsed, caller)
+    return _out(summary, services.settings.max_errors_reported)
+
+
+@router.post(
+    "/models/{model}/labels", response_model=IngestOut, tags=["ingest"], openapi_extra=BODY_DOC
+)
+async def log_labels(model: str, request: Request, caller: Engineer) -> IngestOut:
+    """Store true labels by request_id; they may arrive before or after the inference row."""
+    services = _services(request)
+    services.get_model(model)
+    parsed = await _parsed(request)
+    summary = await run_in_threadpool(services.ingest_labels, model, parsed, caller)
+    return _out(summary, services.settings.max_errors_reported)
+
+
+@router.post("/events", response_model=IngestOut, tags=["ingest"], openapi_extra=BODY_DOC)
+async def log_events(request: Request, caller: Engineer) -> IngestOut:
+    """Store business events (tenant_id, ts, name, value, optional request_id, event_id)."""
+    services = _services(request)
+    parsed = await _parsed(request)
+    summary = await run_in_threadpool(services.ingest_events, parsed, caller)
+    return _out(summary, services.settings.max_errors_reported)
+
+
+@router.put(
+    "/models/{model}/references/{name}",
+    response_model=ReferenceOut,
+    tags=["references"],
+    openapi_extra=BODY_DOC,
+)
+async def put_reference(
+    model: str, name: str, request: Request, caller: SharedEngineer
+) -> ReferenceOut:
+    """Upload a baseline dataset (Parquet, CSV, Arrow or JSON); each upload is a new version."""
+    services = _services(request)
+    services.get_model(model)
+    parsed = await _parsed(request)
+    version, summary = await run_in_threadpool(services.put_reference, model, name, parsed, caller)
+    return ReferenceOut(model=model, name=name, version=version, rows=summary.accepted)
+
+
+@router.get("/models/{model}/references", response_model=list[ReferenceOut], tags=["references"])
+def list_references(model: str, request: Request, caller: Viewer) -> list[ReferenceOut]:
+    services = _services(request)
+    services.get_model(model)
+    return [
+        ReferenceOut(model=model, name=n, version=v, rows=r)
+        for n, v, r in services.logstore.list_references(model)
+    ]
+
+
+@router.get("/models/{model}/quarantine", tags=["ingest"])
+def list_quarantine(
+    model: str,
+    request: Request,
+    caller: Viewer,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> list[dict[str, Any]]:
+    """Rejected rows with their reasons (only the caller's tenant if the key is scoped)."""
+    services = _services(request)
+    services.get_model(model)
+    rows = services.logstore.read_quarantine(
+        model, limit=10_000 if caller.tenant_id else limit
+    ).to_pylist()
+    if caller.tenant_id is not None:
+        rows = [r for r in rows if r.get("tenant_id") == caller.tenant_id][:limit]
+    return rows

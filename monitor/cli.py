@@ -1,0 +1,408 @@
+"""The ``driftwatch`` command line.
+
+Commands work on the local data dir (``--data-dir`` / ``DRIFTWATCH_DATA_DIR``) or, for ingest,
+against a running server (``--url`` + ``--api-key``, or ``DRIFTWATCH_URL`` /
+``DRIFTWATCH_API_KEY``). Only one process may open the DuckDB file: while ``driftwatch serve``
+runs, send data through ``--url``.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
+from rich.table import Table
+
+from monitor import files
+from monitor.errors import DriftwatchError
+from monitor.settings import Settings, load_settings
+
+app = typer.Typer(help="Driftwatch: monitor ML models in production.", no_args_is_help=True)
+keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
+db_app = typer.Typer(help="Metadata database migrations.", no_args_is_help=True)
+models_app = typer.Typer(help="Register and list models.", no_args_is_help=True)
+demo_app = typer.Typer(help="The demo scenario.", no_args_is_help=True)
+app.add_typer(keys_app, name="keys")
+app.add_typer(db_app, name="db")
+app.add_typer(models_app, name="models")
+app.add_typer(demo_app, name="demo")
+
+console = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data folder (default $DRIFTWATCH_DATA_DIR or ./data)."),
+]
+Url = Annotated[
+    str | None,
+    typer.Option(
+        "--url", envvar="DRIFTWATCH_URL", help="Server URL; omit to use the local data dir."
+    ),
+]
+ApiKey = Annotated[
+    str | None, typer.Option("--api-key", envvar="DRIFTWATCH_API_KEY", help="API key for --url.")
+]
+
+
+def _settings(data_dir: Path | None = None, **more: Any) -> Settings:
+    return load_settings(data_dir=data_dir, **more)
+
+
+def _services(settings: Settings) -> Any:
+    from monitor.service import Services
+
+    try:
+        return Services.open(settings)
+    except Exception as exc:  # the usual cause: the server holds the DuckDB file
+        if "lock" in str(exc).lower() or "already open" in str(exc).lower():
+            err.print(
+                f"[red]error:[/] {settings.duckdb_path} is in use by another process "
+                "(is `driftwatch serve` running?). Send data through --url instead."
+            )
+            raise typer.Exit(2) from exc
+        raise
+
+
+def _fail(exc: Exception) -> None:
+    err.print(f"[red]error:[/] {exc}")
+    raise typer.Exit(1)
+
+
+@app.command()
+def serve(
+    data_dir: DataDir = None,
+    host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
+    port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
+) -> None:
+    """Run the server: API under /api, OpenAPI docs at /docs (one process)."""
+    import uvicorn
+
+    from monitor.api import create_app
+
+    settings = _settings(data_dir, host=host, port=port)
+    console.print(
+        f"Driftwatch serving on {settings.base_url}  (API docs: {settings.base_url}/docs)"
+    )
+    uvicorn.run(
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level,
+        workers=1,  # one process owns the DuckDB file
+    )
+
+
+@app.command("config")
+def show_config(data_dir: DataDir = None) -> None:
+    """Print the effective settings (secrets masked) with their defaults and help."""
+    settings = _settings(data_dir)
+    table = Table("variable", "value", "default", "help", show_lines=False)
+    for name, value, default, help_text in settings.described():
+        table.add_row(name, value, default, help_text)
+    console.print(table)
+
+
+@db_app.command("upgrade")
+def db_upgrade(data_dir: DataDir = None) -> None:
+    """Migrate the metadata database to the latest schema."""
+    from storage.metadata import MetadataStore
+
+    settings = _settings(data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = MetadataStore(settings.metadata_url)
+    store.upgrade()
+    console.print(f"metadata database at revision {store.current_revision()}")
+    store.dispose()
+
+
+def _metadata(data_dir: Path | None) -> Any:
+    from storage.metadata import MetadataStore
+
+    settings = _settings(data_dir)
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    store = MetadataStore(settings.metadata_url)
+    store.upgrade()
+    return store
+
+
+@keys_app.command("create")
+def keys_create(
+    name: Annotated[str, typer.Argument(help="A name saying who or what uses the key.")],
+    role: Annotated[str, typer.Option(help="admin, engineer or viewer.")] = "engineer",
+    tenant: Annotated[str | None, typer.Option(help="Scope the key to one tenant.")] = None,
+    expires_days: Annotated[int | None, typer.Option(help="Expire after this many days.")] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Create an API key and print it once (it is stored hashed)."""
+    store = _metadata(data_dir)
+    expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
+    try:
+        info, secret = store.create_api_key(name, role, tenant, expires, actor="cli")  # type: ignore[arg-type]
+    except ValueError as exc:
+        _fail(exc)
+    console.print(
+        f"key {info.prefix} ({info.role}{', tenant ' + tenant if tenant else ''}) created:"
+    )
+    print(secret)
+    store.dispose()
+
+
+@keys_app.command("list")
+def keys_list(data_dir: DataDir = None) -> None:
+    """List API keys (prefixes only; secrets are never shown again)."""
+    store = _metadata(data_dir)
+    table = Table(
+        "id", "prefix", "name", "role", "tenant", "created", "expires", "revoked", "last used"
+    )
+    for k in store.list_api_keys():
+        table.add_row(
+            str(k.id),
+            k.prefix,
+            k.name,
+            k.role,
+            k.tenant_id or "*",
+            _ts(k.created_at),
+            _ts(k.expires_at),
+            _ts(k.revoked_at),
+            _ts(k.last_used_at),
+        )
+    console.print(table)
+    store.dispose()
+
+
+@keys_app.command("revoke")
+def keys_revoke(
+    key: Annotated[str, typer.Argument(help="Key id or display prefix.")], data_dir: DataDir = None
+) -> None:
+    """Revoke a key; it stops working at once."""
+    store = _metadata(data_dir)
+    try:
+        info = store.revoke_api_key(key, actor="cli")
+    except Exception as exc:
+        _fail(exc)
+    console.print(f"key {info.prefix} revoked")
+    store.dispose()
+
+
+def _ts(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+@models_app.command("register")
+def models_register(
+    spec: Annotated[Path, typer.Argument(help="YAML or JSON file with the model definition.")],
+    url: Url = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Register a model from a YAML/JSON definition (name, task, features, prediction, scores)."""
+    from pydantic import ValidationError
+
+    from monitor.schemas import ModelIn
+
+    data = yaml.safe_load(spec.read_text())
+    try:
+        body = ModelIn.model_validate(data)
+    except ValidationError as exc:
+        _fail(Exception(f"{spec}: {exc}"))
+    if url:
+        from monitor.client import Client, ClientError
+
+        with Client(url, _need_key(api_key)) as client:
+            try:
+                client.register_model(body.model_dump())
+            except ClientError as exc:
+                _fail(exc)
+    else:
+        from monitor.service import Caller
+
+        services = _services(_settings(data_dir))
+        try:
+            services.register_model(body, Caller.local())
+        except DriftwatchError as exc:
+            _fail(exc)
+        finally:
+            services.close()
+    console.print(f"model {body.name!r} registered")
+
+
+@models_app.command("list")
+def models_list(data_dir: DataDir = None) -> None:
+    """List registered models."""
+    store = _metadata(data_dir)
+    table = Table("name", "task", "features", "created")
+    for m in store.list_models():
+        table.add_row(m.name, m.task, str(len(m.schema.features)), _ts(m.created_at))
+    console.print(table)
+    store.dispose()
+
+
+def _need_key(api_key: str | None) -> str:
+    if not api_key:
+        err.print("[red]error:[/] --url needs --api-key (or DRIFTWATCH_API_KEY)")
+        raise typer.Exit(2)
+    return api_key
+
+
+@app.command()
+def ingest(
+    model: Annotated[str, typer.Argument(help="Model name (ignored for --kind events).")],
+    path: Annotated[
+        Path, typer.Argument(help="CSV, Parquet or JSON-lines file.", exists=True, dir_okay=False)
+    ],
+    kind: Annotated[str, typer.Option(help="inferences, labels or events.")] = "inferences",
+    url: Url = None,
+    api_key: ApiKey = None,
+    batch_rows: Annotated[int | None, typer.Option(help="Rows per batch.")] = None,
+    data_dir: DataDir = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
+) -> None:
+    """Stream a file into the log store in batches, with a progress bar and a summary.
+
+    Memory stays flat whatever the file size. Safe to re-run: rows already stored (same
+    request_id) count as duplicates.
+    """
+    if kind not in ("inferences", "labels", "events"):
+        _fail(ValueError(f"--kind must be inferences, labels or events, not {kind!r}"))
+    settings = _settings(data_dir)
+    rows_per_batch = batch_rows or settings.ingest_batch_rows
+    fmt = files.detect_format(path)
+    totals = {"received": 0, "accepted": 0, "duplicates": 0, "rejected": 0}
+    errors: list[str] = []
+    send = _remote_sender(url, _need_key(api_key), model, kind) if url else None
+    services = None if url else _services(settings)
+    try:
+        if services is not None:
+            services.get_model(model) if kind != "events" else None
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            TransferSpeedColumn() if fmt != "parquet" else TextColumn("{task.completed:,} rows"),
+            TimeRemainingColumn(),
+            console=err,
+            disable=quiet,
+        ) as progress:
+            task = progress.add_task(f"{kind} {path.name}", total=files.total_size(path, fmt))
+            offset = 0
+            for chunk in files.iter_chunks(path, fmt, rows_per_batch):
+                answer = send(chunk) if send else _local_send(services, model, kind, chunk)
+                for k in totals:
+                    totals[k] += answer[k]
+                for e in answer["errors"]:
+                    if len(errors) < 20:
+                        errors.append(f"row {e['row'] + offset}: {e['field']}: {e['reason']}")
+                offset += chunk.num_rows
+                progress.update(task, completed=chunk.progress)
+    except DriftwatchError as exc:
+        _fail(exc)
+    except Exception as exc:
+        from monitor.client import ClientError
+
+        if isinstance(exc, ClientError):
+            _fail(exc)
+        raise
+    finally:
+        if services is not None:
+            services.close()
+    console.print(
+        f"{totals['received']:,} rows read: {totals['accepted']:,} stored, "
+        f"{totals['duplicates']:,} duplicates, {totals['rejected']:,} rejected (see quarantine)"
+    )
+    for line in errors:
+        console.print(f"  {line}")
+    if totals["rejected"]:
+        raise typer.Exit(3)
+
+
+def _local_send(services: Any, model: str, kind: str, chunk: files.Chunk) -> dict[str, Any]:
+    from monitor.ingest import ParsedBody
+    from monitor.service import Caller
+
+    parsed = ParsedBody(rows=chunk.rows, table=chunk.table)
+    caller = Caller.local()
+    if kind == "inferences":
+        s = services.ingest_inferences(model, parsed, caller)
+    elif kind == "labels":
+        s = services.ingest_labels(model, parsed, caller)
+    else:
+        s = services.ingest_events(parsed, caller)
+    return {
+        "received": s.received,
+        "accepted": s.accepted,
+        "duplicates": s.duplicates,
+        "rejected": s.rejected,
+        "errors": [{"row": e.row, "field": e.field, "reason": e.reason} for e in s.errors[:20]],
+    }
+
+
+def _remote_sender(url: str, api_key: str, model: str, kind: str) -> Any:
+    from monitor.client import ARROW_STREAM, Client, _arrow_stream, _json
+
+    client = Client(url, api_key)
+    path = "/events" if kind == "events" else f"/models/{model}/{kind}"
+
+    def send(chunk: files.Chunk) -> dict[str, Any]:
+        if chunk.table is not None:
+            return client.request(
+                "POST", path, content=_arrow_stream(chunk.table), ctype=ARROW_STREAM
+            )
+        return client.request(
+            "POST", path, content=_json(chunk.rows or []), ctype="application/json"
+        )
+
+    return send
+
+
+@demo_app.command("load")
+def demo_load(
+    data_dir: DataDir = None,
+    days: Annotated[int, typer.Option(help="Days of hourly traffic.")] = 3,
+    rows_per_hour: Annotated[int, typer.Option(help="Inference rows per hour.")] = 200,
+) -> None:
+    """Create the demo tenants, model, traffic, labels and reference, and an admin key."""
+    from monitor import demo
+    from monitor.ingest import ParsedBody
+    from monitor.service import Caller
+
+    settings = _settings(data_dir)
+    services = _services(settings)
+    caller = Caller.local()
+    try:
+        if services.metadata.get_model(demo.CHURN_MODEL.name) is None:
+            services.register_model(demo.CHURN_MODEL, caller)
+        inferences, labels, reference = demo.demo_batches(days, rows_per_hour)
+        s = services.ingest_inferences("churn", ParsedBody(table=inferences), caller)
+        services.ingest_labels("churn", ParsedBody(table=labels), caller)
+        if not services.logstore.list_references("churn"):
+            services.put_reference("churn", "training", ParsedBody(table=reference), caller)
+        _info, secret = services.metadata.create_api_key("demo-admin", "admin", actor="demo")
+    finally:
+        services.close()
+    console.print(
+        f"demo loaded: model 'churn', tenants {', '.join(demo.TENANTS)}, "
+        f"{s.accepted:,} new inference rows ({s.duplicates:,} already there), "
+        f"{labels.num_rows:,} labels, reference 'training'"
+    )
+    console.print(f"admin API key (shown once): {secret}")
+    console.print(
+        f"try: curl -H 'Authorization: Bearer {secret}' {settings.base_url}/api/v1/models/churn"
+    )
+
+
+def main() -> None:
+    try:
+        app()
+    except DriftwatchError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        sys.exit(1)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

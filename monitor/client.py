@@ -1,0 +1,244 @@
+"""Python client for the Driftwatch API.
+
+>>> client = Client("http://127.0.0.1:8000", api_key="dw_...")      # doctest: +SKIP
+>>> client.log_inferences("churn", dataframe)                          # doctest: +SKIP
+IngestTotals(received=10000, accepted=10000, duplicates=0, rejected=0, errors=[])
+
+Batches are sent as Parquet (DataFrames, Arrow tables) or JSON (lists of dicts). Every call is
+safe to retry: the server stores a row once per ``request_id`` (events once per ``event_id`` or
+content hash), so the client retries connection errors, 5xx and 429 (honouring Retry-After)
+with exponential backoff and jitter.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import orjson
+import pyarrow as pa
+import pyarrow.parquet as pq
+from tenacity import (
+    RetryCallState,
+    retry,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential_jitter,
+)
+
+PARQUET = "application/vnd.apache.parquet"
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+
+
+class ClientError(Exception):
+    """The server refused the request; ``status`` and ``body`` say why."""
+
+    def __init__(self, status: int, body: Any) -> None:
+        message = body.get("error", {}).get("message") if isinstance(body, dict) else str(body)
+        super().__init__(f"HTTP {status}: {message}")
+        self.status = status
+        self.body = body
+
+
+@dataclass
+class IngestTotals:
+    received: int = 0
+    accepted: int = 0
+    duplicates: int = 0
+    rejected: int = 0
+    errors: list[dict[str, Any]] = field(default_factory=list)
+
+    def add(self, answer: dict[str, Any], row_offset: int, max_errors: int = 100) -> None:
+        self.received += answer["received"]
+        self.accepted += answer["accepted"]
+        self.duplicates += answer["duplicates"]
+        self.rejected += answer["rejected"]
+        for e in answer["errors"]:
+            if len(self.errors) < max_errors:
+                self.errors.append({**e, "row": e["row"] + row_offset})
+
+
+def _retryable(exc: BaseException) -> bool:
+    if isinstance(exc, httpx.TransportError):
+        return True
+    return isinstance(exc, ClientError) and (exc.status >= 500 or exc.status == 429)
+
+
+def _wait(state: RetryCallState) -> float:
+    exc = state.outcome.exception() if state.outcome else None
+    retry_after = getattr(exc, "retry_after", None)
+    backoff = wait_exponential_jitter(initial=0.2, max=10)(state)
+    return max(float(retry_after or 0), backoff)
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    raise TypeError(f"cannot send {type(value).__name__} as JSON")
+
+
+class Client:
+    """A small, retrying client of the REST API.
+
+    Parameters
+    ----------
+    url
+        Base URL of the server, e.g. ``http://127.0.0.1:8000``.
+    api_key
+        A key from ``driftwatch keys create`` (``dw_...``).
+    batch_rows
+        Rows per request when logging large inputs.
+    retries
+        Attempts per request before the error is raised.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        api_key: str,
+        *,
+        timeout: float = 120.0,
+        batch_rows: int = 50_000,
+        retries: int = 6,
+        transport: httpx.BaseTransport | None = None,
+    ) -> None:
+        self.batch_rows = batch_rows
+        self._http = httpx.Client(
+            base_url=url.rstrip("/") + "/api/v1",
+            headers={"Authorization": f"Bearer {api_key}"},
+            timeout=timeout,
+            transport=transport,
+        )
+        self._send = retry(
+            retry=retry_if_exception(_retryable),
+            stop=stop_after_attempt(retries),
+            wait=_wait,
+            reraise=True,
+        )(self._send_once)
+
+    def close(self) -> None:
+        self._http.close()
+
+    def __enter__(self) -> Client:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------------ transport
+    def _send_once(
+        self,
+        method: str,
+        path: str,
+        *,
+        content: bytes | None = None,
+        ctype: str | None = None,
+        json: Any = None,
+    ) -> Any:
+        headers = {"Content-Type": ctype} if ctype else None
+        resp = self._http.request(method, path, content=content, json=json, headers=headers)
+        if resp.status_code >= 400:
+            try:
+                body = resp.json()
+            except ValueError:
+                body = resp.text
+            err = ClientError(resp.status_code, body)
+            if resp.status_code == 429:
+                err.retry_after = float(resp.headers.get("retry-after", "1"))  # type: ignore[attr-defined]
+            raise err
+        return resp.json() if resp.content else None
+
+    def request(self, method: str, path: str, **kwargs: Any) -> Any:
+        """Any API call, with retries: ``client.request("GET", "/models")``."""
+        return self._send(method, path, **kwargs)
+
+    # ------------------------------------------------------------------ API
+    def register_model(self, spec: dict[str, Any]) -> dict[str, Any]:
+        return self._send("POST", "/models", json=spec)
+
+    def get_model(self, name: str) -> dict[str, Any]:
+        return self._send("GET", f"/models/{name}")
+
+    def log_inferences(self, model: str, rows: Any) -> IngestTotals:
+        """Log inference rows: a DataFrame, an Arrow table, or an iterable of dicts."""
+        return self._log(f"/models/{model}/inferences", rows)
+
+    def log_labels(self, model: str, rows: Any) -> IngestTotals:
+        """Log labels (``request_id``, ``label``, optional ``ts``)."""
+        return self._log(f"/models/{model}/labels", rows)
+
+    def log_events(self, rows: Any) -> IngestTotals:
+        """Log business events (``tenant_id``, ``ts``, ``name``, ``value``, ...)."""
+        return self._log("/events", rows)
+
+    def upload_reference(self, model: str, name: str, data: Any) -> dict[str, Any]:
+        """Upload a baseline: a DataFrame, Arrow table, or a Parquet/CSV file path."""
+        if isinstance(data, str | Path):
+            path = Path(data)
+            ctype = "text/csv" if path.suffix.lower() == ".csv" else PARQUET
+            return self._send(
+                "PUT", f"/models/{model}/references/{name}", content=path.read_bytes(), ctype=ctype
+            )
+        table = _as_table(data)
+        return self._send(
+            "PUT", f"/models/{model}/references/{name}", content=_parquet(table), ctype=PARQUET
+        )
+
+    # ------------------------------------------------------------------ batching
+    def _log(self, path: str, rows: Any) -> IngestTotals:
+        totals = IngestTotals()
+        offset = 0
+        for body, ctype, n in self._batches(rows):
+            totals.add(self._send("POST", path, content=body, ctype=ctype), offset)
+            offset += n
+        return totals
+
+    def _batches(self, rows: Any) -> Iterator[tuple[bytes, str, int]]:
+        if _is_tabular(rows):
+            table = _as_table(rows)
+            for start in range(0, table.num_rows, self.batch_rows):
+                part = table.slice(start, self.batch_rows)
+                yield _arrow_stream(part), ARROW_STREAM, part.num_rows
+            return
+        batch: list[Any] = []
+        for row in rows:
+            batch.append(row)
+            if len(batch) >= self.batch_rows:
+                yield _json(batch), "application/json", len(batch)
+                batch = []
+        if batch:
+            yield _json(batch), "application/json", len(batch)
+
+
+def _is_tabular(rows: Any) -> bool:
+    return isinstance(rows, pa.Table | pa.RecordBatch) or type(rows).__name__ == "DataFrame"
+
+
+def _as_table(data: Any) -> pa.Table:
+    if isinstance(data, pa.Table):
+        return data
+    if isinstance(data, pa.RecordBatch):
+        return pa.Table.from_batches([data])
+    return pa.Table.from_pandas(data, preserve_index=False)
+
+
+def _json(rows: Iterable[Any]) -> bytes:
+    return orjson.dumps(list(rows), default=_json_default, option=orjson.OPT_SERIALIZE_NUMPY)
+
+
+def _parquet(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd")
+    return sink.getvalue()
+
+
+def _arrow_stream(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue().to_pybytes()

@@ -1,0 +1,246 @@
+"""Use cases shared by the API, the CLI (local mode) and, later, the dashboard.
+
+``Services`` owns the two stores for the life of the process; handlers call its methods and get
+plain values back. Nothing here knows about HTTP.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import threading
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+from monitor import ingest
+from monitor.errors import (
+    ConflictError,
+    NotFoundError,
+    ValidationFailed,
+)
+from monitor.schemas import ModelIn
+from monitor.settings import Settings
+from storage.logstore import LogStore, SchemaChangeError
+from storage.metadata import AlreadyExists, MetadataStore
+from storage.metadata import NotFound as MetaNotFound
+from storage.types import ApiKeyInfo, ModelInfo, ModelSchema
+
+log = logging.getLogger("driftwatch")
+
+
+@dataclass(frozen=True)
+class IngestSummary:
+    batch_id: str
+    received: int
+    accepted: int
+    duplicates: int
+    rejected: int
+    errors: list[ingest.RowError]
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who is calling: an API key, or a local operator (CLI on the data dir)."""
+
+    actor: str
+    role: str
+    tenant_id: str | None = None
+
+    @classmethod
+    def of_key(cls, key: ApiKeyInfo) -> Caller:
+        return cls(actor=f"key:{key.prefix}", role=key.role, tenant_id=key.tenant_id)
+
+    @classmethod
+    def local(cls) -> Caller:
+        return cls(actor="local", role="admin")
+
+
+class Services:
+    """The process's stores and the operations on them."""
+
+    def __init__(self, settings: Settings, metadata: MetadataStore, logstore: LogStore) -> None:
+        self.settings = settings
+        self.metadata = metadata
+        self.logstore = logstore
+        self.counters: dict[str, int] = {"ingested_rows": 0, "rejected_rows": 0}
+        self._lock = threading.Lock()
+
+    @classmethod
+    def open(cls, settings: Settings) -> Services:
+        """Create the data dir, migrate the metadata DB and open the log store."""
+        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        metadata = MetadataStore(settings.metadata_url)
+        metadata.upgrade()
+        logstore = LogStore(settings.duckdb_path)
+        services = cls(settings, metadata, logstore)
+        for info in metadata.list_models():  # tables follow the registered schemas
+            logstore.ensure_model(info.name, info.schema)
+        return services
+
+    def close(self) -> None:
+        self.logstore.close()
+        self.metadata.dispose()
+
+    # ------------------------------------------------------------------ models
+    def register_model(self, body: ModelIn, caller: Caller) -> ModelInfo:
+        schema = body.to_schema()
+        if self.metadata.get_model(body.name) is not None:
+            raise ConflictError(
+                f"model {body.name!r} exists; change its schema with PUT /api/v1/models/{body.name}"
+            )
+        self._ensure_tables(body.name, schema)
+        try:
+            return self.metadata.create_model(body.name, schema, body.description, caller.actor)
+        except AlreadyExists as exc:
+            raise ConflictError(f"model {body.name!r} exists") from exc
+
+    def update_model(self, name: str, body: ModelIn, caller: Caller) -> ModelInfo:
+        current = self.get_model(name)
+        if body.name != name:
+            raise ValidationFailed(f"body name {body.name!r} differs from the URL's {name!r}")
+        if body.task != current.task:
+            raise ValidationFailed(
+                f"task cannot change ({current.task} → {body.task}); register a new model"
+            )
+        schema = body.to_schema()
+        self._ensure_tables(name, schema)
+        try:
+            return self.metadata.update_model_schema(name, schema, caller.actor)
+        except MetaNotFound as exc:
+            raise NotFoundError(f"model {name!r} not found") from exc
+
+    def _ensure_tables(self, name: str, schema: ModelSchema) -> None:
+        try:
+            self.logstore.ensure_model(name, schema)
+        except SchemaChangeError as exc:
+            raise ConflictError(str(exc)) from exc
+
+    def get_model(self, name: str) -> ModelInfo:
+        info = self.metadata.get_model(name)
+        if info is None:
+            known = [m.name for m in self.metadata.list_models()]
+            raise NotFoundError(f"model {name!r} not found; registered models: {known}")
+        return info
+
+    def list_models(self) -> list[ModelInfo]:
+        return self.metadata.list_models()
+
+    # ------------------------------------------------------------------ ingest
+    def _now(self) -> datetime:
+        return datetime.now(UTC)
+
+    def _finish(self, v: ingest.Validated, batch_id: str, accepted: int, dup: int) -> IngestSummary:
+        if v.rejected:
+            self.logstore.quarantine(v.rejected)
+        with self._lock:
+            self.counters["ingested_rows"] += accepted
+            self.counters["rejected_rows"] += len(v.rejected)
+        return IngestSummary(
+            batch_id=batch_id,
+            received=v.received,
+            accepted=accepted,
+            duplicates=dup,
+            rejected=len(v.rejected),
+            errors=v.errors,
+        )
+
+    def ingest_inferences(
+        self, model: str, parsed: ingest.ParsedBody, caller: Caller
+    ) -> IngestSummary:
+        info = self.get_model(model)
+        batch_id = uuid.uuid4().hex
+        v = ingest.validate(
+            parsed,
+            ingest.inference_rules(info.schema),
+            self.logstore.arrow_schema(model, info.schema),
+            kind="inference",
+            model=model,
+            tenant_scope=caller.tenant_id,
+            now=self._now(),
+            max_future=timedelta(seconds=self.settings.max_future_skew_seconds),
+            batch_id=batch_id,
+        )
+        if v.tenants:
+            self.metadata.ensure_tenants(v.tenants)
+        result = self.logstore.append_inferences(model, v.table)
+        return self._finish(v, batch_id, result.accepted, result.duplicates)
+
+    def ingest_labels(self, model: str, parsed: ingest.ParsedBody, caller: Caller) -> IngestSummary:
+        info = self.get_model(model)
+        batch_id = uuid.uuid4().hex
+        now = self._now()
+        v = ingest.validate(
+            parsed,
+            ingest.label_rules(info.schema),
+            ingest.rules_schema(ingest.label_rules(info.schema)),
+            kind="label",
+            model=model,
+            tenant_scope=caller.tenant_id,
+            now=now,
+            max_future=timedelta(seconds=self.settings.max_future_skew_seconds),
+            batch_id=batch_id,
+        )
+        result = self.logstore.append_labels(model, v.table)
+        return self._finish(v, batch_id, result.accepted, result.duplicates)
+
+    def ingest_events(self, parsed: ingest.ParsedBody, caller: Caller) -> IngestSummary:
+        batch_id = uuid.uuid4().hex
+        v = ingest.validate(
+            parsed,
+            ingest.event_rules(),
+            ingest.rules_schema(ingest.event_rules()),
+            kind="event",
+            model=None,
+            tenant_scope=caller.tenant_id,
+            now=self._now(),
+            max_future=timedelta(seconds=self.settings.max_future_skew_seconds),
+            batch_id=batch_id,
+            fill={"event_id": ingest.event_ids},
+        )
+        if v.tenants:
+            self.metadata.ensure_tenants(v.tenants)
+        result = self.logstore.append_events(v.table)
+        return self._finish(v, batch_id, result.accepted, result.duplicates)
+
+    def put_reference(
+        self, model: str, name: str, parsed: ingest.ParsedBody, caller: Caller
+    ) -> tuple[int, IngestSummary]:
+        info = self.get_model(model)
+        if not _is_name(name):
+            raise ValidationFailed(f"reference name {name!r} must match [a-z][a-z0-9_-]{{0,62}}")
+        batch_id = uuid.uuid4().hex
+        rules = [
+            ingest.FieldRule(
+                r.name, r.kind, required=False, unit_interval=r.unit_interval, classes=r.classes
+            )
+            for r in ingest.inference_rules(info.schema)
+        ] + [ingest.prediction_rule(info.schema, "label", required=False)]
+        v = ingest.validate(
+            parsed,
+            rules,
+            ingest.rules_schema(rules),
+            kind="reference",
+            model=model,
+            now=self._now(),
+            max_future=timedelta(days=36500),  # a baseline may be synthetic; time is not checked
+            batch_id=batch_id,
+        )
+        if v.table.num_rows == 0:
+            raise ValidationFailed(
+                f"reference {name!r} has no valid row ({v.received} received)",
+            )
+        version = self.logstore.put_reference(model, name, v.table)
+        self.metadata.audit(
+            caller.actor,
+            "reference.put",
+            "reference",
+            f"{model}/{name}",
+            {"version": version, "rows": v.table.num_rows, "rejected": len(v.rejected)},
+        )
+        return version, self._finish(v, batch_id, v.table.num_rows, 0)
+
+
+def _is_name(name: str) -> bool:
+    return re.fullmatch(r"[a-z][a-z0-9_-]{0,62}", name) is not None

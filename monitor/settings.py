@@ -1,0 +1,110 @@
+"""Settings: one typed object built once at start-up from ``DRIFTWATCH_*`` environment variables.
+
+Every setting has a default and help text; ``driftwatch config`` prints them (secrets masked)
+and ``tests/test_docs.py`` checks that ``docs/settings.md`` documents each one.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+MiB = 1024 * 1024
+
+
+class Settings(BaseSettings):
+    """Driftwatch's configuration. Environment variable = ``DRIFTWATCH_`` + upper-case name."""
+
+    model_config = SettingsConfigDict(env_prefix="DRIFTWATCH_", frozen=True, extra="ignore")
+
+    data_dir: Path = Field(
+        Path("data"),
+        description="Folder holding the DuckDB log store (driftwatch.duckdb) and, by default, "
+        "the SQLite metadata database.",
+    )
+    database_url: str = Field(
+        "",
+        description="SQLAlchemy URL of the metadata database, e.g. "
+        "postgresql+psycopg://user:pass@host/db. Empty: SQLite file <data_dir>/metadata.sqlite.",
+    )
+    host: str = Field("127.0.0.1", description="Address `driftwatch serve` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `driftwatch serve` listens on.")
+    external_url: str = Field(
+        "",
+        description="Public base URL used in links (webhooks, emails). Empty: http://<host>:<port>.",
+    )
+    max_body_bytes: int = Field(
+        64 * MiB, ge=1024, description="Largest request body the API accepts (413 above it)."
+    )
+    rate_limit_per_minute: int = Field(
+        6000, ge=1, description="Requests per minute allowed for one API key (429 above it)."
+    )
+    rate_limit_burst: int = Field(
+        600, ge=1, description="Requests one API key may send at once before the rate applies."
+    )
+    max_errors_reported: int = Field(
+        20, ge=1, description="How many row errors an ingest response lists (all are quarantined)."
+    )
+    max_future_skew_seconds: int = Field(
+        3600,
+        ge=0,
+        description="Rows timestamped further than this in the future are rejected (clock skew).",
+    )
+    ingest_batch_rows: int = Field(
+        50_000, ge=1, description="Rows per batch when the CLI or client streams a file."
+    )
+    log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+
+    @field_validator("log_level")
+    @classmethod
+    def _check_level(cls, value: str) -> str:
+        allowed = ("debug", "info", "warning", "error")
+        if value.lower() not in allowed:
+            raise ValueError(f"log_level must be one of {', '.join(allowed)}, got {value!r}")
+        return value.lower()
+
+    @property
+    def duckdb_path(self) -> Path:
+        return self.data_dir / "driftwatch.duckdb"
+
+    @property
+    def metadata_url(self) -> str:
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'metadata.sqlite').resolve()}"
+
+    @property
+    def base_url(self) -> str:
+        return (self.external_url or f"http://{self.host}:{self.port}").rstrip("/")
+
+    def described(self) -> list[tuple[str, str, str, str]]:
+        """(env var, effective value with secrets masked, default, help) for every setting."""
+        rows = []
+        for name, info in type(self).model_fields.items():
+            value = getattr(self, name)
+            rows.append(
+                (
+                    f"DRIFTWATCH_{name.upper()}",
+                    mask_secrets(str(value)),
+                    str(info.default),
+                    info.description or "",
+                )
+            )
+        return rows
+
+
+_PASSWORD_IN_URL = re.compile(r"(?P<scheme>[a-z0-9+]+://[^:/@]+):(?P<pw>[^@]+)@")
+
+
+def mask_secrets(text: str) -> str:
+    """Hide the password part of URLs such as ``postgresql://user:secret@host``."""
+    return _PASSWORD_IN_URL.sub(lambda m: f"{m.group('scheme')}:***@", text)
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Build the settings from the environment, with explicit overrides (CLI flags) on top."""
+    return Settings(**{k: v for k, v in overrides.items() if v is not None})

@@ -1,0 +1,182 @@
+"""The driftwatch command line, in process (typer's runner) on a temporary data dir."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import orjson
+import pyarrow as pa
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+import pytest
+import yaml
+from typer.testing import CliRunner
+
+from monitor.cli import app
+from storage.logstore import LogStore
+from tests.api.conftest import CHURN, make_keys, make_settings
+from tests.support import live_server
+
+runner = CliRunner()
+
+
+def run(*args: str, env: dict[str, str] | None = None) -> str:
+    result = runner.invoke(app, list(args), env=env, catch_exceptions=False)
+    assert result.exit_code == 0, result.output
+    return result.output
+
+
+def rows(n: int, bad: int | None = None) -> list[dict]:
+    out = [
+        {
+            "request_id": f"c{i}",
+            "ts": f"2026-03-01T{i % 24:02d}:00:00Z",
+            "tenant_id": "acme",
+            "age": str(30 + i % 7),
+            "plan": "pro",
+            "prediction": str(i % 2),
+            "score": "0.25",
+        }
+        for i in range(n)
+    ]
+    if bad is not None:
+        out[bad]["age"] = "unknown"
+    return out
+
+
+def write_csv(path: Path, data: list[dict]) -> Path:
+    buf = io.BytesIO()
+    pacsv.write_csv(pa.Table.from_pylist(data), buf)
+    path.write_bytes(buf.getvalue())
+    return path
+
+
+@pytest.fixture
+def data_dir(tmp_path: Path) -> Path:
+    d = tmp_path / "data"
+    spec = tmp_path / "churn.yaml"
+    spec.write_text(yaml.safe_dump(CHURN))
+    out = run("models", "register", str(spec), "--data-dir", str(d))
+    assert "registered" in out
+    return d
+
+
+def test_config_masks_secrets(tmp_path: Path) -> None:
+    out = run(
+        "config",
+        env={"DRIFTWATCH_DATABASE_URL": "postgresql+psycopg://dw:hunter2@db/dw", "COLUMNS": "250"},
+    )
+    assert "hunter2" not in out and "***" in out and "DRIFTWATCH_MAX_BODY_BYTES" in out
+
+
+def test_keys_create_list_revoke(data_dir: Path) -> None:
+    out = run(
+        "keys",
+        "create",
+        "ci-bot",
+        "--role",
+        "viewer",
+        "--tenant",
+        "acme",
+        "--data-dir",
+        str(data_dir),
+    )
+    secret = out.strip().splitlines()[-1]
+    assert secret.startswith("dw_") and len(secret) > 40
+    listing = run("keys", "list", "--data-dir", str(data_dir), env={"COLUMNS": "250"})
+    assert "ci-bot" in listing and secret not in listing
+    prefix = secret[3:11]
+    assert "revoked" in run("keys", "revoke", prefix, "--data-dir", str(data_dir))
+    bad = runner.invoke(app, ["keys", "create", "x", "--role", "root", "--data-dir", str(data_dir)])
+    assert bad.exit_code != 0 and "role" in bad.output
+
+
+def test_ingest_csv_streams_in_batches_and_reports(tmp_path: Path, data_dir: Path) -> None:
+    csv = write_csv(tmp_path / "logs.csv", rows(1000, bad=17))
+    result = runner.invoke(
+        app, ["ingest", "churn", str(csv), "--batch-rows", "128", "--data-dir", str(data_dir), "-q"]
+    )
+    assert result.exit_code == 3, result.output  # rejected rows make the exit code non-zero
+    assert "1,000 rows read: 999 stored, 0 duplicates, 1 rejected" in result.output
+    assert "row 17: age: expected a number, got 'unknown'" in result.output
+    again = runner.invoke(app, ["ingest", "churn", str(csv), "--data-dir", str(data_dir), "-q"])
+    assert "0 stored, 999 duplicates, 1 rejected" in again.output
+    with LogStore(data_dir / "driftwatch.duckdb") as store:
+        assert store.count_inferences("churn") == 999
+        assert store.read_quarantine("churn").num_rows == 2
+
+
+@pytest.mark.parametrize("fmt", ["parquet", "jsonl"])
+def test_ingest_parquet_and_jsonl(tmp_path: Path, data_dir: Path, fmt: str) -> None:
+    data = rows(300)
+    path = tmp_path / f"logs.{fmt}"
+    if fmt == "parquet":
+        pq.write_table(pa.Table.from_pylist(data), path)
+    else:
+        path.write_bytes(b"\n".join(orjson.dumps(r) for r in data))
+    out = run(
+        "ingest", "churn", str(path), "--batch-rows", "100", "--data-dir", str(data_dir), "-q"
+    )
+    assert "300 rows read: 300 stored" in out
+
+
+def test_ingest_against_a_server(tmp_path: Path, metadata_url: str) -> None:
+    csv = write_csv(tmp_path / "logs.csv", rows(500))
+    with live_server(make_settings(tmp_path, metadata_url)) as live:
+        keys = make_keys(live)
+        run(
+            "models",
+            "register",
+            str(_spec(tmp_path)),
+            "--url",
+            live.url,
+            "--api-key",
+            keys.engineer,
+        )
+        out = run(
+            "ingest",
+            "churn",
+            str(csv),
+            "--url",
+            live.url,
+            "--api-key",
+            keys.engineer,
+            "--batch-rows",
+            "200",
+            "-q",
+        )
+        assert "500 rows read: 500 stored" in out
+        assert live.services.logstore.count_inferences("churn") == 500
+        denied = runner.invoke(
+            app, ["ingest", "churn", str(csv), "--url", live.url, "--api-key", keys.viewer, "-q"]
+        )
+        assert denied.exit_code == 1 and "403" in denied.output
+
+
+def test_ingest_while_server_holds_the_file_says_so(tmp_path: Path, data_dir: Path) -> None:
+    csv = write_csv(tmp_path / "logs.csv", rows(5))
+    with LogStore(data_dir / "driftwatch.duckdb"):
+        result = runner.invoke(
+            app, ["ingest", "churn", str(csv), "--data-dir", str(data_dir), "-q"]
+        )
+    assert result.exit_code == 2 and "--url" in result.output
+
+
+def test_demo_load_is_repeatable(tmp_path: Path) -> None:
+    d = str(tmp_path / "demo")
+    first = run("demo", "load", "--days", "1", "--rows-per-hour", "20", "--data-dir", d)
+    assert "480 new inference rows" in first and "dw_" in first
+    second = run("demo", "load", "--days", "1", "--rows-per-hour", "20", "--data-dir", d)
+    assert "480 already there" in second or "0 new inference rows" in second
+
+
+def _spec(tmp_path: Path) -> Path:
+    spec = tmp_path / "spec.yaml"
+    spec.write_text(yaml.safe_dump(CHURN))
+    return spec
+
+
+from tests.storage import conftest as _db  # noqa: E402
+
+metadata_url = _db.metadata_url
