@@ -1,0 +1,433 @@
+"""Log store round trips: tables per kind, schema evolution, idempotency, labels, events,
+references, quarantine, reopen."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pytest
+
+from storage import logstore as logstore_module
+from storage.logstore import LogStore, LogStoreError, SchemaChangeError, UnknownModelError
+from storage.types import FeatureSpec, ModelSchema, QuarantineRow
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+
+CHURN = ModelSchema(
+    task="binary",
+    features=(
+        FeatureSpec("age", "numeric"),
+        FeatureSpec("plan", "categorical", segment=True),
+        FeatureSpec("vip", "boolean"),
+        FeatureSpec("note", "text"),
+    ),
+    scores=("p_churn",),
+)
+
+
+def rows(ids: list[str], *, tenant: str = "acme", t0: datetime = T0, **extra: list) -> pa.Table:
+    """A validated churn batch with one row per id (values derived from the position)."""
+    n = len(ids)
+    data = {
+        "request_id": ids,
+        "ts": pa.array([t0 + timedelta(minutes=i) for i in range(n)], pa.timestamp("us", "UTC")),
+        "tenant_id": [tenant] * n,
+        "model_version": ["v1"] * n,
+        "age": [float(i) for i in range(n)],
+        "plan": ["pro" if i % 2 else "free" for i in range(n)],
+        "vip": [i % 3 == 0 for i in range(n)],
+        "note": [f"note {i}" for i in range(n)],
+        "prediction": pa.array([i % 2 for i in range(n)], pa.int32()),
+        "p_churn": [i / max(n, 1) for i in range(n)],
+    }
+    data.update(extra)
+    return pa.table(data)
+
+
+@pytest.fixture
+def store() -> Iterator[LogStore]:
+    s = LogStore(":memory:")
+    s.ensure_model("churn", CHURN)
+    yield s
+    s.close()
+
+
+def stored_ids(store: LogStore, model: str = "churn") -> list[str]:
+    return store.read_inferences(model, columns=["request_id"])["request_id"].to_pylist()
+
+
+# --- tables and schema ---------------------------------------------------------------------
+@pytest.mark.parametrize(
+    ("task", "prediction_type", "scores", "classes"),
+    [
+        ("binary", pa.int32(), ("p",), ()),
+        ("multiclass", pa.string(), ("p_a", "p_b"), ("a", "b")),
+        ("regression", pa.float64(), (), ()),
+    ],
+)
+def test_tables_typed_per_task(
+    task: str, prediction_type: pa.DataType, scores: tuple[str, ...], classes: tuple[str, ...]
+) -> None:
+    schema = ModelSchema(
+        task=task,  # type: ignore[arg-type]
+        features=(
+            FeatureSpec("x", "numeric"),
+            FeatureSpec("c", "categorical"),
+            FeatureSpec("b", "boolean"),
+            FeatureSpec("t", "text"),
+        ),
+        prediction="pred",
+        scores=scores,
+        classes=classes,
+    )
+    with LogStore(":memory:") as s:
+        s.ensure_model("m", schema)
+        got = s.read_inferences("m").schema
+        want = s.arrow_schema("m", schema)
+        assert got.names == [*want.names, "received_at"]
+        for f in want:
+            assert got.field(f.name).type == f.type, f.name
+        assert want.field("ts").type == pa.timestamp("us", tz="UTC")
+        assert want.field("x").type == pa.float64()
+        assert want.field("c").type == pa.string()
+        assert want.field("b").type == pa.bool_()
+        assert want.field("t").type == pa.string()
+        assert want.field("pred").type == prediction_type
+        for sc in scores:
+            assert want.field(sc).type == pa.float64()
+        labels = s.read_labels("m").schema
+        assert labels.names == ["request_id", "label", "ts", "received_at"]
+        assert labels.field("label").type == prediction_type
+        assert s.read_events().schema.names == [
+            "event_id",
+            "tenant_id",
+            "ts",
+            "name",
+            "value",
+            "request_id",
+            "model",
+            "received_at",
+        ]
+        assert s.read_quarantine().num_rows == 0
+        assert s.models() == ["m"]
+
+
+def test_new_feature_adds_nullable_column(store: LogStore) -> None:
+    store.append_inferences("churn", rows(["a", "b"]))
+    evolved = ModelSchema(
+        task="binary",
+        features=(*CHURN.features, FeatureSpec("income", "numeric")),
+        scores=("p_churn",),
+    )
+    store.ensure_model("churn", evolved)
+    store.ensure_model("churn", evolved)  # idempotent
+    store.append_inferences("churn", rows(["c"], income=[42.0]))
+    got = store.read_inferences("churn", columns=["request_id", "income"]).to_pylist()
+    # Ordered by ts: "c" (new batch) shares "a"'s ts.
+    assert got == [
+        {"request_id": "a", "income": None},
+        {"request_id": "c", "income": 42.0},
+        {"request_id": "b", "income": None},
+    ]
+    # An old-shaped batch (without the new column) is still accepted.
+    assert store.append_inferences("churn", rows(["d"])).accepted == 1
+
+
+def test_type_change_is_refused_and_changes_nothing(store: LogStore) -> None:
+    changed = ModelSchema(
+        task="binary",
+        features=(
+            FeatureSpec("age", "categorical"),  # was numeric
+            FeatureSpec("plan", "categorical"),
+            FeatureSpec("vip", "boolean"),
+            FeatureSpec("note", "text"),
+            FeatureSpec("brand_new", "numeric"),
+        ),
+        scores=("p_churn",),
+    )
+    with pytest.raises(SchemaChangeError) as err:
+        store.ensure_model("churn", changed)
+    msg = str(err.value)
+    assert "'age'" in msg and "DOUBLE" in msg and "VARCHAR" in msg
+    assert "brand_new" not in store.read_inferences("churn").schema.names
+
+    with pytest.raises(SchemaChangeError, match=r"'label'.*INTEGER to VARCHAR"):
+        store.ensure_model(
+            "churn", ModelSchema("multiclass", CHURN.features, scores=(), classes=("a", "b"))
+        )
+
+
+@pytest.mark.parametrize(
+    ("model", "features"),
+    [
+        ("Bad-Name", (FeatureSpec("x", "numeric"),)),
+        ('x"; DROP TABLE events; --', (FeatureSpec("x", "numeric"),)),
+        ("ok", (FeatureSpec('x" DOUBLE); --', "numeric"),)),
+        ("ok", (FeatureSpec("request_id", "numeric"),)),
+        ("ok", (FeatureSpec("Age", "numeric"), FeatureSpec("age", "numeric"))),
+        ("ok", (FeatureSpec("x", "vector"),)),  # type: ignore[arg-type]
+    ],
+)
+def test_bad_names_are_refused(model: str, features: tuple[FeatureSpec, ...]) -> None:
+    with LogStore(":memory:") as s:
+        with pytest.raises(LogStoreError):
+            s.ensure_model(model, ModelSchema("regression", features))
+        assert s.models() == []
+
+
+def test_unknown_model(store: LogStore) -> None:
+    with pytest.raises(UnknownModelError, match="nope") as err:
+        store.append_inferences("nope", rows(["a"]))
+    assert isinstance(err.value, KeyError)
+    with pytest.raises(KeyError):
+        store.count_inferences("nope")
+
+
+def test_bad_batches_are_refused_whole(store: LogStore) -> None:
+    with pytest.raises(LogStoreError, match="surprise"):
+        store.append_inferences("churn", rows(["a"], surprise=[1]))
+    with pytest.raises(LogStoreError, match="request_id"):
+        store.append_inferences("churn", rows(["a"]).drop_columns(["request_id"]))
+    with pytest.raises(LogStoreError, match="null"):
+        store.append_inferences("churn", rows(["a", None]))  # type: ignore[list-item]
+    with pytest.raises(LogStoreError, match="age"):
+        store.append_inferences("churn", rows(["a"], age=["not a number"]))
+    assert store.count_inferences("churn") == 0
+
+
+def test_batch_is_cast_to_table_types(store: LogStore) -> None:
+    batch = rows(["a", "b"]).set_column(
+        8, "prediction", pa.array([1, 0], pa.int64())
+    )  # int64 from JSON decoding
+    batch = batch.set_column(1, "ts", pa.array([T0.replace(tzinfo=None)] * 2, pa.timestamp("ms")))
+    assert store.append_inferences("churn", batch).accepted == 2
+    got = store.read_inferences("churn")
+    assert got.schema.field("prediction").type == pa.int32()
+    assert got["ts"].to_pylist() == [T0, T0]
+
+
+# --- idempotency ---------------------------------------------------------------------------
+def test_retry_of_same_batch_is_all_duplicates(store: LogStore) -> None:
+    batch = rows([f"r{i}" for i in range(100)])
+    assert store.append_inferences("churn", batch) == logstore_module.AppendResult(100, 0)
+    assert store.append_inferences("churn", batch) == logstore_module.AppendResult(0, 100)
+    assert store.count_inferences("churn") == 100
+
+
+def test_in_batch_duplicates_first_wins(store: LogStore) -> None:
+    batch = rows(["a", "b", "a", "c", "b"])
+    res = store.append_inferences("churn", batch)
+    assert (res.accepted, res.duplicates) == (3, 2)
+    got = store.read_inferences("churn", columns=["request_id", "age"]).to_pylist()
+    assert sorted((r["request_id"], r["age"]) for r in got) == [("a", 0.0), ("b", 1.0), ("c", 3.0)]
+
+
+def test_partial_overlap_with_other_ts(store: LogStore) -> None:
+    store.append_inferences("churn", rows(["a", "b", "c"]))
+    # The same ids with another ts must still be recognised (no reliance on the ts range).
+    later = rows(["c", "d", "a"], t0=T0 + timedelta(days=30))
+    assert store.append_inferences("churn", later) == logstore_module.AppendResult(1, 2)
+    assert sorted(stored_ids(store)) == ["a", "b", "c", "d"]
+
+
+def test_hash_collisions_do_not_drop_rows(store: LogStore, monkeypatch: pytest.MonkeyPatch) -> None:
+    """If every hash looked stored (worst-case collisions), new rows are still accepted."""
+    store.append_inferences("churn", rows(["a", "b"]))
+    monkeypatch.setattr(
+        logstore_module._KeyIndex,
+        "contains_sorted",
+        lambda self, h: np.ones(h.shape, dtype=bool),
+    )
+    res = store.append_inferences("churn", rows(["b", "x", "y"], t0=T0 + timedelta(hours=5)))
+    assert res == logstore_module.AppendResult(2, 1)
+    assert sorted(stored_ids(store)) == ["a", "b", "x", "y"]
+
+
+def test_key_index_runs_stay_few_and_exact() -> None:
+    rng = np.random.default_rng(3)
+    idx = logstore_module._KeyIndex(np.array([], dtype=np.uint64))
+    added: list[np.ndarray] = []
+    for _ in range(64):
+        h = np.sort(rng.integers(0, 2**63, 1000, dtype=np.int64).astype(np.uint64))
+        idx.add_sorted(h)
+        added.append(h)
+    assert len(idx) == 64_000 and len(idx._runs) <= 7
+    every = np.sort(np.concatenate(added))
+    assert idx.contains_sorted(every).all()
+    fresh = np.sort(rng.integers(0, 2**63, 1000, dtype=np.int64).astype(np.uint64))
+    assert idx.contains_sorted(fresh).sum() == np.isin(fresh, every).sum()
+
+
+def test_retry_after_reopen(tmp_path: Path) -> None:
+    path = tmp_path / "logs.duckdb"
+    batch = rows([f"r{i}" for i in range(50)])
+    with LogStore(path) as s:
+        s.ensure_model("churn", CHURN)
+        assert s.append_inferences("churn", batch).accepted == 50
+        s.append_labels("churn", pa.table({"request_id": ["r1"], "label": [1]}))
+        s.append_events(events(["e1"]))
+        s.put_reference("churn", "train", batch.select(["age", "plan"]))
+        s.quarantine([QuarantineRow("inference", "churn", 0, "age", "bad", "{}")])
+    with LogStore(path) as s:
+        assert s.append_inferences("churn", batch).duplicates == 50
+        assert (
+            s.append_labels("churn", pa.table({"request_id": ["r1"], "label": [0]})).accepted == 0
+        )
+        assert s.append_events(events(["e1"])).duplicates == 1
+        assert s.count_inferences("churn") == 50
+        assert s.list_references("churn") == [("train", 1, 50)]
+        assert s.read_quarantine().num_rows == 1
+        assert s.read_joined("churn").filter(pc.field("request_id") == "r1")[
+            "label"
+        ].to_pylist() == [1]
+
+
+def test_one_store_per_file_per_process(tmp_path: Path) -> None:
+    path = tmp_path / "logs.duckdb"
+    with LogStore(path), pytest.raises(LogStoreError, match="already open"):
+        LogStore(path)
+    with LogStore(path):  # released on close
+        pass
+
+
+# --- labels ---------------------------------------------------------------------------------
+def test_labels_join_whatever_the_arrival_order(store: LogStore) -> None:
+    # "early" gets its label before its inference row, "late" after.
+    store.append_labels("churn", pa.table({"request_id": ["early"], "label": [1]}))
+    store.append_inferences("churn", rows(["early", "late", "unlabelled"]))
+    store.append_labels(
+        "churn",
+        pa.table(
+            {
+                "request_id": ["late", "early"],  # a second label for "early": first one wins
+                "label": [0, 0],
+                "ts": pa.array([T0, T0], pa.timestamp("us", "UTC")),
+            }
+        ),
+    )
+    joined = {r["request_id"]: r["label"] for r in store.read_joined("churn").to_pylist()}
+    assert joined == {"early": 1, "late": 0, "unlabelled": None}
+    assert store.read_labels("churn").num_rows == 2
+    assert store.read_joined("churn", tenant_id="other").num_rows == 0
+
+
+def test_label_retry_and_in_batch_repeat(store: LogStore) -> None:
+    labels = pa.table({"request_id": ["a", "b", "a"], "label": [1, 0, 0]})
+    assert store.append_labels("churn", labels) == logstore_module.AppendResult(2, 1)
+    assert store.append_labels("churn", labels) == logstore_module.AppendResult(0, 3)
+    got = {r["request_id"]: r["label"] for r in store.read_labels("churn").to_pylist()}
+    assert got == {"a": 1, "b": 0}
+
+
+# --- events ---------------------------------------------------------------------------------
+def events(ids: list[str], tenant: str = "acme") -> pa.Table:
+    n = len(ids)
+    return pa.table(
+        {
+            "event_id": ids,
+            "tenant_id": [tenant] * n,
+            "ts": pa.array([T0 + timedelta(hours=i) for i in range(n)], pa.timestamp("us", "UTC")),
+            "name": ["revenue"] * n,
+            "value": [float(i) for i in range(n)],
+            "request_id": [None] * n,
+        }
+    )
+
+
+def test_events_idempotent_by_event_id(store: LogStore) -> None:
+    assert store.append_events(events(["e1", "e2", "e1"])) == logstore_module.AppendResult(2, 1)
+    assert store.append_events(events(["e2", "e3"], tenant="globex")).accepted == 1
+    assert store.read_events()["event_id"].to_pylist() == ["e1", "e2", "e3"]
+    assert store.read_events(tenant_id="globex")["event_id"].to_pylist() == ["e3"]
+    assert store.read_events(start=T0 + timedelta(minutes=30))["event_id"].to_pylist() == [
+        "e2",
+        "e3",
+    ]
+    with pytest.raises(LogStoreError, match="event_id"):
+        store.append_events(events(["x"]).drop_columns(["event_id"]))
+
+
+# --- references -----------------------------------------------------------------------------
+def test_reference_versions(store: LogStore) -> None:
+    v1 = rows([f"r{i}" for i in range(10)]).select(["age", "plan", "prediction"])
+    v2 = rows([f"r{i}" for i in range(4)]).select(["age", "vip"])
+    assert store.put_reference("churn", "training", v1) == 1
+    assert store.put_reference("churn", "training", v2) == 2
+    assert store.put_reference("churn", "validation", v2) == 1
+    assert store.list_references("churn") == [
+        ("training", 1, 10),
+        ("training", 2, 4),
+        ("validation", 1, 4),
+    ]
+    latest = store.read_reference("churn", "training")
+    assert latest.column_names == ["age", "vip"] and latest.num_rows == 4
+    first = store.read_reference("churn", "training", version=1)
+    assert first.column_names == ["age", "plan", "prediction"] and first.num_rows == 10
+    assert first["age"].to_pylist() == v1["age"].to_pylist()
+    with pytest.raises(KeyError, match=r"'nope'.*training v1, training v2, validation v1"):
+        store.read_reference("churn", "nope")
+    with pytest.raises(KeyError, match="version 3"):
+        store.read_reference("churn", "training", version=3)
+    with pytest.raises(LogStoreError, match="unknown_col"):
+        store.put_reference("churn", "training", pa.table({"unknown_col": [1.0]}))
+    with pytest.raises(LogStoreError, match="reference name"):
+        store.put_reference("churn", "../etc", v1)
+    assert store.list_references("churn")[-1] == ("validation", 1, 4)
+    assert store.count_inferences("churn") == 0  # references are not logs
+
+
+# --- quarantine -----------------------------------------------------------------------------
+def test_quarantine_round_trip(store: LogStore) -> None:
+    raw = '{"request_id": "r1", "age": "old", "ünïcode": "✓"}'
+    store.quarantine(
+        [
+            QuarantineRow("inference", "churn", 3, "age", "expected a number", raw, "acme", "b1"),
+            QuarantineRow("event", None, 0, "ts", "missing", "{}"),
+        ]
+    )
+    store.quarantine([])
+    got = store.read_quarantine().to_pylist()
+    assert [g["id"] for g in got] == [1, 2]
+    first = got[0]
+    assert (first["kind"], first["model"], first["row_index"], first["field"]) == (
+        "inference",
+        "churn",
+        3,
+        "age",
+    )
+    assert (first["reason"], first["raw"], first["tenant_id"], first["batch_id"]) == (
+        "expected a number",
+        raw,
+        "acme",
+        "b1",
+    )
+    assert first["received_at"].tzinfo is not None
+    assert store.read_quarantine(model="churn").num_rows == 1
+    assert store.read_quarantine(limit=1).num_rows == 1
+
+
+# --- reads -----------------------------------------------------------------------------------
+def test_read_filters(store: LogStore) -> None:
+    store.append_inferences("churn", rows([f"a{i}" for i in range(10)], tenant="acme"))
+    store.append_inferences("churn", rows([f"g{i}" for i in range(5)], tenant="globex"))
+    assert store.count_inferences("churn") == 15
+    assert store.count_inferences("churn", tenant_id="globex") == 5
+    assert store.tenants_seen("churn") == ["acme", "globex"]
+    window = store.read_inferences(
+        "churn", start=T0 + timedelta(minutes=2), end=T0 + timedelta(minutes=4), tenant_id="acme"
+    )
+    assert window["request_id"].to_pylist() == ["a2", "a3"]
+    naive = store.read_inferences("churn", start=datetime(2026, 3, 1, 0, 8), tenant_id="acme")
+    assert naive["request_id"].to_pylist() == ["a8", "a9"]
+    assert store.read_inferences("churn", limit=3).num_rows == 3
+    assert store.read_inferences("churn", columns=["age"]).column_names == ["age"]
+    with pytest.raises(LogStoreError, match="bogus"):
+        store.read_inferences("churn", columns=["bogus"])
+    ts = store.read_inferences("churn")["ts"]
+    assert ts.type == pa.timestamp("us", tz="UTC")
+    assert store.read_inferences("churn")["received_at"].null_count == 0
