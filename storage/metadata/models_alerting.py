@@ -179,3 +179,17 @@ class DeliveryAttemptRow(Base):
     error: Mapped[str | None] = mapped_column(Text, nullable=True)
     duration_ms: Mapped[float] = mapped_column(Float)
     outcome: Mapped[str] = mapped_column(String(16))
+
+
+class AlertSeriesRow(Base):
+    """The newest window each ``missing_data`` rule saw per series: its heartbeat."""
+
+    __tablename__ = "alert_series"
+    __table_args__ = (Index("ix_alert_series_rule", "rule"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    rule: Mapped[str] = mapped_column(String(128))
+    fingerprint: Mapped[str] = mapped_column(String(64), unique=True)
+    labels: Mapped[dict[str, Any]] = mapped_column(JSON)
+    last_window_end: Mapped[datetime]
+    updated_at: Mapped[datetime]

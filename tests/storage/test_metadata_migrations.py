@@ -20,6 +20,7 @@ TABLES = {
     "alert_notifications",
     "alert_deliveries",
     "alert_delivery_attempts",
+    "alert_series",
 }
 HEAD = "0002"  # update when adding a migration
 

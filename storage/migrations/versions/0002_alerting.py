@@ -198,8 +198,26 @@ def upgrade() -> None:
             "ix_alert_delivery_attempts_delivery_id", ["delivery_id"], unique=False
         )
 
+    op.create_table(
+        "alert_series",
+        sa.Column("id", sa.Integer(), autoincrement=True, nullable=False),
+        sa.Column("rule", sa.String(length=128), nullable=False),
+        sa.Column("fingerprint", sa.String(length=64), nullable=False),
+        sa.Column("labels", sa.JSON(), nullable=False),
+        sa.Column("last_window_end", sa.DateTime(timezone=True), nullable=False),
+        sa.Column("updated_at", sa.DateTime(timezone=True), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_alert_series")),
+        sa.UniqueConstraint("fingerprint", name=op.f("uq_alert_series_fingerprint")),
+    )
+    with op.batch_alter_table("alert_series", schema=None) as batch_op:
+        batch_op.create_index("ix_alert_series_rule", ["rule"], unique=False)
+
 
 def downgrade() -> None:
+    with op.batch_alter_table("alert_series", schema=None) as batch_op:
+        batch_op.drop_index("ix_alert_series_rule")
+
+    op.drop_table("alert_series")
     with op.batch_alter_table("alert_delivery_attempts", schema=None) as batch_op:
         batch_op.drop_index("ix_alert_delivery_attempts_delivery_id")
 
