@@ -195,3 +195,170 @@ class MetricResult:
             self.column,
             self.metric,
         )
+
+
+# ---------------------------------------------------------------------------- alerting
+AlertState = Literal["pending", "firing", "resolved"]
+ALERT_STATES: tuple[str, ...] = ("pending", "firing", "resolved")
+Severity = Literal["critical", "warning", "info"]
+SEVERITIES: tuple[str, ...] = ("critical", "warning", "info")
+ChannelKind = Literal["webhook", "slack", "pagerduty"]
+CHANNEL_KINDS: tuple[str, ...] = ("webhook", "slack", "pagerduty")
+DeliveryStatus = Literal["pending", "sending", "delivered", "dead", "cancelled"]
+DELIVERY_STATUSES: tuple[str, ...] = ("pending", "sending", "delivered", "dead", "cancelled")
+
+
+@dataclass(frozen=True)
+class RuleRecord:
+    """A stored alert rule: its JSON form (``spec``) is parsed by ``alerts.rules``."""
+
+    name: str
+    spec: dict[str, Any]
+    enabled: bool
+    version: int
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class AlertRecord:
+    """One alert instance: a rule's state for one fingerprint (rule + labels).
+
+    ``breach_streak`` counts consecutive breaching windows (``for``), ``clear_streak``
+    consecutive clear windows while firing (``keep_firing_for``). ``active_at`` is the start
+    of the first breaching window ("since when"); ``starts_at`` when it began firing and
+    ``ends_at`` when it resolved (wall clock). ``id`` is None until stored.
+    """
+
+    fingerprint: str
+    rule: str
+    state: AlertState
+    severity: str
+    tenant_id: str
+    model: str
+    labels: dict[str, str]
+    annotations: dict[str, str]
+    value: float | None
+    threshold: float | None
+    breach_streak: int
+    clear_streak: int
+    last_window_end: datetime | None
+    active_at: datetime
+    starts_at: datetime | None
+    ends_at: datetime | None
+    updated_at: datetime
+    context: dict[str, Any] = field(default_factory=dict)
+    acknowledged_by: str | None = None
+    acknowledged_at: datetime | None = None
+    id: int | None = None
+
+
+@dataclass(frozen=True)
+class SilenceRecord:
+    """Label matchers (``[{"name", "value", "op"}]``, op ``=``, ``!=``, ``=~``, ``!~``) that
+    mute notifications of matching alerts between ``starts_at`` and ``ends_at``."""
+
+    id: int
+    matchers: tuple[dict[str, str], ...]
+    reason: str
+    created_by: str
+    starts_at: datetime
+    ends_at: datetime
+    created_at: datetime
+    expired_by: str | None = None
+
+    def active(self, now: datetime) -> bool:
+        return self.starts_at <= now < self.ends_at
+
+
+@dataclass(frozen=True)
+class ChannelRecord:
+    """A notification channel as the service shows it: no URL secret, no signing secret."""
+
+    id: int
+    name: str
+    kind: ChannelKind
+    url_hint: str  # scheme://host/… — enough to recognise, not enough to call
+    options: dict[str, Any]
+    enabled: bool
+    disabled_reason: str | None
+    secret_count: int
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class ChannelSecrets:
+    """What only the delivery worker needs: the full URL and the signing secrets (newest
+    first; two during a rotation), or the PagerDuty routing key."""
+
+    url: str
+    secrets: tuple[str, ...]
+    routing_key: str | None = None
+
+
+@dataclass(frozen=True)
+class GroupRecord:
+    """A notification group and its log entry: what was last sent and when the next flush is."""
+
+    id: int
+    group_key: str
+    rule: str
+    labels: dict[str, str]
+    next_flush_at: datetime | None
+    last_notified_at: datetime | None
+    notified_firing: tuple[str, ...]
+    notified_resolved: tuple[str, ...]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class NotificationRecord:
+    id: int
+    group_id: int | None
+    status: str
+    fingerprints: tuple[str, ...]
+    payload: dict[str, Any]
+    created_at: datetime
+
+
+@dataclass(frozen=True)
+class OutboxItem:
+    """A delivery to write with a notification: one request body for one channel."""
+
+    channel_id: int
+    event: str
+    body: str
+
+
+@dataclass(frozen=True)
+class DeliveryAttempt:
+    attempt: int
+    at: datetime
+    status_code: int | None
+    error: str | None
+    duration_ms: float
+    outcome: str  # delivered, retry, failed, dead, disabled
+
+
+@dataclass(frozen=True)
+class DeliveryRecord:
+    """One outbox row: a body to send to one channel, with its attempts so far."""
+
+    id: int
+    notification_id: int | None
+    channel_id: int
+    channel_name: str
+    webhook_id: str
+    event: str
+    status: DeliveryStatus
+    body: str
+    attempts: int
+    next_attempt_at: datetime
+    created_at: datetime
+    updated_at: datetime
+    delivered_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    history: tuple[DeliveryAttempt, ...] = ()

@@ -1,0 +1,484 @@
+"""Pure alert evaluation: (rules, new results, previous state) → transitions.
+
+Every window of a series (rule × model × tenant × monitor × metric × column) moves its alert
+along ``pending → firing → resolved``:
+
+- a breaching window adds one to ``breach_streak``; the alert is ``pending`` until the streak
+  reaches the rule's ``for`` and then ``firing``;
+- a clear window drops a ``pending`` alert (it resolves without ever having fired, so nobody
+  is told) and counts towards ``keep_firing_for`` on a ``firing`` one, which resolves on the
+  first clear window after that many;
+- ``no_data`` changes nothing for threshold rules (it neither fires nor resolves); it is what
+  ``missing_data`` rules watch, together with series that stopped reporting (see
+  :func:`evaluate_missing`);
+- a window at or before the last one evaluated is ignored, so re-running a window or
+  replaying results is idempotent;
+- after ``resolved`` the next breach opens a new instance (a new ``id``) under the same
+  fingerprint.
+
+Nothing here does I/O; ``alerts.engine`` loads the state and stores the transitions.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+from typing import Any
+
+from alerts.rules import Rule
+from storage.types import ALL, AlertRecord, MetricResult
+
+# Keys of MetricResult.details copied into an alert's context for notifications.
+CONTEXT_KEYS = (
+    "p_value",
+    "method",
+    "reference",
+    "reference_size",
+    "current_size",
+    "sample_size",
+    "n_reference",
+    "n_current",
+    "drivers",
+    "related_kpis",
+    "tenants",
+    "estimated",
+    "lower",
+    "upper",
+)
+
+
+@dataclass(frozen=True)
+class Transition:
+    """One alert record written by an evaluation.
+
+    ``change`` is the new state when it changed (``pending``, ``firing``, ``resolved``),
+    ``cleared`` for a pending alert that resolved without firing, or ``updated`` when only
+    the streaks, value or context moved.
+    """
+
+    fingerprint: str
+    before: AlertRecord | None
+    after: AlertRecord
+    change: str
+
+    @property
+    def notifies(self) -> bool:
+        """Whether the change is one receivers hear about (firing or resolved after firing)."""
+        return self.change == "firing" or (
+            self.change == "resolved" and self.after.starts_at is not None
+        )
+
+
+@dataclass(frozen=True)
+class SeriesSeen:
+    """The newest window a rule saw for a series (what ``missing_data`` rules watch)."""
+
+    rule: str
+    fingerprint: str
+    labels: dict[str, str]
+    last_window_end: datetime
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    transitions: list[Transition] = field(default_factory=list)
+    seen: dict[str, SeriesSeen] = field(default_factory=dict)
+
+
+def fingerprint(labels: Mapping[str, str]) -> str:
+    """Stable id of a label set (16 hex digits of SHA-256 over the sorted labels)."""
+    raw = json.dumps(sorted(labels.items()), separators=(",", ":"))
+    return hashlib.sha256(raw.encode()).hexdigest()[:16]
+
+
+def series_labels(rule: Rule, result: MetricResult) -> dict[str, str]:
+    """The labels of the alert a result belongs to under ``rule``."""
+    labels = {
+        "alertname": rule.name,
+        "rule": rule.name,
+        "severity": rule.severity,
+        "model": result.model or "",
+        "tenant": result.tenant_id,
+        "monitor": result.source_name,
+        "source": result.source,
+        "kind": result.kind,
+    }
+    if rule.kind == "threshold":
+        labels["metric"] = result.metric
+        if result.column:
+            labels["column"] = result.column
+        if result.model_version != ALL:
+            labels["model_version"] = result.model_version
+    labels.update(rule.labels)
+    return labels
+
+
+class _SafeDict(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def render(template: str, values: Mapping[str, Any]) -> str:
+    """Fill ``{name}`` / ``{name:.3f}`` placeholders; unknown names stay as they are and a
+    bad format spec leaves the template unfilled rather than losing the notification."""
+    try:
+        return template.format_map(_SafeDict(values))
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return template
+
+
+DEFAULT_ANNOTATIONS = {
+    "threshold": {
+        "summary": "{alertname}: {metric}{column_suffix} of {model} for tenant {tenant} is "
+        "{value_text} (threshold {threshold_text})",
+        "description": "{monitor} ({kind}) reported {status} for the window "
+        "{window_start} – {window_end}.",
+    },
+    "missing_data": {
+        "summary": "{alertname}: {monitor} on {model} for tenant {tenant} has no data",
+        "description": "No usable results since {last_window_end}.",
+    },
+}
+
+
+def _fmt(value: float | None) -> str:
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:.4g}"
+
+
+def result_context(result: MetricResult) -> dict[str, Any]:
+    """What a notification says about the result behind an alert (JSON-able)."""
+    ctx: dict[str, Any] = {
+        "source": result.source,
+        "monitor": result.source_name,
+        "kind": result.kind,
+        "model": result.model,
+        "tenant": result.tenant_id,
+        "model_version": result.model_version,
+        "column": result.column,
+        "metric": result.metric,
+        "value": result.value,
+        "threshold": result.threshold,
+        "status": result.status,
+        "window": {"start": result.window_start.isoformat(), "end": result.window_end.isoformat()},
+        "definition_version": result.definition_version,
+    }
+    details = result.details or {}
+    for key in CONTEXT_KEYS:
+        if key in details:
+            ctx[key] = details[key]
+    return ctx
+
+
+def _template_values(rule: Rule, labels: Mapping[str, str], res: MetricResult) -> dict[str, Any]:
+    values: dict[str, Any] = {k: v for k, v in (res.details or {}).items() if _scalar(v)}
+    values.update(labels)
+    values.update(
+        value=res.value,
+        threshold=res.threshold if res.threshold is not None else rule.condition.threshold,
+        value_text=_fmt(res.value),
+        threshold_text=_fmt(
+            res.threshold if res.threshold is not None else rule.condition.threshold
+        ),
+        status=res.status,
+        window_start=res.window_start.isoformat(),
+        window_end=res.window_end.isoformat(),
+        last_window_end=res.window_end.isoformat(),
+        column_suffix=f"[{res.column}]" if res.column else "",
+        model=res.model or "",
+    )
+    return values
+
+
+def _scalar(v: Any) -> bool:
+    return isinstance(v, str | int | float | bool) or v is None
+
+
+def annotate(rule: Rule, labels: Mapping[str, str], res: MetricResult) -> dict[str, str]:
+    values = _template_values(rule, labels, res)
+    templates = dict(DEFAULT_ANNOTATIONS[rule.kind])
+    templates.update(rule.annotations)
+    return {k: render(t, values) for k, t in templates.items()}
+
+
+def _is_breach(rule: Rule, results: Sequence[MetricResult]) -> bool | None:
+    """Whether one window of one series breaches: True, False, or None (no verdict)."""
+    if rule.kind == "missing_data":
+        # A series is "missing" in a window when nothing it produced there had data.
+        return all(r.status == "no_data" for r in results)
+    usable = [r for r in results if r.status != "no_data"]
+    if not usable:
+        return None
+    return any(rule.condition.breached(r) for r in usable)
+
+
+def _new_alert(
+    rule: Rule, fp: str, labels: dict[str, str], res: MetricResult, now: datetime
+) -> AlertRecord:
+    return AlertRecord(
+        fingerprint=fp,
+        rule=rule.name,
+        state="pending",
+        severity=rule.severity,
+        tenant_id=res.tenant_id,
+        model=res.model or "",
+        labels=labels,
+        annotations=annotate(rule, labels, res),
+        value=res.value,
+        threshold=res.threshold if res.threshold is not None else rule.condition.threshold,
+        breach_streak=0,
+        clear_streak=0,
+        last_window_end=None,
+        active_at=res.window_start,
+        starts_at=None,
+        ends_at=None,
+        updated_at=now,
+        context=result_context(res),
+    )
+
+
+def _advance(
+    rule: Rule,
+    fp: str,
+    labels: dict[str, str],
+    latest: AlertRecord | None,
+    windows: Sequence[tuple[datetime, list[MetricResult]]],
+    now: datetime,
+    out: list[Transition],
+) -> None:
+    """Run one series' new windows (oldest first) through the state machine."""
+    original = latest
+    current = latest
+    last_end = latest.last_window_end if latest is not None else None
+    for _start, results in windows:
+        res = max(results, key=lambda r: (r.status != "no_data", r.value is not None))
+        window_end = res.window_end
+        if last_end is not None and window_end <= last_end:
+            continue  # this window was evaluated before: re-runs and replays change nothing
+        last_end = window_end
+        verdict = _is_breach(rule, results)
+        open_ = current if current is not None and current.state != "resolved" else None
+        if verdict is None:
+            if open_ is not None:
+                current = replace(open_, last_window_end=window_end, updated_at=now)
+            continue
+        if verdict:
+            breaching = [r for r in results if r.status != "no_data"]
+            if rule.kind == "threshold":
+                shown = next(r for r in breaching if rule.condition.breached(r))
+            else:
+                shown = res
+            if open_ is None:
+                # A resolved alert reopens as a new instance: store the old one's last change
+                # first, then start the new one from nothing.
+                if current is not None and current != original:
+                    out.append(_transition(fp, original, current))
+                original = None
+                open_ = _new_alert(rule, fp, labels, shown, now)
+            streak = open_.breach_streak + 1
+            current = replace(
+                open_,
+                breach_streak=streak,
+                clear_streak=0,
+                value=shown.value,
+                threshold=shown.threshold
+                if shown.threshold is not None
+                else rule.condition.threshold,
+                annotations=annotate(rule, labels, shown),
+                context=result_context(shown),
+                last_window_end=window_end,
+                updated_at=now,
+            )
+            if current.state == "pending" and streak >= rule.for_windows:
+                current = replace(current, state="firing", starts_at=now)
+            continue
+        if open_ is None:
+            continue
+        if open_.state == "pending":
+            current = replace(
+                open_,
+                state="resolved",
+                breach_streak=0,
+                ends_at=now,
+                last_window_end=window_end,
+                updated_at=now,
+            )
+        else:
+            clear = open_.clear_streak + 1
+            current = replace(
+                open_,
+                clear_streak=clear,
+                breach_streak=0,
+                last_window_end=window_end,
+                updated_at=now,
+            )
+            if clear > rule.keep_firing_for:
+                current = replace(current, state="resolved", ends_at=now)
+    if current is not None and current != original:
+        out.append(_transition(fp, original, current))
+
+
+def _transition(fp: str, before: AlertRecord | None, after: AlertRecord) -> Transition:
+    if before is not None and before.id == after.id and before.state == after.state:
+        change = "updated"
+    elif after.state == "resolved" and after.starts_at is None:
+        change = "cleared"
+    else:
+        change = after.state
+    return Transition(fp, before, after, change)
+
+
+def evaluate_all(
+    rules: Sequence[Rule],
+    new_results: Iterable[MetricResult],
+    previous_state: Mapping[str, AlertRecord],
+    now: datetime,
+) -> Evaluation:
+    """Evaluate many rules over a batch of new results in one pass.
+
+    Parameters
+    ----------
+    rules : sequence of Rule
+    new_results : iterable of MetricResult
+        Any order; several windows per series are evaluated oldest first.
+    previous_state : mapping of fingerprint → AlertRecord
+        The newest alert instance of each fingerprint (open or resolved); absent = none.
+    now : datetime
+        Wall-clock time written as ``starts_at`` / ``ends_at`` / ``updated_at``.
+
+    Returns
+    -------
+    Evaluation
+        ``transitions`` to store (in order) and, per series, the newest window seen.
+    """
+    # series key → (rule, fingerprint, labels); results grouped per series and window
+    label_cache: dict[tuple[Any, ...], tuple[str, dict[str, str]]] = {}
+    windows: dict[tuple[int, str], dict[datetime, list[MetricResult]]] = defaultdict(
+        lambda: defaultdict(list)
+    )
+    rule_of: dict[tuple[int, str], tuple[Rule, dict[str, str]]] = {}
+    indexed = list(enumerate(rules))
+    for res in new_results:
+        for i, rule in indexed:
+            if not rule.matches(res):
+                continue
+            if rule.kind == "threshold":
+                skey: tuple[Any, ...] = (
+                    i,
+                    res.model,
+                    res.tenant_id,
+                    res.source_name,
+                    res.kind,
+                    res.metric,
+                    res.column,
+                    res.model_version,
+                )
+            else:
+                skey = (i, res.model, res.tenant_id, res.source_name, res.kind)
+            cached = label_cache.get(skey)
+            if cached is None:
+                labels = series_labels(rule, res)
+                cached = (fingerprint(labels), labels)
+                label_cache[skey] = cached
+            fp, labels = cached
+            key = (i, fp)
+            if key not in rule_of:
+                rule_of[key] = (rule, labels)
+            windows[key][res.window_start].append(res)
+    outcome = Evaluation()
+    for key, per_window in windows.items():
+        rule, labels = rule_of[key]
+        fp = key[1]
+        ordered = sorted(per_window.items())
+        _advance(rule, fp, labels, previous_state.get(fp), ordered, now, outcome.transitions)
+        last_end = max(r.window_end for _, rs in ordered for r in rs)
+        if rule.kind == "missing_data":
+            outcome.seen[fp] = SeriesSeen(rule.name, fp, labels, last_end)
+    return outcome
+
+
+def evaluate(
+    rule: Rule,
+    new_results: Iterable[MetricResult],
+    previous_state: Mapping[str, AlertRecord],
+    now: datetime,
+) -> list[Transition]:
+    """Evaluate one rule: ``evaluate_all([rule], ...)`` without the series bookkeeping.
+
+    Examples
+    --------
+    >>> from datetime import UTC, datetime, timedelta
+    >>> from alerts.rules import Rule
+    >>> from storage.types import MetricResult
+    >>> rule = Rule.from_dict({"name": "auc", "match": {"metric": "roc_auc"}, "for": 2})
+    >>> t0 = datetime(2026, 1, 1, tzinfo=UTC)
+    >>> def res(h, status):
+    ...     s = t0 + timedelta(hours=h)
+    ...     return MetricResult("monitor", "perf", "performance", "churn", s,
+    ...                         s + timedelta(hours=1), "acme", "*", "", "roc_auc", 0.6, 0.7,
+    ...                         status)
+    >>> [t.change for t in evaluate(rule, [res(0, "alert")], {}, t0)]
+    ['pending']
+    >>> [t.change for t in evaluate(rule, [res(0, "alert"), res(1, "alert")], {}, t0)]
+    ['firing']
+    """
+    return evaluate_all([rule], new_results, previous_state, now).transitions
+
+
+def evaluate_missing(
+    rule: Rule,
+    last_seen: Mapping[str, SeriesSeen],
+    previous_state: Mapping[str, AlertRecord],
+    now: datetime,
+) -> list[Transition]:
+    """Fire ``missing_data`` alerts for series whose newest window ended more than the rule's
+    ``max_silence`` ago (a monitor that stopped running, a model or tenant without logs).
+
+    A stale series fires at once (the silence itself is the evidence); the next window with
+    data resolves it through :func:`evaluate_all`.
+    """
+    if rule.kind != "missing_data" or rule.max_silence is None:
+        return []
+    out: list[Transition] = []
+    for fp, seen in last_seen.items():
+        if seen.rule != rule.name or seen.last_window_end + rule.max_silence > now:
+            continue
+        latest = previous_state.get(fp)
+        if latest is not None and latest.state == "firing":
+            continue
+        since = seen.last_window_end.isoformat()
+        values = {**seen.labels, "last_window_end": since}
+        templates = dict(DEFAULT_ANNOTATIONS["missing_data"])
+        templates.update(rule.annotations)
+        alert = AlertRecord(
+            fingerprint=fp,
+            rule=rule.name,
+            state="firing",
+            severity=rule.severity,
+            tenant_id=seen.labels.get("tenant", ALL),
+            model=seen.labels.get("model", ""),
+            labels=dict(seen.labels),
+            annotations={k: render(t, values) for k, t in templates.items()},
+            value=None,
+            threshold=None,
+            breach_streak=rule.for_windows,
+            clear_streak=0,
+            last_window_end=seen.last_window_end,
+            active_at=seen.last_window_end,
+            starts_at=now,
+            ends_at=None,
+            updated_at=now,
+            context={"last_window_end": since, "max_silence_s": rule.max_silence.total_seconds()},
+        )
+        if latest is not None and latest.state == "pending":
+            alert = replace(alert, id=latest.id, active_at=latest.active_at)
+            out.append(Transition(fp, latest, alert, "firing"))
+        else:
+            out.append(Transition(fp, latest, alert, "firing"))
+    return out
