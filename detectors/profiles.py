@@ -71,8 +71,8 @@ DEFAULT_CAP = 1000
 DEFAULT_MAX_UNSEEN = 20
 # Quantile edges of more rows than this are taken from a seeded subsample: the bins only need to
 # be close to quantiles (the counts on them are exact), and a full partition of 1M rows costs
-# ~50 ms per column where a 200k subsample costs ~8 ms.
-_QUANTILE_SAMPLE = 200_000
+# ~50 ms per column where sorting a 100k subsample costs ~6 ms.
+_QUANTILE_SAMPLE = 100_000
 # Cells of the uniform grid used to bin numeric values without a binary search per value.
 _GRID_CELLS = 1 << 14
 
@@ -244,7 +244,7 @@ class ReferenceBins:
         ReferenceBins
             ``edges = unique(quantiles(values, linspace(0, 1, n_bins + 1)))`` with quantiles
             that are data values (``method="inverted_cdf"``), so integer columns get integer
-            edges; above 200,000 finite values the inner quantiles come from a seeded
+            edges; above 100,000 finite values the inner quantiles come from a seeded
             subsample (the reference min and max stay exact).
         """
         if not isinstance(n_bins, int | np.integer) or n_bins < 1:
@@ -257,7 +257,12 @@ class ReferenceBins:
         if x.size > _QUANTILE_SAMPLE:
             rng = np.random.default_rng(x.size)
             x = x[rng.integers(0, x.size, _QUANTILE_SAMPLE)]
-        q = np.quantile(x, np.linspace(0.0, 1.0, int(n_bins) + 1), method="inverted_cdf")
+        # inverted-CDF quantiles (data values) from one sort: np.quantile would run one
+        # partition pass per quantile, ~20x slower for 101 of them
+        x = np.sort(x)
+        probs = np.linspace(0.0, 1.0, int(n_bins) + 1)
+        idx = np.clip(np.ceil(probs * x.size).astype(np.int64) - 1, 0, x.size - 1)
+        q = x[idx]
         q[0], q[-1] = lo, hi
         edges = np.unique(q)
         return cls("numeric", tuple(float(e) for e in edges))
@@ -480,14 +485,35 @@ class ColumnProfile:
 
     @staticmethod
     def merge(profiles: Iterable[ColumnProfile]) -> ColumnProfile:
-        """Sum of several profiles on the same bins (at least one)."""
+        """Sum of several profiles on the same bins (at least one), in one pass."""
         items = list(profiles)
         if not items:
             raise InvalidParameterError("profiles", items, "at least one profile")
-        out = items[0]
+        first = items[0]
+        if len(items) == 1:
+            return first
+        if any(p.kind == "categorical" and p.unseen for p in items):
+            out = first
+            for p in items[1:]:
+                out = out + p
+            return out
         for p in items[1:]:
-            out = out + p
-        return out
+            if p.bins != first.bins:
+                return first + p  # raises the error naming both bins
+        mins = [p.min for p in items if p.min is not None]
+        maxs = [p.max for p in items if p.max is not None]
+        return ColumnProfile(
+            bins=first.bins,
+            count=sum(p.count for p in items),
+            missing=sum(p.missing for p in items),
+            min=min(mins) if mins else None,
+            max=max(maxs) if maxs else None,
+            sum=float(sum(p.sum for p in items)),
+            sum_sq=float(sum(p.sum_sq for p in items)),
+            counts=np.sum([p.counts for p in items], axis=0),
+            max_unseen=max(p.max_unseen for p in items),
+            n_finite=sum(p.n_finite or 0 for p in items),
+        )
 
     # -- JSON -------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:

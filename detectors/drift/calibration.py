@@ -43,7 +43,7 @@ __all__ = [
     "threshold_from_null",
 ]
 
-DEFAULT_DRAWS = 500
+DEFAULT_DRAWS = 300
 SAMPLE_DRAWS = 300
 SAMPLE_CAP = 2000
 _GAUSS_MIN = 10_000

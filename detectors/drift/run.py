@@ -163,7 +163,7 @@ def detect(
     n_bins, cap
         Bins for methods that run on samples through profiles.
     n_draws
-        Null draws for calibration (default 500 on profiles, 300 on samples).
+        Null draws for calibration (default 300 on profiles and on samples).
 
     Returns
     -------

@@ -1,0 +1,268 @@
+"""Benchmark: Driftwatch univariate drift against Evidently, alibi-detect and a scipy loop.
+
+25 columns (20 numeric, 5 categorical of cardinality 3 to 1,000, given as Python strings as a
+CSV reader gives them), reference and current of N rows each. Measured in one run:
+
+* ``driftwatch full``: reference bins + reference profiles + current profiles + every column's
+  default method (``run_drift``), calibration cache cold;
+* ``driftwatch new window``: current profiles + methods against cached reference profiles
+  (calibration cold: the window size is new);
+* ``driftwatch merge 24h``: summing 24 hourly profiles per column + methods (cold, then warm);
+* peers: Evidently ``Report([DataDriftPreset()])``, alibi-detect ``TabularDrift`` (strings
+  integer-coded first, which it needs), and a plain scipy loop (``ks_2samp`` /
+  ``chi2_contingency``).
+
+Peak memory is the peak resident set size above the RSS before each step (Linux: the peak is
+reset through ``/proc/self/clear_refs``; elsewhere ``tracemalloc`` is used instead).
+
+Usage::
+
+    python benchmarks/drift.py                       # 100,000 and 1,000,000 rows, all peers
+    python benchmarks/drift.py --rows 1000000 --peers scipy,alibi
+    python benchmarks/drift.py --skip-peers
+"""
+
+from __future__ import annotations
+
+import argparse
+import gc
+import sys
+import time
+import tracemalloc
+import warnings
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from detectors.drift import clear_cache, run_drift
+from detectors.profiles import (
+    ColumnProfile,
+    ReferenceBins,
+    profile_categorical,
+    profile_numeric,
+)
+
+CARDINALITIES = (3, 10, 50, 200, 1000)
+N_NUMERIC = 20
+PEERS = ("evidently", "alibi", "scipy")
+
+
+# ---------------------------------------------------------------- data ---------------------
+def make_frame(n: int, seed: int, drift: bool) -> pd.DataFrame:
+    """20 numeric columns of mixed shapes and 5 string columns; ``drift`` shifts a few."""
+    rng = np.random.default_rng(seed)
+    cols: dict[str, Any] = {}
+    for i in range(N_NUMERIC):
+        shift = 0.1 if drift and i % 5 == 0 else 0.0
+        kind = i % 4
+        if kind == 0:
+            x = rng.normal(shift, 1.0, n)
+        elif kind == 1:
+            x = rng.lognormal(shift, 0.8, n)
+        elif kind == 2:
+            x = rng.integers(0, 100, n).astype(np.float64) + (shift * 10 if shift else 0.0)
+        else:
+            x = np.round(rng.gamma(2.0 + shift, 2.0, n), 2)
+        x[rng.random(n) < 0.01] = np.nan
+        cols[f"num_{i:02d}"] = x
+    for j, k in enumerate(CARDINALITIES):
+        labels = np.array([f"cat{j}_{v}" for v in range(k)], dtype=object)
+        w = 1.0 / np.arange(1, k + 1) ** 0.8  # Zipf-like category shares
+        if drift and j % 2 == 0:
+            w = w[::-1] ** 0.05 * w
+        cols[f"cat_{k}"] = labels[rng.choice(k, n, p=w / w.sum())]
+    return pd.DataFrame(cols)
+
+
+def numeric_columns(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if c.startswith("num_")]
+
+
+def categorical_columns(df: pd.DataFrame) -> list[str]:
+    return [c for c in df.columns if c.startswith("cat_")]
+
+
+# ---------------------------------------------------------------- measuring ----------------
+def _rss_kib(field: str) -> int | None:
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1])
+    except OSError:
+        return None
+    return None
+
+
+def measure(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+    """``(seconds, peak MiB above the start, result)``."""
+    gc.collect()
+    use_proc = _rss_kib("VmRSS") is not None
+    if use_proc:
+        try:
+            Path("/proc/self/clear_refs").write_text("5")  # resets VmHWM to the current RSS
+        except OSError:
+            use_proc = False
+    if use_proc:
+        before = _rss_kib("VmRSS") or 0
+        t = time.perf_counter()
+        result = fn()
+        seconds = time.perf_counter() - t
+        peak = ((_rss_kib("VmHWM") or before) - before) / 1024.0
+    else:
+        tracemalloc.start()
+        t = time.perf_counter()
+        result = fn()
+        seconds = time.perf_counter() - t
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+    return seconds, peak, result
+
+
+# ---------------------------------------------------------------- Driftwatch ---------------
+def build_bins(ref: pd.DataFrame) -> dict[str, ReferenceBins]:
+    bins = {c: ReferenceBins.numeric(ref[c].to_numpy()) for c in numeric_columns(ref)}
+    bins |= {c: ReferenceBins.categorical(ref[c].to_numpy()) for c in categorical_columns(ref)}
+    return bins
+
+
+def profile_frame(df: pd.DataFrame, bins: dict[str, ReferenceBins]) -> dict[str, ColumnProfile]:
+    out = {}
+    for c, b in bins.items():
+        v = df[c].to_numpy()
+        out[c] = profile_numeric(v, b) if b.kind == "numeric" else profile_categorical(v, b)
+    return out
+
+
+def driftwatch_full(ref: pd.DataFrame, cur: pd.DataFrame) -> dict[str, Any]:
+    clear_cache()
+    bins = build_bins(ref)
+    rp = profile_frame(ref, bins)
+    cp = profile_frame(cur, bins)
+    return run_drift(rp, cp)
+
+
+def drifted_count(results: dict[str, Any]) -> int:
+    return sum(1 for rs in results.values() for r in rs if r.drifted)
+
+
+# ---------------------------------------------------------------- peers --------------------
+def run_evidently(ref: pd.DataFrame, cur: pd.DataFrame) -> int:
+    from evidently import Report
+    from evidently.presets import DataDriftPreset
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        snapshot = Report([DataDriftPreset()]).run(cur, ref)
+    return len(snapshot.dict().get("metrics", []))
+
+
+def run_alibi(ref: pd.DataFrame, cur: pd.DataFrame) -> int:
+    from alibi_detect.cd import TabularDrift
+
+    num, cat = numeric_columns(ref), categorical_columns(ref)
+
+    def encode(df: pd.DataFrame, vocab: dict[str, pd.Index]) -> np.ndarray:
+        x = np.empty((len(df), len(num) + len(cat)), dtype=np.float32)
+        x[:, : len(num)] = df[num].to_numpy(dtype=np.float32)
+        for j, c in enumerate(cat):
+            x[:, len(num) + j] = vocab[c].get_indexer(df[c])
+        return np.nan_to_num(x, nan=0.0)
+
+    vocab = {c: pd.Index(pd.unique(pd.concat([ref[c], cur[c]]))) for c in cat}
+    x_ref, x_cur = encode(ref, vocab), encode(cur, vocab)
+    cats = {len(num) + j: None for j in range(len(cat))}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        cd = TabularDrift(x_ref, p_val=0.05, categories_per_feature=cats)
+        pred = cd.predict(x_cur, drift_type="feature")
+    return int(np.sum(pred["data"]["is_drift"]))
+
+
+def run_scipy(ref: pd.DataFrame, cur: pd.DataFrame) -> int:
+    from scipy import stats
+
+    drifted = 0
+    for c in numeric_columns(ref):
+        r, x = ref[c].dropna().to_numpy(), cur[c].dropna().to_numpy()
+        drifted += stats.ks_2samp(r, x).pvalue < 0.05
+    for c in categorical_columns(ref):
+        table = pd.concat([ref[c].value_counts(), cur[c].value_counts()], axis=1).fillna(0)
+        drifted += stats.chi2_contingency(table.to_numpy().T).pvalue < 0.05
+    return int(drifted)
+
+
+PEER_FNS = {"evidently": run_evidently, "alibi": run_alibi, "scipy": run_scipy}
+
+
+# ---------------------------------------------------------------- main --------------------
+def bench(n: int, peers: list[str]) -> list[tuple[str, float, float, str]]:
+    print(f"\n# {n:,} rows x 25 columns (reference and current)", flush=True)
+    ref, cur = make_frame(n, 1, drift=False), make_frame(n, 2, drift=True)
+    input_mib = (ref.memory_usage(deep=True).sum() + cur.memory_usage(deep=True).sum()) / 2**20
+    print(f"input data in memory: {input_mib:,.0f} MiB", flush=True)
+    rows: list[tuple[str, float, float, str]] = []
+
+    s, m, res = measure(lambda: driftwatch_full(ref, cur))
+    rows.append(("driftwatch full (bins+profiles+methods)", s, m, f"{drifted_count(res)} drifted"))
+
+    bins = build_bins(ref)
+    ref_profiles = profile_frame(ref, bins)
+
+    def new_window() -> dict[str, Any]:
+        clear_cache()
+        return run_drift(ref_profiles, profile_frame(cur, bins))
+
+    s, m, res = measure(new_window)
+    rows.append(("driftwatch new window vs cached ref", s, m, f"{drifted_count(res)} drifted"))
+
+    hours = np.array_split(np.arange(n), 24)
+    hourly = [profile_frame(cur.iloc[idx], bins) for idx in hours]
+
+    def merge_and_run() -> dict[str, Any]:
+        merged = {c: ColumnProfile.merge(h[c] for h in hourly) for c in bins}
+        return run_drift(ref_profiles, merged)
+
+    clear_cache()
+    s, m, res = measure(merge_and_run)
+    rows.append(
+        ("driftwatch merge 24 hourly + methods (cold)", s, m, f"{drifted_count(res)} drifted")
+    )
+    s, m, res = measure(merge_and_run)
+    rows.append(
+        ("driftwatch merge 24 hourly + methods (warm)", s, m, f"{drifted_count(res)} drifted")
+    )
+
+    for peer in peers:
+        print(f"running {peer} ...", flush=True)
+        s, m, res = measure(lambda peer=peer: PEER_FNS[peer](ref, cur))
+        rows.append((peer, s, m, f"result {res}"))
+
+    full = rows[0][1]
+    print(f"\n{'step':<46} {'seconds':>9} {'peak MiB':>9} {'x slower than DW full':>22}  note")
+    for name, s, m, note in rows:
+        ratio = f"{s / full:,.1f}x" if not name.startswith("driftwatch") else ""
+        print(f"{name:<46} {s:>9.3f} {m:>9.0f} {ratio:>22}  {note}")
+    return rows
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", default="100000,1000000", help="comma-separated row counts")
+    parser.add_argument("--peers", default=",".join(PEERS), help="evidently,alibi,scipy")
+    parser.add_argument("--skip-peers", action="store_true", help="measure Driftwatch only")
+    args = parser.parse_args(argv)
+    peers = [] if args.skip_peers else [p for p in args.peers.split(",") if p]
+    unknown = set(peers) - set(PEERS)
+    if unknown:
+        parser.error(f"unknown peers {sorted(unknown)}; valid: {', '.join(PEERS)}")
+    for n in (int(r) for r in args.rows.split(",")):
+        bench(n, peers)
+
+
+if __name__ == "__main__":
+    main()
