@@ -244,7 +244,14 @@ class DomainClassifier:
         threshold = 0.5 if self.threshold == "permutation" else float(self.threshold)
         if n_cur < self.min_samples or self._n_reference < self.min_samples:
             return DomainClassifierResult(
-                self.method, float("nan"), None, threshold, None, self._n_reference, n_cur
+                self.method,
+                float("nan"),
+                None,
+                threshold,
+                None,
+                self._n_reference,
+                n_cur,
+                {"reason": f"fewer than {self.min_samples} rows on a side"},
             )
         rng = np.random.default_rng(self.random_state + 2)
         cur = _subsample(current, n_cur, self.max_samples, rng)
@@ -421,10 +428,11 @@ class PCAReconstructionDrift:
                 self.method,
                 float("nan"),
                 None,
-                upper,
+                float(upper),
                 None,
                 self._n_reference,
                 n,
+                {"reason": f"fewer than {self.min_samples} rows"},
                 reference_mean=self._null_mean,
             )
         mean = float(errors.mean())

@@ -189,9 +189,9 @@ class DLE:
             sq_hat = np.maximum(self._sq_model.predict(x), 0.0)
         mae = float(abs_hat.mean())
         rmse = float(np.sqrt(sq_hat.mean()))
-        se_mae = self._abs_std / np.sqrt(n)
+        se_mae = float(self._abs_std / np.sqrt(n))
         # delta method: SE(√m) = SE(m) / (2√m)
-        se_rmse = self._sq_std / np.sqrt(n) / (2 * rmse) if rmse > 0 else None
+        se_rmse = float(self._sq_std / np.sqrt(n) / (2 * rmse)) if rmse > 0 else None
         w = self.band_width
         metrics = {
             "mae": EstimatedMetric(

@@ -146,7 +146,7 @@ class MetricComparison:
     def within_band(self) -> bool | None:
         if self.realized is None or self.lower is None or self.upper is None:
             return None
-        return self.lower <= self.realized <= self.upper
+        return bool(self.lower <= self.realized <= self.upper)
 
 
 class _HasMetrics(Protocol):

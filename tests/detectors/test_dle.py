@@ -81,3 +81,15 @@ def test_empty_window_unseen_category_and_misuse(dle: DLE) -> None:
         dle.estimate({"x1": [0.0]}, [0.0])
     with pytest.raises(InvalidParameterError, match="reference rows"):
         DLE().fit({"a": np.arange(10.0)}, np.arange(10.0), np.arange(10.0))
+
+
+def test_compare_with_realized_regression_metrics(dle: DLE) -> None:
+    from detectors.estimation import compare_realized
+    from detectors.performance import regression_performance
+
+    rng = np.random.default_rng(4)
+    x, yhat, y = _data(rng, 2_000)
+    comparison = compare_realized(dle.estimate(x, yhat), regression_performance(y, yhat))
+    assert set(comparison) == {"mae", "rmse"}
+    assert comparison["mae"].within_band is True
+    assert comparison["mae"].realized == pytest.approx(mean_absolute_error(y, yhat))

@@ -128,7 +128,8 @@ def test_permutation_threshold_gives_p_values() -> None:
 def test_small_windows_are_no_data_and_misuse_raises() -> None:
     rng = np.random.default_rng(6)
     ref = _table(rng, 500)
-    assert DomainClassifier(**FAST).fit(ref).score(_table(rng, 10)).no_data
+    small = DomainClassifier(**FAST).fit(ref).score(_table(rng, 10))
+    assert small.no_data and "fewer than" in small.details["reason"]
     assert PCAReconstructionDrift().fit(ref).score(_table(rng, 5)).no_data
     with pytest.raises(NotFittedError):
         DomainClassifier().score(ref)
@@ -140,3 +141,12 @@ def test_small_windows_are_no_data_and_misuse_raises() -> None:
         PCAReconstructionDrift(variance=1.5)
     with pytest.raises(InvalidParameterError, match="columns"):
         PCAReconstructionDrift().fit(ref).score({"x1": np.zeros(50)})
+
+
+def test_docstring_example_runs() -> None:
+    import doctest
+
+    import detectors.multivariate
+
+    failed, attempted = doctest.testmod(detectors.multivariate)
+    assert attempted > 0 and failed == 0

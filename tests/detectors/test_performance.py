@@ -158,3 +158,14 @@ def test_dispatch_filters_metrics_and_rejects_unknown_names() -> None:
         binary_performance([0, 2], [0.1, 0.2])
     with pytest.raises(InvalidParameterError, match="equal length"):
         regression_performance([1.0, 2.0], [1.0])
+
+
+def test_docstring_examples_run() -> None:
+    import doctest
+
+    import detectors.estimation.cbpe
+    import detectors.performance
+
+    for module in (detectors.performance, detectors.estimation.cbpe):
+        failed, attempted = doctest.testmod(module)
+        assert attempted > 0 and failed == 0, module.__name__
