@@ -21,8 +21,13 @@ TABLES = {
     "alert_deliveries",
     "alert_delivery_attempts",
     "alert_series",
+    # 0003 monitoring
+    "monitors",
+    "monitor_versions",
+    "monitor_runs",
+    "metric_results",
 }
-HEAD = "0002"  # update when adding a migration
+HEAD = "0003"  # update when adding a migration
 
 
 def test_upgrade_from_empty_reaches_head(metadata_url: str) -> None:
