@@ -60,6 +60,11 @@ MULTICLASS_ESTIMATED_METRICS: tuple[str, ...] = (
 
 _FloatArray = NDArray[np.float64]
 
+# Bootstrap resamples are drawn at most this large: the standard error scales as 1/√n, so the
+# spread at this size, scaled by √(size / n), serves any window while fit stays fast on
+# multi-million-row references.
+_BOOTSTRAP_SIZE = 20_000
+
 
 def _div(num: float, den: float) -> float | None:
     return float(num / den) if den > 0 else None
@@ -161,7 +166,8 @@ class BinaryCBPE:
         ``"auto"`` (isotonic when it helps, cross-validated), ``"isotonic"`` (always) or
         ``"none"`` (trust the scores).
     n_bootstrap
-        Bootstrap resamples of the reference used to estimate the sampling errors.
+        Bootstrap resamples of the reference used to estimate the sampling errors (each of
+        ``min(N, 20,000)`` rows).
     n_splits
         Folds of the calibration check.
     min_reference
@@ -207,6 +213,7 @@ class BinaryCBPE:
         self._calibrator: IsotonicRegression | None = None
         self._reference_se: dict[str, float | None] | None = None
         self._n_reference = 0
+        self._bootstrap_size = 0
 
     @staticmethod
     def _arrays(
@@ -274,8 +281,9 @@ class BinaryCBPE:
             self._calibrator = _fit_calibrator(y, s, self.n_splits, self.random_state)
         rng = np.random.default_rng(self.random_state)
         samples: dict[str, list[float]] = {m: [] for m in BINARY_ESTIMATED_METRICS}
+        size = min(s.size, _BOOTSTRAP_SIZE)
         for _ in range(self.n_bootstrap):
-            idx = rng.integers(0, s.size, s.size)
+            idx = rng.integers(0, s.size, size)
             for name, value in _binary_realized(y[idx], yhat[idx], s[idx]).items():
                 if value is not None:
                     samples[name].append(value)
@@ -283,6 +291,7 @@ class BinaryCBPE:
             name: float(np.std(v, ddof=1)) if len(v) >= 2 else None for name, v in samples.items()
         }
         self._n_reference = int(s.size)
+        self._bootstrap_size = size
         return self
 
     @property
@@ -304,7 +313,7 @@ class BinaryCBPE:
         se = self._reference_se[name]
         if se is None or n <= 0:
             return None
-        return se * float(np.sqrt(self._n_reference / n))
+        return se * float(np.sqrt(self._bootstrap_size / n))
 
     def estimate(
         self, current_scores: ArrayLike, current_predictions: ArrayLike | None = None
@@ -435,16 +444,22 @@ class MulticlassCBPE:
         self._calibrators: list[IsotonicRegression | None] = []
         self._reference_se: dict[str, float | None] | None = None
         self._n_reference = 0
+        self._bootstrap_size = 0
 
     def _codes(self, name: str, values: ArrayLike) -> NDArray[np.intp]:
-        lookup = {c: i for i, c in enumerate(self.classes)}
         arr = np.asarray(values).ravel()
-        try:
-            return np.array([lookup[v] for v in arr.tolist()], dtype=np.intp)
-        except KeyError as exc:
+        if arr.size == 0:
+            return np.zeros(0, dtype=np.intp)
+        # map the distinct values once, not every row through a dict
+        uniques, inverse = np.unique(arr, return_inverse=True)
+        lookup = {c: i for i, c in enumerate(self.classes)}
+        unknown = [u for u in uniques.tolist() if u not in lookup]
+        if unknown:
             raise InvalidParameterError(
-                name, exc.args[0], f"one of the classes {list(self.classes)}"
-            ) from None
+                name, unknown[0], f"one of the classes {list(self.classes)}"
+            )
+        mapped = np.array([lookup[u] for u in uniques.tolist()], dtype=np.intp)
+        return mapped[inverse.ravel()]
 
     def _scores(self, scores: ArrayLike) -> _FloatArray:
         s = np.asarray(scores, dtype=np.float64)
@@ -504,8 +519,9 @@ class MulticlassCBPE:
                 )
         rng = np.random.default_rng(self.random_state)
         samples: dict[str, list[float]] = {m: [] for m in MULTICLASS_ESTIMATED_METRICS}
+        size = min(y.size, _BOOTSTRAP_SIZE)
         for _ in range(self.n_bootstrap):
-            idx = rng.integers(0, y.size, y.size)
+            idx = rng.integers(0, y.size, size)
             for name, value in _multiclass_realized(y[idx], yhat[idx], s[idx]).items():
                 if value is not None:
                     samples[name].append(value)
@@ -513,6 +529,7 @@ class MulticlassCBPE:
             name: float(np.std(v, ddof=1)) if len(v) >= 2 else None for name, v in samples.items()
         }
         self._n_reference = int(y.size)
+        self._bootstrap_size = size
         return self
 
     @property
@@ -538,7 +555,7 @@ class MulticlassCBPE:
         se = self._reference_se[name]
         if se is None or n <= 0:
             return None
-        return se * float(np.sqrt(self._n_reference / n))
+        return se * float(np.sqrt(self._bootstrap_size / n))
 
     def estimate(
         self, current_scores: ArrayLike, current_predictions: ArrayLike | None = None

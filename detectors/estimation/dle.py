@@ -47,6 +47,8 @@ class DLE:
         Numeric columns to treat as categorical; string columns always are.
     min_reference
         Fewest reference rows accepted by :meth:`fit`.
+    max_samples
+        Reference rows the loss models are fitted on at most (a seeded subsample beyond).
     n_threads
         OpenMP threads of the boosting models (``None``: the library default); 1 by default,
         see :class:`detectors.multivariate.DomainClassifier`.
@@ -65,6 +67,7 @@ class DLE:
         max_leaf_nodes: int = 15,
         categorical: Collection[str] = (),
         min_reference: int = 100,
+        max_samples: int = 200_000,
         n_threads: int | None = 1,
         random_state: int = 0,
     ) -> None:
@@ -83,7 +86,12 @@ class DLE:
         self.learning_rate = learning_rate
         self.max_leaf_nodes = max_leaf_nodes
         self.categorical = tuple(categorical)
+        if max_samples < min_reference:
+            raise InvalidParameterError(
+                "max_samples", max_samples, f"an integer >= min_reference ({min_reference})"
+            )
         self.min_reference = min_reference
+        self.max_samples = max_samples
         self.n_threads = n_threads
         self.random_state = random_state
         self._encoder: TableEncoder | None = None
@@ -149,6 +157,10 @@ class DLE:
             raise InvalidParameterError(
                 "reference rows", y.size, f"at least {self.min_reference} labelled rows"
             )
+        if y.size > self.max_samples:
+            rng = np.random.default_rng(self.random_state)
+            pick = np.sort(rng.choice(y.size, self.max_samples, replace=False))
+            x, y = x[pick], y[pick]
         err = y - x[:, -1]
         mask = np.r_[self._encoder.categorical_mask, False]
         with threadpool_limits(limits=self.n_threads, user_api="openmp"):
