@@ -181,11 +181,9 @@ def _template_values(rule: Rule, labels: Mapping[str, str], res: MetricResult) -
     values.update(labels)
     values.update(
         value=res.value,
-        threshold=res.threshold if res.threshold is not None else rule.condition.threshold,
+        threshold=_threshold(rule, res),
         value_text=_fmt(res.value),
-        threshold_text=_fmt(
-            res.threshold if res.threshold is not None else rule.condition.threshold
-        ),
+        threshold_text=_fmt(_threshold(rule, res)),
         status=res.status,
         window_start=res.window_start.isoformat(),
         window_end=res.window_end.isoformat(),
@@ -194,6 +192,13 @@ def _template_values(rule: Rule, labels: Mapping[str, str], res: MetricResult) -
         model=res.model or "",
     )
     return values
+
+
+def _threshold(rule: Rule, res: MetricResult) -> float | None:
+    """The rule's own threshold when it compares values, else the result's."""
+    if rule.condition.op is not None:
+        return rule.condition.threshold
+    return res.threshold
 
 
 def _scalar(v: Any) -> bool:
@@ -231,7 +236,7 @@ def _new_alert(
         labels=labels,
         annotations=annotate(rule, labels, res),
         value=res.value,
-        threshold=res.threshold if res.threshold is not None else rule.condition.threshold,
+        threshold=_threshold(rule, res),
         breach_streak=0,
         clear_streak=0,
         last_window_end=None,
@@ -287,9 +292,7 @@ def _advance(
                 breach_streak=streak,
                 clear_streak=0,
                 value=shown.value,
-                threshold=shown.threshold
-                if shown.threshold is not None
-                else rule.condition.threshold,
+                threshold=_threshold(rule, shown),
                 annotations=annotate(rule, labels, shown),
                 context=result_context(shown),
                 last_window_end=window_end,

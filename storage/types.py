@@ -252,6 +252,7 @@ class AlertRecord:
     acknowledged_by: str | None = None
     acknowledged_at: datetime | None = None
     id: int | None = None
+    group_key: str = ""
 
 
 @dataclass(frozen=True)

@@ -50,6 +50,7 @@ class AlertRow(Base):
         Index("ix_alerts_fingerprint_state", "fingerprint", "state"),
         Index("ix_alerts_rule_state", "rule", "state"),
         Index("ix_alerts_state", "state"),
+        Index("ix_alerts_group_key", "group_key"),
     )
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -73,6 +74,7 @@ class AlertRow(Base):
     context: Mapped[dict[str, Any]] = mapped_column(JSON)
     acknowledged_by: Mapped[str | None] = mapped_column(String(256), nullable=True)
     acknowledged_at: Mapped[datetime | None]
+    group_key: Mapped[str] = mapped_column(String(512), default="")
 
 
 class SilenceRow(Base):

@@ -106,6 +106,7 @@ def upgrade() -> None:
         sa.Column("context", sa.JSON(), nullable=False),
         sa.Column("acknowledged_by", sa.String(length=256), nullable=True),
         sa.Column("acknowledged_at", sa.DateTime(timezone=True), nullable=True),
+        sa.Column("group_key", sa.String(length=512), nullable=False),
         sa.CheckConstraint(
             "state IN ('pending', 'firing', 'resolved')", name=op.f("ck_alerts_state")
         ),
@@ -115,6 +116,7 @@ def upgrade() -> None:
         batch_op.create_index("ix_alerts_fingerprint_state", ["fingerprint", "state"], unique=False)
         batch_op.create_index("ix_alerts_rule_state", ["rule", "state"], unique=False)
         batch_op.create_index("ix_alerts_state", ["state"], unique=False)
+        batch_op.create_index("ix_alerts_group_key", ["group_key"], unique=False)
 
     op.create_table(
         "alert_notifications",
@@ -234,6 +236,7 @@ def downgrade() -> None:
     op.drop_table("alert_notifications")
     with op.batch_alter_table("alerts", schema=None) as batch_op:
         batch_op.drop_index("ix_alerts_state")
+        batch_op.drop_index("ix_alerts_group_key")
         batch_op.drop_index("ix_alerts_rule_state")
         batch_op.drop_index("ix_alerts_fingerprint_state")
 

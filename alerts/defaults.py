@@ -1,0 +1,98 @@
+"""Default alert rules that ``driftwatch init MODEL`` proposes with the default monitors.
+
+They page (``critical``) on what users feel: realized or estimated performance falling below
+its threshold, tenant KPI breaches, and monitors that stopped producing data; feature and
+prediction drift and data quality stay ``warning`` context that shows up in the same groups.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from alerts.rules import Rule
+
+TASK_VALUES = ("binary", "multiclass", "regression")
+
+
+def default_rules(
+    model_name: str, task: str, channels: Sequence[str] = (), max_silence: str = "26h"
+) -> list[Rule]:
+    """The default rules for one model.
+
+    Parameters
+    ----------
+    model_name : str
+    task : {"binary", "multiclass", "regression"}
+    channels : sequence of str
+        Channel names notified by every rule (none: the rules alert without notifying
+        until channels are added).
+    max_silence : str
+        How long a monitor may stay silent before the missing-data rule fires (default:
+        a daily window plus two hours of grace).
+
+    Returns
+    -------
+    list of Rule
+
+    Examples
+    --------
+    >>> [r.name for r in default_rules("churn", "binary")]
+    ['churn-performance', 'churn-missing-data', 'churn-drift', 'churn-data-quality', 'kpi-breach']
+    """
+    if task not in TASK_VALUES:
+        raise ValueError(f"task {task!r} is not one of {', '.join(TASK_VALUES)}")
+    ch = list(channels)
+    specs = [
+        {
+            "name": f"{model_name}-performance",
+            "description": "Realized (labels) or estimated (no labels yet) performance "
+            "is below its threshold.",
+            "match": {"model": model_name, "kind": ["performance", "estimated_performance"]},
+            "condition": {"status": "alert"},
+            "for": 1,
+            "severity": "critical",
+            "channels": ch,
+        },
+        {
+            "name": f"{model_name}-missing-data",
+            "kind": "missing_data",
+            "description": "A monitor of the model produced no data (no logs, missed runs).",
+            "match": {"model": model_name, "source": "monitor"},
+            "for": 2,
+            "max_silence": max_silence,
+            "severity": "critical",
+            "channels": ch,
+        },
+        {
+            "name": f"{model_name}-drift",
+            "description": "Feature or prediction drift: context for performance alerts.",
+            "match": {
+                "model": model_name,
+                "kind": ["feature_drift", "prediction_drift", "multivariate_drift"],
+            },
+            "condition": {"status": "alert"},
+            "for": 1,
+            "severity": "warning",
+            "channels": ch,
+        },
+        {
+            "name": f"{model_name}-data-quality",
+            "match": {"model": model_name, "kind": "data_quality"},
+            "condition": {"status": "alert"},
+            "for": 1,
+            "severity": "warning",
+            "channels": ch,
+        },
+        {
+            # One rule for all KPIs: KPIs are per tenant, not per model, so every model's
+            # defaults propose the same rule (storing it twice is a no-op).
+            "name": "kpi-breach",
+            "description": "A tenant KPI breached its target or moved abnormally.",
+            "match": {"source": "kpi"},
+            "condition": {"status": "alert"},
+            "for": 1,
+            "severity": "critical",
+            "channels": ch,
+        },
+    ]
+    return [Rule.from_dict(s) for s in specs]

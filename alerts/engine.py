@@ -1,0 +1,492 @@
+"""``AlertEngine``: the stateful side of alerting, around the pure evaluator and planner.
+
+What the monitor runner calls after every run (and after backfills)::
+
+    engine = AlertEngine(AlertStore(metadata, secret_key), base_url=settings.base_url)
+    engine.process(results)                 # evaluate, store transitions, mark groups
+    engine.process(old_results, notify=False)   # a backfill: state only, nobody is paged
+
+What the delivery loop calls at each turn: :meth:`AlertEngine.flush_due` (plans due groups and
+writes notifications + outbox rows in one transaction each) — ``DeliveryWorker(before_claim=
+engine.flush_due)`` does it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import logging
+import secrets as _secrets
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from alerts.evaluate import SeriesSeen, Transition, evaluate_all, evaluate_missing
+from alerts.formats import dumps, generic_body, pagerduty_event, sample_alert, slack_body
+from alerts.grouping import Timing, group_key, group_labels, next_flush_after_change, plan_flush
+from alerts.rules import Rule, RuleError
+from alerts.silences import (
+    DEFAULT_INHIBIT_RULES,
+    InhibitRule,
+    check_matchers,
+    inhibited_by,
+    silence_matches,
+    silenced_by,
+)
+from alerts.ssrf import Allowlist, Resolver, system_resolver, vet_url
+from storage.metadata import NotFound
+from storage.metadata.alerting import AlertStore, GroupMark
+from storage.types import (
+    AlertRecord,
+    ChannelRecord,
+    DeliveryRecord,
+    GroupRecord,
+    MetricResult,
+    NotificationRecord,
+    OutboxItem,
+    SilenceRecord,
+)
+
+log = logging.getLogger("driftwatch.alerts")
+
+
+def new_signing_secret() -> str:
+    """A fresh ``whsec_`` secret (24 random bytes, base64) for a webhook channel."""
+    return "whsec_" + base64.b64encode(_secrets.token_bytes(24)).decode()
+
+
+@dataclass(frozen=True)
+class SilenceView:
+    """A silence with the alerts it mutes right now (for listings)."""
+
+    silence: SilenceRecord
+    active: bool
+    muting: tuple[AlertRecord, ...]
+
+
+class AlertEngine:
+    """Evaluates results, keeps alert state, plans grouped notifications and fills the outbox.
+
+    Parameters
+    ----------
+    store : AlertStore
+    base_url : str
+        Public URL of Driftwatch; links point at ``{base_url}/alerts/{id}``.
+    allowlist : Allowlist
+        SSRF allowlist used when channels are saved.
+    inhibit_rules : sequence of InhibitRule
+    on_enqueue : callable, optional
+        Called after deliveries were written (``DeliveryWorker.wake``).
+    resolver : for tests.
+    """
+
+    def __init__(
+        self,
+        store: AlertStore,
+        *,
+        base_url: str = "http://127.0.0.1:8000",
+        allowlist: Allowlist | None = None,
+        inhibit_rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES,
+        on_enqueue: Callable[[], None] | None = None,
+        resolver: Resolver = system_resolver,
+    ) -> None:
+        self.store = store
+        self.base_url = base_url.rstrip("/")
+        self.allowlist = allowlist or Allowlist()
+        self.inhibit_rules = tuple(inhibit_rules)
+        self.on_enqueue = on_enqueue
+        self.resolver = resolver
+
+    # ------------------------------------------------------------------ rules
+    def rules(self) -> list[Rule]:
+        """The enabled rules; a stored rule that no longer parses is skipped and logged."""
+        out = []
+        for rec in self.store.list_rules(enabled_only=True):
+            try:
+                out.append(Rule.from_dict(rec.spec))
+            except RuleError as exc:
+                log.error("alert rule %s is invalid and skipped: %s", rec.name, exc)
+        return out
+
+    def put_rule(self, spec: Mapping[str, Any], actor: str = "system") -> Rule:
+        """Validate and store a rule (create or replace)."""
+        rule = Rule.from_dict(spec)
+        enabled = bool(spec.get("enabled", True))
+        self.store.put_rule(rule.name, rule.to_dict(), enabled, actor)
+        return rule
+
+    # ------------------------------------------------------------------ evaluation
+    def process(
+        self,
+        results: Iterable[MetricResult],
+        *,
+        notify: bool = True,
+        now: datetime | None = None,
+        rules: Sequence[Rule] | None = None,
+    ) -> list[Transition]:
+        """Evaluate new results against the enabled rules and store what changed.
+
+        Parameters
+        ----------
+        results : iterable of MetricResult
+            The rows a monitor or KPI run (or a backfill) just wrote.
+        notify : bool
+            False for backfills: alert state is kept up to date, but the changes do not put
+            groups on the notification agenda, so nobody is paged for old windows.
+        now : datetime, optional
+            Evaluation time (default: the store's clock).
+
+        Returns
+        -------
+        list of Transition
+        """
+        now = now or self.store.now()
+        rules = list(rules) if rules is not None else self.rules()
+        if not rules:
+            return []
+        by_name = {r.name: r for r in rules}
+        previous = self.store.latest_alerts(by_name)
+        outcome = evaluate_all(rules, results, previous, now)
+        missing = [r for r in rules if r.kind == "missing_data" and r.max_silence is not None]
+        if missing:
+            seen = self._seen(missing, outcome.seen)
+            latest = dict(previous)
+            for t in outcome.transitions:
+                latest[t.fingerprint] = t.after
+            for rule in missing:
+                outcome.transitions.extend(evaluate_missing(rule, seen, latest, now))
+        series = [
+            (s.rule, s.fingerprint, s.labels, s.last_window_end) for s in outcome.seen.values()
+        ]
+        self._store(outcome.transitions, by_name, notify, now, series)
+        return outcome.transitions
+
+    def check_missing(self, now: datetime | None = None) -> list[Transition]:
+        """Fire ``missing_data`` alerts for series that went silent (run it periodically:
+        a monitor that stopped running produces no results that would trigger it)."""
+        now = now or self.store.now()
+        rules = [r for r in self.rules() if r.kind == "missing_data" and r.max_silence]
+        if not rules:
+            return []
+        seen = self._seen(rules, {})
+        latest = self.store.latest_alerts([r.name for r in rules])
+        transitions: list[Transition] = []
+        for rule in rules:
+            transitions.extend(evaluate_missing(rule, seen, latest, now))
+        self._store(transitions, {r.name: r for r in rules}, True, now, [])
+        return transitions
+
+    def _seen(
+        self, rules: Sequence[Rule], fresh: Mapping[str, SeriesSeen]
+    ) -> dict[str, SeriesSeen]:
+        seen = {
+            fp: SeriesSeen(rule, fp, labels, last)
+            for rule, fp, labels, last in self.store.series([r.name for r in rules])
+        }
+        for fp, s in fresh.items():
+            if fp not in seen or s.last_window_end > seen[fp].last_window_end:
+                seen[fp] = s
+        return seen
+
+    def _store(
+        self,
+        transitions: Sequence[Transition],
+        rules: Mapping[str, Rule],
+        notify: bool,
+        now: datetime,
+        series: Sequence[tuple[str, str, dict[str, str], datetime]],
+    ) -> None:
+        if not transitions and not series:
+            return
+        afters: list[AlertRecord] = []
+        keys: dict[str, tuple[Rule, dict[str, str]]] = {}
+        notifying: set[str] = set()
+        for t in transitions:
+            rule = rules[t.after.rule]
+            key = group_key(rule, t.after.labels)
+            afters.append(replace(t.after, group_key=key))
+            keys.setdefault(key, (rule, group_labels(rule, t.after.labels)))
+            if notify and t.notifies:
+                notifying.add(key)
+        groups = self.store.get_groups(list(keys)) if keys else {}
+        marks = []
+        for key, (rule, labels) in keys.items():
+            flush_at = (
+                next_flush_after_change(groups.get(key), Timing.of(rule), now)
+                if key in notifying
+                else None
+            )
+            marks.append(GroupMark(key, rule.name, labels, flush_at))
+        self.store.apply_evaluation(afters, marks, series)
+        if any(m.flush_at is not None and m.flush_at <= now for m in marks):
+            self.flush_due(now)
+
+    # ------------------------------------------------------------------ notifications
+    def muted(
+        self,
+        alerts: Sequence[AlertRecord],
+        now: datetime,
+        silences: Sequence[SilenceRecord] | None = None,
+        firing: Sequence[AlertRecord] | None = None,
+    ) -> dict[str, str]:
+        """Fingerprint → why it is muted (``silence:<ids>`` or ``inhibited:<fingerprints>``)."""
+        silences = self.store.list_silences(active_at=now) if silences is None else silences
+        firing = self.store.list_alerts(state="firing") if firing is None else firing
+        out: dict[str, str] = {}
+        for a in alerts:
+            ids = silenced_by(a.labels, silences, now)
+            if ids:
+                out[a.fingerprint] = "silence:" + ",".join(map(str, ids))
+                continue
+            by = inhibited_by(a, firing, self.inhibit_rules)
+            if by:
+                out[a.fingerprint] = "inhibited:" + ",".join(by)
+        return out
+
+    def flush_due(self, now: datetime | None = None) -> list[NotificationRecord]:
+        """Plan every group whose flush time has come; write notifications and outbox rows."""
+        now = now or self.store.now()
+        groups = self.store.due_groups(now)
+        if not groups:
+            return []
+        rules = {r.name: r for r in self.rules()}
+        silences = self.store.list_silences(active_at=now)
+        firing = self.store.list_alerts(state="firing", limit=100_000)
+        channels = {c.name: c for c in self.store.list_channels()}
+        written: list[NotificationRecord] = []
+        for group in groups:
+            note = self._flush_group(group, rules, silences, firing, channels, now)
+            if note is not None:
+                written.append(note)
+        if written and self.on_enqueue is not None:
+            self.on_enqueue()
+        return written
+
+    def _flush_group(
+        self,
+        group: GroupRecord,
+        rules: Mapping[str, Rule],
+        silences: Sequence[SilenceRecord],
+        firing: Sequence[AlertRecord],
+        channels: Mapping[str, ChannelRecord],
+        now: datetime,
+    ) -> NotificationRecord | None:
+        rule = rules.get(group.rule) or Rule(name=group.rule)
+        alerts = self.store.group_alerts(group.group_key)
+        muted = self.muted(alerts, now, silences, firing)
+        plan = plan_flush(group, alerts, muted, Timing.of(rule), now)
+        next_flush = plan.next_flush_at
+        # A silence that ends later must bring the group back then, or its alerts would stay
+        # unannounced until something else changes.
+        ends = [
+            s.ends_at
+            for s in silences
+            for a in alerts
+            if a.state == "firing" and a.fingerprint in muted and silence_matches(s, a.labels)
+        ]
+        if ends:
+            next_flush = min([t for t in (next_flush, min(ends)) if t is not None])
+        if not plan.send:
+            self.store.record_flush(
+                group,
+                next_flush_at=next_flush,
+                notified_firing=plan.notified_firing,
+                notified_resolved=plan.notified_resolved,
+            )
+            return None
+        shown = [*plan.firing, *plan.resolved]
+        targets = [channels[n] for n in _group_channels(group, rule) if n in channels]
+        outbox = []
+        for ch in targets:
+            if not ch.enabled:
+                continue
+            outbox.extend(self._render(ch, group, plan.status, shown, plan.reason))
+        notification = {
+            "status": plan.status,
+            "group_key": group.group_key,
+            "group_labels": group.labels,
+            "reason": plan.reason,
+            "fingerprints": [a.fingerprint for a in shown],
+            "alert_ids": [a.id for a in shown],
+            "muted": dict(plan.muted),
+            "channels": [c.name for c in targets],
+        }
+        return self.store.record_flush(
+            group,
+            next_flush_at=next_flush,
+            notified_firing=plan.notified_firing,
+            notified_resolved=plan.notified_resolved,
+            notification=notification,
+            outbox=outbox,
+        )
+
+    def _render(
+        self,
+        channel: ChannelRecord,
+        group: GroupRecord,
+        status: str,
+        alerts: Sequence[AlertRecord],
+        reason: str,
+    ) -> list[OutboxItem]:
+        if channel.kind == "pagerduty":
+            return [
+                OutboxItem(
+                    channel.id,
+                    "trigger" if a.state == "firing" else "resolve",
+                    dumps(
+                        pagerduty_event(
+                            a, "trigger" if a.state == "firing" else "resolve", self.base_url
+                        )
+                    ),
+                )
+                for a in alerts
+            ]
+        if channel.kind == "slack":
+            body = slack_body(
+                status=status, group_labels=group.labels, alerts=alerts, base_url=self.base_url
+            )
+            return [OutboxItem(channel.id, status, dumps(body))]
+        body = generic_body(
+            group_key=group.group_key,
+            status=status,
+            receiver=channel.name,
+            group_labels=group.labels,
+            alerts=alerts,
+            base_url=self.base_url,
+            notification_reason=reason,
+        )
+        return [OutboxItem(channel.id, status, dumps(body))]
+
+    # ------------------------------------------------------------------ user actions
+    def acknowledge(self, alert_id: int, actor: str) -> AlertRecord:
+        """Acknowledge a firing alert; PagerDuty channels of its rule get an ``acknowledge``."""
+        alert = self.store.get_alert(alert_id)
+        outbox: list[OutboxItem] = []
+        if alert is not None and alert.state == "firing" and alert.acknowledged_at is None:
+            rec = self.store.get_rule(alert.rule)
+            names = Rule.from_dict(rec.spec).channels if rec is not None else ()
+            for name in names:
+                ch = self.store.get_channel(name)
+                if ch is not None and ch.enabled and ch.kind == "pagerduty":
+                    outbox.append(
+                        OutboxItem(
+                            ch.id,
+                            "acknowledge",
+                            dumps(pagerduty_event(alert, "acknowledge", self.base_url)),
+                        )
+                    )
+        out = self.store.acknowledge(alert_id, actor, outbox)
+        if outbox and self.on_enqueue is not None:
+            self.on_enqueue()
+        return out
+
+    def silence(
+        self,
+        matchers: Sequence[Mapping[str, str]],
+        reason: str,
+        created_by: str,
+        ends_at: datetime,
+        starts_at: datetime | None = None,
+    ) -> SilenceRecord:
+        """Create a silence; groups are re-planned so muting (and, at expiry, unmuting)
+        takes effect at their next flush."""
+        now = self.store.now()
+        rec = self.store.create_silence(
+            check_matchers(matchers), reason, created_by, starts_at or now, ends_at
+        )
+        self.store.mark_groups_due(rec.ends_at)
+        return rec
+
+    def expire_silence(self, silence_id: int, actor: str) -> SilenceRecord:
+        rec = self.store.expire_silence(silence_id, actor)
+        self.store.mark_groups_due(self.store.now())
+        return rec
+
+    def silences(self, include_expired: bool = False) -> list[SilenceView]:
+        """Silences with the alerts each one mutes right now."""
+        now = self.store.now()
+        open_alerts = self.store.list_alerts(state=["firing", "pending"], limit=100_000)
+        out = []
+        for s in self.store.list_silences():
+            active = s.active(now)
+            if not active and not include_expired:
+                continue
+            muting = tuple(a for a in open_alerts if active and silence_matches(s, a.labels))
+            out.append(SilenceView(s, active, muting))
+        return out
+
+    # ------------------------------------------------------------------ channels
+    def create_channel(
+        self,
+        name: str,
+        kind: str,
+        url: str,
+        *,
+        signing_secret: str | None = None,
+        routing_key: str | None = None,
+        options: Mapping[str, Any] | None = None,
+        actor: str = "system",
+    ) -> tuple[ChannelRecord, str | None]:
+        """Check the URL (SSRF rules) and store the channel. Webhook channels get a signing
+        secret (generated when not given) that is returned once, here, and never again."""
+        vet_url(url, self.allowlist, self.resolver)
+        secret = None
+        if kind == "webhook":
+            secret = signing_secret or new_signing_secret()
+        rec = self.store.create_channel(
+            name,
+            kind,  # type: ignore[arg-type]
+            url,
+            [secret] if secret else [],
+            options,
+            routing_key,
+            actor,
+        )
+        return rec, secret
+
+    def update_channel_url(self, name: str, url: str, actor: str = "system") -> ChannelRecord:
+        vet_url(url, self.allowlist, self.resolver)
+        return self.store.update_channel(name, url=url, actor=actor)
+
+    def rotate_secret(self, name: str, actor: str = "system") -> tuple[ChannelRecord, str]:
+        secret = new_signing_secret()
+        return self.store.rotate_secret(name, secret, actor), secret
+
+    def test_channel(self, name: str) -> list[DeliveryRecord]:
+        """Queue a sample notification to one channel (delivered by the worker as usual)."""
+        ch = self.store.get_channel(name)
+        if ch is None:
+            raise NotFound(f"channel {name!r} not found")
+        now = self.store.now()
+        alert = sample_alert(now)
+        group = GroupRecord(
+            id=0,
+            group_key="driftwatch-test",
+            rule=alert.rule,
+            labels={"tenant": alert.tenant_id, "model": alert.model, "rule": alert.rule},
+            next_flush_at=None,
+            last_notified_at=None,
+            notified_firing=(),
+            notified_resolved=(),
+            created_at=now,
+        )
+        items = self._render(ch, group, "firing", [alert], "channel test")
+        out = self.store.enqueue(items)
+        if self.on_enqueue is not None:
+            self.on_enqueue()
+        return out
+
+
+def _group_channels(group: GroupRecord, rule: Rule) -> tuple[str, ...]:
+    if rule.channels:
+        return rule.channels
+    # The rule is gone: the group key remembers where its notifications went.
+    try:
+        return tuple(json.loads(group.group_key).get("to", []))
+    except (ValueError, AttributeError):
+        return ()
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
