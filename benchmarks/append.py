@@ -11,6 +11,7 @@ peak RSS. Run: ``.venv/bin/python benchmarks/append.py [--prefill 3000000] [--ba
 from __future__ import annotations
 
 import argparse
+import os
 import resource
 import shutil
 import sys
@@ -93,6 +94,7 @@ def main() -> None:
             clock[0] += hour
         return out
 
+    print(f"load average at start: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     print(f"file {path}; batch {args.batch:,} rows; 25 features (20 numeric, 5 categorical)")
     store = LogStore(path, checkpoint_threshold=args.checkpoint_threshold)
     store.ensure_model("bench", SCHEMA)
@@ -108,9 +110,9 @@ def main() -> None:
     print(f"prefill to {store.count_inferences('bench'):,} rows: {time.perf_counter() - t:.1f} s")
     store.close()
 
+    first = batches(max(args.batches, 5), args.batch)
     t = time.perf_counter()
     store = LogStore(path, checkpoint_threshold=args.checkpoint_threshold)
-    first = batches(args.batches, args.batch)
     store.append_inferences("bench", first[0])  # builds the key index by one scan
     build = time.perf_counter() - t
     print(
@@ -118,7 +120,7 @@ def main() -> None:
         f"(index {store.key_index_bytes() / 2**20:.0f} MiB for "
         f"{store.count_inferences('bench'):,} keys)"
     )
-    rate = timed_appends(store, first[1:] + batches(1, args.batch))
+    rate = timed_appends(store, first[1:] + batches(1, args.batch))  # ~batches appends
     print(f"with {store.count_inferences('bench'):,} rows stored: {rate:>12,.0f} rows/s")
 
     t = time.perf_counter()
@@ -130,7 +132,9 @@ def main() -> None:
     res = store.append_inferences("bench", shifted)
     assert res.accepted == 0, res
     print(f"retry with changed ts (full key scan):   {time.perf_counter() - t:.2f} s")
+    t = time.perf_counter()
     store.close()
+    print(f"close (final checkpoint): {time.perf_counter() - t:.2f} s")
     print(f"peak RSS: {peak_rss_mb():,.0f} MiB; file {path.stat().st_size / 2**20:,.0f} MiB")
     if args.dir is None:
         shutil.rmtree(workdir, ignore_errors=True)

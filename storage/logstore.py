@@ -14,7 +14,8 @@ Tables
 ``labels__<model>``
     ``request_id``, ``label`` (typed as the prediction), ``ts``, ``received_at``.
 ``references__<model>``
-    ``reference_name``, ``reference_version`` and the inference columns (all nullable: an
+    ``reference_name``, ``reference_version``, ``reference_row`` (upload order) and the
+    inference columns (all nullable: an
     uploaded baseline may hold a subset). One table per model rather than one per version keeps
     the catalogue small and lets schema evolution reach references too; the catalogue table
     ``reference_sets`` records each version's row count and uploaded columns.
@@ -113,7 +114,7 @@ _FEATURE_TYPES = {
     "text": "VARCHAR",
 }
 _PREDICTION_TYPES = {"regression": "DOUBLE", "binary": "INTEGER", "multiclass": "VARCHAR"}
-_REFERENCE_META = ("reference_name", "reference_version")
+_REFERENCE_META = ("reference_name", "reference_version", "reference_row")
 _REFERENCE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 
 # Paths opened by a LogStore in this process: two stores on one file would each keep their own
@@ -186,7 +187,7 @@ def _label_columns(schema: ModelSchema) -> dict[str, str]:
 
 
 def _reference_columns(schema: ModelSchema) -> dict[str, str]:
-    cols = {"reference_name": "VARCHAR", "reference_version": "INTEGER"}
+    cols = {"reference_name": "VARCHAR", "reference_version": "INTEGER", "reference_row": "BIGINT"}
     cols.update(_inference_columns(schema))
     return cols
 
@@ -317,6 +318,9 @@ class LogStore:
             if memory_limit is not None:
                 self._run(f"SET memory_limit = '{_size(memory_limit)}'")
             self._run("SET TimeZone = 'UTC'")
+            # Lets DuckDB insert an Arrow batch in parallel without keeping its row order
+            # (+4-50 % append rate in paired runs here). Every read that cares says ORDER BY.
+            self._run("SET preserve_insertion_order = false")
             self._bootstrap()
         except BaseException:
             self._release_path()
@@ -698,7 +702,11 @@ class LogStore:
                     [model, name],
                 )[0][0]
             )
-            self._con.register("__dw_ref", batch)
+            # preserve_insertion_order is off: keep the upload order in a column instead.
+            ordered = batch.append_column(
+                "reference_row", pa.array(np.arange(batch.num_rows, dtype=np.int64))
+            )
+            self._con.register("__dw_ref", ordered)
             try:
                 with self._transaction():
                     self._run(
@@ -847,7 +855,8 @@ class LogStore:
         have_cols = self._table_columns(table, cached=False)
         cols = ", ".join(_quote(c) for c in versions[v] if c in have_cols)
         return self._read(
-            f"SELECT {cols} FROM {_quote(table)} WHERE reference_name = ? AND reference_version = ?",
+            f"SELECT {cols} FROM {_quote(table)} WHERE reference_name = ? "
+            "AND reference_version = ? ORDER BY reference_row",
             [name, v],
         )
 
@@ -866,6 +875,19 @@ class LogStore:
                 f"SELECT DISTINCT tenant_id FROM {_quote(table)} ORDER BY tenant_id"
             ).fetchall()
         return [str(r[0]) for r in rows]
+
+    def query_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
+        """Run a read query on a read cursor. For the storage package's query modules (e.g.
+        ``storage.kpi_sql``), which build SQL from typed values with bound parameters only."""
+        try:
+            return self._read(sql, params)
+        except duckdb.Error as exc:
+            raise LogStoreError(f"log store query failed: {exc}") from exc
+
+    def table_columns(self, model: str, prefix: str = "inferences") -> dict[str, str]:
+        """Column -> DuckDB type of a model's ``inferences``/``labels`` table (the whitelist
+        query builders check identifiers against)."""
+        return dict(self._table_columns(self._require(model, prefix), cached=False))
 
     def key_index_bytes(self) -> int:
         """Memory held by the in-memory idempotency indexes (8 bytes per stored key)."""

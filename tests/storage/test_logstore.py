@@ -381,6 +381,12 @@ def test_reference_versions(store: LogStore) -> None:
     assert store.count_inferences("churn") == 0  # references are not logs
 
 
+def test_reference_keeps_upload_order(store: LogStore) -> None:
+    values = np.random.default_rng(0).normal(size=50_000)
+    store.put_reference("churn", "big", pa.table({"age": values}))
+    assert store.read_reference("churn", "big")["age"].to_numpy().tolist() == values.tolist()
+
+
 # --- quarantine -----------------------------------------------------------------------------
 def test_quarantine_round_trip(store: LogStore) -> None:
     raw = '{"request_id": "r1", "age": "old", "ünïcode": "✓"}'
