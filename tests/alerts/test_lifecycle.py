@@ -1,0 +1,256 @@
+"""Alert lifecycle through the engine and the store: grouping windows, repeat, silences,
+inhibition, acknowledge, resolve and reopen; the outbox rows each step writes."""
+
+from __future__ import annotations
+
+import json
+from datetime import timedelta
+
+from storage.types import OutboxItem
+from tests.alerts.conftest import Alerting
+from tests.alerts.helpers import result
+
+HOOK = "http://127.0.0.1:9/hook"  # never called here: these tests read the outbox
+
+
+def setup(a: Alerting, **rule: object) -> None:
+    a.engine.create_channel("hook", "webhook", HOOK)
+    spec = {
+        "name": "drift",
+        "match": {"kind": "feature_drift"},
+        "channels": ["hook"],
+        "group_wait": "30s",
+        "group_interval": "5m",
+        "repeat_interval": "4h",
+        **rule,
+    }
+    a.engine.put_rule(spec)
+
+
+def bodies(a: Alerting) -> list[dict]:
+    return [json.loads(d.body) for d in reversed(a.store.list_deliveries())]
+
+
+def ten_features(hour: int, status: str = "alert", tenant: str = "acme") -> list:
+    return [result(hour, status, column=f"f{i}", tenant=tenant) for i in range(10)]
+
+
+def test_one_notification_for_ten_alerts_after_group_wait(alerting: Alerting) -> None:
+    a = alerting
+    setup(a)
+    ts = a.engine.process(ten_features(0))
+    assert sum(t.change == "firing" for t in ts) == 10
+    assert a.engine.flush_due() == []  # group_wait not over
+    a.clock.advance(seconds=29)
+    assert a.engine.flush_due() == []
+    a.clock.advance(seconds=1)
+    (note,) = a.engine.flush_due()
+    assert len(note.fingerprints) == 10
+    (body,) = bodies(a)
+    assert body["status"] == "firing" and len(body["alerts"]) == 10
+    assert body["groupLabels"] == {"tenant": "acme", "model": "churn", "rule": "drift"}
+    # another tenant is another group
+    a.engine.process(ten_features(0, tenant="globex"))
+    a.clock.advance(seconds=30)
+    assert len(a.engine.flush_due()) == 1
+    assert len(bodies(a)) == 2
+
+
+def test_group_interval_then_repeat_interval(alerting: Alerting) -> None:
+    a = alerting
+    setup(a)
+    a.engine.process([result(0, column="f0")])
+    a.clock.advance(seconds=30)
+    assert len(a.engine.flush_due()) == 1
+    # a new alert in the same group waits for group_interval after the last notification
+    a.clock.advance(seconds=60)
+    a.engine.process([result(0, column="f1")])
+    assert a.engine.flush_due() == []
+    a.clock.advance(minutes=4)
+    (note,) = a.engine.flush_due()
+    assert len(note.fingerprints) == 2
+    # still firing, nothing new: silence until repeat_interval
+    a.engine.process([result(1, column="f0"), result(1, column="f1")])
+    a.clock.advance(hours=3)
+    assert a.engine.flush_due() == []
+    a.clock.advance(hours=1, seconds=1)
+    (note,) = a.engine.flush_due()
+    assert note.payload["reason"] == "repeat interval"
+
+
+def test_resolve_notifies_then_reopen_is_a_new_instance(alerting: Alerting) -> None:
+    a = alerting
+    setup(a, keep_firing_for=1)
+    a.engine.process([result(0)])
+    a.clock.advance(seconds=30)
+    a.engine.flush_due()
+    first = a.store.list_alerts()[0]
+    a.engine.process([result(1, "ok")])  # keep_firing_for: still firing
+    assert a.store.get_alert(first.id).state == "firing"
+    a.engine.process([result(2, "ok")])
+    resolved = a.store.get_alert(first.id)
+    assert resolved.state == "resolved" and resolved.ends_at == a.clock.now
+    a.clock.advance(minutes=5)
+    (note,) = a.engine.flush_due()
+    assert note.status == "resolved"
+    body = bodies(a)[-1]
+    assert body["status"] == "resolved" and body["alerts"][0]["endsAt"] != "0001-01-01T00:00:00Z"
+    # reopen: a new alert id with the same fingerprint, and a new firing notification
+    a.engine.process([result(3)])
+    newest = a.store.list_alerts()[0]
+    assert newest.id != first.id and newest.fingerprint == first.fingerprint
+    a.clock.advance(minutes=5)
+    (note,) = a.engine.flush_due()
+    assert note.status == "firing" and note.payload["alert_ids"] == [newest.id]
+
+
+def test_pending_alert_that_clears_notifies_nobody(alerting: Alerting) -> None:
+    a = alerting
+    setup(a, **{"for": 2})
+    a.engine.process([result(0)])
+    a.engine.process([result(1, "ok")])
+    a.clock.advance(hours=1)
+    assert a.engine.flush_due() == []
+    assert a.store.list_deliveries() == []
+
+
+def test_silence_mutes_until_it_expires(alerting: Alerting) -> None:
+    a = alerting
+    setup(a)
+    s = a.engine.silence(
+        [{"name": "tenant", "value": "acme"}],
+        "maintenance",
+        "alice",
+        a.clock.now + timedelta(hours=1),
+    )
+    a.engine.process(ten_features(0) + ten_features(0, tenant="globex"))
+    a.clock.advance(seconds=30)
+    notes = a.engine.flush_due()
+    assert [n.payload["group_labels"]["tenant"] for n in notes] == ["globex"]
+    (view,) = a.engine.silences()
+    assert view.silence.id == s.id and len(view.muting) == 10
+    assert all(m.labels["tenant"] == "acme" for m in view.muting)
+    # evaluation went on: the muted alerts are firing
+    assert len(a.store.list_alerts(state="firing", tenant_id="acme")) == 10
+    # natural expiry: the group comes back when the silence ends
+    a.clock.advance(hours=1)
+    (note,) = a.engine.flush_due()
+    assert note.payload["group_labels"]["tenant"] == "acme" and len(note.fingerprints) == 10
+
+
+def test_expiring_a_silence_by_hand_resumes_notifications(alerting: Alerting) -> None:
+    a = alerting
+    setup(a)
+    s = a.engine.silence(
+        [{"name": "column", "value": "f.*", "op": "=~"}],
+        "noisy",
+        "bob",
+        a.clock.now + timedelta(days=1),
+    )
+    a.engine.process(ten_features(0))
+    a.clock.advance(seconds=30)
+    assert a.engine.flush_due() == []
+    a.engine.expire_silence(s.id, "bob")
+    assert a.engine.silences() == []
+    assert len(a.engine.silences(include_expired=True)) == 1
+    (note,) = a.engine.flush_due()
+    assert len(note.fingerprints) == 10
+
+
+def test_critical_data_quality_inhibits_drift_for_the_same_tenant(alerting: Alerting) -> None:
+    a = alerting
+    setup(a, group_by=["tenant", "model"])
+    a.engine.put_rule(
+        {
+            "name": "dq",
+            "match": {"kind": "data_quality"},
+            "severity": "critical",
+            "channels": ["hook"],
+            "group_wait": "30s",
+        }
+    )
+    rows = [
+        result(0, kind="data_quality", monitor="quality", metric="missing_rate", tenant="acme"),
+        result(0, tenant="acme"),
+        result(0, tenant="globex"),
+    ]
+    a.engine.process(rows)
+    a.clock.advance(seconds=30)
+    notes = a.engine.flush_due()
+    sent = {
+        (n.payload["group_labels"].get("tenant"), tuple(sorted(n.payload["fingerprints"])))
+        for n in notes
+    }
+    dq = a.store.list_alerts(rule="dq")[0]
+    drift_acme = a.store.list_alerts(rule="drift", tenant_id="acme")[0]
+    drift_globex = a.store.list_alerts(rule="drift", tenant_id="globex")[0]
+    fps = {fp for _, f in sent for fp in f}
+    assert dq.fingerprint in fps and drift_globex.fingerprint in fps
+    assert drift_acme.fingerprint not in fps
+    why = a.engine.muted([drift_acme, drift_globex], a.clock.now)
+    assert why == {drift_acme.fingerprint: f"inhibited:{dq.fingerprint}"}
+
+
+def test_acknowledge_records_who_and_sends_pagerduty_acknowledge(alerting: Alerting) -> None:
+    a = alerting
+    a.engine.create_channel(
+        "pd", "pagerduty", "http://127.0.0.1:9/v2/enqueue", routing_key="R" * 32
+    )
+    a.engine.put_rule(
+        {"name": "perf", "match": {"kind": "performance"}, "channels": ["pd"], "group_wait": "0s"}
+    )
+    a.engine.process([result(0, kind="performance", metric="roc_auc", column="")])
+    alert = a.store.list_alerts()[0]
+    assert [json.loads(d.body)["event_action"] for d in a.store.list_deliveries()] == ["trigger"]
+    acked = a.engine.acknowledge(alert.id, "carol")
+    assert acked.acknowledged_by == "carol" and acked.acknowledged_at == a.clock.now
+    assert a.engine.acknowledge(alert.id, "dave").acknowledged_by == "carol"  # idempotent
+    events = [json.loads(d.body) for d in reversed(a.store.list_deliveries())]
+    assert [e["event_action"] for e in events] == ["trigger", "acknowledge"]
+    assert events[1]["dedup_key"] == alert.fingerprint
+    assert all("routing_key" not in e for e in events)  # the secret is added at send time
+
+
+def test_backfill_keeps_state_without_paging(alerting: Alerting) -> None:
+    a = alerting
+    setup(a)
+    a.engine.process([result(h) for h in range(5)], notify=False)
+    assert a.store.list_alerts()[0].state == "firing"
+    a.clock.advance(hours=5)
+    assert a.engine.flush_due() == []
+
+
+def test_outbox_rows_are_written_with_the_notification(alerting: Alerting) -> None:
+    a = alerting
+    setup(a)
+    a.engine.create_channel("slack", "slack", "http://127.0.0.1:9/slack")
+    a.engine.put_rule(
+        {"name": "drift", "match": {"kind": "feature_drift"}, "channels": ["hook", "slack"]}
+    )
+    a.engine.process([result(0)])
+    a.clock.advance(seconds=30)
+    (note,) = a.engine.flush_due()
+    ds = a.store.list_deliveries(notification_id=note.id)
+    assert sorted(d.channel_name for d in ds) == ["hook", "slack"]
+    assert len({d.webhook_id for d in ds}) == 2 and all(d.status == "pending" for d in ds)
+
+
+def test_channel_secrets_are_encrypted_and_not_in_records(alerting: Alerting) -> None:
+    a = alerting
+    rec, secret = a.engine.create_channel("hook", "webhook", "http://127.0.0.1:9/x?token=abc")
+    assert secret is not None and secret.startswith("whsec_")
+    assert "token" not in rec.url_hint and rec.secret_count == 1
+    assert secret not in repr(rec)
+    assert a.store.channel_secrets("hook").secrets == (secret,)
+    rotated, new = a.engine.rotate_secret("hook")
+    assert a.store.channel_secrets("hook").secrets == (new, secret) and rotated.secret_count == 2
+    a.engine.rotate_secret("hook")
+    assert len(a.store.channel_secrets("hook").secrets) == 2  # two active at most
+    # the raw table holds ciphertext only
+    item = OutboxItem(rec.id, "firing", "{}")
+    a.store.enqueue([item])
+    with a.metadata._read() as s:  # a look at the stored bytes
+        from sqlalchemy import text
+
+        raw = s.execute(text("SELECT url_enc, secrets_enc FROM alert_channels")).one()
+    assert "127.0.0.1" not in raw[0] and secret not in raw[1]
