@@ -1,0 +1,731 @@
+"""Hourly column profiles of the inference logs, kept incrementally in the log store's DuckDB file.
+
+A profile of one column in one (hour, tenant, model version) holds: non-missing ``count``,
+``missing``, ``n_finite``, ``min``/``max``/``sum``/``sum_sq`` over finite values, and either
+histogram ``counts`` on fixed right-closed bin edges (numeric; bucket ``i`` counts values in
+``(e_{i-1}, e_i]``, as DuckDB's ``histogram(x, edges)`` and ``detectors.profiles``) or the count
+of every category (categorical, bins-free, so any vocabulary can be applied later). Counts add, so
+a window's profile is the sum of its hours' profiles and raw rows are scanned once.
+
+How one hour range is profiled (one pass over the rows of a model):
+
+* moments (count, missing, n_finite, min, max, sum, sum_sq) of every numeric column: one DuckDB
+  ``GROUP BY hour, tenant, version`` with ``CASE``-guarded aggregates (``FILTER`` clauses were
+  6x slower);
+* category counts: a DuckDB ``GROUP BY hour, tenant, version, value`` per categorical column;
+* histograms on the registered edges: the numeric columns stream out of DuckDB as Arrow record
+  batches and are counted with a grid lookup + ``bincount`` in numpy. DuckDB's
+  ``histogram(x, edges)`` is fast over one group (40 ms per million values) but costs about
+  0.3 ms per (group, column) to build and combine its map states: 2,160 hour x tenant groups x
+  25 columns took 16 s. Memory is bounded by the batch size, not by the range.
+
+Late rows: every inference row carries ``received_at``. :meth:`ProfileStore.refresh` reads the
+newest ``received_at`` (the new watermark), marks the hours of rows received after the previous
+watermark dirty, and stores the new watermark; :meth:`ProfileStore.ensure` recomputes dirty,
+missing and re-binned hours of a range before they are read. ``changed_at`` of an hour tells
+callers (the runner) which evaluated windows must be evaluated again.
+
+Tables (all in the log store's file): ``profiles__<model>`` (one row per hour, tenant, version,
+column, bins), ``profile_hours`` (model, hour, rows, bins set, computed/changed at, dirty),
+``profile_state`` (model, watermark).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import threading
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import duckdb
+import numpy as np
+import pyarrow as pa
+
+from storage.logstore import LogStore, LogStoreError, _aware, _quote
+
+__all__ = ["ROWS_COLUMN", "ProfileSpec", "ProfileStore", "RawProfile", "edges_key"]
+
+HOUR = timedelta(hours=1)
+ROWS_COLUMN = "__rows__"  # pseudo column: count = rows, min/max = first/last ts (epoch seconds)
+_BATCH_ROWS = 1 << 20
+_GRID_CELLS = 1 << 14
+
+
+def edges_key(edges: Sequence[float]) -> str:
+    """Stable key of a set of bin edges (floats round-trip exactly through ``repr``)."""
+    blob = ",".join(repr(float(e)) for e in edges)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
+@dataclass(frozen=True)
+class ProfileSpec:
+    """What to profile for a model: numeric columns with their bin edge sets, categorical
+    columns (any type; values compared as strings, booleans as ``true``/``false``)."""
+
+    numeric: dict[str, tuple[tuple[float, ...], ...]] = field(default_factory=dict)
+    categorical: tuple[str, ...] = ()
+
+    @property
+    def key(self) -> str:
+        blob = json.dumps(
+            {
+                "n": {
+                    c: sorted(edges_key(e) for e in es) for c, es in sorted(self.numeric.items())
+                },
+                "c": sorted(self.categorical),
+            },
+            sort_keys=True,
+        )
+        return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+    def merged(self, other: ProfileSpec) -> ProfileSpec:
+        numeric = {c: tuple(es) for c, es in self.numeric.items()}
+        for c, es in other.numeric.items():
+            have = {edges_key(e) for e in numeric.get(c, ())}
+            numeric[c] = numeric.get(c, ()) + tuple(e for e in es if edges_key(e) not in have)
+        cats = tuple(dict.fromkeys((*self.categorical, *other.categorical)))
+        return ProfileSpec(numeric, cats)
+
+
+@dataclass(frozen=True, eq=False)
+class RawProfile:
+    """A column's profile over some hours of one segment (see the module docstring)."""
+
+    count: int = 0
+    missing: int = 0
+    n_finite: int = 0
+    min: float | None = None
+    max: float | None = None
+    sum: float = 0.0
+    sum_sq: float = 0.0
+    counts: np.ndarray | None = None  # numeric histogram
+    categories: dict[str, int] | None = None  # categorical value counts
+
+    def __add__(self, other: RawProfile) -> RawProfile:
+        lo = [v for v in (self.min, other.min) if v is not None]
+        hi = [v for v in (self.max, other.max) if v is not None]
+        counts = None
+        if self.counts is not None and other.counts is not None:
+            counts = self.counts + other.counts
+        else:
+            counts = self.counts if self.counts is not None else other.counts
+        cats = None
+        if self.categories is not None or other.categories is not None:
+            cats = dict(self.categories or {})
+            for k, v in (other.categories or {}).items():
+                cats[k] = cats.get(k, 0) + v
+        return RawProfile(
+            self.count + other.count,
+            self.missing + other.missing,
+            self.n_finite + other.n_finite,
+            min(lo) if lo else None,
+            max(hi) if hi else None,
+            self.sum + other.sum,
+            self.sum_sq + other.sum_sq,
+            counts,
+            cats,
+        )
+
+
+class _Grid:
+    """Exact ``searchsorted(edges, x, side="left")`` through a uniform grid (no per-value
+    binary search): each cell knows the bucket at its left and how many edges it spans; values
+    in cells with more than two edges fall back to ``searchsorted``."""
+
+    def __init__(self, edges: np.ndarray) -> None:
+        self.edges = edges
+        self.enabled = edges.size >= 8
+        if not self.enabled:
+            return
+        lo, hi = float(edges[0]), float(edges[-1])
+        width = (hi - lo) / _GRID_CELLS
+        if not (width > 0 and np.isfinite(width)) or width < 1e3 * np.finfo(float).eps * max(
+            abs(lo), abs(hi)
+        ):
+            self.enabled = False
+            return
+        cells = np.arange(_GRID_CELLS, dtype=np.float64)
+        left = np.searchsorted(edges, lo + (cells - 1) * width, side="left")
+        right = np.searchsorted(edges, lo + (cells + 2) * width, side="right")
+        left[0] = 0
+        right[-1] = edges.size
+        spans = right - left
+        self.lo, self.scale = lo, _GRID_CELLS / (hi - lo)
+        self.bucket = left.astype(np.intp)
+        self.hard = spans > 2
+        self.any_hard = bool(self.hard.any())
+        self.padded = np.append(edges, np.inf)
+
+    def buckets(self, x: np.ndarray) -> np.ndarray:
+        if not self.enabled:
+            return np.searchsorted(self.edges, x, side="left")
+        cell = (x - self.lo) * self.scale
+        np.clip(cell, 0, _GRID_CELLS - 1, out=cell)
+        ci = cell.astype(np.intp)
+        idx = self.bucket[ci]
+        for _ in range(2):
+            idx += x > self.padded[idx]
+        if self.any_hard:
+            hard = self.hard[ci]
+            if hard.any():
+                idx[hard] = np.searchsorted(self.edges, x[hard], side="left")
+        return idx
+
+
+def _hour(value: datetime) -> datetime:
+    v = _aware(value).astimezone(UTC)
+    return v.replace(minute=0, second=0, microsecond=0)
+
+
+def _runs(hours: Sequence[datetime]) -> list[tuple[datetime, datetime]]:
+    """Contiguous [start, end) ranges covering sorted hours."""
+    out: list[tuple[datetime, datetime]] = []
+    for h in sorted(hours):
+        if out and out[-1][1] == h:
+            out[-1] = (out[-1][0], h + HOUR)
+        else:
+            out.append((h, h + HOUR))
+    return out
+
+
+class ProfileStore:
+    """Hourly profiles of a :class:`LogStore`'s inference tables.
+
+    Uses the log store's write connection and lock for writes (one writer per DuckDB file) and
+    its read cursors for scans, so API appends keep running while a range is profiled.
+
+    Parameters
+    ----------
+    logstore
+        The open log store.
+    batch_rows
+        Rows per Arrow batch while counting histograms (bounds memory).
+    """
+
+    def __init__(self, logstore: LogStore, batch_rows: int = _BATCH_ROWS) -> None:
+        self._ls = logstore
+        self._batch_rows = int(batch_rows)
+        self._specs: dict[str, ProfileSpec] = {}
+        self._model_locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+        with self._writer() as con:
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS profile_hours (model VARCHAR NOT NULL, hour "
+                "TIMESTAMPTZ NOT NULL, rows BIGINT NOT NULL, spec VARCHAR NOT NULL, computed_at "
+                "TIMESTAMPTZ NOT NULL, changed_at TIMESTAMPTZ NOT NULL, dirty BOOLEAN NOT NULL)"
+            ).fetchall()
+            con.execute(
+                "CREATE TABLE IF NOT EXISTS profile_state (model VARCHAR NOT NULL, "
+                "watermark TIMESTAMPTZ)"
+            ).fetchall()
+
+    # -- plumbing ---------------------------------------------------------------------------
+    @contextmanager
+    def _writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        # The log store owns the only write connection; writes share its lock (storage-internal).
+        with self._ls._wlock:
+            if self._ls._closed:
+                raise LogStoreError("log store is closed")
+            yield self._ls._con
+
+    @contextmanager
+    def _reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        with self._ls._cursor() as cur:
+            yield cur
+
+    def _model_lock(self, model: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._model_locks.setdefault(model, threading.Lock())
+
+    def _table(self, model: str) -> str:
+        return self._ls._require(model)
+
+    def _ensure_profile_table(self, model: str) -> str:
+        name = f"profiles__{model}"
+        with self._writer() as con:
+            con.execute(
+                f"CREATE TABLE IF NOT EXISTS {_quote(name)} (hour TIMESTAMPTZ NOT NULL, "
+                "tenant_id VARCHAR NOT NULL, model_version VARCHAR NOT NULL, column_name VARCHAR "
+                "NOT NULL, bins_key VARCHAR NOT NULL, count BIGINT, missing BIGINT, n_finite "
+                "BIGINT, min DOUBLE, max DOUBLE, sum DOUBLE, sum_sq DOUBLE, counts BIGINT[], "
+                "categories VARCHAR[])"
+            ).fetchall()
+        return name
+
+    # -- spec -------------------------------------------------------------------------------
+    def register(self, model: str, spec: ProfileSpec) -> ProfileSpec:
+        """Add columns / bin sets to what is profiled for ``model``; returns the merged spec.
+
+        Hours profiled under an older spec are recomputed when next read (``ensure``)."""
+        with self._model_lock(model):
+            merged = self._specs.get(model, ProfileSpec()).merged(spec)
+            self._specs[model] = merged
+            return merged
+
+    def spec(self, model: str) -> ProfileSpec:
+        return self._specs.get(model, ProfileSpec())
+
+    # -- watermark and dirty hours ------------------------------------------------------------
+    def watermark(self, model: str) -> datetime | None:
+        with self._reader() as cur:
+            row = cur.execute(
+                "SELECT watermark FROM profile_state WHERE model = ?", [model]
+            ).fetchone()
+        return None if row is None else row[0]
+
+    def refresh(self, model: str) -> list[datetime]:
+        """Advance the watermark; mark hours with rows received since the last one dirty.
+
+        Returns
+        -------
+        list of datetime
+            Already profiled hours that became dirty (late rows), sorted.
+        """
+        table = self._table(model)
+        with self._model_lock(model):
+            old = self.watermark(model)
+            with self._reader() as cur:
+                new = cur.execute(f"SELECT max(received_at) FROM {_quote(table)}").fetchone()[0]
+                if new is None or (old is not None and new <= old):
+                    return []
+                late: list[datetime] = []
+                if old is not None:
+                    late = [
+                        r[0]
+                        for r in cur.execute(
+                            f"SELECT DISTINCT date_trunc('hour', ts) FROM {_quote(table)} "
+                            "WHERE received_at > ? AND received_at <= ? ORDER BY 1",
+                            [old, new],
+                        ).fetchall()
+                    ]
+            with self._writer() as con:
+                con.execute("BEGIN TRANSACTION").fetchall()
+                try:
+                    dirty: list[datetime] = []
+                    if late:
+                        con.register("__dw_late", pa.table({"hour": pa.array(late, _TS)}))
+                        try:
+                            dirty = [
+                                r[0]
+                                for r in con.execute(
+                                    "UPDATE profile_hours SET dirty = true WHERE model = ? AND "
+                                    "hour IN (SELECT hour FROM __dw_late) RETURNING hour",
+                                    [model],
+                                ).fetchall()
+                            ]
+                        finally:
+                            con.unregister("__dw_late")
+                    con.execute("DELETE FROM profile_state WHERE model = ?", [model]).fetchall()
+                    con.execute("INSERT INTO profile_state VALUES (?, ?)", [model, new]).fetchall()
+                    con.execute("COMMIT").fetchall()
+                except BaseException:
+                    con.execute("ROLLBACK").fetchall()
+                    raise
+            return sorted(set(dirty))
+
+    def hours(self, model: str, start: datetime, end: datetime) -> dict[datetime, dict[str, Any]]:
+        """Profiled hours in ``[start, end)``: hour -> rows, spec, computed_at, changed_at,
+        dirty."""
+        with self._reader() as cur:
+            rows = cur.execute(
+                "SELECT hour, rows, spec, computed_at, changed_at, dirty FROM profile_hours "
+                "WHERE model = ? AND hour >= ? AND hour < ?",
+                [model, _aware(start), _aware(end)],
+            ).fetchall()
+        return {
+            r[0]: {
+                "rows": int(r[1]),
+                "spec": r[2],
+                "computed_at": r[3],
+                "changed_at": r[4],
+                "dirty": bool(r[5]),
+            }
+            for r in rows
+        }
+
+    def ensure(self, model: str, start: datetime, end: datetime) -> int:
+        """Profile every hour of ``[start, end)`` that is missing, dirty or on an older spec.
+
+        Returns
+        -------
+        int
+            Raw rows scanned.
+        """
+        start, end = _hour(start), _hour(end - timedelta(microseconds=1)) + HOUR
+        self.refresh(model)
+        with self._model_lock(model):
+            spec = self.spec(model)
+            have = self.hours(model, start, end)
+            need: list[datetime] = []
+            data_changed: set[datetime] = set()
+            h = start
+            while h < end:
+                info = have.get(h)
+                if info is None or info["dirty"]:
+                    need.append(h)
+                    data_changed.add(h)
+                elif info["spec"] != spec.key:
+                    need.append(h)
+                h += HOUR
+            scanned = 0
+            for lo, hi in _runs(need):
+                scanned += self._compute(model, spec, lo, hi, data_changed)
+            return scanned
+
+    # -- computing ------------------------------------------------------------------------------
+    def _compute(
+        self, model: str, spec: ProfileSpec, start: datetime, end: datetime, changed: set[datetime]
+    ) -> int:
+        table = _quote(self._table(model))
+        ptable = self._ensure_profile_table(model)
+        have_cols = self._ls._table_columns(self._table(model), cached=False)
+        numeric = [c for c in spec.numeric if c in have_cols]
+        categorical = [c for c in spec.categorical if c in have_cols]
+        where = "ts >= ? AND ts < ?"
+        params = [start, end]
+        keys = "date_trunc('hour', ts) AS hour, tenant_id, coalesce(model_version, '') AS mv"
+        out: list[dict[str, Any]] = []
+        rows_by_hour: dict[datetime, int] = {}
+        with self._reader() as cur:
+            aggs = ["count(*) AS n", "min(ts) AS t0", "max(ts) AS t1"]
+            for i, c in enumerate(numeric):
+                q = _quote(c)
+                fin = f"CASE WHEN isfinite({q}) THEN {q} END"
+                aggs += [
+                    f"count(CASE WHEN NOT isnan({q}) THEN 1 END) AS c{i}",
+                    f"count(CASE WHEN {q} IS NULL OR isnan({q}) THEN 1 END) AS m{i}",
+                    f"count({fin}) AS f{i}",
+                    f"min({fin}) AS lo{i}",
+                    f"max({fin}) AS hi{i}",
+                    f"sum({fin}) AS s{i}",
+                    f"sum({fin} * {fin}) AS q{i}",
+                ]
+            moments = cur.execute(
+                f"SELECT {keys}, {', '.join(aggs)} FROM {table} WHERE {where} GROUP BY ALL",
+                params,
+            ).fetchall()
+            group_index: dict[tuple[datetime, str, str], int] = {}
+            for row in moments:
+                hour, tenant, mv, n, t0, t1 = row[:6]
+                group_index[(hour, tenant, mv)] = len(group_index)
+                rows_by_hour[hour] = rows_by_hour.get(hour, 0) + int(n)
+                out.append(
+                    _row(hour, tenant, mv, ROWS_COLUMN, "", n, 0, n, t0.timestamp(), t1.timestamp())
+                )
+            stats = {g: row[6:] for g, row in zip(group_index, moments, strict=True)}
+            # histograms: stream the numeric columns, count buckets per group in numpy
+            hists: dict[tuple[str, str], np.ndarray] = {}
+            grids: dict[tuple[str, str], _Grid] = {}
+            for c in numeric:
+                for edges in spec.numeric[c]:
+                    k = edges_key(edges)
+                    grids[(c, k)] = _Grid(np.asarray(edges, dtype=np.float64))
+                    hists[(c, k)] = np.zeros((len(group_index), len(edges) + 1), np.int64)
+            if numeric and group_index:
+                g_hours = sorted({g[0] for g in group_index})
+                h0 = g_hours[0]
+                sel = ", ".join(_quote(c) for c in numeric)
+                reader = cur.sql(
+                    f"SELECT (epoch(date_trunc('hour', ts)) - epoch(?::TIMESTAMPTZ))::BIGINT "
+                    f"// 3600 AS hi, tenant_id, coalesce(model_version, '') AS mv, {sel} "
+                    f"FROM {table} WHERE {where}",
+                    params=[h0, *params],
+                ).to_arrow_reader(self._batch_rows)
+                lookup = {
+                    (int((g[0] - h0).total_seconds() // 3600), g[1], g[2]): i
+                    for g, i in group_index.items()
+                }
+                for batch in reader:
+                    gids = _group_ids(batch, lookup)
+                    for j, c in enumerate(numeric):
+                        x = (
+                            batch.column(3 + j)
+                            .to_numpy(zero_copy_only=False)
+                            .astype(np.float64, copy=False)
+                        )
+                        keep = ~np.isnan(x)
+                        xs, gs = (x, gids) if keep.all() else (x[keep], gids[keep])
+                        for edges in spec.numeric[c]:
+                            k = edges_key(edges)
+                            nb = len(edges) + 1
+                            b = grids[(c, k)].buckets(xs)
+                            flat = np.bincount(gs * nb + b, minlength=len(group_index) * nb)
+                            hists[(c, k)] += flat.reshape(len(group_index), nb)
+            for g, i in group_index.items():
+                st = stats[g]
+                for j, c in enumerate(numeric):
+                    cnt, miss, fin, lo, hi, s, q = st[7 * j : 7 * j + 7]
+                    for edges in spec.numeric[c]:
+                        k = edges_key(edges)
+                        out.append(
+                            _row(
+                                *g,
+                                c,
+                                k,
+                                cnt,
+                                miss,
+                                fin,
+                                lo,
+                                hi,
+                                s or 0.0,
+                                q or 0.0,
+                                hists[(c, k)][i],
+                            )
+                        )
+            for c in categorical:
+                q = _quote(c)
+                val = f"CAST({q} AS VARCHAR)"
+                rows = cur.execute(
+                    f"SELECT {keys}, {val} AS v, count(*) FROM {table} WHERE {where} GROUP BY ALL",
+                    params,
+                ).fetchall()
+                acc: dict[tuple[datetime, str, str], dict[str | None, int]] = {}
+                for hour, tenant, mv, v, n in rows:
+                    acc.setdefault((hour, tenant, mv), {})[v] = int(n)
+                for g, vals in acc.items():
+                    miss = vals.pop(None, 0)
+                    names = sorted(vals)
+                    out.append(
+                        _row(
+                            *g,
+                            c,
+                            "",
+                            sum(vals.values()),
+                            miss,
+                            0,
+                            None,
+                            None,
+                            0.0,
+                            0.0,
+                            np.array([vals[n] for n in names], np.int64),
+                            names,
+                        )
+                    )
+        self._write_hours(model, ptable, spec, start, end, out, rows_by_hour, changed)
+        return sum(rows_by_hour.values())
+
+    def _write_hours(
+        self,
+        model: str,
+        ptable: str,
+        spec: ProfileSpec,
+        start: datetime,
+        end: datetime,
+        rows: list[dict[str, Any]],
+        rows_by_hour: dict[datetime, int],
+        changed: set[datetime],
+    ) -> None:
+        data = pa.Table.from_pylist(rows, schema=_PROFILE_SCHEMA)
+        hours = []
+        h = start
+        while h < end:
+            hours.append(h)
+            h += HOUR
+        now = datetime.now(UTC)
+        meta = pa.table(
+            {
+                "hour": pa.array(hours, _TS),
+                "rows": pa.array([rows_by_hour.get(x, 0) for x in hours], pa.int64()),
+                "changed": pa.array([x in changed for x in hours], pa.bool_()),
+            }
+        )
+        with self._writer() as con:
+            con.register("__dw_prof", data)
+            con.register("__dw_hours", meta)
+            try:
+                con.execute("BEGIN TRANSACTION").fetchall()
+                try:
+                    con.execute(
+                        f"DELETE FROM {_quote(ptable)} WHERE hour >= ? AND hour < ?", [start, end]
+                    ).fetchall()
+                    con.execute(f"INSERT INTO {_quote(ptable)} SELECT * FROM __dw_prof").fetchall()
+                    # keep changed_at of hours recomputed only because the spec changed
+                    con.execute(
+                        "CREATE OR REPLACE TEMP TABLE __dw_old AS SELECT hour, changed_at FROM "
+                        "profile_hours WHERE model = ? AND hour >= ? AND hour < ?",
+                        [model, start, end],
+                    ).fetchall()
+                    con.execute(
+                        "DELETE FROM profile_hours WHERE model = ? AND hour >= ? AND hour < ?",
+                        [model, start, end],
+                    ).fetchall()
+                    con.execute(
+                        "INSERT INTO profile_hours SELECT ?, h.hour, h.rows, ?, ?, "
+                        "CASE WHEN h.changed OR o.changed_at IS NULL THEN ?::TIMESTAMPTZ "
+                        "ELSE o.changed_at END, false FROM __dw_hours h LEFT JOIN __dw_old o "
+                        "ON o.hour = h.hour",
+                        [model, spec.key, now, now],
+                    ).fetchall()
+                    con.execute("DROP TABLE __dw_old").fetchall()
+                    con.execute("COMMIT").fetchall()
+                except BaseException:
+                    con.execute("ROLLBACK").fetchall()
+                    raise
+            finally:
+                con.unregister("__dw_prof")
+                con.unregister("__dw_hours")
+
+    # -- reading ----------------------------------------------------------------------------
+    def window(
+        self,
+        model: str,
+        start: datetime,
+        end: datetime,
+        columns: Sequence[tuple[str, str]] | None = None,
+        tenant_id: str | None = None,
+    ) -> dict[tuple[str, str], dict[tuple[str, str], RawProfile]]:
+        """Profiles of ``[start, end)`` summed over its hours, per segment.
+
+        Call :meth:`ensure` first. Returns ``{(tenant_id, model_version): {(column, bins_key):
+        RawProfile}}``; ``(ROWS_COLUMN, "")`` holds the row count and first/last ``ts``.
+        ``columns`` restricts to these (column, bins_key) pairs (the rows pseudo column is
+        always included).
+        """
+        ptable = f"profiles__{model}"
+        sql = (
+            f"SELECT tenant_id, model_version, column_name, bins_key, count, missing, n_finite, "
+            f"min, max, sum, sum_sq, counts, categories FROM {_quote(ptable)} "
+            "WHERE hour >= ? AND hour < ?"
+        )
+        params: list[Any] = [_aware(start), _aware(end)]
+        if tenant_id is not None:
+            sql += " AND tenant_id = ?"
+            params.append(tenant_id)
+        wanted = None if columns is None else {*columns, (ROWS_COLUMN, "")}
+        out: dict[tuple[str, str], dict[tuple[str, str], RawProfile]] = {}
+        with self._reader() as cur:
+            exists = cur.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [ptable]
+            ).fetchone()[0]
+            if not exists:
+                return out
+            rows = cur.execute(sql, params).fetchall()
+        for t, v, c, k, n, miss, fin, lo, hi, s, q, counts, cats in rows:
+            if wanted is not None and (c, k) not in wanted:
+                continue
+            if cats is not None:
+                p = RawProfile(
+                    int(n), int(miss), 0, categories=dict(zip(cats, counts, strict=True))
+                )
+            else:
+                p = RawProfile(
+                    int(n),
+                    int(miss),
+                    int(fin),
+                    lo,
+                    hi,
+                    float(s or 0.0),
+                    float(q or 0.0),
+                    None if c == ROWS_COLUMN else np.asarray(counts, np.int64),
+                )
+            seg = out.setdefault((t, v), {})
+            seg[(c, k)] = seg[(c, k)] + p if (c, k) in seg else p
+        return out
+
+    def sample(
+        self,
+        model: str,
+        start: datetime,
+        end: datetime,
+        columns: Sequence[str],
+        n: int,
+        *,
+        tenant_id: str | None = None,
+        seed: int = 0,
+    ) -> pa.Table:
+        """A bounded uniform random sample (reservoir of ``n`` rows, repeatable by ``seed``) of
+        the window's rows, with ``tenant_id`` and ``model_version`` and ``columns``."""
+        table = _quote(self._table(model))
+        cols = ", ".join(["tenant_id", "model_version", *(_quote(c) for c in columns)])
+        where, params = "ts >= ? AND ts < ?", [_aware(start), _aware(end)]
+        if tenant_id is not None:
+            where += " AND tenant_id = ?"
+            params.append(tenant_id)
+        # USING SAMPLE applies before WHERE: sample the filtered subquery instead.
+        sql = (
+            f"SELECT * FROM (SELECT {cols} FROM {table} WHERE {where}) "
+            f"USING SAMPLE reservoir({int(n)} ROWS) REPEATABLE ({int(seed)})"
+        )
+        with self._reader() as cur:
+            return cur.sql(sql, params=params).to_arrow_table()
+
+
+_TS = pa.timestamp("us", tz="UTC")
+_PROFILE_SCHEMA = pa.schema(
+    [
+        ("hour", _TS),
+        ("tenant_id", pa.string()),
+        ("model_version", pa.string()),
+        ("column_name", pa.string()),
+        ("bins_key", pa.string()),
+        ("count", pa.int64()),
+        ("missing", pa.int64()),
+        ("n_finite", pa.int64()),
+        ("min", pa.float64()),
+        ("max", pa.float64()),
+        ("sum", pa.float64()),
+        ("sum_sq", pa.float64()),
+        ("counts", pa.list_(pa.int64())),
+        ("categories", pa.list_(pa.string())),
+    ]
+)
+
+
+def _row(
+    hour: datetime,
+    tenant: str,
+    mv: str,
+    column: str,
+    key: str,
+    count: Any,
+    missing: Any,
+    n_finite: Any,
+    lo: Any,
+    hi: Any,
+    s: float = 0.0,
+    q: float = 0.0,
+    counts: np.ndarray | None = None,
+    categories: list[str] | None = None,
+) -> dict[str, Any]:
+    return {
+        "hour": hour,
+        "tenant_id": tenant,
+        "model_version": mv,
+        "column_name": column,
+        "bins_key": key,
+        "count": int(count or 0),
+        "missing": int(missing or 0),
+        "n_finite": int(n_finite or 0),
+        "min": lo,
+        "max": hi,
+        "sum": float(s),
+        "sum_sq": float(q),
+        "counts": None if counts is None else counts.tolist(),
+        "categories": categories,
+    }
+
+
+def _group_ids(batch: pa.RecordBatch, lookup: dict[tuple[int, str, str], int]) -> np.ndarray:
+    """Dense group index of each row of a batch (hour offset, tenant, version)."""
+    hi = batch.column(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    tenants = batch.column(1).dictionary_encode()
+    versions = batch.column(2).dictionary_encode()
+    t_codes = tenants.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    v_codes = versions.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+    t_names = tenants.dictionary.to_pylist()
+    v_names = versions.dictionary.to_pylist()
+    nt, nv = len(t_names), len(v_names)
+    h_min = int(hi.min()) if hi.size else 0
+    combo = ((hi - h_min) * nt + t_codes) * nv + v_codes
+    uniq, inverse = np.unique(combo, return_inverse=True)
+    table = np.empty(uniq.size, np.int64)
+    for i, u in enumerate(uniq.tolist()):
+        v = u % nv
+        t = (u // nv) % nt
+        h = u // (nv * nt) + h_min
+        table[i] = lookup[(h, t_names[t], v_names[v])]
+    return table[inverse]
