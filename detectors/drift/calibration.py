@@ -10,6 +10,11 @@ window's sample size:
   (multinomial; a Gaussian approximation of it when both sizes exceed ``_GAUSS_MIN``, where the
   two agree closely and the draw is ~10x cheaper), ``n_draws`` times, and the statistic is
   computed on each pair — the reference's own sampling noise is included;
+* when both samples are large (every compared bucket expects >= 50 values on each side and
+  both sizes exceed ``_GAUSS_MIN``) the null is drawn once per reference at n_eff = 10^6 and
+  rescaled: with share differences ~ N(0, Σ / n_eff), distances linear in them (Wasserstein,
+  TVD) or in their root-sum-of-squares (Jensen-Shannon, Hellinger) shrink as n_eff^-1/2 and
+  the quadratic ones (PSI, KL) as n_eff^-1, so one cached draw serves every window size;
 * on samples (``wasserstein``, ``energy_distance``), both are bootstrapped from the reference
   sample. Above ``SAMPLE_CAP`` rows per side the draws are taken at the cap and the statistics
   scaled by sqrt(n_eff(cap) / n_eff(n)), n_eff = n m / (n + m): both distances shrink as
@@ -30,6 +35,7 @@ from threading import Lock
 
 import numpy as np
 
+from detectors.drift import binned
 from detectors.drift.registry import DriftMethod
 from detectors.errors import InvalidParameterError
 from detectors.profiles import ColumnProfile
@@ -47,6 +53,10 @@ DEFAULT_DRAWS = 300
 SAMPLE_DRAWS = 300
 SAMPLE_CAP = 2000
 _GAUSS_MIN = 10_000
+# Large-sample regime: null statistics drawn once at n_eff = 1e6 and rescaled by
+# (n_eff0 / n_eff) ** method.null_exponent when every compared bucket expects this many values.
+_ASYM_N = 2_000_000
+_ASYM_MIN_COUNT = 50
 _CACHE_SIZE = 4096
 
 
@@ -101,6 +111,36 @@ def null_statistics_profiles(
     """Sorted statistics of ``method`` under no drift, from resampled reference counts."""
     if method.null_from_counts is None:
         raise InvalidParameterError("method", method.name, "a calibrated method")
+    if _asymptotic(ref, n_ref, n_cur):
+        unit = _profile_null(method, ref, _ASYM_N, _ASYM_N, n_draws)
+        return unit * (_n_eff(_ASYM_N, _ASYM_N) / _n_eff(n_ref, n_cur)) ** method.null_exponent
+    return _profile_null(method, ref, n_ref, n_cur, n_draws)
+
+
+def _n_eff(n: int, m: int) -> float:
+    return n * m / (n + m)
+
+
+def _asymptotic(ref: ColumnProfile, n_ref: int, n_cur: int) -> bool:
+    """Are both samples large enough for the large-sample null law to apply?
+
+    Every compared bucket (coarse group for numeric columns) must expect at least
+    ``_ASYM_MIN_COUNT`` values on both sides.
+    """
+    n = min(n_ref, n_cur)
+    if n < _GAUSS_MIN:
+        return False
+    counts = ref.counts.astype(np.float64)
+    if ref.kind == "numeric":
+        counts = binned.coarsen(counts, binned.coarse_groups(ref.counts))
+    positive = counts[counts > 0]
+    return bool(positive.size) and n * positive.min() / counts.sum() >= _ASYM_MIN_COUNT
+
+
+def _profile_null(
+    method: DriftMethod, ref: ColumnProfile, n_ref: int, n_cur: int, n_draws: int
+) -> np.ndarray:
+    assert method.null_from_counts is not None
     key = (ref.fingerprint, method.name, n_ref, n_cur, n_draws)
     cached = _NULLS.get(key)
     if cached is not None:

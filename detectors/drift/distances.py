@@ -22,6 +22,7 @@ def _binned_method(
     description: str,
     default_threshold: float = 0.1,
     symmetric: bool = False,
+    null_exponent: float = 0.5,
 ) -> None:
     def null(ref: ColumnProfile, r: np.ndarray, c: np.ndarray) -> np.ndarray:
         r, c = binned.null_counts(ref, r, c)
@@ -37,6 +38,7 @@ def _binned_method(
         calibrated=True,
         symmetric=symmetric,
         null_from_counts=null,
+        null_exponent=null_exponent,
     )
     def on_profiles(ref: ColumnProfile, cur: ColumnProfile) -> Score:
         r, c = binned.compared_counts(ref, cur)
@@ -50,6 +52,7 @@ _binned_method(
     binned.psi,
     "Population stability index on reference-quantile (numeric) or category bins.",
     symmetric=True,
+    null_exponent=1.0,
 )
 _binned_method(
     "jensen_shannon",
@@ -70,6 +73,7 @@ _binned_method(
     "Kullback-Leibler divergence",
     binned.kl_div,
     "KL(reference ‖ current) between binned distributions, zero-filled as Evidently.",
+    null_exponent=1.0,
 )
 _binned_method(
     "tvd",

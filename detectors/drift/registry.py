@@ -72,6 +72,10 @@ class DriftMethod:
         For calibrated methods on profiles: the statistic computed from resampled counts.
     min_size
         Fewer non-missing values than this on either side gives ``no_data``.
+    null_exponent
+        Under no drift and large samples the statistic shrinks as ``n_eff ** -null_exponent``
+        (1/2 for distances linear in the share differences or their root, 1 for PSI and KL,
+        which are quadratic); calibration uses it to rescale one large-sample null.
     """
 
     name: str
@@ -87,6 +91,7 @@ class DriftMethod:
     symmetric: bool = False
     min_size: int = 1
     binary_only: bool = False
+    null_exponent: float = 0.5
 
     @property
     def is_test(self) -> bool:
@@ -119,6 +124,7 @@ def register(
     symmetric: bool = False,
     min_size: int = 1,
     binary_only: bool = False,
+    null_exponent: float = 0.5,
     samples: bool = False,
     null_from_counts: CountsNullFn | None = None,
 ) -> Callable[[Callable[..., Score]], Callable[..., Score]]:
@@ -142,6 +148,7 @@ def register(
             min_size=min_size,
             binary_only=binary_only,
             null_from_counts=null_from_counts or (existing.null_from_counts if existing else None),
+            null_exponent=null_exponent,
             on_profiles=existing.on_profiles if existing else None,
             on_samples=existing.on_samples if existing else None,
         )

@@ -19,6 +19,7 @@ from detectors.profiles import (
     ReferenceBins,
     profile_categorical,
     profile_numeric,
+    profile_reference,
 )
 
 # Large enough (> 4 * grid cells) that profile_numeric takes its grid fast path.
@@ -285,3 +286,29 @@ def test_duckdb_bigint_histogram_overflow_key_is_max_int() -> None:
     assert hist == {1: 2, 2: 1, 3: 1, 2**63 - 1: 2}
     bins = ReferenceBins("numeric", (1.0, 2.0, 3.0))
     assert profile_numeric(np.arange(6), bins).counts.tolist() == [2, 1, 1, 2]
+
+
+def test_profile_reference_equals_bins_then_profile() -> None:
+    rng = np.random.default_rng(8)
+    x = rng.gamma(2.0, 2.0, 150_000)
+    x[::50] = np.nan
+    p = profile_reference(x, "numeric")
+    assert p == profile_numeric(x, ReferenceBins.numeric(x))
+    cats = np.array([f"c{i}" for i in range(40)], dtype=object)
+    s = cats[rng.integers(0, 40, 10_000)]
+    s[::13] = None
+    p = profile_reference(s, "categorical", cap=25)
+    bins = ReferenceBins.categorical(s, cap=25)
+    assert p.bins == bins and p == profile_categorical(s, bins)
+    with pytest.raises(InvalidParameterError, match="kind"):
+        profile_reference(s, "text")  # type: ignore[arg-type]
+
+
+def test_log_grid_for_skewed_columns_handles_zero_and_negative_values() -> None:
+    rng = np.random.default_rng(9)
+    bins = ReferenceBins.numeric(rng.lognormal(0.0, 3.0, BIG))
+    assert bins._grid.enabled and bins._grid.log
+    cur = np.concatenate([rng.lognormal(0.5, 3.0, BIG), rng.normal(0, 1, 1000), [0.0, -0.0]])
+    cur[:3] = [-np.inf, np.inf, 1e-320]  # subnormal, below every edge
+    p = profile_numeric(cur, bins)
+    assert np.array_equal(p.counts, _searchsorted_counts(cur, bins))
