@@ -287,6 +287,17 @@ def test_retry_after_reopen(tmp_path: Path) -> None:
         ].to_pylist() == [1]
 
 
+def test_closed_store_refuses_work() -> None:
+    s = LogStore(":memory:")
+    s.ensure_model("churn", CHURN)
+    s.close()
+    s.close()  # twice is fine
+    with pytest.raises(LogStoreError, match="closed"):
+        s.append_inferences("churn", rows(["a"]))
+    with pytest.raises(LogStoreError, match="closed"):
+        s.count_inferences("churn")
+
+
 def test_one_store_per_file_per_process(tmp_path: Path) -> None:
     path = tmp_path / "logs.duckdb"
     with LogStore(path), pytest.raises(LogStoreError, match="already open"):
