@@ -363,3 +363,17 @@ class DeliveryRecord:
     last_status_code: int | None
     last_error: str | None
     history: tuple[DeliveryAttempt, ...] = ()
+
+
+# ---------------------------------------------------------------------------- KPIs
+@dataclass(frozen=True)
+class KpiRecord:
+    """A stored KPI definition: its JSON form (``spec``) is parsed by ``monitor.kpis``."""
+
+    name: str
+    spec: dict[str, Any]
+    version: int
+    enabled: bool
+    created_by: str
+    created_at: datetime
+    updated_at: datetime

@@ -26,8 +26,10 @@ TABLES = {
     "monitor_versions",
     "monitor_runs",
     "metric_results",
+    # 0004 KPIs
+    "kpis",
 }
-HEAD = "0003"  # update when adding a migration
+HEAD = "0004"  # update when adding a migration
 
 
 def test_upgrade_from_empty_reaches_head(metadata_url: str) -> None:

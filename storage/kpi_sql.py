@@ -1,0 +1,434 @@
+"""KPI aggregates pushed down to DuckDB: one scan per source table and window range.
+
+``monitor.kpis`` parses a KPI's formula into the typed measures below (never SQL text); this
+module compiles them into parameterised SQL whose identifiers come from the table's own column
+list (a whitelist) and are quoted. Event names, class values, quantiles and time bounds are
+always bound parameters.
+
+One call computes every measure for every tenant and every window of a range in one query per
+source table: ``events`` grouped by ``(tenant_id, window, name)``, and each model's inference
+table (joined with its labels when a measure needs them) grouped by ``(tenant_id, window)``.
+Windows are UTC hours, days from midnight and ISO weeks from Monday 00:00, computed as integer
+window numbers on epoch microseconds.
+
+Exceptions
+----------
+::
+
+    KpiQueryError          a measure names a column, window or quantile the store cannot use
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+import numpy as np
+import pyarrow as pa
+
+from storage.logstore import LogStore, LogStoreError, UnknownModelError
+
+__all__ = [
+    "WINDOW_US",
+    "Cells",
+    "EventMeasure",
+    "KpiQueries",
+    "KpiQueryError",
+    "LogMeasure",
+    "window_start",
+]
+
+Window = Literal["hour", "day", "week"]
+# Bucket widths as DuckDB intervals. Weeks are 7-day buckets from Monday 2000-01-03 (ISO weeks);
+# days and hours are aligned to UTC midnight and the hour (the store's session time zone).
+WINDOW_US: dict[str, int] = {"hour": 3_600_000_000, "day": 86_400_000_000, "week": 604_800_000_000}
+# 1970-01-01 was a Thursday: weekly windows start on Monday 1970-01-05.
+_ORIGIN_US: dict[str, int] = {"hour": 0, "day": 0, "week": 4 * 86_400_000_000}
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+EventFunc = Literal["count", "sum", "mean", "percentile", "rate"]
+LogFunc = Literal["mean", "positive_rate", "label_rate", "confusion"]
+
+
+class KpiQueryError(ValueError):
+    """A measure the store cannot compute (unknown column, bad quantile, bad window)."""
+
+
+@dataclass(frozen=True)
+class EventMeasure:
+    """An aggregate over business events of one name (two for ``rate``).
+
+    ``support`` of a cell is the number of events it rests on: the events of ``event``
+    (with a value for sum/mean/percentile), or of ``denominator`` for a rate.
+    """
+
+    key: str
+    func: EventFunc
+    event: str
+    q: float | None = None
+    denominator: str | None = None
+
+
+@dataclass(frozen=True)
+class LogMeasure:
+    """An aggregate over one model's inference rows.
+
+    ``mean``: mean of ``column`` (support: rows where it is not null). ``positive_rate``: share
+    of rows whose ``column`` equals ``positive``. ``label_rate``: share of labelled rows whose
+    label equals ``positive`` (support: labelled rows). ``confusion``: realized confusion
+    counts of labelled rows (``column`` is the prediction) plus the unlabelled row count, in
+    ``Cells.extra`` as ``tp, fp, tn, fn, unlabelled``.
+    """
+
+    key: str
+    func: LogFunc
+    model: str
+    column: str
+    positive: str | int | float | None = None
+
+
+@dataclass(frozen=True)
+class Cells:
+    """One measure's values: parallel arrays, one entry per (tenant, window) seen.
+
+    ``value`` is NaN where the measure is undefined (no rows, zero denominator).
+    """
+
+    tenant_id: list[str]
+    window_start: list[datetime]
+    value: np.ndarray
+    support: np.ndarray
+    extra: dict[str, np.ndarray] = field(default_factory=dict)
+
+    def __len__(self) -> int:
+        return len(self.tenant_id)
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _bucket(window: str, column: str) -> str:
+    """The window index of ``column`` as integer arithmetic on epoch microseconds.
+
+    ``time_bucket`` on TIMESTAMPTZ goes through the ICU calendar: 10x slower on 10 M rows.
+    """
+    if window not in WINDOW_US:
+        raise KpiQueryError(f"window {window!r} is not one of {sorted(WINDOW_US)}")
+    return f"(epoch_us({column}) - {_ORIGIN_US[window]}) // {WINDOW_US[window]}"
+
+
+def window_start(window: str, index: int) -> datetime:
+    """The start of window number ``index`` (as computed by the SQL above)."""
+    return _EPOCH + timedelta(microseconds=_ORIGIN_US[window] + index * WINDOW_US[window])
+
+
+def _aware(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _tenant_filter(tenants: Sequence[str] | None, alias: str = "") -> tuple[str, list[Any]]:
+    if tenants is None:
+        return "", []
+    if not tenants:
+        return " AND FALSE", []
+    return f" AND {alias}tenant_id IN ({', '.join('?' for _ in tenants)})", list(tenants)
+
+
+class KpiQueries:
+    """Typed KPI aggregates over a :class:`~storage.logstore.LogStore`.
+
+    Parameters
+    ----------
+    logstore
+        The open log store; queries run on its read cursors.
+
+    Examples
+    --------
+    >>> store = LogStore(":memory:")
+    >>> q = KpiQueries(store)
+    >>> cells = q.event_measures([EventMeasure("n", "count", "visit")], "day",
+    ...     datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 1, 2, tzinfo=UTC))
+    >>> len(cells["n"])
+    0
+    >>> store.close()
+    """
+
+    def __init__(self, logstore: LogStore) -> None:
+        self.logstore = logstore
+
+    # ------------------------------------------------------------------ events
+    def event_measures(
+        self,
+        measures: Sequence[EventMeasure],
+        window: str,
+        start: datetime,
+        end: datetime,
+        tenants: Sequence[str] | None = None,
+    ) -> dict[str, Cells]:
+        """Every measure for every tenant and window in ``[start, end)``, one scan of events.
+
+        Parameters
+        ----------
+        measures
+            The measures; their ``key`` names the result.
+        window
+            ``hour``, ``day`` or ``week``.
+        start, end
+            The range (aligned to windows by the caller).
+        tenants
+            Only these tenants (all when None).
+
+        Returns
+        -------
+        dict
+            ``key -> Cells``.
+        """
+        if not measures:
+            return {}
+        names: list[str] = []
+        qs: list[float] = []
+        pct_names: list[str] = []
+        for m in measures:
+            for n in (m.event, m.denominator):
+                if n is not None and n not in names:
+                    names.append(n)
+            if m.func == "percentile":
+                if m.q is None or not 0.0 <= m.q <= 1.0:
+                    raise KpiQueryError(f"{m.key}: quantile {m.q!r} must be in [0, 1]")
+                if m.q not in qs:
+                    qs.append(float(m.q))
+                if m.event not in pct_names:
+                    pct_names.append(m.event)
+        bucket = _bucket(window, "ts")
+        tenant_sql, tenant_params = _tenant_filter(tenants)
+        quant = "NULL::DOUBLE[]"
+        quant_params: list[Any] = []
+        if qs:
+            # Quantiles only for the names that need them: sorting is the costly part.
+            quant = (
+                f"quantile_cont(value, [{', '.join('?::DOUBLE' for _ in qs)}]) "
+                f"FILTER (WHERE name IN ({', '.join('?' for _ in pct_names)}))"
+            )
+            quant_params = [*qs, *pct_names]
+        sql = (
+            f"SELECT tenant_id, {bucket} AS w, name, count(*) AS n, count(value) AS nv, "
+            f"sum(value) AS s, {quant} AS qs FROM events "
+            f"WHERE ts >= ? AND ts < ? AND name IN ({', '.join('?' for _ in names)}){tenant_sql} "
+            "GROUP BY ALL"
+        )
+        params = [*quant_params, _aware(start), _aware(end), *names, *tenant_params]
+        table = self.logstore.query_arrow(sql, params)
+        return _assemble_events(measures, table, qs, window)
+
+    # ------------------------------------------------------------------ model logs
+    def log_measures(
+        self,
+        measures: Sequence[LogMeasure],
+        window: str,
+        start: datetime,
+        end: datetime,
+        tenants: Sequence[str] | None = None,
+    ) -> dict[str, Cells]:
+        """Every log measure per tenant and window, one scan per model (labels joined once,
+        only when a measure needs them).
+
+        Raises
+        ------
+        KpiQueryError
+            A measure names a column the model's table does not have, or an unknown model.
+        """
+        by_model: dict[str, list[LogMeasure]] = {}
+        for m in measures:
+            by_model.setdefault(m.model, []).append(m)
+        out: dict[str, Cells] = {}
+        for model, ms in by_model.items():
+            out.update(self._model_measures(model, ms, window, start, end, tenants))
+        return out
+
+    def _columns(self, model: str) -> dict[str, str]:
+        try:
+            return self.logstore.table_columns(model)
+        except (UnknownModelError, LogStoreError) as exc:
+            raise KpiQueryError(f"model {model!r} has no log tables") from exc
+
+    def _model_measures(
+        self,
+        model: str,
+        measures: Sequence[LogMeasure],
+        window: str,
+        start: datetime,
+        end: datetime,
+        tenants: Sequence[str] | None,
+    ) -> dict[str, Cells]:
+        cols = self._columns(model)
+        need_labels = any(m.func in ("label_rate", "confusion") for m in measures)
+        selects: list[str] = []
+        params: list[Any] = []
+        for i, m in enumerate(measures):
+            if m.column not in cols:
+                raise KpiQueryError(
+                    f"{m.key}: model {model!r} has no column {m.column!r}; columns: "
+                    f"{sorted(c for c in cols if c not in ('received_at',))}"
+                )
+            c = "i." + _quote(m.column)
+            if m.func == "mean":
+                if cols[m.column] not in ("DOUBLE", "INTEGER", "BIGINT", "BOOLEAN"):
+                    raise KpiQueryError(f"{m.key}: column {m.column!r} is not numeric")
+                selects.append(f"avg({c}::DOUBLE) AS v{i}, count({c}) AS n{i}")
+            elif m.func == "positive_rate":
+                selects.append(
+                    f"avg(CASE WHEN {c} = ? THEN 1.0 ELSE 0.0 END) FILTER (WHERE {c} IS NOT NULL)"
+                    f" AS v{i}, count({c}) AS n{i}"
+                )
+                params.append(m.positive)
+            elif m.func == "label_rate":
+                selects.append(
+                    "avg(CASE WHEN l.label = ? THEN 1.0 ELSE 0.0 END) FILTER (WHERE l.label IS "
+                    f"NOT NULL) AS v{i}, count(l.label) AS n{i}"
+                )
+                params.append(m.positive)
+            else:  # confusion of labelled rows, and how many rows still wait for a label
+                lab = "l.label IS NOT NULL"
+                selects.append(
+                    f"count(*) FILTER (WHERE {lab} AND {c} = ? AND l.label = ?) AS tp{i}, "
+                    f"count(*) FILTER (WHERE {lab} AND {c} = ? AND l.label <> ?) AS fp{i}, "
+                    f"count(*) FILTER (WHERE {lab} AND {c} <> ? AND l.label <> ?) AS tn{i}, "
+                    f"count(*) FILTER (WHERE {lab} AND {c} <> ? AND l.label = ?) AS fn{i}, "
+                    f"count(*) FILTER (WHERE l.label IS NULL) AS un{i}, count(*) AS n{i}"
+                )
+                params.extend([m.positive] * 8)
+        inf = _quote(f"inferences__{model}")
+        join = ""
+        if need_labels:
+            join = f" LEFT JOIN {_quote(f'labels__{model}')} AS l ON l.request_id = i.request_id"
+        tenant_sql, tenant_params = _tenant_filter(tenants, "i.")
+        sql = (
+            f"SELECT i.tenant_id AS tenant_id, {_bucket(window, 'i.ts')} AS w, "
+            f"{', '.join(selects)} FROM {inf} AS i{join} "
+            f"WHERE i.ts >= ? AND i.ts < ?{tenant_sql} GROUP BY ALL"
+        )
+        params += [_aware(start), _aware(end), *tenant_params]
+        table = self.logstore.query_arrow(sql, params)
+        tenant_ids = [str(t) for t in table.column("tenant_id").to_pylist()]
+        windows = _windows(table, window)
+        out: dict[str, Cells] = {}
+        for i, m in enumerate(measures):
+            support = _ints(table, f"n{i}")
+            if m.func == "confusion":
+                extra = {k: _ints(table, f"{k}{i}") for k in ("tp", "fp", "tn", "fn", "un")}
+                extra["unlabelled"] = extra.pop("un")
+                out[m.key] = Cells(
+                    tenant_ids, windows, np.full(len(tenant_ids), np.nan), support, extra
+                )
+            else:
+                out[m.key] = Cells(tenant_ids, windows, _floats(table, f"v{i}"), support)
+        return out
+
+    def unlabelled_scores(
+        self,
+        model: str,
+        score: str,
+        prediction: str,
+        window: str,
+        start: datetime,
+        end: datetime,
+        tenants: Sequence[str] | None = None,
+    ) -> pa.Table:
+        """``tenant_id, w, score, prediction`` of the rows without a label yet (for CBPE)."""
+        cols = self._columns(model)
+        for c in (score, prediction):
+            if c not in cols:
+                raise KpiQueryError(f"model {model!r} has no column {c!r}")
+        tenant_sql, tenant_params = _tenant_filter(tenants, "i.")
+        sql = (
+            f"SELECT i.tenant_id AS tenant_id, {_bucket(window, 'i.ts')} AS w, "
+            f"i.{_quote(score)}::DOUBLE AS score, i.{_quote(prediction)} AS prediction "
+            f"FROM {_quote(f'inferences__{model}')} AS i "
+            f"ANTI JOIN {_quote(f'labels__{model}')} AS l ON l.request_id = i.request_id "
+            f"WHERE i.ts >= ? AND i.ts < ? AND i.{_quote(score)} IS NOT NULL{tenant_sql}"
+        )
+        return self.logstore.query_arrow(sql, [_aware(start), _aware(end), *tenant_params])
+
+    def event_tenants(self, start: datetime, end: datetime) -> list[str]:
+        """Tenants with any business event in ``[start, end)``."""
+        table = self.logstore.query_arrow(
+            "SELECT DISTINCT tenant_id FROM events WHERE ts >= ? AND ts < ? ORDER BY tenant_id",
+            [_aware(start), _aware(end)],
+        )
+        return [str(t) for t in table.column("tenant_id").to_pylist()]
+
+
+def _windows(table: pa.Table, window: str) -> list[datetime]:
+    return [window_start(window, int(w)) for w in table.column("w").to_pylist()]
+
+
+def _ints(table: pa.Table, name: str) -> np.ndarray:
+    return np.asarray(table.column(name).fill_null(0).to_numpy(), dtype=np.int64)
+
+
+def _floats(table: pa.Table, name: str) -> np.ndarray:
+    col = table.column(name).cast(pa.float64())
+    return np.asarray(col.fill_null(np.nan).to_numpy(), dtype=np.float64)
+
+
+def _assemble_events(
+    measures: Sequence[EventMeasure], table: pa.Table, qs: list[float], window: str
+) -> dict[str, Cells]:
+    """Turn ``(tenant, w, name) -> n, nv, s, qs`` rows into one Cells per measure."""
+    tenants = table.column("tenant_id").to_pylist()
+    windows = table.column("w").to_pylist()
+    names = table.column("name").to_pylist()
+    n = table.column("n").to_pylist()
+    nv = table.column("nv").to_pylist()
+    s = table.column("s").to_pylist()
+    qv = table.column("qs").to_pylist()
+    # cell index per (tenant, window); one row per name within it
+    index: dict[tuple[str, int], int] = {}
+    keys: list[tuple[str, int]] = []
+    rows: dict[str, dict[int, int]] = {}
+    for r, (t, w, name) in enumerate(zip(tenants, windows, names, strict=True)):
+        key = (t, w)
+        c = index.get(key)
+        if c is None:
+            c = index[key] = len(keys)
+            keys.append(key)
+        rows.setdefault(name, {})[c] = r
+    size = len(keys)
+    tenant_ids = [str(k[0]) for k in keys]
+    starts: dict[int, datetime] = {}
+    window_starts = [
+        starts.get(k[1]) or starts.setdefault(k[1], window_start(window, k[1])) for k in keys
+    ]
+    out: dict[str, Cells] = {}
+    for m in measures:
+        value = np.full(size, np.nan)
+        support = np.zeros(size, dtype=np.int64)
+        own = rows.get(m.event, {})
+        if m.func == "rate":
+            den = rows.get(m.denominator or "", {})
+            for c, r in den.items():
+                support[c] = n[r]
+                num = n[own[c]] if c in own else 0
+                value[c] = num / n[r] if n[r] else np.nan
+        else:
+            for c, r in own.items():
+                if m.func == "count":
+                    support[c] = n[r]
+                    value[c] = n[r]
+                    continue
+                support[c] = nv[r]
+                if not nv[r]:
+                    continue
+                if m.func == "sum":
+                    value[c] = s[r]
+                elif m.func == "mean":
+                    value[c] = s[r] / nv[r]
+                else:
+                    value[c] = qv[r][qs.index(float(m.q or 0.0))]
+            if m.func == "count":
+                value[np.isnan(value)] = 0.0  # no event in a seen window: a count of zero
+        out[m.key] = Cells(tenant_ids, window_starts, value, support)
+    return out
