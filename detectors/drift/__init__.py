@@ -35,6 +35,22 @@ bins over the union of both samples, which cannot be merged from hourly profiles
 ``TVD`` is a permutation p-value; ours is the distance itself, calibrated. ``chi2`` is the
 homogeneity test of the 2 x K table (Evidently: goodness of fit against reference shares).
 
+Calibration and power (``tests/detectors/test_calibration.py``): on 500 no-drift windows every
+test, and every calibrated distance at 200 and at 20,000 rows, flags drift in α ± 2 standard
+errors of the windows (profile KS and Fisher's exact test are conservative: at most that).
+With reference and current of the same size, in >= 80 % of windows:
+
+==========================  ======  =========================================================
+change                      rows    detected by
+==========================  ======  =========================================================
+mean +0.2 σ                 1,000   ks, anderson, cramer_von_mises, t_test, energy_distance,
+                                    wasserstein
+scale x1.2                  5,000   ks, anderson, cramer_von_mises, energy_distance,
+                                    wasserstein (not t_test: the mean does not move)
+category shares             3,000   chi2, psi, jensen_shannon, hellinger, tvd, kl_div
+.5/.3/.2 → .45/.33/.22
+==========================  ======  =========================================================
+
 Entry points: :func:`detect` (one column), :func:`run_drift` (many columns, the monitor runner),
 :func:`choose_method` (defaults), :func:`benjamini_hochberg`.
 """

@@ -292,3 +292,15 @@ def test_run_drift_defaults_missing_columns_and_fdr() -> None:
     chosen = run_drift(ref, cur, methods={"num_same": ["t_test", "ks"]})
     assert [r.method for r in chosen["num_same"]] == ["t_test", "ks"]
     assert [r.method for r in chosen["num_shift"]] == ["wasserstein"]
+
+
+@pytest.mark.parametrize(
+    "module",
+    ["detectors.profiles", "detectors.drift.run", "detectors.drift.calibration"],
+)
+def test_docstring_examples_run(module: str) -> None:
+    import doctest
+    import importlib
+
+    result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
+    assert result.attempted > 0 and result.failed == 0
