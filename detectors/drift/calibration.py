@@ -7,8 +7,8 @@ method is compared with the (1 - α) quantile of its own statistic *under no dri
 window's sample size:
 
 * on profiles, reference and current counts are drawn from the reference bucket shares
-  (multinomial; a Gaussian approximation of it when both sizes exceed ``_GAUSS_MIN``, where the
-  two agree closely and the draw is ~10x cheaper), ``n_draws`` times, and the statistic is
+  (multinomial; its Gaussian approximation when the size exceeds ``_GAUSS_MIN`` and every
+  bucket expects >= 20 values, where the two agree closely and the draw is ~10x cheaper), ``n_draws`` times, and the statistic is
   computed on each pair — the reference's own sampling noise is included;
 * when both samples are large (every compared bucket expects >= 50 values on each side and
   both sizes exceed ``_GAUSS_MIN``) the null is drawn once per reference at n_eff = 10^6 and
@@ -53,6 +53,7 @@ DEFAULT_DRAWS = 300
 SAMPLE_DRAWS = 300
 SAMPLE_CAP = 2000
 _GAUSS_MIN = 10_000
+_GAUSS_MIN_COUNT = 20
 # Large-sample regime: null statistics drawn once at n_eff = 1e6 and rescaled by
 # (n_eff0 / n_eff) ** method.null_exponent when every compared bucket expects this many values.
 _ASYM_N = 2_000_000
@@ -96,7 +97,9 @@ def _seed(*parts: object) -> int:
 
 
 def _draw_counts(p: np.ndarray, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
-    if n >= _GAUSS_MIN:
+    positive = p[p > 0]
+    # the normal approximation needs every bucket to expect a fair number of values
+    if n >= _GAUSS_MIN and positive.size and n * positive.min() >= _GAUSS_MIN_COUNT:
         # multinomial covariance n (diag p - p pᵀ): z ~ N(0, diag p) minus p Σz has
         # exactly that covariance (Σp = 1) and rows sum to n
         z = rng.standard_normal((size, p.size)) * np.sqrt(p)

@@ -215,10 +215,17 @@ def chi2_profiles(ref: ColumnProfile, cur: ColumnProfile) -> Score:
 def fisher_exact_profiles(ref: ColumnProfile, cur: ColumnProfile) -> Score:
     r, c = ref.counts, cur.counts
     keep = (r + c) > 0
-    if int(keep.sum()) > 2:
+    if len(ref.bins.categories) > 2:
         raise InvalidParameterError(
-            "method", "fisher_exact", f"a binary column; this one has {int(keep.sum())} values"
+            "method",
+            "fisher_exact",
+            f"a binary column; this reference has {len(ref.bins.categories)} categories",
         )
+    if int(keep.sum()) > 2:
+        # a binary reference, but current brought new values ("other"): the 2 x 2 test does not
+        # apply; the chi-squared test of the 2 x 3 table answers the same question
+        fallback = chi2_profiles(ref, cur)
+        return Score(fallback.statistic, fallback.p_value, {**fallback.details, "fallback": "chi2"})
     if int(keep.sum()) < 2:
         return Score(1.0, 1.0)
     table = np.vstack([r[keep], c[keep]]).astype(np.int64)

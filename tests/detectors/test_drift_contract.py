@@ -200,6 +200,29 @@ def test_fisher_exact_refuses_more_than_two_categories() -> None:
         detect("fisher_exact", values, values)
 
 
+def test_fisher_exact_falls_back_to_chi2_when_current_brings_new_values() -> None:
+    r = np.array(["yes", "no"] * 100, dtype=object)
+    c = np.array(["yes", "no"] * 90 + ["maybe"] * 20, dtype=object)
+    res = detect("fisher_exact", r, c)
+    assert res.details["fallback"] == "chi2" and res.drifted is True
+    assert res.p_value == pytest.approx(detect("chi2", r, c).p_value)
+
+
+@pytest.mark.parametrize("method", ALL)
+def test_results_are_plain_json(method: str) -> None:
+    import json
+
+    r, c, kind = _data(method, seed=7)
+    forms = [(r, c)]
+    if get_method(method).works_on_profiles:
+        forms.append(_profiles(r, c, kind))
+    for a, b in forms:
+        res = detect(method, a, b, kind=kind)
+        assert type(res.statistic) is float and type(res.threshold) is float
+        assert res.p_value is None or type(res.p_value) is float
+        json.dumps(res.details, allow_nan=False)
+
+
 def test_new_category_share_names_the_new_values() -> None:
     r = np.array(["a", "b"] * 50, dtype=object)
     c = np.array(["a"] * 80 + ["x"] * 15 + ["y"] * 5, dtype=object)
