@@ -46,6 +46,7 @@ import numpy as np
 import pyarrow as pa
 
 from storage.logstore import LogStore, LogStoreError, _aware, _quote
+from storage.types import ALL
 
 __all__ = ["ROWS_COLUMN", "ProfileSpec", "ProfileStore", "RawProfile", "edges_key"]
 
@@ -652,6 +653,112 @@ class ProfileStore:
         )
         with self._reader() as cur:
             return cur.sql(sql, params=params).to_arrow_table()
+
+    # -- operational reads ----------------------------------------------------------------------
+    def first_ts(self, model: str) -> datetime | None:
+        """Timestamp of the model's oldest inference row."""
+        with self._reader() as cur:
+            return cur.execute(f"SELECT min(ts) FROM {_quote(self._table(model))}").fetchone()[0]
+
+    def last_ts(self, model: str, before: datetime) -> dict[str, datetime]:
+        """Newest row ``ts`` before ``before`` per tenant and for all (``"*"``) — freshness."""
+        with self._reader() as cur:
+            rows = cur.execute(
+                f"SELECT coalesce(tenant_id, '*'), max(ts) FROM {_quote(self._table(model))} "
+                "WHERE ts < ? GROUP BY ROLLUP (tenant_id)",
+                [_aware(before)],
+            ).fetchall()
+        return {str(t): v for t, v in rows if v is not None}
+
+    def row_counts(
+        self, model: str, start: datetime, end: datetime, step: timedelta
+    ) -> dict[str, list[int]]:
+        """Rows per window of ``step`` in ``[start, end)``, per tenant and for all, from the
+        stored hourly profiles (windows without profiled hours are left out)."""
+        ptable = f"profiles__{model}"
+        with self._reader() as cur:
+            exists = cur.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [ptable]
+            ).fetchone()[0]
+            if not exists:
+                return {}
+            rows = cur.execute(
+                f"SELECT tenant_id, hour, sum(count) FROM {_quote(ptable)} WHERE column_name = ? "
+                "AND hour >= ? AND hour < ? GROUP BY ALL",
+                [ROWS_COLUMN, _aware(start), _aware(end)],
+            ).fetchall()
+            profiled = cur.execute(
+                "SELECT hour FROM profile_hours WHERE model = ? AND hour >= ? AND hour < ?",
+                [model, _aware(start), _aware(end)],
+            ).fetchall()
+        n_windows = int((end - start) / step)
+        covered = [False] * n_windows
+        for (h,) in profiled:
+            covered[int((h - start) / step)] = True
+        per: dict[str, list[int]] = {}
+        for t, h, n in rows:
+            i = int((h - start) / step)
+            for key in (str(t), ALL):
+                per.setdefault(key, [0] * n_windows)[i] += int(n)
+        return {k: [v[i] for i in range(n_windows) if covered[i]] for k, v in per.items()}
+
+    def label_stats(self, model: str, start: datetime, end: datetime) -> dict[str, dict[str, Any]]:
+        """Rows, labelled rows and mean label delay (s, label received - inference ts) of the
+        window's inferences, per tenant and for all."""
+        inf, lab = _quote(self._table(model)), _quote(self._ls._require(model, "labels"))
+        with self._reader() as cur:
+            rows = cur.execute(
+                f"SELECT coalesce(i.tenant_id, '*'), count(*), count(l.request_id), "
+                f"avg(epoch(l.received_at) - epoch(i.ts)) FROM {inf} i LEFT JOIN {lab} l "
+                "ON l.request_id = i.request_id WHERE i.ts >= ? AND i.ts < ? "
+                "GROUP BY ROLLUP (i.tenant_id)",
+                [_aware(start), _aware(end)],
+            ).fetchall()
+        return {str(t): {"rows": int(n), "labelled": int(k), "delay_s": d} for t, n, k, d in rows}
+
+    def label_hours(self, model: str, since: datetime) -> dict[datetime, datetime]:
+        """Hour of the inference -> newest label ``received_at``, for labels received after
+        ``since`` (late labels re-run realized performance)."""
+        inf, lab = _quote(self._table(model)), _quote(self._ls._require(model, "labels"))
+        with self._reader() as cur:
+            rows = cur.execute(
+                f"SELECT date_trunc('hour', i.ts), max(l.received_at) FROM {lab} l JOIN {inf} i "
+                "ON i.request_id = l.request_id WHERE l.received_at > ? GROUP BY 1",
+                [_aware(since)],
+            ).fetchall()
+        return {h: r for h, r in rows}
+
+    def labelled(
+        self,
+        model: str,
+        start: datetime,
+        end: datetime,
+        prediction: str,
+        scores: Sequence[str] = (),
+    ) -> pa.Table:
+        """The window's inferences that have a label: tenant_id, model_version, prediction,
+        scores and ``label``."""
+        inf, lab = _quote(self._table(model)), _quote(self._ls._require(model, "labels"))
+        cols = ", ".join(f"i.{_quote(c)}" for c in (prediction, *scores))
+        with self._reader() as cur:
+            return cur.sql(
+                f"SELECT i.tenant_id, coalesce(i.model_version, '') AS model_version, {cols}, "
+                f"l.label FROM {inf} i JOIN {lab} l ON l.request_id = i.request_id "
+                "WHERE i.ts >= ? AND i.ts < ? AND l.label IS NOT NULL",
+                params=[_aware(start), _aware(end)],
+            ).to_arrow_table()
+
+    def quarantined(self, model: str, start: datetime, end: datetime) -> dict[str, int]:
+        """Quarantined rows of this model received in ``[start, end)``, per tenant and all."""
+        with self._reader() as cur:
+            rows = cur.execute(
+                "SELECT coalesce(tenant_id, '?') AS t, count(*) FROM quarantine WHERE model = ? "
+                "AND received_at >= ? AND received_at < ? GROUP BY ALL",
+                [model, _aware(start), _aware(end)],
+            ).fetchall()
+        out = {str(t): int(n) for t, n in rows}
+        out[ALL] = sum(out.values())
+        return out
 
 
 _TS = pa.timestamp("us", tz="UTC")

@@ -1,0 +1,321 @@
+"""Monitor configuration: a typed, validated definition of one check on one model.
+
+A monitor is stored as the JSON of :class:`MonitorConfig`; the same shape is accepted by the
+API, the CLI and ``monitors.yaml`` (see ``docs/monitors.md``). :func:`parse_monitor` turns a
+dict into a config and :func:`check_against_model` checks it against the model's schema; both
+raise :class:`~monitor.errors.ValidationFailed` whose errors name the field.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from detectors.drift import available_methods, get_method
+from detectors.errors import UnknownNameError
+from detectors.performance import TASK_METRICS
+from monitor.errors import FieldError, ValidationFailed
+from storage.types import NAME_RE, ModelSchema
+
+__all__ = [
+    "KINDS",
+    "WINDOWS",
+    "MonitorConfig",
+    "ReferenceConfig",
+    "check_against_model",
+    "parse_monitor",
+    "window_delta",
+]
+
+Kind = Literal[
+    "feature_drift",
+    "prediction_drift",
+    "data_quality",
+    "performance",
+    "estimated_performance",
+    "multivariate_drift",
+]
+KINDS: tuple[str, ...] = (
+    "feature_drift",
+    "prediction_drift",
+    "data_quality",
+    "performance",
+    "estimated_performance",
+    "multivariate_drift",
+)
+Window = Literal["hour", "day", "week"]
+WINDOWS: tuple[str, ...] = ("hour", "day", "week")
+Segment = Literal["all", "tenant"]
+_DATASET_RE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.\-]{0,127})(/(?P<version>\d+))?$")
+
+
+def window_delta(window: str) -> timedelta:
+    return {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}[
+        window
+    ]
+
+
+class ReferenceConfig(BaseModel):
+    """The baseline: exactly one of ``dataset`` (an uploaded reference, ``name`` or
+    ``name/version``), ``previous_days`` (the N days before each window) or ``start``+``end``
+    (a fixed range of the logs)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    dataset: str | None = None
+    version: int | None = Field(None, ge=1)
+    previous_days: int | None = Field(None, ge=1, le=365)
+    start: datetime | None = None
+    end: datetime | None = None
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, str):
+            m = _DATASET_RE.match(data.strip())
+            if not m:
+                raise ValueError(
+                    f"reference {data!r}: expected 'name' or 'name/version' of an uploaded "
+                    "reference, or an object with dataset, previous_days or start/end"
+                )
+            v = m.group("version")
+            return {"dataset": m.group("name"), "version": int(v) if v else None}
+        return data
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ReferenceConfig:
+        chosen = [
+            k
+            for k, v in (
+                ("dataset", self.dataset),
+                ("previous_days", self.previous_days),
+                ("start/end", self.start or self.end),
+            )
+            if v
+        ]
+        if len(chosen) != 1:
+            raise ValueError(
+                "give exactly one of dataset, previous_days, or start and end; got "
+                + (", ".join(chosen) or "none")
+            )
+        if (self.start is None) != (self.end is None):
+            raise ValueError("a fixed reference needs both start and end")
+        if self.start and self.end:
+            s, e = _utc(self.start), _utc(self.end)
+            if e <= s:
+                raise ValueError("end must be after start")
+            object.__setattr__(self, "start", s)
+            object.__setattr__(self, "end", e)
+        if self.dataset and not _DATASET_RE.match(self.dataset):
+            raise ValueError(f"dataset {self.dataset!r} is not a valid reference name")
+        return self
+
+    @property
+    def type(self) -> str:
+        if self.dataset:
+            return "dataset"
+        return "relative" if self.previous_days else "fixed"
+
+
+def _utc(value: datetime) -> datetime:
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+class MonitorConfig(BaseModel):
+    """One monitor. Fields not given take the defaults shown in ``docs/monitors.md``."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    model: str
+    kind: Kind
+    columns: list[str] | None = None
+    window: Window = "day"
+    reference: ReferenceConfig | None = None
+    methods: dict[str, str | list[str]] | list[str] | None = None
+    thresholds: dict[str, float] = Field(default_factory=dict)
+    alpha: float = Field(0.05, gt=0, lt=1)
+    fdr: bool = False
+    segments: list[Segment] = Field(default_factory=lambda: ["all", "tenant"])
+    by_version: bool = True
+    attribution: bool = True
+    metrics: list[str] | None = None
+    bounds: dict[str, tuple[float | None, float | None]] = Field(default_factory=dict)
+    sample_size: int | None = Field(None, ge=100, le=1_000_000)
+    lateness_minutes: int | None = Field(None, ge=0, le=7 * 24 * 60)
+    schedule_minutes: int | None = Field(None, ge=1, le=7 * 24 * 60)
+    min_rows: int = Field(30, ge=1)
+    description: str = ""
+    enabled: bool = True
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not re.match(r"^[a-z][a-z0-9_\-]{0,127}$", v):
+            raise ValueError(
+                "must be lower-case letters, digits, '_' or '-', starting with a letter"
+            )
+        return v
+
+    @field_validator("model")
+    @classmethod
+    def _model(cls, v: str) -> str:
+        if not NAME_RE.match(v):
+            raise ValueError(f"must match {NAME_RE.pattern}")
+        return v
+
+    @field_validator("segments")
+    @classmethod
+    def _segments(cls, v: list[str]) -> list[str]:
+        if not v:
+            raise ValueError("at least one of 'all', 'tenant'")
+        return list(dict.fromkeys(v))
+
+    @model_validator(mode="after")
+    def _methods_known(self) -> MonitorConfig:
+        names: list[str] = []
+        if isinstance(self.methods, list):
+            names = list(self.methods)
+        elif isinstance(self.methods, dict):
+            for v in self.methods.values():
+                names.extend([v] if isinstance(v, str) else v)
+        for m in [*names, *self.thresholds]:
+            try:
+                get_method(m)
+            except UnknownNameError as exc:
+                raise ValueError(f"methods/thresholds: {exc}") from None
+        needs_ref = ("feature_drift", "prediction_drift", "data_quality", "multivariate_drift")
+        if self.kind in needs_ref and self.reference is None:
+            raise ValueError(f"reference: required for kind {self.kind!r}")
+        if self.kind == "estimated_performance" and self.reference is None:
+            raise ValueError("reference: required for estimated_performance (a labelled dataset)")
+        return self
+
+    def to_json(self) -> dict[str, Any]:
+        return self.model_dump(mode="json", exclude_none=True)
+
+    @property
+    def window_delta(self) -> timedelta:
+        return window_delta(self.window)
+
+
+def parse_monitor(data: dict[str, Any]) -> MonitorConfig:
+    """Validate a monitor definition; :class:`ValidationFailed` lists each bad field."""
+    try:
+        return MonitorConfig.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            FieldError(tuple(str(p) for p in e.get("loc", ())), e.get("msg", ""))
+            for e in exc.errors()
+        ]
+        name = data.get("name", "?") if isinstance(data, dict) else "?"
+        raise ValidationFailed(
+            f"monitor {name!r} is invalid: "
+            + "; ".join(f"{'.'.join(map(str, e.loc)) or '(root)'}: {e.msg}" for e in errors),
+            errors,
+        ) from exc
+
+
+def monitored_columns(config: MonitorConfig, schema: ModelSchema) -> dict[str, str]:
+    """Column -> kind (``numeric`` / ``categorical``) this monitor looks at."""
+    cols: dict[str, str] = {}
+    if config.kind in ("feature_drift", "data_quality", "multivariate_drift"):
+        for f in schema.features:
+            if f.kind == "text":
+                continue
+            cols[f.name] = "numeric" if f.kind == "numeric" else "categorical"
+    elif config.kind == "prediction_drift":
+        cols[schema.prediction] = "numeric" if schema.task == "regression" else "categorical"
+        for s in schema.scores:
+            cols[s] = "numeric"
+    if config.columns is not None:
+        cols = {c: cols[c] for c in config.columns if c in cols}
+    return cols
+
+
+def check_against_model(config: MonitorConfig, schema: ModelSchema) -> None:
+    """Refuse columns the model does not have and methods that do not fit a column's kind."""
+    errors: list[FieldError] = []
+    allowed = monitored_columns(config.model_copy(update={"columns": None}), schema)
+    if config.columns is not None and config.kind not in ("performance", "estimated_performance"):
+        for i, c in enumerate(config.columns):
+            if c not in allowed:
+                errors.append(
+                    FieldError(
+                        ("columns", i),
+                        f"{c!r} is not a {config.kind} column of model {config.model!r}; "
+                        f"choose from {sorted(allowed)}",
+                    )
+                )
+    if isinstance(config.methods, dict):
+        for col, ms in config.methods.items():
+            if col not in allowed:
+                errors.append(FieldError(("methods", col), f"unknown column {col!r}"))
+                continue
+            for m in [ms] if isinstance(ms, str) else ms:
+                if allowed[col] not in get_method(m).kinds:
+                    valid = ", ".join(available_methods(allowed[col]))  # type: ignore[arg-type]
+                    errors.append(
+                        FieldError(
+                            ("methods", col),
+                            f"{m!r} does not accept {allowed[col]} columns; use one of {valid}",
+                        )
+                    )
+    if config.kind in ("performance", "estimated_performance") and config.metrics:
+        valid_metrics = TASK_METRICS.get(schema.task, ())
+        for i, m in enumerate(config.metrics):
+            if m not in valid_metrics:
+                errors.append(
+                    FieldError(
+                        ("metrics", i),
+                        f"{m!r} is not a {schema.task} metric; choose from {list(valid_metrics)}",
+                    )
+                )
+    if (
+        config.kind == "estimated_performance"
+        and schema.task == "regression"
+        and not schema.features
+    ):
+        errors.append(FieldError(("kind",), "DLE needs features"))
+    if errors:
+        raise ValidationFailed(
+            f"monitor {config.name!r} does not fit model {config.model!r}: "
+            + "; ".join(f"{'.'.join(map(str, e.loc))}: {e.msg}" for e in errors),
+            errors,
+        )
+
+
+def default_monitors(model: str, schema: ModelSchema, reference: str | None) -> list[MonitorConfig]:
+    """Sensible defaults for a registered model (``driftwatch init``): daily drift of features
+    and predictions against ``reference`` (or the previous 7 days), daily data quality, daily
+    realized performance, and estimated performance when a reference with labels exists."""
+    ref: dict[str, Any] = {"dataset": reference} if reference else {"previous_days": 7}
+    out = [
+        {
+            "name": f"{model}-feature-drift",
+            "model": model,
+            "kind": "feature_drift",
+            "reference": ref,
+        },
+        {
+            "name": f"{model}-prediction-drift",
+            "model": model,
+            "kind": "prediction_drift",
+            "reference": ref,
+        },
+        {"name": f"{model}-data-quality", "model": model, "kind": "data_quality", "reference": ref},
+        {"name": f"{model}-performance", "model": model, "kind": "performance"},
+    ]
+    if reference and schema.task in ("binary", "multiclass") and schema.scores:
+        out.append(
+            {
+                "name": f"{model}-estimated-performance",
+                "model": model,
+                "kind": "estimated_performance",
+                "reference": ref,
+            }
+        )
+    return [parse_monitor(m) for m in out]

@@ -1,0 +1,1034 @@
+"""The monitor runner: closed windows → profiles → detectors → metric results → result sink.
+
+For one monitor and one closed window ``[start, end)`` the runner
+
+1. brings the hourly profiles of the window (and of a relative reference) up to date
+   (``storage.profiles.ProfileStore.ensure``: missing, dirty and re-binned hours only),
+2. sums them per segment — all tenants (``tenant_id="*"``), each tenant, and each model version
+   over all tenants when the window holds several — and runs the monitor's methods,
+3. replaces the window's stored results in one transaction and records the run, and
+4. hands the results to the :class:`ResultSink` (the alert engine).
+
+:meth:`Runner.tick` is what the scheduler calls: it runs every closed window since the last one
+(after the lateness grace), oldest first and each once, then re-runs evaluated windows whose
+hours received late rows (or, for ``performance``, late labels) since they were evaluated.
+
+Metric names: drift results use the method name (``wasserstein``, ``jensen_shannon``, ``ks``...;
+``value`` is the p-value for tests and the statistic for distances), plus ``drift_share`` per
+segment. Data quality: ``missing_rate``, ``missing_change``, ``out_of_range``,
+``new_categories`` per column, and operational metrics with ``column=""``: ``row_count``,
+``row_count_change``, ``label_coverage``, ``label_delay_s``, ``quarantined``, ``freshness_s``.
+Performance: the task's metrics (``accuracy``, ``roc_auc``, ``mae``...); estimated performance:
+the same names with ``details.estimated = true`` and the band.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+import traceback
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any, Protocol
+
+import numpy as np
+
+from detectors.drift import get_method, run_drift
+from detectors.drift.run import detect
+from detectors.profiles import ColumnProfile, ReferenceBins, profile_categorical, profile_numeric
+from detectors.quality import missing_rate, missing_rate_change, new_categories, out_of_range
+from detectors.result import DetectorResult
+from monitor.monitors import MonitorConfig, monitored_columns, parse_monitor
+from storage.logstore import LogStore
+from storage.metadata import MetadataStore
+from storage.metadata.monitoring import MonitoringStore, MonitorRecord
+from storage.profiles import ROWS_COLUMN, ProfileSpec, ProfileStore, RawProfile, edges_key
+from storage.types import ALL, MetricResult, ModelSchema
+
+__all__ = ["ResultSink", "RunSummary", "Runner", "floor_window"]
+
+log = logging.getLogger("driftwatch.runner")
+
+
+class ResultSink(Protocol):
+    """What the runner calls after each run (the alert engine implements it)."""
+
+    def results_written(self, results: list[MetricResult], backfill: bool) -> None: ...
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    monitor: str
+    window_start: datetime
+    window_end: datetime
+    trigger: str
+    status: str
+    results: int
+    rows_scanned: int
+    duration_s: float
+    error: str | None = None
+
+
+def floor_window(ts: datetime, window: str) -> datetime:
+    """Start of the tumbling UTC window holding ``ts`` (weeks start on Monday)."""
+    ts = ts.astimezone(UTC)
+    if window == "hour":
+        return ts.replace(minute=0, second=0, microsecond=0)
+    day = ts.replace(hour=0, minute=0, second=0, microsecond=0)
+    if window == "day":
+        return day
+    return day - timedelta(days=day.weekday())
+
+
+@dataclass
+class _Reference:
+    bins: dict[str, ReferenceBins]
+    profiles: dict[str, ColumnProfile]
+    table: dict[str, np.ndarray] = field(default_factory=dict)
+
+
+def _aware(ts: datetime) -> datetime:
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+class Runner:
+    """Evaluates monitors on windows. Thread-safe: one run per monitor at a time.
+
+    Parameters
+    ----------
+    metadata, logstore
+        The process's stores.
+    sink
+        Receives every run's results (None: nobody).
+    lateness
+        Grace after a window's end before it is evaluated.
+    sample_size
+        Rows of the bounded window sample for sample-based and multivariate methods.
+    late_lookback
+        How far back evaluated windows are re-run when late rows or labels arrive.
+    clock
+        Returns the current aware UTC time (tests step it).
+    """
+
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        logstore: LogStore,
+        *,
+        profiles: ProfileStore | None = None,
+        sink: ResultSink | None = None,
+        lateness: timedelta = timedelta(minutes=10),
+        sample_size: int = 5000,
+        late_lookback: timedelta = timedelta(days=7),
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
+        self.metadata = metadata
+        self.logstore = logstore
+        self.store = MonitoringStore(metadata)
+        self.profiles = profiles or ProfileStore(logstore)
+        self.sink = sink
+        self.lateness = lateness
+        self.sample_size = sample_size
+        self.late_lookback = late_lookback
+        self.clock = clock or (lambda: datetime.now(UTC))
+        self._refs: dict[tuple[Any, ...], _Reference] = {}
+        self._locks: dict[str, threading.Lock] = {}
+        self._locks_lock = threading.Lock()
+
+    # ------------------------------------------------------------------ scheduling helpers
+    def _lock(self, name: str) -> threading.Lock:
+        with self._locks_lock:
+            return self._locks.setdefault(name, threading.Lock())
+
+    def _config(self, record: MonitorRecord) -> MonitorConfig:
+        return parse_monitor(record.config)
+
+    def _schema(self, model: str) -> ModelSchema:
+        info = self.metadata.get_model(model)
+        if info is None:
+            raise KeyError(f"model {model!r} is not registered")
+        return info.schema
+
+    def due_windows(self, record: MonitorRecord, now: datetime | None = None) -> list[datetime]:
+        """Starts of closed windows not yet run, oldest first."""
+        cfg = self._config(record)
+        now = _aware(now or self.clock())
+        lateness = (
+            timedelta(minutes=cfg.lateness_minutes)
+            if cfg.lateness_minutes is not None
+            else self.lateness
+        )
+        last_end = self.store.last_window_end(record.name)
+        start = last_end or floor_window(record.created_at, cfg.window)
+        out = []
+        step = cfg.window_delta
+        while start + step + lateness <= now:
+            out.append(start)
+            start = start + step
+        return out
+
+    def late_windows(self, record: MonitorRecord, now: datetime | None = None) -> list[datetime]:
+        """Evaluated windows whose hours changed (late rows, late labels) after their last run."""
+        cfg = self._config(record)
+        now = _aware(now or self.clock())
+        since = floor_window(now - self.late_lookback, cfg.window)
+        runs = self.store.last_runs(record.name, since)
+        if not runs:
+            return []
+        self.profiles.refresh(record.model)
+        hours = self.profiles.hours(record.model, since, now)
+        label_hours: dict[datetime, datetime] = {}
+        if cfg.kind == "performance":
+            first = min(r.finished_at or r.started_at for r in runs.values())
+            label_hours = self.profiles.label_hours(record.model, first)
+        out = []
+        for ws, run in sorted(runs.items()):
+            if run.finished_at is None:
+                continue
+            we = run.window_end
+            changed = any(
+                info["dirty"] or info["changed_at"] > run.finished_at
+                for h, info in hours.items()
+                if ws <= h < we
+            ) or any(ws <= h < we and t > run.finished_at for h, t in label_hours.items())
+            if changed:
+                out.append(ws)
+        return out
+
+    def tick(self, name: str, now: datetime | None = None) -> list[RunSummary]:
+        """Run due windows (catch-up, oldest first) and re-run windows with late data."""
+        record = self.store.get_monitor(name)
+        if record is None or not record.enabled:
+            return []
+        with self._lock(name):
+            out = []
+            for i, ws in enumerate(self.due_windows(record, now)):
+                out.append(self._run(record, ws, "schedule" if i == 0 else "catchup"))
+            for ws in self.late_windows(record, now):
+                out.append(self._run(record, ws, "late"))
+            return out
+
+    def run_window(self, name: str, start: datetime, trigger: str = "manual") -> RunSummary:
+        """Evaluate one window of a monitor now (``start`` is floored to the window)."""
+        record = self.store.get_monitor(name)
+        if record is None:
+            raise KeyError(f"monitor {name!r} not found")
+        cfg = self._config(record)
+        with self._lock(name):
+            return self._run(record, floor_window(_aware(start), cfg.window), trigger)
+
+    def backfill(
+        self,
+        name: str,
+        start: datetime,
+        end: datetime,
+        progress: Callable[[RunSummary], None] | None = None,
+    ) -> list[RunSummary]:
+        """Evaluate every window starting in ``[start, end)``, oldest first (results replace)."""
+        record = self.store.get_monitor(name)
+        if record is None:
+            raise KeyError(f"monitor {name!r} not found")
+        cfg = self._config(record)
+        ws = floor_window(_aware(start), cfg.window)
+        end = _aware(end)
+        # profile the whole range in one scan before evaluating window by window
+        self.profiles.register(record.model, self._spec(record, cfg))
+        self.profiles.ensure(record.model, ws, max(end, ws + cfg.window_delta))
+        out = []
+        with self._lock(name):
+            while ws < end:
+                summary = self._run(record, ws, "backfill")
+                out.append(summary)
+                if progress is not None:
+                    progress(summary)
+                ws = ws + cfg.window_delta
+        return out
+
+    # ------------------------------------------------------------------ one run
+    def _run(self, record: MonitorRecord, ws: datetime, trigger: str) -> RunSummary:
+        cfg = self._config(record)
+        we = ws + cfg.window_delta
+        run_id = self.store.start_run(record.name, record.model, ws, we, trigger, record.version)
+        t0 = time.perf_counter()
+        try:
+            results, scanned = self.evaluate(record, cfg, ws, we)
+            self.store.save_results(results, windows=[("monitor", record.name, ws)])
+            duration = time.perf_counter() - t0
+            self.store.finish_run(
+                run_id, "ok", rows_scanned=scanned, results=len(results), duration_s=duration
+            )
+        except Exception as exc:  # a failing run is recorded; the scheduler carries on
+            duration = time.perf_counter() - t0
+            err = f"{type(exc).__name__}: {exc}"
+            log.warning("monitor %s window %s failed: %s", record.name, ws, err)
+            log.debug("%s", traceback.format_exc())
+            self.store.finish_run(run_id, "error", error=err[:4000], duration_s=duration)
+            return RunSummary(record.name, ws, we, trigger, "error", 0, 0, duration, err)
+        if self.sink is not None and results:
+            try:
+                self.sink.results_written(results, backfill=trigger == "backfill")
+            except Exception:  # the alert engine's failure must not undo the run
+                log.exception("result sink failed for monitor %s", record.name)
+        return RunSummary(record.name, ws, we, trigger, "ok", len(results), scanned, duration)
+
+    # ------------------------------------------------------------------ evaluation
+    def _spec(self, record: MonitorRecord, cfg: MonitorConfig) -> ProfileSpec:
+        schema = self._schema(record.model)
+        cols = monitored_columns(cfg, schema)
+        if cfg.kind in ("performance", "estimated_performance", "multivariate_drift"):
+            return ProfileSpec()
+        ref = self._reference(record.model, cfg, schema, None)
+        numeric = {
+            c: (ref.bins[c].edges,) for c, k in cols.items() if k == "numeric" and c in ref.bins
+        }
+        return ProfileSpec(numeric, tuple(c for c, k in cols.items() if k == "categorical"))
+
+    def evaluate(
+        self, record: MonitorRecord, cfg: MonitorConfig, ws: datetime, we: datetime
+    ) -> tuple[list[MetricResult], int]:
+        """The results of one window (not stored) and the raw rows scanned."""
+        schema = self._schema(record.model)
+        base = {
+            "source": "monitor",
+            "source_name": record.name,
+            "kind": cfg.kind,
+            "model": record.model,
+            "window_start": ws,
+            "window_end": we,
+            "definition_version": record.version,
+        }
+        if cfg.kind in ("feature_drift", "prediction_drift", "data_quality"):
+            return self._profile_kind(record, cfg, schema, ws, we, base)
+        if cfg.kind == "performance":
+            return self._performance(record, cfg, schema, ws, we, base), 0
+        if cfg.kind == "estimated_performance":
+            return self._estimated(record, cfg, schema, ws, we, base), 0
+        return self._multivariate(record, cfg, schema, ws, we, base), 0
+
+    # -- references -------------------------------------------------------------------------
+    def _reference(
+        self, model: str, cfg: MonitorConfig, schema: ModelSchema, ws: datetime | None
+    ) -> _Reference:
+        """Bins (and, for dataset / fixed references, profiles) of the monitor's reference;
+        computed once per reference and cached."""
+        assert cfg.reference is not None
+        ref = cfg.reference
+        cols = monitored_columns(cfg.model_copy(update={"columns": None}), schema)
+        if ref.dataset:
+            versions = [v for n, v, _ in self.logstore.list_references(model) if n == ref.dataset]
+            if not versions:
+                raise KeyError(f"reference {ref.dataset!r} of model {model!r} not found")
+            version = ref.version or max(versions)
+            key: tuple[Any, ...] = ("dataset", model, ref.dataset, version)
+            if key not in self._refs:
+                table = self.logstore.read_reference(model, ref.dataset, version)
+                self._refs[key] = self._reference_from_table(table, cols)
+            return self._refs[key]
+        if ref.start and ref.end:
+            key = ("fixed", model, ref.start, ref.end)
+            if key not in self._refs:
+                sample = self.profiles.sample(model, ref.start, ref.end, list(cols), 200_000)
+                self._refs[key] = self._reference_from_table(sample, cols)
+            return self._refs[key]
+        # relative: bins from a repeatable sample of the model's first week of logs, so that
+        # every window's reference and current profiles share the same (stable) bins
+        key = ("relative", model)
+        if key not in self._refs:
+            first = self.profiles.first_ts(model)
+            if first is None:
+                raise LookupError(f"model {model!r} has no logs to take reference bins from")
+            sample = self.profiles.sample(
+                model, first, first + timedelta(days=7), list(cols), 200_000
+            )
+            self._refs[key] = self._reference_from_table(sample, cols, profiles=False)
+        return self._refs[key]
+
+    @staticmethod
+    def _reference_from_table(
+        table: Any, cols: dict[str, str], profiles: bool = True
+    ) -> _Reference:
+        bins: dict[str, ReferenceBins] = {}
+        profs: dict[str, ColumnProfile] = {}
+        values: dict[str, np.ndarray] = {}
+        for c, kind in cols.items():
+            if c not in table.column_names:
+                continue
+            arr = table.column(c)
+            if kind == "numeric":
+                x = np.asarray(arr.to_numpy(zero_copy_only=False), dtype=np.float64)
+                bins[c] = ReferenceBins.numeric(x)
+                if profiles:
+                    profs[c] = profile_numeric(x, bins[c])
+                values[c] = x
+            else:
+                arr = arr.cast("string") if str(arr.type) != "string" else arr
+                bins[c] = ReferenceBins.categorical(arr)
+                if profiles:
+                    profs[c] = profile_categorical(arr, bins[c])
+                values[c] = np.asarray(arr.to_pylist(), dtype=object)
+        return _Reference(bins, profs, values)
+
+    # -- profile conversion -------------------------------------------------------------------
+    @staticmethod
+    def _column_profile(raw: RawProfile | None, bins: ReferenceBins) -> ColumnProfile:
+        if raw is None:
+            return ColumnProfile(
+                bins, 0, 0, None, None, 0.0, 0.0, np.zeros(bins.n_buckets, np.int64)
+            )
+        if bins.kind == "numeric":
+            counts = raw.counts if raw.counts is not None else np.zeros(bins.n_buckets, np.int64)
+            return ColumnProfile(
+                bins,
+                raw.count,
+                raw.missing,
+                raw.min,
+                raw.max,
+                raw.sum,
+                raw.sum_sq,
+                counts,
+                n_finite=raw.n_finite,
+            )
+        index = {c: i for i, c in enumerate(bins.categories)}
+        counts = np.zeros(bins.n_buckets, np.int64)
+        unseen = []
+        for value, n in (raw.categories or {}).items():
+            i = index.get(value)
+            if i is None:
+                counts[-1] += n
+                unseen.append((value, int(n)))
+            else:
+                counts[i] += n
+        unseen.sort(key=lambda t: (-t[1], t[0]))
+        return ColumnProfile(
+            bins, raw.count, raw.missing, None, None, 0.0, 0.0, counts, unseen=tuple(unseen[:20])
+        )
+
+    @staticmethod
+    def _segments(
+        window: dict[tuple[str, str], dict[tuple[str, str], RawProfile]],
+        cfg: MonitorConfig,
+    ) -> dict[tuple[str, str], dict[tuple[str, str], RawProfile]]:
+        """(tenant or "*", version or "*") -> summed profiles."""
+        out: dict[tuple[str, str], dict[tuple[str, str], RawProfile]] = {}
+
+        def add(seg: tuple[str, str], cols: dict[tuple[str, str], RawProfile]) -> None:
+            target = out.setdefault(seg, {})
+            for k, p in cols.items():
+                target[k] = target[k] + p if k in target else p
+
+        versions = {v for _, v in window}
+        for (tenant, version), cols in window.items():
+            if "all" in cfg.segments:
+                add((ALL, ALL), cols)
+                if cfg.by_version and len(versions) > 1:
+                    add((ALL, version or ""), cols)
+            if "tenant" in cfg.segments:
+                add((tenant, ALL), cols)
+        return out
+
+    def _profile_kind(
+        self,
+        record: MonitorRecord,
+        cfg: MonitorConfig,
+        schema: ModelSchema,
+        ws: datetime,
+        we: datetime,
+        base: dict[str, Any],
+    ) -> tuple[list[MetricResult], int]:
+        cols = monitored_columns(cfg, schema)
+        ref = self._reference(record.model, cfg, schema, ws)
+        spec = self.profiles.register(record.model, self._spec(record, cfg))
+        del spec
+        scanned = self.profiles.ensure(record.model, ws, we)
+        wanted = [
+            (c, edges_key(ref.bins[c].edges) if cols[c] == "numeric" else "")
+            for c in cols
+            if c in ref.bins
+        ]
+        current = self._segments(self.profiles.window(record.model, ws, we, wanted), cfg)
+        reference_by_segment: dict[tuple[str, str], dict[str, ColumnProfile]] | None = None
+        if cfg.reference is not None and cfg.reference.previous_days:
+            rs = ws - timedelta(days=cfg.reference.previous_days)
+            scanned += self.profiles.ensure(record.model, rs, ws)
+            prev = self._segments(self.profiles.window(record.model, rs, ws, wanted), cfg)
+            reference_by_segment = {
+                seg: {c: self._column_profile(p.get((c, k)), ref.bins[c]) for c, k in wanted}
+                for seg, p in prev.items()
+            }
+        results: list[MetricResult] = []
+        segs = current or {(ALL, ALL): {}}
+        for seg in sorted(segs):
+            raw = segs[seg]
+            cur = {c: self._column_profile(raw.get((c, k)), ref.bins[c]) for c, k in wanted}
+            if reference_by_segment is not None:
+                refp = reference_by_segment.get(seg) or reference_by_segment.get((ALL, ALL), {})
+            else:
+                refp = ref.profiles
+            if not refp:
+                refp = {c: self._column_profile(None, ref.bins[c]) for c, _ in wanted}
+            rows = raw.get((ROWS_COLUMN, ""))
+            if cfg.kind == "data_quality":
+                results += self._quality(cfg, seg, refp, cur, base, rows)
+            else:
+                results += self._drift(record, cfg, seg, refp, cur, base, ws, we, segs, ref)
+        if cfg.kind == "data_quality":
+            results += self._operational(record, cfg, ws, we, base, current)
+        return results, scanned
+
+    # -- drift --------------------------------------------------------------------------------
+    def _drift(
+        self,
+        record: MonitorRecord,
+        cfg: MonitorConfig,
+        seg: tuple[str, str],
+        refp: dict[str, ColumnProfile],
+        cur: dict[str, ColumnProfile],
+        base: dict[str, Any],
+        ws: datetime,
+        we: datetime,
+        segs: dict[tuple[str, str], dict[tuple[str, str], RawProfile]],
+        ref: _Reference,
+    ) -> list[MetricResult]:
+        tenant, version = seg
+        methods = cfg.methods
+        profile_methods: dict[str, list[str]] = {}
+        sample_methods: dict[str, list[str]] = {}
+        from detectors.drift import default_method_for_profile
+
+        for c, rp in refp.items():
+            if isinstance(methods, dict) and c in methods:
+                chosen = [methods[c]] if isinstance(methods[c], str) else list(methods[c])
+            elif isinstance(methods, list):
+                chosen = [m for m in methods if rp.kind in get_method(m).kinds]
+            else:
+                chosen = [default_method_for_profile(rp)]
+            for m in chosen:
+                target = profile_methods if get_method(m).works_on_profiles else sample_methods
+                target.setdefault(c, []).append(m)
+        out: list[MetricResult] = []
+        drift = run_drift(
+            {c: refp[c] for c in profile_methods},
+            {c: cur[c] for c in profile_methods if cur[c].count > 0},
+            methods=profile_methods,
+            thresholds=cfg.thresholds,
+            alpha=cfg.alpha,
+            fdr=cfg.fdr,
+        )
+        for c, ms in sample_methods.items():
+            drift.setdefault(c, []).extend(
+                self._sample_drift(record, cfg, c, ms, ref, ws, we, tenant)
+            )
+        drifted = 0
+        judged = 0
+        for c in sorted(drift):
+            for r in drift[c]:
+                if cur.get(c) is not None and cur[c].count < cfg.min_rows and r.drifted is not None:
+                    r = DetectorResult(
+                        r.method,
+                        r.statistic,
+                        r.p_value,
+                        r.threshold,
+                        None,
+                        r.n_reference,
+                        r.n_current,
+                        {**r.details, "reason": "too few rows"},
+                    )
+                status = "no_data" if r.drifted is None else ("alert" if r.drifted else "ok")
+                judged += r.drifted is not None
+                drifted += bool(r.drifted)
+                details = _json(
+                    {
+                        **r.details,
+                        "statistic": r.statistic,
+                        "p_value": r.p_value,
+                        "n_reference": r.n_reference,
+                        "n_current": r.n_current,
+                        "direction": "below" if r.p_value is not None else "above",
+                    }
+                )
+                if r.drifted and tenant == ALL and version == ALL and cfg.attribution:
+                    details["drivers"] = self._attribute(c, r.method, refp[c], segs, cfg)
+                value = r.p_value if r.p_value is not None else r.statistic
+                out.append(
+                    MetricResult(
+                        **base,
+                        tenant_id=tenant,
+                        model_version=version,
+                        column=c,
+                        metric=r.method,
+                        value=_num(value),
+                        threshold=r.threshold,
+                        status=status,
+                        details=details,  # type: ignore[arg-type]
+                    )
+                )
+        share = drifted / judged if judged else None
+        out.append(
+            MetricResult(
+                **base,
+                tenant_id=tenant,
+                model_version=version,
+                column="",
+                metric="drift_share",
+                value=share,
+                threshold=None,
+                status="no_data" if share is None else ("warn" if drifted else "ok"),
+                details={"drifted": drifted, "columns": judged},
+            )
+        )
+        return out
+
+    def _attribute(
+        self,
+        column: str,
+        method: str,
+        ref: ColumnProfile,
+        segs: dict[tuple[str, str], dict[tuple[str, str], RawProfile]],
+        cfg: MonitorConfig,
+    ) -> list[dict[str, Any]]:
+        """Rank tenants by how much of the all-tenant drift each one carries: the drop of the
+        statistic when the tenant is left out (leave-one-out), with its own statistic."""
+        k = "" if ref.kind == "categorical" else edges_key(ref.bins.edges)
+        per_tenant = {
+            t: cols.get((column, k)) for (t, v), cols in segs.items() if t != ALL and v == ALL
+        }
+        per_tenant = {t: p for t, p in per_tenant.items() if p is not None}
+        if len(per_tenant) < 2:
+            return []
+        total = sum(per_tenant.values(), RawProfile())
+        m = get_method(method)
+        if m.on_profiles is None:
+            return []
+
+        def stat(raw: RawProfile) -> float | None:
+            cp = self._column_profile(raw, ref.bins)
+            if cp.count == 0:
+                return None
+            return float(m.on_profiles(ref, cp).statistic)  # type: ignore[misc]
+
+        full = stat(total)
+        ranked = []
+        for t, p in per_tenant.items():
+            rest = _subtract(total, p)
+            without = stat(rest)
+            own = stat(p)
+            if full is None:
+                continue
+            if m.is_test:
+                contribution = None if without is None else (full - without)
+            else:
+                contribution = None if without is None else (full - without)
+            ranked.append(
+                {
+                    "tenant_id": t,
+                    "rows": int(p.count + p.missing),
+                    "statistic": own,
+                    "statistic_without": without,
+                    "contribution": contribution,
+                }
+            )
+        ranked.sort(key=lambda d: -(d["contribution"] or 0.0))
+        return ranked
+
+    def _sample_drift(
+        self,
+        record: MonitorRecord,
+        cfg: MonitorConfig,
+        column: str,
+        methods: list[str],
+        ref: _Reference,
+        ws: datetime,
+        we: datetime,
+        tenant: str,
+    ) -> list[DetectorResult]:
+        size = cfg.sample_size or self.sample_size
+        sample = self.profiles.sample(
+            record.model, ws, we, [column], size, tenant_id=None if tenant == ALL else tenant
+        )
+        cur = sample.column(column)
+        ref_values = ref.table.get(column)
+        if ref_values is None:
+            raise LookupError(f"no reference sample for column {column!r}")
+        kind = ref.bins[column].kind
+        cur_values = (
+            np.asarray(cur.to_numpy(zero_copy_only=False), dtype=np.float64)
+            if kind == "numeric"
+            else np.asarray(cur.cast("string").to_pylist(), dtype=object)
+        )
+        rv = ref_values[: max(size, 1)] if ref_values.size > size else ref_values
+        return [
+            detect(m, rv, cur_values, kind=kind, threshold=cfg.thresholds.get(m), alpha=cfg.alpha)
+            for m in methods
+        ]
+
+    # -- data quality and operational metrics --------------------------------------------------------
+    def _quality(
+        self,
+        cfg: MonitorConfig,
+        seg: tuple[str, str],
+        refp: dict[str, ColumnProfile],
+        cur: dict[str, ColumnProfile],
+        base: dict[str, Any],
+        rows: RawProfile | None,
+    ) -> list[MetricResult]:
+        tenant, version = seg
+        out = []
+        for c in sorted(cur):
+            checks = [
+                missing_rate(cur[c], column=c),
+                missing_rate_change(refp[c], cur[c], column=c),
+            ]
+            if cur[c].kind == "numeric":
+                checks.append(out_of_range(refp[c], cur[c], column=c))
+            else:
+                checks.append(new_categories(refp[c], cur[c], column=c))
+            for q in checks:
+                metric = "missing_change" if q.check == "missing_change" else q.check
+                out.append(
+                    MetricResult(
+                        **base,
+                        tenant_id=tenant,
+                        model_version=version,
+                        column=c,
+                        metric=metric,
+                        value=_num(q.value),
+                        threshold=q.threshold,
+                        status=q.status,  # type: ignore[arg-type]
+                        details=_json({**dict(q.details), "n": q.n}),
+                    )
+                )
+        return out
+
+    def _operational(
+        self,
+        record: MonitorRecord,
+        cfg: MonitorConfig,
+        ws: datetime,
+        we: datetime,
+        base: dict[str, Any],
+        current: dict[tuple[str, str], dict[tuple[str, str], RawProfile]],
+    ) -> list[MetricResult]:
+        """Row count and its change against the previous 7 windows, label coverage and delay,
+        quarantined rows and freshness, per tenant and for all tenants."""
+        out: list[MetricResult] = []
+        step = cfg.window_delta
+        history = self.profiles.row_counts(record.model, ws - 7 * step, ws, step)
+        labels = self.profiles.label_stats(record.model, ws, we)
+        quarantined = self.profiles.quarantined(record.model, ws, we)
+        last_ts = self.profiles.last_ts(record.model, we)
+        segments = {t for (t, v) in current if v == ALL} | {ALL}
+        if "tenant" not in cfg.segments:
+            segments = {ALL}
+        for t in sorted(segments):
+            raw = current.get((t, ALL), {}).get((ROWS_COLUMN, ""))
+            n = int(raw.count) if raw is not None else 0
+
+            def res(
+                metric: str, value: float | None, status: str, t: str = t, **details: Any
+            ) -> None:
+                out.append(
+                    MetricResult(
+                        **base,
+                        tenant_id=t,
+                        model_version=ALL,
+                        column="",
+                        metric=metric,
+                        value=_num(value),
+                        threshold=None,
+                        status=status,  # type: ignore[arg-type]
+                        details=_json(details),
+                    )
+                )
+
+            res("row_count", n, "ok")
+            past = history.get(t, [])
+            if past:
+                mean = float(np.mean(past))
+                change = (n - mean) / mean if mean > 0 else None
+                status = "no_data" if change is None else ("warn" if abs(change) > 0.5 else "ok")
+                res("row_count_change", change, status, baseline=mean, windows=len(past))
+            else:
+                res("row_count_change", None, "no_data", reason="no baseline windows")
+            lab = labels.get(t)
+            if lab and lab["rows"]:
+                res(
+                    "label_coverage",
+                    lab["labelled"] / lab["rows"],
+                    "ok",
+                    rows=lab["rows"],
+                    labelled=lab["labelled"],
+                )
+                res("label_delay_s", lab["delay_s"], "ok" if lab["labelled"] else "no_data")
+            else:
+                res("label_coverage", None, "no_data")
+            res("quarantined", float(quarantined.get(t, 0)), "ok")
+            last = last_ts.get(t)
+            fresh = None if last is None else (we - last).total_seconds()
+            res("freshness_s", fresh, "no_data" if fresh is None else "ok")
+        return out
+
+    # -- performance ----------------------------------------------------------------------------
+    def _perf_segments(
+        self, cfg: MonitorConfig, table: Any
+    ) -> list[tuple[tuple[str, str], np.ndarray]]:
+        tenants = np.asarray(table.column("tenant_id").to_pylist(), dtype=object)
+        versions = np.asarray(
+            [v or "" for v in table.column("model_version").to_pylist()], dtype=object
+        )
+        segs: list[tuple[tuple[str, str], np.ndarray]] = []
+        if "all" in cfg.segments:
+            segs.append(((ALL, ALL), np.ones(len(tenants), bool)))
+            uv = sorted(set(versions.tolist()))
+            if cfg.by_version and len(uv) > 1:
+                segs += [((ALL, v), versions == v) for v in uv]
+        if "tenant" in cfg.segments:
+            segs += [((t, ALL), tenants == t) for t in sorted(set(tenants.tolist()))]
+        return segs
+
+    def _performance(
+        self,
+        record: MonitorRecord,
+        cfg: MonitorConfig,
+        schema: ModelSchema,
+        ws: datetime,
+        we: datetime,
+        base: dict[str, Any],
+    ) -> list[MetricResult]:
+        from detectors.performance import TASK_METRICS, realized_performance
+
+        table = self.profiles.labelled(record.model, ws, we, schema.prediction, schema.scores)
+        metrics = cfg.metrics or list(TASK_METRICS[schema.task])
+        out: list[MetricResult] = []
+        for (t, v), mask in self._perf_segments(cfg, table) or [((ALL, ALL), np.zeros(0, bool))]:
+            sub = table.filter(mask) if mask.size else table
+            labels = np.asarray(sub.column("label").to_pylist(), dtype=object)
+            preds = np.asarray(sub.column(schema.prediction).to_pylist(), dtype=object)
+            scores = (
+                np.asarray(sub.column(schema.scores[0]).to_numpy(zero_copy_only=False), float)
+                if schema.task == "binary" and schema.scores
+                else None
+            )
+            if schema.task != "multiclass":
+                labels, preds = labels.astype(float), preds.astype(float)
+            n = len(labels)
+            if n < cfg.min_rows or (schema.task == "binary" and scores is None):
+                for m in metrics:
+                    out.append(
+                        MetricResult(
+                            **base,
+                            tenant_id=t,
+                            model_version=v,
+                            column="",
+                            metric=m,
+                            value=None,
+                            threshold=None,
+                            status="no_data",
+                            details={"n": n, "reason": "too few labelled rows"},
+                        )
+                    )
+                continue
+            perf = realized_performance(schema.task, labels, preds, scores, metrics=metrics)
+            for m in metrics:
+                value = perf.metrics.get(m)
+                lo, hi = cfg.bounds.get(m, (None, None))
+                status = "no_data" if value is None else "ok"
+                if value is not None and (
+                    (lo is not None and value < lo) or (hi is not None and value > hi)
+                ):
+                    status = "alert"
+                out.append(
+                    MetricResult(
+                        **base,
+                        tenant_id=t,
+                        model_version=v,
+                        column="",
+                        metric=m,
+                        value=_num(value),
+                        threshold=lo if lo is not None else hi,
+                        status=status,  # type: ignore[arg-type]
+                        details=_json({"n": perf.n, "estimated": False, "bounds": [lo, hi]}),
+                    )
+                )
+        return out
+
+    def _estimated(
+        self,
+        record: MonitorRecord,
+        cfg: MonitorConfig,
+        schema: ModelSchema,
+        ws: datetime,
+        we: datetime,
+        base: dict[str, Any],
+    ) -> list[MetricResult]:
+        from detectors.estimation.cbpe import BinaryCBPE
+
+        if schema.task != "binary" or not schema.scores:
+            raise NotImplementedError(
+                "estimated_performance is implemented for binary models with a score column"
+            )
+        assert cfg.reference is not None and cfg.reference.dataset
+        key = ("cbpe", record.model, cfg.reference.dataset, cfg.reference.version)
+        if key not in self._refs:
+            table = self.logstore.read_reference(
+                record.model, cfg.reference.dataset, cfg.reference.version
+            )
+            if "label" not in table.column_names:
+                raise LookupError("the reference dataset needs a label column for CBPE")
+            s = np.asarray(table.column(schema.scores[0]).to_numpy(zero_copy_only=False), float)
+            y = np.asarray(table.column("label").to_numpy(zero_copy_only=False), float)
+            p = np.asarray(table.column(schema.prediction).to_numpy(zero_copy_only=False), float)
+            est = BinaryCBPE().fit(s, y, p)
+            self._refs[key] = _Reference({}, {}, {"cbpe": np.array([est], dtype=object)})
+        cbpe = self._refs[key].table["cbpe"][0]
+        sample = self.profiles.sample(
+            record.model, ws, we, [schema.prediction, schema.scores[0]], 1_000_000
+        )
+        out: list[MetricResult] = []
+        metrics = cfg.metrics or ["accuracy", "roc_auc", "f1"]
+        for (t, v), mask in self._perf_segments(cfg, sample):
+            sub = sample.filter(mask)
+            n = sub.num_rows
+            if n < cfg.min_rows:
+                continue
+            s = np.asarray(sub.column(schema.scores[0]).to_numpy(zero_copy_only=False), float)
+            p = np.asarray(sub.column(schema.prediction).to_numpy(zero_copy_only=False), float)
+            est = cbpe.estimate(s, p)
+            for m in metrics:
+                em = est[m]
+                lo, _hi = cfg.bounds.get(m, (None, None))
+                status = "no_data" if em.value is None else "ok"
+                if em.value is not None and lo is not None and em.value < lo:
+                    status = "alert"
+                out.append(
+                    MetricResult(
+                        **base,
+                        tenant_id=t,
+                        model_version=v,
+                        column="",
+                        metric=m,
+                        value=_num(em.value),
+                        threshold=lo,
+                        status=status,  # type: ignore[arg-type]
+                        details=_json(
+                            {
+                                "n": n,
+                                "estimated": True,
+                                "lower": em.lower,
+                                "upper": em.upper,
+                                "sampling_error": em.sampling_error,
+                            }
+                        ),
+                    )
+                )
+        return out
+
+    def _multivariate(
+        self,
+        record: MonitorRecord,
+        cfg: MonitorConfig,
+        schema: ModelSchema,
+        ws: datetime,
+        we: datetime,
+        base: dict[str, Any],
+    ) -> list[MetricResult]:
+        from detectors.multivariate import DomainClassifier
+
+        cols = monitored_columns(cfg, schema)
+        ref = self._reference(record.model, cfg, schema, ws)
+        size = cfg.sample_size or self.sample_size
+        categorical = [c for c, k in cols.items() if k == "categorical"]
+        ref_table = {c: ref.table[c][:size] for c in cols if c in ref.table}
+        key = ("domain", record.model, repr(cfg.reference), tuple(ref_table))
+        if key not in self._refs:
+            clf = DomainClassifier(categorical=categorical, max_samples=size).fit(ref_table)
+            self._refs[key] = _Reference({}, {}, {"clf": np.array([clf], dtype=object)})
+        clf = self._refs[key].table["clf"][0]
+        sample = self.profiles.sample(record.model, ws, we, list(ref_table), size)
+        out: list[MetricResult] = []
+        for (t, v), mask in self._perf_segments(cfg, sample):
+            sub = sample.filter(mask)
+            if sub.num_rows < cfg.min_rows:
+                continue
+            cur = {
+                c: (
+                    np.asarray(sub.column(c).to_pylist(), dtype=object)
+                    if c in categorical
+                    else np.asarray(sub.column(c).to_numpy(zero_copy_only=False), float)
+                )
+                for c in ref_table
+            }
+            r = clf.score(cur)
+            status = "no_data" if r.drifted is None else ("alert" if r.drifted else "ok")
+            out.append(
+                MetricResult(
+                    **base,
+                    tenant_id=t,
+                    model_version=v,
+                    column="",
+                    metric="domain_classifier_auc",
+                    value=_num(r.statistic),
+                    threshold=r.threshold,
+                    status=status,  # type: ignore[arg-type]
+                    details=_json({**r.details, "n_current": r.n_current}),
+                )
+            )
+        return out
+
+
+def _subtract(total: RawProfile, part: RawProfile) -> RawProfile:
+    counts = None
+    if total.counts is not None and part.counts is not None:
+        counts = total.counts - part.counts
+    cats = None
+    if total.categories is not None:
+        cats = {k: v - (part.categories or {}).get(k, 0) for k, v in total.categories.items()}
+        cats = {k: v for k, v in cats.items() if v > 0}
+    # min/max of the rest are unknown from sums; they are not used by distances
+    return RawProfile(
+        total.count - part.count,
+        total.missing - part.missing,
+        total.n_finite - part.n_finite,
+        total.min,
+        total.max,
+        total.sum - part.sum,
+        total.sum_sq - part.sum_sq,
+        counts,
+        cats,
+    )
+
+
+def _num(value: Any) -> float | None:
+    if value is None:
+        return None
+    v = float(value)
+    return v if np.isfinite(v) else None
+
+
+def _json(value: Any) -> Any:
+    """Details as plain JSON: numpy scalars to Python, NaN/inf to None."""
+    if isinstance(value, dict):
+        return {str(k): _json(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json(v) for v in value]
+    if isinstance(value, np.ndarray):
+        return [_json(v) for v in value.tolist()]
+    if isinstance(value, np.bool_ | bool):
+        return bool(value)
+    if isinstance(value, np.integer):
+        return int(value)
+    if isinstance(value, np.floating | float):
+        f = float(value)
+        return f if np.isfinite(f) else None
+    if isinstance(value, datetime):
+        return value.isoformat()
+    if value is None or isinstance(value, str | int):
+        return value
+    return str(value)
+
+
+def ranked(results: Iterable[MetricResult]) -> list[MetricResult]:
+    """Results sorted alert first, then warn, ok, no_data (for listings)."""
+    order = {"alert": 0, "warn": 1, "ok": 2, "no_data": 3}
+    return sorted(results, key=lambda r: (order[r.status], r.tenant_id, r.column, r.metric))
