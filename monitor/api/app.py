@@ -70,6 +70,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
     app.include_router(routes_admin.router, prefix="/api/v1")
     app.include_router(routes_models.router, prefix="/api/v1")
+    from monitor.api import routes_kpis
+
+    app.include_router(routes_kpis.router, prefix="/api/v1")
     return app
 
 

@@ -30,9 +30,22 @@ ROUTES: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/api/v1/keys"): ("admin", False),
     ("DELETE", "/api/v1/keys/{key}"): ("admin", True),
     ("GET", "/api/v1/audit"): ("admin", True),
+    # KPIs (issue 5)
+    ("GET", "/api/v1/kpis"): ("viewer", False),
+    ("POST", "/api/v1/kpis"): ("engineer", True),
+    ("GET", "/api/v1/kpis/summary"): ("viewer", False),
+    ("GET", "/api/v1/kpis/{kpi}"): ("viewer", False),
+    ("PUT", "/api/v1/kpis/{kpi}"): ("engineer", True),
+    ("DELETE", "/api/v1/kpis/{kpi}"): ("engineer", True),
+    ("POST", "/api/v1/kpis/{kpi}/compute"): ("engineer", True),
+    ("GET", "/api/v1/kpis/{kpi}/results"): ("viewer", False),
+    ("GET", "/api/v1/tenants/{tenant_id}/kpis/summary"): ("viewer", False),
+    ("GET", "/api/v1/tenants/{tenant_id}/kpis/{kpi}/related-signals"): ("viewer", False),
+    ("GET", "/api/v1/tenants/{tenant_id}/models/{model}/related-kpis"): ("viewer", False),
 }
 RANK = {"viewer": 0, "engineer": 1, "admin": 2}
-PARAMS = {"model": "churn", "name": "base", "tenant_id": "acme", "key": "1"}
+PARAMS = {"model": "churn", "name": "base", "tenant_id": "acme", "key": "1", "kpi": "conversion"}
+KPI = {"name": "conversion", "formula": "rate(conversion, session)"}
 
 
 def api_routes(live: Live) -> list[tuple[str, str]]:
@@ -59,6 +72,7 @@ def test_each_route_refuses_the_wrong_callers(
     role, unscoped = ROUTES[route]
     with client(live, keys.admin) as admin:
         admin.post("/models", json=CHURN)
+        admin.post("/kpis", json=KPI)
     with client(live, None) as anon, client(live, keys.revoked) as revoked:
         if role == "public":
             assert call(anon, method, path).status_code == 200

@@ -1,0 +1,197 @@
+"""Tenant KPIs: definitions, values, the link to model signals, the executive summary.
+
+Readable by viewers. A tenant-scoped key sees only its own tenant: asking for another
+tenant's KPI values, related signals or summary answers 404, as if it did not exist.
+Definitions are shared by all tenants, so only unscoped engineers change them.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from starlette.concurrency import run_in_threadpool
+
+from monitor.api.auth import require
+from monitor.errors import NotFoundError, ValidationFailed
+from monitor.kpis.service import KpiService
+from monitor.service import Caller
+from storage.types import KpiRecord, MetricResult
+
+router = APIRouter(tags=["kpis"])
+Viewer = Annotated[Caller, Depends(require("viewer"))]
+SharedEngineer = Annotated[Caller, Depends(require("engineer", unscoped=True))]
+
+
+def _kpis(request: Request) -> KpiService:
+    return KpiService.of(request.app.state.services)
+
+
+def _record(rec: KpiRecord) -> dict[str, Any]:
+    return {
+        "name": rec.name,
+        "version": rec.version,
+        "enabled": rec.enabled,
+        "created_by": rec.created_by,
+        "created_at": rec.created_at.isoformat(),
+        "updated_at": rec.updated_at.isoformat(),
+        "definition": rec.spec,
+    }
+
+
+def _result(r: MetricResult) -> dict[str, Any]:
+    return {
+        "kpi": r.source_name,
+        "tenant_id": r.tenant_id,
+        "window_start": r.window_start.isoformat(),
+        "window_end": r.window_end.isoformat(),
+        "value": r.value,
+        "status": r.status,
+        "target": r.threshold,
+        "details": r.details,
+        "definition_version": r.definition_version,
+    }
+
+
+def _own_tenant(caller: Caller, tenant_id: str) -> None:
+    if caller.tenant_id is not None and caller.tenant_id != tenant_id:
+        raise NotFoundError(f"tenant {tenant_id!r} not found")
+
+
+def _body_dict(body: Any) -> dict[str, Any]:
+    if not isinstance(body, dict):
+        raise ValidationFailed("the body must be a KPI definition object")
+    return body
+
+
+@router.get("/kpis")
+def list_kpis(request: Request, caller: Viewer) -> list[dict[str, Any]]:
+    """Every KPI definition."""
+    return [_record(r) for r in _kpis(request).list()]
+
+
+@router.post("/kpis", status_code=201)
+def create_kpi(
+    body: Annotated[Any, Body()], request: Request, caller: SharedEngineer
+) -> dict[str, Any]:
+    """Create a KPI (formula grammar in docs/kpis.md); errors name the field."""
+    return _record(_kpis(request).create(_body_dict(body), caller.actor))
+
+
+@router.get("/kpis/summary")
+def summary_all(request: Request, caller: Viewer, at: datetime | None = None) -> dict[str, Any]:
+    """Executive summary across tenants (only the caller's tenant for a scoped key)."""
+    svc = _kpis(request)
+    return svc.summary(None, at, tenant_scope=caller.tenant_id)
+
+
+@router.get("/kpis/{kpi}")
+def get_kpi(kpi: str, request: Request, caller: Viewer) -> dict[str, Any]:
+    return _record(_kpis(request).get(kpi))
+
+
+@router.put("/kpis/{kpi}")
+def update_kpi(
+    kpi: str, body: Annotated[Any, Body()], request: Request, caller: SharedEngineer
+) -> dict[str, Any]:
+    """Replace a KPI's definition; its version goes up when something changed."""
+    return _record(_kpis(request).update(kpi, _body_dict(body), caller.actor))
+
+
+@router.delete("/kpis/{kpi}", status_code=204)
+def delete_kpi(kpi: str, request: Request, caller: SharedEngineer) -> Response:
+    _kpis(request).delete(kpi, caller.actor)
+    return Response(status_code=204)
+
+
+@router.post("/kpis/{kpi}/compute")
+async def compute_kpi(
+    kpi: str,
+    request: Request,
+    caller: SharedEngineer,
+    start: Annotated[datetime | None, Query(description="First window (aligned down).")] = None,
+    end: Annotated[datetime | None, Query(description="End of the range (exclusive).")] = None,
+) -> dict[str, Any]:
+    """Compute (or recompute: results are replaced) a KPI over a range, for all tenants.
+    Without a range, every closed window since its last run (as the scheduler does)."""
+    svc = _kpis(request)
+    svc.get(kpi)
+    if start is None or end is None:
+        rows = await run_in_threadpool(svc.run_due)
+    else:
+        rows = await run_in_threadpool(svc.compute, start, end, [kpi])
+    return {"kpi": kpi, "results": rows}
+
+
+@router.get("/kpis/{kpi}/results")
+def kpi_results(
+    kpi: str,
+    request: Request,
+    caller: Viewer,
+    tenant_id: str | None = None,
+    start: datetime | None = None,
+    end: datetime | None = None,
+) -> list[dict[str, Any]]:
+    """The KPI's value and status per tenant and window (the series a chart draws)."""
+    rows = _kpis(request).series(kpi, tenant_id, start, end, tenant_scope=caller.tenant_id)
+    return [_result(r) for r in rows]
+
+
+@router.get("/tenants/{tenant_id}/kpis/summary")
+def summary_tenant(
+    tenant_id: str, request: Request, caller: Viewer, at: datetime | None = None
+) -> dict[str, Any]:
+    """Executive summary of one tenant: KPIs now vs before and vs target, models' health."""
+    _own_tenant(caller, tenant_id)
+    return _kpis(request).summary(tenant_id, at)
+
+
+@router.get("/tenants/{tenant_id}/kpis/{kpi}/related-signals")
+def related_signals(
+    tenant_id: str,
+    kpi: str,
+    request: Request,
+    caller: Viewer,
+    window_start: datetime | None = None,
+    max_lag: Annotated[int, Query(ge=0, le=14)] = 3,
+    span: Annotated[int, Query(ge=4, le=365)] = 28,
+    limit: Annotated[int, Query(ge=1, le=200)] = 20,
+) -> dict[str, Any]:
+    """For a KPI breach of this tenant (its latest flagged window by default): the model
+    signals that moved with it, ranked. Association, not proof."""
+    _own_tenant(caller, tenant_id)
+    return _kpis(request).related_signals(
+        kpi, tenant_id, window_start, max_lag=max_lag, span=span, limit=limit
+    )
+
+
+@router.get("/tenants/{tenant_id}/models/{model}/related-kpis")
+def related_kpis(
+    tenant_id: str,
+    model: str,
+    request: Request,
+    caller: Viewer,
+    since: datetime | None = None,
+    until: datetime | None = None,
+    monitor: str | None = None,
+    column: str | None = None,
+    metric: str | None = None,
+    max_lag: Annotated[int, Query(ge=0, le=14)] = 3,
+) -> dict[str, Any]:
+    """For a model alert on this tenant (``since`` = its first breaching window): the
+    tenant's KPIs that moved in the same windows. Association, not proof."""
+    _own_tenant(caller, tenant_id)
+    svc = _kpis(request)
+    if since is None:
+        since = until or datetime.now().astimezone()
+    return svc.related_kpis(
+        model,
+        tenant_id,
+        since,
+        until,
+        monitor=monitor,
+        column=column,
+        metric=metric,
+        max_lag=max_lag,
+    )

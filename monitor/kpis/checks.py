@@ -1,0 +1,295 @@
+"""KPI checks: pure functions from a KPI's current value and its history to a status.
+
+Each check is a typed config (pydantic, parsed by its ``type`` key) and a pure function
+``(config, current, history, context) -> CheckOutcome``. ``history`` holds the previous windows'
+values, oldest first, ``nan`` where a window had no value (too few events).
+
+=============  ===========================================================================
+``bounds``     value below ``lower`` or above ``upper``
+``change``     relative change against the mean of the previous ``baseline_windows``
+               windows (or the same weekday's, ``seasonal``), in the bad direction
+``target``     attainment = value / target (inverted when lower is better)
+``anomaly``    robust z-score ``0.6745 (x - median) / MAD`` against the history; for daily
+               windows against the same weekday of previous weeks, so a weekly pattern is
+               normal and not an alert
+=============  ===========================================================================
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Annotated, Any, Literal
+
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from storage.types import Status
+
+__all__ = [
+    "AnomalyCheck",
+    "BoundsCheck",
+    "ChangeCheck",
+    "CheckConfig",
+    "CheckOutcome",
+    "TargetCheck",
+    "history_needed",
+    "robust_z",
+    "run_check",
+    "worst",
+]
+
+Direction = Literal["higher", "lower"]
+_RANK = {"no_data": -1, "ok": 0, "warn": 1, "alert": 2}
+# 0.6745 = Φ⁻¹(0.75): makes the MAD a consistent estimate of the standard deviation
+# (Iglewicz & Hoaglin); 1.2533 = √(π/2) does the same for the mean absolute deviation.
+_MAD_K = 0.6745
+_MEANAD_K = 0.7979
+
+
+class _Check(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+    name: str | None = Field(None, description="Metric name of the check's result row.")
+
+    @property
+    def metric(self) -> str:
+        return self.name or str(getattr(self, "type"))  # noqa: B009
+
+
+class BoundsCheck(_Check):
+    type: Literal["bounds"] = "bounds"
+    lower: float | None = None
+    upper: float | None = None
+    severity: Literal["warn", "alert"] = "alert"
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> BoundsCheck:
+        if self.lower is None and self.upper is None:
+            raise ValueError("bounds: give lower, upper or both")
+        if self.lower is not None and self.upper is not None and self.lower > self.upper:
+            raise ValueError(f"bounds: lower {self.lower} is above upper {self.upper}")
+        return self
+
+
+class ChangeCheck(_Check):
+    type: Literal["change"] = "change"
+    baseline_windows: int = Field(4, ge=1, le=104)
+    max_change: float = Field(0.10, gt=0, description="Alert at this relative change (0.10).")
+    warn_change: float | None = Field(None, gt=0)
+    seasonal: bool = Field(False, description="Daily windows: compare with the same weekdays.")
+
+
+class TargetCheck(_Check):
+    type: Literal["target"] = "target"
+    warn_below: float = Field(1.0, gt=0, description="Warn under this attainment (1.0 = 100 %).")
+    alert_below: float = Field(0.9, gt=0, description="Alert under this attainment.")
+
+
+class AnomalyCheck(_Check):
+    type: Literal["anomaly"] = "anomaly"
+    history: int = Field(8, ge=3, le=104, description="Past comparable windows used.")
+    min_history: int = Field(4, ge=3)
+    z_alert: float = Field(3.5, gt=0)
+    z_warn: float | None = Field(None, gt=0)
+    seasonal: Literal["auto", "weekday", "none"] = Field(
+        "auto", description="auto: same weekday for daily windows, previous windows otherwise."
+    )
+    two_sided: bool = Field(False, description="Also flag moves in the good direction.")
+    min_change: float = Field(
+        0.0, ge=0, description="Also require this relative deviation from the median."
+    )
+
+
+CheckConfig = Annotated[
+    BoundsCheck | ChangeCheck | TargetCheck | AnomalyCheck, Field(discriminator="type")
+]
+
+
+@dataclass(frozen=True)
+class CheckOutcome:
+    """One check on one window: its statistic, threshold, status and a short message."""
+
+    metric: str
+    status: Status
+    value: float | None
+    threshold: float | None
+    message: str
+    details: dict[str, Any] = field(default_factory=dict)
+
+
+def worst(statuses: Sequence[str]) -> Status:
+    """The most severe status; ``ok`` when there is none."""
+    best: Status = "ok"
+    for s in statuses:
+        if _RANK[s] > _RANK[best]:
+            best = s  # type: ignore[assignment]
+    return best
+
+
+def _finite(values: Sequence[float]) -> np.ndarray:
+    a = np.asarray(values, dtype=np.float64)
+    return a[np.isfinite(a)]
+
+
+def _comparable(history: Sequence[float], count: int, step: int) -> np.ndarray:
+    """The last ``count`` windows ``step`` apart before the current one (oldest first)."""
+    if step <= 0:
+        step = 1
+    picked = [history[-k] for k in range(step, step * count + 1, step) if k <= len(history)]
+    return _finite(picked[::-1])
+
+
+def history_needed(check: Any, window: str) -> int:
+    """How many previous windows a check reads."""
+    if isinstance(check, AnomalyCheck):
+        return check.history * _step(check.seasonal, window)
+    if isinstance(check, ChangeCheck):
+        return check.baseline_windows * (7 if check.seasonal and window == "day" else 1)
+    return 0
+
+
+def _step(seasonal: str, window: str) -> int:
+    if seasonal == "weekday" or (seasonal == "auto" and window == "day"):
+        return 7 if window == "day" else 168 if window == "hour" else 1
+    return 1
+
+
+def robust_z(value: float, history: Sequence[float]) -> tuple[float, float, float]:
+    """Robust z-score of ``value`` against ``history``: ``(z, median, scale)``.
+
+    The scale is MAD / 0.6745; when the MAD is 0 (over half the history equal) the mean
+    absolute deviation / 0.7979 is used, and when that is 0 too any difference is infinite.
+
+    Examples
+    --------
+    >>> round(robust_z(14.0, [10, 11, 9, 10, 12, 10, 9, 11])[0], 2)
+    4.05
+    """
+    h = _finite(history)
+    med = float(np.median(h))
+    mad = float(np.median(np.abs(h - med)))
+    scale = mad / _MAD_K
+    if scale == 0.0:
+        scale = float(np.mean(np.abs(h - med))) / _MEANAD_K
+    if scale == 0.0:
+        z = 0.0 if value == med else math.copysign(math.inf, value - med)
+    else:
+        z = (value - med) / scale
+    return z, med, scale
+
+
+def _bad(delta: float, direction: Direction) -> float:
+    """``delta`` signed so that positive is bad for a KPI of this direction."""
+    return -delta if direction == "higher" else delta
+
+
+def _num(x: float) -> float | None:
+    return None if x is None or not math.isfinite(x) else float(x)
+
+
+def run_check(
+    check: Any,
+    current: float,
+    history: Sequence[float],
+    *,
+    direction: Direction,
+    window: str,
+    target: float | None = None,
+) -> CheckOutcome:
+    """Run one check on a window's value.
+
+    Parameters
+    ----------
+    check
+        A :data:`CheckConfig`.
+    current
+        The window's value (finite).
+    history
+        Previous windows' values, oldest first, ``nan`` for windows without a value.
+    direction
+        ``higher`` or ``lower`` is better.
+    window
+        ``hour``, ``day`` or ``week`` (the anomaly check's season).
+    target
+        The KPI's target, for the ``target`` check.
+
+    Returns
+    -------
+    CheckOutcome
+    """
+    m = check.metric
+    if isinstance(check, BoundsCheck):
+        low = check.lower is not None and current < check.lower
+        high = check.upper is not None and current > check.upper
+        thr = check.lower if low or check.upper is None else check.upper
+        if low or high:
+            side = "below the lower bound" if low else "above the upper bound"
+            return CheckOutcome(
+                m, check.severity, current, thr, f"{current:.4g} is {side} {thr:.4g}"
+            )
+        return CheckOutcome(m, "ok", current, thr, "within bounds")
+    if isinstance(check, TargetCheck):
+        if target is None or target == 0:
+            return CheckOutcome(m, "no_data", None, None, "no target set")
+        att = (
+            current / target
+            if direction == "higher"
+            else (target / current if current else math.inf)
+        )
+        status: Status = (
+            "alert" if att < check.alert_below else "warn" if att < check.warn_below else "ok"
+        )
+        return CheckOutcome(
+            m, status, _num(att), check.alert_below, f"{att:.0%} of target {target:.4g}"
+        )
+    if isinstance(check, ChangeCheck):
+        step = 7 if check.seasonal and window == "day" else 1
+        base = _comparable(history, check.baseline_windows, step)
+        if base.size < check.baseline_windows:
+            return CheckOutcome(m, "no_data", None, check.max_change, "not enough history")
+        mean = float(base.mean())
+        if mean == 0:
+            return CheckOutcome(m, "no_data", None, check.max_change, "baseline is zero")
+        change = (current - mean) / abs(mean)
+        bad = _bad(change, direction)
+        status = "alert" if bad >= check.max_change else "ok"
+        if status == "ok" and check.warn_change is not None and bad >= check.warn_change:
+            status = "warn"
+        return CheckOutcome(
+            m,
+            status,
+            change,
+            check.max_change,
+            f"{change:+.1%} vs the mean of the previous {base.size} windows ({mean:.4g})",
+            {"baseline": mean},
+        )
+    assert isinstance(check, AnomalyCheck)
+    step = _step(check.seasonal, window)
+    past = _comparable(history, check.history, step)
+    if past.size < check.min_history:
+        return CheckOutcome(m, "no_data", None, check.z_alert, "not enough history")
+    z, med, scale = robust_z(current, past)
+    rel = (current - med) / abs(med) if med else math.inf
+    signed = abs(z) if check.two_sided else _bad(z, direction)
+    big_enough = abs(rel) >= check.min_change
+    status = "ok"
+    if big_enough and signed >= check.z_alert:
+        status = "alert"
+    elif big_enough and check.z_warn is not None and signed >= check.z_warn:
+        status = "warn"
+    season = (
+        "the same weekday"
+        if step == 7
+        else "the same hour of the week"
+        if step == 168
+        else "previous windows"
+    )
+    return CheckOutcome(
+        m,
+        status,  # type: ignore[arg-type]
+        _num(z) if math.isfinite(z) else math.copysign(1e9, z),
+        check.z_alert,
+        f"{rel:+.1%} vs the median of {past.size} windows of {season} (robust z {z:+.1f})",
+        {"median": med, "scale": scale, "relative": _num(rel), "season_step": step},
+    )

@@ -1,0 +1,388 @@
+"""KPI computation: definitions → one pushed-down query per source → checks → metric results.
+
+A run over ``[start, end)`` also reads the windows its checks look back on (for example eight
+weeks of the same weekday), so every window's checks see the same history whether it is
+computed by the scheduler, a catch-up or a backfill: results are a function of the logs only.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+
+from detectors.errors import DetectorError
+from detectors.estimation import BinaryCBPE
+from monitor.kpis.checks import CheckOutcome, history_needed, run_check, worst
+from monitor.kpis.definition import KpiDefinition
+from monitor.kpis.formula import BusinessValueFormula, EventFormula, LogFormula
+from storage.kpi_sql import WINDOW_US, Cells, EventMeasure, KpiQueries, LogMeasure
+from storage.types import MetricResult, ModelSchema, Status
+
+__all__ = ["KpiComputer", "align", "window_delta", "windows_between"]
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_ORIGIN = {"hour": _EPOCH, "day": _EPOCH, "week": datetime(1970, 1, 5, tzinfo=UTC)}
+
+
+def window_delta(window: str) -> timedelta:
+    return timedelta(microseconds=WINDOW_US[window])
+
+
+def align(ts: datetime, window: str) -> datetime:
+    """The start of the window holding ``ts`` (UTC; weeks start on Monday)."""
+    ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    width = window_delta(window)
+    return _ORIGIN[window] + ((ts - _ORIGIN[window]) // width) * width
+
+
+def windows_between(start: datetime, end: datetime, window: str) -> list[datetime]:
+    """Starts of the whole windows in ``[start, end)``, ``start`` aligned down."""
+    w, width, out = align(start, window), window_delta(window), []
+    end = end.replace(tzinfo=UTC) if end.tzinfo is None else end
+    while w + width <= end:
+        out.append(w)
+        w += width
+    return out
+
+
+@dataclass(frozen=True)
+class _Series:
+    """One KPI × tenant over the lookback + requested windows."""
+
+    value: np.ndarray  # nan: no value or too few events
+    support: np.ndarray
+    extra: dict[int, dict[str, Any]]
+
+
+class KpiComputer:
+    """Computes KPI results; stateless apart from a cache of fitted CBPE estimators.
+
+    Parameters
+    ----------
+    queries
+        The pushed-down aggregates.
+    schema_of
+        Model name → its schema (None when unknown).
+    """
+
+    def __init__(self, queries: KpiQueries, schema_of: Callable[[str], ModelSchema | None]) -> None:
+        self.queries = queries
+        self.schema_of = schema_of
+        self._cbpe: dict[tuple[str, str, int], BinaryCBPE | None] = {}
+
+    # ------------------------------------------------------------------ public
+    def compute(
+        self,
+        definitions: Sequence[KpiDefinition],
+        start: datetime,
+        end: datetime,
+        *,
+        tenants: Sequence[str] | None = None,
+        computed_at: datetime | None = None,
+    ) -> list[MetricResult]:
+        """Results of every KPI, tenant and whole window in ``[start, end)``.
+
+        Parameters
+        ----------
+        definitions
+            The KPIs (disabled ones are skipped).
+        start, end
+            The range; ``start`` is aligned down to each KPI's window, partial windows at the
+            end are left out.
+        tenants
+            Restrict to these tenants (a KPI's own tenant list still applies).
+        computed_at
+            Stamped on the results (now by default).
+
+        Returns
+        -------
+        list of MetricResult
+            Per KPI × tenant × window: the KPI row (``metric`` = KPI name) and one row per
+            check (``metric`` = check name).
+        """
+        now = computed_at or datetime.now(UTC)
+        out: list[MetricResult] = []
+        by_window: dict[str, list[KpiDefinition]] = {}
+        for d in definitions:
+            if d.enabled:
+                by_window.setdefault(d.window, []).append(d)
+        for window, defs in by_window.items():
+            out.extend(self._compute_window(window, defs, start, end, tenants, now))
+        return out
+
+    # ------------------------------------------------------------------ internals
+    def _compute_window(
+        self,
+        window: str,
+        defs: list[KpiDefinition],
+        start: datetime,
+        end: datetime,
+        tenants: Sequence[str] | None,
+        now: datetime,
+    ) -> list[MetricResult]:
+        targets = windows_between(start, end, window)
+        if not targets:
+            return []
+        lookback = max(
+            (history_needed(c, window) for d in defs for c in d.effective_checks), default=0
+        )
+        width = window_delta(window)
+        grid = [targets[0] - width * k for k in range(lookback, 0, -1)] + targets
+        q_start, q_end = grid[0], targets[-1] + width
+        cells = self._cells(window, defs, q_start, q_end, tenants)
+        pos = {w: i for i, w in enumerate(grid)}
+        first = lookback
+        results: list[MetricResult] = []
+        for d in defs:
+            c = cells.get(d.name)
+            series = self._series(d, c, pos, len(grid))
+            wanted = d.tenant_list()
+            names = set(series) if wanted is None else set(wanted)
+            if tenants is not None:
+                names &= set(tenants)
+            for tenant in sorted(names):
+                s = series.get(tenant) or _Series(
+                    np.full(len(grid), np.nan), np.zeros(len(grid), dtype=np.int64), {}
+                )
+                for i in range(first, len(grid)):
+                    results.extend(self._rows(d, tenant, grid[i], width, s, i, now))
+        return results
+
+    def _cells(
+        self,
+        window: str,
+        defs: list[KpiDefinition],
+        start: datetime,
+        end: datetime,
+        tenants: Sequence[str] | None,
+    ) -> dict[str, Cells]:
+        events: list[EventMeasure] = []
+        logs: list[LogMeasure] = []
+        bv: list[KpiDefinition] = []
+        for d in defs:
+            f = d.parsed
+            if isinstance(f, EventFormula):
+                events.append(EventMeasure(d.name, f.func, f.event, f.q, f.denominator))
+                continue
+            schema = self.schema_of(d.model or "")
+            if schema is None:
+                continue  # an unregistered model: every window is no_data
+            logs.append(_log_measure(d.name, d.model or "", f, schema))
+            if isinstance(f, BusinessValueFormula):
+                bv.append(d)
+        out = self.queries.event_measures(events, window, start, end, tenants)
+        out.update(self.queries.log_measures(logs, window, start, end, tenants))
+        for d in bv:
+            out[d.name] = self._business_value(d, out[d.name], window, start, end, tenants)
+        return out
+
+    def _series(
+        self, d: KpiDefinition, cells: Cells | None, pos: dict[datetime, int], size: int
+    ) -> dict[str, _Series]:
+        out: dict[str, _Series] = {}
+        if cells is None:
+            return out
+        for k in range(len(cells)):
+            i = pos.get(cells.window_start[k])
+            if i is None:
+                continue
+            t = cells.tenant_id[k]
+            s = out.get(t)
+            if s is None:
+                s = out[t] = _Series(np.full(size, np.nan), np.zeros(size, dtype=np.int64), {})
+            s.support[i] = cells.support[k]
+            v = float(cells.value[k])
+            s.value[i] = v if cells.support[k] >= max(d.min_events, 1) else np.nan
+            if cells.extra:
+                s.extra[i] = {n: _json(a[k]) for n, a in cells.extra.items()}
+        if isinstance(d.parsed, EventFormula) and d.parsed.func == "count" and d.min_events == 0:
+            for s in out.values():  # a window without events counts zero, not "no value"
+                s.value[np.isnan(s.value)] = 0.0
+        return out
+
+    def _rows(
+        self,
+        d: KpiDefinition,
+        tenant: str,
+        w: datetime,
+        width: timedelta,
+        s: _Series,
+        i: int,
+        now: datetime,
+    ) -> list[MetricResult]:
+        value = float(s.value[i])
+        support = int(s.support[i])
+        base: dict[str, Any] = {
+            "support": support,
+            "min_events": d.min_events,
+            "formula": d.formula,
+            "unit": d.unit,
+            "direction": d.direction,
+        }
+        if d.target is not None:
+            base["target"] = d.target
+        base.update(s.extra.get(i, {}))
+
+        def row(
+            metric: str, v: float | None, thr: float | None, st: Status, det: dict
+        ) -> MetricResult:
+            return MetricResult(
+                source="kpi",
+                source_name=d.name,
+                kind="kpi",
+                model=d.model,
+                window_start=w,
+                window_end=w + width,
+                tenant_id=tenant,
+                model_version="*",
+                column="",
+                metric=metric,
+                value=v,
+                threshold=thr,
+                status=st,
+                details=det,
+                computed_at=now,
+            )
+
+        checks = d.effective_checks
+        if not math.isfinite(value):
+            why = f"{support} events, fewer than the minimum {d.min_events}"
+            base["message"] = why
+            return [row(d.name, None, d.target, "no_data", base)] + [
+                row(c.metric, None, None, "no_data", {"message": why}) for c in checks
+            ]
+        history = s.value[:i]
+        outcomes: list[CheckOutcome] = [
+            run_check(c, value, history, direction=d.direction, window=d.window, target=d.target)
+            for c in checks
+        ]
+        status = worst([o.status for o in outcomes])
+        base["checks"] = {o.metric: o.status for o in outcomes}
+        flagged = [o for o in outcomes if o.status in ("alert", "warn")]
+        base["message"] = flagged[0].message if flagged else "within its usual range"
+        if d.target:
+            base["attainment"] = _attainment(value, d.target, d.direction)
+        rows = [row(d.name, value, d.target, status, base)]
+        rows += [
+            row(o.metric, o.value, o.threshold, o.status, {"message": o.message, **o.details})
+            for o in outcomes
+        ]
+        return rows
+
+    # ------------------------------------------------------------------ business value
+    def _fitted_cbpe(self, d: KpiDefinition, schema: ModelSchema) -> BinaryCBPE | None:
+        model, ref = d.model or "", d.reference
+        if not ref:
+            return None
+        refs = {n: v for n, v, _ in self.queries.logstore.list_references(model)}
+        if ref not in refs:
+            return None
+        key = (model, ref, refs[ref])
+        if key not in self._cbpe:
+            table = self.queries.logstore.read_reference(model, ref)
+            cols = set(table.column_names)
+            score, pred = schema.scores[0], schema.prediction
+            est: BinaryCBPE | None = None
+            if {score, pred, "label"} <= cols:
+                t = table.select([score, pred, "label"]).drop_null()
+                try:
+                    est = BinaryCBPE().fit(
+                        t.column(score).to_numpy(),
+                        t.column("label").to_numpy(),
+                        t.column(pred).to_numpy(),
+                    )
+                except DetectorError:
+                    est = None
+            self._cbpe[key] = est
+        return self._cbpe[key]
+
+    def _business_value(
+        self,
+        d: KpiDefinition,
+        cells: Cells,
+        window: str,
+        start: datetime,
+        end: datetime,
+        tenants: Sequence[str] | None,
+    ) -> Cells:
+        """Realized value of labelled rows plus, where a fitted CBPE exists, the expected
+        value of the rows still waiting for labels (from the expected confusion matrix)."""
+        f = d.parsed
+        assert isinstance(f, BusinessValueFormula)
+        schema = self.schema_of(d.model or "")
+        assert schema is not None
+        ex = cells.extra
+        tp, fp, tn, fn = (ex[k].astype(np.float64) for k in ("tp", "fp", "tn", "fn"))
+        unl = ex["unlabelled"]
+        mode = np.where(unl == 0, "realized", "partial").astype(object)
+        cbpe = self._fitted_cbpe(d, schema)
+        if cbpe is not None and int(unl.sum()) > 0:
+            table = self.queries.unlabelled_scores(
+                d.model or "", schema.scores[0], schema.prediction, window, start, end, tenants
+            )
+            index = {
+                (t, w): k
+                for k, (t, w) in enumerate(zip(cells.tenant_id, cells.window_start, strict=True))
+            }
+            tid = np.asarray(table.column("tenant_id").to_pylist(), dtype=object)
+            wid = np.asarray(table.column("w").to_numpy(), dtype=np.int64)
+            sc = np.asarray(table.column("score").to_numpy(zero_copy_only=False), dtype=np.float64)
+            pr = np.asarray(
+                table.column("prediction").to_numpy(zero_copy_only=False), dtype=np.float64
+            )
+            order = np.lexsort((wid, tid.astype(str)))
+            tid, wid, sc, pr = tid[order], wid[order], sc[order], pr[order]
+            cuts = np.flatnonzero((tid[1:] != tid[:-1]) | (wid[1:] != wid[:-1])) + 1
+            origin = _ORIGIN[window]
+            for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(tid)], strict=True):
+                if a == b:
+                    continue
+                w = origin + timedelta(microseconds=int(wid[a]) * WINDOW_US[window])
+                k = index.get((str(tid[a]), w))
+                if k is None:
+                    continue
+                e = cbpe.estimate(sc[a:b], pr[a:b]).confusion
+                tp[k] += e.tp
+                fp[k] += e.fp
+                tn[k] += e.tn
+                fn[k] += e.fn
+                mode[k] = "estimated" if tp[k] + fp[k] + tn[k] + fn[k] == b - a else "mixed"
+        n = tp + fp + tn + fn
+        value = f.tp * tp + f.fp * fp + f.tn * tn + f.fn * fn
+        if f.per_row:
+            value = np.divide(value, n, out=np.full(len(n), np.nan), where=n > 0)
+        extra = dict(ex)
+        extra["value_basis"] = mode
+        return Cells(cells.tenant_id, cells.window_start, value, cells.support, extra)
+
+
+def _log_measure(key: str, model: str, f: Any, schema: ModelSchema) -> LogMeasure:
+    if isinstance(f, BusinessValueFormula):
+        return LogMeasure(key, "confusion", model, schema.prediction, 1)
+    assert isinstance(f, LogFormula)
+    column = schema.prediction if f.column in ("prediction", "label") else f.column
+    if f.func == "mean":
+        return LogMeasure(key, "mean", model, column)
+    positive: str | int | None = f.positive
+    if schema.task == "binary":
+        positive = int(f.positive or 1)
+    return LogMeasure(key, f.func, model, column, positive)
+
+
+def _attainment(value: float, target: float, direction: str) -> float | None:
+    if direction == "higher":
+        return value / target
+    return target / value if value else None
+
+
+def _json(x: Any) -> Any:
+    if isinstance(x, np.integer):
+        return int(x)
+    if isinstance(x, np.floating):
+        return float(x)
+    return x

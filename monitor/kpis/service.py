@@ -1,0 +1,503 @@
+"""KPI use cases shared by the API, the CLI, the scheduler, the dashboard and alerting.
+
+What callers use
+----------------
+* definitions: :meth:`KpiService.create`, ``update``, ``delete``, ``get``, ``list``, ``apply``
+* computation: :meth:`KpiService.compute` (a range; backfill), :meth:`KpiService.run_due`
+  (every closed window since the last run; the scheduler's tick and catch-up)
+* reading: :meth:`KpiService.series` (a KPI's values per tenant and window)
+* link: :meth:`KpiService.related_signals` (a KPI breach → ranked model signals) and
+  :meth:`KpiService.related_kpis` (a model alert → tenant KPIs that moved)
+* :meth:`KpiService.summary` (executive summary per tenant and across tenants)
+
+KPI values are metric results (``source = "kpi"``) stored through the monitoring store, so
+the alert engine and the dashboard read them like any monitor's. A computation is always for
+every tenant of a KPI: the monitoring store replaces a window's results as a whole.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+import numpy as np
+from pydantic import ValidationError
+
+from monitor.errors import ConflictError, FieldError, NotFoundError, ValidationFailed
+from monitor.kpis.compute import KpiComputer, align, window_delta, windows_between
+from monitor.kpis.definition import KpiDefinition, check_against_schema
+from monitor.kpis.link import (
+    ASSOCIATION_NOTE,
+    kpi_series,
+    rank_related_kpis,
+    rank_related_signals,
+    signal_series,
+)
+from monitor.kpis.summary import (
+    TenantSummary,
+    across_tenants,
+    model_health,
+    summarize_kpi,
+    tenant_status,
+)
+from storage.kpi_sql import KpiQueries, KpiQueryError
+from storage.logstore import LogStore
+from storage.metadata import AlreadyExists, MetadataStore
+from storage.metadata import NotFound as MetaNotFound
+from storage.metadata.kpis import KpiStore
+from storage.metadata.monitoring import MonitoringStore, ResultQuery
+from storage.types import KpiRecord, MetricResult
+
+__all__ = ["ApplyChange", "KpiService", "parse_kpi"]
+
+log = logging.getLogger("driftwatch.kpis")
+_MAX_ROWS = 500_000
+
+
+def parse_kpi(data: Any, loc: tuple[str | int, ...] = ()) -> KpiDefinition:
+    """Validate a KPI definition; :class:`ValidationFailed` names each bad field."""
+    try:
+        return KpiDefinition.model_validate(data)
+    except ValidationError as exc:
+        errors = [
+            FieldError((*loc, *(str(p) for p in e["loc"])), e["msg"].removeprefix("Value error, "))
+            for e in exc.errors()
+        ]
+        message = "; ".join(f"{'.'.join(map(str, e.loc)) or 'kpi'}: {e.msg}" for e in errors)
+        raise ValidationFailed(f"invalid KPI: {message}", errors) from exc
+
+
+@dataclass(frozen=True)
+class ApplyChange:
+    name: str
+    action: str  # create, update, unchanged
+    diff: dict[str, Any]
+
+
+def _utc(ts: datetime) -> datetime:
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+class KpiService:
+    """KPI definitions, computation, link and summaries over the process's stores.
+
+    Parameters
+    ----------
+    metadata, logstore
+        The open stores (``Services.metadata`` / ``Services.logstore``).
+    """
+
+    def __init__(self, metadata: MetadataStore, logstore: LogStore) -> None:
+        self.metadata = metadata
+        self.logstore = logstore
+        self.store = KpiStore(metadata)
+        self.results = MonitoringStore(metadata)
+        self.queries = KpiQueries(logstore)
+        self.computer = KpiComputer(self.queries, self._schema)
+
+    @classmethod
+    def of(cls, services: Any) -> KpiService:
+        """The KPI service of a :class:`monitor.service.Services` (one per process)."""
+        svc = getattr(services, "_kpi_service", None)
+        if svc is None:
+            svc = cls(services.metadata, services.logstore)
+            services._kpi_service = svc
+        return svc
+
+    def _schema(self, model: str) -> Any:
+        info = self.metadata.get_model(model)
+        return None if info is None else info.schema
+
+    # ------------------------------------------------------------------ definitions
+    def validate(self, data: Any, loc: tuple[str | int, ...] = ()) -> KpiDefinition:
+        defn = parse_kpi(data, loc)
+        problems = check_against_schema(defn, self._schema(defn.model) if defn.model else None)
+        if problems:
+            errors = [
+                FieldError((*loc, p.split(":", 1)[0]), p.split(":", 1)[1].strip()) for p in problems
+            ]
+            raise ValidationFailed(f"invalid KPI {defn.name!r}: {'; '.join(problems)}", errors)
+        return defn
+
+    def get(self, name: str) -> KpiRecord:
+        rec = self.store.get(name)
+        if rec is None:
+            known = [r.name for r in self.store.list()]
+            raise NotFoundError(f"KPI {name!r} not found; KPIs: {known}")
+        return rec
+
+    def definition(self, name: str) -> KpiDefinition:
+        return KpiDefinition.model_validate(self.get(name).spec)
+
+    def list(self) -> list[KpiRecord]:
+        return self.store.list()
+
+    def definitions(self) -> list[KpiDefinition]:
+        return [KpiDefinition.model_validate(r.spec) for r in self.store.list()]
+
+    def create(self, data: Any, actor: str) -> KpiRecord:
+        defn = self.validate(data)
+        try:
+            return self.store.create(defn.name, defn.to_spec(), actor, enabled=defn.enabled)
+        except AlreadyExists as exc:
+            raise ConflictError(f"KPI {defn.name!r} exists; change it with PUT") from exc
+
+    def update(self, name: str, data: Any, actor: str) -> KpiRecord:
+        defn = self.validate(data)
+        if defn.name != name:
+            raise ValidationFailed(
+                f"body name {defn.name!r} differs from the URL's {name!r}",
+                [FieldError(("name",), f"must be {name!r}")],
+            )
+        try:
+            return self.store.update(name, defn.to_spec(), actor, enabled=defn.enabled)
+        except MetaNotFound as exc:
+            raise NotFoundError(f"KPI {name!r} not found") from exc
+
+    def delete(self, name: str, actor: str) -> None:
+        try:
+            self.store.delete(name, actor)
+        except MetaNotFound as exc:
+            raise NotFoundError(f"KPI {name!r} not found") from exc
+
+    def apply(self, items: Sequence[Any], actor: str, dry_run: bool = False) -> list[ApplyChange]:
+        """Create or update KPIs by name (the ``kpis:`` section of ``driftwatch apply``).
+
+        Every item is validated before anything is written; errors carry ``kpis.<i>.<field>``.
+        """
+        defs = [self.validate(item, ("kpis", i)) for i, item in enumerate(items)]
+        names = [d.name for d in defs]
+        dup = {n for n in names if names.count(n) > 1}
+        if dup:
+            raise ValidationFailed(
+                f"KPI names repeated in the file: {sorted(dup)}",
+                [FieldError(("kpis",), f"{n!r} appears twice") for n in sorted(dup)],
+            )
+        changes: list[ApplyChange] = []
+        for d in defs:
+            spec = d.to_spec()
+            old = self.store.get(d.name)
+            if old is None:
+                changes.append(ApplyChange(d.name, "create", {"new": spec}))
+                if not dry_run:
+                    self.store.create(d.name, spec, actor, enabled=d.enabled)
+                continue
+            diff = {
+                k: [old.spec.get(k), spec.get(k)]
+                for k in sorted(set(old.spec) | set(spec))
+                if old.spec.get(k) != spec.get(k)
+            }
+            changes.append(ApplyChange(d.name, "update" if diff else "unchanged", diff))
+            if diff and not dry_run:
+                self.store.update(d.name, spec, actor, enabled=d.enabled)
+        return changes
+
+    # ------------------------------------------------------------------ computation
+    def compute(
+        self,
+        start: datetime,
+        end: datetime,
+        names: Sequence[str] | None = None,
+        *,
+        trigger: str = "manual",
+    ) -> int:
+        """Compute and store every window of ``[start, end)`` of these KPIs (all enabled
+        ones by default) for all their tenants; re-running replaces. Returns rows written."""
+        records = [self.get(n) for n in names] if names else self.store.list(enabled=True)
+        written = 0
+        for rec in records:
+            d = KpiDefinition.model_validate(rec.spec)
+            windows = windows_between(start, end, d.window)
+            if not windows:
+                continue
+            width = window_delta(d.window)
+            t0 = time.perf_counter()
+            run = self.results.start_run(
+                f"kpi:{d.name}",
+                d.model or "",
+                windows[0],
+                windows[-1] + width,
+                trigger,
+                rec.version,
+            )
+            try:
+                rows = self.computer.compute([d], windows[0], windows[-1] + width)
+                rows = [_versioned(r, rec.version) for r in rows]
+                self.results.save_results(rows, [("kpi", d.name, w) for w in windows])
+            except (KpiQueryError, ValueError) as exc:
+                self.results.finish_run(
+                    run, "error", error=str(exc), duration_s=time.perf_counter() - t0
+                )
+                log.warning("KPI %s failed on %s..%s: %s", d.name, start, end, exc)
+                continue
+            self.results.finish_run(
+                run, "ok", results=len(rows), duration_s=time.perf_counter() - t0
+            )
+            written += len(rows)
+        return written
+
+    def run_due(self, now: datetime | None = None, grace: timedelta = timedelta(minutes=10)) -> int:
+        """Compute every closed window (after ``grace``) since each KPI's last run, oldest
+        first: the scheduler's tick, and its catch-up after downtime. A KPI never run starts
+        with the window before now."""
+        now = _utc(now or datetime.now(UTC))
+        written = 0
+        for rec in self.store.list(enabled=True):
+            d = KpiDefinition.model_validate(rec.spec)
+            width = window_delta(d.window)
+            end = align(now - grace, d.window)
+            last = self.results.last_window_end(f"kpi:{d.name}")
+            start = last if last is not None else end - width
+            if start < end:
+                written += self.compute(start, end, [d.name], trigger="schedule")
+        return written
+
+    # ------------------------------------------------------------------ reading
+    def _query(self, q: ResultQuery) -> list[MetricResult]:
+        rows, _ = self.results.query_results(q, limit=_MAX_ROWS)
+        return rows
+
+    def series(
+        self,
+        name: str,
+        tenant_id: str | None = None,
+        start: datetime | None = None,
+        end: datetime | None = None,
+        tenant_scope: str | None = None,
+    ) -> list[MetricResult]:
+        """The KPI rows (value, status, details) per tenant and window, oldest first."""
+        self.get(name)
+        if tenant_scope is not None and tenant_id not in (None, tenant_scope):
+            raise NotFoundError(f"tenant {tenant_id!r} not found")
+        tenant = tenant_scope or tenant_id
+        q = ResultQuery(
+            source="kpi", source_name=name, metric=name, tenant_id=tenant, start=start, end=end
+        )
+        return self._query(q)
+
+    def _grid(self, d: KpiDefinition, at: datetime, back: int, ahead: int = 0) -> list[datetime]:
+        width = window_delta(d.window)
+        a = align(at, d.window)
+        return [a + width * k for k in range(-back, ahead + 1)]
+
+    def _latest_window(self, name: str, tenant_id: str, breach: bool) -> datetime | None:
+        rows = self._query(
+            ResultQuery(source="kpi", source_name=name, metric=name, tenant_id=tenant_id)
+        )
+        if breach:
+            flagged = [r for r in rows if r.status in ("alert", "warn")]
+            rows = flagged or rows
+        return max((r.window_start for r in rows), default=None)
+
+    def related_signals(
+        self,
+        name: str,
+        tenant_id: str,
+        at: datetime | None = None,
+        *,
+        max_lag: int = 3,
+        span: int = 28,
+        limit: int = 20,
+    ) -> dict[str, Any]:
+        """For a KPI breach of one tenant, the model signals that moved with it, ranked.
+
+        ``at`` is the breach's window (the latest flagged window by default). Signals are
+        the tenant's monitor results (every model serving it).
+        """
+        d = self.definition(name)
+        at = _utc(at) if at is not None else self._latest_window(name, tenant_id, breach=True)
+        if at is None:
+            raise NotFoundError(f"KPI {name!r} has no results for tenant {tenant_id!r}")
+        grid = self._grid(d, at, span + max_lag)
+        width = window_delta(d.window)
+        kpi_rows = self._query(
+            ResultQuery(
+                source="kpi",
+                source_name=name,
+                metric=name,
+                tenant_id=tenant_id,
+                start=grid[0],
+                end=grid[-1] + width,
+            )
+        )
+        if not kpi_rows:
+            raise NotFoundError(f"KPI {name!r} has no results for tenant {tenant_id!r}")
+        kv = kpi_series(kpi_rows, grid).get((name, tenant_id), (np.full(len(grid), np.nan), []))[0]
+        sig_rows = self._query(
+            ResultQuery(source="monitor", tenant_id=tenant_id, start=grid[0], end=grid[-1] + width)
+        )
+        signals = signal_series(sig_rows, grid, width)
+        ranked = rank_related_signals(
+            kv, signals, grid, len(grid) - 1, max_lag=max_lag, span=span, limit=limit
+        )
+        at_row = next((r for r in kpi_rows if r.window_start == grid[-1]), None)
+        return {
+            "kpi": name,
+            "tenant_id": tenant_id,
+            "window_start": grid[-1].isoformat(),
+            "status": None if at_row is None else at_row.status,
+            "value": None if at_row is None else at_row.value,
+            "note": ASSOCIATION_NOTE,
+            "signals": [s.to_dict() for s in ranked],
+        }
+
+    def related_kpis(
+        self,
+        model: str,
+        tenant_id: str,
+        since: datetime,
+        until: datetime | None = None,
+        *,
+        monitor: str | None = None,
+        column: str | None = None,
+        metric: str | None = None,
+        max_lag: int = 3,
+        span: int = 28,
+    ) -> dict[str, Any]:
+        """For a model alert (``since`` = its first breaching window, ``until`` = its last),
+        the KPIs of the same tenant (every tenant when ``tenant_id`` is ``"*"``) that moved
+        in those windows or the ``max_lag`` after, ranked by association with the signal."""
+        since = _utc(since)
+        until = _utc(until) if until is not None else since
+        out: list[dict[str, Any]] = []
+        for d in self.definitions():
+            if not d.enabled:
+                continue
+            width = window_delta(d.window)
+            first_w, last_w = align(since, d.window), align(until, d.window)
+            n = int((last_w - first_w) / width)
+            grid = self._grid(d, first_w, span, n + max_lag)
+            end = grid[-1] + width
+            tenant_filter = None if tenant_id == "*" else tenant_id
+            kpi_rows = self._query(
+                ResultQuery(
+                    source="kpi",
+                    source_name=d.name,
+                    metric=d.name,
+                    tenant_id=tenant_filter,
+                    start=grid[0],
+                    end=end,
+                )
+            )
+            if not kpi_rows:
+                continue
+            sig_rows = self._query(
+                ResultQuery(
+                    source="monitor",
+                    model=model,
+                    source_name=monitor,
+                    column=column,
+                    metric=metric,
+                    tenant_id=tenant_id,
+                    start=grid[0],
+                    end=end,
+                )
+            )
+            signals = signal_series(sig_rows, grid, width)
+            vals = np.full(len(grid), np.nan)
+            if signals:  # one alert may cover several columns/metrics: average their values
+                stacked = np.vstack([v for v, _ in signals.values()])
+                with np.errstate(all="ignore"):
+                    counts = np.isfinite(stacked).sum(axis=0)
+                    vals = np.where(
+                        counts > 0, np.nansum(stacked, axis=0) / np.maximum(counts, 1), np.nan
+                    )
+            ranked = rank_related_kpis(
+                (vals, [""] * len(grid)),
+                kpi_series(kpi_rows, grid),
+                grid,
+                span,
+                span + n,
+                max_lag=max_lag,
+                span=span,
+            )
+            for k in ranked:
+                item = k.to_dict()
+                item.update({"unit": d.unit, "direction": d.direction, "window": d.window})
+                out.append(item)
+        out.sort(key=lambda x: (-x["score"], x["tenant_id"], x["kpi"]))
+        return {
+            "model": model,
+            "tenant_id": tenant_id,
+            "since": since.isoformat(),
+            "until": until.isoformat(),
+            "note": ASSOCIATION_NOTE,
+            "kpis": out,
+        }
+
+    def summary(
+        self,
+        tenant_id: str | None = None,
+        at: datetime | None = None,
+        tenant_scope: str | None = None,
+    ) -> dict[str, Any]:
+        """Executive summary: per tenant each KPI's latest window (at or before ``at``) vs
+        the one before and vs target, one sentence each, and the models' health; plus the
+        view across tenants."""
+        if tenant_scope is not None:
+            if tenant_id not in (None, tenant_scope):
+                raise NotFoundError(f"tenant {tenant_id!r} not found")
+            tenant_id = tenant_scope
+        defs = [d for d in self.definitions() if d.enabled]
+        at = _utc(at) if at is not None else datetime.now(UTC)
+        per_tenant: dict[str, list[Any]] = {}
+        for d in defs:
+            width = window_delta(d.window)
+            q = ResultQuery(
+                source="kpi",
+                source_name=d.name,
+                metric=d.name,
+                tenant_id=tenant_id,
+                start=align(at, d.window) - width * 8,
+                end=align(at, d.window) + width,
+            )
+            rows = self._query(q)
+            by_tenant: dict[str, list[MetricResult]] = {}
+            for r in rows:
+                by_tenant.setdefault(r.tenant_id, []).append(r)
+            for t, rs in by_tenant.items():
+                rs.sort(key=lambda r: r.window_start)
+                cur = rs[-1]
+                prev = next((r for r in rs if r.window_start == cur.window_start - width), None)
+                per_tenant.setdefault(t, []).append(
+                    summarize_kpi(
+                        d.name,
+                        t,
+                        cur,
+                        prev,
+                        description=d.description,
+                        unit=d.unit,
+                        direction=d.direction,
+                        window=d.window,
+                        target=d.target,
+                    )
+                )
+        if tenant_id is not None:
+            per_tenant.setdefault(tenant_id, [])
+        tenants: list[TenantSummary] = []
+        for t in sorted(per_tenant):
+            health = model_health(
+                self._query(
+                    ResultQuery(
+                        source="monitor",
+                        tenant_id=t,
+                        start=at - timedelta(days=8),
+                        end=at + timedelta(days=1),
+                    )
+                )
+            )
+            kpis = sorted(per_tenant[t], key=lambda k: k.kpi)
+            tenants.append(TenantSummary(t, tenant_status(kpis, health), kpis, health))
+        return {
+            "at": at.isoformat(),
+            "tenants": [t.to_dict() for t in tenants],
+            "across_tenants": across_tenants(tenants),
+        }
+
+
+def _versioned(r: MetricResult, version: int) -> MetricResult:
+    return replace(r, definition_version=version)
