@@ -31,6 +31,16 @@ finite                    yes        no           by searchsorted     yes
 ``NaN`` / ``None``        no         yes          none                no
 ========================  =========  ==========  ==================  ==============
 
+The same numbers in SQL (DuckDB; what ``tests/detectors/test_profiles.py`` checks)::
+
+    SELECT histogram(x, [e_0, ..., e_k]) FILTER (WHERE NOT isnan(x)),   -- counts
+           count(x) FILTER (WHERE NOT isnan(x)),                        -- count
+           count(x) FILTER (WHERE isfinite(x)),                         -- n_finite
+           count(*) - count(x) FILTER (WHERE NOT isnan(x)),             -- missing
+           min(x) FILTER (WHERE isfinite(x)), max(x) FILTER (WHERE isfinite(x)),
+           sum(x) FILTER (WHERE isfinite(x)), sum(x * x) FILTER (WHERE isfinite(x))
+    FROM t
+
 Categorical bins
 ----------------
 ``ReferenceBins.categorical`` keeps the reference's most frequent categories (ties broken by
@@ -61,6 +71,7 @@ __all__ = [
     "ColumnProfile",
     "ReferenceBins",
     "profile_categorical",
+    "profile_categorical_from_counts",
     "profile_numeric",
     "profile_reference",
 ]
@@ -717,6 +728,34 @@ def _categorical_from_counts(
         unseen=unseen,
         max_unseen=int(max_unseen),
     )
+
+
+def profile_categorical_from_counts(
+    value_counts: Mapping[str, int] | Iterable[tuple[str, int]],
+    bins: ReferenceBins,
+    missing: int = 0,
+    max_unseen: int = DEFAULT_MAX_UNSEEN,
+) -> ColumnProfile:
+    """Categorical profile from ``value -> count`` pairs (e.g. a SQL ``GROUP BY``).
+
+    Gives the same profile as :func:`profile_categorical` on the raw values.
+
+    Examples
+    --------
+    >>> bins = ReferenceBins("categorical", categories=("a", "b"))
+    >>> p = profile_categorical_from_counts({"a": 3, "z": 2}, bins, missing=1)
+    >>> p.counts.tolist(), p.count, p.unseen
+    ([3, 0, 2], 5, (('z', 2),))
+    """
+    if bins.kind != "categorical":
+        raise InvalidParameterError("bins.kind", bins.kind, "'categorical'")
+    pairs = value_counts.items() if isinstance(value_counts, Mapping) else value_counts
+    merged: dict[str, int] = {}
+    for value, n in pairs:
+        merged[str(value)] = merged.get(str(value), 0) + int(n)
+    labels = list(merged)
+    per_label = np.fromiter(merged.values(), dtype=np.int64, count=len(labels))
+    return _categorical_from_counts(labels, per_label, int(missing), bins, max_unseen)
 
 
 def profile_reference(

@@ -52,7 +52,8 @@ category shares             3,000   chi2, psi, jensen_shannon, hellinger, tvd, k
 ==========================  ======  =========================================================
 
 Entry points: :func:`detect` (one column), :func:`run_drift` (many columns, the monitor runner),
-:func:`choose_method` (defaults), :func:`benjamini_hochberg`.
+:func:`choose_method` (defaults), :func:`apply_fdr` / :func:`benjamini_hochberg` (false
+discovery rate across columns and segments).
 """
 
 from __future__ import annotations
@@ -61,13 +62,14 @@ from __future__ import annotations
 from detectors.drift import categories, distances, stat_tests  # noqa: F401
 from detectors.drift.calibration import benjamini_hochberg, bh_adjusted, clear_cache
 from detectors.drift.registry import DriftMethod, Score, available_methods, get_method, register
-from detectors.drift.run import DEFAULT_ALPHA, detect, run_drift
+from detectors.drift.run import DEFAULT_ALPHA, apply_fdr, detect, run_drift
 from detectors.drift.selection import choose_method, default_method_for_profile
 
 __all__ = [
     "DEFAULT_ALPHA",
     "DriftMethod",
     "Score",
+    "apply_fdr",
     "available_methods",
     "benjamini_hochberg",
     "bh_adjusted",

@@ -25,7 +25,7 @@ from detectors.profiles import (
 )
 from detectors.result import DetectorResult
 
-__all__ = ["detect", "run_drift"]
+__all__ = ["apply_fdr", "detect", "run_drift"]
 
 DEFAULT_ALPHA = 0.05
 
@@ -305,20 +305,52 @@ def _fdr_p(result: DetectorResult) -> float:
         return float("nan")
     if result.p_value is not None:
         return result.p_value
+    if result.details.get("threshold_source") != "calibrated":
+        return float("nan")
     return float(result.details.get("null_p_value", float("nan")))
+
+
+def apply_fdr(
+    results: Sequence[DetectorResult], alpha: float = DEFAULT_ALPHA
+) -> list[DetectorResult]:
+    """Re-decide results by Benjamini-Hochberg at false discovery rate ``alpha``.
+
+    Use it across everything one run tested (columns x segments x methods). Tests use their
+    p-value, calibrated distances their ``null_p_value``; results with neither (explicit or
+    default thresholds) and ``no_data`` results are returned unchanged. Re-decided results get
+    ``details["q_value"]`` (BH-adjusted p-value), ``raw_drifted`` and ``fdr_alpha``.
+
+    Parameters
+    ----------
+    results
+        Results of one run, in any order.
+    alpha
+        Target false discovery rate.
+
+    Returns
+    -------
+    list of DetectorResult
+        Same order as ``results``.
+    """
+    items = list(results)
+    p = np.array([_fdr_p(r) for r in items], dtype=np.float64)
+    if not items:
+        return []
+    reject = calibration.benjamini_hochberg(p, alpha)
+    q = calibration.bh_adjusted(p)
+    out = []
+    for r, rej, qv, pv in zip(items, reject, q, p, strict=True):
+        if np.isnan(pv):
+            out.append(r)
+            continue
+        details = {**r.details, "q_value": float(qv), "raw_drifted": r.drifted, "fdr_alpha": alpha}
+        out.append(replace(r, drifted=bool(rej), details=details))
+    return out
 
 
 def _apply_fdr(
     results: dict[str, list[DetectorResult]], alpha: float
 ) -> dict[str, list[DetectorResult]]:
-    flat = [(col, i, r) for col, rs in results.items() for i, r in enumerate(rs)]
-    p = np.array([_fdr_p(r) for _, _, r in flat], dtype=np.float64)
-    reject = calibration.benjamini_hochberg(p, alpha) if flat else np.zeros(0, bool)
-    q = calibration.bh_adjusted(p)
-    out = {col: list(rs) for col, rs in results.items()}
-    for (col, i, r), rej, qv, pv in zip(flat, reject, q, p, strict=True):
-        if np.isnan(pv):
-            continue
-        details = {**r.details, "q_value": float(qv), "raw_drifted": r.drifted, "fdr_alpha": alpha}
-        out[col][i] = replace(r, drifted=bool(rej), details=details)
-    return out
+    flat = [(col, r) for col, rs in results.items() for r in rs]
+    decided = iter(apply_fdr([r for _, r in flat], alpha))
+    return {col: [next(decided) for _ in rs] for col, rs in results.items()}

@@ -327,3 +327,20 @@ def test_docstring_examples_run(module: str) -> None:
 
     result = doctest.testmod(importlib.import_module(module), optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_apply_fdr_across_segments_keeps_order_and_leaves_explicit_thresholds() -> None:
+    rng = np.random.default_rng(12)
+    results = []
+    for shift in (0.0, 0.0, 0.6, 0.0):
+        r, c = rng.normal(size=500), rng.normal(shift, 1.0, 500)
+        results.append(detect("ks", r, c))
+        results.append(detect("psi", r, c))
+        results.append(detect("psi", r, c, threshold=0.0))
+    decided = drift.apply_fdr(results, 0.05)
+    assert [r.method for r in decided] == [r.method for r in results]
+    assert decided[6].drifted and decided[7].drifted  # the shifted segment
+    for before, after in zip(results[2::3], decided[2::3], strict=True):
+        assert after is before  # explicit threshold: not a p-value, left alone
+    q = [r.details["q_value"] for i, r in enumerate(decided) if i % 3 != 2]
+    assert all(0.0 <= v <= 1.0 for v in q)

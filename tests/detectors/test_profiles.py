@@ -18,6 +18,7 @@ from detectors.profiles import (
     ColumnProfile,
     ReferenceBins,
     profile_categorical,
+    profile_categorical_from_counts,
     profile_numeric,
     profile_reference,
 )
@@ -312,3 +313,17 @@ def test_log_grid_for_skewed_columns_handles_zero_and_negative_values() -> None:
     cur[:3] = [-np.inf, np.inf, 1e-320]  # subnormal, below every edge
     p = profile_numeric(cur, bins)
     assert np.array_equal(p.counts, _searchsorted_counts(cur, bins))
+
+
+def test_categorical_profile_from_group_by_counts_equals_profile_of_values() -> None:
+    rng = np.random.default_rng(10)
+    cats = np.array([f"c{i}" for i in range(30)], dtype=object)
+    values = cats[rng.integers(0, 30, 3000)]
+    values[::17] = None
+    bins = ReferenceBins.categorical(values[:500], cap=12)
+    con = duckdb.connect()
+    con.register("t", pa.table({"v": pa.array(values, type=pa.string())}))
+    rows = con.execute("SELECT v, count(*) FROM t WHERE v IS NOT NULL GROUP BY v").fetchall()
+    (missing,) = con.execute("SELECT count(*) FROM t WHERE v IS NULL").fetchone()
+    p = profile_categorical_from_counts(rows, bins, missing=missing)
+    assert p == profile_categorical(values, bins)
