@@ -14,8 +14,8 @@ Tables
 ``labels__<model>``
     ``request_id``, ``label`` (typed as the prediction), ``ts``, ``received_at``.
 ``references__<model>``
-    ``reference_name``, ``reference_version``, ``reference_row`` (upload order) and the
-    inference columns (all nullable: an
+    ``reference_name``, ``reference_version``, ``reference_row`` (upload order), the
+    inference columns and ``label`` (all nullable: an
     uploaded baseline may hold a subset). One table per model rather than one per version keeps
     the catalogue small and lets schema evolution reach references too; the catalogue table
     ``reference_sets`` records each version's row count and uploaded columns.
@@ -189,6 +189,9 @@ def _label_columns(schema: ModelSchema) -> dict[str, str]:
 def _reference_columns(schema: ModelSchema) -> dict[str, str]:
     cols = {"reference_name": "VARCHAR", "reference_version": "INTEGER", "reference_row": "BIGINT"}
     cols.update(_inference_columns(schema))
+    # A baseline usually carries its true labels (realized reference performance, and what
+    # performance estimation is fitted on), typed like the prediction.
+    cols["label"] = _PREDICTION_TYPES[schema.task]
     return cols
 
 

@@ -365,7 +365,11 @@ def test_events_idempotent_by_event_id(store: LogStore) -> None:
 
 # --- references -----------------------------------------------------------------------------
 def test_reference_versions(store: LogStore) -> None:
-    v1 = rows([f"r{i}" for i in range(10)]).select(["age", "plan", "prediction"])
+    v1 = (
+        rows([f"r{i}" for i in range(10)])
+        .select(["age", "plan", "prediction"])
+        .append_column("label", pa.array([1, 0] * 5, pa.int64()))
+    )
     v2 = rows([f"r{i}" for i in range(4)]).select(["age", "vip"])
     assert store.put_reference("churn", "training", v1) == 1
     assert store.put_reference("churn", "training", v2) == 2
@@ -378,7 +382,9 @@ def test_reference_versions(store: LogStore) -> None:
     latest = store.read_reference("churn", "training")
     assert latest.column_names == ["age", "vip"] and latest.num_rows == 4
     first = store.read_reference("churn", "training", version=1)
-    assert first.column_names == ["age", "plan", "prediction"] and first.num_rows == 10
+    assert first.column_names == ["age", "plan", "prediction", "label"] and first.num_rows == 10
+    assert first.schema.field("label").type == pa.int32()
+    assert first["label"].to_pylist() == [1, 0] * 5
     assert first["age"].to_pylist() == v1["age"].to_pylist()
     with pytest.raises(KeyError, match=r"'nope'.*training v1, training v2, validation v1"):
         store.read_reference("churn", "nope")
