@@ -248,10 +248,12 @@ def _duckdb_profile(x: np.ndarray, edges: tuple[float, ...]) -> tuple[np.ndarray
     table = pa.table({"x": pa.array(x, type=pa.float64())})  # keeps NaN as NaN, not NULL
     con.register("t", table)
     edge_list = "[" + ", ".join(repr(float(e)) for e in edges) + "]::DOUBLE[]"
-    hist, n, lo, hi, s, s2 = con.execute(
+    hist, n, n_finite, missing, lo, hi, s, s2 = con.execute(
         f"""
         SELECT histogram(x, {edge_list}) FILTER (WHERE NOT isnan(x)),
                count(x) FILTER (WHERE NOT isnan(x)),
+               count(x) FILTER (WHERE isfinite(x)),
+               count(*) - count(x) FILTER (WHERE NOT isnan(x)),
                min(x) FILTER (WHERE isfinite(x)),
                max(x) FILTER (WHERE isfinite(x)),
                sum(x) FILTER (WHERE isfinite(x)),
@@ -264,7 +266,7 @@ def _duckdb_profile(x: np.ndarray, edges: tuple[float, ...]) -> tuple[np.ndarray
     for key, c in (hist or {}).items():
         # the overflow bucket's key is +inf for DOUBLE (the max integer for BIGINT)
         counts[position.get(float(key), len(edges))] += c
-    return counts, (n, lo, hi, s, s2)
+    return counts, (n, n_finite, missing, lo, hi, s, s2)
 
 
 @pytest.mark.parametrize("name", list(_column_sets()))
@@ -272,9 +274,9 @@ def test_profile_agrees_exactly_with_duckdb(name: str) -> None:
     x = _column_sets()[name]
     bins = ReferenceBins.numeric(np.sort(x)[::3])
     p = profile_numeric(x, bins)
-    counts, (n, lo, hi, s, s2) = _duckdb_profile(x, bins.edges)
+    counts, (n, n_finite, missing, lo, hi, s, s2) = _duckdb_profile(x, bins.edges)
     assert np.array_equal(p.counts, counts)
-    assert (p.count, p.min, p.max) == (n, lo, hi)
+    assert (p.count, p.n_finite, p.missing, p.min, p.max) == (n, n_finite, missing, lo, hi)
     finite = x[np.isfinite(x)]
     scale = float(np.abs(finite).sum())
     assert math.isclose(p.sum, s, rel_tol=1e-12, abs_tol=1e-12 * scale)
