@@ -26,9 +26,17 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         owned = services is None
         app.state.services = services or Services.open(settings)
+        scheduler = None
+        if getattr(settings, "scheduler_enabled", True):
+            from monitor.scheduler import start_scheduler
+
+            scheduler = start_scheduler(app.state.services)
+        app.state.scheduler = scheduler
         try:
             yield
         finally:
+            if scheduler is not None:
+                scheduler.shutdown()
             if owned:
                 app.state.services.close()
 
@@ -70,6 +78,12 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
     app.include_router(routes_admin.router, prefix="/api/v1")
     app.include_router(routes_models.router, prefix="/api/v1")
+    from monitor.api import routes_alerts  # alerting (issue 6)
+
+    app.include_router(routes_alerts.router, prefix="/api/v1")
+    from monitor.api import routes_monitors
+
+    app.include_router(routes_monitors.router, prefix="/api/v1")
     from monitor.api import routes_kpis
 
     app.include_router(routes_kpis.router, prefix="/api/v1")

@@ -42,9 +42,59 @@ ROUTES: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/api/v1/tenants/{tenant_id}/kpis/summary"): ("viewer", False),
     ("GET", "/api/v1/tenants/{tenant_id}/kpis/{kpi}/related-signals"): ("viewer", False),
     ("GET", "/api/v1/tenants/{tenant_id}/models/{model}/related-kpis"): ("viewer", False),
+    # monitors (issue 4)
+    ("GET", "/api/v1/monitors"): ("viewer", False),
+    ("POST", "/api/v1/monitors"): ("engineer", True),
+    ("POST", "/api/v1/monitors/apply"): ("engineer", True),
+    ("GET", "/api/v1/monitors/{name}"): ("viewer", False),
+    ("PUT", "/api/v1/monitors/{name}"): ("engineer", True),
+    ("DELETE", "/api/v1/monitors/{name}"): ("engineer", True),
+    ("GET", "/api/v1/monitors/{name}/versions"): ("viewer", False),
+    ("POST", "/api/v1/monitors/{name}/run"): ("engineer", True),
+    ("POST", "/api/v1/monitors/{name}/backfill"): ("engineer", True),
+    ("GET", "/api/v1/models/{model}/monitor-defaults"): ("viewer", False),
+    ("GET", "/api/v1/runs"): ("viewer", False),
+    ("GET", "/api/v1/results"): ("viewer", False),
+    # alerting (issue 6): alerts are per tenant; rules, channels, silences and deliveries are
+    # shared by all tenants (scoped keys refused)
+    ("GET", "/api/v1/alerts"): ("viewer", False),
+    ("GET", "/api/v1/alerts/{alert_id}"): ("viewer", False),
+    ("POST", "/api/v1/alerts/{alert_id}/ack"): ("engineer", False),
+    ("GET", "/api/v1/silences"): ("viewer", True),
+    ("POST", "/api/v1/silences"): ("engineer", True),
+    ("DELETE", "/api/v1/silences/{silence_id}"): ("engineer", True),
+    ("GET", "/api/v1/channels"): ("viewer", True),
+    ("POST", "/api/v1/channels"): ("admin", True),
+    ("GET", "/api/v1/channels/{channel}"): ("viewer", True),
+    ("PATCH", "/api/v1/channels/{channel}"): ("admin", True),
+    ("DELETE", "/api/v1/channels/{channel}"): ("admin", True),
+    ("POST", "/api/v1/channels/{channel}/rotate-secret"): ("admin", True),
+    ("POST", "/api/v1/channels/{channel}/test"): ("engineer", True),
+    ("GET", "/api/v1/deliveries"): ("viewer", True),
+    ("GET", "/api/v1/dead-letters"): ("viewer", True),
+    ("GET", "/api/v1/deliveries/{delivery_id}"): ("viewer", True),
+    ("POST", "/api/v1/deliveries/{delivery_id}/retry"): ("engineer", True),
+    ("GET", "/api/v1/rules"): ("viewer", True),
+    ("POST", "/api/v1/rules"): ("engineer", True),
+    ("GET", "/api/v1/rules/{rule}"): ("viewer", True),
+    ("PUT", "/api/v1/rules/{rule}"): ("engineer", True),
+    ("DELETE", "/api/v1/rules/{rule}"): ("engineer", True),
+    ("POST", "/api/v1/rules/{rule}/backtest"): ("viewer", True),
+    ("GET", "/api/v1/metrics"): ("public", False),
 }
 RANK = {"viewer": 0, "engineer": 1, "admin": 2}
-PARAMS = {"model": "churn", "name": "base", "tenant_id": "acme", "key": "1", "kpi": "conversion"}
+PARAMS = {
+    "model": "churn",
+    "name": "base",
+    "tenant_id": "acme",
+    "key": "1",
+    "kpi": "conversion",
+    "alert_id": "1",
+    "silence_id": "1",
+    "channel": "hook",
+    "delivery_id": "1",
+    "rule": "r1",
+}
 KPI = {"name": "conversion", "formula": "rate(conversion, session)"}
 
 
@@ -73,6 +123,8 @@ def test_each_route_refuses_the_wrong_callers(
     with client(live, keys.admin) as admin:
         admin.post("/models", json=CHURN)
         admin.post("/kpis", json=KPI)
+        # a monitor named like PARAMS["name"], so scoped viewers of /monitors/{name} get 200
+        admin.post("/monitors", json={"name": "base", "model": "churn", "kind": "performance"})
     with client(live, None) as anon, client(live, keys.revoked) as revoked:
         if role == "public":
             assert call(anon, method, path).status_code == 200
@@ -92,7 +144,7 @@ def test_each_route_refuses_the_wrong_callers(
         answer = call(other, method, path).status_code
         if unscoped or role == "admin":
             assert answer == 403
-        elif "{tenant_id}" in path:
+        elif "{tenant_id}" in path or "{alert_id}" in path:
             assert answer == 404  # another tenant's object does not exist for this key
         else:
             assert answer in (200, 201)  # its own (empty) view

@@ -1,0 +1,233 @@
+"""Monitor use cases shared by the API, the CLI, the scheduler and the dashboard.
+
+:func:`monitoring` returns the process's :class:`MonitorService` for a
+:class:`~monitor.service.Services` (one per services object, created on first use), so the API
+routes, the scheduler and the CLI share one runner (and its reference cache).
+
+Result hand-off: the alert engine registers a factory with :func:`register_sink_factory`; each
+new :class:`MonitorService` then passes its sink to the runner, which calls
+``sink.results_written(results, backfill)`` after every run.
+"""
+
+from __future__ import annotations
+
+import threading
+import weakref
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from monitor.errors import ConflictError, NotFoundError, ValidationFailed
+from monitor.monitors import MonitorConfig, check_against_model, default_monitors, parse_monitor
+from monitor.runner import ResultSink, Runner, RunSummary
+from monitor.service import Services
+from storage.metadata.errors import AlreadyExists, NotFound
+from storage.metadata.monitoring import (
+    MonitoringStore,
+    MonitorRecord,
+    MonitorVersion,
+    ResultQuery,
+    RunRecord,
+    config_diff,
+)
+from storage.types import MetricResult
+
+__all__ = [
+    "ApplyChange",
+    "MonitorService",
+    "monitoring",
+    "register_sink_factory",
+]
+
+_SERVICES: weakref.WeakKeyDictionary[Services, MonitorService] = weakref.WeakKeyDictionary()
+_SERVICES_LOCK = threading.Lock()
+_SINK_FACTORY: list[Callable[[Services], ResultSink | None]] = []
+
+
+def register_sink_factory(factory: Callable[[Services], ResultSink | None]) -> None:
+    """Called by the alerting package: build the result sink for a process's services."""
+    _SINK_FACTORY[:] = [factory]
+
+
+def monitoring(
+    services: Services, *, clock: Callable[[], datetime] | None = None
+) -> MonitorService:
+    """The :class:`MonitorService` of these services (``clock`` only applies on creation)."""
+    with _SERVICES_LOCK:
+        svc = _SERVICES.get(services)
+        if svc is None:
+            svc = MonitorService(services, clock=clock)
+            _SERVICES[services] = svc
+        return svc
+
+
+@dataclass(frozen=True)
+class ApplyChange:
+    """One line of ``driftwatch apply``: what happens (or would happen) to one monitor."""
+
+    name: str
+    action: str  # create, update, unchanged
+    diff: dict[str, Any]
+
+
+class MonitorService:
+    """Monitors CRUD with validation against the model, runs and results queries, runner."""
+
+    def __init__(self, services: Services, *, clock: Callable[[], datetime] | None = None) -> None:
+        self.services = services
+        self.store = MonitoringStore(services.metadata)
+        settings = services.settings
+        sink = _SINK_FACTORY[0](services) if _SINK_FACTORY else None
+        self.runner = Runner(
+            services.metadata,
+            services.logstore,
+            sink=sink,
+            lateness=timedelta(minutes=getattr(settings, "monitor_lateness_minutes", 10)),
+            sample_size=getattr(settings, "monitor_sample_size", 5000),
+            late_lookback=timedelta(days=getattr(settings, "monitor_late_lookback_days", 7)),
+            clock=clock,
+        )
+        self.on_change: list[Callable[[str], None]] = []  # the scheduler reconciles its jobs
+
+    # ------------------------------------------------------------------ definitions
+    def validate(self, data: dict[str, Any]) -> MonitorConfig:
+        cfg = parse_monitor(data)
+        info = self.services.metadata.get_model(cfg.model)
+        if info is None:
+            raise ValidationFailed(
+                f"monitor {cfg.name!r}: model {cfg.model!r} is not registered",
+            )
+        check_against_model(cfg, info.schema)
+        return cfg
+
+    def create(self, data: dict[str, Any], actor: str = "system") -> MonitorRecord:
+        cfg = self.validate(data)
+        try:
+            rec = self.store.create_monitor(
+                cfg.name, cfg.model, cfg.kind, cfg.to_json(), actor, cfg.enabled
+            )
+        except AlreadyExists as exc:
+            raise ConflictError(str(exc)) from exc
+        self._changed(cfg.name)
+        return rec
+
+    def update(self, name: str, data: dict[str, Any], actor: str = "system") -> MonitorRecord:
+        data = {**data, "name": name}
+        cfg = self.validate(data)
+        try:
+            rec = self.store.update_monitor(name, cfg.to_json(), actor, enabled=cfg.enabled)
+        except NotFound as exc:
+            raise NotFoundError(str(exc)) from exc
+        self._changed(name)
+        return rec
+
+    def delete(self, name: str, actor: str = "system") -> None:
+        try:
+            self.store.delete_monitor(name, actor)
+        except NotFound as exc:
+            raise NotFoundError(str(exc)) from exc
+        self._changed(name)
+
+    def get(self, name: str) -> MonitorRecord:
+        rec = self.store.get_monitor(name)
+        if rec is None:
+            raise NotFoundError(f"monitor {name!r} not found")
+        return rec
+
+    def list(self, model: str | None = None) -> list[MonitorRecord]:
+        return self.store.list_monitors(model)
+
+    def versions(self, name: str) -> list[MonitorVersion]:
+        self.get(name)
+        return self.store.monitor_versions(name)
+
+    def apply(
+        self, items: list[dict[str, Any]], actor: str = "system", dry_run: bool = False
+    ) -> list[ApplyChange]:
+        """Create or update monitors by name. Everything is validated before anything is
+        written; ``dry_run`` only reports the changes."""
+        configs = []
+        errors = []
+        for i, item in enumerate(items):
+            try:
+                configs.append(self.validate(item))
+            except ValidationFailed as exc:
+                errors.append(f"monitors[{i}]: {exc.message}")
+        if errors:
+            raise ValidationFailed("; ".join(errors))
+        changes = []
+        for cfg in configs:
+            have = self.store.get_monitor(cfg.name)
+            new = cfg.to_json()
+            if have is None:
+                changes.append(ApplyChange(cfg.name, "create", new))
+            else:
+                diff = config_diff(have.config, new)
+                changes.append(ApplyChange(cfg.name, "update" if diff else "unchanged", diff))
+        if dry_run:
+            return changes
+        for cfg, change in zip(configs, changes, strict=True):
+            if change.action == "create":
+                self.create(cfg.to_json(), actor)
+            elif change.action == "update":
+                self.update(cfg.name, cfg.to_json(), actor)
+        return changes
+
+    def propose(self, model: str, reference: str | None = None) -> dict[str, Any]:
+        """Default monitors (and alert rules, from ``alerts.defaults``) for a model, as the
+        YAML document ``driftwatch apply`` accepts."""
+        info = self.services.metadata.get_model(model)
+        if info is None:
+            raise NotFoundError(f"model {model!r} is not registered")
+        if reference is None:
+            refs = [n for n, _, _ in self.services.logstore.list_references(model)]
+            reference = refs[-1] if refs else None
+        doc: dict[str, Any] = {
+            "monitors": [m.to_json() for m in default_monitors(model, info.schema, reference)]
+        }
+        try:
+            from alerts.defaults import default_rules
+
+            rules = default_rules(model, info.schema.task)
+            doc["rules"] = [
+                r.to_dict() if hasattr(r, "to_dict") else getattr(r, "spec", str(r)) for r in rules
+            ]
+        except ImportError:  # pragma: no cover - alerting not installed
+            pass
+        return doc
+
+    def _changed(self, name: str) -> None:
+        for hook in list(self.on_change):
+            hook(name)
+
+    # ------------------------------------------------------------------ running
+    def run(self, name: str, window_start: datetime) -> RunSummary:
+        self.get(name)
+        return self.runner.run_window(name, window_start)
+
+    def backfill(
+        self,
+        name: str,
+        start: datetime,
+        end: datetime,
+        progress: Callable[[RunSummary], None] | None = None,
+    ) -> list[RunSummary]:
+        self.get(name)
+        return self.runner.backfill(name, start, end, progress)
+
+    def tick(self, name: str) -> list[RunSummary]:
+        return self.runner.tick(name)
+
+    # ------------------------------------------------------------------ reads
+    def runs(self, **filters: Any) -> tuple[list[RunRecord], int]:
+        return self.store.list_runs(**filters)
+
+    def results(
+        self, query: ResultQuery, limit: int = 1000, offset: int = 0
+    ) -> tuple[list[MetricResult], int]:
+        return self.store.query_results(query, limit, offset)
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)

@@ -1,0 +1,124 @@
+"""The monitor scheduler: APScheduler 3 ``BackgroundScheduler`` inside ``driftwatch serve``.
+
+One job per enabled monitor, id ``monitor:<name>``, in a ``SQLAlchemyJobStore`` in the metadata
+database (APScheduler creates its ``apscheduler_jobs`` table). Each job is an interval trigger
+that calls :meth:`monitor.runner.Runner.tick`, which runs every closed window since the
+monitor's last run, oldest first — so catch-up after downtime does not depend on APScheduler's
+misfire handling: ``coalesce=True`` folds the fires missed while the server was down into one,
+``misfire_grace_time=None`` lets that one run however late, and the run table makes each window
+run exactly once. ``max_instances=1`` keeps a slow run from overlapping the next tick.
+
+Jobs are reconciled with the monitors at start-up (missing added, stale removed, intervals
+updated) and whenever a monitor is created, changed or deleted through the service.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from contextlib import suppress
+from datetime import UTC, datetime, timedelta
+
+from apscheduler.jobstores.base import JobLookupError
+from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+
+from monitor.monitoring import MonitorService, monitoring
+from monitor.service import Services
+
+__all__ = ["JOB_PREFIX", "MonitorScheduler", "run_monitor_job", "start_scheduler"]
+
+log = logging.getLogger("driftwatch.scheduler")
+
+JOB_PREFIX = "monitor:"
+# The scheduler whose service runs the stored jobs. Jobs in a persistent store are pickled and
+# refer to this module-level function by name, never to a live object.
+_ACTIVE: list[MonitorScheduler] = []
+_ACTIVE_LOCK = threading.Lock()
+
+
+def run_monitor_job(name: str) -> None:
+    """APScheduler job body: one tick of the named monitor (errors are recorded per run)."""
+    with _ACTIVE_LOCK:
+        sched = _ACTIVE[0] if _ACTIVE else None
+    if sched is None:
+        return
+    try:
+        sched.service.tick(name)
+    except Exception:  # never kill the scheduler thread; the run table has the details
+        log.exception("tick of monitor %s failed", name)
+
+
+class MonitorScheduler:
+    """Owns the BackgroundScheduler and keeps its jobs in step with the monitors."""
+
+    def __init__(self, service: MonitorService, url: str, tick_seconds: int = 60) -> None:
+        self.service = service
+        self.tick_seconds = int(tick_seconds)
+        self.scheduler = BackgroundScheduler(
+            jobstores={"default": SQLAlchemyJobStore(url=url)},
+            job_defaults={"coalesce": True, "max_instances": 1, "misfire_grace_time": None},
+            timezone=UTC,
+        )
+        self._lock = threading.Lock()
+
+    def start(self) -> None:
+        with _ACTIVE_LOCK:
+            _ACTIVE[:] = [self]
+        self.scheduler.start()
+        self.reconcile()
+        self.service.on_change.append(self.reconcile_one)
+
+    def shutdown(self) -> None:
+        if self.reconcile_one in self.service.on_change:
+            self.service.on_change.remove(self.reconcile_one)
+        self.scheduler.shutdown(wait=True)
+        with _ACTIVE_LOCK:
+            if _ACTIVE and _ACTIVE[0] is self:
+                _ACTIVE.clear()
+
+    def job_ids(self) -> list[str]:
+        return sorted(j.id for j in self.scheduler.get_jobs() if j.id.startswith(JOB_PREFIX))
+
+    def reconcile(self) -> None:
+        """Add a job per enabled monitor, drop jobs of monitors that are gone or disabled, and
+        run every job once now (catch-up after downtime starts at once)."""
+        with self._lock:
+            wanted = {JOB_PREFIX + m.name for m in self.service.list() if m.enabled}
+            for job_id in set(self.job_ids()) - wanted:
+                self._remove(job_id)
+            for job_id in sorted(wanted):
+                self._add(job_id, first=datetime.now(UTC))
+
+    def reconcile_one(self, name: str) -> None:
+        job_id = JOB_PREFIX + name
+        rec = self.service.store.get_monitor(name)
+        with self._lock:
+            if rec is None or not rec.enabled:
+                self._remove(job_id)
+            else:
+                self._add(job_id, first=datetime.now(UTC) + timedelta(seconds=1))
+
+    def _add(self, job_id: str, first: datetime) -> None:
+        self.scheduler.add_job(
+            run_monitor_job,
+            trigger=IntervalTrigger(seconds=self.tick_seconds, timezone=UTC),
+            args=[job_id.removeprefix(JOB_PREFIX)],
+            id=job_id,
+            name=job_id,
+            replace_existing=True,
+            next_run_time=first,
+        )
+
+    def _remove(self, job_id: str) -> None:
+        with suppress(JobLookupError):
+            self.scheduler.remove_job(job_id)
+
+
+def start_scheduler(services: Services) -> MonitorScheduler:
+    """Start the scheduler of ``driftwatch serve`` (settings: ``scheduler_tick_seconds``)."""
+    tick = int(getattr(services.settings, "scheduler_tick_seconds", 60))
+    sched = MonitorScheduler(monitoring(services), services.settings.metadata_url, tick)
+    sched.start()
+    return sched
