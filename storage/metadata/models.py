@@ -141,4 +141,5 @@ class AuditRow(Base):
 # them in ``Base.metadata``, which Alembic and ``schema_diff`` compare against.
 from storage.metadata import models_alerting as _models_alerting  # noqa: E402, F401
 from storage.metadata import models_monitoring as _models_monitoring  # noqa: E402, F401
+from storage.metadata import models_users as _models_users  # noqa: E402, F401
 from storage.metadata import models_kpis as _models_kpis  # noqa: E402, F401

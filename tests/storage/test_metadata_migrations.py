@@ -28,8 +28,10 @@ TABLES = {
     "metric_results",
     # 0004 KPIs
     "kpis",
+    # 0005 users
+    "users",
 }
-HEAD = "0004"  # update when adding a migration
+HEAD = "0005"  # update when adding a migration
 
 
 def test_upgrade_from_empty_reaches_head(metadata_url: str) -> None:
