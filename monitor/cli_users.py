@@ -1,0 +1,105 @@
+"""``driftwatch users create|list|disable``: dashboard log-ins.
+
+Works on the metadata database only, so it is safe while ``driftwatch serve`` runs.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from monitor.accounts import USER_ROLES, Accounts
+from monitor.settings import load_settings
+from storage.metadata import AlreadyExists, MetadataStore, NotFound
+
+users_app = typer.Typer(help="Dashboard users: create, list, disable.", no_args_is_help=True)
+console = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data folder (default $DRIFTWATCH_DATA_DIR or ./data)."),
+]
+
+
+def _accounts(data_dir: Path | None) -> tuple[Accounts, MetadataStore]:
+    settings = load_settings(data_dir=data_dir)
+    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    store = MetadataStore(settings.metadata_url)
+    store.upgrade()
+    return Accounts(store), store
+
+
+@users_app.command("create")
+def users_create(
+    username: Annotated[str, typer.Argument(help="Log-in name (lower case).")],
+    role: Annotated[str, typer.Option(help=f"One of: {', '.join(USER_ROLES)}.")] = "engineer",
+    tenant: Annotated[
+        list[str] | None,
+        typer.Option("--tenant", help="Limit the user to this tenant (repeat for several)."),
+    ] = None,
+    password: Annotated[
+        str | None,
+        typer.Option(
+            "--password",
+            envvar="DRIFTWATCH_USER_PASSWORD",
+            help="Password (at least 8 characters); prompted for when omitted.",
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Create a dashboard user."""
+    if password is None:
+        password = typer.prompt("password", hide_input=True, confirmation_prompt=True)
+    accounts, store = _accounts(data_dir)
+    try:
+        account = accounts.create(username, password, role, tenant or None)
+    except (ValueError, AlreadyExists) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    finally:
+        store.dispose()
+    scope = ", ".join(account.tenants) if account.tenants else "all tenants"
+    console.print(f"created user {account.username!r} ({account.role}, {scope})")
+
+
+@users_app.command("list")
+def users_list(data_dir: DataDir = None) -> None:
+    """List dashboard users."""
+    accounts, store = _accounts(data_dir)
+    try:
+        users = accounts.list()
+    finally:
+        store.dispose()
+    table = Table("username", "role", "tenants", "disabled", "created", "last login")
+    for u in users:
+        table.add_row(
+            u.username,
+            u.role,
+            ", ".join(u.tenants) if u.tenants else "all",
+            "yes" if u.disabled else "no",
+            u.created_at.strftime("%Y-%m-%d %H:%M"),
+            u.last_login_at.strftime("%Y-%m-%d %H:%M") if u.last_login_at else "never",
+        )
+    console.print(table)
+
+
+@users_app.command("disable")
+def users_disable(
+    username: Annotated[str, typer.Argument(help="Log-in name.")],
+    data_dir: DataDir = None,
+) -> None:
+    """Disable a user: they cannot log in and their open sessions stop working."""
+    accounts, store = _accounts(data_dir)
+    try:
+        accounts.disable(username)
+    except NotFound as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    finally:
+        store.dispose()
+    console.print(f"disabled user {username!r}")
