@@ -33,6 +33,10 @@ app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
 app.add_typer(demo_app, name="demo")
 
+from monitor.cli_monitors import register as _register_monitor_commands  # noqa: E402
+
+_register_monitor_commands(app)  # apply, init, run, backfill
+
 from monitor.cli_users import users_app  # noqa: E402
 
 app.add_typer(users_app, name="users")

@@ -1,0 +1,266 @@
+"""CLI commands for monitors: ``apply``, ``init``, ``run``, ``backfill``.
+
+Each works on the local data dir (the server must not be running: it owns the DuckDB file) or,
+with ``--url`` and ``--api-key``, through a running server's API.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+import yaml
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from monitor.errors import DriftwatchError
+from monitor.monitors import window_delta
+
+__all__ = ["register"]
+
+err = Console(stderr=True)
+out = Console()
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data folder (default $DRIFTWATCH_DATA_DIR or ./data)."),
+]
+Url = Annotated[
+    str | None,
+    typer.Option(
+        "--url", envvar="DRIFTWATCH_URL", help="Server URL; omit to use the local data dir."
+    ),
+]
+ApiKey = Annotated[
+    str | None, typer.Option("--api-key", envvar="DRIFTWATCH_API_KEY", help="API key for --url.")
+]
+
+
+def _when(value: str) -> datetime:
+    """ISO date or datetime; naive means UTC."""
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r} is not an ISO date or datetime") from exc
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def _local(data_dir: Path | None) -> Any:
+    from monitor.cli import _services, _settings
+    from monitor.monitoring import monitoring
+
+    services = _services(_settings(data_dir))
+    return services, monitoring(services)
+
+
+def _client(url: str, api_key: str | None) -> httpx.Client:
+    if not api_key:
+        err.print("[red]error:[/] --api-key (or DRIFTWATCH_API_KEY) is required with --url")
+        raise typer.Exit(2)
+    return httpx.Client(
+        base_url=url.rstrip("/") + "/api/v1",
+        headers={"Authorization": f"Bearer {api_key}"},
+        timeout=600,
+    )
+
+
+def _check(r: httpx.Response) -> Any:
+    if r.status_code >= 400:
+        try:
+            msg = r.json()["error"]["message"]
+        except Exception:
+            msg = r.text
+        err.print(f"[red]error:[/] {r.status_code} {msg}")
+        raise typer.Exit(1)
+    return r.json() if r.content else None
+
+
+def _load_monitors(path: Path) -> list[dict[str, Any]]:
+    doc = yaml.safe_load(path.read_text()) or {}
+    if isinstance(doc, list):
+        return doc
+    if not isinstance(doc, dict):
+        raise typer.BadParameter(f"{path}: expected a mapping with a 'monitors' list")
+    items = doc.get("monitors", [])
+    if not isinstance(items, list):
+        raise typer.BadParameter(f"{path}: 'monitors' must be a list")
+    return items
+
+
+def apply(
+    file: Annotated[Path, typer.Option("-f", "--file", exists=True, dir_okay=False)],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the changes.")] = False,
+    url: Url = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Create or update the monitors of a YAML file by name (``--dry-run``: show the diff)."""
+    items = _load_monitors(file)
+    if url:
+        with _client(url, api_key) as c:
+            answer = _check(c.post("/monitors/apply", json={"monitors": items, "dry_run": dry_run}))
+        changes = answer["changes"]
+    else:
+        services, svc = _local(data_dir)
+        try:
+            changes = [
+                {"name": c.name, "action": c.action, "diff": c.diff}
+                for c in svc.apply(items, "cli", dry_run=dry_run)
+            ]
+        except DriftwatchError as exc:
+            err.print(f"[red]error:[/] {exc.message}")
+            raise typer.Exit(1) from exc
+        finally:
+            services.close()
+    verb = "would " if dry_run else ""
+    for c in changes:
+        color = {"create": "green", "update": "yellow"}.get(c["action"], "dim")
+        out.print(f"[{color}]{verb}{c['action']}[/] {c['name']}")
+        if c["action"] == "update":
+            for path, (old, new) in c["diff"].items():
+                out.print(f"    {path}: {json.dumps(old)} -> {json.dumps(new)}")
+
+
+def init(
+    model: Annotated[str, typer.Argument(help="A registered model.")],
+    reference: Annotated[
+        str | None, typer.Option(help="Reference dataset (default: the model's latest).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("-o", "--output", help="Write the YAML here (default stdout).")
+    ] = None,
+    url: Url = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Propose default monitors (and alert rules) for a model as a YAML file for ``apply``."""
+    if url:
+        with _client(url, api_key) as c:
+            params = {"reference": reference} if reference else {}
+            doc = _check(c.get(f"/models/{model}/monitor-defaults", params=params))
+    else:
+        services, svc = _local(data_dir)
+        try:
+            doc = svc.propose(model, reference)
+        except DriftwatchError as exc:
+            err.print(f"[red]error:[/] {exc.message}")
+            raise typer.Exit(1) from exc
+        finally:
+            services.close()
+    text = yaml.safe_dump(doc, sort_keys=False)
+    if output:
+        output.write_text(text)
+        err.print(f"wrote {output} ({len(doc.get('monitors', []))} monitors)")
+    else:
+        out.print(text, markup=False, highlight=False)
+
+
+def run(
+    monitor: Annotated[str, typer.Option("--monitor", "-m", help="Monitor name.")],
+    window: Annotated[str, typer.Option(help="Any time inside the window (ISO).")],
+    url: Url = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Evaluate one window of a monitor now (its results replace the stored ones)."""
+    ts = _when(window)
+    if url:
+        with _client(url, api_key) as c:
+            r = _check(c.post(f"/monitors/{monitor}/run", json={"window_start": ts.isoformat()}))
+    else:
+        services, svc = _local(data_dir)
+        try:
+            s = svc.run(monitor, ts)
+            r = {
+                "status": s.status,
+                "results": s.results,
+                "error": s.error,
+                "window_start": s.window_start.isoformat(),
+                "duration_s": s.duration_s,
+            }
+        except DriftwatchError as exc:
+            err.print(f"[red]error:[/] {exc.message}")
+            raise typer.Exit(1) from exc
+        finally:
+            services.close()
+    out.print(json.dumps(r, default=str))
+    if r["status"] != "ok":
+        raise typer.Exit(1)
+
+
+def backfill(
+    start: Annotated[str, typer.Option("--from", help="First day (ISO, UTC).")],
+    end: Annotated[str, typer.Option("--to", help="End, exclusive (ISO, UTC).")],
+    monitor: Annotated[
+        list[str] | None, typer.Option("--monitor", "-m", help="Monitor(s); default all.")
+    ] = None,
+    url: Url = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
+) -> None:
+    """Evaluate every window in ``[--from, --to)`` of the monitors, oldest first, with a
+    progress bar. Results replace the stored ones; the alert engine is told it is a backfill."""
+    lo, hi = _when(start), _when(end)
+    if hi <= lo:
+        raise typer.BadParameter("--to must be after --from")
+    failed = 0
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=quiet,
+    )
+    if url:
+        with _client(url, api_key) as c, progress:
+            names = monitor or [m["name"] for m in _check(c.get("/monitors"))]
+            for name in names:
+                cfg = _check(c.get(f"/monitors/{name}"))["config"]
+                step = window_delta(cfg.get("window", "day"))
+                n = max(1, int((hi - lo) / step))
+                task = progress.add_task(name, total=n)
+                ws = lo
+                while ws < hi:
+                    r = _check(
+                        c.post(f"/monitors/{name}/run", json={"window_start": ws.isoformat()})
+                    )
+                    failed += r["status"] != "ok"
+                    progress.advance(task)
+                    ws += step
+    else:
+        services, svc = _local(data_dir)
+        try:
+            with progress:
+                names = monitor or [m.name for m in svc.list()]
+                for name in names:
+                    step = window_delta(svc.get(name).config.get("window", "day"))
+                    task = progress.add_task(name, total=max(1, int((hi - lo) / step)))
+
+                    def tick(summary: Any, task: Any = task) -> None:
+                        nonlocal failed
+                        failed += summary.status != "ok"
+                        progress.advance(task)
+
+                    svc.backfill(name, lo, hi, tick)
+        except DriftwatchError as exc:
+            err.print(f"[red]error:[/] {exc.message}")
+            raise typer.Exit(1) from exc
+        finally:
+            services.close()
+    if failed:
+        err.print(f"[yellow]{failed} window(s) failed; see `GET /api/v1/runs?status=error`[/]")
+        raise typer.Exit(1)
+
+
+def register(app: typer.Typer) -> None:
+    """Add the monitor commands to the main CLI."""
+    app.command("apply")(apply)
+    app.command("init")(init)
+    app.command("run")(run)
+    app.command("backfill")(backfill)
