@@ -638,19 +638,23 @@ class ProfileStore:
         tenant_id: str | None = None,
         seed: int = 0,
     ) -> pa.Table:
-        """A bounded uniform random sample (reservoir of ``n`` rows, repeatable by ``seed``) of
-        the window's rows, with ``tenant_id`` and ``model_version`` and ``columns``."""
+        """A bounded uniform random sample (at most ``n`` rows, the same for the same ``seed``)
+        of the window's rows, with ``tenant_id``, ``model_version`` and ``columns``."""
         table = _quote(self._table(model))
         cols = ", ".join(["tenant_id", "model_version", *(_quote(c) for c in columns)])
         where, params = "ts >= ? AND ts < ?", [_aware(start), _aware(end)]
         if tenant_id is not None:
             where += " AND tenant_id = ?"
             params.append(tenant_id)
-        # USING SAMPLE applies before WHERE: sample the filtered subquery instead.
+        # Not ``USING SAMPLE reservoir(n ROWS) REPEATABLE (seed)``: it is only repeatable on one
+        # thread (parallel scans feed the reservoir in any order), and a re-run of a window must
+        # give the same results. The n rows with the smallest seeded hash of request_id are a
+        # uniform sample, identical on every run; DuckDB keeps only n rows (top-n heap).
         sql = (
-            f"SELECT * FROM (SELECT {cols} FROM {table} WHERE {where}) "
-            f"USING SAMPLE reservoir({int(n)} ROWS) REPEATABLE ({int(seed)})"
+            f"SELECT {cols} FROM {table} WHERE {where} "
+            f"ORDER BY hash(request_id || ?), request_id LIMIT {int(n)}"
         )
+        params.append(f"#{int(seed)}")
         with self._reader() as cur:
             return cur.sql(sql, params=params).to_arrow_table()
 

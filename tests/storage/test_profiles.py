@@ -1,0 +1,282 @@
+"""Hourly profiles in DuckDB: agreement with the detectors' numpy profiles, late rows, samples;
+monitoring repository: idempotent results, versioned monitors, runs (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from detectors.profiles import ReferenceBins, profile_categorical, profile_numeric
+from storage.logstore import LogStore
+from storage.metadata import MetadataStore
+from storage.metadata.monitoring import MonitoringStore, ResultQuery
+from storage.profiles import ROWS_COLUMN, ProfileSpec, ProfileStore, RawProfile, edges_key
+from storage.types import FeatureSpec, MetricResult, ModelSchema
+from tests.storage import conftest as _db
+
+metadata_url = _db.metadata_url
+
+T0 = datetime(2026, 3, 1, tzinfo=UTC)
+SCHEMA = ModelSchema(
+    "binary",
+    (
+        FeatureSpec("x", "numeric"),
+        FeatureSpec("k", "numeric"),
+        FeatureSpec("plan", "categorical"),
+        FeatureSpec("mobile", "boolean"),
+    ),
+    scores=("score",),
+)
+TS = pa.timestamp("us", tz="UTC")
+
+
+def rows(n: int, seed: int, start: datetime = T0, hours: int = 24, prefix: str = "r") -> pa.Table:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(10, 3, n)
+    x[rng.random(n) < 0.03] = np.nan
+    x[:3] = [np.inf, -np.inf, 1e300]
+    k = rng.integers(0, 6, n).astype(float)  # integer values sitting exactly on bin edges
+    plan = rng.choice(np.array(["free", "pro", "team", "enterprise", None], dtype=object), n)
+    secs = rng.uniform(0, hours * 3600, n)
+    return pa.table(
+        {
+            "request_id": [f"{prefix}{seed}-{i}" for i in range(n)],
+            "ts": pa.array([start + timedelta(seconds=float(s)) for s in secs], TS),
+            "tenant_id": rng.choice(["acme", "globex", "initech"], n),
+            "model_version": rng.choice(["v1", "v2"], n),
+            "x": pa.array(x, pa.float64(), from_pandas=False),  # keeps NaN as NaN
+            "k": pa.array(np.where(rng.random(n) < 0.02, np.nan, k), pa.float64()),
+            "plan": pa.array(plan, pa.string()),
+            "mobile": pa.array(rng.random(n) < 0.3),
+            "prediction": pa.array(rng.integers(0, 2, n), pa.int32()),
+            "score": rng.random(n),
+        }
+    )
+
+
+@pytest.fixture
+def store() -> Iterator[tuple[LogStore, ProfileStore]]:
+    ls = LogStore(":memory:")
+    ls.ensure_model("churn", SCHEMA)
+    yield ls, ProfileStore(ls, batch_rows=4096)  # small batches: several per range
+    ls.close()
+
+
+def _bins(seed: int) -> dict[str, ReferenceBins]:
+    ref = rows(3000, seed)
+    return {
+        "x": ReferenceBins.numeric(ref.column("x").to_numpy(zero_copy_only=False)),
+        "k": ReferenceBins.numeric(ref.column("k").to_numpy(zero_copy_only=False)),
+    }
+
+
+def test_sql_profiles_equal_numpy_profiles_per_segment_and_hour(store) -> None:
+    ls, ps = store
+    data = rows(20_000, 1)
+    ls.append_inferences("churn", data)
+    bins = _bins(2)
+    coarse = ReferenceBins.numeric(data.column("x").to_numpy(zero_copy_only=False), n_bins=7)
+    spec = ProfileSpec(
+        {"x": (bins["x"].edges, coarse.edges), "k": (bins["k"].edges,)}, ("plan", "mobile")
+    )
+    ps.register("churn", spec)
+    assert ps.ensure("churn", T0, T0 + timedelta(days=1)) == 20_000
+    df = data.to_pandas()
+    for start, end in [
+        (T0, T0 + timedelta(days=1)),
+        (T0 + timedelta(hours=5), T0 + timedelta(hours=6)),
+    ]:
+        window = ps.window("churn", start, end)
+        sel = df[(df.ts >= start) & (df.ts < end)]
+        assert sum(p[(ROWS_COLUMN, "")].count for p in window.values()) == len(sel)
+        for (tenant, version), cols in window.items():
+            part = sel[(sel.tenant_id == tenant) & (sel.model_version == version)]
+            for col, b in [("x", bins["x"]), ("x", coarse), ("k", bins["k"])]:
+                got = cols[(col, edges_key(b.edges))]
+                want = profile_numeric(part[col].to_numpy(), b)
+                assert np.array_equal(got.counts, want.counts)
+                assert (got.count, got.missing, got.n_finite, got.min, got.max) == (
+                    want.count,
+                    want.missing,
+                    want.n_finite,
+                    want.min,
+                    want.max,
+                )
+                scale = float(np.abs(part[col][np.isfinite(part[col])]).sum()) or 1.0
+                assert math.isclose(got.sum, want.sum, rel_tol=1e-12, abs_tol=1e-12 * scale)
+                assert math.isclose(got.sum_sq, want.sum_sq, rel_tol=1e-12, abs_tol=1e-300)
+            cats = cols[("plan", "")]
+            want_c = profile_categorical(
+                part["plan"].to_numpy(), ReferenceBins.categorical(["free", "pro"])
+            )
+            assert (cats.count, cats.missing) == (want_c.count, want_c.missing)
+            assert cats.categories == part["plan"].value_counts().to_dict()
+            mobile = cols[("mobile", "")]
+            assert mobile.categories == {
+                str(k).lower(): int(v) for k, v in part["mobile"].value_counts().items()
+            }
+
+
+def test_window_is_the_sum_of_its_hours(store) -> None:
+    ls, ps = store
+    ls.append_inferences("churn", rows(5000, 3))
+    b = _bins(4)["x"]
+    ps.register("churn", ProfileSpec({"x": (b.edges,)}))
+    ps.ensure("churn", T0, T0 + timedelta(days=1))
+    key = ("x", edges_key(b.edges))
+    day = ps.window("churn", T0, T0 + timedelta(days=1), [key], tenant_id="acme")
+    total = RawProfile()
+    for h in range(24):
+        hour = ps.window(
+            "churn", T0 + timedelta(hours=h), T0 + timedelta(hours=h + 1), [key], "acme"
+        )
+        for cols in hour.values():
+            total = total + cols[key]
+    merged = sum((c[key] for c in day.values()), RawProfile())
+    assert np.array_equal(merged.counts, total.counts)
+    assert (merged.count, merged.missing, merged.min, merged.max) == (
+        total.count,
+        total.missing,
+        total.min,
+        total.max,
+    )
+
+
+def test_late_rows_mark_their_hour_dirty_and_only_it_is_recomputed(store) -> None:
+    ls, ps = store
+    ls.append_inferences("churn", rows(4000, 5))
+    b = _bins(6)["x"]
+    ps.register("churn", ProfileSpec({"x": (b.edges,)}))
+    assert ps.ensure("churn", T0, T0 + timedelta(days=1)) == 4000
+    assert ps.ensure("churn", T0, T0 + timedelta(days=1)) == 0  # nothing to do
+    before = ps.hours("churn", T0, T0 + timedelta(days=1))
+    late = rows(50, 7, start=T0 + timedelta(hours=3), hours=1, prefix="late")
+    ls.append_inferences("churn", late)
+    assert ps.refresh("churn") == [T0 + timedelta(hours=3)]
+    after_refresh = ps.hours("churn", T0, T0 + timedelta(days=1))
+    assert after_refresh[T0 + timedelta(hours=3)]["dirty"]
+    scanned = ps.ensure("churn", T0, T0 + timedelta(days=1))
+    hour3 = ps.hours("churn", T0, T0 + timedelta(days=1))
+    assert scanned == before[T0 + timedelta(hours=3)]["rows"] + 50
+    assert (
+        hour3[T0 + timedelta(hours=3)]["changed_at"] > before[T0 + timedelta(hours=3)]["changed_at"]
+    )
+    assert (
+        hour3[T0 + timedelta(hours=4)]["changed_at"]
+        == before[T0 + timedelta(hours=4)]["changed_at"]
+    )
+    w = ps.window("churn", T0 + timedelta(hours=3), T0 + timedelta(hours=4))
+    assert (
+        sum(c[(ROWS_COLUMN, "")].count for c in w.values())
+        == hour3[T0 + timedelta(hours=3)]["rows"]
+    )
+
+
+def test_new_bins_recompute_hours_without_marking_them_changed(store) -> None:
+    ls, ps = store
+    ls.append_inferences("churn", rows(2000, 8))
+    b = _bins(9)
+    ps.register("churn", ProfileSpec({"x": (b["x"].edges,)}))
+    ps.ensure("churn", T0, T0 + timedelta(days=1))
+    before = ps.hours("churn", T0, T0 + timedelta(days=1))
+    ps.register("churn", ProfileSpec({"k": (b["k"].edges,)}))
+    assert ps.ensure("churn", T0, T0 + timedelta(days=1)) == 2000
+    after = ps.hours("churn", T0, T0 + timedelta(days=1))
+    assert {h: i["changed_at"] for h, i in after.items()} == {
+        h: i["changed_at"] for h, i in before.items()
+    }
+    w = ps.window("churn", T0, T0 + timedelta(days=1))
+    assert all(("k", edges_key(b["k"].edges)) in cols for cols in w.values())
+
+
+def test_sample_is_bounded_repeatable_and_inside_the_window(store) -> None:
+    ls, ps = store
+    ls.append_inferences("churn", rows(6000, 10))
+    s1 = ps.sample("churn", T0, T0 + timedelta(hours=12), ["x", "plan"], 500, seed=3)
+    s2 = ps.sample("churn", T0, T0 + timedelta(hours=12), ["x", "plan"], 500, seed=3)
+    assert s1.num_rows == 500 and s1.to_pandas().equals(s2.to_pandas())  # NaN-aware
+    only = ps.sample("churn", T0, T0 + timedelta(hours=12), ["x"], 10_000, tenant_id="acme")
+    assert set(only.column("tenant_id").to_pylist()) == {"acme"}
+    assert only.num_rows < 3000
+
+
+# ------------------------------------------------------------------ monitoring repository
+def _result(window: datetime, metric: str, value: float, status: str = "ok") -> MetricResult:
+    return MetricResult(
+        source="monitor",
+        source_name="m1",
+        kind="feature_drift",
+        model="churn",
+        window_start=window,
+        window_end=window + timedelta(days=1),
+        tenant_id="*",
+        model_version="*",
+        column="x",
+        metric=metric,
+        value=value,
+        threshold=0.1,
+        status=status,  # type: ignore[arg-type]
+        details={"p": [1, 2]},
+    )
+
+
+def test_results_replace_their_window_and_never_duplicate(metadata_url: str) -> None:
+    meta = MetadataStore(metadata_url)
+    meta.upgrade()
+    try:
+        ms = MonitoringStore(meta)
+        ms.save_results(
+            [
+                _result(T0, "psi", 0.1),
+                _result(T0, "ks", 0.2),
+                _result(T0 + timedelta(days=1), "psi", 0.3),
+            ]
+        )
+        ms.save_results([_result(T0, "psi", 0.5, "alert")])  # re-run of the first window
+        got, total = ms.query_results(ResultQuery(source_name="m1"))
+        assert total == 2
+        assert [(r.window_start, r.metric, r.value, r.status) for r in got] == [
+            (T0, "psi", 0.5, "alert"),
+            (T0 + timedelta(days=1), "psi", 0.3, "ok"),
+        ]
+        ms.save_results([], windows=[("monitor", "m1", T0)])
+        assert ms.query_results(ResultQuery(source_name="m1"))[1] == 1
+        assert ms.query_results(ResultQuery(status="alert"))[1] == 0
+        page, total = ms.query_results(ResultQuery(), limit=1, offset=0)
+        assert total == 1 and len(page) == 1 and page[0].details == {"p": [1, 2]}
+    finally:
+        meta.dispose()
+
+
+def test_monitor_versions_record_who_what_when(metadata_url: str) -> None:
+    meta = MetadataStore(metadata_url)
+    meta.upgrade()
+    try:
+        ms = MonitoringStore(meta)
+        cfg = {"name": "m1", "model": "churn", "kind": "feature_drift", "alpha": 0.05}
+        ms.create_monitor("m1", "churn", "feature_drift", cfg, actor="alice")
+        same = ms.update_monitor("m1", dict(cfg), actor="bob")
+        assert same.version == 1  # nothing changed: no new version
+        new = ms.update_monitor("m1", {**cfg, "alpha": 0.01}, actor="bob")
+        assert new.version == 2
+        versions = ms.monitor_versions("m1")
+        assert [(v.version, v.action, v.actor) for v in versions] == [
+            (1, "create", "alice"),
+            (2, "update", "bob"),
+        ]
+        assert versions[1].diff == {"alpha": [0.05, 0.01]}
+        run = ms.start_run("m1", "churn", T0, T0 + timedelta(days=1), "manual", 2)
+        ms.finish_run(run, "error", error="boom", duration_s=0.1)
+        runs, total = ms.list_runs(monitor="m1")
+        assert total == 1 and runs[0].status == "error" and runs[0].error == "boom"
+        assert ms.last_window_end("m1") == T0 + timedelta(days=1)
+        ms.delete_monitor("m1", actor="carol")
+        assert ms.get_monitor("m1") is None
+        assert ms.monitor_versions("m1")[-1].action == "delete"
+    finally:
+        meta.dispose()
