@@ -58,6 +58,39 @@ class Settings(BaseSettings):
         50_000, ge=1, description="Rows per batch when the CLI or client streams a file."
     )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    alert_secret_key: str = Field(
+        "",
+        description="Key that encrypts alert channel URLs and signing secrets in the metadata "
+        "database. Empty: a random key kept in <data_dir>/alert-secret.key (share it, or this "
+        "setting, between replicas).",
+    )
+    alert_allowed_hosts: str = Field(
+        "",
+        description="Comma-separated hosts, addresses or networks (CIDR) that alert channels may "
+        "call over plain http and on private/loopback addresses (SSRF allowlist), e.g. "
+        "127.0.0.1,hooks.internal,10.1.0.0/16.",
+    )
+    alert_delivery_concurrency: int = Field(
+        8, ge=1, le=256, description="Webhook deliveries sent in parallel by the delivery worker."
+    )
+    alert_delivery_timeout_seconds: float = Field(
+        15.0, gt=0, description="Timeout of one webhook delivery attempt."
+    )
+    alert_give_up_hours: float = Field(
+        72.0,
+        gt=0,
+        description="A delivery still failing this long after it was queued is dead-lettered.",
+    )
+    alert_retry_scale: float = Field(
+        1.0,
+        gt=0,
+        description="Multiplies the retry schedule (at once, 5 s, 5 min, 30 min, 2 h, ...) and the "
+        "give-up time; below 1 only for tests.",
+    )
+    alert_worker: bool = Field(
+        True,
+        description="Run the alert delivery worker (and group planner) inside `driftwatch serve`.",
+    )
     scheduler_enabled: bool = Field(
         True, description="Run the monitor scheduler inside `driftwatch serve`."
     )

@@ -1,0 +1,180 @@
+"""Alerting inside the service: the engine, its store and the delivery worker of a process.
+
+``alerting(services)`` returns the process's :class:`AlertingRuntime` (created on first use).
+What other parts of Driftwatch call:
+
+- the monitor runner, after each run or backfill: ``alerting(services).process(results)`` /
+  ``.process(results, notify=False)``;
+- ``driftwatch init``: :func:`alerts.defaults.default_rules` then ``.engine.put_rule(...)``;
+- the API, the CLI and the dashboard: the read and action methods below.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import threading
+import time
+from collections.abc import Iterable
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from alerts.backtest import BacktestReport, backtest
+from alerts.delivery import DeliveryWorker, RetryPolicy
+from alerts.engine import AlertEngine
+from alerts.evaluate import Transition
+from alerts.rules import Rule
+from alerts.ssrf import Allowlist
+from monitor.metrics import Family
+from storage.metadata import NotFound
+from storage.metadata.alerting import AlertStore
+from storage.reads import results_between
+from storage.types import MetricResult
+
+log = logging.getLogger("driftwatch.alerting")
+_LOCK = threading.Lock()
+MISSING_CHECK_SECONDS = 60.0
+
+
+def secret_key(settings: Any) -> str:
+    """The key encrypting channel secrets: the setting, or a key file in the data dir."""
+    if settings.alert_secret_key:
+        return str(settings.alert_secret_key)
+    path = Path(settings.data_dir) / "alert-secret.key"
+    if not path.exists():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        try:
+            # O_EXCL: two processes starting at once must not write two different keys.
+            with open(path, "x", encoding="utf-8") as fh:
+                fh.write(secrets.token_hex(32))
+            path.chmod(0o600)
+        except FileExistsError:
+            pass
+    return path.read_text(encoding="utf-8").strip()
+
+
+class AlertingRuntime:
+    """The engine, store and (optionally running) delivery worker of one process."""
+
+    def __init__(self, services: Any) -> None:
+        settings = services.settings
+        self.settings = settings
+        self.allowlist = Allowlist.parse(settings.alert_allowed_hosts.split(","))
+        self.store = AlertStore(services.metadata, secret_key(settings))
+        self.worker: DeliveryWorker | None = None
+        self.engine = AlertEngine(
+            self.store,
+            base_url=settings.base_url,
+            allowlist=self.allowlist,
+            on_enqueue=self.wake,
+        )
+        self.policy = RetryPolicy(
+            give_up_after=settings.alert_give_up_hours * 3600,
+            scale=settings.alert_retry_scale,
+            timeout=settings.alert_delivery_timeout_seconds,
+        )
+        self._last_missing_check = 0.0
+
+    def process(self, results: Iterable[MetricResult], *, notify: bool = True) -> list[Transition]:
+        """Evaluate new metric results (what the runner calls after every run)."""
+        out = self.engine.process(list(results), notify=notify)
+        self.wake()
+        return out
+
+    def results_written(self, results: list[MetricResult], backfill: bool) -> None:
+        """``monitor.runner.ResultSink``: a backfill keeps state without paging anyone."""
+        self.process(results, notify=not backfill)
+
+    def backtest(self, rule_name: str, start: datetime, end: datetime) -> BacktestReport:
+        """Replay a stored rule over the stored results of ``[start, end)``; notifies nobody."""
+        rec = self.store.get_rule(rule_name)
+        if rec is None:
+            raise NotFound(f"alert rule {rule_name!r} not found")
+        rule = Rule.from_dict(rec.spec)
+        results = results_between(
+            self.store.metadata, start=start, end=end, source=None, limit=1_000_000
+        )
+        return backtest(rule, results, start, end)
+
+    def wake(self) -> None:
+        if self.worker is not None:
+            self.worker.wake()
+
+    def _turn(self, now: datetime) -> None:
+        # The delivery loop also plans due groups and, once a minute, looks for series that
+        # went silent (a stopped monitor produces no results that could trigger anything).
+        if time.monotonic() - self._last_missing_check > MISSING_CHECK_SECONDS:
+            self._last_missing_check = time.monotonic()
+            self.engine.check_missing(now)
+        self.engine.flush_due(now)
+
+    def start_worker(self) -> DeliveryWorker:
+        if self.worker is None:
+            self.worker = DeliveryWorker(
+                self.store,
+                allowlist=self.allowlist,
+                policy=self.policy,
+                concurrency=self.settings.alert_delivery_concurrency,
+                before_claim=self._turn,
+            ).start()
+        return self.worker
+
+    def stop_worker(self) -> None:
+        if self.worker is not None:
+            self.worker.stop()
+            self.worker = None
+
+    def metric_families(self) -> list[Family]:
+        """Alerts by state, deliveries by status, attempts by outcome, outbox depth."""
+        states = self.store.state_counts()
+        deliveries = self.store.delivery_counts()
+        attempts = self.store.attempt_counts()
+        depth = deliveries.get("pending", 0) + deliveries.get("sending", 0)
+        return [
+            Family(
+                "driftwatch_alerts",
+                "Alert instances by state.",
+                "gauge",
+                [
+                    ("driftwatch_alerts", {"state": s}, float(states.get(s, 0)))
+                    for s in ("pending", "firing", "resolved")
+                ],
+            ),
+            Family(
+                "driftwatch_deliveries",
+                "Outbox deliveries by status.",
+                "gauge",
+                [
+                    ("driftwatch_deliveries", {"status": s}, float(deliveries.get(s, 0)))
+                    for s in ("pending", "sending", "delivered", "dead", "cancelled")
+                ],
+            ),
+            Family(
+                "driftwatch_delivery_attempts_total",
+                "Delivery attempts by outcome (delivered, retry, failed, dead, disabled).",
+                "counter",
+                [
+                    ("driftwatch_delivery_attempts_total", {"outcome": o}, float(n))
+                    for o, n in sorted(attempts.items())
+                ],
+            ),
+            Family(
+                "driftwatch_outbox_depth",
+                "Deliveries waiting to be sent (pending or in flight).",
+                "gauge",
+                [("driftwatch_outbox_depth", {}, float(depth))],
+            ),
+        ]
+
+
+def alerting(services: Any) -> AlertingRuntime:
+    """The process's alerting runtime, created on first use and kept on ``services``."""
+    runtime = getattr(services, "_alerting", None)
+    if runtime is None:
+        with _LOCK:
+            runtime = getattr(services, "_alerting", None)
+            if runtime is None:
+                runtime = AlertingRuntime(services)
+                services._alerting = runtime
+    return runtime

@@ -1,0 +1,478 @@
+"""Alerts, silences, channels, deliveries (dead letters), alert rules, backtests, /metrics.
+
+Alerts belong to tenants: a tenant-scoped key sees and acknowledges only its tenant's alerts
+(another tenant's alert answers 404). Rules, channels, silences and deliveries are shared by
+all tenants, so scoped keys may not use those routes. Channel secrets are write-only: the
+signing secret is returned once, when created or rotated, and never again.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager, contextmanager
+from dataclasses import asdict
+from datetime import datetime
+from typing import Annotated, Any, Literal, TypeVar
+
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi.responses import PlainTextResponse
+from pydantic import AwareDatetime, BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+
+from alerts.rules import RuleError
+from alerts.silences import MatcherError
+from alerts.ssrf import UnsafeURL
+from monitor.alerting import AlertingRuntime, alerting
+from monitor.api.auth import require
+from monitor.errors import ConflictError, NotFoundError, ValidationFailed
+from monitor.metrics import REGISTRY, Family
+from monitor.service import Caller, Services
+from storage.metadata import AlreadyExists, MetadataError
+from storage.metadata import NotFound as MetaNotFound
+from storage.types import AlertRecord, ChannelRecord, DeliveryRecord
+
+T = TypeVar("T")
+
+
+@asynccontextmanager
+async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+    """Start the delivery worker with the app (when ``alert_worker`` is on), stop it after."""
+    services: Services | None = getattr(app.state, "services", None)
+    runtime = None
+    if services is not None and services.settings.alert_worker:
+        runtime = alerting(services)
+        runtime.start_worker()
+    try:
+        yield
+    finally:
+        if runtime is not None:
+            runtime.stop_worker()
+
+
+router = APIRouter(lifespan=lifespan)
+Viewer = Annotated[Caller, Depends(require("viewer"))]
+Engineer = Annotated[Caller, Depends(require("engineer"))]
+SharedViewer = Annotated[Caller, Depends(require("viewer", unscoped=True))]
+SharedEngineer = Annotated[Caller, Depends(require("engineer", unscoped=True))]
+Admin = Annotated[Caller, Depends(require("admin", unscoped=True))]
+
+
+def _rt(request: Request) -> AlertingRuntime:
+    return alerting(request.app.state.services)
+
+
+@contextmanager
+def _errors() -> Iterator[None]:
+    """Storage and rule errors → the API's error tree (field-naming messages kept)."""
+    try:
+        yield
+    except MetaNotFound as exc:
+        raise NotFoundError(str(exc)) from exc
+    except AlreadyExists as exc:
+        raise ConflictError(str(exc)) from exc
+    except (RuleError, MatcherError, UnsafeURL) as exc:
+        raise ValidationFailed(str(exc)) from exc
+    except MetadataError as exc:
+        raise ConflictError(str(exc)) from exc
+
+
+async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    def run() -> T:
+        with _errors():
+            return fn(*args, **kwargs)
+
+    return await run_in_threadpool(run)
+
+
+def _json(obj: Any) -> Any:
+    if isinstance(obj, datetime):
+        return obj.isoformat()
+    if isinstance(obj, dict):
+        return {k: _json(v) for k, v in obj.items()}
+    if isinstance(obj, list | tuple):
+        return [_json(v) for v in obj]
+    return obj
+
+
+def _alert(a: AlertRecord, base_url: str) -> dict[str, Any]:
+    out = _json(asdict(a))
+    out["link"] = f"{base_url}/alerts/{a.id}"
+    return out
+
+
+def _channel(c: ChannelRecord) -> dict[str, Any]:
+    return _json(asdict(c))
+
+
+def _delivery(d: DeliveryRecord, body: bool = False) -> dict[str, Any]:
+    out = _json(asdict(d))
+    if not body:
+        out.pop("body", None)
+    return out
+
+
+def _visible(a: AlertRecord | None, caller: Caller) -> AlertRecord:
+    if a is None or (caller.tenant_id is not None and a.tenant_id != caller.tenant_id):
+        raise NotFoundError("alert not found")
+    return a
+
+
+# ---------------------------------------------------------------------------- alerts
+@router.get("/alerts", tags=["alerts"])
+async def list_alerts(
+    request: Request,
+    caller: Viewer,
+    state: Annotated[list[Literal["pending", "firing", "resolved"]] | None, Query()] = None,
+    rule: str | None = None,
+    tenant: str | None = None,
+    model: str | None = None,
+    severity: str | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
+    offset: Annotated[int, Query(ge=0)] = 0,
+) -> list[dict[str, Any]]:
+    """Alerts, newest first; filter by state (repeatable), rule, tenant, model, severity."""
+    rt = _rt(request)
+    if caller.tenant_id is not None:
+        if tenant is not None and tenant != caller.tenant_id:
+            return []
+        tenant = caller.tenant_id
+    rows = await _call(
+        rt.store.list_alerts,
+        state=state,
+        rule=rule,
+        tenant_id=tenant,
+        model=model,
+        severity=severity,
+        limit=limit,
+        offset=offset,
+    )
+    return [_alert(a, rt.engine.base_url) for a in rows]
+
+
+@router.get("/alerts/{alert_id}", tags=["alerts"])
+async def get_alert(alert_id: int, request: Request, caller: Viewer) -> dict[str, Any]:
+    """One alert with its context, and what mutes it now (silences, inhibition)."""
+    rt = _rt(request)
+    a = _visible(await _call(rt.store.get_alert, alert_id), caller)
+    muted = await _call(rt.engine.muted, [a], rt.store.now())
+    out = _alert(a, rt.engine.base_url)
+    out["muted_by"] = muted.get(a.fingerprint)
+    return out
+
+
+@router.post("/alerts/{alert_id}/ack", tags=["alerts"])
+async def acknowledge(alert_id: int, request: Request, caller: Engineer) -> dict[str, Any]:
+    """Acknowledge a firing alert (records who and when; PagerDuty gets ``acknowledge``)."""
+    rt = _rt(request)
+    _visible(await _call(rt.store.get_alert, alert_id), caller)
+    a = await _call(rt.engine.acknowledge, alert_id, caller.actor)
+    return _alert(a, rt.engine.base_url)
+
+
+# ---------------------------------------------------------------------------- silences
+class MatcherIn(BaseModel):
+    name: str = Field(min_length=1, max_length=128)
+    value: str = Field(max_length=1024)
+    op: Literal["=", "!=", "=~", "!~"] = "="
+
+
+class SilenceIn(BaseModel):
+    matchers: list[MatcherIn] = Field(min_length=1)
+    reason: str = Field(min_length=1, max_length=2000)
+    ends_at: AwareDatetime
+    starts_at: AwareDatetime | None = None
+
+
+def _silence_view(view: Any, base_url: str) -> dict[str, Any]:
+    out = _json(asdict(view.silence))
+    out["active"] = view.active
+    out["muting"] = [
+        {
+            "id": a.id,
+            "fingerprint": a.fingerprint,
+            "labels": a.labels,
+            "link": f"{base_url}/alerts/{a.id}",
+        }
+        for a in view.muting
+    ]
+    return out
+
+
+@router.get("/silences", tags=["silences"])
+async def list_silences(
+    request: Request, caller: SharedViewer, expired: bool = False
+) -> list[dict[str, Any]]:
+    """Silences (active ones unless ``expired=true``) with the alerts each mutes now."""
+    rt = _rt(request)
+    views = await _call(rt.engine.silences, expired)
+    return [_silence_view(v, rt.engine.base_url) for v in views]
+
+
+@router.post("/silences", status_code=201, tags=["silences"])
+async def create_silence(
+    body: SilenceIn, request: Request, caller: SharedEngineer
+) -> dict[str, Any]:
+    rt = _rt(request)
+    rec = await _call(
+        rt.engine.silence,
+        [m.model_dump() for m in body.matchers],
+        body.reason,
+        caller.actor,
+        body.ends_at,
+        body.starts_at,
+    )
+    return _json(asdict(rec))
+
+
+@router.delete("/silences/{silence_id}", tags=["silences"])
+async def expire_silence(
+    silence_id: int, request: Request, caller: SharedEngineer
+) -> dict[str, Any]:
+    """Expire a silence now."""
+    rt = _rt(request)
+    return _json(asdict(await _call(rt.engine.expire_silence, silence_id, caller.actor)))
+
+
+# ---------------------------------------------------------------------------- channels
+class ChannelIn(BaseModel):
+    name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
+    kind: Literal["webhook", "slack", "pagerduty"]
+    url: str = Field(min_length=8, max_length=2048)
+    signing_secret: str | None = Field(
+        None, description="whsec_... secret for webhook channels; generated when omitted."
+    )
+    routing_key: str | None = Field(None, description="PagerDuty integration (routing) key.")
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+class ChannelPatch(BaseModel):
+    url: str | None = Field(None, min_length=8, max_length=2048)
+    enabled: bool | None = None
+    routing_key: str | None = None
+    options: dict[str, Any] | None = None
+
+
+@router.get("/channels", tags=["channels"])
+async def list_channels(request: Request, caller: SharedViewer) -> list[dict[str, Any]]:
+    return [_channel(c) for c in await _call(_rt(request).store.list_channels)]
+
+
+@router.post("/channels", status_code=201, tags=["channels"])
+async def create_channel(body: ChannelIn, request: Request, caller: Admin) -> dict[str, Any]:
+    """Create a channel; the URL is checked against the SSRF rules. The response carries the
+    signing secret of a webhook channel: the only time it is shown."""
+    rt = _rt(request)
+    if body.kind == "pagerduty" and not body.routing_key:
+        raise ValidationFailed("routing_key is required for a pagerduty channel")
+    rec, secret = await _call(
+        rt.engine.create_channel,
+        body.name,
+        body.kind,
+        body.url,
+        signing_secret=body.signing_secret,
+        routing_key=body.routing_key,
+        options=body.options,
+        actor=caller.actor,
+    )
+    out = _channel(rec)
+    if secret:
+        out["signing_secret"] = secret
+    return out
+
+
+def _get_channel(rt: AlertingRuntime, name: str) -> ChannelRecord:
+    rec = rt.store.get_channel(name)
+    if rec is None:
+        raise MetaNotFound(f"channel {name!r} not found")
+    return rec
+
+
+@router.get("/channels/{channel}", tags=["channels"])
+async def get_channel(channel: str, request: Request, caller: SharedViewer) -> dict[str, Any]:
+    return _channel(await _call(_get_channel, _rt(request), channel))
+
+
+@router.patch("/channels/{channel}", tags=["channels"])
+async def update_channel(
+    channel: str, body: ChannelPatch, request: Request, caller: Admin
+) -> dict[str, Any]:
+    rt = _rt(request)
+
+    def run() -> ChannelRecord:
+        rec = _get_channel(rt, channel)
+        if body.url is not None:
+            rec = rt.engine.update_channel_url(channel, body.url, caller.actor)
+        if body.enabled is not None or body.routing_key is not None or body.options is not None:
+            rec = rt.store.update_channel(
+                channel,
+                enabled=body.enabled,
+                routing_key=body.routing_key,
+                options=body.options,
+                actor=caller.actor,
+            )
+        return rec
+
+    return _channel(await _call(run))
+
+
+@router.delete("/channels/{channel}", tags=["channels"])
+async def delete_channel(channel: str, request: Request, caller: Admin) -> dict[str, str]:
+    """Delete a channel (one with delivery history is disabled instead)."""
+    await _call(_rt(request).store.delete_channel, channel, caller.actor)
+    return {"status": "deleted"}
+
+
+@router.post("/channels/{channel}/rotate-secret", tags=["channels"])
+async def rotate_secret(channel: str, request: Request, caller: Admin) -> dict[str, Any]:
+    """New signing secret; the previous one stays valid until the next rotation."""
+    rec, secret = await _call(_rt(request).engine.rotate_secret, channel, caller.actor)
+    return {**_channel(rec), "signing_secret": secret}
+
+
+@router.post("/channels/{channel}/test", tags=["channels"])
+async def test_channel(
+    channel: str, request: Request, caller: SharedEngineer
+) -> list[dict[str, Any]]:
+    """Queue a sample notification to the channel; follow it in /deliveries."""
+    return [_delivery(d) for d in await _call(_rt(request).engine.test_channel, channel)]
+
+
+# ---------------------------------------------------------------------------- deliveries
+@router.get("/deliveries", tags=["deliveries"])
+async def list_deliveries(
+    request: Request,
+    caller: SharedViewer,
+    status: Annotated[
+        list[Literal["pending", "sending", "delivered", "dead", "cancelled"]] | None, Query()
+    ] = None,
+    channel: str | None = None,
+    notification_id: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
+) -> list[dict[str, Any]]:
+    """Deliveries with their attempts (status code, error, duration), newest first."""
+    rows = await _call(
+        _rt(request).store.list_deliveries,
+        status=status,
+        channel=channel,
+        notification_id=notification_id,
+        with_attempts=True,
+        limit=limit,
+    )
+    return [_delivery(d) for d in rows]
+
+
+@router.get("/dead-letters", tags=["deliveries"])
+async def dead_letters(request: Request, caller: SharedViewer) -> list[dict[str, Any]]:
+    """Deliveries that gave up (or were refused); retry them with POST .../retry."""
+    rows = await _call(
+        _rt(request).store.list_deliveries, status="dead", with_attempts=True, limit=10_000
+    )
+    return [_delivery(d) for d in rows]
+
+
+@router.get("/deliveries/{delivery_id}", tags=["deliveries"])
+async def get_delivery(delivery_id: int, request: Request, caller: SharedViewer) -> dict[str, Any]:
+    d = await _call(_rt(request).store.get_delivery, delivery_id)
+    if d is None:
+        raise NotFoundError(f"delivery {delivery_id} not found")
+    return _delivery(d, body=True)
+
+
+@router.post("/deliveries/{delivery_id}/retry", tags=["deliveries"])
+async def retry_delivery(
+    delivery_id: int, request: Request, caller: SharedEngineer
+) -> dict[str, Any]:
+    """Send a dead-lettered delivery again now, with the same webhook-id."""
+    rt = _rt(request)
+    d = await _call(rt.store.retry_delivery, delivery_id, caller.actor)
+    rt.wake()
+    return _delivery(d)
+
+
+# ---------------------------------------------------------------------------- rules
+class BacktestIn(BaseModel):
+    start: AwareDatetime = Field(alias="from")
+    end: AwareDatetime = Field(alias="to")
+
+
+def _rule_out(rec: Any) -> dict[str, Any]:
+    return _json(asdict(rec))
+
+
+@router.get("/rules", tags=["rules"])
+async def list_rules(request: Request, caller: SharedViewer) -> list[dict[str, Any]]:
+    return [_rule_out(r) for r in await _call(_rt(request).store.list_rules)]
+
+
+@router.post("/rules", status_code=201, tags=["rules"])
+async def create_rule(
+    body: dict[str, Any], request: Request, caller: SharedEngineer
+) -> dict[str, Any]:
+    """Create or replace a rule from its JSON form (the YAML of ``driftwatch apply``)."""
+    rt = _rt(request)
+    if not isinstance(body, dict):
+        raise ValidationFailed("a rule must be a JSON object")
+    rule = await _call(rt.engine.put_rule, body, caller.actor)
+    return _rule_out(rt.store.get_rule(rule.name))
+
+
+@router.get("/rules/{rule}", tags=["rules"])
+async def get_rule(rule: str, request: Request, caller: SharedViewer) -> dict[str, Any]:
+    rec = await _call(_rt(request).store.get_rule, rule)
+    if rec is None:
+        raise NotFoundError(f"alert rule {rule!r} not found")
+    return _rule_out(rec)
+
+
+@router.put("/rules/{rule}", tags=["rules"])
+async def put_rule(
+    rule: str, body: dict[str, Any], request: Request, caller: SharedEngineer
+) -> dict[str, Any]:
+    rt = _rt(request)
+    if not isinstance(body, dict):
+        raise ValidationFailed("a rule must be a JSON object")
+    if body.get("name", rule) != rule:
+        raise ValidationFailed(f"body name {body.get('name')!r} differs from the URL's {rule!r}")
+    await _call(rt.engine.put_rule, {**body, "name": rule}, caller.actor)
+    return _rule_out(rt.store.get_rule(rule))
+
+
+@router.delete("/rules/{rule}", tags=["rules"])
+async def delete_rule(rule: str, request: Request, caller: SharedEngineer) -> dict[str, str]:
+    await _call(_rt(request).store.delete_rule, rule, caller.actor)
+    return {"status": "deleted"}
+
+
+@router.post("/rules/{rule}/backtest", tags=["rules"])
+async def backtest_rule(
+    rule: str, body: BacktestIn, request: Request, caller: SharedViewer
+) -> dict[str, Any]:
+    """Replay the rule over stored results in ``[from, to)``: the alerts it would have fired.
+    Nothing is stored and nobody is notified."""
+    if body.end <= body.start:
+        raise ValidationFailed("'to' must be after 'from'")
+    report = await _call(_rt(request).backtest, rule, body.start, body.end)
+    return report.to_dict()
+
+
+# ---------------------------------------------------------------------------- metrics
+def _service_families(services: Services) -> list[Family]:
+    counters = dict(services.counters)
+    fams = [
+        Family(
+            f"driftwatch_{name}_total",
+            f"{name.replace('_', ' ').capitalize()} since the process started.",
+            "counter",
+            [(f"driftwatch_{name}_total", {}, float(value))],
+        )
+        for name, value in sorted(counters.items())
+    ]
+    return fams + alerting(services).metric_families()
+
+
+@router.get("/metrics", response_class=PlainTextResponse, tags=["health"])
+async def metrics(request: Request) -> PlainTextResponse:
+    """Driftwatch's own metrics in the Prometheus text format (scrape without a key)."""
+    services: Services = request.app.state.services
+    text = await run_in_threadpool(lambda: REGISTRY.render(_service_families(services)))
+    return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
