@@ -1,0 +1,186 @@
+"""Read-only queries behind the dashboard's read models (``monitor.queries``).
+
+Aggregates the generic repositories do not offer: the newest window of every (source, tenant),
+results of a time range without a count, the newest ``computed_at``, and the first and last
+time each model version was seen in the logs. Nothing here writes.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+from sqlalchemy import Select, and_, func, select
+
+from storage.logstore import LogStore, _quote
+from storage.metadata.models_monitoring import MetricResultRow, MonitorRunRow
+from storage.metadata.monitoring import _result
+from storage.metadata.store import MetadataStore
+from storage.types import ALL, MetricResult
+
+__all__ = [
+    "last_computed",
+    "last_run_at",
+    "latest_results",
+    "results_between",
+    "version_spans",
+]
+
+
+def _filters(
+    stmt: Select,  # type: ignore[type-arg]
+    *,
+    source: str | None,
+    model: str | None,
+    kinds: Sequence[str] | None,
+    tenant_ids: Sequence[str] | None,
+    include_all: bool,
+    columns: Sequence[str] | None = None,
+    source_name: str | None = None,
+) -> Select:  # type: ignore[type-arg]
+    r = MetricResultRow
+    if source is not None:
+        stmt = stmt.where(r.source == source)
+    if model is not None:
+        stmt = stmt.where(r.model == model)
+    if kinds is not None:
+        stmt = stmt.where(r.kind.in_(list(kinds)))
+    if source_name is not None:
+        stmt = stmt.where(r.source_name == source_name)
+    if columns is not None:
+        stmt = stmt.where(r.column_name.in_(list(columns)))
+    if tenant_ids is not None:
+        allowed = list(tenant_ids) + ([ALL] if include_all else [])
+        stmt = stmt.where(r.tenant_id.in_(allowed))
+    elif not include_all:
+        stmt = stmt.where(r.tenant_id != ALL)
+    return stmt
+
+
+def latest_results(
+    meta: MetadataStore,
+    *,
+    source: str | None = "monitor",
+    model: str | None = None,
+    kinds: Sequence[str] | None = None,
+    tenant_ids: Sequence[str] | None = None,
+    include_all: bool = True,
+) -> list[MetricResult]:
+    """Results of the newest window of every (source, source name, tenant).
+
+    ``tenant_ids`` restricts the tenants (None: every tenant); ``include_all`` keeps the
+    results computed over all tenants together (tenant ``"*"``).
+    """
+    r = MetricResultRow
+    newest = _filters(
+        select(
+            r.source.label("s"),
+            r.source_name.label("n"),
+            r.tenant_id.label("t"),
+            func.max(r.window_start).label("w"),
+        ),
+        source=source,
+        model=model,
+        kinds=kinds,
+        tenant_ids=tenant_ids,
+        include_all=include_all,
+    ).group_by(r.source, r.source_name, r.tenant_id)
+    sub = newest.subquery()
+    stmt = _filters(
+        select(r).join(
+            sub,
+            and_(
+                r.source == sub.c.s,
+                r.source_name == sub.c.n,
+                r.tenant_id == sub.c.t,
+                r.window_start == sub.c.w,
+            ),
+        ),
+        source=source,
+        model=model,
+        kinds=kinds,
+        tenant_ids=tenant_ids,
+        include_all=include_all,
+    )
+    with meta._read() as s:
+        return [_result(row) for row in s.scalars(stmt)]
+
+
+def results_between(
+    meta: MetadataStore,
+    *,
+    start: datetime | None,
+    end: datetime | None,
+    source: str | None = "monitor",
+    model: str | None = None,
+    kinds: Sequence[str] | None = None,
+    tenant_ids: Sequence[str] | None = None,
+    include_all: bool = True,
+    columns: Sequence[str] | None = None,
+    source_name: str | None = None,
+    limit: int = 200_000,
+) -> list[MetricResult]:
+    """Results with ``start <= window_start < end``, oldest window first."""
+    r = MetricResultRow
+    stmt = _filters(
+        select(r),
+        source=source,
+        model=model,
+        kinds=kinds,
+        tenant_ids=tenant_ids,
+        include_all=include_all,
+        columns=columns,
+        source_name=source_name,
+    )
+    if start is not None:
+        stmt = stmt.where(r.window_start >= start)
+    if end is not None:
+        stmt = stmt.where(r.window_start < end)
+    stmt = stmt.order_by(r.window_start, r.id).limit(limit)
+    with meta._read() as s:
+        return [_result(row) for row in s.scalars(stmt)]
+
+
+def last_computed(
+    meta: MetadataStore, *, source: str | None = None, model: str | None = None
+) -> datetime | None:
+    """The newest ``computed_at`` of the stored results (of one source / model)."""
+    r = MetricResultRow
+    stmt = select(func.max(r.computed_at))
+    if source is not None:
+        stmt = stmt.where(r.source == source)
+    if model is not None:
+        stmt = stmt.where(r.model == model)
+    with meta._read() as s:
+        value = s.scalar(stmt)
+    if value is not None and value.tzinfo is None:  # SQLite aggregates skip the type
+        from datetime import UTC
+
+        value = value.replace(tzinfo=UTC)
+    return value
+
+
+def last_run_at(meta: MetadataStore) -> dict[str, tuple[datetime | None, str, str | None]]:
+    """Monitor -> (finished_at, status, error) of its newest run."""
+    r = MonitorRunRow
+    newest = select(func.max(r.id)).group_by(r.monitor).scalar_subquery()
+    with meta._read() as s:
+        rows = s.scalars(select(r).where(r.id.in_(newest)))
+        return {row.monitor: (row.finished_at, row.status, row.error) for row in rows}
+
+
+def version_spans(logstore: LogStore, model: str) -> list[tuple[str, datetime, datetime, int]]:
+    """(model_version, first ts, last ts, rows) of a model's inference logs, oldest first."""
+    if model not in logstore.models():
+        return []
+    table = f"inferences__{model}"
+    sql = (
+        f"SELECT model_version, min(ts), max(ts), count(*) FROM {_quote(table)} "
+        "GROUP BY model_version ORDER BY min(ts)"
+    )
+    rows = logstore.query_arrow(sql).to_pylist()
+    out = []
+    for row in rows:
+        v, first, last, n = row.values()
+        out.append((str(v), first, last, int(n)))
+    return out
