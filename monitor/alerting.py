@@ -27,6 +27,7 @@ from alerts.evaluate import Transition
 from alerts.rules import Rule
 from alerts.ssrf import Allowlist
 from monitor.metrics import Family
+from monitor.monitoring import register_sink_factory
 from storage.metadata import NotFound
 from storage.metadata.alerting import AlertStore
 from storage.reads import results_between
@@ -178,3 +179,7 @@ def alerting(services: Any) -> AlertingRuntime:
                 runtime = AlertingRuntime(services)
                 services._alerting = runtime
     return runtime
+
+
+# The monitor runner hands every run's results to the process's alerting runtime.
+register_sink_factory(alerting)

@@ -41,6 +41,10 @@ from monitor.cli_users import users_app  # noqa: E402
 
 app.add_typer(users_app, name="users")
 
+from monitor.cli_alerts import cli as _alerts_cli  # noqa: E402
+
+app.add_typer(_alerts_cli)  # driftwatch alerts|channels|rules ...
+
 console = Console()
 err = Console(stderr=True)
 

@@ -1,0 +1,517 @@
+"""CLI for alerting: ``driftwatch alerts …``, ``driftwatch channels …``, ``driftwatch rules …``.
+
+Every command works on the local metadata database (``--data-dir``; it does not open the DuckDB
+file, so it works while ``driftwatch serve`` runs) or, with ``--url`` and ``--api-key``,
+through a running server's API. ``cli.py`` adds them with ``app.add_typer(cli_alerts.cli)``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+import yaml
+from rich.console import Console
+from rich.table import Table
+
+from alerts.rules import RuleError, parse_duration
+
+cli = typer.Typer(no_args_is_help=True)
+alerts_app = typer.Typer(
+    help="List, acknowledge and silence alerts; deliveries and dead letters.", no_args_is_help=True
+)
+channels_app = typer.Typer(
+    help="Notification channels (webhook, slack, pagerduty).", no_args_is_help=True
+)
+rules_app = typer.Typer(help="Alert rules: list, apply from YAML, backtest.", no_args_is_help=True)
+cli.add_typer(alerts_app, name="alerts")
+cli.add_typer(channels_app, name="channels")
+cli.add_typer(rules_app, name="rules")
+
+out = Console()
+err = Console(stderr=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data folder (default $DRIFTWATCH_DATA_DIR or ./data)."),
+]
+Url = Annotated[
+    str | None,
+    typer.Option(
+        "--url", envvar="DRIFTWATCH_URL", help="Server URL; omit to use the local data dir."
+    ),
+]
+ApiKey = Annotated[
+    str | None, typer.Option("--api-key", envvar="DRIFTWATCH_API_KEY", help="API key for --url.")
+]
+AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+_MATCHER = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(=~|!~|!=|=)(.*)$")
+
+
+class _Backend:
+    """Local (metadata DB) or remote (API) calls, both answering JSON-able values."""
+
+    def __init__(self, url: str | None, api_key: str | None, data_dir: Path | None) -> None:
+        self.client: httpx.Client | None = None
+        self.runtime: Any = None
+        self.meta: Any = None
+        if url:
+            headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+            self.client = httpx.Client(
+                base_url=url.rstrip("/") + "/api/v1", headers=headers, timeout=60
+            )
+        else:
+            from monitor.alerting import AlertingRuntime
+            from monitor.cli import _metadata, _settings
+
+            settings = _settings(data_dir)
+            self.meta = _metadata(data_dir)
+
+            class _Svc:  # the runtime needs only settings and the metadata store
+                pass
+
+            svc = _Svc()
+            svc.settings = settings  # type: ignore[attr-defined]
+            svc.metadata = self.meta  # type: ignore[attr-defined]
+            self.runtime = AlertingRuntime(svc)
+
+    def close(self) -> None:
+        if self.client is not None:
+            self.client.close()
+        if self.meta is not None:
+            self.meta.dispose()
+
+    def __enter__(self) -> _Backend:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def api(self, method: str, path: str, **kw: Any) -> Any:
+        assert self.client is not None
+        r = self.client.request(method, path, **kw)
+        if r.status_code >= 400:
+            try:
+                message = r.json()["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = r.text
+            err.print(f"[red]error:[/] HTTP {r.status_code}: {message}")
+            raise typer.Exit(1)
+        return r.json()
+
+    def local(self, fn: Any, *args: Any, **kw: Any) -> Any:
+        from monitor.api.routes_alerts import _errors
+        from monitor.errors import DriftwatchError
+
+        try:
+            with _errors():
+                return fn(*args, **kw)
+        except DriftwatchError as exc:
+            err.print(f"[red]error:[/] {exc.message}")
+            raise typer.Exit(1) from exc
+
+
+def _jsonable(obj: Any) -> Any:
+    from dataclasses import asdict, is_dataclass
+
+    from monitor.api.routes_alerts import _json
+
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return _json(asdict(obj))
+    if isinstance(obj, list | tuple):
+        return [_jsonable(o) for o in obj]
+    return _json(obj)
+
+
+def _when(value: str) -> datetime:
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r} is not an ISO date or datetime") from exc
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def _table(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -> None:
+    if as_json:
+        out.print_json(json.dumps(rows, default=str))
+        return
+    table = Table(*columns)
+    for row in rows:
+        table.add_row(*[_cell(row.get(c)) for c in columns])
+    out.print(table)
+
+
+def _cell(v: Any) -> str:
+    if isinstance(v, dict):
+        return ", ".join(f"{k}={x}" for k, x in v.items())
+    return "" if v is None else str(v)
+
+
+# ---------------------------------------------------------------------------- alerts
+@alerts_app.command("list")
+def alerts_list(
+    state: Annotated[
+        list[str] | None, typer.Option(help="pending, firing or resolved (repeatable).")
+    ] = None,
+    rule: Annotated[str | None, typer.Option(help="Rule name.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Tenant id.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model name.")] = None,
+    limit: int = 100,
+    as_json: AsJson = False,
+    url: Url = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+) -> None:
+    """List alerts, newest first."""
+    with _Backend(url, api_key, data_dir) as b:
+        if b.client:
+            params: dict[str, Any] = {"limit": limit}
+            for k, v in (("rule", rule), ("tenant", tenant), ("model", model)):
+                if v:
+                    params[k] = v
+            if state:
+                params["state"] = state
+            rows = b.api("GET", "/alerts", params=params)
+        else:
+            rows = _jsonable(
+                b.local(
+                    b.runtime.store.list_alerts,
+                    state=state or None,
+                    rule=rule,
+                    tenant_id=tenant,
+                    model=model,
+                    limit=limit,
+                )
+            )
+    for r in rows:
+        r["summary"] = r.get("annotations", {}).get("summary", "")
+    _table(
+        rows,
+        [
+            "id",
+            "state",
+            "severity",
+            "rule",
+            "tenant_id",
+            "model",
+            "summary",
+            "starts_at",
+            "acknowledged_by",
+        ],
+        as_json,
+    )
+
+
+@alerts_app.command("ack")
+def alerts_ack(
+    alert_id: Annotated[int, typer.Argument(help="Alert id.")],
+    actor: Annotated[str, typer.Option(help="Who acknowledges (local mode).")] = "cli",
+    url: Url = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Acknowledge a firing alert."""
+    with _Backend(url, api_key, data_dir) as b:
+        if b.client:
+            a = b.api("POST", f"/alerts/{alert_id}/ack")
+        else:
+            a = _jsonable(b.local(b.runtime.engine.acknowledge, alert_id, actor))
+    out.print(f"alert {a['id']} acknowledged by {a['acknowledged_by']} at {a['acknowledged_at']}")
+
+
+@alerts_app.command("silence")
+def alerts_silence(
+    match: Annotated[
+        list[str],
+        typer.Option(
+            "--match",
+            "-m",
+            help="Label matcher: name=value, name!=value, name=~regex, name!~regex (repeatable).",
+        ),
+    ],
+    reason: Annotated[str, typer.Option(help="Why (shown with the silence).")],
+    duration: Annotated[str, typer.Option("--for", help="How long, e.g. 2h, 30m, 1d.")] = "2h",
+    until: Annotated[str | None, typer.Option(help="End time (ISO); overrides --for.")] = None,
+    actor: Annotated[str, typer.Option(help="Creator (local mode).")] = "cli",
+    url: Url = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Silence notifications of alerts matching all matchers (evaluation goes on)."""
+    matchers = []
+    for m in match:
+        hit = _MATCHER.match(m)
+        if not hit:
+            raise typer.BadParameter(
+                f"matcher {m!r}: use name=value, name!=value, name=~re, name!~re"
+            )
+        matchers.append({"name": hit.group(1), "op": hit.group(2), "value": hit.group(3)})
+    try:
+        ends = _when(until) if until else datetime.now(UTC) + parse_duration(duration, "--for")
+    except RuleError as exc:
+        raise typer.BadParameter(str(exc)) from exc
+    with _Backend(url, api_key, data_dir) as b:
+        if b.client:
+            s = b.api(
+                "POST",
+                "/silences",
+                json={"matchers": matchers, "reason": reason, "ends_at": ends.isoformat()},
+            )
+        else:
+            s = _jsonable(b.local(b.runtime.engine.silence, matchers, reason, actor, ends))
+    out.print(f"silence {s['id']} until {s['ends_at']}")
+
+
+@alerts_app.command("silences")
+def alerts_silences(
+    expired: Annotated[bool, typer.Option(help="Include expired silences.")] = False,
+    as_json: AsJson = False,
+    url: Url = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+) -> None:
+    """List silences with how many alerts each mutes now."""
+    with _Backend(url, api_key, data_dir) as b:
+        if b.client:
+            rows = b.api("GET", "/silences", params={"expired": expired})
+        else:
+            from monitor.api.routes_alerts import _silence_view
+
+            rows = [
+                _silence_view(v, b.runtime.engine.base_url)
+                for v in b.local(b.runtime.engine.silences, expired)
+            ]
+    for r in rows:
+        r["matchers"] = " ".join(f"{m['name']}{m['op']}{m['value']}" for m in r["matchers"])
+        r["muting"] = len(r["muting"])
+    _table(rows, ["id", "active", "matchers", "reason", "created_by", "ends_at", "muting"], as_json)
+
+
+@alerts_app.command("expire")
+def alerts_expire(
+    silence_id: Annotated[int, typer.Argument(help="Silence id.")],
+    actor: Annotated[str, typer.Option(help="Who expires it (local mode).")] = "cli",
+    url: Url = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Expire a silence now."""
+    with _Backend(url, api_key, data_dir) as b:
+        if b.client:
+            b.api("DELETE", f"/silences/{silence_id}")
+        else:
+            b.local(b.runtime.engine.expire_silence, silence_id, actor)
+    out.print(f"silence {silence_id} expired")
+
+
+@alerts_app.command("deliveries")
+def alerts_deliveries(
+    status: Annotated[
+        list[str] | None, typer.Option(help="pending, sending, delivered, dead, cancelled.")
+    ] = None,
+    as_json: AsJson = False,
+    url: Url = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Deliveries with their attempts (``--status dead``: the dead letters)."""
+    with _Backend(url, api_key, data_dir) as b:
+        if b.client:
+            rows = b.api("GET", "/deliveries", params={"status": status} if status else {})
+        else:
+            rows = _jsonable(
+                b.local(b.runtime.store.list_deliveries, status=status or None, with_attempts=True)
+            )
+    for r in rows:
+        r.pop("body", None)
+    _table(
+        rows,
+        [
+            "id",
+            "channel_name",
+            "event",
+            "status",
+            "attempts",
+            "last_status_code",
+            "last_error",
+            "webhook_id",
+        ],
+        as_json,
+    )
+
+
+@alerts_app.command("retry")
+def alerts_retry(
+    delivery_id: Annotated[int, typer.Argument(help="Delivery id (dead or cancelled).")],
+    url: Url = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Send a dead-lettered delivery again (same webhook-id)."""
+    with _Backend(url, api_key, data_dir) as b:
+        if b.client:
+            b.api("POST", f"/deliveries/{delivery_id}/retry")
+        else:
+            b.local(b.runtime.store.retry_delivery, delivery_id, "cli")
+    out.print(f"delivery {delivery_id} queued again")
+
+
+# ---------------------------------------------------------------------------- channels
+@channels_app.command("list")
+def channels_list(
+    as_json: AsJson = False, url: Url = None, api_key: ApiKey = None, data_dir: DataDir = None
+) -> None:
+    """Channels (no secrets are ever shown)."""
+    with _Backend(url, api_key, data_dir) as b:
+        rows = (
+            b.api("GET", "/channels")
+            if b.client
+            else _jsonable(b.local(b.runtime.store.list_channels))
+        )
+    _table(
+        rows,
+        ["id", "name", "kind", "url_hint", "enabled", "disabled_reason", "secret_count"],
+        as_json,
+    )
+
+
+@channels_app.command("create")
+def channels_create(
+    name: Annotated[str, typer.Argument(help="Channel name (rules refer to it).")],
+    kind: Annotated[str, typer.Option(help="webhook, slack or pagerduty.")],
+    channel_url: Annotated[str, typer.Option("--target", help="The URL notifications go to.")],
+    routing_key: Annotated[str | None, typer.Option(help="PagerDuty routing key.")] = None,
+    url: Url = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Create a channel; prints a webhook channel's signing secret once."""
+    body = {"name": name, "kind": kind, "url": channel_url, "routing_key": routing_key}
+    with _Backend(url, api_key, data_dir) as b:
+        if b.client:
+            rec = b.api("POST", "/channels", json=body)
+            secret = rec.get("signing_secret")
+        else:
+            from alerts.ssrf import UnsafeURL
+
+            try:
+                r, secret = b.runtime.engine.create_channel(
+                    name, kind, channel_url, routing_key=routing_key, actor="cli"
+                )
+            except (UnsafeURL, ValueError) as exc:
+                err.print(f"[red]error:[/] {exc}")
+                raise typer.Exit(1) from exc
+            rec = _jsonable(r)
+    out.print(f"channel {rec['name']} ({rec['kind']}) created")
+    if secret:
+        out.print(f"signing secret (shown once): {secret}")
+
+
+@channels_app.command("test")
+def channels_test(
+    name: Annotated[str, typer.Argument(help="Channel name.")],
+    url: Url = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Queue a sample notification to a channel (the server's worker sends it)."""
+    with _Backend(url, api_key, data_dir) as b:
+        rows = (
+            b.api("POST", f"/channels/{name}/test")
+            if b.client
+            else _jsonable(b.local(b.runtime.engine.test_channel, name))
+        )
+    for d in rows:
+        out.print(
+            f"delivery {d['id']} queued (webhook-id {d['webhook_id']}); see `driftwatch alerts deliveries`"
+        )
+
+
+# ---------------------------------------------------------------------------- rules
+@rules_app.command("list")
+def rules_list(
+    as_json: AsJson = False, url: Url = None, api_key: ApiKey = None, data_dir: DataDir = None
+) -> None:
+    """Alert rules."""
+    with _Backend(url, api_key, data_dir) as b:
+        rows = (
+            b.api("GET", "/rules") if b.client else _jsonable(b.local(b.runtime.store.list_rules))
+        )
+    for r in rows:
+        spec = r.get("spec", {})
+        r["severity"] = spec.get("severity")
+        r["match"] = spec.get("match")
+        r["channels"] = ",".join(spec.get("channels", []))
+    _table(
+        rows, ["name", "enabled", "version", "severity", "match", "channels", "updated_at"], as_json
+    )
+
+
+@rules_app.command("apply")
+def rules_apply(
+    file: Annotated[
+        Path,
+        typer.Option("-f", "--file", help="YAML with a `rules:` list (or one rule per document)."),
+    ],
+    url: Url = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Create or replace the rules of a YAML file (the `rules:` section of `driftwatch init`)."""
+    docs = [d for d in yaml.safe_load_all(file.read_text()) if d]
+    specs: list[dict[str, Any]] = []
+    for d in docs:
+        specs.extend(d["rules"] if isinstance(d, dict) and "rules" in d else [d])
+    with _Backend(url, api_key, data_dir) as b:
+        for spec in specs:
+            if b.client:
+                b.api("POST", "/rules", json=spec)
+            else:
+                b.local(b.runtime.engine.put_rule, spec, "cli")
+            out.print(f"rule {spec.get('name')} applied")
+
+
+@rules_app.command("backtest")
+def rules_backtest(
+    rule: Annotated[str, typer.Argument(help="Rule name.")],
+    start: Annotated[str, typer.Option("--from", help="Start (ISO date or datetime, UTC).")],
+    end: Annotated[str | None, typer.Option("--to", help="End (default: now).")] = None,
+    as_json: AsJson = False,
+    url: Url = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Replay a rule over stored results: the alerts it would have fired. Notifies nobody."""
+    t0 = _when(start)
+    t1 = _when(end) if end else datetime.now(UTC) + timedelta(seconds=1)
+    with _Backend(url, api_key, data_dir) as b:
+        if b.client:
+            report = b.api(
+                "POST",
+                f"/rules/{rule}/backtest",
+                json={"from": t0.isoformat(), "to": t1.isoformat()},
+            )
+        else:
+            report = b.local(b.runtime.backtest, rule, t0, t1).to_dict()
+    if as_json:
+        out.print_json(json.dumps(report))
+        return
+    out.print(
+        f"rule {report['rule']}: {report['results_matched']} of {report['results_seen']} results "
+        f"matched over {report['windows']} windows → {report['fired']} alerts would have fired"
+    )
+    rows = [
+        {
+            **e,
+            "labels": {
+                k: v for k, v in e["labels"].items() if k in ("tenant", "model", "metric", "column")
+            },
+        }
+        for e in report["episodes"]
+    ]
+    _table(rows, ["fired_at", "resolved_at", "windows_firing", "peak_value", "labels"], False)
