@@ -89,7 +89,7 @@ class TargetCheck(_Check):
 class AnomalyCheck(_Check):
     type: Literal["anomaly"] = "anomaly"
     history: int = Field(8, ge=3, le=104, description="Past comparable windows used.")
-    min_history: int = Field(4, ge=3)
+    min_history: int = Field(6, ge=3)
     z_alert: float = Field(3.5, gt=0)
     z_warn: float | None = Field(None, gt=0)
     seasonal: Literal["auto", "weekday", "none"] = Field(
@@ -155,20 +155,30 @@ def _step(seasonal: str, window: str) -> int:
     return 1
 
 
+# Croux & Rousseeuw (1992): the MAD of a few values underestimates the spread; multiply by
+# b_n (tabulated for n <= 9, n / (n - 0.8) above) so 4-8 weeks of history do not make ordinary
+# noise look anomalous.
+_B_N = {2: 1.196, 3: 1.495, 4: 1.363, 5: 1.206, 6: 1.200, 7: 1.140, 8: 1.129, 9: 1.107}
+
+
+def _small_sample(n: int) -> float:
+    return _B_N.get(n, n / (n - 0.8) if n > 9 else 1.0)
+
+
 def robust_z(value: float, history: Sequence[float]) -> tuple[float, float, float]:
     """Robust z-score of ``value`` against ``history``: ``(z, median, scale)``.
 
-    The scale is MAD / 0.6745; when the MAD is 0 (over half the history equal) the mean
+    The scale is b_n · MAD / 0.6745 (b_n: small-sample correction); when the MAD is 0 (over half the history equal) the mean
     absolute deviation / 0.7979 is used, and when that is 0 too any difference is infinite.
 
     Examples
     --------
     >>> round(robust_z(14.0, [10, 11, 9, 10, 12, 10, 9, 11])[0], 2)
-    4.05
+    2.39
     """
     h = _finite(history)
     med = float(np.median(h))
-    mad = float(np.median(np.abs(h - med)))
+    mad = float(np.median(np.abs(h - med))) * _small_sample(h.size)
     scale = mad / _MAD_K
     if scale == 0.0:
         scale = float(np.mean(np.abs(h - med))) / _MEANAD_K
@@ -196,6 +206,7 @@ def run_check(
     direction: Direction,
     window: str,
     target: float | None = None,
+    noise: float | None = None,
 ) -> CheckOutcome:
     """Run one check on a window's value.
 
@@ -213,6 +224,11 @@ def run_check(
         ``hour``, ``day`` or ``week`` (the anomaly check's season).
     target
         The KPI's target, for the ``target`` check.
+    noise
+        Sampling standard deviation of ``current`` (binomial for rates, Poisson for counts)
+        when known: the anomaly check's scale is never below it, so a history that happens
+        to be tight (the MAD of 8 windows is itself noisy) does not make ordinary sampling
+        noise look anomalous.
 
     Returns
     -------
@@ -270,6 +286,9 @@ def run_check(
     if past.size < check.min_history:
         return CheckOutcome(m, "no_data", None, check.z_alert, "not enough history")
     z, med, scale = robust_z(current, past)
+    if noise is not None and math.isfinite(noise) and noise > scale:
+        scale = noise
+        z = (current - med) / scale
     rel = (current - med) / abs(med) if med else math.inf
     signed = abs(z) if check.two_sided else _bad(z, direction)
     big_enough = abs(rel) >= check.min_change

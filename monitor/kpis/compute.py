@@ -257,8 +257,17 @@ class KpiComputer:
                 row(c.metric, None, None, "no_data", {"message": why}) for c in checks
             ]
         history = s.value[:i]
+        noise = _sampling_sd(d, value, support)
         outcomes: list[CheckOutcome] = [
-            run_check(c, value, history, direction=d.direction, window=d.window, target=d.target)
+            run_check(
+                c,
+                value,
+                history,
+                direction=d.direction,
+                window=d.window,
+                target=d.target,
+                noise=noise,
+            )
             for c in checks
         ]
         status = worst([o.status for o in outcomes])
@@ -372,6 +381,20 @@ def _log_measure(key: str, model: str, f: Any, schema: ModelSchema) -> LogMeasur
     if schema.task == "binary":
         positive = int(f.positive or 1)
     return LogMeasure(key, f.func, model, column, positive)
+
+
+def _sampling_sd(d: KpiDefinition, value: float, support: int) -> float | None:
+    """Sampling standard deviation of a window's value where the formula implies one:
+    binomial for shares (rate of events, positive and label rates), Poisson for counts."""
+    f = d.parsed
+    share = (isinstance(f, EventFormula) and f.func == "rate") or (
+        isinstance(f, LogFormula) and f.func in ("positive_rate", "label_rate")
+    )
+    if share and support > 0 and 0.0 <= value <= 1.0:
+        return math.sqrt(value * (1.0 - value) / support)
+    if isinstance(f, EventFormula) and f.func == "count":
+        return math.sqrt(max(value, 1.0))
+    return None
 
 
 def _attainment(value: float, target: float, direction: str) -> float | None:
