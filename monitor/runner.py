@@ -160,7 +160,8 @@ class Runner:
             if cfg.lateness_minutes is not None
             else self.lateness
         )
-        last_end = self.store.last_window_end(record.name)
+        # manual runs and backfills do not move the schedule: only its own runs do
+        last_end = self.store.last_window_end(record.name, ("schedule", "catchup"))
         start = last_end or floor_window(record.created_at, cfg.window)
         out = []
         step = cfg.window_delta
@@ -465,7 +466,7 @@ class Runner:
             if reference_by_segment is not None:
                 refp = reference_by_segment.get(seg) or reference_by_segment.get((ALL, ALL), {})
             else:
-                refp = ref.profiles
+                refp = {c: ref.profiles[c] for c, _ in wanted if c in ref.profiles}
             if not refp:
                 refp = {c: self._column_profile(None, ref.bins[c]) for c, _ in wanted}
             rows = raw.get((ROWS_COLUMN, ""))

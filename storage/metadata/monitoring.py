@@ -424,12 +424,16 @@ class MonitoringStore:
                 out[r.window_start] = _run(r)
         return out
 
-    def last_window_end(self, monitor: str) -> datetime | None:
-        """End of the newest window this monitor has run (any status), None if never."""
+    def last_window_end(
+        self, monitor: str, triggers: Sequence[str] | None = None
+    ) -> datetime | None:
+        """End of the newest window this monitor has run (any status), None if never;
+        ``triggers`` counts only runs started that way (the scheduler's own runs)."""
+        stmt = select(func.max(MonitorRunRow.window_end)).where(MonitorRunRow.monitor == monitor)
+        if triggers is not None:
+            stmt = stmt.where(MonitorRunRow.trigger.in_(list(triggers)))
         with self._meta._read() as s:
-            return s.scalar(
-                select(func.max(MonitorRunRow.window_end)).where(MonitorRunRow.monitor == monitor)
-            )
+            return s.scalar(stmt)
 
     # ------------------------------------------------------------------ results
     def save_results(
