@@ -87,7 +87,20 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     from monitor.api import routes_kpis
 
     app.include_router(routes_kpis.router, prefix="/api/v1")
+    install_web_apps(app, settings)  # the dashboard (issue 7): every path no API route takes
     return app
+
+
+def install_web_apps(app: FastAPI, settings: Settings) -> None:
+    """Let web apps registered under the ``driftwatch.web`` entry point (the dashboard) serve
+    the paths no API route matches. Found by entry point, so ``monitor`` never imports them."""
+    from importlib.metadata import entry_points
+
+    for ep in entry_points(group="driftwatch.web"):
+        try:
+            ep.load()(app, settings)
+        except Exception:  # the API must come up even when the dashboard cannot
+            log.exception("web app %s could not be installed", ep.name)
 
 
 async def read_body(request: Request) -> bytes:

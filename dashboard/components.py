@@ -1,0 +1,179 @@
+"""Shared pieces of every page: the shell (navigation by role), freshness stamp, empty
+states, error boxes, status badges and filter links that keep filters in the URL."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any
+from urllib.parse import urlencode
+
+from dash import dcc, html
+
+from monitor.accounts import Account
+from monitor.queries import KpiCard
+
+log = logging.getLogger("driftwatch.dashboard")
+
+NAV = [
+    ("Overview", "/", "overview"),
+    ("Alerts", "/alerts", "alerts"),
+    ("KPIs", "/kpis", "kpis"),
+    ("Monitors", "/monitors", "monitors"),
+]
+STATUS_LABEL = {"alert": "Alert", "warn": "Warning", "ok": "Healthy", "no_data": "No data"}
+
+
+def shell(acct: Account | None, content: Any) -> html.Div:
+    links = [
+        dcc.Link(label, href=href, className="nav-link", id=f"shell-nav-{page}")
+        for label, href, page in NAV
+        if acct is not None and acct.can_open(page)
+    ]
+    who: list[Any] = []
+    if acct is not None:
+        scope = ", ".join(acct.tenants) if acct.tenants else "all tenants"
+        who = [
+            html.Span(f"{acct.username} · {acct.role} · {scope}", className="who"),
+            html.A("Log out", href="/logout", className="nav-link logout", id="shell-logout"),
+        ]
+    return html.Div(
+        [
+            html.Header(
+                [html.A("Driftwatch", href="/", className="brand"), html.Nav(links), *who],
+                className="topbar",
+            ),
+            html.Main(content, className="content"),
+        ]
+    )
+
+
+def ago(ts: datetime | None, now: datetime | None = None) -> str:
+    """``"3 h ago"``-style age of a timestamp."""
+    if ts is None:
+        return "never"
+    delta = (now or datetime.now(UTC)) - ts
+    return f"{duration(delta)} ago" if delta >= timedelta(0) else "in the future"
+
+
+def duration(delta: timedelta | None) -> str:
+    if delta is None:
+        return "–"
+    s = max(delta.total_seconds(), 0)
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 90 * 60:
+        return f"{s / 60:.0f} min"
+    if s < 48 * 3600:
+        return f"{s / 3600:.1f} h"
+    return f"{s / 86400:.1f} d"
+
+
+def fmt_ts(ts: datetime | None) -> str:
+    return "–" if ts is None else ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+
+
+def freshness(page: str, ts: datetime | None) -> html.P:
+    """ "Data last computed …" line every page shows."""
+    text = (
+        f"Data last computed {fmt_ts(ts)} ({ago(ts)})."
+        if ts
+        else "No results computed yet: monitors have not run."
+    )
+    return html.P(text, className="freshness", id=f"{page}-freshness")
+
+
+def empty(page: str, title: str, *lines: Any) -> html.Div:
+    """An empty state saying what to do next."""
+    return html.Div(
+        [html.H3(title), *[html.P(line) for line in lines]],
+        className="empty",
+        id=f"{page}-empty",
+    )
+
+
+def error_box(page: str, exc: BaseException, what: str = "loading this page") -> html.Div:
+    log.exception("dashboard error while %s", what)
+    return html.Div(
+        [
+            html.Strong(f"Error while {what}: "),
+            html.Span(f"{type(exc).__name__}: {exc}"),
+        ],
+        className="error",
+        role="alert",
+        id=f"{page}-error",
+    )
+
+
+def denied(page: str, message: str) -> html.Div:
+    return html.Div(message, className="error", role="alert", id=f"{page}-denied")
+
+
+def badge(status: str, text: str | None = None) -> html.Span:
+    return html.Span(text or STATUS_LABEL.get(status, status), className=f"badge badge-{status}")
+
+
+def href(path: str, params: Mapping[str, Any]) -> str:
+    q = {k: v for k, v in params.items() if v not in (None, "")}
+    return f"{path}?{urlencode(q)}" if q else path
+
+
+def filter_links(
+    page: str,
+    name: str,
+    label: str,
+    options: Sequence[tuple[str, str]],
+    current: str,
+    path: str,
+    params: Mapping[str, Any],
+) -> html.Div:
+    """A row of links, one per option, each the current URL with ``name`` set: filters live
+    in the URL, so a link can be shared."""
+    return html.Div(
+        [
+            html.Span(label, className="filter-label"),
+            *[
+                dcc.Link(
+                    text,
+                    href=href(path, {**params, name: value}),
+                    className="pill active" if value == current else "pill",
+                    id=f"{page}-{name}-{i}",
+                )
+                for i, (value, text) in enumerate(options)
+            ],
+        ],
+        className="filters",
+    )
+
+
+def table(page: str, name: str, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> html.Table:
+    return html.Table(
+        [
+            html.Thead(html.Tr([html.Th(h) for h in header])),
+            html.Tbody([html.Tr([html.Td(c) for c in row]) for row in rows]),
+        ],
+        className="table",
+        id=f"{page}-{name}",
+    )
+
+
+def fmt_value(value: float | None, unit: str) -> str:
+    if value is None:
+        return "–"
+    if unit == "%":
+        return f"{value * 100:.1f} %" if abs(value) <= 1.5 else f"{value:.1f} %"
+    if abs(value) >= 1000:
+        return f"{value:,.0f} {unit}".strip()
+    return f"{value:.3g} {unit}".strip()
+
+
+def fmt_change(card: KpiCard) -> html.Span:
+    if card.change is None:
+        return html.Span("no previous value", className="muted")
+    better = (card.change >= 0) == (card.direction == "higher")
+    arrow = "▲" if card.change >= 0 else "▼"
+    return html.Span(
+        f"{arrow} {abs(card.change) * 100:.1f} % vs previous period",
+        className="up" if better else "down",
+    )

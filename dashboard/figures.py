@@ -1,0 +1,229 @@
+"""Figure builders: plain, pure functions from read-model values to Plotly figures.
+
+No I/O and no Dash here, so each is tested without a browser or a server.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+
+import plotly.graph_objects as go
+
+from monitor.queries import Distribution, Heatmap, Series, VersionChange
+
+COLORS = ["#2f6fdf", "#d64545", "#1f9d55", "#d98a00", "#7a4fd6", "#0aa2b5", "#8a5a44"]
+STATUS_COLOR = {"ok": "#1f9d55", "warn": "#d98a00", "alert": "#d64545", "no_data": "#9aa3b2"}
+# value / threshold: green below 0.8, amber around 1, red from 1.5
+DRIFT_SCALE = [
+    [0.0, "#e3f5ea"],
+    [0.4, "#bfe6cc"],
+    [0.5, "#ffe3a3"],
+    [0.75, "#f08a6c"],
+    [1.0, "#b81f1f"],
+]
+
+
+def _base(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
+    fig.update_layout(
+        title={"text": title, "x": 0, "font": {"size": 14}},
+        height=height,
+        margin={"l": 50, "r": 20, "t": 40, "b": 40},
+        plot_bgcolor="#fff",
+        paper_bgcolor="#fff",
+        legend={"orientation": "h", "y": -0.2},
+        hovermode="x unified",
+    )
+    fig.update_xaxes(showgrid=True, gridcolor="#eef0f4")
+    fig.update_yaxes(showgrid=True, gridcolor="#eef0f4", zeroline=False)
+    return fig
+
+
+def mark_versions(
+    fig: go.Figure, versions: Sequence[VersionChange], start: datetime | None = None
+) -> go.Figure:
+    """A dashed vertical line where each model version after the first appeared."""
+    for v in versions[1:]:
+        if start is not None and v.first_seen < start:
+            continue
+        fig.add_vline(x=v.first_seen, line={"dash": "dash", "color": "#7a4fd6", "width": 1})
+        fig.add_annotation(
+            x=v.first_seen,
+            y=1,
+            yref="paper",
+            text=f"version {v.version}",
+            showarrow=False,
+            xanchor="left",
+            font={"size": 10, "color": "#7a4fd6"},
+        )
+    return fig
+
+
+def drift_heatmap(hm: Heatmap, versions: Sequence[VersionChange] = ()) -> go.Figure:
+    """Feature × window drift (value / threshold, 1 = at the threshold); click a cell to open
+    the feature (``customdata`` holds the feature name)."""
+    fig = go.Figure(
+        go.Heatmap(
+            z=hm.z,
+            x=hm.windows,
+            y=hm.features,
+            text=hm.text,
+            customdata=[[f] * len(hm.windows) for f in hm.features],
+            hovertemplate="%{y} · %{x}<br>%{text}<extra></extra>",
+            colorscale=DRIFT_SCALE,
+            zmin=0,
+            zmax=2,
+            xgap=1,
+            ygap=1,
+            colorbar={"title": {"text": "÷ threshold"}, "thickness": 10},
+        )
+    )
+    _base(
+        fig,
+        "Feature drift (value ÷ threshold; click a cell to open the feature)",
+        height=max(260, 40 + 26 * len(hm.features)),
+    )
+    fig.update_layout(hovermode="closest")
+    fig.update_yaxes(autorange="reversed", showgrid=False)
+    fig.update_xaxes(showgrid=False)
+    return mark_versions(fig, versions, hm.windows[0] if hm.windows else None)
+
+
+def series_chart(
+    title: str,
+    series: Sequence[Series],
+    versions: Sequence[VersionChange] = (),
+    y_title: str = "",
+    threshold: bool = True,
+    dashed: Sequence[Series] = (),
+    labels_until: datetime | None = None,
+) -> go.Figure:
+    """Lines over time; each series' threshold as a dotted line and its band (``lower``,
+    ``upper``) shaded. ``dashed`` series (estimates) are drawn dashed with their band."""
+    fig = go.Figure()
+    for i, s in enumerate([*series, *dashed]):
+        color = COLORS[i % len(COLORS)]
+        is_est = i >= len(series)
+        if any(v is not None for v in s.upper) and any(v is not None for v in s.lower):
+            fig.add_trace(
+                go.Scatter(
+                    x=s.x,
+                    y=s.upper,
+                    mode="lines",
+                    line={"width": 0},
+                    showlegend=False,
+                    hoverinfo="skip",
+                )
+            )
+            fig.add_trace(
+                go.Scatter(
+                    x=s.x,
+                    y=s.lower,
+                    mode="lines",
+                    line={"width": 0},
+                    fill="tonexty",
+                    fillcolor="rgba(47,111,223,0.12)",
+                    name=f"{s.name} band",
+                    hoverinfo="skip",
+                )
+            )
+        fig.add_trace(
+            go.Scatter(
+                x=s.x,
+                y=s.y,
+                mode="lines+markers" if len(s.x) < 60 else "lines",
+                name=f"{s.name} (estimated)" if is_est else s.name,
+                line={"color": color, "dash": "dash" if is_est else "solid", "width": 2},
+                marker={"size": 5},
+            )
+        )
+        if threshold and not is_est and any(t is not None for t in s.threshold):
+            fig.add_trace(
+                go.Scatter(
+                    x=s.x,
+                    y=s.threshold,
+                    mode="lines",
+                    name=f"{s.name} threshold",
+                    line={"color": color, "dash": "dot", "width": 1},
+                )
+            )
+    _base(fig, title)
+    fig.update_yaxes(title=y_title)
+    if labels_until is not None:
+        fig.add_vline(x=labels_until, line={"color": "#6b7385", "width": 1})
+        fig.add_annotation(
+            x=labels_until,
+            y=0.95,
+            yref="paper",
+            text="labels until here",
+            showarrow=False,
+            xanchor="right",
+            font={"size": 10, "color": "#6b7385"},
+        )
+    start = min((s.x[0] for s in [*series, *dashed] if s.x), default=None)
+    return mark_versions(fig, versions, start)
+
+
+def distribution_overlay(d: Distribution) -> go.Figure:
+    """Reference vs current shares per bin or category."""
+    fig = go.Figure(
+        [
+            go.Bar(x=d.labels, y=d.reference, name="reference", marker_color="#9aa3b2"),
+            go.Bar(
+                x=d.labels, y=d.current, name="current window", marker_color="#2f6fdf", opacity=0.75
+            ),
+        ]
+    )
+    _base(fig, f"Distribution: reference vs window of {d.window_start:%Y-%m-%d %H:%M}")
+    fig.update_layout(barmode="overlay" if d.kind == "numeric" else "group", bargap=0.05)
+    fig.update_yaxes(title="share of rows", tickformat=".0%")
+    return fig
+
+
+def kpi_trend(
+    s: Series,
+    target: float | None,
+    alerts: Sequence[tuple[datetime, str]] = (),
+    versions: Sequence[tuple[datetime, str, str]] = (),
+    unit: str = "",
+) -> go.Figure:
+    """A KPI over time with its target, model alerts (red markers) and version changes."""
+    fig = go.Figure(
+        go.Scatter(x=s.x, y=s.y, mode="lines", name=s.name, line={"color": "#2f6fdf", "width": 2})
+    )
+    if target is not None and s.x:
+        fig.add_hline(
+            y=target,
+            line={"dash": "dot", "color": "#1f9d55"},
+            annotation_text="target",
+            annotation_position="top left",
+        )
+    lo = min((v for v in s.y if v is not None), default=0.0)
+    for ts, label in alerts:
+        fig.add_trace(
+            go.Scatter(
+                x=[ts],
+                y=[lo],
+                mode="markers",
+                name="model alert",
+                showlegend=False,
+                marker={"symbol": "triangle-up", "size": 11, "color": "#d64545"},
+                hovertext=label,
+                hoverinfo="text+x",
+            )
+        )
+    for ts, model, version in versions:
+        fig.add_vline(x=ts, line={"dash": "dash", "color": "#7a4fd6", "width": 1})
+        fig.add_annotation(
+            x=ts,
+            y=1,
+            yref="paper",
+            text=f"{model} {version}",
+            showarrow=False,
+            xanchor="left",
+            font={"size": 10, "color": "#7a4fd6"},
+        )
+    _base(fig, "", height=220)
+    fig.update_layout(margin={"l": 40, "r": 10, "t": 10, "b": 30}, showlegend=False)
+    fig.update_yaxes(title=unit)
+    return fig

@@ -1,0 +1,175 @@
+"""Model ``/models/<model>``: drift heatmap (click → feature), prediction drift, realized and
+estimated performance with band and label lag, data quality, version changes; tenant and
+time-range filters in the URL."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+from dash import Input, Output, State, callback, dcc, html, no_update
+
+from dashboard import components as c
+from dashboard import figures
+from dashboard.auth import guarded, services
+from monitor import queries
+from monitor.accounts import Account
+
+dash.register_page(
+    __name__, path_template="/models/<model>", name="Model", title="Model · Driftwatch"
+)
+
+PAGE = "model"
+RANGE_OPTIONS = [(k, k) for k in queries.RANGES]
+
+
+def layout(model: str = "", **params: Any) -> html.Div:
+    return html.Div(
+        [
+            html.H1(f"Model {model}", id="model-title"),
+            dcc.Store(
+                id="model-params",
+                data={"model": model, "tenant": params.get("tenant"), "range": params.get("range")},
+            ),
+            dcc.Location(id="model-nav", refresh="callback-nav"),
+            dcc.Loading(html.Div(id="model-content"), delay_show=300),
+        ]
+    )
+
+
+def render(v: queries.ModelView, account: Account) -> list[Any]:
+    path = f"/models/{v.model}"
+    params = {"tenant": v.tenant, "range": v.range_key}
+    tenant_opts = ([("*", "All tenants")] if account.tenants is None else []) + [
+        (t, t) for t in v.tenants
+    ]
+    out: list[Any] = [
+        c.freshness(PAGE, v.computed_at),
+        html.P(f"Task: {v.task}", className="muted"),
+        c.filter_links(PAGE, "tenant", "Tenant", tenant_opts, v.tenant, path, params),
+        c.filter_links(PAGE, "range", "Range", RANGE_OPTIONS, v.range_key, path, params),
+    ]
+    if v.versions:
+        out.append(
+            html.P(
+                "Versions: "
+                + ", ".join(f"{x.version} from {c.fmt_ts(x.first_seen)}" for x in v.versions),
+                className="muted",
+                id="model-versions",
+            )
+        )
+    if not v.heatmap.features and not v.realized and not v.estimated and not v.prediction:
+        out.append(
+            c.empty(
+                PAGE,
+                "No results in this range",
+                "Create monitors for this model (`driftwatch monitors create monitors.yaml`) "
+                "and let them run, or backfill past windows "
+                "(`driftwatch monitors backfill NAME --since 30d`); or widen the time range.",
+            )
+        )
+        return out
+    if v.heatmap.features:
+        out.append(
+            html.Div(
+                dcc.Graph(
+                    id="model-heatmap",
+                    figure=figures.drift_heatmap(v.heatmap, v.versions),
+                    config={"displayModeBar": False},
+                ),
+                className="card",
+            )
+        )
+    else:
+        out.append(c.empty(PAGE, "No feature drift results: add a feature_drift monitor."))
+    charts = []
+    if v.prediction:
+        charts.append(
+            dcc.Graph(
+                id="model-prediction",
+                figure=figures.series_chart("Prediction / score drift", v.prediction, v.versions),
+                config={"displayModeBar": False},
+            )
+        )
+    if v.realized or v.estimated:
+        charts.append(
+            dcc.Graph(
+                id="model-performance",
+                figure=figures.series_chart(
+                    "Performance: realized (solid) and estimated (dashed, with band)",
+                    v.realized,
+                    v.versions,
+                    dashed=v.estimated,
+                    labels_until=v.labels_until,
+                ),
+                config={"displayModeBar": False},
+            )
+        )
+    out += [html.Div(ch, className="card") for ch in charts]
+    if v.labels_until is not None:
+        out.append(
+            html.P(
+                f"Labels have arrived for windows up to {c.fmt_ts(v.labels_until)} "
+                f"({c.ago(v.labels_until)}); later windows show the estimate only.",
+                className="muted",
+                id="model-label-lag",
+            )
+        )
+    out.append(html.H2("Data quality (newest window)"))
+    if v.quality:
+        out.append(
+            c.table(
+                PAGE,
+                "quality",
+                ["status", "column", "metric", "value"],
+                [
+                    [c.badge(s), col or "(rows)", m, "–" if val is None else f"{val:.4g}"]
+                    for col, m, val, s in v.quality
+                ],
+            )
+        )
+    else:
+        out.append(c.empty(PAGE, "No data-quality results: add a data_quality monitor."))
+    return out
+
+
+@callback(Output("model-content", "children"), Input("model-params", "data"))
+@guarded(PAGE)
+def update(params: dict[str, Any], account: Account) -> Any:
+    model = str(params.get("model") or "")
+    try:
+        view = queries.model_view(
+            services(), account.tenants, model, params.get("tenant"), params.get("range")
+        )
+    except queries.AccessDenied as exc:
+        return c.denied(PAGE, str(exc))
+    except Exception as exc:
+        return c.error_box(PAGE, exc)
+    if view is None:
+        return c.empty(
+            PAGE,
+            f"Model {model!r} is not registered.",
+            "Register it with `driftwatch models register`.",
+        )
+    return render(view, account)
+
+
+@callback(
+    Output("model-nav", "href"),
+    Input("model-heatmap", "clickData"),
+    State("model-params", "data"),
+    prevent_initial_call=True,
+)
+@guarded(PAGE)
+def drill_down(click: dict[str, Any] | None, params: dict[str, Any], account: Account) -> Any:
+    """A heatmap cell opens its feature page at that window."""
+    if not click or not click.get("points"):
+        return no_update
+    point = click["points"][0]
+    feature = point.get("y")
+    if not feature:
+        return no_update
+    return c.href(
+        f"/models/{params.get('model')}/features/{feature}",
+        {"tenant": params.get("tenant"), "range": params.get("range"), "window": point.get("x")},
+    )

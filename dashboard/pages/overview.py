@@ -1,0 +1,160 @@
+"""Overview ``/``: models × tenants health, firing alerts, the worst recent signals."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import dash
+from dash import Input, Output, callback, dcc, html
+
+from dashboard import components as c
+from dashboard.auth import guarded, services
+from monitor import queries
+from monitor.accounts import Account
+
+dash.register_page(__name__, path_template="/", name="Overview", title="Overview · Driftwatch")
+
+PAGE = "overview"
+
+
+def layout(**_params: Any) -> html.Div:
+    return html.Div(
+        [
+            html.H1("Overview"),
+            dcc.Store(id="overview-params", data={}),
+            dcc.Loading(html.Div(id="overview-content"), delay_show=300),
+        ]
+    )
+
+
+def _cell(model: str, tenant: str, cell: queries.Cell, link: bool) -> html.Td:
+    parts: list[Any] = [c.badge(cell.status)]
+    if cell.firing:
+        parts.append(html.Div(f"{cell.firing} firing", className="muted"))
+    elif cell.alerting or cell.warning:
+        parts.append(html.Div(f"{cell.alerting} alert · {cell.warning} warn", className="muted"))
+    body: Any = (
+        dcc.Link(parts, href=c.href(f"/models/{model}", {"tenant": tenant}))
+        if link
+        else html.Div(parts)
+    )
+    return html.Td(body, className=f"cell cell-{cell.status}", id=f"overview-cell-{model}-{tenant}")
+
+
+def render(view: queries.Overview, account: Account) -> list[Any]:
+    out: list[Any] = [c.freshness(PAGE, view.computed_at)]
+    if not view.models:
+        out.append(
+            c.empty(
+                PAGE,
+                "No model yet",
+                "Register a model and send inference logs: "
+                "`driftwatch models register model.yaml`, then "
+                "`driftwatch ingest MODEL logs.parquet --url ... --api-key ...` "
+                "(or POST /api/v1/models/MODEL/inferences). `make demo` loads an example.",
+            )
+        )
+        return out
+    if not view.tenants:
+        out.append(c.empty(PAGE, "No tenant in your scope has data yet."))
+        return out
+    links = account.can_open("model")
+    sev = view.firing_by_severity
+    summary = html.Div(
+        [
+            html.Div(
+                [
+                    html.Div("Firing alerts", className="label"),
+                    html.Div(str(sum(sev.values())), className="big", id="overview-firing"),
+                ],
+                className="card",
+            ),
+            *[
+                html.Div(
+                    [
+                        html.Div(s.capitalize(), className="label"),
+                        html.Div(str(sev.get(s, 0)), className="big"),
+                    ],
+                    className="card",
+                )
+                for s in ("critical", "warning", "info")
+            ],
+        ],
+        className="row",
+    )
+    out.append(summary)
+    grid = html.Table(
+        [
+            html.Thead(html.Tr([html.Th("model \\ tenant"), *[html.Th(t) for t in view.tenants]])),
+            html.Tbody(
+                [
+                    html.Tr(
+                        [
+                            html.Th(dcc.Link(m, href=f"/models/{m}") if links else m),
+                            *[_cell(m, t, view.cells[(m, t)], links) for t in view.tenants],
+                        ]
+                    )
+                    for m in view.models
+                ]
+            ),
+        ],
+        className="table grid",
+        id="overview-grid",
+    )
+    out += [
+        html.H2("Health by model and tenant (newest windows)"),
+        html.Div(grid, className="card"),
+    ]
+    out.append(html.H2("Worst recent signals"))
+    if not view.worst:
+        out.append(c.empty(PAGE, "Nothing over its threshold in the newest windows."))
+    else:
+        rows = []
+        for s in view.worst:
+            target = (
+                f"/models/{s.model}/features/{s.column}"
+                if s.kind == "feature_drift" and s.column
+                else f"/models/{s.model}"
+            )
+            where = dcc.Link(s.column or s.monitor, href=c.href(target, {"tenant": s.tenant_id}))
+            rows.append(
+                [
+                    c.badge(s.status),
+                    s.model,
+                    s.tenant_id,
+                    s.monitor,
+                    where if links else (s.column or s.monitor),
+                    s.metric,
+                    "–" if s.value is None else f"{s.value:.4g}",
+                    "–" if s.threshold is None else f"{s.threshold:.4g}",
+                    c.fmt_ts(s.window_start),
+                ]
+            )
+        out.append(
+            c.table(
+                PAGE,
+                "worst",
+                [
+                    "status",
+                    "model",
+                    "tenant",
+                    "monitor",
+                    "what",
+                    "metric",
+                    "value",
+                    "threshold",
+                    "window",
+                ],
+                rows,
+            )
+        )
+    return out
+
+
+@callback(Output("overview-content", "children"), Input("overview-params", "data"))
+@guarded(PAGE)
+def update(_params: dict[str, Any], account: Account) -> Any:
+    try:
+        return render(queries.overview(services(), account.tenants), account)
+    except Exception as exc:
+        return c.error_box(PAGE, exc)

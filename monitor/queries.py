@@ -1,0 +1,923 @@
+"""Read models of the dashboard: what each page shows, as plain values, from stored results.
+
+Nothing here computes drift: every function reads results the runner, the KPI job and the
+alert engine stored. Every function takes the caller's tenant scope (``tenants``: the tenant
+ids the user may see, or None for all) and filters by it *here*, so a page cannot forget to:
+a tenant-scoped user never receives another tenant's rows, nor the results computed over all
+tenants together (tenant ``"*"``), which mix in other tenants' data.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime, timedelta
+from typing import Any
+
+from monitor.alerting import alerting
+from monitor.service import Services
+from storage import reads
+from storage.metadata.alerting import AlertStore
+from storage.metadata.kpis import KpiStore
+from storage.metadata.monitoring import MonitoringStore
+from storage.types import ALL, AlertRecord, MetricResult
+
+Scope = tuple[str, ...] | None
+
+STATUS_RANK = {"no_data": 0, "ok": 1, "warn": 2, "alert": 3}
+SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
+STATE_RANK = {"firing": 0, "pending": 1, "resolved": 2}
+DRIFT_KINDS = ("feature_drift",)
+RANGES = {
+    "24h": timedelta(hours=24),
+    "7d": timedelta(days=7),
+    "30d": timedelta(days=30),
+    "90d": timedelta(days=90),
+}
+DEFAULT_RANGE = "30d"
+
+
+class AccessDenied(Exception):
+    """The caller's scope does not include the requested tenant or object."""
+
+
+def _now() -> datetime:
+    return datetime.now(UTC)
+
+
+def worst_status(statuses: Iterable[str]) -> str:
+    """The worst of ``alert > warn > ok > no_data`` (``no_data`` when empty)."""
+    return max(statuses, key=lambda s: STATUS_RANK.get(s, 0), default="no_data")
+
+
+def severity_score(r: MetricResult) -> float:
+    """How far past its threshold a result is (value / threshold; status when unknown)."""
+    if r.value is not None and r.threshold not in (None, 0) and math.isfinite(r.value):
+        return abs(r.value / r.threshold)  # type: ignore[operator]
+    return {"alert": 1.5, "warn": 1.0, "ok": 0.5}.get(r.status, 0.0)
+
+
+def last_computed(services: Services, source: str | None = None) -> datetime | None:
+    """When the newest stored result (of ``source``: monitor or kpi) was computed."""
+    return reads.last_computed(services.metadata, source=source)
+
+
+def visible_tenants(services: Services, scope: Scope) -> list[str]:
+    known = [t.tenant_id for t in services.metadata.list_tenants()]
+    return known if scope is None else [t for t in known if t in scope]
+
+
+def check_tenant(scope: Scope, tenant: str) -> None:
+    if tenant == ALL:
+        if scope is not None:
+            raise AccessDenied("results over all tenants are not in your scope")
+    elif scope is not None and tenant not in scope:
+        raise AccessDenied(f"tenant {tenant!r} is not in your scope")
+
+
+def parse_range(value: str | None, now: datetime | None = None) -> tuple[str, datetime, datetime]:
+    """A named range (``24h``, ``7d``, ``30d``, ``90d``) ending now; unknown → the default."""
+    key = value if value in RANGES else DEFAULT_RANGE
+    end = now or _now()
+    return key, end - RANGES[key], end
+
+
+def alert_store(services: Services) -> AlertStore:
+    """The alert store of the process's alerting runtime (shared with the API)."""
+    return alerting(services).store
+
+
+def _alerts_in_scope(alerts: Iterable[AlertRecord], scope: Scope) -> list[AlertRecord]:
+    return [a for a in alerts if scope is None or a.tenant_id in scope]
+
+
+# ---------------------------------------------------------------------------------- overview
+@dataclass(frozen=True)
+class Cell:
+    status: str
+    alerting: int  # results in alert in the newest windows
+    warning: int
+    firing: int  # firing alerts
+
+
+@dataclass(frozen=True)
+class Signal:
+    model: str
+    tenant_id: str
+    monitor: str
+    kind: str
+    column: str
+    metric: str
+    value: float | None
+    threshold: float | None
+    status: str
+    window_start: datetime
+    score: float
+
+
+@dataclass(frozen=True)
+class Overview:
+    models: list[str]
+    tenants: list[str]
+    cells: dict[tuple[str, str], Cell]
+    worst: list[Signal]
+    firing_by_severity: dict[str, int]
+    computed_at: datetime | None
+
+
+def _signal(r: MetricResult) -> Signal:
+    return Signal(
+        r.model or "",
+        r.tenant_id,
+        r.source_name,
+        r.kind,
+        r.column,
+        r.metric,
+        r.value,
+        r.threshold,
+        r.status,
+        r.window_start,
+        severity_score(r),
+    )
+
+
+def overview(services: Services, scope: Scope, worst_n: int = 10) -> Overview:
+    """Models × tenants health from the newest window of every monitor."""
+    tenants = visible_tenants(services, scope)
+    models = [m.name for m in services.metadata.list_models()]
+    latest = reads.latest_results(
+        services.metadata, source="monitor", tenant_ids=scope, include_all=False
+    )
+    firing = _alerts_in_scope(alert_store(services).list_alerts(state="firing"), scope)
+    by_cell: dict[tuple[str, str], list[MetricResult]] = defaultdict(list)
+    for r in latest:
+        by_cell[(r.model or "", r.tenant_id)].append(r)
+    fire_cell: dict[tuple[str, str], int] = defaultdict(int)
+    for a in firing:
+        fire_cell[(a.model, a.tenant_id)] += 1
+    cells = {}
+    for m in models:
+        for t in tenants:
+            rs = by_cell.get((m, t), [])
+            status = worst_status(r.status for r in rs)
+            if fire_cell.get((m, t)):
+                status = "alert"
+            cells[(m, t)] = Cell(
+                status,
+                sum(r.status == "alert" for r in rs),
+                sum(r.status == "warn" for r in rs),
+                fire_cell.get((m, t), 0),
+            )
+    flagged = [r for r in latest if r.status in ("alert", "warn")]
+    flagged.sort(key=lambda r: (-STATUS_RANK[r.status], -severity_score(r)))
+    sev: dict[str, int] = defaultdict(int)
+    for a in firing:
+        sev[a.severity] += 1
+    return Overview(
+        models,
+        tenants,
+        cells,
+        [_signal(r) for r in flagged[:worst_n]],
+        dict(sev),
+        reads.last_computed(services.metadata),
+    )
+
+
+# ---------------------------------------------------------------------------------- model
+@dataclass(frozen=True)
+class Series:
+    """One line: x (window starts), y, optional band and per-point status."""
+
+    name: str
+    x: list[datetime]
+    y: list[float | None]
+    threshold: list[float | None] = field(default_factory=list)
+    lower: list[float | None] = field(default_factory=list)
+    upper: list[float | None] = field(default_factory=list)
+    status: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    features: list[str]
+    windows: list[datetime]
+    z: list[list[float | None]]  # features × windows: value / threshold (≥ 1 drifted)
+    text: list[list[str]]
+
+
+@dataclass(frozen=True)
+class VersionChange:
+    version: str
+    first_seen: datetime
+    rows: int
+
+
+@dataclass(frozen=True)
+class ModelView:
+    model: str
+    task: str
+    tenant: str
+    tenants: list[str]
+    range_key: str
+    start: datetime
+    end: datetime
+    heatmap: Heatmap
+    prediction: list[Series]
+    realized: list[Series]
+    estimated: list[Series]
+    labels_until: datetime | None
+    quality: list[tuple[str, str, float | None, str]]  # (column, metric, value, status)
+    versions: list[VersionChange]
+    computed_at: datetime | None
+
+
+def default_tenant(scope: Scope, tenants: Sequence[str]) -> str:
+    """``*`` (all tenants together) for users who see everything, else their first tenant."""
+    if scope is None:
+        return ALL
+    return tenants[0] if tenants else ""
+
+
+def _series_by(results: Iterable[MetricResult], key: Any) -> dict[Any, list[MetricResult]]:
+    out: dict[Any, list[MetricResult]] = defaultdict(list)
+    for r in results:
+        out[key(r)].append(r)
+    return out
+
+
+def _to_series(name: str, rs: Sequence[MetricResult]) -> Series:
+    rs = sorted(rs, key=lambda r: r.window_start)
+    return Series(
+        name,
+        [r.window_start for r in rs],
+        [r.value for r in rs],
+        [r.threshold for r in rs],
+        [_num(r.details.get("lower")) for r in rs],
+        [_num(r.details.get("upper")) for r in rs],
+        [r.status for r in rs],
+    )
+
+
+def _num(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def heatmap(results: Iterable[MetricResult]) -> Heatmap:
+    """Feature × window matrix of the worst value / threshold of each cell."""
+    cells: dict[tuple[str, datetime], MetricResult] = {}
+    for r in results:
+        if not r.column:
+            continue
+        k = (r.column, r.window_start)
+        if k not in cells or severity_score(r) > severity_score(cells[k]):
+            cells[k] = r
+    features = sorted({c for c, _ in cells})
+    windows = sorted({w for _, w in cells})
+    z: list[list[float | None]] = []
+    text: list[list[str]] = []
+    for f in features:
+        zr, tr = [], []
+        for w in windows:
+            r = cells.get((f, w))
+            if r is None or r.status == "no_data":
+                zr.append(None)
+                tr.append("no data")
+                continue
+            zr.append(round(severity_score(r), 4))
+            v = "–" if r.value is None else f"{r.value:.4g}"
+            th = "–" if r.threshold is None else f"{r.threshold:.4g}"
+            tr.append(f"{r.metric} {v} (threshold {th}), {r.status}")
+        z.append(zr)
+        text.append(tr)
+    return Heatmap(features, windows, z, text)
+
+
+def model_view(
+    services: Services,
+    scope: Scope,
+    model: str,
+    tenant: str | None = None,
+    range_key: str | None = None,
+    now: datetime | None = None,
+) -> ModelView | None:
+    """Everything the model page shows, for one tenant (or ``*``) and time range; None when
+    the model is unknown."""
+    info = services.metadata.get_model(model)
+    if info is None:
+        return None
+    tenants = visible_tenants(services, scope)
+    tenant = tenant or default_tenant(scope, tenants)
+    check_tenant(scope, tenant)
+    key, start, end = parse_range(range_key, now)
+    rows = reads.results_between(
+        services.metadata,
+        start=start,
+        end=end,
+        source="monitor",
+        model=model,
+        tenant_ids=(tenant,),
+        include_all=tenant == ALL,
+    )
+    by_kind = _series_by(rows, lambda r: r.kind)
+    pred = _series_by(
+        by_kind.get("prediction_drift", []), lambda r: (r.column or "prediction", r.metric)
+    )
+    realized = _series_by(
+        [r for r in by_kind.get("performance", []) if r.model_version == ALL], lambda r: r.metric
+    )
+    estimated = _series_by(
+        [r for r in by_kind.get("estimated_performance", []) if r.model_version == ALL],
+        lambda r: r.metric,
+    )
+    labelled = [r.window_end for r in by_kind.get("performance", []) if r.status != "no_data"]
+    latest_quality: dict[tuple[str, str], MetricResult] = {}
+    for r in by_kind.get("data_quality", []):
+        k = (r.column, r.metric)
+        if k not in latest_quality or r.window_start > latest_quality[k].window_start:
+            latest_quality[k] = r
+    quality = sorted(
+        ((c, m, r.value, r.status) for (c, m), r in latest_quality.items()),
+        key=lambda q: (-STATUS_RANK.get(q[3], 0), q[0], q[1]),
+    )
+    versions = [
+        VersionChange(v, first, n)
+        for v, first, _last, n in reads.version_spans(services.logstore, model)
+    ]
+    return ModelView(
+        model=model,
+        task=info.schema.task,
+        tenant=tenant,
+        tenants=tenants,
+        range_key=key,
+        start=start,
+        end=end,
+        heatmap=heatmap(r for r in by_kind.get("feature_drift", []) if r.model_version == ALL),
+        prediction=[_to_series(f"{c} {m}", rs) for (c, m), rs in sorted(pred.items())],
+        realized=[_to_series(m, rs) for m, rs in sorted(realized.items())],
+        estimated=[_to_series(m, rs) for m, rs in sorted(estimated.items())],
+        labels_until=max(labelled, default=None),
+        quality=quality,
+        versions=versions,
+        computed_at=reads.last_computed(services.metadata, source="monitor", model=model),
+    )
+
+
+# ---------------------------------------------------------------------------------- feature
+@dataclass(frozen=True)
+class Distribution:
+    """Reference vs current of one window: numeric bins (``edges``) or category bars."""
+
+    kind: str  # "numeric" or "categorical"
+    labels: list[str]  # bin or category labels
+    reference: list[float]  # shares (sum 1)
+    current: list[float]
+    window_start: datetime
+
+
+@dataclass(frozen=True)
+class FeatureView:
+    model: str
+    feature: str
+    tenant: str
+    tenants: list[str]
+    range_key: str
+    start: datetime
+    end: datetime
+    statistic: list[Series]  # one per tenant in scope (and ``*``)
+    breakdown: list[Signal]  # newest window per tenant
+    windows: list[datetime]
+    window: datetime | None
+    distribution: Distribution | None
+    versions: list[VersionChange]
+    computed_at: datetime | None
+
+
+def _shares(counts: Sequence[Any]) -> list[float]:
+    vals = [float(c or 0) for c in counts]
+    total = sum(vals)
+    return [v / total if total else 0.0 for v in vals]
+
+
+def distribution(r: MetricResult) -> Distribution | None:
+    """The reference and current histograms stored in a drift result's details, if any.
+
+    Reads ``details["histogram"] = {"edges" | "categories", "reference", "current"}``.
+    """
+    h = r.details.get("histogram")
+    if not isinstance(h, dict):
+        return None
+    ref, cur = h.get("reference"), h.get("current")
+    if not isinstance(ref, list) or not isinstance(cur, list) or len(ref) != len(cur):
+        return None
+    if isinstance(h.get("categories"), list):
+        labels = [str(c) for c in h["categories"]]
+        kind = "categorical"
+    elif isinstance(h.get("edges"), list) and len(h["edges"]) == len(ref) + 1:
+        e = [float(x) for x in h["edges"]]
+        labels = [f"{e[i]:.3g}–{e[i + 1]:.3g}" for i in range(len(ref))]
+        kind = "numeric"
+    else:
+        return None
+    if len(labels) != len(ref):
+        return None
+    return Distribution(kind, labels, _shares(ref), _shares(cur), r.window_start)
+
+
+def feature_view(
+    services: Services,
+    scope: Scope,
+    model: str,
+    feature: str,
+    tenant: str | None = None,
+    range_key: str | None = None,
+    window: datetime | None = None,
+    now: datetime | None = None,
+) -> FeatureView | None:
+    info = services.metadata.get_model(model)
+    if info is None:
+        return None
+    tenants = visible_tenants(services, scope)
+    tenant = tenant or default_tenant(scope, tenants)
+    check_tenant(scope, tenant)
+    key, start, end = parse_range(range_key, now)
+    rows = reads.results_between(
+        services.metadata,
+        start=start,
+        end=end,
+        source="monitor",
+        model=model,
+        kinds=DRIFT_KINDS,
+        tenant_ids=scope,
+        include_all=scope is None,
+        columns=(feature,),
+    )
+    rows = [r for r in rows if r.model_version == ALL]
+    by_tenant = _series_by(rows, lambda r: r.tenant_id)
+    statistic = []
+    breakdown = []
+    for t in sorted(by_tenant, key=lambda t: (t != ALL, t)):
+        best: dict[datetime, MetricResult] = {}
+        for r in by_tenant[t]:
+            if r.window_start not in best or severity_score(r) > severity_score(
+                best[r.window_start]
+            ):
+                best[r.window_start] = r
+        rs = [best[w] for w in sorted(best)]
+        statistic.append(_to_series("all tenants" if t == ALL else t, rs))
+        breakdown.append(_signal(rs[-1]))
+    mine = sorted(
+        (r for r in by_tenant.get(tenant, []) if r.status != "no_data"),
+        key=lambda r: r.window_start,
+    )
+    windows = sorted({r.window_start for r in mine})
+    chosen = window if window in windows else (windows[-1] if windows else None)
+    dist = None
+    for r in mine:
+        if r.window_start == chosen:
+            dist = distribution(r) or dist
+    return FeatureView(
+        model,
+        feature,
+        tenant,
+        tenants,
+        key,
+        start,
+        end,
+        statistic,
+        breakdown,
+        windows,
+        chosen,
+        dist,
+        [VersionChange(v, f, n) for v, f, _l, n in reads.version_spans(services.logstore, model)],
+        reads.last_computed(services.metadata, source="monitor", model=model),
+    )
+
+
+# ---------------------------------------------------------------------------------- alerts
+@dataclass(frozen=True)
+class AlertRow:
+    alert: AlertRecord
+    age: timedelta
+    silenced: bool
+
+
+def alerts_list(
+    services: Services,
+    scope: Scope,
+    state: str | Sequence[str] | None = None,
+    severity: str | None = None,
+    limit: int = 500,
+    now: datetime | None = None,
+) -> list[AlertRow]:
+    """Alerts in scope: firing, then pending, then resolved; by severity, then oldest first."""
+    now = now or _now()
+    store = alert_store(services)
+    alerts = _alerts_in_scope(
+        store.list_alerts(state=state or None, severity=severity or None, limit=limit), scope
+    )
+    silences = store.list_silences(active_at=now)
+    from alerts.silences import silence_matches
+
+    rows = [
+        AlertRow(
+            a,
+            now - (a.starts_at or a.active_at),
+            any(silence_matches(s, a.labels) for s in silences),
+        )
+        for a in alerts
+    ]
+    rows.sort(
+        key=lambda r: (
+            STATE_RANK.get(r.alert.state, 3),
+            SEVERITY_RANK.get(r.alert.severity, 3),
+            -r.age.total_seconds() if r.alert.state != "resolved" else r.age.total_seconds(),
+        )
+    )
+    return rows
+
+
+@dataclass(frozen=True)
+class Notification:
+    at: datetime
+    status: str
+    channel: str
+    event: str
+    attempts: int
+    detail: str
+
+
+@dataclass(frozen=True)
+class AlertView:
+    alert: AlertRecord
+    signal: list[Series]
+    kpis: list[Series]
+    notifications: list[Notification]
+    silenced: bool
+    computed_at: datetime | None
+
+
+def alert_view(
+    services: Services, scope: Scope, alert_id: int, now: datetime | None = None
+) -> AlertView | None:
+    """One alert with its signal around the time it fired, its tenant's KPIs and the log of
+    its notifications. None when unknown *or out of scope* (no hint that it exists)."""
+    store = alert_store(services)
+    a = store.get_alert(alert_id)
+    if a is None or (scope is not None and a.tenant_id not in scope):
+        return None
+    now = now or _now()
+    anchor = a.active_at
+    start, end = anchor - timedelta(days=7), max(anchor + timedelta(days=2), a.ends_at or now)
+    ctx = {**a.labels, **{k: str(v) for k, v in a.context.items() if isinstance(v, str)}}
+    monitor = ctx.get("monitor") or ctx.get("source_name")
+    column = ctx.get("column") or ctx.get("feature")
+    metric = ctx.get("metric")
+    signal: list[Series] = []
+    if monitor or a.model:
+        rows = reads.results_between(
+            services.metadata,
+            start=start,
+            end=end,
+            source=None,
+            model=a.model or None,
+            tenant_ids=(a.tenant_id,) if a.tenant_id else scope,
+            include_all=a.tenant_id in ("", ALL),
+            source_name=monitor,
+            columns=(column,) if column else None,
+        )
+        if metric:
+            rows = [r for r in rows if r.metric == metric]
+        rows = [r for r in rows if r.model_version == ALL]
+        for (src, col, met), rs in sorted(
+            _series_by(rows, lambda r: (r.source_name, r.column, r.metric)).items()
+        )[:6]:
+            signal.append(_to_series(" ".join(x for x in (src, col, met) if x), rs))
+    kpis: list[Series] = []
+    if a.tenant_id and a.tenant_id != ALL:
+        krows = reads.results_between(
+            services.metadata,
+            start=start,
+            end=end,
+            source="kpi",
+            tenant_ids=(a.tenant_id,),
+            include_all=False,
+        )
+        for name, rs in sorted(_series_by(krows, lambda r: r.source_name).items()):
+            main = [r for r in rs if r.metric == name]
+            if main:
+                kpis.append(_to_series(name, main))
+    notes: list[Notification] = []
+    group = store.get_group(a.group_key) if a.group_key else None
+    if group is not None:
+        for n in store.list_notifications(group_id=group.id, limit=50):
+            if n.fingerprints and a.fingerprint not in n.fingerprints:
+                continue
+            event = str(n.payload.get("status", n.status))
+            deliveries = store.list_deliveries(notification_id=n.id, limit=20)
+            if not deliveries:
+                notes.append(Notification(n.created_at, n.status, "", event, 0, "not sent"))
+            for d in deliveries:
+                detail = d.last_error or (
+                    f"HTTP {d.last_status_code}" if d.last_status_code else ""
+                )
+                notes.append(
+                    Notification(
+                        d.delivered_at or d.updated_at,
+                        d.status,
+                        d.channel_name,
+                        d.event,
+                        d.attempts,
+                        detail,
+                    )
+                )
+    notes.sort(key=lambda n: n.at, reverse=True)
+    silenced = any(_matches(s, a.labels) for s in store.list_silences(active_at=now))
+    return AlertView(a, signal, kpis, notes, silenced, reads.last_computed(services.metadata))
+
+
+def _matches(silence: Any, labels: dict[str, str]) -> bool:
+    from alerts.silences import silence_matches
+
+    return bool(silence_matches(silence, labels))
+
+
+def acknowledge(services: Services, scope: Scope, alert_id: int, actor: str) -> AlertRecord:
+    """Acknowledge an alert in scope through the alert engine (PagerDuty gets its event)."""
+    store = alert_store(services)
+    a = store.get_alert(alert_id)
+    if a is None or (scope is not None and a.tenant_id not in scope):
+        raise AccessDenied(f"alert {alert_id} not found")
+    return alerting(services).engine.acknowledge(alert_id, actor)
+
+
+def silence(
+    services: Services,
+    scope: Scope,
+    alert_id: int,
+    hours: float,
+    reason: str,
+    actor: str,
+) -> Any:
+    """Silence the alert's labels for ``hours`` (a tenant-scoped user's silence always names
+    its tenant, so it cannot mute other tenants' alerts)."""
+    if not reason.strip():
+        raise ValueError("a silence needs a reason")
+    if not 0 < hours <= 24 * 30:
+        raise ValueError(f"duration {hours} h must be between 0 and 720 hours")
+    store = alert_store(services)
+    a = store.get_alert(alert_id)
+    if a is None or (scope is not None and a.tenant_id not in scope):
+        raise AccessDenied(f"alert {alert_id} not found")
+    matchers = [{"name": k, "value": v, "op": "="} for k, v in sorted(a.labels.items())]
+    if not any(m["name"] == "alertname" for m in matchers):
+        matchers.append({"name": "alertname", "value": a.rule, "op": "="})
+    end = store.now() + timedelta(hours=hours)
+    return alerting(services).engine.silence(matchers, reason, actor, end)
+
+
+# ---------------------------------------------------------------------------------- KPIs
+@dataclass(frozen=True)
+class KpiCard:
+    name: str
+    tenant_id: str
+    description: str
+    unit: str
+    direction: str
+    target: float | None
+    value: float | None
+    previous: float | None
+    change: float | None  # relative change vs the previous window
+    attainment: float | None
+    status: str
+    message: str
+    window_start: datetime | None
+    trend: Series
+    business: dict[str, float | None]  # realized / estimated business value, when stored
+
+
+@dataclass(frozen=True)
+class ModelHealth:
+    model: str
+    status: str
+    last_incident: datetime | None
+    data_until: datetime | None
+
+
+@dataclass(frozen=True)
+class Incidents:
+    count: int
+    open: int
+    mean_ack: timedelta | None
+    mean_resolve: timedelta | None
+
+
+@dataclass(frozen=True)
+class KpiTenantView:
+    tenant: str
+    tenants: list[str]
+    range_key: str
+    cards: list[KpiCard]
+    health: list[ModelHealth]
+    incidents: Incidents
+    alert_marks: list[tuple[datetime, str]]
+    versions: list[tuple[datetime, str, str]]  # (first seen, model, version)
+    computed_at: datetime | None
+
+
+@dataclass(frozen=True)
+class Portfolio:
+    kpis: list[str]
+    tenants: list[str]
+    cells: dict[tuple[str, str], KpiCard]
+    computed_at: datetime | None
+
+
+def _kpi_specs(services: Services) -> dict[str, dict[str, Any]]:
+    return {k.name: dict(k.spec) for k in KpiStore(services.metadata).list()}
+
+
+def _card(name: str, tenant: str, spec: dict[str, Any], rs: Sequence[MetricResult]) -> KpiCard:
+    rs = sorted(rs, key=lambda r: r.window_start)
+    valued = [r for r in rs if r.value is not None]
+    last = rs[-1] if rs else None
+    cur = valued[-1] if valued else None
+    prev = valued[-2] if len(valued) > 1 else None
+    d = (cur.details if cur else {}) or {}
+    value = cur.value if cur else None
+    change = None
+    if cur and prev and prev.value not in (None, 0):
+        change = (cur.value - prev.value) / abs(prev.value)  # type: ignore[operator]
+    bv = {
+        k: _num(d.get(k))
+        for k in ("realized_value", "estimated_value", "realized", "estimated")
+        if k in d
+    }
+    return KpiCard(
+        name=name,
+        tenant_id=tenant,
+        description=str(spec.get("description", "")),
+        unit=str(d.get("unit", spec.get("unit", ""))),
+        direction=str(d.get("direction", spec.get("direction", "higher"))),
+        target=_num(d.get("target", spec.get("target"))),
+        value=value,
+        previous=prev.value if prev else None,
+        change=change,
+        attainment=_num(d.get("attainment")),
+        status=last.status if last else "no_data",
+        message=str((last.details or {}).get("message", "")) if last else "no value yet",
+        window_start=last.window_start if last else None,
+        trend=_to_series(name, valued),
+        business=bv,
+    )
+
+
+def kpi_portfolio(
+    services: Services, scope: Scope, range_key: str | None = None, now: datetime | None = None
+) -> Portfolio:
+    """Tenants × KPIs with the newest value and status."""
+    tenants = visible_tenants(services, scope)
+    specs = _kpi_specs(services)
+    _key, start, end = parse_range(range_key or "7d", now)
+    rows = reads.results_between(
+        services.metadata, start=start, end=end, source="kpi", tenant_ids=scope, include_all=False
+    )
+    main = [r for r in rows if r.metric == r.source_name]
+    groups = _series_by(main, lambda r: (r.source_name, r.tenant_id))
+    names = sorted(set(specs) | {n for n, _ in groups})
+    cells = {
+        (n, t): _card(n, t, specs.get(n, {}), rs) for (n, t), rs in groups.items() if t in tenants
+    }
+    return Portfolio(names, tenants, cells, reads.last_computed(services.metadata, source="kpi"))
+
+
+def kpi_tenant(
+    services: Services,
+    scope: Scope,
+    tenant: str,
+    range_key: str | None = None,
+    now: datetime | None = None,
+) -> KpiTenantView:
+    check_tenant(scope, tenant)
+    if tenant == ALL:
+        raise AccessDenied("pick a tenant")
+    now = now or _now()
+    key, start, end = parse_range(range_key, now)
+    specs = _kpi_specs(services)
+    rows = reads.results_between(
+        services.metadata,
+        start=start,
+        end=end,
+        source="kpi",
+        tenant_ids=(tenant,),
+        include_all=False,
+    )
+    main = _series_by([r for r in rows if r.metric == r.source_name], lambda r: r.source_name)
+    cards = [_card(n, tenant, specs.get(n, {}), rs) for n, rs in sorted(main.items())]
+    store = alert_store(services)
+    alerts = store.list_alerts(tenant_id=tenant, limit=1000)
+    models = sorted({str(s.get("model")) for s in specs.values() if s.get("model")})
+    models = models or [m.name for m in services.metadata.list_models()]
+    latest = reads.latest_results(
+        services.metadata, source="monitor", tenant_ids=(tenant,), include_all=False
+    )
+    health = []
+    for m in models:
+        rs = [r for r in latest if r.model == m]
+        mine = [a for a in alerts if a.model == m]
+        status = worst_status(r.status for r in rs)
+        if any(a.state == "firing" for a in mine):
+            status = "alert"
+        health.append(
+            ModelHealth(
+                m,
+                status,
+                max((a.starts_at or a.active_at for a in mine), default=None),
+                max((r.window_end for r in rs), default=None),
+            )
+        )
+    in_range = [a for a in alerts if (a.starts_at or a.active_at) >= start]
+    acks = [a.acknowledged_at - (a.starts_at or a.active_at) for a in in_range if a.acknowledged_at]
+    res = [a.ends_at - (a.starts_at or a.active_at) for a in in_range if a.ends_at]
+    incidents = Incidents(
+        len(in_range),
+        sum(a.state == "firing" for a in in_range),
+        sum(acks, timedelta()) / len(acks) if acks else None,
+        sum(res, timedelta()) / len(res) if res else None,
+    )
+    versions = []
+    for m in models:
+        spans = reads.version_spans(services.logstore, m)
+        for v, first, _l, _n in spans[1:]:  # the first version is not a change
+            if first >= start:
+                versions.append((first, m, v))
+    return KpiTenantView(
+        tenant,
+        visible_tenants(services, scope),
+        key,
+        cards,
+        health,
+        incidents,
+        sorted(((a.starts_at or a.active_at), f"{a.rule} ({a.model})") for a in in_range),
+        sorted(versions),
+        reads.last_computed(services.metadata, source="kpi"),
+    )
+
+
+# ---------------------------------------------------------------------------------- monitors
+@dataclass(frozen=True)
+class MonitorRow:
+    name: str
+    model: str
+    kind: str
+    enabled: bool
+    version: int
+    last_run: datetime | None
+    last_status: str
+    last_error: str | None
+
+
+@dataclass(frozen=True)
+class MonitorsView:
+    monitors: list[MonitorRow]
+    kpis: list[tuple[str, str, bool]]  # (name, formula, enabled)
+    rules: list[tuple[str, str, bool]]  # (name, severity, enabled)
+    errors: list[tuple[str, datetime, str]]  # (monitor, window start, error)
+    computed_at: datetime | None
+
+
+def monitors_view(services: Services) -> MonitorsView:
+    ms = MonitoringStore(services.metadata)
+    last = reads.last_run_at(services.metadata)
+    monitors = [
+        MonitorRow(
+            m.name,
+            m.model,
+            m.kind,
+            m.enabled,
+            m.version,
+            *(last.get(m.name) or (None, "never run", None)),
+        )
+        for m in ms.list_monitors()
+    ]
+    runs, _ = ms.list_runs(status="error", limit=20)
+    kpis = [
+        (k.name, str(k.spec.get("formula", "")), k.enabled)
+        for k in KpiStore(services.metadata).list()
+    ]
+    rules = [
+        (r.name, str(r.spec.get("severity", "")), r.enabled)
+        for r in alert_store(services).list_rules()
+    ]
+    return MonitorsView(
+        monitors,
+        kpis,
+        rules,
+        [(r.monitor, r.window_start, r.error or "") for r in runs],
+        reads.last_computed(services.metadata),
+    )

@@ -1,0 +1,200 @@
+"""The dashboard in headless Chromium against a live server with the seeded data set."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import httpx
+import pytest
+
+from tests.dashboard.conftest import Site, Tab, login_client
+
+pytestmark = pytest.mark.slow
+
+IGNORED_CONSOLE = ("favicon",)
+
+
+def _clean(errors: list[str]) -> list[str]:
+    return [e for e in errors if not any(s in e for s in IGNORED_CONSOLE)]
+
+
+def pages(site: Site) -> list[tuple[str, str, str]]:
+    firing = site.ids["globex_firing"]
+    return [
+        ("overview", "/", "#overview-grid"),
+        ("model", "/models/churn?tenant=globex&range=30d", "#model-heatmap .main-svg"),
+        (
+            "feature",
+            "/models/churn/features/discount_rate?tenant=globex",
+            "#feature-statistic .main-svg",
+        ),
+        ("alerts", "/alerts", "#alerts-table"),
+        ("alert", f"/alerts/{firing}", "#alert-facts"),
+        ("kpis", "/kpis", "#kpis-portfolio"),
+        ("kpis-tenant", "/kpis/globex", "#kpis-t-incidents"),
+        ("monitors", "/monitors", "#monitors-monitors"),
+    ]
+
+
+def test_every_page_renders_without_console_errors(site: Site, tabs: dict[str, Tab]) -> None:
+    tab = tabs["eng"]
+    for name, path, ready in pages(site):
+        tab.errors.clear()
+        resp = tab.open(path, ready)
+        assert resp.status == 200, (path, resp.status)
+        tab.page.wait_for_load_state("networkidle")
+        assert tab.page.locator(f"#{name.split('-')[0]}-freshness, .freshness").count() >= 1
+        assert not tab.page.locator(".error").count(), tab.page.locator(".error").all_inner_texts()
+        tab.shot(f"engineer-{name}")
+        assert _clean(tab.errors) == [], (path, tab.errors)
+
+
+def test_heatmap_click_opens_the_feature_page(site: Site, tabs: dict[str, Tab]) -> None:
+    tab = tabs["eng"]
+    tab.open("/models/churn?tenant=globex&range=30d", "#model-heatmap .nsewdrag")
+    box = tab.page.locator("#model-heatmap .nsewdrag").first.bounding_box()
+    assert box is not None
+    # the last window column, first feature row
+    tab.page.mouse.click(box["x"] + box["width"] * 0.95, box["y"] + box["height"] * 0.08)
+    # client-side navigation (history.pushState): no load event to wait for
+    tab.page.wait_for_function(
+        "/\\/models\\/churn\\/features\\/[a-z_]+\\?.*window=/.test(location.href)",
+        timeout=15_000,
+    )
+    tab.page.wait_for_selector("#feature-statistic .main-svg", timeout=20_000)
+    assert "tenant=globex" in tab.page.url
+    tab.page.wait_for_selector("#feature-distribution .main-svg", timeout=20_000)
+    tab.shot("engineer-feature-drilldown")
+    assert _clean(tab.errors) == []
+
+
+def test_acknowledge_changes_the_alert_in_the_api(site: Site, tabs: dict[str, Tab]) -> None:
+    alert_id = site.ids["globex_firing2"]
+    api = httpx.Client(base_url=site.url, headers={"Authorization": f"Bearer {site.api_key}"})
+    before = api.get(f"/api/v1/alerts/{alert_id}").json()
+    assert before["state"] == "firing" and not before.get("acknowledged_at")
+    tab = tabs["oncall"]
+    tab.open(f"/alerts/{alert_id}", "#alert-ack:not([disabled])")
+    tab.page.click("#alert-ack")
+    tab.page.wait_for_selector("#alert-action-status:has-text('Acknowledged')")
+    after = api.get(f"/api/v1/alerts/{alert_id}").json()
+    assert after["acknowledged_at"] and after["acknowledged_by"] == "user:oncall"
+    tab.page.wait_for_selector("#alert-ack[disabled]")
+    tab.shot("oncall-alert-acknowledged")
+    assert _clean(tab.errors) == []
+
+
+def test_silence_needs_a_reason_and_then_mutes(site: Site, tabs: dict[str, Tab]) -> None:
+    alert_id = site.ids["globex_firing"]
+    tab = tabs["oncall"]
+    tab.open(f"/alerts/{alert_id}", "#alert-silence")
+    tab.page.click("#alert-silence")
+    tab.page.wait_for_selector("#alert-action-status:has-text('needs a reason')")
+    tab.page.fill("#alert-silence-reason", "known drift, fix deploying")
+    tab.page.click("#alert-silence")
+    tab.page.wait_for_selector("#alert-action-status:has-text('Silenced until')")
+    api = httpx.Client(base_url=site.url, headers={"Authorization": f"Bearer {site.api_key}"})
+    silences = api.get("/api/v1/silences").json()
+    items = silences["items"] if isinstance(silences, dict) else silences
+    assert any("known drift" in str(s) for s in items)
+
+
+def _callback(output: str, prop: str, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+    return {
+        "output": f"{output}.{prop}",
+        "outputs": {"id": output, "property": prop},
+        "inputs": inputs,
+        "changedPropIds": [],
+        "state": [],
+    }
+
+
+MODEL_CALLBACK = _callback(
+    "model-content",
+    "children",
+    [
+        {
+            "id": "model-params",
+            "property": "data",
+            "value": {"model": "churn", "tenant": "globex", "range": "30d"},
+        }
+    ],
+)
+
+
+def test_executive_cannot_open_a_model_page(site: Site, tabs: dict[str, Tab]) -> None:
+    tab = tabs["exec"]
+    resp = tab.page.goto(f"{site.url}/models/churn")
+    assert resp.status == 403
+    assert "cannot open this page" in tab.page.content()
+    tab.shot("executive-model-refused")
+    tab.errors.clear()  # the expected 403 above is logged by the browser
+    # the KPI pages and the overview do open, without links into model pages
+    tab.open("/kpis/globex", "#kpis-t-incidents")
+    tab.shot("executive-kpis-tenant")
+    tab.open("/", "#overview-grid")
+    assert tab.page.locator("#overview-grid a[href^='/models/']").count() == 0
+    assert tab.page.locator("#shell-nav-alerts").count() == 0
+    tab.open("/kpis", "#kpis-portfolio")
+    tab.shot("executive-kpis")
+    assert _clean(tab.errors) == [], tab.errors
+
+
+def test_executive_gets_no_data_from_an_engineer_callback(site: Site) -> None:
+    eng = login_client(site, "eng")
+    ok = eng.post("/_dash-update-component", json=MODEL_CALLBACK)
+    assert ok.status_code == 200 and "discount_rate" in ok.text  # the control works
+    exe = login_client(site, "exec")
+    r = exe.post("/_dash-update-component", json=MODEL_CALLBACK)
+    assert r.status_code == 403 and "discount_rate" not in r.text
+    # the page router cannot be asked for a model page's layout either
+    router = _callback(
+        "_pages_content",
+        "children",
+        [
+            {"id": "_pages_location", "property": "pathname", "value": "/models/churn"},
+            {"id": "_pages_location", "property": "search", "value": ""},
+        ],
+    )
+    assert exe.post("/_dash-update-component", json=router).status_code == 403
+    # an unknown output prefix is refused, and nobody anonymous gets anything
+    bogus = _callback("x-content", "children", [])
+    assert eng.post("/_dash-update-component", json=bogus).status_code == 403
+    anon = httpx.post(f"{site.url}/_dash-update-component", json=MODEL_CALLBACK)
+    assert anon.status_code == 401
+
+
+def test_tenant_scoped_user_never_sees_other_tenants(site: Site, tabs: dict[str, Tab]) -> None:
+    tab = tabs["acme-eng"]
+    for name, path, ready in [
+        ("overview", "/", "#overview-grid"),
+        ("alerts", "/alerts?state=all", "#alerts-table"),
+        ("model", "/models/churn", "#model-heatmap .main-svg"),
+        ("feature", "/models/churn/features/discount_rate", "#feature-statistic .main-svg"),
+        ("kpis", "/kpis", "#kpis-portfolio"),
+        ("kpis-tenant", "/kpis/acme", "#kpis-t-incidents"),
+    ]:
+        tab.open(path, ready)
+        tab.page.wait_for_load_state("networkidle")
+        text = tab.page.inner_text("main")
+        assert "globex" not in text and "initech" not in text, (path, text[:500])
+        assert "All tenants" not in text
+        tab.shot(f"acme-{name}")
+    # asking for another tenant's data directly, by URL or callback, yields nothing
+    tab.open("/models/churn?tenant=globex", "#model-denied")
+    tab.open(f"/alerts/{site.ids['globex_firing']}", "#alert-empty")
+    tab.open("/kpis/globex", "#kpis-denied")
+    assert "globex" not in tab.page.inner_text("#kpis-t-content").replace("'globex'", "")
+    client = login_client(site, "acme-eng")
+    r = client.post("/_dash-update-component", json=MODEL_CALLBACK)
+    assert r.status_code == 200 and "discount_rate" not in r.text and "not in your scope" in r.text
+    assert _clean(tab.errors) == []
+
+
+def test_login_required_and_wrong_password(site: Site) -> None:
+    r = httpx.get(f"{site.url}/alerts/1")
+    assert r.status_code == 302 and r.headers["location"].startswith("/login?next=")
+    r = httpx.post(f"{site.url}/login", data={"username": "eng", "password": "nope"})
+    assert r.status_code == 200 and "Wrong username or password" in r.text
+    # the API keeps working next to the dashboard
+    assert httpx.get(f"{site.url}/api/v1/health").status_code == 200
