@@ -13,8 +13,12 @@ CSV reader gives them), reference and current of N rows each. Measured in one ru
   integer-coded first, which it needs), and a plain scipy loop (``ks_2samp`` /
   ``chi2_contingency``).
 
-Peak memory is the peak resident set size above the RSS before each step (Linux: the peak is
-reset through ``/proc/self/clear_refs``; elsewhere ``tracemalloc`` is used instead).
+Each step runs in a fresh process and peak memory is the peak resident set size above the RSS
+before the step, i.e. above the input data; Driftwatch's memory comes from a second run with
+glibc told to map and return every large block, as it allocates and frees much less than the
+peers and would otherwise show the reuse of freed heap rather than its peak
+(Linux: the peak is reset through ``/proc/self/clear_refs``; elsewhere ``tracemalloc`` is used).
+Driftwatch steps report the best of ``--repeat`` runs; the machine may be shared.
 
 Usage::
 
@@ -27,6 +31,9 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
+import os
+import subprocess
 import sys
 import time
 import tracemalloc
@@ -212,11 +219,8 @@ PEER_FNS = {"evidently": run_evidently, "alibi": run_alibi, "scipy": run_scipy}
 
 
 # ---------------------------------------------------------------- main --------------------
-def bench(n: int, peers: list[str], repeat: int) -> list[tuple[str, float, float, str]]:
-    print(f"\n# {n:,} rows x 25 columns (reference and current)", flush=True)
+def bench_driftwatch(n: int, repeat: int) -> list[tuple[str, float, float, str]]:
     ref, cur = make_frame(n, 1, drift=False), make_frame(n, 2, drift=True)
-    input_mib = (ref.memory_usage(deep=True).sum() + cur.memory_usage(deep=True).sum()) / 2**20
-    print(f"input data in memory: {input_mib:,.0f} MiB", flush=True)
     rows: list[tuple[str, float, float, str]] = []
 
     s, m, res = measure(lambda: driftwatch_full(ref, cur), repeat)
@@ -253,11 +257,52 @@ def bench(n: int, peers: list[str], repeat: int) -> list[tuple[str, float, float
 
     s, m, res = measure(merge_and_run_cold, repeat)
     rows.append(("driftwatch merge 24 hourly + methods, cold ref", s, m, "null draws not cached"))
+    return rows
 
+
+def bench_peer(n: int, peer: str) -> list[tuple[str, float, float, str]]:
+    ref, cur = make_frame(n, 1, drift=False), make_frame(n, 2, drift=True)
+    s, m, res = measure(lambda: PEER_FNS[peer](ref, cur))
+    return [(peer, s, m, f"result {res}")]
+
+
+def run_child(
+    n: int, step: str, repeat: int, strict_memory: bool = False
+) -> list[tuple[str, float, float, str]]:
+    """One step in a fresh process, so its memory is not reused from an earlier step.
+
+    ``strict_memory`` makes glibc map every block above 128 KiB separately and return it when
+    freed, so a step cannot reuse memory a previous step left in the heap and the RSS peak is
+    its true peak; it slows allocation-heavy code, so timings come from a normal run.
+    """
+    env = dict(os.environ)
+    if strict_memory:
+        env["MALLOC_MMAP_THRESHOLD_"] = "131072"
+    cmd = [sys.executable, __file__, "--child", step, "--rows", str(n), "--repeat", str(repeat)]
+    proc = subprocess.run(cmd, env=env, capture_output=True, text=True, check=False)
+    for line in proc.stdout.splitlines():
+        if line.startswith(_MARK):
+            return [tuple(r) for r in json.loads(line[len(_MARK) :])]  # type: ignore[misc]
+    raise RuntimeError(f"{step} at {n} rows failed:\n{proc.stderr[-3000:]}")
+
+
+_MARK = "ROWS_JSON:"
+
+
+def bench(n: int, peers: list[str], repeat: int) -> list[tuple[str, float, float, str]]:
+    print(f"\n# {n:,} rows x 25 columns (reference and current)", flush=True)
+    sample = make_frame(min(n, 10_000), 1, drift=False)
+    per_row = sample.memory_usage(deep=True).sum() / len(sample)
+    print(f"input data in memory: ~{2 * per_row * n / 2**20:,.0f} MiB", flush=True)
+    timed = run_child(n, "driftwatch", repeat)
+    sized = run_child(n, "driftwatch", 1, strict_memory=True)
+    rows = [
+        (name, s, m_strict, note)
+        for (name, s, _, note), (_, _, m_strict, _) in zip(timed, sized, strict=True)
+    ]
     for peer in peers:
         print(f"running {peer} ...", flush=True)
-        s, m, res = measure(lambda peer=peer: PEER_FNS[peer](ref, cur))
-        rows.append((peer, s, m, f"result {res}"))
+        rows += run_child(n, peer, repeat)
 
     full = rows[0][1]
     print(f"\n{'step':<46} {'seconds':>9} {'peak MiB':>9} {'x slower than DW full':>22}  note")
@@ -275,7 +320,16 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--repeat", type=int, default=3, help="Driftwatch steps: best of this many runs"
     )
+    parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
+    if args.child:
+        n = int(args.rows)
+        if args.child == "driftwatch":
+            rows = bench_driftwatch(n, args.repeat)
+        else:
+            rows = bench_peer(n, args.child)
+        print(_MARK + json.dumps(rows), flush=True)
+        return
     peers = [] if args.skip_peers else [p for p in args.peers.split(",") if p]
     unknown = set(peers) - set(PEERS)
     if unknown:

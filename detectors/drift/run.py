@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -45,6 +45,13 @@ def _no_data(
     )
 
 
+def _fallback_threshold(method: DriftMethod, threshold: float | None, alpha: float) -> float:
+    """The threshold a ``no_data`` result reports (nothing was calibrated)."""
+    if threshold is not None:
+        return float(threshold)
+    return alpha if method.is_test else method.default_threshold
+
+
 def _decide(
     method: DriftMethod,
     score: Score,
@@ -52,7 +59,7 @@ def _decide(
     n_cur: int,
     threshold: float | None,
     alpha: float,
-    null: Any,
+    null: Callable[[], np.ndarray] | None,
 ) -> DetectorResult:
     """Turn a score into a result; ``null`` is a zero-arg callable giving null statistics."""
     details = dict(score.details)
@@ -102,11 +109,7 @@ def _detect_profiles(
             "method", method.name, f"a method that runs on profiles ({valid}); pass samples"
         )
     n_ref, n_cur = int(ref.count), int(cur.count)
-    fallback = (
-        alpha
-        if method.is_test
-        else (threshold if threshold is not None else method.default_threshold)
-    )
+    fallback = _fallback_threshold(method, threshold, alpha)
     if min(n_ref, n_cur) < method.min_size or min(ref.counts.sum(), cur.counts.sum()) == 0:
         return _no_data(method, fallback, n_ref, n_cur, "too few values")
     score = method.on_profiles(ref, cur)
@@ -197,9 +200,7 @@ def detect(
         c = _as_float_array(current)
         # samples: NaN is missing; ±inf are dropped too (undefined for moments and distances)
         r, c = r[np.isfinite(r)], c[np.isfinite(c)]
-        fallback = (
-            alpha if m.is_test else (threshold if threshold is not None else m.default_threshold)
-        )
+        fallback = _fallback_threshold(m, threshold, alpha)
         if min(r.size, c.size) < m.min_size:
             return _no_data(m, fallback, int(r.size), int(c.size), "too few values")
         score = m.on_samples(r, c)
@@ -284,11 +285,7 @@ def run_drift(
             method = get_method(method_name)
             thr = thresholds.get(method_name)
             if cur is None:
-                fallback = (
-                    alpha
-                    if method.is_test
-                    else (thr if thr is not None else method.default_threshold)
-                )
+                fallback = _fallback_threshold(method, thr, alpha)
                 results.append(_no_data(method, fallback, int(ref.count), 0, "column missing"))
                 continue
             results.append(
