@@ -277,6 +277,10 @@ def run_drift(
         Column name → results, one per method, in ``methods`` order.
     """
     thresholds = dict(thresholds or {})
+    if isinstance(methods, str):
+        methods = [methods]
+    for name in thresholds:
+        get_method(name)  # a typo in a threshold key is an error, not a silent default
     out: dict[str, list[DetectorResult]] = {}
     for name, ref in reference.items():
         cur = current.get(name)

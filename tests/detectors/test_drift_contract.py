@@ -344,3 +344,13 @@ def test_apply_fdr_across_segments_keeps_order_and_leaves_explicit_thresholds() 
         assert after is before  # explicit threshold: not a p-value, left alone
     q = [r.details["q_value"] for i, r in enumerate(decided) if i % 3 != 2]
     assert all(0.0 <= v <= 1.0 for v in q)
+
+
+def test_run_drift_accepts_one_method_name_and_rejects_unknown_threshold_keys() -> None:
+    r = np.arange(100.0)
+    bins = ReferenceBins.numeric(r)
+    ref = {"x": profile_numeric(r, bins)}
+    cur = {"x": profile_numeric(r + 0.5, bins)}
+    assert [res.method for res in run_drift(ref, cur, methods="ks")["x"]] == ["ks"]
+    with pytest.raises(UnknownNameError, match="wasserstien"):
+        run_drift(ref, cur, thresholds={"wasserstien": 0.1})
