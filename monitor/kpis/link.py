@@ -33,6 +33,7 @@ __all__ = [
     "RelatedKpi",
     "RelatedSignal",
     "SignalKey",
+    "deseasonalize",
     "kpi_series",
     "rank_related_kpis",
     "rank_related_signals",
@@ -153,7 +154,8 @@ def signal_series(
     """
     raw: dict[SignalKey, _Signal] = {}
     for r in results:
-        if r.source != "monitor" or r.model is None:
+        # Version-split rows repeat the all-versions ("*") ones: one series per signal.
+        if r.source != "monitor" or r.model is None or r.model_version != "*":
             continue
         w = _floor(r.window_start, grid, width)
         if w is None:
@@ -187,6 +189,24 @@ def kpi_series(
         i = pos[r.window_start]
         out[key][0][i] = np.nan if r.value is None else r.value
         out[key][1][i] = r.status
+    return out
+
+
+def deseasonalize(values: np.ndarray, grid: Sequence[datetime], window: str) -> np.ndarray:
+    """Daily (hourly) KPI values divided by the mean of their weekday (hour of the week) over
+    the range, so a weekly pattern does not hide, or fake, an association with a signal."""
+    if window not in ("day", "hour"):
+        return values
+    season = [w.weekday() if window == "day" else w.weekday() * 24 + w.hour for w in grid]
+    out = values.astype(np.float64).copy()
+    for s in set(season):
+        idx = np.array([i for i, x in enumerate(season) if x == s])
+        v = values[idx]
+        ok = np.isfinite(v)
+        if ok.sum() < 2:
+            continue
+        m = float(v[ok].mean())
+        out[idx] = v / m if m else v - m
     return out
 
 

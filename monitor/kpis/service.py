@@ -32,6 +32,7 @@ from monitor.kpis.compute import KpiComputer, align, window_delta, windows_betwe
 from monitor.kpis.definition import KpiDefinition, check_against_schema
 from monitor.kpis.link import (
     ASSOCIATION_NOTE,
+    deseasonalize,
     kpi_series,
     rank_related_kpis,
     rank_related_signals,
@@ -327,6 +328,7 @@ class KpiService:
         if not kpi_rows:
             raise NotFoundError(f"KPI {name!r} has no results for tenant {tenant_id!r}")
         kv = kpi_series(kpi_rows, grid).get((name, tenant_id), (np.full(len(grid), np.nan), []))[0]
+        kv = deseasonalize(kv, grid, d.window)
         sig_rows = self._query(
             ResultQuery(source="monitor", tenant_id=tenant_id, start=grid[0], end=grid[-1] + width)
         )
@@ -406,9 +408,13 @@ class KpiService:
                     vals = np.where(
                         counts > 0, np.nansum(stacked, axis=0) / np.maximum(counts, 1), np.nan
                     )
+            series = {
+                k: (deseasonalize(v, grid, d.window), st)
+                for k, (v, st) in kpi_series(kpi_rows, grid).items()
+            }
             ranked = rank_related_kpis(
                 (vals, [""] * len(grid)),
-                kpi_series(kpi_rows, grid),
+                series,
                 grid,
                 span,
                 span + n,
