@@ -108,6 +108,11 @@ class DriftMethod:
         """Every method runs on samples (natively or through profiles of the samples)."""
         return True
 
+    @property
+    def exact_on_samples(self) -> bool:
+        """``True`` when samples are compared directly, not through binned profiles."""
+        return self.on_samples is not None
+
 
 _REGISTRY: dict[str, DriftMethod] = {}
 
