@@ -45,8 +45,8 @@ from monitor.cli_alerts import cli as _alerts_cli  # noqa: E402
 
 app.add_typer(_alerts_cli)  # driftwatch alerts|channels|rules ...
 
-console = Console()
-err = Console(stderr=True)
+console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[
     Path | None,

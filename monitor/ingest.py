@@ -636,7 +636,10 @@ def event_ids(table: pa.Table) -> pa.Array:
         given = table.column("event_id").to_pylist()
     else:
         given = [None] * table.num_rows
-    cols = [table.column(c).to_pylist() for c in ("tenant_id", "ts", "name", "value", "request_id")]
+    cols = [
+        table.column(c).to_pylist() if c in table.column_names else [None] * table.num_rows
+        for c in ("tenant_id", "ts", "name", "value", "request_id")
+    ]
     out = []
     for i, g in enumerate(given):
         if g is not None:

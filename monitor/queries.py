@@ -53,9 +53,16 @@ def worst_status(statuses: Iterable[str]) -> str:
 
 
 def severity_score(r: MetricResult) -> float:
-    """How far past its threshold a result is (value / threshold; status when unknown)."""
-    if r.value is not None and r.threshold not in (None, 0) and math.isfinite(r.value):
-        return abs(r.value / r.threshold)  # type: ignore[operator]
+    """How far past its threshold a result is: value / threshold, or threshold / value for
+    p-values (``details["direction"] == "below"``: smaller is worse); ≥ 1 means breached.
+    Results without both numbers score by status."""
+    v, t = r.value, r.threshold
+    if v is not None and t is not None and t > 0 and math.isfinite(v):
+        if r.details.get("direction") == "below":
+            score = min(t / max(v, 1e-12), 10.0)
+        else:
+            score = abs(v / t)
+        return max(score, 1.0) if r.status == "alert" else score
     return {"alert": 1.5, "warn": 1.0, "ok": 0.5}.get(r.status, 0.0)
 
 
@@ -429,6 +436,82 @@ def distribution(r: MetricResult) -> Distribution | None:
     return Distribution(kind, labels, _shares(ref), _shares(cur), r.window_start)
 
 
+def logged_distribution(
+    services: Services,
+    model: str,
+    feature: str,
+    tenant: str,
+    start: datetime,
+    end: datetime,
+    reference: dict[str, Any] | None = None,
+    max_rows: int = 20_000,
+    bins: int = 12,
+) -> Distribution | None:
+    """Reference vs window distribution of one column read from the logs (bounded reads, no
+    statistics): the monitor's reference dataset, or the ``previous_days`` before the window.
+    None when either side has no value."""
+    import numpy as np
+
+    info = services.metadata.get_model(model)
+    kinds = {f.name: f.kind for f in info.schema.features} if info else {}
+    kind = kinds.get(feature)
+    if kind is None:
+        return None
+    tid = None if tenant == ALL else tenant
+    cur_t = services.logstore.read_inferences(
+        model, start, end, tenant_id=tid, columns=[feature], limit=max_rows
+    )
+    dataset = (reference or {}).get("dataset")
+    if dataset:
+        try:
+            ref_t = services.logstore.read_reference(model, str(dataset))
+        except KeyError:
+            return None
+        if feature not in ref_t.column_names:
+            return None
+        ref_t = ref_t.select([feature]).slice(0, max_rows)
+    else:
+        days = int((reference or {}).get("previous_days", 7))
+        ref_t = services.logstore.read_inferences(
+            model,
+            start - timedelta(days=days),
+            start,
+            tenant_id=tid,
+            columns=[feature],
+            limit=max_rows,
+        )
+    ref = ref_t.column(feature).drop_null().to_numpy(zero_copy_only=False)
+    cur = cur_t.column(feature).drop_null().to_numpy(zero_copy_only=False)
+    if len(ref) == 0 or len(cur) == 0:
+        return None
+    if kind == "numeric":
+        r = ref.astype(float)
+        c = cur.astype(float)
+        r, c = r[np.isfinite(r)], c[np.isfinite(c)]
+        if len(r) == 0 or len(c) == 0:
+            return None
+        edges = np.unique(np.quantile(r, np.linspace(0, 1, bins + 1)))
+        if len(edges) < 2:
+            edges = np.array([r.min() - 0.5, r.max() + 0.5])
+        lo, hi = min(edges[0], c.min()), max(edges[-1], c.max())
+        edges[0], edges[-1] = lo, hi
+        rc, _ = np.histogram(r, edges)
+        cc, _ = np.histogram(c, edges)
+        labels = [f"{edges[i]:.3g}–{edges[i + 1]:.3g}" for i in range(len(edges) - 1)]
+        return Distribution("numeric", labels, _shares(rc), _shares(cc), start)
+    rv, rn = np.unique(ref.astype(str), return_counts=True)
+    cv, cn = np.unique(cur.astype(str), return_counts=True)
+    rmap, cmap = dict(zip(rv, rn, strict=True)), dict(zip(cv, cn, strict=True))
+    cats = sorted(set(rmap) | set(cmap), key=lambda k: -(rmap.get(k, 0) + cmap.get(k, 0)))[:15]
+    return Distribution(
+        "categorical",
+        cats,
+        _shares([rmap.get(k, 0) for k in cats]),
+        _shares([cmap.get(k, 0) for k in cats]),
+        start,
+    )
+
+
 def feature_view(
     services: Services,
     scope: Scope,
@@ -481,6 +564,13 @@ def feature_view(
     for r in mine:
         if r.window_start == chosen:
             dist = distribution(r) or dist
+    if dist is None and chosen is not None:
+        chosen_r = next(r for r in mine if r.window_start == chosen)
+        monitor = MonitoringStore(services.metadata).get_monitor(chosen_r.source_name)
+        ref_cfg = (monitor.config.get("reference") if monitor else None) or None
+        dist = logged_distribution(
+            services, model, feature, tenant, chosen, chosen_r.window_end, ref_cfg
+        )
     return FeatureView(
         model,
         feature,

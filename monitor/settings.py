@@ -58,6 +58,28 @@ class Settings(BaseSettings):
         50_000, ge=1, description="Rows per batch when the CLI or client streams a file."
     )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    scheduler_enabled: bool = Field(
+        True, description="Run the monitor scheduler inside `driftwatch serve`."
+    )
+    scheduler_tick_seconds: int = Field(
+        60,
+        ge=1,
+        description="How often each monitor's scheduler job looks for closed windows and late data.",
+    )
+    monitor_lateness_minutes: int = Field(
+        10, ge=0, description="Grace after a window ends before monitors evaluate it (late rows)."
+    )
+    monitor_sample_size: int = Field(
+        5000,
+        ge=100,
+        description="Rows of the bounded random window sample read by sample-based drift "
+        "methods, estimated performance and multivariate drift.",
+    )
+    monitor_late_lookback_days: int = Field(
+        7,
+        ge=0,
+        description="Evaluated windows up to this age are re-run when late rows or labels arrive.",
+    )
     alert_secret_key: str = Field(
         "",
         description="Key that encrypts alert channel URLs and signing secrets in the metadata "
@@ -90,28 +112,6 @@ class Settings(BaseSettings):
     alert_worker: bool = Field(
         True,
         description="Run the alert delivery worker (and group planner) inside `driftwatch serve`.",
-    )
-    scheduler_enabled: bool = Field(
-        True, description="Run the monitor scheduler inside `driftwatch serve`."
-    )
-    scheduler_tick_seconds: int = Field(
-        60,
-        ge=1,
-        description="How often each monitor's scheduler job looks for closed windows and late data.",
-    )
-    monitor_lateness_minutes: int = Field(
-        10, ge=0, description="Grace after a window ends before monitors evaluate it (late rows)."
-    )
-    monitor_sample_size: int = Field(
-        5000,
-        ge=100,
-        description="Rows of the bounded random window sample read by sample-based drift "
-        "methods, estimated performance and multivariate drift.",
-    )
-    monitor_late_lookback_days: int = Field(
-        7,
-        ge=0,
-        description="Evaluated windows up to this age are re-run when late rows or labels arrive.",
     )
 
     @field_validator("log_level")

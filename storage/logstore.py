@@ -178,11 +178,14 @@ _NOT_NULL = {"request_id", "ts", "tenant_id", "received_at"}
 
 
 def _label_columns(schema: ModelSchema) -> dict[str, str]:
+    # tenant_id: set when a tenant-scoped key sent the label; such a label only joins rows of
+    # that tenant, so one tenant cannot label another tenant's predictions.
     return {
         "request_id": "VARCHAR",
         "label": _PREDICTION_TYPES[schema.task],
         "ts": "TIMESTAMP WITH TIME ZONE",
         "received_at": "TIMESTAMP WITH TIME ZONE",
+        "tenant_id": "VARCHAR",
     }
 
 
@@ -736,7 +739,11 @@ class LogStore:
             return version
 
     def quarantine(self, rows: Sequence[QuarantineRow]) -> None:
-        """Store rejected rows with their reasons (one insert for the whole sequence)."""
+        """Store rejected rows with their reasons (one insert for the whole sequence).
+
+        A row already quarantined with the same kind, model and raw text (a retried batch) is
+        not stored again, so retries are idempotent here too.
+        """
         if not rows:
             return
         data = pa.table(
@@ -761,7 +768,9 @@ class LogStore:
                 with self._transaction():
                     self._run(
                         "INSERT INTO quarantine BY NAME SELECT nextval('quarantine_id_seq') AS id, "
-                        "get_current_timestamp() AS received_at, * FROM __dw_q"
+                        "get_current_timestamp() AS received_at, n.* FROM __dw_q AS n "
+                        "WHERE NOT EXISTS (SELECT 1 FROM quarantine AS q WHERE q.kind = n.kind "
+                        "AND q.model IS NOT DISTINCT FROM n.model AND q.raw = n.raw)"
                     )
             finally:
                 self._con.unregister("__dw_q")
@@ -822,7 +831,9 @@ class LogStore:
         where, params = _where(None, None, tenant_id, alias="i.")
         return self._read(
             f"SELECT i.*, l.label FROM {_quote(inf)} AS i LEFT JOIN {_quote(lab)} AS l "
-            f"ON l.request_id = i.request_id{where} ORDER BY i.ts, i.request_id",
+            f"ON l.request_id = i.request_id "
+            f"AND (l.tenant_id IS NULL OR l.tenant_id = i.tenant_id){where} "
+            "ORDER BY i.ts, i.request_id",
             params,
         )
 
@@ -874,13 +885,19 @@ class LogStore:
             [name, v],
         )
 
-    def read_quarantine(self, model: str | None = None, limit: int = 1000) -> pa.Table:
-        """Quarantined rows, oldest first."""
-        sql, params = "SELECT * FROM quarantine", []
+    def read_quarantine(
+        self, model: str | None = None, limit: int = 1000, tenant_id: str | None = None
+    ) -> pa.Table:
+        """Quarantined rows, oldest first, optionally of one model and one tenant."""
+        conds, params = [], []
         if model is not None:
-            sql += " WHERE model = ?"
+            conds.append("model = ?")
             params.append(model)
-        return self._read(f"{sql} ORDER BY id LIMIT {int(limit)}", params)
+        if tenant_id is not None:
+            conds.append("tenant_id = ?")
+            params.append(tenant_id)
+        where = " WHERE " + " AND ".join(conds) if conds else ""
+        return self._read(f"SELECT * FROM quarantine{where} ORDER BY id LIMIT {int(limit)}", params)
 
     def tenants_seen(self, model: str) -> list[str]:
         table = self._require(model)

@@ -153,9 +153,5 @@ def list_quarantine(
     """Rejected rows with their reasons (only the caller's tenant if the key is scoped)."""
     services = _services(request)
     services.get_model(model)
-    rows = services.logstore.read_quarantine(
-        model, limit=10_000 if caller.tenant_id else limit
-    ).to_pylist()
-    if caller.tenant_id is not None:
-        rows = [r for r in rows if r.get("tenant_id") == caller.tenant_id][:limit]
-    return rows
+    table = services.logstore.read_quarantine(model, limit=limit, tenant_id=caller.tenant_id)
+    return table.to_pylist()

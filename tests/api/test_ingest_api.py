@@ -348,3 +348,36 @@ def test_scoped_key_sees_only_its_quarantine(live: Live, keys: Keys, churn: dict
     with client(live, keys.acme) as acme:
         q = acme.get("/models/churn/quarantine").json()
         assert [x["tenant_id"] for x in q] == ["acme"]
+
+
+def test_scoped_label_cannot_label_another_tenants_row(live: Live, keys: Keys, churn: dict) -> None:
+    with client(live, keys.engineer) as eng:
+        eng.post(
+            "/models/churn/inferences",
+            json=rows(1, tenant="acme") + rows(1, start=1, tenant="globex"),
+        )
+    with client(live, keys.globex) as globex:
+        # globex sends a label for acme's request r0 first: stored, but it never joins acme's row
+        assert (
+            globex.post("/models/churn/labels", json=[{"request_id": "r0", "label": 1}]).json()[
+                "accepted"
+            ]
+            == 1
+        )
+        assert (
+            globex.post("/models/churn/labels", json=[{"request_id": "r1", "label": 0}]).json()[
+                "accepted"
+            ]
+            == 1
+        )
+    joined = {
+        r["request_id"]: r["label"] for r in live.services.logstore.read_joined("churn").to_pylist()
+    }
+    assert joined == {"r0": None, "r1": 0}
+
+
+def test_retried_bad_rows_are_quarantined_once(live: Live, eng: httpx.Client, churn: dict) -> None:
+    data = rows(3, age="x")
+    for _ in range(3):
+        assert eng.post("/models/churn/inferences", json=data).json()["rejected"] == 3
+    assert len(eng.get("/models/churn/quarantine").json()) == 3

@@ -101,7 +101,7 @@ def test_tables_typed_per_task(
         for sc in scores:
             assert want.field(sc).type == pa.float64()
         labels = s.read_labels("m").schema
-        assert labels.names == ["request_id", "label", "ts", "received_at"]
+        assert labels.names == ["request_id", "label", "ts", "received_at", "tenant_id"]
         assert labels.field("label").type == prediction_type
         assert s.read_events().schema.names == [
             "event_id",
