@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import threading
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
@@ -182,11 +183,11 @@ def _hour(value: datetime) -> datetime:
     return v.replace(minute=0, second=0, microsecond=0)
 
 
-def _runs(hours: Sequence[datetime]) -> list[tuple[datetime, datetime]]:
-    """Contiguous [start, end) ranges covering sorted hours."""
+def _runs(hours: Sequence[datetime], max_hours: int = 24) -> list[tuple[datetime, datetime]]:
+    """Contiguous [start, end) ranges covering sorted hours, at most ``max_hours`` long."""
     out: list[tuple[datetime, datetime]] = []
     for h in sorted(hours):
-        if out and out[-1][1] == h:
+        if out and out[-1][1] == h and h - out[-1][0] < max_hours * HOUR:
             out[-1] = (out[-1][0], h + HOUR)
         else:
             out.append((h, h + HOUR))
@@ -205,11 +206,19 @@ class ProfileStore:
         The open log store.
     batch_rows
         Rows per Arrow batch while counting histograms (bounds memory).
+    max_hours_per_scan
+        Longest hour range profiled by one scan (bounds memory on long backfills).
     """
 
-    def __init__(self, logstore: LogStore, batch_rows: int = _BATCH_ROWS) -> None:
+    def __init__(
+        self, logstore: LogStore, batch_rows: int = _BATCH_ROWS, max_hours_per_scan: int = 168
+    ) -> None:
         self._ls = logstore
         self._batch_rows = int(batch_rows)
+        # A long range is scanned in pieces of this many hours: the scan reads each row once
+        # either way (ts zone maps skip the rest), and the profile rows held before the write
+        # stay bounded, so memory does not grow with the number of days.
+        self._max_hours = int(max_hours_per_scan)
         self._specs: dict[str, ProfileSpec] = {}
         self._model_locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
@@ -373,7 +382,7 @@ class ProfileStore:
                     need.append(h)
                 h += HOUR
             scanned = 0
-            for lo, hi in _runs(need):
+            for lo, hi in _runs(need, self._max_hours):
                 scanned += self._compute(model, spec, lo, hi, data_changed)
             return scanned
 
@@ -392,76 +401,132 @@ class ProfileStore:
         out: list[dict[str, Any]] = []
         rows_by_hour: dict[datetime, int] = {}
         with self._reader() as cur:
-            aggs = ["count(*) AS n", "min(ts) AS t0", "max(ts) AS t1"]
+            aggs = [
+                "count(*) AS n",
+                "min(ts) AS t0",
+                "max(ts) AS t1",
+                f"any_value({_GROUP_HASH}) AS gh",
+            ]
+            # Plain aggregates first (2-3x faster than NaN/inf-guarded ones); a column whose
+            # sum or sum of squares is not finite in some group holds NaN or ±inf there and is
+            # aggregated again with the guards.
             for i, c in enumerate(numeric):
                 q = _quote(c)
-                fin = f"CASE WHEN isfinite({q}) THEN {q} END"
                 aggs += [
-                    f"count(CASE WHEN NOT isnan({q}) THEN 1 END) AS c{i}",
-                    f"count(CASE WHEN {q} IS NULL OR isnan({q}) THEN 1 END) AS m{i}",
-                    f"count({fin}) AS f{i}",
-                    f"min({fin}) AS lo{i}",
-                    f"max({fin}) AS hi{i}",
-                    f"sum({fin}) AS s{i}",
-                    f"sum({fin} * {fin}) AS q{i}",
+                    f"count({q}) AS c{i}",
+                    f"min({q}) AS lo{i}",
+                    f"max({q}) AS hi{i}",
+                    f"sum({q}) AS s{i}",
+                    f"sum({q} * {q}) AS q{i}",
                 ]
             moments = cur.execute(
                 f"SELECT {keys}, {', '.join(aggs)} FROM {table} WHERE {where} GROUP BY ALL",
                 params,
             ).fetchall()
+            guarded = [
+                j
+                for j in range(len(numeric))
+                if any(
+                    not (
+                        math.isfinite(r[10 + 5 * j] or 0.0) and math.isfinite(r[11 + 5 * j] or 0.0)
+                    )
+                    for r in moments
+                )
+            ]
+            fixed: dict[tuple[datetime, str, str], dict[int, tuple[Any, ...]]] = {}
+            if guarded:
+                gaggs = []
+                for j in guarded:
+                    q = _quote(numeric[j])
+                    fin = f"CASE WHEN isfinite({q}) THEN {q} END"
+                    gaggs += [
+                        f"count(CASE WHEN NOT isnan({q}) THEN 1 END)",
+                        f"count(CASE WHEN {q} IS NULL OR isnan({q}) THEN 1 END)",
+                        f"count({fin})",
+                        f"min({fin})",
+                        f"max({fin})",
+                        f"sum({fin})",
+                        f"sum({fin} * {fin})",
+                    ]
+                for r in cur.execute(
+                    f"SELECT {keys}, {', '.join(gaggs)} FROM {table} WHERE {where} GROUP BY ALL",
+                    params,
+                ).fetchall():
+                    fixed[(r[0], r[1], r[2])] = {
+                        j: tuple(r[3 + 7 * x : 10 + 7 * x]) for x, j in enumerate(guarded)
+                    }
             group_index: dict[tuple[datetime, str, str], int] = {}
+            hashes: dict[tuple[datetime, int], int] = {}
+            group_rows: dict[tuple[datetime, str, str], int] = {}
             for row in moments:
-                hour, tenant, mv, n, t0, t1 = row[:6]
+                hour, tenant, mv, n, t0, t1, gh = row[:7]
+                hashes[(hour, int(gh))] = len(group_index)
                 group_index[(hour, tenant, mv)] = len(group_index)
                 rows_by_hour[hour] = rows_by_hour.get(hour, 0) + int(n)
+                group_rows[(hour, tenant, mv)] = int(n)
                 out.append(
                     _row(hour, tenant, mv, ROWS_COLUMN, "", n, 0, n, t0.timestamp(), t1.timestamp())
                 )
-            stats = {g: row[6:] for g, row in zip(group_index, moments, strict=True)}
+            stats = {g: row[7:] for g, row in zip(group_index, moments, strict=True)}
+            # (tenant, version) is carried as a 64-bit hash so the stream has no strings
+            # (converting VARCHAR to Arrow cost more than the scan); a collision between two
+            # segments of one hour falls back to the strings.
+            hashed = len(hashes) == len(group_index)
             # histograms: stream the numeric columns, count buckets per group in numpy
             hists: dict[tuple[str, str], np.ndarray] = {}
             grids: dict[tuple[str, str], _Grid] = {}
+            ekeys = {c: [edges_key(e) for e in spec.numeric[c]] for c in numeric}
             for c in numeric:
-                for edges in spec.numeric[c]:
-                    k = edges_key(edges)
+                for edges, k in zip(spec.numeric[c], ekeys[c], strict=True):
                     grids[(c, k)] = _Grid(np.asarray(edges, dtype=np.float64))
                     hists[(c, k)] = np.zeros((len(group_index), len(edges) + 1), np.int64)
             if numeric and group_index:
                 g_hours = sorted({g[0] for g in group_index})
                 h0 = g_hours[0]
                 sel = ", ".join(_quote(c) for c in numeric)
+                seg = (
+                    f"{_GROUP_HASH} AS gh"
+                    if hashed
+                    else "tenant_id, coalesce(model_version, '') AS mv"
+                )
                 reader = cur.sql(
                     f"SELECT (epoch(date_trunc('hour', ts)) - epoch(?::TIMESTAMPTZ))::BIGINT "
-                    f"// 3600 AS hi, tenant_id, coalesce(model_version, '') AS mv, {sel} "
-                    f"FROM {table} WHERE {where}",
+                    f"// 3600 AS hi, {seg}, {sel} FROM {table} WHERE {where}",
                     params=[h0, *params],
                 ).to_arrow_reader(self._batch_rows)
+                first = 2 if hashed else 3
                 lookup = {
                     (int((g[0] - h0).total_seconds() // 3600), g[1], g[2]): i
                     for g, i in group_index.items()
                 }
+                by_hash = {
+                    (int((h - h0).total_seconds() // 3600), gh): i for (h, gh), i in hashes.items()
+                }
                 for batch in reader:
-                    gids = _group_ids(batch, lookup)
+                    gids = _hash_ids(batch, by_hash) if hashed else _group_ids(batch, lookup)
                     for j, c in enumerate(numeric):
                         x = (
-                            batch.column(3 + j)
+                            batch.column(first + j)
                             .to_numpy(zero_copy_only=False)
                             .astype(np.float64, copy=False)
                         )
                         keep = ~np.isnan(x)
                         xs, gs = (x, gids) if keep.all() else (x[keep], gids[keep])
-                        for edges in spec.numeric[c]:
-                            k = edges_key(edges)
+                        for edges, k in zip(spec.numeric[c], ekeys[c], strict=True):
                             nb = len(edges) + 1
                             b = grids[(c, k)].buckets(xs)
                             flat = np.bincount(gs * nb + b, minlength=len(group_index) * nb)
                             hists[(c, k)] += flat.reshape(len(group_index), nb)
             for g, i in group_index.items():
                 st = stats[g]
+                n_rows = int(group_rows[g])
                 for j, c in enumerate(numeric):
-                    cnt, miss, fin, lo, hi, s, q = st[7 * j : 7 * j + 7]
-                    for edges in spec.numeric[c]:
-                        k = edges_key(edges)
+                    if j in fixed.get(g, {}):
+                        cnt, miss, fin, lo, hi, s, q = fixed[g][j]
+                    else:
+                        cnt, lo, hi, s, q = st[5 * j : 5 * j + 5]
+                        miss, fin = n_rows - cnt, cnt
+                    for k in ekeys[c]:
                         out.append(
                             _row(
                                 *g,
@@ -477,32 +542,43 @@ class ProfileStore:
                                 hists[(c, k)][i],
                             )
                         )
-            for c in categorical:
-                q = _quote(c)
-                val = f"CAST({q} AS VARCHAR)"
+            if categorical:
+                # every categorical column in one scan: one grouping set per column
+                vals = ", ".join(
+                    f"CAST({_quote(c)} AS VARCHAR) AS v{i}" for i, c in enumerate(categorical)
+                )
+                sets = ", ".join(f"(hour, tenant_id, mv, v{i})" for i in range(len(categorical)))
+                which = ", ".join(f"grouping(v{i})" for i in range(len(categorical)))
                 rows = cur.execute(
-                    f"SELECT {keys}, {val} AS v, count(*) FROM {table} WHERE {where} GROUP BY ALL",
+                    f"SELECT hour, tenant_id, mv, [{which}] AS g, "
+                    f"{', '.join(f'v{i}' for i in range(len(categorical)))}, count(*) FROM "
+                    f"(SELECT {keys}, {vals} FROM {table} WHERE {where}) "
+                    f"GROUP BY GROUPING SETS ({sets})",
                     params,
                 ).fetchall()
-                acc: dict[tuple[datetime, str, str], dict[str | None, int]] = {}
-                for hour, tenant, mv, v, n in rows:
-                    acc.setdefault((hour, tenant, mv), {})[v] = int(n)
-                for g, vals in acc.items():
-                    miss = vals.pop(None, 0)
-                    names = sorted(vals)
+                acc: dict[tuple[str, tuple[datetime, str, str]], dict[str | None, int]] = {}
+                for row in rows:
+                    hour, tenant, mv, flags = row[:4]
+                    i = list(flags).index(0)  # the column this grouping set is about
+                    acc.setdefault((categorical[i], (hour, tenant, mv)), {})[row[4 + i]] = int(
+                        row[-1]
+                    )
+                for (c, g), counts in sorted(acc.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+                    miss = counts.pop(None, 0)
+                    names = sorted(counts)
                     out.append(
                         _row(
                             *g,
                             c,
                             "",
-                            sum(vals.values()),
+                            sum(counts.values()),
                             miss,
                             0,
                             None,
                             None,
                             0.0,
                             0.0,
-                            np.array([vals[n] for n in names], np.int64),
+                            np.array([counts[n] for n in names], np.int64),
                             names,
                         )
                     )
@@ -766,6 +842,7 @@ class ProfileStore:
 
 
 _TS = pa.timestamp("us", tz="UTC")
+_GROUP_HASH = "hash(tenant_id, coalesce(model_version, ''))"
 _PROFILE_SCHEMA = pa.schema(
     [
         ("hour", _TS),
@@ -818,6 +895,20 @@ def _row(
         "counts": None if counts is None else counts.tolist(),
         "categories": categories,
     }
+
+
+def _hash_ids(batch: pa.RecordBatch, lookup: dict[tuple[int, int], int]) -> np.ndarray:
+    """Dense group index of each row of a batch from (hour offset, segment hash)."""
+    hi = batch.column(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    gh = batch.column(1).to_numpy(zero_copy_only=False).astype(np.uint64)
+    uniq_h, inv_h = np.unique(gh, return_inverse=True)
+    combo = hi * len(uniq_h) + inv_h
+    uniq, inverse = np.unique(combo, return_inverse=True)
+    table = np.array(
+        [lookup[(int(u) // len(uniq_h), int(uniq_h[int(u) % len(uniq_h)]))] for u in uniq],
+        dtype=np.int64,
+    )
+    return table[inverse]
 
 
 def _group_ids(batch: pa.RecordBatch, lookup: dict[tuple[int, str, str], int]) -> np.ndarray:
