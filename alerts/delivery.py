@@ -291,12 +291,22 @@ class DeliveryWorker:
         claimed = self.store.claim_due(now, self.concurrency * 4, self.lease_seconds)
         if not claimed:
             return 0
-        list(self._pool.map(self.deliver, claimed))
+        # Sent in parallel, recorded in one transaction. A crash between the two leaves the
+        # rows leased: they are sent again after the lease (same webhook-id: at least once).
+        self.store.finish_attempts(list(self._pool.map(self._attempt, claimed)))
         return len(claimed)
 
     # ------------------------------------------------------------------ one delivery
     def deliver(self, item: Claimed) -> str:
         """Send one claimed delivery and record the attempt; returns the outcome."""
+        record = self._attempt(item)
+        self.store.finish_attempts([record])
+        return record[1].outcome
+
+    def _attempt(
+        self, item: Claimed
+    ) -> tuple[int, DeliveryAttempt, Any, datetime | None, str | None]:
+        """Send one delivery; returns what :meth:`AlertStore.finish_attempts` records."""
         d = item.delivery
         attempt = d.attempts + 1
         started = self.store.now()
@@ -311,10 +321,7 @@ class DeliveryWorker:
         try:
             target = vet_url(item.secrets.url, self.allowlist, self.resolver)
         except UnsafeURL as exc:
-            self._finish(
-                d.id, attempt, started, t0, Response(None, error=str(exc)), "dead", None, "failed"
-            )
-            return "failed"
+            return self._record(d.id, attempt, started, t0, None, str(exc), "dead", None, "failed")
         headers = {
             "Content-Type": "application/json",
             "User-Agent": USER_AGENT,
@@ -324,48 +331,46 @@ class DeliveryWorker:
         done = self.store.now()
         with self._rng_lock:
             outcome = decide(response, attempt, d.created_at, done, self.policy, self._rng)
-        if outcome.status == "dead" and response.error is None and response.status_code is not None:
+        error = response.error
+        if error is None and outcome.status != "delivered":
             error = f"HTTP {response.status_code}"
-        else:
-            error = response.error or (
-                None if outcome.status == "delivered" else f"HTTP {response.status_code}"
-            )
-        self._finish(
+        return self._record(
             d.id,
             attempt,
             started,
             t0,
-            Response(response.status_code, response.headers, error),
+            response.status_code,
+            error,
             outcome.status,
             outcome.next_attempt_at,
             outcome.outcome,
             outcome.disable_channel,
         )
-        return outcome.outcome
 
-    def _finish(
-        self,
+    @staticmethod
+    def _record(
         delivery_id: int,
         attempt: int,
         started: datetime,
         t0: float,
-        response: Response,
+        status_code: int | None,
+        error: str | None,
         status: str,
         next_at: datetime | None,
         outcome: str,
         disable: str | None = None,
-    ) -> None:
-        self.store.finish_attempt(
+    ) -> tuple[int, DeliveryAttempt, Any, datetime | None, str | None]:
+        return (
             delivery_id,
             DeliveryAttempt(
                 attempt=attempt,
                 at=started,
-                status_code=response.status_code,
-                error=response.error,
+                status_code=status_code,
+                error=error,
                 duration_ms=(time.perf_counter() - t0) * 1000,
                 outcome=outcome,
             ),
-            status,  # type: ignore[arg-type]
+            status,
             next_at,
             disable,
         )

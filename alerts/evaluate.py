@@ -24,7 +24,6 @@ from __future__ import annotations
 import hashlib
 import json
 import math
-from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
@@ -114,7 +113,7 @@ def series_labels(rule: Rule, result: MetricResult) -> dict[str, str]:
             labels["column"] = result.column
         if result.model_version != ALL:
             labels["model_version"] = result.model_version
-    labels.update(rule.labels)
+    labels.update(rule.labels)  # cannot clash: Rule.from_dict refuses reserved names
     return labels
 
 
@@ -234,7 +233,7 @@ def _new_alert(
         tenant_id=res.tenant_id,
         model=res.model or "",
         labels=labels,
-        annotations=annotate(rule, labels, res),
+        annotations={},  # filled by the breach that opens it (see _advance)
         value=res.value,
         threshold=_threshold(rule, res),
         breach_streak=0,
@@ -244,7 +243,7 @@ def _new_alert(
         starts_at=None,
         ends_at=None,
         updated_at=now,
-        context=result_context(res),
+        context={},
     )
 
 
@@ -287,8 +286,11 @@ def _advance(
                 original = None
                 open_ = _new_alert(rule, fp, labels, shown, now)
             streak = open_.breach_streak + 1
+            fires = open_.state == "pending" and streak >= rule.for_windows
             current = replace(
                 open_,
+                state="firing" if fires else open_.state,
+                starts_at=now if fires else open_.starts_at,
                 breach_streak=streak,
                 clear_streak=0,
                 value=shown.value,
@@ -298,8 +300,6 @@ def _advance(
                 last_window_end=window_end,
                 updated_at=now,
             )
-            if current.state == "pending" and streak >= rule.for_windows:
-                current = replace(current, state="firing", starts_at=now)
             continue
         if open_ is None:
             continue
@@ -360,50 +360,133 @@ def evaluate_all(
     Evaluation
         ``transitions`` to store (in order) and, per series, the newest window seen.
     """
-    # series key → (rule, fingerprint, labels); results grouped per series and window
-    label_cache: dict[tuple[Any, ...], tuple[str, dict[str, str]]] = {}
-    windows: dict[tuple[int, str], dict[datetime, list[MetricResult]]] = defaultdict(
-        lambda: defaultdict(list)
-    )
-    rule_of: dict[tuple[int, str], tuple[Rule, dict[str, str]]] = {}
-    indexed = list(enumerate(rules))
+    rules = list(rules)
+    # A series is named by its key (rule index + the result fields its labels come from);
+    # labels and fingerprints are computed only for series that breach or already have an
+    # alert, which keeps 100,000 quiet results cheap.
+    known = {_record_key(rules, a): a for a in previous_state.values()}
+    known.pop(None, None)  # type: ignore[call-overload]
+    series: dict[tuple[Any, ...], list[MetricResult]] = {}
+    # Quiet results of threshold rules wait here without a series key: most never need one.
+    quiet: list[tuple[int, MetricResult]] = []
+    # missing_data series keep one result per window: one with data if there is any.
+    heartbeats: dict[tuple[Any, ...], dict[datetime, MetricResult]] = {}
+    candidates: dict[tuple[Any, ...], list[tuple[int, Rule, tuple[tuple[str, Any], ...]]]] = {}
     for res in new_results:
-        for i, rule in indexed:
-            if not rule.matches(res):
+        ck = (res.model, res.kind, res.source)
+        cands = candidates.get(ck)
+        if cands is None:
+            cands = candidates[ck] = _candidates(rules, res)
+        for i, rule, residual in cands:
+            if residual and not all(m(getattr(res, attr)) for attr, m in residual):
                 continue
-            if rule.kind == "threshold":
-                skey: tuple[Any, ...] = (
-                    i,
-                    res.model,
-                    res.tenant_id,
-                    res.source_name,
-                    res.kind,
-                    res.metric,
-                    res.column,
-                    res.model_version,
-                )
+            if rule.kind == "missing_data":
+                hkey = (i, res.model or "", res.tenant_id, res.source_name, res.kind)
+                per = heartbeats.get(hkey)
+                if per is None:
+                    heartbeats[hkey] = {res.window_start: res}
+                else:
+                    rep = per.get(res.window_start)
+                    if rep is None or (rep.status == "no_data" and res.status != "no_data"):
+                        per[res.window_start] = res
+                continue
+            if res.status == "no_data" or not rule.condition.breached(res):
+                quiet.append((i, res))
+                continue
+            skey = _result_key(i, res)
+            bucket = series.get(skey)
+            if bucket is None:
+                series[skey] = [res]
             else:
-                skey = (i, res.model, res.tenant_id, res.source_name, res.kind)
-            cached = label_cache.get(skey)
-            if cached is None:
-                labels = series_labels(rule, res)
-                cached = (fingerprint(labels), labels)
-                label_cache[skey] = cached
-            fp, labels = cached
-            key = (i, fp)
-            if key not in rule_of:
-                rule_of[key] = (rule, labels)
-            windows[key][res.window_start].append(res)
+                bucket.append(res)
+    # A quiet result matters only to a series that breached in this batch or has an alert.
+    for i, res in quiet:
+        skey = _result_key(i, res)
+        bucket = series.get(skey)
+        if bucket is not None:
+            bucket.append(res)
+        elif skey in known:
+            series[skey] = [res]
+    for hkey, per in heartbeats.items():
+        series[hkey] = list(per.values())
     outcome = Evaluation()
-    for key, per_window in windows.items():
-        rule, labels = rule_of[key]
-        fp = key[1]
-        ordered = sorted(per_window.items())
-        _advance(rule, fp, labels, previous_state.get(fp), ordered, now, outcome.transitions)
-        last_end = max(r.window_end for _, rs in ordered for r in rs)
+    for skey, results in series.items():
+        rule = rules[skey[0]]
+        latest = known.get(skey)
+        labels = series_labels(rule, results[0])
+        fp = latest.fingerprint if latest is not None else fingerprint(labels)
         if rule.kind == "missing_data":
+            last_end = max(r.window_end for r in results)
             outcome.seen[fp] = SeriesSeen(rule.name, fp, labels, last_end)
+        per_window: dict[datetime, list[MetricResult]] = {}
+        for r in results:
+            per_window.setdefault(r.window_start, []).append(r)
+        ordered = sorted(per_window.items())
+        _advance(rule, fp, labels, latest, ordered, now, outcome.transitions)
     return outcome
+
+
+def _result_key(i: int, res: MetricResult) -> tuple[Any, ...]:
+    return (
+        i,
+        res.model or "",
+        res.tenant_id,
+        res.source_name,
+        res.kind,
+        res.metric,
+        res.column,
+        res.model_version,
+    )
+
+
+def _candidates(
+    rules: Sequence[Rule], res: MetricResult
+) -> list[tuple[int, Rule, tuple[tuple[str, Any], ...]]]:
+    """Rules whose model/kind/source fields accept ``res``, with the checks left to do per
+    result (only the fields a rule restricts)."""
+    out = []
+    for i, rule in enumerate(rules):
+        m = rule.match
+        if not (m["model"](res.model or "") and m["kind"](res.kind) and m["source"](res.source)):
+            continue
+        residual = tuple((attr, m[field]) for field, attr in _RESIDUAL if not m[field].any)
+        out.append((i, rule, residual))
+    return out
+
+
+_RESIDUAL = (
+    ("metric", "metric"),
+    ("monitor", "source_name"),
+    ("tenant", "tenant_id"),
+    ("column", "column"),
+)
+
+
+def _record_key(rules: Sequence[Rule], a: AlertRecord) -> tuple[Any, ...] | None:
+    """The series key of a stored alert (the inverse of the keys built from results)."""
+    for i, rule in enumerate(rules):
+        if rule.name != a.rule:
+            continue
+        lb = a.labels
+        if rule.kind == "threshold":
+            return (
+                i,
+                lb.get("model", ""),
+                lb.get("tenant", ""),
+                lb.get("monitor", ""),
+                lb.get("kind", ""),
+                lb.get("metric", ""),
+                lb.get("column", ""),
+                lb.get("model_version", ALL),
+            )
+        return (
+            i,
+            lb.get("model", ""),
+            lb.get("tenant", ""),
+            lb.get("monitor", ""),
+            lb.get("kind", ""),
+        )
+    return None
 
 
 def evaluate(

@@ -54,6 +54,22 @@ OPS: dict[str, Callable[[float, float], bool]] = {
     "!=": operator.ne,
 }
 DEFAULT_GROUP_BY = ("tenant", "model", "rule")
+# Labels every alert gets from its rule and result (see alerts.evaluate.series_labels).
+RESERVED_LABELS = frozenset(
+    {
+        "alertname",
+        "rule",
+        "severity",
+        "model",
+        "tenant",
+        "monitor",
+        "source",
+        "kind",
+        "metric",
+        "column",
+        "model_version",
+    }
+)
 RULE_NAME_RE = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,127}$")
 _DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -264,6 +280,12 @@ class Rule:
         for_windows = _int(data.get("for", 1), "for", minimum=1)
         keep = _int(data.get("keep_firing_for", 0), "keep_firing_for", minimum=0)
         labels = _str_map(data.get("labels"), "labels")
+        clash = sorted(set(labels) & RESERVED_LABELS)
+        if clash:
+            raise RuleError(
+                f"labels {clash} are set from the results; rule labels may not override "
+                f"{', '.join(sorted(RESERVED_LABELS))}"
+            )
         annotations = _str_map(data.get("annotations"), "annotations")
         channels = data.get("channels") or []
         if isinstance(channels, str) or not all(isinstance(c, str) for c in channels):

@@ -24,7 +24,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -349,31 +349,47 @@ class AlertStore:
         now = self._m._now()
         with self._m._write() as s:
             inserts = [a for a in alerts if a.id is None]
-            rows = [AlertRow(**{f: getattr(a, f) for f in _ALERT_FIELDS}) for a in inserts]
-            s.add_all(rows)
+            new_ids: list[int] = []
+            if inserts:
+                # Core bulk insert (insertmanyvalues) with ids back in order: thousands of
+                # new alerts in one statement batch instead of one ORM object each.
+                new_ids = list(
+                    s.scalars(
+                        insert(AlertRow).returning(AlertRow.id, sort_by_parameter_order=True),
+                        [{f: getattr(a, f) for f in _ALERT_FIELDS} for a in inserts],
+                    )
+                )
             updates = [a for a in alerts if a.id is not None]
             if updates:
                 s.execute(
                     update(AlertRow),
                     [{"id": a.id, **{f: getattr(a, f) for f in _ALERT_FIELDS}} for a in updates],
                 )
-            s.flush()
-            ids = iter(r.id for r in rows)
+            ids = iter(new_ids)
             for a in alerts:
                 out.append(a if a.id is not None else _with_id(a, next(ids)))
             self._mark(s, marks, now)
-            for rule, fp, labels, last_end in series:
-                row = s.scalar(select(AlertSeriesRow).where(AlertSeriesRow.fingerprint == fp))
-                if row is None:
-                    s.add(
-                        AlertSeriesRow(
-                            rule=rule,
-                            fingerprint=fp,
-                            labels=labels,
-                            last_window_end=last_end,
-                            updated_at=now,
-                        )
+            existing = {}
+            fps = [fp for _, fp, _, _ in series]
+            for chunk in range(0, len(fps), 500):  # bounded IN lists
+                for row in s.scalars(
+                    select(AlertSeriesRow).where(
+                        AlertSeriesRow.fingerprint.in_(fps[chunk : chunk + 500])
                     )
+                ):
+                    existing[row.fingerprint] = row
+            for rule, fp, labels, last_end in series:
+                row = existing.get(fp)
+                if row is None:
+                    row = AlertSeriesRow(
+                        rule=rule,
+                        fingerprint=fp,
+                        labels=labels,
+                        last_window_end=last_end,
+                        updated_at=now,
+                    )
+                    s.add(row)
+                    existing[fp] = row
                 elif last_end > row.last_window_end:
                     row.last_window_end = last_end
                     row.updated_at = now
@@ -832,6 +848,14 @@ class AlertStore:
         """Lease up to ``limit`` due deliveries (pending and due, or leased by a worker whose
         lease ran out: it crashed) to the caller."""
         lease_until = now + timedelta(seconds=lease_seconds)
+        due = or_(
+            (DeliveryRow.status == "pending") & (DeliveryRow.next_attempt_at <= now),
+            (DeliveryRow.status == "sending") & (DeliveryRow.lease_until < now),
+        )
+        # A cheap read first: an idle worker must not take SQLite's write lock every turn.
+        with self._m._read() as s:
+            if s.scalar(select(DeliveryRow.id).where(due).limit(1)) is None:
+                return []
         with self._m._write() as s:
             stmt = (
                 select(DeliveryRow)
@@ -892,46 +916,68 @@ class AlertStore:
     ) -> None:
         """Record one attempt and move the delivery to ``status`` (``pending`` with
         ``next_attempt_at`` to retry); ``disable_channel`` disables the channel (410 Gone)."""
+        self.finish_attempts([(delivery_id, attempt, status, next_attempt_at, disable_channel)])
+
+    def finish_attempts(
+        self,
+        items: Sequence[tuple[int, DeliveryAttempt, DeliveryStatus, datetime | None, str | None]],
+    ) -> None:
+        """:meth:`finish_attempt` for many deliveries in one transaction (the worker records
+        a whole batch at once: one commit instead of one per webhook)."""
+        if not items:
+            return
         with self._m._write() as s:
-            row = s.get(DeliveryRow, delivery_id)
-            if row is None:
-                raise NotFound(f"delivery {delivery_id} not found")
-            s.add(
-                DeliveryAttemptRow(
-                    delivery_id=delivery_id,
-                    attempt=attempt.attempt,
-                    at=attempt.at,
-                    status_code=attempt.status_code,
-                    error=attempt.error,
-                    duration_ms=attempt.duration_ms,
-                    outcome=attempt.outcome,
+            rows = {
+                r.id: r
+                for r in s.scalars(
+                    select(DeliveryRow).where(DeliveryRow.id.in_([i[0] for i in items]))
                 )
-            )
-            row.attempts = max(row.attempts, attempt.attempt)
-            row.status = status
-            row.lease_until = None
-            row.updated_at = attempt.at
-            row.last_status_code = attempt.status_code
-            row.last_error = attempt.error
-            if next_attempt_at is not None:
-                row.next_attempt_at = next_attempt_at
-            if status == "delivered":
-                row.delivered_at = attempt.at
-            if disable_channel is not None:
-                channel = s.get(ChannelRow, row.channel_id)
-                if channel is not None:
-                    channel.enabled = False
-                    channel.disabled_reason = disable_channel
-                    channel.updated_at = attempt.at
-                    s.execute(
-                        update(DeliveryRow)
-                        .where(
-                            DeliveryRow.channel_id == channel.id, DeliveryRow.status == "pending"
-                        )
-                        .values(
-                            status="cancelled", last_error=disable_channel, updated_at=attempt.at
-                        )
+            }
+            for delivery_id, attempt, status, next_attempt_at, disable_channel in items:
+                row = rows.get(delivery_id)
+                if row is None:
+                    raise NotFound(f"delivery {delivery_id} not found")
+                s.add(
+                    DeliveryAttemptRow(
+                        delivery_id=delivery_id,
+                        attempt=attempt.attempt,
+                        at=attempt.at,
+                        status_code=attempt.status_code,
+                        error=attempt.error,
+                        duration_ms=attempt.duration_ms,
+                        outcome=attempt.outcome,
                     )
+                )
+                row.attempts = max(row.attempts, attempt.attempt)
+                row.status = status
+                row.lease_until = None
+                row.updated_at = attempt.at
+                row.last_status_code = attempt.status_code
+                row.last_error = attempt.error
+                if next_attempt_at is not None:
+                    row.next_attempt_at = next_attempt_at
+                if status == "delivered":
+                    row.delivered_at = attempt.at
+                if disable_channel is not None:
+                    channel = s.get(ChannelRow, row.channel_id)
+                    if channel is not None:
+                        channel.enabled = False
+                        channel.disabled_reason = disable_channel
+                        channel.updated_at = attempt.at
+                        s.flush()
+                        s.execute(
+                            update(DeliveryRow)
+                            .where(
+                                DeliveryRow.channel_id == channel.id,
+                                DeliveryRow.status == "pending",
+                            )
+                            .values(
+                                status="cancelled",
+                                last_error=disable_channel,
+                                updated_at=attempt.at,
+                            )
+                            .execution_options(synchronize_session=False)
+                        )
 
     def get_delivery(self, delivery_id: int) -> DeliveryRecord | None:
         with self._m._read() as s:
