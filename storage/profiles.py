@@ -32,6 +32,7 @@ column, bins), ``profile_hours`` (model, hour, rows, bins set, computed/changed 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import math
@@ -57,8 +58,16 @@ _BATCH_ROWS = 1 << 20
 _GRID_CELLS = 1 << 14
 
 
+@functools.lru_cache(maxsize=4096)
+def _edges_key(edges: tuple[float, ...]) -> str:
+    blob = ",".join(repr(float(e)) for e in edges)
+    return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+
 def edges_key(edges: Sequence[float]) -> str:
     """Stable key of a set of bin edges (floats round-trip exactly through ``repr``)."""
+    if isinstance(edges, tuple):
+        return _edges_key(edges)
     blob = ",".join(repr(float(e)) for e in edges)
     return hashlib.sha1(blob.encode()).hexdigest()[:16]
 
@@ -71,7 +80,7 @@ class ProfileSpec:
     numeric: dict[str, tuple[tuple[float, ...], ...]] = field(default_factory=dict)
     categorical: tuple[str, ...] = ()
 
-    @property
+    @functools.cached_property
     def key(self) -> str:
         blob = json.dumps(
             {
@@ -681,26 +690,42 @@ class ProfileStore:
             if not exists:
                 return out
             rows = cur.execute(sql, params).fetchall()
-        for t, v, c, k, n, miss, fin, lo, hi, s, q, counts, cats in rows:
+        # group the hourly rows first, then add each group's numbers at once (numpy for the
+        # histograms) instead of building one intermediate profile per hour
+        groups: dict[tuple[str, str, str, str], list[tuple[Any, ...]]] = {}
+        for row in rows:
+            t, v, c, k = row[:4]
             if wanted is not None and (c, k) not in wanted:
                 continue
-            if cats is not None:
-                p = RawProfile(
-                    int(n), int(miss), 0, categories=dict(zip(cats, counts, strict=True))
-                )
+            groups.setdefault((t, v, c, k), []).append(row[4:])
+        for (t, v, c, k), parts in groups.items():
+            n = sum(int(p[0]) for p in parts)
+            miss = sum(int(p[1]) for p in parts)
+            if parts[0][8] is not None:  # categorical
+                cats: dict[str, int] = {}
+                for p in parts:
+                    for name, cnt in zip(p[8], p[7], strict=True):
+                        cats[name] = cats.get(name, 0) + int(cnt)
+                prof = RawProfile(n, miss, 0, categories=cats)
             else:
-                p = RawProfile(
-                    int(n),
-                    int(miss),
-                    int(fin),
-                    lo,
-                    hi,
-                    float(s or 0.0),
-                    float(q or 0.0),
-                    None if c == ROWS_COLUMN else np.asarray(counts, np.int64),
+                lows = [p[3] for p in parts if p[3] is not None]
+                highs = [p[4] for p in parts if p[4] is not None]
+                counts = (
+                    None
+                    if c == ROWS_COLUMN
+                    else np.asarray([p[7] for p in parts], np.int64).sum(axis=0)
                 )
-            seg = out.setdefault((t, v), {})
-            seg[(c, k)] = seg[(c, k)] + p if (c, k) in seg else p
+                prof = RawProfile(
+                    n,
+                    miss,
+                    sum(int(p[2]) for p in parts),
+                    min(lows) if lows else None,
+                    max(highs) if highs else None,
+                    float(sum(p[5] or 0.0 for p in parts)),
+                    float(sum(p[6] or 0.0 for p in parts)),
+                    counts,
+                )
+            out.setdefault((t, v), {})[(c, k)] = prof
         return out
 
     def sample(
