@@ -78,6 +78,10 @@ class AlertEngine:
     inhibit_rules : sequence of InhibitRule
     on_enqueue : callable, optional
         Called after deliveries were written (``DeliveryWorker.wake``).
+    enrich : callable, optional
+        ``alert → extra context`` merged into a firing alert's context when its notification
+        is written (``monitor`` adds the tenant KPIs that moved: ``related_kpis``). A failing
+        enricher is logged and skipped: context must never cost a notification.
     resolver : for tests.
     """
 
@@ -89,6 +93,7 @@ class AlertEngine:
         allowlist: Allowlist | None = None,
         inhibit_rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES,
         on_enqueue: Callable[[], None] | None = None,
+        enrich: Callable[[AlertRecord], Mapping[str, Any]] | None = None,
         resolver: Resolver = system_resolver,
     ) -> None:
         self.store = store
@@ -96,6 +101,7 @@ class AlertEngine:
         self.allowlist = allowlist or Allowlist()
         self.inhibit_rules = tuple(inhibit_rules)
         self.on_enqueue = on_enqueue
+        self.enrich = enrich
         self.resolver = resolver
 
     # ------------------------------------------------------------------ rules
@@ -295,7 +301,7 @@ class AlertEngine:
                 notified_resolved=plan.notified_resolved,
             )
             return None
-        shown = [*plan.firing, *plan.resolved]
+        shown = [self._enriched(a) for a in plan.firing] + list(plan.resolved)
         targets = [channels[n] for n in _group_channels(group, rule) if n in channels]
         outbox = []
         for ch in targets:
@@ -320,6 +326,16 @@ class AlertEngine:
             notification=notification,
             outbox=outbox,
         )
+
+    def _enriched(self, alert: AlertRecord) -> AlertRecord:
+        if self.enrich is None:
+            return alert
+        try:
+            extra = dict(self.enrich(alert))
+        except Exception:  # context is a bonus; the notification goes out without it
+            log.exception("enriching alert %s failed", alert.id)
+            return alert
+        return replace(alert, context={**alert.context, **extra}) if extra else alert
 
     def _render(
         self,

@@ -129,6 +129,14 @@ def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
+def _kpi_text(k: Any) -> str:
+    if not isinstance(k, Mapping):
+        return str(k)
+    name = str(k.get("kpi", k.get("name", "?")))
+    change = k.get("change")
+    return f"{name} ({change:+.1%})" if isinstance(change, int | float) else name
+
+
 def _alert_lines(a: AlertRecord, base_url: str) -> str:
     ctx = a.context
     icon = ":red_circle:" if a.state == "firing" else ":white_check_mark:"
@@ -149,7 +157,7 @@ def _alert_lines(a: AlertRecord, base_url: str) -> str:
         lines.append("drivers: " + ", ".join(names))
     kpis = ctx.get("related_kpis")
     if isinstance(kpis, list) and kpis:
-        names = [str(k.get("name", k)) if isinstance(k, Mapping) else str(k) for k in kpis[:5]]
+        names = [_kpi_text(k) for k in kpis[:5]]
         lines.append("related KPIs: " + ", ".join(names))
     if a.acknowledged_by:
         lines.append(f"acknowledged by {a.acknowledged_by}")

@@ -31,7 +31,7 @@ from monitor.monitoring import register_sink_factory
 from storage.metadata import NotFound
 from storage.metadata.alerting import AlertStore
 from storage.reads import results_between
-from storage.types import MetricResult
+from storage.types import AlertRecord, MetricResult
 
 log = logging.getLogger("driftwatch.alerting")
 _LOCK = threading.Lock()
@@ -61,6 +61,7 @@ class AlertingRuntime:
     def __init__(self, services: Any) -> None:
         settings = services.settings
         self.settings = settings
+        self.services = services
         self.allowlist = Allowlist.parse(settings.alert_allowed_hosts.split(","))
         self.store = AlertStore(services.metadata, secret_key(settings))
         self.worker: DeliveryWorker | None = None
@@ -69,6 +70,7 @@ class AlertingRuntime:
             base_url=settings.base_url,
             allowlist=self.allowlist,
             on_enqueue=self.wake,
+            enrich=self._related_kpis,
         )
         self.policy = RetryPolicy(
             give_up_after=settings.alert_give_up_hours * 3600,
@@ -82,6 +84,26 @@ class AlertingRuntime:
         out = self.engine.process(list(results), notify=notify)
         self.wake()
         return out
+
+    def _related_kpis(self, alert: AlertRecord) -> dict[str, Any]:
+        """The tenant KPIs that moved with a model alert (issue 5's link), top 5."""
+        if alert.labels.get("source") == "kpi" or not alert.model:
+            return {}
+        from monitor.kpis.service import KpiService
+
+        window = alert.context.get("window") or {}
+        until = datetime.fromisoformat(window["start"]) if window.get("start") else None
+        found = KpiService.of(self.services).related_kpis(
+            alert.model,
+            alert.tenant_id,
+            alert.active_at,
+            until,
+            monitor=alert.labels.get("monitor"),
+            column=alert.labels.get("column"),
+            metric=alert.labels.get("metric"),
+        )
+        kpis = list(found.get("kpis", []))[:5]
+        return {"related_kpis": kpis} if kpis else {}
 
     def results_written(self, results: list[MetricResult], backfill: bool) -> None:
         """``monitor.runner.ResultSink``: a backfill keeps state without paging anyone."""

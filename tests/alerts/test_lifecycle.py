@@ -254,3 +254,28 @@ def test_channel_secrets_are_encrypted_and_not_in_records(alerting: Alerting) ->
 
         raw = s.execute(text("SELECT url_enc, secrets_enc FROM alert_channels")).one()
     assert "127.0.0.1" not in raw[0] and secret not in raw[1]
+
+
+def test_notifications_carry_enriched_context_and_survive_a_failing_enricher(
+    alerting: Alerting,
+) -> None:
+    a = alerting
+    setup(a)
+    calls: list[int] = []
+
+    def enrich(alert):
+        calls.append(alert.id)
+        if len(calls) > 1:
+            raise RuntimeError("KPI store down")
+        return {"related_kpis": [{"kpi": "conversion", "tenant_id": "acme", "change": -0.12}]}
+
+    a.engine.enrich = enrich
+    a.engine.process([result(0, tenant="acme")])
+    a.clock.advance(seconds=30)
+    a.engine.flush_due()
+    body = bodies(a)[-1]
+    assert body["driftwatch"]["alerts"][0]["context"]["related_kpis"][0]["kpi"] == "conversion"
+    a.engine.process([result(0, tenant="globex")])
+    a.clock.advance(seconds=30)
+    assert len(a.engine.flush_due()) == 1  # sent without the extra context
+    assert "related_kpis" not in bodies(a)[-1]["driftwatch"]["alerts"][0]["context"]
