@@ -37,6 +37,7 @@ __all__ = [
     "history_needed",
     "robust_z",
     "run_check",
+    "run_checks_series",
     "worst",
 ]
 
@@ -312,3 +313,107 @@ def run_check(
         f"{rel:+.1%} vs the median of {past.size} windows of {season} (robust z {z:+.1f})",
         {"median": med, "scale": scale, "relative": _num(rel), "season_step": step},
     )
+
+
+def _row_median(a: np.ndarray, counts: np.ndarray) -> np.ndarray:
+    """Median of the finite values of each row (``nan`` rows sort last); 0 for empty rows.
+    ``np.nanmedian`` on many tiny rows goes through masked arrays and is 50x slower."""
+    s = np.sort(np.where(np.isfinite(a), a, np.inf), axis=1)
+    c = np.maximum(counts, 1)
+    lo = np.take_along_axis(s, ((c - 1) // 2)[:, None], axis=1)[:, 0]
+    hi = np.take_along_axis(s, (c // 2)[:, None], axis=1)[:, 0]
+    return np.where(counts > 0, (lo + hi) / 2.0, 0.0)
+
+
+def run_checks_series(
+    check: Any,
+    values: np.ndarray,
+    indices: Sequence[int],
+    *,
+    direction: Direction,
+    window: str,
+    target: float | None = None,
+    noise: np.ndarray | None = None,
+) -> list[CheckOutcome]:
+    """:func:`run_check` for many windows of one series at once (same outcomes).
+
+    ``values`` is the whole series (``nan`` where no value); ``indices`` the windows to judge
+    (each with a finite value); window ``i``'s history is ``values[:i]``. The anomaly check is
+    vectorised (a KPI over 50 tenants × 90 days is 4,500 robust z-scores); the others are
+    cheap and run one by one.
+    """
+    idx = np.asarray(indices, dtype=np.int64)
+    if not isinstance(check, AnomalyCheck) or idx.size == 0:
+        return [
+            run_check(
+                check,
+                float(values[i]),
+                values[:i],
+                direction=direction,
+                window=window,
+                target=target,
+                noise=None if noise is None else float(noise[i]),
+            )
+            for i in idx
+        ]
+    step = _step(check.seasonal, window)
+    offsets = step * np.arange(check.history, 0, -1)  # oldest first, as _comparable
+    pos = idx[:, None] - offsets[None, :]
+    past = np.where(pos >= 0, values[np.clip(pos, 0, None)], np.nan)
+    ok = np.isfinite(past)
+    counts = ok.sum(axis=1)
+    med = _row_median(past, counts)
+    dev = np.abs(past - med[:, None])
+    b_n = np.array([_small_sample(int(c)) for c in counts])
+    scale = _row_median(dev, counts) * b_n / _MAD_K
+    mean_ad = np.where(ok, dev, 0.0).sum(axis=1) / np.maximum(counts, 1) / _MEANAD_K
+    scale = np.where(scale == 0.0, mean_ad, scale)
+    cur = values[idx]
+    if noise is not None:
+        nz = noise[idx]
+        scale = np.where(np.isfinite(nz) & (nz > scale), nz, scale)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = np.where(
+            scale > 0,
+            (cur - med) / np.where(scale > 0, scale, 1.0),
+            np.where(cur == med, 0.0, np.copysign(np.inf, cur - med)),
+        )
+        rel = np.where(med != 0, (cur - med) / np.abs(np.where(med != 0, med, 1.0)), np.inf)
+    signed = np.abs(z) if check.two_sided else (-z if direction == "higher" else z)
+    big = np.abs(rel) >= check.min_change
+    season = (
+        "the same weekday"
+        if step == 7
+        else "the same hour of the week"
+        if step == 168
+        else "previous windows"
+    )
+    out: list[CheckOutcome] = []
+    m = check.metric
+    for k in range(idx.size):
+        n = int(counts[k])
+        if n < check.min_history:
+            out.append(CheckOutcome(m, "no_data", None, check.z_alert, "not enough history"))
+            continue
+        zk, rk = float(z[k]), float(rel[k])
+        status: Status = "ok"
+        if big[k] and signed[k] >= check.z_alert:
+            status = "alert"
+        elif big[k] and check.z_warn is not None and signed[k] >= check.z_warn:
+            status = "warn"
+        out.append(
+            CheckOutcome(
+                m,
+                status,
+                zk if math.isfinite(zk) else math.copysign(1e9, zk),
+                check.z_alert,
+                f"{rk:+.1%} vs the median of {n} windows of {season} (robust z {zk:+.1f})",
+                {
+                    "median": float(med[k]),
+                    "scale": float(scale[k]),
+                    "relative": _num(rk),
+                    "season_step": step,
+                },
+            )
+        )
+    return out

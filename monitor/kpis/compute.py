@@ -17,11 +17,11 @@ import numpy as np
 
 from detectors.errors import DetectorError
 from detectors.estimation import BinaryCBPE
-from monitor.kpis.checks import CheckOutcome, history_needed, run_check, worst
+from monitor.kpis.checks import CheckOutcome, history_needed, run_checks_series, worst
 from monitor.kpis.definition import KpiDefinition
 from monitor.kpis.formula import BusinessValueFormula, EventFormula, LogFormula
 from storage.kpi_sql import WINDOW_US, Cells, EventMeasure, KpiQueries, LogMeasure
-from storage.types import MetricResult, ModelSchema, Status
+from storage.types import MetricResult, ModelSchema
 
 __all__ = ["KpiComputer", "align", "window_delta", "windows_between"]
 
@@ -149,8 +149,7 @@ class KpiComputer:
                 s = series.get(tenant) or _Series(
                     np.full(len(grid), np.nan), np.zeros(len(grid), dtype=np.int64), {}
                 )
-                for i in range(first, len(grid)):
-                    results.extend(self._rows(d, tenant, grid[i], width, s, i, now))
+                results.extend(self._tenant_rows(d, tenant, grid, first, width, s, now))
         return results
 
     def _cells(
@@ -205,82 +204,91 @@ class KpiComputer:
                 s.value[np.isnan(s.value)] = 0.0
         return out
 
-    def _rows(
+    def _tenant_rows(
         self,
         d: KpiDefinition,
         tenant: str,
-        w: datetime,
+        grid: list[datetime],
+        first: int,
         width: timedelta,
         s: _Series,
-        i: int,
         now: datetime,
     ) -> list[MetricResult]:
-        value = float(s.value[i])
-        support = int(s.support[i])
-        base: dict[str, Any] = {
-            "support": support,
+        """The KPI row and one row per check for each window ``grid[first:]`` of one tenant."""
+        checks = d.effective_checks
+        judged = [i for i in range(first, len(grid)) if math.isfinite(s.value[i])]
+        noise = _sampling_sd(d, s.value, s.support)
+        outcomes = {
+            c.metric: dict(
+                zip(
+                    judged,
+                    run_checks_series(
+                        c,
+                        s.value,
+                        judged,
+                        direction=d.direction,
+                        window=d.window,
+                        target=d.target,
+                        noise=noise,
+                    ),
+                    strict=True,
+                )
+            )
+            for c in checks
+        }
+        common: dict[str, Any] = {
             "min_events": d.min_events,
             "formula": d.formula,
             "unit": d.unit,
             "direction": d.direction,
         }
         if d.target is not None:
-            base["target"] = d.target
-        base.update(s.extra.get(i, {}))
+            common["target"] = d.target
+        rows: list[MetricResult] = []
+        for i in range(first, len(grid)):
+            w = grid[i]
 
-        def row(
-            metric: str, v: float | None, thr: float | None, st: Status, det: dict
-        ) -> MetricResult:
-            return MetricResult(
-                source="kpi",
-                source_name=d.name,
-                kind="kpi",
-                model=d.model,
-                window_start=w,
-                window_end=w + width,
-                tenant_id=tenant,
-                model_version="*",
-                column="",
-                metric=metric,
-                value=v,
-                threshold=thr,
-                status=st,
-                details=det,
-                computed_at=now,
-            )
+            def row(
+                metric: str, v: float | None, thr: float | None, st: str, det: dict[str, Any]
+            ) -> MetricResult:
+                return MetricResult(
+                    source="kpi",
+                    source_name=d.name,
+                    kind="kpi",
+                    model=d.model,
+                    window_start=w,  # noqa: B023 - used at once, inside this iteration
+                    window_end=w + width,  # noqa: B023
+                    tenant_id=tenant,
+                    model_version="*",
+                    column="",
+                    metric=metric,
+                    value=v,
+                    threshold=thr,
+                    status=st,  # type: ignore[arg-type]
+                    details=det,
+                    computed_at=now,
+                )
 
-        checks = d.effective_checks
-        if not math.isfinite(value):
-            why = f"{support} events, fewer than the minimum {d.min_events}"
-            base["message"] = why
-            return [row(d.name, None, d.target, "no_data", base)] + [
-                row(c.metric, None, None, "no_data", {"message": why}) for c in checks
-            ]
-        history = s.value[:i]
-        noise = _sampling_sd(d, value, support)
-        outcomes: list[CheckOutcome] = [
-            run_check(
-                c,
-                value,
-                history,
-                direction=d.direction,
-                window=d.window,
-                target=d.target,
-                noise=noise,
+            support = int(s.support[i])
+            base = {"support": support, **common, **s.extra.get(i, {})}
+            value = float(s.value[i])
+            if not math.isfinite(value):
+                why = f"{support} events, fewer than the minimum {d.min_events}"
+                base["message"] = why
+                rows.append(row(d.name, None, d.target, "no_data", base))
+                rows.extend(row(c.metric, None, None, "no_data", {"message": why}) for c in checks)
+                continue
+            outs: list[CheckOutcome] = [outcomes[c.metric][i] for c in checks]
+            flagged = [o for o in outs if o.status in ("alert", "warn")]
+            base["checks"] = {o.metric: o.status for o in outs}
+            base["message"] = flagged[0].message if flagged else "within its usual range"
+            if d.target:
+                base["attainment"] = _attainment(value, d.target, d.direction)
+            rows.append(row(d.name, value, d.target, worst([o.status for o in outs]), base))
+            rows.extend(
+                row(o.metric, o.value, o.threshold, o.status, {"message": o.message, **o.details})
+                for o in outs
             )
-            for c in checks
-        ]
-        status = worst([o.status for o in outcomes])
-        base["checks"] = {o.metric: o.status for o in outcomes}
-        flagged = [o for o in outcomes if o.status in ("alert", "warn")]
-        base["message"] = flagged[0].message if flagged else "within its usual range"
-        if d.target:
-            base["attainment"] = _attainment(value, d.target, d.direction)
-        rows = [row(d.name, value, d.target, status, base)]
-        rows += [
-            row(o.metric, o.value, o.threshold, o.status, {"message": o.message, **o.details})
-            for o in outcomes
-        ]
         return rows
 
     # ------------------------------------------------------------------ business value
@@ -383,17 +391,19 @@ def _log_measure(key: str, model: str, f: Any, schema: ModelSchema) -> LogMeasur
     return LogMeasure(key, f.func, model, column, positive)
 
 
-def _sampling_sd(d: KpiDefinition, value: float, support: int) -> float | None:
-    """Sampling standard deviation of a window's value where the formula implies one:
+def _sampling_sd(d: KpiDefinition, value: np.ndarray, support: np.ndarray) -> np.ndarray | None:
+    """Sampling standard deviation of each window's value where the formula implies one:
     binomial for shares (rate of events, positive and label rates), Poisson for counts."""
     f = d.parsed
     share = (isinstance(f, EventFormula) and f.func == "rate") or (
         isinstance(f, LogFormula) and f.func in ("positive_rate", "label_rate")
     )
-    if share and support > 0 and 0.0 <= value <= 1.0:
-        return math.sqrt(value * (1.0 - value) / support)
-    if isinstance(f, EventFormula) and f.func == "count":
-        return math.sqrt(max(value, 1.0))
+    with np.errstate(invalid="ignore", divide="ignore"):
+        if share:
+            p = np.clip(value, 0.0, 1.0)
+            return np.where(support > 0, np.sqrt(p * (1.0 - p) / np.maximum(support, 1)), np.nan)
+        if isinstance(f, EventFormula) and f.func == "count":
+            return np.sqrt(np.maximum(value, 1.0))
     return None
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -18,6 +19,9 @@ from monitor.kpis.formula import (
 from storage.types import NAME_RE, ModelSchema
 
 __all__ = ["RESERVED_NAMES", "KpiDefinition", "check_against_schema"]
+
+# Parsed formulas are immutable values: parse each text once (the computation asks per window).
+_parse = functools.lru_cache(maxsize=4096)(parse_formula)
 
 # Route segments under /kpis that a KPI may not be called.
 RESERVED_NAMES = frozenset({"summary"})
@@ -94,7 +98,7 @@ class KpiDefinition(BaseModel):
 
     @property
     def parsed(self) -> Formula:
-        return parse_formula(self.formula)
+        return _parse(self.formula)
 
     @property
     def effective_checks(self) -> list[Any]:

@@ -153,7 +153,11 @@ class _Parser:
     def take(self, kind: str, text: str | None = None) -> _Tok:
         tok = self.peek()
         if tok.kind != kind or (text is not None and tok.text != text):
-            want = repr(text) if text else {"name": "a name", "num": "a number"}.get(kind, kind)
+            want = (
+                repr(text)
+                if text
+                else {"name": "a name", "num": "a number", "end": "the end"}[kind]
+            )
             got = repr(tok.text) if tok.kind != "end" else "the end"
             raise FormulaError(f"expected {want} at column {tok.pos}, got {got}")
         self.i += 1
