@@ -764,7 +764,9 @@ class AlertStore:
         """
         now = self._m._now()
         with self._m._write() as s:
-            row = s.get(AlertGroupRow, group.id)
+            # FOR UPDATE on PostgreSQL (SQLite's BEGIN IMMEDIATE already serialises writers):
+            # a second planner waits here, then sees the log moved and backs off.
+            row = s.get(AlertGroupRow, group.id, with_for_update=self._m.backend == "postgresql")
             if row is None or row.last_notified_at != group.last_notified_at:
                 return None
             if (

@@ -279,3 +279,35 @@ def test_notifications_carry_enriched_context_and_survive_a_failing_enricher(
     a.clock.advance(seconds=30)
     assert len(a.engine.flush_due()) == 1  # sent without the extra context
     assert "related_kpis" not in bodies(a)[-1]["driftwatch"]["alerts"][0]["context"]
+
+
+def test_two_planners_racing_on_one_group_notify_once(
+    alerting: Alerting, metadata_url: str
+) -> None:
+    import threading
+
+    from alerts.engine import AlertEngine
+    from storage.metadata import MetadataStore
+    from storage.metadata.alerting import AlertStore
+
+    a = alerting
+    setup(a)
+    a.engine.process(ten_features(0))
+    a.clock.advance(seconds=30)
+    other_meta = MetadataStore(metadata_url, clock=a.clock)
+    other = AlertEngine(AlertStore(other_meta, "test-secret-key"), base_url="https://dw.example")
+    barrier = threading.Barrier(2)
+    out: list[int] = []
+
+    def run(engine: AlertEngine) -> None:
+        barrier.wait()
+        out.append(len(engine.flush_due()))
+
+    threads = [threading.Thread(target=run, args=(e,)) for e in (a.engine, other)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    other_meta.dispose()
+    assert sorted(out) == [0, 1]
+    assert len(a.store.list_notifications()) == 1 and len(a.store.list_deliveries()) == 1
