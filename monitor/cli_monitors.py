@@ -156,7 +156,7 @@ def init(
         output.write_text(text)
         err.print(f"wrote {output} ({len(doc.get('monitors', []))} monitors)")
     else:
-        out.print(text, markup=False, highlight=False)
+        typer.echo(text, nl=False)  # plain: rich would wrap long lines and break the YAML
 
 
 def run(
@@ -187,7 +187,7 @@ def run(
             raise typer.Exit(1) from exc
         finally:
             services.close()
-    out.print(json.dumps(r, default=str))
+    typer.echo(json.dumps(r, default=str))
     if r["status"] != "ok":
         raise typer.Exit(1)
 
