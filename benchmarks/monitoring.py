@@ -164,6 +164,14 @@ def main() -> None:
         print(
             f"setup: loaded {args.rows:,} rows in {time.perf_counter() - t:.1f} s", file=sys.stderr
         )
+    else:  # a reused data dir: start from no profiles, like a fresh deployment
+        with ls._wlock:
+            ls._con.execute("DROP TABLE IF EXISTS profiles__bench")
+            ls._con.execute("DELETE FROM profile_hours WHERE model = 'bench'")
+            ls._con.execute("DELETE FROM profile_state WHERE model = 'bench'")
+            ls._con.execute(
+                "DELETE FROM inferences__bench WHERE ts >= ?", [T0 + timedelta(days=args.days)]
+            )
     n_rows = ls.count_inferences("bench")
 
     ms = MonitoringStore(meta)

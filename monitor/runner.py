@@ -234,9 +234,13 @@ class Runner:
         cfg = self._config(record)
         ws = floor_window(_aware(start), cfg.window)
         end = _aware(end)
-        # profile the whole range in one scan before evaluating window by window
-        self.profiles.register(record.model, self._spec(record, cfg))
-        self.profiles.ensure(record.model, ws, max(end, ws + cfg.window_delta))
+        # profile the whole range in one scan before evaluating window by window; when that
+        # fails (e.g. the reference is gone) each run below records the error itself
+        try:
+            self.profiles.register(record.model, self._spec(record, cfg))
+            self.profiles.ensure(record.model, ws, max(end, ws + cfg.window_delta))
+        except Exception as exc:
+            log.warning("monitor %s: profiling %s..%s failed: %s", name, ws, end, exc)
         out = []
         with self._lock(name):
             while ws < end:
@@ -551,6 +555,9 @@ class Runner:
                 )
                 if r.drifted and tenant == ALL and version == ALL and cfg.attribution:
                     details["drivers"] = self._attribute(c, r.method, refp[c], segs, cfg)
+                    by_value = self._segment_attribution(record, cfg, c, r.method, refp[c], ws, we)
+                    if by_value:
+                        details["segment_drivers"] = by_value
                 value = r.p_value if r.p_value is not None else r.statistic
                 out.append(
                     MetricResult(
@@ -632,6 +639,78 @@ class Runner:
             )
         ranked.sort(key=lambda d: -(d["contribution"] or 0.0))
         return ranked
+
+    def _segment_attribution(
+        self,
+        record: MonitorRecord,
+        cfg: MonitorConfig,
+        column: str,
+        method: str,
+        ref: ColumnProfile,
+        ws: datetime,
+        we: datetime,
+    ) -> dict[str, list[dict[str, Any]]]:
+        """For each categorical feature marked ``segment``: its values ranked by how much of
+        the column's drift they carry (leave-one-out on the window sample; hourly profiles do
+        not cross columns)."""
+        m = get_method(method)
+        schema = self._schema(record.model)
+        seg_cols = [
+            f.name
+            for f in schema.features
+            if f.segment and f.kind in ("categorical", "boolean") and f.name != column
+        ]
+        if not seg_cols or m.on_profiles is None:
+            return {}
+        size = cfg.sample_size or self.sample_size
+        sample = self.profiles.sample(record.model, ws, we, [column, *seg_cols], size, seed=1)
+        if sample.num_rows < cfg.min_rows:
+            return {}
+        if ref.kind == "numeric":
+            values: Any = np.asarray(
+                sample.column(column).to_numpy(zero_copy_only=False), dtype=np.float64
+            )
+
+            def prof(mask: np.ndarray) -> ColumnProfile:
+                return profile_numeric(values[mask], ref.bins)
+        else:
+            values = np.asarray(sample.column(column).cast("string").to_pylist(), dtype=object)
+
+            def prof(mask: np.ndarray) -> ColumnProfile:
+                return profile_categorical(values[mask], ref.bins)
+
+        def stat(mask: np.ndarray) -> float | None:
+            p = prof(mask)
+            if p.count < cfg.min_rows:
+                return None
+            return float(m.on_profiles(ref, p).statistic)  # type: ignore[misc]
+
+        everything = np.ones(sample.num_rows, dtype=bool)
+        full = stat(everything)
+        out: dict[str, list[dict[str, Any]]] = {}
+        for seg in seg_cols:
+            labels = np.asarray(
+                [str(v) if v is not None else "" for v in sample.column(seg).to_pylist()],
+                dtype=object,
+            )
+            names, counts = np.unique(labels, return_counts=True)
+            ranked = []
+            for name in names[np.argsort(-counts)][:10]:
+                mask = labels == name
+                without = stat(~mask)
+                own = stat(mask)
+                ranked.append(
+                    {
+                        "value": name,
+                        "rows": int(mask.sum()),
+                        "statistic": own,
+                        "statistic_without": without,
+                        "contribution": None if full is None or without is None else full - without,
+                    }
+                )
+            ranked.sort(key=lambda d: -(d["contribution"] or 0.0))
+            out[seg] = ranked
+        return out
 
     def _sample_drift(
         self,

@@ -54,7 +54,7 @@ __all__ = ["ROWS_COLUMN", "ProfileSpec", "ProfileStore", "RawProfile", "edges_ke
 
 HOUR = timedelta(hours=1)
 ROWS_COLUMN = "__rows__"  # pseudo column: count = rows, min/max = first/last ts (epoch seconds)
-_BATCH_ROWS = 1 << 20
+_BATCH_ROWS = 1 << 18
 _GRID_CELLS = 1 << 14
 
 

@@ -1,0 +1,184 @@
+"""The runner on real stores (DuckDB in memory, SQLite metadata): segment-value attribution, the
+result sink, split by model version, late labels re-running realized performance while the
+estimate stays, operational metrics, and failing runs recorded while the tick carries on."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import numpy as np
+import pyarrow as pa
+import pytest
+
+from monitor.monitors import parse_monitor
+from monitor.runner import Runner
+from storage.logstore import LogStore
+from storage.metadata import MetadataStore
+from storage.metadata.monitoring import MonitoringStore, ResultQuery
+from storage.types import FeatureSpec, MetricResult, ModelSchema
+
+T0 = datetime(2026, 5, 1, tzinfo=UTC)
+DAY = timedelta(days=1)
+TS = pa.timestamp("us", tz="UTC")
+SCHEMA = ModelSchema(
+    "binary",
+    (FeatureSpec("x", "numeric"), FeatureSpec("plan", "categorical", segment=True)),
+    scores=("score",),
+)
+
+
+class Sink:
+    def __init__(self) -> None:
+        self.calls: list[tuple[int, bool]] = []
+
+    def results_written(self, results: list[MetricResult], backfill: bool) -> None:
+        self.calls.append((len(results), backfill))
+
+
+class Clock:
+    def __init__(self, now: datetime) -> None:
+        self.now = now
+
+    def __call__(self) -> datetime:
+        return self.now
+
+
+@pytest.fixture
+def env(tmp_path: Path) -> Iterator[tuple[MetadataStore, LogStore, MonitoringStore]]:
+    meta = MetadataStore(f"sqlite:///{tmp_path / 'meta.sqlite'}")
+    meta.upgrade()
+    meta.create_model("m", SCHEMA)
+    ls = LogStore(":memory:")
+    ls.ensure_model("m", SCHEMA)
+    yield meta, ls, MonitoringStore(meta)
+    ls.close()
+    meta.dispose()
+
+
+def _batch(
+    rng: np.random.Generator,
+    start: datetime,
+    n: int,
+    *,
+    shift_plan: str | None = None,
+    versions: tuple[str, ...] = ("v1",),
+    prefix: str = "r",
+) -> pa.Table:
+    plan = rng.choice(["free", "pro", "team"], n)
+    x = rng.normal(0, 1, n) + np.where(plan == shift_plan, 2.0, 0.0)
+    score = 1 / (1 + np.exp(-x))
+    return pa.table(
+        {
+            "request_id": [f"{prefix}{i}" for i in range(n)],
+            "ts": pa.array(
+                [start + timedelta(seconds=float(s)) for s in rng.uniform(0, 86399, n)], TS
+            ),
+            "tenant_id": rng.choice(["acme", "globex"], n),
+            "model_version": rng.choice(list(versions), n),
+            "x": x,
+            "plan": plan,
+            "prediction": pa.array((score > 0.5).astype(np.int32)),
+            "score": score,
+        }
+    )
+
+
+def _reference(ls: LogStore, rng: np.random.Generator) -> None:
+    ref = _batch(rng, T0 - 10 * DAY, 4000).drop_columns(
+        ["request_id", "ts", "tenant_id", "model_version"]
+    )
+    y = (rng.random(ref.num_rows) < np.asarray(ref.column("score"))).astype(np.int32)
+    ls.put_reference("m", "base", ref.append_column("label", pa.array(y)))
+
+
+def _create(ms: MonitoringStore, **cfg: object) -> None:
+    c = parse_monitor({"model": "m", **cfg})
+    ms.create_monitor(c.name, "m", c.kind, c.to_json())
+
+
+def test_segment_values_are_ranked_sink_and_versions(env) -> None:
+    meta, ls, ms = env
+    rng = np.random.default_rng(1)
+    _reference(ls, rng)
+    ls.append_inferences("m", _batch(rng, T0, 3000, shift_plan="team", versions=("v1", "v2")))
+    _create(ms, name="fd", kind="feature_drift", reference="base", columns=["x"], alpha=0.01)
+    sink = Sink()
+    runner = Runner(meta, ls, sink=sink)
+    assert runner.backfill("fd", T0, T0 + DAY)[0].status == "ok"
+    runner.run_window("fd", T0 + timedelta(hours=5))
+    assert sink.calls == [(sink.calls[0][0], True), (sink.calls[0][0], False)]
+    results, _ = ms.query_results(ResultQuery(source_name="fd", column="x"))
+    segments = {(r.tenant_id, r.model_version) for r in results}
+    assert segments == {("*", "*"), ("*", "v1"), ("*", "v2"), ("acme", "*"), ("globex", "*")}
+    overall = next(r for r in results if (r.tenant_id, r.model_version) == ("*", "*"))
+    assert overall.status == "alert"
+    assert overall.details["segment_drivers"]["plan"][0]["value"] == "team"
+
+
+def test_late_labels_rerun_realized_performance_and_estimate_stays(env) -> None:
+    meta, ls, ms = env
+    rng = np.random.default_rng(2)
+    _reference(ls, rng)
+    day = T0 + DAY
+    batch = _batch(rng, day, 2000)
+    ls.append_inferences("m", batch)
+    clock = Clock(day + DAY + timedelta(hours=1))
+    _create(ms, name="perf", kind="performance", metrics=["accuracy"], segments=["all"])
+    _create(
+        ms,
+        name="est",
+        kind="estimated_performance",
+        reference="base",
+        metrics=["accuracy"],
+        segments=["all"],
+    )
+    runner = Runner(meta, ls, clock=clock)
+    runner.run_window("perf", day)
+    runner.run_window("est", day)
+    (before,), _ = ms.query_results(ResultQuery(source_name="perf"))
+    (estimate,), _ = ms.query_results(ResultQuery(source_name="est"))
+    assert before.status == "no_data" and estimate.value is not None
+    # labels for that day arrive later
+    score = np.asarray(batch.column("score"))
+    labels = (rng.random(len(score)) < score).astype(np.int32)
+    ls.append_labels(
+        "m", pa.table({"request_id": batch.column("request_id"), "label": pa.array(labels)})
+    )
+    reruns = runner.tick("perf", clock.now)
+    assert [(r.window_start, r.trigger) for r in reruns] == [(day, "late")]
+    (after,), _ = ms.query_results(ResultQuery(source_name="perf"))
+    assert after.status == "ok" and after.value == pytest.approx(
+        float(np.mean(labels == np.asarray(batch.column("prediction")))), abs=1e-12
+    )
+    assert runner.tick("est", clock.now) == []  # no labels needed: the estimate stands
+    assert ms.query_results(ResultQuery(source_name="est"))[0][0].value == estimate.value
+
+
+def test_operational_metrics_and_failures_recorded(env) -> None:
+    meta, ls, ms = env
+    rng = np.random.default_rng(3)
+    _reference(ls, rng)
+    for d in range(3):
+        ls.append_inferences("m", _batch(rng, T0 + d * DAY, 300 * (d + 1), prefix=f"d{d}-"))
+    _create(ms, name="dq", kind="data_quality", reference="base")
+    _create(ms, name="broken", kind="feature_drift", reference="base")
+    runner = Runner(meta, ls)
+    runner.backfill("dq", T0, T0 + 3 * DAY)
+    res, _ = ms.query_results(ResultQuery(source_name="dq", column="", tenant_id="*"))
+    by = {(r.window_start, r.metric): r for r in res}
+    assert by[(T0 + 2 * DAY, "row_count")].value == 900
+    change = by[(T0 + 2 * DAY, "row_count_change")]
+    assert change.value == pytest.approx((900 - 450) / 450)  # against the mean of 300 and 600
+    assert by[(T0, "row_count_change")].status == "no_data"
+    assert by[(T0, "label_coverage")].value == 0.0
+    assert by[(T0, "freshness_s")].value is not None
+    # a monitor whose reference disappears fails; its runs are recorded with the error
+    ms.update_monitor(
+        "broken", {**ms.get_monitor("broken").config, "reference": {"dataset": "gone"}}
+    )
+    runs = runner.backfill("broken", T0, T0 + 2 * DAY)
+    assert [r.status for r in runs] == ["error", "error"] and "gone" in (runs[0].error or "")
+    recorded, total = ms.list_runs(monitor="broken", status="error")
+    assert total == 2 and recorded[0].error
