@@ -240,7 +240,7 @@ def main() -> None:
     )
     table.append(("daily window run, warm", f"{warm:.3f} s", "target <= 0.2 s"))
     t = time.perf_counter()
-    results, _ = runner.evaluate(rec, cfg, day, day + timedelta(days=1))
+    runner.evaluate(rec, cfg, day, day + timedelta(days=1))
     table.append(
         (
             "  of which evaluate()",
@@ -284,10 +284,12 @@ def main() -> None:
             )
         )
 
+    with open("/proc/loadavg") as f:
+        loadavg = f.read().split()[0]
     print(
         f"\nmonitoring benchmark: {n_rows:,} rows, {N_NUM + N_CAT} features, "
         f"{len(TENANTS)} tenants, {args.days} days; cpus={os.cpu_count()}, "
-        f"load={open('/proc/loadavg').read().split()[0]}\n"
+        f"load={loadavg}\n"
     )
     print(f"| {'step':<38} | {'time':>16} | note |")
     print(f"|{'-' * 40}|{'-' * 18}|------|")
