@@ -45,6 +45,10 @@ from monitor.cli_alerts import cli as _alerts_cli  # noqa: E402
 
 app.add_typer(_alerts_cli)  # driftwatch alerts|channels|rules ...
 
+from monitor.cli_kpis import kpis_app  # noqa: E402
+
+app.add_typer(kpis_app, name="kpis")  # driftwatch kpis list|show|compute
+
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 

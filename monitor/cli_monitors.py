@@ -123,6 +123,9 @@ def apply(
         if c["action"] == "update":
             for path, (old, new) in c["diff"].items():
                 out.print(f"    {path}: {json.dumps(old)} -> {json.dumps(new)}")
+    from monitor.cli_kpis import apply_kpis_section  # the file's kpis: section (issue 5)
+
+    apply_kpis_section(file, dry_run, url, api_key, data_dir)
 
 
 def init(

@@ -32,10 +32,25 @@ __all__ = ["JOB_PREFIX", "MonitorScheduler", "run_monitor_job", "start_scheduler
 log = logging.getLogger("driftwatch.scheduler")
 
 JOB_PREFIX = "monitor:"
+KPI_JOB = "kpis"
 # The scheduler whose service runs the stored jobs. Jobs in a persistent store are pickled and
 # refer to this module-level function by name, never to a live object.
 _ACTIVE: list[MonitorScheduler] = []
 _ACTIVE_LOCK = threading.Lock()
+
+
+def run_kpi_job() -> None:
+    """APScheduler job body: every closed KPI window since each KPI's last run (issue 5)."""
+    with _ACTIVE_LOCK:
+        sched = _ACTIVE[0] if _ACTIVE else None
+    if sched is None:
+        return
+    try:
+        from monitor.kpis.service import KpiService
+
+        KpiService.of(sched.service.services).run_due(grace=sched.service.runner.lateness)
+    except Exception:  # never kill the scheduler thread; KPI runs record their errors
+        log.exception("KPI tick failed")
 
 
 def run_monitor_job(name: str) -> None:
@@ -90,6 +105,15 @@ class MonitorScheduler:
                 self._remove(job_id)
             for job_id in sorted(wanted):
                 self._add(job_id, first=datetime.now(UTC))
+            # One job computes every KPI (same windows, catch-up and lateness as monitors).
+            self.scheduler.add_job(
+                run_kpi_job,
+                trigger=IntervalTrigger(seconds=self.tick_seconds, timezone=UTC),
+                id=KPI_JOB,
+                name=KPI_JOB,
+                replace_existing=True,
+                next_run_time=datetime.now(UTC),
+            )
 
     def reconcile_one(self, name: str) -> None:
         job_id = JOB_PREFIX + name

@@ -79,6 +79,19 @@ def create_kpi(
     return _record(_kpis(request).create(_body_dict(body), caller.actor))
 
 
+@router.post("/kpis/apply")
+def apply_kpis(
+    body: Annotated[dict[str, Any], Body()], request: Request, caller: SharedEngineer
+) -> dict[str, Any]:
+    """Create or update KPIs by name (``{"kpis": [...], "dry_run": false}``): the ``kpis:``
+    section of ``driftwatch apply``. Everything is validated before anything is written."""
+    items = body.get("kpis", [])
+    if not isinstance(items, list):
+        raise ValidationFailed("kpis: must be a list of KPI definitions")
+    changes = _kpis(request).apply(items, caller.actor, dry_run=bool(body.get("dry_run")))
+    return {"changes": [{"name": c.name, "action": c.action, "diff": c.diff} for c in changes]}
+
+
 @router.get("/kpis/summary")
 def summary_all(request: Request, caller: Viewer, at: datetime | None = None) -> dict[str, Any]:
     """Executive summary across tenants (only the caller's tenant for a scoped key)."""

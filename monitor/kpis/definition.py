@@ -24,7 +24,7 @@ __all__ = ["RESERVED_NAMES", "KpiDefinition", "check_against_schema"]
 _parse = functools.lru_cache(maxsize=4096)(parse_formula)
 
 # Route segments under /kpis that a KPI may not be called.
-RESERVED_NAMES = frozenset({"summary"})
+RESERVED_NAMES = frozenset({"summary", "apply"})
 
 
 class KpiDefinition(BaseModel):

@@ -92,8 +92,9 @@ class KpiService:
         The open stores (``Services.metadata`` / ``Services.logstore``).
     """
 
-    def __init__(self, metadata: MetadataStore, logstore: LogStore) -> None:
+    def __init__(self, metadata: MetadataStore, logstore: LogStore, sink: Any = None) -> None:
         self.metadata = metadata
+        self.sink = sink  # the alert engine's ``results_written(results, backfill)``
         self.logstore = logstore
         self.store = KpiStore(metadata)
         self.results = MonitoringStore(metadata)
@@ -105,7 +106,9 @@ class KpiService:
         """The KPI service of a :class:`monitor.service.Services` (one per process)."""
         svc = getattr(services, "_kpi_service", None)
         if svc is None:
-            svc = cls(services.metadata, services.logstore)
+            from monitor.monitoring import monitoring  # the monitors' result sink (alerting)
+
+            svc = cls(services.metadata, services.logstore, monitoring(services).runner.sink)
             services._kpi_service = svc
         return svc
 
@@ -239,6 +242,11 @@ class KpiService:
                 run, "ok", results=len(rows), duration_s=time.perf_counter() - t0
             )
             written += len(rows)
+            if self.sink is not None and rows:
+                try:  # alert rules over KPI results; a failing sink must not lose the results
+                    self.sink.results_written(rows, backfill=trigger == "backfill")
+                except Exception:
+                    log.exception("result sink failed for KPI %s", d.name)
         return written
 
     def run_due(self, now: datetime | None = None, grace: timedelta = timedelta(minutes=10)) -> int:

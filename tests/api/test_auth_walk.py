@@ -33,6 +33,7 @@ ROUTES: dict[tuple[str, str], tuple[str, bool]] = {
     # KPIs (issue 5)
     ("GET", "/api/v1/kpis"): ("viewer", False),
     ("POST", "/api/v1/kpis"): ("engineer", True),
+    ("POST", "/api/v1/kpis/apply"): ("engineer", True),
     ("GET", "/api/v1/kpis/summary"): ("viewer", False),
     ("GET", "/api/v1/kpis/{kpi}"): ("viewer", False),
     ("PUT", "/api/v1/kpis/{kpi}"): ("engineer", True),

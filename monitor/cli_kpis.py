@@ -1,0 +1,221 @@
+"""CLI commands for tenant KPIs: ``driftwatch kpis list|show|compute`` and the ``kpis:``
+section of ``driftwatch apply -f``.
+
+Each works on the local data dir (the server must not be running: it owns the DuckDB file) or,
+with ``--url`` and ``--api-key``, through a running server's API.
+"""
+
+from __future__ import annotations
+
+import json
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+import yaml
+from rich.console import Console
+
+from monitor.errors import DriftwatchError
+
+__all__ = ["apply_kpis_section", "kpis_app", "load_kpis"]
+
+kpis_app = typer.Typer(help="Tenant KPIs: list, show, compute (backfill).", no_args_is_help=True)
+out = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
+
+DataDir = Annotated[
+    Path | None,
+    typer.Option("--data-dir", help="Data folder (default $DRIFTWATCH_DATA_DIR or ./data)."),
+]
+Url = Annotated[
+    str | None,
+    typer.Option(
+        "--url", envvar="DRIFTWATCH_URL", help="Server URL; omit to use the local data dir."
+    ),
+]
+ApiKey = Annotated[
+    str | None, typer.Option("--api-key", envvar="DRIFTWATCH_API_KEY", help="API key for --url.")
+]
+
+
+def _when(value: str) -> datetime:
+    try:
+        ts = datetime.fromisoformat(value)
+    except ValueError as exc:
+        raise typer.BadParameter(f"{value!r} is not an ISO date or datetime") from exc
+    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+
+
+def _client(url: str, api_key: str | None) -> httpx.Client:
+    if not api_key:
+        err.print("[red]error:[/] --api-key (or DRIFTWATCH_API_KEY) is required with --url")
+        raise typer.Exit(2)
+    return httpx.Client(
+        base_url=url.rstrip("/") + "/api/v1",
+        headers={"Authorization": f"Bearer {api_key}"},
+        timeout=600,
+    )
+
+
+def _check(r: httpx.Response) -> Any:
+    if r.status_code >= 400:
+        try:
+            msg = r.json()["error"]["message"]
+        except Exception:
+            msg = r.text
+        err.print(f"[red]error:[/] {r.status_code} {msg}")
+        raise typer.Exit(1)
+    return r.json() if r.content else None
+
+
+def _local(data_dir: Path | None, fn: Any) -> Any:
+    """Run ``fn(kpi_service)`` on the local data dir; errors print and exit 1."""
+    from monitor.cli import _services, _settings
+    from monitor.kpis.service import KpiService
+
+    services = _services(_settings(data_dir))
+    try:
+        return fn(KpiService(services.metadata, services.logstore))
+    except DriftwatchError as exc:
+        err.print(f"[red]error:[/] {exc.message}")
+        raise typer.Exit(1) from exc
+    finally:
+        services.close()
+
+
+def load_kpis(path: Path) -> list[dict[str, Any]]:
+    """The ``kpis:`` list of a YAML file (empty when the file has none)."""
+    doc = yaml.safe_load(path.read_text()) or {}
+    if not isinstance(doc, dict):
+        return []
+    items = doc.get("kpis", [])
+    if not isinstance(items, list):
+        raise typer.BadParameter(f"{path}: 'kpis' must be a list")
+    return items
+
+
+def apply_kpis_section(
+    file: Path,
+    dry_run: bool = False,
+    url: str | None = None,
+    api_key: str | None = None,
+    data_dir: Path | None = None,
+) -> None:
+    """Create or update the KPIs of the file's ``kpis:`` section by name (``driftwatch apply``
+    calls this after the monitors)."""
+    items = load_kpis(file)
+    if not items:
+        return
+    if url:
+        with _client(url, api_key) as c:
+            changes = _check(c.post("/kpis/apply", json={"kpis": items, "dry_run": dry_run}))[
+                "changes"
+            ]
+    else:
+        changes = _local(
+            data_dir,
+            lambda svc: [
+                {"name": c.name, "action": c.action, "diff": c.diff}
+                for c in svc.apply(items, "cli", dry_run=dry_run)
+            ],
+        )
+    verb = "would " if dry_run else ""
+    for c in changes:
+        color = {"create": "green", "update": "yellow"}.get(c["action"], "dim")
+        out.print(f"[{color}]{verb}{c['action']}[/] kpi {c['name']}")
+        if c["action"] == "update":
+            for key, (old, new) in c["diff"].items():
+                out.print(f"    {key}: {json.dumps(old)} -> {json.dumps(new)}")
+
+
+@kpis_app.command("list")
+def kpis_list(url: Url = None, api_key: ApiKey = None, data_dir: DataDir = None) -> None:
+    """List KPI definitions."""
+    if url:
+        with _client(url, api_key) as c:
+            rows = [
+                (k["name"], k["definition"], k["version"], k["enabled"])
+                for k in _check(c.get("/kpis"))
+            ]
+    else:
+        rows = _local(
+            data_dir, lambda svc: [(r.name, r.spec, r.version, r.enabled) for r in svc.list()]
+        )
+    # Plain tab-separated lines: readable, and never wrapped mid-formula by a narrow terminal.
+    print("name\tformula\twindow\ttarget\tversion\tenabled")
+    for name, spec, version, enabled in rows:
+        target = spec.get("target")
+        print(
+            f"{name}\t{spec['formula']}\t{spec.get('window', 'day')}\t"
+            f"{'' if target is None else target}\tv{version}\t{'yes' if enabled else 'no'}"
+        )
+
+
+@kpis_app.command("show")
+def kpis_show(
+    name: Annotated[str, typer.Argument(help="KPI name.")],
+    tenant: Annotated[
+        str | None, typer.Option(help="Also show this tenant's latest values.")
+    ] = None,
+    last: Annotated[int, typer.Option(help="How many recent windows to show.")] = 7,
+    url: Url = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Show a KPI's definition (YAML) and, with --tenant, its latest windows."""
+    if url:
+        with _client(url, api_key) as c:
+            spec = _check(c.get(f"/kpis/{name}"))["definition"]
+            series = (
+                _check(c.get(f"/kpis/{name}/results", params={"tenant_id": tenant}))
+                if tenant
+                else []
+            )
+    else:
+
+        def read(svc: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+            rows = svc.series(name, tenant) if tenant else []
+            return svc.get(name).spec, [
+                {
+                    "window_start": r.window_start.isoformat(),
+                    "value": r.value,
+                    "status": r.status,
+                    "details": r.details,
+                }
+                for r in rows
+            ]
+
+        spec, series = _local(data_dir, read)
+    print(yaml.safe_dump(spec, sort_keys=False).rstrip())
+    for r in series[-last:]:
+        value = "" if r["value"] is None else f"{r['value']:.6g}"
+        print(f"{r['window_start']}\t{value}\t{r['status']}\t{r['details'].get('message', '')}")
+
+
+@kpis_app.command("compute")
+def kpis_compute(
+    start: Annotated[str, typer.Option("--from", help="First window (ISO date; UTC).")],
+    end: Annotated[str, typer.Option("--to", help="End of the range, exclusive (ISO date).")],
+    name: Annotated[
+        list[str] | None, typer.Option("--kpi", help="Only these KPIs (repeat); default all.")
+    ] = None,
+    url: Url = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Compute (backfill) KPI windows in a range for all tenants; re-running replaces."""
+    a, b = _when(start), _when(end)
+    if url:
+        with _client(url, api_key) as c:
+            names = name or [k["name"] for k in _check(c.get("/kpis"))]
+            rows = 0
+            for n in names:
+                r = c.post(
+                    f"/kpis/{n}/compute", params={"start": a.isoformat(), "end": b.isoformat()}
+                )
+                rows += int(_check(r)["results"])
+    else:
+        rows = _local(data_dir, lambda svc: svc.compute(a, b, name or None, trigger="backfill"))
+    out.print(f"computed {rows} KPI result rows for {a:%Y-%m-%d} .. {b:%Y-%m-%d}")
