@@ -308,7 +308,7 @@ class ProfileStore:
         with self._model_lock(model):
             old = self.watermark(model)
             with self._reader() as cur:
-                new = cur.execute(f"SELECT max(received_at) FROM {_quote(table)}").fetchone()[0]
+                new = cur.execute(f"SELECT max(received_at) FROM {_quote(table)}").fetchall()[0][0]
                 if new is None or (old is not None and new <= old):
                     return []
                 late: list[datetime] = []
@@ -686,43 +686,63 @@ class ProfileStore:
         with self._reader() as cur:
             exists = cur.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [ptable]
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             if not exists:
                 return out
-            rows = cur.execute(sql, params).fetchall()
-        # group the hourly rows first, then add each group's numbers at once (numpy for the
-        # histograms) instead of building one intermediate profile per hour
-        groups: dict[tuple[str, str, str, str], list[tuple[Any, ...]]] = {}
-        for row in rows:
-            t, v, c, k = row[:4]
-            if wanted is not None and (c, k) not in wanted:
+            tbl = cur.sql(sql, params=params).to_arrow_table()
+        # Arrow, not fetchall(): the histogram lists stay one flat int64 buffer (fetchall built a
+        # Python list per hour and column). Rows are grouped first, then each group's numbers
+        # are added at once.
+        keys = list(
+            zip(
+                tbl.column("tenant_id").to_pylist(),
+                tbl.column("model_version").to_pylist(),
+                tbl.column("column_name").to_pylist(),
+                tbl.column("bins_key").to_pylist(),
+                strict=True,
+            )
+        )
+        groups: dict[tuple[str, str, str, str], list[int]] = {}
+        for i, key in enumerate(keys):
+            if wanted is not None and (key[2], key[3]) not in wanted:
                 continue
-            groups.setdefault((t, v, c, k), []).append(row[4:])
-        for (t, v, c, k), parts in groups.items():
-            n = sum(int(p[0]) for p in parts)
-            miss = sum(int(p[1]) for p in parts)
-            if parts[0][8] is not None:  # categorical
+            groups.setdefault(key, []).append(i)
+        if not groups:
+            return out
+        num = {
+            name: tbl.column(name).to_numpy(zero_copy_only=False)
+            for name in ("count", "missing", "n_finite", "min", "max", "sum", "sum_sq")
+        }
+        lists = tbl.column("counts").combine_chunks()
+        offsets = lists.offsets.to_numpy()
+        flat = lists.values.to_numpy(zero_copy_only=False)
+        cat_col = tbl.column("categories")
+        for (t, v, c, k), idx in groups.items():
+            ix = np.asarray(idx)
+            n, miss = int(num["count"][ix].sum()), int(num["missing"][ix].sum())
+            if cat_col[idx[0]].is_valid:  # categorical: merge the value counts
                 cats: dict[str, int] = {}
-                for p in parts:
-                    for name, cnt in zip(p[8], p[7], strict=True):
+                for i in idx:
+                    names = cat_col[i].as_py()
+                    for name, cnt in zip(names, flat[offsets[i] : offsets[i + 1]], strict=True):
                         cats[name] = cats.get(name, 0) + int(cnt)
                 prof = RawProfile(n, miss, 0, categories=cats)
             else:
-                lows = [p[3] for p in parts if p[3] is not None]
-                highs = [p[4] for p in parts if p[4] is not None]
-                counts = (
-                    None
-                    if c == ROWS_COLUMN
-                    else np.asarray([p[7] for p in parts], np.int64).sum(axis=0)
-                )
+                lo, hi = num["min"][ix], num["max"][ix]
+                lo, hi = lo[~np.isnan(lo)], hi[~np.isnan(hi)]
+                counts = None
+                if c != ROWS_COLUMN:
+                    counts = np.add.reduce(
+                        [flat[offsets[i] : offsets[i + 1]] for i in idx], dtype=np.int64
+                    )
                 prof = RawProfile(
                     n,
                     miss,
-                    sum(int(p[2]) for p in parts),
-                    min(lows) if lows else None,
-                    max(highs) if highs else None,
-                    float(sum(p[5] or 0.0 for p in parts)),
-                    float(sum(p[6] or 0.0 for p in parts)),
+                    int(num["n_finite"][ix].sum()),
+                    float(lo.min()) if lo.size else None,
+                    float(hi.max()) if hi.size else None,
+                    float(np.nansum(num["sum"][ix])),
+                    float(np.nansum(num["sum_sq"][ix])),
                     counts,
                 )
             out.setdefault((t, v), {})[(c, k)] = prof
@@ -763,7 +783,7 @@ class ProfileStore:
     def first_ts(self, model: str) -> datetime | None:
         """Timestamp of the model's oldest inference row."""
         with self._reader() as cur:
-            return cur.execute(f"SELECT min(ts) FROM {_quote(self._table(model))}").fetchone()[0]
+            return cur.execute(f"SELECT min(ts) FROM {_quote(self._table(model))}").fetchall()[0][0]
 
     def last_ts(self, model: str, before: datetime) -> dict[str, datetime]:
         """Newest row ``ts`` before ``before`` per tenant and for all (``"*"``) — freshness."""
@@ -784,7 +804,7 @@ class ProfileStore:
         with self._reader() as cur:
             exists = cur.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [ptable]
-            ).fetchone()[0]
+            ).fetchall()[0][0]
             if not exists:
                 return {}
             rows = cur.execute(
