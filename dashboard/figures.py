@@ -224,6 +224,9 @@ def kpi_trend(
             font={"size": 10, "color": "#7a4fd6"},
         )
     _base(fig, "", height=220)
-    fig.update_layout(margin={"l": 40, "r": 10, "t": 10, "b": 30}, showlegend=False)
-    fig.update_yaxes(title=unit)
+    fig.update_layout(margin={"l": 50, "r": 10, "t": 10, "b": 30}, showlegend=False)
+    if unit == "%" and all(abs(v) <= 1.5 for v in s.y if v is not None):
+        fig.update_yaxes(tickformat=".0%")  # rates are stored as fractions
+    else:
+        fig.update_yaxes(title=unit)
     return fig

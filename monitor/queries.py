@@ -30,6 +30,8 @@ STATUS_RANK = {"no_data": 0, "ok": 1, "warn": 2, "alert": 3}
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
 STATE_RANK = {"firing": 0, "pending": 1, "resolved": 2}
 DRIFT_KINDS = ("feature_drift",)
+# performance metric shown first on the model page, when stored
+PRIMARY_METRICS = ("roc_auc", "accuracy", "f1", "mae", "rmse", "mape", "r2")
 RANGES = {
     "24h": timedelta(hours=24),
     "7d": timedelta(days=7),
@@ -234,6 +236,8 @@ class ModelView:
     prediction: list[Series]
     realized: list[Series]
     estimated: list[Series]
+    metric: str  # the performance metric shown
+    metrics: list[str]  # every performance metric stored
     labels_until: datetime | None
     quality: list[tuple[str, str, float | None, str]]  # (column, metric, value, status)
     versions: list[VersionChange]
@@ -312,6 +316,7 @@ def model_view(
     tenant: str | None = None,
     range_key: str | None = None,
     now: datetime | None = None,
+    metric: str | None = None,
 ) -> ModelView | None:
     """Everything the model page shows, for one tenant (or ``*``) and time range; None when
     the model is unknown."""
@@ -328,9 +333,25 @@ def model_view(
         end=end,
         source="monitor",
         model=model,
+        kinds=("feature_drift", "prediction_drift", "performance", "estimated_performance"),
         tenant_ids=(tenant,),
         include_all=tenant == ALL,
+        model_version=ALL,
     )
+    # data quality: only the newest window is shown (its history is the bulk of the rows)
+    rows += [
+        r
+        for r in reads.latest_results(
+            services.metadata,
+            source="monitor",
+            model=model,
+            kinds=("data_quality",),
+            tenant_ids=(tenant,),
+            include_all=tenant == ALL,
+            model_version=ALL,
+        )
+        if r.tenant_id == tenant
+    ]
     by_kind = _series_by(rows, lambda r: r.kind)
     pred = _series_by(
         by_kind.get("prediction_drift", []), lambda r: (r.column or "prediction", r.metric)
@@ -356,6 +377,11 @@ def model_view(
         VersionChange(v, first, n)
         for v, first, _last, n in reads.version_spans(services.logstore, model)
     ]
+    metrics = sorted(set(realized) | set(estimated))
+    if metric not in metrics:
+        metric = next((m for m in PRIMARY_METRICS if m in metrics), metrics[0] if metrics else "")
+    prediction = [_to_series(f"{c} {m}", rs) for (c, m), rs in sorted(pred.items())]
+    prediction = [s for s in prediction if any(v is not None for v in s.y)]
     return ModelView(
         model=model,
         task=info.schema.task,
@@ -365,9 +391,11 @@ def model_view(
         start=start,
         end=end,
         heatmap=heatmap(r for r in by_kind.get("feature_drift", []) if r.model_version == ALL),
-        prediction=[_to_series(f"{c} {m}", rs) for (c, m), rs in sorted(pred.items())],
-        realized=[_to_series(m, rs) for m, rs in sorted(realized.items())],
-        estimated=[_to_series(m, rs) for m, rs in sorted(estimated.items())],
+        prediction=prediction,
+        realized=[_to_series(metric, realized[metric])] if metric in realized else [],
+        estimated=[_to_series(metric, estimated[metric])] if metric in estimated else [],
+        metric=metric,
+        metrics=metrics,
         labels_until=max(labelled, default=None),
         quality=quality,
         versions=versions,
@@ -539,6 +567,7 @@ def feature_view(
         tenant_ids=scope,
         include_all=scope is None,
         columns=(feature,),
+        model_version=ALL,
     )
     rows = [r for r in rows if r.model_version == ALL]
     by_tenant = _series_by(rows, lambda r: r.tenant_id)
@@ -927,13 +956,24 @@ def kpi_tenant(
             ModelHealth(
                 m,
                 status,
-                max((a.starts_at or a.active_at for a in mine), default=None),
+                max((a.active_at for a in mine), default=None),
                 max((r.window_end for r in rs), default=None),
             )
         )
-    in_range = [a for a in alerts if (a.starts_at or a.active_at) >= start]
-    acks = [a.acknowledged_at - (a.starts_at or a.active_at) for a in in_range if a.acknowledged_at]
-    res = [a.ends_at - (a.starts_at or a.active_at) for a in in_range if a.ends_at]
+    # Incidents are placed in data time (the first breaching window), so a backfill shows
+    # them where they happened; time to resolve is in data time too (first breaching window
+    # to the window that cleared), time to acknowledge is wall-clock (people acknowledge).
+    in_range = [a for a in alerts if a.active_at >= start]
+    acks = [
+        a.acknowledged_at - a.starts_at
+        for a in in_range
+        if a.acknowledged_at and a.starts_at and a.acknowledged_at >= a.starts_at
+    ]
+    res = [
+        a.last_window_end - a.active_at
+        for a in in_range
+        if a.state == "resolved" and a.last_window_end and a.last_window_end > a.active_at
+    ]
     incidents = Incidents(
         len(in_range),
         sum(a.state == "firing" for a in in_range),
@@ -953,7 +993,11 @@ def kpi_tenant(
         cards,
         health,
         incidents,
-        sorted(((a.starts_at or a.active_at), f"{a.rule} ({a.model})") for a in in_range),
+        sorted(
+            (a.active_at, f"{a.rule}: {a.labels.get('column') or a.labels.get('metric', '')}")
+            for a in in_range
+            if a.severity == "critical" or a.state == "firing"
+        ),
         sorted(versions),
         reads.last_computed(services.metadata, source="kpi"),
     )

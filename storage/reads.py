@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import Select, and_, func, select
 
 from storage.logstore import LogStore, _quote
 from storage.metadata.models_monitoring import MetricResultRow, MonitorRunRow
-from storage.metadata.monitoring import _result
 from storage.metadata.store import MetadataStore
 from storage.types import ALL, MetricResult
 
@@ -27,6 +27,28 @@ __all__ = [
 ]
 
 
+def _from_row(m: Any) -> MetricResult:
+    """A result from a Core row (no ORM instance: about twice as fast for large reads)."""
+    return MetricResult(
+        source=m.source,
+        source_name=m.source_name,
+        kind=m.kind,
+        model=m.model,
+        window_start=m.window_start,
+        window_end=m.window_end,
+        tenant_id=m.tenant_id,
+        model_version=m.model_version,
+        column=m.column_name,
+        metric=m.metric,
+        value=m.value,
+        threshold=m.threshold,
+        status=m.status,
+        details=dict(m.details or {}),
+        definition_version=m.definition_version,
+        computed_at=m.computed_at,
+    )
+
+
 def _filters(
     stmt: Select,  # type: ignore[type-arg]
     *,
@@ -37,8 +59,11 @@ def _filters(
     include_all: bool,
     columns: Sequence[str] | None = None,
     source_name: str | None = None,
+    model_version: str | None = None,
 ) -> Select:  # type: ignore[type-arg]
     r = MetricResultRow
+    if model_version is not None:
+        stmt = stmt.where(r.model_version == model_version)
     if source is not None:
         stmt = stmt.where(r.source == source)
     if model is not None:
@@ -65,6 +90,7 @@ def latest_results(
     kinds: Sequence[str] | None = None,
     tenant_ids: Sequence[str] | None = None,
     include_all: bool = True,
+    model_version: str | None = None,
 ) -> list[MetricResult]:
     """Results of the newest window of every (source, source name, tenant).
 
@@ -84,6 +110,7 @@ def latest_results(
         kinds=kinds,
         tenant_ids=tenant_ids,
         include_all=include_all,
+        model_version=model_version,
     ).group_by(r.source, r.source_name, r.tenant_id)
     sub = newest.subquery()
     stmt = _filters(
@@ -101,9 +128,11 @@ def latest_results(
         kinds=kinds,
         tenant_ids=tenant_ids,
         include_all=include_all,
+        model_version=model_version,
     )
+    core = stmt.with_only_columns(*MetricResultRow.__table__.columns)
     with meta._read() as s:
-        return [_result(row) for row in s.scalars(stmt)]
+        return [_from_row(row) for row in s.execute(core)]
 
 
 def results_between(
@@ -119,8 +148,10 @@ def results_between(
     columns: Sequence[str] | None = None,
     source_name: str | None = None,
     limit: int = 200_000,
+    model_version: str | None = None,
 ) -> list[MetricResult]:
-    """Results with ``start <= window_start < end``, oldest window first."""
+    """Results with ``start <= window_start < end``, oldest window first (of one model
+    version, e.g. ``"*"`` for all versions together, when ``model_version`` is given)."""
     r = MetricResultRow
     stmt = _filters(
         select(r),
@@ -131,14 +162,16 @@ def results_between(
         include_all=include_all,
         columns=columns,
         source_name=source_name,
+        model_version=model_version,
     )
     if start is not None:
         stmt = stmt.where(r.window_start >= start)
     if end is not None:
         stmt = stmt.where(r.window_start < end)
     stmt = stmt.order_by(r.window_start, r.id).limit(limit)
+    core = stmt.with_only_columns(*MetricResultRow.__table__.columns)
     with meta._read() as s:
-        return [_result(row) for row in s.scalars(stmt)]
+        return [_from_row(row) for row in s.execute(core)]
 
 
 def last_computed(

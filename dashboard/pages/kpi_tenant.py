@@ -44,10 +44,10 @@ def _sentence(card: queries.KpiCard) -> str:
     parts = [f"{name.capitalize()} is {value}"]
     if card.target is not None:
         parts.append(f"against a target of {c.fmt_value(card.target, card.unit)}")
-    text = " ".join(parts) + "."
+    text = " ".join(parts)
     if card.message:
-        text += f" It is {card.message}." if not card.message[0].isupper() else f" {card.message}."
-    return text
+        text += f": {card.message}"
+    return text + "."
 
 
 def _card(card: queries.KpiCard, v: queries.KpiTenantView) -> html.Div:

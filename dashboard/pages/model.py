@@ -29,7 +29,12 @@ def layout(model: str = "", **params: Any) -> html.Div:
             html.H1(f"Model {model}", id="model-title"),
             dcc.Store(
                 id="model-params",
-                data={"model": model, "tenant": params.get("tenant"), "range": params.get("range")},
+                data={
+                    "model": model,
+                    "tenant": params.get("tenant"),
+                    "range": params.get("range"),
+                    "metric": params.get("metric"),
+                },
             ),
             dcc.Location(id="model-nav", refresh="callback-nav"),
             dcc.Loading(html.Div(id="model-content"), delay_show=300),
@@ -39,7 +44,7 @@ def layout(model: str = "", **params: Any) -> html.Div:
 
 def render(v: queries.ModelView, account: Account) -> list[Any]:
     path = f"/models/{v.model}"
-    params = {"tenant": v.tenant, "range": v.range_key}
+    params = {"tenant": v.tenant, "range": v.range_key, "metric": v.metric}
     tenant_opts = ([("*", "All tenants")] if account.tenants is None else []) + [
         (t, t) for t in v.tenants
     ]
@@ -93,10 +98,15 @@ def render(v: queries.ModelView, account: Account) -> list[Any]:
         )
     if v.realized or v.estimated:
         charts.append(
+            c.filter_links(
+                PAGE, "metric", "Metric", [(m, m) for m in v.metrics], v.metric, path, params
+            )
+        )
+        charts.append(
             dcc.Graph(
                 id="model-performance",
                 figure=figures.series_chart(
-                    "Performance: realized (solid) and estimated (dashed, with band)",
+                    f"Performance ({v.metric}): realized (solid) and estimated (dashed, with band)",
                     v.realized,
                     v.versions,
                     dashed=v.estimated,
@@ -117,17 +127,29 @@ def render(v: queries.ModelView, account: Account) -> list[Any]:
         )
     out.append(html.H2("Data quality (newest window)"))
     if v.quality:
-        out.append(
-            c.table(
-                PAGE,
-                "quality",
-                ["status", "column", "metric", "value"],
-                [
-                    [c.badge(s), col or "(rows)", m, "–" if val is None else f"{val:.4g}"]
-                    for col, m, val, s in v.quality
-                ],
+        flagged = [q for q in v.quality if q[3] in ("alert", "warn")]
+        rest = [q for q in v.quality if q[3] not in ("alert", "warn")]
+
+        def rows(qs: list[tuple[str, str, float | None, str]]) -> list[list[Any]]:
+            return [
+                [c.badge(s), col or "(rows)", m, "–" if val is None else f"{val:.4g}"]
+                for col, m, val, s in qs
+            ]
+
+        header = ["status", "column", "metric", "value"]
+        if flagged:
+            out.append(c.table(PAGE, "quality", header, rows(flagged)))
+        else:
+            out.append(html.P("Every data-quality check passes.", id="model-quality-ok"))
+        if rest:
+            out.append(
+                html.Details(
+                    [
+                        html.Summary(f"{len(rest)} other checks (healthy or no data)"),
+                        c.table(PAGE, "quality-rest", header, rows(rest)),
+                    ]
+                )
             )
-        )
     else:
         out.append(c.empty(PAGE, "No data-quality results: add a data_quality monitor."))
     return out
@@ -139,7 +161,12 @@ def update(params: dict[str, Any], account: Account) -> Any:
     model = str(params.get("model") or "")
     try:
         view = queries.model_view(
-            services(), account.tenants, model, params.get("tenant"), params.get("range")
+            services(),
+            account.tenants,
+            model,
+            params.get("tenant"),
+            params.get("range"),
+            metric=params.get("metric"),
         )
     except queries.AccessDenied as exc:
         return c.denied(PAGE, str(exc))
