@@ -28,13 +28,17 @@ lint: $(STAMP)
 test: $(STAMP) browser lint
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
+# The realistic scenario (monitors, KPIs and alerts backfilled; about 1-2 min the first time),
+# the local webhook receiver in the background, then the server; Ctrl-C stops both.
 demo: $(STAMP)
-	$(VENV)/bin/driftwatch demo load
-	$(VENV)/bin/driftwatch serve
+	DRIFTWATCH_ALERT_ALLOWED_HOSTS=127.0.0.1 $(VENV)/bin/driftwatch demo build
+	@$(VENV)/bin/driftwatch demo receiver & pid=$$!; trap "kill $$pid" EXIT INT TERM; \
+	  DRIFTWATCH_ALERT_ALLOWED_HOSTS=127.0.0.1 $(VENV)/bin/driftwatch serve
 
 bench: $(STAMP)
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/drift.py
+	$(PY) benchmarks/dashboard.py
 
 clean:
 	rm -rf $(VENV) data .pytest_cache tests/artifacts

@@ -37,9 +37,11 @@ from monitor.cli_monitors import register as _register_monitor_commands  # noqa:
 
 _register_monitor_commands(app)  # apply, init, run, backfill
 
+from monitor.cli_demo import register as _register_demo  # noqa: E402
 from monitor.cli_users import users_app  # noqa: E402
 
 app.add_typer(users_app, name="users")
+_register_demo(demo_app)  # demo build, demo receiver
 
 from monitor.cli_alerts import cli as _alerts_cli  # noqa: E402
 

@@ -37,7 +37,9 @@ LABEL_DELAY = timedelta(days=3)
 WEBHOOK_PORT = 8765
 CHANNEL = "demo-webhook"
 TENANT_RATE = {"acme": 14.0, "globex": 10.0, "initech": 7.0}  # churn rows per hour
-CONVERSION = {"acme": 0.12, "globex": 0.10, "initech": 0.08}
+CONVERSION = {"acme": 0.34, "globex": 0.30, "initech": 0.26}  # of sessions
+SESSIONS_PER_PREDICTION = 4
+CONVERSION_TARGET = 0.25
 DEMO_USERS = [
     ("admin", "admin", None),
     ("engineer", "engineer", None),
@@ -148,20 +150,28 @@ def churn_traffic(
     cutoff = np.datetime64((now - LABEL_DELAY).replace(tzinfo=None), "us")
     late = ts < cutoff
     labels = pa.table({"request_id": request_id[late], "label": label[late]})
-    # business events: one session per prediction, a conversion for some of them
-    conv_p = np.vectorize(CONVERSION.get)(tenant) * (1 - 0.5 * prob)
-    dow = ((ts.astype("datetime64[D]").astype(np.int64) + 3) % 7).astype(float)
-    conv_p = conv_p * np.where(dow >= 5, 1.15, 1.0)
-    conv_p = np.where((tenant == DRIFT_TENANT) & (day >= KPI_DROP_DAY), conv_p * 0.7, conv_p)
-    converted = rng.random(n) < conv_p
-    ev_ts = np.concatenate([ts, ts[converted] + np.timedelta64(5, "m")])
+    # business events: sessions (some linked to a prediction), conversions for some of them
+    k = SESSIONS_PER_PREDICTION
+    s_ts = np.repeat(ts, k) + (rng.uniform(0, 3600, n * k) * 1e6).astype("timedelta64[us]")
+    s_tenant = np.repeat(tenant, k)
+    s_day = np.repeat(day, k)
+    s_prob = np.repeat(prob, k)
+    s_rid = np.where(np.arange(n * k) % k == 0, np.repeat(request_id, k), None)
+    conv_p = np.vectorize(CONVERSION.get)(s_tenant) * (1.15 - 0.5 * s_prob)
+    s_dow = ((s_ts.astype("datetime64[D]").astype(np.int64) + 3) % 7).astype(float)
+    conv_p = conv_p * np.where(s_dow >= 5, 1.1, 1.0)
+    dropped = (s_tenant == DRIFT_TENANT) & (s_day >= KPI_DROP_DAY)
+    conv_p = np.where(dropped, conv_p * 0.7, conv_p)
+    converted = rng.random(n * k) < conv_p
+    ev_ts = np.concatenate([s_ts, s_ts[converted] + np.timedelta64(5, "m")])
+    m_conv = int(converted.sum())
     events = pa.table(
         {
             "ts": pa.array(ev_ts, pa.timestamp("us", tz="UTC")),
-            "tenant_id": np.concatenate([tenant, tenant[converted]]),
-            "name": np.concatenate([np.full(n, "session"), np.full(converted.sum(), "conversion")]),
+            "tenant_id": np.concatenate([s_tenant, s_tenant[converted]]),
+            "name": np.concatenate([np.full(n * k, "session"), np.full(m_conv, "conversion")]),
             "value": np.ones(len(ev_ts)),
-            "request_id": np.concatenate([request_id, request_id[converted]]),
+            "request_id": pa.array(np.concatenate([s_rid, s_rid[converted]]).tolist(), pa.string()),
         }
     )
     ref_rng = np.random.default_rng(seed + 1)
@@ -297,6 +307,10 @@ def build(
     channels = [CHANNEL] if webhook_url else []
     for spec in (CHURN_MODEL, BASKET_MODEL):
         for rule in default_rules(spec.name, spec.task, channels):
+            # The demo replays 60 days at once: a heartbeat rule would see every series as
+            # silent while the backfill is behind the wall clock, so it is left out here.
+            if rule.to_dict().get("kind") == "missing_data":
+                continue
             runtime.engine.put_rule(rule.to_dict(), actor="demo")
 
     mon = monitoring(services)
@@ -327,6 +341,7 @@ def build(
         "window": "day",
         "formula": "rate(conversion, session)",
         "model": "churn",
+        "target": CONVERSION_TARGET,
         "min_events": 50,
     }
     try:
