@@ -329,3 +329,16 @@ def test_categorical_profile_from_group_by_counts_equals_profile_of_values() -> 
     (missing,) = con.execute("SELECT count(*) FROM t WHERE v IS NULL").fetchone()
     p = profile_categorical_from_counts(rows, bins, missing=missing)
     assert p == profile_categorical(values, bins)
+
+
+def test_top_categories_match_a_full_sort_also_for_id_like_columns() -> None:
+    rng = np.random.default_rng(11)
+    ids = np.array([f"id{i:07d}" for i in rng.integers(0, 400_000, 300_000)], dtype=object)
+    bins = ReferenceBins.categorical(ids, cap=50)
+    labels, counts = np.unique(ids, return_counts=True)
+    expected = sorted(
+        zip(labels.tolist(), counts.tolist(), strict=True), key=lambda t: (-t[1], t[0])
+    )[:50]
+    assert bins.categories == tuple(name for name, _ in expected)
+    p = profile_categorical(ids, ReferenceBins("categorical", categories=("x",)), max_unseen=7)
+    assert p.unseen == tuple(expected[:7])
