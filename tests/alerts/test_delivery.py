@@ -20,6 +20,8 @@ from tests.alerts.receiver import receiver
 
 LOCAL = Allowlist.parse(["127.0.0.1"])
 FAST = RetryPolicy(scale=0.001, jitter=0.0)  # 5 s → 5 ms, 3 days → ~4 min
+# Worker behaviour that does not depend on the database: SQLite only (keeps the suite short).
+SQLITE_ONLY = pytest.mark.parametrize("metadata_url", ["sqlite"], indirect=True)
 
 
 @pytest.fixture
@@ -92,6 +94,7 @@ def test_retries_and_429_then_every_notification_arrives_once_verified(real) -> 
         assert [a.outcome for a in d.history] == ["retry", "retry", "retry", "delivered"]
 
 
+@SQLITE_ONLY
 def test_rotation_signs_with_both_secrets(real) -> None:
     engine, store = real
     with receiver() as rx:
@@ -135,6 +138,7 @@ def test_receiver_down_past_give_up_dead_letters_then_manual_retry(real) -> None
         assert all(h.verified for h in rx.hits)
 
 
+@SQLITE_ONLY
 @pytest.mark.parametrize(
     "code, status, outcome",
     [
@@ -189,6 +193,7 @@ def test_signature_matches_the_standard_webhooks_reference() -> None:
     assert Webhook(secret).verify('{"a":1}', headers) == {"a": 1}
 
 
+@SQLITE_ONLY
 def test_unsafe_url_at_send_time_is_dead_lettered(real) -> None:
     engine, store = real
     with receiver() as rx:
@@ -205,6 +210,7 @@ def test_unsafe_url_at_send_time_is_dead_lettered(real) -> None:
     assert d.status == "dead" and "allowlist" in (d.last_error or "")
 
 
+@SQLITE_ONLY
 def test_test_channel_and_outbox_item_roundtrip(real) -> None:
     engine, store = real
     with receiver() as rx:

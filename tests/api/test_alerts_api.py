@@ -36,6 +36,10 @@ def keys(live: Live) -> Keys:
     return make_keys(live)
 
 
+# API behaviour that does not depend on the database: SQLite only (keeps the suite short).
+SQLITE_ONLY = pytest.mark.parametrize("metadata_url", ["sqlite"], indirect=True)
+
+
 def wait_until(cond, timeout: float = 30.0) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
@@ -101,6 +105,7 @@ def test_alert_listing_ack_and_tenant_scope(live: Live, keys: Keys) -> None:
         assert r.json()["acknowledged_at"] is not None
 
 
+@SQLITE_ONLY
 def test_silence_lists_what_it_mutes_and_expires(live: Live, keys: Keys) -> None:
     with client(live, keys.engineer) as eng:
         eng.post("/rules", json=rule(channels=[]))
@@ -135,6 +140,7 @@ def test_silence_lists_what_it_mutes_and_expires(live: Live, keys: Keys) -> None
         assert bad.status_code == 422 and "regex" in bad.text
 
 
+@SQLITE_ONLY
 def test_channels_never_return_secrets_and_refuse_unsafe_urls(live: Live, keys: Keys) -> None:
     with client(live, keys.admin) as admin:
         r = admin.post(
@@ -172,6 +178,7 @@ def test_channels_never_return_secrets_and_refuse_unsafe_urls(live: Live, keys: 
         assert admin.get("/channels/slack").status_code == 404
 
 
+@SQLITE_ONLY
 def test_channel_test_sends_a_sample(live: Live, keys: Keys) -> None:
     with receiver() as rx, client(live, keys.admin) as admin:
         r = admin.post("/channels", json={"name": "hook", "kind": "webhook", "url": rx.url})
@@ -183,6 +190,7 @@ def test_channel_test_sends_a_sample(live: Live, keys: Keys) -> None:
         wait_until(lambda: admin.get(f"/deliveries/{d['id']}").json()["status"] == "delivered")
 
 
+@SQLITE_ONLY
 def test_rules_crud_validation_and_backtest(live: Live, keys: Keys) -> None:
     with client(live, keys.engineer) as eng:
         r = eng.post("/rules", json={"name": "r1", "severity": "page"})
@@ -200,6 +208,7 @@ def test_rules_crud_validation_and_backtest(live: Live, keys: Keys) -> None:
         assert eng.get("/rules").json() == []
 
 
+@SQLITE_ONLY
 def test_metrics_endpoint(live: Live, keys: Keys) -> None:
     with client(live, keys.admin) as admin:
         admin.post("/rules", json=rule(channels=[]))
