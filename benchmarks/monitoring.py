@@ -142,6 +142,7 @@ def main() -> None:
     ap.add_argument("--days", type=int, default=30)
     ap.add_argument("--data-dir", type=Path, default=None)
     ap.add_argument("--skip-evidently", action="store_true")
+    ap.add_argument("--memory-limit", default="1GB", help="DuckDB memory_limit.")
     args = ap.parse_args()
 
     tmp = args.data_dir or Path(tempfile.mkdtemp(prefix="dw-bench-"))
@@ -151,7 +152,9 @@ def main() -> None:
     sch = schema()
     if meta.get_model("bench") is None:
         meta.create_model("bench", sch)
-    ls = LogStore(tmp / "bench.duckdb")
+    # DuckDB's buffer pool caches every column segment a scan touches (evictable, up to its
+    # memory limit); bounding it makes the RSS columns show our own memory, not the cache.
+    ls = LogStore(tmp / "bench.duckdb", memory_limit=args.memory_limit)
     ls.ensure_model("bench", sch)
     table: list[tuple[str, str, str]] = []
 

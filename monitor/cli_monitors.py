@@ -98,7 +98,12 @@ def apply(
     api_key: ApiKey = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Create or update the monitors of a YAML file by name (``--dry-run``: show the diff)."""
+    """Create or update the monitors of a YAML file by name (``--dry-run``: show the diff).
+
+    The file's ``kpis:`` section goes to the KPI service; its ``rules:`` section (what
+    ``driftwatch init`` proposes) is not applied here yet: TODO(alerting) hand it to
+    ``monitor.alerting`` (``engine.put_rule``).
+    """
     items = _load_monitors(file)
     if url:
         with _client(url, api_key) as c:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import threading
 import weakref
 from collections.abc import Callable
+from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -78,6 +79,11 @@ class MonitorService:
         self.services = services
         self.store = MonitoringStore(services.metadata)
         settings = services.settings
+        if not _SINK_FACTORY:
+            # the alerting runtime registers its sink when imported (monitor.alerting); the
+            # CLI may get here before anything imported it
+            with suppress(ImportError):
+                import monitor.alerting  # noqa: F401
         sink = _SINK_FACTORY[0](services) if _SINK_FACTORY else None
         self.runner = Runner(
             services.metadata,
