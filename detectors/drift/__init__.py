@@ -52,6 +52,7 @@ category shares             3,000   chi2, psi, jensen_shannon, hellinger, tvd, k
 ==========================  ======  =========================================================
 
 Entry points: :func:`detect` (one column), :func:`run_drift` (many columns, the monitor runner),
+:func:`prepare_reference` (cache a new reference's null draws before its first window),
 :func:`choose_method` (defaults), :func:`apply_fdr` / :func:`benjamini_hochberg` (false
 discovery rate across columns and segments).
 """
@@ -62,7 +63,7 @@ from __future__ import annotations
 from detectors.drift import categories, distances, stat_tests  # noqa: F401
 from detectors.drift.calibration import benjamini_hochberg, bh_adjusted, clear_cache
 from detectors.drift.registry import DriftMethod, Score, available_methods, get_method, register
-from detectors.drift.run import DEFAULT_ALPHA, apply_fdr, detect, run_drift
+from detectors.drift.run import DEFAULT_ALPHA, apply_fdr, detect, prepare_reference, run_drift
 from detectors.drift.selection import choose_method, default_method_for_profile
 
 __all__ = [
@@ -78,6 +79,7 @@ __all__ = [
     "default_method_for_profile",
     "detect",
     "get_method",
+    "prepare_reference",
     "register",
     "run_drift",
 ]

@@ -120,6 +120,13 @@ def null_statistics_profiles(
     return _profile_null(method, ref, n_ref, n_cur, n_draws)
 
 
+def prepare_large_sample_null(
+    method: DriftMethod, ref: ColumnProfile, n_draws: int = DEFAULT_DRAWS
+) -> None:
+    """Draw and cache ``method``'s large-sample null for ``ref`` (see the module docstring)."""
+    _profile_null(method, ref, _ASYM_N, _ASYM_N, n_draws)
+
+
 def _n_eff(n: int, m: int) -> float:
     return n * m / (n + m)
 

@@ -25,7 +25,7 @@ from detectors.profiles import (
 )
 from detectors.result import DetectorResult
 
-__all__ = ["apply_fdr", "detect", "run_drift"]
+__all__ = ["apply_fdr", "detect", "prepare_reference", "run_drift"]
 
 DEFAULT_ALPHA = 0.05
 
@@ -299,6 +299,34 @@ def run_drift(
     if fdr:
         out = _apply_fdr(out, alpha)
     return out
+
+
+def prepare_reference(
+    reference: Mapping[str, ColumnProfile],
+    methods: Mapping[str, str | Sequence[str]] | Sequence[str] | None = None,
+    n_draws: int | None = None,
+) -> int:
+    """Draw and cache the large-sample null distributions of a reference's calibrated methods.
+
+    Call it when a reference is set (or at start-up) so that the first window compared with it
+    does not pay for the draws; windows large enough for the large-sample law (see
+    ``calibration``) then only rescale cached statistics. Smaller windows still draw at their
+    own size once. Returns how many null distributions were prepared.
+    """
+    prepared = 0
+    if isinstance(methods, str):
+        methods = [methods]
+    for name, ref in reference.items():
+        if ref.count == 0:
+            continue
+        for method_name in _methods_for(name, ref, methods):
+            method = get_method(method_name)
+            if method.calibrated and method.null_from_counts is not None:
+                calibration.prepare_large_sample_null(
+                    method, ref, n_draws or calibration.DEFAULT_DRAWS
+                )
+                prepared += 1
+    return prepared
 
 
 def _fdr_p(result: DetectorResult) -> float:

@@ -354,3 +354,27 @@ def test_run_drift_accepts_one_method_name_and_rejects_unknown_threshold_keys() 
     assert [res.method for res in run_drift(ref, cur, methods="ks")["x"]] == ["ks"]
     with pytest.raises(UnknownNameError, match="wasserstien"):
         run_drift(ref, cur, thresholds={"wasserstien": 0.1})
+
+
+def test_prepare_reference_caches_large_sample_nulls_without_changing_results() -> None:
+    from detectors.drift import calibration
+
+    ref_cols, cur_cols = _columns(21, 0.0), _columns(22, 0.02)
+    bins = {
+        k: ReferenceBins.numeric(v) if v.dtype != object else ReferenceBins.categorical(v)
+        for k, v in ref_cols.items()
+    }
+    ref, cur = _profile_all(ref_cols, bins), _profile_all(cur_cols, bins)
+    # 10,000 rows on both sides: the large-sample regime
+    ref, cur = {k: p + p for k, p in ref.items()}, {k: p + p for k, p in cur.items()}
+    calibration.clear_cache()
+    cold = run_drift(ref, cur)
+    calibration.clear_cache()
+    assert drift.prepare_reference(ref) == 3  # wasserstein x2, jensen_shannon
+    cached = len(calibration._NULLS.data)
+    warm = run_drift(ref, cur)
+    assert len(calibration._NULLS.data) == cached  # nothing new was drawn
+    for col in ref:
+        assert [(r.statistic, r.threshold) for r in warm[col]] == [
+            (r.statistic, r.threshold) for r in cold[col]
+        ]
