@@ -231,8 +231,12 @@ def bench_driftwatch(n: int, repeat: int) -> list[tuple[str, float, float, str]]
     # the reference is profiled (and its null distributions cached) once, as the runner would
     ref_profiles = reference_profiles(ref)
     bins = {c: p.bins for c, p in ref_profiles.items()}
-    clear_cache()
-    s, m, _ = measure(lambda: prepare_reference(ref_profiles), repeat)
+
+    def prepare() -> int:
+        clear_cache()
+        return prepare_reference(ref_profiles)
+
+    s, m, _ = measure(prepare, repeat)
     rows.append(("driftwatch prepare_reference (null draws)", s, m, "once per reference"))
 
     def cold_window() -> dict[str, Any]:
