@@ -353,11 +353,14 @@ class AlertStore:
             if inserts:
                 # Core bulk insert (insertmanyvalues) with ids back in order: thousands of
                 # new alerts in one statement batch instead of one ORM object each.
+                table = AlertRow.__table__
                 new_ids = list(
-                    s.scalars(
-                        insert(AlertRow).returning(AlertRow.id, sort_by_parameter_order=True),
+                    s.connection()
+                    .execute(
+                        insert(table).returning(table.c.id, sort_by_parameter_order=True),
                         [{f: getattr(a, f) for f in _ALERT_FIELDS} for a in inserts],
                     )
+                    .scalars()
                 )
             updates = [a for a in alerts if a.id is not None]
             if updates:
