@@ -388,30 +388,42 @@ def run_checks_series(
         if step == 168
         else "previous windows"
     )
+    # Statuses and values as arrays, then plain Python lists: one CheckOutcome per window
+    # without per-element numpy scalars (4,500 windows per KPI).
+    status_arr = np.where(
+        big & (signed >= check.z_alert),
+        "alert",
+        np.where(
+            big & (check.z_warn is not None) & (signed >= (check.z_warn or np.inf)), "warn", "ok"
+        ),
+    )
+    z_out = np.where(np.isfinite(z), z, np.copysign(1e9, z))
+    m, thr = check.metric, check.z_alert
     out: list[CheckOutcome] = []
-    m = check.metric
-    for k in range(idx.size):
-        n = int(counts[k])
+    for n, st, zk, zo, rk, md, sc in zip(
+        counts.tolist(),
+        status_arr.tolist(),
+        z.tolist(),
+        z_out.tolist(),
+        rel.tolist(),
+        med.tolist(),
+        scale.tolist(),
+        strict=True,
+    ):
         if n < check.min_history:
-            out.append(CheckOutcome(m, "no_data", None, check.z_alert, "not enough history"))
+            out.append(CheckOutcome(m, "no_data", None, thr, "not enough history"))
             continue
-        zk, rk = float(z[k]), float(rel[k])
-        status: Status = "ok"
-        if big[k] and signed[k] >= check.z_alert:
-            status = "alert"
-        elif big[k] and check.z_warn is not None and signed[k] >= check.z_warn:
-            status = "warn"
         out.append(
             CheckOutcome(
                 m,
-                status,
-                zk if math.isfinite(zk) else math.copysign(1e9, zk),
-                check.z_alert,
+                st,
+                zo,
+                thr,
                 f"{rk:+.1%} vs the median of {n} windows of {season} (robust z {zk:+.1f})",
                 {
-                    "median": float(med[k]),
-                    "scale": float(scale[k]),
-                    "relative": _num(rk),
+                    "median": md,
+                    "scale": sc,
+                    "relative": rk if rk not in (math.inf, -math.inf) and rk == rk else None,
                     "season_step": step,
                 },
             )

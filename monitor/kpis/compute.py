@@ -245,38 +245,48 @@ class KpiComputer:
         if d.target is not None:
             common["target"] = d.target
         rows: list[MetricResult] = []
+        append = rows.append
+        fixed = {
+            "source": "kpi",
+            "source_name": d.name,
+            "kind": "kpi",
+            "model": d.model,
+            "tenant_id": tenant,
+            "model_version": "*",
+            "column": "",
+            "computed_at": now,
+        }
+        no_data_checks = [c.metric for c in checks]
         for i in range(first, len(grid)):
             w = grid[i]
-
-            def row(
-                metric: str, v: float | None, thr: float | None, st: str, det: dict[str, Any]
-            ) -> MetricResult:
-                return MetricResult(
-                    source="kpi",
-                    source_name=d.name,
-                    kind="kpi",
-                    model=d.model,
-                    window_start=w,  # noqa: B023 - used at once, inside this iteration
-                    window_end=w + width,  # noqa: B023
-                    tenant_id=tenant,
-                    model_version="*",
-                    column="",
-                    metric=metric,
-                    value=v,
-                    threshold=thr,
-                    status=st,  # type: ignore[arg-type]
-                    details=det,
-                    computed_at=now,
-                )
-
+            at = {"window_start": w, "window_end": w + width, **fixed}
             support = int(s.support[i])
             base = {"support": support, **common, **s.extra.get(i, {})}
             value = float(s.value[i])
             if not math.isfinite(value):
                 why = f"{support} events, fewer than the minimum {d.min_events}"
                 base["message"] = why
-                rows.append(row(d.name, None, d.target, "no_data", base))
-                rows.extend(row(c.metric, None, None, "no_data", {"message": why}) for c in checks)
+                append(
+                    MetricResult(
+                        metric=d.name,
+                        value=None,
+                        threshold=d.target,
+                        status="no_data",
+                        details=base,
+                        **at,
+                    )
+                )
+                for metric in no_data_checks:
+                    append(
+                        MetricResult(
+                            metric=metric,
+                            value=None,
+                            threshold=None,
+                            status="no_data",
+                            details={"message": why},
+                            **at,
+                        )
+                    )
                 continue
             outs: list[CheckOutcome] = [outcomes[c.metric][i] for c in checks]
             flagged = [o for o in outs if o.status in ("alert", "warn")]
@@ -284,11 +294,27 @@ class KpiComputer:
             base["message"] = flagged[0].message if flagged else "within its usual range"
             if d.target:
                 base["attainment"] = _attainment(value, d.target, d.direction)
-            rows.append(row(d.name, value, d.target, worst([o.status for o in outs]), base))
-            rows.extend(
-                row(o.metric, o.value, o.threshold, o.status, {"message": o.message, **o.details})
-                for o in outs
+            append(
+                MetricResult(
+                    metric=d.name,
+                    value=value,
+                    threshold=d.target,
+                    status=worst([o.status for o in outs]),
+                    details=base,
+                    **at,
+                )
             )
+            for o in outs:
+                append(
+                    MetricResult(
+                        metric=o.metric,
+                        value=o.value,
+                        threshold=o.threshold,
+                        status=o.status,
+                        details={"message": o.message, **o.details},
+                        **at,
+                    )
+                )
         return rows
 
     # ------------------------------------------------------------------ business value
