@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -198,3 +199,16 @@ def test_login_required_and_wrong_password(site: Site) -> None:
     assert r.status_code == 200 and "Wrong username or password" in r.text
     # the API keeps working next to the dashboard
     assert httpx.get(f"{site.url}/api/v1/health").status_code == 200
+
+
+def test_feature_page_downloads_an_evidently_report(site: Site, tabs: dict[str, Tab]) -> None:
+    tab = tabs["eng"]
+    tab.open("/models/churn/features/discount_rate?tenant=acme", "#feature-report")
+    with tab.page.expect_download(timeout=60_000) as info:
+        tab.page.click("#feature-report")
+    download = info.value
+    assert download.suggested_filename.startswith("churn-acme-")
+    text = Path(download.path()).read_text(encoding="utf-8", errors="replace")
+    assert "<html" in text.lower() and "drift" in text.lower() and len(text) > 10_000
+    tab.page.wait_for_selector("#feature-report-status:has-text('downloaded')")
+    assert _clean(tab.errors) == []

@@ -1,0 +1,166 @@
+"""Figure builders, read-model helpers and the access checks, without a browser."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from dashboard import figures
+from dashboard.auth import callback_allowed, page_of_component, page_of_path
+from monitor import queries
+from monitor.accounts import Account
+from monitor.queries import Distribution, Series, VersionChange
+from monitor.service import Services
+from monitor.settings import Settings
+from storage.types import ALL, MetricResult
+from tests.dashboard.seed import seed
+
+T0 = datetime(2026, 1, 1, tzinfo=UTC)
+ENGINEER = Account(1, "eng", "engineer", None)
+EXEC = Account(2, "exe", "executive", None)
+ACME = Account(3, "acme", "engineer", ("acme",))
+
+
+def result(
+    col: str,
+    day: int,
+    value: float | None,
+    threshold: float | None = 0.2,
+    status: str = "ok",
+    **details: object,
+) -> MetricResult:
+    return MetricResult(
+        source="monitor",
+        source_name="m",
+        kind="feature_drift",
+        model="churn",
+        window_start=T0 + timedelta(days=day),
+        window_end=T0 + timedelta(days=day + 1),
+        tenant_id="acme",
+        model_version=ALL,
+        column=col,
+        metric="psi",
+        value=value,
+        threshold=threshold,
+        status=status,
+        details=dict(details),  # type: ignore[arg-type]
+    )
+
+
+def test_severity_score_handles_p_values_and_missing_numbers() -> None:
+    assert queries.severity_score(result("a", 0, 0.4)) == pytest.approx(2.0)
+    p = result("a", 0, 0.001, 0.05, "alert", direction="below")
+    assert queries.severity_score(p) == pytest.approx(10.0)  # capped
+    assert queries.severity_score(result("a", 0, 0.5, 0.05, "ok", direction="below")) < 1
+    assert queries.severity_score(result("a", 0, None, None, "alert")) == 1.5
+    assert queries.worst_status(["ok", "warn", "no_data"]) == "warn"
+    assert queries.worst_status([]) == "no_data"
+
+
+def test_heatmap_takes_the_worst_cell_and_skips_no_data() -> None:
+    rows = [
+        result("b", 0, 0.1),
+        result("b", 0, 0.3, status="alert"),
+        result("a", 1, None, status="no_data"),
+        result("", 0, 0.5),  # not about one column: not in the heatmap
+    ]
+    hm = queries.heatmap(rows)
+    assert hm.features == ["a", "b"]
+    assert hm.windows == [T0, T0 + timedelta(days=1)]
+    assert hm.z[1][0] == pytest.approx(1.5) and hm.z[0][1] is None
+    fig = figures.drift_heatmap(hm, [VersionChange("v1", T0, 1), VersionChange("v2", T0, 1)])
+    assert fig.data[0].customdata[1][0] == "b"
+    assert any("version v2" in a.text for a in fig.layout.annotations)
+
+
+def test_distribution_from_details() -> None:
+    r = result("a", 0, 0.3, histogram={"edges": [0, 1, 2], "reference": [1, 3], "current": [2, 2]})
+    d = queries.distribution(r)
+    assert d is not None and d.kind == "numeric" and d.reference == [0.25, 0.75]
+    assert queries.distribution(result("a", 0, 0.3, histogram={"edges": [0, 1]})) is None
+    fig = figures.distribution_overlay(d)
+    assert [t.name for t in fig.data] == ["reference", "current window"]
+    cats = Distribution("categorical", ["x", "y"], [0.5, 0.5], [0.9, 0.1], T0)
+    assert figures.distribution_overlay(cats).layout.barmode == "group"
+
+
+def test_series_chart_draws_thresholds_bands_and_label_lag() -> None:
+    s = Series("auc", [T0, T0 + timedelta(days=1)], [0.8, 0.7], [0.75, 0.75])
+    est = Series("auc", [T0], [0.72], [0.75], [0.7], [0.74])
+    fig = figures.series_chart("perf", [s], dashed=[est], labels_until=T0)
+    names = [t.name for t in fig.data]
+    assert "auc threshold" in names and "auc (estimated)" in names and "auc band" in names
+    assert any(a.text == "labels until here" for a in fig.layout.annotations)
+    kpi = figures.kpi_trend(s, 0.75, [(T0, "drift")], [(T0, "churn", "v2")], unit="%")
+    assert kpi.layout.yaxis.tickformat == ".0%"
+
+
+def test_page_and_callback_access() -> None:
+    assert page_of_path("/") == "overview"
+    assert page_of_path("/models/churn") == "model"
+    assert page_of_path("/models/churn/features/x") == "feature"
+    assert page_of_path("/alerts/3") == "alert" and page_of_path("/kpis/acme") == "kpis"
+    assert page_of_component("model-heatmap") == "model"
+    assert page_of_component({"type": "alerts-row", "index": 1}) == "alerts"
+    body = {"outputs": {"id": "model-content", "property": "children"}, "inputs": []}
+    assert callback_allowed(ENGINEER, body) and not callback_allowed(EXEC, body)
+    router = {
+        "outputs": [{"id": "_pages_content", "property": "children"}],
+        "inputs": [{"id": "_pages_location", "property": "pathname", "value": "/models/x"}],
+    }
+    assert callback_allowed(ENGINEER, router) and not callback_allowed(EXEC, router)
+    assert not callback_allowed(ENGINEER, {"outputs": [], "inputs": []})
+    assert callback_allowed(EXEC, {"output": "kpis-content.children", "inputs": []})
+
+
+@pytest.fixture(scope="module")
+def services(tmp_path_factory: pytest.TempPathFactory) -> Services:
+    svc = Services.open(Settings(data_dir=tmp_path_factory.mktemp("q") / "data"))
+    seed(svc)
+    yield svc  # type: ignore[misc]
+    svc.close()
+
+
+def test_read_models_filter_by_scope(services: Services) -> None:
+    ov = queries.overview(services, ACME.tenants)
+    assert ov.tenants == ["acme"] and {t for _, t in ov.cells} == {"acme"}
+    assert all(s.tenant_id == "acme" for s in ov.worst)
+    full = queries.overview(services, None)
+    assert {"acme", "globex", "initech"} <= set(full.tenants)
+    with pytest.raises(queries.AccessDenied):
+        queries.model_view(services, ACME.tenants, "churn", "globex")
+    with pytest.raises(queries.AccessDenied):
+        queries.model_view(services, ACME.tenants, "churn", ALL)
+    mv = queries.model_view(services, ACME.tenants, "churn")
+    assert mv is not None and mv.tenant == "acme" and mv.heatmap.features
+    fv = queries.feature_view(services, ACME.tenants, "churn", "discount_rate")
+    assert fv is not None and {s.tenant_id for s in fv.breakdown} == {"acme"}
+    assert all(r.alert.tenant_id == "acme" for r in queries.alerts_list(services, ACME.tenants))
+    port = queries.kpi_portfolio(services, ACME.tenants, "30d")
+    assert {t for _, t in port.cells} == {"acme"}
+    assert queries.model_view(services, None, "nope") is None
+
+
+def test_logged_distribution_reads_reference_and_window(services: Services) -> None:
+    end = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
+    d = queries.logged_distribution(
+        services, "churn", "plan", ALL, end - timedelta(days=2), end, {"dataset": "training"}
+    )
+    assert (
+        d is not None and d.kind == "categorical" and set(d.labels) == {"free", "pro", "enterprise"}
+    )
+    n = queries.logged_distribution(
+        services,
+        "churn",
+        "tenure_months",
+        "acme",
+        end - timedelta(days=2),
+        end,
+        {"previous_days": 1},
+    )
+    assert n is not None and n.kind == "numeric" and sum(n.current) == pytest.approx(1)
+
+
+def test_empty_chart_builds() -> None:
+    assert figures.mark_versions(figures.series_chart("x", []), []).layout.title.text == "x"
