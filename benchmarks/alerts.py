@@ -97,11 +97,12 @@ def bench_evaluate(n: int, url: str, repeat: int = 3) -> list[tuple[str, str, st
     results = make_results(n)
     now = datetime.now(UTC)
     evaluate_all(rules, results[:1000], {}, now)  # warm-up (regex caches, imports)
-    pure = float("inf")
+    pure = cpu = float("inf")
     for _ in range(repeat):  # best of: the machine is shared, the minimum is the signal
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         outcome = evaluate_all(rules, results, {}, now)
         pure = min(pure, time.perf_counter() - t0)
+        cpu = min(cpu, time.process_time() - c0)  # CPU time: less sensitive to other load
     meta = MetadataStore(url)
     meta.upgrade()
     store = AlertStore(meta, "bench")
@@ -117,7 +118,8 @@ def bench_evaluate(n: int, url: str, repeat: int = 3) -> list[tuple[str, str, st
         (
             f"evaluate {len(results):,} results × {len(rules)} rules (pure, best of {repeat})",
             f"{pure:.3f} s",
-            f"{firing:,} alerts fire; target ≤ 1 s: {'ok' if pure <= 1 else 'MISSED'}",
+            f"{firing:,} alerts fire; CPU {cpu:.3f} s; target ≤ 1 s: "
+            f"{'ok' if pure <= 1 else 'MISSED (wall)' if cpu <= 1 else 'MISSED'}",
         ),
         (
             "  + load state and store transitions (engine.process)",
