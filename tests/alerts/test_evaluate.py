@@ -6,6 +6,8 @@ from dataclasses import replace
 from datetime import timedelta
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from alerts.evaluate import Transition, evaluate, evaluate_all, evaluate_missing, fingerprint
 from alerts.rules import Rule, RuleError
@@ -208,3 +210,41 @@ def test_transition_notifies_only_for_firing_or_resolved_after_firing() -> None:
     rule = Rule.from_dict({"name": "r", "for": 2})
     (t,) = evaluate(rule, [result(0)], {}, T0)
     assert isinstance(t, Transition) and not t.notifies
+
+
+@settings(max_examples=150, deadline=None)
+@given(
+    statuses=st.lists(st.sampled_from(["alert", "ok", "no_data", "warn"]), min_size=1, max_size=12),
+    for_windows=st.integers(1, 3),
+    keep=st.integers(0, 2),
+    other=st.booleans(),
+)
+def test_one_batch_equals_one_call_per_window(
+    statuses: list[str], for_windows: int, keep: int, other: bool
+) -> None:
+    """Replaying windows in one batch (a backfill) ends in the same state as live runs."""
+    rule = Rule.from_dict({"name": "r", "for": for_windows, "keep_firing_for": keep})
+    rows = [result(h, s) for h, s in enumerate(statuses)]
+    if other:  # a quiet neighbour series must not change anything
+        rows += [result(h, "ok", column="other") for h in range(len(statuses))]
+    state: dict[str, AlertRecord] = {}
+    fired: set[int] = set()
+    next_id = 1
+    for hour in range(len(statuses)):
+        for t in evaluate(
+            rule, [r for r in rows if r.window_start == rows[hour].window_start], state, T0
+        ):
+            after = t.after if t.after.id is not None else replace(t.after, id=next_id)
+            next_id += after.id == next_id
+            state[t.fingerprint] = after
+            if after.starts_at is not None:
+                fired.add(after.id)
+    batch = evaluate(rule, list(reversed(rows)), {}, T0)
+    assert sum(t.after.starts_at is not None for t in batch) == len(fired)
+    if not state:
+        assert batch == []
+        return
+    (live,) = state.values()
+    last = batch[-1].after
+    for field in ("state", "breach_streak", "clear_streak", "last_window_end", "active_at"):
+        assert getattr(last, field) == getattr(live, field), field
