@@ -73,7 +73,9 @@ def url_hint(url: str) -> str:
     parts = urlsplit(url)
     host = parts.hostname or ""
     port = f":{parts.port}" if parts.port else ""
-    return f"{parts.scheme}://{host}{port}/…" if parts.path not in ("", "/") else url
+    if parts.path in ("", "/") and not parts.query and not parts.fragment:
+        return f"{parts.scheme}://{host}{port}/"
+    return f"{parts.scheme}://{host}{port}/…"  # paths and queries often carry tokens
 
 
 @dataclass(frozen=True)

@@ -240,6 +240,10 @@ def test_channel_secrets_are_encrypted_and_not_in_records(alerting: Alerting) ->
     rec, secret = a.engine.create_channel("hook", "webhook", "http://127.0.0.1:9/x?token=abc")
     assert secret is not None and secret.startswith("whsec_")
     assert "token" not in rec.url_hint and rec.secret_count == 1
+    from storage.metadata.alerting import url_hint
+
+    assert url_hint("https://h.example/?token=abc") == "https://h.example/…"
+    assert url_hint("https://user:pw@h.example:8443") == "https://h.example:8443/"
     assert secret not in repr(rec)
     assert a.store.channel_secrets("hook").secrets == (secret,)
     rotated, new = a.engine.rotate_secret("hook")
