@@ -23,6 +23,7 @@ from __future__ import annotations
 import json
 import logging
 import random
+import ssl
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -106,9 +107,15 @@ class Sender(Protocol):
 class HttpxSender:
     """POSTs with httpx to the vetted address, keeping the original Host and TLS name."""
 
-    def __init__(self, timeout: float = 15.0, max_connections: int = 16) -> None:
+    def __init__(
+        self,
+        timeout: float = 15.0,
+        max_connections: int = 16,
+        verify: ssl.SSLContext | bool = True,
+    ) -> None:
         self._client = httpx.Client(
             timeout=timeout,
+            verify=verify,  # certificates are checked against the URL's host (sni_hostname)
             follow_redirects=False,
             trust_env=False,  # a proxy from the environment would bypass the address check
             limits=httpx.Limits(
