@@ -452,28 +452,78 @@ def rules_list(
     )
 
 
+def load_rules(file: Path, *, only_section: bool = False) -> list[dict[str, Any]]:
+    """Rule specs of a YAML file: its ``rules:`` section (the file ``driftwatch init``
+    writes), or, unless ``only_section``, documents that are rules themselves."""
+    specs: list[dict[str, Any]] = []
+    for d in yaml.safe_load_all(file.read_text()):
+        if isinstance(d, dict) and "rules" in d:
+            specs.extend(d["rules"] or [])
+        elif d and not only_section and isinstance(d, dict) and "monitors" not in d:
+            specs.append(d)
+    return specs
+
+
+def apply_rules_section(
+    file: Path,
+    dry_run: bool = False,
+    url: str | None = None,
+    api_key: str | None = None,
+    data_dir: Path | None = None,
+    *,
+    only_section: bool = True,
+) -> None:
+    """Create or replace the rules of a file by name, printing create/update/unchanged
+    (``driftwatch apply`` can call this for the file's ``rules:`` section)."""
+    from alerts.rules import Rule
+
+    specs = load_rules(file, only_section=only_section)
+    if not specs:
+        return
+    try:
+        parsed = [Rule.from_dict(spec) for spec in specs]
+    except RuleError as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    verb = "would " if dry_run else ""
+    with _Backend(url, api_key, data_dir) as b:
+        for spec, rule in zip(specs, parsed, strict=True):
+            if b.client:
+                assert b.client is not None
+                r = b.client.get(f"/rules/{rule.name}")
+                current = r.json().get("spec") if r.status_code == 200 else None
+            else:
+                rec = b.runtime.store.get_rule(rule.name)
+                current = rec.spec if rec is not None else None
+            action = (
+                "create"
+                if current is None
+                else "unchanged"
+                if current == rule.to_dict()
+                else "update"
+            )
+            if action != "unchanged" and not dry_run:
+                if b.client:
+                    b.api("POST", "/rules", json=spec)
+                else:
+                    b.local(b.runtime.engine.put_rule, spec, "cli")
+            color = {"create": "green", "update": "yellow"}.get(action, "dim")
+            out.print(f"[{color}]{verb}{action}[/] rule {rule.name}")
+
+
 @rules_app.command("apply")
 def rules_apply(
     file: Annotated[
         Path,
         typer.Option("-f", "--file", help="YAML with a `rules:` list (or one rule per document)."),
     ],
+    dry_run: Annotated[bool, typer.Option("--dry-run", help="Only show the changes.")] = False,
     url: Url = None,
     api_key: ApiKey = None,
     data_dir: DataDir = None,
 ) -> None:
     """Create or replace the rules of a YAML file (the `rules:` section of `driftwatch init`)."""
-    docs = [d for d in yaml.safe_load_all(file.read_text()) if d]
-    specs: list[dict[str, Any]] = []
-    for d in docs:
-        specs.extend(d["rules"] if isinstance(d, dict) and "rules" in d else [d])
-    with _Backend(url, api_key, data_dir) as b:
-        for spec in specs:
-            if b.client:
-                b.api("POST", "/rules", json=spec)
-            else:
-                b.local(b.runtime.engine.put_rule, spec, "cli")
-            out.print(f"rule {spec.get('name')} applied")
+    apply_rules_section(file, dry_run, url, api_key, data_dir, only_section=False)
 
 
 @rules_app.command("backtest")

@@ -58,7 +58,11 @@ def test_rules_channels_alerts_silences_and_backtest(data_dir: Path, tmp_path: P
             }
         )
     )
-    assert "rule drift applied" in cli(data_dir, "rules", "apply", "-f", str(rules))
+    assert "would create rule drift" in cli(
+        data_dir, "rules", "apply", "-f", str(rules), "--dry-run"
+    )
+    assert "create rule drift" in cli(data_dir, "rules", "apply", "-f", str(rules))
+    assert "unchanged rule drift" in cli(data_dir, "rules", "apply", "-f", str(rules))
     assert json.loads(cli(data_dir, "rules", "list", "--json"))[0]["name"] == "drift"
 
     # results as the runner would store and hand over

@@ -219,3 +219,35 @@ def test_metrics_endpoint(live: Live, keys: Keys) -> None:
     assert 'driftwatch_deliveries{status="dead"} 0' in text
     assert "driftwatch_ingested_rows_total" in text and "driftwatch_rejected_rows_total" in text
     assert "# TYPE driftwatch_monitor_runs_total counter" in text
+
+
+@SQLITE_ONLY
+def test_cli_through_the_api(live: Live, keys: Keys, tmp_path: Path) -> None:
+    import json as _json
+
+    import yaml
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    runner = CliRunner()
+    remote = ["--url", live.url, "--api-key", keys.admin]
+
+    def cli(*args: str) -> str:
+        r = runner.invoke(app, [*args, *remote])
+        assert r.exit_code == 0, r.output
+        return r.output
+
+    f = tmp_path / "rules.yaml"
+    f.write_text(yaml.safe_dump({"rules": [rule(channels=[])]}))
+    assert "create rule drift" in cli("rules", "apply", "-f", str(f))
+    assert "unchanged rule drift" in cli("rules", "apply", "-f", str(f))
+    alerting(live.services).process([result(0)])
+    (a,) = _json.loads(cli("alerts", "list", "--json"))
+    assert "acknowledged by key:" in cli("alerts", "ack", str(a["id"]))
+    out = cli("alerts", "silence", "-m", "tenant=acme", "--reason", "deploy", "--for", "30m")
+    sid = out.split()[1]
+    assert _json.loads(cli("alerts", "silences", "--json"))[0]["muting"] == 1
+    assert "expired" in cli("alerts", "expire", sid)
+    r = runner.invoke(app, ["alerts", "ack", "999", *remote])
+    assert r.exit_code == 1 and "404" in r.output
