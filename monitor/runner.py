@@ -326,20 +326,21 @@ class Runner:
             if not versions:
                 raise KeyError(f"reference {ref.dataset!r} of model {model!r} not found")
             version = ref.version or max(versions)
-            key: tuple[Any, ...] = ("dataset", model, ref.dataset, version)
+            # the columns are part of the key: monitors of other kinds share the dataset
+            key: tuple[Any, ...] = ("dataset", model, ref.dataset, version, tuple(sorted(cols)))
             if key not in self._refs:
                 table = self.logstore.read_reference(model, ref.dataset, version)
                 self._refs[key] = self._reference_from_table(table, cols)
             return self._refs[key]
         if ref.start and ref.end:
-            key = ("fixed", model, ref.start, ref.end)
+            key = ("fixed", model, ref.start, ref.end, tuple(sorted(cols)))
             if key not in self._refs:
                 sample = self.profiles.sample(model, ref.start, ref.end, list(cols), 200_000)
                 self._refs[key] = self._reference_from_table(sample, cols)
             return self._refs[key]
         # relative: bins from a repeatable sample of the model's first week of logs, so that
         # every window's reference and current profiles share the same (stable) bins
-        key = ("relative", model)
+        key = ("relative", model, tuple(sorted(cols)))
         if key not in self._refs:
             first = self.profiles.first_ts(model)
             if first is None:

@@ -182,3 +182,42 @@ def test_operational_metrics_and_failures_recorded(env) -> None:
     assert [r.status for r in runs] == ["error", "error"] and "gone" in (runs[0].error or "")
     recorded, total = ms.list_runs(monitor="broken", status="error")
     assert total == 2 and recorded[0].error
+
+
+def test_prediction_multivariate_and_relative_reference_kinds_run(env) -> None:
+    meta, ls, ms = env
+    rng = np.random.default_rng(4)
+    _reference(ls, rng)
+    for d in range(4):
+        shift = "team" if d == 3 else None
+        ls.append_inferences(
+            "m", _batch(rng, T0 + d * DAY, 1500, shift_plan=shift, prefix=f"d{d}-")
+        )
+    _create(ms, name="pd", kind="prediction_drift", reference="base", segments=["all"])
+    _create(
+        ms,
+        name="mv",
+        kind="multivariate_drift",
+        reference="base",
+        segments=["all"],
+        sample_size=1000,
+    )
+    _create(
+        ms,
+        name="rel",
+        kind="feature_drift",
+        reference={"previous_days": 2},
+        columns=["x"],
+        alpha=0.01,
+    )
+    runner = Runner(meta, ls)
+    for name in ("pd", "mv", "rel"):
+        runs = runner.backfill(name, T0 + 2 * DAY, T0 + 4 * DAY)
+        assert [r.status for r in runs] == ["ok", "ok"], [r.error for r in runs]
+    pd, _ = ms.query_results(ResultQuery(source_name="pd", tenant_id="*"))
+    assert {r.column for r in pd} == {"prediction", "score", ""}
+    mv, _ = ms.query_results(ResultQuery(source_name="mv"))
+    assert {r.metric for r in mv} == {"domain_classifier_auc"} and len(mv) == 2
+    rel, _ = ms.query_results(ResultQuery(source_name="rel", column="x", tenant_id="*"))
+    # day 2 is like the two days before it; day 3 carries the shift of plan "team"
+    assert [r.status for r in sorted(rel, key=lambda r: r.window_start)] == ["ok", "alert"]
