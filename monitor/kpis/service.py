@@ -323,22 +323,20 @@ class KpiService:
             raise NotFoundError(f"KPI {name!r} has no results for tenant {tenant_id!r}")
         grid = self._grid(d, at, span + max_lag)
         width = window_delta(d.window)
-        kpi_rows = self._query(
-            ResultQuery(
-                source="kpi",
-                source_name=name,
-                metric=name,
-                tenant_id=tenant_id,
-                start=grid[0],
-                end=grid[-1] + width,
-            )
+        kpi_rows = self.store.result_series(
+            source="kpi",
+            source_name=name,
+            metric=name,
+            tenant_id=tenant_id,
+            start=grid[0],
+            end=grid[-1] + width,
         )
         if not kpi_rows:
             raise NotFoundError(f"KPI {name!r} has no results for tenant {tenant_id!r}")
         kv = kpi_series(kpi_rows, grid).get((name, tenant_id), (np.full(len(grid), np.nan), []))[0]
         kv = deseasonalize(kv, grid, d.window)
-        sig_rows = self._query(
-            ResultQuery(source="monitor", tenant_id=tenant_id, start=grid[0], end=grid[-1] + width)
+        sig_rows = self.store.result_series(
+            source="monitor", tenant_id=tenant_id, start=grid[0], end=grid[-1] + width
         )
         signals = signal_series(sig_rows, grid, width)
         ranked = rank_related_signals(
@@ -383,29 +381,25 @@ class KpiService:
             grid = self._grid(d, first_w, span, n + max_lag)
             end = grid[-1] + width
             tenant_filter = None if tenant_id == "*" else tenant_id
-            kpi_rows = self._query(
-                ResultQuery(
-                    source="kpi",
-                    source_name=d.name,
-                    metric=d.name,
-                    tenant_id=tenant_filter,
-                    start=grid[0],
-                    end=end,
-                )
+            kpi_rows = self.store.result_series(
+                source="kpi",
+                source_name=d.name,
+                metric=d.name,
+                tenant_id=tenant_filter,
+                start=grid[0],
+                end=end,
             )
             if not kpi_rows:
                 continue
-            sig_rows = self._query(
-                ResultQuery(
-                    source="monitor",
-                    model=model,
-                    source_name=monitor,
-                    column=column,
-                    metric=metric,
-                    tenant_id=tenant_id,
-                    start=grid[0],
-                    end=end,
-                )
+            sig_rows = self.store.result_series(
+                source="monitor",
+                model=model,
+                source_name=monitor,
+                column=column,
+                metric=metric,
+                tenant_id=tenant_id,
+                start=grid[0],
+                end=end,
             )
             signals = signal_series(sig_rows, grid, width)
             vals = np.full(len(grid), np.nan)

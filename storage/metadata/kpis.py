@@ -14,8 +14,9 @@ from sqlalchemy.exc import IntegrityError
 
 from storage.metadata.errors import AlreadyExists, NotFound
 from storage.metadata.models_kpis import KpiRow
+from storage.metadata.models_monitoring import MetricResultRow
 from storage.metadata.store import MetadataStore
-from storage.types import KpiRecord
+from storage.types import KpiRecord, MetricResult
 
 __all__ = ["KpiStore"]
 
@@ -110,6 +111,72 @@ class KpiStore:
             if enabled is not None:
                 stmt = stmt.where(KpiRow.enabled == enabled)
             return [_record(r) for r in s.scalars(stmt)]
+
+    def result_series(
+        self,
+        *,
+        source: str,
+        start: datetime,
+        end: datetime,
+        tenant_id: str | None = None,
+        source_name: str | None = None,
+        model: str | None = None,
+        column: str | None = None,
+        metric: str | None = None,
+        model_version: str | None = "*",
+    ) -> list[MetricResult]:
+        """Metric results of ``start <= window_start < end`` without their details (empty):
+        the link's read of many series' values and statuses in one query, without the count
+        and the JSON decoding of :meth:`MonitoringStore.query_results`."""
+        t = MetricResultRow.__table__
+        cols = [
+            t.c.source,
+            t.c.source_name,
+            t.c.kind,
+            t.c.model,
+            t.c.window_start,
+            t.c.window_end,
+            t.c.tenant_id,
+            t.c.model_version,
+            t.c.column_name,
+            t.c.metric,
+            t.c.value,
+            t.c.threshold,
+            t.c.status,
+        ]
+        stmt = select(*cols).where(
+            t.c.source == source, t.c.window_start >= start, t.c.window_start < end
+        )
+        for col, value in (
+            (t.c.tenant_id, tenant_id),
+            (t.c.source_name, source_name),
+            (t.c.model, model),
+            (t.c.column_name, column),
+            (t.c.metric, metric),
+            (t.c.model_version, model_version),
+        ):
+            if value is not None:
+                stmt = stmt.where(col == value)
+        with self._meta._read() as s:
+            rows = s.execute(stmt).all()
+        return [
+            MetricResult(
+                source=r[0],
+                source_name=r[1],
+                kind=r[2],
+                model=r[3],
+                window_start=r[4],
+                window_end=r[5],
+                tenant_id=r[6],
+                model_version=r[7],
+                column=r[8],
+                metric=r[9],
+                value=r[10],
+                threshold=r[11],
+                status=r[12],
+            )
+            for r in rows
+        ]
 
     def changed_since(self, ts: datetime) -> list[KpiRecord]:
         """KPIs created or changed at or after ``ts`` (the scheduler's reconcile)."""
