@@ -9,12 +9,15 @@ tenants together (tenant ``"*"``), which mix in other tenants' data.
 
 from __future__ import annotations
 
+import functools
 import math
-from collections import defaultdict
-from collections.abc import Iterable, Sequence
+import threading
+import time
+from collections import OrderedDict, defaultdict
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, TypeVar
 
 from monitor.alerting import alerting
 from monitor.service import Services
@@ -25,6 +28,7 @@ from storage.metadata.monitoring import MonitoringStore
 from storage.types import ALL, AlertRecord, MetricResult
 
 Scope = tuple[str, ...] | None
+T = TypeVar("T")
 
 STATUS_RANK = {"no_data": 0, "ok": 1, "warn": 2, "alert": 3}
 SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
@@ -39,6 +43,37 @@ RANGES = {
     "90d": timedelta(days=90),
 }
 DEFAULT_RANGE = "30d"
+
+
+_CACHE: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
+_CACHE_LOCK = threading.Lock()
+CACHE_SIZE = 128
+
+
+def _cached(func: Callable[..., T]) -> Callable[..., T]:
+    """Memoise a read model of stored results by its arguments, the results' version and the
+    current minute (ranges end "now"). Views holding alert state (which changes on ack) are
+    not cached. Exceptions (AccessDenied) are not cached."""
+
+    @functools.wraps(func)
+    def wrapper(services: Services, *args: Any, **kwargs: Any) -> T:
+        if kwargs.get("now") is not None:
+            return func(services, *args, **kwargs)
+        version = reads.results_version(services.metadata)
+        minute = int(time.time() // 60)
+        key = (func.__name__, id(services), version, minute, args, tuple(sorted(kwargs.items())))
+        with _CACHE_LOCK:
+            if key in _CACHE:
+                _CACHE.move_to_end(key)
+                return _CACHE[key]  # type: ignore[no-any-return]
+        value = func(services, *args, **kwargs)
+        with _CACHE_LOCK:
+            _CACHE[key] = value
+            while len(_CACHE) > CACHE_SIZE:
+                _CACHE.popitem(last=False)
+        return value
+
+    return wrapper
 
 
 class AccessDenied(Exception):
@@ -309,6 +344,7 @@ def heatmap(results: Iterable[MetricResult]) -> Heatmap:
     return Heatmap(features, windows, z, text)
 
 
+@_cached
 def model_view(
     services: Services,
     scope: Scope,
@@ -540,6 +576,7 @@ def logged_distribution(
     )
 
 
+@_cached
 def feature_view(
     services: Services,
     scope: Scope,

@@ -23,6 +23,7 @@ __all__ = [
     "last_run_at",
     "latest_results",
     "results_between",
+    "results_version",
     "version_spans",
 ]
 
@@ -172,6 +173,15 @@ def results_between(
     core = stmt.with_only_columns(*MetricResultRow.__table__.columns)
     with meta._read() as s:
         return [_from_row(row) for row in s.execute(core)]
+
+
+def results_version(meta: MetadataStore) -> tuple[int, int]:
+    """(newest id, row count) of the stored results: changes whenever results are written or
+    replaced, so read models can be cached by it."""
+    r = MetricResultRow
+    with meta._read() as s:
+        row = s.execute(select(func.max(r.id), func.count())).one()
+    return int(row[0] or 0), int(row[1] or 0)
 
 
 def last_computed(

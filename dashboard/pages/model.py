@@ -115,6 +115,16 @@ def render(v: queries.ModelView, account: Account) -> list[Any]:
                 config={"displayModeBar": False},
             )
         )
+    if not v.prediction:
+        charts.insert(
+            0,
+            html.P(
+                "No prediction-drift values in this range: check the prediction_drift monitor "
+                "and its last runs on the Monitors page.",
+                className="muted",
+                id="model-prediction-empty",
+            ),
+        )
     out += [html.Div(ch, className="card") for ch in charts]
     if v.labels_until is not None:
         out.append(

@@ -116,14 +116,15 @@ def render(view: queries.Overview, account: Account) -> list[Any]:
                 if s.kind == "feature_drift" and s.column
                 else f"/models/{s.model}"
             )
-            where = dcc.Link(s.column or s.monitor, href=c.href(target, {"tenant": s.tenant_id}))
+            what = s.column or "(whole model)"
+            where = dcc.Link(what, href=c.href(target, {"tenant": s.tenant_id}))
             rows.append(
                 [
                     c.badge(s.status),
                     s.model,
                     s.tenant_id,
                     s.monitor,
-                    where if links else (s.column or s.monitor),
+                    where if links else what,
                     s.metric,
                     "–" if s.value is None else f"{s.value:.4g}",
                     "–" if s.threshold is None else f"{s.threshold:.4g}",

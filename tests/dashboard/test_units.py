@@ -164,3 +164,29 @@ def test_logged_distribution_reads_reference_and_window(services: Services) -> N
 
 def test_empty_chart_builds() -> None:
     assert figures.mark_versions(figures.series_chart("x", []), []).layout.title.text == "x"
+
+
+def test_model_view_cache_follows_the_stored_results(services: Services) -> None:
+    from storage.metadata.monitoring import MonitoringStore
+
+    first = queries.model_view(services, None, "churn", "acme", "7d")
+    assert queries.model_view(services, None, "churn", "acme", "7d") is first
+    w = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(days=1)
+    new = MetricResult(
+        source="monitor",
+        source_name="extra",
+        kind="feature_drift",
+        model="churn",
+        window_start=w,
+        window_end=w + timedelta(hours=1),
+        tenant_id="acme",
+        model_version=ALL,
+        column="brand_new_feature",
+        metric="psi",
+        value=0.5,
+        threshold=0.2,
+        status="alert",
+    )
+    MonitoringStore(services.metadata).save_results([new])
+    again = queries.model_view(services, None, "churn", "acme", "7d")
+    assert again is not first and "brand_new_feature" in again.heatmap.features
