@@ -17,7 +17,7 @@ import numpy as np
 
 from detectors.errors import DetectorError
 from detectors.estimation import BinaryCBPE
-from monitor.kpis.checks import CheckOutcome, history_needed, run_checks_series, worst
+from monitor.kpis.checks import history_needed, run_checks_series, worst
 from monitor.kpis.definition import KpiDefinition
 from monitor.kpis.formula import BusinessValueFormula, EventFormula, LogFormula
 from storage.kpi_sql import WINDOW_US, Cells, EventMeasure, KpiQueries, LogMeasure
@@ -214,38 +214,30 @@ class KpiComputer:
         s: _Series,
         now: datetime,
     ) -> list[MetricResult]:
-        """The KPI row and one row per check for each window ``grid[first:]`` of one tenant."""
+        """The KPI row and one row per check for each window ``grid[first:]`` of one tenant.
+
+        The KPI row's details hold what varies per window (support, check statuses, the
+        message, attainment, business-value counts); the definition itself is the KPI's.
+        """
         checks = d.effective_checks
-        judged = [i for i in range(first, len(grid)) if math.isfinite(s.value[i])]
+        metrics = [c.metric for c in checks]
+        values = s.value.tolist()
+        supports = s.support.tolist()
+        judged = [i for i in range(first, len(grid)) if math.isfinite(values[i])]
+        slot = {i: k for k, i in enumerate(judged)}
         noise = _sampling_sd(d, s.value, s.support)
-        outcomes = {
-            c.metric: dict(
-                zip(
-                    judged,
-                    run_checks_series(
-                        c,
-                        s.value,
-                        judged,
-                        direction=d.direction,
-                        window=d.window,
-                        target=d.target,
-                        noise=noise,
-                    ),
-                    strict=True,
-                )
+        outcomes = [
+            run_checks_series(
+                c,
+                s.value,
+                judged,
+                direction=d.direction,
+                window=d.window,
+                target=d.target,
+                noise=noise,
             )
             for c in checks
-        }
-        common: dict[str, Any] = {
-            "min_events": d.min_events,
-            "formula": d.formula,
-            "unit": d.unit,
-            "direction": d.direction,
-        }
-        if d.target is not None:
-            common["target"] = d.target
-        rows: list[MetricResult] = []
-        append = rows.append
+        ]
         fixed = {
             "source": "kpi",
             "source_name": d.name,
@@ -256,27 +248,30 @@ class KpiComputer:
             "column": "",
             "computed_at": now,
         }
-        no_data_checks = [c.metric for c in checks]
+        name, target, extra = d.name, d.target, s.extra
+        rows: list[MetricResult] = []
+        append = rows.append
         for i in range(first, len(grid)):
             w = grid[i]
             at = {"window_start": w, "window_end": w + width, **fixed}
-            support = int(s.support[i])
-            base = {"support": support, **common, **s.extra.get(i, {})}
-            value = float(s.value[i])
-            if not math.isfinite(value):
-                why = f"{support} events, fewer than the minimum {d.min_events}"
+            base: dict[str, Any] = {"support": supports[i]}
+            if i in extra:
+                base.update(extra[i])
+            k = slot.get(i)
+            if k is None:
+                why = f"{supports[i]} events, fewer than the minimum {d.min_events}"
                 base["message"] = why
                 append(
                     MetricResult(
-                        metric=d.name,
+                        metric=name,
                         value=None,
-                        threshold=d.target,
+                        threshold=target,
                         status="no_data",
                         details=base,
                         **at,
-                    )
+                    )  # type: ignore[arg-type]
                 )
-                for metric in no_data_checks:
+                for metric in metrics:
                     append(
                         MetricResult(
                             metric=metric,
@@ -285,35 +280,36 @@ class KpiComputer:
                             status="no_data",
                             details={"message": why},
                             **at,
-                        )
+                        )  # type: ignore[arg-type]
                     )
                 continue
-            outs: list[CheckOutcome] = [outcomes[c.metric][i] for c in checks]
-            flagged = [o for o in outs if o.status in ("alert", "warn")]
-            base["checks"] = {o.metric: o.status for o in outs}
-            base["message"] = flagged[0].message if flagged else "within its usual range"
-            if d.target:
-                base["attainment"] = _attainment(value, d.target, d.direction)
+            outs = [o[k] for o in outcomes]
+            status = worst([o.status for o in outs])
+            base["checks"] = dict(zip(metrics, (o.status for o in outs), strict=True))
+            base["message"] = next(
+                (o.message for o in outs if o.status in ("alert", "warn")),
+                "within its usual range",
+            )
+            value = values[i]
+            if target:
+                base["attainment"] = _attainment(value, target, d.direction)
             append(
                 MetricResult(
-                    metric=d.name,
-                    value=value,
-                    threshold=d.target,
-                    status=worst([o.status for o in outs]),
-                    details=base,
-                    **at,
-                )
+                    metric=name, value=value, threshold=target, status=status, details=base, **at
+                )  # type: ignore[arg-type]
             )
             for o in outs:
+                det = {"message": o.message}
+                det.update(o.details)
                 append(
                     MetricResult(
                         metric=o.metric,
                         value=o.value,
                         threshold=o.threshold,
                         status=o.status,
-                        details={"message": o.message, **o.details},
+                        details=det,
                         **at,
-                    )
+                    )  # type: ignore[arg-type]
                 )
         return rows
 
