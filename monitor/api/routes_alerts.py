@@ -413,7 +413,7 @@ async def create_rule(
     if not isinstance(body, dict):
         raise ValidationFailed("a rule must be a JSON object")
     rule = await _call(rt.engine.put_rule, body, caller.actor)
-    return _rule_out(rt.store.get_rule(rule.name))
+    return _rule_out(await _call(rt.store.get_rule, rule.name))
 
 
 @router.get("/rules/{rule}", tags=["rules"])
@@ -434,7 +434,7 @@ async def put_rule(
     if body.get("name", rule) != rule:
         raise ValidationFailed(f"body name {body.get('name')!r} differs from the URL's {rule!r}")
     await _call(rt.engine.put_rule, {**body, "name": rule}, caller.actor)
-    return _rule_out(rt.store.get_rule(rule))
+    return _rule_out(await _call(rt.store.get_rule, rule))
 
 
 @router.delete("/rules/{rule}", tags=["rules"])
