@@ -10,18 +10,21 @@ would write them), so the scenario does not depend on drift statistics of genera
 from __future__ import annotations
 
 import io
+import time
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import httpx
 import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 
 from storage.metadata.monitoring import MonitoringStore
 from storage.types import MetricResult
-from tests.api.conftest import Keys, client
+from tests.api.conftest import Keys, client, make_keys, make_settings
 from tests.kpis.conftest import seasonal_events
-from tests.support import Live
+from tests.support import Live, live_server
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 DAYS = 63
@@ -253,3 +256,31 @@ def test_definitions_are_validated_and_versioned(
     assert eng.delete("/kpis/conversion_rate").status_code == 204
     assert eng.get("/kpis/conversion_rate").status_code == 404
     assert [k["name"] for k in eng.get("/kpis").json()] == ["mean_score"]
+
+
+def test_the_server_scheduler_computes_closed_kpi_windows(
+    tmp_path: Path, metadata_url: str
+) -> None:
+    settings = make_settings(tmp_path, metadata_url, scheduler_tick_seconds=1)
+    with live_server(settings) as live:
+        keys = make_keys(live)
+        yesterday = datetime.now(UTC).replace(
+            hour=0, minute=0, second=0, microsecond=0
+        ) - timedelta(days=1)
+        rows = [
+            {"tenant_id": "acme", "ts": (yesterday + timedelta(minutes=i)).isoformat(), "name": n}
+            for i in range(60)
+            for n in (["session", "conversion"] if i % 3 == 0 else ["session"])
+        ]
+        with client(live, keys.engineer) as eng:
+            assert eng.post("/events", json=rows).status_code == 200
+            assert eng.post("/kpis", json=dict(KPI, min_events=10)).status_code == 201
+            deadline = time.monotonic() + 20
+            found: list[dict] = []
+            while time.monotonic() < deadline and not found:
+                found = eng.get("/kpis/conversion_rate/results").json()
+                time.sleep(0.5)
+        assert [(r["tenant_id"], r["window_start"], r["status"]) for r in found] == [
+            ("acme", yesterday.isoformat(), "ok")
+        ]
+        assert found[0]["value"] == pytest.approx(20 / 60)
