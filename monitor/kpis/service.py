@@ -315,7 +315,8 @@ class KpiService:
         """For a KPI breach of one tenant, the model signals that moved with it, ranked.
 
         ``at`` is the breach's window (the latest flagged window by default). Signals are
-        the tenant's monitor results (every model serving it).
+        the tenant's monitor results (every model serving it), or the all-tenants ("*")
+        results when no monitor is split by tenant.
         """
         d = self.definition(name)
         at = _utc(at) if at is not None else self._latest_window(name, tenant_id, breach=True)
@@ -338,6 +339,10 @@ class KpiService:
         sig_rows = self.store.result_series(
             source="monitor", tenant_id=tenant_id, start=grid[0], end=grid[-1] + width
         )
+        if not sig_rows:  # monitors not split by tenant: the all-tenants signals serve it
+            sig_rows = self.store.result_series(
+                source="monitor", tenant_id="*", start=grid[0], end=grid[-1] + width
+            )
         signals = signal_series(sig_rows, grid, width)
         ranked = rank_related_signals(
             kv, signals, grid, len(grid) - 1, max_lag=max_lag, span=span, limit=limit
