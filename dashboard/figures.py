@@ -186,11 +186,26 @@ def kpi_trend(
     alerts: Sequence[tuple[datetime, str]] = (),
     versions: Sequence[tuple[datetime, str, str]] = (),
     unit: str = "",
+    estimated: Series | None = None,
 ) -> go.Figure:
-    """A KPI over time with its target, model alerts (red markers) and version changes."""
+    """A KPI over time with its target, model alerts (red markers) and version changes;
+    ``estimated`` windows (business value without labels yet) are drawn dashed."""
     fig = go.Figure(
         go.Scatter(x=s.x, y=s.y, mode="lines", name=s.name, line={"color": "#2f6fdf", "width": 2})
     )
+    if estimated is not None and estimated.x:
+        # join the dashed part to the last realized point so the line reads as one
+        x = ([s.x[-1]] if s.x else []) + list(estimated.x)
+        y = ([s.y[-1]] if s.y else []) + list(estimated.y)
+        fig.add_trace(
+            go.Scatter(
+                x=x,
+                y=y,
+                mode="lines",
+                name="estimated",
+                line={"color": "#2f6fdf", "width": 2, "dash": "dash"},
+            )
+        )
     if target is not None and s.x:
         fig.add_hline(
             y=target,
@@ -198,7 +213,8 @@ def kpi_trend(
             annotation_text="target",
             annotation_position="top left",
         )
-    lo = min((v for v in s.y if v is not None), default=0.0)
+    values = [v for v in [*s.y, *(estimated.y if estimated else [])] if v is not None]
+    lo = min(values, default=0.0)
     for ts, label in alerts:
         fig.add_trace(
             go.Scatter(

@@ -333,22 +333,36 @@ def build(
             mon.run(name, split + timedelta(days=d))
 
     kpis = KpiService.of(services)
-    spec = {
-        "name": "conversion_rate",
-        "description": "Share of sessions that end in a conversion.",
-        "unit": "%",
-        "direction": "higher",
-        "window": "day",
-        "formula": "rate(conversion, session)",
-        "model": "churn",
-        "target": CONVERSION_TARGET,
-        "min_events": 50,
-    }
-    try:
-        kpis.create(spec, actor="demo")
-    except (AlreadyExists, Exception) as exc:
-        if "exists" not in str(exc):
-            raise
+    specs = [
+        {
+            "name": "conversion_rate",
+            "description": "Share of sessions that end in a conversion.",
+            "unit": "%",
+            "direction": "higher",
+            "window": "day",
+            "formula": "rate(conversion, session)",
+            "model": "churn",
+            "target": CONVERSION_TARGET,
+            "min_events": 50,
+        },
+        {
+            "name": "retention_value",
+            "description": "Value of the churn model's decisions: a caught churner is worth 50, "
+            "a wasted offer costs 5, a kept customer 1, a missed churner costs 10.",
+            "unit": "EUR",
+            "direction": "higher",
+            "window": "day",
+            "formula": "business_value(tp=50, fp=-5, tn=1, fn=-10)",
+            "model": "churn",
+            "reference": "training",
+        },
+    ]
+    for spec in specs:
+        try:
+            kpis.create(spec, actor="demo")
+        except Exception as exc:  # already there from an earlier build
+            if "exists" not in str(exc):
+                raise
     progress("computing KPIs")
     out.kpi_rows = kpis.compute(start, split)
     from storage.reads import results_between

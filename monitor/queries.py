@@ -854,7 +854,10 @@ class KpiCard:
     message: str
     window_start: datetime | None
     trend: Series
-    business: dict[str, float | None]  # realized / estimated business value, when stored
+    # business-value KPIs: how the newest value was obtained (realized, estimated, mixed,
+    # partial) and the windows whose value is (partly) estimated from predictions
+    basis: str | None = None
+    estimated: Series | None = None
 
 
 @dataclass(frozen=True)
@@ -909,11 +912,9 @@ def _card(name: str, tenant: str, spec: dict[str, Any], rs: Sequence[MetricResul
     change = None
     if cur and prev and prev.value not in (None, 0):
         change = (cur.value - prev.value) / abs(prev.value)  # type: ignore[operator]
-    bv = {
-        k: _num(d.get(k))
-        for k in ("realized_value", "estimated_value", "realized", "estimated")
-        if k in d
-    }
+    basis = d.get("value_basis")
+    est = [r for r in valued if (r.details or {}).get("value_basis") in ("estimated", "mixed")]
+    real = [r for r in valued if (r.details or {}).get("value_basis") not in ("estimated", "mixed")]
     return KpiCard(
         name=name,
         tenant_id=tenant,
@@ -928,8 +929,9 @@ def _card(name: str, tenant: str, spec: dict[str, Any], rs: Sequence[MetricResul
         status=last.status if last else "no_data",
         message=str((last.details or {}).get("message", "")) if last else "no value yet",
         window_start=last.window_start if last else None,
-        trend=_to_series(name, valued),
-        business=bv,
+        trend=_to_series(name, real),
+        basis=str(basis) if basis else None,
+        estimated=_to_series(f"{name} (estimated)", est) if est else None,
     )
 
 

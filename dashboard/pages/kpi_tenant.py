@@ -19,6 +19,12 @@ dash.register_page(
 )
 
 PAGE = "kpis"
+BASIS_TEXT = {
+    "realized": "realized (every label is in)",
+    "estimated": "estimated from the model's scores (labels not in yet)",
+    "mixed": "partly realized, partly estimated (labels still arriving)",
+    "partial": "labelled rows only (no reference to estimate the rest)",
+}
 HEALTH_TEXT = {
     "ok": "healthy",
     "warn": "needs a look",
@@ -54,10 +60,11 @@ def _card(card: queries.KpiCard, v: queries.KpiTenantView) -> html.Div:
     attain = (
         f"{card.attainment * 100:.0f} % of target" if card.attainment is not None else "no target"
     )
-    business = [
-        html.Div(f"{k.replace('_', ' ')}: {c.fmt_value(val, '')}", className="muted")
-        for k, val in card.business.items()
-    ]
+    business = (
+        [html.Div(f"Business value: {BASIS_TEXT.get(card.basis, card.basis)}.", className="muted")]
+        if card.basis
+        else []
+    )
     return html.Div(
         [
             html.Div(card.name.replace("_", " "), className="label"),
@@ -74,7 +81,12 @@ def _card(card: queries.KpiCard, v: queries.KpiTenantView) -> html.Div:
             *business,
             dcc.Graph(
                 figure=figures.kpi_trend(
-                    card.trend, card.target, v.alert_marks, v.versions, card.unit
+                    card.trend,
+                    card.target,
+                    v.alert_marks,
+                    v.versions,
+                    card.unit,
+                    estimated=card.estimated,
                 ),
                 config={"displayModeBar": False},
                 id=f"kpis-t-trend-{card.name}",
