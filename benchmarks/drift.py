@@ -114,12 +114,24 @@ def measure(fn: Callable[[], Any], repeat: int = 1) -> tuple[float, float, Any]:
 
     The machine is shared, so the minimum is the least noisy estimate of the cost.
     """
-    runs = [_measure_once(fn) for _ in range(max(repeat, 1))]
+    runs = []
+    for _ in range(max(repeat, 1)):
+        runs.append(_measure_once(fn))
     best = min(runs, key=lambda r: r[0])
+    _LAST_CPU[0] = best[3]
     return best[0], max(r[1] for r in runs), best[2]
 
 
-def _measure_once(fn: Callable[[], Any]) -> tuple[float, float, Any]:
+# CPU seconds of the best run of the last measure(): on a shared machine wall time includes
+# waiting for a core, CPU time mostly does not.
+_LAST_CPU = [0.0]
+
+
+def _row(name: str, seconds: float, peak: float, note: str) -> tuple[str, float, float, str]:
+    return (name, seconds, peak, f"cpu {_LAST_CPU[0]:.3f} s; {note}")
+
+
+def _measure_once(fn: Callable[[], Any]) -> tuple[float, float, Any, float]:
     gc.collect()
     use_proc = _rss_kib("VmRSS") is not None
     if use_proc:
@@ -129,18 +141,18 @@ def _measure_once(fn: Callable[[], Any]) -> tuple[float, float, Any]:
             use_proc = False
     if use_proc:
         before = _rss_kib("VmRSS") or 0
-        t = time.perf_counter()
+        cpu, t = time.process_time(), time.perf_counter()
         result = fn()
-        seconds = time.perf_counter() - t
+        seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
         peak = ((_rss_kib("VmHWM") or before) - before) / 1024.0
     else:
         tracemalloc.start()
-        t = time.perf_counter()
+        cpu, t = time.process_time(), time.perf_counter()
         result = fn()
-        seconds = time.perf_counter() - t
+        seconds, cpu = time.perf_counter() - t, time.process_time() - cpu
         peak = tracemalloc.get_traced_memory()[1] / 2**20
         tracemalloc.stop()
-    return seconds, peak, result
+    return seconds, peak, result, cpu
 
 
 # ---------------------------------------------------------------- Driftwatch ---------------
@@ -226,7 +238,9 @@ def bench_driftwatch(n: int, repeat: int) -> list[tuple[str, float, float, str]]
     rows: list[tuple[str, float, float, str]] = []
 
     s, m, res = measure(lambda: driftwatch_full(ref, cur), repeat)
-    rows.append(("driftwatch full (bins+profiles+methods)", s, m, f"{drifted_count(res)} drifted"))
+    rows.append(
+        _row("driftwatch full (bins+profiles+methods)", s, m, f"{drifted_count(res)} drifted")
+    )
 
     # the reference is profiled (and its null distributions cached) once, as the runner would
     ref_profiles = reference_profiles(ref)
@@ -237,18 +251,20 @@ def bench_driftwatch(n: int, repeat: int) -> list[tuple[str, float, float, str]]
         return prepare_reference(ref_profiles)
 
     s, m, _ = measure(prepare, repeat)
-    rows.append(("driftwatch prepare_reference (null draws)", s, m, "once per reference"))
+    rows.append(_row("driftwatch prepare_reference (null draws)", s, m, "once per reference"))
 
     def cold_window() -> dict[str, Any]:
         clear_cache()
         return run_drift(ref_profiles, profile_frame(cur, bins))
 
     s, m, _ = measure(cold_window, repeat)
-    rows.append(("driftwatch current profile + methods, cold ref", s, m, "null draws not cached"))
+    rows.append(
+        _row("driftwatch current profile + methods, cold ref", s, m, "null draws not cached")
+    )
     window = make_frame(n, 3, drift=True)
 
     s, m, res = measure(lambda: run_drift(ref_profiles, profile_frame(window, bins)), repeat)
-    rows.append(("driftwatch new window vs cached ref", s, m, f"{drifted_count(res)} drifted"))
+    rows.append(_row("driftwatch new window vs cached ref", s, m, f"{drifted_count(res)} drifted"))
 
     hours = np.array_split(np.arange(n), 24)
     hourly = [profile_frame(window.iloc[idx], bins) for idx in hours]
@@ -258,21 +274,23 @@ def bench_driftwatch(n: int, repeat: int) -> list[tuple[str, float, float, str]]
         return run_drift(ref_profiles, merged)
 
     s, m, res = measure(merge_and_run, repeat)
-    rows.append(("driftwatch merge 24 hourly + methods", s, m, f"{drifted_count(res)} drifted"))
+    rows.append(_row("driftwatch merge 24 hourly + methods", s, m, f"{drifted_count(res)} drifted"))
 
     def merge_and_run_cold() -> dict[str, Any]:
         clear_cache()
         return merge_and_run()
 
     s, m, res = measure(merge_and_run_cold, repeat)
-    rows.append(("driftwatch merge 24 hourly + methods, cold ref", s, m, "null draws not cached"))
+    rows.append(
+        _row("driftwatch merge 24 hourly + methods, cold ref", s, m, "null draws not cached")
+    )
     return rows
 
 
 def bench_peer(n: int, peer: str) -> list[tuple[str, float, float, str]]:
     ref, cur = make_frame(n, 1, drift=False), make_frame(n, 2, drift=True)
     s, m, res = measure(lambda: PEER_FNS[peer](ref, cur))
-    return [(peer, s, m, f"result {res}")]
+    return [_row(peer, s, m, f"result {res}")]
 
 
 def run_child(
