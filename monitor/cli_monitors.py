@@ -100,9 +100,8 @@ def apply(
 ) -> None:
     """Create or update the monitors of a YAML file by name (``--dry-run``: show the diff).
 
-    The file's ``kpis:`` section goes to the KPI service; its ``rules:`` section (what
-    ``driftwatch init`` proposes) is not applied here yet: TODO(alerting) hand it to
-    ``monitor.alerting`` (``engine.put_rule``).
+    The file's ``kpis:`` section goes to the KPI service and its ``rules:`` section (what
+    ``driftwatch init`` proposes) to the alert rules (``monitor.cli_alerts``).
     """
     items = _load_monitors(file)
     if url:
@@ -131,6 +130,9 @@ def apply(
     from monitor.cli_kpis import apply_kpis_section  # the file's kpis: section (issue 5)
 
     apply_kpis_section(file, dry_run, url, api_key, data_dir)
+    from monitor.cli_alerts import apply_rules_section  # the file's rules: section (issue 6)
+
+    apply_rules_section(file, dry_run, url, api_key, data_dir)
 
 
 def init(

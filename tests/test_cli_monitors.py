@@ -80,6 +80,11 @@ def test_init_apply_dry_run_backfill_and_run(tmp_path: Path) -> None:
 
     out = invoke("apply", "-f", str(path), "--dry-run", "--data-dir", str(data))
     assert "would create churn-feature-drift" in out
+    # the whole proposal (monitors and alert rules) applies as it is
+    whole = tmp_path / "all.yaml"
+    whole.write_text(yaml.safe_dump(proposal))
+    out = invoke("apply", "-f", str(whole), "--dry-run", "--data-dir", str(data))
+    assert "would create rule churn-performance" in out
     invoke("apply", "-f", str(path), "--data-dir", str(data))
     changed = dict(proposal["monitors"][0], alpha=0.01)
     path.write_text(yaml.safe_dump({"monitors": [changed]}))
