@@ -38,6 +38,7 @@ import json
 import math
 import threading
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -46,6 +47,7 @@ from typing import Any
 import duckdb
 import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from storage.logstore import LogStore, LogStoreError, _aware, _quote
 from storage.types import ALL
@@ -406,196 +408,288 @@ class ProfileStore:
         numeric = [c for c in spec.numeric if c in have_cols]
         categorical = [c for c in spec.categorical if c in have_cols]
         where = "ts >= ? AND ts < ?"
-        params = [start, end]
+        params: list[Any] = [start, end]
         # hours as integers (epoch hours): half the cost of date_trunc on a TIMESTAMPTZ
         keys = f"{_EPOCH_HOUR} AS hour, tenant_id, coalesce(model_version, '') AS mv"
+        cat_sql = ""
+        if categorical:
+            # every categorical column in one scan: one grouping set per column
+            vals = ", ".join(
+                f"CAST({_quote(c)} AS VARCHAR) AS v{i}" for i, c in enumerate(categorical)
+            )
+            sets = ", ".join(f"(hour, tenant_id, mv, v{i})" for i in range(len(categorical)))
+            which = ", ".join(f"grouping(v{i})" for i in range(len(categorical)))
+            cat_sql = (
+                f"SELECT hour, tenant_id, mv, [{which}] AS g, "
+                f"{', '.join(f'v{i}' for i in range(len(categorical)))}, count(*) FROM "
+                f"(SELECT {keys}, {vals} FROM {table} WHERE {where}) "
+                f"GROUP BY GROUPING SETS ({sets})"
+            )
+
+        def categorical_counts() -> list[Any]:
+            with self._reader() as cat_cur:
+                return cat_cur.execute(cat_sql, params).fetchall()
+
+        # The category counts and the moments run on their own cursors while this thread
+        # counts the histograms: numpy's single-threaded counting overlaps DuckDB's scans.
+        pool = ThreadPoolExecutor(max_workers=2)
+        cat_rows = pool.submit(categorical_counts) if categorical else None
+        try:
+            return self._compute_rest(
+                model,
+                spec,
+                start,
+                end,
+                changed,
+                table,
+                ptable,
+                numeric,
+                categorical,
+                keys,
+                where,
+                params,
+                cat_rows,
+                pool,
+            )
+        finally:
+            pool.shutdown(wait=True)
+
+    def _compute_rest(
+        self,
+        model: str,
+        spec: ProfileSpec,
+        start: datetime,
+        end: datetime,
+        changed: set[datetime],
+        table: str,
+        ptable: str,
+        numeric: list[str],
+        categorical: list[str],
+        keys: str,
+        where: str,
+        params: list[Any],
+        cat_rows: Future[list[Any]] | None,
+        pool: ThreadPoolExecutor,
+    ) -> int:
         out: list[dict[str, Any]] = []
         rows_by_hour: dict[datetime, int] = {}
-        with self._reader() as cur:
-            aggs = [
-                "count(*) AS n",
-                "min(ts) AS t0",
-                "max(ts) AS t1",
-                f"any_value({_GROUP_HASH}) AS gh",
-            ]
-            # Plain aggregates first (2-3x faster than NaN/inf-guarded ones); a column whose
-            # sum or sum of squares is not finite in some group holds NaN or ±inf there and is
-            # aggregated again with the guards.
-            for i, c in enumerate(numeric):
-                q = _quote(c)
-                aggs += [
-                    f"count({q}) AS c{i}",
-                    f"min({q}) AS lo{i}",
-                    f"max({q}) AS hi{i}",
-                    f"sum({q}) AS s{i}",
-                    f"sum({q} * {q}) AS q{i}",
+
+        def moments_query() -> tuple[list[Any], list[int], dict[Any, dict[int, tuple[Any, ...]]]]:
+            with self._reader() as cur:
+                aggs = [
+                    "count(*) AS n",
+                    "min(ts) AS t0",
+                    "max(ts) AS t1",
+                    f"any_value({_GROUP_HASH}) AS gh",
                 ]
-            moments = cur.execute(
-                f"SELECT {keys}, {', '.join(aggs)} FROM {table} WHERE {where} GROUP BY ALL",
-                params,
-            ).fetchall()
-            guarded = [
-                j
-                for j in range(len(numeric))
-                if any(
-                    not (
-                        math.isfinite(r[10 + 5 * j] or 0.0) and math.isfinite(r[11 + 5 * j] or 0.0)
-                    )
-                    for r in moments
-                )
-            ]
-            fixed: dict[tuple[datetime, str, str], dict[int, tuple[Any, ...]]] = {}
-            if guarded:
-                gaggs = []
-                for j in guarded:
-                    q = _quote(numeric[j])
-                    fin = f"CASE WHEN isfinite({q}) THEN {q} END"
-                    gaggs += [
-                        f"count(CASE WHEN NOT isnan({q}) THEN 1 END)",
-                        f"count(CASE WHEN {q} IS NULL OR isnan({q}) THEN 1 END)",
-                        f"count({fin})",
-                        f"min({fin})",
-                        f"max({fin})",
-                        f"sum({fin})",
-                        f"sum({fin} * {fin})",
+                # Plain aggregates first (2-3x faster than NaN/inf-guarded ones); a column whose
+                # sum or sum of squares is not finite in some group holds NaN or ±inf there and is
+                # aggregated again with the guards.
+                for i, c in enumerate(numeric):
+                    q = _quote(c)
+                    aggs += [
+                        f"count({q}) AS c{i}",
+                        f"min({q}) AS lo{i}",
+                        f"max({q}) AS hi{i}",
+                        f"sum({q}) AS s{i}",
+                        f"sum({q} * {q}) AS q{i}",
                     ]
-                for r in cur.execute(
-                    f"SELECT {keys}, {', '.join(gaggs)} FROM {table} WHERE {where} GROUP BY ALL",
-                    params,
-                ).fetchall():
-                    fixed[(_hour_of(r[0]), r[1], r[2])] = {
-                        j: tuple(r[3 + 7 * x : 10 + 7 * x]) for x, j in enumerate(guarded)
-                    }
-            group_index: dict[tuple[datetime, str, str], int] = {}
-            hashes: dict[tuple[datetime, int], int] = {}
-            group_rows: dict[tuple[datetime, str, str], int] = {}
-            for row in moments:
-                hour, tenant, mv, n, t0, t1, gh = row[:7]
-                hour = _hour_of(hour)
-                hashes[(hour, int(gh))] = len(group_index)
-                group_index[(hour, tenant, mv)] = len(group_index)
-                rows_by_hour[hour] = rows_by_hour.get(hour, 0) + int(n)
-                group_rows[(hour, tenant, mv)] = int(n)
-                out.append(
-                    _row(hour, tenant, mv, ROWS_COLUMN, "", n, 0, n, t0.timestamp(), t1.timestamp())
-                )
-            stats = {g: row[7:] for g, row in zip(group_index, moments, strict=True)}
-            # (tenant, version) is carried as a 64-bit hash so the stream has no strings
-            # (converting VARCHAR to Arrow cost more than the scan); a collision between two
-            # segments of one hour falls back to the strings.
-            hashed = len(hashes) == len(group_index)
-            # histograms: stream the numeric columns, count buckets per group in numpy
-            hists: dict[tuple[str, str], np.ndarray] = {}
-            grids: dict[tuple[str, str], _Grid] = {}
-            ekeys = {c: [edges_key(e) for e in spec.numeric[c]] for c in numeric}
-            for c in numeric:
-                for edges, k in zip(spec.numeric[c], ekeys[c], strict=True):
-                    grids[(c, k)] = _Grid(np.asarray(edges, dtype=np.float64))
-                    hists[(c, k)] = np.zeros((len(group_index), len(edges) + 1), np.int64)
-            if numeric and group_index:
-                g_hours = sorted({g[0] for g in group_index})
-                h0 = g_hours[0]
-                sel = ", ".join(_quote(c) for c in numeric)
-                seg = (
-                    f"{_GROUP_HASH} AS gh"
-                    if hashed
-                    else "tenant_id, coalesce(model_version, '') AS mv"
-                )
-                reader = cur.sql(
-                    f"SELECT {_EPOCH_HOUR} - ? AS hi, {seg}, {sel} FROM {table} WHERE {where}",
-                    params=[_hour_index(h0), *params],
-                ).to_arrow_reader(self._batch_rows)
-                first = 2 if hashed else 3
-                lookup = {
-                    (int((g[0] - h0).total_seconds() // 3600), g[1], g[2]): i
-                    for g, i in group_index.items()
-                }
-                by_hash = {
-                    (int((h - h0).total_seconds() // 3600), gh): i for (h, gh), i in hashes.items()
-                }
-                for batch in reader:
-                    gids = _hash_ids(batch, by_hash) if hashed else _group_ids(batch, lookup)
-                    for j, c in enumerate(numeric):
-                        x = (
-                            batch.column(first + j)
-                            .to_numpy(zero_copy_only=False)
-                            .astype(np.float64, copy=False)
-                        )
-                        keep = ~np.isnan(x)
-                        xs, gs = (x, gids) if keep.all() else (x[keep], gids[keep])
-                        for edges, k in zip(spec.numeric[c], ekeys[c], strict=True):
-                            nb = len(edges) + 1
-                            b = grids[(c, k)].buckets(xs)
-                            flat = np.bincount(gs * nb + b, minlength=len(group_index) * nb)
-                            hists[(c, k)] += flat.reshape(len(group_index), nb)
-            for g, i in group_index.items():
-                st = stats[g]
-                n_rows = int(group_rows[g])
-                for j, c in enumerate(numeric):
-                    if j in fixed.get(g, {}):
-                        cnt, miss, fin, lo, hi, s, q = fixed[g][j]
-                    else:
-                        cnt, lo, hi, s, q = st[5 * j : 5 * j + 5]
-                        miss, fin = n_rows - cnt, cnt
-                    for k in ekeys[c]:
-                        out.append(
-                            _row(
-                                *g,
-                                c,
-                                k,
-                                cnt,
-                                miss,
-                                fin,
-                                lo,
-                                hi,
-                                s or 0.0,
-                                q or 0.0,
-                                hists[(c, k)][i],
-                            )
-                        )
-            if categorical:
-                # every categorical column in one scan: one grouping set per column
-                vals = ", ".join(
-                    f"CAST({_quote(c)} AS VARCHAR) AS v{i}" for i, c in enumerate(categorical)
-                )
-                sets = ", ".join(f"(hour, tenant_id, mv, v{i})" for i in range(len(categorical)))
-                which = ", ".join(f"grouping(v{i})" for i in range(len(categorical)))
-                rows = cur.execute(
-                    f"SELECT hour, tenant_id, mv, [{which}] AS g, "
-                    f"{', '.join(f'v{i}' for i in range(len(categorical)))}, count(*) FROM "
-                    f"(SELECT {keys}, {vals} FROM {table} WHERE {where}) "
-                    f"GROUP BY GROUPING SETS ({sets})",
+                moments = cur.execute(
+                    f"SELECT {keys}, {', '.join(aggs)} FROM {table} WHERE {where} GROUP BY ALL",
                     params,
                 ).fetchall()
-                acc: dict[tuple[str, tuple[datetime, str, str]], dict[str | None, int]] = {}
-                for row in rows:
-                    hour, tenant, mv, flags = row[:4]
-                    hour = _hour_of(hour)
-                    i = list(flags).index(0)  # the column this grouping set is about
-                    acc.setdefault((categorical[i], (hour, tenant, mv)), {})[row[4 + i]] = int(
-                        row[-1]
+                guarded = [
+                    j
+                    for j in range(len(numeric))
+                    if any(
+                        not (
+                            math.isfinite(r[10 + 5 * j] or 0.0)
+                            and math.isfinite(r[11 + 5 * j] or 0.0)
+                        )
+                        for r in moments
                     )
-                for (c, g), counts in sorted(acc.items(), key=lambda kv: (kv[0][0], kv[0][1])):
-                    miss = counts.pop(None, 0)
-                    names = sorted(counts)
+                ]
+                fixed: dict[tuple[datetime, str, str], dict[int, tuple[Any, ...]]] = {}
+                if guarded:
+                    gaggs = []
+                    for j in guarded:
+                        q = _quote(numeric[j])
+                        fin = f"CASE WHEN isfinite({q}) THEN {q} END"
+                        gaggs += [
+                            f"count(CASE WHEN NOT isnan({q}) THEN 1 END)",
+                            f"count(CASE WHEN {q} IS NULL OR isnan({q}) THEN 1 END)",
+                            f"count({fin})",
+                            f"min({fin})",
+                            f"max({fin})",
+                            f"sum({fin})",
+                            f"sum({fin} * {fin})",
+                        ]
+                    for r in cur.execute(
+                        f"SELECT {keys}, {', '.join(gaggs)} FROM {table} WHERE {where} GROUP BY ALL",
+                        params,
+                    ).fetchall():
+                        fixed[(_hour_of(r[0]), r[1], r[2])] = {
+                            j: tuple(r[3 + 7 * x : 10 + 7 * x]) for x, j in enumerate(guarded)
+                        }
+                return moments, guarded, fixed
+
+        moments_future = pool.submit(moments_query)
+        ekeys = {c: [edges_key(e) for e in spec.numeric[c]] for c in numeric}
+        grids = {
+            (c, k): _Grid(np.asarray(edges, dtype=np.float64))
+            for c in numeric
+            for edges, k in zip(spec.numeric[c], ekeys[c], strict=True)
+        }
+        base = _hour_index(start)
+        # histograms stream while the moments and category counts run on other cursors
+        stream = (
+            self._stream(table, where, params, numeric, spec, ekeys, grids, base, hashed=True)
+            if numeric
+            else ({}, {})
+        )
+        moments, _, fixed = moments_future.result()
+        group_index: dict[tuple[datetime, str, str], int] = {}
+        hashes: dict[tuple[datetime, int], int] = {}
+        group_rows: dict[tuple[datetime, str, str], int] = {}
+        hash_of: dict[tuple[datetime, str, str], int] = {}
+        for row in moments:
+            hour, tenant, mv, n, t0, t1, gh = row[:7]
+            hour = _hour_of(hour)
+            hashes[(hour, int(gh))] = len(group_index)
+            hash_of[(hour, tenant, mv)] = int(gh)
+            group_index[(hour, tenant, mv)] = len(group_index)
+            rows_by_hour[hour] = rows_by_hour.get(hour, 0) + int(n)
+            group_rows[(hour, tenant, mv)] = int(n)
+            out.append(
+                _row(hour, tenant, mv, ROWS_COLUMN, "", n, 0, n, t0.timestamp(), t1.timestamp())
+            )
+        stats = {g: row[7:] for g, row in zip(group_index, moments, strict=True)}
+        # (tenant, version) is carried as a 64-bit hash so the stream has no strings
+        # (converting VARCHAR to Arrow cost more than the scan); a collision between two
+        # segments of one hour falls back to the strings.
+        hashed = len(hashes) == len(group_index)
+        keymap, streamed = stream
+        if not hashed and numeric:  # a hash collision: count again keyed by the strings
+            keymap, streamed = self._stream(
+                table, where, params, numeric, spec, ekeys, grids, base, hashed=False
+            )
+        hists: dict[tuple[str, str], np.ndarray] = {}
+        for (c, k), counts in streamed.items():
+            rows = np.zeros((len(group_index), counts.shape[1]), np.int64)
+            for g, i in group_index.items():
+                h = _hour_index(g[0]) - base
+                key = (h, hash_of[g]) if hashed else (h, g[1], g[2])
+                j = keymap.get(key)
+                if j is not None:
+                    rows[i] = counts[j]
+            hists[(c, k)] = rows
+        for g, i in group_index.items():
+            st = stats[g]
+            n_rows = int(group_rows[g])
+            for j, c in enumerate(numeric):
+                if j in fixed.get(g, {}):
+                    cnt, miss, fin, lo, hi, s, q = fixed[g][j]
+                else:
+                    cnt, lo, hi, s, q = st[5 * j : 5 * j + 5]
+                    miss, fin = n_rows - cnt, cnt
+                for k in ekeys[c]:
                     out.append(
                         _row(
                             *g,
                             c,
-                            "",
-                            sum(counts.values()),
+                            k,
+                            cnt,
                             miss,
-                            0,
-                            None,
-                            None,
-                            0.0,
-                            0.0,
-                            np.array([counts[n] for n in names], np.int64),
-                            names,
+                            fin,
+                            lo,
+                            hi,
+                            s or 0.0,
+                            q or 0.0,
+                            hists[(c, k)][i],
                         )
                     )
+        if cat_rows is not None:
+            rows = cat_rows.result()
+            acc: dict[tuple[str, tuple[datetime, str, str]], dict[str | None, int]] = {}
+            for row in rows:
+                hour, tenant, mv, flags = row[:4]
+                hour = _hour_of(hour)
+                i = list(flags).index(0)  # the column this grouping set is about
+                acc.setdefault((categorical[i], (hour, tenant, mv)), {})[row[4 + i]] = int(row[-1])
+            for (c, g), counts in sorted(acc.items(), key=lambda kv: (kv[0][0], kv[0][1])):
+                miss = counts.pop(None, 0)
+                names = sorted(counts)
+                out.append(
+                    _row(
+                        *g,
+                        c,
+                        "",
+                        sum(counts.values()),
+                        miss,
+                        0,
+                        None,
+                        None,
+                        0.0,
+                        0.0,
+                        np.array([counts[n] for n in names], np.int64),
+                        names,
+                    )
+                )
         self._write_hours(model, ptable, spec, start, end, out, rows_by_hour, changed)
         return sum(rows_by_hour.values())
+
+    def _stream(
+        self,
+        table: str,
+        where: str,
+        params: list[Any],
+        numeric: list[str],
+        spec: ProfileSpec,
+        ekeys: dict[str, list[str]],
+        grids: dict[tuple[str, str], _Grid],
+        base: int,
+        *,
+        hashed: bool,
+    ) -> tuple[dict[tuple[Any, ...], int], dict[tuple[str, str], np.ndarray]]:
+        """Histogram counts of the numeric columns per group, from one streamed scan.
+
+        Groups are numbered as they appear: key ``(hour offset, segment hash)`` (or
+        ``(hour offset, tenant, version)`` when ``hashed`` is false) -> row of the count arrays.
+        """
+        sel = ", ".join(_quote(c) for c in numeric)
+        seg = f"{_GROUP_HASH} AS gh" if hashed else "tenant_id, coalesce(model_version, '') AS mv"
+        first = 2 if hashed else 3
+        keymap: dict[tuple[Any, ...], int] = {}
+        hists: dict[tuple[str, str], np.ndarray] = {
+            (c, k): np.zeros((8, len(edges) + 1), np.int64)
+            for c in numeric
+            for edges, k in zip(spec.numeric[c], ekeys[c], strict=True)
+        }
+        with self._reader() as cur:
+            reader = cur.sql(
+                f"SELECT {_EPOCH_HOUR} - ? AS hi, {seg}, {sel} FROM {table} WHERE {where}",
+                params=[base, *params],
+            ).to_arrow_reader(self._batch_rows)
+            for batch in reader:
+                gids = _batch_groups(batch, keymap, hashed)
+                n_groups = len(keymap)
+                for key, arr in hists.items():
+                    if arr.shape[0] < n_groups:
+                        grown = np.zeros((max(n_groups, 2 * arr.shape[0]), arr.shape[1]), np.int64)
+                        grown[: arr.shape[0]] = arr
+                        hists[key] = grown
+                for j, c in enumerate(numeric):
+                    x = batch.column(first + j).to_numpy(zero_copy_only=False)
+                    x = x.astype(np.float64, copy=False)
+                    keep = ~np.isnan(x)
+                    xs, gs = (x, gids) if keep.all() else (x[keep], gids[keep])
+                    for k in ekeys[c]:
+                        arr = hists[(c, k)]
+                        nb = arr.shape[1]
+                        b = grids[(c, k)].buckets(xs)
+                        flat = np.bincount(gs * nb + b, minlength=n_groups * nb)
+                        arr[:n_groups] += flat.reshape(n_groups, nb)
+        return keymap, hists
 
     def _write_hours(
         self,
@@ -955,6 +1049,31 @@ def _row(
         "counts": None if counts is None else counts.tolist(),
         "categories": categories,
     }
+
+
+def _batch_groups(
+    batch: pa.RecordBatch, keymap: dict[tuple[Any, ...], int], hashed: bool
+) -> np.ndarray:
+    """Group number of each row of a batch; new groups are appended to ``keymap``."""
+    hi = batch.column(0).to_numpy(zero_copy_only=False).astype(np.int64)
+    if hashed:
+        gh = batch.column(1).to_numpy(zero_copy_only=False).astype(np.uint64)
+        uniq_s, inv_s = np.unique(gh, return_inverse=True)
+        names: list[Any] = [int(v) for v in uniq_s]
+    else:
+        # (tenant, version) as one string; "\x1f" cannot occur in a tenant id
+        joined = pc.binary_join_element_wise(batch.column(1), batch.column(2), "\x1f")
+        enc = joined.dictionary_encode()
+        inv_s = enc.indices.to_numpy(zero_copy_only=False).astype(np.int64)
+        names = [tuple(v.split("\x1f", 1)) for v in enc.dictionary.to_pylist()]
+    combo = hi * len(names) + inv_s
+    uniq, inverse = np.unique(combo, return_inverse=True)
+    table = np.empty(uniq.size, np.int64)
+    for i, u in enumerate(uniq.tolist()):
+        name = names[u % len(names)]
+        key = (u // len(names), name) if hashed else (u // len(names), *name)
+        table[i] = keymap.setdefault(key, len(keymap))
+    return table[inverse]
 
 
 def _hash_ids(batch: pa.RecordBatch, lookup: dict[tuple[int, int], int]) -> np.ndarray:

@@ -280,3 +280,37 @@ def test_monitor_versions_record_who_what_when(metadata_url: str) -> None:
         assert ms.monitor_versions("m1")[-1].action == "delete"
     finally:
         meta.dispose()
+
+
+def test_batch_grouping_by_hash_and_by_strings_agree() -> None:
+    # the string path only runs after a 64-bit hash collision; check it groups the same way
+    from storage.profiles import _batch_groups
+
+    rng = np.random.default_rng(11)
+    n = 5000
+    tenants = rng.choice(["acme", "globex", "initech"], n)
+    versions = rng.choice(["v1", "v2"], n)
+    hours = rng.integers(0, 30, n)
+    hashes = np.array(
+        [hash((t, v)) & 0xFFFFFFFFFFFF for t, v in zip(tenants, versions, strict=True)]
+    )
+    by_hash = pa.record_batch(
+        [pa.array(hours), pa.array(hashes.astype(np.uint64)), pa.array(hashes)], ["hi", "gh", "x"]
+    )
+    by_name = pa.record_batch(
+        [pa.array(hours), pa.array(tenants), pa.array(versions)], ["hi", "t", "v"]
+    )
+    km1: dict = {}
+    km2: dict = {}
+    g1 = np.concatenate(
+        [_batch_groups(by_hash.slice(i, 1000), km1, True) for i in range(0, n, 1000)]
+    )
+    g2 = np.concatenate(
+        [_batch_groups(by_name.slice(i, 1000), km2, False) for i in range(0, n, 1000)]
+    )
+    assert len(km1) == len(km2) == len(set(zip(hours, tenants, versions, strict=True)))
+    pairs = set(zip(g1.tolist(), g2.tolist(), strict=True))
+    assert len(pairs) == len(km1)  # a one-to-one correspondence of the groups
+    for (h, t, v), gid in km2.items():
+        rows = np.flatnonzero(g2 == gid)
+        assert set(hours[rows]) == {h} and set(tenants[rows]) == {t} and set(versions[rows]) == {v}
