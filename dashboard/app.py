@@ -23,6 +23,7 @@ from typing import Any
 import dash
 from a2wsgi import WSGIMiddleware
 from dash import Dash, dcc, html
+from starlette.responses import JSONResponse
 
 from dashboard import auth
 from dashboard.components import shell
@@ -30,6 +31,7 @@ from dashboard.components import shell
 log = logging.getLogger("driftwatch.dashboard")
 
 HERE = Path(__file__).resolve().parent
+API_PREFIXES = ("/api/", "/docs", "/redoc", "/openapi.json")
 _lock = threading.Lock()
 _app: Dash | None = None
 
@@ -100,6 +102,10 @@ class _Fallback:
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
+            return
+        if scope.get("path", "").startswith(API_PREFIXES):
+            # an unknown API path stays an API 404, not the dashboard's log-in redirect
+            await JSONResponse({"detail": "Not Found"}, status_code=404)(scope, receive, send)
             return
         await self._wsgi(scope, receive, send)
 

@@ -199,6 +199,8 @@ def test_login_required_and_wrong_password(site: Site) -> None:
     assert r.status_code == 200 and "Wrong username or password" in r.text
     # the API keeps working next to the dashboard
     assert httpx.get(f"{site.url}/api/v1/health").status_code == 200
+    missing = httpx.get(f"{site.url}/api/v1/no-such-route")
+    assert missing.status_code == 404 and missing.json() == {"detail": "Not Found"}
 
 
 def test_feature_page_downloads_an_evidently_report(site: Site, tabs: dict[str, Tab]) -> None:
