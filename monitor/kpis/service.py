@@ -375,7 +375,7 @@ class KpiService:
         the KPIs of the same tenant (every tenant when ``tenant_id`` is ``"*"``) that moved
         in those windows or the ``max_lag`` after, ranked by association with the signal."""
         since = _utc(since)
-        until = _utc(until) if until is not None else since
+        until = max(_utc(until), since) if until is not None else since
         out: list[dict[str, Any]] = []
         for d in self.definitions():
             if not d.enabled:
