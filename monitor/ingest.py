@@ -453,16 +453,23 @@ def _fast(values: Any, rule: FieldRule, target: pa.DataType) -> pa.Array | None:
             if pa.types.is_null(typ):
                 return pa.nulls(len(values), target)
             return None
+        if target == pa.string():
+            return pa.array(values, type=target)  # a number among strings raises: slow path
+        # Let Arrow infer the column's type first: converting straight to the target would
+        # silently turn True into 1.0 and truncate 0.7 to 0 for an integer target.
+        inferred = pa.array(values)
+        typ = inferred.type
         if rule.kind == "ts":
-            if all(v is None or isinstance(v, str) for v in values):
-                return _fast_from_text(pa.array(values, pa.string()), rule, target)
-            return None
-        # pyarrow would turn True into 1.0; a boolean in a numeric field is an input error
-        if rule.kind in ("float", "binary") and any(type(v) is bool for v in values):
-            return None
-        if rule.kind == "bool" and any(v is not None and type(v) is not bool for v in values):
-            return None
-        return pa.array(values, type=target)
+            return _fast_from_text(inferred, rule, target) if pa.types.is_string(typ) else None
+        if pa.types.is_null(typ):
+            return pa.nulls(len(inferred), target)
+        if rule.kind == "float" and (pa.types.is_integer(typ) or pa.types.is_floating(typ)):
+            return inferred.cast(target)
+        if rule.kind == "binary" and (pa.types.is_integer(typ) or pa.types.is_boolean(typ)):
+            return inferred.cast(target)  # out-of-range values are flagged by the checks
+        if rule.kind == "bool" and pa.types.is_boolean(typ):
+            return inferred
+        return None
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
         return None
 

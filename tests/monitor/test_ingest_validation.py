@@ -1,0 +1,120 @@
+"""Row validation of ingest bodies: every bad value is named, nothing is silently changed."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+
+import orjson
+import pyarrow as pa
+import pytest
+
+from monitor import ingest
+from monitor.errors import PermissionDenied, ValidationFailed
+from storage.types import FeatureSpec, ModelSchema
+
+SCHEMA = ModelSchema(
+    task="binary",
+    features=(
+        FeatureSpec("age", "numeric"),
+        FeatureSpec("plan", "categorical"),
+        FeatureSpec("mobile", "boolean"),
+    ),
+    scores=("score",),
+)
+RULES = ingest.inference_rules(SCHEMA)
+TARGET = ingest.rules_schema(RULES)
+NOW = datetime(2026, 6, 1, tzinfo=UTC)
+
+
+def row(i: int = 0, **over: object) -> dict:
+    base = {
+        "request_id": f"r{i}",
+        "ts": "2026-05-01T00:00:00Z",
+        "tenant_id": "acme",
+        "age": 30,
+        "plan": "pro",
+        "mobile": True,
+        "prediction": 1,
+        "score": 0.9,
+    }
+    base.update(over)
+    return base
+
+
+def check(rows: list, **kw: object) -> ingest.Validated:
+    return ingest.validate(
+        ingest.ParsedBody(rows=rows), RULES, TARGET, kind="inference", model="m", now=NOW, **kw
+    )
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "reason"),
+    [
+        ("prediction", 0.7, "expected 0 or 1"),  # never truncated to 0
+        ("prediction", 2, "expected 0 or 1"),
+        ("age", True, "boolean"),  # never turned into 1.0
+        ("age", "old", "expected a number"),
+        ("score", 1.2, "probability must be in [0, 1]"),  # never clipped to 1
+        ("score", -0.1, "probability must be in [0, 1]"),
+        ("mobile", "maybe", "expected true or false"),
+        ("ts", "yesterday", "ISO 8601"),
+        ("ts", (NOW + timedelta(days=2)).isoformat(), "in the future"),
+        ("tenant_id", "acme corp!", "must match"),
+        ("request_id", "", "must not be empty"),
+        ("request_id", None, "required field is missing"),
+    ],
+)
+def test_bad_value_is_rejected_with_field_and_reason(
+    field: str, value: object, reason: str
+) -> None:
+    v = check([row(0), row(1, **{field: value}), row(2)])
+    assert v.table.num_rows == 2
+    assert [(e.row, e.field) for e in v.errors] == [(1, field)]
+    assert reason in v.errors[0].reason
+    assert v.rejected[0].row_index == 1 and orjson.loads(v.rejected[0].raw)[field] == value
+
+
+def test_lossless_conversions_are_accepted() -> None:
+    v = check(
+        [
+            row(0, age="41.5", prediction=True, ts="2026-05-01 02:00:00"),
+            row(1, plan=3, prediction=0.0),
+        ]
+    )
+    assert v.errors == []
+    t = v.table.to_pylist()
+    assert t[0]["age"] == 41.5 and t[0]["prediction"] == 1
+    assert t[0]["ts"] == datetime(2026, 5, 1, 2, tzinfo=UTC)  # naive means UTC
+    assert t[1]["plan"] == "3" and t[1]["prediction"] == 0
+
+
+def test_one_row_with_two_bad_fields_gives_two_errors_one_quarantine_row() -> None:
+    v = check([row(0, age="x", score=3)])
+    assert {e.field for e in v.errors} == {"age", "score"}
+    assert (
+        len(v.rejected) == 1 and "age" in v.rejected[0].reason and "score" in v.rejected[0].reason
+    )
+
+
+def test_unknown_column_refuses_the_batch() -> None:
+    with pytest.raises(ValidationFailed, match="colour"):
+        check([row(0, colour="red")])
+
+
+def test_scope_fills_tenant_and_refuses_others() -> None:
+    rows = [row(0), {k: v for k, v in row(1).items() if k != "tenant_id"}]
+    v = check(rows, tenant_scope="acme")
+    assert v.table.column("tenant_id").to_pylist() == ["acme", "acme"]
+    with pytest.raises(PermissionDenied, match="globex"):
+        check([row(0), row(1, tenant_id="globex")], tenant_scope="acme")
+
+
+def test_arrow_input_with_naive_timestamps_and_bad_scores() -> None:
+    table = pa.Table.from_pylist([row(0), row(1, score=1.5)]).set_column(
+        1, "ts", pa.array([datetime(2026, 5, 1), datetime(2026, 5, 1, 1)], pa.timestamp("us"))
+    )
+    v = ingest.validate(
+        ingest.ParsedBody(table=table), RULES, TARGET, kind="inference", model="m", now=NOW
+    )
+    assert v.table.num_rows == 1 and v.errors[0].field == "score"
+    assert v.table.column("ts")[0].as_py() == datetime(2026, 5, 1, tzinfo=UTC)
