@@ -28,7 +28,7 @@ from storage.metadata import keys
 from storage.metadata.engine import WRITE_OPTION, make_engine
 from storage.metadata.errors import AlreadyExists, Ambiguous, NotFound
 from storage.metadata.models import ApiKeyRow, AuditRow, Base, ModelRow, TenantRow
-from storage.migrations import make_config
+from storage.migrations import include_name, make_config
 from storage.types import (
     NAME_RE,
     ROLES,
@@ -261,7 +261,9 @@ class MetadataStore:
             One readable line per difference, e.g. ``"('add_column', None, 'models', ...)"``.
         """
         with self._engine.connect() as conn:
-            context = MigrationContext.configure(conn, opts={"compare_type": True})
+            context = MigrationContext.configure(
+                conn, opts={"compare_type": True, "include_name": include_name}
+            )
             return [repr(diff) for diff in compare_metadata(context, Base.metadata)]
 
     def table_names(self) -> list[str]:

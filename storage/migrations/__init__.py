@@ -40,3 +40,13 @@ def make_config(url: str | None = None, connection: Any = None) -> Config:
     if connection is not None:
         cfg.attributes["connection"] = connection
     return cfg
+
+
+# Tables other libraries create in the metadata database (APScheduler's job store) are not
+# ours: autogenerate and ``schema_diff`` must neither drop nor compare them.
+FOREIGN_TABLES = frozenset({"apscheduler_jobs"})
+
+
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Alembic ``include_name`` hook: skip the tables of ``FOREIGN_TABLES``."""
+    return not (type_ == "table" and name in FOREIGN_TABLES)

@@ -12,6 +12,7 @@ from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 
 from storage.metadata.models import Base, UTCDateTime
+from storage.migrations import include_name
 
 config = context.config
 target_metadata = Base.metadata
@@ -33,6 +34,7 @@ def _configure(connection: Connection) -> None:
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
         render_item=_render_item,
+        include_name=include_name,
     )
 
 
