@@ -73,7 +73,7 @@ class Services:
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
         metadata = MetadataStore(settings.metadata_url)
         metadata.upgrade()
-        logstore = LogStore(settings.duckdb_path)
+        logstore = LogStore(settings.duckdb_path, memory_limit=settings.duckdb_memory_limit)
         services = cls(settings, metadata, logstore)
         for info in metadata.list_models():  # tables follow the registered schemas
             logstore.ensure_model(info.name, info.schema)

@@ -58,6 +58,12 @@ class Settings(BaseSettings):
         50_000, ge=1, description="Rows per batch when the CLI or client streams a file."
     )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    duckdb_memory_limit: str = Field(
+        "4GB",
+        pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
+        description="Memory DuckDB may use for its buffer pool (its own default is 80% of RAM), "
+        "e.g. 2GB. Peak RSS of the server follows it.",
+    )
     scheduler_enabled: bool = Field(
         True, description="Run the monitor scheduler inside `driftwatch serve`."
     )
