@@ -169,11 +169,20 @@ def fmt_value(value: float | None, unit: str) -> str:
 
 
 def fmt_change(card: KpiCard) -> html.Span:
-    if card.change is None:
+    """ "▼ 5.7 % vs the 7 windows before" (or an absolute change near and below zero)."""
+    delta = card.change if card.change is not None else card.change_abs
+    if delta is None:
         return html.Span("no previous value", className="muted")
-    better = (card.change >= 0) == (card.direction == "higher")
-    arrow = "▲" if card.change >= 0 else "▼"
-    return html.Span(
-        f"{arrow} {abs(card.change) * 100:.1f} % vs previous period",
-        className="up" if better else "down",
+    better = (delta >= 0) == (card.direction == "higher")
+    arrow = "▲" if delta >= 0 else "▼"
+    size = (
+        f"{abs(card.change) * 100:.1f} %"
+        if card.change is not None
+        else fmt_value(abs(delta), card.unit)
     )
+    if card.period == "previous window":
+        text = f"{arrow} {size} vs previous window"
+    else:
+        avg = fmt_value(card.period_value, card.unit)
+        text = f"{card.period} average {avg}: {arrow} {size} vs the {card.period[5:]} before"
+    return html.Span(text, className="up" if better else "down")

@@ -389,8 +389,10 @@ def model_view(
         if r.tenant_id == tenant
     ]
     by_kind = _series_by(rows, lambda r: r.kind)
+    # drift_share (share of drifted columns) is a summary, not a statistic to plot
     pred = _series_by(
-        by_kind.get("prediction_drift", []), lambda r: (r.column or "prediction", r.metric)
+        [r for r in by_kind.get("prediction_drift", []) if r.metric != "drift_share"],
+        lambda r: (r.column or "prediction", r.metric),
     )
     realized = _series_by(
         [r for r in by_kind.get("performance", []) if r.model_version == ALL], lambda r: r.metric
@@ -848,7 +850,7 @@ class KpiCard:
     target: float | None
     value: float | None
     previous: float | None
-    change: float | None  # relative change vs the previous window
+    change: float | None  # relative change of ``period`` vs the period before (None: n/a)
     attainment: float | None
     status: str
     message: str
@@ -858,6 +860,12 @@ class KpiCard:
     # partial) and the windows whose value is (partly) estimated from predictions
     basis: str | None = None
     estimated: Series | None = None
+    period: str = "previous window"  # what ``change`` compares
+    period_value: float | None = None  # the mean over the period (when a period of windows)
+    change_abs: float | None = None  # absolute change, for values near or below zero
+
+
+PERIOD_WINDOWS = 7  # "period" of the KPI pages: the last 7 windows vs the 7 before
 
 
 @dataclass(frozen=True)
@@ -909,9 +917,19 @@ def _card(name: str, tenant: str, spec: dict[str, Any], rs: Sequence[MetricResul
     prev = valued[-2] if len(valued) > 1 else None
     d = (cur.details if cur else {}) or {}
     value = cur.value if cur else None
-    change = None
-    if cur and prev and prev.value not in (None, 0):
-        change = (cur.value - prev.value) / abs(prev.value)  # type: ignore[operator]
+    change = change_abs = period_value = None
+    period = "previous window"
+    values = [float(r.value) for r in valued if r.value is not None]
+    if len(values) >= 2 * PERIOD_WINDOWS:
+        # compare periods, not single windows: a daily KPI swings with the weekday
+        now_mean = sum(values[-PERIOD_WINDOWS:]) / PERIOD_WINDOWS
+        before = sum(values[-2 * PERIOD_WINDOWS : -PERIOD_WINDOWS]) / PERIOD_WINDOWS
+        period, period_value = f"last {PERIOD_WINDOWS} windows", now_mean
+        change_abs = now_mean - before
+        change = change_abs / abs(before) if before > 0 and now_mean >= 0 else None
+    elif cur and prev and prev.value is not None and cur.value is not None:
+        change_abs = cur.value - prev.value
+        change = change_abs / abs(prev.value) if prev.value > 0 and cur.value >= 0 else None
     basis = d.get("value_basis")
     est = [r for r in valued if (r.details or {}).get("value_basis") in ("estimated", "mixed")]
     real = [r for r in valued if (r.details or {}).get("value_basis") not in ("estimated", "mixed")]
@@ -932,6 +950,9 @@ def _card(name: str, tenant: str, spec: dict[str, Any], rs: Sequence[MetricResul
         trend=_to_series(name, real),
         basis=str(basis) if basis else None,
         estimated=_to_series(f"{name} (estimated)", est) if est else None,
+        period=period,
+        period_value=period_value,
+        change_abs=change_abs,
     )
 
 
@@ -941,7 +962,7 @@ def kpi_portfolio(
     """Tenants × KPIs with the newest value and status."""
     tenants = visible_tenants(services, scope)
     specs = _kpi_specs(services)
-    _key, start, end = parse_range(range_key or "7d", now)
+    _key, start, end = parse_range(range_key or "30d", now)
     rows = reads.results_between(
         services.metadata, start=start, end=end, source="kpi", tenant_ids=scope, include_all=False
     )
