@@ -43,6 +43,7 @@ RANGES = {
     "90d": timedelta(days=90),
 }
 DEFAULT_RANGE = "30d"
+LATEST_DAYS = 30  # how far back the overview looks for a monitor's newest window
 
 
 _CACHE: OrderedDict[tuple[Any, ...], Any] = OrderedDict()
@@ -191,8 +192,13 @@ def overview(services: Services, scope: Scope, worst_n: int = 10) -> Overview:
     """Models × tenants health from the newest window of every monitor."""
     tenants = visible_tenants(services, scope)
     models = [m.name for m in services.metadata.list_models()]
+    # newest windows of the last LATEST_DAYS: a monitor silent for longer shows as "no data"
     latest = reads.latest_results(
-        services.metadata, source="monitor", tenant_ids=scope, include_all=False
+        services.metadata,
+        source="monitor",
+        tenant_ids=scope,
+        include_all=False,
+        since=_now() - timedelta(days=LATEST_DAYS),
     )
     firing = _alerts_in_scope(alert_store(services).list_alerts(state="firing"), scope)
     by_cell: dict[tuple[str, str], list[MetricResult]] = defaultdict(list)

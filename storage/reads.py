@@ -92,8 +92,10 @@ def latest_results(
     tenant_ids: Sequence[str] | None = None,
     include_all: bool = True,
     model_version: str | None = None,
+    since: datetime | None = None,
 ) -> list[MetricResult]:
-    """Results of the newest window of every (source, source name, tenant).
+    """Results of the newest window of every (source, source name, tenant); only windows
+    starting at ``since`` or later are considered when it is given.
 
     ``tenant_ids`` restricts the tenants (None: every tenant); ``include_all`` keeps the
     results computed over all tenants together (tenant ``"*"``).
@@ -112,7 +114,10 @@ def latest_results(
         tenant_ids=tenant_ids,
         include_all=include_all,
         model_version=model_version,
-    ).group_by(r.source, r.source_name, r.tenant_id)
+    )
+    if since is not None:
+        newest = newest.where(r.window_start >= since)
+    newest = newest.group_by(r.source, r.source_name, r.tenant_id)
     sub = newest.subquery()
     stmt = _filters(
         select(r).join(
@@ -187,20 +192,17 @@ def results_version(meta: MetadataStore) -> tuple[int, int]:
 def last_computed(
     meta: MetadataStore, *, source: str | None = None, model: str | None = None
 ) -> datetime | None:
-    """The newest ``computed_at`` of the stored results (of one source / model)."""
+    """When the newest stored result (of one source / model) was computed: the
+    ``computed_at`` of the last row written (a backward scan of the primary key, not a scan
+    of the table)."""
     r = MetricResultRow
-    stmt = select(func.max(r.computed_at))
+    stmt = select(r.computed_at)
     if source is not None:
         stmt = stmt.where(r.source == source)
     if model is not None:
         stmt = stmt.where(r.model == model)
     with meta._read() as s:
-        value = s.scalar(stmt)
-    if value is not None and value.tzinfo is None:  # SQLite aggregates skip the type
-        from datetime import UTC
-
-        value = value.replace(tzinfo=UTC)
-    return value
+        return s.scalar(stmt.order_by(r.id.desc()).limit(1))
 
 
 def last_run_at(meta: MetadataStore) -> dict[str, tuple[datetime | None, str, str | None]]:
