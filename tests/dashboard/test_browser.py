@@ -192,6 +192,20 @@ def test_tenant_scoped_user_never_sees_other_tenants(site: Site, tabs: dict[str,
     assert _clean(tab.errors) == []
 
 
+def test_login_page(site: Site, browser: Any) -> None:
+    page = browser.new_page(viewport={"width": 1000, "height": 640})
+    try:
+        resp = page.goto(f"{site.url}/models/churn")
+        assert resp.status == 200 and "/login?next=" in page.url
+        page.wait_for_selector("#login-username")
+        from tests.dashboard.conftest import ARTIFACTS
+
+        ARTIFACTS.mkdir(exist_ok=True)
+        page.screenshot(path=str(ARTIFACTS / "login.png"))
+    finally:
+        page.close()
+
+
 def test_login_required_and_wrong_password(site: Site) -> None:
     r = httpx.get(f"{site.url}/alerts/1")
     assert r.status_code == 302 and r.headers["location"].startswith("/login?next=")

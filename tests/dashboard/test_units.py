@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 
@@ -190,3 +192,27 @@ def test_model_view_cache_follows_the_stored_results(services: Services) -> None
     MonitoringStore(services.metadata).save_results([new])
     again = queries.model_view(services, None, "churn", "acme", "7d")
     assert again is not first and "brand_new_feature" in again.heatmap.features
+
+
+def test_demo_receiver_logs_each_webhook(tmp_path: Path) -> None:
+    import threading
+    from http.server import ThreadingHTTPServer
+
+    import httpx
+
+    from monitor.cli_demo import _Receiver
+
+    log = tmp_path / "hooks.jsonl"
+    handler = type("R", (_Receiver,), {"log_path": log})
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        url = f"http://127.0.0.1:{server.server_address[1]}/hook"
+        r = httpx.post(url, json={"status": "firing"}, headers={"webhook-id": "msg_1"})
+        assert r.status_code == 204
+    finally:
+        server.shutdown()
+        server.server_close()
+    (entry,) = [json.loads(line) for line in log.read_text().splitlines()]
+    assert entry["body"] == {"status": "firing"} and entry["webhook_id"] == "msg_1"
