@@ -17,7 +17,9 @@ from monitor.service import Services
 from monitor.settings import Settings
 from storage.types import ALL, MetricResult
 from tests.dashboard.seed import seed
+from tests.storage import conftest as _db
 
+metadata_url = _db.metadata_url  # SQLite and, with DRIFTWATCH_TEST_POSTGRES_URL, PostgreSQL
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ENGINEER = Account(1, "eng", "engineer", None)
 EXEC = Account(2, "exe", "executive", None)
@@ -216,3 +218,25 @@ def test_demo_receiver_logs_each_webhook(tmp_path: Path) -> None:
         server.server_close()
     (entry,) = [json.loads(line) for line in log.read_text().splitlines()]
     assert entry["body"] == {"status": "firing"} and entry["webhook_id"] == "msg_1"
+
+
+def test_every_read_model_on_both_metadata_backends(metadata_url: str, tmp_path: Path) -> None:
+    svc = Services.open(Settings(data_dir=tmp_path / "data", database_url=metadata_url))
+    try:
+        ids = seed(svc)
+        ov = queries.overview(svc, None)
+        assert ov.cells[("churn", "globex")].status == "alert" and ov.computed_at is not None
+        mv = queries.model_view(svc, None, "churn", "globex", "30d")
+        assert mv is not None and "discount_rate" in mv.heatmap.features and mv.realized
+        fv = queries.feature_view(svc, ("globex",), "churn", "discount_rate")
+        assert fv is not None and fv.distribution is not None
+        av = queries.alert_view(svc, None, ids["globex_firing"])
+        assert av is not None and av.signal and av.kpis
+        assert queries.alert_view(svc, ("acme",), ids["globex_firing"]) is None
+        kv = queries.kpi_tenant(svc, None, "globex", "30d")
+        assert kv.cards and kv.cards[0].status == "alert" and kv.incidents.count >= 2
+        assert [m.name for m in queries.monitors_view(svc).monitors][:1] == ["churn-drift"]
+        rows = queries.alerts_list(svc, None)
+        assert [r.alert.state for r in rows][:2] == ["firing", "firing"]
+    finally:
+        svc.close()
