@@ -678,12 +678,24 @@ def alerts_list(
     severity: str | None = None,
     limit: int = 500,
     now: datetime | None = None,
+    tenant: str | None = None,
+    model: str | None = None,
 ) -> list[AlertRow]:
-    """Alerts in scope: firing, then pending, then resolved; by severity, then oldest first."""
+    """Alerts in scope (of one tenant / model when given): firing, then pending, then
+    resolved; by severity, then oldest first."""
     now = now or _now()
     store = alert_store(services)
+    if tenant:
+        check_tenant(scope, tenant)
     alerts = _alerts_in_scope(
-        store.list_alerts(state=state or None, severity=severity or None, limit=limit), scope
+        store.list_alerts(
+            state=state or None,
+            severity=severity or None,
+            tenant_id=tenant or None,
+            model=model or None,
+            limit=limit,
+        ),
+        scope,
     )
     silences = store.list_silences(active_at=now)
     from alerts.silences import silence_matches

@@ -31,20 +31,49 @@ def layout(**params: Any) -> html.Div:
             html.H1("Alerts"),
             dcc.Store(
                 id="alerts-params",
-                data={"state": params.get("state"), "severity": params.get("severity")},
+                data={
+                    "state": params.get("state"),
+                    "severity": params.get("severity"),
+                    "tenant": params.get("tenant"),
+                    "model": params.get("model"),
+                },
             ),
             dcc.Loading(html.Div(id="alerts-content"), delay_show=300),
         ]
     )
 
 
-def render(rows: list[queries.AlertRow], state: str, severity: str, computed: Any) -> list[Any]:
-    params = {"state": state, "severity": severity}
+def render(
+    rows: list[queries.AlertRow], params: dict[str, str], tenants: list[str], computed: Any
+) -> list[Any]:
     out: list[Any] = [
         c.freshness(PAGE, computed),
-        c.filter_links(PAGE, "state", "State", STATES, state, "/alerts", params),
-        c.filter_links(PAGE, "severity", "Severity", SEVERITIES, severity, "/alerts", params),
+        c.filter_links(PAGE, "state", "State", STATES, params["state"], "/alerts", params),
+        c.filter_links(
+            PAGE, "severity", "Severity", SEVERITIES, params["severity"], "/alerts", params
+        ),
+        c.filter_links(
+            PAGE,
+            "tenant",
+            "Tenant",
+            [("", "Any"), *[(t, t) for t in tenants]],
+            params["tenant"],
+            "/alerts",
+            params,
+        ),
     ]
+    if params["model"]:
+        out.append(
+            html.P(
+                [
+                    "Model ",
+                    html.B(params["model"]),
+                    " · ",
+                    dcc.Link("all models", href=c.href("/alerts", {**params, "model": ""})),
+                ],
+                className="muted",
+            )
+        )
     if not rows:
         out.append(
             c.empty(
@@ -88,17 +117,27 @@ def render(rows: list[queries.AlertRow], state: str, severity: str, computed: An
 @callback(Output("alerts-content", "children"), Input("alerts-params", "data"))
 @guarded(PAGE)
 def update(params: dict[str, Any], account: Account) -> Any:
-    state = params.get("state") or "open"
-    severity = params.get("severity") or ""
+    filters = {
+        "state": params.get("state") or "open",
+        "severity": params.get("severity") or "",
+        "tenant": params.get("tenant") or "",
+        "model": params.get("model") or "",
+    }
     try:
+        state = filters["state"]
         wanted = {"open": ["firing", "pending"], "all": None}.get(state, state)
         rows = queries.alerts_list(
             services(),
             account.tenants,
             state=wanted,
-            severity=severity or None,
+            severity=filters["severity"] or None,
+            tenant=filters["tenant"] or None,
+            model=filters["model"] or None,
         )
+        tenants = queries.visible_tenants(services(), account.tenants)
         computed = queries.last_computed(services())
+    except queries.AccessDenied as exc:
+        return c.denied(PAGE, str(exc))
     except Exception as exc:
         return c.error_box(PAGE, exc)
-    return render(rows, state, severity, computed)
+    return render(rows, filters, tenants, computed)

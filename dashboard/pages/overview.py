@@ -28,17 +28,21 @@ def layout(**_params: Any) -> html.Div:
 
 
 def _cell(model: str, tenant: str, cell: queries.Cell, link: bool) -> html.Td:
-    parts: list[Any] = [c.badge(cell.status)]
+    """A grid cell: the status (a link to the model for this tenant) and, below it, the firing
+    alerts (a link to them) or the count of flagged results."""
+    badge = c.badge(cell.status)
+    parts: list[Any] = [
+        dcc.Link(badge, href=c.href(f"/models/{model}", {"tenant": tenant})) if link else badge
+    ]
     if cell.firing:
-        parts.append(html.Div(f"{cell.firing} firing", className="muted"))
+        text = f"{cell.firing} firing"
+        alerts = c.href("/alerts", {"tenant": tenant, "model": model})
+        parts.append(html.Div(dcc.Link(text, href=alerts) if link else text, className="muted"))
     elif cell.alerting or cell.warning:
         parts.append(html.Div(f"{cell.alerting} alert · {cell.warning} warn", className="muted"))
-    body: Any = (
-        dcc.Link(parts, href=c.href(f"/models/{model}", {"tenant": tenant}))
-        if link
-        else html.Div(parts)
+    return html.Td(
+        parts, className=f"cell cell-{cell.status}", id=f"overview-cell-{model}-{tenant}"
     )
-    return html.Td(body, className=f"cell cell-{cell.status}", id=f"overview-cell-{model}-{tenant}")
 
 
 def render(view: queries.Overview, account: Account) -> list[Any]:

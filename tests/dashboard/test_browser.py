@@ -30,6 +30,7 @@ def pages(site: Site) -> list[tuple[str, str, str]]:
             "#feature-statistic .main-svg",
         ),
         ("alerts", "/alerts", "#alerts-table"),
+        ("alerts-globex", "/alerts?state=all&tenant=globex&model=churn", "#alerts-table"),
         ("alert", f"/alerts/{firing}", "#alert-facts"),
         ("kpis", "/kpis", "#kpis-portfolio"),
         ("kpis-tenant", "/kpis/globex", "#kpis-t-content .main-svg"),
@@ -186,6 +187,8 @@ def test_tenant_scoped_user_never_sees_other_tenants(site: Site, tabs: dict[str,
     tab.open(f"/alerts/{site.ids['globex_firing']}", "#alert-empty")
     tab.open("/kpis/globex", "#kpis-denied")
     assert "globex" not in tab.page.inner_text("#kpis-t-content").replace("'globex'", "")
+    tab.open("/alerts?tenant=globex", "#alerts-denied")
+    assert tab.page.locator("#alerts-table").count() == 0
     client = login_client(site, "acme-eng")
     r = client.post("/_dash-update-component", json=MODEL_CALLBACK)
     assert r.status_code == 200 and "discount_rate" not in r.text and "not in your scope" in r.text
