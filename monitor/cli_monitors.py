@@ -18,7 +18,6 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from monitor.errors import DriftwatchError
-from monitor.monitors import window_delta
 
 __all__ = ["register"]
 
@@ -219,6 +218,8 @@ def backfill(
     if hi <= lo:
         raise typer.BadParameter("--to must be after --from")
     failed = 0
+    from monitor.monitors import window_delta  # pulls in scipy: imported when needed
+
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
