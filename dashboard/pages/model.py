@@ -106,7 +106,8 @@ def render(v: queries.ModelView, account: Account) -> list[Any]:
             dcc.Graph(
                 id="model-performance",
                 figure=figures.series_chart(
-                    f"Performance ({v.metric}): realized (solid) and estimated (dashed, with band)",
+                    f"Performance ({v.metric}): realized (solid)"
+                    + (" and estimated (dashed, with band)" if v.estimated else ""),
                     v.realized,
                     v.versions,
                     dashed=v.estimated,
@@ -130,7 +131,13 @@ def render(v: queries.ModelView, account: Account) -> list[Any]:
         out.append(
             html.P(
                 f"Labels have arrived for windows up to {c.fmt_ts(v.labels_until)} "
-                f"({c.ago(v.labels_until)}); later windows show the estimate only.",
+                f"({c.ago(v.labels_until)}); "
+                + (
+                    "later windows show the estimate only."
+                    if v.estimated
+                    else "later windows have no performance yet (add an "
+                    "estimated_performance monitor to estimate it)."
+                ),
                 className="muted",
                 id="model-label-lag",
             )
