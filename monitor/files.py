@@ -70,7 +70,9 @@ def _csv(path: Path, batch_rows: int) -> Iterator[Chunk]:
         column_types=dict.fromkeys(names, pa.string()),
         strings_can_be_null=True,
     )
-    read = pacsv.ReadOptions(block_size=8 << 20)
+    # 1 MiB blocks: with 8 MiB blocks the reader's peak memory grew with the file (308 MiB for
+    # 170 MB, 464 MiB for 690 MB); with 1 MiB it stays at ~136 MiB whatever the size.
+    read = pacsv.ReadOptions(block_size=1 << 20)
     with path.open("rb") as raw:
         reader = pacsv.open_csv(raw, read_options=read, convert_options=convert)
         pending: list[pa.RecordBatch] = []
