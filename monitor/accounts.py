@@ -15,6 +15,7 @@ Roles
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -45,8 +46,13 @@ PAGE_ROLES: dict[str, frozenset[str]] = {
 MIN_PASSWORD_LEN = 8
 
 _hasher = PasswordHasher()
-# A fixed hash verified when the username is unknown, so a miss costs the same time as a hit.
-_DUMMY_HASH = _hasher.hash("driftwatch-dummy-password")
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A fixed hash verified when the username is unknown, so a miss costs the same time as a
+    hit. Made on first use: argon2 takes ~0.5 s, which every CLI start would otherwise pay."""
+    return _hasher.hash("driftwatch-dummy-password")
 
 
 def can_open(role: str, page: str) -> bool:
@@ -110,7 +116,7 @@ class Accounts:
         """The account when the password matches and the user is enabled, else None."""
         user = self._users.get(username.strip().lower())
         try:
-            _hasher.verify(user.password_hash if user else _DUMMY_HASH, password)
+            _hasher.verify(user.password_hash if user else _dummy_hash(), password)
         except (VerifyMismatchError, VerificationError, InvalidHashError):
             return None
         if user is None or user.disabled:

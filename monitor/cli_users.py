@@ -6,15 +6,17 @@ Works on the metadata database only, so it is safe while ``driftwatch serve`` ru
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
-from monitor.accounts import USER_ROLES, Accounts
 from monitor.settings import load_settings
-from storage.metadata import AlreadyExists, MetadataStore, NotFound
+
+if TYPE_CHECKING:
+    from monitor.accounts import Accounts
+    from storage.metadata import MetadataStore
 
 users_app = typer.Typer(help="Dashboard users: create, list, disable.", no_args_is_help=True)
 console = Console()
@@ -26,7 +28,21 @@ DataDir = Annotated[
 ]
 
 
+# Kept in step with monitor.accounts.USER_ROLES (tested); not imported so that every CLI start
+# does not load SQLAlchemy and argon2.
+USER_ROLES = ("admin", "engineer", "oncall", "executive")
+
+
+def _metadata_error() -> type[Exception]:
+    from storage.metadata import MetadataError
+
+    return MetadataError
+
+
 def _accounts(data_dir: Path | None) -> tuple[Accounts, MetadataStore]:
+    from monitor.accounts import Accounts
+    from storage.metadata import MetadataStore
+
     settings = load_settings(data_dir=data_dir)
     Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
     store = MetadataStore(settings.metadata_url)
@@ -58,7 +74,7 @@ def users_create(
     accounts, store = _accounts(data_dir)
     try:
         account = accounts.create(username, password, role, tenant or None)
-    except (ValueError, AlreadyExists) as exc:
+    except (ValueError, _metadata_error()) as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
     finally:
@@ -97,7 +113,7 @@ def users_disable(
     accounts, store = _accounts(data_dir)
     try:
         accounts.disable(username)
-    except NotFound as exc:
+    except _metadata_error() as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
     finally:

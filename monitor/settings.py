@@ -58,6 +58,12 @@ class Settings(BaseSettings):
         50_000, ge=1, description="Rows per batch when the CLI or client streams a file."
     )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
+    secret_key: str = Field(
+        "",
+        description="Key signing dashboard session cookies. Empty: a random key kept in "
+        "<data_dir>/dashboard_secret (log-ins survive restarts). Set it when several "
+        "processes serve the dashboard.",
+    )
     duckdb_memory_limit: str = Field(
         "4GB",
         pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
@@ -147,10 +153,12 @@ class Settings(BaseSettings):
         rows = []
         for name, info in type(self).model_fields.items():
             value = getattr(self, name)
+            secret = "secret" in name or "password" in name
+            shown = ("***" if value else "") if secret else mask_secrets(str(value))
             rows.append(
                 (
                     f"DRIFTWATCH_{name.upper()}",
-                    mask_secrets(str(value)),
+                    shown,
                     str(info.default),
                     info.description or "",
                 )

@@ -180,3 +180,22 @@ def _spec(tmp_path: Path) -> Path:
 from tests.storage import conftest as _db  # noqa: E402
 
 metadata_url = _db.metadata_url
+
+
+def test_cli_role_list_matches_accounts() -> None:
+    from monitor import accounts, cli_users
+
+    assert tuple(cli_users.USER_ROLES) == tuple(accounts.USER_ROLES)
+
+
+def test_cli_starts_without_loading_the_heavy_stack() -> None:
+    # `driftwatch --help` must answer fast: scipy, SQLAlchemy and DuckDB load on first use
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, monitor.cli; "
+        "print(sorted(m for m in ('scipy', 'sqlalchemy', 'duckdb', 'sklearn') if m in sys.modules))"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]"
