@@ -13,6 +13,7 @@ with exponential backoff and jitter.
 from __future__ import annotations
 
 import io
+import random
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import date, datetime
@@ -28,7 +29,6 @@ from tenacity import (
     retry,
     retry_if_exception,
     stop_after_attempt,
-    wait_exponential_jitter,
 )
 
 PARQUET = "application/vnd.apache.parquet"
@@ -72,7 +72,8 @@ def _retryable(exc: BaseException) -> bool:
 def _wait(state: RetryCallState) -> float:
     exc = state.outcome.exception() if state.outcome else None
     retry_after = getattr(exc, "retry_after", None)
-    backoff = wait_exponential_jitter(initial=0.2, max=10)(state)
+    # exponential backoff with full jitter: 0.2 s, 0.4 s, 0.8 s ... capped at 10 s
+    backoff = random.uniform(0, min(10.0, 0.2 * 2 ** (state.attempt_number - 1)))
     return max(float(retry_after or 0), backoff)
 
 

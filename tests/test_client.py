@@ -1,0 +1,81 @@
+"""The Python client against a real server: batching, formats, retries and idempotency."""
+
+from __future__ import annotations
+
+import time
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from monitor.client import Client, ClientError
+from tests.api.conftest import CHURN, make_keys, make_settings
+from tests.support import live_server
+
+T0 = datetime(2026, 5, 1, tzinfo=UTC)
+
+
+def frame(n: int, start: int = 0) -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "request_id": [f"p{i}" for i in range(start, start + n)],
+            "ts": [T0 + timedelta(minutes=i) for i in range(start, start + n)],
+            "tenant_id": "acme",
+            "age": [float(i % 40) for i in range(n)],
+            "plan": "pro",
+            "prediction": [i % 2 for i in range(n)],
+            "score": 0.4,
+        }
+    )
+
+
+def test_client_logs_every_kind_in_batches_and_retries_safely(tmp_path: Path) -> None:
+    with live_server(make_settings(tmp_path)) as live:
+        keys = make_keys(live)
+        with Client(live.url, keys.engineer, batch_rows=70) as dw:
+            dw.register_model(CHURN)
+            totals = dw.log_inferences("churn", frame(250))  # 4 requests of <= 70 rows
+            assert (totals.received, totals.accepted, totals.duplicates) == (250, 250, 0)
+            again = dw.log_inferences("churn", pa.Table.from_pandas(frame(250)))
+            assert (again.accepted, again.duplicates) == (0, 250)
+            dicts = frame(10, start=1000).assign(ts=lambda d: d.ts.map(datetime.isoformat))
+            rows = dicts.to_dict("records")
+            rows[3]["age"] = "n/a"
+            mixed = dw.log_inferences("churn", rows)
+            assert (mixed.accepted, mixed.rejected) == (9, 1)
+            assert mixed.errors == [
+                {"row": 3, "field": "age", "reason": "expected a number, got 'n/a'"}
+            ]
+            labels = dw.log_labels(
+                "churn", [{"request_id": f"p{i}", "label": i % 2} for i in range(100)]
+            )
+            assert labels.accepted == 100
+            events = [{"tenant_id": "acme", "ts": T0, "name": "conversion", "value": 1.0}] * 1
+            assert dw.log_events(events).accepted == 1
+            assert dw.log_events(events).duplicates == 1  # same content, same id: a safe retry
+            ref = frame(300).drop(columns=["request_id", "ts", "tenant_id"])
+            assert dw.upload_reference("churn", "training", ref)["version"] == 1
+            path = tmp_path / "ref.parquet"
+            ref.to_parquet(path)
+            assert dw.upload_reference("churn", "training", path)["version"] == 2
+            assert dw.get_model("churn")["rows"] == 259
+        with Client(live.url, keys.viewer) as viewer, pytest.raises(ClientError) as err:
+            viewer.log_inferences("churn", frame(1))
+        assert err.value.status == 403  # not retried: a 4xx is final
+
+
+def test_client_waits_out_429_and_succeeds(tmp_path: Path) -> None:
+    settings = make_settings(tmp_path, rate_limit_per_minute=120, rate_limit_burst=2)
+    with live_server(settings) as live:
+        keys = make_keys(live)
+        with Client(live.url, keys.engineer, batch_rows=10) as dw:
+            dw.register_model(CHURN)
+            # 5 requests against a burst of 2 at 2/s: some answers are 429 with Retry-After: 1,
+            # and the client waits at least that long before sending again
+            started = time.monotonic()
+            totals = dw.log_inferences("churn", frame(50))
+            assert time.monotonic() - started >= 1.0
+        assert totals.accepted == 50
+        assert live.services.logstore.count_inferences("churn") == 50
