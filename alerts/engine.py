@@ -154,7 +154,11 @@ class AlertEngine:
         by_name = {r.name: r for r in rules}
         previous = self.store.latest_alerts(by_name)
         outcome = evaluate_all(rules, results, previous, now)
-        missing = [r for r in rules if r.kind == "missing_data" and r.max_silence is not None]
+        # A backfill replays old windows: its newest window is old by nature, not silent.
+        # Silence is judged against the present only, here for live runs and in check_missing.
+        missing = [
+            r for r in rules if notify and r.kind == "missing_data" and r.max_silence is not None
+        ]
         if missing:
             seen = self._seen(missing, outcome.seen)
             latest = dict(previous)

@@ -8,7 +8,7 @@ from datetime import timedelta
 
 from storage.types import OutboxItem
 from tests.alerts.conftest import Alerting
-from tests.alerts.helpers import result
+from tests.alerts.helpers import T0, result
 
 HOOK = "http://127.0.0.1:9/hook"  # never called here: these tests read the outbox
 
@@ -315,3 +315,18 @@ def test_two_planners_racing_on_one_group_notify_once(
     other_meta.dispose()
     assert sorted(out) == [0, 1]
     assert len(a.store.list_notifications()) == 1 and len(a.store.list_deliveries()) == 1
+
+
+def test_backfill_of_old_windows_does_not_make_missing_data_alerts_flap(alerting: Alerting) -> None:
+    # Replaying 48 old hourly windows one by one: each window's series looks "silent" against
+    # the wall clock until the next one arrives. Silence is judged against the present only
+    # (check_missing), so the backfill must not open and resolve an alert per window.
+    a = alerting
+    a.engine.put_rule({"name": "gone", "kind": "missing_data", "max_silence": "3h", "for": 1})
+    a.clock.now = T0 + timedelta(hours=48, minutes=20)
+    for h in range(48):
+        a.engine.process([result(h, "ok")], notify=False)
+    assert a.store.list_alerts() == []
+    assert a.engine.check_missing() == []  # the newest window is recent: not silent
+    a.clock.advance(hours=4)
+    assert [t.change for t in a.engine.check_missing()] == ["firing"]  # now it is
