@@ -141,8 +141,16 @@ class Client:
         ctype: str | None = None,
         json: Any = None,
     ) -> Any:
-        headers = {"Content-Type": ctype} if ctype else None
-        resp = self._http.request(method, path, content=content, json=json, headers=headers)
+        headers = {"Content-Type": ctype} if ctype else {}
+        body: Any = content
+        if content is not None:
+            # httpx keeps request and response in a reference cycle that only the cyclic GC
+            # frees, and with `content=bytes` the body stays in it: streaming a large file
+            # piled up 20-50 MiB bodies between collections. A one-shot generator lets go of
+            # the body as soon as it is sent (measured: peak RSS flat instead of growing).
+            headers["Content-Length"] = str(len(content))
+            body = _once(content)
+        resp = self._http.request(method, path, content=body, json=json, headers=headers)
         if resp.status_code >= 400:
             try:
                 body = resp.json()
@@ -214,6 +222,10 @@ class Client:
                 batch = []
         if batch:
             yield _json(batch), "application/json", len(batch)
+
+
+def _once(content: bytes) -> Iterator[bytes]:
+    yield content
 
 
 def _is_tabular(rows: Any) -> bool:
