@@ -83,10 +83,10 @@ def rss_peak_of(proc: subprocess.Popen[bytes], stop: threading.Event, out: list[
     out.append(peak)
 
 
-def bench_direct(tmp: Path, rows: int, batch: int) -> tuple[float, int]:
+def bench_direct(tmp: Path, rows: int, batch: int, name: str) -> tuple[float, int]:
     rng = np.random.default_rng(1)
     batches = [make_batch(batch, i, rng) for i in range(0, rows, batch)]
-    with LogStore(tmp / "direct.duckdb") as store:
+    with LogStore(tmp / f"{name}.duckdb") as store:
         store.ensure_model("bench", MODEL.to_schema())
         t = time.perf_counter()
         for b in batches:
@@ -241,20 +241,21 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="dw-bench-") as d:
         tmp = Path(d)
         naive = bench_naive(tmp)
-        direct, rss = bench_direct(tmp, args.rows, 100_000)
-        results.append(
-            (
-                "direct append from Arrow",
-                direct,
-                f"process RSS {rss / 2**20:.0f} MiB",
-                TARGETS["direct"],
+        for batch in (100_000, 250_000):
+            direct, rss = bench_direct(tmp, args.rows, batch, f"direct{batch}")
+            results.append(
+                (
+                    f"direct append from Arrow, {batch // 1000}k/batch",
+                    direct,
+                    f"process RSS {rss / 2**20:.0f} MiB",
+                    TARGETS["direct"],
+                )
             )
-        )
         server = Server(tmp / "server")
         try:
-            pq_rate = bench_http(server, args.http_rows, 100_000, "parquet", 0)
+            pq_rate = bench_http(server, args.http_rows, 250_000, "parquet", 0)
             results.append(
-                ("Parquet over HTTP", pq_rate, "100k-row bodies", TARGETS["parquet_http"])
+                ("Parquet over HTTP", pq_rate, "250k-row bodies", TARGETS["parquet_http"])
             )
             js_rate = bench_http(server, args.json_rows, 20_000, "json", 10**8)
             results.append(("JSON over HTTP", js_rate, "20k-row bodies", TARGETS["json_http"]))
