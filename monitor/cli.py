@@ -20,6 +20,7 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, 
 from rich.table import Table
 
 from monitor import files
+from monitor.cli_common import ApiKey, DataDir, Url
 from monitor.errors import DriftwatchError
 from monitor.settings import Settings, load_settings
 
@@ -53,20 +54,6 @@ app.add_typer(kpis_app, name="kpis")  # driftwatch kpis list|show|compute
 
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Data folder (default $DRIFTWATCH_DATA_DIR or ./data)."),
-]
-Url = Annotated[
-    str | None,
-    typer.Option(
-        "--url", envvar="DRIFTWATCH_URL", help="Server URL; omit to use the local data dir."
-    ),
-]
-ApiKey = Annotated[
-    str | None, typer.Option("--api-key", envvar="DRIFTWATCH_API_KEY", help="API key for --url.")
-]
 
 
 def _settings(data_dir: Path | None = None, **more: Any) -> Settings:

@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 
 from alerts.rules import RuleError, parse_duration
+from monitor.cli_common import ApiKey, DataDir, Url, parse_when
 
 cli = typer.Typer(no_args_is_help=True)
 alerts_app = typer.Typer(
@@ -36,19 +37,6 @@ cli.add_typer(rules_app, name="rules")
 out = Console()
 err = Console(stderr=True)
 
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Data folder (default $DRIFTWATCH_DATA_DIR or ./data)."),
-]
-Url = Annotated[
-    str | None,
-    typer.Option(
-        "--url", envvar="DRIFTWATCH_URL", help="Server URL; omit to use the local data dir."
-    ),
-]
-ApiKey = Annotated[
-    str | None, typer.Option("--api-key", envvar="DRIFTWATCH_API_KEY", help="API key for --url.")
-]
 AsJson = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 _MATCHER = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(=~|!~|!=|=)(.*)$")
 
@@ -126,14 +114,6 @@ def _jsonable(obj: Any) -> Any:
     if isinstance(obj, list | tuple):
         return [_jsonable(o) for o in obj]
     return _json(obj)
-
-
-def _when(value: str) -> datetime:
-    try:
-        ts = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise typer.BadParameter(f"{value!r} is not an ISO date or datetime") from exc
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -> None:
@@ -252,7 +232,7 @@ def alerts_silence(
             )
         matchers.append({"name": hit.group(1), "op": hit.group(2), "value": hit.group(3)})
     try:
-        ends = _when(until) if until else datetime.now(UTC) + parse_duration(duration, "--for")
+        ends = parse_when(until) if until else datetime.now(UTC) + parse_duration(duration, "--for")
     except RuleError as exc:
         raise typer.BadParameter(str(exc)) from exc
     with _Backend(url, api_key, data_dir) as b:
@@ -537,8 +517,8 @@ def rules_backtest(
     data_dir: DataDir = None,
 ) -> None:
     """Replay a rule over stored results: the alerts it would have fired. Notifies nobody."""
-    t0 = _when(start)
-    t1 = _when(end) if end else datetime.now(UTC) + timedelta(seconds=1)
+    t0 = parse_when(start)
+    t1 = parse_when(end) if end else datetime.now(UTC) + timedelta(seconds=1)
     with _Backend(url, api_key, data_dir) as b:
         if b.client:
             report = b.api(

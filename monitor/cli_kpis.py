@@ -8,7 +8,6 @@ with ``--url`` and ``--api-key``, through a running server's API.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,6 +16,7 @@ import typer
 import yaml
 from rich.console import Console
 
+from monitor.cli_common import ApiKey, DataDir, Url, api_client, parse_when
 from monitor.errors import DriftwatchError
 
 __all__ = ["apply_kpis_section", "kpis_app", "load_kpis"]
@@ -24,39 +24,6 @@ __all__ = ["apply_kpis_section", "kpis_app", "load_kpis"]
 kpis_app = typer.Typer(help="Tenant KPIs: list, show, compute (backfill).", no_args_is_help=True)
 out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Data folder (default $DRIFTWATCH_DATA_DIR or ./data)."),
-]
-Url = Annotated[
-    str | None,
-    typer.Option(
-        "--url", envvar="DRIFTWATCH_URL", help="Server URL; omit to use the local data dir."
-    ),
-]
-ApiKey = Annotated[
-    str | None, typer.Option("--api-key", envvar="DRIFTWATCH_API_KEY", help="API key for --url.")
-]
-
-
-def _when(value: str) -> datetime:
-    try:
-        ts = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise typer.BadParameter(f"{value!r} is not an ISO date or datetime") from exc
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
-def _client(url: str, api_key: str | None) -> httpx.Client:
-    if not api_key:
-        err.print("[red]error:[/] --api-key (or DRIFTWATCH_API_KEY) is required with --url")
-        raise typer.Exit(2)
-    return httpx.Client(
-        base_url=url.rstrip("/") + "/api/v1",
-        headers={"Authorization": f"Bearer {api_key}"},
-        timeout=600,
-    )
 
 
 def _check(r: httpx.Response) -> Any:
@@ -109,7 +76,7 @@ def apply_kpis_section(
     if not items:
         return
     if url:
-        with _client(url, api_key) as c:
+        with api_client(url, api_key) as c:
             changes = _check(c.post("/kpis/apply", json={"kpis": items, "dry_run": dry_run}))[
                 "changes"
             ]
@@ -134,7 +101,7 @@ def apply_kpis_section(
 def kpis_list(url: Url = None, api_key: ApiKey = None, data_dir: DataDir = None) -> None:
     """List KPI definitions."""
     if url:
-        with _client(url, api_key) as c:
+        with api_client(url, api_key) as c:
             rows = [
                 (k["name"], k["definition"], k["version"], k["enabled"])
                 for k in _check(c.get("/kpis"))
@@ -166,7 +133,7 @@ def kpis_show(
 ) -> None:
     """Show a KPI's definition (YAML) and, with --tenant, its latest windows."""
     if url:
-        with _client(url, api_key) as c:
+        with api_client(url, api_key) as c:
             spec = _check(c.get(f"/kpis/{name}"))["definition"]
             series = (
                 _check(c.get(f"/kpis/{name}/results", params={"tenant_id": tenant}))
@@ -206,9 +173,9 @@ def kpis_compute(
     data_dir: DataDir = None,
 ) -> None:
     """Compute (backfill) KPI windows in a range for all tenants; re-running replaces."""
-    a, b = _when(start), _when(end)
+    a, b = parse_when(start), parse_when(end)
     if url:
-        with _client(url, api_key) as c:
+        with api_client(url, api_key) as c:
             names = name or [k["name"] for k in _check(c.get("/kpis"))]
             rows = 0
             for n in names:

@@ -7,7 +7,6 @@ with ``--url`` and ``--api-key``, through a running server's API.
 from __future__ import annotations
 
 import json
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,35 +16,13 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
+from monitor.cli_common import ApiKey, DataDir, Url, api_client, parse_when
 from monitor.errors import DriftwatchError
 
 __all__ = ["register"]
 
 err = Console(stderr=True)
 out = Console()
-
-DataDir = Annotated[
-    Path | None,
-    typer.Option("--data-dir", help="Data folder (default $DRIFTWATCH_DATA_DIR or ./data)."),
-]
-Url = Annotated[
-    str | None,
-    typer.Option(
-        "--url", envvar="DRIFTWATCH_URL", help="Server URL; omit to use the local data dir."
-    ),
-]
-ApiKey = Annotated[
-    str | None, typer.Option("--api-key", envvar="DRIFTWATCH_API_KEY", help="API key for --url.")
-]
-
-
-def _when(value: str) -> datetime:
-    """ISO date or datetime; naive means UTC."""
-    try:
-        ts = datetime.fromisoformat(value)
-    except ValueError as exc:
-        raise typer.BadParameter(f"{value!r} is not an ISO date or datetime") from exc
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
 def _local(data_dir: Path | None) -> Any:
@@ -54,17 +31,6 @@ def _local(data_dir: Path | None) -> Any:
 
     services = _services(_settings(data_dir))
     return services, monitoring(services)
-
-
-def _client(url: str, api_key: str | None) -> httpx.Client:
-    if not api_key:
-        err.print("[red]error:[/] --api-key (or DRIFTWATCH_API_KEY) is required with --url")
-        raise typer.Exit(2)
-    return httpx.Client(
-        base_url=url.rstrip("/") + "/api/v1",
-        headers={"Authorization": f"Bearer {api_key}"},
-        timeout=600,
-    )
 
 
 def _check(r: httpx.Response) -> Any:
@@ -104,7 +70,7 @@ def apply(
     """
     items = _load_monitors(file)
     if url:
-        with _client(url, api_key) as c:
+        with api_client(url, api_key) as c:
             answer = _check(c.post("/monitors/apply", json={"monitors": items, "dry_run": dry_run}))
         changes = answer["changes"]
     else:
@@ -148,7 +114,7 @@ def init(
 ) -> None:
     """Propose default monitors (and alert rules) for a model as a YAML file for ``apply``."""
     if url:
-        with _client(url, api_key) as c:
+        with api_client(url, api_key) as c:
             params = {"reference": reference} if reference else {}
             doc = _check(c.get(f"/models/{model}/monitor-defaults", params=params))
     else:
@@ -176,9 +142,9 @@ def run(
     data_dir: DataDir = None,
 ) -> None:
     """Evaluate one window of a monitor now (its results replace the stored ones)."""
-    ts = _when(window)
+    ts = parse_when(window)
     if url:
-        with _client(url, api_key) as c:
+        with api_client(url, api_key) as c:
             r = _check(c.post(f"/monitors/{monitor}/run", json={"window_start": ts.isoformat()}))
     else:
         services, svc = _local(data_dir)
@@ -214,7 +180,7 @@ def backfill(
 ) -> None:
     """Evaluate every window in ``[--from, --to)`` of the monitors, oldest first, with a
     progress bar. Results replace the stored ones; the alert engine is told it is a backfill."""
-    lo, hi = _when(start), _when(end)
+    lo, hi = parse_when(start), parse_when(end)
     if hi <= lo:
         raise typer.BadParameter("--to must be after --from")
     failed = 0
@@ -229,7 +195,7 @@ def backfill(
         disable=quiet,
     )
     if url:
-        with _client(url, api_key) as c, progress:
+        with api_client(url, api_key) as c, progress:
             names = monitor or [m["name"] for m in _check(c.get("/monitors"))]
             for name in names:
                 cfg = _check(c.get(f"/monitors/{name}"))["config"]
