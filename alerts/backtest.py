@@ -2,7 +2,9 @@
 
 Nothing is stored and nobody is notified; the state machine is the same pure
 :func:`alerts.evaluate.evaluate_all`, fed one window at a time (evaluation time = the end of
-the window) so ``for`` and ``keep_firing_for`` behave as they would have live.
+the window, or when its labels should have arrived for a ``missing_data`` rule with a
+``label_delay``: stored results are final, late labels included) so ``for`` and
+``keep_firing_for`` behave as they would have live.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from alerts.evaluate import evaluate_all
@@ -93,8 +95,10 @@ def backtest(
     open_: dict[int, dict[str, Any]] = {}
     episodes: list[Episode] = []
     next_id = 1
+    wait = rule.label_delay or timedelta(0)
     for window_end in sorted(by_end):
-        transitions = evaluate_all([rule], by_end[window_end], state, window_end).transitions
+        at = window_end + wait
+        transitions = evaluate_all([rule], by_end[window_end], state, at).transitions
         for t in transitions:
             after = t.after
             if after.id is None:

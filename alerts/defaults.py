@@ -15,7 +15,11 @@ TASK_VALUES = ("binary", "multiclass", "regression")
 
 
 def default_rules(
-    model_name: str, task: str, channels: Sequence[str] = (), max_silence: str = "26h"
+    model_name: str,
+    task: str,
+    channels: Sequence[str] = (),
+    max_silence: str = "26h",
+    label_delay: str = "7d",
 ) -> list[Rule]:
     """The default rules for one model.
 
@@ -29,6 +33,11 @@ def default_rules(
     max_silence : str
         How long a monitor may stay silent before the missing-data rule fires (default:
         a daily window plus two hours of grace).
+    label_delay : str
+        How late the model's labels arrive (default a week). Realized performance needs
+        them: its windows count as missing only once their labels should be in, and its
+        series may be silent for ``max_silence`` plus this. Too short a delay pages for
+        labels that are merely late; too long finds labels that stopped coming later.
 
     Returns
     -------
@@ -56,10 +65,12 @@ def default_rules(
         {
             "name": f"{model_name}-missing-data",
             "kind": "missing_data",
-            "description": "A monitor of the model produced no data (no logs, missed runs).",
+            "description": "A monitor of the model produced no data (no logs, missed runs, "
+            "no labels once they should have arrived).",
             "match": {"model": model_name, "source": "monitor"},
             "for": 2,
             "max_silence": max_silence,
+            "label_delay": label_delay,
             "severity": "critical",
             "channels": ch,
         },

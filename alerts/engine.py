@@ -154,21 +154,29 @@ class AlertEngine:
         by_name = {r.name: r for r in rules}
         previous = self.store.latest_alerts(by_name)
         outcome = evaluate_all(rules, results, previous, now)
+        fresh = dict(outcome.seen)
+        blank = {s.rule for s in fresh.values() if not s.has_data}
+        if blank:
+            # A labelled series without data in this batch only starts its heartbeat; a
+            # stored one keeps counting from its newest labelled window.
+            known = {fp for _rule, fp, _labels, _end in self.store.series(blank)}
+            fresh = {fp: s for fp, s in fresh.items() if s.has_data or fp not in known}
         # A backfill replays old windows: its newest window is old by nature, not silent.
-        # Silence is judged against the present only, here for live runs and in check_missing.
+        # Silence is judged against the present only, here for live runs and in check_missing,
+        # and not for the series this batch reports: they are running (a catch-up of several
+        # missed windows would otherwise fire and resolve an alert per window). Their missing
+        # data is what the no_data windows say.
         missing = [
             r for r in rules if notify and r.kind == "missing_data" and r.max_silence is not None
         ]
         if missing:
-            seen = self._seen(missing, outcome.seen)
+            seen = {fp: s for fp, s in self._seen(missing, {}).items() if fp not in outcome.seen}
             latest = dict(previous)
             for t in outcome.transitions:
                 latest[t.fingerprint] = t.after
             for rule in missing:
                 outcome.transitions.extend(evaluate_missing(rule, seen, latest, now))
-        series = [
-            (s.rule, s.fingerprint, s.labels, s.last_window_end) for s in outcome.seen.values()
-        ]
+        series = [(s.rule, s.fingerprint, s.labels, s.last_window_end) for s in fresh.values()]
         self._store(outcome.transitions, by_name, notify, now, series)
         return outcome.transitions
 

@@ -8,9 +8,11 @@ along ``pending → firing → resolved``:
 - a clear window drops a ``pending`` alert (it resolves without ever having fired, so nobody
   is told) and counts towards ``keep_firing_for`` on a ``firing`` one, which resolves on the
   first clear window after that many;
-- ``no_data`` changes nothing for threshold rules (it neither fires nor resolves); it is what
-  ``missing_data`` rules watch, together with series that stopped reporting (see
-  :func:`evaluate_missing`);
+- ``no_data`` changes nothing for threshold rules (it neither fires nor resolves, and the
+  window is not counted as evaluated: when late labels give it data, its re-run is judged);
+  it is what ``missing_data`` rules watch, together with series that stopped reporting (see
+  :func:`evaluate_missing`); a ``missing_data`` rule's ``label_delay`` leaves realized
+  performance windows unjudged until their labels should have arrived;
 - a window at or before the last one evaluated is ignored, so re-running a window or
   replaying results is idempotent;
 - after ``resolved`` the next breach opens a new instance (a new ``id``) under the same
@@ -75,12 +77,18 @@ class Transition:
 
 @dataclass(frozen=True)
 class SeriesSeen:
-    """The newest window a rule saw for a series (what ``missing_data`` rules watch)."""
+    """The newest window a rule saw for a series (what ``missing_data`` rules watch).
+
+    For a series computed from labels (``Rule.label_wait``) only windows with data count;
+    when a batch held none, ``has_data`` is False and ``last_window_end`` is the start of its
+    first window: where the silence starts for a series never seen with data.
+    """
 
     rule: str
     fingerprint: str
     labels: dict[str, str]
     last_window_end: datetime
+    has_data: bool = True
 
 
 @dataclass(frozen=True)
@@ -211,11 +219,15 @@ def annotate(rule: Rule, labels: Mapping[str, str], res: MetricResult) -> dict[s
     return {k: render(t, values) for k, t in templates.items()}
 
 
-def _is_breach(rule: Rule, results: Sequence[MetricResult]) -> bool | None:
+def _is_breach(rule: Rule, results: Sequence[MetricResult], now: datetime) -> bool | None:
     """Whether one window of one series breaches: True, False, or None (no verdict)."""
     if rule.kind == "missing_data":
-        # A series is "missing" in a window when nothing it produced there had data.
-        return all(r.status == "no_data" for r in results)
+        # A series is "missing" in a window when nothing it produced there had data; a
+        # window whose labels may still come is not judged yet (its re-run will be).
+        if any(r.status != "no_data" for r in results):
+            return False
+        wait = rule.label_wait(results[0].kind)
+        return None if wait and results[0].window_end + wait > now else True
     usable = [r for r in results if r.status != "no_data"]
     if not usable:
         return None
@@ -266,11 +278,11 @@ def _advance(
         if last_end is not None and window_end <= last_end:
             continue  # this window was evaluated before: re-runs and replays change nothing
         last_end = window_end
-        verdict = _is_breach(rule, results)
+        verdict = _is_breach(rule, results, now)
         open_ = current if current is not None and current.state != "resolved" else None
         if verdict is None:
-            if open_ is not None:
-                current = replace(open_, last_window_end=window_end, updated_at=now)
+            # Not an evaluation: the alert's last window stays, so when late labels give this
+            # window data, its re-run is judged instead of ignored as a replay.
             continue
         if verdict:
             breaching = [r for r in results if r.status != "no_data"]
@@ -433,14 +445,25 @@ def evaluate_all(
         labels = series_labels(rule, results[0])
         fp = latest.fingerprint if latest is not None else fingerprint(labels)
         if rule.kind == "missing_data":
-            last_end = max(r.window_end for r in results)
-            outcome.seen[fp] = SeriesSeen(rule.name, fp, labels, last_end)
+            outcome.seen[fp] = _heartbeat(rule, fp, labels, results)
         per_window: dict[datetime, list[MetricResult]] = {}
         for r in results:
             per_window.setdefault(r.window_start, []).append(r)
         ordered = sorted(per_window.items())
         _advance(rule, fp, labels, latest, ordered, now, outcome.transitions)
     return outcome
+
+
+def _heartbeat(
+    rule: Rule, fp: str, labels: dict[str, str], results: Sequence[MetricResult]
+) -> SeriesSeen:
+    if not rule.label_wait(results[0].kind):
+        return SeriesSeen(rule.name, fp, labels, max(r.window_end for r in results))
+    # Computed from labels: the silence runs from the newest window that had them.
+    ends = [r.window_end for r in results if r.status != "no_data"]
+    if ends:
+        return SeriesSeen(rule.name, fp, labels, max(ends))
+    return SeriesSeen(rule.name, fp, labels, min(r.window_start for r in results), False)
 
 
 def _heartbeats(
@@ -555,7 +578,8 @@ def evaluate_missing(
     now: datetime,
 ) -> list[Transition]:
     """Fire ``missing_data`` alerts for series whose newest window ended more than the rule's
-    ``max_silence`` ago (a monitor that stopped running, a model or tenant without logs).
+    ``max_silence`` ago (a monitor that stopped running, a model or tenant without logs), or
+    ``max_silence + label_delay`` for realized performance (its newest labelled window).
 
     A stale series fires at once (the silence itself is the evidence); the next window with
     data resolves it through :func:`evaluate_all`.
@@ -564,7 +588,8 @@ def evaluate_missing(
         return []
     out: list[Transition] = []
     for fp, seen in last_seen.items():
-        if seen.rule != rule.name or seen.last_window_end + rule.max_silence > now:
+        allowed = rule.max_silence + rule.label_wait(seen.labels.get("kind", ""))
+        if seen.rule != rule.name or seen.last_window_end + allowed > now:
             continue
         latest = previous_state.get(fp)
         if latest is not None and latest.state == "firing":
@@ -591,7 +616,7 @@ def evaluate_missing(
             starts_at=now,
             ends_at=None,
             updated_at=now,
-            context={"last_window_end": since, "max_silence_s": rule.max_silence.total_seconds()},
+            context={"last_window_end": since, "max_silence_s": allowed.total_seconds()},
         )
         if latest is not None and latest.state == "pending":
             alert = replace(alert, id=latest.id, active_at=latest.active_at)

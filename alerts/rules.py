@@ -25,7 +25,11 @@ files and the ``alert_rules.spec`` column all use it)::
     send_resolved: true
 
 ``missing_data`` rules fire for a series (monitor × model × tenant) whose results are
-``no_data``, or that produced nothing for ``max_silence``.
+``no_data``, or that produced nothing for ``max_silence``. Realized performance (kind
+``performance``) needs labels, which arrive late: with ``label_delay: 3d`` its windows are
+judged only once their labels should be in (a ``no_data`` window younger than that is not yet
+missing), and its silence is counted from its newest labelled window and may last
+``max_silence + label_delay``.
 
 Errors are :class:`RuleError` (a ``ValueError``) naming the field, the value and the choices.
 """
@@ -44,6 +48,8 @@ from typing import Any
 from storage.types import SEVERITIES, MetricResult
 
 RULE_KINDS = ("threshold", "missing_data")
+# Result kinds computed from labels, which arrive after the predictions (``label_delay``).
+LABELLED_KINDS = frozenset({"performance"})
 MATCH_FIELDS = ("model", "source", "monitor", "kind", "metric", "column", "tenant")
 OPS: dict[str, Callable[[float, float], bool]] = {
     ">": operator.gt,
@@ -212,7 +218,15 @@ class Rule:
     repeat_interval: timedelta = timedelta(hours=4)
     send_resolved: bool = True
     max_silence: timedelta | None = None  # missing_data: no result for this long fires
+    label_delay: timedelta | None = None  # missing_data: how late labels arrive
     description: str = ""
+
+    def label_wait(self, kind: str) -> timedelta:
+        """How long after a window of ``kind`` ends its data may still be on its way:
+        ``label_delay`` for kinds computed from labels, nothing for the others."""
+        if self.label_delay is not None and kind in LABELLED_KINDS:
+            return self.label_delay
+        return timedelta(0)
 
     def matches(self, result: MetricResult) -> bool:
         """True when ``result`` is one this rule watches (wildcards allowed per field)."""
@@ -255,6 +269,7 @@ class Rule:
             "repeat_interval",
             "send_resolved",
             "max_silence",
+            "label_delay",
             "description",
             "enabled",
         }
@@ -294,6 +309,11 @@ class Rule:
         if isinstance(group_by, str) or not all(isinstance(g, str) for g in group_by):
             raise RuleError(f"group_by={group_by!r} must be a list of label names")
         max_silence = data.get("max_silence")
+        label_delay = data.get("label_delay")
+        if label_delay is not None and kind != "missing_data":
+            raise RuleError(
+                f"label_delay={label_delay!r} applies to kind missing_data only, not {kind!r}"
+            )
         send_resolved = data.get("send_resolved", True)
         if not isinstance(send_resolved, bool):
             raise RuleError(f"send_resolved={send_resolved!r} must be true or false")
@@ -314,6 +334,7 @@ class Rule:
             repeat_interval=parse_duration(data.get("repeat_interval", "4h"), "repeat_interval"),
             send_resolved=send_resolved,
             max_silence=None if max_silence is None else parse_duration(max_silence, "max_silence"),
+            label_delay=None if label_delay is None else parse_duration(label_delay, "label_delay"),
             description=str(data.get("description", "")),
         )
 
@@ -339,6 +360,8 @@ class Rule:
             out["condition"] = self.condition.to_dict()
         if self.max_silence is not None:
             out["max_silence"] = format_duration(self.max_silence)
+        if self.label_delay is not None:
+            out["label_delay"] = format_duration(self.label_delay)
         if self.description:
             out["description"] = self.description
         return out
