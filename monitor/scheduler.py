@@ -2,6 +2,7 @@
 
 One job per enabled monitor, id ``monitor:<name>``, in a ``SQLAlchemyJobStore`` in the metadata
 database (APScheduler creates its ``apscheduler_jobs`` table). Each job is an interval trigger
+(the monitor's ``schedule_minutes``, or the global ``scheduler_tick_seconds`` when it has none)
 that calls :meth:`monitor.runner.Runner.tick`, which runs every closed window since the
 monitor's last run, oldest first — so catch-up after downtime does not depend on APScheduler's
 misfire handling: ``coalesce=True`` folds the fires missed while the server was down into one,
@@ -9,15 +10,18 @@ misfire handling: ``coalesce=True`` folds the fires missed while the server was 
 run exactly once. ``max_instances=1`` keeps a slow run from overlapping the next tick.
 
 Jobs are reconciled with the monitors at start-up (missing added, stale removed, intervals
-updated) and whenever a monitor is created, changed or deleted through the service.
+updated) and whenever a monitor is created, changed or deleted through the service: a changed
+``schedule_minutes`` replaces the job's trigger.
 """
 
 from __future__ import annotations
 
 import logging
 import threading
+from collections.abc import Mapping
 from contextlib import suppress
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 from apscheduler.jobstores.base import JobLookupError
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
@@ -100,11 +104,11 @@ class MonitorScheduler:
         """Add a job per enabled monitor, drop jobs of monitors that are gone or disabled, and
         run every job once now (catch-up after downtime starts at once)."""
         with self._lock:
-            wanted = {JOB_PREFIX + m.name for m in self.service.list() if m.enabled}
-            for job_id in set(self.job_ids()) - wanted:
+            wanted = {JOB_PREFIX + m.name: m for m in self.service.list() if m.enabled}
+            for job_id in set(self.job_ids()) - set(wanted):
                 self._remove(job_id)
-            for job_id in sorted(wanted):
-                self._add(job_id, first=datetime.now(UTC))
+            for job_id, rec in sorted(wanted.items()):
+                self._add(job_id, self.interval_seconds(rec.config), first=datetime.now(UTC))
             # One job computes every KPI (same windows, catch-up and lateness as monitors).
             self.scheduler.add_job(
                 run_kpi_job,
@@ -122,12 +126,23 @@ class MonitorScheduler:
             if rec is None or not rec.enabled:
                 self._remove(job_id)
             else:
-                self._add(job_id, first=datetime.now(UTC) + timedelta(seconds=1))
+                self._add(
+                    job_id,
+                    self.interval_seconds(rec.config),
+                    first=datetime.now(UTC) + timedelta(seconds=1),
+                )
 
-    def _add(self, job_id: str, first: datetime) -> None:
+    def interval_seconds(self, config: Mapping[str, Any]) -> int:
+        """Seconds between a monitor's ticks: its ``schedule_minutes``, else the global tick."""
+        minutes = config.get("schedule_minutes")
+        return int(minutes) * 60 if minutes else self.tick_seconds
+
+    def _add(self, job_id: str, seconds: int, first: datetime) -> None:
+        # replace_existing swaps the stored job whole, trigger included, so a changed
+        # schedule_minutes takes effect here
         self.scheduler.add_job(
             run_monitor_job,
-            trigger=IntervalTrigger(seconds=self.tick_seconds, timezone=UTC),
+            trigger=IntervalTrigger(seconds=seconds, timezone=UTC),
             args=[job_id.removeprefix(JOB_PREFIX)],
             id=job_id,
             name=job_id,
