@@ -27,6 +27,7 @@ import pyarrow.ipc as paipc
 import pyarrow.parquet as pq
 
 from monitor.errors import BadRequestError, FieldError, PermissionDenied, ValidationFailed
+from storage.json_reader import JsonReadError, read_json_columns
 from storage.types import ModelSchema, QuarantineRow
 
 TS_TYPE = pa.timestamp("us", tz="UTC")
@@ -153,13 +154,24 @@ SUPPORTED_TYPES = JSON_TYPES + NDJSON_TYPES + PARQUET_TYPES + ARROW_IPC_TYPES + 
 
 @dataclass
 class ParsedBody:
-    """Rows as JSON objects (JSON/NDJSON) or as an Arrow table (Parquet/Arrow/CSV)."""
+    """Rows as JSON objects (JSON/NDJSON), an Arrow table (Parquet/Arrow/CSV), or a JSON body
+    not parsed yet: ``validate`` first tries to read it straight into typed columns."""
 
     rows: list[Any] | None = None
     table: pa.Table | None = None
+    json: bytes | None = None
+    ndjson: bool = False
+
+    def parsed_rows(self) -> ParsedBody:
+        """This body with its JSON parsed into row objects (BadRequestError if it is not JSON)."""
+        if self.json is None:
+            return self
+        return _parse_ndjson(self.json) if self.ndjson else _parse_json_array(self.json)
 
     @property
     def count(self) -> int:
+        if self.json is not None:
+            return self.parsed_rows().count
         return len(self.rows) if self.rows is not None else (self.table or pa.table({})).num_rows
 
 
@@ -167,17 +179,9 @@ def parse_body(body: bytes, content_type: str) -> ParsedBody:
     """Parse a request body by its Content-Type; an unreadable body raises BadRequestError."""
     ctype = (content_type or "").split(";")[0].strip().lower()
     if ctype in JSON_TYPES:
-        try:
-            data = orjson.loads(body)
-        except orjson.JSONDecodeError as exc:
-            raise BadRequestError(f"body is not valid JSON: {exc}") from exc
-        if isinstance(data, dict) and "rows" in data:
-            data = data["rows"]
-        if not isinstance(data, list):
-            raise BadRequestError('JSON body must be an array of row objects (or {"rows": [...]})')
-        return ParsedBody(rows=data)
+        return ParsedBody(json=body)
     if ctype in NDJSON_TYPES:
-        return _parse_ndjson(body)
+        return ParsedBody(json=body, ndjson=True)
     if ctype in PARQUET_TYPES:
         try:
             return ParsedBody(table=pq.read_table(io.BytesIO(body)))
@@ -213,6 +217,18 @@ def _read_ipc(body: bytes) -> pa.Table:
         return paipc.open_file(io.BytesIO(body)).read_all()
 
 
+def _parse_json_array(body: bytes) -> ParsedBody:
+    try:
+        data = orjson.loads(body)
+    except orjson.JSONDecodeError as exc:
+        raise BadRequestError(f"body is not valid JSON: {exc}") from exc
+    if isinstance(data, dict) and "rows" in data:
+        data = data["rows"]
+    if not isinstance(data, list):
+        raise BadRequestError('JSON body must be an array of row objects (or {"rows": [...]})')
+    return ParsedBody(rows=data)
+
+
 def _parse_ndjson(body: bytes) -> ParsedBody:
     lines = [ln for ln in body.split(b"\n") if ln.strip()]
     try:  # fast path: one parse of the whole body
@@ -227,6 +243,73 @@ def _parse_ndjson(body: bytes) -> ParsedBody:
         except orjson.JSONDecodeError as exc:
             rows.append(_Unparseable(line.decode("utf-8", "replace"), f"invalid JSON: {exc}"))
     return ParsedBody(rows=rows)
+
+
+# Columns a clean JSON body reads straight into: DOUBLE for numbers, the raw value text (JSON)
+# for the rest, which is then checked to be exactly what the row-by-row parser would accept.
+_JSON_READ_TYPES: dict[Kind, str] = {"float": "DOUBLE"}
+_BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False}
+
+
+def json_columns(body: bytes, rules: Sequence[FieldRule], *, ndjson: bool) -> pa.Table | None:
+    """A JSON body read by DuckDB into the rules' columns, or None when the result might differ
+    from parsing it row by row (then the caller does that).
+
+    DuckDB's reader is lenient where our validation is strict, so the table is returned only
+    when every one of these holds (each is cheap; a body that fails any takes the slow path,
+    which finds and reports the problem):
+
+    * every key in the body is a rule's column and no value is an explicit ``null``: the
+      number of ``":`` in the body (each key ends with one; inside a string it would be
+      ``\\":``) equals the number of non-null values read;
+    * no ``true``/``false`` outside boolean columns (DuckDB reads ``true`` as 1.0);
+    * numbers are finite (``NaN`` is not JSON; DuckDB accepts it);
+    * text columns hold JSON strings without escapes (a number is not silently its text);
+    * boolean and binary columns hold only ``true``/``false``/``0``/``1``.
+    """
+    stripped = body.strip()
+    if not stripped or (not ndjson and not stripped.startswith(b"[")):
+        return None
+    columns = {r.name: _JSON_READ_TYPES.get(r.kind, "JSON") for r in rules}
+    try:
+        table = read_json_columns(body, columns, ndjson=ndjson)
+    except JsonReadError:
+        return None
+    n = table.num_rows
+    if n == 0:
+        return None
+    non_null = sum(n - table.column(c).null_count for c in table.column_names)
+    if body.count(b'":') != non_null:
+        return None
+    booleans = 0
+    out: dict[str, pa.Array] = {}
+    for rule in rules:
+        col = table.column(rule.name).combine_chunks()
+        if col.null_count == n:
+            continue  # the key appears nowhere: the column is absent, as for parsed rows
+        if rule.kind == "float":
+            if pc.any(pc.is_nan(col)).as_py() or pc.any(pc.is_inf(col)).as_py():
+                return None
+            out[rule.name] = col
+            continue
+        text = col.cast(pa.string())
+        if rule.kind in ("bool", "binary"):
+            known = pc.or_(pc.is_in(text, pa.array(list(_BOOL_TEXT))), text.is_null())
+            if not pc.all(known).as_py():
+                return None
+            booleans += int(pc.sum(pc.is_in(text, pa.array(["true", "false"]))).as_py() or 0)
+            flags = pc.equal(pc.fill_null(text, "0"), "true")
+            flags = pc.or_(flags, pc.equal(text, "1"))
+            values = pc.if_else(col.is_null(), pa.scalar(None, pa.bool_()), flags)
+            out[rule.name] = values if rule.kind == "bool" else values.cast(pa.int32())
+            continue
+        quoted = pc.and_(pc.starts_with(text, '"'), pc.ends_with(text, '"'))
+        if not pc.all(quoted).as_py() or pc.any(pc.match_substring(text, "\\")).as_py():
+            return None
+        out[rule.name] = pc.utf8_slice_codeunits(text, 1, -1)
+    if body.count(b"true") + body.count(b"false") != booleans:
+        return None
+    return pa.table(out) if out else None
 
 
 @dataclass
@@ -260,6 +343,25 @@ def validate(
     """
     now = now or datetime.now(UTC)
     batch_id = batch_id or uuid.uuid4().hex
+    if parsed.json is not None:
+        args = (rules, target)
+        kw: dict[str, Any] = dict(
+            kind=kind,
+            model=model,
+            tenant_scope=tenant_scope,
+            now=now,
+            max_future=max_future,
+            batch_id=batch_id,
+            fill=fill,
+        )
+        table = json_columns(parsed.json, rules, ndjson=parsed.ndjson)
+        if table is not None:
+            fast = validate(ParsedBody(table=table), *args, **kw)
+            if not fast.errors:
+                return fast
+        # Something to report (or to look at closely): the row-by-row path, whose errors
+        # quote each bad row as it was sent.
+        return validate(parsed.parsed_rows(), *args, **kw)
     rule_by_name = {r.name: r for r in rules}
     n = parsed.count
 
