@@ -31,7 +31,9 @@ def register(demo_app: typer.Typer) -> None:
 
 def demo_build(
     data_dir: DataDir = None,
-    days: Annotated[int, typer.Option(help="Days of hourly traffic.")] = 60,
+    days: Annotated[
+        int, typer.Option(help="Days of hourly traffic (a shorter story keeps its proportions).")
+    ] = 60,
     force: Annotated[bool, typer.Option(help="Build even when the demo is already there.")] = False,
     webhook_port: Annotated[int, typer.Option(help="Port of `driftwatch demo receiver`.")] = 8765,
 ) -> None:

@@ -2,8 +2,10 @@
 basket-value regression model, 60 days of hourly traffic with weekly seasonality, labels three
 days late, business events, a feature drift for ``globex`` from day 40 followed by a drop in its
 conversion, model-version rollouts, and the default monitors, a KPI and the default alert
-rules run over all of it. Alerts go to a local webhook receiver (``driftwatch demo receiver``)
-that appends every delivery to ``<data_dir>/demo-webhooks.jsonl``.
+rules (missing-data rules told the labels' delay) run over all of it. A shorter build keeps
+the story in proportion (``build(days=14)``: drift from day 9). Alerts go to a local webhook
+receiver (``driftwatch demo receiver``) that appends every delivery to
+``<data_dir>/demo-webhooks.jsonl``.
 
 Deterministic (seeded) and idempotent: building twice stores nothing twice.
 """
@@ -75,6 +77,12 @@ class ScenarioSummary:
     seconds: float = 0.0
 
 
+def _scaled(day: int, days: int) -> float:
+    """Day ``day`` of the 60-day story in a build of ``days`` (a shorter build keeps every
+    event, in proportion: drift, KPI drop and rollouts all happen)."""
+    return day * days / DAYS
+
+
 def _hours(now: datetime, days: int) -> np.ndarray:
     end = now.replace(minute=0, second=0, microsecond=0)
     start = end - timedelta(days=days)
@@ -114,7 +122,7 @@ def churn_traffic(
     n = len(ts)
     start = hours[0].astype("datetime64[us]")
     day = ((ts - start) / np.timedelta64(1, "D")).astype(float)
-    drift = (tenant == DRIFT_TENANT) & (day >= DRIFT_DAY)
+    drift = (tenant == DRIFT_TENANT) & (day >= _scaled(DRIFT_DAY, days))
     tenure = np.where(drift, rng.gamma(1.4, 7.0, n), rng.gamma(2.0, 12.0, n))
     discount = np.where(drift, rng.beta(5, 8, n), rng.beta(2, 12, n))
     tickets = rng.poisson(1.2, n).astype(float)
@@ -126,7 +134,7 @@ def churn_traffic(
     logit = -1.2 - 0.04 * tenure + 0.5 * tickets - 0.15 * logins + 2.0 * discount
     prob = 1 / (1 + np.exp(-logit))
     label = (rng.random(n) < prob).astype(np.int32)
-    v2 = day >= CHURN_V2_DAY
+    v2 = day >= _scaled(CHURN_V2_DAY, days)
     score = np.where(v2, 1 / (1 + np.exp(-(logit * 1.05 + 0.05))), prob)
     request_id = np.array([f"churn-{seed}-{i}" for i in range(n)])
     inferences = pa.table(
@@ -160,7 +168,7 @@ def churn_traffic(
     conv_p = np.vectorize(CONVERSION.get)(s_tenant) * (1.15 - 0.5 * s_prob)
     s_dow = ((s_ts.astype("datetime64[D]").astype(np.int64) + 3) % 7).astype(float)
     conv_p = conv_p * np.where(s_dow >= 5, 1.1, 1.0)
-    dropped = (s_tenant == DRIFT_TENANT) & (s_day >= KPI_DROP_DAY)
+    dropped = (s_tenant == DRIFT_TENANT) & (s_day >= _scaled(KPI_DROP_DAY, days))
     conv_p = np.where(dropped, conv_p * 0.7, conv_p)
     converted = rng.random(n * k) < conv_p
     ev_ts = np.concatenate([s_ts, s_ts[converted] + np.timedelta64(5, "m")])
@@ -202,9 +210,13 @@ def churn_traffic(
 
 
 def basket_traffic(
-    now: datetime, days: int = DAYS, scale: float = 0.5, seed: int = 12
+    now: datetime, days: int = DAYS, scale: float = 1.0, seed: int = 12
 ) -> tuple[pa.Table, pa.Table, pa.Table]:
-    """Basket-value inferences, labels (the real basket value, 3 days late) and reference."""
+    """Basket-value inferences, labels (the real basket value, 3 days late) and reference.
+
+    As many rows as the churn model: at half of it the smallest tenant's weekend days fell
+    below the monitors' 30 rows (``no_data``, a missing-data alert the story does not have).
+    """
     rng = np.random.default_rng(seed)
     hours = _hours(now, days)
     ts, tenant = _traffic(rng, hours, scale)
@@ -231,7 +243,7 @@ def basket_traffic(
 
     cols = draw(n, rng)
     actual = cols.pop("_value")
-    v2 = day >= BASKET_V2_DAY
+    v2 = day >= _scaled(BASKET_V2_DAY, days)
     noise = rng.normal(0, np.where(v2, 4.0, 6.0), n)
     predicted = actual + noise
     request_id = np.array([f"basket-{seed}-{i}" for i in range(n)])
@@ -285,7 +297,7 @@ def build(
 
     progress("generating traffic")
     c_inf, c_lab, c_ev, c_ref = churn_traffic(now, days, scale)
-    b_inf, b_lab, b_ref = basket_traffic(now, days, scale * 0.5)
+    b_inf, b_lab, b_ref = basket_traffic(now, days, scale)
     for spec, inf, lab, ref in [
         (CHURN_MODEL, c_inf, c_lab, c_ref),
         (BASKET_MODEL, b_inf, b_lab, b_ref),
@@ -306,15 +318,14 @@ def build(
         runtime.engine.create_channel(CHANNEL, "webhook", webhook_url, actor="demo")
     channels = [CHANNEL] if webhook_url else []
     for spec in (CHURN_MODEL, BASKET_MODEL):
-        for rule in default_rules(spec.name, spec.task, channels):
-            # The demo replays 60 days at once: a heartbeat rule would see every series as
-            # silent while the backfill is behind the wall clock, so it is left out here.
-            if rule.to_dict().get("kind") == "missing_data":
-                continue
+        delay = f"{LABEL_DELAY.days}d"
+        for rule in default_rules(spec.name, spec.task, channels, label_delay=delay):
             runtime.engine.put_rule(rule.to_dict(), actor="demo")
 
     mon = monitoring(services)
-    start = today - timedelta(days=days)
+    # Traffic starts ``days`` before this hour: the first whole day is the next one (a
+    # partial first day would have too few rows: no_data, a missing-data alert).
+    start = today - timedelta(days=days - 1)
     split = today - timedelta(days=2)
     for spec in (CHURN_MODEL, BASKET_MODEL):
         info = services.metadata.get_model(spec.name)
