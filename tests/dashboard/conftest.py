@@ -1,7 +1,12 @@
-"""One live server with the dashboard data set and one headless Chromium for the module.
+"""One real server with the demo scenario and one headless Chromium for the session.
 
-Chromium comes from Debian (``make test`` installs it); Playwright drives it through
-``executable_path``, no browser download.
+The demo (``monitor.demo_scenario``: three tenants, two models, a drift for ``globex``
+followed by a drop in its conversion, model-version rollouts, labels three days late, the
+default monitors, KPIs and alert rules run over all of it) is built once, in 14 days instead
+of 60, into a temporary data folder. Then the app ``driftwatch serve`` runs (``create_app``:
+API, dashboard, scheduler, alert delivery loop) is served by uvicorn on 127.0.0.1 until the
+session ends. Chromium comes from Debian (``make test`` installs it); Playwright drives it
+through ``executable_path``, no browser download.
 """
 
 from __future__ import annotations
@@ -15,20 +20,17 @@ from typing import Any
 import httpx
 import pytest
 
-from monitor.accounts import Accounts
+from monitor import demo_scenario
+from monitor.alerting import alerting
+from monitor.demo_scenario import ScenarioSummary
+from monitor.service import Services
 from monitor.settings import Settings
-from tests.dashboard.seed import seed
 from tests.support import Live, free_port, live_server
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
-PASSWORD = "dashboard-test-pw"
-USERS = {
-    "admin": ("admin", None),
-    "eng": ("engineer", None),
-    "exec": ("executive", None),
-    "oncall": ("oncall", None),
-    "acme-eng": ("engineer", ["acme"]),
-}
+PASSWORD = demo_scenario.DEMO_PASSWORD
+DEMO_DAYS = 14  # the 60-day story in proportion: churn v2 from day 7, globex drifts from day 9
+DEMO_SCALE = 0.8  # of the demo's traffic: every tenant keeps enough rows per daily window
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -42,25 +44,42 @@ CHROMIUM_ARGS = [
 @dataclass
 class Site:
     live: Live
-    ids: dict[str, int]
-    api_key: str
+    ids: dict[str, int]  # alert ids the tests act on
+    api_key: str  # an admin API key
+    summary: ScenarioSummary
 
     @property
     def url(self) -> str:
         return self.live.url
 
+    def api(self) -> httpx.Client:
+        return httpx.Client(
+            base_url=self.url, headers={"Authorization": f"Bearer {self.api_key}"}, timeout=30
+        )
+
+
+def _firing(services: Services, tenant: str, column: str) -> int:
+    for a in alerting(services).store.list_alerts(state="firing", tenant_id=tenant, model="churn"):
+        if a.labels.get("monitor") == "churn-feature-drift" and a.labels.get("column") == column:
+            return int(a.id or 0)
+    raise AssertionError(f"the demo should leave churn's {column} drift firing for {tenant}")
+
 
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    data = tmp_path_factory.mktemp("dashboard")
-    settings = Settings(data_dir=data / "data", port=free_port(), alert_worker=False)
+    settings = Settings(data_dir=tmp_path_factory.mktemp("demo") / "data", port=free_port())
+    services = Services.open(settings)
+    try:
+        summary = demo_scenario.build(services, days=DEMO_DAYS, scale=DEMO_SCALE, webhook_url=None)
+        ids = {
+            "globex_drift": _firing(services, "globex", "discount_rate"),
+            "globex_drift2": _firing(services, "globex", "tenure_months"),
+        }
+        _info, key = services.metadata.create_api_key("dashboard-tests", "admin")
+    finally:
+        services.close()  # the server opens the data folder as `driftwatch serve` does
     with live_server(settings) as live:
-        ids = seed(live.services)
-        accounts = Accounts(live.services.metadata)
-        for name, (role, tenants) in USERS.items():
-            accounts.create(name, PASSWORD, role, tenants)
-        _info, key = live.services.metadata.create_api_key("dashboard-tests", "admin")
-        yield Site(live, ids, key)
+        yield Site(live, ids, key, summary)
 
 
 def login_client(site: Site, user: str) -> httpx.Client:
@@ -85,15 +104,20 @@ def browser() -> Iterator[Any]:
 
 
 class Tab:
-    """A logged-in page that records console errors and failed responses."""
+    """A logged-in page that records console errors and the Dash callback responses."""
 
     def __init__(self, browser: Any, site: Site, user: str) -> None:
         self.site = site
         self.context = browser.new_context(viewport={"width": 1360, "height": 900})
         self.page = self.context.new_page()
         self.errors: list[str] = []
+        self.callbacks: list[Any] = []
         self.page.on("console", lambda m: self.errors.append(m.text) if m.type == "error" else None)
         self.page.on("pageerror", lambda e: self.errors.append(f"pageerror: {e}"))
+        self.page.on(
+            "response",
+            lambda r: self.callbacks.append(r) if "/_dash-update-component" in r.url else None,
+        )
         self.page.goto(f"{site.url}/login")
         self.page.fill("#login-username", user)
         self.page.fill("#login-password", PASSWORD)
@@ -104,6 +128,13 @@ class Tab:
         resp = self.page.goto(f"{self.site.url}{path}")
         self.page.wait_for_selector(ready, timeout=20_000)
         return resp
+
+    def callback_bodies(self) -> list[str]:
+        """Bodies of the callback responses since the last call (read before navigating on:
+        the browser drops them with the page)."""
+        out = [r.text() for r in self.callbacks]
+        self.callbacks.clear()
+        return out
 
     def shot(self, name: str) -> None:
         ARTIFACTS.mkdir(exist_ok=True)
