@@ -26,6 +26,8 @@ __all__ = [
     "MonitorConfig",
     "ReferenceConfig",
     "check_against_model",
+    "default_monitors",
+    "estimated_metrics",
     "parse_monitor",
     "window_delta",
 ]
@@ -219,6 +221,31 @@ def parse_monitor(data: dict[str, Any]) -> MonitorConfig:
         ) from exc
 
 
+# What ``estimated_performance`` reports when ``metrics`` is not given: the realized metrics it
+# can estimate, under the same names, so both series can be compared.
+ESTIMATED_DEFAULTS: dict[str, tuple[str, ...]] = {
+    "binary": ("accuracy", "roc_auc", "f1"),
+    "multiclass": ("accuracy", "f1_macro", "f1_weighted"),
+    "regression": ("mae", "rmse"),
+}
+
+
+def estimated_metrics(task: str, *, defaults: bool = False) -> tuple[str, ...]:
+    """Metrics ``estimated_performance`` can give for a task (CBPE for binary and multiclass,
+    DLE for regression), or only those it reports by default."""
+    if defaults:
+        return ESTIMATED_DEFAULTS[task]
+    # imported here: the estimators load scikit-learn, which the CLI should not pay for at start
+    from detectors.estimation.cbpe import BINARY_ESTIMATED_METRICS, MULTICLASS_ESTIMATED_METRICS
+    from detectors.estimation.dle import DLE_METRICS
+
+    return {
+        "binary": BINARY_ESTIMATED_METRICS,
+        "multiclass": MULTICLASS_ESTIMATED_METRICS,
+        "regression": DLE_METRICS,
+    }[task]
+
+
 def monitored_columns(config: MonitorConfig, schema: ModelSchema) -> dict[str, str]:
     """Column -> kind (``numeric`` / ``categorical``) this monitor looks at."""
     cols: dict[str, str] = {}
@@ -265,21 +292,42 @@ def check_against_model(config: MonitorConfig, schema: ModelSchema) -> None:
                         )
                     )
     if config.kind in ("performance", "estimated_performance") and config.metrics:
-        valid_metrics = TASK_METRICS.get(schema.task, ())
+        estimated = config.kind == "estimated_performance"
+        valid_metrics = (
+            estimated_metrics(schema.task) if estimated else TASK_METRICS.get(schema.task, ())
+        )
+        what = f"{schema.task} metric" + (
+            " that can be estimated without labels" if estimated else ""
+        )
         for i, m in enumerate(config.metrics):
             if m not in valid_metrics:
                 errors.append(
                     FieldError(
                         ("metrics", i),
-                        f"{m!r} is not a {schema.task} metric; choose from {list(valid_metrics)}",
+                        f"{m!r} is not a {what}; choose from {list(valid_metrics)}",
                     )
                 )
-    if (
-        config.kind == "estimated_performance"
-        and schema.task == "regression"
-        and not schema.features
-    ):
-        errors.append(FieldError(("kind",), "DLE needs features"))
+    if config.kind == "estimated_performance":
+        if config.reference is not None and not config.reference.dataset:
+            errors.append(
+                FieldError(
+                    ("reference",),
+                    "estimated_performance needs an uploaded reference dataset with a label "
+                    "column (name or name/version), not a range of the logs",
+                )
+            )
+        if schema.task == "regression" and not any(f.kind != "text" for f in schema.features):
+            errors.append(
+                FieldError(("kind",), "DLE (regression) needs numeric or categorical features")
+            )
+        if schema.task != "regression" and not schema.scores:
+            errors.append(
+                FieldError(
+                    ("kind",),
+                    f"CBPE ({schema.task}) needs the model's score columns; model "
+                    f"{config.model!r} has none",
+                )
+            )
     if errors:
         raise ValidationFailed(
             f"monitor {config.name!r} does not fit model {config.model!r}: "
@@ -290,8 +338,10 @@ def check_against_model(config: MonitorConfig, schema: ModelSchema) -> None:
 
 def default_monitors(model: str, schema: ModelSchema, reference: str | None) -> list[MonitorConfig]:
     """Sensible defaults for a registered model (``driftwatch init``): daily drift of features
-    and predictions against ``reference`` (or the previous 7 days), daily data quality, daily
-    realized performance, and estimated performance when a reference with labels exists."""
+    and predictions against ``reference`` (or the previous 7 days), daily data quality (which
+    also carries the operational metrics: row count, label coverage and delay, quarantined rows,
+    freshness), daily realized performance, and, when a reference dataset is given, estimated
+    performance (CBPE for binary and multiclass models with scores, DLE for regression)."""
     ref: dict[str, Any] = {"dataset": reference} if reference else {"previous_days": 7}
     out = [
         {
@@ -309,7 +359,12 @@ def default_monitors(model: str, schema: ModelSchema, reference: str | None) -> 
         {"name": f"{model}-data-quality", "model": model, "kind": "data_quality", "reference": ref},
         {"name": f"{model}-performance", "model": model, "kind": "performance"},
     ]
-    if reference and schema.task in ("binary", "multiclass") and schema.scores:
+    estimable = (
+        any(f.kind != "text" for f in schema.features)
+        if schema.task == "regression"
+        else bool(schema.scores)
+    )
+    if reference and estimable:
         out.append(
             {
                 "name": f"{model}-estimated-performance",

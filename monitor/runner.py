@@ -934,6 +934,93 @@ class Runner:
                 )
         return out
 
+    def _estimator(
+        self, record: MonitorRecord, cfg: MonitorConfig, schema: ModelSchema
+    ) -> tuple[Any, tuple[str, ...], str]:
+        """The estimator fitted on the monitor's labelled reference (CBPE for binary and
+        multiclass, DLE for regression), the feature columns it reads, and the reference's
+        ``name/version``. Fitted once per reference version and model schema, then cached."""
+        from detectors.estimation import DLE, BinaryCBPE, MulticlassCBPE
+
+        ref = cfg.reference
+        if ref is None or not ref.dataset:
+            raise LookupError(
+                f"estimated_performance monitor {record.name!r}: the reference must be an "
+                "uploaded dataset with a label column, not a range of the logs"
+            )
+        versions = [
+            v for n, v, _ in self.logstore.list_references(record.model) if n == ref.dataset
+        ]
+        if not versions or (ref.version is not None and ref.version not in versions):
+            raise KeyError(
+                f"estimated_performance monitor {record.name!r}: reference {ref.dataset!r}"
+                + (f" version {ref.version}" if ref.version else "")
+                + f" of model {record.model!r} not found"
+            )
+        version = ref.version or max(versions)
+        name = f"{ref.dataset}/{version}"
+        features = _dle_features(schema) if schema.task == "regression" else ()
+        key: tuple[Any, ...] = ("estimator", record.model, name, schema)
+        if key in self._refs:
+            return self._refs[key].table["estimator"][0], features, name
+        what = (
+            f"estimated_performance monitor {record.name!r}: reference {name!r} "
+            f"of model {record.model!r}"
+        )
+        if schema.task == "regression":
+            if not features:
+                raise LookupError(f"{what}: DLE needs the model's non-text features; it has none")
+            needed = [schema.prediction, *features]
+            why = "DLE learns the error from the features and the prediction"
+        else:
+            if not schema.scores:
+                raise LookupError(f"{what}: CBPE needs the model's score columns; it has none")
+            needed = [schema.prediction, *schema.scores]
+            why = "CBPE calibrates the scores against the labels"
+        table = self.logstore.read_reference(record.model, ref.dataset, version)
+        if "label" not in table.column_names:
+            raise LookupError(
+                f"{what} has no 'label' column: the estimator is fitted on a labelled reference "
+                f"(upload one with a label column); it has {sorted(table.column_names)}"
+            )
+        missing = [c for c in needed if c not in table.column_names]
+        if missing:
+            raise LookupError(
+                f"{what} has no column {', '.join(map(repr, missing))} ({why}); "
+                f"it has {sorted(table.column_names)}"
+            )
+        table = table.filter(table.column("label").is_valid())
+        if table.num_rows == 0:
+            raise LookupError(f"{what}: every value of its 'label' column is missing")
+        pred = table.column(schema.prediction)
+        estimator: Any
+        if schema.task == "binary":
+            estimator = BinaryCBPE().fit(
+                _floats(table.column(schema.scores[0])),
+                _floats(table.column("label")),
+                _floats(pred),
+            )
+        elif schema.task == "multiclass":
+            if len(schema.classes) != len(schema.scores):
+                raise LookupError(
+                    f"{what}: model {record.model!r} has {len(schema.scores)} score columns for "
+                    f"{len(schema.classes)} classes; CBPE needs one score per class"
+                )
+            table = table.filter(pred.is_valid())
+            estimator = MulticlassCBPE(schema.classes).fit(
+                _score_matrix(table, schema.scores),
+                _strings(table.column("label")),
+                _strings(table.column(schema.prediction)),
+            )
+        else:
+            estimator = DLE().fit(
+                _feature_table(table, schema, features),
+                _floats(pred),
+                _floats(table.column("label")),
+            )
+        self._refs[key] = _Reference({}, {}, {"estimator": np.array([estimator], dtype=object)})
+        return estimator, features, name
+
     def _estimated(
         self,
         record: MonitorRecord,
@@ -943,45 +1030,79 @@ class Runner:
         we: datetime,
         base: dict[str, Any],
     ) -> list[MetricResult]:
-        from detectors.estimation.cbpe import BinaryCBPE
+        """Performance without labels on the window's bounded sample, per segment: binary and
+        multiclass CBPE (scores), regression DLE (features and prediction)."""
+        from monitor.monitors import estimated_metrics
 
-        if schema.task != "binary" or not schema.scores:
-            raise NotImplementedError(
-                "estimated_performance is implemented for binary models with a score column"
-            )
-        assert cfg.reference is not None and cfg.reference.dataset
-        key = ("cbpe", record.model, cfg.reference.dataset, cfg.reference.version)
-        if key not in self._refs:
-            table = self.logstore.read_reference(
-                record.model, cfg.reference.dataset, cfg.reference.version
-            )
-            if "label" not in table.column_names:
-                raise LookupError("the reference dataset needs a label column for CBPE")
-            s = np.asarray(table.column(schema.scores[0]).to_numpy(zero_copy_only=False), float)
-            y = np.asarray(table.column("label").to_numpy(zero_copy_only=False), float)
-            p = np.asarray(table.column(schema.prediction).to_numpy(zero_copy_only=False), float)
-            est = BinaryCBPE().fit(s, y, p)
-            self._refs[key] = _Reference({}, {}, {"cbpe": np.array([est], dtype=object)})
-        cbpe = self._refs[key].table["cbpe"][0]
-        sample = self.profiles.sample(
-            record.model, ws, we, [schema.prediction, schema.scores[0]], 1_000_000
-        )
+        estimator, features, ref_name = self._estimator(record, cfg, schema)
+        columns = [schema.prediction, *(features or schema.scores)]
+        size = cfg.sample_size or self.sample_size
+        sample = self.profiles.sample(record.model, ws, we, columns, size)
+        metrics = cfg.metrics or list(estimated_metrics(schema.task, defaults=True))
+        method = "dle" if schema.task == "regression" else "cbpe"
+        # fewer rows than asked for: the sample is the whole window
+        whole = sample.num_rows < size
         out: list[MetricResult] = []
-        metrics = cfg.metrics or ["accuracy", "roc_auc", "f1"]
-        for (t, v), mask in self._perf_segments(cfg, sample):
-            sub = sample.filter(mask)
+        segments = self._perf_segments(cfg, sample) or [((ALL, ALL), np.zeros(0, bool))]
+        for (t, v), mask in segments:
+            if t != ALL and not whole:
+                # a tenant gets a bounded sample of its own rows, not its share of the window's
+                sub = self.profiles.sample(record.model, ws, we, columns, size, tenant_id=t)
+            else:
+                sub = sample.filter(mask) if mask.size else sample
+            dropped = 0
+            if schema.task == "multiclass":
+                # a prediction that is no class (or none) cannot be placed in the confusion matrix
+                classes = set(schema.classes)
+                keep = np.array(
+                    [p in classes for p in sub.column(schema.prediction).to_pylist()], dtype=bool
+                )
+                dropped = int((~keep).sum())
+                sub = sub.filter(keep)
             n = sub.num_rows
-            if n < cfg.min_rows:
-                continue
-            s = np.asarray(sub.column(schema.scores[0]).to_numpy(zero_copy_only=False), float)
-            p = np.asarray(sub.column(schema.prediction).to_numpy(zero_copy_only=False), float)
-            est = cbpe.estimate(s, p)
+            est = None
+            if n >= cfg.min_rows:
+                pred = sub.column(schema.prediction)
+                if schema.task == "binary":
+                    est = estimator.estimate(_floats(sub.column(schema.scores[0])), _floats(pred))
+                elif schema.task == "multiclass":
+                    est = estimator.estimate(_score_matrix(sub, schema.scores), _strings(pred))
+                else:
+                    est = estimator.estimate(_feature_table(sub, schema, features), _floats(pred))
             for m in metrics:
-                em = est[m]
-                lo, _hi = cfg.bounds.get(m, (None, None))
-                status = "no_data" if em.value is None else "ok"
-                if em.value is not None and lo is not None and em.value < lo:
-                    status = "alert"
+                details: dict[str, Any] = {
+                    "n": n,
+                    "estimated": True,
+                    "method": method,
+                    "reference": ref_name,
+                }
+                if dropped:
+                    details["dropped_predictions"] = dropped
+                em = est[m] if est is not None else None
+                if em is None or em.value is None:
+                    details["reason"] = "too few rows" if n < cfg.min_rows else "not estimable"
+                    out.append(
+                        MetricResult(
+                            **base,
+                            tenant_id=t,
+                            model_version=v,
+                            column="",
+                            metric=m,
+                            value=None,
+                            threshold=None,
+                            status="no_data",
+                            details=_json(details),
+                        )
+                    )
+                    continue
+                lo, hi = cfg.bounds.get(m, (None, None))
+                outside = (lo is not None and em.value < lo) or (hi is not None and em.value > hi)
+                details.update(
+                    lower=em.lower,
+                    upper=em.upper,
+                    sampling_error=em.sampling_error,
+                    bounds=[lo, hi],
+                )
                 out.append(
                     MetricResult(
                         **base,
@@ -990,17 +1111,9 @@ class Runner:
                         column="",
                         metric=m,
                         value=_num(em.value),
-                        threshold=lo,
-                        status=status,  # type: ignore[arg-type]
-                        details=_json(
-                            {
-                                "n": n,
-                                "estimated": True,
-                                "lower": em.lower,
-                                "upper": em.upper,
-                                "sampling_error": em.sampling_error,
-                            }
-                        ),
+                        threshold=lo if lo is not None else hi,
+                        status="alert" if outside else "ok",
+                        details=_json(details),
                     )
                 )
         return out
@@ -1056,6 +1169,37 @@ class Runner:
                 )
             )
         return out
+
+
+def _floats(column: Any) -> np.ndarray:
+    """A numeric or boolean Arrow column as float64, missing values NaN."""
+    return np.asarray(column.cast("double").to_numpy(zero_copy_only=False), dtype=np.float64)
+
+
+def _strings(column: Any) -> np.ndarray:
+    """An Arrow column as an object array of strings (missing values None)."""
+    return np.asarray(column.cast("string").to_pylist(), dtype=object)
+
+
+def _score_matrix(table: Any, scores: Iterable[str]) -> np.ndarray:
+    return np.column_stack([_floats(table.column(c)) for c in scores])
+
+
+def _dle_features(schema: ModelSchema) -> tuple[str, ...]:
+    """The features DLE learns the error from: every feature but free text."""
+    return tuple(f.name for f in schema.features if f.kind != "text")
+
+
+def _feature_table(table: Any, schema: ModelSchema, features: Iterable[str]) -> dict[str, Any]:
+    """Features as DLE's table: numbers and booleans as float64 (NaN missing), categories as
+    strings, the same conversion for the reference and every window."""
+    out: dict[str, Any] = {}
+    for name in features:
+        spec = schema.feature(name)
+        kind = spec.kind if spec is not None else "numeric"
+        col = table.column(name)
+        out[name] = _floats(col) if kind in ("numeric", "boolean") else _strings(col)
+    return out
 
 
 def _subtract(total: RawProfile, part: RawProfile) -> RawProfile:
