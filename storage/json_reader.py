@@ -51,6 +51,6 @@ def read_json_columns(body: bytes, columns: dict[str, str], *, ndjson: bool) -> 
             format="newline_delimited" if ndjson else "array",
             columns=columns,
         )
-        return rel.arrow().read_all()
+        return rel.to_arrow_table()
     except duckdb.Error as exc:
         raise JsonReadError(str(exc)) from exc

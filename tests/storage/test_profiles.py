@@ -10,12 +10,21 @@ from datetime import UTC, datetime, timedelta
 import numpy as np
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from detectors.profiles import ReferenceBins, profile_categorical, profile_numeric
 from storage.logstore import LogStore
 from storage.metadata import MetadataStore
 from storage.metadata.monitoring import MonitoringStore, ResultQuery
-from storage.profiles import ROWS_COLUMN, ProfileSpec, ProfileStore, RawProfile, edges_key
+from storage.profiles import (
+    ROWS_COLUMN,
+    ProfileSpec,
+    ProfileStore,
+    RawProfile,
+    _Grid,
+    edges_key,
+)
 from storage.types import FeatureSpec, MetricResult, ModelSchema
 from tests.storage import conftest as _db
 
@@ -284,7 +293,7 @@ def test_monitor_versions_record_who_what_when(metadata_url: str) -> None:
 
 def test_batch_grouping_by_hash_and_by_strings_agree() -> None:
     # the string path only runs after a 64-bit hash collision; check it groups the same way
-    from storage.profiles import _batch_groups
+    from storage.profiles import _batch_groups, _HashGrouper
 
     rng = np.random.default_rng(11)
     n = 5000
@@ -302,15 +311,63 @@ def test_batch_grouping_by_hash_and_by_strings_agree() -> None:
     )
     km1: dict = {}
     km2: dict = {}
-    g1 = np.concatenate(
-        [_batch_groups(by_hash.slice(i, 1000), km1, True) for i in range(0, n, 1000)]
-    )
-    g2 = np.concatenate(
-        [_batch_groups(by_name.slice(i, 1000), km2, False) for i in range(0, n, 1000)]
-    )
+    grouper = _HashGrouper(km1)
+    g1 = np.concatenate([grouper.ids(by_hash.slice(i, 1000)) for i in range(0, n, 1000)])
+    g2 = np.concatenate([_batch_groups(by_name.slice(i, 1000), km2) for i in range(0, n, 1000)])
     assert len(km1) == len(km2) == len(set(zip(hours, tenants, versions, strict=True)))
     pairs = set(zip(g1.tolist(), g2.tolist(), strict=True))
     assert len(pairs) == len(km1)  # a one-to-one correspondence of the groups
     for (h, t, v), gid in km2.items():
         rows = np.flatnonzero(g2 == gid)
         assert set(hours[rows]) == {h} and set(tenants[rows]) == {t} and set(versions[rows]) == {v}
+    for (h, gh), gid in km1.items():
+        rows = np.flatnonzero(g1 == gid)
+        assert set(hours[rows]) == {h} and set(hashes[rows]) == {gh}
+
+
+@pytest.mark.parametrize("same_low_bits", [False, True])
+def test_hash_grouper_keeps_group_numbers_when_segments_and_hours_appear_later(
+    same_low_bits: bool,
+) -> None:
+    from storage.profiles import _HashGrouper
+
+    rng = np.random.default_rng(5)
+    keymap: dict = {}
+    grouper = _HashGrouper(keymap)
+    seen: dict[tuple[int, int], int] = {}
+    for step in range(6):  # each batch brings new segment hashes (some smaller) and hours
+        segs = rng.integers(0, 2**63, 2 + step, dtype=np.uint64)
+        if same_low_bits:  # hashes the low-bits lookup cannot tell apart: binary search
+            segs = (segs & np.uint64(~0xFFFF & (2**64 - 1))) | np.uint64(7)
+        hours = rng.integers(0, 5 * (step + 1), 300)
+        gh = rng.choice(segs, 300)
+        batch = pa.record_batch([pa.array(hours), pa.array(gh)], ["hi", "gh"])
+        gids = grouper.ids(batch)
+        for h, g, gid in zip(hours.tolist(), gh.tolist(), gids.tolist(), strict=True):
+            assert seen.setdefault((h, g), gid) == gid  # stable across batches
+    assert seen == keymap and len(set(keymap.values())) == len(keymap)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    edges=st.lists(st.floats(-1e6, 1e6, allow_nan=False), min_size=2, max_size=40, unique=True).map(
+        sorted
+    ),
+    spread=st.sampled_from([1e-3, 1.0, 1e3, 1e7]),
+    seed=st.integers(0, 2**32 - 1),
+)
+def test_grid_buckets_equal_searchsorted(edges: list[float], spread: float, seed: int) -> None:
+    """The grid lookup that counts histograms is exact: values on, next to and far outside
+    the edges (and infinities) land where a binary search puts them."""
+    e = np.asarray(edges)
+    rng = np.random.default_rng(seed)
+    x = np.concatenate(
+        [
+            rng.normal(e.mean(), spread, 2000),
+            e,
+            np.nextafter(e, np.inf),
+            np.nextafter(e, -np.inf),
+            [np.inf, -np.inf, e[0] - 1e12, e[-1] + 1e12],
+        ]
+    )
+    assert np.array_equal(_Grid(e).buckets(x), np.searchsorted(e, x, side="left"))
