@@ -4,7 +4,7 @@ Measures, in one run:
 
 * direct append of Arrow batches into ``LogStore`` (validated batches, the store's own path);
 * Parquet bodies over HTTP to a ``driftwatch serve`` subprocess;
-* JSON bodies over HTTP;
+* JSON bodies over HTTP, from one client and from four at once;
 * ``driftwatch ingest --url`` on a large CSV (default 1 GB), with the CLI's peak RSS for two
   file sizes (the memory must not grow with the file);
 * the naive peer: DuckDB row-by-row inserts (``executemany``), which this design avoids.
@@ -22,6 +22,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import duckdb
@@ -158,7 +159,9 @@ class Server:
         self.proc.wait(timeout=30)
 
 
-def bench_http(server: Server, rows: int, batch: int, fmt: str, offset: int) -> float:
+def bench_http(
+    server: Server, rows: int, batch: int, fmt: str, offset: int, clients: int = 1
+) -> float:
     rng = np.random.default_rng(3)
     bodies = []
     for i in range(offset, offset + rows, batch):
@@ -172,12 +175,22 @@ def bench_http(server: Server, rows: int, batch: int, fmt: str, offset: int) -> 
             for r in data:
                 r["ts"] = r["ts"].isoformat()
             bodies.append((orjson.dumps(data), "application/json"))
+
+    def send(part: list[tuple[bytes, str]]) -> None:
+        with httpx.Client(base_url=server.http.base_url, headers=server.http.headers) as http:
+            for body, ctype in part:
+                r = http.post(
+                    "/models/bench/inferences",
+                    content=body,
+                    headers={"Content-Type": ctype},
+                    timeout=300,
+                )
+                assert r.status_code == 200 and r.json()["accepted"] == batch, r.text
+
     t = time.perf_counter()
-    for body, ctype in bodies:
-        r = server.http.post(
-            "/models/bench/inferences", content=body, headers={"Content-Type": ctype}
-        )
-        assert r.status_code == 200 and r.json()["accepted"] == batch, r.text
+    # each client sends its share one body after another (waits for each acknowledgement)
+    with ThreadPoolExecutor(clients) as pool:
+        list(pool.map(send, [bodies[i::clients] for i in range(clients)]))
     return rows / (time.perf_counter() - t)
 
 
@@ -258,7 +271,13 @@ def main() -> None:
                 ("Parquet over HTTP", pq_rate, "250k-row bodies", TARGETS["parquet_http"])
             )
             js_rate = bench_http(server, args.json_rows, 20_000, "json", 10**8)
-            results.append(("JSON over HTTP", js_rate, "20k-row bodies", TARGETS["json_http"]))
+            results.append(
+                ("JSON over HTTP, 1 client", js_rate, "20k-row bodies", TARGETS["json_http"])
+            )
+            js_rate = bench_http(server, args.json_rows, 20_000, "json", 2 * 10**8, clients=4)
+            results.append(
+                ("JSON over HTTP, 4 clients", js_rate, "20k-row bodies", TARGETS["json_http"])
+            )
             if not args.skip_csv:
                 small = tmp / "small.csv"
                 n_small = write_csv(small, int(args.csv_gb * 2**30 / 4))
