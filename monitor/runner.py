@@ -792,28 +792,39 @@ class Runner:
         current: dict[tuple[str, str], dict[tuple[str, str], RawProfile]],
     ) -> list[MetricResult]:
         """Row count and its change against the previous 7 windows, label coverage and delay,
-        quarantined rows and freshness, per tenant and for all tenants."""
+        quarantined rows and freshness: for all tenants, per tenant, and per model version
+        when the window holds several (the version segments of ``current``). Quarantined rows
+        are counted per tenant only: a rejected row may not have a readable version."""
         out: list[MetricResult] = []
         step = cfg.window_delta
         history = self.profiles.row_counts(record.model, ws - 7 * step, ws, step)
         labels = self.profiles.label_stats(record.model, ws, we)
         quarantined = self.profiles.quarantined(record.model, ws, we)
         last_ts = self.profiles.last_ts(record.model, we)
-        segments = {t for (t, v) in current if v == ALL} | {ALL}
-        if "tenant" not in cfg.segments:
-            segments = {ALL}
-        for t in sorted(segments):
-            raw = current.get((t, ALL), {}).get((ROWS_COLUMN, ""))
+        segments = {(ALL, ALL)}
+        if "tenant" in cfg.segments:
+            # tenants of the baseline too: a tenant whose traffic stopped shows row_count 0
+            # (change -100 %) instead of vanishing from the results
+            segments |= {(t, ALL) for (t, v) in [*current, *history] if t != ALL and v == ALL}
+        segments |= {(ALL, v) for (t, v) in current if t == ALL and v != ALL}
+        for seg in sorted(segments):
+            t, v = seg
+            raw = current.get(seg, {}).get((ROWS_COLUMN, ""))
             n = int(raw.count) if raw is not None else 0
 
             def res(
-                metric: str, value: float | None, status: str, t: str = t, **details: Any
+                metric: str,
+                value: float | None,
+                status: str,
+                t: str = t,
+                v: str = v,
+                **details: Any,
             ) -> None:
                 out.append(
                     MetricResult(
                         **base,
                         tenant_id=t,
-                        model_version=ALL,
+                        model_version=v,
                         column="",
                         metric=metric,
                         value=_num(value),
@@ -824,7 +835,7 @@ class Runner:
                 )
 
             res("row_count", n, "ok")
-            past = history.get(t, [])
+            past = history.get(seg, [])
             if past:
                 mean = float(np.mean(past))
                 change = (n - mean) / mean if mean > 0 else None
@@ -832,7 +843,7 @@ class Runner:
                 res("row_count_change", change, status, baseline=mean, windows=len(past))
             else:
                 res("row_count_change", None, "no_data", reason="no baseline windows")
-            lab = labels.get(t)
+            lab = labels.get(seg)
             if lab and lab["rows"]:
                 res(
                     "label_coverage",
@@ -844,8 +855,9 @@ class Runner:
                 res("label_delay_s", lab["delay_s"], "ok" if lab["labelled"] else "no_data")
             else:
                 res("label_coverage", None, "no_data")
-            res("quarantined", float(quarantined.get(t, 0)), "ok")
-            last = last_ts.get(t)
+            if v == ALL:
+                res("quarantined", float(quarantined.get(t, 0)), "ok")
+            last = last_ts.get(seg)
             fresh = None if last is None else (we - last).total_seconds()
             res("freshness_s", fresh, "no_data" if fresh is None else "ok")
         return out

@@ -884,21 +884,24 @@ class ProfileStore:
         with self._reader() as cur:
             return cur.execute(f"SELECT min(ts) FROM {_quote(self._table(model))}").fetchall()[0][0]
 
-    def last_ts(self, model: str, before: datetime) -> dict[str, datetime]:
-        """Newest row ``ts`` before ``before`` per tenant and for all (``"*"``) — freshness."""
+    def last_ts(self, model: str, before: datetime) -> dict[tuple[str, str], datetime]:
+        """Newest row ``ts`` before ``before`` — freshness. Keys: ``(tenant, "*")`` per tenant,
+        ``("*", version)`` per model version (no version: ``""``) and ``("*", "*")``."""
         with self._reader() as cur:
             rows = cur.execute(
-                f"SELECT coalesce(tenant_id, '*'), max(ts) FROM {_quote(self._table(model))} "
-                "WHERE ts < ? GROUP BY ROLLUP (tenant_id)",
+                f"SELECT {_SEGMENT_KEYS}, max(ts) FROM (SELECT tenant_id, coalesce(model_version, "
+                f"'') AS mv, ts FROM {_quote(self._table(model))} WHERE ts < ?) "
+                f"GROUP BY {_SEGMENT_SETS}",
                 [_aware(before)],
             ).fetchall()
-        return {str(t): v for t, v in rows if v is not None}
+        return {(str(t), str(v)): ts for t, v, ts in rows if ts is not None}
 
     def row_counts(
         self, model: str, start: datetime, end: datetime, step: timedelta
-    ) -> dict[str, list[int]]:
-        """Rows per window of ``step`` in ``[start, end)``, per tenant and for all, from the
-        stored hourly profiles (windows without profiled hours are left out)."""
+    ) -> dict[tuple[str, str], list[int]]:
+        """Rows per window of ``step`` in ``[start, end)`` from the stored hourly profiles
+        (windows without profiled hours are left out). Keys as :meth:`last_ts`: per tenant,
+        per model version and for all."""
         ptable = f"profiles__{model}"
         with self._reader() as cur:
             exists = cur.execute(
@@ -907,8 +910,8 @@ class ProfileStore:
             if not exists:
                 return {}
             rows = cur.execute(
-                f"SELECT tenant_id, hour, sum(count) FROM {_quote(ptable)} WHERE column_name = ? "
-                "AND hour >= ? AND hour < ? GROUP BY ALL",
+                f"SELECT tenant_id, model_version, hour, sum(count) FROM {_quote(ptable)} "
+                "WHERE column_name = ? AND hour >= ? AND hour < ? GROUP BY ALL",
                 [ROWS_COLUMN, _aware(start), _aware(end)],
             ).fetchall()
             profiled = cur.execute(
@@ -919,26 +922,32 @@ class ProfileStore:
         covered = [False] * n_windows
         for (h,) in profiled:
             covered[int((h - start) / step)] = True
-        per: dict[str, list[int]] = {}
-        for t, h, n in rows:
+        per: dict[tuple[str, str], list[int]] = {}
+        for t, v, h, n in rows:
             i = int((h - start) / step)
-            for key in (str(t), ALL):
+            for key in ((str(t), ALL), (ALL, str(v)), (ALL, ALL)):
                 per.setdefault(key, [0] * n_windows)[i] += int(n)
         return {k: [v[i] for i in range(n_windows) if covered[i]] for k, v in per.items()}
 
-    def label_stats(self, model: str, start: datetime, end: datetime) -> dict[str, dict[str, Any]]:
+    def label_stats(
+        self, model: str, start: datetime, end: datetime
+    ) -> dict[tuple[str, str], dict[str, Any]]:
         """Rows, labelled rows and mean label delay (s, label received - inference ts) of the
-        window's inferences, per tenant and for all."""
+        window's inferences. Keys as :meth:`last_ts`: per tenant, per model version and all."""
         inf, lab = _quote(self._table(model)), _quote(self._ls._require(model, "labels"))
         with self._reader() as cur:
             rows = cur.execute(
-                f"SELECT coalesce(i.tenant_id, '*'), count(*), count(l.request_id), "
-                f"avg(epoch(l.received_at) - epoch(i.ts)) FROM {inf} i LEFT JOIN {lab} l "
-                "ON l.request_id = i.request_id WHERE i.ts >= ? AND i.ts < ? "
-                "GROUP BY ROLLUP (i.tenant_id)",
+                f"SELECT {_SEGMENT_KEYS}, count(*), count(label_id), avg(delay) FROM ("
+                "SELECT i.tenant_id, coalesce(i.model_version, '') AS mv, l.request_id AS "
+                "label_id, epoch(l.received_at) - epoch(i.ts) AS delay "
+                f"FROM {inf} i LEFT JOIN {lab} l ON l.request_id = i.request_id "
+                f"WHERE i.ts >= ? AND i.ts < ?) GROUP BY {_SEGMENT_SETS}",
                 [_aware(start), _aware(end)],
             ).fetchall()
-        return {str(t): {"rows": int(n), "labelled": int(k), "delay_s": d} for t, n, k, d in rows}
+        return {
+            (str(t), str(v)): {"rows": int(n), "labelled": int(k), "delay_s": d}
+            for t, v, n, k, d in rows
+        }
 
     def label_hours(self, model: str, since: datetime) -> dict[datetime, datetime]:
         """Hour of the inference -> newest label ``received_at``, for labels received after
@@ -973,7 +982,8 @@ class ProfileStore:
             ).to_arrow_table()
 
     def quarantined(self, model: str, start: datetime, end: datetime) -> dict[str, int]:
-        """Quarantined rows of this model received in ``[start, end)``, per tenant and all."""
+        """Quarantined rows of this model received in ``[start, end)``, per tenant and all
+        (``"*"``). Not per model version: a rejected row may not have a readable one."""
         with self._reader() as cur:
             rows = cur.execute(
                 "SELECT coalesce(tenant_id, '?') AS t, count(*) FROM quarantine WHERE model = ? "
@@ -985,6 +995,13 @@ class ProfileStore:
         return out
 
 
+# Operational reads group a subquery with columns ``tenant_id`` and ``mv`` (the model version,
+# "" when none) by tenant, by version and over everything; the grouped-away side reads "*".
+_SEGMENT_KEYS = (
+    "CASE WHEN grouping(tenant_id) = 1 THEN '*' ELSE tenant_id END, "
+    "CASE WHEN grouping(mv) = 1 THEN '*' ELSE mv END"
+)
+_SEGMENT_SETS = "GROUPING SETS ((tenant_id), (mv), ())"
 _TS = pa.timestamp("us", tz="UTC")
 _EPOCH_HOUR = "(epoch_us(ts) // 3600000000)"  # logs are after 1970: // truncates as floor
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)

@@ -17,7 +17,7 @@ from monitor.runner import Runner
 from storage.logstore import LogStore
 from storage.metadata import MetadataStore
 from storage.metadata.monitoring import MonitoringStore, ResultQuery
-from storage.types import FeatureSpec, MetricResult, ModelSchema
+from storage.types import FeatureSpec, MetricResult, ModelSchema, QuarantineRow
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -221,3 +221,75 @@ def test_prediction_multivariate_and_relative_reference_kinds_run(env) -> None:
     rel, _ = ms.query_results(ResultQuery(source_name="rel", column="x", tenant_id="*"))
     # day 2 is like the two days before it; day 3 carries the shift of plan "team"
     assert [r.status for r in sorted(rel, key=lambda r: r.window_start)] == ["ok", "alert"]
+
+
+def test_operational_metrics_split_by_model_version(env) -> None:
+    meta, ls, ms = env
+    rng = np.random.default_rng(5)
+    _reference(ls, rng)
+    now = datetime.now(UTC)
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    for d in (2, 1):  # the baseline: v1 only, and a third tenant that stops sending today
+        batch = _batch(rng, today - d * DAY, 300, prefix=f"b{d}-")
+        tenants = pa.array(rng.choice(["acme", "globex", "initech"], 300))
+        ls.append_inferences("m", batch.set_column(2, "tenant_id", tenants))
+    elapsed = (now - today).total_seconds()
+    today_rows = []
+    for version, n in (("v1", 400), ("v2", 200)):
+        batch = _batch(rng, today, n, versions=(version,), prefix=f"{version}-")
+        ts = [today + timedelta(seconds=float(s)) for s in rng.uniform(0, elapsed, n)]
+        batch = batch.set_column(1, "ts", pa.array(ts, TS))
+        ls.append_inferences("m", batch)
+        today_rows.append(batch)
+    v2 = today_rows[1]
+    before = datetime.now(UTC)
+    ls.append_labels(  # v2's labels are in; v1's are not
+        "m", pa.table({"request_id": v2.column("request_id"), "label": v2.column("prediction")})
+    )
+    after = datetime.now(UTC)
+    ls.quarantine(
+        [
+            QuarantineRow("inference", "m", i, "x", "not a number", f'{{"x": "?{i}"}}', "acme")
+            for i in range(3)
+        ]
+    )
+    _create(ms, name="dq", kind="data_quality", reference="base")
+    runs = Runner(meta, ls).backfill("dq", today - 2 * DAY, today + DAY)
+    assert [r.status for r in runs] == ["ok"] * 3, [r.error for r in runs]
+    rows, _ = ms.query_results(ResultQuery(source_name="dq", column="", start=today))
+    by = {(r.tenant_id, r.model_version, r.metric): r for r in rows}
+    assert {(t, v) for t, v, _ in by} == {
+        ("*", "*"),
+        ("*", "v1"),
+        ("*", "v2"),
+        ("acme", "*"),
+        ("globex", "*"),
+        ("initech", "*"),
+    }
+    assert [by[("*", v, "row_count")].value for v in ("*", "v1", "v2")] == [600, 400, 200]
+    assert by[("*", "*", "row_count_change")].value == pytest.approx(1.0)
+    assert by[("*", "v1", "row_count_change")].value == pytest.approx(100 / 300)
+    assert by[("*", "v2", "row_count_change")].status == "no_data"  # new version: no baseline
+    # the tenant that stopped sending shows the drop instead of disappearing
+    assert by[("initech", "*", "row_count")].value == 0
+    assert by[("initech", "*", "row_count_change")].value == -1.0
+    assert by[("initech", "*", "row_count_change")].status == "warn"
+    assert [by[("*", v, "label_coverage")].value for v in ("*", "v1", "v2")] == pytest.approx(
+        [200 / 600, 0.0, 1.0]
+    )
+    assert by[("*", "v1", "label_delay_s")].status == "no_data"
+    v2_ts = np.array([t.timestamp() for t in v2.column("ts").to_pylist()])
+    delay = by[("*", "v2", "label_delay_s")].value
+    assert before.timestamp() - v2_ts.mean() - 1e-3 <= delay <= after.timestamp() - v2_ts.mean()
+    # quarantined rows have no reliable version: per tenant and for all only
+    assert by[("*", "*", "quarantined")].value == 3 and by[("acme", "*", "quarantined")].value == 3
+    assert by[("globex", "*", "quarantined")].value == 0
+    assert ("*", "v1", "quarantined") not in by and ("*", "v2", "quarantined") not in by
+    end = today + DAY
+    for version, batch in zip(("v1", "v2"), today_rows, strict=True):
+        newest = max(batch.column("ts").to_pylist())
+        fresh = by[("*", version, "freshness_s")]
+        assert fresh.value == pytest.approx((end - newest).total_seconds(), abs=1e-3)
+    assert by[("*", "*", "freshness_s")].value == min(
+        by[("*", v, "freshness_s")].value for v in ("v1", "v2")
+    )
