@@ -249,6 +249,7 @@ def _parse_ndjson(body: bytes) -> ParsedBody:
 # for the rest, which is then checked to be exactly what the row-by-row parser would accept.
 _JSON_READ_TYPES: dict[Kind, str] = {"float": "DOUBLE"}
 _BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False}
+_UNIT_VALUES = pa.array([0.0, 1.0])
 
 
 def json_columns(body: bytes, rules: Sequence[FieldRule], *, ndjson: bool) -> pa.Table | None:
@@ -262,7 +263,8 @@ def json_columns(body: bytes, rules: Sequence[FieldRule], *, ndjson: bool) -> pa
     * every key in the body is a rule's column and no value is an explicit ``null``: the
       number of ``":`` in the body (each key ends with one; inside a string it would be
       ``\\":``) equals the number of non-null values read;
-    * no ``true``/``false`` outside boolean columns (DuckDB reads ``true`` as 1.0);
+    * no ``true``/``false`` outside boolean columns (DuckDB reads ``true`` as 1.0: checked by
+      counting them in the body when a number column holds a 0.0 or 1.0);
     * numbers are finite (``NaN`` is not JSON; DuckDB accepts it);
     * text columns hold JSON strings without escapes (a number is not silently its text);
     * boolean and binary columns hold only ``true``/``false``/``0``/``1``.
@@ -282,6 +284,7 @@ def json_columns(body: bytes, rules: Sequence[FieldRule], *, ndjson: bool) -> pa
     if body.count(b'":') != non_null:
         return None
     booleans = 0
+    unit_values = False  # a number column holding 0.0 or 1.0: might have been true/false
     out: dict[str, pa.Array] = {}
     for rule in rules:
         col = table.column(rule.name).combine_chunks()
@@ -290,6 +293,7 @@ def json_columns(body: bytes, rules: Sequence[FieldRule], *, ndjson: bool) -> pa
         if rule.kind == "float":
             if pc.any(pc.is_nan(col)).as_py() or pc.any(pc.is_inf(col)).as_py():
                 return None
+            unit_values = unit_values or bool(pc.any(pc.is_in(col, _UNIT_VALUES)).as_py())
             out[rule.name] = col
             continue
         text = col.cast(pa.string())
@@ -307,7 +311,9 @@ def json_columns(body: bytes, rules: Sequence[FieldRule], *, ndjson: bool) -> pa
         if not pc.all(quoted).as_py() or pc.any(pc.match_substring(text, "\\")).as_py():
             return None
         out[rule.name] = pc.utf8_slice_codeunits(text, 1, -1)
-    if body.count(b"true") + body.count(b"false") != booleans:
+    # DuckDB reads true as 1.0 into a number column: only then can one hide there, and then
+    # every true/false in the body must be one the boolean columns account for
+    if unit_values and body.count(b"true") + body.count(b"false") != booleans:
         return None
     return pa.table(out) if out else None
 

@@ -66,12 +66,13 @@ def run(body: bytes, task: str, ndjson: bool, **kw: Any) -> Any:
 
 
 def outcome(fn: Any) -> Any:
+    """Everything a caller sees, comparable with == (NaN spelled out: it is not equal to itself)."""
     try:
         v = fn()
     except Exception as exc:  # the refusal itself must match
         return ("raised", type(exc).__name__, str(exc))
     return (
-        v.table.to_pylist(),
+        [{k: "NaN" if x != x else x for k, x in r.items()} for r in v.table.to_pylist()],
         v.table.schema,
         [(e.row, e.field, e.reason) for e in v.errors],
         [(q.row_index, q.field, q.reason, q.raw, q.tenant_id) for q in v.rejected],
