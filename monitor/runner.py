@@ -907,20 +907,10 @@ class Runner:
                 labels, preds = labels.astype(float), preds.astype(float)
             n = len(labels)
             if n < cfg.min_rows or (schema.task == "binary" and scores is None):
-                for m in metrics:
-                    out.append(
-                        MetricResult(
-                            **base,
-                            tenant_id=t,
-                            model_version=v,
-                            column="",
-                            metric=m,
-                            value=None,
-                            threshold=None,
-                            status="no_data",
-                            details={"n": n, "reason": "too few labelled rows"},
-                        )
-                    )
+                out += [
+                    _no_data(base, t, v, m, {"n": n, "reason": "too few labelled rows"})
+                    for m in metrics
+                ]
                 continue
             perf = realized_performance(schema.task, labels, preds, scores, metrics=metrics)
             for m in metrics:
@@ -1093,19 +1083,7 @@ class Runner:
                 em = est[m] if est is not None else None
                 if em is None or em.value is None:
                     details["reason"] = "too few rows" if n < cfg.min_rows else "not estimable"
-                    out.append(
-                        MetricResult(
-                            **base,
-                            tenant_id=t,
-                            model_version=v,
-                            column="",
-                            metric=m,
-                            value=None,
-                            threshold=None,
-                            status="no_data",
-                            details=_json(details),
-                        )
-                    )
+                    out.append(_no_data(base, t, v, m, _json(details)))
                     continue
                 lo, hi = cfg.bounds.get(m, (None, None))
                 outside = (lo is not None and em.value < lo) or (hi is not None and em.value > hi)
@@ -1233,6 +1211,24 @@ def _subtract(total: RawProfile, part: RawProfile) -> RawProfile:
         total.sum_sq - part.sum_sq,
         counts,
         cats,
+    )
+
+
+def _no_data(
+    base: dict[str, Any], tenant: str, version: str, metric: str, details: dict[str, Any]
+) -> MetricResult:
+    """A model-level metric that could not be computed for this segment (the reason in
+    ``details``)."""
+    return MetricResult(
+        **base,
+        tenant_id=tenant,
+        model_version=version,
+        column="",
+        metric=metric,
+        value=None,
+        threshold=None,
+        status="no_data",
+        details=details,
     )
 
 
