@@ -248,7 +248,9 @@ def _parse_ndjson(body: bytes) -> ParsedBody:
 # Columns a clean JSON body reads straight into: DOUBLE for numbers, the raw value text (JSON)
 # for the rest, which is then checked to be exactly what the row-by-row parser would accept.
 _JSON_READ_TYPES: dict[Kind, str] = {"float": "DOUBLE"}
-_BOOL_TEXT = {"true": True, "false": False, "1": True, "0": False}
+_BOOL_TEXT = pa.array(["true", "false", "1", "0"])  # what _to_bool and _to_binary accept
+_TRUE_TEXT = pa.array(["true", "1"])
+_BOOL_LITERALS = pa.array(["true", "false"])
 _UNIT_VALUES = pa.array([0.0, 1.0])
 
 
@@ -298,12 +300,11 @@ def json_columns(body: bytes, rules: Sequence[FieldRule], *, ndjson: bool) -> pa
             continue
         text = col.cast(pa.string())
         if rule.kind in ("bool", "binary"):
-            known = pc.or_(pc.is_in(text, pa.array(list(_BOOL_TEXT))), text.is_null())
+            known = pc.or_(pc.is_in(text, _BOOL_TEXT), text.is_null())
             if not pc.all(known).as_py():
                 return None
-            booleans += int(pc.sum(pc.is_in(text, pa.array(["true", "false"]))).as_py() or 0)
-            flags = pc.equal(pc.fill_null(text, "0"), "true")
-            flags = pc.or_(flags, pc.equal(text, "1"))
+            booleans += int(pc.sum(pc.is_in(text, _BOOL_LITERALS)).as_py() or 0)
+            flags = pc.is_in(text, _TRUE_TEXT)  # false for a null: restored just below
             values = pc.if_else(col.is_null(), pa.scalar(None, pa.bool_()), flags)
             out[rule.name] = values if rule.kind == "bool" else values.cast(pa.int32())
             continue

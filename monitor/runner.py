@@ -899,7 +899,7 @@ class Runner:
             labels = np.asarray(sub.column("label").to_pylist(), dtype=object)
             preds = np.asarray(sub.column(schema.prediction).to_pylist(), dtype=object)
             scores = (
-                np.asarray(sub.column(schema.scores[0]).to_numpy(zero_copy_only=False), float)
+                _floats(sub.column(schema.scores[0]))
                 if schema.task == "binary" and schema.scores
                 else None
             )
@@ -1139,7 +1139,7 @@ class Runner:
                 c: (
                     np.asarray(sub.column(c).to_pylist(), dtype=object)
                     if c in categorical
-                    else np.asarray(sub.column(c).to_numpy(zero_copy_only=False), float)
+                    else _floats(sub.column(c))
                 )
                 for c in ref_table
             }

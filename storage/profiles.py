@@ -614,11 +614,8 @@ class ProfileStore:
             parts.append(
                 _numeric_rows(list(group_index), moments, fixed, numeric, ekeys, hists, group_rows)
             )
-        out = []
         if cat_rows is not None:
             parts.append(_categorical_rows(cat_rows.result(), categorical))
-        if out:
-            parts.append(pa.Table.from_pylist(out, schema=_PROFILE_SCHEMA))
         data = pa.concat_tables(parts) if parts else _PROFILE_SCHEMA.empty_table()
         self._write_hours(model, ptable, spec, start, end, data, rows_by_hour, changed)
         return sum(rows_by_hour.values())
@@ -658,11 +655,7 @@ class ProfileStore:
             grouper = _HashGrouper(keymap) if hashed else None
             scratch: _Scratch | None = None
             for batch in reader:
-                gids = (
-                    grouper.ids(batch)
-                    if grouper is not None
-                    else _batch_groups(batch, keymap, False)
-                )
+                gids = grouper.ids(batch) if grouper is not None else _batch_groups(batch, keymap)
                 n_groups = len(keymap)
                 for key, arr in hists.items():
                     if arr.shape[0] < n_groups:
@@ -1246,12 +1239,10 @@ class _HashGrouper:
         return gid
 
 
-def _batch_groups(
-    batch: pa.RecordBatch, keymap: dict[tuple[Any, ...], int], hashed: bool = False
-) -> np.ndarray:
+def _batch_groups(batch: pa.RecordBatch, keymap: dict[tuple[Any, ...], int]) -> np.ndarray:
     """Group number of each row of a batch keyed by (hour offset, tenant, version) strings (the
-    path after a segment-hash collision); new groups are appended to ``keymap``."""
-    assert not hashed, "hashed batches go through _HashGrouper"
+    path after a segment-hash collision; hashed batches go through :class:`_HashGrouper`); new
+    groups are appended to ``keymap``."""
     hi = batch.column(0).to_numpy(zero_copy_only=False).astype(np.int64)
     # (tenant, version) as one string; "\x1f" cannot occur in a tenant id
     joined = pc.binary_join_element_wise(batch.column(1), batch.column(2), "\x1f")
