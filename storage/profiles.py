@@ -7,17 +7,23 @@ histogram ``counts`` on fixed right-closed bin edges (numeric; bucket ``i`` coun
 of every category (categorical, bins-free, so any vocabulary can be applied later). Counts add, so
 a window's profile is the sum of its hours' profiles and raw rows are scanned once.
 
-How one hour range is profiled (one pass over the rows of a model):
+How one hour range (at most a week) is profiled: three reads of its rows run at once.
 
-* moments (count, missing, n_finite, min, max, sum, sum_sq) of every numeric column: one DuckDB
-  ``GROUP BY hour, tenant, version`` with ``CASE``-guarded aggregates (``FILTER`` clauses were
-  6x slower);
-* category counts: a DuckDB ``GROUP BY hour, tenant, version, value`` per categorical column;
-* histograms on the registered edges: the numeric columns stream out of DuckDB as Arrow record
-  batches and are counted with a grid lookup + ``bincount`` in numpy. DuckDB's
-  ``histogram(x, edges)`` is fast over one group (40 ms per million values) but costs about
-  0.3 ms per (group, column) to build and combine its map states: 2,160 hour x tenant groups x
-  25 columns took 16 s. Memory is bounded by the batch size, not by the range.
+* segments: one DuckDB ``GROUP BY hour, tenant, version`` gives the rows and first/last ``ts``
+  of each, and the 64-bit hash that names the segment in the other two reads;
+* category counts: one DuckDB scan with one grouping set ``(hour, segment hash, value)`` per
+  categorical column;
+* numeric columns: streamed out of DuckDB as Arrow record batches and counted, histogram and
+  moments (count, missing, n_finite, min, max, sum, sum_sq) in one go, by the compiled loops of
+  :mod:`storage.profile_kernels` (numba; a grid table lookup replaces the binary search for
+  most values). Memory is bounded by the batch size, not by the range. Not DuckDB's
+  ``histogram(x, edges)``: fast over one group (40 ms per million values), but about 0.3 ms
+  per (group, column) to build and combine its map states (2,160 hour x tenant groups x 25
+  columns took 16 s); and not numpy: about ten passes over each column plus a second scan for
+  the moments cost 1.7x the CPU.
+
+The build is CPU-bound on 2 cores; a range's profile rows are written (and DuckDB checkpoints)
+while the next range is counted.
 
 Late rows: every inference row carries ``received_at``. :meth:`ProfileStore.refresh` reads the
 newest ``received_at`` (the new watermark), marks the hours of rows received after the previous
@@ -35,7 +41,6 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-import math
 import threading
 from collections.abc import Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -56,7 +61,7 @@ __all__ = ["ROWS_COLUMN", "ProfileSpec", "ProfileStore", "RawProfile", "edges_ke
 
 HOUR = timedelta(hours=1)
 ROWS_COLUMN = "__rows__"  # pseudo column: count = rows, min/max = first/last ts (epoch seconds)
-_BATCH_ROWS = 1 << 18
+_BATCH_ROWS = 1 << 16
 _GRID_CELLS = 1 << 16
 
 
@@ -145,30 +150,31 @@ class RawProfile:
 
 
 class _Grid:
-    """Exact ``searchsorted(edges, x, side="left")`` through a uniform grid (no per-value
-    binary search).
+    """A uniform grid over the edges that gives ``searchsorted(edges, x, side="left")`` by one
+    table lookup for most values (see :func:`storage.profile_kernels.count_column`).
 
     The grid has ``_GRID_CELLS`` cells from three cells below the first edge to three cells
     above the last. A cell with no edge within one cell of slack on either side (the slack
-    absorbs rounding of the cell index) maps every value in it to one known bucket: one table
-    lookup. Values outside the grid are clipped into its end cells, which hold no edge, so they
-    are looked up too (bucket 0 below, ``len(edges)`` above, infinities included). Only values
-    in the few cells near an edge go through ``searchsorted``.
+    absorbs rounding of the cell index) maps every value in it to one known bucket. Values
+    outside the grid are clipped into its end cells, which hold no edge (bucket 0 below,
+    ``len(edges)`` above, infinities included). Cells near an edge hold -1: binary search.
+    ``table`` is empty when there is no usable grid (few edges, or a span too narrow for the
+    float resolution): every value is then searched.
     """
 
     _MARGIN = 3
 
     def __init__(self, edges: np.ndarray) -> None:
-        self.edges = edges
-        self.enabled = edges.size >= 8
-        if not self.enabled:
+        self.edges = np.ascontiguousarray(edges, dtype=np.float64)
+        self.table = np.empty(0, np.int32)
+        self.lo, self.scale = 0.0, 0.0
+        if edges.size < 8:
             return
         lo, hi = float(edges[0]), float(edges[-1])
         width = (hi - lo) / (_GRID_CELLS - 2 * self._MARGIN)
         if not (width > 0 and np.isfinite(width)) or width < 1e3 * np.finfo(float).eps * max(
             abs(lo), abs(hi)
         ):
-            self.enabled = False
             return
         lo -= self._MARGIN * width
         cells = np.arange(_GRID_CELLS, dtype=np.float64)
@@ -176,39 +182,9 @@ class _Grid:
         right = np.searchsorted(edges, lo + (cells + 2) * width, side="right")
         hard = right > left  # an edge is near: decide by binary search
         if hard[0] or hard[-1]:  # cannot happen with the margin; never guess
-            self.enabled = False
             return
         self.lo, self.scale = lo, 1.0 / width
-        # one table: the bucket of an easy cell, -1 for a hard one
-        self.bucket = np.where(hard, -1, left).astype(np.int32)
-
-    def buckets(self, x: np.ndarray, scratch: _Scratch | None = None) -> np.ndarray:
-        """Bucket of every value; with ``scratch`` the result is a view into its buffers
-        (valid until the next call), which spares allocating three arrays per call."""
-        if not self.enabled:
-            return np.searchsorted(self.edges, x, side="left")
-        sc = scratch or _Scratch(x.size)
-        cell, ci, idx = sc.cell[: x.size], sc.ci[: x.size], sc.idx[: x.size]
-        np.subtract(x, self.lo, out=cell)
-        cell *= self.scale
-        np.minimum(cell, _GRID_CELLS - 1, out=cell)  # also +inf
-        np.maximum(cell, 0, out=cell)  # also -inf
-        ci[:] = cell  # truncates: the cell index
-        np.take(self.bucket, ci, out=idx)
-        hard = idx < 0
-        if hard.any():
-            idx[hard] = np.searchsorted(self.edges, x[hard], side="left")
-        return idx
-
-
-class _Scratch:
-    """Work buffers for :meth:`_Grid.buckets`, reused across the columns and batches of a scan
-    (fresh 2 MB temporaries per call cost about 40% of the counting)."""
-
-    def __init__(self, rows: int) -> None:
-        self.cell = np.empty(rows, np.float64)
-        self.ci = np.empty(rows, np.intp)
-        self.idx = np.empty(rows, np.int32)
+        self.table = np.where(hard, -1, left).astype(np.int32)
 
 
 def _hour(value: datetime) -> datetime:
@@ -253,6 +229,10 @@ class ProfileStore:
         # stay bounded, so memory does not grow with the number of days.
         self._max_hours = int(max_hours_per_scan)
         self._specs: dict[str, ProfileSpec] = {}
+        # load the compiled counting loops now, in the background (about 0.6 s once per
+        # process), so that the first profile build does not wait for them
+        self._warm = threading.Thread(target=_warm_up, name="profile-kernels", daemon=True)
+        self._warm.start()
         self._model_locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         with self._writer() as con:
@@ -298,6 +278,11 @@ class ProfileStore:
                 "categories VARCHAR[])"
             ).fetchall()
         return name
+
+    def warm_up(self) -> None:
+        """Wait until the compiled counting loops are loaded (benchmarks time the build
+        without this one-time cost)."""
+        self._warm.join()
 
     # -- spec -------------------------------------------------------------------------------
     def register(self, model: str, spec: ProfileSpec) -> ProfileSpec:
@@ -415,210 +400,115 @@ class ProfileStore:
                     need.append(h)
                 h += HOUR
             scanned = 0
-            for lo, hi in _runs(need, self._max_hours):
-                scanned += self._compute(model, spec, lo, hi, data_changed)
+            ptable = self._ensure_profile_table(model)
+            # A range's profiles are written (and DuckDB checkpoints) while the next range is
+            # counted: the write takes 0.1-0.25 s of one core per range.
+            with ThreadPoolExecutor(1, thread_name_prefix="profile-write") as writer:
+                pending: Future[None] | None = None
+                for lo, hi in _runs(need, self._max_hours):
+                    data, rows_by_hour = self._compute(model, spec, lo, hi)
+                    if pending is not None:
+                        pending.result()
+                    pending = writer.submit(
+                        self._write_hours,
+                        model,
+                        ptable,
+                        spec,
+                        lo,
+                        hi,
+                        data,
+                        rows_by_hour,
+                        data_changed,
+                    )
+                    scanned += sum(rows_by_hour.values())
+                if pending is not None:
+                    pending.result()
             return scanned
 
     # -- computing ------------------------------------------------------------------------------
     def _compute(
-        self, model: str, spec: ProfileSpec, start: datetime, end: datetime, changed: set[datetime]
-    ) -> int:
+        self, model: str, spec: ProfileSpec, start: datetime, end: datetime
+    ) -> tuple[pa.Table, dict[datetime, int]]:
+        """Profile rows of the hours in ``[start, end)`` and the raw rows of each hour.
+
+        Three reads of the range run at once: the segments (rows and first/last ts per hour,
+        tenant and version) and the category counts in DuckDB on their own cursors, while this
+        thread streams the numeric columns through the compiled counting loops."""
         table = _quote(self._table(model))
-        ptable = self._ensure_profile_table(model)
         have_cols = self._ls._table_columns(self._table(model), cached=False)
-        numeric = [c for c in spec.numeric if c in have_cols]
+        numeric = [c for c in spec.numeric if c in have_cols and spec.numeric[c]]
         categorical = [c for c in spec.categorical if c in have_cols]
         where = "ts >= ? AND ts < ?"
         params: list[Any] = [start, end]
-        # hours as integers (epoch hours): half the cost of date_trunc on a TIMESTAMPTZ
-        keys = f"{_EPOCH_HOUR} AS hour, tenant_id, coalesce(model_version, '') AS mv"
-        cat_sql = ""
-        if categorical:
-            # every categorical column in one scan: one grouping set per column
-            vals = ", ".join(
-                f"CAST({_quote(c)} AS VARCHAR) AS v{i}" for i, c in enumerate(categorical)
-            )
-            sets = ", ".join(f"(hour, tenant_id, mv, v{i})" for i in range(len(categorical)))
-            # which column a grouping set is about: its bit is the only 0 in the grouping mask
-            m = len(categorical)
-            mask = f"grouping({', '.join(f'v{i}' for i in range(m))})"
-            ones = (1 << m) - 1
-            ci = " ".join(f"WHEN {ones ^ (1 << (m - 1 - i))} THEN {i}" for i in range(m))
-            val = " ".join(f"WHEN {ones ^ (1 << (m - 1 - i))} THEN v{i}" for i in range(m))
-            cat_sql = (
-                f"SELECT CASE {mask} {ci} END AS ci, hour, tenant_id, mv, "
-                f"CASE {mask} {val} END AS v, count(*) AS n FROM "
-                f"(SELECT {keys}, {vals} FROM {table} WHERE {where}) "
-                f"GROUP BY GROUPING SETS ({sets}) "
-                "ORDER BY ci, hour, tenant_id, mv, v NULLS FIRST"
-            )
 
-        def categorical_counts() -> pa.Table:
-            with self._reader() as cat_cur:
-                return cat_cur.sql(cat_sql, params=params).to_arrow_table()
+        def query(sql: str) -> pa.Table:
+            with self._reader() as cur:
+                return cur.sql(sql, params=params).to_arrow_table()
 
-        # The category counts and the moments run on their own cursors while this thread
-        # counts the histograms: numpy's single-threaded counting overlaps DuckDB's scans.
         pool = ThreadPoolExecutor(max_workers=2)
-        cat_rows = pool.submit(categorical_counts) if categorical else None
         try:
-            return self._compute_rest(
-                model,
-                spec,
-                start,
-                end,
-                changed,
-                table,
-                ptable,
-                numeric,
-                categorical,
-                keys,
-                where,
-                params,
-                cat_rows,
-                pool,
+            # hours as integers (epoch hours): half the cost of date_trunc on a TIMESTAMPTZ
+            segments_future = pool.submit(
+                query,
+                f"SELECT {_EPOCH_HOUR} AS hour, tenant_id, coalesce(model_version, '') AS mv, "
+                f"count(*) AS n, epoch_us(min(ts)) AS t0, epoch_us(max(ts)) AS t1, "
+                f"any_value({_GROUP_HASH}) AS gh "
+                f"FROM {table} WHERE {where} GROUP BY ALL",
             )
+            cats_future = (
+                pool.submit(query, _category_sql(table, where, categorical, hashed=True))
+                if categorical
+                else None
+            )
+            ekeys = {c: [edges_key(e) for e in spec.numeric[c]] for c in numeric}
+            grids = {
+                (c, k): _Grid(np.asarray(edges, dtype=np.float64))
+                for c in numeric
+                for edges, k in zip(spec.numeric[c], ekeys[c], strict=True)
+            }
+            base = _hour_index(start)
+            stream = (
+                self._stream(table, where, params, numeric, ekeys, grids, base, hashed=True)
+                if numeric
+                else _Streamed({}, {}, {})
+            )
+            seg = segments_future.result().to_pydict()
+            hours = [_hour_of(h) for h in seg["hour"]]
+            groups = list(zip(hours, seg["tenant_id"], seg["mv"], strict=True))
+            # (tenant, version) is carried as a 64-bit hash so the stream and the category
+            # counts group by one integer, not two strings (converting VARCHAR to Arrow cost more
+            # than the scan); a collision between two segments of one hour falls back to the
+            # strings.
+            keyed = list(zip(seg["hour"], seg["gh"], seg["tenant_id"], seg["mv"], strict=True))
+            names = {(h, gh): (t, v) for h, gh, t, v in keyed}
+            hashed = len(names) == len(groups)
+            if hashed:
+                stream_keys = [(h - base, gh) for h, gh, _, _ in keyed]
+            else:
+                if numeric:
+                    stream = self._stream(
+                        table, where, params, numeric, ekeys, grids, base, hashed=False
+                    )
+                stream_keys = [(h - base, t, v) for h, _, t, v in keyed]
+            # row of each group in the streamed arrays; -1: no row streamed (appended meanwhile)
+            rows = np.array([stream.keymap.get(k, -1) for k in stream_keys], np.int64)
+            parts = [_segment_rows(groups, seg)] if groups else []
+            if numeric and groups:
+                parts.append(_numeric_rows(groups, rows, numeric, ekeys, stream))
+            if cats_future is not None:
+                if hashed:
+                    counts = _categorical_rows(cats_future.result(), categorical, names)
+                else:
+                    sql = _category_sql(table, where, categorical, hashed=False)
+                    counts = _categorical_rows(query(sql), categorical, None)
+                parts.append(counts)
         finally:
             pool.shutdown(wait=True)
-
-    def _compute_rest(
-        self,
-        model: str,
-        spec: ProfileSpec,
-        start: datetime,
-        end: datetime,
-        changed: set[datetime],
-        table: str,
-        ptable: str,
-        numeric: list[str],
-        categorical: list[str],
-        keys: str,
-        where: str,
-        params: list[Any],
-        cat_rows: Future[pa.Table] | None,
-        pool: ThreadPoolExecutor,
-    ) -> int:
-        out: list[dict[str, Any]] = []
         rows_by_hour: dict[datetime, int] = {}
-
-        def moments_query() -> tuple[list[Any], list[int], dict[Any, dict[int, tuple[Any, ...]]]]:
-            with self._reader() as cur:
-                aggs = [
-                    "count(*) AS n",
-                    "min(ts) AS t0",
-                    "max(ts) AS t1",
-                    f"any_value({_GROUP_HASH}) AS gh",
-                ]
-                # Plain aggregates first (2-3x faster than NaN/inf-guarded ones); a column whose
-                # sum or sum of squares is not finite in some group holds NaN or ±inf there and is
-                # aggregated again with the guards.
-                for i, c in enumerate(numeric):
-                    q = _quote(c)
-                    aggs += [
-                        f"count({q}) AS c{i}",
-                        f"min({q}) AS lo{i}",
-                        f"max({q}) AS hi{i}",
-                        f"sum({q}) AS s{i}",
-                        f"sum({q} * {q}) AS q{i}",
-                    ]
-                moments = cur.execute(
-                    f"SELECT {keys}, {', '.join(aggs)} FROM {table} WHERE {where} GROUP BY ALL",
-                    params,
-                ).fetchall()
-                guarded = [
-                    j
-                    for j in range(len(numeric))
-                    if any(
-                        not (
-                            math.isfinite(r[10 + 5 * j] or 0.0)
-                            and math.isfinite(r[11 + 5 * j] or 0.0)
-                        )
-                        for r in moments
-                    )
-                ]
-                fixed: dict[tuple[datetime, str, str], dict[int, tuple[Any, ...]]] = {}
-                if guarded:
-                    gaggs = []
-                    for j in guarded:
-                        q = _quote(numeric[j])
-                        fin = f"CASE WHEN isfinite({q}) THEN {q} END"
-                        gaggs += [
-                            f"count(CASE WHEN NOT isnan({q}) THEN 1 END)",
-                            f"count(CASE WHEN {q} IS NULL OR isnan({q}) THEN 1 END)",
-                            f"count({fin})",
-                            f"min({fin})",
-                            f"max({fin})",
-                            f"sum({fin})",
-                            f"sum({fin} * {fin})",
-                        ]
-                    for r in cur.execute(
-                        f"SELECT {keys}, {', '.join(gaggs)} FROM {table} WHERE {where} GROUP BY ALL",
-                        params,
-                    ).fetchall():
-                        fixed[(_hour_of(r[0]), r[1], r[2])] = {
-                            j: tuple(r[3 + 7 * x : 10 + 7 * x]) for x, j in enumerate(guarded)
-                        }
-                return moments, guarded, fixed
-
-        moments_future = pool.submit(moments_query)
-        ekeys = {c: [edges_key(e) for e in spec.numeric[c]] for c in numeric}
-        grids = {
-            (c, k): _Grid(np.asarray(edges, dtype=np.float64))
-            for c in numeric
-            for edges, k in zip(spec.numeric[c], ekeys[c], strict=True)
-        }
-        base = _hour_index(start)
-        # histograms stream while the moments and category counts run on other cursors
-        stream = (
-            self._stream(table, where, params, numeric, spec, ekeys, grids, base, hashed=True)
-            if numeric
-            else ({}, {})
-        )
-        moments, _, fixed = moments_future.result()
-        group_index: dict[tuple[datetime, str, str], int] = {}
-        hashes: dict[tuple[datetime, int], int] = {}
-        group_rows: dict[tuple[datetime, str, str], int] = {}
-        hash_of: dict[tuple[datetime, str, str], int] = {}
-        for row in moments:
-            hour, tenant, mv, n, t0, t1, gh = row[:7]
-            hour = _hour_of(hour)
-            hashes[(hour, int(gh))] = len(group_index)
-            hash_of[(hour, tenant, mv)] = int(gh)
-            group_index[(hour, tenant, mv)] = len(group_index)
-            rows_by_hour[hour] = rows_by_hour.get(hour, 0) + int(n)
-            group_rows[(hour, tenant, mv)] = int(n)
-            out.append(
-                _row(hour, tenant, mv, ROWS_COLUMN, "", n, 0, n, t0.timestamp(), t1.timestamp())
-            )
-        # (tenant, version) is carried as a 64-bit hash so the stream has no strings
-        # (converting VARCHAR to Arrow cost more than the scan); a collision between two
-        # segments of one hour falls back to the strings.
-        hashed = len(hashes) == len(group_index)
-        keymap, streamed = stream
-        if not hashed and numeric:  # a hash collision: count again keyed by the strings
-            keymap, streamed = self._stream(
-                table, where, params, numeric, spec, ekeys, grids, base, hashed=False
-            )
-        hists: dict[tuple[str, str], np.ndarray] = {}
-        for (c, k), counts in streamed.items():
-            rows = np.zeros((len(group_index), counts.shape[1]), np.int64)
-            for g, i in group_index.items():
-                h = _hour_index(g[0]) - base
-                key = (h, hash_of[g]) if hashed else (h, g[1], g[2])
-                j = keymap.get(key)
-                if j is not None:
-                    rows[i] = counts[j]
-            hists[(c, k)] = rows
-        parts = [pa.Table.from_pylist(out, schema=_PROFILE_SCHEMA)] if out else []
-        if numeric and group_index:
-            parts.append(
-                _numeric_rows(list(group_index), moments, fixed, numeric, ekeys, hists, group_rows)
-            )
-        if cat_rows is not None:
-            parts.append(_categorical_rows(cat_rows.result(), categorical))
+        for h, n in zip(hours, seg["n"], strict=True):
+            rows_by_hour[h] = rows_by_hour.get(h, 0) + int(n)
         data = pa.concat_tables(parts) if parts else _PROFILE_SCHEMA.empty_table()
-        self._write_hours(model, ptable, spec, start, end, data, rows_by_hour, changed)
-        return sum(rows_by_hour.values())
+        return data, rows_by_hour
 
     def _stream(
         self,
@@ -626,66 +516,68 @@ class ProfileStore:
         where: str,
         params: list[Any],
         numeric: list[str],
-        spec: ProfileSpec,
         ekeys: dict[str, list[str]],
         grids: dict[tuple[str, str], _Grid],
         base: int,
         *,
         hashed: bool,
-    ) -> tuple[dict[tuple[Any, ...], int], dict[tuple[str, str], np.ndarray]]:
-        """Histogram counts of the numeric columns per group, from one streamed scan.
+    ) -> _Streamed:
+        """Histogram counts and moments of the numeric columns per group, from one streamed
+        scan, counted by the compiled loops of :mod:`storage.profile_kernels`.
 
         Groups are numbered as they appear: key ``(hour offset, segment hash)`` (or
-        ``(hour offset, tenant, version)`` when ``hashed`` is false) -> row of the count arrays.
+        ``(hour offset, tenant, version)`` when ``hashed`` is false) -> row of the arrays.
         """
+        from storage import profile_kernels as kern  # numba: imported when first profiling
+
         sel = ", ".join(_quote(c) for c in numeric)
         seg = f"{_GROUP_HASH} AS gh" if hashed else "tenant_id, coalesce(model_version, '') AS mv"
         first = 2 if hashed else 3
         keymap: dict[tuple[Any, ...], int] = {}
-        hists: dict[tuple[str, str], np.ndarray] = {
-            (c, k): np.zeros((8, len(edges) + 1), np.int64)
-            for c in numeric
-            for edges, k in zip(spec.numeric[c], ekeys[c], strict=True)
-        }
+        hists = {key: np.zeros((8, g.edges.size + 1), np.int64) for key, g in grids.items()}
+        moments = {c: kern.new_moments(8) for c in numeric}
+        scratch = np.empty(self._batch_rows, np.int32)
         with self._reader() as cur:
             reader = cur.sql(
                 f"SELECT {_EPOCH_HOUR} - ? AS hi, {seg}, {sel} FROM {table} WHERE {where}",
                 params=[base, *params],
             ).to_arrow_reader(self._batch_rows)
             grouper = _HashGrouper(keymap) if hashed else None
-            scratch: _Scratch | None = None
             for batch in reader:
                 gids = grouper.ids(batch) if grouper is not None else _batch_groups(batch, keymap)
+                gids = np.ascontiguousarray(gids, dtype=np.intp)
                 n_groups = len(keymap)
-                for key, arr in hists.items():
-                    if arr.shape[0] < n_groups:
-                        grown = np.zeros((max(n_groups, 2 * arr.shape[0]), arr.shape[1]), np.int64)
-                        grown[: arr.shape[0]] = arr
-                        hists[key] = grown
-                scaled: dict[int, np.ndarray] = {}  # group id x buckets, per bucket count
-                flat = np.empty(batch.num_rows, np.intp)
-                if scratch is None or scratch.cell.size < batch.num_rows:
-                    scratch = _Scratch(batch.num_rows)
+                if scratch.size < batch.num_rows:
+                    scratch = np.empty(batch.num_rows, np.int32)
                 for j, c in enumerate(numeric):
+                    ints, floats = moments[c]
+                    if ints.shape[0] < n_groups:
+                        moments[c] = ints, floats = _grow_moments(ints, floats, n_groups, kern)
                     x = batch.column(first + j).to_numpy(zero_copy_only=False)
-                    x = x.astype(np.float64, copy=False)
-                    keep = ~np.isnan(x)
-                    dense = bool(keep.all())
-                    xs, gs = (x, gids) if dense else (x[keep], gids[keep])
-                    for k in ekeys[c]:
+                    x = np.ascontiguousarray(x, dtype=np.float64).view()
+                    x.setflags(write=False)  # one compiled variant (Arrow's are read-only)
+                    for i, k in enumerate(ekeys[c]):
                         arr = hists[(c, k)]
-                        nb = arr.shape[1]
-                        if dense:
-                            if nb not in scaled:
-                                scaled[nb] = gids * nb
-                            base_ids = scaled[nb]
-                        else:
-                            base_ids = gs * nb
-                        out = flat[: xs.size]
-                        np.add(base_ids, grids[(c, k)].buckets(xs, scratch), out=out)
-                        counts = np.bincount(out, minlength=n_groups * nb)
-                        arr[:n_groups] += counts.reshape(n_groups, nb)
-        return keymap, hists
+                        if arr.shape[0] < n_groups:
+                            grown = np.zeros((max(n_groups, 2 * arr.shape[0]), arr.shape[1]))
+                            grown = grown.astype(np.int64)
+                            grown[: arr.shape[0]] = arr
+                            hists[(c, k)] = arr = grown
+                        g = grids[(c, k)]
+                        kern.count_column(
+                            x,
+                            gids,
+                            g.table,
+                            g.lo,
+                            g.scale,
+                            g.edges,
+                            arr,
+                            ints,
+                            floats,
+                            i == 0,
+                            scratch,
+                        )
+        return _Streamed(keymap, hists, moments)
 
     def _write_hours(
         self,
@@ -1029,40 +921,76 @@ _PROFILE_SCHEMA = pa.schema(
 )
 
 
+def _warm_up() -> None:
+    try:
+        from storage import profile_kernels
+
+        profile_kernels.warm_up()
+    except Exception:  # the first build loads them again and raises there
+        pass
+
+
+@dataclass
+class _Streamed:
+    """What :meth:`ProfileStore._stream` counted: group key -> row of the arrays, histogram
+    counts per (column, bins key), moment accumulators per column (see
+    :func:`storage.profile_kernels.new_moments`)."""
+
+    keymap: dict[tuple[Any, ...], int]
+    hists: dict[tuple[str, str], np.ndarray]
+    moments: dict[str, tuple[np.ndarray, np.ndarray]]
+
+
+def _grow_moments(
+    ints: np.ndarray, floats: np.ndarray, groups: int, kern: Any
+) -> tuple[np.ndarray, np.ndarray]:
+    new_ints, new_floats = kern.new_moments(max(groups, 2 * ints.shape[0]))
+    new_ints[: ints.shape[0]] = ints
+    new_floats[: floats.shape[0]] = floats
+    return new_ints, new_floats
+
+
 def _numeric_rows(
     groups: list[tuple[datetime, str, str]],
-    moments: list[Any],
-    fixed: dict[tuple[datetime, str, str], dict[int, tuple[Any, ...]]],
+    rows: np.ndarray,
     numeric: list[str],
     ekeys: dict[str, list[str]],
-    hists: dict[tuple[str, str], np.ndarray],
-    group_rows: dict[tuple[datetime, str, str], int],
+    stream: _Streamed,
 ) -> pa.Table:
     """The numeric columns' profile rows, built column-wise: one block of len(groups) rows per
-    (column, bins). ``moments`` rows are in ``groups`` order: keys, n, t0, t1, hash, then
-    count/min/max/sum/sum_sq per column; ``fixed`` holds the NaN/inf-guarded values of some
-    (group, column) pairs."""
+    (column, bins). ``rows[i]`` is the streamed row of ``groups[i]`` (-1: none, all zero)."""
+    from storage.profile_kernels import COUNT, FINITE, MAX, MIN, MISSING, SUM, SUM_SQ
+
     n_groups = len(groups)
     hour = pa.array([g[0] for g in groups], _TS)
     tenant = pa.array([g[1] for g in groups], pa.string())
     version = pa.array([g[2] for g in groups], pa.string())
-    n_rows = np.array([group_rows[g] for g in groups], np.int64)
-    by_col = list(zip(*moments, strict=True))
+    absent = rows < 0
+    take = np.where(absent, 0, rows)
     blocks = []
-    for j, c in enumerate(numeric):
-        cnt = np.array(by_col[7 + 5 * j], np.int64)
-        lo = list(by_col[8 + 5 * j])
-        hi = list(by_col[9 + 5 * j])
-        s = [v or 0.0 for v in by_col[10 + 5 * j]]
-        q = [v or 0.0 for v in by_col[11 + 5 * j]]
-        miss, fin = n_rows - cnt, cnt.copy()
-        for i, g in enumerate(groups):
-            if j in fixed.get(g, {}):
-                cnt[i], miss[i], fin[i], lo[i], hi[i], s[i], q[i] = fixed[g][j]
-                s[i], q[i] = s[i] or 0.0, q[i] or 0.0
+    for c in numeric:
+        ints, floats = (a[take] for a in stream.moments[c])
+        ints[absent] = 0
+        floats[absent] = (0.0, 0.0, np.inf, -np.inf)
+        none = ints[:, FINITE] == 0  # no finite value: min and max are NULL
+        lo = pa.array(floats[:, MIN], pa.float64(), mask=none)
+        hi = pa.array(floats[:, MAX], pa.float64(), mask=none)
+        common = [
+            pa.array(ints[:, COUNT]),
+            pa.array(ints[:, MISSING]),
+            pa.array(ints[:, FINITE]),
+            lo,
+            hi,
+            pa.array(floats[:, SUM]),
+            pa.array(floats[:, SUM_SQ]),
+        ]
         for k in ekeys[c]:
-            counts = hists[(c, k)]
+            counts = stream.hists[(c, k)][take]
+            counts[absent] = 0
             offsets = np.arange(0, counts.size + 1, counts.shape[1], dtype=np.int32)
+            hist = pa.ListArray.from_arrays(
+                pa.array(offsets), pa.array(counts.reshape(-1), pa.int64())
+            )
             blocks.append(
                 pa.table(
                     [
@@ -1071,16 +999,8 @@ def _numeric_rows(
                         version,
                         pa.array(np.full(n_groups, c, dtype=object), pa.string()),
                         pa.array(np.full(n_groups, k, dtype=object), pa.string()),
-                        pa.array(cnt),
-                        pa.array(miss),
-                        pa.array(fin),
-                        pa.array(lo, pa.float64()),
-                        pa.array(hi, pa.float64()),
-                        pa.array(s, pa.float64()),
-                        pa.array(q, pa.float64()),
-                        pa.ListArray.from_arrays(
-                            pa.array(offsets), pa.array(counts.reshape(-1), pa.int64())
-                        ),
+                        *common,
+                        hist,
                         pa.nulls(n_groups, pa.list_(pa.string())),
                     ],
                     schema=_PROFILE_SCHEMA,
@@ -1089,26 +1009,60 @@ def _numeric_rows(
     return pa.concat_tables(blocks)
 
 
-def _categorical_rows(counts: pa.Table, categorical: list[str]) -> pa.Table:
+def _category_sql(table: str, where: str, categorical: list[str], *, hashed: bool) -> str:
+    """Counts of every value of every categorical column per (hour, segment), in one scan: one
+    grouping set per column. Columns: ci (index into ``categorical``), hour (epoch hours), the
+    segment as ``gh`` (its 64-bit hash: grouping by one integer instead of two strings is 20 %
+    cheaper) or, when ``hashed`` is false, as ``tenant_id, mv``; v (the value, NULL = missing),
+    n. Sorted by column, hour, segment and value with NULL first."""
+    seg = f"{_GROUP_HASH} AS gh" if hashed else "tenant_id, coalesce(model_version, '') AS mv"
+    seg_cols = "gh" if hashed else "tenant_id, mv"
+    vals = ", ".join(f"CAST({_quote(c)} AS VARCHAR) AS v{i}" for i, c in enumerate(categorical))
+    m = len(categorical)
+    sets = ", ".join(f"(hour, {seg_cols}, v{i})" for i in range(m))
+    # which column a grouping set is about: its bit is the only 0 in the grouping mask
+    mask = f"grouping({', '.join(f'v{i}' for i in range(m))})"
+    ones = (1 << m) - 1
+    ci = " ".join(f"WHEN {ones ^ (1 << (m - 1 - i))} THEN {i}" for i in range(m))
+    val = " ".join(f"WHEN {ones ^ (1 << (m - 1 - i))} THEN v{i}" for i in range(m))
+    return (
+        f"SELECT CASE {mask} {ci} END AS ci, hour, {seg_cols}, "
+        f"CASE {mask} {val} END AS v, count(*) AS n FROM "
+        f"(SELECT {_EPOCH_HOUR} AS hour, {seg}, {vals} FROM {table} WHERE {where}) "
+        f"GROUP BY GROUPING SETS ({sets}) "
+        f"ORDER BY ci, hour, {seg_cols}, v NULLS FIRST"
+    )
+
+
+def _categorical_rows(
+    counts: pa.Table,
+    categorical: list[str],
+    names: dict[tuple[int, int], tuple[str, str]] | None,
+) -> pa.Table:
     """The categorical columns' profile rows from the category counts, column-wise.
 
-    ``counts`` (ci, hour, tenant_id, mv, v, n) is sorted by column index, group and value with
-    the NULL value (missing) first, so each group is one run of rows and its categories come out
-    sorted by code point (UTF-8 byte order), as ``sorted()`` would give."""
+    ``counts`` (see :func:`_category_sql`) is sorted by column index, group and value with the
+    NULL value (missing) first, so each group is one run of rows and its categories come out
+    sorted by code point (UTF-8 byte order), as ``sorted()`` would give. With ``names``, the
+    segments are hashes named by ``names[(hour, hash)] = (tenant, version)``; a hash not there
+    (rows appended after the segments were read) is left out, as the numeric rows leave it."""
     if counts.num_rows == 0:
         return _PROFILE_SCHEMA.empty_table()
     ci = counts.column("ci").to_numpy().astype(np.int64)
     hour = counts.column("hour").to_numpy().astype(np.int64)
-    tenant = counts.column("tenant_id").combine_chunks()
-    mv = counts.column("mv").combine_chunks()
     value = counts.column("v").combine_chunks()
     n = counts.column("n").to_numpy().astype(np.int64)
     new = np.ones(counts.num_rows, bool)
     new[1:] = (ci[1:] != ci[:-1]) | (hour[1:] != hour[:-1])
-    for col in (tenant, mv):
-        new[1:] |= pc.not_equal(col.slice(1), col.slice(0, len(col) - 1)).to_numpy(
-            zero_copy_only=False
-        )
+    if names is not None:
+        gh = counts.column("gh").to_numpy().astype(np.uint64)
+        new[1:] |= gh[1:] != gh[:-1]
+    else:
+        for name in ("tenant_id", "mv"):
+            col = counts.column(name).combine_chunks()
+            new[1:] |= pc.not_equal(col.slice(1), col.slice(0, len(col) - 1)).to_numpy(
+                zero_copy_only=False
+            )
     starts = np.flatnonzero(new)
     gid = np.cumsum(new) - 1
     is_null = value.is_null().to_numpy(zero_copy_only=False)
@@ -1120,13 +1074,22 @@ def _categorical_rows(counts: pa.Table, categorical: list[str]) -> pa.Table:
     offsets = pa.array(kept[np.append(starts, counts.num_rows)].astype(np.int32))
     keep = pa.array(~is_null)
     first = pa.array(starts)
-    names = np.array(categorical, dtype=object)[ci[starts]]
-    return pa.table(
+    known = np.ones(n_groups, bool)
+    if names is not None:
+        seg = [names.get(k) for k in zip(hour[starts].tolist(), gh[starts].tolist(), strict=True)]
+        known = np.array([x is not None for x in seg], bool)
+        tenant = pa.array([x[0] if x else "" for x in seg], pa.string())
+        mv = pa.array([x[1] if x else "" for x in seg], pa.string())
+    else:
+        tenant = counts.column("tenant_id").combine_chunks().take(first)
+        mv = counts.column("mv").combine_chunks().take(first)
+    columns = np.array(categorical, dtype=object)[ci[starts]]
+    rows = pa.table(
         [
             pa.array(hour[starts] * 3_600_000_000).cast(_TS),  # epoch hours -> timestamps
-            tenant.take(first),
-            mv.take(first),
-            pa.array(names, pa.string()),
+            tenant,
+            mv,
+            pa.array(columns, pa.string()),
             pa.array(np.full(n_groups, "", dtype=object), pa.string()),
             pa.array(present),
             pa.array(missing),
@@ -1140,40 +1103,33 @@ def _categorical_rows(counts: pa.Table, categorical: list[str]) -> pa.Table:
         ],
         schema=_PROFILE_SCHEMA,
     )
+    return rows if known.all() else rows.filter(pa.array(known))
 
 
-def _row(
-    hour: datetime,
-    tenant: str,
-    mv: str,
-    column: str,
-    key: str,
-    count: Any,
-    missing: Any,
-    n_finite: Any,
-    lo: Any,
-    hi: Any,
-    s: float = 0.0,
-    q: float = 0.0,
-    counts: np.ndarray | None = None,
-    categories: list[str] | None = None,
-) -> dict[str, Any]:
-    return {
-        "hour": hour,
-        "tenant_id": tenant,
-        "model_version": mv,
-        "column_name": column,
-        "bins_key": key,
-        "count": int(count or 0),
-        "missing": int(missing or 0),
-        "n_finite": int(n_finite or 0),
-        "min": lo,
-        "max": hi,
-        "sum": float(s),
-        "sum_sq": float(q),
-        "counts": None if counts is None else counts.tolist(),
-        "categories": categories,
-    }
+def _segment_rows(groups: list[tuple[datetime, str, str]], seg: dict[str, list[Any]]) -> pa.Table:
+    """The rows pseudo column's profile rows: count = rows, min/max = first/last ts (epoch
+    seconds) of each (hour, tenant, version)."""
+    n = np.asarray(seg["n"], np.int64)
+    size = len(groups)
+    return pa.table(
+        [
+            pa.array([g[0] for g in groups], _TS),
+            pa.array([g[1] for g in groups], pa.string()),
+            pa.array([g[2] for g in groups], pa.string()),
+            pa.array(np.full(size, ROWS_COLUMN, dtype=object), pa.string()),
+            pa.array(np.full(size, "", dtype=object), pa.string()),
+            pa.array(n),
+            pa.array(np.zeros(size, np.int64)),
+            pa.array(n),
+            pa.array(np.asarray(seg["t0"], np.int64) / 1e6),
+            pa.array(np.asarray(seg["t1"], np.int64) / 1e6),
+            pa.array(np.zeros(size)),
+            pa.array(np.zeros(size)),
+            pa.nulls(size, pa.list_(pa.int64())),
+            pa.nulls(size, pa.list_(pa.string())),
+        ],
+        schema=_PROFILE_SCHEMA,
+    )
 
 
 class _HashGrouper:

@@ -22,7 +22,6 @@ from storage.profiles import (
     ProfileSpec,
     ProfileStore,
     RawProfile,
-    _Grid,
     edges_key,
 )
 from storage.types import FeatureSpec, MetricResult, ModelSchema
@@ -84,7 +83,16 @@ def _bins(seed: int) -> dict[str, ReferenceBins]:
     }
 
 
-def test_sql_profiles_equal_numpy_profiles_per_segment_and_hour(store) -> None:
+@pytest.mark.parametrize("hash_collision", [False, True])
+def test_sql_profiles_equal_numpy_profiles_per_segment_and_hour(
+    store, monkeypatch: pytest.MonkeyPatch, hash_collision: bool
+) -> None:
+    """With ``hash_collision`` every segment gets the same 64-bit hash, which forces the
+    string-keyed fallback of the stream and of the category counts."""
+    if hash_collision:
+        import storage.profiles
+
+        monkeypatch.setattr(storage.profiles, "_GROUP_HASH", "(42::UBIGINT)")
     ls, ps = store
     data = rows(20_000, 1)
     ls.append_inferences("churn", data)
@@ -356,9 +364,25 @@ def test_hash_grouper_keeps_group_numbers_when_segments_and_hours_appear_later(
     spread=st.sampled_from([1e-3, 1.0, 1e3, 1e7]),
     seed=st.integers(0, 2**32 - 1),
 )
-def test_grid_buckets_equal_searchsorted(edges: list[float], spread: float, seed: int) -> None:
-    """The grid lookup that counts histograms is exact: values on, next to and far outside
-    the edges (and infinities) land where a binary search puts them."""
+def test_counting_kernel_equals_searchsorted_and_numpy_moments(
+    edges: list[float], spread: float, seed: int
+) -> None:
+    """The compiled loop that counts histograms and moments is exact: values on, next to and
+    far outside the edges (and infinities) land where a binary search puts them, with the grid
+    (8 edges or more) and without it; NaN counts as missing; per-group moments match numpy."""
+    from storage.profile_kernels import (
+        COUNT,
+        FINITE,
+        MAX,
+        MIN,
+        MISSING,
+        SUM,
+        SUM_SQ,
+        count_column,
+        new_moments,
+    )
+    from storage.profiles import _Grid
+
     e = np.asarray(edges)
     rng = np.random.default_rng(seed)
     x = np.concatenate(
@@ -367,7 +391,32 @@ def test_grid_buckets_equal_searchsorted(edges: list[float], spread: float, seed
             e,
             np.nextafter(e, np.inf),
             np.nextafter(e, -np.inf),
-            [np.inf, -np.inf, e[0] - 1e12, e[-1] + 1e12],
+            [np.inf, -np.inf, e[0] - 1e12, e[-1] + 1e12, np.nan, np.nan],
         ]
     )
-    assert np.array_equal(_Grid(e).buckets(x), np.searchsorted(e, x, side="left"))
+    rng.shuffle(x)
+    gid = rng.integers(0, 3, x.size)
+    grid = _Grid(e)
+    counts = np.zeros((3, e.size + 1), np.int64)
+    ints, floats = new_moments(3)
+    scratch = np.empty(x.size, np.int32)
+    count_column(
+        x, gid, grid.table, grid.lo, grid.scale, grid.edges, counts, ints, floats, True, scratch
+    )
+    keep = ~np.isnan(x)
+    want = np.bincount(
+        gid[keep] * (e.size + 1) + np.searchsorted(e, x[keep], side="left"),
+        minlength=counts.size,
+    )
+    assert np.array_equal(counts.reshape(-1), want)
+    for g in range(3):
+        v = x[gid == g]
+        fin = v[np.isfinite(v)]
+        assert ints[g, COUNT] == np.count_nonzero(~np.isnan(v))
+        assert ints[g, MISSING] == np.count_nonzero(np.isnan(v))
+        assert ints[g, FINITE] == fin.size
+        assert (floats[g, MIN], floats[g, MAX]) == (fin.min(), fin.max())
+        assert math.isclose(
+            floats[g, SUM], fin.sum(), rel_tol=1e-9, abs_tol=1e-6 * np.abs(fin).sum()
+        )
+        assert math.isclose(floats[g, SUM_SQ], (fin * fin).sum(), rel_tol=1e-9)
