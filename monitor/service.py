@@ -73,7 +73,12 @@ class Services:
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
         metadata = MetadataStore(settings.metadata_url)
         metadata.upgrade()
-        logstore = LogStore(settings.duckdb_path, memory_limit=settings.duckdb_memory_limit)
+        ckpt = settings.duckdb_background_checkpoint
+        logstore = LogStore(
+            settings.duckdb_path,
+            memory_limit=settings.duckdb_memory_limit,
+            background_checkpoint=None if ckpt == "off" else ckpt,
+        )
         services = cls(settings, metadata, logstore)
         for info in metadata.list_models():  # tables follow the registered schemas
             logstore.ensure_model(info.name, info.schema)

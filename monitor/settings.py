@@ -70,6 +70,13 @@ class Settings(BaseSettings):
         description="Memory DuckDB may use for its buffer pool (its own default is 80% of RAM), "
         "e.g. 2GB. Peak RSS of the server follows it.",
     )
+    duckdb_background_checkpoint: str = Field(
+        "16MB",
+        pattern=r"^(\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)|off)$",
+        description="WAL size at which the server folds DuckDB's write-ahead log into the "
+        "data file on a background thread, so ingest requests do not wait for it; `off` lets "
+        "the commit that crosses DuckDB's own 16MB threshold do it inline.",
+    )
     scheduler_enabled: bool = Field(
         True, description="Run the monitor scheduler inside `driftwatch serve`."
     )

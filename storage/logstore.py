@@ -54,8 +54,10 @@ Exceptions
 from __future__ import annotations
 
 import json
+import logging
 import re
 import threading
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
@@ -76,6 +78,8 @@ from storage.types import (
     ModelSchema,
     QuarantineRow,
 )
+
+log = logging.getLogger(__name__)
 
 __all__ = ["LogStore", "LogStoreError", "SchemaChangeError", "UnknownModelError"]
 
@@ -285,6 +289,16 @@ class LogStore:
         checkpoint took 4 s), and a crash leaves a longer WAL to replay; rates measured
         *including* checkpoints were no better than with the default.
         ``close()`` always checkpoints.
+    background_checkpoint
+        WAL size (e.g. ``"16MB"``) at which a background thread folds the WAL into the file,
+        instead of the commit that crosses DuckDB's threshold doing it inline: an ingest
+        request then waited 0.25 s for every 80 k JSON rows, and up to 1.3 s when the
+        checkpoint also compressed earlier large appends (written straight to the file, they
+        leave the WAL small; the thread also runs after 4x this size of such appends). The
+        next request parses its body meanwhile and waits only if it must append before the
+        checkpoint ends; readers are not blocked (DuckDB 2). DuckDB's own threshold is raised
+        to 4x this size, a backstop if the checkpoint keeps failing. Durability is unchanged:
+        a commit is in the WAL before it returns. None: inline checkpoints (file stores only).
     threads, memory_limit
         Passed to DuckDB when given.
 
@@ -303,6 +317,7 @@ class LogStore:
         path: str | Path,
         *,
         checkpoint_threshold: str | None = None,
+        background_checkpoint: str | None = None,
         threads: int | None = None,
         memory_limit: str | None = None,
     ) -> None:
@@ -318,6 +333,13 @@ class LogStore:
                 _OPEN_PATHS.add(self._key)
         try:
             self._con = duckdb.connect(self._path if self._key is None else self._key)
+            self._background_bytes = 0
+            if background_checkpoint is not None and self._key is not None:
+                self._background_bytes = _size_bytes(background_checkpoint)
+                backstop = 4 * self._background_bytes
+                if checkpoint_threshold is not None:
+                    backstop = max(backstop, _size_bytes(checkpoint_threshold))
+                checkpoint_threshold = f"{backstop}B"
             if checkpoint_threshold is not None:
                 self._run(f"SET checkpoint_threshold = '{_size(checkpoint_threshold)}'")
             if threads is not None:
@@ -337,6 +359,14 @@ class LogStore:
         self._indexes: dict[str, _KeyIndex] = {}
         self._columns: dict[str, dict[str, str]] = {}
         self._closed = False
+        self._direct_bytes = 0  # appended since the last checkpoint (see background_checkpoint)
+        self._checkpoint_wanted = threading.Event()
+        self._checkpointer: threading.Thread | None = None
+        if self._background_bytes:
+            self._checkpointer = threading.Thread(
+                target=self._checkpoint_loop, name="logstore-checkpoint", daemon=True
+            )
+            self._checkpointer.start()
 
     # --- lifecycle ----------------------------------------------------------------------
     def _release_path(self) -> None:
@@ -358,6 +388,44 @@ class LogStore:
             finally:
                 self._release_path()
                 self._indexes.clear()
+        if self._checkpointer is not None:
+            self._checkpoint_wanted.set()  # wakes the thread, which sees _closed and ends
+            self._checkpointer.join()
+
+    # --- background checkpoints (see background_checkpoint) -----------------------------
+    def _wal_bytes(self) -> int:
+        try:
+            return Path(self._key + ".wal").stat().st_size if self._key else 0
+        except OSError:
+            return 0
+
+    def _committed(self, nbytes: int) -> None:
+        """After a write commits (under the write lock): wake the checkpoint thread when the
+        WAL, or the data appended since the last checkpoint, has grown enough."""
+        if not self._background_bytes:
+            return
+        self._direct_bytes += nbytes
+        if (
+            self._wal_bytes() >= self._background_bytes
+            or self._direct_bytes >= 4 * self._background_bytes
+        ):
+            self._checkpoint_wanted.set()
+
+    def _checkpoint_loop(self) -> None:
+        while True:
+            self._checkpoint_wanted.wait()
+            self._checkpoint_wanted.clear()
+            with self._wlock:
+                if self._closed:
+                    return
+                try:
+                    self._run("CHECKPOINT")
+                    self._direct_bytes = 0
+                    continue
+                except duckdb.Error as exc:  # e.g. the disk is full: the WAL keeps every commit
+                    log.warning("background checkpoint failed, retrying in 1 s: %s", exc)
+            time.sleep(1.0)
+            self._checkpoint_wanted.set()
 
     def __enter__(self) -> LogStore:
         return self
@@ -659,6 +727,7 @@ class LogStore:
             raise LogStoreError(f"inserted {inserted} rows into {kt.table}, expected {accepted}")
         # Only after COMMIT: a failed transaction must not leave its keys in the index.
         idx.add_sorted(hs[keep[order]])
+        self._committed(new.nbytes)
         return AppendResult(accepted, n - accepted)
 
     # --- writes (each call is one transaction) -----------------------------------------
@@ -736,6 +805,7 @@ class LogStore:
                     )
             finally:
                 self._con.unregister("__dw_ref")
+            self._committed(ordered.nbytes)
             return version
 
     def quarantine(self, rows: Sequence[QuarantineRow]) -> None:
@@ -956,3 +1026,16 @@ def _size(value: str) -> str:
     if not _SIZE_RE.match(str(value).strip()):
         raise LogStoreError(f"invalid size {value!r}: e.g. '512MB', '1GB'")
     return str(value).strip()
+
+
+_UNITS = {"": 1, "B": 1, "KB": 10**3, "MB": 10**6, "GB": 10**9, "TB": 10**12}
+_UNITS.update({"KIB": 2**10, "MIB": 2**20, "GIB": 2**30, "TIB": 2**40})
+
+
+def _size_bytes(value: str) -> int:
+    """A size setting (see :func:`_size`) in bytes."""
+    m = re.fullmatch(r"(\d+(?:\.\d+)?)\s*([A-Za-z]*)", _size(value))
+    unit = m.group(2).upper() if m else ""
+    if m is None or unit not in _UNITS:
+        raise LogStoreError(f"invalid size {value!r}: e.g. '512MB', '1GB'")
+    return int(float(m.group(1)) * _UNITS[unit])

@@ -454,3 +454,75 @@ def test_read_filters(store: LogStore) -> None:
     ts = store.read_inferences("churn")["ts"]
     assert ts.type == pa.timestamp("us", tz="UTC")
     assert store.read_inferences("churn")["received_at"].null_count == 0
+
+
+def _wait(predicate, seconds: float = 15.0) -> bool:
+    deadline = datetime.now(UTC) + timedelta(seconds=seconds)
+    while datetime.now(UTC) < deadline:
+        if predicate():
+            return True
+        import time
+
+        time.sleep(0.05)
+    return predicate()
+
+
+def test_background_checkpoint_folds_the_wal_after_the_commit_and_retries_on_failure(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import duckdb
+
+    path = tmp_path / "bg.duckdb"
+    wal = Path(f"{path}.wal")
+
+    def wal_bytes() -> int:
+        return wal.stat().st_size if wal.exists() else 0
+
+    store = LogStore(path, background_checkpoint="1MB")
+    store.ensure_model("churn", CHURN)
+    assert store._checkpointer is not None and store._checkpointer.is_alive()
+    # DuckDB's inline threshold is moved out of the way (4x), so the commit returns first
+    setting = store._run("SELECT current_setting('checkpoint_threshold')")[0][0]
+    assert setting.startswith("3.8 MiB"), setting
+
+    # the first background checkpoint fails (as on a full disk): the WAL keeps the rows and
+    # the thread tries again a second later
+    failures = []
+    real_run = store._run
+
+    def run(sql: str, params=None):
+        if sql == "CHECKPOINT" and not failures:
+            failures.append(sql)
+            raise duckdb.IOException("No space left on device")
+        return real_run(sql, params)
+
+    monkeypatch.setattr(store, "_run", run)
+    # a reader's open transaction neither blocks the checkpoint nor loses its snapshot
+    reader = store._con.cursor()
+    reader.execute("BEGIN TRANSACTION")
+    assert reader.execute("SELECT count(*) FROM inferences__churn").fetchall() == [(0,)]
+    sizes = []
+    for b in range(4):
+        store.append_inferences("churn", rows([f"a{b}-{i}" for i in range(4000)]))
+        sizes.append(wal_bytes())
+    assert max(sizes) >= 1_000_000  # no commit folded the WAL inline
+    assert _wait(lambda: failures and wal_bytes() < 1_000_000), "the WAL was never folded in"
+    assert reader.execute("SELECT count(*) FROM inferences__churn").fetchall() == [(0,)]
+    reader.execute("COMMIT")
+    reader.close()
+    assert store.count_inferences("churn") == 16_000
+
+    thread = store._checkpointer
+    store.close()
+    assert not thread.is_alive()
+    with LogStore(path) as again:
+        assert again.count_inferences("churn") == 16_000
+
+
+def test_background_checkpoint_off_by_default_and_for_memory_stores(tmp_path: Path) -> None:
+    with LogStore(tmp_path / "plain.duckdb") as plain:
+        assert plain._checkpointer is None
+    with LogStore(":memory:", background_checkpoint="1MB") as mem:
+        assert mem._checkpointer is None
+    with pytest.raises(LogStoreError, match="invalid size"):
+        LogStore(tmp_path / "bad.duckdb", background_checkpoint="lots")

@@ -39,7 +39,10 @@ CHILD = textwrap.dedent(
 
     path, threshold, n = sys.argv[1], sys.argv[2], int(sys.argv[3])
     schema = ModelSchema("regression", (FeatureSpec("x", "numeric"), FeatureSpec("c", "categorical")))
-    store = LogStore(path, checkpoint_threshold=None if threshold == "default" else threshold)
+    if threshold.startswith("bg:"):  # the server's setting: checkpoints on a background thread
+        store = LogStore(path, background_checkpoint=threshold[3:])
+    else:
+        store = LogStore(path, checkpoint_threshold=None if threshold == "default" else threshold)
     store.ensure_model("m", schema)
     t0 = datetime(2026, 3, 1, tzinfo=UTC)
     i = 0
@@ -60,8 +63,12 @@ CHILD = textwrap.dedent(
 )
 
 
-@pytest.mark.parametrize("threshold", ["default", "1GB"])  # checkpointing / WAL-only commits
-@pytest.mark.parametrize("delay", [0.0, 0.04])  # right after the ACK / likely inside an append
+# threshold: inline checkpoints / WAL-only commits / background checkpoints (the server's);
+# delay: kill right after the ACK / likely inside an append
+@pytest.mark.parametrize(
+    ("threshold", "delay"),
+    [("default", 0.0), ("default", 0.04), ("1GB", 0.0), ("1GB", 0.04), ("bg:1MB", 0.0)],
+)
 def test_sigkill_loses_no_acknowledged_row_and_leaves_no_half_batch(
     tmp_path: Path, threshold: str, delay: float
 ) -> None:
