@@ -420,3 +420,19 @@ def test_counting_kernel_equals_searchsorted_and_numpy_moments(
             floats[g, SUM], fin.sum(), rel_tol=1e-9, abs_tol=1e-6 * np.abs(fin).sum()
         )
         assert math.isclose(floats[g, SUM_SQ], (fin * fin).sum(), rel_tol=1e-9)
+
+
+def test_epoch_hour_expression_is_exact_at_hour_boundaries() -> None:
+    """The floating-point hour of a row equals integer floor division one microsecond either
+    side of every hour boundary from 1730 to 2209 (and on it)."""
+    import duckdb
+
+    from storage.profiles import _EPOCH_HOUR
+
+    hour = 3_600_000_000
+    hours = np.arange(-2_097_151, 2_097_152, 997, dtype=np.int64)  # about 1730 .. 2209
+    us = (hours[:, None] * hour + np.array([-1, 0, 1])).ravel()
+    con = duckdb.connect()
+    con.register("t", pa.table({"ts": pa.array(us, pa.timestamp("us", tz="UTC"))}))
+    got = con.sql(f"SELECT {_EPOCH_HOUR} AS h FROM t").fetchnumpy()["h"]
+    assert np.array_equal(got, us // hour)
