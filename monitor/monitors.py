@@ -27,6 +27,7 @@ __all__ = [
     "ReferenceConfig",
     "check_against_model",
     "default_monitors",
+    "dle_features",
     "estimated_metrics",
     "parse_monitor",
     "window_delta",
@@ -246,6 +247,12 @@ def estimated_metrics(task: str, *, defaults: bool = False) -> tuple[str, ...]:
     }[task]
 
 
+def dle_features(schema: ModelSchema) -> tuple[str, ...]:
+    """The features DLE (regression estimated performance) learns the error from: every
+    feature but free text."""
+    return tuple(f.name for f in schema.features if f.kind != "text")
+
+
 def monitored_columns(config: MonitorConfig, schema: ModelSchema) -> dict[str, str]:
     """Column -> kind (``numeric`` / ``categorical``) this monitor looks at."""
     cols: dict[str, str] = {}
@@ -316,7 +323,7 @@ def check_against_model(config: MonitorConfig, schema: ModelSchema) -> None:
                     "column (name or name/version), not a range of the logs",
                 )
             )
-        if schema.task == "regression" and not any(f.kind != "text" for f in schema.features):
+        if schema.task == "regression" and not dle_features(schema):
             errors.append(
                 FieldError(("kind",), "DLE (regression) needs numeric or categorical features")
             )
@@ -359,11 +366,7 @@ def default_monitors(model: str, schema: ModelSchema, reference: str | None) -> 
         {"name": f"{model}-data-quality", "model": model, "kind": "data_quality", "reference": ref},
         {"name": f"{model}-performance", "model": model, "kind": "performance"},
     ]
-    estimable = (
-        any(f.kind != "text" for f in schema.features)
-        if schema.task == "regression"
-        else bool(schema.scores)
-    )
+    estimable = bool(dle_features(schema) if schema.task == "regression" else schema.scores)
     if reference and estimable:
         out.append(
             {

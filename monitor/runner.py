@@ -40,7 +40,7 @@ from detectors.drift.run import detect
 from detectors.profiles import ColumnProfile, ReferenceBins, profile_categorical, profile_numeric
 from detectors.quality import missing_rate, missing_rate_change, new_categories, out_of_range
 from detectors.result import DetectorResult
-from monitor.monitors import MonitorConfig, monitored_columns, parse_monitor
+from monitor.monitors import MonitorConfig, dle_features, monitored_columns, parse_monitor
 from storage.logstore import LogStore
 from storage.metadata import MetadataStore
 from storage.metadata.monitoring import MonitoringStore, MonitorRecord
@@ -134,6 +134,9 @@ class Runner:
         self.late_lookback = late_lookback
         self.clock = clock or (lambda: datetime.now(UTC))
         self._refs: dict[tuple[Any, ...], _Reference] = {}
+        # models fitted on a reference (CBPE/DLE estimators, domain classifiers), by what they
+        # were fitted on
+        self._fitted: dict[tuple[Any, ...], Any] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
 
@@ -961,10 +964,10 @@ class Runner:
             )
         version = ref.version or max(versions)
         name = f"{ref.dataset}/{version}"
-        features = _dle_features(schema) if schema.task == "regression" else ()
+        features = dle_features(schema) if schema.task == "regression" else ()
         key: tuple[Any, ...] = ("estimator", record.model, name, schema)
-        if key in self._refs:
-            return self._refs[key].table["estimator"][0], features, name
+        if key in self._fitted:
+            return self._fitted[key], features, name
         what = (
             f"estimated_performance monitor {record.name!r}: reference {name!r} "
             f"of model {record.model!r}"
@@ -1020,7 +1023,7 @@ class Runner:
                 _floats(pred),
                 _floats(table.column("label")),
             )
-        self._refs[key] = _Reference({}, {}, {"estimator": np.array([estimator], dtype=object)})
+        self._fitted[key] = estimator
         return estimator, features, name
 
     def _estimated(
@@ -1125,10 +1128,11 @@ class Runner:
         categorical = [c for c, k in cols.items() if k == "categorical"]
         ref_table = {c: ref.table[c][:size] for c in cols if c in ref.table}
         key = ("domain", record.model, repr(cfg.reference), tuple(ref_table))
-        if key not in self._refs:
-            clf = DomainClassifier(categorical=categorical, max_samples=size).fit(ref_table)
-            self._refs[key] = _Reference({}, {}, {"clf": np.array([clf], dtype=object)})
-        clf = self._refs[key].table["clf"][0]
+        if key not in self._fitted:
+            self._fitted[key] = DomainClassifier(categorical=categorical, max_samples=size).fit(
+                ref_table
+            )
+        clf = self._fitted[key]
         sample = self.profiles.sample(record.model, ws, we, list(ref_table), size)
         out: list[MetricResult] = []
         for (t, v), mask in self._perf_segments(cfg, sample):
@@ -1173,11 +1177,6 @@ def _strings(column: Any) -> np.ndarray:
 
 def _score_matrix(table: Any, scores: Iterable[str]) -> np.ndarray:
     return np.column_stack([_floats(table.column(c)) for c in scores])
-
-
-def _dle_features(schema: ModelSchema) -> tuple[str, ...]:
-    """The features DLE learns the error from: every feature but free text."""
-    return tuple(f.name for f in schema.features if f.kind != "text")
 
 
 def _feature_table(table: Any, schema: ModelSchema, features: Iterable[str]) -> dict[str, Any]:
