@@ -83,6 +83,8 @@ class MonitorScheduler:
         self._lock = threading.Lock()
 
     def start(self) -> None:
+        # the first windows need profiles: load the compiled counting loops meanwhile
+        self.service.runner.profiles.warm_up(wait=False)
         with _ACTIVE_LOCK:
             _ACTIVE[:] = [self]
         self.scheduler.start()

@@ -19,7 +19,7 @@ from __future__ import annotations
 import numba
 import numpy as np
 
-__all__ = ["count_column", "new_moments", "warm_up"]
+__all__ = ["count_column", "grown_moments", "new_moments", "warm_up"]
 
 # columns of the integer moments array
 COUNT, FINITE, MISSING = 0, 1, 2
@@ -38,6 +38,16 @@ def new_moments(groups: int) -> tuple[np.ndarray, np.ndarray]:
     floats[:, MIN] = np.inf
     floats[:, MAX] = -np.inf
     return ints, floats
+
+
+def grown_moments(
+    ints: np.ndarray, floats: np.ndarray, groups: int
+) -> tuple[np.ndarray, np.ndarray]:
+    """The accumulators with room for ``groups`` groups, the new ones empty."""
+    new_ints, new_floats = new_moments(groups)
+    new_ints[: ints.shape[0]] = ints
+    new_floats[: floats.shape[0]] = floats
+    return new_ints, new_floats
 
 
 @numba.njit(nogil=True, cache=True, boundscheck=False)

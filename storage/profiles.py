@@ -229,10 +229,7 @@ class ProfileStore:
         # stay bounded, so memory does not grow with the number of days.
         self._max_hours = int(max_hours_per_scan)
         self._specs: dict[str, ProfileSpec] = {}
-        # load the compiled counting loops now, in the background (about 0.6 s once per
-        # process), so that the first profile build does not wait for them
-        self._warm = threading.Thread(target=_warm_up, name="profile-kernels", daemon=True)
-        self._warm.start()
+        self._warm: threading.Thread | None = None
         self._model_locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         with self._writer() as con:
@@ -279,10 +276,16 @@ class ProfileStore:
             ).fetchall()
         return name
 
-    def warm_up(self) -> None:
-        """Wait until the compiled counting loops are loaded (benchmarks time the build
-        without this one-time cost)."""
-        self._warm.join()
+    def warm_up(self, *, wait: bool = True) -> None:
+        """Load the compiled counting loops (about 0.6 s once per process) on a background
+        thread, so the first profile build does not wait for them; with ``wait``, until they
+        are loaded. The server's scheduler starts this; benchmarks wait before timing."""
+        with self._locks_lock:
+            if self._warm is None:
+                self._warm = threading.Thread(target=_warm_up, name="profile-kernels", daemon=True)
+                self._warm.start()
+        if wait:
+            self._warm.join()
 
     # -- spec -------------------------------------------------------------------------------
     def register(self, model: str, spec: ProfileSpec) -> ProfileSpec:
@@ -552,7 +555,8 @@ class ProfileStore:
                 for j, c in enumerate(numeric):
                     ints, floats = moments[c]
                     if ints.shape[0] < n_groups:
-                        moments[c] = ints, floats = _grow_moments(ints, floats, n_groups, kern)
+                        rows = max(n_groups, 2 * ints.shape[0])
+                        moments[c] = ints, floats = kern.grown_moments(ints, floats, rows)
                     x = batch.column(first + j).to_numpy(zero_copy_only=False)
                     x = np.ascontiguousarray(x, dtype=np.float64).view()
                     x.setflags(write=False)  # one compiled variant (Arrow's are read-only)
@@ -945,15 +949,6 @@ class _Streamed:
     keymap: dict[tuple[Any, ...], int]
     hists: dict[tuple[str, str], np.ndarray]
     moments: dict[str, tuple[np.ndarray, np.ndarray]]
-
-
-def _grow_moments(
-    ints: np.ndarray, floats: np.ndarray, groups: int, kern: Any
-) -> tuple[np.ndarray, np.ndarray]:
-    new_ints, new_floats = kern.new_moments(max(groups, 2 * ints.shape[0]))
-    new_ints[: ints.shape[0]] = ints
-    new_floats[: floats.shape[0]] = floats
-    return new_ints, new_floats
 
 
 def _numeric_rows(
