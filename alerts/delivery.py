@@ -26,16 +26,27 @@ import random
 import ssl
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
-import httpx
-from standardwebhooks import Webhook
+__all__ = [
+    "DeliveryWorker",
+    "HttpxSender",
+    "Outcome",
+    "Response",
+    "RetryPolicy",
+    "Sender",
+    "decide",
+    "sign",
+]
 
+import httpx
+
+from alerts.signing import check_signing_secret, sign
 from alerts.ssrf import Allowlist, Resolver, Target, UnsafeURL, system_resolver, vet_url
 from storage.metadata.alerting import AlertStore, Claimed
 from storage.types import DeliveryAttempt
@@ -77,16 +88,6 @@ class RetryPolicy:
             return None
         base = self.schedule[attempts_done] * self.scale
         return max(0.0, base * (1 + rng.uniform(-self.jitter, self.jitter)))
-
-
-def sign(webhook_id: str, body: str, secrets: Sequence[str], at: datetime) -> dict[str, str]:
-    """Standard Webhooks headers for ``body``, one signature per active secret."""
-    ts = at.astimezone(UTC)
-    signatures = " ".join(Webhook(s).sign(webhook_id, ts, body) for s in secrets)
-    headers = {"webhook-id": webhook_id, "webhook-timestamp": str(int(ts.timestamp()))}
-    if signatures:
-        headers["webhook-signature"] = signatures
-    return headers
 
 
 @dataclass(frozen=True)
@@ -294,21 +295,88 @@ class DeliveryWorker:
         """One turn: flush due groups, claim due deliveries, send them; returns how many."""
         now = self.store.now()
         if self.before_claim is not None:
-            self.before_claim(now)
+            try:
+                self.before_claim(now)
+            except Exception:  # a group that cannot be planned must not stop the sending
+                log.exception("planning due notification groups failed")
         claimed = self.store.claim_due(now, self.concurrency * 4, self.lease_seconds)
         if not claimed:
             return 0
         # Sent in parallel, recorded in one transaction. A crash between the two leaves the
         # rows leased: they are sent again after the lease (same webhook-id: at least once).
-        self.store.finish_attempts(list(self._pool.map(self._attempt, claimed)))
+        # _safe_attempt never raises, so every delivery of the batch gets its record.
+        self._finish(list(self._pool.map(self._safe_attempt, claimed)))
         return len(claimed)
+
+    def _finish(
+        self, records: list[tuple[int, DeliveryAttempt, Any, datetime | None, str | None]]
+    ) -> None:
+        """Record a batch in one transaction; when that fails, each record on its own, so
+        one record the database refuses does not leave the batch's sent deliveries leased
+        (they would be sent again when the lease expires)."""
+        try:
+            self.store.finish_attempts(records)
+            return
+        except Exception:
+            if len(records) == 1:
+                log.exception("recording delivery %s failed", records[0][0])
+                return
+            log.exception(
+                "recording %d deliveries at once failed; recording one by one", len(records)
+            )
+        for record in records:
+            try:
+                self.store.finish_attempts([record])
+            except Exception:
+                log.exception("recording delivery %s failed", record[0])
 
     # ------------------------------------------------------------------ one delivery
     def deliver(self, item: Claimed) -> str:
         """Send one claimed delivery and record the attempt; returns the outcome."""
-        record = self._attempt(item)
+        record = self._safe_attempt(item)
         self.store.finish_attempts([record])
         return record[1].outcome
+
+    def _safe_attempt(
+        self, item: Claimed
+    ) -> tuple[int, DeliveryAttempt, Any, datetime | None, str | None]:
+        """:meth:`_attempt`, with any unexpected error turned into a dead letter that says
+        what went wrong (a delivery must never stay ``sending``)."""
+        t0 = time.perf_counter()
+        try:
+            return self._attempt(item)
+        except Exception as exc:
+            log.exception("delivery %s failed unexpectedly", item.delivery.id)
+            return self._record(
+                item.delivery.id,
+                item.delivery.attempts + 1,
+                datetime.now(UTC),
+                t0,
+                None,
+                f"internal error: {type(exc).__name__}: {exc}"[:2000],
+                "dead",
+                None,
+                "failed",
+            )
+
+    def _render(self, item: Claimed, at: datetime) -> tuple[str, dict[str, str]]:
+        """The body to send and its headers (Standard Webhooks signature)."""
+        d = item.delivery
+        body = d.body
+        if item.channel.kind == "pagerduty" and item.secrets.routing_key:
+            body = json.dumps(
+                {"routing_key": item.secrets.routing_key, **json.loads(d.body)},
+                separators=(",", ":"),
+                ensure_ascii=False,
+            )
+        for secret in item.secrets.secrets:
+            check_signing_secret(secret)  # stored before secrets were checked on the way in
+        headers = {
+            "Content-Type": "application/json",
+            "User-Agent": USER_AGENT,
+            **sign(d.webhook_id, body, item.secrets.secrets, at),
+        }
+        return body, headers
 
     def _attempt(
         self, item: Claimed
@@ -318,23 +386,20 @@ class DeliveryWorker:
         attempt = d.attempts + 1
         started = self.store.now()
         t0 = time.perf_counter()
-        body = d.body
-        if item.channel.kind == "pagerduty" and item.secrets.routing_key:
-            body = json.dumps(
-                {"routing_key": item.secrets.routing_key, **json.loads(d.body)},
-                separators=(",", ":"),
-                ensure_ascii=False,
-            )
+        try:
+            body, headers = self._render(item, started)
+        except Exception as exc:  # a bad secret or body: retrying cannot help, so dead-letter
+            reason = f"cannot sign or render the webhook: {type(exc).__name__}: {exc}"
+            log.warning("delivery %s to channel %s: %s", d.id, item.channel.name, reason)
+            return self._record(d.id, attempt, started, t0, None, reason, "dead", None, "failed")
         try:
             target = vet_url(item.secrets.url, self.allowlist, self.resolver)
         except UnsafeURL as exc:
             return self._record(d.id, attempt, started, t0, None, str(exc), "dead", None, "failed")
-        headers = {
-            "Content-Type": "application/json",
-            "User-Agent": USER_AGENT,
-            **sign(d.webhook_id, body, item.secrets.secrets, started),
-        }
-        response = self.sender.post(target, body.encode(), headers)
+        try:
+            response = self.sender.post(target, body.encode(), headers)
+        except Exception as exc:  # a sender bug is retried on the schedule like a network error
+            response = Response(None, error=f"{type(exc).__name__}: {exc}")
         done = self.store.now()
         with self._rng_lock:
             outcome = decide(response, attempt, d.created_at, done, self.policy, self._rng)

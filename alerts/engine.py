@@ -13,10 +13,8 @@ engine.flush_due)`` does it.
 
 from __future__ import annotations
 
-import base64
 import json
 import logging
-import secrets as _secrets
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime
@@ -26,6 +24,7 @@ from alerts.evaluate import SeriesSeen, Transition, evaluate_all, evaluate_missi
 from alerts.formats import dumps, generic_body, pagerduty_event, sample_alert, slack_body
 from alerts.grouping import Timing, group_key, group_labels, next_flush_after_change, plan_flush
 from alerts.rules import Rule, RuleError
+from alerts.signing import check_signing_secret, new_signing_secret
 from alerts.silences import (
     DEFAULT_INHIBIT_RULES,
     InhibitRule,
@@ -49,11 +48,6 @@ from storage.types import (
 )
 
 log = logging.getLogger("driftwatch.alerts")
-
-
-def new_signing_secret() -> str:
-    """A fresh ``whsec_`` secret (24 random bytes, base64) for a webhook channel."""
-    return "whsec_" + base64.b64encode(_secrets.token_bytes(24)).decode()
 
 
 @dataclass(frozen=True)
@@ -458,6 +452,8 @@ class AlertEngine:
     ) -> tuple[ChannelRecord, str | None]:
         """Check the URL (SSRF rules) and store the channel. Webhook channels get a signing
         secret (generated when not given) that is returned once, here, and never again."""
+        if signing_secret is not None:
+            check_signing_secret(signing_secret)  # a bad secret would fail every delivery
         vet_url(url, self.allowlist, self.resolver)
         secret = None
         if kind == "webhook":

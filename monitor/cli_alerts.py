@@ -366,12 +366,27 @@ def channels_create(
     kind: Annotated[str, typer.Option(help="webhook, slack or pagerduty.")],
     channel_url: Annotated[str, typer.Option("--target", help="The URL notifications go to.")],
     routing_key: Annotated[str | None, typer.Option(help="PagerDuty routing key.")] = None,
+    signing_secret: Annotated[
+        str | None,
+        typer.Option(
+            help="Webhook signing secret (whsec_ + base64 of 24-64 bytes); generated if omitted."
+        ),
+    ] = None,
     url: Url = None,
     api_key: ApiKey = None,
     data_dir: DataDir = None,
 ) -> None:
     """Create a channel; prints a webhook channel's signing secret once."""
+    if signing_secret is not None:
+        from alerts.signing import SigningSecretError, check_signing_secret
+
+        try:
+            check_signing_secret(signing_secret)
+        except SigningSecretError as exc:
+            raise typer.BadParameter(str(exc), param_hint="--signing-secret") from exc
     body = {"name": name, "kind": kind, "url": channel_url, "routing_key": routing_key}
+    if signing_secret is not None:
+        body["signing_secret"] = signing_secret
     with _Backend(url, api_key, data_dir) as b:
         if b.client:
             rec = b.api("POST", "/channels", json=body)
@@ -381,7 +396,12 @@ def channels_create(
 
             try:
                 r, secret = b.runtime.engine.create_channel(
-                    name, kind, channel_url, routing_key=routing_key, actor="cli"
+                    name,
+                    kind,
+                    channel_url,
+                    signing_secret=signing_secret,
+                    routing_key=routing_key,
+                    actor="cli",
                 )
             except (UnsafeURL, ValueError) as exc:
                 err.print(f"[red]error:[/] {exc}")

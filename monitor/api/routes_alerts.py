@@ -16,10 +16,11 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import PlainTextResponse
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import AwareDatetime, BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from alerts.rules import RuleError
+from alerts.signing import SigningSecretError, check_signing_secret
 from alerts.silences import MatcherError
 from alerts.ssrf import UnsafeURL
 from monitor.alerting import AlertingRuntime, alerting
@@ -70,7 +71,7 @@ def _errors() -> Iterator[None]:
         raise NotFoundError(str(exc)) from exc
     except AlreadyExists as exc:
         raise ConflictError(str(exc)) from exc
-    except (RuleError, MatcherError, UnsafeURL) as exc:
+    except (RuleError, MatcherError, UnsafeURL, SigningSecretError) as exc:
         raise ValidationFailed(str(exc)) from exc
     except MetadataError as exc:
         raise ConflictError(str(exc)) from exc
@@ -239,10 +240,17 @@ class ChannelIn(BaseModel):
     kind: Literal["webhook", "slack", "pagerduty"]
     url: str = Field(min_length=8, max_length=2048)
     signing_secret: str | None = Field(
-        None, description="whsec_... secret for webhook channels; generated when omitted."
+        None,
+        description="Standard Webhooks secret for webhook channels: whsec_ + base64 of 24 to 64 "
+        "random bytes; generated when omitted.",
     )
     routing_key: str | None = Field(None, description="PagerDuty integration (routing) key.")
     options: dict[str, Any] = Field(default_factory=dict)
+
+    @field_validator("signing_secret")
+    @classmethod
+    def _secret(cls, value: str | None) -> str | None:
+        return None if value is None else check_signing_secret(value)
 
 
 class ChannelPatch(BaseModel):

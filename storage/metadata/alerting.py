@@ -899,18 +899,25 @@ class AlertStore:
                 row.status = "sending"
                 row.lease_until = lease_until
                 row.updated_at = now
-                data = json.loads(self._decrypt(channel.secrets_enc))
-                out.append(
-                    Claimed(
-                        delivery=_delivery(row, channel.name),
-                        channel=self._channel(channel),
-                        secrets=ChannelSecrets(
-                            url=self._decrypt(channel.url_enc),
-                            secrets=tuple(data.get("secrets", [])),
-                            routing_key=data.get("routing_key"),
-                        ),
+                try:
+                    data = json.loads(self._decrypt(channel.secrets_enc))
+                    out.append(
+                        Claimed(
+                            delivery=_delivery(row, channel.name),
+                            channel=self._channel(channel),
+                            secrets=ChannelSecrets(
+                                url=self._decrypt(channel.url_enc),
+                                secrets=tuple(data.get("secrets", [])),
+                                routing_key=data.get("routing_key"),
+                            ),
+                        )
                     )
-                )
+                except SecretError as exc:
+                    # unreadable for good under this key: a dead letter saying why, not a row
+                    # that fails every claim
+                    row.status = "dead"
+                    row.last_error = str(exc)
+                    row.lease_until = None
             return out
 
     def finish_attempt(
