@@ -20,6 +20,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from monitor.errors import ConflictError, NotFoundError, ValidationFailed
+from monitor.init_bounds import proposed_bounds
 from monitor.monitors import MonitorConfig, check_against_model, default_monitors, parse_monitor
 from monitor.runner import ResultSink, Runner, RunSummary
 from monitor.service import Services
@@ -189,9 +190,19 @@ class MonitorService:
         if reference is None:
             refs = [n for n, _, _ in self.services.logstore.list_references(model)]
             reference = refs[-1] if refs else None
-        doc: dict[str, Any] = {
-            "monitors": [m.to_json() for m in default_monitors(model, info.schema, reference)]
-        }
+        proposed = (
+            proposed_bounds(self.services.logstore, model, info.schema, reference)
+            if reference
+            else None
+        )
+        monitors = default_monitors(
+            model,
+            info.schema,
+            reference,
+            bounds=proposed.bounds if proposed else None,
+            bounds_note=proposed.note if proposed else "",
+        )
+        doc: dict[str, Any] = {"monitors": [m.to_json() for m in monitors]}
         try:
             from alerts.defaults import default_rules
 

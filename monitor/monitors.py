@@ -9,6 +9,7 @@ raise :class:`~monitor.errors.ValidationFailed` whose errors name the field.
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
@@ -343,13 +344,29 @@ def check_against_model(config: MonitorConfig, schema: ModelSchema) -> None:
         )
 
 
-def default_monitors(model: str, schema: ModelSchema, reference: str | None) -> list[MonitorConfig]:
+def default_monitors(
+    model: str,
+    schema: ModelSchema,
+    reference: str | None,
+    bounds: Mapping[str, tuple[float | None, float | None]] | None = None,
+    bounds_note: str = "",
+) -> list[MonitorConfig]:
     """Sensible defaults for a registered model (``driftwatch init``): daily drift of features
     and predictions against ``reference`` (or the previous 7 days), daily data quality (which
     also carries the operational metrics: row count, label coverage and delay, quarantined rows,
     freshness), daily realized performance, and, when a reference dataset is given, estimated
-    performance (CBPE for binary and multiclass models with scores, DLE for regression)."""
+    performance (CBPE for binary and multiclass models with scores, DLE for regression).
+
+    ``bounds`` (metric → ``(lower, upper)``, see :mod:`monitor.init_bounds`) go to both
+    performance monitors, each for the metrics it reports; ``bounds_note`` says where they come
+    from (the monitors' ``description``)."""
     ref: dict[str, Any] = {"dataset": reference} if reference else {"previous_days": 7}
+    realized_bounds = {
+        m: list(b) for m, b in (bounds or {}).items() if m in TASK_METRICS.get(schema.task, ())
+    }
+    estimated_bounds = {
+        m: list(b) for m, b in (bounds or {}).items() if m in ESTIMATED_DEFAULTS[schema.task]
+    }
     out = [
         {
             "name": f"{model}-feature-drift",
@@ -364,7 +381,12 @@ def default_monitors(model: str, schema: ModelSchema, reference: str | None) -> 
             "reference": ref,
         },
         {"name": f"{model}-data-quality", "model": model, "kind": "data_quality", "reference": ref},
-        {"name": f"{model}-performance", "model": model, "kind": "performance"},
+        {
+            "name": f"{model}-performance",
+            "model": model,
+            "kind": "performance",
+            **({"bounds": realized_bounds, "description": bounds_note} if realized_bounds else {}),
+        },
     ]
     estimable = bool(dle_features(schema) if schema.task == "regression" else schema.scores)
     if reference and estimable:
@@ -374,6 +396,11 @@ def default_monitors(model: str, schema: ModelSchema, reference: str | None) -> 
                 "model": model,
                 "kind": "estimated_performance",
                 "reference": ref,
+                **(
+                    {"bounds": estimated_bounds, "description": bounds_note}
+                    if estimated_bounds
+                    else {}
+                ),
             }
         )
     return [parse_monitor(m) for m in out]

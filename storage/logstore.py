@@ -61,7 +61,7 @@ import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -860,6 +860,30 @@ class LogStore:
             params.append(tenant_id)
         with self._cursor() as cur:
             return int(cur.execute(sql, params).fetchall()[0][0])
+
+    def rows_per_window(self, model: str, step: timedelta, *, labelled: bool = False) -> list[int]:
+        """Inference rows in each tumbling UTC window of ``step`` (from the epoch) that holds
+        any, oldest first; ``labelled``: only rows that have a label. ``[]`` for a model with
+        no log tables yet."""
+        try:
+            inf = self._require(model)
+            lab = self._require(model, "labels") if labelled else None
+        except UnknownModelError:
+            return []
+        step_us = int(step.total_seconds() * 1_000_000)
+        if step_us <= 0:
+            raise ValueError(f"step={step!r} must be positive")
+        join = (
+            f" JOIN {_quote(lab)} l ON l.request_id = i.request_id AND l.label IS NOT NULL"
+            if lab
+            else ""
+        )
+        with self._cursor() as cur:
+            rows = cur.execute(
+                f"SELECT epoch_us(i.ts) // {step_us} AS w, count(*) FROM {_quote(inf)} i{join} "
+                "GROUP BY w ORDER BY w"
+            ).fetchall()
+        return [int(n) for _, n in rows]
 
     def read_inferences(
         self,
