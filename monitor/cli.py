@@ -272,7 +272,7 @@ def ingest(
     """Stream a file into the log store in batches, with a progress bar and a summary.
 
     Memory stays flat whatever the file size. Safe to re-run: rows already stored (same
-    request_id) count as duplicates.
+    tenant and request_id) count as duplicates.
     """
     if kind not in ("inferences", "labels", "events"):
         _fail(ValueError(f"--kind must be inferences, labels or events, not {kind!r}"))

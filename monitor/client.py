@@ -5,8 +5,8 @@
 IngestTotals(received=10000, accepted=10000, duplicates=0, rejected=0, errors=[])
 
 Batches are sent as Parquet (DataFrames, Arrow tables) or JSON (lists of dicts). Every call is
-safe to retry: the server stores a row once per ``request_id`` (events once per ``event_id`` or
-content hash), so the client retries connection errors, 5xx and 429 (honouring Retry-After)
+safe to retry: the server stores a row once per tenant and ``request_id`` (events once per
+``event_id`` or content hash), so the client retries connection errors, 5xx and 429 (honouring Retry-After)
 with exponential backoff and jitter.
 """
 

@@ -28,7 +28,7 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
-from storage.logstore import LogStore, LogStoreError, UnknownModelError
+from storage.logstore import LogStore, LogStoreError, UnknownModelError, label_join
 
 __all__ = [
     "WINDOW_US",
@@ -265,6 +265,8 @@ class KpiQueries:
     ) -> dict[str, Cells]:
         cols = self._columns(model)
         need_labels = any(m.func in ("label_rate", "confusion") for m in measures)
+        lj = label_join(f"labels__{model}")
+        label = lj.label
         selects: list[str] = []
         params: list[Any] = []
         for i, m in enumerate(measures):
@@ -286,24 +288,24 @@ class KpiQueries:
                 params.append(m.positive)
             elif m.func == "label_rate":
                 selects.append(
-                    "avg(CASE WHEN l.label = ? THEN 1.0 ELSE 0.0 END) FILTER (WHERE l.label IS "
-                    f"NOT NULL) AS v{i}, count(l.label) AS n{i}"
+                    f"avg(CASE WHEN {label} = ? THEN 1.0 ELSE 0.0 END) FILTER (WHERE {label} IS "
+                    f"NOT NULL) AS v{i}, count({label}) AS n{i}"
                 )
                 params.append(m.positive)
             else:  # confusion of labelled rows, and how many rows still wait for a label
-                lab = "l.label IS NOT NULL"
+                lab = f"{label} IS NOT NULL"
                 selects.append(
-                    f"count(*) FILTER (WHERE {lab} AND {c} = ? AND l.label = ?) AS tp{i}, "
-                    f"count(*) FILTER (WHERE {lab} AND {c} = ? AND l.label <> ?) AS fp{i}, "
-                    f"count(*) FILTER (WHERE {lab} AND {c} <> ? AND l.label <> ?) AS tn{i}, "
-                    f"count(*) FILTER (WHERE {lab} AND {c} <> ? AND l.label = ?) AS fn{i}, "
-                    f"count(*) FILTER (WHERE l.label IS NULL) AS un{i}, count(*) AS n{i}"
+                    f"count(*) FILTER (WHERE {lab} AND {c} = ? AND {label} = ?) AS tp{i}, "
+                    f"count(*) FILTER (WHERE {lab} AND {c} = ? AND {label} <> ?) AS fp{i}, "
+                    f"count(*) FILTER (WHERE {lab} AND {c} <> ? AND {label} <> ?) AS tn{i}, "
+                    f"count(*) FILTER (WHERE {lab} AND {c} <> ? AND {label} = ?) AS fn{i}, "
+                    f"count(*) FILTER (WHERE {label} IS NULL) AS un{i}, count(*) AS n{i}"
                 )
                 params.extend([m.positive] * 8)
         inf = _quote(f"inferences__{model}")
         join = ""
         if need_labels:
-            join = f" LEFT JOIN {_quote(f'labels__{model}')} AS l ON l.request_id = i.request_id"
+            join = lj.joins
         tenant_sql, tenant_params = _tenant_filter(tenants, "i.")
         sql = (
             f"SELECT i.tenant_id AS tenant_id, {_bucket(window, 'i.ts')} AS w, "
@@ -347,7 +349,7 @@ class KpiQueries:
             f"SELECT i.tenant_id AS tenant_id, {_bucket(window, 'i.ts')} AS w, "
             f"i.{_quote(score)}::DOUBLE AS score, i.{_quote(prediction)} AS prediction "
             f"FROM {_quote(f'inferences__{model}')} AS i "
-            f"ANTI JOIN {_quote(f'labels__{model}')} AS l ON l.request_id = i.request_id "
+            f"{label_join(f'labels__{model}').anti} "
             f"WHERE i.ts >= ? AND i.ts < ? AND i.{_quote(score)} IS NOT NULL{tenant_sql}"
         )
         return self.logstore.query_arrow(sql, [_aware(start), _aware(end), *tenant_params])

@@ -12,7 +12,8 @@ Tables
     regression, INTEGER 0/1 for binary, VARCHAR for multiclass), score columns (DOUBLE),
     ``received_at``. Real columns let one scan compute many aggregates.
 ``labels__<model>``
-    ``request_id``, ``label`` (typed as the prediction), ``ts``, ``received_at``.
+    ``request_id``, ``label`` (typed as the prediction), ``ts``, ``received_at``, ``tenant_id``
+    (NULL when sent without one; see :func:`label_join`).
 ``references__<model>``
     ``reference_name``, ``reference_version``, ``reference_row`` (upload order), the
     inference columns and ``label`` (all nullable: an
@@ -31,12 +32,14 @@ these; ``received_at`` on every row is what marks late hours dirty.
 Idempotency
 -----------
 Appends are idempotent by key (``request_id`` for inferences and labels, ``event_id`` for
-events) without a database index: a PRIMARY KEY / ART index made appends into a table of 5 M
+events) *within a tenant*: the key is ``(tenant_id, id)``, so one tenant's ids can neither
+reveal nor block another tenant's rows (a label sent without a tenant has the NULL tenant as
+its scope). This needs no index either: a PRIMARY KEY / ART index made appends into a table of 5 M
 rows 4-6x slower (56-80 k rows/s) and the index took as much disk as the data; an anti-join
 against the stored keys costs a scan of every stored key on every append (0.23 s per batch at
 5 M rows, growing with the table). Instead each key table has an in-memory :class:`_KeyIndex`:
-the sorted 64-bit DuckDB ``hash()`` of every stored key (8 bytes per row), built by one scan on
-first use and extended after each commit. A batch row whose hash is absent is certainly new;
+the sorted 64-bit DuckDB ``hash(tenant, id)`` of every stored key (8 bytes per row), built by
+one scan on first use and extended after each commit. A batch row whose hash is absent is certainly new;
 rows whose hash is present (retries, or a hash collision) are checked exactly against the
 table, first within the batch's ``ts`` range (cheap thanks to zone maps; a retry normally has
 the same ``ts``) and, for keys still unconfirmed, against the whole table. The index is always a
@@ -81,7 +84,14 @@ from storage.types import (
 
 log = logging.getLogger(__name__)
 
-__all__ = ["LogStore", "LogStoreError", "SchemaChangeError", "UnknownModelError"]
+__all__ = [
+    "LabelJoin",
+    "LogStore",
+    "LogStoreError",
+    "SchemaChangeError",
+    "UnknownModelError",
+    "label_join",
+]
 
 
 class LogStoreError(Exception):
@@ -223,6 +233,39 @@ def _create_sql(table: str, cols: dict[str, str], not_null: set[str]) -> str:
     return f"CREATE TABLE IF NOT EXISTS {_quote(table)} ({body})"
 
 
+@dataclass(frozen=True)
+class LabelJoin:
+    """SQL attaching to each inference row its one label (see :func:`label_join`)."""
+
+    joins: str  # two LEFT JOINs, aliases lt (the row's tenant) and lu (no tenant)
+    label: str  # the label, NULL when the row has none yet
+    received_at: str  # when that label arrived
+    anti: str  # two ANTI JOINs: keeps only the rows without any label
+    matches: str  # ON condition of a label ``l`` that may label the row (label_hours)
+
+
+def label_join(labels_table: str, inf: str = "i") -> LabelJoin:
+    """How every reader joins a model's labels to its inference rows (alias ``inf``).
+
+    A label is unique per ``(tenant, request_id)`` (see the module's Idempotency); the NULL
+    tenant (labels sent by an unscoped key without ``tenant_id``) is its own scope. A row takes
+    the label sent for its own tenant and else the one sent without a tenant, so a row has at
+    most one label, and a label a tenant-scoped key sent never reaches another tenant's row.
+    """
+    lab = _quote(labels_table)
+    own = f"lt.request_id = {inf}.request_id AND lt.tenant_id = {inf}.tenant_id"
+    untenanted = f"lu.request_id = {inf}.request_id AND lu.tenant_id IS NULL"
+    return LabelJoin(
+        joins=f" LEFT JOIN {lab} AS lt ON {own} LEFT JOIN {lab} AS lu ON {untenanted}",
+        # label and received_at are NOT NULL in a stored label, so coalesce picks lt's if any
+        label="coalesce(lt.label, lu.label)",
+        received_at="coalesce(lt.received_at, lu.received_at)",
+        anti=f" ANTI JOIN {lab} AS lt ON {own} ANTI JOIN {lab} AS lu ON {untenanted}",
+        matches=f"l.request_id = {inf}.request_id "
+        f"AND (l.tenant_id IS NULL OR l.tenant_id = {inf}.tenant_id)",
+    )
+
+
 class _KeyIndex:
     """Sorted 64-bit hashes of every key stored in one table (a superset: never misses a key).
 
@@ -267,11 +310,21 @@ class _KeyIndex:
 
 @dataclass(frozen=True)
 class _KeyedTable:
-    """What an idempotent append needs to know about its target table."""
+    """What an idempotent append needs to know about its target table.
+
+    Keys are unique per ``(tenant, key)``: a tenant-scoped client can neither learn whether
+    another tenant stored an id nor block that tenant's later row by storing the id first. A
+    NULL tenant (a label sent by an unscoped key without ``tenant_id``) is its own scope.
+    """
 
     table: str
     key: str
     ts: str | None  # column used to narrow the exact duplicate check, when not null
+    tenant: str = "tenant_id"
+
+    def hash_sql(self, prefix: str = "") -> str:
+        """The index hash of a row (the same expression for stored rows and a new batch)."""
+        return f"hash(coalesce({prefix}{_quote(self.tenant)}, ''), {prefix}{_quote(self.key)})"
 
 
 class LogStore:
@@ -635,50 +688,69 @@ class LogStore:
         """The key index of a table, built by one scan on first use (caller holds the lock)."""
         idx = self._indexes.get(kt.table)
         if idx is None:
-            res = self._con.execute(f"SELECT hash({_quote(kt.key)}) AS h FROM {_quote(kt.table)}")
+            res = self._con.execute(f"SELECT {kt.hash_sql()} AS h FROM {_quote(kt.table)}")
             h = res.fetchnumpy()["h"]
             idx = _KeyIndex(np.asarray(h, dtype=np.uint64))  # 8 bytes per stored key
             self._indexes[kt.table] = idx
         return idx
 
-    def _stored_keys(self, kt: _KeyedTable, keys: pa.Array, batch: pa.Table) -> set[str]:
-        """Exactly which of ``keys`` are already stored (keys are candidate duplicates)."""
-        found: set[str] = set()
-        self._con.register("__dw_cand", pa.table({"k": keys}))
+    def _stored_keys(
+        self, kt: _KeyedTable, cand: pa.Table, batch: pa.Table
+    ) -> set[tuple[str, str]]:
+        """Exactly which of the candidate ``(t, k)`` keys (tenant '' for none) are stored."""
+        found: set[tuple[str, str]] = set()
+        key, tenant, table = _quote(kt.key), _quote(kt.tenant), _quote(kt.table)
+        match = (
+            f"SELECT DISTINCT coalesce(s.{tenant}, '') AS t, s.{key} AS k FROM {table} AS s "
+            f"JOIN __dw_cand AS c ON s.{key} = c.k AND coalesce(s.{tenant}, '') = c.t"
+        )
+        self._con.register("__dw_cand", cand)
         try:
-            key, table = _quote(kt.key), _quote(kt.table)
             if kt.ts is not None and kt.ts in batch.column_names:
                 bounds = pc.min_max(batch[kt.ts])
                 lo, hi = bounds["min"], bounds["max"]
                 if lo.is_valid:
                     # A retry normally carries the same ts: zone maps make this a small scan.
                     rows = self._run(
-                        f"SELECT DISTINCT {key} FROM {table} WHERE {_quote(kt.ts)} BETWEEN ? AND ? "
-                        f"AND {key} IN (SELECT k FROM __dw_cand)",
+                        f"{match} WHERE s.{_quote(kt.ts)} BETWEEN ? AND ?",
                         [lo.as_py(), hi.as_py()],
                     )
-                    found.update(r[0] for r in rows)
-            if len(found) < len(keys):
+                    found.update((r[0], r[1]) for r in rows)
+            if len(found) < cand.num_rows:
                 # Unconfirmed candidates: a retry with another ts, or a hash collision.
-                rest = pa.array([k for k in keys.to_pylist() if k not in found], pa.string())
-                self._con.register("__dw_cand", pa.table({"k": rest}))
-                rows = self._run(
-                    f"SELECT DISTINCT {key} FROM {table} WHERE {key} IN (SELECT k FROM __dw_cand)"
+                pairs = zip(cand["t"].to_pylist(), cand["k"].to_pylist(), strict=True)
+                rest = [p for p in pairs if p not in found]
+                self._con.register(
+                    "__dw_cand",
+                    pa.table(
+                        {
+                            "t": pa.array([t for t, _ in rest], pa.string()),
+                            "k": pa.array([k for _, k in rest], pa.string()),
+                        }
+                    ),
                 )
-                found.update(r[0] for r in rows)
+                found.update((r[0], r[1]) for r in self._run(match))
         finally:
             self._con.unregister("__dw_cand")
         return found
 
     def _append_keyed(self, kt: _KeyedTable, batch: pa.Table) -> AppendResult:
-        """Insert the rows of ``batch`` whose key is new (first occurrence wins), atomically."""
+        """Insert the rows of ``batch`` whose (tenant, key) is new (first occurrence wins),
+        atomically."""
         n = batch.num_rows
         if n == 0:
             return AppendResult(0, 0)
         keys = batch[kt.key].combine_chunks()
-        self._con.register("__dw_keys", pa.table({"__i": np.arange(n, dtype=np.int64), "k": keys}))
+        if kt.tenant in batch.column_names:
+            tenants = pc.fill_null(batch[kt.tenant].combine_chunks(), "")
+        else:  # labels sent without a tenant: the NULL tenant's scope
+            tenants = pa.array([""] * n, pa.string())
+        pairs = pa.table({"t": tenants, "k": keys})
+        self._con.register(
+            "__dw_keys", pairs.append_column("__i", pa.array(np.arange(n, dtype=np.int64)))
+        )
         try:
-            got = self._con.execute("SELECT __i, hash(k) AS h FROM __dw_keys").fetchnumpy()
+            got = self._con.execute("SELECT __i, hash(t, k) AS h FROM __dw_keys").fetchnumpy()
         finally:
             self._con.unregister("__dw_keys")
         h = np.empty(n, dtype=np.uint64)
@@ -690,23 +762,26 @@ class LogStore:
         # equal hashes (in-batch repeats, or a collision) are settled on the strings themselves.
         keep = np.ones(n, dtype=bool)
         if n > 1 and bool((hs[1:] == hs[:-1]).any()):
-            seen: set[str] = set()
-            for i, k in enumerate(keys.to_pylist()):
-                if k in seen:
+            seen: set[tuple[str, str]] = set()
+            for i, pair in enumerate(zip(tenants.to_pylist(), keys.to_pylist(), strict=True)):
+                if pair in seen:
                     keep[i] = False
                 else:
-                    seen.add(k)
+                    seen.add(pair)
 
         idx = self._index(kt)
         maybe = np.zeros(n, dtype=bool)
         maybe[order] = idx.contains_sorted(hs)
         cand = np.flatnonzero(keep & maybe)
         if cand.size:
-            cand_keys = keys.take(pa.array(cand))
-            stored = self._stored_keys(kt, cand_keys, batch)
+            cand_pairs = pairs.take(pa.array(cand))
+            stored = self._stored_keys(kt, cand_pairs, batch)
             if stored:
-                for i, k in zip(cand, cand_keys.to_pylist(), strict=True):
-                    if k in stored:
+                cand_list = zip(
+                    cand_pairs["t"].to_pylist(), cand_pairs["k"].to_pylist(), strict=True
+                )
+                for i, pair in zip(cand, cand_list, strict=True):
+                    if pair in stored:
                         keep[i] = False
         accepted = int(keep.sum())
         if accepted == 0:
@@ -732,8 +807,9 @@ class LogStore:
 
     # --- writes (each call is one transaction) -----------------------------------------
     def append_inferences(self, model: str, batch: pa.Table) -> AppendResult:
-        """Append validated rows (columns as ``arrow_schema``); rows whose request_id is already
-        stored (or repeated inside the batch) count as duplicates and are not stored again.
+        """Append validated rows (columns as ``arrow_schema``); rows whose (tenant_id,
+        request_id) is already stored (or repeated inside the batch) count as duplicates and are
+        not stored again.
 
         Missing nullable columns are stored as NULL; a column the table lacks is refused.
         Durable on return (committed to the WAL).
@@ -745,8 +821,9 @@ class LogStore:
             return self._append_keyed(_KeyedTable(table, "request_id", "ts"), batch)
 
     def append_labels(self, model: str, batch: pa.Table) -> AppendResult:
-        """Columns: request_id (string), label (typed per task), ts (timestamp[us, UTC], nullable).
-        Idempotent by request_id (first label wins); labels may precede their inference row."""
+        """Columns: request_id (string), label (typed per task), ts (timestamp[us, UTC], nullable),
+        tenant_id (nullable). Idempotent by (tenant_id, request_id), first label wins; labels
+        may precede their inference row."""
         with self._wlock:
             self._check_open()
             table = self._require(model, "labels", locked=True)
@@ -755,7 +832,7 @@ class LogStore:
 
     def append_events(self, batch: pa.Table) -> AppendResult:
         """Columns: event_id (string), tenant_id, ts (timestamp[us, UTC]), name, value (double,
-        nullable), request_id (nullable), model (nullable). Idempotent by event_id."""
+        nullable), request_id (nullable), model (nullable). Idempotent by (tenant_id, event_id)."""
         with self._wlock:
             self._check_open()
             batch = self._conform("events", batch, {"event_id", "tenant_id", "ts", "name"})
@@ -917,16 +994,14 @@ class LogStore:
     def read_joined(self, model: str, tenant_id: str | None = None) -> pa.Table:
         """Inference rows left-joined with their labels (column ``label``, NULL when none yet).
 
-        The join is by ``request_id`` at read time, so the order in which a label and its
-        inference row arrived does not matter.
+        The join is by ``request_id`` and tenant at read time (:func:`label_join`), so the
+        order in which a label and its inference row arrived does not matter.
         """
         inf = self._require(model)
-        lab = self._require(model, "labels")
+        lj = label_join(self._require(model, "labels"))
         where, params = _where(None, None, tenant_id, alias="i.")
         return self._read(
-            f"SELECT i.*, l.label FROM {_quote(inf)} AS i LEFT JOIN {_quote(lab)} AS l "
-            f"ON l.request_id = i.request_id "
-            f"AND (l.tenant_id IS NULL OR l.tenant_id = i.tenant_id){where} "
+            f"SELECT i.*, {lj.label} AS label FROM {_quote(inf)} AS i{lj.joins}{where} "
             "ORDER BY i.ts, i.request_id",
             params,
         )

@@ -54,7 +54,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from storage.logstore import LogStore, LogStoreError, _aware, _quote
+from storage.logstore import LogStore, LogStoreError, _aware, _quote, label_join
 from storage.types import ALL
 
 __all__ = ["ROWS_COLUMN", "ProfileSpec", "ProfileStore", "RawProfile", "edges_key"]
@@ -824,13 +824,13 @@ class ProfileStore:
     ) -> dict[tuple[str, str], dict[str, Any]]:
         """Rows, labelled rows and mean label delay (s, label received - inference ts) of the
         window's inferences. Keys as :meth:`last_ts`: per tenant, per model version and all."""
-        inf, lab = _quote(self._table(model)), _quote(self._ls._require(model, "labels"))
+        inf, lj = _quote(self._table(model)), label_join(self._ls._require(model, "labels"))
         with self._reader() as cur:
             rows = cur.execute(
-                f"SELECT {_SEGMENT_KEYS}, count(*), count(label_id), avg(delay) FROM ("
-                "SELECT i.tenant_id, coalesce(i.model_version, '') AS mv, l.request_id AS "
-                "label_id, epoch(l.received_at) - epoch(i.ts) AS delay "
-                f"FROM {inf} i LEFT JOIN {lab} l ON l.request_id = i.request_id "
+                f"SELECT {_SEGMENT_KEYS}, count(*), count(label), avg(delay) FROM ("
+                f"SELECT i.tenant_id, coalesce(i.model_version, '') AS mv, {lj.label} AS "
+                f"label, epoch({lj.received_at}) - epoch(i.ts) AS delay "
+                f"FROM {inf} i{lj.joins} "
                 f"WHERE i.ts >= ? AND i.ts < ?) GROUP BY {_SEGMENT_SETS}",
                 [_aware(start), _aware(end)],
             ).fetchall()
@@ -842,11 +842,14 @@ class ProfileStore:
     def label_hours(self, model: str, since: datetime) -> dict[datetime, datetime]:
         """Hour of the inference -> newest label ``received_at``, for labels received after
         ``since`` (late labels re-run realized performance)."""
-        inf, lab = _quote(self._table(model)), _quote(self._ls._require(model, "labels"))
+        inf = _quote(self._table(model))
+        lab = self._ls._require(model, "labels")
+        # Every label that may label a row (one its own tenant's label overrides too: at worst
+        # a window is re-run for nothing)
         with self._reader() as cur:
             rows = cur.execute(
-                f"SELECT date_trunc('hour', i.ts), max(l.received_at) FROM {lab} l JOIN {inf} i "
-                "ON i.request_id = l.request_id WHERE l.received_at > ? GROUP BY 1",
+                f"SELECT date_trunc('hour', i.ts), max(l.received_at) FROM {_quote(lab)} l JOIN "
+                f"{inf} i ON {label_join(lab).matches} WHERE l.received_at > ? GROUP BY 1",
                 [_aware(since)],
             ).fetchall()
         return {h: r for h, r in rows}
@@ -861,13 +864,13 @@ class ProfileStore:
     ) -> pa.Table:
         """The window's inferences that have a label: tenant_id, model_version, prediction,
         scores and ``label``."""
-        inf, lab = _quote(self._table(model)), _quote(self._ls._require(model, "labels"))
+        inf, lj = _quote(self._table(model)), label_join(self._ls._require(model, "labels"))
         cols = ", ".join(f"i.{_quote(c)}" for c in (prediction, *scores))
         with self._reader() as cur:
             return cur.sql(
                 f"SELECT i.tenant_id, coalesce(i.model_version, '') AS model_version, {cols}, "
-                f"l.label FROM {inf} i JOIN {lab} l ON l.request_id = i.request_id "
-                "WHERE i.ts >= ? AND i.ts < ? AND l.label IS NOT NULL",
+                f"{lj.label} AS label FROM {inf} i{lj.joins} "
+                f"WHERE i.ts >= ? AND i.ts < ? AND {lj.label} IS NOT NULL",
                 params=[_aware(start), _aware(end)],
             ).to_arrow_table()
 

@@ -248,6 +248,34 @@ def test_hash_collisions_do_not_drop_rows(store: LogStore, monkeypatch: pytest.M
     assert sorted(stored_ids(store)) == ["a", "b", "x", "y"]
 
 
+def test_keys_are_per_tenant(store: LogStore) -> None:
+    """An id stored by one tenant neither shows as a duplicate to another nor blocks its row."""
+    assert store.append_inferences("churn", rows(["r1", "r2"])) == logstore_module.AppendResult(
+        2, 0
+    )
+    globex = rows(["r2", "r1", "r3"], tenant="globex", age=[7.0, 8.0, 9.0])
+    assert store.append_inferences("churn", globex) == logstore_module.AppendResult(3, 0)
+    # retries are still recognised, each within its own tenant
+    assert store.append_inferences("churn", globex) == logstore_module.AppendResult(0, 3)
+    assert store.append_inferences("churn", rows(["r1"])) == logstore_module.AppendResult(0, 1)
+    got = store.read_inferences("churn", columns=["tenant_id", "request_id", "age"]).to_pylist()
+    assert sorted((r["tenant_id"], r["request_id"], r["age"]) for r in got) == [
+        ("acme", "r1", 0.0),
+        ("acme", "r2", 1.0),
+        ("globex", "r1", 8.0),
+        ("globex", "r2", 7.0),
+        ("globex", "r3", 9.0),
+    ]
+
+
+def test_in_batch_repeats_are_per_tenant(store: LogStore) -> None:
+    """One unscoped batch holding the same id for two tenants keeps both (first wins within
+    each tenant)."""
+    batch = pa.concat_tables([rows(["a", "b"]), rows(["a", "a"], tenant="globex")])
+    assert store.append_inferences("churn", batch) == logstore_module.AppendResult(3, 1)
+    assert store.count_inferences("churn", "globex") == 1
+
+
 def test_key_index_runs_stay_few_and_exact() -> None:
     rng = np.random.default_rng(3)
     idx = logstore_module._KeyIndex(np.array([], dtype=np.uint64))
@@ -274,17 +302,21 @@ def test_retry_after_reopen(tmp_path: Path) -> None:
         s.put_reference("churn", "train", batch.select(["age", "plan"]))
         s.quarantine([QuarantineRow("inference", "churn", 0, "age", "bad", "{}")])
     with LogStore(path) as s:
+        # the index is rebuilt by (tenant, id): the same ids of another tenant are new
+        assert s.append_inferences("churn", rows(["r1", "r2"], tenant="globex")).accepted == 2
+        assert s.append_events(events(["e1"], tenant="globex")).accepted == 1
         assert s.append_inferences("churn", batch).duplicates == 50
         assert (
             s.append_labels("churn", pa.table({"request_id": ["r1"], "label": [0]})).accepted == 0
         )
         assert s.append_events(events(["e1"])).duplicates == 1
-        assert s.count_inferences("churn") == 50
+        assert s.count_inferences("churn") == 52
         assert s.list_references("churn") == [("train", 1, 50)]
         assert s.read_quarantine().num_rows == 1
+        # a label sent without a tenant labels r1 of every tenant without a label of its own
         assert s.read_joined("churn").filter(pc.field("request_id") == "r1")[
             "label"
-        ].to_pylist() == [1]
+        ].to_pylist() == [1, 1]
 
 
 def test_closed_store_refuses_work() -> None:
@@ -335,6 +367,41 @@ def test_label_retry_and_in_batch_repeat(store: LogStore) -> None:
     assert got == {"a": 1, "b": 0}
 
 
+def labels(ids: list[str], values: list[int], tenant: str | None = None) -> pa.Table:
+    return pa.table(
+        {
+            "request_id": ids,
+            "label": pa.array(values, pa.int32()),
+            "tenant_id": pa.array([tenant] * len(ids), pa.string()),
+        }
+    )
+
+
+def test_labels_are_per_tenant_and_join_their_tenant_first(store: LogStore) -> None:
+    """Two tenants label the same request_id differently; an unscoped label without a tenant
+    labels every tenant's row that has no label of its own, and never a row twice."""
+    store.append_inferences("churn", rows(["r1", "r2"]))
+    store.append_inferences("churn", rows(["r1", "r2"], tenant="globex"))
+    store.append_inferences("churn", rows(["r1"], tenant="initech"))
+    assert store.append_labels("churn", labels(["r1"], [1], "acme")).accepted == 1
+    assert store.append_labels("churn", labels(["r1"], [0], "globex")).accepted == 1  # no leak
+    assert store.append_labels("churn", labels(["r1", "r2"], [0, 1])).accepted == 2
+    assert store.append_labels("churn", labels(["r1"], [1], "globex")).duplicates == 1
+    assert store.append_labels("churn", labels(["r1"], [1])).duplicates == 1
+    joined = {
+        (r["tenant_id"], r["request_id"]): r["label"]
+        for r in store.read_joined("churn").to_pylist()
+    }
+    assert joined == {
+        ("acme", "r1"): 1,
+        ("acme", "r2"): 1,
+        ("globex", "r1"): 0,
+        ("globex", "r2"): 1,
+        ("initech", "r1"): 0,
+    }
+    assert store.read_joined("churn").num_rows == 5  # each row once
+
+
 # --- events ---------------------------------------------------------------------------------
 def events(ids: list[str], tenant: str = "acme") -> pa.Table:
     n = len(ids)
@@ -352,9 +419,17 @@ def events(ids: list[str], tenant: str = "acme") -> pa.Table:
 
 def test_events_idempotent_by_event_id(store: LogStore) -> None:
     assert store.append_events(events(["e1", "e2", "e1"])) == logstore_module.AppendResult(2, 1)
-    assert store.append_events(events(["e2", "e3"], tenant="globex")).accepted == 1
-    assert store.read_events()["event_id"].to_pylist() == ["e1", "e2", "e3"]
-    assert store.read_events(tenant_id="globex")["event_id"].to_pylist() == ["e3"]
+    # another tenant's e2 is its own event, not a duplicate of acme's
+    assert store.append_events(events(["e2", "e3"], tenant="globex")).accepted == 2
+    assert store.append_events(events(["e2", "e3"], tenant="globex")).duplicates == 2
+    got = store.read_events()
+    assert sorted(zip(got["tenant_id"].to_pylist(), got["event_id"].to_pylist(), strict=True)) == [
+        ("acme", "e1"),
+        ("acme", "e2"),
+        ("globex", "e2"),
+        ("globex", "e3"),
+    ]
+    assert store.read_events(tenant_id="globex")["event_id"].to_pylist() == ["e2", "e3"]
     assert store.read_events(start=T0 + timedelta(minutes=30))["event_id"].to_pylist() == [
         "e2",
         "e3",
