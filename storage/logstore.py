@@ -950,15 +950,14 @@ class LogStore:
         step_us = int(step.total_seconds() * 1_000_000)
         if step_us <= 0:
             raise ValueError(f"step={step!r} must be positive")
-        join = (
-            f" JOIN {_quote(lab)} l ON l.request_id = i.request_id AND l.label IS NOT NULL"
-            if lab
-            else ""
-        )
+        join = where = ""
+        if lab:
+            lj = label_join(lab)
+            join, where = lj.joins, f" WHERE {lj.label} IS NOT NULL"
         with self._cursor() as cur:
             rows = cur.execute(
-                f"SELECT epoch_us(i.ts) // {step_us} AS w, count(*) FROM {_quote(inf)} i{join} "
-                "GROUP BY w ORDER BY w"
+                f"SELECT epoch_us(i.ts) // {step_us} AS w, count(*) FROM {_quote(inf)} i{join}"
+                f"{where} GROUP BY w ORDER BY w"
             ).fetchall()
         return [int(n) for _, n in rows]
 

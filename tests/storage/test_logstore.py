@@ -400,6 +400,7 @@ def test_labels_are_per_tenant_and_join_their_tenant_first(store: LogStore) -> N
         ("initech", "r1"): 0,
     }
     assert store.read_joined("churn").num_rows == 5  # each row once
+    assert store.rows_per_window("churn", timedelta(days=1), labelled=True) == [5]
 
 
 # --- events ---------------------------------------------------------------------------------
