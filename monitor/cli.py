@@ -141,13 +141,27 @@ def _metadata(data_dir: Path | None) -> Any:
 def keys_create(
     name: Annotated[str, typer.Argument(help="A name saying who or what uses the key.")],
     role: Annotated[str, typer.Option(help="admin, engineer or viewer.")] = "engineer",
-    tenant: Annotated[str | None, typer.Option(help="Scope the key to one tenant.")] = None,
-    expires_days: Annotated[int | None, typer.Option(help="Expire after this many days.")] = None,
+    tenant: Annotated[
+        str | None, typer.Option(help="Scope the key to one tenant (which must exist).")
+    ] = None,
+    create_tenant: Annotated[
+        bool, typer.Option("--create-tenant", help="Create --tenant first if it does not exist.")
+    ] = False,
+    expires_days: Annotated[
+        int | None, typer.Option(min=1, max=36500, help="Expire after this many days.")
+    ] = None,
     data_dir: DataDir = None,
 ) -> None:
     """Create an API key and print it once (it is stored hashed)."""
     store = _metadata(data_dir)
     expires = datetime.now(UTC) + timedelta(days=expires_days) if expires_days else None
+    if tenant is not None and not create_tenant and store.get_tenant(tenant) is None:
+        store.dispose()
+        raise typer.BadParameter(
+            f"tenant {tenant!r} does not exist (a typo would give a key that sees nothing); "
+            "add --create-tenant to create it",
+            param_hint="--tenant",
+        )
     try:
         info, secret = store.create_api_key(name, role, tenant, expires, actor="cli")  # type: ignore[arg-type]
     except ValueError as exc:

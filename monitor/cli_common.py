@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 from typing import Annotated
 
@@ -27,11 +27,28 @@ ApiKey = Annotated[
 
 def parse_when(value: str) -> datetime:
     """ISO date or datetime from the command line; naive means UTC."""
+    from monitor.errors import ValidationFailed
+    from monitor.limits import check_when
+
     try:
         ts = datetime.fromisoformat(value)
     except ValueError as exc:
         raise typer.BadParameter(f"{value!r} is not an ISO date or datetime") from exc
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
+    try:
+        return check_when(ts, value)
+    except ValidationFailed as exc:
+        raise typer.BadParameter(exc.message) from exc
+
+
+def check_span(start: datetime, end: datetime, max_days: int, setting: str) -> None:
+    """``--to`` after ``--from`` and the range within the ``setting`` limit (exit 2 if not)."""
+    from monitor.errors import ValidationFailed
+    from monitor.limits import check_range
+
+    try:
+        check_range(start, end, max_days, fields=("--from", "--to"), setting=setting)
+    except ValidationFailed as exc:
+        raise typer.BadParameter(exc.message) from exc
 
 
 def api_client(url: str, api_key: str | None, timeout: float = 600) -> httpx.Client:

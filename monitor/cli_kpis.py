@@ -16,8 +16,9 @@ import typer
 import yaml
 from rich.console import Console
 
-from monitor.cli_common import ApiKey, DataDir, Url, api_client, parse_when
+from monitor.cli_common import ApiKey, DataDir, Url, api_client, check_span, parse_when
 from monitor.errors import DriftwatchError
+from monitor.settings import load_settings
 
 __all__ = ["apply_kpis_section", "kpis_app", "load_kpis"]
 
@@ -174,6 +175,7 @@ def kpis_compute(
 ) -> None:
     """Compute (backfill) KPI windows in a range for all tenants; re-running replaces."""
     a, b = parse_when(start), parse_when(end)
+    check_span(a, b, load_settings(data_dir=data_dir).max_backfill_days, "max_backfill_days")
     if url:
         with api_client(url, api_key) as c:
             names = name or [k["name"] for k in _check(c.get("/kpis"))]

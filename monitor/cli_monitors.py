@@ -16,8 +16,9 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from monitor.cli_common import ApiKey, DataDir, Url, api_client, parse_when
+from monitor.cli_common import ApiKey, DataDir, Url, api_client, check_span, parse_when
 from monitor.errors import DriftwatchError
+from monitor.settings import load_settings
 
 __all__ = ["register"]
 
@@ -181,8 +182,8 @@ def backfill(
     """Evaluate every window in ``[--from, --to)`` of the monitors, oldest first, with a
     progress bar. Results replace the stored ones; the alert engine is told it is a backfill."""
     lo, hi = parse_when(start), parse_when(end)
-    if hi <= lo:
-        raise typer.BadParameter("--to must be after --from")
+    limit = load_settings(data_dir=data_dir).max_backfill_days
+    check_span(lo, hi, limit, "max_backfill_days")
     failed = 0
     from monitor.monitors import window_delta  # pulls in scipy: imported when needed
 

@@ -54,6 +54,18 @@ class Settings(BaseSettings):
         ge=0,
         description="Rows timestamped further than this in the future are rejected (clock skew).",
     )
+    max_range_days: int = Field(
+        366,
+        ge=1,
+        description="Longest time range (days) a listing or analysis may ask for: results, "
+        "runs and KPI values with start and end, rule backtests, related KPIs (422 above it).",
+    )
+    max_backfill_days: int = Field(
+        366,
+        ge=1,
+        description="Longest range (days) one monitor backfill or KPI compute may cover "
+        "(422 above it); split longer ones.",
+    )
     ingest_batch_rows: int = Field(
         50_000, ge=1, description="Rows per batch when the CLI or client streams a file."
     )

@@ -71,17 +71,15 @@ def test_config_masks_secrets(tmp_path: Path) -> None:
 
 
 def test_keys_create_list_revoke(data_dir: Path) -> None:
-    out = run(
-        "keys",
-        "create",
-        "ci-bot",
-        "--role",
-        "viewer",
-        "--tenant",
-        "acme",
-        "--data-dir",
-        str(data_dir),
-    )
+    args = ["keys", "create", "ci-bot", "--role", "viewer", "--tenant", "acme"]
+    # an unknown tenant is refused (a typo would give a key that sees nothing) ...
+    unknown = runner.invoke(app, [*args, "--data-dir", str(data_dir)])
+    assert unknown.exit_code == 2 and "does not exist" in " ".join(unknown.output.split())
+    # ... and so is a key that would be expired already
+    for days in ("0", "-1"):
+        expired = runner.invoke(app, [*args, "--expires-days", days, "--data-dir", str(data_dir)])
+        assert expired.exit_code == 2, expired.output
+    out = run(*args, "--create-tenant", "--data-dir", str(data_dir))
     secret = out.strip().splitlines()[-1]
     assert secret.startswith("dw_") and len(secret) > 40
     listing = run("keys", "list", "--data-dir", str(data_dir), env={"COLUMNS": "250"})

@@ -5,6 +5,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -74,6 +75,8 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             status_code=422,
         )
 
+    app.add_middleware(_ServerErrorAsJson)
+
     from monitor.api import routes_admin, routes_models
 
     app.include_router(routes_admin.router, prefix="/api/v1")
@@ -89,6 +92,36 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     app.include_router(routes_kpis.router, prefix="/api/v1")
     install_web_apps(app, settings)  # the dashboard (issue 7): every path no API route takes
     return app
+
+
+class _ServerErrorAsJson:
+    """An unexpected exception becomes a JSON 500 without the traceback, and the exception
+    stops here: Starlette's outer handler re-raises it after answering, which makes uvicorn
+    drop the kept-alive connection, so the client's next request failed with a reset."""
+
+    def __init__(self, app: Any) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = False
+
+        async def sending(message: Any) -> None:
+            nonlocal started
+            if message["type"] == "http.response.start":
+                started = True
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        except Exception:
+            log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
+            if started:  # part of the answer is out: only closing the connection is left
+                raise
+            body = {"error": {"type": "InternalError", "message": "internal server error"}}
+            await JSONResponse(body, status_code=500)(scope, receive, send)
 
 
 def install_web_apps(app: FastAPI, settings: Settings) -> None:

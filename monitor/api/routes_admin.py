@@ -5,11 +5,12 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import AwareDatetime, BaseModel, Field
+from pydantic import BaseModel, Field
 
 from monitor.api.auth import require
+from monitor.api.params import AwareWhen
 from monitor.errors import ConflictError, NotFoundError, ValidationFailed
 from monitor.ingest import TENANT_RE
 from monitor.schemas import TenantOut
@@ -75,11 +76,39 @@ def get_tenant(tenant_id: str, request: Request, caller: Viewer) -> TenantOut:
     raise NotFoundError(f"tenant {tenant_id!r} not found")
 
 
+class TenantIn(BaseModel):
+    tenant_id: str = Field(pattern=TENANT_RE.pattern, max_length=64)
+
+
+@router.post(
+    "/tenants",
+    response_model=TenantOut,
+    status_code=201,
+    tags=["tenants"],
+    responses={200: {"model": TenantOut, "description": "The tenant existed already."}},
+)
+def create_tenant(body: TenantIn, request: Request, response: Response, caller: Admin) -> TenantOut:
+    """Create a tenant (before its first rows arrive, e.g. to give it a scoped key).
+    Tenants also appear by themselves when rows name them."""
+    meta = _services(request).metadata
+    existed = meta.get_tenant(body.tenant_id) is not None
+    meta.ensure_tenants([body.tenant_id], caller.actor)
+    t = meta.get_tenant(body.tenant_id)
+    assert t is not None
+    if existed:
+        response.status_code = 200
+    return TenantOut(tenant_id=t.tenant_id, name=t.name, created_at=t.created_at)
+
+
 class KeyIn(BaseModel):
     name: str = Field(min_length=1, max_length=200)
     role: str = "engineer"
-    tenant_id: str | None = Field(None, pattern=TENANT_RE.pattern)
-    expires_at: AwareDatetime | None = None
+    tenant_id: str | None = Field(
+        None,
+        pattern=TENANT_RE.pattern,
+        description="Scope the key to this tenant, which must exist (POST /tenants).",
+    )
+    expires_at: AwareWhen | None = Field(None, description="In the future.")
 
 
 class KeyOut(BaseModel):
@@ -115,7 +144,18 @@ def create_key(body: KeyIn, request: Request, caller: Admin) -> KeyOut:
     """Create an API key. The secret is in this answer only; it is stored hashed."""
     if body.role not in ROLES:
         raise ValidationFailed(f"role {body.role!r} is not one of {list(ROLES)}")
-    info, secret = _services(request).metadata.create_api_key(
+    meta = _services(request).metadata
+    if body.expires_at is not None and body.expires_at <= meta.now():
+        raise ValidationFailed(
+            f"expires_at: {body.expires_at.isoformat()} is in the past; a key must expire "
+            "in the future"
+        )
+    if body.tenant_id is not None and meta.get_tenant(body.tenant_id) is None:
+        raise ValidationFailed(
+            f"tenant_id: tenant {body.tenant_id!r} does not exist; create it first with "
+            "POST /api/v1/tenants (a typo would give a key that sees nothing)"
+        )
+    info, secret = meta.create_api_key(
         body.name,
         body.role,
         body.tenant_id,
@@ -131,7 +171,9 @@ def list_keys(request: Request, caller: Admin) -> list[KeyOut]:
 
 
 @router.delete("/keys/{key}", response_model=KeyOut, tags=["keys"])
-def revoke_key(key: str, request: Request, caller: Admin) -> KeyOut:
+def revoke_key(
+    key: Annotated[str, Path(min_length=1, max_length=128)], request: Request, caller: Admin
+) -> KeyOut:
     """Revoke a key by id or display prefix; it stops working at once."""
     try:
         return _key_out(_services(request).metadata.revoke_api_key(key, caller.actor))
@@ -142,7 +184,9 @@ def revoke_key(key: str, request: Request, caller: Admin) -> KeyOut:
 
 
 @router.get("/audit", tags=["audit"])
-def audit_log(request: Request, caller: Admin, limit: int = 100) -> list[dict[str, Any]]:
+def audit_log(
+    request: Request, caller: Admin, limit: Annotated[int, Query(ge=1, le=10_000)] = 100
+) -> list[dict[str, Any]]:
     return [
         {
             "id": e.id,

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import PlainTextResponse
-from pydantic import AwareDatetime, BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from alerts.rules import RuleError
@@ -25,7 +25,9 @@ from alerts.silences import MatcherError
 from alerts.ssrf import UnsafeURL
 from monitor.alerting import AlertingRuntime, alerting
 from monitor.api.auth import require
+from monitor.api.params import MAX_ID, AwareWhen, Id, Offset
 from monitor.errors import ConflictError, NotFoundError, ValidationFailed
+from monitor.limits import check_range
 from monitor.metrics import REGISTRY, Family
 from monitor.service import Caller, Services
 from storage.metadata import AlreadyExists, MetadataError
@@ -129,7 +131,7 @@ async def list_alerts(
     model: str | None = None,
     severity: str | None = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> list[dict[str, Any]]:
     """Alerts, newest first; filter by state (repeatable), rule, tenant, model, severity."""
     rt = _rt(request)
@@ -151,7 +153,7 @@ async def list_alerts(
 
 
 @router.get("/alerts/{alert_id}", tags=["alerts"])
-async def get_alert(alert_id: int, request: Request, caller: Viewer) -> dict[str, Any]:
+async def get_alert(alert_id: Id, request: Request, caller: Viewer) -> dict[str, Any]:
     """One alert with its context, and what mutes it now (silences, inhibition)."""
     rt = _rt(request)
     a = _visible(await _call(rt.store.get_alert, alert_id), caller)
@@ -162,7 +164,7 @@ async def get_alert(alert_id: int, request: Request, caller: Viewer) -> dict[str
 
 
 @router.post("/alerts/{alert_id}/ack", tags=["alerts"])
-async def acknowledge(alert_id: int, request: Request, caller: Engineer) -> dict[str, Any]:
+async def acknowledge(alert_id: Id, request: Request, caller: Engineer) -> dict[str, Any]:
     """Acknowledge a firing alert (records who and when; PagerDuty gets ``acknowledge``)."""
     rt = _rt(request)
     _visible(await _call(rt.store.get_alert, alert_id), caller)
@@ -180,8 +182,8 @@ class MatcherIn(BaseModel):
 class SilenceIn(BaseModel):
     matchers: list[MatcherIn] = Field(min_length=1)
     reason: str = Field(min_length=1, max_length=2000)
-    ends_at: AwareDatetime
-    starts_at: AwareDatetime | None = None
+    ends_at: AwareWhen = Field(description="In the future, after starts_at.")
+    starts_at: AwareWhen | None = Field(None, description="Default: now.")
 
 
 def _silence_view(view: Any, base_url: str) -> dict[str, Any]:
@@ -214,6 +216,13 @@ async def create_silence(
     body: SilenceIn, request: Request, caller: SharedEngineer
 ) -> dict[str, Any]:
     rt = _rt(request)
+    now = rt.store.now()
+    starts = body.starts_at or now
+    if body.ends_at <= max(starts, now):
+        raise ValidationFailed(
+            f"ends_at: {body.ends_at.isoformat()} must be in the future and after starts_at "
+            f"({starts.isoformat()}); a silence that already ended would mute nothing"
+        )
     rec = await _call(
         rt.engine.silence,
         [m.model_dump() for m in body.matchers],
@@ -227,7 +236,7 @@ async def create_silence(
 
 @router.delete("/silences/{silence_id}", tags=["silences"])
 async def expire_silence(
-    silence_id: int, request: Request, caller: SharedEngineer
+    silence_id: Id, request: Request, caller: SharedEngineer
 ) -> dict[str, Any]:
     """Expire a silence now."""
     rt = _rt(request)
@@ -354,7 +363,7 @@ async def list_deliveries(
         list[Literal["pending", "sending", "delivered", "dead", "cancelled"]] | None, Query()
     ] = None,
     channel: str | None = None,
-    notification_id: int | None = None,
+    notification_id: Annotated[int | None, Query(ge=1, le=MAX_ID)] = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 200,
 ) -> list[dict[str, Any]]:
     """Deliveries with their attempts (status code, error, duration), newest first."""
@@ -379,7 +388,7 @@ async def dead_letters(request: Request, caller: SharedViewer) -> list[dict[str,
 
 
 @router.get("/deliveries/{delivery_id}", tags=["deliveries"])
-async def get_delivery(delivery_id: int, request: Request, caller: SharedViewer) -> dict[str, Any]:
+async def get_delivery(delivery_id: Id, request: Request, caller: SharedViewer) -> dict[str, Any]:
     d = await _call(_rt(request).store.get_delivery, delivery_id)
     if d is None:
         raise NotFoundError(f"delivery {delivery_id} not found")
@@ -388,7 +397,7 @@ async def get_delivery(delivery_id: int, request: Request, caller: SharedViewer)
 
 @router.post("/deliveries/{delivery_id}/retry", tags=["deliveries"])
 async def retry_delivery(
-    delivery_id: int, request: Request, caller: SharedEngineer
+    delivery_id: Id, request: Request, caller: SharedEngineer
 ) -> dict[str, Any]:
     """Send a dead-lettered delivery again now, with the same webhook-id."""
     rt = _rt(request)
@@ -399,8 +408,8 @@ async def retry_delivery(
 
 # ---------------------------------------------------------------------------- rules
 class BacktestIn(BaseModel):
-    start: AwareDatetime = Field(alias="from")
-    end: AwareDatetime = Field(alias="to")
+    start: AwareWhen = Field(alias="from")
+    end: AwareWhen = Field(alias="to", description="At most max_range_days after from.")
 
 
 def _rule_out(rec: Any) -> dict[str, Any]:
@@ -457,8 +466,9 @@ async def backtest_rule(
 ) -> dict[str, Any]:
     """Replay the rule over stored results in ``[from, to)``: the alerts it would have fired.
     Nothing is stored and nobody is notified."""
-    if body.end <= body.start:
-        raise ValidationFailed("'to' must be after 'from'")
+    check_range(
+        body.start, body.end, request.app.state.settings.max_range_days, fields=("from", "to")
+    )
     report = await _call(_rt(request).backtest, rule, body.start, body.end)
     return report.to_dict()
 

@@ -14,8 +14,10 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from monitor.api.auth import require
+from monitor.api.params import When
 from monitor.errors import NotFoundError, ValidationFailed
 from monitor.kpis.service import KpiService
+from monitor.limits import check_range
 from monitor.service import Caller
 from storage.types import KpiRecord, MetricResult
 
@@ -93,7 +95,7 @@ def apply_kpis(
 
 
 @router.get("/kpis/summary")
-def summary_all(request: Request, caller: Viewer, at: datetime | None = None) -> dict[str, Any]:
+def summary_all(request: Request, caller: Viewer, at: When | None = None) -> dict[str, Any]:
     """Executive summary across tenants (only the caller's tenant for a scoped key)."""
     svc = _kpis(request)
     return svc.summary(None, at, tenant_scope=caller.tenant_id)
@@ -123,8 +125,10 @@ async def compute_kpi(
     kpi: str,
     request: Request,
     caller: SharedEngineer,
-    start: Annotated[datetime | None, Query(description="First window (aligned down).")] = None,
-    end: Annotated[datetime | None, Query(description="End of the range (exclusive).")] = None,
+    start: Annotated[When | None, Query(description="First window (aligned down).")] = None,
+    end: Annotated[
+        When | None, Query(description="End of the range (exclusive), max_backfill_days at most.")
+    ] = None,
 ) -> dict[str, Any]:
     """Compute (or recompute: results are replaced) a KPI over a range, for all tenants.
     Without a range, every closed window since its last run (as the scheduler does)."""
@@ -133,6 +137,10 @@ async def compute_kpi(
     if start is None or end is None:
         rows = await run_in_threadpool(svc.run_due)
     else:
+        settings = request.app.state.settings
+        start, end = check_range(
+            start, end, settings.max_backfill_days, setting="max_backfill_days"
+        )
         rows = await run_in_threadpool(svc.compute, start, end, [kpi])
     return {"kpi": kpi, "results": rows}
 
@@ -143,17 +151,19 @@ def kpi_results(
     request: Request,
     caller: Viewer,
     tenant_id: str | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: When | None = None,
+    end: When | None = None,
 ) -> list[dict[str, Any]]:
     """The KPI's value and status per tenant and window (the series a chart draws)."""
+    if start is not None and end is not None:
+        check_range(start, end, request.app.state.settings.max_range_days)
     rows = _kpis(request).series(kpi, tenant_id, start, end, tenant_scope=caller.tenant_id)
     return [_result(r) for r in rows]
 
 
 @router.get("/tenants/{tenant_id}/kpis/summary")
 def summary_tenant(
-    tenant_id: str, request: Request, caller: Viewer, at: datetime | None = None
+    tenant_id: str, request: Request, caller: Viewer, at: When | None = None
 ) -> dict[str, Any]:
     """Executive summary of one tenant: KPIs now vs before and vs target, models' health."""
     _own_tenant(caller, tenant_id)
@@ -166,7 +176,7 @@ def related_signals(
     kpi: str,
     request: Request,
     caller: Viewer,
-    window_start: datetime | None = None,
+    window_start: When | None = None,
     max_lag: Annotated[int, Query(ge=0, le=14)] = 3,
     span: Annotated[int, Query(ge=4, le=365)] = 28,
     limit: Annotated[int, Query(ge=1, le=200)] = 20,
@@ -185,8 +195,8 @@ def related_kpis(
     model: str,
     request: Request,
     caller: Viewer,
-    since: datetime | None = None,
-    until: datetime | None = None,
+    since: When | None = None,
+    until: When | None = None,
     monitor: str | None = None,
     column: str | None = None,
     metric: str | None = None,
@@ -196,6 +206,14 @@ def related_kpis(
     tenant's KPIs that moved in the same windows. Association, not proof."""
     _own_tenant(caller, tenant_id)
     svc = _kpis(request)
+    if since is not None and until is not None:
+        check_range(
+            since,
+            until,
+            request.app.state.settings.max_range_days,
+            fields=("since", "until"),
+            allow_empty=True,
+        )
     if since is None:
         since = until or datetime.now().astimezone()
     return svc.related_kpis(

@@ -10,6 +10,8 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from monitor.api.auth import require
+from monitor.api.params import Offset, When
+from monitor.limits import check_range
 from monitor.monitoring import MonitorService, monitoring
 from monitor.runner import RunSummary
 from monitor.service import Caller
@@ -24,6 +26,12 @@ MAX_PAGE = 5000
 
 def _svc(request: Request) -> MonitorService:
     return monitoring(request.app.state.services)
+
+
+def _span(request: Request, start: datetime | None, end: datetime | None) -> None:
+    """A listing's ``start``..``end``, when both are given, within ``max_range_days``."""
+    if start is not None and end is not None:
+        check_range(start, end, request.app.state.settings.max_range_days)
 
 
 class MonitorOut(BaseModel):
@@ -136,12 +144,12 @@ class ResultsPage(Page):
 
 
 class RunIn(BaseModel):
-    window_start: datetime = Field(description="Any time inside the window to run.")
+    window_start: When = Field(description="Any time inside the window to run.")
 
 
 class BackfillIn(BaseModel):
-    start: datetime
-    end: datetime
+    start: When
+    end: When = Field(description="Exclusive; at most max_backfill_days after start.")
 
 
 class ApplyIn(BaseModel):
@@ -225,7 +233,10 @@ async def backfill_monitor(
 ) -> list[RunOut]:
     """Evaluate every window starting in ``[start, end)``, oldest first."""
     svc = _svc(request)
-    runs = await run_in_threadpool(svc.backfill, name, body.start, body.end)
+    start, end = check_range(
+        body.start, body.end, svc.services.settings.max_backfill_days, setting="max_backfill_days"
+    )
+    runs = await run_in_threadpool(svc.backfill, name, start, end)
     return [RunOut.of(r) for r in runs]
 
 
@@ -244,12 +255,13 @@ def list_runs(
     monitor: str | None = None,
     model: str | None = None,
     status: str | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: When | None = None,
+    end: When | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 100,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> RunsPage:
     """Monitor runs, newest window first."""
+    _span(request, start, end)
     items, total = _svc(request).runs(
         monitor=monitor,
         model=model,
@@ -275,14 +287,15 @@ def list_results(
     column: str | None = None,
     metric: str | None = None,
     status: str | None = None,
-    start: datetime | None = None,
-    end: datetime | None = None,
+    start: When | None = None,
+    end: When | None = None,
     limit: Annotated[int, Query(ge=1, le=MAX_PAGE)] = 1000,
-    offset: Annotated[int, Query(ge=0)] = 0,
+    offset: Offset = 0,
 ) -> ResultsPage:
     """Metric results of monitors and KPIs by window (``start <= window_start < end``).
 
     A tenant-scoped key sees only its tenant's results (not the all-tenant ``*`` rows)."""
+    _span(request, start, end)
     q = ResultQuery(
         model=model,
         source=source,

@@ -166,6 +166,10 @@ class MetadataStore:
         assert now is not None
         return now
 
+    def now(self) -> datetime:
+        """The store's clock (aware UTC): what key expiry and audit times are compared with."""
+        return self._now()
+
     @contextmanager
     def _write(self) -> Iterator[Session]:
         """A session in a write transaction, committed on success, rolled back on error."""
@@ -592,7 +596,8 @@ class MetadataStore:
                 if row is not None:
                     matches[row.id] = row
             else:
-                if ref.isdigit():
+                # ASCII digits only ("²" is a digit to str.isdigit) and within BIGINT
+                if ref.isascii() and ref.isdigit() and int(ref) < 2**63:
                     row = session.get(ApiKeyRow, int(ref))
                     if row is not None:
                         matches[row.id] = row

@@ -26,6 +26,7 @@ ROUTES: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/api/v1/models/{model}/quarantine"): ("viewer", False),
     ("GET", "/api/v1/tenants"): ("viewer", False),
     ("GET", "/api/v1/tenants/{tenant_id}"): ("viewer", False),
+    ("POST", "/api/v1/tenants"): ("admin", True),
     ("POST", "/api/v1/keys"): ("admin", True),
     ("GET", "/api/v1/keys"): ("admin", False),
     ("DELETE", "/api/v1/keys/{key}"): ("admin", True),
