@@ -97,6 +97,23 @@ class Evaluation:
     seen: dict[str, SeriesSeen] = field(default_factory=dict)
 
 
+# Keys under which a ``no_data`` result counts the rows it had (too few to judge): ``n_current``
+# for drift, ``n`` for realized (labelled rows) and estimated performance.
+ROW_COUNT_KEYS = ("n_current", "n")
+
+
+def has_data(result: MetricResult) -> bool:
+    """Whether a window of a series had data: a verdict, or rows too few to judge.
+
+    What ``missing_data`` rules watch: a ``no_data`` result without rows (no logs, no labels
+    yet) is missing data; one with rows below the monitor's ``min_rows`` is low traffic.
+    """
+    if result.status != "no_data":
+        return True
+    details = result.details or {}
+    return any(isinstance(details.get(k), int | float) and details[k] > 0 for k in ROW_COUNT_KEYS)
+
+
 def fingerprint(labels: Mapping[str, str]) -> str:
     """Stable id of a label set (16 hex digits of SHA-256 over the sorted labels)."""
     raw = json.dumps(sorted(labels.items()), separators=(",", ":"))
@@ -223,8 +240,10 @@ def _is_breach(rule: Rule, results: Sequence[MetricResult], now: datetime) -> bo
     """Whether one window of one series breaches: True, False, or None (no verdict)."""
     if rule.kind == "missing_data":
         # A series is "missing" in a window when nothing it produced there had data; a
-        # window whose labels may still come is not judged yet (its re-run will be).
-        if any(r.status != "no_data" for r in results):
+        # window whose labels may still come is not judged yet (its re-run will be). A
+        # window with rows, too few to judge (a small tenant's weekend day), is low traffic:
+        # data arrived, so it is not missing.
+        if any(has_data(r) for r in results):
             return False
         wait = rule.label_wait(results[0].kind)
         return None if wait and results[0].window_end + wait > now else True
@@ -460,7 +479,7 @@ def _heartbeat(
     if not rule.label_wait(results[0].kind):
         return SeriesSeen(rule.name, fp, labels, max(r.window_end for r in results))
     # Computed from labels: the silence runs from the newest window that had them.
-    ends = [r.window_end for r in results if r.status != "no_data"]
+    ends = [r.window_end for r in results if has_data(r)]
     if ends:
         return SeriesSeen(rule.name, fp, labels, max(ends))
     return SeriesSeen(rule.name, fp, labels, min(r.window_start for r in results), False)
@@ -476,7 +495,7 @@ def _heartbeats(
             out[hkey] = {res.window_start: res}
             continue
         rep = per.get(res.window_start)
-        if rep is None or (rep.status == "no_data" and res.status != "no_data"):
+        if rep is None or (not has_data(rep) and has_data(res)):
             per[res.window_start] = res
 
 

@@ -11,6 +11,7 @@ from urllib.parse import urlencode
 
 from dash import dcc, html
 
+from dashboard.auth import services
 from monitor.accounts import Account
 from monitor.queries import KpiCard
 
@@ -53,7 +54,7 @@ def ago(ts: datetime | None, now: datetime | None = None) -> str:
     """``"3 h ago"``-style age of a timestamp."""
     if ts is None:
         return "never"
-    delta = (now or datetime.now(UTC)) - ts
+    delta = (now or services().now()) - ts
     return f"{duration(delta)} ago" if delta >= timedelta(0) else "in the future"
 
 

@@ -17,7 +17,7 @@ import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 
 import numpy as np
 import pyarrow as pa
@@ -290,7 +290,7 @@ def build(
     from storage.metadata import AlreadyExists
 
     t0 = time.perf_counter()
-    now = (now or datetime.now(UTC)).replace(minute=0, second=0, microsecond=0)
+    now = (now or services.now()).replace(minute=0, second=0, microsecond=0)
     today = now.replace(hour=0)
     caller = Caller.local()
     out = ScenarioSummary()

@@ -93,7 +93,7 @@ class MonitorService:
             lateness=timedelta(minutes=getattr(settings, "monitor_lateness_minutes", 10)),
             sample_size=getattr(settings, "monitor_sample_size", 5000),
             late_lookback=timedelta(days=getattr(settings, "monitor_late_lookback_days", 7)),
-            clock=clock,
+            clock=clock or services.clock,
         )
         self.on_change: list[Callable[[str], None]] = []  # the scheduler reconciles its jobs
 

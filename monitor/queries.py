@@ -12,7 +12,6 @@ from __future__ import annotations
 import functools
 import math
 import threading
-import time
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -61,7 +60,7 @@ def _cached(func: Callable[..., T]) -> Callable[..., T]:
         if kwargs.get("now") is not None:
             return func(services, *args, **kwargs)
         version = reads.results_version(services.metadata)
-        minute = int(time.time() // 60)
+        minute = int(services.now().timestamp() // 60)
         key = (func.__name__, id(services), version, minute, args, tuple(sorted(kwargs.items())))
         with _CACHE_LOCK:
             if key in _CACHE:
@@ -79,10 +78,6 @@ def _cached(func: Callable[..., T]) -> Callable[..., T]:
 
 class AccessDenied(Exception):
     """The caller's scope does not include the requested tenant or object."""
-
-
-def _now() -> datetime:
-    return datetime.now(UTC)
 
 
 def worst_status(statuses: Iterable[str]) -> str:
@@ -125,7 +120,7 @@ def check_tenant(scope: Scope, tenant: str) -> None:
 def parse_range(value: str | None, now: datetime | None = None) -> tuple[str, datetime, datetime]:
     """A named range (``24h``, ``7d``, ``30d``, ``90d``) ending now; unknown → the default."""
     key = value if value in RANGES else DEFAULT_RANGE
-    end = now or _now()
+    end = now or datetime.now(UTC)
     return key, end - RANGES[key], end
 
 
@@ -198,7 +193,7 @@ def overview(services: Services, scope: Scope, worst_n: int = 10) -> Overview:
         source="monitor",
         tenant_ids=scope,
         include_all=False,
-        since=_now() - timedelta(days=LATEST_DAYS),
+        since=services.now() - timedelta(days=LATEST_DAYS),
     )
     firing = _alerts_in_scope(alert_store(services).list_alerts(state="firing"), scope)
     by_cell: dict[tuple[str, str], list[MetricResult]] = defaultdict(list)
@@ -368,7 +363,7 @@ def model_view(
     tenants = visible_tenants(services, scope)
     tenant = tenant or default_tenant(scope, tenants)
     check_tenant(scope, tenant)
-    key, start, end = parse_range(range_key, now)
+    key, start, end = parse_range(range_key, now or services.now())
     rows = reads.results_between(
         services.metadata,
         start=start,
@@ -601,7 +596,7 @@ def feature_view(
     tenants = visible_tenants(services, scope)
     tenant = tenant or default_tenant(scope, tenants)
     check_tenant(scope, tenant)
-    key, start, end = parse_range(range_key, now)
+    key, start, end = parse_range(range_key, now or services.now())
     rows = reads.results_between(
         services.metadata,
         start=start,
@@ -683,7 +678,7 @@ def alerts_list(
 ) -> list[AlertRow]:
     """Alerts in scope (of one tenant / model when given): firing, then pending, then
     resolved; by severity, then oldest first."""
-    now = now or _now()
+    now = now or services.now()
     store = alert_store(services)
     if tenant:
         check_tenant(scope, tenant)
@@ -747,7 +742,7 @@ def alert_view(
     a = store.get_alert(alert_id)
     if a is None or (scope is not None and a.tenant_id not in scope):
         return None
-    now = now or _now()
+    now = now or services.now()
     anchor = a.active_at
     start, end = anchor - timedelta(days=7), max(anchor + timedelta(days=2), a.ends_at or now)
     ctx = {**a.labels, **{k: str(v) for k, v in a.context.items() if isinstance(v, str)}}
@@ -980,7 +975,7 @@ def kpi_portfolio(
     """Tenants × KPIs with the newest value and status."""
     tenants = visible_tenants(services, scope)
     specs = _kpi_specs(services)
-    _key, start, end = parse_range(range_key or "30d", now)
+    _key, start, end = parse_range(range_key or "30d", now or services.now())
     rows = reads.results_between(
         services.metadata, start=start, end=end, source="kpi", tenant_ids=scope, include_all=False
     )
@@ -1003,8 +998,8 @@ def kpi_tenant(
     check_tenant(scope, tenant)
     if tenant == ALL:
         raise AccessDenied("pick a tenant")
-    now = now or _now()
-    key, start, end = parse_range(range_key, now)
+    now = now or services.now()
+    key, start, end = parse_range(range_key, now or services.now())
     specs = _kpi_specs(services)
     rows = reads.results_between(
         services.metadata,

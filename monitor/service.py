@@ -10,6 +10,7 @@ import logging
 import re
 import threading
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -57,21 +58,41 @@ class Caller:
         return cls(actor="local", role="admin")
 
 
-class Services:
-    """The process's stores and the operations on them."""
+Clock = Callable[[], datetime]
 
-    def __init__(self, settings: Settings, metadata: MetadataStore, logstore: LogStore) -> None:
+
+def system_clock() -> datetime:
+    return datetime.now(UTC)
+
+
+class Services:
+    """The process's stores and the operations on them.
+
+    ``clock`` is the process's one source of "now" (aware UTC): the metadata store's
+    timestamps, the runner's due windows, KPI windows, alert times and the dashboard's
+    relative ranges all read it. Tests and the demo pass a fixed or shifted clock so what
+    they build does not depend on the calendar day.
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        metadata: MetadataStore,
+        logstore: LogStore,
+        clock: Clock | None = None,
+    ) -> None:
         self.settings = settings
         self.metadata = metadata
         self.logstore = logstore
+        self.clock: Clock = clock or system_clock
         self.counters: dict[str, int] = {"ingested_rows": 0, "rejected_rows": 0}
         self._lock = threading.Lock()
 
     @classmethod
-    def open(cls, settings: Settings) -> Services:
+    def open(cls, settings: Settings, clock: Clock | None = None) -> Services:
         """Create the data dir, migrate the metadata DB and open the log store."""
         Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
-        metadata = MetadataStore(settings.metadata_url)
+        metadata = MetadataStore(settings.metadata_url, clock=clock)
         metadata.upgrade()
         ckpt = settings.duckdb_background_checkpoint
         logstore = LogStore(
@@ -79,7 +100,7 @@ class Services:
             memory_limit=settings.duckdb_memory_limit,
             background_checkpoint=None if ckpt == "off" else ckpt,
         )
-        services = cls(settings, metadata, logstore)
+        services = cls(settings, metadata, logstore, clock)
         for info in metadata.list_models():  # tables follow the registered schemas
             logstore.ensure_model(info.name, info.schema)
         return services
@@ -133,8 +154,9 @@ class Services:
         return self.metadata.list_models()
 
     # ------------------------------------------------------------------ ingest
-    def _now(self) -> datetime:
-        return datetime.now(UTC)
+    def now(self) -> datetime:
+        """The process's current time (aware UTC)."""
+        return self.clock()
 
     def _finish(self, v: ingest.Validated, batch_id: str, accepted: int, dup: int) -> IngestSummary:
         if v.rejected:
@@ -163,7 +185,7 @@ class Services:
             kind="inference",
             model=model,
             tenant_scope=caller.tenant_id,
-            now=self._now(),
+            now=self.now(),
             max_future=timedelta(seconds=self.settings.max_future_skew_seconds),
             batch_id=batch_id,
         )
@@ -175,7 +197,7 @@ class Services:
     def ingest_labels(self, model: str, parsed: ingest.ParsedBody, caller: Caller) -> IngestSummary:
         info = self.get_model(model)
         batch_id = uuid.uuid4().hex
-        now = self._now()
+        now = self.now()
         v = ingest.validate(
             parsed,
             ingest.label_rules(info.schema),
@@ -199,7 +221,7 @@ class Services:
             kind="event",
             model=None,
             tenant_scope=caller.tenant_id,
-            now=self._now(),
+            now=self.now(),
             max_future=timedelta(seconds=self.settings.max_future_skew_seconds),
             batch_id=batch_id,
             fill={"event_id": ingest.event_ids},
@@ -228,7 +250,7 @@ class Services:
             ingest.rules_schema(rules),
             kind="reference",
             model=model,
-            now=self._now(),
+            now=self.now(),
             max_future=timedelta(days=36500),  # a baseline may be synthetic; time is not checked
             batch_id=batch_id,
         )

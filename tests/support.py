@@ -12,6 +12,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,7 @@ import httpx
 import uvicorn
 
 from monitor.api import create_app
-from monitor.service import Services
+from monitor.service import Clock, Services
 from monitor.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -31,6 +32,13 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def shifted_clock(start: datetime) -> Clock:
+    """A clock that reads ``start`` now and runs on at real speed from there: a server on
+    data built at a fixed ``now`` sees the same present whatever the calendar day."""
+    offset = start - datetime.now(UTC)
+    return lambda: datetime.now(UTC) + offset
+
+
 @dataclass
 class Live:
     url: str
@@ -39,9 +47,10 @@ class Live:
 
 
 @contextmanager
-def live_server(settings: Settings) -> Iterator[Live]:
-    """Serve the API from this process on a free port until the block ends."""
-    services = Services.open(settings)
+def live_server(settings: Settings, clock: Clock | None = None) -> Iterator[Live]:
+    """Serve the API from this process on a free port until the block ends (``clock``: the
+    process's clock, e.g. :func:`shifted_clock`)."""
+    services = Services.open(settings, clock)
     app = create_app(settings, services)
     port = settings.port
     config = uvicorn.Config(app, host="127.0.0.1", port=port, log_level="warning", lifespan="on")

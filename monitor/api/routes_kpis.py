@@ -215,7 +215,7 @@ def related_kpis(
             allow_empty=True,
         )
     if since is None:
-        since = until or datetime.now().astimezone()
+        since = until or svc.clock()
     return svc.related_kpis(
         model,
         tenant_id,

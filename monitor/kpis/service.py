@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -90,10 +90,21 @@ class KpiService:
     ----------
     metadata, logstore
         The open stores (``Services.metadata`` / ``Services.logstore``).
+    sink
+        The alert engine's ``results_written(results, backfill)``.
+    clock
+        The process's clock (``Services.clock``; the system clock by default).
     """
 
-    def __init__(self, metadata: MetadataStore, logstore: LogStore, sink: Any = None) -> None:
+    def __init__(
+        self,
+        metadata: MetadataStore,
+        logstore: LogStore,
+        sink: Any = None,
+        clock: Callable[[], datetime] | None = None,
+    ) -> None:
         self.metadata = metadata
+        self.clock = clock or (lambda: datetime.now(UTC))
         self.sink = sink  # the alert engine's ``results_written(results, backfill)``
         self.logstore = logstore
         self.store = KpiStore(metadata)
@@ -108,7 +119,12 @@ class KpiService:
         if svc is None:
             from monitor.monitoring import monitoring  # the monitors' result sink (alerting)
 
-            svc = cls(services.metadata, services.logstore, monitoring(services).runner.sink)
+            svc = cls(
+                services.metadata,
+                services.logstore,
+                monitoring(services).runner.sink,
+                clock=services.clock,
+            )
             services._kpi_service = svc
         return svc
 
@@ -229,7 +245,9 @@ class KpiService:
                 rec.version,
             )
             try:
-                rows = self.computer.compute([d], windows[0], windows[-1] + width)
+                rows = self.computer.compute(
+                    [d], windows[0], windows[-1] + width, computed_at=self.clock()
+                )
                 rows = [_versioned(r, rec.version) for r in rows]
                 self.results.save_results(rows, [("kpi", d.name, w) for w in windows])
             except (KpiQueryError, ValueError) as exc:
@@ -253,7 +271,7 @@ class KpiService:
         """Compute every closed window (after ``grace``) since each KPI's last run, oldest
         first: the scheduler's tick, and its catch-up after downtime. A KPI never run starts
         with the window before now."""
-        now = _utc(now or datetime.now(UTC))
+        now = _utc(now or self.clock())
         written = 0
         for rec in self.store.list(enabled=True):
             d = KpiDefinition.model_validate(rec.spec)
@@ -456,7 +474,7 @@ class KpiService:
                 raise NotFoundError(f"tenant {tenant_id!r} not found")
             tenant_id = tenant_scope
         defs = [d for d in self.definitions() if d.enabled]
-        at = _utc(at) if at is not None else datetime.now(UTC)
+        at = _utc(at) if at is not None else self.clock()
         per_tenant: dict[str, list[Any]] = {}
         for d in defs:
             width = window_delta(d.window)

@@ -3,6 +3,7 @@ its labels should have arrived; series a live batch reports are not silent."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import timedelta
 
 import pytest
@@ -75,6 +76,30 @@ def test_unlabelled_windows_are_not_missing_until_their_labels_are_due() -> None
     # kinds without labels are judged at once, as before
     drift = [daily(0, "no_data", "feature_drift"), daily(1, "no_data", "feature_drift")]
     assert [t.change for t in evaluate_all([rule], drift, {}, now).transitions] == ["firing"]
+
+
+def test_low_traffic_windows_are_not_missing_data() -> None:
+    # A small tenant's weekend: rows came, too few to judge (no_data with their count). That
+    # is low traffic, not missing data; windows without any row still are.
+    rule = Rule.from_dict(RULE)
+    now = T0 + 2 * DAY + timedelta(minutes=10)
+
+    def few(day: int, n: int, kind: str, key: str) -> MetricResult:
+        res = daily(day, "no_data", kind)
+        return replace(res, details={key: n, "reason": "too few rows"})
+
+    for kind, key in [("feature_drift", "n_current"), ("estimated_performance", "n")]:
+        low = [few(0, 28, kind, key), few(1, 12, kind, key)]
+        assert evaluate_all([rule], low, {}, now).transitions == [], kind
+        empty = [few(0, 0, kind, key), few(1, 0, kind, key)]
+        assert [t.change for t in evaluate_all([rule], empty, {}, now).transitions] == ["firing"]
+    # realized performance: a few labelled rows are data, none (labels overdue) are missing
+    late = T0 + 5 * DAY
+    low = [few(0, 3, "performance", "n"), few(1, 5, "performance", "n")]
+    out = evaluate_all([rule], low, {}, late)
+    assert out.transitions == [] and next(iter(out.seen.values())).last_window_end == T0 + 2 * DAY
+    empty = [few(0, 0, "performance", "n"), few(1, 0, "performance", "n")]
+    assert [t.change for t in evaluate_all([rule], empty, {}, late).transitions] == ["firing"]
 
 
 def test_labelled_silence_counts_from_the_newest_labelled_window() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -25,12 +26,16 @@ from monitor.alerting import alerting
 from monitor.demo_scenario import ScenarioSummary
 from monitor.service import Services
 from monitor.settings import Settings
-from tests.support import Live, free_port, live_server
+from tests.support import Live, free_port, live_server, shifted_clock
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 PASSWORD = demo_scenario.DEMO_PASSWORD
 DEMO_DAYS = 14  # the 60-day story in proportion: churn v2 from day 7, globex drifts from day 9
-DEMO_SCALE = 0.8  # of the demo's traffic: every tenant keeps enough rows per daily window
+DEMO_SCALE = 0.8  # of the demo's traffic: the smallest tenant's weekend days are low traffic
+# The demo is built at this fixed hour and the server's clock runs on from it, so what the
+# tests see never depends on the calendar day (tests/monitor/test_demo_weekdays.py builds it
+# at every weekday).
+DEMO_NOW = datetime(2026, 11, 18, 14, 0, tzinfo=UTC)  # a Wednesday
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -68,9 +73,12 @@ def _firing(services: Services, tenant: str, column: str) -> int:
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     settings = Settings(data_dir=tmp_path_factory.mktemp("demo") / "data", port=free_port())
-    services = Services.open(settings)
+    clock = shifted_clock(DEMO_NOW)
+    services = Services.open(settings, clock)
     try:
-        summary = demo_scenario.build(services, days=DEMO_DAYS, scale=DEMO_SCALE, webhook_url=None)
+        summary = demo_scenario.build(
+            services, now=DEMO_NOW, days=DEMO_DAYS, scale=DEMO_SCALE, webhook_url=None
+        )
         ids = {
             "globex_drift": _firing(services, "globex", "discount_rate"),
             "globex_drift2": _firing(services, "globex", "tenure_months"),
@@ -78,7 +86,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         _info, key = services.metadata.create_api_key("dashboard-tests", "admin")
     finally:
         services.close()  # the server opens the data folder as `driftwatch serve` does
-    with live_server(settings) as live:
+    with live_server(settings, clock) as live:
         yield Site(live, ids, key, summary)
 
 
