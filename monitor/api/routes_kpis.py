@@ -7,7 +7,6 @@ Definitions are shared by all tenants, so only unscoped engineers change them.
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
