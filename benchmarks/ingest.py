@@ -7,16 +7,24 @@ Measures, in one run:
 * JSON bodies over HTTP, from one client and from four at once;
 * ``driftwatch ingest --url`` on a large CSV (default 1 GB), with the CLI's peak RSS for two
   file sizes (the memory must not grow with the file);
-* the naive peer: DuckDB row-by-row inserts (``executemany``), which this design avoids.
+* the naive peer: DuckDB row-by-row inserts (``executemany``), which this design avoids;
+* real-data shapes (issue 14): a census-like table (16 categorical columns of 2 to 42 values,
+  6 integer columns) through the Python client as pandas ``category`` columns, as an Arrow
+  table with dictionary columns and as plain ``str`` columns (the figure to match), a
+  68,785-row reference upload, and ``driftwatch ingest --url`` on the table as CSV.
 
-Usage: ``python benchmarks/ingest.py [--rows 2000000] [--csv-gb 1.0] [--skip-csv]``.
+Usage: ``python benchmarks/ingest.py [--rows 2000000] [--csv-gb 1.0] [--skip-csv]``;
+``--only-census`` runs just the real-data shapes (``--census-rows``, ``--repeats``).
+The last line is one JSON object of the figures.
 """
 
 from __future__ import annotations
 
 import argparse
 import io
+import json
 import os
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -29,6 +37,7 @@ import duckdb
 import httpx
 import numpy as np
 import orjson
+import pandas as pd
 import psutil
 import pyarrow as pa
 import pyarrow.csv as pacsv
@@ -37,12 +46,19 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from monitor.client import Client  # noqa: E402
 from monitor.schemas import FeatureIn, ModelIn  # noqa: E402
 from storage.logstore import LogStore  # noqa: E402
 from storage.metadata import MetadataStore  # noqa: E402
 from tests.support import free_port, wait_ready  # noqa: E402
 
-TARGETS = {"direct": 500_000, "parquet_http": 250_000, "json_http": 50_000}
+TARGETS = {
+    "direct": 500_000,
+    "parquet_http": 250_000,
+    "json_http": 50_000,
+    "census_client": 50_000,
+    "census_cli": 20_000,
+}
 MODEL = ModelIn(
     name="bench",
     task="binary",
@@ -243,6 +259,170 @@ def bench_cli(server: Server, csv: Path, rows: int) -> tuple[float, int]:
     return rows / elapsed, peak[0]
 
 
+# --------------------------------------------------------------------------- real-data shapes
+# A census-like table (the shape of the UCI Adult / Census-Income data): categorical columns
+# with skewed frequencies and 2 to 42 values, and integer columns, as pandas reads them.
+CENSUS_CATEGORIES = {
+    "workclass": 9,
+    "education": 16,
+    "marital_status": 7,
+    "occupation": 15,
+    "relationship": 6,
+    "race": 5,
+    "sex": 2,
+    "native_country": 42,
+    "region": 9,
+    "industry": 24,
+    "class_of_worker": 9,
+    "household": 8,
+    "citizenship": 5,
+    "veteran": 3,
+    "tax_filer": 6,
+    "hispanic_origin": 10,
+}
+CENSUS_NUMBERS = ("age", "fnlwgt", "education_num", "capital_gain", "capital_loss", "hours")
+
+
+def census_model(name: str) -> dict[str, object]:
+    return ModelIn(
+        name=name,
+        task="binary",
+        features=[FeatureIn(name=c, kind="categorical") for c in CENSUS_CATEGORIES]
+        + [FeatureIn(name=c, kind="numeric") for c in CENSUS_NUMBERS],
+        scores=["score"],
+    ).model_dump()
+
+
+def census_frame(n: int, offset: int, *, category: bool, seed: int = 5) -> pd.DataFrame:
+    """``n`` census-like rows; ``category`` gives pandas ``category`` columns, else ``str``."""
+    rng = np.random.default_rng(seed)
+    data: dict[str, object] = {
+        "request_id": [f"c{offset + i}" for i in range(n)],
+        "ts": pd.Timestamp("2026-01-01", tz="UTC")
+        + pd.to_timedelta(np.arange(offset, offset + n) * 10, unit="s"),
+        "tenant_id": rng.choice(["acme", "globex", "initech"], n),
+    }
+    for column, k in CENSUS_CATEGORIES.items():
+        labels = np.array([f"{column} value {j}" for j in range(k)], dtype=object)
+        values = labels[rng.choice(k, n, p=rng.dirichlet(np.ones(k)))]
+        data[column] = pd.Categorical(values) if category else values
+    data["age"] = rng.integers(17, 91, n)
+    data["fnlwgt"] = rng.integers(12_000, 1_500_000, n)
+    data["education_num"] = rng.integers(1, 17, n)
+    data["capital_gain"] = np.where(rng.random(n) < 0.92, 0, rng.integers(1, 99_999, n))
+    data["capital_loss"] = np.where(rng.random(n) < 0.95, 0, rng.integers(1, 4_356, n))
+    data["hours"] = rng.integers(1, 100, n)
+    score = rng.random(n)
+    data["score"] = score
+    data["prediction"] = (score > 0.5).astype(np.int64)
+    return pd.DataFrame(data)
+
+
+def bench_census_client(server: Server, rows: int, repeats: int) -> dict[str, list[float]]:
+    """Rows/s of ``Client.log_inferences`` (its own encoding included) for the same rows as
+    pandas categories, an Arrow table with dictionary columns and plain strings; the three
+    shapes take turns so machine load hits them alike. Each run is a fresh model."""
+    shapes = {
+        "pandas category": census_frame(rows, 0, category=True),
+        "Arrow dictionary": pa.Table.from_pandas(
+            census_frame(rows, 0, category=True), preserve_index=False
+        ),
+        "pandas str": census_frame(rows, 0, category=False),
+    }
+    rates: dict[str, list[float]] = {k: [] for k in shapes}
+    with Client(server.url, server.key) as client:
+        for run in range(repeats):
+            for shape, data in shapes.items():
+                name = f"census_{len(rates[shape])}_{list(shapes).index(shape)}_{run}"
+                server.http.post("/models", json=census_model(name)).raise_for_status()
+                t = time.perf_counter()
+                totals = client.log_inferences(name, data)
+                rates[shape].append(rows / (time.perf_counter() - t))
+                assert totals.accepted == rows and not totals.errors, totals
+    return rates
+
+
+def bench_census_reference(server: Server, repeats: int, rows: int = 68_785) -> list[float]:
+    """Seconds to upload a census-like reference of ``rows`` rows (pandas categories)."""
+    frame = census_frame(rows, 0, category=True).drop(columns=["request_id", "ts", "tenant_id"])
+    frame["label"] = frame["prediction"]
+    server.http.post("/models", json=census_model("census_ref")).raise_for_status()
+    seconds = []
+    with Client(server.url, server.key) as client:
+        for _ in range(repeats):
+            t = time.perf_counter()
+            answer = client.upload_reference("census_ref", "training", frame)
+            seconds.append(time.perf_counter() - t)
+            assert answer["rows"] == rows, answer
+    return seconds
+
+
+def bench_census_cli(server: Server, tmp: Path, rows: int, repeats: int) -> list[float]:
+    """Rows/s of ``driftwatch ingest --url`` on the census table written as CSV."""
+    csv = tmp / "census.csv"
+    census_frame(rows, 0, category=False).to_csv(csv, index=False)
+    rates = []
+    for run in range(repeats):
+        name = f"census_cli_{run}"
+        server.http.post("/models", json=census_model(name)).raise_for_status()
+        env = {**os.environ, "DRIFTWATCH_URL": server.url, "DRIFTWATCH_API_KEY": server.key}
+        t = time.perf_counter()
+        proc = subprocess.run(
+            [sys.executable, "-m", "monitor.cli", "ingest", name, str(csv), "-q"],
+            cwd=ROOT,
+            env=env,
+            capture_output=True,
+        )
+        rates.append(rows / (time.perf_counter() - t))
+        assert proc.returncode == 0, proc.stdout + proc.stderr
+    return rates
+
+
+def census_section(
+    tmp: Path, rows: int, repeats: int, results: list[tuple[str, float, str, int]]
+) -> dict[str, float]:
+    server = Server(tmp / "census-server")
+    try:
+        client = bench_census_client(server, rows, repeats)
+        reference = bench_census_reference(server, repeats)
+        cli = bench_census_cli(server, tmp, rows, repeats)
+    finally:
+        server.close()
+    plain = statistics.median(client["pandas str"])
+    figures: dict[str, float] = {}
+    for shape, rates in client.items():
+        rate = statistics.median(rates)
+        results.append(
+            (
+                f"census client, {shape}",
+                rate,
+                f"{rows:,} rows x 22 features, median of {len(rates)}; "
+                f"{rate / plain:.2f}x the plain-string rate",
+                TARGETS["census_client"],
+            )
+        )
+    ref = statistics.median(reference)
+    figures["census_reference_68785_s"] = round(ref, 2)
+    results.append(
+        (
+            "census reference upload, 68,785 rows",
+            68_785 / ref,
+            f"{ref:.2f} s (median of {len(reference)}; was 18.9 s in issue 14)",
+            0,
+        )
+    )
+    cli_rate = statistics.median(cli)
+    results.append(
+        (
+            "census CLI --url, CSV",
+            cli_rate,
+            f"{rows:,} rows, process start included, median of {len(cli)}",
+            TARGETS["census_cli"],
+        )
+    )
+    return figures
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -252,12 +432,20 @@ def main() -> None:
     ap.add_argument("--json-rows", type=int, default=400_000, help="rows for JSON over HTTP")
     ap.add_argument("--csv-gb", type=float, default=1.0, help="size of the big CSV for the CLI")
     ap.add_argument("--skip-csv", action="store_true")
+    ap.add_argument("--census-rows", type=int, default=400_000, help="rows of the census table")
+    ap.add_argument("--repeats", type=int, default=3, help="runs of each census figure")
+    ap.add_argument("--only-census", action="store_true", help="only the real-data shapes")
     args = ap.parse_args()
 
     results: list[tuple[str, float, str, int]] = []
+    figures: dict[str, float] = {}
     with tempfile.TemporaryDirectory(prefix="dw-bench-") as d:
         tmp = Path(d)
         naive = bench_naive(tmp)
+        figures.update(census_section(tmp, args.census_rows, args.repeats, results))
+        if args.only_census:
+            _report(results, naive, figures)
+            return
         for batch in (100_000, 250_000):
             direct, with_checkpoint, rss = bench_direct(tmp, args.rows, batch, f"direct{batch}")
             results.append(
@@ -301,14 +489,23 @@ def main() -> None:
                 )
         finally:
             server.close()
-    results.append(("peer: DuckDB row-by-row INSERT", naive, "what an ORM loop does", 0))
+    _report(results, naive, figures)
 
+
+def _report(
+    results: list[tuple[str, float, str, int]], naive: float, figures: dict[str, float]
+) -> None:
+    results.append(("peer: DuckDB row-by-row INSERT", naive, "what an ORM loop does", 0))
     print(f"\n{'path':<40} {'rows/s':>12} {'target':>10} {'x target':>9} {'x naive':>9}  note")
     for name, rate, note, target in results:
         print(
             f"{name:<40} {rate:>12,.0f} {target or '-':>10} "
             f"{(rate / target if target else float('nan')):>9.2f} {rate / naive:>9.0f}  {note}"
         )
+        key = "_".join("".join(ch if ch.isalnum() else " " for ch in name.lower()).split())
+        figures[key] = round(rate)
+    figures["load_1min"] = round(os.getloadavg()[0], 2)
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":

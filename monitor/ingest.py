@@ -547,6 +547,12 @@ def _fast(values: Any, rule: FieldRule, target: pa.DataType) -> pa.Array | None:
     try:
         if isinstance(values, pa.ChunkedArray | pa.Array):
             typ = values.type
+            if pa.types.is_dictionary(typ):
+                # pandas `category` columns arrive dictionary-encoded: decode once (a take of
+                # the dictionary by the indices) and convert the plain column. Without this a
+                # category column took the per-value path, 4-7x slower than the same strings.
+                values = values.cast(typ.value_type)
+                typ = values.type
             if rule.kind == "ts" and pa.types.is_timestamp(typ):
                 return values.cast(TS_TYPE)  # a naive timestamp is taken as UTC
             if pa.types.is_string(typ) or pa.types.is_large_string(typ):
