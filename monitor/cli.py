@@ -362,19 +362,27 @@ def _local_send(services: Any, model: str, kind: str, chunk: files.Chunk) -> dic
 
 
 def _remote_sender(url: str, api_key: str, model: str, kind: str) -> Any:
-    from monitor.client import ARROW_STREAM, Client, _arrow_stream, _json
+    from monitor.client import Client
 
-    client = Client(url, api_key)
-    path = "/events" if kind == "events" else f"/models/{model}/{kind}"
+    # One request per chunk (the client's batching: repeated text dictionary-encoded, a body
+    # over 48 MiB halved), so a chunk of DuckDB's row-group size is one append on the server.
+    client = Client(url, api_key, batch_rows=1 << 62)
 
     def send(chunk: files.Chunk) -> dict[str, Any]:
-        if chunk.table is not None:
-            return client.request(
-                "POST", path, content=_arrow_stream(chunk.table), ctype=ARROW_STREAM
-            )
-        return client.request(
-            "POST", path, content=_json(chunk.rows or []), ctype="application/json"
-        )
+        rows = chunk.table if chunk.table is not None else chunk.rows or []
+        if kind == "inferences":
+            totals = client.log_inferences(model, rows)
+        elif kind == "labels":
+            totals = client.log_labels(model, rows)
+        else:
+            totals = client.log_events(rows)
+        return {
+            "received": totals.received,
+            "accepted": totals.accepted,
+            "duplicates": totals.duplicates,
+            "rejected": totals.rejected,
+            "errors": totals.errors,
+        }
 
     return send
 

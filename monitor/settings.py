@@ -67,7 +67,11 @@ class Settings(BaseSettings):
         "(422 above it); split longer ones.",
     )
     ingest_batch_rows: int = Field(
-        50_000, ge=1, description="Rows per batch when the CLI or client streams a file."
+        122_880,
+        ge=1,
+        description="Rows per batch when the CLI streams a file (122,880 is DuckDB's row "
+        "group: a whole one is written straight to the file, a smaller batch through the "
+        "write-ahead log at about 2.5x the CPU).",
     )
     log_level: str = Field("info", description="Log level: debug, info, warning, error.")
     secret_key: str = Field(

@@ -79,3 +79,22 @@ def test_client_waits_out_429_and_succeeds(tmp_path: Path) -> None:
             assert time.monotonic() - started >= 1.0
         assert totals.accepted == 50
         assert live.services.logstore.count_inferences("churn") == 50
+
+
+def test_tables_go_as_row_group_sized_bodies_with_repeated_text_encoded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    import pyarrow.ipc as ipc
+
+    from monitor import client as client_module
+
+    data = pa.Table.from_pandas(frame(1000), preserve_index=False)
+    compact = client_module.dictionary_encoded(data)
+    assert pa.types.is_dictionary(compact.schema.field("plan").type)  # one value, repeated
+    assert compact.schema.field("request_id").type == pa.string()  # all distinct: kept
+    monkeypatch.setattr(client_module, "MAX_BODY_BYTES", 8_000)
+    bodies = list(client_module._table_bodies(data))
+    assert len(bodies) > 1 and all(len(b) <= 8_000 for b, _, _ in bodies)
+    assert sum(n for _, _, n in bodies) == 1000
+    back = pa.concat_tables([ipc.open_stream(b).read_all().cast(data.schema) for b, _, _ in bodies])
+    assert back.equals(data)
