@@ -91,7 +91,7 @@ def _build(data_dir: Path | None) -> Dash:
 
 def _layout() -> Any:
     acct = auth.account()
-    return shell(acct, dash.page_container)
+    return shell(acct, dash.page_container, auth.csrf_token() if acct is not None else "")
 
 
 class _Fallback:

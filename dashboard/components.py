@@ -4,6 +4,7 @@ states, error boxes, status badges and filter links that keep filters in the URL
 from __future__ import annotations
 
 import logging
+import secrets
 from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -13,6 +14,7 @@ from dash import dcc, html
 
 from dashboard.auth import services
 from monitor.accounts import Account
+from monitor.errors import DriftwatchError
 from monitor.queries import KpiCard
 
 log = logging.getLogger("driftwatch.dashboard")
@@ -26,7 +28,7 @@ NAV = [
 STATUS_LABEL = {"alert": "Alert", "warn": "Warning", "ok": "Healthy", "no_data": "No data"}
 
 
-def shell(acct: Account | None, content: Any) -> html.Div:
+def shell(acct: Account | None, content: Any, csrf: str = "") -> html.Div:
     links = [
         dcc.Link(label, href=href, className="nav-link", id=f"shell-nav-{page}")
         for label, href, page in NAV
@@ -37,7 +39,18 @@ def shell(acct: Account | None, content: Any) -> html.Div:
         scope = ", ".join(acct.tenants) if acct.tenants else "all tenants"
         who = [
             html.Span(f"{acct.username} · {acct.role} · {scope}", className="who"),
-            html.A("Log out", href="/logout", className="nav-link logout", id="shell-logout"),
+            # POST with the session's CSRF token: a link (GET) could be fired by any page
+            html.Form(
+                [
+                    dcc.Input(type="hidden", name="csrf_token", value=csrf, id="shell-csrf"),
+                    html.Button(
+                        "Log out", type="submit", className="nav-link logout", id="shell-logout"
+                    ),
+                ],
+                method="post",
+                action="/logout",
+                className="logout-form",
+            ),
         ]
     return html.Div(
         [
@@ -95,11 +108,19 @@ def empty(page: str, title: str, *lines: Any) -> html.Div:
 
 
 def error_box(page: str, exc: BaseException, what: str = "loading this page") -> html.Div:
-    log.exception("dashboard error while %s", what)
+    """A plain sentence for the user; the exception (type, traceback) goes to the server log
+    under a short reference the user can quote. Only our own errors, whose messages are
+    written for users, are shown as they are."""
+    ref = secrets.token_hex(4)
+    log.exception("dashboard error while %s [ref %s]", what, ref)
+    if isinstance(exc, DriftwatchError):
+        message = exc.message
+    else:
+        message = f"Something went wrong on the server (reference {ref}); try again later."
     return html.Div(
         [
-            html.Strong(f"Error while {what}: "),
-            html.Span(f"{type(exc).__name__}: {exc}"),
+            html.Strong(f"Could not finish {what}. "),
+            html.Span(message),
         ],
         className="error",
         role="alert",

@@ -12,6 +12,7 @@ What other parts of Driftwatch call:
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 import threading
 import time
@@ -30,6 +31,7 @@ from monitor.metrics import Family
 from monitor.monitoring import register_sink_factory
 from storage.metadata import NotFound
 from storage.metadata.alerting import AlertStore
+from storage.private import private_dir
 from storage.reads import results_between
 from storage.types import AlertRecord, MetricResult
 
@@ -44,12 +46,13 @@ def secret_key(settings: Any) -> str:
         return str(settings.alert_secret_key)
     path = Path(settings.data_dir) / "alert-secret.key"
     if not path.exists():
-        path.parent.mkdir(parents=True, exist_ok=True)
+        private_dir(path.parent)
         try:
-            # O_EXCL: two processes starting at once must not write two different keys.
-            with open(path, "x", encoding="utf-8") as fh:
+            # O_EXCL: two processes starting at once must not write two different keys;
+            # 0600 from the first byte
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
                 fh.write(secrets.token_hex(32))
-            path.chmod(0o600)
         except FileExistsError:
             pass
     return path.read_text(encoding="utf-8").strip()

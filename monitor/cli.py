@@ -23,6 +23,7 @@ from monitor import files
 from monitor.cli_common import ApiKey, DataDir, Url
 from monitor.errors import DriftwatchError
 from monitor.settings import Settings, load_settings
+from storage.private import private_dir
 
 app = typer.Typer(help="Driftwatch: monitor ML models in production.", no_args_is_help=True)
 keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help=True)
@@ -120,7 +121,7 @@ def db_upgrade(data_dir: DataDir = None) -> None:
     from storage.metadata import MetadataStore
 
     settings = _settings(data_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     store = MetadataStore(settings.metadata_url)
     store.upgrade()
     console.print(f"metadata database at revision {store.current_revision()}")
@@ -131,7 +132,7 @@ def _metadata(data_dir: Path | None) -> Any:
     from storage.metadata import MetadataStore
 
     settings = _settings(data_dir)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     store = MetadataStore(settings.metadata_url)
     store.upgrade()
     return store

@@ -4,6 +4,7 @@ webhook receiver that logs every alert notification to ``<data_dir>/demo-webhook
 from __future__ import annotations
 
 import json
+import os
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -21,6 +22,18 @@ DataDir = Annotated[
     typer.Option("--data-dir", help="Data folder (default $DRIFTWATCH_DATA_DIR or ./data)."),
 ]
 WEBHOOK_LOG = "demo-webhooks.jsonl"
+# the demo channel's signing secret, written by `demo build` (0600) so `demo receiver` and
+# anyone reading the log can verify the deliveries
+WEBHOOK_SECRET = "demo-webhook-secret"
+
+
+def write_secret(path: Path, secret: str) -> None:
+    """Write ``secret`` to ``path`` readable by its owner only (created 0600, never wider)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w", encoding="utf-8") as fh:
+        fh.write(secret + "\n")
+    path.chmod(0o600)
 
 
 def register(demo_app: typer.Typer) -> None:
@@ -60,6 +73,12 @@ def demo_build(
                 + f", {summary.events:,} business events, {len(summary.monitors)} monitors, "
                 f"{summary.kpi_rows} KPI results, alerts {summary.alerts}"
             )
+            if summary.webhook_secret:
+                secret_path = Path(settings.data_dir) / WEBHOOK_SECRET
+                write_secret(secret_path, summary.webhook_secret)
+                console.print(
+                    f"demo webhook signing secret (also in {secret_path}): {summary.webhook_secret}"
+                )
     finally:
         services.close()
     console.print(f"\ndashboard: {settings.base_url}/   (API docs: {settings.base_url}/docs)")
@@ -75,6 +94,25 @@ def demo_build(
 
 class _Receiver(BaseHTTPRequestHandler):
     log_path: Path
+    secret_path: Path | None = None
+
+    def _verified(self, raw: bytes) -> bool | None:
+        """The Standard Webhooks signature checked with the demo secret (None: no secret)."""
+        from standardwebhooks import Webhook
+        from standardwebhooks.webhooks import WebhookVerificationError
+
+        if self.secret_path is None:
+            return None
+        try:
+            secret = self.secret_path.read_text(encoding="utf-8").strip()
+        except OSError:
+            return None
+        headers = {k.lower(): v for k, v in self.headers.items()}
+        try:
+            Webhook(secret).verify(raw, headers)
+        except WebhookVerificationError:
+            return False
+        return True
 
     def do_POST(self) -> None:
         length = int(self.headers.get("content-length") or 0)
@@ -88,6 +126,7 @@ class _Receiver(BaseHTTPRequestHandler):
             "path": self.path,
             "webhook_id": self.headers.get("webhook-id"),
             "signature": self.headers.get("webhook-signature"),
+            "verified": self._verified(raw),
             "body": body,
         }
         with self.log_path.open("a", encoding="utf-8") as fh:
@@ -107,7 +146,11 @@ def demo_receiver(
     settings = load_settings(data_dir=data_dir)
     path = Path(settings.data_dir) / WEBHOOK_LOG
     path.parent.mkdir(parents=True, exist_ok=True)
-    handler = type("Receiver", (_Receiver,), {"log_path": path})
+    handler = type(
+        "Receiver",
+        (_Receiver,),
+        {"log_path": path, "secret_path": Path(settings.data_dir) / WEBHOOK_SECRET},
+    )
     server = ThreadingHTTPServer(("127.0.0.1", port), handler)
     console.print(f"demo webhook receiver on http://127.0.0.1:{port}/hook, logging to {path}")
     try:

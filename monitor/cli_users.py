@@ -13,6 +13,7 @@ from rich.console import Console
 from rich.table import Table
 
 from monitor.settings import load_settings
+from storage.private import private_dir
 
 if TYPE_CHECKING:
     from monitor.accounts import Accounts
@@ -44,7 +45,7 @@ def _accounts(data_dir: Path | None) -> tuple[Accounts, MetadataStore]:
     from storage.metadata import MetadataStore
 
     settings = load_settings(data_dir=data_dir)
-    Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+    private_dir(settings.data_dir)
     store = MetadataStore(settings.metadata_url)
     store.upgrade()
     return Accounts(store), store
@@ -119,3 +120,30 @@ def users_disable(
     finally:
         store.dispose()
     console.print(f"disabled user {username!r}")
+
+
+@users_app.command("passwd")
+def users_passwd(
+    username: Annotated[str, typer.Argument(help="Log-in name.")],
+    password: Annotated[
+        str | None,
+        typer.Option(
+            "--password",
+            envvar="DRIFTWATCH_USER_PASSWORD",
+            help="New password (at least 8 characters); prompted for when omitted.",
+        ),
+    ] = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Change a user's password; every open session of the user stops working."""
+    if password is None:
+        password = typer.prompt("new password", hide_input=True, confirmation_prompt=True)
+    accounts, store = _accounts(data_dir)
+    try:
+        accounts.set_password(username, password, actor="cli")
+    except (ValueError, _metadata_error()) as exc:
+        err.print(f"[red]error:[/] {exc}")
+        raise typer.Exit(1) from exc
+    finally:
+        store.dispose()
+    console.print(f"password of {username!r} changed; their sessions were ended")

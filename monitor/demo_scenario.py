@@ -75,6 +75,8 @@ class ScenarioSummary:
     kpi_rows: int = 0
     alerts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    # the demo channel's signing secret when this build created the channel (else None)
+    webhook_secret: str | None = None
 
 
 def _scaled(day: int, days: int) -> float:
@@ -315,7 +317,9 @@ def build(
 
     runtime = alerting(services)
     if webhook_url and runtime.store.get_channel(CHANNEL) is None:
-        runtime.engine.create_channel(CHANNEL, "webhook", webhook_url, actor="demo")
+        _, out.webhook_secret = runtime.engine.create_channel(
+            CHANNEL, "webhook", webhook_url, actor="demo"
+        )
     channels = [CHANNEL] if webhook_url else []
     for spec in (CHURN_MODEL, BASKET_MODEL):
         delay = f"{LABEL_DELAY.days}d"

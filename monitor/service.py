@@ -13,7 +13,6 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 from monitor import ingest
 from monitor.errors import (
@@ -26,6 +25,7 @@ from monitor.settings import Settings
 from storage.logstore import LogStore, SchemaChangeError
 from storage.metadata import AlreadyExists, MetadataStore
 from storage.metadata import NotFound as MetaNotFound
+from storage.private import private_dir
 from storage.types import ApiKeyInfo, ModelInfo, ModelSchema
 
 log = logging.getLogger("driftwatch")
@@ -85,13 +85,17 @@ class Services:
         self.metadata = metadata
         self.logstore = logstore
         self.clock: Clock = clock or system_clock
-        self.counters: dict[str, int] = {"ingested_rows": 0, "rejected_rows": 0}
+        self.counters: dict[str, int] = {
+            "ingested_rows": 0,
+            "rejected_rows": 0,
+            "auth_failures": 0,
+        }
         self._lock = threading.Lock()
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock | None = None) -> Services:
         """Create the data dir, migrate the metadata DB and open the log store."""
-        Path(settings.data_dir).mkdir(parents=True, exist_ok=True)
+        private_dir(settings.data_dir)
         metadata = MetadataStore(settings.metadata_url, clock=clock)
         metadata.upgrade()
         ckpt = settings.duckdb_background_checkpoint
@@ -104,6 +108,11 @@ class Services:
         for info in metadata.list_models():  # tables follow the registered schemas
             logstore.ensure_model(info.name, info.schema)
         return services
+
+    def count(self, name: str, n: int = 1) -> None:
+        """Add ``n`` to the process counter ``name`` (exported by ``/metrics``)."""
+        with self._lock:
+            self.counters[name] = self.counters.get(name, 0) + n
 
     def close(self) -> None:
         self.logstore.close()

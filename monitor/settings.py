@@ -80,6 +80,28 @@ class Settings(BaseSettings):
         "<data_dir>/dashboard_secret (log-ins survive restarts). Set it when several "
         "processes serve the dashboard.",
     )
+    session_hours: float = Field(
+        12.0,
+        gt=0,
+        le=24 * 30,
+        description="Dashboard sessions expire this many hours after log-in (the cookie and "
+        "the server both enforce it).",
+    )
+    login_max_failures: int = Field(
+        5,
+        ge=1,
+        description="Failed dashboard log-ins for one username within 15 minutes before it is "
+        "locked for login_lockout_seconds (429 with Retry-After).",
+    )
+    login_max_failures_per_address: int = Field(
+        20,
+        ge=1,
+        description="Failed dashboard log-ins from one client address within 15 minutes before "
+        "that address is locked for login_lockout_seconds.",
+    )
+    login_lockout_seconds: int = Field(
+        300, ge=1, description="How long a locked username or address must wait."
+    )
     duckdb_memory_limit: str = Field(
         "4GB",
         pattern=r"^\d+(\.\d+)?\s*(B|KB|MB|GB|TB|KiB|MiB|GiB|TiB)$",
@@ -189,12 +211,24 @@ class Settings(BaseSettings):
         return rows
 
 
-_PASSWORD_IN_URL = re.compile(r"(?P<scheme>[a-z0-9+]+://[^:/@]+):(?P<pw>[^@]+)@")
+# scheme://[user]:password@ : any case, an empty user, a password holding ':' or '/'; the
+# last '@' before the host ends it (a password may contain '@' when percent-encoding is lax)
+_PASSWORD_IN_URL = re.compile(
+    r"(?P<pre>[a-z][a-z0-9+.\-]*://[^:/@?#\s]*):(?P<pw>[^\s]*)@(?=[^@\s]*$|[^@\s]*[\s])",
+    re.IGNORECASE,
+)
+# ?password=... / &sslpassword=... query parameters (libpq and SQLAlchemy accept them)
+_PASSWORD_PARAM = re.compile(
+    r"(?P<pre>[?&;](?:[a-z_]*password|passwd|pwd|secret|token)=)(?P<pw>[^&;#\s]*)",
+    re.IGNORECASE,
+)
 
 
 def mask_secrets(text: str) -> str:
-    """Hide the password part of URLs such as ``postgresql://user:secret@host``."""
-    return _PASSWORD_IN_URL.sub(lambda m: f"{m.group('scheme')}:***@", text)
+    """Hide passwords in URLs: ``postgresql://user:secret@host``, ``POSTGRESQL://:secret@h``,
+    ``...?password=secret``."""
+    text = _PASSWORD_IN_URL.sub(lambda m: f"{m.group('pre')}:***@", text)
+    return _PASSWORD_PARAM.sub(lambda m: f"{m.group('pre')}***", text)
 
 
 def load_settings(**overrides: Any) -> Settings:

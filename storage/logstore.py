@@ -73,6 +73,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from storage.private import private_dir, private_file
 from storage.types import (
     COLUMN_RE,
     NAME_RE,
@@ -378,7 +379,7 @@ class LogStore:
         self._key: str | None = None
         if self._path != ":memory:":
             p = Path(self._path).expanduser().resolve()
-            p.parent.mkdir(parents=True, exist_ok=True)
+            private_dir(p.parent)
             self._key = str(p)
             with _OPEN_PATHS_LOCK:
                 if self._key in _OPEN_PATHS:
@@ -386,6 +387,9 @@ class LogStore:
                 _OPEN_PATHS.add(self._key)
         try:
             self._con = duckdb.connect(self._path if self._key is None else self._key)
+            if self._key is not None:  # DuckDB refuses an empty file: tighten right after
+                private_file(self._key)
+                private_file(self._key + ".wal")
             self._background_bytes = 0
             if background_checkpoint is not None and self._key is not None:
                 self._background_bytes = _size_bytes(background_checkpoint)

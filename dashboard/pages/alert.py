@@ -165,7 +165,7 @@ def _f(x: float | None) -> str:
 @guarded(PAGE)
 def update(params: dict[str, Any], _version: int, account: Account) -> Any:
     raw = str(params.get("alert_id") or "")
-    if not raw.isdigit():
+    if not (raw.isascii() and raw.isdigit() and int(raw) < 2**63):
         return c.empty(PAGE, f"Alert {raw!r} not found.")
     try:
         view = queries.alert_view(services(), account.tenants, int(raw))

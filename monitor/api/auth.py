@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import math
 import threading
 import time
@@ -11,6 +12,8 @@ from fastapi import Request
 
 from monitor.errors import AuthenticationError, PermissionDenied, RateLimited
 from monitor.service import Caller, Services
+
+log = logging.getLogger("driftwatch.api")
 
 ROLE_RANK = {"viewer": 0, "engineer": 1, "admin": 2}
 
@@ -37,6 +40,40 @@ class RateLimiter:
             return (1.0 - tokens) / self.rate
 
 
+class FailureAudit:
+    """Failed API authentications go to the audit log (``auth.failed``), bounded so a flood
+    of bad keys cannot fill it: ``burst`` entries at once, then ``per_minute``. Failures over
+    the bound are counted, and the next entry written says how many were left out
+    (``suppressed``); every failure also counts in ``driftwatch_auth_failures_total``."""
+
+    def __init__(self, per_minute: int = 60, burst: int = 20) -> None:
+        self._bucket = RateLimiter(per_minute, burst)
+        self._suppressed = 0
+        self._lock = threading.Lock()
+
+    def record(self, services: Services, request: Request, reason: str, key: str | None) -> None:
+        services.count("auth_failures")
+        with self._lock:
+            if self._bucket.take(0) > 0:
+                self._suppressed += 1
+                return
+            suppressed, self._suppressed = self._suppressed, 0
+        client = request.client.host if request.client else "unknown"
+        prefix = key[3:11] if key and key.startswith("dw_") else None
+        detail = {
+            "reason": reason,
+            "client": client,
+            "method": request.method,
+            "path": request.url.path[:200],
+            "key_prefix": prefix,
+            "suppressed": suppressed,
+        }
+        try:
+            services.metadata.audit(f"ip:{client}", "auth.failed", "api_key", prefix or "-", detail)
+        except Exception:  # the caller gets its 401 whatever the audit log does
+            log.exception("could not audit a failed authentication")
+
+
 def _presented_key(request: Request) -> str | None:
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
@@ -55,13 +92,16 @@ def require(role: str, *, unscoped: bool = False) -> Callable[[Request], Caller]
     def dependency(request: Request) -> Caller:
         services: Services = request.app.state.services
         presented = _presented_key(request)
+        failures: FailureAudit = request.app.state.auth_failures
         if not presented:
+            failures.record(services, request, "missing key", None)
             raise AuthenticationError(
                 "missing API key: send 'Authorization: Bearer dw_...' (create one with "
                 "`driftwatch keys create`)"
             )
         key = services.metadata.authenticate(presented)
         if key is None:
+            failures.record(services, request, "unknown, revoked or expired key", presented)
             raise AuthenticationError("unknown, revoked or expired API key")
         wait = request.app.state.limiter.take(key.id)
         if wait > 0:

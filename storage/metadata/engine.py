@@ -18,6 +18,8 @@ from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Connection, Engine, make_url
 from sqlalchemy.pool import StaticPool
 
+from storage.private import private_dir, private_file
+
 SUPPORTED_BACKENDS = ("sqlite", "postgresql")
 # Execution option marking a connection whose transaction will write (SQLite: BEGIN IMMEDIATE).
 WRITE_OPTION = "driftwatch_write"
@@ -62,7 +64,9 @@ def _sqlite_engine(u: URL) -> Engine:
         # Every new connection to ":memory:" is a new, empty database: share one connection.
         kwargs["poolclass"] = StaticPool
     else:
-        Path(u.database or "").expanduser().parent.mkdir(parents=True, exist_ok=True)
+        db = Path(u.database or "").expanduser()
+        private_dir(db.parent)
+        private_file(db, create=True)  # SQLite takes an empty file as an empty database
         kwargs.update(pool_size=5, max_overflow=10)
     engine = create_engine(u, **kwargs)
 

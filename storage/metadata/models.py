@@ -140,6 +140,7 @@ class AuditRow(Base):
 # Tables of other features live in their own modules on the same Base; importing them here puts
 # them in ``Base.metadata``, which Alembic and ``schema_diff`` compare against.
 from storage.metadata import models_alerting as _models_alerting  # noqa: E402, F401
+from storage.metadata import models_jobs as _models_jobs  # noqa: E402, F401
 from storage.metadata import models_kpis as _models_kpis  # noqa: E402, F401
 from storage.metadata import models_monitoring as _models_monitoring  # noqa: E402, F401
 from storage.metadata import models_users as _models_users  # noqa: E402, F401

@@ -29,3 +29,5 @@ class UserRow(Base):
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime]
     last_login_at: Mapped[datetime | None]
+    # in every session cookie; logout and password changes increment it (migration 0006)
+    session_version: Mapped[int] = mapped_column(Integer, default=0, server_default="0")

@@ -35,6 +35,7 @@ class UserRecord:
     disabled: bool
     created_at: datetime
     last_login_at: datetime | None
+    session_version: int = 0
 
 
 def _user(row: UserRow) -> UserRecord:
@@ -47,6 +48,7 @@ def _user(row: UserRow) -> UserRecord:
         disabled=bool(row.disabled),
         created_at=row.created_at,
         last_login_at=row.last_login_at,
+        session_version=int(row.session_version or 0),
     )
 
 
@@ -94,6 +96,7 @@ class UserStore:
                     disabled=False,
                     created_at=self._m._now(),
                     last_login_at=None,
+                    session_version=0,
                 )
                 s.add(row)
                 s.flush()
@@ -130,13 +133,34 @@ class UserStore:
                 self._m._audit(s, actor, action, "user", username)
             return _user(row)
 
-    def set_password_hash(self, username: str, password_hash: str, actor: str = "system") -> None:
+    def set_password_hash(
+        self,
+        username: str,
+        password_hash: str,
+        actor: str = "system",
+        *,
+        revoke_sessions: bool = True,
+    ) -> None:
+        """Store a new hash; the user's sessions stop working unless ``revoke_sessions`` is
+        False (a re-hash of the same password with new parameters)."""
         with self._m._write() as s:
             row = s.scalar(select(UserRow).where(UserRow.username == username))
             if row is None:
                 raise NotFound(f"user {username!r} not found")
             row.password_hash = password_hash
+            if revoke_sessions:
+                row.session_version = int(row.session_version or 0) + 1
             self._m._audit(s, actor, "user.password", "user", username)
+
+    def revoke_sessions(self, user_id: int, actor: str = "system") -> int:
+        """End every session of the user (logout); returns the new session version."""
+        with self._m._write() as s:
+            row = s.get(UserRow, int(user_id))
+            if row is None:
+                raise NotFound(f"user {user_id} not found")
+            row.session_version = int(row.session_version or 0) + 1
+            self._m._audit(s, actor, "user.logout", "user", row.username)
+            return row.session_version
 
     def record_login(self, user_id: int) -> None:
         with self._m._write() as s:

@@ -90,10 +90,21 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
         yield Site(live, ids, key, summary)
 
 
+def csrf_of(client: httpx.Client, path: str = "/login") -> str:
+    """The CSRF token of ``client``'s session, read from a page's form as a browser would."""
+    import re
+
+    page = client.get(path).text
+    found = re.search(r"name=.csrf_token. value=.([A-Za-z0-9_-]+).", page)
+    assert found, page[:300]
+    return found.group(1)
+
+
 def login_client(site: Site, user: str) -> httpx.Client:
     """An HTTP client holding ``user``'s session cookie."""
     client = httpx.Client(base_url=site.url, timeout=30)
-    r = client.post("/login", data={"username": user, "password": PASSWORD, "next": "/"})
+    data = {"username": user, "password": PASSWORD, "next": "/", "csrf_token": csrf_of(client)}
+    r = client.post("/login", data=data)
     assert r.status_code == 302 and r.headers["location"] == "/", r.text[:300]
     return client
 

@@ -13,7 +13,7 @@ import pytest
 
 from monitor.demo import CHURN_MODEL
 from monitor.demo_scenario import DEMO_USERS
-from tests.dashboard.conftest import ARTIFACTS, Site, Tab, login_client
+from tests.dashboard.conftest import ARTIFACTS, Site, Tab, csrf_of, login_client
 
 pytestmark = pytest.mark.slow
 
@@ -276,8 +276,10 @@ def test_login_page(site: Site, browser: Any) -> None:
 def test_login_required_and_wrong_password(site: Site) -> None:
     r = httpx.get(f"{site.url}/alerts/1")
     assert r.status_code == 302 and r.headers["location"].startswith("/login?next=")
-    r = httpx.post(f"{site.url}/login", data={"username": "engineer", "password": "nope"})
-    assert r.status_code == 200 and "Wrong username or password" in r.text
+    with httpx.Client(base_url=site.url) as c:
+        data = {"username": "engineer", "password": "nope", "csrf_token": csrf_of(c)}
+        r = c.post("/login", data=data)
+    assert r.status_code == 401 and "Wrong username or password" in r.text
     # the API keeps working next to the dashboard
     assert httpx.get(f"{site.url}/api/v1/health").status_code == 200
     missing = httpx.get(f"{site.url}/api/v1/no-such-route")

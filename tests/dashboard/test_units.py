@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+from dashboard import components as c
 from dashboard import figures
 from dashboard.auth import callback_allowed, page_of_component, page_of_path
 from monitor import queries
@@ -24,6 +26,7 @@ T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ENGINEER = Account(1, "eng", "engineer", None)
 EXEC = Account(2, "exe", "executive", None)
 ACME = Account(3, "acme", "engineer", ("acme",))
+ONCALL = Account(4, "oc", "oncall", None)
 
 
 def result(
@@ -114,6 +117,16 @@ def test_page_and_callback_access() -> None:
         "inputs": [{"id": "_pages_location", "property": "pathname", "value": "/models/x"}],
     }
     assert callback_allowed(ENGINEER, router) and not callback_allowed(EXEC, router)
+    # spellings Dash's router resolves to the same page get the same answer (issue 12)
+    for path in ("//models/churn", "///models/churn", "/models/churn/", "/models//churn"):
+        router["inputs"][0]["value"] = path
+        assert page_of_path(path) == "model", path
+        assert not callback_allowed(EXEC, router), path
+        assert callback_allowed(ENGINEER, router), path
+    router["inputs"][0]["value"] = "//monitors"
+    assert not callback_allowed(ONCALL, router)
+    router["inputs"][0]["value"] = "/no/such/page"
+    assert page_of_path("/no/such/page") is None and callback_allowed(EXEC, router)
     assert not callback_allowed(ENGINEER, {"outputs": [], "inputs": []})
     assert callback_allowed(EXEC, {"output": "kpis-content.children", "inputs": []})
 
@@ -240,3 +253,18 @@ def test_every_read_model_on_both_metadata_backends(metadata_url: str, tmp_path:
         assert [r.alert.state for r in rows][:2] == ["firing", "firing"]
     finally:
         svc.close()
+
+
+def test_error_box_shows_a_plain_message_not_the_exception() -> None:
+    from monitor.errors import NotFoundError
+
+    def text(node: Any) -> str:
+        kids = getattr(node, "children", node)
+        if isinstance(kids, list):
+            return "".join(text(k) for k in kids)
+        return kids if isinstance(kids, str) else text(kids)
+
+    box = text(c.error_box("model", KeyError("SELECT secret FROM x")))
+    assert "KeyError" not in box and "SELECT" not in box
+    assert "Something went wrong on the server (reference " in box
+    assert "model 'x' not found" in text(c.error_box("model", NotFoundError("model 'x' not found")))

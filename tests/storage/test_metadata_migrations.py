@@ -30,8 +30,10 @@ TABLES = {
     "kpis",
     # 0005 users
     "users",
+    # 0006 session versions, jobs
+    "jobs",
 }
-HEAD = "0005"  # update when adding a migration
+HEAD = "0006"  # update when adding a migration
 
 
 def test_upgrade_from_empty_reaches_head(metadata_url: str) -> None:
