@@ -102,6 +102,10 @@ def default_rules(
             "match": {"source": "kpi"},
             "condition": {"status": "alert"},
             "for": 1,
+            # A business alert resolves once the KPI has been clear for three windows in a
+            # row, as the KPI's shift check needs three windows back near its old level: a
+            # day between an anomaly and the shift check's alarm does not end the incident.
+            "keep_firing_for": 2,
             "severity": "critical",
             "channels": ch,
         },

@@ -19,12 +19,13 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from monitor.kpis.shift import ShiftParams, describe, scan_shifts
 from storage.types import Status
 
 __all__ = [
@@ -33,6 +34,7 @@ __all__ = [
     "ChangeCheck",
     "CheckConfig",
     "CheckOutcome",
+    "ShiftCheck",
     "TargetCheck",
     "history_needed",
     "robust_z",
@@ -102,8 +104,51 @@ class AnomalyCheck(_Check):
     )
 
 
+class ShiftCheck(_Check):
+    """A sustained move to a worse level, against the level before the change (see
+    :mod:`monitor.kpis.shift`): stays ``alert`` until the KPI is back near that level, or
+    meets its target, for ``recover_windows`` windows in a row."""
+
+    type: Literal["shift"] = "shift"
+    baseline_windows: int = Field(28, ge=3, le=366, description="Windows forming the baseline.")
+    min_baseline: int = Field(7, ge=3, description="Fewer windows of baseline: no_data.")
+    k: float = Field(0.75, gt=0, description="Allowance, in standard deviations per window.")
+    h: float = Field(6.0, gt=0, description="CUSUM decision interval (standard deviations).")
+    recover_windows: int = Field(3, ge=1, le=104, description="Windows back before it clears.")
+    recover_z: float = Field(1.0, ge=0, description="'Back near the baseline': within this.")
+    lookback: int = Field(
+        150,
+        ge=10,
+        le=2000,
+        description="Windows read before each one (episodes up to "
+        "lookback - 2 x baseline_windows long keep their baseline).",
+    )
+    seasonal: Literal["auto", "none"] = Field(
+        "auto", description="auto: hourly windows compare the same hour of earlier days."
+    )
+    severity: Literal["warn", "alert"] = "alert"
+
+    @model_validator(mode="after")
+    def _sizes(self) -> ShiftCheck:
+        if self.min_baseline > self.baseline_windows:
+            raise ValueError(
+                f"shift: min_baseline {self.min_baseline} is above baseline_windows "
+                f"{self.baseline_windows}"
+            )
+        if self.lookback <= 2 * self.baseline_windows:
+            raise ValueError(
+                f"shift: lookback {self.lookback} must exceed twice baseline_windows "
+                f"({self.baseline_windows})"
+            )
+        return self
+
+    def step(self, window: str) -> int:
+        return 24 if self.seasonal == "auto" and window == "hour" else 1
+
+
 CheckConfig = Annotated[
-    BoundsCheck | ChangeCheck | TargetCheck | AnomalyCheck, Field(discriminator="type")
+    BoundsCheck | ChangeCheck | TargetCheck | AnomalyCheck | ShiftCheck,
+    Field(discriminator="type"),
 ]
 
 
@@ -147,6 +192,8 @@ def history_needed(check: Any, window: str) -> int:
         return check.history * _step(check.seasonal, window)
     if isinstance(check, ChangeCheck):
         return check.baseline_windows * (7 if check.seasonal and window == "day" else 1)
+    if isinstance(check, ShiftCheck):
+        return check.lookback * check.step(window)
     return 0
 
 
@@ -281,6 +328,20 @@ def run_check(
             f"{change:+.1%} vs the mean of the previous {base.size} windows ({mean:.4g})",
             {"baseline": mean},
         )
+    if isinstance(check, ShiftCheck):
+        # The scan reads every window's sampling noise; here only the current one is known,
+        # so it stands for all of them (the series path has each window's own).
+        values = np.append(np.asarray(history, dtype=np.float64), current)
+        nz = None if noise is None else np.full(values.size, noise, dtype=np.float64)
+        return _shift_outcomes(
+            check,
+            values,
+            [values.size - 1],
+            direction=direction,
+            window=window,
+            target=target,
+            noise=nz,
+        )[0]
     assert isinstance(check, AnomalyCheck)
     step = _step(check.seasonal, window)
     past = _comparable(history, check.history, step)
@@ -342,6 +403,16 @@ def run_checks_series(
     vectorised (a KPI over 50 tenants × 90 days is 4,500 robust z-scores); the others are
     cheap and run one by one.
     """
+    if isinstance(check, ShiftCheck):
+        return _shift_outcomes(
+            check,
+            values,
+            indices,
+            direction=direction,
+            window=window,
+            target=target,
+            noise=noise,
+        )
     idx = np.asarray(indices, dtype=np.int64)
     if not isinstance(check, AnomalyCheck) or idx.size == 0:
         return [
@@ -428,4 +499,50 @@ def run_checks_series(
                 },
             )
         )
+    return out
+
+
+def _shift_outcomes(
+    check: ShiftCheck,
+    values: np.ndarray,
+    indices: Sequence[int],
+    *,
+    direction: Direction,
+    window: str,
+    target: float | None,
+    noise: np.ndarray | None,
+) -> list[CheckOutcome]:
+    """The sustained-shift check on windows ``indices`` (see :mod:`monitor.kpis.shift`).
+
+    Value: the relative change against the baseline (the level before the change while
+    shifted); threshold: the CUSUM decision interval ``h``; ``details.onset_windows_ago``:
+    windows since the change began.
+    """
+    step = check.step(window)
+    params = ShiftParams(
+        baseline_windows=check.baseline_windows,
+        min_baseline=check.min_baseline,
+        k=check.k,
+        h=check.h,
+        recover_windows=check.recover_windows,
+        recover_z=check.recover_z,
+        lookback=check.lookback,
+        direction=direction,
+        target=target,
+    )
+    found = scan_shifts(values, indices, params, step=step, noise=noise)
+    out: list[CheckOutcome] = []
+    for i, o in zip(indices, found, strict=True):
+        if o.onset is not None:
+            o = replace(o, onset=o.onset * step)
+        if o.excursion is not None:
+            o = replace(o, excursion=o.excursion * step)
+        message, details = describe(o, float(values[i]), check.recover_windows)
+        if o.state == "learning":
+            out.append(CheckOutcome(check.metric, "no_data", None, check.h, message, details))
+            continue
+        status: Status = check.severity if o.state == "shifted" else "ok"
+        rel = details.get("relative")
+        value = None if rel is None else _num(rel)
+        out.append(CheckOutcome(check.metric, status, value, check.h, message, details))
     return out

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -17,7 +17,7 @@ import numpy as np
 
 from detectors.errors import DetectorError
 from detectors.estimation import BinaryCBPE
-from monitor.kpis.checks import history_needed, run_checks_series, worst
+from monitor.kpis.checks import CheckOutcome, history_needed, run_checks_series, worst
 from monitor.kpis.definition import KpiDefinition
 from monitor.kpis.formula import BusinessValueFormula, EventFormula, LogFormula
 from storage.kpi_sql import WINDOW_US, Cells, EventMeasure, KpiQueries, LogMeasure
@@ -283,7 +283,7 @@ class KpiComputer:
                         )  # type: ignore[arg-type]
                     )
                 continue
-            outs = [o[k] for o in outcomes]
+            outs = [_dated(o[k], grid, i) for o in outcomes]
             status = worst([o.status for o in outs])
             base["checks"] = dict(zip(metrics, (o.status for o in outs), strict=True))
             base["message"] = next(
@@ -293,6 +293,11 @@ class KpiComputer:
             value = values[i]
             if target:
                 base["attainment"] = _attainment(value, target, d.direction)
+            shifted = next((o for o in outs if o.details.get("state") == "shifted"), None)
+            if shifted is not None:
+                # the level before a sustained change and when it began, for the summaries
+                base["level_before"] = shifted.details["baseline"]
+                base["changed_since"] = shifted.details["since"]
             append(
                 MetricResult(
                     metric=name, value=value, threshold=target, status=status, details=base, **at
@@ -427,6 +432,14 @@ def _sampling_sd(d: KpiDefinition, value: np.ndarray, support: np.ndarray) -> np
         if isinstance(f, EventFormula) and f.func == "count":
             return np.sqrt(np.maximum(value, 1.0))
     return None
+
+
+def _dated(o: CheckOutcome, grid: list[datetime], i: int) -> CheckOutcome:
+    """A shift outcome with the start of its change as a date (``details.since``)."""
+    ago = o.details.get("onset_windows_ago")
+    if ago is None or i - ago < 0:
+        return o
+    return replace(o, details={**o.details, "since": grid[i - ago].isoformat()})
 
 
 def _attainment(value: float, target: float, direction: str) -> float | None:

@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from monitor.kpis.checks import AnomalyCheck, CheckConfig, TargetCheck
+from monitor.kpis.checks import AnomalyCheck, CheckConfig, ShiftCheck, TargetCheck
 from monitor.kpis.formula import (
     BusinessValueFormula,
     EventFormula,
@@ -31,7 +31,8 @@ class KpiDefinition(BaseModel):
     """A tenant KPI: what to compute per tenant and window, and how to judge it.
 
     Errors name the field: ``formula: expected ')' at column 14``. ``checks`` omitted means an
-    anomaly check (seasonal for daily windows) plus a target check when a target is set;
+    anomaly check (seasonal for daily windows), a sustained-shift check, and a target check
+    when a target is set;
     ``checks: []`` means none.
     """
 
@@ -104,7 +105,9 @@ class KpiDefinition(BaseModel):
     def effective_checks(self) -> list[Any]:
         if self.checks is not None:
             return list(self.checks)
-        out: list[Any] = [AnomalyCheck()]
+        # anomaly: a window unlike its usual self; shift: a worse level that stays, judged
+        # against the level before it (an anomaly check's history soon holds the new level)
+        out: list[Any] = [AnomalyCheck(), ShiftCheck()]
         if self.target is not None:
             out.append(TargetCheck())
         return out

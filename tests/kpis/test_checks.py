@@ -11,6 +11,7 @@ from monitor.kpis.checks import (
     AnomalyCheck,
     BoundsCheck,
     ChangeCheck,
+    ShiftCheck,
     TargetCheck,
     robust_z,
     run_check,
@@ -92,6 +93,7 @@ def test_noise_floor_keeps_sampling_noise_quiet() -> None:
         AnomalyCheck(two_sided=True, history=12, min_history=3),
         ChangeCheck(seasonal=True),
         BoundsCheck(lower=0.5),
+        ShiftCheck(baseline_windows=14, lookback=60),
     ],
     ids=lambda c: c.type,
 )

@@ -54,7 +54,7 @@ def test_apply_compute_list_show(tmp_path: Path) -> None:
     out = run(
         "kpis", "compute", "--from", START.date().isoformat(), "--to", end, "--data-dir", str(data)
     )
-    assert "computed 42 KPI result rows" in out  # 14 days × (KPI + anomaly + target rows)
+    assert "computed 56 KPI result rows" in out  # 14 days × (KPI, anomaly, shift, target rows)
     listed = run("kpis", "list", "--data-dir", str(data))
     assert "conversion_rate" in listed and "rate(conversion, session)" in listed
     shown = run("kpis", "show", "conversion_rate", "--tenant", "acme", "--data-dir", str(data))

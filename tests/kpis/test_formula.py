@@ -94,7 +94,7 @@ def test_definition_errors_name_the_field() -> None:
 
 def test_default_checks_and_round_trip() -> None:
     d = KpiDefinition.model_validate({"name": "conv", "formula": "rate(c, s)", "target": 0.3})
-    assert [c.metric for c in d.effective_checks] == ["anomaly", "target"]
+    assert [c.metric for c in d.effective_checks] == ["anomaly", "shift", "target"]
     assert KpiDefinition.model_validate(d.to_spec()) == d
     none = KpiDefinition.model_validate({"name": "n", "formula": "count(s)", "checks": []})
     assert none.effective_checks == []

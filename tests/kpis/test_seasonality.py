@@ -45,8 +45,8 @@ def test_seasonality_is_not_an_alert_and_the_drop_is(kpis: KpiService) -> None:
     kpis.create(CONVERSION, "test")
     kpis.create(SESSIONS, "test")
     written = kpis.compute(START, START + timedelta(days=DAYS))
-    # 2 KPIs × 3 tenants × 90 windows × (KPI row + anomaly check row)
-    assert written == 2 * 3 * DAYS * 2
+    # 2 KPIs × 3 tenants × 90 windows × (KPI row + anomaly and shift check rows)
+    assert written == 2 * 3 * DAYS * 3
 
     assert _flagged(kpis, "conversion_rate") == {("globex", d) for d in DROP_DAYS}
     assert _flagged(kpis, "sessions") == set()
@@ -55,7 +55,8 @@ def test_seasonality_is_not_an_alert_and_the_drop_is(kpis: KpiService) -> None:
     for day in DROP_DAYS:
         r = rows[("globex", day)]
         assert r.status == "alert"
-        assert r.details["checks"] == {"anomaly": "alert"}
+        # two days are an anomaly, not a sustained shift
+        assert r.details["checks"] == {"anomaly": "alert", "shift": "ok"}
         assert "same weekday" in r.details["message"]
     # the tenant with ~12 sessions a day: every window no_data, never a false alarm
     tiny = [r for (t, _), r in rows.items() if t == "tiny"]
