@@ -62,3 +62,27 @@ def test_no_missing_data_alerts_while_labels_are_merely_late(site: Site) -> None
     later = now + timedelta(days=5)
     fired = {t.fingerprint for rule in missing for t in evaluate_missing(rule, seen, {}, later)}
     assert fired == set(seen)
+
+
+def test_globex_conversion_alert_is_still_firing_at_the_end(site: Site) -> None:
+    """Conversion fell to below its target and stayed there: its business alert (the KPI's
+    own row under ``kpi-breach``) is firing at the end of the story, held by the shift check
+    against the level before the change."""
+    api = site.api()
+    firing = api.get("/api/v1/alerts", params={"state": "firing", "limit": 1000}).json()
+    business = [
+        a
+        for a in firing
+        if a["rule"] == "kpi-breach"
+        and a["labels"]["tenant"] == DRIFT_TENANT
+        and a["labels"]["metric"] == a["labels"]["monitor"] == "conversion_rate"
+    ]
+    assert len(business) == 1
+    rows = api.get(
+        "/api/v1/kpis/conversion_rate/results", params={"tenant_id": DRIFT_TENANT}
+    ).json()
+    last = max(rows, key=lambda r: r["window_start"])
+    assert last["status"] == "alert" and last["details"]["checks"]["shift"] == "alert"
+    assert last["details"]["level_before"] > 0.25 > last["value"]
+    # the change began after the drift did (the story's order), before the alert's window
+    assert last["details"]["changed_since"][:10] <= business[0]["active_at"][:10]
