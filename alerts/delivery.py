@@ -255,13 +255,19 @@ class DeliveryWorker:
         self._wake.set()
 
     def stop(self, timeout: float = 30.0) -> None:
+        """Stop after the current turn; past ``timeout`` s the sends still in flight are
+        abandoned (their rows stay leased and are sent again after the lease: at least
+        once), so a server can always stop in bounded time."""
         self._stop.set()
         self._wake.set()
+        finished = True
         if self._thread is not None:
             self._thread.join(timeout)
+            finished = not self._thread.is_alive()
             self._thread = None
-        self._pool.shutdown(wait=True)
-        self.sender.close()
+        self._pool.shutdown(wait=finished, cancel_futures=True)
+        if finished:
+            self.sender.close()
 
     def __enter__(self) -> DeliveryWorker:
         return self.start()

@@ -148,7 +148,7 @@ class AlertingRuntime:
 
     def stop_worker(self) -> None:
         if self.worker is not None:
-            self.worker.stop()
+            self.worker.stop(timeout=3.0)  # a server must stop within seconds (SIGTERM)
             self.worker = None
 
     def metric_families(self) -> list[Family]:

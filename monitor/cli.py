@@ -96,13 +96,49 @@ def serve(
     console.print(
         f"Driftwatch serving on {settings.base_url}  (API docs: {settings.base_url}/docs)"
     )
-    uvicorn.run(
+    config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
         workers=1,  # one process owns the DuckDB file
+        # requests still running this long after SIGTERM are cut off; jobs, the scheduler
+        # and the delivery worker are told to stop by the app's shutdown
+        timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
+    _server(config).run()
+
+
+SHUTDOWN_GRACE_SECONDS = 4
+SHUTDOWN_DEADLINE_SECONDS = 9.0
+
+
+def _server(config: Any) -> Any:
+    """uvicorn's server with a deadline: SIGTERM (or Ctrl-C) stops ``driftwatch serve``
+    within :data:`SHUTDOWN_DEADLINE_SECONDS` whatever is running. Work in progress stops at
+    its next check point (a window); what is committed is in the stores' logs already, so a
+    forced exit at the deadline loses nothing committed."""
+    import os
+    import threading
+
+    import uvicorn
+
+    def force() -> None:
+        err.print(
+            f"[yellow]shutdown took over {SHUTDOWN_DEADLINE_SECONDS:.0f} s; exiting now "
+            "(committed data is safe)[/]"
+        )
+        os._exit(0)
+
+    class Server(uvicorn.Server):
+        def handle_exit(self, sig: int, frame: Any) -> None:
+            if not self.should_exit:  # the first signal starts the clock
+                timer = threading.Timer(SHUTDOWN_DEADLINE_SECONDS, force)
+                timer.daemon = True
+                timer.start()
+            super().handle_exit(sig, frame)
+
+    return Server(config)
 
 
 @app.command("config")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import httpx
 import typer
@@ -63,3 +63,23 @@ def api_client(url: str, api_key: str | None, timeout: float = 600) -> httpx.Cli
         headers={"Authorization": f"Bearer {api_key}"},
         timeout=timeout,
     )
+
+
+def follow_job(client: httpx.Client, job: dict, progress: Any, label: str) -> dict:
+    """Show a server job's progress until it ends; Ctrl-C cancels it (``DELETE``) and exits
+    with 130. Returns the finished job."""
+    import time
+
+    task = progress.add_task(label, total=max(1, int(job.get("total") or 1)))
+    try:
+        while job["state"] in ("queued", "running"):
+            time.sleep(0.5)
+            r = client.get(f"/jobs/{job['id']}")
+            r.raise_for_status()
+            job = r.json()
+            progress.update(task, completed=job["done"], total=max(1, job["total"]))
+    except KeyboardInterrupt:
+        client.delete(f"/jobs/{job['id']}")
+        Console(stderr=True).print(f"[yellow]job {job['id']} cancelled[/]")
+        raise typer.Exit(130) from None
+    return job

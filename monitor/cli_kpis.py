@@ -15,8 +15,9 @@ import httpx
 import typer
 import yaml
 from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from monitor.cli_common import ApiKey, DataDir, Url, api_client, check_span, parse_when
+from monitor.cli_common import ApiKey, DataDir, Url, api_client, check_span, follow_job, parse_when
 from monitor.errors import DriftwatchError
 from monitor.settings import load_settings
 
@@ -172,19 +173,52 @@ def kpis_compute(
     url: Url = None,
     api_key: ApiKey = None,
     data_dir: DataDir = None,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Compute (backfill) KPI windows in a range for all tenants; re-running replaces."""
+    """Compute (backfill) KPI windows in a range for all tenants, with a progress bar;
+    re-running replaces."""
     a, b = parse_when(start), parse_when(end)
     check_span(a, b, load_settings(data_dir=data_dir).max_backfill_days, "max_backfill_days")
+    progress = Progress(
+        TextColumn("[bold]{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        TimeElapsedColumn(),
+        console=err,
+        disable=quiet,
+    )
     if url:
-        with api_client(url, api_key) as c:
+        # each KPI is a job on the server (cancelled on Ctrl-C); we follow its progress
+        with api_client(url, api_key) as c, progress:
             names = name or [k["name"] for k in _check(c.get("/kpis"))]
             rows = 0
             for n in names:
                 r = c.post(
                     f"/kpis/{n}/compute", params={"start": a.isoformat(), "end": b.isoformat()}
                 )
-                rows += int(_check(r)["results"])
+                job = follow_job(c, _check(r), progress, n)
+                if job["state"] != "done":
+                    err.print(f"[red]error:[/] {n}: {job['state']}: {job['error']}")
+                    raise typer.Exit(1)
+                rows += int((job.get("result") or {}).get("results", 0))
     else:
-        rows = _local(data_dir, lambda svc: svc.compute(a, b, name or None, trigger="backfill"))
+
+        def compute(svc: Any) -> int:
+            from monitor.jobs import KPI_CHUNK_WINDOWS
+            from monitor.kpis.compute import window_delta, windows_between
+
+            total = 0
+            with progress:
+                for n in name or [k.name for k in svc.list() if k.enabled]:
+                    d = svc.definition(n)
+                    windows = windows_between(a, b, d.window)
+                    task = progress.add_task(n, total=max(1, len(windows)))
+                    for i in range(0, len(windows), KPI_CHUNK_WINDOWS):
+                        chunk = windows[i : i + KPI_CHUNK_WINDOWS]
+                        end = chunk[-1] + window_delta(d.window)
+                        total += svc.compute(chunk[0], end, [n], trigger="backfill")
+                        progress.advance(task, len(chunk))
+            return total
+
+        rows = _local(data_dir, compute)
     out.print(f"computed {rows} KPI result rows for {a:%Y-%m-%d} .. {b:%Y-%m-%d}")

@@ -16,7 +16,15 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from monitor.cli_common import ApiKey, DataDir, Url, api_client, check_span, parse_when
+from monitor.cli_common import (
+    ApiKey,
+    DataDir,
+    Url,
+    api_client,
+    check_span,
+    follow_job,
+    parse_when,
+)
 from monitor.errors import DriftwatchError
 from monitor.settings import load_settings
 
@@ -196,21 +204,17 @@ def backfill(
         disable=quiet,
     )
     if url:
+        # the server runs each backfill as a job (cancelled on Ctrl-C); we follow its progress
         with api_client(url, api_key) as c, progress:
             names = monitor or [m["name"] for m in _check(c.get("/monitors"))]
+            body = {"start": lo.isoformat(), "end": hi.isoformat()}
             for name in names:
-                cfg = _check(c.get(f"/monitors/{name}"))["config"]
-                step = window_delta(cfg.get("window", "day"))
-                n = max(1, int((hi - lo) / step))
-                task = progress.add_task(name, total=n)
-                ws = lo
-                while ws < hi:
-                    r = _check(
-                        c.post(f"/monitors/{name}/run", json={"window_start": ws.isoformat()})
-                    )
-                    failed += r["status"] != "ok"
-                    progress.advance(task)
-                    ws += step
+                job = _check(c.post(f"/monitors/{name}/backfill", json=body))
+                job = follow_job(c, job, progress, name)
+                if job["state"] != "done":
+                    err.print(f"[red]error:[/] backfill of {name} {job['state']}: {job['error']}")
+                    raise typer.Exit(1)
+                failed += int((job.get("result") or {}).get("failed", 0))
     else:
         services, svc = _local(data_dir)
         try:

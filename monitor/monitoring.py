@@ -229,9 +229,10 @@ class MonitorService:
         start: datetime,
         end: datetime,
         progress: Callable[[RunSummary], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> list[RunSummary]:
         self.get(name)
-        return self.runner.backfill(name, start, end, progress)
+        return self.runner.backfill(name, start, end, progress, should_stop)
 
     def tick(self, name: str) -> list[RunSummary]:
         return self.runner.tick(name)

@@ -139,6 +139,16 @@ class Runner:
         self._fitted: dict[tuple[Any, ...], Any] = {}
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
+        # set by stop(): ticks and backfills end at the next window (server shutdown)
+        self._stopping = threading.Event()
+
+    def stop(self) -> None:
+        """Make running ticks and backfills end after their current window (shutdown)."""
+        self._stopping.set()
+
+    def resume(self) -> None:
+        """Undo :meth:`stop` (a new server on the same stores)."""
+        self._stopping.clear()
 
     # ------------------------------------------------------------------ scheduling helpers
     def _lock(self, name: str) -> threading.Lock:
@@ -209,8 +219,12 @@ class Runner:
         with self._lock(name):
             out = []
             for i, ws in enumerate(self.due_windows(record, now)):
+                if self._stopping.is_set():
+                    return out  # the rest are due again at the next start
                 out.append(self._run(record, ws, "schedule" if i == 0 else "catchup"))
             for ws in self.late_windows(record, now):
+                if self._stopping.is_set():
+                    return out
                 out.append(self._run(record, ws, "late"))
             return out
 
@@ -229,8 +243,16 @@ class Runner:
         start: datetime,
         end: datetime,
         progress: Callable[[RunSummary], None] | None = None,
+        should_stop: Callable[[], bool] | None = None,
     ) -> list[RunSummary]:
-        """Evaluate every window starting in ``[start, end)``, oldest first (results replace)."""
+        """Evaluate every window starting in ``[start, end)``, oldest first (results replace).
+
+        ``should_stop`` (a cancelled job) is asked between windows and between profiled
+        ranges; the windows evaluated before it said yes keep their results."""
+
+        def stop() -> bool:
+            return self._stopping.is_set() or (should_stop is not None and should_stop())
+
         record = self.store.get_monitor(name)
         if record is None:
             raise KeyError(f"monitor {name!r} not found")
@@ -241,12 +263,12 @@ class Runner:
         # fails (e.g. the reference is gone) each run below records the error itself
         try:
             self.profiles.register(record.model, self._spec(record, cfg))
-            self.profiles.ensure(record.model, ws, max(end, ws + cfg.window_delta))
+            self.profiles.ensure(record.model, ws, max(end, ws + cfg.window_delta), stop)
         except Exception as exc:
             log.warning("monitor %s: profiling %s..%s failed: %s", name, ws, end, exc)
         out = []
         with self._lock(name):
-            while ws < end:
+            while ws < end and not stop():
                 summary = self._run(record, ws, "backfill")
                 out.append(summary)
                 if progress is not None:

@@ -85,6 +85,7 @@ class MonitorScheduler:
     def start(self) -> None:
         # the first windows need profiles: load the compiled counting loops meanwhile
         self.service.runner.profiles.warm_up(wait=False)
+        self.service.runner.resume()  # a previous server on these services may have stopped it
         with _ACTIVE_LOCK:
             _ACTIVE[:] = [self]
         self.scheduler.start()

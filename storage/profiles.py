@@ -42,7 +42,7 @@ import functools
 import hashlib
 import json
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -378,8 +378,17 @@ class ProfileStore:
             for r in rows
         }
 
-    def ensure(self, model: str, start: datetime, end: datetime) -> int:
+    def ensure(
+        self,
+        model: str,
+        start: datetime,
+        end: datetime,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> int:
         """Profile every hour of ``[start, end)`` that is missing, dirty or on an older spec.
+
+        ``should_stop`` is asked before each range of hours: when it answers True the build
+        stops there (the ranges written so far stay; the rest are profiled when next needed).
 
         Returns
         -------
@@ -409,6 +418,8 @@ class ProfileStore:
             with ThreadPoolExecutor(1, thread_name_prefix="profile-write") as writer:
                 pending: Future[None] | None = None
                 for lo, hi in _runs(need, self._max_hours):
+                    if should_stop is not None and should_stop():
+                        break
                     data, rows_by_hour = self._compute(model, spec, lo, hi)
                     if pending is not None:
                         pending.result()

@@ -105,3 +105,16 @@ def wait_ready(url: str, proc: subprocess.Popen[Any] | None = None, timeout: flo
             pass
         time.sleep(0.1)
     raise RuntimeError(f"server at {url} not ready after {timeout}s")
+
+
+def wait_job(c: httpx.Client, job: dict[str, Any], timeout: float = 600.0) -> dict[str, Any]:
+    """Poll ``GET /jobs/{id}`` (``c`` has the ``/api/v1`` base URL) until the job ends."""
+    deadline = time.monotonic() + timeout
+    while job["state"] in ("queued", "running"):
+        if time.monotonic() > deadline:
+            raise AssertionError(f"job {job['id']} did not finish in {timeout} s: {job}")
+        time.sleep(0.1)
+        r = c.get(f"/jobs/{job['id']}")
+        assert r.status_code == 200, r.text
+        job = r.json()
+    return job

@@ -36,7 +36,12 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
         try:
             yield
         finally:
+            # Stop what runs on our threads first (each at its next window), then the stores.
+            from monitor.jobs import stop_jobs
+
+            stop_jobs(app.state.services, timeout=3.0)
             if scheduler is not None:
+                scheduler.service.runner.stop()
                 scheduler.shutdown()
             if owned:
                 app.state.services.close()
@@ -92,6 +97,9 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     from monitor.api import routes_kpis
 
     app.include_router(routes_kpis.router, prefix="/api/v1")
+    from monitor.api import routes_jobs
+
+    app.include_router(routes_jobs.router, prefix="/api/v1")
     install_web_apps(app, settings)  # the dashboard (issue 7): every path no API route takes
     return app
 

@@ -14,7 +14,9 @@ from starlette.concurrency import run_in_threadpool
 
 from monitor.api.auth import require
 from monitor.api.params import When
+from monitor.api.routes_jobs import JobOut
 from monitor.errors import NotFoundError, ValidationFailed
+from monitor.jobs import kpi_compute_job
 from monitor.kpis.service import KpiService
 from monitor.limits import check_range
 from monitor.service import Caller
@@ -119,29 +121,37 @@ def delete_kpi(kpi: str, request: Request, caller: SharedEngineer) -> Response:
     return Response(status_code=204)
 
 
-@router.post("/kpis/{kpi}/compute")
+@router.post(
+    "/kpis/{kpi}/compute",
+    responses={202: {"model": JobOut, "description": "A range: the job computing it."}},
+)
 async def compute_kpi(
     kpi: str,
     request: Request,
+    response: Response,
     caller: SharedEngineer,
     start: Annotated[When | None, Query(description="First window (aligned down).")] = None,
     end: Annotated[
         When | None, Query(description="End of the range (exclusive), max_backfill_days at most.")
     ] = None,
-) -> dict[str, Any]:
-    """Compute (or recompute: results are replaced) a KPI over a range, for all tenants.
-    Without a range, every closed window since its last run (as the scheduler does)."""
+) -> Any:
+    """With ``start`` and ``end``: start computing (or recomputing: results are replaced)
+    the KPI over the range for all tenants as a background job (202; follow it at
+    ``GET /jobs/{id}``, cancel with ``DELETE /jobs/{id}``). Without a range: every closed
+    window since its last run, now (as the scheduler does), answered with the rows written."""
     svc = _kpis(request)
     svc.get(kpi)
     if start is None or end is None:
         rows = await run_in_threadpool(svc.run_due)
-    else:
-        settings = request.app.state.settings
-        start, end = check_range(
-            start, end, settings.max_backfill_days, setting="max_backfill_days"
-        )
-        rows = await run_in_threadpool(svc.compute, start, end, [kpi])
-    return {"kpi": kpi, "results": rows}
+        return {"kpi": kpi, "results": rows}
+    services = request.app.state.services
+    start, end = check_range(
+        start, end, services.settings.max_backfill_days, setting="max_backfill_days"
+    )
+    job = JobOut.of(kpi_compute_job(services, kpi, start, end, caller.actor))
+    response.status_code = 202
+    response.headers["Location"] = job.link
+    return job
 
 
 @router.get("/kpis/{kpi}/results")

@@ -5,12 +5,14 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Body, Depends, Query, Request
+from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from monitor.api.auth import require
 from monitor.api.params import Offset, When
+from monitor.api.routes_jobs import JobOut
+from monitor.jobs import backfill_job
 from monitor.limits import check_range
 from monitor.monitoring import MonitorService, monitoring
 from monitor.runner import RunSummary
@@ -227,17 +229,20 @@ async def run_monitor(name: str, request: Request, caller: SharedEngineer, body:
     return RunOut.of(await run_in_threadpool(svc.run, name, body.window_start))
 
 
-@router.post("/monitors/{name}/backfill", response_model=list[RunOut])
-async def backfill_monitor(
-    name: str, request: Request, caller: SharedEngineer, body: BackfillIn
-) -> list[RunOut]:
-    """Evaluate every window starting in ``[start, end)``, oldest first."""
-    svc = _svc(request)
+@router.post("/monitors/{name}/backfill", status_code=202, response_model=JobOut)
+def backfill_monitor(
+    name: str, request: Request, response: Response, caller: SharedEngineer, body: BackfillIn
+) -> JobOut:
+    """Start evaluating every window starting in ``[start, end)``, oldest first, as a
+    background job (at most ``max_backfill_days``): follow it at ``GET /jobs/{id}``, cancel
+    it with ``DELETE /jobs/{id}``."""
+    services = request.app.state.services
     start, end = check_range(
-        body.start, body.end, svc.services.settings.max_backfill_days, setting="max_backfill_days"
+        body.start, body.end, services.settings.max_backfill_days, setting="max_backfill_days"
     )
-    runs = await run_in_threadpool(svc.backfill, name, start, end)
-    return [RunOut.of(r) for r in runs]
+    job = JobOut.of(backfill_job(services, name, start, end, caller.actor))
+    response.headers["Location"] = job.link
+    return job
 
 
 @router.get("/models/{model}/monitor-defaults")

@@ -83,6 +83,10 @@ ROUTES: dict[tuple[str, str], tuple[str, bool]] = {
     ("DELETE", "/api/v1/rules/{rule}"): ("engineer", True),
     ("POST", "/api/v1/rules/{rule}/backtest"): ("viewer", True),
     ("GET", "/api/v1/metrics"): ("public", False),
+    # background jobs (backfills, KPI computes): shared objects, scoped keys refused
+    ("GET", "/api/v1/jobs"): ("viewer", True),
+    ("GET", "/api/v1/jobs/{job_id}"): ("viewer", True),
+    ("DELETE", "/api/v1/jobs/{job_id}"): ("engineer", True),
 }
 RANK = {"viewer": 0, "engineer": 1, "admin": 2}
 PARAMS = {
@@ -96,6 +100,7 @@ PARAMS = {
     "channel": "hook",
     "delivery_id": "1",
     "rule": "r1",
+    "job_id": "1",
 }
 KPI = {"name": "conversion", "formula": "rate(conversion, session)"}
 

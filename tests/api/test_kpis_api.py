@@ -24,7 +24,7 @@ from storage.metadata.monitoring import MonitoringStore
 from storage.types import MetricResult
 from tests.api.conftest import Keys, client, make_keys, make_settings
 from tests.kpis.conftest import seasonal_events
-from tests.support import Live, live_server
+from tests.support import Live, live_server, wait_job
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 DAYS = 63
@@ -141,8 +141,9 @@ def _scenario(live: Live, eng: httpx.Client) -> None:
     r = eng.post("/kpis", json=KPI)
     assert r.status_code == 201, r.text
     r = eng.post("/kpis/conversion_rate/compute", params={"start": _day(0), "end": _day(DAYS)})
-    assert r.status_code == 200, r.text
-    assert r.json()["results"] > 0
+    assert r.status_code == 202, r.text
+    job = wait_job(eng, r.json())
+    assert job["state"] == "done" and job["result"]["results"] > 0
 
 
 def test_feature_drift_precedes_kpi_drop_and_scoped_keys_see_their_tenant(
