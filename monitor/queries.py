@@ -30,8 +30,6 @@ Scope = tuple[str, ...] | None
 T = TypeVar("T")
 
 STATUS_RANK = {"no_data": 0, "ok": 1, "warn": 2, "alert": 3}
-SEVERITY_RANK = {"critical": 0, "warning": 1, "info": 2}
-STATE_RANK = {"firing": 0, "pending": 1, "resolved": 2}
 DRIFT_KINDS = ("feature_drift",)
 # performance metric shown first on the model page, when stored
 PRIMARY_METRICS = ("roc_auc", "accuracy", "f1", "mae", "rmse", "mape", "r2")
@@ -659,60 +657,6 @@ def feature_view(
 
 
 # ---------------------------------------------------------------------------------- alerts
-@dataclass(frozen=True)
-class AlertRow:
-    alert: AlertRecord
-    age: timedelta
-    silenced: bool
-
-
-def alerts_list(
-    services: Services,
-    scope: Scope,
-    state: str | Sequence[str] | None = None,
-    severity: str | None = None,
-    limit: int = 500,
-    now: datetime | None = None,
-    tenant: str | None = None,
-    model: str | None = None,
-) -> list[AlertRow]:
-    """Alerts in scope (of one tenant / model when given): firing, then pending, then
-    resolved; by severity, then oldest first."""
-    now = now or services.now()
-    store = alert_store(services)
-    if tenant:
-        check_tenant(scope, tenant)
-    alerts = _alerts_in_scope(
-        store.list_alerts(
-            state=state or None,
-            severity=severity or None,
-            tenant_id=tenant or None,
-            model=model or None,
-            limit=limit,
-        ),
-        scope,
-    )
-    silences = store.list_silences(active_at=now)
-    from alerts.silences import silence_matches
-
-    rows = [
-        AlertRow(
-            a,
-            now - (a.starts_at or a.active_at),
-            any(silence_matches(s, a.labels) for s in silences),
-        )
-        for a in alerts
-    ]
-    rows.sort(
-        key=lambda r: (
-            STATE_RANK.get(r.alert.state, 3),
-            SEVERITY_RANK.get(r.alert.severity, 3),
-            -r.age.total_seconds() if r.alert.state != "resolved" else r.age.total_seconds(),
-        )
-    )
-    return rows
-
-
 @dataclass(frozen=True)
 class Notification:
     at: datetime

@@ -24,7 +24,7 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import case, delete, func, insert, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -60,6 +60,20 @@ from storage.types import (
 
 class SecretError(MetadataError):
     """A stored secret cannot be decrypted with the configured key (key changed?)."""
+
+
+# how ``AlertStore.page_alerts`` can sort (see its docstring)
+ALERT_SORTS = (
+    "priority",
+    "since",
+    "started",
+    "updated",
+    "state",
+    "severity",
+    "rule",
+    "tenant",
+    "model",
+)
 
 
 def derive_key(secret: str | bytes) -> bytes:
@@ -479,6 +493,75 @@ class AlertStore:
             if fingerprints is not None:
                 stmt = stmt.where(AlertRow.fingerprint.in_(list(fingerprints)))
             return [_alert(r) for r in s.scalars(stmt)]
+
+    def page_alerts(
+        self,
+        *,
+        state: str | Sequence[str] | None = None,
+        severity: str | None = None,
+        tenant_ids: Sequence[str] | None = None,
+        model: str | None = None,
+        rule: str | None = None,
+        sort: str = "priority",
+        descending: bool = False,
+        limit: int = 50,
+        offset: int = 0,
+    ) -> tuple[list[AlertRecord], int]:
+        """One page of alerts sorted in SQL, and how many match in all.
+
+        ``tenant_ids`` limits to those tenants (an empty list matches nothing). ``sort`` is one
+        of :data:`ALERT_SORTS`: ``priority`` puts firing before pending before resolved, then
+        critical before warning before info, open alerts oldest first (by their first
+        breaching window) and resolved ones most recently resolved first; the others sort
+        by one column (``descending`` reverses it). Ties go newest alert first.
+        """
+        if sort not in ALERT_SORTS:
+            raise ValueError(f"sort {sort!r} is not one of {', '.join(ALERT_SORTS)}")
+        state_rank = case({"firing": 0, "pending": 1, "resolved": 2}, value=AlertRow.state, else_=3)
+        severity_rank = case(
+            {"critical": 0, "warning": 1, "info": 2}, value=AlertRow.severity, else_=3
+        )
+        where = []
+        if state is not None:
+            where.append(AlertRow.state.in_([state] if isinstance(state, str) else list(state)))
+        if severity is not None:
+            where.append(AlertRow.severity == severity)
+        if tenant_ids is not None:
+            where.append(AlertRow.tenant_id.in_(list(tenant_ids)))
+        if model is not None:
+            where.append(AlertRow.model == model)
+        if rule is not None:
+            where.append(AlertRow.rule == rule)
+        if sort == "priority":
+            open_since = case((AlertRow.state == "resolved", None), else_=AlertRow.active_at)
+            order: list[Any] = [
+                state_rank,
+                severity_rank,
+                open_since.asc().nulls_last(),
+                AlertRow.ends_at.desc().nulls_last(),
+            ]
+        else:
+            column = {
+                "since": AlertRow.active_at,
+                "started": AlertRow.starts_at,
+                "updated": AlertRow.updated_at,
+                "state": state_rank,
+                "severity": severity_rank,
+                "rule": AlertRow.rule,
+                "tenant": AlertRow.tenant_id,
+                "model": AlertRow.model,
+            }[sort]
+            order = [column.desc().nulls_last() if descending else column.asc().nulls_last()]
+        with self._m._read() as s:
+            total = s.scalar(select(func.count()).select_from(AlertRow).where(*where)) or 0
+            stmt = (
+                select(AlertRow)
+                .where(*where)
+                .order_by(*order, AlertRow.id.desc())
+                .limit(limit)
+                .offset(offset)
+            )
+            return [_alert(r) for r in s.scalars(stmt)], int(total)
 
     def acknowledge(
         self, alert_id: int, actor: str, outbox: Sequence[OutboxItem] = ()

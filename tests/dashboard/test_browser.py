@@ -13,7 +13,7 @@ import pytest
 
 from monitor.demo import CHURN_MODEL
 from monitor.demo_scenario import DEMO_USERS
-from tests.dashboard.conftest import ARTIFACTS, Site, Tab, csrf_of, login_client
+from tests.dashboard.conftest import ARTIFACTS, PASSWORD, Site, Tab, csrf_of, login_client
 
 pytestmark = pytest.mark.slow
 
@@ -297,3 +297,64 @@ def test_feature_page_downloads_an_evidently_report(site: Site, tabs: dict[str, 
     assert "<html" in text.lower() and "drift" in text.lower() and len(text) > 10_000
     tab.page.wait_for_selector("#feature-report-status:has-text('downloaded')")
     assert _clean(tab.errors) == []
+
+
+PHONE = {
+    "viewport": {"width": 390, "height": 844},
+    "is_mobile": True,
+    "has_touch": True,
+    "device_scale_factor": 2,
+}
+FITS = """() => {
+  const doc = document.documentElement;
+  const out = document.querySelector('#shell-logout').getBoundingClientRect();
+  return {scroll: doc.scrollWidth, client: doc.clientWidth,
+          logout: out.width > 0 && out.left >= 0 && out.right <= doc.clientWidth};
+}"""
+DROP_PHONE_RULES = """() => {
+  for (const sheet of document.styleSheets) {
+    let rules;
+    try { rules = sheet.cssRules; } catch (e) { continue; }
+    for (let i = rules.length - 1; i >= 0; i--) {
+      if (rules[i].conditionText && rules[i].conditionText.includes('max-width: 700px')) {
+        sheet.deleteRule(i);
+      }
+    }
+  }
+}"""
+
+
+@pytest.mark.parametrize("user", ["oncall", "engineer"])
+def test_on_call_from_a_phone(user: str, site: Site, browser: Any) -> None:
+    """At 390 px the alert list, an alert and the navigation fit the screen: no horizontal
+    scrolling, "Log out" on screen. Control: without the phone rules the list overflows."""
+    ARTIFACTS.mkdir(exist_ok=True)
+    ctx = browser.new_context(**PHONE)
+    page = ctx.new_page()
+    try:
+        page.goto(f"{site.url}/login")
+        page.fill("#login-username", user)
+        page.fill("#login-password", PASSWORD)
+        page.click("#login-submit")
+        page.wait_for_url(f"{site.url}/")
+        alert = site.ids["globex_drift"]
+        for name, path, ready in [
+            ("alerts", "/alerts?state=all", "#alerts-table"),
+            ("alert", f"/alerts/{alert}", "#alert-facts"),
+            ("overview", "/", "#overview-grid"),
+        ]:
+            page.goto(f"{site.url}{path}")
+            page.wait_for_selector(ready, timeout=30_000)
+            page.wait_for_load_state("networkidle")
+            fit = page.evaluate(FITS)
+            page.screenshot(path=str(ARTIFACTS / f"phone-{user}-{name}.png"), full_page=True)
+            assert fit["scroll"] <= fit["client"] == 390, (path, fit)
+            assert fit["logout"] and page.is_visible("#shell-logout"), (path, fit)
+        # the control: the same check fails on the list without the phone rules
+        page.goto(f"{site.url}/alerts?state=all")
+        page.wait_for_selector("#alerts-table")
+        page.evaluate(DROP_PHONE_RULES)
+        fit = page.evaluate(FITS)
+        assert fit["scroll"] > fit["client"] or not fit["logout"], fit
+    finally:
+        ctx.close()

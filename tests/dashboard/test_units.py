@@ -12,8 +12,9 @@ import pytest
 from dashboard import components as c
 from dashboard import figures
 from dashboard.auth import callback_allowed, page_of_component, page_of_path
-from monitor import queries
+from monitor import alert_pages, queries
 from monitor.accounts import Account
+from monitor.alert_pages import ListFilters
 from monitor.queries import Distribution, Series, VersionChange
 from monitor.service import Services
 from monitor.settings import Settings
@@ -153,7 +154,8 @@ def test_read_models_filter_by_scope(services: Services) -> None:
     assert mv is not None and mv.tenant == "acme" and mv.heatmap.features
     fv = queries.feature_view(services, ACME.tenants, "churn", "discount_rate")
     assert fv is not None and {s.tenant_id for s in fv.breakdown} == {"acme"}
-    assert all(r.alert.tenant_id == "acme" for r in queries.alerts_list(services, ACME.tenants))
+    scoped = alert_pages.alert_list(services, ACME.tenants, ListFilters(state="all"))
+    assert scoped.rows and all(r.alert.tenant_id == "acme" for r in scoped.rows)
     port = queries.kpi_portfolio(services, ACME.tenants, "30d")
     assert {t for _, t in port.cells} == {"acme"}
     assert queries.model_view(services, None, "nope") is None
@@ -249,7 +251,7 @@ def test_every_read_model_on_both_metadata_backends(metadata_url: str, tmp_path:
         kv = queries.kpi_tenant(svc, None, "globex", "30d")
         assert kv.cards and kv.cards[0].status == "alert" and kv.incidents.count >= 2
         assert [m.name for m in queries.monitors_view(svc).monitors][:1] == ["churn-drift"]
-        rows = queries.alerts_list(svc, None)
+        rows = alert_pages.alert_list(svc, None, ListFilters()).rows
         assert [r.alert.state for r in rows][:2] == ["firing", "firing"]
     finally:
         svc.close()

@@ -1,0 +1,264 @@
+"""Read models of the alert list (``/alerts``): URL parameters checked, one page of alerts
+sorted and counted in SQL, and each row's all-tenants twin.
+
+A monitor split by tenant also computes its metric over all tenants together (tenant
+``"*"``), so one drift can raise two alerts with the same labels but ``tenant``: the
+per-tenant alert and its all-tenants *twin*. Twins are found by fingerprint (the hash of the
+labels, :func:`alerts.evaluate.fingerprint`) with ``tenant`` swapped, so the list can say
+which alert is the same signal seen over all tenants.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any
+
+from alerts.evaluate import fingerprint
+from alerts.silences import silence_matches
+from monitor.queries import (
+    AccessDenied,
+    Scope,
+    alert_store,
+    check_tenant,
+    last_computed,
+    visible_tenants,
+)
+from monitor.service import Services
+from storage.metadata.alerting import ALERT_SORTS
+from storage.types import ALL, AlertRecord
+
+STATES: dict[str, tuple[str, ...] | None] = {
+    "open": ("firing", "pending"),
+    "firing": ("firing",),
+    "pending": ("pending",),
+    "resolved": ("resolved",),
+    "all": None,
+}
+SEVERITIES = ("critical", "warning", "info")
+ORDERS = ("asc", "desc")
+PER_PAGE = (25, 50, 100, 200)
+DEFAULT_PER_PAGE = 50
+# twins of all-tenant rows are looked up per visible tenant: past this many fingerprints for
+# one page the list only says "all tenants together" (the alert page still finds them)
+MAX_TWIN_LOOKUPS = 5000
+
+
+@dataclass(frozen=True)
+class ListFilters:
+    """What ``/alerts`` shows, as given in its URL (defaults for what is absent)."""
+
+    state: str = "open"
+    severity: str = ""
+    tenant: str = ""
+    model: str = ""
+    rule: str = ""
+    sort: str = "priority"
+    order: str = "asc"
+    page: int = 1
+    per_page: int = DEFAULT_PER_PAGE
+
+    def params(self, **changes: Any) -> dict[str, str]:
+        """URL parameters of this view with ``changes``, defaults left out (short links)."""
+        view = replace(self, **changes)
+        out = {}
+        for name, default in _DEFAULTS.items():
+            value = getattr(view, name)
+            if value != default:
+                out[name] = str(value)
+        return out
+
+
+_DEFAULTS = {f: getattr(ListFilters(), f) for f in ListFilters.__dataclass_fields__}
+
+
+def _one_of(name: str, value: str, allowed: Sequence[str], errors: list[str]) -> str:
+    if value in allowed:
+        return value
+    errors.append(f"{name}={value!r} is not one of: {', '.join(allowed)}.")
+    return ""
+
+
+def _positive(name: str, raw: str, errors: list[str]) -> int:
+    try:
+        n = int(raw)
+    except ValueError:
+        n = 0
+    if n < 1:
+        errors.append(f"{name}={raw!r} must be a whole number of 1 or more.")
+        return 0
+    return n
+
+
+def parse_filters(params: Mapping[str, Any]) -> tuple[ListFilters, list[str]]:
+    """The list's filters from URL parameters, and one message per bad value (naming the
+    parameter, the value and what is allowed). Absent or empty parameters take the default;
+    a bad one is reported, never replaced silently."""
+    errors: list[str] = []
+    raw = {k: str(v).strip() for k, v in params.items() if v not in (None, "")}
+    f = ListFilters()
+    kw: dict[str, Any] = {}
+    if "state" in raw:
+        kw["state"] = _one_of("state", raw["state"], list(STATES), errors)
+    if "severity" in raw:
+        kw["severity"] = _one_of("severity", raw["severity"], SEVERITIES, errors)
+    for name in ("tenant", "model", "rule"):
+        if name in raw:
+            kw[name] = raw[name]
+    if "sort" in raw:
+        kw["sort"] = _one_of("sort", raw["sort"], ALERT_SORTS, errors)
+    if "order" in raw:
+        kw["order"] = _one_of("order", raw["order"], ORDERS, errors)
+    if "page" in raw:
+        kw["page"] = _positive("page", raw["page"], errors)
+    if "per_page" in raw:
+        n = _positive("per_page", raw["per_page"], errors)
+        if n and n not in PER_PAGE:
+            errors.append(
+                f"per_page={raw['per_page']!r} is not one of: {', '.join(map(str, PER_PAGE))}."
+            )
+        kw["per_page"] = n
+    if errors:
+        return f, errors
+    return replace(f, **kw), []
+
+
+@dataclass(frozen=True)
+class Twin:
+    """The same signal's alert on the other side: over all tenants, or for one tenant."""
+
+    id: int
+    tenant_id: str
+    state: str
+
+
+@dataclass(frozen=True)
+class ListRow:
+    alert: AlertRecord
+    silenced: bool
+    twins: list[Twin] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class AlertList:
+    filters: ListFilters
+    rows: list[ListRow]
+    total: int  # alerts matching the filters, over every page
+    pages: int
+    tenants: list[str]  # the filter's choices, in scope
+    models: list[str]
+    rules: list[str]
+    now: datetime
+    computed_at: datetime | None
+
+    @property
+    def first(self) -> int:
+        """1-based position of the first row shown (0 when none)."""
+        return (self.filters.page - 1) * self.filters.per_page + 1 if self.rows else 0
+
+    @property
+    def last(self) -> int:
+        return self.first + len(self.rows) - 1 if self.rows else 0
+
+
+def twin_fingerprints(a: AlertRecord, tenants: Sequence[str]) -> list[str]:
+    """Fingerprints an alert's twins would have: its labels with ``tenant`` set to ``*``
+    (for a per-tenant alert) or to each of ``tenants`` (for an all-tenants alert)."""
+    if "tenant" not in a.labels:
+        return []
+    if a.tenant_id == ALL:
+        return [fingerprint({**a.labels, "tenant": t}) for t in tenants if t != ALL]
+    return [fingerprint({**a.labels, "tenant": ALL})]
+
+
+def find_twins(
+    services: Services, alerts: Sequence[AlertRecord], scope: Scope, tenants: Sequence[str]
+) -> dict[int, list[Twin]]:
+    """Alert id → its twins (the open instance of each twin fingerprint, else the newest).
+    A tenant-scoped user is never shown all-tenant alerts, so gets none."""
+    if scope is not None:
+        return {}
+    wanted: dict[int, list[str]] = {}
+    budget = MAX_TWIN_LOOKUPS
+    for a in alerts:
+        fps = twin_fingerprints(a, tenants)
+        if a.id is None or not fps or len(fps) > budget:
+            continue
+        budget -= len(fps)
+        wanted[a.id] = fps
+    every = sorted({fp for fps in wanted.values() for fp in fps})
+    best: dict[str, AlertRecord] = {}
+    store = alert_store(services)
+    for i in range(0, len(every), 500):  # bounded IN lists
+        for t in store.list_alerts(fingerprints=every[i : i + 500], limit=100_000):
+            cur = best.get(t.fingerprint)
+            if cur is None or _rank(t) < _rank(cur):
+                best[t.fingerprint] = t
+    out: dict[int, list[Twin]] = {}
+    for alert_id, fps in wanted.items():
+        found = [best[fp] for fp in fps if fp in best]
+        if found:
+            out[alert_id] = [Twin(int(t.id or 0), t.tenant_id, t.state) for t in found]
+    return out
+
+
+def _rank(a: AlertRecord) -> tuple[int, int]:
+    """Open before resolved, then newest."""
+    return (0 if a.state in ("firing", "pending") else 1, -(a.id or 0))
+
+
+def alert_list(
+    services: Services, scope: Scope, filters: ListFilters, now: datetime | None = None
+) -> AlertList:
+    """One page of the alerts in ``scope`` matching ``filters``.
+
+    Raises
+    ------
+    AccessDenied
+        When ``filters.tenant`` is outside the scope.
+    """
+    now = now or datetime.now(UTC)
+    store = alert_store(services)
+    tenants = visible_tenants(services, scope)
+    if filters.tenant:
+        check_tenant(scope, filters.tenant)
+        tenant_ids: list[str] | None = [filters.tenant]
+    else:
+        tenant_ids = None if scope is None else list(scope)
+    per_page = filters.per_page
+    alerts, total = store.page_alerts(
+        state=STATES[filters.state],
+        severity=filters.severity or None,
+        tenant_ids=tenant_ids,
+        model=filters.model or None,
+        rule=filters.rule or None,
+        sort=filters.sort,
+        descending=filters.order == "desc",
+        limit=per_page,
+        offset=(filters.page - 1) * per_page,
+    )
+    if scope is not None and any(a.tenant_id not in scope for a in alerts):
+        raise AccessDenied("an alert outside your scope matched")  # the SQL filter failed
+    silences = store.list_silences(active_at=now)
+    twins = find_twins(services, alerts, scope, tenants)
+    rows = [
+        ListRow(
+            a,
+            any(silence_matches(s, a.labels) for s in silences),
+            twins.get(int(a.id or 0), []),
+        )
+        for a in alerts
+    ]
+    return AlertList(
+        filters=filters,
+        rows=rows,
+        total=total,
+        pages=max(1, math.ceil(total / per_page)),
+        tenants=tenants,
+        models=[m.name for m in services.metadata.list_models()],
+        rules=[r.name for r in store.list_rules()],
+        now=now,
+        computed_at=last_computed(services),
+    )
