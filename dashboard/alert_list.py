@@ -42,17 +42,10 @@ def _href(f: ListFilters, **changes: Any) -> str:
 
 
 def _select(name: str, label: str, current: str, options: list[tuple[str, str]]) -> m.Markup:
-    opts = [m.tag("option", text, value=value) for value, text in options]
-    # the key makes React build a new element when the value changes (defaultValue is only
-    # read when an element is created)
-    field = m.tag(
-        "select",
-        *opts,
-        name=name,
-        id=f"alerts-filter-{name}",
-        defaultValue=current,
-        key=f"{name}={current}",
-    )
+    opts = [
+        m.tag("option", text, value=value, selected=value == current) for value, text in options
+    ]
+    field = m.tag("select", *opts, name=name, id=f"alerts-filter-{name}")
     return m.tag("label", m.tag("span", label, class_="filter-label"), field, class_="field")
 
 
@@ -259,7 +252,7 @@ def render(v: AlertList) -> list[Any]:
                     id="alerts-empty",
                 )
             )
-        return [c.freshness(PAGE, v.computed_at), m.block(m.join(body), id="alerts-list")]
+        return [c.freshness(PAGE, v.computed_at), m.block(m.join(body), "alerts-list")]
     head = m.tag(
         "tr",
         _header(f, "severity", "Severity"),
@@ -278,4 +271,4 @@ def render(v: AlertList) -> list[Any]:
         id="alerts-table",
     )
     body += [_pager(v), table, _pager(v)]
-    return [c.freshness(PAGE, v.computed_at), m.block(m.join(body), id="alerts-list")]
+    return [c.freshness(PAGE, v.computed_at), m.block(m.join(body), "alerts-list")]

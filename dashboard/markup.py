@@ -1,17 +1,20 @@
-"""Escaped HTML for the parts of a page with many elements, rendered by one Dash component.
+"""Escaped HTML for the parts of a page with many elements, shown without a component each.
 
 Dash 4's renderer renders every component on its own, and its cost grows faster than the
 number of components in a callback's output: a 200-row table of ``html.Td`` cells took 42 s
-to appear in Chromium (profile: almost all of it in ``dash_renderer``), the same table as one
-``dcc.Markdown`` holding HTML 1.3 s. So long tables, chips and filter bars are built here as
-one escaped string and shown with :func:`block`; ``dcc.Markdown`` parses raw HTML with
-``react-jsx-parser`` and turns ``<dccLink>`` into a real ``dcc.Link`` (client-side navigation,
-no page reload), see :func:`link`.
+to appear in Chromium (profile: almost all of it in ``dash_renderer``); the previous alert
+list took over 4 minutes for its 500 rows. ``dcc.Markdown`` holding the same table as HTML
+took 1.3 s, most of it parsing the HTML into React elements. So long tables, chips and filter
+bars are built here as one escaped HTML string, and :func:`block` ships it in a ``dcc.Store``
+that a clientside callback writes into its container's ``innerHTML``: one parse by the
+browser's own HTML parser, no React element per cell.
 
-Every text and attribute value goes through :func:`esc`: HTML-escaped, and ``{``/``}``
-written as character references because the JSX parser would read them as expressions. The
-parser also drops ``<script>`` and ``on*`` attributes, and ``dcc.Link`` refuses
-``javascript:`` URLs; :func:`safe_url` keeps only http(s) and site-relative links anyway.
+Safety: every text and attribute value goes through :func:`esc` (``markupsafe``); element and
+attribute names come from this code only, never from data; no ``on*`` attribute and no
+``<script>`` is ever written (and ``innerHTML`` does not run scripts); :func:`safe_url` keeps
+only http(s) and site-relative links. Links inside the app (:func:`link`, ``data-link``)
+navigate without a reload: ``assets/nav.js`` pushes the history entry Dash's router listens
+to, as ``dcc.Link`` does.
 """
 
 from __future__ import annotations
@@ -20,23 +23,19 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-from dash import dcc
+from dash import MATCH, Input, Output, State, clientside_callback, dcc, html
 from markupsafe import Markup, escape
 
-__all__ = ["Markup", "block", "esc", "join", "link", "safe_url", "tag"]
+__all__ = ["Markup", "block", "esc", "external", "join", "link", "safe_url", "tag", "void"]
 
-# React's names for HTML attributes the JSX parser passes through unchanged
-_ATTR_NAMES = {"class_": "className", "for_": "htmlFor", "class": "className"}
+_ATTR_NAMES = {"class_": "class", "for_": "for"}
 
 
 def esc(value: Any) -> Markup:
     """``value`` as text safe in element content and in a double-quoted attribute."""
     if isinstance(value, Markup):
         return value
-    text = str(escape("" if value is None else str(value)))
-    # no raw newline: a blank line would end Markdown's HTML block
-    text = text.replace("{", "&#123;").replace("}", "&#125;").replace("\r", " ").replace("\n", " ")
-    return Markup(text)
+    return escape("" if value is None else str(value))
 
 
 def join(parts: Iterable[Any], sep: str = "") -> Markup:
@@ -50,19 +49,21 @@ def _attrs(attrs: Mapping[str, Any]) -> str:
         if value is None or value is False:
             continue
         key = _ATTR_NAMES.get(name, name.replace("_", "-"))
-        out.append(f' {key}="{esc(value)}"')
+        if key.lower().startswith("on"):
+            raise ValueError(f"event handler attribute {key!r} is never written")
+        out.append(f" {key}" if value is True else f' {key}="{esc(value)}"')
     return "".join(out)
 
 
 def tag(element: str, *children: Any, **attrs: Any) -> Markup:
-    """``<element attrs>children</element>``; ``class_="x"`` gives ``className``, ``data_label``
-    gives ``data-label``; None and False attributes are left out."""
+    """``<element attrs>children</element>``; ``class_="x"`` gives ``class``, ``data_label``
+    gives ``data-label``, ``True`` a bare attribute; None and False attributes are left out."""
     return Markup(f"<{element}{_attrs(attrs)}>{join(children)}</{element}>")
 
 
 def void(element: str, **attrs: Any) -> Markup:
-    """A self-closing element (``input``, ``br``)."""
-    return Markup(f"<{element}{_attrs(attrs)} />")
+    """An element without content (``input``, ``br``)."""
+    return Markup(f"<{element}{_attrs(attrs)}>")
 
 
 def safe_url(url: Any) -> str | None:
@@ -77,8 +78,11 @@ def safe_url(url: Any) -> str | None:
 
 
 def link(text: Any, href: str, **attrs: Any) -> Markup:
-    """A link inside the app (``dcc.Link``: history push, no reload)."""
-    return tag("dccLink", text, href=href, **attrs)
+    """A link inside the app: history push and Dash's router, no reload (``nav.js``)."""
+    url = safe_url(href)
+    if url is None or not url.startswith("/"):
+        raise ValueError(f"{href!r} is not a path inside the app")
+    return tag("a", text, href=url, data_link=True, **attrs)
 
 
 def external(text: Any, href: str, **attrs: Any) -> Markup:
@@ -89,12 +93,33 @@ def external(text: Any, href: str, **attrs: Any) -> Markup:
     return tag("a", text, href=url, target="_blank", rel="noopener noreferrer", **attrs)
 
 
-def block(content: Markup, id: str, class_: str = "") -> dcc.Markdown:
-    """One Dash component showing ``content`` (wrapped in a ``div``, so Markdown sees a
-    single HTML block)."""
-    return dcc.Markdown(
-        str(tag("div", content, class_=f"markup {class_}".strip())),
-        id=id,
-        dangerously_allow_html=True,
-        dedent=False,
+def block(content: Markup, name: str, class_: str = "") -> html.Div:
+    """``content`` in a container ``div`` (``data-markup=name``); ``name`` is unique on its
+    page and starts with the page's prefix."""
+    return html.Div(
+        [
+            dcc.Store(id={"type": "markup-html", "index": name}, data=str(content)),
+            html.Div(
+                id={"type": "markup", "index": name},
+                className=f"markup {class_}".strip(),
+                **{"data-markup": name},
+            ),
+        ]
     )
+
+
+# Writes each block's HTML into its container when the block appears or changes. Returns
+# no_update: the container's props stay as the server sent them, so React never re-renders
+# (and never clears) what was written.
+clientside_callback(
+    """
+    function (content, id) {
+        const el = document.querySelector('[data-markup="' + CSS.escape(id.index) + '"]');
+        if (el) { el.innerHTML = content || ''; }
+        return window.dash_clientside.no_update;
+    }
+    """,
+    Output({"type": "markup", "index": MATCH}, "title"),
+    Input({"type": "markup-html", "index": MATCH}, "data"),
+    State({"type": "markup-html", "index": MATCH}, "id"),
+)

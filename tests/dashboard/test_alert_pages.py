@@ -161,21 +161,29 @@ def test_alert_list_scope_twins_and_last_page(tmp_path: Path) -> None:
             alert_pages.alert_list(svc, ("tenant004",), ListFilters(tenant="tenant005"), NOW)
         past = alert_pages.alert_list(svc, None, ListFilters(state="all", page=99), NOW)
         assert past.rows == [] and past.total == 600 and (past.first, past.last) == (0, 0)
-        rendered = str(page.render(past)[1].children)
+        rendered = page.render(past)[1].children[0].data  # the block's HTML
         assert "page=99 is past the last page (12)" in rendered
     finally:
         svc.close()
 
 
-def test_markup_escapes_text_braces_and_unsafe_links() -> None:
-    text = m.esc('<script>alert(1)</script> {x} & "q"\nnext')
-    assert "<script>" not in text and "&#123;x&#125;" in text and "\n" not in text
-    assert "&lt;script&gt;" in text and "&amp;" in text and "&#34;q&#34;" in text
-    link = m.link("a {b}", "/alerts?tenant=x&state=all")
-    assert link == '<dccLink href="/alerts?tenant=x&amp;state=all">a &#123;b&#125;</dccLink>'
+def test_markup_escapes_text_and_refuses_unsafe_links() -> None:
+    text = m.esc('<script>alert(1)</script> & "q"')
+    assert "<script>" not in text and "&lt;script&gt;" in text and "&amp;" in text
+    assert "&#34;q&#34;" in text
+    link = m.link("a <b>", "/alerts?tenant=x&state=all")
+    assert link == '<a href="/alerts?tenant=x&amp;state=all" data-link>a &lt;b&gt;</a>'
     assert m.tag("td", "v", data_label="Since", class_="x") == (
-        '<td data-label="Since" className="x">v</td>'
+        '<td data-label="Since" class="x">v</td>'
     )
+    # a value cannot close its attribute and add a handler
+    assert m.tag("span", "", title='x" onmouseover="alert(1)') == (
+        '<span title="x&#34; onmouseover=&#34;alert(1)"></span>'
+    )
+    with pytest.raises(ValueError, match="event handler"):
+        m.tag("span", onclick="x")
+    with pytest.raises(ValueError, match="not a path inside the app"):
+        m.link("x", "javascript:alert(1)")
     assert m.external("runbook", "javascript:alert(1)") == "runbook"
     assert m.external("runbook", "https://wiki/x").startswith('<a href="https://wiki/x"')
     assert m.safe_url("//evil.example/x") is None and m.safe_url("/models/churn") == "/models/churn"
