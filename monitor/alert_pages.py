@@ -13,7 +13,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from alerts.evaluate import fingerprint
@@ -219,7 +219,7 @@ def alert_list(
     AccessDenied
         When ``filters.tenant`` is outside the scope.
     """
-    now = now or datetime.now(UTC)
+    now = now or services.now()
     store = alert_store(services)
     tenants = visible_tenants(services, scope)
     if filters.tenant:

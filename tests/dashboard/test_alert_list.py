@@ -25,7 +25,7 @@ from monitor.service import Services
 from monitor.settings import Settings
 from tests.dashboard.conftest import ARTIFACTS, PASSWORD
 from tests.dashboard.many_alerts import add_alerts
-from tests.support import Live, free_port, live_server
+from tests.support import Live, free_port, live_server, shifted_clock
 
 pytestmark = pytest.mark.slow
 
@@ -42,7 +42,8 @@ def crowd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         alert_worker=False,
         scheduler_enabled=False,
     )
-    services = Services.open(settings)
+    clock = shifted_clock(NOW)  # the alerts' ages read the same on any calendar day
+    services = Services.open(settings, clock)
     try:
         assert add_alerts(services, N, NOW) == N
         users = Accounts(services.metadata)
@@ -50,7 +51,7 @@ def crowd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
         users.create(SCOPED[0], PASSWORD, "engineer", [SCOPED[1]], actor="test")
     finally:
         services.close()
-    with live_server(settings) as live:
+    with live_server(settings, clock) as live:
         yield live
 
 
