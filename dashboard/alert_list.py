@@ -9,7 +9,7 @@ from dashboard import components as c
 from dashboard import markup as m
 from monitor import alert_pages
 from monitor.alert_pages import AlertList, ListFilters, ListRow
-from storage.types import ALL
+from monitor.queries import ALL
 
 PAGE = "alerts"
 STATE_TEXT = {
