@@ -24,6 +24,7 @@ import argparse
 import io
 import json
 import os
+import re
 import shutil
 import statistics
 import subprocess
@@ -126,7 +127,17 @@ def page_times(
         firing = alert_store(live.services).list_alerts(state="firing", limit=1)
         alert_id = int(firing[0].id or 0) if firing else 1
         client = httpx.Client(base_url=live.url, timeout=60)
-        r = client.post("/login", data={"username": "engineer", "password": PASSWORD, "next": "/"})
+        token = re.search(r"name=.csrf_token. value=.([A-Za-z0-9_-]+).", client.get("/login").text)
+        assert token, "no CSRF token on the log-in page"
+        r = client.post(
+            "/login",
+            data={
+                "username": "engineer",
+                "password": PASSWORD,
+                "next": "/",
+                "csrf_token": token[1],
+            },
+        )
         assert r.status_code == 302, "log-in failed"
         rows = []
         for label, path, search, prefix, params in pages(alert_id):
