@@ -4,15 +4,26 @@ One pass per column: a typed fast path (Arrow casts, vectorised checks) and a pe
 path only for the columns where the fast path found something wrong, so a clean batch of
 50,000 JSON rows validates in tens of milliseconds and a dirty one still says, for every bad
 row, which field failed and why. Valid rows are never dropped because a neighbour was bad.
+
+Row rules (each broken one rejects the row, with the field and the reason; see
+``docs/ingest.md``): numbers finite and at most :attr:`Limits.max_abs_number` in magnitude
+(``NaN``/``Infinity`` as numbers or strings are refused: send null for a missing value);
+timestamps between :attr:`Limits.min_ts` and now + :attr:`Limits.max_future`; text no longer
+than its limit (ids, category values, free text), never clipped. A body that cannot be read as
+a whole (a truncated Arrow stream or Parquet file, duplicate column names, a CSV header that is
+not UTF-8) is refused whole with 400.
 """
 
 from __future__ import annotations
 
+import csv
 import hashlib
 import io
+import json
 import math
 import re
 import uuid
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
@@ -32,7 +43,29 @@ from storage.types import ModelSchema, QuarantineRow
 
 TS_TYPE = pa.timestamp("us", tz="UTC")
 TENANT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,63}$")
-MAX_ID_LEN = 128
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """Per-row bounds; the service builds them from the settings named in each reason."""
+
+    min_ts: datetime = datetime(2000, 1, 1, tzinfo=UTC)
+    max_future: timedelta = timedelta(hours=1)
+    check_time: bool = True  # False for references: a baseline may be synthetic
+    max_id_chars: int = 128  # request_id, event_id, event names, model_version
+    max_category_chars: int = 256  # category values and classes
+    max_text_chars: int = 65_536  # free-text features
+    max_abs_number: float = 1e100
+
+    def chars(self, which: str) -> tuple[int, str]:
+        """The limit for a kind of text and the setting that sets it."""
+        return {
+            "id": (self.max_id_chars, "DRIFTWATCH_MAX_ID_CHARS"),
+            "category": (self.max_category_chars, "DRIFTWATCH_MAX_CATEGORY_CHARS"),
+            "text": (self.max_text_chars, "DRIFTWATCH_MAX_TEXT_CHARS"),
+        }[which]
+
 
 Kind = Literal["string", "float", "binary", "class", "bool", "ts", "tenant", "id"]
 
@@ -46,6 +79,7 @@ class FieldRule:
     required: bool = False
     unit_interval: bool = False  # scores: a probability, so outside [0, 1] is an error
     classes: tuple[str, ...] = ()
+    chars: Literal["id", "category", "text"] | None = None  # which length limit applies
 
 
 @dataclass
@@ -69,10 +103,10 @@ class Validated:
 # --------------------------------------------------------------------------- field rules
 def inference_rules(schema: ModelSchema) -> list[FieldRule]:
     rules = [
-        FieldRule("request_id", "id", required=True),
+        FieldRule("request_id", "id", required=True, chars="id"),
         FieldRule("ts", "ts", required=True),
         FieldRule("tenant_id", "tenant", required=True),
-        FieldRule("model_version", "string"),
+        FieldRule("model_version", "string", chars="id"),
     ]
     kinds: dict[str, Kind] = {
         "numeric": "float",
@@ -80,7 +114,8 @@ def inference_rules(schema: ModelSchema) -> list[FieldRule]:
         "boolean": "bool",
         "text": "string",
     }
-    rules += [FieldRule(f.name, kinds[f.kind]) for f in schema.features]
+    chars: dict[str, Literal["category", "text"]] = {"categorical": "category", "text": "text"}
+    rules += [FieldRule(f.name, kinds[f.kind], chars=chars.get(f.kind)) for f in schema.features]
     rules.append(prediction_rule(schema, schema.prediction, required=True))
     unit = schema.task != "regression"
     rules += [FieldRule(s, "float", unit_interval=unit) for s in schema.scores]
@@ -92,12 +127,12 @@ def prediction_rule(schema: ModelSchema, name: str, required: bool) -> FieldRule
         return FieldRule(name, "float", required=required)
     if schema.task == "binary":
         return FieldRule(name, "binary", required=required)
-    return FieldRule(name, "class", required=required, classes=schema.classes)
+    return FieldRule(name, "class", required=required, classes=schema.classes, chars="category")
 
 
 def label_rules(schema: ModelSchema) -> list[FieldRule]:
     return [
-        FieldRule("request_id", "id", required=True),
+        FieldRule("request_id", "id", required=True, chars="id"),
         prediction_rule(schema, "label", required=True),
         FieldRule("ts", "ts"),
         FieldRule("tenant_id", "tenant"),
@@ -117,13 +152,13 @@ def rules_schema(rules: Sequence[FieldRule]) -> pa.Schema:
 
 def event_rules() -> list[FieldRule]:
     return [
-        FieldRule("event_id", "id"),
+        FieldRule("event_id", "id", chars="id"),
         FieldRule("tenant_id", "tenant", required=True),
         FieldRule("ts", "ts", required=True),
-        FieldRule("name", "id", required=True),
+        FieldRule("name", "id", required=True, chars="id"),
         FieldRule("value", "float"),
-        FieldRule("request_id", "id"),
-        FieldRule("model", "string"),
+        FieldRule("request_id", "id", chars="id"),
+        FieldRule("model", "string", chars="id"),
     ]
 
 
@@ -161,6 +196,10 @@ class ParsedBody:
     table: pa.Table | None = None
     json: bytes | None = None
     ndjson: bool = False
+    # rows the parser could read only in part (a CSV value that is not UTF-8): row -> (field,
+    # reason); validate rejects them like any other bad row
+    row_errors: dict[int, tuple[str, str]] = field(default_factory=dict)
+    raw_text: dict[int, str] = field(default_factory=dict)  # such a row as it was sent
 
     def parsed_rows(self) -> ParsedBody:
         """This body with its JSON parsed into row objects (BadRequestError if it is not JSON)."""
@@ -175,15 +214,25 @@ class ParsedBody:
         return len(self.rows) if self.rows is not None else (self.table or pa.table({})).num_rows
 
 
+_UTF8_BOM = b"\xef\xbb\xbf"  # some editors and Windows tools start UTF-8 files with it
+
+
 def parse_body(body: bytes, content_type: str) -> ParsedBody:
-    """Parse a request body by its Content-Type; an unreadable body raises BadRequestError."""
+    """Parse a request body by its Content-Type; an unreadable body raises BadRequestError.
+
+    A body is refused whole when it cannot be read as a whole: a truncated Parquet file or
+    Arrow stream (the rows it holds are not the rows that were sent), duplicate column names
+    (which one holds the values is ambiguous), a CSV header that is not UTF-8.
+    """
     ctype = (content_type or "").split(";")[0].strip().lower()
     if ctype in JSON_TYPES:
-        return ParsedBody(json=body)
+        return ParsedBody(json=body.removeprefix(_UTF8_BOM))
     if ctype in NDJSON_TYPES:
-        return ParsedBody(json=body, ndjson=True)
+        return ParsedBody(json=body.removeprefix(_UTF8_BOM), ndjson=True)
     if ctype in PARQUET_TYPES:
         try:
+            # the footer alone first: pyarrow refuses duplicate names with a cryptic message
+            _unique_names(pq.read_schema(io.BytesIO(body)).names, "Parquet file")
             return ParsedBody(table=pq.read_table(io.BytesIO(body)))
         except (pa.ArrowException, OSError) as exc:
             raise BadRequestError(f"body is not a readable Parquet file: {exc}") from exc
@@ -191,42 +240,209 @@ def parse_body(body: bytes, content_type: str) -> ParsedBody:
         try:
             return ParsedBody(table=_read_ipc(body))
         except (pa.ArrowException, OSError) as exc:
-            raise BadRequestError(f"body is not a readable Arrow IPC stream/file: {exc}") from exc
+            raise BadRequestError(
+                f"body is not a readable Arrow IPC {_ipc_kind(body)}: {exc}"
+            ) from exc
     if ctype in CSV_TYPES:
         try:
-            return ParsedBody(table=read_csv_bytes(body))
+            return _read_csv_rows(body)
         except (pa.ArrowException, OSError) as exc:
             raise BadRequestError(f"body is not a readable CSV file: {exc}") from exc
     raise BadRequestError(
-        f"unsupported Content-Type {content_type!r}; use one of: {', '.join(SUPPORTED_TYPES)}"
+        f"unsupported Content-Type {_show(content_type)}; use one of: {', '.join(SUPPORTED_TYPES)}"
     )
 
 
-def read_csv_bytes(body: bytes) -> pa.Table:
+def _unique_names(names: Sequence[str], what: str) -> None:
+    """Duplicate column names refuse the body (400): which column holds the values would be a
+    guess, and the rows cannot be checked one by one when their columns are ambiguous."""
+    twice = [(n, k) for n, k in Counter(names).items() if k > 1]
+    if twice:
+        listed = ", ".join(f"{_show(n)} ({k} times)" for n, k in twice[:5])
+        raise BadRequestError(
+            f"the {what} has duplicate column names: {listed}; each column must appear once"
+        )
+
+
+def _csv_header(body: bytes) -> list[str]:
+    line = body.split(b"\n", 1)[0].rstrip(b"\r")
+    try:
+        text = line.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        raise BadRequestError(
+            f"the CSV header is not UTF-8: byte 0x{line[exc.start]:02x} at position {exc.start} "
+            "of the first line (save the file as UTF-8)"
+        ) from None
+    return next(csv.reader([text]), [])
+
+
+def _read_csv_rows(body: bytes) -> ParsedBody:
     # Every column as text: the validator converts with per-row errors instead of Arrow
     # guessing a type from the first block and failing the whole file on row 90,000.
-    header = body.split(b"\n", 1)[0].decode("utf-8-sig").strip().split(",")
-    opts = pacsv.ConvertOptions(column_types={h.strip('"'): pa.string() for h in header})
-    return pacsv.read_csv(io.BytesIO(body), convert_options=opts)
+    header = _csv_header(body)
+    _unique_names(header, "CSV header")
+    opts = pacsv.ConvertOptions(column_types={h: pa.string() for h in header})
+    try:
+        return ParsedBody(table=pacsv.read_csv(io.BytesIO(body), convert_options=opts))
+    except pa.ArrowInvalid:
+        pass
+    # Some line has too many or too few fields, or a value is not UTF-8: read the file again,
+    # one record after the other (so each bad line's position is known), as bytes, and reject
+    # only the rows concerned.
+    skipped: list[tuple[int | None, int, int, str]] = []
+
+    def bad_line(row: Any) -> str:
+        skipped.append((row.number, row.expected_columns, row.actual_columns, row.text))
+        return "skip"
+
+    raw = pacsv.read_csv(
+        io.BytesIO(body),
+        read_options=pacsv.ReadOptions(use_threads=False),
+        parse_options=pacsv.ParseOptions(invalid_row_handler=bad_line),
+        convert_options=pacsv.ConvertOptions(column_types={h: pa.binary() for h in header}),
+    )
+    if any(number is None for number, *_ in skipped):
+        raise BadRequestError("a CSV line has more or fewer fields than the header")
+    # record numbers count the header as 1: data row i is record i + 2
+    lost = {number - 2: (want, got, text) for number, want, got, text in skipped if number}
+    total = raw.num_rows + len(lost)
+    kept = [i for i in range(total) if i not in lost]  # table row of each line read
+    errors: dict[int, tuple[str, str]] = {
+        i: ("<row>", f"the line has {got} fields, the header {want}")
+        for i, (want, got, _) in lost.items()
+    }
+    columns: list[pa.Array] = []
+    for name, col in zip(raw.column_names, raw.columns, strict=True):
+        try:
+            columns.append(col.cast(pa.string()))
+            continue
+        except pa.ArrowInvalid:
+            pass
+        values: list[str | None] = []
+        for i, v in enumerate(col.to_pylist()):
+            if v is None:
+                values.append(None)
+                continue
+            try:
+                values.append(v.decode("utf-8"))
+            except UnicodeDecodeError as err:
+                errors.setdefault(
+                    kept[i],
+                    (name, f"not UTF-8: byte 0x{v[err.start]:02x} at position {err.start}"),
+                )
+                values.append(v.decode("utf-8", "replace"))  # the quarantined copy shows U+FFFD
+        columns.append(pa.array(values, pa.string()))
+    table = pa.Table.from_arrays(columns, names=raw.column_names)
+    if lost:  # an empty row (all null) in place of each line that could not be read
+        where = np.full(total, -1, dtype=np.int64)
+        where[kept] = np.arange(raw.num_rows)
+        table = table.take(pa.array(where, mask=where < 0))
+    raw_text = {i: text for i, (_, _, text) in lost.items()}
+    return ParsedBody(table=table, row_errors=errors, raw_text=raw_text)
+
+
+# The end-of-stream marker of the Arrow IPC stream format: continuation token, zero length.
+_IPC_EOS = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+_IPC_FILE_MAGIC = b"ARROW1"
+
+
+def _ipc_kind(body: bytes) -> str:
+    return "file" if body.startswith(_IPC_FILE_MAGIC) else "stream"
 
 
 def _read_ipc(body: bytes) -> pa.Table:
-    try:
-        return paipc.open_stream(io.BytesIO(body)).read_all()
-    except pa.ArrowInvalid:
-        return paipc.open_file(io.BytesIO(body)).read_all()
+    """An Arrow IPC file, or a stream that ends with its end-of-stream marker.
+
+    Without the marker a stream cut at a batch boundary reads as a shorter, valid stream: the
+    rows after the cut would be lost without a word. The marker alone is not proof (the last
+    bytes of a batch can look like it), so the stream is read without its last 8 bytes, which
+    reads cleanly only when those 8 bytes were the marker and not part of a batch.
+    """
+    buf = pa.py_buffer(body)  # zero copy: the table's buffers point into the body
+    if _ipc_kind(body) == "file":
+        table = paipc.open_file(buf).read_all()
+    else:
+        if not body.endswith(_IPC_EOS):
+            raise BadRequestError(
+                "the Arrow IPC stream is truncated: it does not end with the end-of-stream "
+                "marker (close the stream writer before sending); nothing was stored"
+            )
+        try:
+            table = paipc.open_stream(buf.slice(0, len(body) - len(_IPC_EOS))).read_all()
+        except (pa.ArrowException, OSError) as exc:
+            raise BadRequestError(
+                f"the Arrow IPC stream is truncated or corrupt ({exc}); nothing was stored"
+            ) from exc
+    _unique_names(table.column_names, f"Arrow IPC {_ipc_kind(body)}")
+    return table
 
 
 def _parse_json_array(body: bytes) -> ParsedBody:
     try:
         data = orjson.loads(body)
     except orjson.JSONDecodeError as exc:
-        raise BadRequestError(f"body is not valid JSON: {exc}") from exc
+        # One broken element (invalid UTF-8, a lone surrogate, nesting deeper than orjson
+        # reads, a syntax error inside an object) must not cost its neighbours: when the
+        # array's brackets and strings balance, each element is parsed on its own.
+        elements = _split_json_array(body)
+        if elements is None:
+            raise BadRequestError(f"body is not valid JSON: {exc}") from exc
+        rows: list[Any] = []
+        for element in elements:
+            try:
+                rows.append(orjson.loads(element))
+            except orjson.JSONDecodeError as err:
+                text = element.decode("utf-8", "replace").strip()
+                rows.append(_Unparseable(text, f"invalid JSON: {err}"))
+        return ParsedBody(rows=rows)
     if isinstance(data, dict) and "rows" in data:
         data = data["rows"]
     if not isinstance(data, list):
         raise BadRequestError('JSON body must be an array of row objects (or {"rows": [...]})')
     return ParsedBody(rows=data)
+
+
+# What matters for finding the elements of a top-level array: strings (skipped whole, they may
+# hold brackets and commas) and the structural characters.
+_JSON_TOKENS = re.compile(rb'"(?:[^"\\]|\\.)*"|[\[\]{},]|"', re.DOTALL)  # a lone " last
+_MAX_SPLIT_TOKENS = 4_000_000  # about 1.5 s of splitting; a larger broken body is refused whole
+_OPEN, _CLOSE, _COMMA, _QUOTE = frozenset(b"[{"), frozenset(b"]}"), ord(","), ord('"')
+
+
+def _split_json_array(body: bytes) -> list[bytes] | None:
+    """The texts of the elements of a top-level JSON array, or None when its brackets or
+    strings do not balance (then nothing can be said about which row is which)."""
+    text = body.strip()
+    if not text.startswith(b"["):
+        return None
+    depth, start, end = 0, 0, -1
+    parts: list[bytes] = []
+    for n, m in enumerate(_JSON_TOKENS.finditer(text)):
+        if n > _MAX_SPLIT_TOKENS:
+            return None
+        c = text[m.start()]
+        if c == _QUOTE:
+            if m.end() - m.start() == 1:
+                return None  # a string that never ends: its extent is a guess
+            continue
+        if c in _OPEN:
+            depth += 1
+            if depth == 1:
+                start = m.end()
+        elif c in _CLOSE:
+            depth -= 1
+            if depth == 0:
+                parts.append(text[start : m.start()])
+                end = m.end()
+                break
+        elif c == _COMMA and depth == 1:
+            parts.append(text[start : m.start()])
+            start = m.end()
+    if end < 0 or text[end:].strip():
+        return None
+    if len(parts) == 1 and not parts[0].strip():
+        return []  # "[]"
+    return parts
 
 
 def _parse_ndjson(body: bytes) -> ParsedBody:
@@ -335,11 +551,14 @@ def validate(
     model: str | None,
     tenant_scope: str | None = None,
     now: datetime | None = None,
-    max_future: timedelta = timedelta(hours=1),
+    limits: Limits | None = None,
     batch_id: str | None = None,
     fill: dict[str, Callable[[pa.Table], pa.Array]] | None = None,
 ) -> Validated:
     """Check a parsed body against field rules; return typed valid rows and rejected rows.
+
+    ``limits`` bounds timestamps, text lengths and numbers per row (defaults: the settings'
+    defaults); ``now`` is the time the future-skew bound counts from.
 
     Raises
     ------
@@ -349,6 +568,7 @@ def validate(
         A tenant-scoped key sent rows of another tenant. Nothing is stored.
     """
     now = now or datetime.now(UTC)
+    limits = limits or Limits()
     batch_id = batch_id or uuid.uuid4().hex
     if parsed.json is not None:
         args = (rules, target)
@@ -357,7 +577,7 @@ def validate(
             model=model,
             tenant_scope=tenant_scope,
             now=now,
-            max_future=max_future,
+            limits=limits,
             batch_id=batch_id,
             fill=fill,
         )
@@ -381,18 +601,22 @@ def validate(
         present = set(table.column_names)
         columns = {name: table.column(name) for name in present if name in rule_by_name}
         not_objects = {}
-        raw_of = _raw_arrow_getter(table)
+        raw_of = _raw_arrow_getter(table, parsed.raw_text)
 
     unknown = sorted(present - set(rule_by_name))
     if unknown:
+        shown = ", ".join(_show(c) for c in unknown[:20]) + (" ..." if len(unknown) > 20 else "")
         raise ValidationFailed(
-            f"unknown column(s) {unknown}; this {kind} batch accepts {sorted(rule_by_name)}"
+            f"unknown column(s) [{shown}]; this {kind} batch accepts {sorted(rule_by_name)}"
             + (
                 " (add new features to the model schema first: PUT /api/v1/models/{model})"
                 if kind == "inference"
                 else ""
             ),
-            [FieldError(("body", c), "unknown column") for c in unknown],
+            [
+                FieldError(("body", c if len(c) <= 80 else c[:60] + "..."), "unknown column")
+                for c in unknown[:20]
+            ],
         )
 
     _apply_tenant_scope(columns, n, tenant_scope)
@@ -402,19 +626,24 @@ def validate(
     for row, why in not_objects.items():
         bad[row] = True
         errors.append(RowError(row, "<row>", why))
+    for row, (name, why) in parsed.row_errors.items():
+        bad[row] = True
+        errors.append(RowError(row, name, why))
 
     arrays: dict[str, pa.Array] = {}
     for rule in rules:
         values = columns.get(rule.name)
         if values is None and not rule.required:
             continue  # absent optional column: the store keeps NULL, a reference its subset
-        arr, errs = _convert(rule, values, n, now, max_future)
+        arr, errs = _convert(rule, values, n, now, limits)
         seen: set[int] = set()
         for row, why in errs:
             # one reason per row and field (a value that failed to convert is not also
             # "missing"); a row that is not an object gets only that one reason
             if row in seen or row in not_objects:
                 continue
+            if parsed.row_errors.get(row, ("",))[0] in (rule.name, "<row>"):
+                continue  # the parser's reason for this value (or line) says it already
             seen.add(row)
             errors.append(RowError(row, rule.name, why))
             bad[row] = True
@@ -482,15 +711,40 @@ def _raw_json_getter(rows: list[Any]) -> Callable[[int], str]:
         r = rows[i]
         if isinstance(r, _Unparseable):
             return r.raw
-        return orjson.dumps(r, option=orjson.OPT_SERIALIZE_NUMPY, default=str).decode()
+        return _dumps(r)
 
     return raw
 
 
-def _raw_arrow_getter(table: pa.Table) -> Callable[[int], str]:
+def _dumps(value: Any) -> str:
+    """A rejected row as JSON text for the quarantine, whatever it holds."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY, default=str).decode()
+    except TypeError:  # orjson writes at most 254 levels of nesting
+        pass
+    try:
+        return json.dumps(value, default=str, ensure_ascii=False)
+    except (RecursionError, ValueError, TypeError):
+        return json.dumps({"__driftwatch__": "row nested too deeply to keep a copy"})
+
+
+def _raw_arrow_getter(table: pa.Table, texts: dict[int, str]) -> Callable[[int], str]:
     def raw(i: int) -> str:
-        row = table.slice(i, 1).to_pylist()[0]
-        return orjson.dumps(row, default=str).decode()
+        if i in texts:
+            return texts[i]
+        row: dict[str, Any] = {}
+        for name, col in zip(table.column_names, table.columns, strict=True):
+            value = col[i]
+            try:
+                row[name] = value.as_py()
+            except (ValueError, OverflowError, pa.ArrowException):
+                # e.g. a timestamp outside years 1-9999: keep its stored number
+                row[name] = (
+                    str(value.cast(pa.int64()).as_py())
+                    if pa.types.is_timestamp(value.type)
+                    else str(value)
+                )
+        return _dumps(row)
 
     return raw
 
@@ -508,7 +762,7 @@ def _apply_tenant_scope(columns: dict[str, Any], n: int, scope: str | None) -> N
     if others:
         raise PermissionDenied(
             f"this API key is scoped to tenant {scope!r}; the batch has rows of "
-            f"{others[:5]}: nothing was stored"
+            f"[{', '.join(_show(o) for o in others[:5])}]: nothing was stored"
         )
     columns["tenant_id"] = pa.array([scope] * n, pa.string())
 
@@ -526,19 +780,21 @@ def _convert(
     values: Any,
     n: int,
     now: datetime,
-    max_future: timedelta,
+    limits: Limits,
 ) -> tuple[pa.Array, list[tuple[int, str]]]:
     target = ARROW_TYPES[rule.kind]
     errors: list[tuple[int, str]] = []
     if values is None:
         arr = pa.nulls(n, target)
+    elif rule.kind == "ts" and _arrow_timestamps(values):
+        arr, errors = _ts_from_arrow(values)
     else:
         arr = _fast(values, rule, target)
         if arr is None:
             arr, errors = _slow(values, rule, target)
     if isinstance(arr, pa.ChunkedArray):
         arr = arr.combine_chunks()
-    errors += _checks(arr, rule, now, max_future)
+    errors += _checks(arr, rule, now, limits)
     return arr, errors
 
 
@@ -553,8 +809,6 @@ def _fast(values: Any, rule: FieldRule, target: pa.DataType) -> pa.Array | None:
                 # category column took the per-value path, 4-7x slower than the same strings.
                 values = values.cast(typ.value_type)
                 typ = values.type
-            if rule.kind == "ts" and pa.types.is_timestamp(typ):
-                return values.cast(TS_TYPE)  # a naive timestamp is taken as UTC
             if pa.types.is_string(typ) or pa.types.is_large_string(typ):
                 return _fast_from_text(values, rule, target)
             if rule.kind == "float" and (pa.types.is_integer(typ) or pa.types.is_floating(typ)):
@@ -585,8 +839,53 @@ def _fast(values: Any, rule: FieldRule, target: pa.DataType) -> pa.Array | None:
         if rule.kind == "bool" and pa.types.is_boolean(typ):
             return inferred
         return None
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError, OverflowError):
-        return None
+    except (pa.ArrowException, TypeError, ValueError, OverflowError, RecursionError):
+        return None  # e.g. a value nested deeper than Arrow converts: looked at one by one
+
+
+# Python's datetime range (years 1-9999) in seconds since 1970: what a row may hold before the
+# bounds checks say whether it is a plausible time.
+_TS_RANGE_S = (-62_135_596_800, 253_402_300_800)
+_PER_SECOND = {"s": 1, "ms": 10**3, "us": 10**6, "ns": 10**9}
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _arrow_timestamps(values: Any) -> bool:
+    """An Arrow column of timestamps (plain or dictionary-encoded)."""
+    if not isinstance(values, pa.ChunkedArray | pa.Array):
+        return False
+    typ = values.type
+    return pa.types.is_timestamp(typ) or (
+        pa.types.is_dictionary(typ) and pa.types.is_timestamp(typ.value_type)
+    )
+
+
+def _ts_from_arrow(values: Any) -> tuple[pa.Array, list[tuple[int, str]]]:
+    """An Arrow timestamp column (Parquet, Arrow) as microseconds in UTC. Values outside years
+    1-9999 are row errors (casting them would overflow and fail the whole column); a naive
+    timestamp is taken as UTC; nanoseconds are truncated to the microsecond, the store's unit.
+    """
+    if pa.types.is_dictionary(values.type):
+        values = values.cast(values.type.value_type)
+    if isinstance(values, pa.ChunkedArray):
+        values = values.combine_chunks()
+    unit = values.type.unit
+    per = _PER_SECOND[unit]
+    raw = values.view(pa.int64())  # the stored count of units since 1970
+    lo = max(_TS_RANGE_S[0] * per, _INT64[0])
+    hi = min(_TS_RANGE_S[1] * per, _INT64[1])
+    outside = pc.fill_null(pc.or_(pc.less(raw, lo), pc.greater_equal(raw, hi)), False)
+    errors: list[tuple[int, str]] = []
+    if pc.any(outside).as_py():
+        for i in np.flatnonzero(outside.to_numpy(zero_copy_only=False)):
+            errors.append(
+                (
+                    int(i),
+                    f"timestamp {raw[int(i)].as_py()} {unit} since 1970 is outside years 1-9999",
+                )
+            )
+        values = pc.if_else(outside, pa.scalar(None, values.type), values)
+    return values.cast(TS_TYPE, safe=False), errors
 
 
 def _fast_from_text(values: Any, rule: FieldRule, target: pa.DataType) -> Any:
@@ -619,10 +918,20 @@ def _slow(
             continue
         try:
             out.append(convert(v))
-        except (ValueError, TypeError, OverflowError) as exc:
+        except (ValueError, TypeError, OverflowError, OSError) as exc:
             out.append(None)
             errors.append((i, str(exc)))
     return pa.array(out, type=target), errors
+
+
+def _show(v: Any) -> str:
+    """A value for an error message: short, whatever was sent (a reason is not the raw row)."""
+    if isinstance(v, dict):
+        return "a JSON object"
+    if isinstance(v, list):
+        return "a JSON array"
+    text = repr(v)
+    return text if len(text) <= 80 else f"{text[:60]}... ({len(text):,} characters)"
 
 
 def _to_float(v: Any) -> float:
@@ -637,8 +946,8 @@ def _to_float(v: Any) -> float:
         try:
             return float(text)
         except ValueError:
-            raise ValueError(f"expected a number, got {v!r}") from None
-    raise TypeError(f"expected a number, got {type(v).__name__} {v!r}")
+            raise ValueError(f"expected a number, got {_show(v)}") from None
+    raise TypeError(f"expected a number, got {_show(v)}")
 
 
 def _to_binary(v: Any) -> int:
@@ -648,7 +957,7 @@ def _to_binary(v: Any) -> int:
         return int(v)
     if isinstance(v, str) and v.strip().lower() in ("0", "1", "true", "false"):
         return 1 if v.strip().lower() in ("1", "true") else 0
-    raise ValueError(f"expected 0 or 1 (or true/false) for a binary model, got {v!r}")
+    raise ValueError(f"expected 0 or 1 (or true/false) for a binary model, got {_show(v)}")
 
 
 def _to_bool(v: Any) -> bool:
@@ -658,11 +967,15 @@ def _to_bool(v: Any) -> bool:
         return bool(v)
     if isinstance(v, str) and v.strip().lower() in ("true", "false", "0", "1"):
         return v.strip().lower() in ("true", "1")
-    raise ValueError(f"expected true or false, got {v!r}")
+    raise ValueError(f"expected true or false, got {_show(v)}")
 
 
 def _to_string(v: Any) -> str:
     if isinstance(v, str):
+        try:
+            v.encode("utf-8")
+        except UnicodeEncodeError:
+            raise ValueError(f"{_show(v)} is not valid Unicode (a lone surrogate)") from None
         return v
     if isinstance(v, bool | int | float):
         return str(v)
@@ -673,15 +986,20 @@ def _to_ts(v: Any) -> datetime:
     if isinstance(v, datetime):
         dt = v
     elif isinstance(v, int | float) and not isinstance(v, bool):
-        if not math.isfinite(v):
-            raise ValueError(f"expected a timestamp, got {v!r}")
-        dt = datetime.fromtimestamp(float(v), UTC)
+        # seconds since 1970; checked before converting (the C library fails with OSError on
+        # large values, and 1e17 was once a 500)
+        if not (math.isfinite(v) and _TS_RANGE_S[0] <= v < _TS_RANGE_S[1]):
+            raise ValueError(
+                f"{_show(v)} seconds since 1970 is outside years 1-9999 (send seconds, not "
+                "milliseconds, or an ISO 8601 text)"
+            )
+        dt = EPOCH + timedelta(seconds=float(v))
     elif isinstance(v, str):
         try:
             dt = datetime.fromisoformat(v.strip())
         except ValueError:
             raise ValueError(
-                f"expected an ISO 8601 timestamp such as 2024-05-01T12:00:00Z, got {v!r}"
+                f"expected an ISO 8601 timestamp such as 2024-05-01T12:00:00Z, got {_show(v)}"
             ) from None
     else:
         raise TypeError(f"expected a timestamp, got {type(v).__name__}")
@@ -700,10 +1018,9 @@ _CONVERTERS: dict[Kind, Callable[[Any], Any]] = {
 }
 
 
-def _checks(
-    arr: pa.Array, rule: FieldRule, now: datetime, max_future: timedelta
-) -> list[tuple[int, str]]:
-    """Vectorised row checks on an already typed column."""
+def _checks(arr: pa.Array, rule: FieldRule, now: datetime, limits: Limits) -> list[tuple[int, str]]:
+    """Vectorised row checks on an already typed column (the first failing check of a row is
+    its reason, so the order below is the order of precedence)."""
     errors: list[tuple[int, str]] = []
 
     def flag(mask: pa.Array, why: Callable[[int], str]) -> None:
@@ -712,41 +1029,80 @@ def _checks(
 
     if rule.required and arr.null_count:
         flag(arr.is_null(), lambda i: "required field is missing")
-    if rule.kind in ("id", "tenant") and len(arr):
-        lengths = pc.utf8_length(arr)
-        flag(pc.fill_null(pc.equal(lengths, 0), False), lambda i: "must not be empty")
-        flag(
-            pc.fill_null(pc.greater(lengths, MAX_ID_LEN), False),
-            lambda i: f"longer than {MAX_ID_LEN} characters",
-        )
+    if not len(arr) or arr.null_count == len(arr):
+        return errors
+    if rule.kind in ("id", "tenant"):
+        flag(pc.fill_null(pc.equal(pc.binary_length(arr), 0), False), lambda i: "must not be empty")
         if rule.kind == "tenant":
             ok = pc.match_substring_regex(arr, TENANT_RE.pattern)
             flag(
-                pc.fill_null(pc.and_(pc.invert(ok), pc.greater(lengths, 0)), False),
-                lambda i: f"tenant_id {arr[i].as_py()!r} must match {TENANT_RE.pattern}",
+                pc.fill_null(pc.and_(pc.invert(ok), pc.greater(pc.binary_length(arr), 0)), False),
+                lambda i: f"tenant_id {_show(arr[i].as_py())} must match {TENANT_RE.pattern}",
             )
-    if rule.kind == "float" and len(arr) and rule.unit_interval:
-        outside = pc.or_(pc.less(arr, 0.0), pc.greater(arr, 1.0))
-        outside = pc.or_(outside, pc.is_nan(arr))
+    if rule.chars is not None:
+        limit, setting = limits.chars(rule.chars)
+        # byte length first (no scan of the text): only a value over the limit in bytes can
+        # be over it in characters
+        if pc.any(pc.greater(pc.binary_length(arr), limit)).as_py():
+            chars = pc.utf8_length(arr)
+            flag(
+                pc.fill_null(pc.greater(chars, limit), False),
+                lambda i: (
+                    f"{chars[i].as_py():,} characters, longer than the limit of "
+                    f"{limit:,} ({setting})"
+                ),
+            )
+    if rule.kind == "float":
+        finite = pc.fill_null(pc.is_finite(arr), True)
+        if not pc.all(finite).as_py():
+            flag(
+                pc.invert(finite),
+                lambda i: (
+                    f"must be a finite number, got {arr[i].as_py()} (send null for a missing value)"
+                ),
+            )
+        huge = pc.fill_null(pc.and_(finite, pc.greater(pc.abs(arr), limits.max_abs_number)), False)
         flag(
-            pc.fill_null(outside, False),
-            lambda i: f"a probability must be in [0, 1], got {arr[i].as_py()!r}",
+            huge,
+            lambda i: (
+                f"{arr[i].as_py()!r} is larger in magnitude than {limits.max_abs_number:g} "
+                "(DRIFTWATCH_MAX_ABS_NUMBER)"
+            ),
         )
-    if rule.kind == "binary" and len(arr):
+        if rule.unit_interval:
+            outside = pc.or_(pc.less(arr, 0.0), pc.greater(arr, 1.0))
+            flag(
+                pc.fill_null(outside, False),
+                lambda i: f"a probability must be in [0, 1], got {arr[i].as_py()!r}",
+            )
+    if rule.kind == "binary":
         flag(
             pc.and_(arr.is_valid(), pc.invert(pc.is_in(arr, pa.array([0, 1], pa.int32())))),
             lambda i: f"expected 0 or 1 for a binary model, got {arr[i].as_py()!r}",
         )
-    if rule.kind == "class" and rule.classes and len(arr):
+    if rule.kind == "class" and rule.classes:
         flag(
             pc.and_(arr.is_valid(), pc.invert(pc.is_in(arr, pa.array(list(rule.classes))))),
-            lambda i: f"{arr[i].as_py()!r} is not one of the model's classes {list(rule.classes)}",
+            lambda i: (
+                f"{_show(arr[i].as_py())} is not one of the model's classes {list(rule.classes)}"
+            ),
         )
-    if rule.kind == "ts" and len(arr):
-        limit = pa.scalar(now + max_future, TS_TYPE)
+    if rule.kind == "ts" and limits.check_time:
+        early = pa.scalar(limits.min_ts, TS_TYPE)
         flag(
-            pc.fill_null(pc.greater(arr, limit), False),
-            lambda i: f"timestamp {arr[i].as_py().isoformat()} is in the future",
+            pc.fill_null(pc.less(arr, early), False),
+            lambda i: (
+                f"timestamp {arr[i].as_py().isoformat()} is before "
+                f"{limits.min_ts.isoformat()} (DRIFTWATCH_MIN_TIMESTAMP)"
+            ),
+        )
+        latest = now + limits.max_future
+        flag(
+            pc.fill_null(pc.greater(arr, pa.scalar(latest, TS_TYPE)), False),
+            lambda i: (
+                f"timestamp {arr[i].as_py().isoformat()} is in the future: later than now + "
+                f"{int(limits.max_future.total_seconds())} s (DRIFTWATCH_MAX_FUTURE_SKEW_SECONDS)"
+            ),
         )
     return errors
 

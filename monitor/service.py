@@ -167,6 +167,19 @@ class Services:
         """The process's current time (aware UTC)."""
         return self.clock()
 
+    def _limits(self, *, check_time: bool = True) -> ingest.Limits:
+        """The per-row bounds of ingest, from the settings."""
+        s = self.settings
+        return ingest.Limits(
+            min_ts=s.min_timestamp,
+            max_future=timedelta(seconds=s.max_future_skew_seconds),
+            check_time=check_time,
+            max_id_chars=s.max_id_chars,
+            max_category_chars=s.max_category_chars,
+            max_text_chars=s.max_text_chars,
+            max_abs_number=s.max_abs_number,
+        )
+
     def _finish(self, v: ingest.Validated, batch_id: str, accepted: int, dup: int) -> IngestSummary:
         if v.rejected:
             self.logstore.quarantine(v.rejected)
@@ -195,7 +208,7 @@ class Services:
             model=model,
             tenant_scope=caller.tenant_id,
             now=self.now(),
-            max_future=timedelta(seconds=self.settings.max_future_skew_seconds),
+            limits=self._limits(),
             batch_id=batch_id,
         )
         if v.tenants:
@@ -215,7 +228,7 @@ class Services:
             model=model,
             tenant_scope=caller.tenant_id,
             now=now,
-            max_future=timedelta(seconds=self.settings.max_future_skew_seconds),
+            limits=self._limits(),
             batch_id=batch_id,
         )
         result = self.logstore.append_labels(model, v.table)
@@ -231,7 +244,7 @@ class Services:
             model=None,
             tenant_scope=caller.tenant_id,
             now=self.now(),
-            max_future=timedelta(seconds=self.settings.max_future_skew_seconds),
+            limits=self._limits(),
             batch_id=batch_id,
             fill={"event_id": ingest.event_ids},
         )
@@ -260,7 +273,7 @@ class Services:
             kind="reference",
             model=model,
             now=self.now(),
-            max_future=timedelta(days=36500),  # a baseline may be synthetic; time is not checked
+            limits=self._limits(check_time=False),  # a baseline may be synthetic
             batch_id=batch_id,
         )
         if v.table.num_rows == 0:

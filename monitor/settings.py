@@ -7,6 +7,7 @@ and ``tests/test_docs.py`` checks that ``docs/settings.md`` documents each one.
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -65,6 +66,36 @@ class Settings(BaseSettings):
         ge=1,
         description="Longest range (days) one monitor backfill or KPI compute may cover "
         "(422 above it); split longer ones.",
+    )
+    min_timestamp: datetime = Field(
+        datetime(2000, 1, 1, tzinfo=UTC),
+        description="Rows (inferences, labels, events) timestamped before this are rejected "
+        "(e.g. year 1, or the 1970 epoch of an unset clock); ISO 8601, naive means UTC.",
+    )
+    max_id_chars: int = Field(
+        128,
+        ge=1,
+        description="Longest request_id, event_id, event name, event model and model_version, "
+        "in characters (longer: the row is rejected, never clipped).",
+    )
+    max_category_chars: int = Field(
+        256,
+        ge=1,
+        description="Longest value of a categorical feature or class label, in characters "
+        "(longer: the row is rejected, never clipped).",
+    )
+    max_text_chars: int = Field(
+        65_536,
+        ge=1,
+        description="Longest value of a text feature, in characters (longer: the row is "
+        "rejected, never clipped).",
+    )
+    max_abs_number: float = Field(
+        1e100,
+        gt=0,
+        description="Largest magnitude of a number in a row (features, predictions, labels, "
+        "event values); above it the row is rejected, so sums of squares over a window (RMSE, "
+        "variance) stay finite. NaN and infinities are always rejected.",
     )
     ingest_batch_rows: int = Field(
         122_880,
@@ -170,6 +201,15 @@ class Settings(BaseSettings):
         True,
         description="Run the alert delivery worker (and group planner) inside `driftwatch serve`.",
     )
+
+    @field_validator("min_timestamp")
+    @classmethod
+    def _utc(cls, value: datetime) -> datetime:
+        value = value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+        if value < datetime(1970, 1, 1, tzinfo=UTC):
+            # what the API reads back (monitor.limits.EARLIEST): older rows could not be seen
+            raise ValueError(f"min_timestamp must be 1970-01-01 or later, got {value.isoformat()}")
+        return value
 
     @field_validator("log_level")
     @classmethod

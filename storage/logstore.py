@@ -1058,13 +1058,21 @@ class LogStore:
         )
 
     def read_quarantine(
-        self, model: str | None = None, limit: int = 1000, tenant_id: str | None = None
+        self,
+        model: str | None = None,
+        limit: int = 1000,
+        tenant_id: str | None = None,
+        kind: str | None = None,
     ) -> pa.Table:
-        """Quarantined rows, oldest first, optionally of one model and one tenant."""
+        """Quarantined rows, oldest first, optionally of one model, one tenant and one kind
+        (``inference``, ``label``, ``event``, ``reference``)."""
         conds, params = [], []
         if model is not None:
             conds.append("model = ?")
             params.append(model)
+        if kind is not None:
+            conds.append("kind = ?")
+            params.append(kind)
         if tenant_id is not None:
             conds.append("tenant_id = ?")
             params.append(tenant_id)

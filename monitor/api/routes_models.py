@@ -155,3 +155,16 @@ def list_quarantine(
     services.get_model(model)
     table = services.logstore.read_quarantine(model, limit=limit, tenant_id=caller.tenant_id)
     return table.to_pylist()
+
+
+@router.get("/events/quarantine", tags=["ingest"])
+def list_event_quarantine(
+    request: Request,
+    caller: Viewer,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+) -> list[dict[str, Any]]:
+    """Rejected business events with their reasons, oldest first (only the caller's tenant if
+    the key is scoped)."""
+    services = _services(request)
+    table = services.logstore.read_quarantine(limit=limit, tenant_id=caller.tenant_id, kind="event")
+    return table.to_pylist()

@@ -21,6 +21,7 @@ ROUTES: dict[tuple[str, str], tuple[str, bool]] = {
     ("POST", "/api/v1/models/{model}/inferences"): ("engineer", False),
     ("POST", "/api/v1/models/{model}/labels"): ("engineer", False),
     ("POST", "/api/v1/events"): ("engineer", False),
+    ("GET", "/api/v1/events/quarantine"): ("viewer", False),
     ("PUT", "/api/v1/models/{model}/references/{name}"): ("engineer", True),
     ("GET", "/api/v1/models/{model}/references"): ("viewer", False),
     ("GET", "/api/v1/models/{model}/quarantine"): ("viewer", False),

@@ -129,12 +129,17 @@ def test_bodies_the_fast_path_cannot_vouch_for_fall_back_and_match(
     assert fast == slow, why
 
 
-def test_nan_and_malformed_bodies_are_refused_as_before() -> None:
+def test_nan_and_malformed_elements_cost_only_their_row() -> None:
     rows = [clean_row("regression", i) for i in range(3)]
     body = orjson.dumps(rows).replace(b'"x":-1.5', b'"x":NaN')
     assert b"NaN" in body
     fast, slow = run(body, "regression", False)
-    assert fast == slow and fast[0] == "raised"  # not JSON: 400, nothing stored
+    # not JSON, but the array's elements are found: only the NaN row is quarantined
+    assert fast == slow and [r["request_id"] for r in fast[0]] == ["r0", "r2"]
+    assert [(e[0], e[1]) for e in fast[2]] == [(1, "<row>")] and "invalid JSON" in fast[2][0][2]
+    assert fast[3][0][3].startswith('{"request_id":"r1"')  # the element as it was sent
+    fast, slow = run(b'[{"request_id": "a"}, {"x": 1', "regression", False)
+    assert fast == slow and fast[0] == "raised"  # brackets do not balance: 400, nothing stored
     fast, slow = run(b'[{"request_id": "a"}, 5]', "regression", False)
     assert fast == slow
     good = orjson.dumps(clean_row("regression", 1))

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 
 import orjson
 import pyarrow as pa
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from monitor import ingest
 from monitor.errors import PermissionDenied, ValidationFailed
@@ -155,3 +158,96 @@ def test_bad_value_in_a_dictionary_column_is_named() -> None:
     assert [(e.row, e.field) for e in v.errors] == [(1, "age")]
     assert "expected a number, got 'old'" in v.errors[0].reason
     assert v.table.column("age").to_pylist() == [30.0, 7.0]
+
+
+# --- limits (issue 12, item 6) -------------------------------------------------------------
+def test_limits_come_from_the_caller_and_name_their_setting() -> None:
+    limits = ingest.Limits(
+        min_ts=datetime(2026, 4, 1, tzinfo=UTC),
+        max_future=timedelta(minutes=5),
+        max_id_chars=4,
+        max_category_chars=3,
+        max_abs_number=100.0,
+    )
+    rows = [
+        row(0),
+        row(1, ts="2026-03-31T23:59:59Z"),
+        row(2, ts=(NOW + timedelta(minutes=6)).isoformat()),
+        row(3, plan="team"),
+        row(4, request_id="r4567"),
+        row(5, age=100.5),
+        row(6, age=-100.0, plan="é" * 3),  # at the limits: kept (characters, not bytes)
+    ]
+    v = check(rows, limits=limits)
+    assert v.table.column("request_id").to_pylist() == ["r0", "r6"]
+    reasons = {e.row: (e.field, e.reason) for e in v.errors}
+    assert reasons[1][0] == "ts" and "DRIFTWATCH_MIN_TIMESTAMP" in reasons[1][1]
+    assert reasons[2][0] == "ts" and "DRIFTWATCH_MAX_FUTURE_SKEW_SECONDS" in reasons[2][1]
+    assert reasons[3] == (
+        "plan",
+        "4 characters, longer than the limit of 3 (DRIFTWATCH_MAX_CATEGORY_CHARS)",
+    )
+    assert reasons[4][0] == "request_id" and "DRIFTWATCH_MAX_ID_CHARS" in reasons[4][1]
+    assert reasons[5][0] == "age" and "DRIFTWATCH_MAX_ABS_NUMBER" in reasons[5][1]
+
+
+def test_references_are_not_bounded_in_time() -> None:
+    rules = ingest.reference_rules(SCHEMA)
+    v = ingest.validate(
+        ingest.ParsedBody(
+            rows=[row(0, ts="1990-01-01T00:00:00Z", age="NaN"), row(1, ts="1990-01-01")]
+        ),
+        rules,
+        ingest.rules_schema(rules),
+        kind="reference",
+        model="m",
+        now=NOW,
+        limits=ingest.Limits(check_time=False),
+    )
+    assert [(e.row, e.field) for e in v.errors] == [(0, "age")]  # finite numbers still
+
+
+# --- the JSON array splitter: elements found whatever their strings hold --------------------
+
+awkward = st.text(alphabet=st.sampled_from(list('[]{},:"\\ \nab\u00e9\U0001f600')), max_size=12)
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | awkward,
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(awkward, inner, max_size=3),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(st.lists(json_values, max_size=6), st.sampled_from([None, 2]))
+def test_split_json_array_finds_each_element(elements: list, indent: int | None) -> None:
+    body = json.dumps(elements, indent=indent, ensure_ascii=False).encode()
+    parts = ingest._split_json_array(body)
+    assert parts is not None and [orjson.loads(p) for p in parts] == elements
+
+
+@pytest.mark.parametrize("body", [b"", b"{}", b"[", b"[1", b'["a]', b"[1]]", b"[1] x", b"[[1]"])
+def test_split_json_array_gives_up_when_brackets_do_not_balance(body: bytes) -> None:
+    assert ingest._split_json_array(body) is None
+
+
+def test_arrow_stream_must_end_with_its_marker_and_not_by_chance() -> None:
+    # 32 true booleans as the last buffer end the batch with ff ff ff ff 00 00 00 00: the very
+    # bytes of the end-of-stream marker. A stream cut after that batch must still be refused.
+    table = pa.table({"request_id": [f"r{i}" for i in range(32)], "mobile": [True] * 32})
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as w:
+        w.write_table(table)
+        w.write_table(table)
+    full = sink.getvalue().to_pybytes()
+    assert ingest.parse_body(full, "application/vnd.apache.arrow.stream").table.num_rows == 64
+    one = pa.BufferOutputStream()
+    with pa.ipc.new_stream(one, table.schema) as w:
+        w.write_table(table)
+    cut = one.getvalue().to_pybytes()[:-8]  # schema and the first batch, no marker
+    assert full.startswith(cut) and cut.endswith(b"\xff\xff\xff\xff\x00\x00\x00\x00")
+    with pytest.raises(ingest.BadRequestError, match="truncated"):
+        ingest.parse_body(cut, "application/vnd.apache.arrow.stream")
