@@ -40,6 +40,8 @@ log = logging.getLogger("driftwatch.dashboard")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
+# Where "/" takes a role that may not open the model overview (the executive).
+LANDING_FALLBACK = "/kpis"
 PUBLIC_PREFIXES = ("/login", "/_dash-component-suites/", "/assets/", "/_favicon.ico")
 # Component id prefixes of the app shell (not a page): any logged-in user.
 SHELL_PREFIXES = ("shell",)
@@ -177,6 +179,10 @@ def check_request() -> flask.Response | None:
     if dash_api:
         return None
     page = page_of_path(path)
+    landing = page_of_path(LANDING_FALLBACK) or ""
+    if page == "overview" and not acct.can_open(page) and acct.can_open(landing):
+        # the executive's landing page is the business overview
+        return flask.redirect(LANDING_FALLBACK)
     if page is not None and not acct.can_open(page):
         return flask.Response(
             _page_html(

@@ -15,7 +15,6 @@ from dash import dcc, html
 from dashboard.auth import services
 from monitor.accounts import Account
 from monitor.errors import DriftwatchError
-from monitor.queries import KpiCard
 
 log = logging.getLogger("driftwatch.dashboard")
 
@@ -178,33 +177,3 @@ def table(page: str, name: str, header: Sequence[str], rows: Sequence[Sequence[A
         className="table",
         id=f"{page}-{name}",
     )
-
-
-def fmt_value(value: float | None, unit: str) -> str:
-    if value is None:
-        return "–"
-    if unit == "%":
-        return f"{value * 100:.1f} %" if abs(value) <= 1.5 else f"{value:.1f} %"
-    if abs(value) >= 1000:
-        return f"{value:,.0f} {unit}".strip()
-    return f"{value:.3g} {unit}".strip()
-
-
-def fmt_change(card: KpiCard) -> html.Span:
-    """ "▼ 5.7 % vs the 7 windows before" (or an absolute change near and below zero)."""
-    delta = card.change if card.change is not None else card.change_abs
-    if delta is None:
-        return html.Span("no previous value", className="muted")
-    better = (delta >= 0) == (card.direction == "higher")
-    arrow = "▲" if delta >= 0 else "▼"
-    size = (
-        f"{abs(card.change) * 100:.1f} %"
-        if card.change is not None
-        else fmt_value(abs(delta), card.unit)
-    )
-    if card.period == "previous window":
-        text = f"{arrow} {size} vs previous window"
-    else:
-        avg = fmt_value(card.period_value, card.unit)
-        text = f"{card.period} average {avg}: {arrow} {size} vs the {card.period[5:]} before"
-    return html.Span(text, className="up" if better else "down")

@@ -10,7 +10,9 @@ Roles
 ``oncall``
     the overview, alerts, and model and feature pages;
 ``executive``
-    the overview and the KPI pages.
+    the KPI pages: the business overview (``/kpis``, where ``/`` takes them) and each
+    tenant's KPIs; no model, feature or alert page, and not the model overview, whose
+    statistics are not theirs to read.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ __all__ = [
 
 # page name (the prefix of every component id on the page) -> roles that may open it
 PAGE_ROLES: dict[str, frozenset[str]] = {
-    "overview": frozenset({"admin", "engineer", "oncall", "executive"}),
+    "overview": frozenset({"admin", "engineer", "oncall"}),
     "model": frozenset({"admin", "engineer", "oncall"}),
     "feature": frozenset({"admin", "engineer", "oncall"}),
     "alerts": frozenset({"admin", "engineer", "oncall"}),

@@ -370,6 +370,12 @@ def build(
             "formula": "business_value(tp=50, fp=-5, tn=1, fn=-10)",
             "model": "churn",
             "reference": "training",
+            "outcomes": {
+                "tp": "caught churners",
+                "fp": "wasted offers",
+                "tn": "kept customers",
+                "fn": "missed churners",
+            },
         },
     ]
     for spec in specs:

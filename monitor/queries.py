@@ -1011,7 +1011,8 @@ def kpi_tenant(
         health,
         incidents,
         sorted(
-            (a.active_at, f"{a.rule}: {a.labels.get('column') or a.labels.get('metric', '')}")
+            # the column when there is one; never a metric's name (the executive reads this)
+            (a.active_at, f"{a.rule}: {a.labels['column']}" if a.labels.get("column") else a.rule)
             for a in in_range
             if a.severity == "critical" or a.state == "firing"
         ),

@@ -11,8 +11,9 @@ from dash import Input, Output, callback, dcc, html
 from dashboard import components as c
 from dashboard import figures
 from dashboard.auth import guarded, services
-from monitor import queries
+from monitor import business, queries
 from monitor.accounts import Account
+from monitor.kpis.headline import Headline, fmt_value, kpi_sentence
 
 dash.register_page(
     __name__, path_template="/kpis/<tenant>", name="Tenant KPIs", title="KPIs · Driftwatch"
@@ -44,40 +45,44 @@ def layout(tenant: str = "", **params: Any) -> html.Div:
     )
 
 
-def _sentence(card: queries.KpiCard) -> str:
-    name = card.name.replace("_", " ")
-    value = c.fmt_value(card.value, card.unit)
-    parts = [f"{name.capitalize()} is {value}"]
-    if card.target is not None:
-        parts.append(f"against a target of {c.fmt_value(card.target, card.unit)}")
-    text = " ".join(parts)
-    if card.message:
-        text += f": {card.message}"
-    return text + "."
-
-
-def _card(card: queries.KpiCard, v: queries.KpiTenantView) -> html.Div:
-    attain = (
-        f"{card.attainment * 100:.0f} % of target" if card.attainment is not None else "no target"
-    )
+def _card(card: queries.KpiCard, h: Headline | None, v: queries.KpiTenantView) -> html.Div:
+    """One KPI: its value now and change against before in the colour of its tone, its
+    target, a plain sentence, why a money KPI is negative, and its trend."""
+    tone = "none" if h is None else h.tone
     business = (
         [html.Div(f"Business value: {BASIS_TEXT.get(card.basis, card.basis)}.", className="muted")]
         if card.basis
         else []
     )
+    kid = f"kpis-t-card-{card.name}"
     return html.Div(
         [
             html.Div(card.name.replace("_", " "), className="label"),
             html.Div(
                 [
-                    html.Span(className=f"light light-{card.status}"),
-                    c.fmt_value(card.value, card.unit),
+                    html.Div(
+                        [
+                            html.Span(className=f"light tone-light-{tone}"),
+                            fmt_value(None if h is None else h.level, card.unit),
+                        ],
+                        className="big",
+                    ),
+                    html.Div(
+                        "no value yet" if h is None else h.change_text(),
+                        className="kpi-change",
+                        id=f"{kid}-change",
+                    ),
                 ],
-                className="big",
+                className=f"kpi-now tone-{tone}",
+                id=f"{kid}-now",
             ),
-            c.fmt_change(card),
-            html.Div(attain, className="muted"),
-            html.P(_sentence(card)),
+            html.Div("no target" if h is None else h.target_text(), className="muted"),
+            html.P(kpi_sentence(h) if h is not None else "No value yet.", id=f"{kid}-sentence"),
+            *(
+                [html.P(h.negative, className="muted", id=f"{kid}-negative")]
+                if h is not None and h.negative
+                else []
+            ),
             *business,
             dcc.Graph(
                 figure=figures.kpi_trend(
@@ -93,10 +98,17 @@ def _card(card: queries.KpiCard, v: queries.KpiTenantView) -> html.Div:
             ),
         ],
         className="card kpi-card",
+        id=kid,
     )
 
 
-def render(v: queries.KpiTenantView, account: Account) -> list[Any]:
+def render(
+    v: queries.KpiTenantView,
+    account: Account,
+    heads: dict[str, Headline] | None = None,
+    risk: business.TenantRisk | None = None,
+) -> list[Any]:
+    heads = heads or {}
     path = f"/kpis/{v.tenant}"
     out: list[Any] = [
         c.freshness(PAGE, v.computed_at),
@@ -120,7 +132,14 @@ def render(v: queries.KpiTenantView, account: Account) -> list[Any]:
             )
         )
     else:
-        out.append(html.Div([_card(k, v) for k in v.cards], className="row"))
+        summary = (
+            risk.sentence
+            if risk is not None
+            else f"{v.tenant}: every KPI on target and within its usual range."
+        )
+        tone = "good" if risk is None else risk.tone
+        out.append(html.P(summary, className=f"risk tone-{tone}", id="kpis-t-summary"))
+        out.append(html.Div([_card(k, heads.get(k.name), v) for k in v.cards], className="row"))
     out.append(html.H2("Models behind these KPIs"))
     health_rows = [
         [
@@ -187,8 +206,9 @@ def update(params: dict[str, Any], account: Account) -> Any:
     tenant = str(params.get("tenant") or "")
     try:
         view = queries.kpi_tenant(services(), account.tenants, tenant, params.get("range"))
+        heads, risk = business.tenant_headlines(services(), account.tenants, tenant)
     except queries.AccessDenied as exc:
         return c.denied(PAGE, str(exc))
     except Exception as exc:
         return c.error_box(PAGE, exc)
-    return render(view, account)
+    return render(view, account, heads, risk)

@@ -1,4 +1,6 @@
-"""KPI portfolio ``/kpis``: tenants × KPIs, coloured by status, for executives."""
+"""Business overview ``/kpis``: the ``executive`` role's landing page. The tenants at risk in
+one plain sentence each, then every tenant's KPIs against their target and against before,
+coloured by one tone per KPI (cell and text alike, see ``monitor.kpis.headline``)."""
 
 from __future__ import annotations
 
@@ -9,27 +11,60 @@ from dash import Input, Output, callback, dcc, html
 
 from dashboard import components as c
 from dashboard.auth import guarded, services
-from monitor import queries
+from monitor import business
 from monitor.accounts import Account
+from monitor.kpis.headline import Headline, fmt_value
 
-dash.register_page(__name__, path_template="/kpis", name="KPIs", title="KPIs · Driftwatch")
+dash.register_page(
+    __name__, path_template="/kpis", name="Business overview", title="Business · Driftwatch"
+)
 
 PAGE = "kpis"
+TONE_WORDS = {
+    "good": "on track",
+    "neutral": "within its usual range, slightly worse",
+    "watch": "worth a look",
+    "bad": "at risk",
+    "none": "no value yet",
+}
+LEGEND = (
+    "Each value is the average of the KPI's last 7 days (hours or weeks for an hourly or weekly "
+    "KPI), or of the days since a change for the worse began. Green: on target and not worse than before. Grey: within its usual range but "
+    "worse than before (a fall is never green). Amber: below target or worth a look. Red: "
+    "off target or changed for the worse and staying there."
+)
 
 
 def layout(**params: Any) -> html.Div:
     return html.Div(
         [
-            html.H1("Business KPIs across tenants"),
+            html.H1("Business overview"),
             dcc.Store(id="kpis-params", data={"range": params.get("range")}),
             dcc.Loading(html.Div(id="kpis-content"), delay_show=300),
         ]
     )
 
 
-def render(p: queries.Portfolio) -> list[Any]:
-    out: list[Any] = [c.freshness(PAGE, p.computed_at)]
-    if not p.kpis:
+def cell(h: Headline | None, kpi: str, tenant: str) -> html.Td:
+    """One tenant × KPI: the value now, the arrow and change against before, the target."""
+    cid = f"kpis-cell-{kpi}-{tenant}"
+    if h is None or h.level is None:
+        return html.Td("no value yet", className="cell tone-none", id=cid)
+    return html.Td(
+        [
+            html.Div(fmt_value(h.level, h.unit), className="cell-value"),
+            html.Div(h.change_text(), className="cell-change"),
+            html.Div(h.target_text(), className="cell-target"),
+        ],
+        className=f"cell tone-{h.tone}",
+        id=cid,
+        title=f"{h.title} for {tenant}: {TONE_WORDS[h.tone]}",
+    )
+
+
+def render(v: business.BusinessOverview) -> list[Any]:
+    out: list[Any] = [c.freshness(PAGE, v.computed_at)]
+    if not v.kpis:
         out.append(
             c.empty(
                 PAGE,
@@ -39,49 +74,49 @@ def render(p: queries.Portfolio) -> list[Any]:
             )
         )
         return out
-    if not p.tenants:
+    if not v.tenants:
         out.append(c.empty(PAGE, "No tenant in your scope yet."))
         return out
-    rows = []
-    for t in p.tenants:
-        cells: list[Any] = [html.Th(dcc.Link(t, href=f"/kpis/{t}", id=f"kpis-tenant-{t}"))]
-        for k in p.kpis:
-            card = p.cells.get((k, t))
-            if card is None:
-                cells.append(html.Td("no value", className="cell cell-no_data"))
-                continue
-            cells.append(
-                html.Td(
-                    [html.Div(c.fmt_value(card.value, card.unit)), html.Div(c.fmt_change(card))],
-                    className=f"cell cell-{card.status}",
-                    title=card.message,
-                )
+    out.append(html.H2("Tenants at risk"))
+    if v.at_risk:
+        risks = [
+            html.P(
+                [dcc.Link(r.sentence, href=f"/kpis/{r.tenant_id}")],
+                className=f"risk tone-{r.tone}",
+                id=f"kpis-risk-{r.tenant_id}",
             )
-        rows.append(html.Tr(cells))
+            for r in v.at_risk
+        ]
+    else:
+        risks = [html.P("No tenant at risk: every KPI is on target and within its usual range.")]
+    out.append(html.Div(risks, className="card", id="kpis-at-risk"))
+    out.append(html.H2("KPIs by tenant"))
+    header = [html.Th("tenant")]
+    for d in v.kpis:
+        target = f" (target {fmt_value(d.target, d.unit)})" if d.target is not None else ""
+        header.append(html.Th(d.name.replace("_", " ") + target))
+    rows = [
+        html.Tr(
+            [
+                html.Th(dcc.Link(t, href=f"/kpis/{t}", id=f"kpis-tenant-{t}")),
+                *[cell(v.cells.get((d.name, t)), d.name, t) for d in v.kpis],
+            ]
+        )
+        for t in v.tenants
+    ]
     out.append(
         html.Div(
             html.Table(
-                [
-                    html.Thead(
-                        html.Tr(
-                            [html.Th("tenant"), *[html.Th(k.replace("_", " ")) for k in p.kpis]]
-                        )
-                    ),
-                    html.Tbody(rows),
-                ],
+                [html.Thead(html.Tr(header)), html.Tbody(rows)],
                 className="table grid",
                 id="kpis-portfolio",
             ),
             className="card",
         )
     )
-    out.append(
-        html.P(
-            "Green: within its usual range and on target; amber: worth a look; red: off target "
-            "or unusual. Click a tenant for the detail.",
-            className="muted",
-        )
-    )
+    out.append(html.P(LEGEND, className="muted"))
+    for kpi, note in v.notes.items():
+        out.append(html.P(note, className="muted", id=f"kpis-note-{kpi}"))
     return out
 
 
@@ -89,6 +124,6 @@ def render(p: queries.Portfolio) -> list[Any]:
 @guarded(PAGE)
 def update(params: dict[str, Any], account: Account) -> Any:
     try:
-        return render(queries.kpi_portfolio(services(), account.tenants, params.get("range")))
+        return render(business.business_overview(services(), account.tenants))
     except Exception as exc:
         return c.error_box(PAGE, exc)

@@ -51,6 +51,12 @@ class KpiDefinition(BaseModel):
         None, description="Reference (with labels) fitting CBPE for estimated business value."
     )
     min_events: int = Field(30, ge=0, description="Fewer events in a window give no_data.")
+    outcomes: dict[Literal["tp", "fp", "tn", "fn"], str] | None = Field(
+        None,
+        description="Plain names of the decisions a business_value formula values, e.g. "
+        "{tp: caught churners, fp: wasted offers}: the KPI pages explain a negative value "
+        "with them.",
+    )
     checks: list[CheckConfig] | None = None
     enabled: bool = True
 
@@ -88,6 +94,12 @@ class KpiDefinition(BaseModel):
             raise ValueError(
                 f"model: the formula {self.formula!r} reads model logs; name the model"
             )
+        if self.outcomes is not None:
+            if not isinstance(self.parsed, BusinessValueFormula):
+                raise ValueError("outcomes: only business_value formulas name their outcomes")
+            blank = [k for k, v in self.outcomes.items() if not v.strip() or len(v) > 60]
+            if blank:
+                raise ValueError(f"outcomes: {blank[0]} needs a name of 1 to 60 characters")
         if self.parsed.source == "events" and self.model is not None and self.reference:
             raise ValueError("reference: only business_value formulas use a reference")
         metrics = [c.metric for c in self.effective_checks]

@@ -141,7 +141,8 @@ class Tab:
         self.page.fill("#login-username", user)
         self.page.fill("#login-password", PASSWORD)
         self.page.click("#login-submit")
-        self.page.wait_for_url(f"{site.url}/")
+        # "/" for most roles; the executive lands on the business overview (/kpis)
+        self.page.wait_for_url(lambda url: "/login" not in url)
 
     def open(self, path: str, ready: str) -> Any:
         resp = self.page.goto(f"{self.site.url}{path}")

@@ -32,7 +32,8 @@ def test_authenticate_and_disable(tmp_path: Path) -> None:
 
 
 def test_roles() -> None:
-    assert can_open("executive", "kpis") and can_open("executive", "overview")
+    # the executive's overview is the business one (/kpis); "/" redirects there
+    assert can_open("executive", "kpis") and not can_open("executive", "overview")
     assert not can_open("executive", "model") and not can_open("executive", "alerts")
     assert can_open("oncall", "alerts") and can_open("oncall", "model")
     assert not can_open("oncall", "kpis") and not can_open("oncall", "monitors")
