@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -10,8 +11,10 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from monitor.api.auth import FailureAudit, RateLimiter
+from monitor.api.openapi import document_errors
 from monitor.errors import DriftwatchError, PayloadTooLarge, RateLimited, ValidationFailed
 from monitor.service import Services
 from monitor.settings import Settings
@@ -72,6 +75,19 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             headers["WWW-Authenticate"] = "Bearer"
         return JSONResponse({"error": body}, status_code=exc.status_code, headers=headers)
 
+    @app.exception_handler(StarletteHTTPException)
+    async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
+        headers = dict(exc.headers or {})
+        if exc.status_code == 405:
+            # Starlette lists only the methods of the first route matching the path; list
+            # every method this path serves (one route per method here)
+            headers["Allow"] = ", ".join(_methods_of(request))
+        names = {404: "NotFoundError", 405: "MethodNotAllowed"}
+        body = {
+            "error": {"type": names.get(exc.status_code, "HTTPError"), "message": str(exc.detail)}
+        }
+        return JSONResponse(body, status_code=exc.status_code, headers=headers)
+
     @app.exception_handler(RequestValidationError)
     async def _request_invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         errors = [{"loc": list(e.get("loc", ())), "msg": e.get("msg", "")} for e in exc.errors()]
@@ -101,7 +117,29 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
 
     app.include_router(routes_jobs.router, prefix="/api/v1")
     install_web_apps(app, settings)  # the dashboard (issue 7): every path no API route takes
+    app.openapi = lambda: document_errors(app)  # type: ignore[method-assign]
     return app
+
+
+def _methods_of(request: Request) -> list[str]:
+    """The methods the OpenAPI document lists for the request's path (what ``Allow`` says)."""
+    table = getattr(request.app.state, "allow_table", None)
+    if table is None:
+        table = [
+            (
+                re.compile("^" + re.sub(r"\\\{[^}]+\\\}", "[^/]+", re.escape(path)) + "$"),
+                sorted(m.upper() for m in ops),
+            )
+            # literal paths first: /kpis/summary before /kpis/{kpi}
+            for path, ops in sorted(
+                request.app.openapi()["paths"].items(), key=lambda item: item[0].count("{")
+            )
+        ]
+        request.app.state.allow_table = table
+    for pattern, methods in table:
+        if pattern.match(request.url.path):
+            return list(methods)
+    return []
 
 
 SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (

@@ -22,9 +22,15 @@ MAX_OFFSET = 1_000_000_000
 
 
 def _iso_only(value: Any) -> Any:
-    if isinstance(value, int | float) or (
-        isinstance(value, str) and value.strip().lstrip("+-").replace(".", "", 1).isdigit()
-    ):
+    """Refuse numbers (pydantic would read them as Unix seconds), also when sent as text."""
+    numeric = isinstance(value, int | float)
+    if isinstance(value, str):
+        try:
+            float(value)  # "12345", "-1e-308", "nan": no ISO 8601 time parses as a float
+            numeric = True
+        except ValueError:
+            pass
+    if numeric:
         raise ValueError("a time must be an ISO 8601 string such as 2026-01-31T00:00:00Z")
     return value
 

@@ -16,7 +16,7 @@ from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import PlainTextResponse
-from pydantic import BaseModel, Field, field_validator
+from pydantic import BaseModel, Field, StrictBool, field_validator
 from starlette.concurrency import run_in_threadpool
 
 from alerts.rules import RuleError
@@ -264,7 +264,7 @@ class ChannelIn(BaseModel):
 
 class ChannelPatch(BaseModel):
     url: str | None = Field(None, min_length=8, max_length=2048)
-    enabled: bool | None = None
+    enabled: StrictBool | None = None
     routing_key: str | None = None
     options: dict[str, Any] | None = None
 

@@ -74,9 +74,15 @@ def list_kpis(request: Request, caller: Viewer) -> list[dict[str, Any]]:
     return [_record(r) for r in _kpis(request).list()]
 
 
+KPI_BODY = Body(
+    description="A KPI definition: name, formula, window, check, target... (docs/kpis.md); "
+    "errors name the field."
+)
+
+
 @router.post("/kpis", status_code=201)
 def create_kpi(
-    body: Annotated[Any, Body()], request: Request, caller: SharedEngineer
+    body: Annotated[dict[str, Any], KPI_BODY], request: Request, caller: SharedEngineer
 ) -> dict[str, Any]:
     """Create a KPI (formula grammar in docs/kpis.md); errors name the field."""
     return _record(_kpis(request).create(_body_dict(body), caller.actor))
@@ -109,7 +115,7 @@ def get_kpi(kpi: str, request: Request, caller: Viewer) -> dict[str, Any]:
 
 @router.put("/kpis/{kpi}")
 def update_kpi(
-    kpi: str, body: Annotated[Any, Body()], request: Request, caller: SharedEngineer
+    kpi: str, body: Annotated[dict[str, Any], KPI_BODY], request: Request, caller: SharedEngineer
 ) -> dict[str, Any]:
     """Replace a KPI's definition; its version goes up when something changed."""
     return _record(_kpis(request).update(kpi, _body_dict(body), caller.actor))

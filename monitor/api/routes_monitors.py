@@ -6,7 +6,7 @@ from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 
 from monitor.api.auth import require
@@ -156,7 +156,7 @@ class BackfillIn(BaseModel):
 
 class ApplyIn(BaseModel):
     monitors: list[dict[str, Any]]
-    dry_run: bool = False
+    dry_run: StrictBool = False
 
 
 class ApplyOut(BaseModel):

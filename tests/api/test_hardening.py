@@ -170,3 +170,32 @@ def test_demo_receiver_verifies_deliveries_with_the_written_secret(tmp_path: Pat
         server.server_close()
     lines = [json.loads(x) for x in (tmp_path / WEBHOOK_LOG).read_text().splitlines()]
     assert [(e["webhook_id"], e["verified"]) for e in lines] == [("msg_1", True), ("msg_2", False)]
+
+
+@SQLITE_ONLY
+def test_405_lists_every_method_of_the_path_and_errors_are_documented(
+    live: Live, keys: Keys
+) -> None:
+    with client(live, keys.admin) as admin:
+        for path, allow in (
+            ("/channels", "GET, POST"),
+            ("/channels/hook", "DELETE, GET, PATCH"),
+            ("/keys", "GET, POST"),
+            ("/jobs/1", "DELETE, GET"),
+        ):
+            r = admin.request("OPTIONS", path)
+            assert r.status_code == 405 and r.headers["allow"] == allow, (path, r.headers)
+            assert r.json()["error"]["type"] == "MethodNotAllowed"
+        doc = admin.get("/openapi.json").json()
+    op = doc["paths"]["/api/v1/alerts/{alert_id}"]["get"]
+    for code in ("401", "403", "404", "422", "429"):
+        schema = op["responses"][code]["content"]["application/json"]["schema"]
+        assert schema == {"$ref": "#/components/schemas/ErrorOut"}, code
+    assert op["parameters"][0]["schema"]["maximum"] == 2**63 - 1
+    kpi_body = doc["paths"]["/api/v1/kpis"]["post"]["requestBody"]["content"]["application/json"]
+    assert kpi_body["schema"]["type"] == "object"
+    at = next(
+        p for p in doc["paths"]["/api/v1/kpis/summary"]["get"]["parameters"] if p["name"] == "at"
+    )
+    assert "date-time" in str(at["schema"])
+    assert "HTTPValidationError" not in doc["components"]["schemas"]
