@@ -24,6 +24,12 @@ Null statistics are cached by (reference fingerprint, method, n_reference, n_cur
 and draws are seeded from that key, so a result is reproducible and cheap to recompute. The
 calibrated result also carries ``null_p_value`` = (1 + #null >= statistic) / (n_draws + 1), which
 :func:`benjamini_hochberg` can use across columns and segments.
+
+That p-value cannot go below 1 / 301, while Benjamini-Hochberg over ``m`` columns needs one
+column alone at ``alpha / m``. FDR runs therefore refine every null p-value at most ``alpha``
+with a second, independent null sample of :func:`fdr_draws` draws (:func:`refine_p_value`
+says why the result stays valid); these larger nulls are drawn in blocks, keep only their
+sorted statistics, and are cached apart (``_REFINED``).
 """
 
 from __future__ import annotations
@@ -59,6 +65,11 @@ _GAUSS_MIN_COUNT = 20
 _ASYM_N = 2_000_000
 _ASYM_MIN_COUNT = 50
 _CACHE_SIZE = 4096
+# FDR refinement (see refine_p_value): between these many draws, and how many counts one
+# block of draws may hold.
+FDR_MIN_DRAWS = 2_000
+FDR_MAX_DRAWS = 100_000
+_BLOCK_VALUES = 2_000_000
 
 
 class _LRU:
@@ -84,12 +95,15 @@ class _LRU:
 
 _NULLS = _LRU(_CACHE_SIZE)
 _DRAWS = _LRU(16)
+# Refined nulls hold up to FDR_MAX_DRAWS statistics each: a cache of their own, smaller.
+_REFINED = _LRU(256)
 
 
 def clear_cache() -> None:
     """Forget every cached null distribution (tests use it)."""
     _NULLS.data.clear()
     _DRAWS.data.clear()
+    _REFINED.data.clear()
 
 
 def _seed(*parts: object) -> int:
@@ -155,6 +169,12 @@ def _profile_null(
     cached = _NULLS.get(key)
     if cached is not None:
         return cached
+    if n_draws > DEFAULT_DRAWS:
+        null = _REFINED.get(key)
+        if null is None:
+            null = _profile_null_streamed(method, ref, n_ref, n_cur, n_draws)
+            _REFINED.put(key, null)
+        return null
     draw_key = (ref.fingerprint, n_ref, n_cur, n_draws)
     draws = _DRAWS.get(draw_key)
     if draws is None:
@@ -167,6 +187,60 @@ def _profile_null(
     null = np.sort(method.null_from_counts(ref, draws[0], draws[1]))
     _NULLS.put(key, null)
     return null
+
+
+def _profile_null_streamed(
+    method: DriftMethod, ref: ColumnProfile, n_ref: int, n_cur: int, n_draws: int
+) -> np.ndarray:
+    """Many null draws (the FDR refinement) in blocks: the raw counts of ``n_draws`` pairs
+    would take ``2 n_draws K`` floats, so only the statistics are kept."""
+    assert method.null_from_counts is not None
+    rng = np.random.default_rng(_seed(ref.fingerprint, n_ref, n_cur, n_draws))
+    p = ref.counts / ref.counts.sum()
+    block = max(1, min(n_draws, _BLOCK_VALUES // max(1, p.size)))
+    out = []
+    done = 0
+    while done < n_draws:
+        size = min(block, n_draws - done)
+        r, c = _draw_counts(p, n_ref, size, rng), _draw_counts(p, n_cur, size, rng)
+        out.append(method.null_from_counts(ref, r, c))
+        done += size
+    return np.sort(np.concatenate(out))
+
+
+def refined_null_profiles(
+    method: DriftMethod, ref: ColumnProfile, n_ref: int, n_cur: int, n_draws: int
+) -> np.ndarray:
+    """A second, independent and larger null sample for the FDR refinement (see
+    :func:`refine_p_value`), large-sample rescaled like :func:`null_statistics_profiles`."""
+    return null_statistics_profiles(method, ref, n_ref, n_cur, n_draws)
+
+
+def fdr_draws(m: int, alpha: float) -> int:
+    """Null draws a refined p-value needs so Benjamini-Hochberg over ``m`` hypotheses at
+    ``alpha`` can reject one alone: the smallest p-value, ``1 / (B + 1)``, must be at most
+    ``alpha / m``; ten times that many draws also resolve p-values near ``alpha / m``."""
+    need = int(np.ceil(10.0 * max(m, 1) / alpha))
+    return int(min(max(need, FDR_MIN_DRAWS), FDR_MAX_DRAWS))
+
+
+def refine_p_value(
+    first_p: float, statistic: float, alpha: float, refined: Callable[[], np.ndarray]
+) -> tuple[float, int | None]:
+    """The p-value to use in the FDR step, and the draws it rests on (``None``: the first).
+
+    A p-value from ``B`` null draws cannot go below ``1 / (B + 1)``. When the first p-value is
+    at most ``alpha`` (only those can be rejected by Benjamini-Hochberg at ``alpha``), it is
+    replaced by one computed from a second, *independent* null sample of ``refined()``
+    (its own seed), never pooled with the first. This stays a valid p-value: for
+    ``t < alpha``, ``{p <= t}`` can only happen through the second sample, which alone gives
+    ``P(p2 <= t) <= t``; for ``t >= alpha``, ``{p <= t}`` implies ``{p1 <= t}``.
+    """
+    if not first_p <= alpha:
+        return first_p, None
+    null = refined()
+    _, p = threshold_from_null(null, statistic, alpha)
+    return p, int(null.size)
 
 
 def null_statistics_samples(

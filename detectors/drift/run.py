@@ -60,8 +60,10 @@ def _decide(
     threshold: float | None,
     alpha: float,
     null: Callable[[], np.ndarray] | None,
+    refined: Callable[[], np.ndarray] | None = None,
 ) -> DetectorResult:
-    """Turn a score into a result; ``null`` is a zero-arg callable giving null statistics."""
+    """Turn a score into a result; ``null`` is a zero-arg callable giving null statistics,
+    ``refined`` (FDR runs) one giving a larger independent null sample for small p-values."""
     details = dict(score.details)
     if method.is_test:
         thr = alpha if threshold is None else float(threshold)
@@ -77,6 +79,10 @@ def _decide(
         thr, null_p = calibration.threshold_from_null(null(), score.statistic, alpha)
         source = "calibrated"
         details.update(null_p_value=null_p, alpha=alpha)
+        if refined is not None:
+            p2, draws = calibration.refine_p_value(null_p, float(score.statistic), alpha, refined)
+            if draws is not None:
+                details.update(null_p_value=p2, null_draws=draws, first_null_p_value=null_p)
     else:
         thr, source = method.default_threshold, "default"
     details["threshold_source"] = source
@@ -97,6 +103,7 @@ def _detect_profiles(
     threshold: float | None,
     alpha: float,
     n_draws: int,
+    fdr_draws: int | None = None,
 ) -> DetectorResult:
     if ref.bins != cur.bins:
         raise InvalidParameterError(
@@ -121,7 +128,15 @@ def _detect_profiles(
             method, ref, int(ref.counts.sum()), int(cur.counts.sum()), n_draws
         )
 
-    return _decide(method, score, n_ref, n_cur, threshold, alpha, null)
+    def refined() -> np.ndarray:
+        assert fdr_draws is not None
+        return calibration.refined_null_profiles(
+            method, ref, int(ref.counts.sum()), int(cur.counts.sum()), fdr_draws
+        )
+
+    return _decide(
+        method, score, n_ref, n_cur, threshold, alpha, null, refined if fdr_draws else None
+    )
 
 
 def _infer_kind(values: Any) -> ColumnKind:
@@ -270,6 +285,9 @@ def run_drift(
     fdr
         Decide tests and calibrated distances by Benjamini-Hochberg over every (column, method)
         of this run instead of each at α; ``details`` get ``q_value`` and ``raw_drifted``.
+        Calibrated p-values at most α are recomputed from ``calibration.fdr_draws(m, α)``
+        independent null draws (``details["null_draws"]``), so that one column alone among
+        ``m`` can reach ``α / m`` (see ``calibration.refine_p_value``).
 
     Returns
     -------
@@ -282,10 +300,15 @@ def run_drift(
     for name in thresholds:
         get_method(name)  # a typo in a threshold key is an error, not a silent default
     out: dict[str, list[DetectorResult]] = {}
+    chosen = {name: _methods_for(name, ref, methods) for name, ref in reference.items()}
+    # with FDR, small calibrated p-values are refined with enough draws to reach alpha / m
+    fdr_draws = (
+        calibration.fdr_draws(sum(len(ms) for ms in chosen.values()), alpha) if fdr else None
+    )
     for name, ref in reference.items():
         cur = current.get(name)
         results = []
-        for method_name in _methods_for(name, ref, methods):
+        for method_name in chosen[name]:
             method = get_method(method_name)
             thr = thresholds.get(method_name)
             if cur is None:
@@ -293,7 +316,7 @@ def run_drift(
                 results.append(_no_data(method, fallback, int(ref.count), 0, "column missing"))
                 continue
             results.append(
-                _detect_profiles(method, ref, cur, thr, alpha, calibration.DEFAULT_DRAWS)
+                _detect_profiles(method, ref, cur, thr, alpha, calibration.DEFAULT_DRAWS, fdr_draws)
             )
         out[name] = results
     if fdr:
