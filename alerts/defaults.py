@@ -2,7 +2,11 @@
 
 They page (``critical``) on what users feel: realized or estimated performance falling below
 its threshold, tenant KPI breaches, and monitors that stopped producing data; feature and
-prediction drift and data quality stay ``warning`` context that shows up in the same groups.
+prediction drift and data quality stay ``warning`` context. Drift is grouped per model (one
+notification for all the columns and tenants one run flags), fires after two drifted windows
+and stays firing through two clear ones, so that a model with one drifting feature is told
+once and a model without drift rarely (see ``docs/monitors.md``, "What to expect in week
+one").
 """
 
 from __future__ import annotations
@@ -76,13 +80,23 @@ def default_rules(
         },
         {
             "name": f"{model_name}-drift",
-            "description": "Feature or prediction drift: context for performance alerts.",
+            "description": "Feature or prediction drift that lasts two windows: context for "
+            "performance alerts. One notification per model for every column and tenant "
+            "that starts drifting; a column that drifts on and off stays one alert.",
             "match": {
                 "model": model_name,
                 "kind": ["feature_drift", "prediction_drift", "multivariate_drift"],
             },
             "condition": {"status": "alert"},
-            "for": 1,
+            # with the default monitors' fdr, a column without drift is flagged in about
+            # alpha / columns of windows: twice in a row is rare, lasting drift is not
+            "for": 2,
+            # drift near the threshold is flagged in most windows, not all: stay firing
+            # through two clear windows rather than resolving and firing again
+            "keep_firing_for": 2,
+            "group_by": ["model", "rule"],
+            # context, not a page: a reminder a month rather than every four hours
+            "repeat_interval": "30d",
             "severity": "warning",
             "channels": ch,
         },

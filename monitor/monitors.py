@@ -148,6 +148,8 @@ class MonitorConfig(BaseModel):
     attribution: bool = True
     metrics: list[str] | None = None
     bounds: dict[str, tuple[float | None, float | None]] = Field(default_factory=dict)
+    # estimated_performance of classifiers: how CBPE calibrates the scores (None: "auto")
+    calibration: Literal["auto", "isotonic", "none"] | None = None
     sample_size: int | None = Field(None, ge=100, le=1_000_000)
     lateness_minutes: int | None = Field(None, ge=0, le=7 * 24 * 60)
     schedule_minutes: int | None = Field(None, ge=1, le=7 * 24 * 60)
@@ -194,6 +196,10 @@ class MonitorConfig(BaseModel):
         needs_ref = ("feature_drift", "prediction_drift", "data_quality", "multivariate_drift")
         if self.kind in needs_ref and self.reference is None:
             raise ValueError(f"reference: required for kind {self.kind!r}")
+        if self.calibration is not None and self.kind != "estimated_performance":
+            raise ValueError(
+                f"calibration: applies to kind 'estimated_performance' only, not {self.kind!r}"
+            )
         if self.kind == "estimated_performance" and self.reference is None:
             raise ValueError("reference: required for estimated_performance (a labelled dataset)")
         return self
@@ -324,6 +330,14 @@ def check_against_model(config: MonitorConfig, schema: ModelSchema) -> None:
                     "column (name or name/version), not a range of the logs",
                 )
             )
+        if schema.task == "regression" and config.calibration not in (None, "auto"):
+            errors.append(
+                FieldError(
+                    ("calibration",),
+                    "calibration applies to CBPE (binary and multiclass models); DLE "
+                    "(regression) has no scores to calibrate",
+                )
+            )
         if schema.task == "regression" and not dle_features(schema):
             errors.append(
                 FieldError(("kind",), "DLE (regression) needs numeric or categorical features")
@@ -373,12 +387,16 @@ def default_monitors(
             "model": model,
             "kind": "feature_drift",
             "reference": ref,
+            # a window without drift flags any column in ~alpha of windows, not in
+            # 1 - (1 - alpha)^columns (56 % for 16 columns)
+            "fdr": True,
         },
         {
             "name": f"{model}-prediction-drift",
             "model": model,
             "kind": "prediction_drift",
             "reference": ref,
+            "fdr": True,
         },
         {"name": f"{model}-data-quality", "model": model, "kind": "data_quality", "reference": ref},
         {

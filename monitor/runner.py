@@ -987,7 +987,8 @@ class Runner:
         version = ref.version or max(versions)
         name = f"{ref.dataset}/{version}"
         features = dle_features(schema) if schema.task == "regression" else ()
-        key: tuple[Any, ...] = ("estimator", record.model, name, schema)
+        calibration = cfg.calibration or "auto"
+        key: tuple[Any, ...] = ("estimator", record.model, name, schema, calibration)
         if key in self._fitted:
             return self._fitted[key], features, name
         what = (
@@ -1022,7 +1023,7 @@ class Runner:
         pred = table.column(schema.prediction)
         estimator: Any
         if schema.task == "binary":
-            estimator = BinaryCBPE().fit(
+            estimator = BinaryCBPE(calibration=calibration).fit(
                 _floats(table.column(schema.scores[0])),
                 _floats(table.column("label")),
                 _floats(pred),
@@ -1034,7 +1035,7 @@ class Runner:
                     f"{len(schema.classes)} classes; CBPE needs one score per class"
                 )
             table = table.filter(pred.is_valid())
-            estimator = MulticlassCBPE(schema.classes).fit(
+            estimator = MulticlassCBPE(schema.classes, calibration=calibration).fit(
                 _score_matrix(table, schema.scores),
                 _strings(table.column("label")),
                 _strings(table.column(schema.prediction)),
@@ -1105,6 +1106,8 @@ class Runner:
                 }
                 if dropped:
                     details["dropped_predictions"] = dropped
+                if est is not None and "calibrated" in est.details:
+                    details["calibrated"] = est.details["calibrated"]
                 em = est[m] if est is not None else None
                 if em is None or em.value is None:
                     details["reason"] = "too few rows" if n < cfg.min_rows else "not estimable"
