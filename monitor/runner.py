@@ -1119,6 +1119,7 @@ class Runner:
                     lower=em.lower,
                     upper=em.upper,
                     sampling_error=em.sampling_error,
+                    estimator_error=em.estimator_error,
                     bounds=[lo, hi],
                 )
                 out.append(

@@ -11,9 +11,12 @@ shows the calibrated scores are worse than the raw ones beyond noise (see
 :func:`_fit_calibrator` for why this differs from NannyML's ECE comparison);
 ``"isotonic"`` always calibrates and ``"none"`` trusts the scores.
 
-The band of each metric is ``estimate ± band_width · SE(n)``, where ``SE(n)`` is the standard
-error of the *realized* metric on a window of ``n`` rows: bootstrapped on the reference at its
-own size ``N`` and scaled by ``√(N / n)``.
+The band of each metric is ``estimate ± band_width · √(SE(n)² + fit²)``: ``SE(n)`` is the
+standard error of the *realized* metric on a window of ``n`` rows (bootstrapped on the
+reference at its own size ``N`` and scaled by ``√(N / n)``), ``fit`` the estimator's own error
+on this window: the spread of the estimate when the calibrator is refitted on 20 bootstrap
+resamples of the reference. It grows where the window's scores fall in regions the reference
+covers thinly, as under covariate shift; without a calibrator it is 0.
 
 CBPE assumes the relation between scores and correctness (``P(y | score)``) is the one seen in
 the reference: it follows covariate shift, not concept drift.
@@ -179,11 +182,33 @@ def _estimated_auc(scores: _FloatArray, calibrated: _FloatArray) -> float | None
     return float(np.sum(np.diff(fpr) * (tpr[1:] + tpr[:-1]) / 2.0))
 
 
-def _band(name: str, value: float | None, se: float | None, width: float) -> EstimatedMetric:
+# The estimator's own error: calibrators refitted on this many bootstrap resamples of the
+# reference (at most _FIT_SIZE rows each; the spread is scaled to the reference's size).
+_FIT_BOOTSTRAP = 20
+_FIT_SIZE = 50_000
+
+
+def _fit_error(
+    values: dict[str, float | None], replicas: list[dict[str, float | None]], scale: float
+) -> dict[str, float]:
+    """Per metric, the standard deviation of the estimate over the refitted calibrators."""
+    out = {}
+    for name in values:
+        v = [r[name] for r in replicas if r.get(name) is not None]
+        out[name] = float(np.std(v, ddof=1)) * scale if len(v) >= 2 else 0.0
+    return out
+
+
+def _band(
+    name: str, value: float | None, se: float | None, fit: float, width: float
+) -> EstimatedMetric:
+    """``value ± width · √(se² + fit²)``: sampling noise of the realized metric and the
+    estimator's own error, clipped to [0, 1]."""
     if value is None or se is None:
-        return EstimatedMetric(name, value, se, None, None)
+        return EstimatedMetric(name, value, se, None, None, fit)
+    total = float(np.hypot(se, fit))
     return EstimatedMetric(
-        name, value, se, max(0.0, value - width * se), min(1.0, value + width * se)
+        name, value, se, max(0.0, value - width * total), min(1.0, value + width * total), fit
     )
 
 
@@ -263,6 +288,8 @@ class BinaryCBPE:
         self.min_reference = min_reference
         self.random_state = random_state
         self._calibrator: IsotonicRegression | None = None
+        self._fit_calibrators: list[IsotonicRegression] = []
+        self._fit_scale = 0.0
         self._reference_se: dict[str, float | None] | None = None
         self._n_reference = 0
         self._bootstrap_size = 0
@@ -332,6 +359,14 @@ class BinaryCBPE:
         else:
             self._calibrator = _fit_calibrator(y, s, self.n_splits, self.random_state)
         rng = np.random.default_rng(self.random_state)
+        self._fit_calibrators, self._fit_scale = [], 0.0
+        if self._calibrator is not None:
+            m = min(s.size, _FIT_SIZE)
+            for _ in range(_FIT_BOOTSTRAP):
+                idx = rng.integers(0, s.size, m)
+                if y[idx].any() and not y[idx].all():
+                    self._fit_calibrators.append(_isotonic(s[idx], y[idx]))
+            self._fit_scale = float(np.sqrt(m / s.size))
         samples: dict[str, list[float]] = {m: [] for m in BINARY_ESTIMATED_METRICS}
         size = min(s.size, _BOOTSTRAP_SIZE)
         for _ in range(self.n_bootstrap):
@@ -345,6 +380,24 @@ class BinaryCBPE:
         self._n_reference = int(s.size)
         self._bootstrap_size = size
         return self
+
+    @staticmethod
+    def _values(
+        s: _FloatArray, yhat: NDArray[np.bool_], p: _FloatArray
+    ) -> tuple[dict[str, float | None], tuple[float, float, float, float]]:
+        n = int(s.size)
+        tp = float(p[yhat].sum())
+        fp = float(yhat.sum() - tp)
+        fn = float(p[~yhat].sum())
+        tn = float(n - tp - fp - fn)
+        values: dict[str, float | None] = {
+            "accuracy": _div(tp + tn, n),
+            "precision": _div(tp, tp + fp),
+            "recall": _div(tp, tp + fn),
+            "f1": _div(2 * tp, 2 * tp + fp + fn),
+            "roc_auc": _estimated_auc(s, p) if n else None,
+        }
+        return values, (tp, fp, tn, fn)
 
     @property
     def calibrated(self) -> bool:
@@ -390,19 +443,14 @@ class BinaryCBPE:
         s, yhat, _ = self._arrays(current_scores, current_predictions)
         n = int(s.size)
         p = self.calibrate(s)
-        tp = float(p[yhat].sum())
-        fp = float(yhat.sum() - tp)
-        fn = float(p[~yhat].sum())
-        tn = float(n - tp - fp - fn)
-        values: dict[str, float | None] = {
-            "accuracy": _div(tp + tn, n),
-            "precision": _div(tp, tp + fp),
-            "recall": _div(tp, tp + fn),
-            "f1": _div(2 * tp, 2 * tp + fp + fn),
-            "roc_auc": _estimated_auc(s, p) if n else None,
-        }
+        values, (tp, fp, tn, fn) = self._values(s, yhat, p)
+        replicas = [
+            self._values(s, yhat, np.asarray(c.predict(s), np.float64))[0]
+            for c in (self._fit_calibrators if n else [])
+        ]
+        fit = _fit_error(values, replicas, self._fit_scale)
         metrics = {
-            name: _band(name, v, self.sampling_error(name, n), self.band_width)
+            name: _band(name, v, self.sampling_error(name, n), fit[name], self.band_width)
             for name, v in values.items()
         }
         return EstimationResult(
@@ -494,6 +542,8 @@ class MulticlassCBPE:
         self.min_reference = min_reference
         self.random_state = random_state
         self._calibrators: list[IsotonicRegression | None] = []
+        self._fit_calibrators: list[list[IsotonicRegression | None]] = []
+        self._fit_scale = 0.0
         self._reference_se: dict[str, float | None] | None = None
         self._n_reference = 0
         self._bootstrap_size = 0
@@ -570,6 +620,20 @@ class MulticlassCBPE:
                     _fit_calibrator(yc, s[:, c], self.n_splits, self.random_state)
                 )
         rng = np.random.default_rng(self.random_state)
+        self._fit_calibrators, self._fit_scale = [], 0.0
+        if any(c is not None for c in self._calibrators):
+            m = min(y.size, _FIT_SIZE)
+            for _ in range(_FIT_BOOTSTRAP):
+                idx = rng.integers(0, y.size, m)
+                self._fit_calibrators.append(
+                    [
+                        None
+                        if c is None or (y[idx] == k).all() or not (y[idx] == k).any()
+                        else _isotonic(s[idx, k], y[idx] == k)
+                        for k, c in enumerate(self._calibrators)
+                    ]
+                )
+            self._fit_scale = float(np.sqrt(m / y.size))
         samples: dict[str, list[float]] = {m: [] for m in MULTICLASS_ESTIMATED_METRICS}
         size = min(y.size, _BOOTSTRAP_SIZE)
         for _ in range(self.n_bootstrap):
@@ -589,10 +653,12 @@ class MulticlassCBPE:
         """Per class, whether its probabilities got a calibrator."""
         return tuple(c is not None for c in self._calibrators)
 
-    def calibrate(self, scores: ArrayLike) -> _FloatArray:
+    def calibrate(
+        self, scores: ArrayLike, calibrators: Sequence[IsotonicRegression | None] | None = None
+    ) -> _FloatArray:
         """Calibrated class probabilities (rows sum to one)."""
         s = self._scores(scores).copy()
-        for c, iso in enumerate(self._calibrators):
+        for c, iso in enumerate(self._calibrators if calibrators is None else calibrators):
             if iso is not None:
                 s[:, c] = iso.predict(s[:, c])
         totals = s.sum(axis=1, keepdims=True)
@@ -649,13 +715,26 @@ class MulticlassCBPE:
         # expected[i, j] = Σ over rows predicted j of P(true class i)
         predicted = np.zeros((n, k))
         predicted[np.arange(n), yhat] = 1.0
-        expected = p.T @ predicted
-        values = _from_confusion(expected, n) if n else dict.fromkeys(MULTICLASS_ESTIMATED_METRICS)
-        values["roc_auc_macro"] = (
-            _mean_or_none([_estimated_auc(s[:, c], p[:, c]) for c in range(k)]) if n else None
-        )
+
+        def estimates(p: _FloatArray) -> tuple[dict[str, float | None], _FloatArray]:
+            expected = p.T @ predicted
+            values = (
+                _from_confusion(expected, n) if n else dict.fromkeys(MULTICLASS_ESTIMATED_METRICS)
+            )
+            values["roc_auc_macro"] = (
+                _mean_or_none([_estimated_auc(s[:, c], p[:, c]) for c in range(k)]) if n else None
+            )
+            return values, expected
+
+        values, expected = estimates(p)
+        replicas = [
+            estimates(self.calibrate(s, cals))[0] for cals in (self._fit_calibrators if n else [])
+        ]
+        fit = _fit_error(values, replicas, self._fit_scale)
         metrics = {
-            name: _band(name, values[name], self.sampling_error(name, n), self.band_width)
+            name: _band(
+                name, values[name], self.sampling_error(name, n), fit[name], self.band_width
+            )
             for name in MULTICLASS_ESTIMATED_METRICS
         }
         confusion = ExpectedConfusionMatrix(

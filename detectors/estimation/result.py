@@ -20,7 +20,7 @@ __all__ = [
 
 @dataclass(frozen=True)
 class EstimatedMetric:
-    """One estimated metric with its sampling-error band.
+    """One estimated metric with its band (sampling error and estimator error).
 
     Attributes
     ----------
@@ -32,7 +32,12 @@ class EstimatedMetric:
         Standard error of the *realized* metric on a window of this size, estimated from the
         reference; the band is ``value ± band_width · sampling_error``.
     lower, upper
-        The band, clipped to the metric's range.
+        The band, clipped to the metric's range: ``value ± band_width · √(sampling_error² +
+        estimator_error²)``.
+    estimator_error
+        Standard error of the estimate itself from fitting the estimator on a finite reference
+        (CBPE: calibrators refitted on bootstrap resamples; DLE: a delete-a-group jackknife of
+        the loss models), on this window.
     """
 
     name: str
@@ -40,6 +45,7 @@ class EstimatedMetric:
     sampling_error: float | None
     lower: float | None
     upper: float | None
+    estimator_error: float = 0.0
 
     @property
     def no_data(self) -> bool:

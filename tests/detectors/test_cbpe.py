@@ -45,6 +45,29 @@ def test_calibrated_model_estimate_within_band_of_realized_in_90_percent_of_wind
         assert count / n_windows >= 0.90, (name, count)
 
 
+def test_band_covers_realized_under_covariate_shift_with_calibration() -> None:
+    """Overconfident scores (calibrated on the reference); 40 windows of 2,000 rows whose
+    inputs spread from 0.4 to 2 times the reference's: realized inside the band in >= 90 %."""
+    rng = np.random.default_rng(41)
+    cbpe = BinaryCBPE().fit(*_binary(rng, 5_000, overconfident=True))
+    assert cbpe.calibrated
+    hits = {"accuracy": 0, "roc_auc": 0, "f1": 0}
+    windows = 40
+    for i in range(windows):
+        s, y, yhat = _binary(rng, 2_000, scale=0.4 + 1.6 * i / (windows - 1), overconfident=True)
+        est = cbpe.estimate(s, yhat)
+        realized = {
+            "accuracy": accuracy_score(y, yhat),
+            "roc_auc": roc_auc_score(y, s),
+            "f1": f1_score(y, yhat),
+        }
+        for name, value in realized.items():
+            hits[name] += est[name].lower <= value <= est[name].upper
+            assert est[name].estimator_error > 0  # the refitted calibrators disagree a little
+    for name, count in hits.items():
+        assert count >= 0.9 * windows, (name, count)
+
+
 def test_sampling_error_matches_binomial_standard_error_and_scales_with_window() -> None:
     rng = np.random.default_rng(1)
     s, y, yhat = _binary(rng, 5_000)
@@ -55,7 +78,8 @@ def test_sampling_error_matches_binomial_standard_error_and_scales_with_window()
         assert cbpe.sampling_error("accuracy", n) == pytest.approx(expected, rel=0.15)
     est = cbpe.estimate(*_binary(rng, 400)[::2])
     half_width = est["accuracy"].upper - est["accuracy"].value
-    assert half_width == pytest.approx(3 * cbpe.sampling_error("accuracy", 400), rel=1e-9)
+    total = np.hypot(cbpe.sampling_error("accuracy", 400), est["accuracy"].estimator_error)
+    assert half_width == pytest.approx(3 * total, rel=1e-9)
 
 
 def test_covariate_shift_that_lowers_accuracy_lowers_the_estimate() -> None:
