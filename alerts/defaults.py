@@ -2,11 +2,12 @@
 
 They page (``critical``) on what users feel: realized or estimated performance falling below
 its threshold, tenant KPI breaches, and monitors that stopped producing data; feature and
-prediction drift and data quality stay ``warning`` context. Drift is grouped per model (one
-notification for all the columns and tenants one run flags), fires after two drifted windows
-and stays firing through two clear ones, so that a model with one drifting feature is told
-once and a model without drift rarely (see ``docs/monitors.md``, "What to expect in week
-one").
+prediction drift and data quality stay ``warning`` context. Drift is told once per model:
+``MODEL-drift-summary`` watches each segment's ``drift_share`` (and the multivariate check),
+fires after two drifted windows and stays firing through two clear ones; the per-column
+``MODEL-drift`` alerts carry the detail on the dashboard without notifying. So a model with one
+drifting feature is told once and a model without drift rarely (see ``docs/monitors.md``,
+"What to expect in week one").
 """
 
 from __future__ import annotations
@@ -49,8 +50,9 @@ def default_rules(
 
     Examples
     --------
-    >>> [r.name for r in default_rules("churn", "binary")]
-    ['churn-performance', 'churn-missing-data', 'churn-drift', 'churn-data-quality', 'kpi-breach']
+    >>> [r.name for r in default_rules("churn", "binary")]  # doctest: +NORMALIZE_WHITESPACE
+    ['churn-performance', 'churn-missing-data', 'churn-drift', 'churn-drift-summary',
+     'churn-data-quality', 'kpi-breach']
     """
     if task not in TASK_VALUES:
         raise ValueError(f"task {task!r} is not one of {', '.join(TASK_VALUES)}")
@@ -80,12 +82,12 @@ def default_rules(
         },
         {
             "name": f"{model_name}-drift",
-            "description": "Feature or prediction drift that lasts two windows: context for "
-            "performance alerts. One notification per model for every column and tenant "
-            "that starts drifting; a column that drifts on and off stays one alert.",
+            "description": "A feature or the predictions drift, column by column, for two "
+            "windows: context on the dashboard and the API, not notified (the model-level "
+            "drift-summary rule notifies). A column that drifts on and off stays one alert.",
             "match": {
                 "model": model_name,
-                "kind": ["feature_drift", "prediction_drift", "multivariate_drift"],
+                "kind": ["feature_drift", "prediction_drift"],
             },
             "condition": {"status": "alert"},
             # with the default monitors' fdr, a column without drift is flagged in about
@@ -95,8 +97,32 @@ def default_rules(
             # through two clear windows rather than resolving and firing again
             "keep_firing_for": 2,
             "group_by": ["model", "rule"],
+            "severity": "warning",
+            "channels": [],
+        },
+        {
+            "name": f"{model_name}-drift-summary",
+            "description": "The model drifts: some feature or prediction column (drift_share "
+            "above 0) or the multivariate check, for two windows. One alert per model and "
+            "segment that stays firing while drift goes on; the columns are in its context.",
+            "match": {
+                "model": model_name,
+                "kind": ["feature_drift", "prediction_drift", "multivariate_drift"],
+                "metric": ["drift_share", "domain_classifier_auc"],
+            },
+            "condition": {"status": ["warn", "alert"]},
+            "for": 2,
+            "keep_firing_for": 2,
+            "group_by": ["model", "rule"],
             # context, not a page: a reminder a month rather than every four hours
             "repeat_interval": "30d",
+            "annotations": {
+                "summary": "{alertname}: {model} drifts for tenant {tenant} ({monitor}: "
+                "{metric} {value_text})",
+                "description": "{monitor} ({kind}) found drift in the window {window_start} – "
+                "{window_end}; the drifting columns are in the alert's context and on the "
+                "dashboard.",
+            },
             "severity": "warning",
             "channels": ch,
         },

@@ -45,6 +45,7 @@ CONTEXT_KEYS = (
     "n_reference",
     "n_current",
     "drivers",
+    "drifted_columns",
     "related_kpis",
     "tenants",
     "estimated",

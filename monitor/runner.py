@@ -553,6 +553,7 @@ class Runner:
             )
         drifted = 0
         judged = 0
+        drifted_columns: list[str] = []
         for c in sorted(drift):
             for r in drift[c]:
                 if cur.get(c) is not None and cur[c].count < cfg.min_rows and r.drifted is not None:
@@ -569,6 +570,8 @@ class Runner:
                 status = "no_data" if r.drifted is None else ("alert" if r.drifted else "ok")
                 judged += r.drifted is not None
                 drifted += bool(r.drifted)
+                if r.drifted and c not in drifted_columns:
+                    drifted_columns.append(c)
                 details = _json(
                     {
                         **r.details,
@@ -609,7 +612,7 @@ class Runner:
                 value=share,
                 threshold=None,
                 status="no_data" if share is None else ("warn" if drifted else "ok"),
-                details={"drifted": drifted, "columns": judged},
+                details={"drifted": drifted, "columns": judged, "drifted_columns": drifted_columns},
             )
         )
         return out
