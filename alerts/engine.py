@@ -8,7 +8,14 @@ What the monitor runner calls after every run (and after backfills)::
 
 What the delivery loop calls at each turn: :meth:`AlertEngine.flush_due` (plans due groups and
 writes notifications + outbox rows in one transaction each) — ``DeliveryWorker(before_claim=
-engine.flush_due)`` does it.
+engine.flush_due)`` does it — and, once a minute, :meth:`AlertEngine.reconcile`.
+
+Every firing alert whose rule has channels is announced once: a change that leaves an alert
+firing puts its group on the agenda (live runs and backfills alike: a backfill's alert that
+still fires afterwards is announced with its historical start, one that fired and resolved
+inside the replayed history is not, since the planner only reports what fires when it looks).
+What no change brings back (an inhibition that lifted, a rule that gained channels, a mark lost
+to an older version) :meth:`AlertEngine.reconcile` finds by looking at the state itself.
 """
 
 from __future__ import annotations
@@ -22,7 +29,14 @@ from typing import Any
 
 from alerts.evaluate import SeriesSeen, Transition, evaluate_all, evaluate_missing
 from alerts.formats import dumps, generic_body, pagerduty_event, sample_alert, slack_body
-from alerts.grouping import Timing, group_key, group_labels, next_flush_after_change, plan_flush
+from alerts.grouping import (
+    Timing,
+    group_key,
+    group_labels,
+    is_logged,
+    next_flush_after_change,
+    plan_flush,
+)
 from alerts.rules import Rule, RuleError
 from alerts.signing import check_signing_secret, new_signing_secret
 from alerts.silences import (
@@ -48,6 +62,15 @@ from storage.types import (
 )
 
 log = logging.getLogger("driftwatch.alerts")
+
+
+@dataclass(frozen=True)
+class Muting:
+    """Why an alert's notifications are muted right now: the active silences that match it
+    and the firing alerts that inhibit it (either may be empty, not both)."""
+
+    silences: tuple[SilenceRecord, ...] = ()
+    inhibitors: tuple[AlertRecord, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -219,7 +242,11 @@ class AlertEngine:
             key = group_key(rule, t.after.labels)
             afters.append(replace(t.after, group_key=key))
             keys.setdefault(key, (rule, group_labels(rule, t.after.labels)))
-            if notify and t.notifies:
+            # A backfill (notify=False) puts groups on the agenda too: what still fires when
+            # the planner looks is announced (with its historical start), what fired and
+            # resolved inside the replayed windows is not (never reported, so nothing to say).
+            # Before, a backfill's alert that kept firing was never announced at all.
+            if t.notifies:
                 notifying.add(key)
         groups = self.store.get_groups(list(keys)) if keys else {}
         marks = []
@@ -234,7 +261,77 @@ class AlertEngine:
         if any(m.flush_at is not None and m.flush_at <= now for m in marks):
             self.flush_due(now)
 
+    def reconcile(self, now: datetime | None = None) -> int:
+        """Put on the agenda every group that owes an announcement; returns how many.
+
+        Alert changes put their groups on the agenda as they happen; this looks at the state
+        instead (run it periodically): a firing, unmuted alert whose rule has channels and
+        that its group's log has not reported — an inhibition lifted, the rule gained
+        channels or changed ``group_by`` (the alert moves to its new group), or a mark was
+        never written. Only the ``group_key`` column of alerts is written, so a concurrent
+        evaluation is never overwritten.
+        """
+        now = now or self.store.now()
+        rules = {r.name: r for r in self.rules()}
+        firing = self.store.list_alerts(state="firing", limit=1_000_000)
+        if not firing:
+            return 0
+        muted = self.muted(firing, now, firing=firing)
+        moved: dict[int, str] = {}
+        owed: dict[str, list[AlertRecord]] = {}
+        for a in firing:
+            rule = rules.get(a.rule)
+            if rule is None:
+                continue
+            key = group_key(rule, a.labels)
+            if key != a.group_key and a.id is not None:
+                moved[a.id] = key
+            if rule.channels and a.fingerprint not in muted:
+                owed.setdefault(key, []).append(a)
+        groups = self.store.get_groups(list(owed)) if owed else {}
+        marks = []
+        for key, alerts in owed.items():
+            group = groups.get(key)
+            logged = set(group.notified_firing) if group is not None else set()
+            if all(is_logged(a, logged) for a in alerts):
+                continue
+            rule = rules[alerts[0].rule]
+            flush_at = next_flush_after_change(group, Timing.of(rule), now)
+            marks.append(GroupMark(key, rule.name, group_labels(rule, alerts[0].labels), flush_at))
+        if moved:
+            self.store.set_group_keys(moved)
+        if marks:
+            self.store.apply_evaluation([], marks)
+            if any(m.flush_at is not None and m.flush_at <= now for m in marks):
+                self.flush_due(now)
+        return len(marks)
+
     # ------------------------------------------------------------------ notifications
+    def mutings(
+        self,
+        alerts: Sequence[AlertRecord],
+        now: datetime | None = None,
+        silences: Sequence[SilenceRecord] | None = None,
+        firing: Sequence[AlertRecord] | None = None,
+    ) -> dict[str, Muting]:
+        """Fingerprint → :class:`Muting` for the ``alerts`` muted at ``now`` (what the API
+        and the alert page show: which silences, which inhibiting alerts)."""
+        now = now or self.store.now()
+        silences = self.store.list_silences(active_at=now) if silences is None else silences
+        if firing is None:
+            firing = self.store.list_alerts(state="firing", limit=1_000_000)
+        by_fp = {f.fingerprint: f for f in firing}
+        out: dict[str, Muting] = {}
+        for a in alerts:
+            ids = set(silenced_by(a.labels, silences, now))
+            fps = inhibited_by(a, firing, self.inhibit_rules)
+            if ids or fps:
+                out[a.fingerprint] = Muting(
+                    tuple(s for s in silences if s.id in ids),
+                    tuple(by_fp[fp] for fp in dict.fromkeys(fps)),
+                )
+        return out
+
     def muted(
         self,
         alerts: Sequence[AlertRecord],
@@ -313,7 +410,7 @@ class AlertEngine:
         for ch in targets:
             if not ch.enabled:
                 continue
-            outbox.extend(self._render(ch, group, plan.status, shown, plan.reason))
+            outbox.extend(self._render(ch, group, plan.status, shown, plan.reason, plan.announced))
         notification = {
             "status": plan.status,
             "group_key": group.group_key,
@@ -321,6 +418,7 @@ class AlertEngine:
             "reason": plan.reason,
             "fingerprints": [a.fingerprint for a in shown],
             "alert_ids": [a.id for a in shown],
+            "announced": sorted(plan.announced),
             "muted": dict(plan.muted),
             "channels": [c.name for c in targets],
         }
@@ -350,6 +448,7 @@ class AlertEngine:
         status: str,
         alerts: Sequence[AlertRecord],
         reason: str,
+        announced: frozenset[int] = frozenset(),
     ) -> list[OutboxItem]:
         if channel.kind == "pagerduty":
             return [
@@ -377,6 +476,7 @@ class AlertEngine:
             alerts=alerts,
             base_url=self.base_url,
             notification_reason=reason,
+            announced=announced,
         )
         return [OutboxItem(channel.id, status, dumps(body))]
 

@@ -322,7 +322,10 @@ def _advance(
             current = replace(
                 open_,
                 state="firing" if fires else open_.state,
-                starts_at=now if fires else open_.starts_at,
+                # "Since when" is the data's time, never the evaluation's: an alert that fires
+                # during a backfill started in its first breaching window, weeks ago maybe.
+                starts_at=open_.active_at if fires else open_.starts_at,
+                fired_at=now if fires else open_.fired_at,
                 breach_streak=streak,
                 clear_streak=0,
                 value=shown.value,
@@ -340,7 +343,8 @@ def _advance(
                 open_,
                 state="resolved",
                 breach_streak=0,
-                ends_at=now,
+                ends_at=res.window_start,
+                resolved_at=now,
                 last_window_end=window_end,
                 updated_at=now,
             )
@@ -354,7 +358,9 @@ def _advance(
                 updated_at=now,
             )
             if clear > rule.keep_firing_for:
-                current = replace(current, state="resolved", ends_at=now)
+                current = replace(
+                    current, state="resolved", ends_at=res.window_start, resolved_at=now
+                )
     if current is not None and current != original:
         out.append(_transition(fp, original, current))
 
@@ -385,7 +391,8 @@ def evaluate_all(
     previous_state : mapping of fingerprint → AlertRecord
         The newest alert instance of each fingerprint (open or resolved); absent = none.
     now : datetime
-        Wall-clock time written as ``starts_at`` / ``ends_at`` / ``updated_at``.
+        Wall-clock time written as ``fired_at`` / ``resolved_at`` / ``updated_at``;
+        ``starts_at`` / ``ends_at`` come from the windows (see ``AlertRecord``).
 
     Returns
     -------
@@ -632,14 +639,18 @@ def evaluate_missing(
             breach_streak=rule.for_windows,
             clear_streak=0,
             last_window_end=seen.last_window_end,
+            # Data has been missing since the newest window's end: that is when it started.
             active_at=seen.last_window_end,
-            starts_at=now,
+            starts_at=seen.last_window_end,
             ends_at=None,
             updated_at=now,
             context={"last_window_end": since, "max_silence_s": allowed.total_seconds()},
+            fired_at=now,
         )
         if latest is not None and latest.state == "pending":
-            alert = replace(alert, id=latest.id, active_at=latest.active_at)
+            alert = replace(
+                alert, id=latest.id, active_at=latest.active_at, starts_at=latest.active_at
+            )
             out.append(Transition(fp, latest, alert, "firing"))
         else:
             out.append(Transition(fp, latest, alert, "firing"))

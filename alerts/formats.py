@@ -48,6 +48,11 @@ def dumps(body: Mapping[str, Any]) -> str:
     return json.dumps(body, separators=(",", ":"), ensure_ascii=False, default=str)
 
 
+def since(alert: AlertRecord) -> datetime:
+    """Since when the problem exists: the start of the first breaching window (data time)."""
+    return alert.starts_at or alert.active_at
+
+
 def alert_link(base_url: str, alert: AlertRecord) -> str:
     return f"{base_url.rstrip('/')}/alerts/{alert.id}"
 
@@ -72,8 +77,15 @@ def generic_body(
     alerts: Sequence[AlertRecord],
     base_url: str,
     notification_reason: str = "",
+    announced: frozenset[int] = frozenset(),
 ) -> dict[str, Any]:
-    """Alertmanager webhook v4 body with Driftwatch's context object added."""
+    """Alertmanager webhook v4 body with Driftwatch's context object added.
+
+    ``startsAt`` is the start of the alert's first breaching window (data time: an alert found
+    by a backfill carries its historical start) and ``endsAt`` the start of the window that
+    resolved it; ``driftwatch.alerts[].fired_at`` is when Driftwatch fired it (wall clock) and
+    ``new`` says whether this notification is the first to report it firing (``announced``).
+    """
     labels = [a.labels for a in alerts]
     annotations = [a.annotations for a in alerts]
     return {
@@ -91,7 +103,7 @@ def generic_body(
                 "status": _status(a),
                 "labels": dict(a.labels),
                 "annotations": dict(a.annotations),
-                "startsAt": iso(a.starts_at or a.active_at),
+                "startsAt": iso(since(a)),
                 "endsAt": iso(a.ends_at) if a.state == "resolved" else ZERO_TIME,
                 "generatorURL": alert_link(base_url, a),
                 "fingerprint": a.fingerprint,
@@ -107,7 +119,10 @@ def generic_body(
                     "rule": a.rule,
                     "severity": a.severity,
                     "state": a.state,
-                    "since": iso(a.active_at),
+                    "since": iso(since(a)),
+                    "fired_at": iso(a.fired_at) if a.fired_at else None,
+                    "resolved_at": iso(a.resolved_at) if a.resolved_at else None,
+                    "new": a.id in announced,
                     "acknowledged_by": a.acknowledged_by,
                     "acknowledged_at": iso(a.acknowledged_at) if a.acknowledged_at else None,
                     "link": alert_link(base_url, a),
@@ -145,7 +160,7 @@ def _alert_lines(a: AlertRecord, base_url: str) -> str:
     facts = [
         f"value {_fmt(a.value)} vs threshold {_fmt(a.threshold)}",
         f"window {window.get('start', '?')} – {window.get('end', '?')}" if window else "",
-        f"since {iso(a.active_at)}",
+        f"since {iso(since(a))}",
     ]
     for key in ("current_size", "reference_size", "sample_size", "reference"):
         if key in ctx:
@@ -223,12 +238,14 @@ def pagerduty_event(
         "summary": _clip(alert.annotations.get("summary", alert.rule), PD_SUMMARY_MAX),
         "source": source,
         "severity": PD_SEVERITY.get(alert.severity, "warning"),
-        "timestamp": iso(alert.starts_at or alert.active_at),
+        "timestamp": iso(since(alert)),
         "component": alert.model or None,
         "group": alert.tenant_id,
         "class": alert.labels.get("kind", alert.rule),
         "custom_details": {
             "description": alert.annotations.get("description", ""),
+            "since": iso(since(alert)),
+            "fired_at": iso(alert.fired_at) if alert.fired_at else None,
             "labels": dict(alert.labels),
             **dict(alert.context),
         },
@@ -264,4 +281,5 @@ def sample_alert(now: datetime) -> AlertRecord:
         ends_at=None,
         updated_at=now,
         context={"metric": "psi", "value": 0.42, "threshold": 0.2, "test": True},
+        fired_at=now,
     )

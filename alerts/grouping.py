@@ -9,10 +9,15 @@ the same channels form a group; one notification carries all of them:
 - a notification goes out only when the set of firing alerts gained a member the log has not
   reported, when alerts reported as firing resolved (``send_resolved``), or when
   ``repeat_interval`` passed since the last one while alerts still fire;
-- silenced or inhibited alerts are left out of the firing set (they are still evaluated).
+- silenced or inhibited alerts are left out of the firing set (they are still evaluated); one
+  that was announced before it was muted stays in the log, so the end of its silence does not
+  announce it twice, and its resolution during the silence is reported when the silence ends.
 
 The log entry of a group is ``GroupRecord.notified_firing`` / ``notified_resolved`` and
-``last_notified_at``; ``next_flush_at`` is when the planner must look at the group again.
+``last_notified_at``; ``next_flush_at`` is when the planner must look at the group again. The
+log holds alert *instance* ids (as strings): an alert that resolves and breaches again is a new
+instance with a new start, announced as such even when no flush happened in between. (Logs
+written before migration 0007 held fingerprints; they still count, see :func:`is_logged`.)
 """
 
 from __future__ import annotations
@@ -72,7 +77,11 @@ def next_flush_after_change(group: GroupRecord | None, timing: Timing, now: date
 
 @dataclass(frozen=True)
 class Plan:
-    """What to do with a due group: send or not, with which alerts, and the new log entry."""
+    """What to do with a due group: send or not, with which alerts, and the new log entry.
+
+    ``announced`` are the ids of the firing alerts this notification reports for the first
+    time (the others were reported before: a repeat, or a group that gained a member).
+    """
 
     send: bool
     status: str
@@ -83,6 +92,19 @@ class Plan:
     notified_resolved: tuple[str, ...] = ()
     next_flush_at: datetime | None = None
     reason: str = ""
+    announced: frozenset[int] = frozenset()
+
+
+def log_key(alert: AlertRecord) -> str:
+    """How the notification log names an alert instance."""
+    return str(alert.id)
+
+
+def is_logged(alert: AlertRecord, log: set[str]) -> bool:
+    """Whether a group's notification log names this alert instance."""
+    # A log from before migration 0007 names fingerprints; the migration converts stored
+    # logs, this keeps a log written by an older process during a rolling upgrade readable.
+    return log_key(alert) in log or alert.fingerprint in log
 
 
 def plan_flush(
@@ -112,17 +134,24 @@ def plan_flush(
     notified = set(group.notified_firing)
     all_firing = [a for a in alerts if a.state == "firing"]
     firing = tuple(a for a in all_firing if a.fingerprint not in muted)
-    firing_fps = {a.fingerprint for a in firing}
     resolved = tuple(
         a
         for a in alerts
         if a.state == "resolved"
         and a.starts_at is not None
-        and a.fingerprint in notified
-        and a.fingerprint not in firing_fps
+        and is_logged(a, notified)
         and a.fingerprint not in muted
     )
-    new_firing = firing_fps - notified
+    new_firing = frozenset(a.id for a in firing if a.id is not None and not is_logged(a, notified))
+    # Announced alerts that are muted now stay in the log (firing, or resolved during the
+    # silence: reported once it ends).
+    kept = tuple(
+        log_key(a)
+        for a in alerts
+        if a.fingerprint in muted
+        and is_logged(a, notified)
+        and (a.state == "firing" or (a.state == "resolved" and a.starts_at is not None))
+    )
     repeat_due = bool(
         firing
         and group.last_notified_at is not None
@@ -138,20 +167,20 @@ def plan_flush(
             if send_resolved
             else "repeat interval"
         )
-        next_flush = now + timing.repeat_interval if firing else None
+        next_flush = now + timing.repeat_interval if firing or kept else None
         return Plan(
             send=True,
             status="firing" if firing else "resolved",
             firing=firing,
             resolved=resolved if timing.send_resolved else (),
             muted=dict(muted),
-            notified_firing=tuple(sorted(firing_fps)),
-            notified_resolved=tuple(sorted(a.fingerprint for a in resolved)),
+            notified_firing=tuple(sorted({log_key(a) for a in firing} | set(kept))),
+            notified_resolved=tuple(sorted(log_key(a) for a in resolved)),
             next_flush_at=next_flush,
             reason=reason,
+            announced=new_firing,
         )
-    still = {a.fingerprint for a in all_firing}
-    keep = tuple(sorted(notified & still))
+    keep = tuple(sorted({log_key(a) for a in all_firing if is_logged(a, notified)} | set(kept)))
     next_flush = (
         group.last_notified_at + timing.repeat_interval
         if keep and group.last_notified_at is not None

@@ -129,10 +129,12 @@ class AlertingRuntime:
 
     def _turn(self, now: datetime) -> None:
         # The delivery loop also plans due groups and, once a minute, looks for series that
-        # went silent (a stopped monitor produces no results that could trigger anything).
+        # went silent (a stopped monitor produces no results that could trigger anything) and
+        # for firing alerts that no change put on their group's agenda (engine.reconcile).
         if time.monotonic() - self._last_missing_check > MISSING_CHECK_SECONDS:
             self._last_missing_check = time.monotonic()
             self.engine.check_missing(now)
+            self.engine.reconcile(now)
         self.engine.flush_due(now)
 
     def start_worker(self) -> DeliveryWorker:

@@ -669,12 +669,17 @@ class Notification:
 
 @dataclass(frozen=True)
 class AlertView:
+    """One alert and its context. ``silences`` / ``inhibitors`` say what mutes its
+    notifications now (``silenced`` is True when a silence does)."""
+
     alert: AlertRecord
     signal: list[Series]
     kpis: list[Series]
     notifications: list[Notification]
     silenced: bool
     computed_at: datetime | None
+    silences: tuple[Any, ...] = ()
+    inhibitors: tuple[AlertRecord, ...] = ()
 
 
 def alert_view(
@@ -731,7 +736,14 @@ def alert_view(
     group = store.get_group(a.group_key) if a.group_key else None
     if group is not None:
         for n in store.list_notifications(group_id=group.id, limit=50):
-            if n.fingerprints and a.fingerprint not in n.fingerprints:
+            # this instance's notifications (an earlier instance of the same fingerprint
+            # had its own); old notifications without ids fall back to the fingerprint
+            ids = n.payload.get("alert_ids")
+            if (
+                (a.id not in ids)
+                if ids
+                else (n.fingerprints and a.fingerprint not in n.fingerprints)
+            ):
                 continue
             event = str(n.payload.get("status", n.status))
             deliveries = store.list_deliveries(notification_id=n.id, limit=20)
@@ -752,14 +764,19 @@ def alert_view(
                     )
                 )
     notes.sort(key=lambda n: n.at, reverse=True)
-    silenced = any(_matches(s, a.labels) for s in store.list_silences(active_at=now))
-    return AlertView(a, signal, kpis, notes, silenced, reads.last_computed(services.metadata))
-
-
-def _matches(silence: Any, labels: dict[str, str]) -> bool:
-    from alerts.silences import silence_matches
-
-    return bool(silence_matches(silence, labels))
+    m = alerting(services).engine.mutings([a], now).get(a.fingerprint)
+    silences = m.silences if m is not None and a.state != "resolved" else ()
+    inhibitors = m.inhibitors if m is not None and a.state != "resolved" else ()
+    return AlertView(
+        a,
+        signal,
+        kpis,
+        notes,
+        bool(silences),
+        reads.last_computed(services.metadata),
+        silences,
+        inhibitors,
+    )
 
 
 def acknowledge(services: Services, scope: Scope, alert_id: int, actor: str) -> AlertRecord:
@@ -982,9 +999,9 @@ def kpi_tenant(
     # to the window that cleared), time to acknowledge is wall-clock (people acknowledge).
     in_range = [a for a in alerts if a.active_at >= start]
     acks = [
-        a.acknowledged_at - a.starts_at
+        a.acknowledged_at - a.fired_at
         for a in in_range
-        if a.acknowledged_at and a.starts_at and a.acknowledged_at >= a.starts_at
+        if a.acknowledged_at and a.fired_at and a.acknowledged_at >= a.fired_at
     ]
     res = [
         a.last_window_end - a.active_at

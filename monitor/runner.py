@@ -267,17 +267,42 @@ class Runner:
         except Exception as exc:
             log.warning("monitor %s: profiling %s..%s failed: %s", name, ws, end, exc)
         out = []
-        with self._lock(name):
-            while ws < end and not stop():
-                summary = self._run(record, ws, "backfill")
-                out.append(summary)
-                if progress is not None:
-                    progress(summary)
-                ws = ws + cfg.window_delta
+        # The alert engine gets the whole backfill at once, at its end: evaluated window by
+        # window as they are computed, an alert of the replayed history could be announced
+        # midway (the delivery loop plans groups while a server-side backfill runs) and then
+        # resolved by a later window of the same replay. A stopped backfill hands over what
+        # it computed.
+        results: list[MetricResult] = []
+        try:
+            with self._lock(name):
+                while ws < end and not stop():
+                    summary = self._run(record, ws, "backfill", collect=results)
+                    out.append(summary)
+                    if progress is not None:
+                        progress(summary)
+                    ws = ws + cfg.window_delta
+        finally:
+            self._hand_over(record.name, results, backfill=True)
         return out
 
     # ------------------------------------------------------------------ one run
-    def _run(self, record: MonitorRecord, ws: datetime, trigger: str) -> RunSummary:
+    def _hand_over(self, name: str, results: list[MetricResult], backfill: bool) -> None:
+        if self.sink is None or not results:
+            return
+        try:
+            self.sink.results_written(results, backfill=backfill)
+        except Exception:  # the alert engine's failure must not undo the run
+            log.exception("result sink failed for monitor %s", name)
+
+    def _run(
+        self,
+        record: MonitorRecord,
+        ws: datetime,
+        trigger: str,
+        collect: list[MetricResult] | None = None,
+    ) -> RunSummary:
+        """Evaluate and store one window; its results go to the sink, or into ``collect``
+        for the caller to hand over later (a backfill hands over all its windows at once)."""
         cfg = self._config(record)
         we = ws + cfg.window_delta
         run_id = self.store.start_run(record.name, record.model, ws, we, trigger, record.version)
@@ -296,11 +321,10 @@ class Runner:
             log.debug("%s", traceback.format_exc())
             self.store.finish_run(run_id, "error", error=err[:4000], duration_s=duration)
             return RunSummary(record.name, ws, we, trigger, "error", 0, 0, duration, err)
-        if self.sink is not None and results:
-            try:
-                self.sink.results_written(results, backfill=trigger == "backfill")
-            except Exception:  # the alert engine's failure must not undo the run
-                log.exception("result sink failed for monitor %s", record.name)
+        if collect is not None:
+            collect.extend(results)
+        else:
+            self._hand_over(record.name, results, backfill=trigger == "backfill")
         return RunSummary(record.name, ws, we, trigger, "ok", len(results), scanned, duration)
 
     # ------------------------------------------------------------------ evaluation

@@ -226,9 +226,14 @@ class AlertRecord:
     """One alert instance: a rule's state for one fingerprint (rule + labels).
 
     ``breach_streak`` counts consecutive breaching windows (``for``), ``clear_streak``
-    consecutive clear windows while firing (``keep_firing_for``). ``active_at`` is the start
-    of the first breaching window ("since when"); ``starts_at`` when it began firing and
-    ``ends_at`` when it resolved (wall clock). ``id`` is None until stored.
+    consecutive clear windows while firing (``keep_firing_for``).
+
+    Times of the data (what an on-call engineer reads as "since when"): ``active_at`` is the
+    start of the first breaching window; ``starts_at`` is the same instant once the alert fires
+    (None while it is pending: never fired), ``ends_at`` the start of the window that resolved
+    it. An alert born during a backfill carries these historical times. Times of Driftwatch
+    (wall clock): ``fired_at`` when it started firing, ``resolved_at`` when it resolved,
+    ``updated_at`` its last change. ``id`` is None until stored.
     """
 
     fingerprint: str
@@ -253,6 +258,8 @@ class AlertRecord:
     acknowledged_at: datetime | None = None
     id: int | None = None
     group_key: str = ""
+    fired_at: datetime | None = None
+    resolved_at: datetime | None = None
 
 
 @dataclass(frozen=True)

@@ -70,6 +70,28 @@ def _actions(v: queries.AlertView) -> html.Div:
     )
 
 
+def _muted(v: queries.AlertView) -> Any:
+    """Whether and why this alert's notifications are muted now (silences, inhibition)."""
+    parts: list[Any] = []
+    for s in v.silences:
+        parts.append(
+            f"silenced by silence {s.id} ({s.reason}, by {s.created_by}) "
+            f"until {c.fmt_ts(s.ends_at)}"
+        )
+    for i in v.inhibitors:
+        parts.append(
+            html.Span(
+                ["inhibited by ", dcc.Link(f"alert {i.id} ({i.rule})", href=f"/alerts/{i.id}")]
+            )
+        )
+    if not parts:
+        return "no"
+    out: list[Any] = []
+    for p in parts:
+        out.extend([p, html.Br()])
+    return html.Span(out[:-1], id="alert-muted")
+
+
 def render(v: queries.AlertView) -> list[Any]:
     a = v.alert
     title = a.annotations.get("summary") or f"{a.rule} on {a.model} for {a.tenant_id}"
@@ -78,15 +100,18 @@ def render(v: queries.AlertView) -> list[Any]:
         ("Rule", a.rule),
         ("Tenant", a.tenant_id or "all"),
         ("Model", a.model or "–"),
-        ("Since", f"{c.fmt_ts(a.active_at)} (first breaching window)"),
-        ("Firing since", c.fmt_ts(a.starts_at)),
-        ("Resolved", c.fmt_ts(a.ends_at)),
+        ("Since", f"{c.fmt_ts(a.starts_at or a.active_at)} (start of the first breaching window)"),
+        ("Fired by Driftwatch", c.fmt_ts(a.fired_at)),
+        (
+            "Resolved",
+            f"{c.fmt_ts(a.ends_at)} (start of the window that resolved it)" if a.ends_at else "–",
+        ),
         ("Value / threshold", f"{_f(a.value)} / {_f(a.threshold)}"),
         (
             "Acknowledged",
             f"{a.acknowledged_by} at {c.fmt_ts(a.acknowledged_at)}" if a.acknowledged_at else "no",
         ),
-        ("Silenced", "yes" if v.silenced else "no"),
+        ("Notifications muted", _muted(v)),
         ("Labels", ", ".join(f"{k}={val}" for k, val in sorted(a.labels.items()))),
     ]
     if a.annotations.get("description"):

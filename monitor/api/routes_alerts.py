@@ -19,6 +19,8 @@ from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field, StrictBool, field_validator
 from starlette.concurrency import run_in_threadpool
 
+from alerts.engine import Muting
+from alerts.formats import since
 from alerts.rules import RuleError
 from alerts.signing import SigningSecretError, check_signing_secret
 from alerts.silences import MatcherError
@@ -97,9 +99,26 @@ def _json(obj: Any) -> Any:
     return obj
 
 
-def _alert(a: AlertRecord, base_url: str) -> dict[str, Any]:
+def _alert(a: AlertRecord, base_url: str, muting: Muting | None = None) -> dict[str, Any]:
+    """An alert as the API shows it: its record, plus ``since`` (the start of its first
+    breaching window, what "since when" and "age" mean everywhere), its link, and what mutes
+    its notifications now (``silenced_by`` / ``inhibited_by``, empty when nothing does)."""
     out = _json(asdict(a))
+    out["since"] = since(a).isoformat()
     out["link"] = f"{base_url}/alerts/{a.id}"
+    out["silenced_by"] = [
+        {
+            "id": s.id,
+            "reason": s.reason,
+            "created_by": s.created_by,
+            "ends_at": s.ends_at.isoformat(),
+        }
+        for s in (muting.silences if muting else ())
+    ]
+    out["inhibited_by"] = [
+        {"id": i.id, "rule": i.rule, "fingerprint": i.fingerprint, "severity": i.severity}
+        for i in (muting.inhibitors if muting else ())
+    ]
     return out
 
 
@@ -149,7 +168,9 @@ async def list_alerts(
         limit=limit,
         offset=offset,
     )
-    return [_alert(a, rt.engine.base_url) for a in rows]
+    open_ = [a for a in rows if a.state != "resolved"]
+    mutings = await _call(rt.engine.mutings, open_) if open_ else {}
+    return [_alert(a, rt.engine.base_url, mutings.get(a.fingerprint)) for a in rows]
 
 
 @router.get("/alerts/{alert_id}", tags=["alerts"])
@@ -158,7 +179,8 @@ async def get_alert(alert_id: Id, request: Request, caller: Viewer) -> dict[str,
     rt = _rt(request)
     a = _visible(await _call(rt.store.get_alert, alert_id), caller)
     muted = await _call(rt.engine.muted, [a], rt.store.now())
-    out = _alert(a, rt.engine.base_url)
+    mutings = await _call(rt.engine.mutings, [a]) if a.state != "resolved" else {}
+    out = _alert(a, rt.engine.base_url, mutings.get(a.fingerprint))
     out["muted_by"] = muted.get(a.fingerprint)
     return out
 

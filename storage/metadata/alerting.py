@@ -135,6 +135,8 @@ def _alert(row: AlertRow) -> AlertRecord:
         acknowledged_by=row.acknowledged_by,
         acknowledged_at=row.acknowledged_at,
         group_key=row.group_key,
+        fired_at=row.fired_at,
+        resolved_at=row.resolved_at,
     )
 
 
@@ -160,6 +162,8 @@ _ALERT_FIELDS = (
     "acknowledged_by",
     "acknowledged_at",
     "group_key",
+    "fired_at",
+    "resolved_at",
 )
 
 
@@ -449,6 +453,17 @@ class AlertStore:
                 row.next_flush_at is None or m.flush_at < row.next_flush_at
             ):
                 row.next_flush_at = m.flush_at
+
+    def set_group_keys(self, keys: Mapping[int, str]) -> None:
+        """Move alerts (id → group key) to other groups; only that column is written, so an
+        evaluation storing the same alerts at the same time loses nothing."""
+        if not keys:
+            return
+        with self._m._write() as s:
+            s.execute(
+                update(AlertRow),
+                [{"id": alert_id, "group_key": key} for alert_id, key in keys.items()],
+            )
 
     def series(self, rules: Iterable[str]) -> list[tuple[str, str, dict[str, str], datetime]]:
         """Heartbeats ``(rule, fingerprint, labels, last_window_end)`` of ``rules``."""

@@ -67,9 +67,14 @@ class AlertRow(Base):
     breach_streak: Mapped[int] = mapped_column(Integer, default=0)
     clear_streak: Mapped[int] = mapped_column(Integer, default=0)
     last_window_end: Mapped[datetime | None]
+    # Data times (migration 0007): the first breaching window's start, set as ``starts_at``
+    # once firing; ``ends_at`` the start of the window that resolved it. Wall-clock times of
+    # Driftwatch's own actions: ``fired_at``, ``resolved_at``, ``updated_at``.
     active_at: Mapped[datetime]
     starts_at: Mapped[datetime | None]
     ends_at: Mapped[datetime | None]
+    fired_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
     updated_at: Mapped[datetime]
     context: Mapped[dict[str, Any]] = mapped_column(JSON)
     acknowledged_by: Mapped[str | None] = mapped_column(String(256), nullable=True)

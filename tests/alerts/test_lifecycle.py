@@ -89,7 +89,10 @@ def test_resolve_notifies_then_reopen_is_a_new_instance(alerting: Alerting) -> N
     assert a.store.get_alert(first.id).state == "firing"
     a.engine.process([result(2, "ok")])
     resolved = a.store.get_alert(first.id)
-    assert resolved.state == "resolved" and resolved.ends_at == a.clock.now
+    # ends_at: the start of the window that resolved it (data time); resolved_at: wall clock
+    assert resolved.state == "resolved" and resolved.ends_at == T0 + timedelta(hours=2)
+    assert resolved.resolved_at == a.clock.now
+    assert resolved.starts_at == T0 and resolved.fired_at == T0.replace(hour=12)
     a.clock.advance(minutes=5)
     (note,) = a.engine.flush_due()
     assert note.status == "resolved"
@@ -211,12 +214,31 @@ def test_acknowledge_records_who_and_sends_pagerduty_acknowledge(alerting: Alert
     assert all("routing_key" not in e for e in events)  # the secret is added at send time
 
 
-def test_backfill_keeps_state_without_paging(alerting: Alerting) -> None:
+def test_backfill_announces_what_still_fires_with_its_historical_start(
+    alerting: Alerting,
+) -> None:
+    # Was: a backfill's alert that kept firing was never announced (issue 13: a firing
+    # churn-data-quality alert with a channel, no delivery ever).
     a = alerting
     setup(a)
-    a.engine.process([result(h) for h in range(5)], notify=False)
-    assert a.store.list_alerts()[0].state == "firing"
-    a.clock.advance(hours=5)
+    a.clock.now = T0 + timedelta(days=20)
+    a.engine.process([result(h, column="f0") for h in range(5)], notify=False)
+    # f1 fired and resolved inside the replayed history: nobody hears about it
+    a.engine.process([result(0, column="f1"), result(1, "ok", column="f1")], notify=False)
+    (alert,) = a.store.list_alerts(state="firing")
+    assert alert.starts_at == T0 and alert.fired_at == a.clock.now
+    assert a.engine.flush_due() == []  # group_wait
+    a.clock.advance(seconds=30)
+    (note,) = a.engine.flush_due()
+    assert note.payload["alert_ids"] == [alert.id] and note.payload["announced"] == [alert.id]
+    (body,) = bodies(a)
+    assert body["alerts"][0]["startsAt"] == "2026-01-01T00:00:00Z"  # not the backfill's time
+    assert body["driftwatch"]["alerts"][0]["since"] == "2026-01-01T00:00:00Z"
+    assert body["driftwatch"]["alerts"][0]["fired_at"] == "2026-01-21T00:00:00Z"
+    assert body["driftwatch"]["alerts"][0]["new"] is True
+    # announced once: later windows that keep it firing add nothing before repeat_interval
+    a.engine.process([result(5, column="f0")])
+    a.clock.advance(hours=1)
     assert a.engine.flush_due() == []
 
 
@@ -330,3 +352,108 @@ def test_backfill_of_old_windows_does_not_make_missing_data_alerts_flap(alerting
     assert a.engine.check_missing() == []  # the newest window is recent: not silent
     a.clock.advance(hours=4)
     assert [t.change for t in a.engine.check_missing()] == ["firing"]  # now it is
+
+
+def test_an_alert_resolved_and_breaching_again_between_flushes_is_announced_anew(
+    alerting: Alerting,
+) -> None:
+    a = alerting
+    setup(a)
+    a.engine.process([result(0)])
+    a.clock.advance(seconds=30)
+    assert len(a.engine.flush_due()) == 1
+    first = a.store.list_alerts()[0]
+    # resolved and firing again in one batch: the group's log named the old instance
+    a.engine.process([result(1, "ok"), result(2)])
+    newest = a.store.list_alerts()[0]
+    assert newest.id != first.id and newest.starts_at == T0 + timedelta(hours=2)
+    a.clock.advance(minutes=5)
+    (note,) = a.engine.flush_due()
+    assert note.payload["announced"] == [newest.id]
+    assert bodies(a)[-1]["alerts"][0]["startsAt"] == "2026-01-01T02:00:00Z"
+
+
+def test_a_silenced_alert_is_not_announced_twice_and_its_resolution_is_told_later(
+    alerting: Alerting,
+) -> None:
+    a = alerting
+    setup(a)
+    a.engine.process([result(0)])
+    a.clock.advance(seconds=30)
+    (note,) = a.engine.flush_due()
+    alert = a.store.list_alerts()[0]
+    assert note.payload["announced"] == [alert.id]
+    s = a.engine.silence(
+        [{"name": "tenant", "value": "acme"}], "deploy", "alice", a.clock.now + timedelta(hours=1)
+    )
+    assert a.engine.mutings([alert])[alert.fingerprint].silences[0].id == s.id
+    a.clock.advance(minutes=10)
+    a.engine.expire_silence(s.id, "alice")
+    assert a.engine.flush_due() == []  # still firing, already announced: nothing to say
+    # resolved during a second silence: told once the silence ends
+    s2 = a.engine.silence(
+        [{"name": "tenant", "value": "acme"}], "deploy", "alice", a.clock.now + timedelta(hours=1)
+    )
+    a.engine.process([result(1, "ok")])
+    a.clock.advance(minutes=5)
+    assert a.engine.flush_due() == []
+    a.engine.expire_silence(s2.id, "alice")
+    (note,) = a.engine.flush_due()
+    assert note.status == "resolved" and note.payload["alert_ids"] == [alert.id]
+
+
+def test_reconcile_announces_an_alert_whose_inhibition_lifted(alerting: Alerting) -> None:
+    a = alerting
+    setup(a, group_by=["tenant", "model", "rule"])
+    a.engine.put_rule(
+        {
+            "name": "dq",
+            "match": {"kind": "data_quality"},
+            "severity": "critical",
+            "channels": ["hook"],
+            "group_wait": "30s",
+        }
+    )
+    dq = result(0, kind="data_quality", monitor="quality", metric="missing_rate")
+    a.engine.process([dq, result(0)])
+    a.clock.advance(seconds=30)
+    a.engine.flush_due()
+    drift = a.store.list_alerts(rule="drift")[0]
+    (muting,) = a.engine.mutings([drift]).values()
+    assert [x.rule for x in muting.inhibitors] == ["dq"] and muting.silences == ()
+    # the data-quality problem resolves; the drift goes on, with no change of its own
+    a.engine.process([replace_status(dq, 1, "ok"), result(1)])
+    a.clock.advance(minutes=5)
+    notes = a.engine.flush_due()
+    assert [n.status for n in notes] == ["resolved"]  # only the dq group had a change
+    assert a.engine.reconcile() == 1
+    a.clock.advance(seconds=30)
+    (note,) = a.engine.flush_due()
+    assert note.payload["announced"] == [drift.id]
+    assert a.engine.reconcile() == 0  # nothing owed any more
+
+
+def test_reconcile_moves_alerts_to_the_group_of_a_rule_that_gained_a_channel(
+    alerting: Alerting,
+) -> None:
+    a = alerting
+    setup(a, channels=[])
+    a.engine.process([result(0)])
+    a.clock.advance(seconds=30)
+    (note,) = a.engine.flush_due()
+    assert note.payload["channels"] == [] and a.store.list_deliveries() == []
+    a.engine.create_channel("pager", "webhook", HOOK)
+    a.engine.put_rule({"name": "drift", "match": {"kind": "feature_drift"}, "channels": ["pager"]})
+    assert a.engine.reconcile() == 1
+    a.clock.advance(seconds=30)
+    (note,) = a.engine.flush_due()
+    assert note.payload["channels"] == ["pager"]
+    alert = a.store.list_alerts()[0]
+    assert json.loads(alert.group_key)["to"] == ["pager"]
+
+
+def replace_status(r, hour: int, status: str):
+    from dataclasses import replace
+
+    start = T0 + timedelta(hours=hour)
+    return replace(r, window_start=start, window_end=start + timedelta(hours=1), status=status)

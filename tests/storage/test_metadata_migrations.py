@@ -33,7 +33,7 @@ TABLES = {
     # 0006 session versions, jobs
     "jobs",
 }
-HEAD = "0006"  # update when adding a migration
+HEAD = "0007"  # update when adding a migration
 
 
 def test_upgrade_from_empty_reaches_head(metadata_url: str) -> None:
@@ -122,3 +122,64 @@ def test_schema_diff_ignores_the_scheduler_job_table(metadata_store: MetadataSto
     SQLAlchemyJobStore(engine=metadata_store._engine).start(None, "default")  # creates the table
     assert "apscheduler_jobs" in metadata_store.table_names()
     assert metadata_store.schema_diff() == []
+
+
+def test_0007_moves_wall_clock_alert_times_and_names_instances_in_group_logs(
+    metadata_url: str,
+) -> None:
+    # Before 0007 ``starts_at``/``ends_at`` were wall-clock and group logs held fingerprints;
+    # a database written then keeps its meaning: the old times move to fired_at/resolved_at,
+    # starts_at becomes the first breaching window, logs name the newest instances.
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    store = MetadataStore(metadata_url)
+    try:
+        store.upgrade()
+        store.downgrade("0006")
+        window = datetime(2026, 1, 1, tzinfo=UTC)
+        fired = datetime(2026, 1, 20, 9, 30, tzinfo=UTC)
+        with store._write() as s:
+            for i, (state, starts) in enumerate([("resolved", fired), ("firing", fired)]):
+                s.execute(
+                    text(
+                        "INSERT INTO alerts (fingerprint, rule, state, severity, tenant_id, "
+                        "model, labels, annotations, breach_streak, clear_streak, active_at, "
+                        "starts_at, ends_at, updated_at, context, group_key) VALUES ('fp', "
+                        "'r', :state, 'warning', 'acme', 'churn', '{}', '{}', 1, 0, :active, "
+                        ":starts, :ends, :starts, '{}', 'g')"
+                    ),
+                    {
+                        "state": state,
+                        "active": window,
+                        "starts": starts,
+                        "ends": fired if i == 0 else None,
+                    },
+                )
+            s.execute(
+                text(
+                    "INSERT INTO alert_groups (group_key, rule, labels, notified_firing, "
+                    "notified_resolved, created_at) VALUES ('g', 'r', '{}', '[\"fp\"]', '[]', "
+                    ":at)"
+                ),
+                {"at": fired},
+            )
+        store.upgrade()
+        from storage.metadata.alerting import AlertStore
+
+        alerts = AlertStore(store, "k")
+        firing = alerts.list_alerts(state="firing")[0]
+        assert firing.starts_at == window and firing.fired_at == fired
+        resolved = alerts.list_alerts(state="resolved")[0]
+        assert resolved.resolved_at == fired and resolved.starts_at == window
+        group = alerts.get_group("g")
+        assert group is not None and group.notified_firing == (str(firing.id),)
+        store.downgrade("0006")  # and back: the fingerprints and wall-clock times return
+        with store._read() as s:
+            row = s.execute(text("SELECT notified_firing FROM alert_groups")).one()
+            starts = s.execute(text("SELECT starts_at FROM alerts ORDER BY id")).scalars().all()
+        assert "fp" in str(row[0])
+        assert all(str(x).startswith("2026-01-20") for x in starts)
+    finally:
+        store.dispose()
