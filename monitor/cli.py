@@ -16,6 +16,7 @@ from typing import Annotated, Any
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
@@ -461,10 +462,22 @@ def demo_load(
 
 
 def main() -> None:
+    """The ``driftwatch`` entry point: errors end a command with one line, exit code 1."""
+    import httpx
+
+    from monitor.cli_common import network_error_line, one_line
+    from monitor.client import ClientError
+
     try:
         app()
     except DriftwatchError as exc:
-        err.print(f"[red]error:[/] {exc}")
+        err.print(f"[red]error:[/] {escape(one_line(str(exc), 400))}")
+        sys.exit(1)
+    except httpx.TransportError as exc:  # refused, unknown host, timeout: a wrong --url
+        err.print(f"[red]error:[/] {escape(network_error_line(exc))}")
+        sys.exit(1)
+    except ClientError as exc:  # the Python client's HTTP errors (ingest, models register)
+        err.print(f"[red]error:[/] {escape(one_line(str(exc), 400))}")
         sys.exit(1)
 
 

@@ -18,9 +18,18 @@ import typer
 import yaml
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from alerts.rules import RuleError, parse_duration
-from monitor.cli_common import ApiKey, DataDir, Url, parse_when
+from monitor.cli_common import (
+    ApiKey,
+    DataDir,
+    Url,
+    check_response,
+    leaf_diff,
+    parse_when,
+    print_changes,
+)
 
 cli = typer.Typer(no_args_is_help=True)
 alerts_app = typer.Typer(
@@ -82,15 +91,7 @@ class _Backend:
 
     def api(self, method: str, path: str, **kw: Any) -> Any:
         assert self.client is not None
-        r = self.client.request(method, path, **kw)
-        if r.status_code >= 400:
-            try:
-                message = r.json()["error"]["message"]
-            except (ValueError, KeyError, TypeError):
-                message = r.text
-            err.print(f"[red]error:[/] HTTP {r.status_code}: {message}")
-            raise typer.Exit(1)
-        return r.json()
+        return check_response(self.client.request(method, path, **kw))
 
     def local(self, fn: Any, *args: Any, **kw: Any) -> Any:
         from monitor.api.routes_alerts import _errors
@@ -122,7 +123,9 @@ def _table(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -> Non
         return
     table = Table(*columns)
     for row in rows:
-        table.add_row(*[_cell(row.get(c)) for c in columns])
+        # Text, not markup: a summary such as "psi[discount_rate] of churn" must print as is
+        # (rich took "[discount_rate]" for a style tag and dropped it).
+        table.add_row(*[Text(_cell(row.get(c))) for c in columns])
     out.print(table)
 
 
@@ -170,6 +173,8 @@ def alerts_list(
             )
     for r in rows:
         r["summary"] = r.get("annotations", {}).get("summary", "")
+        # since when: the start of the first breaching window (the API's "since")
+        r.setdefault("since", r.get("starts_at") or r.get("active_at"))
     _table(
         rows,
         [
@@ -180,7 +185,7 @@ def alerts_list(
             "tenant_id",
             "model",
             "summary",
-            "starts_at",
+            "since",
             "acknowledged_by",
         ],
         as_json,
@@ -485,30 +490,28 @@ def apply_rules_section(
     except RuleError as exc:
         err.print(f"[red]error:[/] {exc}")
         raise typer.Exit(1) from exc
-    verb = "would " if dry_run else ""
+    changes = []
     with _Backend(url, api_key, data_dir) as b:
         for spec, rule in zip(specs, parsed, strict=True):
             if b.client:
                 assert b.client is not None
                 r = b.client.get(f"/rules/{rule.name}")
-                current = r.json().get("spec") if r.status_code == 200 else None
+                current = None if r.status_code == 404 else check_response(r).get("spec")
             else:
                 rec = b.runtime.store.get_rule(rule.name)
                 current = rec.spec if rec is not None else None
-            action = (
-                "create"
-                if current is None
-                else "unchanged"
-                if current == rule.to_dict()
-                else "update"
-            )
+            # compared in the stored form (defaults filled in), so a file that spells out a
+            # default is unchanged
+            wanted = rule.to_dict()
+            diff = wanted if current is None else leaf_diff(current, wanted)
+            action = "create" if current is None else "update" if diff else "unchanged"
             if action != "unchanged" and not dry_run:
                 if b.client:
                     b.api("POST", "/rules", json=spec)
                 else:
                     b.local(b.runtime.engine.put_rule, spec, "cli")
-            color = {"create": "green", "update": "yellow"}.get(action, "dim")
-            out.print(f"[{color}]{verb}{action}[/] rule {rule.name}")
+            changes.append({"name": rule.name, "action": action, "diff": diff})
+    print_changes(out, "rule", changes, dry_run)
 
 
 @rules_app.command("apply")

@@ -1,7 +1,16 @@
-"""Options and helpers every ``driftwatch`` command module shares (local data dir or ``--url``)."""
+"""Options and helpers every ``driftwatch`` command module shares (local data dir or ``--url``).
+
+Errors talking to a server end a command with one line on stderr and exit code 1, never a
+traceback: :func:`check_response` for answers the server gave (its error message, or what a
+server that is not Driftwatch answered), :func:`network_error_line` for a server that could
+not be reached (``monitor.cli.main`` catches those for every command).
+"""
 
 from __future__ import annotations
 
+import json
+import re
+from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -9,6 +18,7 @@ from typing import Annotated, Any
 import httpx
 import typer
 from rich.console import Console
+from rich.markup import escape
 
 DataDir = Annotated[
     Path | None,
@@ -74,12 +84,95 @@ def follow_job(client: httpx.Client, job: dict, progress: Any, label: str) -> di
     try:
         while job["state"] in ("queued", "running"):
             time.sleep(0.5)
-            r = client.get(f"/jobs/{job['id']}")
-            r.raise_for_status()
-            job = r.json()
+            job = check_response(client.get(f"/jobs/{job['id']}"))
             progress.update(task, completed=job["done"], total=max(1, job["total"]))
     except KeyboardInterrupt:
         client.delete(f"/jobs/{job['id']}")
         Console(stderr=True).print(f"[yellow]job {job['id']} cancelled[/]")
         raise typer.Exit(130) from None
     return job
+
+
+def one_line(text: str, limit: int = 200) -> str:
+    """``text`` on one line (whitespace collapsed), clipped to ``limit`` characters."""
+    flat = re.sub(r"\s+", " ", text).strip()
+    return flat if len(flat) <= limit else flat[: limit - 1] + "…"
+
+
+def fail(message: str, code: int = 1) -> typer.Exit:
+    """Print ``error: message`` (one line, markup escaped) on stderr; raise what returns."""
+    Console(stderr=True, soft_wrap=True).print(f"[red]error:[/] {escape(one_line(message, 400))}")
+    return typer.Exit(code)
+
+
+def check_response(r: httpx.Response) -> Any:
+    """The JSON of a Driftwatch API answer; any other answer ends the command with one line.
+
+    An HTTP error names the status and the API's message; an answer that is not JSON (a
+    wrong ``--url``: another web server, a proxy's error page) says so instead of printing
+    the page.
+    """
+    is_json = "json" in r.headers.get("content-type", "")
+    if r.status_code >= 400:
+        message = ""
+        if is_json:
+            try:
+                message = r.json()["error"]["message"]
+            except (ValueError, KeyError, TypeError):
+                message = r.text
+        elif r.content:
+            message = f"{r.url} is not a Driftwatch API (check --url)"
+        raise fail(f"HTTP {r.status_code} {r.reason_phrase}: {message}".rstrip(": "))
+    if not r.content:
+        return None
+    if not is_json:
+        ctype = r.headers.get("content-type", "no content type")
+        raise fail(f"{r.url} answered {ctype}, not the Driftwatch API's JSON (check --url)")
+    return r.json()
+
+
+def network_error_line(exc: httpx.TransportError) -> str:
+    """One line for a server that could not be reached (refused, unknown host, timeout)."""
+    try:
+        where = f"{exc.request.url.scheme}://{exc.request.url.netloc.decode()}"
+    except RuntimeError:  # no request attached
+        where = "the server"
+    reason = one_line(str(exc) or type(exc).__name__)
+    return f"cannot reach {where}: {reason} (check --url / DRIFTWATCH_URL)"
+
+
+def leaf_diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a.b": [old, new]}`` for every leaf that differs between two JSON objects (a key
+    missing on one side is ``None`` there)."""
+    out: dict[str, Any] = {}
+    for key in sorted(set(old) | set(new)):
+        path = f"{prefix}{key}"
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out.update(leaf_diff(a, b, path + "."))
+        elif a != b:
+            out[path] = [a, b]
+    return out
+
+
+def print_changes(
+    console: Console, kind: str, changes: Sequence[Mapping[str, Any]], dry_run: bool
+) -> None:
+    """What ``apply`` did (or, with ``--dry-run``, would do) to each object of a file, with
+    the diff of every change: ``path: old -> new`` per changed field of an update, ``+ path:
+    value`` per field of a creation. ``changes`` are ``{"name", "action", "diff"}`` with
+    ``diff`` the leaf diff (update) or the new object (create)."""
+    for c in changes:
+        action = c["action"]
+        verb = "would " if dry_run and action != "unchanged" else ""
+        color = {"create": "green", "update": "yellow"}.get(action, "dim")
+        label = f"{kind} {c['name']}".strip()
+        console.print(f"[{color}]{verb}{action}[/] {escape(label)}")
+        diff = c.get("diff") or {}
+        if action == "update":
+            for path, (old, new) in diff.items():
+                line = f"    {path}: {json.dumps(old)} -> {json.dumps(new)}"
+                console.print(escape(line), highlight=False)
+        elif action == "create" and dry_run:
+            for path, (_none, new) in leaf_diff({}, diff).items():
+                console.print(escape(f"    + {path}: {json.dumps(new)}"), highlight=False)

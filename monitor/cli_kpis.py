@@ -7,7 +7,6 @@ with ``--url`` and ``--api-key``, through a running server's API.
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -17,7 +16,17 @@ import yaml
 from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from monitor.cli_common import ApiKey, DataDir, Url, api_client, check_span, follow_job, parse_when
+from monitor.cli_common import (
+    ApiKey,
+    DataDir,
+    Url,
+    api_client,
+    check_response,
+    check_span,
+    follow_job,
+    parse_when,
+    print_changes,
+)
 from monitor.errors import DriftwatchError
 from monitor.settings import load_settings
 
@@ -29,14 +38,7 @@ err = Console(stderr=True, soft_wrap=True)
 
 
 def _check(r: httpx.Response) -> Any:
-    if r.status_code >= 400:
-        try:
-            msg = r.json()["error"]["message"]
-        except Exception:
-            msg = r.text
-        err.print(f"[red]error:[/] {r.status_code} {msg}")
-        raise typer.Exit(1)
-    return r.json() if r.content else None
+    return check_response(r)
 
 
 def _local(data_dir: Path | None, fn: Any) -> Any:
@@ -90,13 +92,10 @@ def apply_kpis_section(
                 for c in svc.apply(items, "cli", dry_run=dry_run)
             ],
         )
-    verb = "would " if dry_run else ""
-    for c in changes:
-        color = {"create": "green", "update": "yellow"}.get(c["action"], "dim")
-        out.print(f"[{color}]{verb}{c['action']}[/] kpi {c['name']}")
-        if c["action"] == "update":
-            for key, (old, new) in c["diff"].items():
-                out.print(f"    {key}: {json.dumps(old)} -> {json.dumps(new)}")
+    for c in changes:  # a creation's diff is {"new": spec}: show the spec's fields
+        if c["action"] == "create" and set(c.get("diff") or {}) == {"new"}:
+            c["diff"] = c["diff"]["new"]
+    print_changes(out, "kpi", changes, dry_run)
 
 
 @kpis_app.command("list")

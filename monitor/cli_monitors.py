@@ -14,6 +14,7 @@ import httpx
 import typer
 import yaml
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from monitor.cli_common import (
@@ -21,9 +22,11 @@ from monitor.cli_common import (
     DataDir,
     Url,
     api_client,
+    check_response,
     check_span,
     follow_job,
     parse_when,
+    print_changes,
 )
 from monitor.errors import DriftwatchError
 from monitor.settings import load_settings
@@ -43,14 +46,7 @@ def _local(data_dir: Path | None) -> Any:
 
 
 def _check(r: httpx.Response) -> Any:
-    if r.status_code >= 400:
-        try:
-            msg = r.json()["error"]["message"]
-        except Exception:
-            msg = r.text
-        err.print(f"[red]error:[/] {r.status_code} {msg}")
-        raise typer.Exit(1)
-    return r.json() if r.content else None
+    return check_response(r)
 
 
 def _load_monitors(path: Path) -> list[dict[str, Any]]:
@@ -94,13 +90,7 @@ def apply(
             raise typer.Exit(1) from exc
         finally:
             services.close()
-    verb = "would " if dry_run else ""
-    for c in changes:
-        color = {"create": "green", "update": "yellow"}.get(c["action"], "dim")
-        out.print(f"[{color}]{verb}{c['action']}[/] {c['name']}")
-        if c["action"] == "update":
-            for path, (old, new) in c["diff"].items():
-                out.print(f"    {path}: {json.dumps(old)} -> {json.dumps(new)}")
+    print_changes(out, "monitor", changes, dry_run)
     from monitor.cli_kpis import apply_kpis_section  # the file's kpis: section (issue 5)
 
     apply_kpis_section(file, dry_run, url, api_key, data_dir)
@@ -136,9 +126,20 @@ def init(
         finally:
             services.close()
     text = yaml.safe_dump(doc, sort_keys=False)
+    silent = [r["name"] for r in doc.get("rules", []) if not r.get("channels")]
+    note = ""
+    if silent:
+        note = (
+            f"note: rules without channels alert without notifying anyone: {', '.join(silent)}. "
+            "Add channel names to their `channels:` (see `driftwatch channels list`); "
+            "rules that exist keep their channels."
+        )
+        text = f"# {note}\n{text}"  # in the file too, where the channels are edited
     if output:
         output.write_text(text)
         err.print(f"wrote {output} ({len(doc.get('monitors', []))} monitors)")
+        if note:
+            err.print(escape(note))
     else:
         typer.echo(text, nl=False)  # plain: rich would wrap long lines and break the YAML
 

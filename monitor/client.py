@@ -159,15 +159,22 @@ class Client:
             headers["Content-Length"] = str(len(content))
             body = _once(content)
         resp = self._http.request(method, path, content=body, json=json, headers=headers)
+        is_json = "json" in resp.headers.get("content-type", "")
         if resp.status_code >= 400:
             try:
                 body = resp.json()
             except ValueError:
-                body = resp.text
+                # not our API's error body: a wrong URL, a proxy's page; say so, not the page
+                body = f"{resp.url} is not a Driftwatch API" if resp.content else ""
             err = ClientError(resp.status_code, body)
             if resp.status_code == 429:
                 err.retry_after = float(resp.headers.get("retry-after", "1"))  # type: ignore[attr-defined]
             raise err
+        if resp.content and not is_json:
+            ctype = resp.headers.get("content-type", "no content type")
+            raise ClientError(
+                resp.status_code, f"{resp.url} answered {ctype}, not the Driftwatch API's JSON"
+            )
         return resp.json() if resp.content else None
 
     def request(self, method: str, path: str, **kwargs: Any) -> Any:

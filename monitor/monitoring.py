@@ -203,15 +203,19 @@ class MonitorService:
             bounds_note=proposed.note if proposed else "",
         )
         doc: dict[str, Any] = {"monitors": [m.to_json() for m in monitors]}
-        try:
-            from alerts.defaults import default_rules
+        from alerts.defaults import default_rules
+        from monitor.alerting import alerting  # imports this module: not at the top
 
-            rules = default_rules(model, info.schema.task)
-            doc["rules"] = [
-                r.to_dict() if hasattr(r, "to_dict") else getattr(r, "spec", str(r)) for r in rules
-            ]
-        except ImportError:  # pragma: no cover - alerting not installed
-            pass
+        store = alerting(self.services).store
+        doc["rules"] = []
+        for rule in default_rules(model, info.schema.task):
+            spec = rule.to_dict()
+            # A rule that exists keeps its channels: applying the proposal must not silently
+            # stop its notifications (the defaults have none; `driftwatch init` says so).
+            have = store.get_rule(rule.name)
+            if have is not None and have.spec.get("channels"):
+                spec["channels"] = list(have.spec["channels"])
+            doc["rules"].append(spec)
         return doc
 
     def _changed(self, name: str) -> None:

@@ -79,7 +79,7 @@ def test_init_apply_dry_run_backfill_and_run(tmp_path: Path) -> None:
     path.write_text(yaml.safe_dump({"monitors": proposal["monitors"][:1]}))
 
     out = invoke("apply", "-f", str(path), "--dry-run", "--data-dir", str(data))
-    assert "would create churn-feature-drift" in out
+    assert "would create monitor churn-feature-drift" in out
     # the whole proposal (monitors and alert rules) applies as it is
     whole = tmp_path / "all.yaml"
     whole.write_text(yaml.safe_dump(proposal))
@@ -89,7 +89,7 @@ def test_init_apply_dry_run_backfill_and_run(tmp_path: Path) -> None:
     changed = dict(proposal["monitors"][0], alpha=0.01)
     path.write_text(yaml.safe_dump({"monitors": [changed]}))
     out = invoke("apply", "-f", str(path), "--dry-run", "--data-dir", str(data))
-    assert "would update churn-feature-drift" in out and "alpha: 0.05 -> 0.01" in out
+    assert "would update monitor churn-feature-drift" in out and "alpha: 0.05 -> 0.01" in out
 
     invoke(
         "backfill",

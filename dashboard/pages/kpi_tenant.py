@@ -128,7 +128,7 @@ def render(
                 PAGE,
                 f"No KPI values for {v.tenant} in this range",
                 "KPIs are computed from business events once a KPI is defined "
-                "(`driftwatch kpis create`); try a longer range.",
+                "(`driftwatch apply -f kpis.yaml`); try a longer range.",
             )
         )
     else:

@@ -69,8 +69,9 @@ def render(v: business.BusinessOverview) -> list[Any]:
             c.empty(
                 PAGE,
                 "No KPI defined yet",
-                "Define one with `driftwatch kpis create kpi.yaml` (e.g. a conversion rate from "
-                "business events) and send business events to /api/v1/events.",
+                "Define one in the `kpis:` section of a file and run `driftwatch apply -f "
+                "kpis.yaml` (e.g. a conversion rate from business events), then send business "
+                "events to /api/v1/events.",
             )
         )
         return out

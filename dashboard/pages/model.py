@@ -68,9 +68,10 @@ def render(v: queries.ModelView, account: Account) -> list[Any]:
             c.empty(
                 PAGE,
                 "No results in this range",
-                "Create monitors for this model (`driftwatch monitors create monitors.yaml`) "
-                "and let them run, or backfill past windows "
-                "(`driftwatch monitors backfill NAME --since 30d`); or widen the time range.",
+                "Propose monitors for this model (`driftwatch init MODEL -o monitors.yaml`), "
+                "create them (`driftwatch apply -f monitors.yaml`) and let them run, or "
+                "backfill past windows (`driftwatch backfill --from 2026-01-01 --to 2026-02-01`);"
+                " or widen the time range.",
             )
         )
         return out

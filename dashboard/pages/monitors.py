@@ -64,8 +64,9 @@ def render(v: queries.MonitorsView) -> list[Any]:
             c.empty(
                 PAGE,
                 "No monitor configured",
-                "Create one with `driftwatch monitors create monitors.yaml` or "
-                "POST /api/v1/monitors; see docs for the monitor kinds.",
+                "Propose monitors with `driftwatch init MODEL -o monitors.yaml`, create them "
+                "with `driftwatch apply -f monitors.yaml` or POST /api/v1/monitors; see "
+                "docs for the monitor kinds.",
             )
         )
     out.append(html.H2("Recent run errors"))
@@ -89,7 +90,9 @@ def render(v: queries.MonitorsView) -> list[Any]:
             [[n, html.Code(f), "yes" if e else "no"] for n, f, e in v.kpis],
         )
         if v.kpis
-        else c.empty(PAGE, "No KPI defined: `driftwatch kpis create kpi.yaml`.")
+        else c.empty(
+            PAGE, "No KPI defined: add a `kpis:` section, `driftwatch apply -f kpis.yaml`."
+        )
     )
     out.append(html.H2("Alert rules"))
     out.append(
