@@ -48,6 +48,7 @@ from alerts.silences import (
     silenced_by,
 )
 from alerts.ssrf import Allowlist, Resolver, system_resolver, vet_url
+from alerts.twins import Twins, relate
 from storage.metadata import NotFound
 from storage.metadata.alerting import AlertStore, GroupMark
 from storage.types import (
@@ -331,6 +332,17 @@ class AlertEngine:
                     tuple(by_fp[fp] for fp in dict.fromkeys(fps)),
                 )
         return out
+
+    def twins(self, alerts: Sequence[AlertRecord]) -> dict[int, Twins]:
+        """Alert id → its :class:`~alerts.twins.Twins`: the all-tenants alert of a per-tenant
+        alert's series, or the per-tenant alerts of an all-tenants one (newest instances of
+        the same rules: open ones, and resolved ones when they are the newest)."""
+        if not alerts:
+            return {}
+        candidates: list[AlertRecord] = []
+        for rule in sorted({a.rule for a in alerts}):
+            candidates.extend(self.store.list_alerts(rule=rule, limit=100_000))
+        return relate(alerts, candidates)
 
     def muted(
         self,

@@ -26,12 +26,13 @@ from __future__ import annotations
 import hashlib
 import json
 import math
+import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
-from alerts.rules import Rule
+from alerts.rules import Rule, is_url_annotation
 from storage.types import ALL, AlertRecord, MetricResult
 
 # Keys of MetricResult.details copied into an alert's context for notifications.
@@ -230,11 +231,29 @@ def _scalar(v: Any) -> bool:
     return isinstance(v, str | int | float | bool) or v is None
 
 
+def render_annotations(templates: Mapping[str, str], values: Mapping[str, Any]) -> dict[str, str]:
+    """Fill every annotation template; a link annotation (``runbook_url``, any ``*_url``)
+    gets its text values URL-quoted, so a tenant named "acme corp" makes a working link."""
+    quoted: dict[str, Any] | None = None
+    out = {}
+    for key, template in templates.items():
+        if is_url_annotation(key):
+            if quoted is None:
+                quoted = {
+                    k: urllib.parse.quote(v, safe="") if isinstance(v, str) else v
+                    for k, v in values.items()
+                }
+            out[key] = render(template, quoted)
+        else:
+            out[key] = render(template, values)
+    return out
+
+
 def annotate(rule: Rule, labels: Mapping[str, str], res: MetricResult) -> dict[str, str]:
     values = _template_values(rule, labels, res)
     templates = dict(DEFAULT_ANNOTATIONS[rule.kind])
     templates.update(rule.annotations)
-    return {k: render(t, values) for k, t in templates.items()}
+    return render_annotations(templates, values)
 
 
 def _is_breach(rule: Rule, results: Sequence[MetricResult], now: datetime) -> bool | None:
@@ -581,7 +600,7 @@ def evaluate(
     Examples
     --------
     >>> from datetime import UTC, datetime, timedelta
-    >>> from alerts.rules import Rule
+    >>> from alerts.rules import Rule, is_url_annotation
     >>> from storage.types import MetricResult
     >>> rule = Rule.from_dict({"name": "auc", "match": {"metric": "roc_auc"}, "for": 2})
     >>> t0 = datetime(2026, 1, 1, tzinfo=UTC)
@@ -633,7 +652,7 @@ def evaluate_missing(
             tenant_id=seen.labels.get("tenant", ALL),
             model=seen.labels.get("model", ""),
             labels=dict(seen.labels),
-            annotations={k: render(t, values) for k, t in templates.items()},
+            annotations=render_annotations(templates, values),
             value=None,
             threshold=None,
             breach_streak=rule.for_windows,

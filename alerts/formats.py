@@ -8,11 +8,13 @@
   (metric, value, threshold, sample sizes, window, reference, ranked drivers, related KPIs, link).
   https://prometheus.io/docs/alerting/latest/configuration/#webhook_config
 - Slack incoming webhook: ``text`` (the fallback shown in notifications) and ``blocks``
-  (header ≤ 150 characters, section text ≤ 3000, at most 50 blocks).
+  (header ≤ 150 characters, section text ≤ 3000, at most 50 blocks), with a "Runbook" link
+  per alert and button when the rule has a ``runbook_url`` annotation.
   https://api.slack.com/messaging/webhooks, https://api.slack.com/reference/block-kit/blocks
 - PagerDuty Events API v2: one event per alert, ``event_action`` trigger / acknowledge /
   resolve, ``dedup_key`` = the alert's fingerprint, ``payload.summary`` (≤ 1024) / ``source``
-  / ``severity`` / ``custom_details``, ``links``. The routing key is a secret: the delivery
+  / ``severity`` / ``custom_details``, ``links`` (the alert page, and the ``runbook_url``
+  annotation as "Runbook"). The routing key is a secret: the delivery
   worker adds it at send time so it is never stored in the outbox.
   https://developer.pagerduty.com/docs/events-api-v2/trigger-events/
 
@@ -51,6 +53,13 @@ def dumps(body: Mapping[str, Any]) -> str:
 def since(alert: AlertRecord) -> datetime:
     """Since when the problem exists: the start of the first breaching window (data time)."""
     return alert.starts_at or alert.active_at
+
+
+def runbook_url(alert: AlertRecord) -> str:
+    """The alert's ``runbook_url`` annotation (Alertmanager's convention), "" without one, or
+    when a placeholder could not be filled (a link with ``{x}`` in it would be broken)."""
+    url = alert.annotations.get("runbook_url", "")
+    return "" if "{" in url or not url.startswith(("http://", "https://")) else url
 
 
 def alert_link(base_url: str, alert: AlertRecord) -> str:
@@ -156,6 +165,9 @@ def _alert_lines(a: AlertRecord, base_url: str) -> str:
     ctx = a.context
     icon = ":red_circle:" if a.state == "firing" else ":white_check_mark:"
     lines = [f"{icon} *<{alert_link(base_url, a)}|{a.annotations.get('summary', a.rule)}>*"]
+    runbook = runbook_url(a)
+    if runbook:
+        lines.append(f"<{runbook}|Runbook>")
     window = ctx.get("window") or {}
     facts = [
         f"value {_fmt(a.value)} vs threshold {_fmt(a.threshold)}",
@@ -210,18 +222,22 @@ def slack_body(
         )
     first = alerts[0] if alerts else None
     if first is not None:
-        blocks.append(
+        buttons: list[dict[str, Any]] = [
             {
-                "type": "actions",
-                "elements": [
-                    {
-                        "type": "button",
-                        "text": {"type": "plain_text", "text": "Open in Driftwatch"},
-                        "url": alert_link(base_url, first),
-                    }
-                ],
+                "type": "button",
+                "text": {"type": "plain_text", "text": "Open in Driftwatch"},
+                "url": alert_link(base_url, first),
             }
-        )
+        ]
+        if runbook_url(first):
+            buttons.append(
+                {
+                    "type": "button",
+                    "text": {"type": "plain_text", "text": "Runbook"},
+                    "url": runbook_url(first),
+                }
+            )
+        blocks.append({"type": "actions", "elements": buttons})
     return {"text": text, "blocks": blocks}
 
 
@@ -251,6 +267,8 @@ def pagerduty_event(
         },
     }
     event["links"] = [{"href": link, "text": "Alert in Driftwatch"}]
+    if runbook_url(alert):
+        event["links"].append({"href": runbook_url(alert), "text": "Runbook"})
     event["client"] = client
     event["client_url"] = link
     return event

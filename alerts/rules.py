@@ -17,6 +17,7 @@ files and the ``alert_rules.spec`` column all use it)::
     labels: {team: ml}
     annotations:
       summary: "{metric} of {model} for {tenant} is {value:.3f} (threshold {threshold})"
+      runbook_url: "https://wiki.example/runbooks/{alertname}?tenant={tenant}"
     channels: [oncall]
     group_by: [tenant, model, rule]
     group_wait: 30s
@@ -83,6 +84,12 @@ _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 class RuleError(ValueError):
     """A rule specification is invalid; the message names the field and the allowed values."""
+
+
+def is_url_annotation(name: str) -> bool:
+    """Annotations that are links (``runbook_url``, Alertmanager's convention, or any
+    ``*_url``): an http(s) URL template whose label values are URL-quoted when filled."""
+    return name == "runbook_url" or name.endswith("_url")
 
 
 def parse_duration(value: Any, field_name: str) -> timedelta:
@@ -302,6 +309,12 @@ class Rule:
                 f"{', '.join(sorted(RESERVED_LABELS))}"
             )
         annotations = _str_map(data.get("annotations"), "annotations")
+        for key, template in annotations.items():
+            if is_url_annotation(key) and not re.match(r"^https?://[^\s{}/]", template.strip()):
+                raise RuleError(
+                    f"annotations.{key}={template!r} must be an http:// or https:// URL "
+                    "(its path and query may use {label} placeholders)"
+                )
         channels = data.get("channels") or []
         if isinstance(channels, str) or not all(isinstance(c, str) for c in channels):
             raise RuleError(f"channels={channels!r} must be a list of channel names")

@@ -3,19 +3,21 @@
 A silence is a list of label matchers (``=``, ``!=``, ``=~``, ``!~``; regexes match the whole
 value, as in Alertmanager) with a reason, a creator and an expiry. Inhibition mutes alerts that
 another, more important alert explains: by default a firing ``critical`` data-quality alert on
-a model mutes that model's drift alerts for the same tenant (bad data makes drift meaningless).
+a model mutes that model's drift alerts for the same tenant (bad data makes drift meaningless),
+and a firing per-tenant alert mutes its all-tenants twin (``alerts.twins``: the same problem).
 """
 
 from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
-from storage.types import AlertRecord, SilenceRecord
+from alerts.twins import TWIN_LABELS
+from storage.types import ALL, AlertRecord, SilenceRecord
 
 MATCHER_OPS = ("=", "!=", "=~", "!~")
 
@@ -75,12 +77,13 @@ def silenced_by(
 
 @dataclass(frozen=True)
 class InhibitRule:
-    """A firing alert matching ``source`` mutes alerts matching ``target`` when they agree on
-    every label in ``equal``."""
+    """A firing alert matching ``source`` (and none of ``source_not``) mutes alerts matching
+    ``target`` when they agree on every label in ``equal``."""
 
     source: Mapping[str, frozenset[str]]
     target: Mapping[str, frozenset[str]]
     equal: tuple[str, ...]
+    source_not: Mapping[str, frozenset[str]] = field(default_factory=dict)
 
     def _is(self, spec: Mapping[str, frozenset[str]], labels: Mapping[str, str]) -> bool:
         return all(labels.get(k, "") in allowed for k, allowed in spec.items())
@@ -90,10 +93,19 @@ class InhibitRule:
             return False
         return (
             self._is(self.source, source.labels)
+            and not any(source.labels.get(k, "") in v for k, v in self.source_not.items())
             and self._is(self.target, target.labels)
             and all(source.labels.get(k, "") == target.labels.get(k, "") for k in self.equal)
         )
 
+
+# A firing per-tenant alert explains its all-tenants twin (alerts.twins): one notification.
+ALL_TENANTS_INHIBIT = InhibitRule(
+    source={},
+    source_not={"tenant": frozenset({ALL})},
+    target={"tenant": frozenset({ALL})},
+    equal=(*TWIN_LABELS, "model_version"),
+)
 
 DEFAULT_INHIBIT_RULES: tuple[InhibitRule, ...] = (
     InhibitRule(
@@ -101,6 +113,7 @@ DEFAULT_INHIBIT_RULES: tuple[InhibitRule, ...] = (
         target={"kind": frozenset({"feature_drift", "prediction_drift", "multivariate_drift"})},
         equal=("model", "tenant"),
     ),
+    ALL_TENANTS_INHIBIT,
 )
 
 

@@ -14,7 +14,7 @@ import math
 import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
@@ -680,6 +680,10 @@ class AlertView:
     computed_at: datetime | None
     silences: tuple[Any, ...] = ()
     inhibitors: tuple[AlertRecord, ...] = ()
+    # the all-tenants alert of this series (for a per-tenant alert), or its per-tenant
+    # alerts (for a tenant "*" alert): alerts.twins
+    all_tenants: AlertRecord | None = None
+    tenant_alerts: tuple[AlertRecord, ...] = ()
 
 
 def alert_view(
@@ -764,7 +768,11 @@ def alert_view(
                     )
                 )
     notes.sort(key=lambda n: n.at, reverse=True)
-    m = alerting(services).engine.mutings([a], now).get(a.fingerprint)
+    engine = alerting(services).engine
+    twins = engine.twins([a]).get(a.id or 0)
+    if twins is not None and scope is not None:  # a scoped user sees its tenants' only
+        twins = replace(twins, tenants=tuple(t for t in twins.tenants if t.tenant_id in scope))
+    m = engine.mutings([a], now).get(a.fingerprint)
     silences = m.silences if m is not None and a.state != "resolved" else ()
     inhibitors = m.inhibitors if m is not None and a.state != "resolved" else ()
     return AlertView(
@@ -776,6 +784,8 @@ def alert_view(
         reads.last_computed(services.metadata),
         silences,
         inhibitors,
+        twins.all_tenants if twins else None,
+        twins.tenants if twins else (),
     )
 
 

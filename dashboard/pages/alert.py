@@ -92,6 +92,24 @@ def _muted(v: queries.AlertView) -> Any:
     return html.Span(out[:-1], id="alert-muted")
 
 
+def _twins(v: queries.AlertView) -> list[tuple[str, Any]]:
+    """The same problem seen for all tenants together, or per tenant (alerts.twins)."""
+    if v.all_tenants is not None:
+        t = v.all_tenants
+        link = dcc.Link(f"alert {t.id} ({t.state})", href=f"/alerts/{t.id}")
+        return [("All tenants together", html.Span(link, id="alert-twin-all"))]
+    if v.tenant_alerts:
+        links: list[Any] = []
+        for t in v.tenant_alerts:
+            if links:
+                links.append(", ")
+            links.append(
+                dcc.Link(f"{t.tenant_id} (alert {t.id}, {t.state})", href=f"/alerts/{t.id}")
+            )
+        return [("Per tenant", html.Span(links, id="alert-twin-tenants"))]
+    return []
+
+
 def render(v: queries.AlertView) -> list[Any]:
     a = v.alert
     title = a.annotations.get("summary") or f"{a.rule} on {a.model} for {a.tenant_id}"
@@ -112,6 +130,7 @@ def render(v: queries.AlertView) -> list[Any]:
             f"{a.acknowledged_by} at {c.fmt_ts(a.acknowledged_at)}" if a.acknowledged_at else "no",
         ),
         ("Notifications muted", _muted(v)),
+        *_twins(v),
         ("Labels", ", ".join(f"{k}={val}" for k, val in sorted(a.labels.items()))),
     ]
     if a.annotations.get("description"):

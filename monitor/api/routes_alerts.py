@@ -25,6 +25,7 @@ from alerts.rules import RuleError
 from alerts.signing import SigningSecretError, check_signing_secret
 from alerts.silences import MatcherError
 from alerts.ssrf import UnsafeURL
+from alerts.twins import Twins
 from monitor.alerting import AlertingRuntime, alerting
 from monitor.api.auth import require
 from monitor.api.params import MAX_ID, AwareWhen, Id, Offset
@@ -99,11 +100,15 @@ def _json(obj: Any) -> Any:
     return obj
 
 
-def _alert(a: AlertRecord, base_url: str, muting: Muting | None = None) -> dict[str, Any]:
+def _alert(
+    a: AlertRecord, base_url: str, muting: Muting | None = None, twins: Twins | None = None
+) -> dict[str, Any]:
     """An alert as the API shows it: its record, plus ``since`` (the start of its first
-    breaching window, what "since when" and "age" mean everywhere), its link, and what mutes
-    its notifications now (``silenced_by`` / ``inhibited_by``, empty when nothing does)."""
+    breaching window, what "since when" and "age" mean everywhere), its link, what mutes its
+    notifications now (``silenced_by`` / ``inhibited_by``, empty when nothing does) and its
+    twins (``all_tenants_alert`` of a per-tenant alert, ``tenant_alerts`` of a ``*`` one)."""
     out = _json(asdict(a))
+    out.update((twins or Twins()).to_json())
     out["since"] = since(a).isoformat()
     out["link"] = f"{base_url}/alerts/{a.id}"
     out["silenced_by"] = [
@@ -170,7 +175,11 @@ async def list_alerts(
     )
     open_ = [a for a in rows if a.state != "resolved"]
     mutings = await _call(rt.engine.mutings, open_) if open_ else {}
-    return [_alert(a, rt.engine.base_url, mutings.get(a.fingerprint)) for a in rows]
+    twins = await _call(rt.engine.twins, rows)
+    return [
+        _alert(a, rt.engine.base_url, mutings.get(a.fingerprint), twins.get(a.id or 0))
+        for a in rows
+    ]
 
 
 @router.get("/alerts/{alert_id}", tags=["alerts"])
@@ -180,7 +189,8 @@ async def get_alert(alert_id: Id, request: Request, caller: Viewer) -> dict[str,
     a = _visible(await _call(rt.store.get_alert, alert_id), caller)
     muted = await _call(rt.engine.muted, [a], rt.store.now())
     mutings = await _call(rt.engine.mutings, [a]) if a.state != "resolved" else {}
-    out = _alert(a, rt.engine.base_url, mutings.get(a.fingerprint))
+    twins = await _call(rt.engine.twins, [a])
+    out = _alert(a, rt.engine.base_url, mutings.get(a.fingerprint), twins.get(a.id or 0))
     out["muted_by"] = muted.get(a.fingerprint)
     return out
 

@@ -166,3 +166,51 @@ def test_slack_blocks() -> None:
     text = "\n".join(b["text"]["text"] for b in blocks if b["type"] == "section")
     assert "drivers: age, plan" in text and "related KPIs: conversion" in text
     assert any(b["type"] == "context" for b in blocks)  # "and 10 more alerts"
+
+
+def test_runbook_url_is_templated_quoted_and_sent_in_every_format() -> None:
+    rule = Rule.from_dict(
+        {
+            "name": "drift",
+            "annotations": {
+                "runbook_url": "https://wiki.example/runbooks/{alertname}?tenant={tenant}"
+                "&column={column}"
+            },
+        }
+    )
+    (t,) = evaluate(rule, [result(0, tenant="acme corp", column="a&b")], {}, T0)
+    alert = replace(t.after, id=7)
+    url = "https://wiki.example/runbooks/drift?tenant=acme%20corp&column=a%26b"
+    assert alert.annotations["runbook_url"] == url
+    generic = generic_body(
+        group_key="g",
+        status="firing",
+        receiver="hook",
+        group_labels={},
+        alerts=[alert],
+        base_url=BASE,
+    )
+    assert generic["alerts"][0]["annotations"]["runbook_url"] == url  # Alertmanager's key
+    assert generic["commonAnnotations"]["runbook_url"] == url
+    slack = slack_body(status="firing", group_labels={}, alerts=[alert], base_url=BASE)
+    buttons = slack["blocks"][-1]["elements"]
+    assert [b["text"]["text"] for b in buttons] == ["Open in Driftwatch", "Runbook"]
+    assert buttons[1]["url"] == url and f"<{url}|Runbook>" in slack["blocks"][1]["text"]["text"]
+    event = pagerduty_event(alert, "trigger", BASE)
+    assert {"href": url, "text": "Runbook"} in event["links"]
+
+
+def test_a_runbook_url_that_is_no_link_is_refused_or_left_out() -> None:
+    import pytest
+
+    from alerts.rules import RuleError
+
+    with pytest.raises(RuleError, match=r"annotations\.runbook_url="):
+        Rule.from_dict({"name": "r", "annotations": {"runbook_url": "wiki/{alertname}"}})
+    rule = Rule.from_dict({"name": "r", "annotations": {"runbook_url": "https://w.example/{x}"}})
+    (t,) = evaluate(rule, [result(0)], {}, T0)
+    alert = replace(t.after, id=1)  # {x} is no label: the template stays, the link is not sent
+    assert alert.annotations["runbook_url"] == "https://w.example/{x}"
+    assert [link["text"] for link in pagerduty_event(alert, "trigger", BASE)["links"]] == [
+        "Alert in Driftwatch"
+    ]

@@ -251,3 +251,45 @@ def test_cli_through_the_api(live: Live, keys: Keys, tmp_path: Path) -> None:
     assert "expired" in cli("alerts", "expire", sid)
     r = runner.invoke(app, ["alerts", "ack", "999", *remote])
     assert r.exit_code == 1 and "404" in r.output
+
+
+@SQLITE_ONLY
+def test_alerts_say_since_when_what_mutes_them_and_their_twins(live: Live, keys: Keys) -> None:
+    from tests.alerts.helpers import T0
+
+    with client(live, keys.admin) as admin:
+        assert admin.post("/rules", json=rule(channels=[])).status_code == 201
+        alerting(live.services).process(
+            [result(h, tenant=t) for h in range(3) for t in ("*", "globex")], notify=False
+        )
+        rows = {a["tenant_id"]: a for a in admin.get("/alerts").json()}
+        star, globex = rows["*"], rows["globex"]
+        # since: the first breaching window, whenever the backfill ran
+        assert star["since"] == globex["since"] == T0.isoformat() == globex["starts_at"]
+        assert globex["fired_at"] is not None and globex["fired_at"] > globex["since"]
+        # the all-tenants alert is its twin's, and muted by it (one problem, one message)
+        assert globex["all_tenants_alert"] == {"id": star["id"], "state": "firing"}
+        assert star["tenant_alerts"] == [
+            {"id": globex["id"], "tenant": "globex", "state": "firing"}
+        ]
+        assert star["inhibited_by"] == [
+            {
+                "id": globex["id"],
+                "rule": "drift",
+                "fingerprint": globex["fingerprint"],
+                "severity": "warning",
+            }
+        ]
+        assert globex["inhibited_by"] == [] and globex["silenced_by"] == []
+        r = admin.post(
+            "/silences",
+            json={
+                "matchers": [{"name": "tenant", "value": "globex"}],
+                "reason": "deploy",
+                "ends_at": (datetime.now(UTC) + timedelta(hours=1)).isoformat(),
+            },
+        )
+        assert r.status_code == 201, r.text
+        one = admin.get(f"/alerts/{globex['id']}").json()
+        assert [s["reason"] for s in one["silenced_by"]] == ["deploy"]
+        assert one["muted_by"].startswith("silence:")

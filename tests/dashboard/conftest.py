@@ -3,9 +3,10 @@
 The demo (``monitor.demo_scenario``: three tenants, two models, a drift for ``globex``
 followed by a drop in its conversion, model-version rollouts, labels three days late, the
 default monitors, KPIs and alert rules run over all of it) is built once, in 14 days instead
-of 60, into a temporary data folder. Then the app ``driftwatch serve`` runs (``create_app``:
-API, dashboard, scheduler, alert delivery loop) is served by uvicorn on 127.0.0.1 until the
-session ends. Chromium comes from Debian (``make test`` installs it); Playwright drives it
+of 60, into a temporary data folder, with its alert rules routed to a webhook receiver on
+127.0.0.1 (``tests.alerts.receiver``) as ``make demo`` routes them to ``driftwatch demo
+receiver``. Then the app ``driftwatch serve`` runs (``create_app``: API, dashboard, scheduler,
+alert delivery loop) is served by uvicorn on 127.0.0.1 until the session ends. Chromium comes from Debian (``make test`` installs it); Playwright drives it
 through ``executable_path``, no browser download.
 """
 
@@ -13,6 +14,7 @@ from __future__ import annotations
 
 import shutil
 from collections.abc import Iterator
+from contextlib import ExitStack
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -26,6 +28,7 @@ from monitor.alerting import alerting
 from monitor.demo_scenario import ScenarioSummary
 from monitor.service import Services
 from monitor.settings import Settings
+from tests.alerts.receiver import Receiver, receiver
 from tests.support import Live, free_port, live_server, shifted_clock
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
@@ -52,6 +55,7 @@ class Site:
     ids: dict[str, int]  # alert ids the tests act on
     api_key: str  # an admin API key
     summary: ScenarioSummary
+    webhooks: Receiver  # where the demo's channel delivers (every request recorded)
 
     @property
     def url(self) -> str:
@@ -72,12 +76,26 @@ def _firing(services: Services, tenant: str, column: str) -> int:
 
 @pytest.fixture(scope="session")
 def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
-    settings = Settings(data_dir=tmp_path_factory.mktemp("demo") / "data", port=free_port())
+    with ExitStack() as stack:
+        yield from _site(tmp_path_factory, stack)
+
+
+def _site(tmp_path_factory: pytest.TempPathFactory, stack: ExitStack) -> Iterator[Site]:
+    settings = Settings(
+        data_dir=tmp_path_factory.mktemp("demo") / "data",
+        port=free_port(),
+        alert_allowed_hosts="127.0.0.1",
+    )
     clock = shifted_clock(DEMO_NOW)
+    hooks = stack.enter_context(receiver())
     services = Services.open(settings, clock)
     try:
         summary = demo_scenario.build(
-            services, now=DEMO_NOW, days=DEMO_DAYS, scale=DEMO_SCALE, webhook_url=None
+            services,
+            now=DEMO_NOW,
+            days=DEMO_DAYS,
+            scale=DEMO_SCALE,
+            webhook_url=f"{hooks.url}/hook",
         )
         ids = {
             "globex_drift": _firing(services, "globex", "discount_rate"),
@@ -87,7 +105,7 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Site]:
     finally:
         services.close()  # the server opens the data folder as `driftwatch serve` does
     with live_server(settings, clock) as live:
-        yield Site(live, ids, key, summary)
+        yield Site(live, ids, key, summary, hooks)
 
 
 def csrf_of(client: httpx.Client, path: str = "/login") -> str:
