@@ -201,6 +201,19 @@ class Settings(BaseSettings):
         True,
         description="Run the alert delivery worker (and group planner) inside `driftwatch serve`.",
     )
+    metrics_max_tenants: int = Field(
+        25,
+        ge=0,
+        description="Tenants whose own model-health series /api/v1/metrics exports (the worst "
+        "first: alert, warn, ok, no data); all-tenants series are always exported and the "
+        "*_tenants families count every tenant.",
+    )
+    metrics_max_series: int = Field(
+        5000,
+        ge=1,
+        description="Most label sets per model-health family on /api/v1/metrics; beyond it the "
+        "least severe per-tenant ones are left out (driftwatch_health_series_dropped counts them).",
+    )
 
     @field_validator("min_timestamp")
     @classmethod

@@ -30,6 +30,7 @@ from monitor.alerting import AlertingRuntime, alerting
 from monitor.api.auth import require
 from monitor.api.params import MAX_ID, AwareWhen, Id, Offset
 from monitor.errors import ConflictError, NotFoundError, ValidationFailed
+from monitor.health_metrics import Bounds, HealthCollector
 from monitor.limits import check_range
 from monitor.metrics import REGISTRY, Family
 from monitor.service import Caller, Services
@@ -517,12 +518,28 @@ def _service_families(services: Services) -> list[Family]:
         )
         for name, value in sorted(counters.items())
     ]
-    return fams + alerting(services).metric_families()
+    return fams + alerting(services).metric_families() + health_collector(services)()
+
+
+def health_collector(services: Services) -> HealthCollector:
+    """The process's model-health collector (cached on ``services``, like the alerting
+    runtime: its cache lives as long as the stores it reads)."""
+    collector = getattr(services, "_health_collector", None)
+    if collector is None:
+        s = services.settings
+        collector = HealthCollector(
+            services.metadata, Bounds(s.metrics_max_tenants, s.metrics_max_series)
+        )
+        services._health_collector = collector  # type: ignore[attr-defined]
+    return collector
 
 
 @router.get("/metrics", response_class=PlainTextResponse, tags=["health"])
 async def metrics(request: Request) -> PlainTextResponse:
-    """Driftwatch's own metrics in the Prometheus text format (scrape without a key)."""
+    """Driftwatch's metrics in the Prometheus text format (scrape without a key): its own
+    operation (alerts, deliveries, ingest, runs) and model health (the newest value,
+    threshold and status of every monitor metric and KPI per tenant, within the bounds of
+    the ``metrics_max_*`` settings; ``monitor.health_metrics``)."""
     services: Services = request.app.state.services
     text = await run_in_threadpool(lambda: REGISTRY.render(_service_families(services)))
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")
