@@ -41,9 +41,9 @@ from alerts.rules import Rule, RuleError
 from alerts.signing import check_signing_secret, new_signing_secret
 from alerts.silences import (
     DEFAULT_INHIBIT_RULES,
+    InhibitIndex,
     InhibitRule,
     check_matchers,
-    inhibited_by,
     silence_matches,
     silenced_by,
 )
@@ -322,10 +322,11 @@ class AlertEngine:
         if firing is None:
             firing = self.store.list_alerts(state="firing", limit=1_000_000)
         by_fp = {f.fingerprint: f for f in firing}
+        index = InhibitIndex(firing, self.inhibit_rules)
         out: dict[str, Muting] = {}
         for a in alerts:
             ids = set(silenced_by(a.labels, silences, now))
-            fps = inhibited_by(a, firing, self.inhibit_rules)
+            fps = index.inhibited_by(a)
             if ids or fps:
                 out[a.fingerprint] = Muting(
                     tuple(s for s in silences if s.id in ids),
@@ -350,17 +351,22 @@ class AlertEngine:
         now: datetime,
         silences: Sequence[SilenceRecord] | None = None,
         firing: Sequence[AlertRecord] | None = None,
+        index: InhibitIndex | None = None,
     ) -> dict[str, str]:
-        """Fingerprint → why it is muted (``silence:<ids>`` or ``inhibited:<fingerprints>``)."""
+        """Fingerprint → why it is muted (``silence:<ids>`` or ``inhibited:<fingerprints>``);
+        ``index`` (of ``firing``) saves rebuilding it for every group of a flush."""
         silences = self.store.list_silences(active_at=now) if silences is None else silences
-        firing = self.store.list_alerts(state="firing") if firing is None else firing
+        if firing is None:
+            firing = self.store.list_alerts(state="firing", limit=1_000_000)
+        if index is None:
+            index = InhibitIndex(firing, self.inhibit_rules)
         out: dict[str, str] = {}
         for a in alerts:
             ids = silenced_by(a.labels, silences, now)
             if ids:
                 out[a.fingerprint] = "silence:" + ",".join(map(str, ids))
                 continue
-            by = inhibited_by(a, firing, self.inhibit_rules)
+            by = index.inhibited_by(a)
             if by:
                 out[a.fingerprint] = "inhibited:" + ",".join(by)
         return out
@@ -373,11 +379,12 @@ class AlertEngine:
             return []
         rules = {r.name: r for r in self.rules()}
         silences = self.store.list_silences(active_at=now)
-        firing = self.store.list_alerts(state="firing", limit=100_000)
+        firing = self.store.list_alerts(state="firing", limit=1_000_000)
+        index = InhibitIndex(firing, self.inhibit_rules)
         channels = {c.name: c for c in self.store.list_channels()}
         written: list[NotificationRecord] = []
         for group in groups:
-            note = self._flush_group(group, rules, silences, firing, channels, now)
+            note = self._flush_group(group, rules, silences, firing, index, channels, now)
             if note is not None:
                 written.append(note)
         if written and self.on_enqueue is not None:
@@ -390,12 +397,13 @@ class AlertEngine:
         rules: Mapping[str, Rule],
         silences: Sequence[SilenceRecord],
         firing: Sequence[AlertRecord],
+        index: InhibitIndex,
         channels: Mapping[str, ChannelRecord],
         now: datetime,
     ) -> NotificationRecord | None:
         rule = rules.get(group.rule) or Rule(name=group.rule)
         alerts = self.store.group_alerts(group.group_key)
-        muted = self.muted(alerts, now, silences, firing)
+        muted = self.muted(alerts, now, silences, firing, index)
         plan = plan_flush(group, alerts, muted, Timing.of(rule), now)
         next_flush = plan.next_flush_at
         # A silence that ends later must bring the group back then, or its alerts would stay

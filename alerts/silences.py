@@ -124,3 +124,36 @@ def inhibited_by(
 ) -> list[str]:
     """Fingerprints of the firing alerts that inhibit ``alert``."""
     return [src.fingerprint for src in firing for r in rules if r.mutes(src, alert)]
+
+
+class InhibitIndex:
+    """:func:`inhibited_by` for many alerts: the firing sources of each rule indexed by their
+    ``equal`` labels, so muting 10,000 firing alerts costs one pass, not 10,000²."""
+
+    def __init__(
+        self, firing: Iterable[AlertRecord], rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES
+    ) -> None:
+        self.rules = tuple(rules)
+        self._by: list[dict[tuple[str, ...], list[AlertRecord]]] = [{} for _ in self.rules]
+        for src in firing:
+            if src.state != "firing":
+                continue
+            for rule, index in zip(self.rules, self._by, strict=True):
+                if rule._is(rule.source, src.labels) and not any(
+                    src.labels.get(k, "") in v for k, v in rule.source_not.items()
+                ):
+                    key = tuple(src.labels.get(k, "") for k in rule.equal)
+                    index.setdefault(key, []).append(src)
+
+    def inhibited_by(self, alert: AlertRecord) -> list[str]:
+        """Fingerprints of the firing alerts that inhibit ``alert`` (as :func:`inhibited_by`)."""
+        out: list[str] = []
+        for rule, index in zip(self.rules, self._by, strict=True):
+            if not rule._is(rule.target, alert.labels):
+                continue
+            key = tuple(alert.labels.get(k, "") for k in rule.equal)
+            # the bucket holds this rule's firing sources agreeing with the alert on `equal`:
+            # each mutes it (InhibitRule.mutes) unless it is the alert itself
+            fp = alert.fingerprint
+            out.extend(src.fingerprint for src in index.get(key, ()) if src.fingerprint != fp)
+        return out
