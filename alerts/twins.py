@@ -22,9 +22,12 @@ from storage.types import ALL, AlertRecord
 TWIN_LABELS = ("alertname", "model", "monitor", "source", "kind", "metric", "column")
 
 
-def twin_key(labels: Mapping[str, str]) -> tuple[str, ...]:
-    """What an alert and its twins have in common (the model version too, when labelled)."""
-    return (*(labels.get(k, "") for k in TWIN_LABELS), labels.get("model_version", ""))
+def twin_key(labels: Mapping[str, str]) -> tuple[tuple[str, str], ...]:
+    """What an alert and its twins have in common: every label but ``tenant`` (the same
+    relation as ``monitor.alert_pages.twin_fingerprints``, which swaps the tenant label in
+    the fingerprint). Rule labels and severity come with the rule, so two alerts agreeing on
+    :data:`TWIN_LABELS` (what the inhibit rule compares) agree on these too."""
+    return tuple(sorted((k, v) for k, v in labels.items() if k != "tenant"))
 
 
 def is_all_tenants(alert: AlertRecord) -> bool:
@@ -52,7 +55,7 @@ class Twins:
 def relate(alerts: Iterable[AlertRecord], candidates: Sequence[AlertRecord]) -> dict[int, Twins]:
     """Alert id → its :class:`Twins` among ``candidates`` (e.g. the open alerts; the newest
     instance per fingerprint wins). Alerts without twins are left out."""
-    by_key: dict[tuple[str, ...], list[AlertRecord]] = {}
+    by_key: dict[tuple[tuple[str, str], ...], list[AlertRecord]] = {}
     for c in sorted(candidates, key=lambda a: a.id or 0):
         by_key.setdefault(twin_key(c.labels), []).append(c)
     out: dict[int, Twins] = {}

@@ -245,7 +245,7 @@ def render(v: AlertList) -> list[Any]:
                     m.tag(
                         "p",
                         "Alerts appear when an alert rule's condition holds on monitor or KPI "
-                        "results (`driftwatch alerts rules` lists the rules). Widen the filters, "
+                        "results (`driftwatch rules list` lists the rules). Widen the filters, "
                         "e.g. State: All.",
                     ),
                     class_="empty",
