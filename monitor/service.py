@@ -103,6 +103,7 @@ class Services:
             settings.duckdb_path,
             memory_limit=settings.duckdb_memory_limit,
             background_checkpoint=None if ckpt == "off" else ckpt,
+            clock=clock,
         )
         services = cls(settings, metadata, logstore, clock)
         for info in metadata.list_models():  # tables follow the registered schemas

@@ -61,7 +61,7 @@ import logging
 import re
 import threading
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -93,6 +93,10 @@ __all__ = [
     "UnknownModelError",
     "label_join",
 ]
+
+
+def _utcnow() -> datetime:
+    return datetime.now(UTC)
 
 
 class LogStoreError(Exception):
@@ -374,7 +378,11 @@ class LogStore:
         background_checkpoint: str | None = None,
         threads: int | None = None,
         memory_limit: str | None = None,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
+        # what stamps received_at (the late-data watermark) and profile times: the process's
+        # clock, so they agree with the metadata store's run times
+        self._clock = clock or _utcnow
         self._path = str(path)
         self._key: str | None = None
         if self._path != ":memory:":
@@ -499,6 +507,10 @@ class LogStore:
     @property
     def path(self) -> str:
         return self._path
+
+    def now(self) -> datetime:
+        """The store's clock (aware UTC): stamps ``received_at`` and profile times."""
+        return self._clock()
 
     def _run(self, sql: str, params: Sequence[Any] | None = None) -> list[Any]:
         """Execute on the write connection and drain the result (DuckDB 2 refuses new work on a
@@ -791,14 +803,14 @@ class LogStore:
         if accepted == 0:
             return AppendResult(0, n)
         new = batch if accepted == n else batch.filter(pa.array(keep))
-        stamp = (
-            "" if "received_at" in new.column_names else ", get_current_timestamp() AS received_at"
-        )
+        stamped = "received_at" in new.column_names
+        stamp = "" if stamped else ", ?::TIMESTAMPTZ AS received_at"
         self._con.register("__dw_new", new)
         try:
             with self._transaction():
                 inserted = self._run(
-                    f"INSERT INTO {_quote(kt.table)} BY NAME SELECT *{stamp} FROM __dw_new"
+                    f"INSERT INTO {_quote(kt.table)} BY NAME SELECT *{stamp} FROM __dw_new",
+                    None if stamped else [self.now()],
                 )[0][0]
         finally:
             self._con.unregister("__dw_new")
@@ -881,8 +893,8 @@ class LogStore:
                         [name, version],
                     )
                     self._run(
-                        "INSERT INTO reference_sets VALUES (?, ?, ?, ?, ?, get_current_timestamp())",
-                        [model, name, version, batch.num_rows, batch.column_names],
+                        "INSERT INTO reference_sets VALUES (?, ?, ?, ?, ?, ?::TIMESTAMPTZ)",
+                        [model, name, version, batch.num_rows, batch.column_names, self.now()],
                     )
             finally:
                 self._con.unregister("__dw_ref")
@@ -919,9 +931,10 @@ class LogStore:
                 with self._transaction():
                     self._run(
                         "INSERT INTO quarantine BY NAME SELECT nextval('quarantine_id_seq') AS id, "
-                        "get_current_timestamp() AS received_at, n.* FROM __dw_q AS n "
+                        "?::TIMESTAMPTZ AS received_at, n.* FROM __dw_q AS n "
                         "WHERE NOT EXISTS (SELECT 1 FROM quarantine AS q WHERE q.kind = n.kind "
-                        "AND q.model IS NOT DISTINCT FROM n.model AND q.raw = n.raw)"
+                        "AND q.model IS NOT DISTINCT FROM n.model AND q.raw = n.raw)",
+                        [self.now()],
                     )
             finally:
                 self._con.unregister("__dw_q")

@@ -610,7 +610,7 @@ class ProfileStore:
         while h < end:
             hours.append(h)
             h += HOUR
-        now = datetime.now(UTC)
+        now = self._ls.now()
         meta = pa.table(
             {
                 "hour": pa.array(hours, _TS),
