@@ -7,6 +7,7 @@ from typing import Any
 
 from dashboard import components as c
 from dashboard import markup as m
+from dashboard import timerange
 from monitor import alert_pages
 from monitor.alert_pages import AlertList, ListFilters, ListRow
 from monitor.queries import ALL
@@ -80,7 +81,7 @@ def _filters(v: AlertList) -> m.Markup:
     hidden = [
         m.void("input", type="hidden", name=k, value=val)
         for k, val in f.params().items()
-        if k in ("sort", "order")
+        if k in ("sort", "order", "range", "from", "to")
     ]
     return m.tag(
         "form",
@@ -211,6 +212,10 @@ def _pager(v: AlertList) -> m.Markup:
 
 def render(v: AlertList) -> list[Any]:
     f = v.filters
+    top = [
+        c.freshness(PAGE, v.computed_at),
+        timerange.bar(PAGE, "/alerts", v.span, f.params(page=1), any_time=True),
+    ]
     body: list[Any] = [_filters(v)]
     if f.sort == "priority":
         how: Any = (
@@ -252,7 +257,7 @@ def render(v: AlertList) -> list[Any]:
                     id="alerts-empty",
                 )
             )
-        return [c.freshness(PAGE, v.computed_at), m.block(m.join(body), "alerts-list")]
+        return [*top, m.block(m.join(body), "alerts-list")]
     head = m.tag(
         "tr",
         _header(f, "severity", "Severity"),
@@ -271,4 +276,4 @@ def render(v: AlertList) -> list[Any]:
         id="alerts-table",
     )
     body += [_pager(v), table, _pager(v)]
-    return [c.freshness(PAGE, v.computed_at), m.block(m.join(body), "alerts-list")]
+    return [*top, m.block(m.join(body), "alerts-list")]

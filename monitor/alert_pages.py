@@ -27,6 +27,7 @@ from monitor.queries import (
     visible_tenants,
 )
 from monitor.service import Services
+from monitor.timerange import TimeRange, parse_time_range
 from storage.metadata.alerting import ALERT_SORTS
 from storage.types import ALL, AlertRecord
 
@@ -55,6 +56,9 @@ class ListFilters:
     tenant: str = ""
     model: str = ""
     rule: str = ""
+    range: str = ""  # the time range (monitor.timerange): alerts open at some time in it
+    from_: str = ""
+    to: str = ""
     sort: str = "priority"
     order: str = "asc"
     page: int = 1
@@ -67,7 +71,7 @@ class ListFilters:
         for name, default in _DEFAULTS.items():
             value = getattr(view, name)
             if value != default:
-                out[name] = str(value)
+                out[name.rstrip("_")] = str(value)
         return out
 
 
@@ -104,9 +108,11 @@ def parse_filters(params: Mapping[str, Any]) -> tuple[ListFilters, list[str]]:
         kw["state"] = _one_of("state", raw["state"], list(STATES), errors)
     if "severity" in raw:
         kw["severity"] = _one_of("severity", raw["severity"], SEVERITIES, errors)
-    for name in ("tenant", "model", "rule"):
+    for name in ("tenant", "model", "rule", "range", "to"):
         if name in raw:
             kw[name] = raw[name]
+    if "from" in raw:
+        kw["from_"] = raw["from"]
     if "sort" in raw:
         kw["sort"] = _one_of("sort", raw["sort"], ALERT_SORTS, errors)
     if "order" in raw:
@@ -144,6 +150,7 @@ class ListRow:
 @dataclass(frozen=True)
 class AlertList:
     filters: ListFilters
+    span: TimeRange | None  # None: any time
     rows: list[ListRow]
     total: int  # alerts matching the filters, over every page
     pages: int
@@ -218,8 +225,14 @@ def alert_list(
     ------
     AccessDenied
         When ``filters.tenant`` is outside the scope.
+    RangeError
+        When the time range parameters are not valid.
     """
     now = now or services.now()
+    span = None
+    if filters.range or filters.from_ or filters.to:
+        given = {"range": filters.range, "from": filters.from_, "to": filters.to}
+        span = parse_time_range(given, now, services.settings.max_range_days)
     store = alert_store(services)
     tenants = visible_tenants(services, scope)
     if filters.tenant:
@@ -234,6 +247,8 @@ def alert_list(
         tenant_ids=tenant_ids,
         model=filters.model or None,
         rule=filters.rule or None,
+        active_from=span.start if span else None,
+        active_to=span.end if span else None,
         sort=filters.sort,
         descending=filters.order == "desc",
         limit=per_page,
@@ -253,6 +268,7 @@ def alert_list(
     ]
     return AlertList(
         filters=filters,
+        span=span,
         rows=rows,
         total=total,
         pages=max(1, math.ceil(total / per_page)),

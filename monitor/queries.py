@@ -15,11 +15,12 @@ import threading
 from collections import OrderedDict, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from monitor.alerting import alerting
 from monitor.service import Services
+from monitor.timerange import TimeRange, parse_time_range
 from storage import reads
 from storage.metadata.alerting import AlertStore
 from storage.metadata.kpis import KpiStore
@@ -33,13 +34,6 @@ STATUS_RANK = {"no_data": 0, "ok": 1, "warn": 2, "alert": 3}
 DRIFT_KINDS = ("feature_drift",)
 # performance metric shown first on the model page, when stored
 PRIMARY_METRICS = ("roc_auc", "accuracy", "f1", "mae", "rmse", "mape", "r2")
-RANGES = {
-    "24h": timedelta(hours=24),
-    "7d": timedelta(days=7),
-    "30d": timedelta(days=30),
-    "90d": timedelta(days=90),
-}
-DEFAULT_RANGE = "30d"
 LATEST_DAYS = 30  # how far back the overview looks for a monitor's newest window
 
 
@@ -115,11 +109,17 @@ def check_tenant(scope: Scope, tenant: str) -> None:
         raise AccessDenied(f"tenant {tenant!r} is not in your scope")
 
 
-def parse_range(value: str | None, now: datetime | None = None) -> tuple[str, datetime, datetime]:
-    """A named range (``24h``, ``7d``, ``30d``, ``90d``) ending now; unknown → the default."""
-    key = value if value in RANGES else DEFAULT_RANGE
-    end = now or datetime.now(UTC)
-    return key, end - RANGES[key], end
+def parse_range(
+    value: str | TimeRange | None, now: datetime, max_days: float = 36_500
+) -> tuple[str, datetime, datetime]:
+    """(key, start, end) of a page's range: a :class:`~monitor.timerange.TimeRange` as given
+    (``key`` "custom" for from/to), or a span back from ``now`` (``"7d"``, ``"12h"``,
+    ``"4w"``; None: 30 days). An unreadable span raises
+    :class:`~monitor.timerange.RangeError`, never falls back to the default."""
+    if isinstance(value, TimeRange):
+        return value.key, value.start, value.end
+    tr = parse_time_range({"range": value} if value else {}, now, max_days)
+    return tr.key, tr.start, tr.end
 
 
 def alert_store(services: Services) -> AlertStore:
@@ -181,17 +181,26 @@ def _signal(r: MetricResult) -> Signal:
     )
 
 
-def overview(services: Services, scope: Scope, worst_n: int = 10) -> Overview:
-    """Models × tenants health from the newest window of every monitor."""
+def overview(
+    services: Services,
+    scope: Scope,
+    worst_n: int = 10,
+    range_key: str | TimeRange | None = None,
+) -> Overview:
+    """Models × tenants health from the newest window of every monitor in the range (by
+    default the last LATEST_DAYS: a monitor silent for longer shows as "no data"; a range
+    in the past shows the health as it was at its end). Firing alerts are the ones firing
+    now, whatever the range."""
     tenants = visible_tenants(services, scope)
     models = [m.name for m in services.metadata.list_models()]
-    # newest windows of the last LATEST_DAYS: a monitor silent for longer shows as "no data"
+    _key, start, end = parse_range(range_key or f"{LATEST_DAYS}d", services.now())
     latest = reads.latest_results(
         services.metadata,
         source="monitor",
         tenant_ids=scope,
         include_all=False,
-        since=services.now() - timedelta(days=LATEST_DAYS),
+        since=start,
+        until=end,
     )
     firing = _alerts_in_scope(alert_store(services).list_alerts(state="firing"), scope)
     by_cell: dict[tuple[str, str], list[MetricResult]] = defaultdict(list)
@@ -349,7 +358,7 @@ def model_view(
     scope: Scope,
     model: str,
     tenant: str | None = None,
-    range_key: str | None = None,
+    range_key: str | TimeRange | None = None,
     now: datetime | None = None,
     metric: str | None = None,
 ) -> ModelView | None:
@@ -584,7 +593,7 @@ def feature_view(
     model: str,
     feature: str,
     tenant: str | None = None,
-    range_key: str | None = None,
+    range_key: str | TimeRange | None = None,
     window: datetime | None = None,
     now: datetime | None = None,
 ) -> FeatureView | None:
@@ -941,7 +950,10 @@ def _card(name: str, tenant: str, spec: dict[str, Any], rs: Sequence[MetricResul
 
 
 def kpi_portfolio(
-    services: Services, scope: Scope, range_key: str | None = None, now: datetime | None = None
+    services: Services,
+    scope: Scope,
+    range_key: str | TimeRange | None = None,
+    now: datetime | None = None,
 ) -> Portfolio:
     """Tenants × KPIs with the newest value and status."""
     tenants = visible_tenants(services, scope)
@@ -963,7 +975,7 @@ def kpi_tenant(
     services: Services,
     scope: Scope,
     tenant: str,
-    range_key: str | None = None,
+    range_key: str | TimeRange | None = None,
     now: datetime | None = None,
 ) -> KpiTenantView:
     check_tenant(scope, tenant)
@@ -1070,7 +1082,9 @@ class MonitorsView:
     computed_at: datetime | None
 
 
-def monitors_view(services: Services) -> MonitorsView:
+def monitors_view(services: Services, span: TimeRange | None = None) -> MonitorsView:
+    """Monitors with their last run, KPIs, rules, and the failed runs of the windows in
+    ``span`` (the 20 newest; any time when None)."""
     ms = MonitoringStore(services.metadata)
     last = reads.last_run_at(services.metadata)
     monitors = [
@@ -1084,7 +1098,12 @@ def monitors_view(services: Services) -> MonitorsView:
         )
         for m in ms.list_monitors()
     ]
-    runs, _ = ms.list_runs(status="error", limit=20)
+    runs, _ = ms.list_runs(
+        status="error",
+        start=span.start if span else None,
+        end=span.end if span else None,
+        limit=20,
+    )
     kpis = [
         (k.name, str(k.spec.get("formula", "")), k.enabled)
         for k in KpiStore(services.metadata).list()

@@ -93,9 +93,10 @@ def latest_results(
     include_all: bool = True,
     model_version: str | None = None,
     since: datetime | None = None,
+    until: datetime | None = None,
 ) -> list[MetricResult]:
     """Results of the newest window of every (source, source name, tenant); only windows
-    starting at ``since`` or later are considered when it is given.
+    starting at ``since`` or later, and before ``until``, are considered when given.
 
     ``tenant_ids`` restricts the tenants (None: every tenant); ``include_all`` keeps the
     results computed over all tenants together (tenant ``"*"``).
@@ -117,6 +118,8 @@ def latest_results(
     )
     if since is not None:
         newest = newest.where(r.window_start >= since)
+    if until is not None:
+        newest = newest.where(r.window_start < until)
     newest = newest.group_by(r.source, r.source_name, r.tenant_id)
     sub = newest.subquery()
     stmt = _filters(

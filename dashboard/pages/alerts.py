@@ -13,10 +13,11 @@ from typing import Any
 import dash
 from dash import dcc, html
 
-from dashboard import auth
+from dashboard import auth, timerange
 from dashboard import components as c
 from dashboard.alert_list import render
 from monitor import alert_pages, queries
+from monitor.timerange import RangeError
 
 dash.register_page(__name__, path_template="/alerts", name="Alerts", title="Alerts · Driftwatch")
 
@@ -51,6 +52,8 @@ def content(params: dict[str, Any]) -> Any:
         return bad_params(errors)
     try:
         view = alert_pages.alert_list(auth.services(), acct.tenants, filters)
+    except RangeError as exc:
+        return timerange.error(PAGE, exc, "/alerts", filters.params())
     except queries.AccessDenied as exc:
         return c.denied(PAGE, str(exc))
     except Exception as exc:

@@ -10,10 +10,11 @@ import dash
 from dash import Input, Output, State, callback, dcc, html, no_update
 
 from dashboard import components as c
-from dashboard import figures
+from dashboard import figures, timerange
 from dashboard.auth import guarded, services
 from monitor import queries, reports
 from monitor.accounts import Account
+from monitor.timerange import RangeError, TimeRange
 
 dash.register_page(
     __name__,
@@ -50,6 +51,8 @@ def layout(model: str = "", feature: str = "", **params: Any) -> html.Div:
                     "feature": feature,
                     "tenant": params.get("tenant"),
                     "range": params.get("range"),
+                    "from": params.get("from"),
+                    "to": params.get("to"),
                     "window": params.get("window"),
                 },
             ),
@@ -60,18 +63,16 @@ def layout(model: str = "", feature: str = "", **params: Any) -> html.Div:
     )
 
 
-def render(v: queries.FeatureView, account: Account) -> list[Any]:
+def render(v: queries.FeatureView, account: Account, tr: TimeRange) -> list[Any]:
     path = f"/models/{v.model}/features/{v.feature}"
-    params = {"tenant": v.tenant, "range": v.range_key}
+    params = {"tenant": v.tenant, **tr.params()}
     tenant_opts = ([("*", "All tenants")] if account.tenants is None else []) + [
         (t, t) for t in v.tenants
     ]
     out: list[Any] = [
         c.freshness(PAGE, v.computed_at),
         c.filter_links(PAGE, "tenant", "Tenant", tenant_opts, v.tenant, path, params),
-        c.filter_links(
-            PAGE, "range", "Range", [(k, k) for k in queries.RANGES], v.range_key, path, params
-        ),
+        timerange.bar(PAGE, path, tr, params),
     ]
     if not v.statistic:
         out.append(
@@ -157,13 +158,18 @@ def render(v: queries.FeatureView, account: Account) -> list[Any]:
 @guarded(PAGE)
 def update(params: dict[str, Any], account: Account) -> Any:
     try:
+        tr = timerange.parse(params)
+    except RangeError as exc:
+        path = f"/models/{params.get('model')}/features/{params.get('feature')}"
+        return timerange.error(PAGE, exc, path, params)
+    try:
         view = queries.feature_view(
             services(),
             account.tenants,
             str(params.get("model") or ""),
             str(params.get("feature") or ""),
             params.get("tenant"),
-            params.get("range"),
+            tr.relative or tr,  # a span back from now: cached per minute
             _parse_ts(params.get("window")),
         )
     except queries.AccessDenied as exc:
@@ -172,7 +178,7 @@ def update(params: dict[str, Any], account: Account) -> Any:
         return c.error_box(PAGE, exc)
     if view is None:
         return c.empty(PAGE, f"Model {params.get('model')!r} is not registered.")
-    return render(view, account)
+    return render(view, account, tr)
 
 
 @callback(
@@ -190,7 +196,11 @@ def pick_window(
         return no_update
     return c.href(
         f"/models/{params.get('model')}/features/{params.get('feature')}",
-        {"tenant": params.get("tenant"), "range": params.get("range"), "window": value},
+        {
+            "tenant": params.get("tenant"),
+            **{k: params.get(k) for k in timerange.RANGE_PARAMS},
+            "window": value,
+        },
     )
 
 
@@ -212,13 +222,14 @@ def download(n: int, window: str | None, params: dict[str, Any], account: Accoun
     )
     try:
         queries.check_tenant(account.tenants, tenant)
+        tr = timerange.parse(params)
         view = queries.feature_view(
             services(),
             account.tenants,
             params["model"],
             params["feature"],
             tenant,
-            params.get("range"),
+            tr.relative or tr,
             start,
         )
         width = timedelta(days=1)

@@ -9,11 +9,12 @@ import dash
 from dash import Input, Output, callback, dcc, html
 
 from dashboard import components as c
-from dashboard import figures
+from dashboard import figures, timerange
 from dashboard.auth import guarded, services
 from monitor import business, queries
 from monitor.accounts import Account
 from monitor.kpis.headline import Headline, fmt_value, kpi_sentence
+from monitor.timerange import RangeError, TimeRange
 
 dash.register_page(
     __name__, path_template="/kpis/<tenant>", name="Tenant KPIs", title="KPIs · Driftwatch"
@@ -39,7 +40,10 @@ def layout(tenant: str = "", **params: Any) -> html.Div:
         [
             html.P(dcc.Link("← all tenants", href="/kpis")),
             html.H1(f"KPIs of {tenant}", id="kpis-t-title"),
-            dcc.Store(id="kpis-t-params", data={"tenant": tenant, "range": params.get("range")}),
+            dcc.Store(
+                id="kpis-t-params",
+                data={"tenant": tenant, **{k: params.get(k) for k in timerange.RANGE_PARAMS}},
+            ),
             dcc.Loading(html.Div(id="kpis-t-content"), delay_show=300),
         ]
     )
@@ -107,21 +111,13 @@ def render(
     account: Account,
     heads: dict[str, Headline] | None = None,
     risk: business.TenantRisk | None = None,
+    tr: TimeRange | None = None,
 ) -> list[Any]:
     heads = heads or {}
     path = f"/kpis/{v.tenant}"
-    out: list[Any] = [
-        c.freshness(PAGE, v.computed_at),
-        c.filter_links(
-            PAGE,
-            "range",
-            "Range",
-            [(k, k) for k in queries.RANGES],
-            v.range_key,
-            path,
-            {"range": v.range_key},
-        ),
-    ]
+    out: list[Any] = [c.freshness(PAGE, v.computed_at)]
+    if tr is not None:
+        out.append(timerange.bar("kpis-t", path, tr, {}))
     if not v.cards:
         out.append(
             c.empty(
@@ -205,10 +201,14 @@ def render(
 def update(params: dict[str, Any], account: Account) -> Any:
     tenant = str(params.get("tenant") or "")
     try:
-        view = queries.kpi_tenant(services(), account.tenants, tenant, params.get("range"))
+        tr = timerange.parse(params)
+    except RangeError as exc:
+        return timerange.error("kpis-t", exc, f"/kpis/{tenant}", {})
+    try:
+        view = queries.kpi_tenant(services(), account.tenants, tenant, tr.relative or tr)
         heads, risk = business.tenant_headlines(services(), account.tenants, tenant)
     except queries.AccessDenied as exc:
         return c.denied(PAGE, str(exc))
     except Exception as exc:
         return c.error_box(PAGE, exc)
-    return render(view, account, heads, risk)
+    return render(view, account, heads, risk, tr)

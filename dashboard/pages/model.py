@@ -10,17 +10,17 @@ import dash
 from dash import Input, Output, State, callback, dcc, html, no_update
 
 from dashboard import components as c
-from dashboard import figures
+from dashboard import figures, timerange
 from dashboard.auth import guarded, services
 from monitor import queries
 from monitor.accounts import Account
+from monitor.timerange import RangeError, TimeRange
 
 dash.register_page(
     __name__, path_template="/models/<model>", name="Model", title="Model · Driftwatch"
 )
 
 PAGE = "model"
-RANGE_OPTIONS = [(k, k) for k in queries.RANGES]
 
 
 def layout(model: str = "", **params: Any) -> html.Div:
@@ -33,6 +33,8 @@ def layout(model: str = "", **params: Any) -> html.Div:
                     "model": model,
                     "tenant": params.get("tenant"),
                     "range": params.get("range"),
+                    "from": params.get("from"),
+                    "to": params.get("to"),
                     "metric": params.get("metric"),
                 },
             ),
@@ -42,9 +44,9 @@ def layout(model: str = "", **params: Any) -> html.Div:
     )
 
 
-def render(v: queries.ModelView, account: Account) -> list[Any]:
+def render(v: queries.ModelView, account: Account, tr: TimeRange) -> list[Any]:
     path = f"/models/{v.model}"
-    params = {"tenant": v.tenant, "range": v.range_key, "metric": v.metric}
+    params = {"tenant": v.tenant, **tr.params(), "metric": v.metric}
     tenant_opts = ([("*", "All tenants")] if account.tenants is None else []) + [
         (t, t) for t in v.tenants
     ]
@@ -52,7 +54,7 @@ def render(v: queries.ModelView, account: Account) -> list[Any]:
         c.freshness(PAGE, v.computed_at),
         html.P(f"Task: {v.task}", className="muted"),
         c.filter_links(PAGE, "tenant", "Tenant", tenant_opts, v.tenant, path, params),
-        c.filter_links(PAGE, "range", "Range", RANGE_OPTIONS, v.range_key, path, params),
+        timerange.bar(PAGE, path, tr, params),
     ]
     if v.versions:
         out.append(
@@ -178,12 +180,16 @@ def render(v: queries.ModelView, account: Account) -> list[Any]:
 def update(params: dict[str, Any], account: Account) -> Any:
     model = str(params.get("model") or "")
     try:
+        tr = timerange.parse(params)
+    except RangeError as exc:
+        return timerange.error(PAGE, exc, f"/models/{model}", params)
+    try:
         view = queries.model_view(
             services(),
             account.tenants,
             model,
             params.get("tenant"),
-            params.get("range"),
+            tr.relative or tr,  # a span back from now: cached per minute
             metric=params.get("metric"),
         )
     except queries.AccessDenied as exc:
@@ -196,7 +202,7 @@ def update(params: dict[str, Any], account: Account) -> Any:
             f"Model {model!r} is not registered.",
             "Register it with `driftwatch models register`.",
         )
-    return render(view, account)
+    return render(view, account, tr)
 
 
 @callback(
@@ -216,5 +222,9 @@ def drill_down(click: dict[str, Any] | None, params: dict[str, Any], account: Ac
         return no_update
     return c.href(
         f"/models/{params.get('model')}/features/{feature}",
-        {"tenant": params.get("tenant"), "range": params.get("range"), "window": point.get("x")},
+        {
+            "tenant": params.get("tenant"),
+            **{k: params.get(k) for k in timerange.RANGE_PARAMS},
+            "window": point.get("x"),
+        },
     )

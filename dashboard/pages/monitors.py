@@ -8,9 +8,11 @@ import dash
 from dash import Input, Output, callback, dcc, html
 
 from dashboard import components as c
+from dashboard import timerange
 from dashboard.auth import guarded, services
 from monitor import queries
 from monitor.accounts import Account
+from monitor.timerange import RangeError, TimeRange
 
 dash.register_page(
     __name__, path_template="/monitors", name="Monitors", title="Monitors · Driftwatch"
@@ -19,18 +21,24 @@ dash.register_page(
 PAGE = "monitors"
 
 
-def layout(**_params: Any) -> html.Div:
+def layout(**params: Any) -> html.Div:
     return html.Div(
         [
             html.H1("Monitors, KPIs and alert rules"),
-            dcc.Store(id="monitors-params", data={}),
+            dcc.Store(
+                id="monitors-params", data={k: params.get(k) for k in timerange.RANGE_PARAMS}
+            ),
             dcc.Loading(html.Div(id="monitors-content"), delay_show=300),
         ]
     )
 
 
-def render(v: queries.MonitorsView) -> list[Any]:
-    out: list[Any] = [c.freshness(PAGE, v.computed_at), html.H2("Monitors")]
+def render(v: queries.MonitorsView, tr: TimeRange) -> list[Any]:
+    out: list[Any] = [
+        c.freshness(PAGE, v.computed_at),
+        timerange.bar(PAGE, "/monitors", tr, {}),
+        html.H2("Monitors"),
+    ]
     if v.monitors:
         out.append(
             c.table(
@@ -69,7 +77,7 @@ def render(v: queries.MonitorsView) -> list[Any]:
                 "docs for the monitor kinds.",
             )
         )
-    out.append(html.H2("Recent run errors"))
+    out.append(html.H2("Failed runs in the range (by window)"))
     if v.errors:
         out.append(
             c.table(
@@ -80,7 +88,7 @@ def render(v: queries.MonitorsView) -> list[Any]:
             )
         )
     else:
-        out.append(html.P("No failed run.", className="muted"))
+        out.append(html.P("No failed run in this range.", className="muted"))
     out.append(html.H2("KPIs"))
     out.append(
         c.table(
@@ -110,8 +118,12 @@ def render(v: queries.MonitorsView) -> list[Any]:
 
 @callback(Output("monitors-content", "children"), Input("monitors-params", "data"))
 @guarded(PAGE)
-def update(_params: dict[str, Any], account: Account) -> Any:
+def update(params: dict[str, Any], account: Account) -> Any:
     try:
-        return render(queries.monitors_view(services()))
+        tr = timerange.parse(params)
+    except RangeError as exc:
+        return timerange.error(PAGE, exc, "/monitors", {})
+    try:
+        return render(queries.monitors_view(services(), tr), tr)
     except Exception as exc:
         return c.error_box(PAGE, exc)

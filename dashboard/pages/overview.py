@@ -8,20 +8,24 @@ import dash
 from dash import Input, Output, callback, dcc, html
 
 from dashboard import components as c
+from dashboard import timerange
 from dashboard.auth import guarded, services
 from monitor import queries
 from monitor.accounts import Account
+from monitor.timerange import RangeError, TimeRange
 
 dash.register_page(__name__, path_template="/", name="Overview", title="Overview · Driftwatch")
 
 PAGE = "overview"
 
 
-def layout(**_params: Any) -> html.Div:
+def layout(**params: Any) -> html.Div:
     return html.Div(
         [
             html.H1("Overview"),
-            dcc.Store(id="overview-params", data={}),
+            dcc.Store(
+                id="overview-params", data={k: params.get(k) for k in timerange.RANGE_PARAMS}
+            ),
             dcc.Loading(html.Div(id="overview-content"), delay_show=300),
         ]
     )
@@ -45,8 +49,8 @@ def _cell(model: str, tenant: str, cell: queries.Cell, link: bool) -> html.Td:
     )
 
 
-def render(view: queries.Overview, account: Account) -> list[Any]:
-    out: list[Any] = [c.freshness(PAGE, view.computed_at)]
+def render(view: queries.Overview, account: Account, tr: TimeRange) -> list[Any]:
+    out: list[Any] = [c.freshness(PAGE, view.computed_at), timerange.bar(PAGE, "/", tr, {})]
     if not view.models:
         out.append(
             c.empty(
@@ -68,7 +72,7 @@ def render(view: queries.Overview, account: Account) -> list[Any]:
         [
             html.Div(
                 [
-                    html.Div("Firing alerts", className="label"),
+                    html.Div("Firing alerts (now)", className="label"),
                     html.Div(str(sum(sev.values())), className="big", id="overview-firing"),
                 ],
                 className="card",
@@ -106,7 +110,7 @@ def render(view: queries.Overview, account: Account) -> list[Any]:
         id="overview-grid",
     )
     out += [
-        html.H2("Health by model and tenant (newest windows)"),
+        html.H2("Health by model and tenant (newest windows in the range)"),
         html.Div(grid, className="card"),
     ]
     out.append(html.H2("Worst recent signals"))
@@ -158,8 +162,13 @@ def render(view: queries.Overview, account: Account) -> list[Any]:
 
 @callback(Output("overview-content", "children"), Input("overview-params", "data"))
 @guarded(PAGE)
-def update(_params: dict[str, Any], account: Account) -> Any:
+def update(params: dict[str, Any], account: Account) -> Any:
     try:
-        return render(queries.overview(services(), account.tenants), account)
+        tr = timerange.parse(params)
+    except RangeError as exc:
+        return timerange.error(PAGE, exc, "/", {})
+    try:
+        view = queries.overview(services(), account.tenants, range_key=tr.relative or tr)
+        return render(view, account, tr)
     except Exception as exc:
         return c.error_box(PAGE, exc)

@@ -517,6 +517,8 @@ class AlertStore:
         tenant_ids: Sequence[str] | None = None,
         model: str | None = None,
         rule: str | None = None,
+        active_from: datetime | None = None,
+        active_to: datetime | None = None,
         sort: str = "priority",
         descending: bool = False,
         limit: int = 50,
@@ -529,6 +531,10 @@ class AlertStore:
         critical before warning before info, open alerts oldest first (by their first
         breaching window) and resolved ones most recently resolved first; the others sort
         by one column (``descending`` reverses it). Ties go newest alert first.
+
+        ``active_from`` / ``active_to`` keep alerts open at some time in that range, in data
+        time: first breaching window before ``active_to``, and still open or resolved by a
+        window ending after ``active_from``.
         """
         if sort not in ALERT_SORTS:
             raise ValueError(f"sort {sort!r} is not one of {', '.join(ALERT_SORTS)}")
@@ -547,6 +553,16 @@ class AlertStore:
             where.append(AlertRow.model == model)
         if rule is not None:
             where.append(AlertRow.rule == rule)
+        if active_to is not None:
+            where.append(AlertRow.active_at < active_to)
+        if active_from is not None:
+            where.append(
+                or_(
+                    AlertRow.state != "resolved",
+                    AlertRow.last_window_end.is_(None),
+                    AlertRow.last_window_end > active_from,
+                )
+            )
         if sort == "priority":
             open_since = case((AlertRow.state == "resolved", None), else_=AlertRow.active_at)
             order: list[Any] = [

@@ -17,6 +17,7 @@ from monitor.alerting import alerting
 from monitor.queries import AccessDenied
 from monitor.service import Services
 from monitor.settings import Settings
+from monitor.timerange import RangeError
 from storage.metadata.alerting import ALERT_SORTS
 from storage.types import ALL, AlertRecord
 from tests.dashboard.many_alerts import add_alerts
@@ -161,7 +162,7 @@ def test_alert_list_scope_twins_and_last_page(tmp_path: Path) -> None:
             alert_pages.alert_list(svc, ("tenant004",), ListFilters(tenant="tenant005"), NOW)
         past = alert_pages.alert_list(svc, None, ListFilters(state="all", page=99), NOW)
         assert past.rows == [] and past.total == 600 and (past.first, past.last) == (0, 0)
-        rendered = page.render(past)[1].children[0].data  # the block's HTML
+        rendered = page.render(past)[-1].children[0].data  # the list block's HTML
         assert "page=99 is past the last page (12)" in rendered
     finally:
         svc.close()
@@ -190,3 +191,33 @@ def test_markup_escapes_text_and_refuses_unsafe_links() -> None:
     # chips keep each label readable and escaped
     chips = page.chips({"column": "a<b", "alertname": "x"})
     assert "a&lt;b" in chips and "alertname" not in chips
+
+
+def test_alert_list_time_range_keeps_alerts_open_in_it(tmp_path: Path) -> None:
+    svc = Services.open(Settings(data_dir=tmp_path / "data"))
+    try:
+        add_alerts(svc, 500, NOW, seed=9)
+        every = alerting(svc).store.list_alerts(limit=1000)
+        f = ListFilters(state="all", per_page=200, from_="2026-10-20", to="2026-10-31")
+        view = alert_pages.alert_list(svc, None, f, NOW)
+        start, end = datetime(2026, 10, 20, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)
+        assert view.span is not None and (view.span.start, view.span.end) == (start, end)
+
+        def open_in_range(a: AlertRecord) -> bool:  # data time: first breach to clearing window
+            if a.active_at >= end:
+                return False
+            return a.state != "resolved" or a.last_window_end is None or a.last_window_end > start
+
+        expected = sum(open_in_range(a) for a in every)
+        assert 0 < expected < 500 and view.total == expected
+        assert f.params() == {
+            "state": "all",
+            "per_page": "200",
+            "from": "2026-10-20",
+            "to": "2026-10-31",
+        }
+        assert parse_filters(f.params())[0] == f  # the URL gives the same view back
+        with pytest.raises(RangeError, match="range='1y'"):
+            alert_pages.alert_list(svc, None, ListFilters(range="1y"), NOW)
+    finally:
+        svc.close()

@@ -5,6 +5,7 @@ posts. Screenshots go to ``tests/artifacts/``."""
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -13,7 +14,16 @@ import pytest
 
 from monitor.demo import CHURN_MODEL
 from monitor.demo_scenario import DEMO_USERS
-from tests.dashboard.conftest import ARTIFACTS, PASSWORD, Site, Tab, csrf_of, login_client
+from tests.dashboard.conftest import (
+    ARTIFACTS,
+    DEMO_DAYS,
+    DEMO_NOW,
+    PASSWORD,
+    Site,
+    Tab,
+    csrf_of,
+    login_client,
+)
 
 pytestmark = pytest.mark.slow
 
@@ -359,3 +369,52 @@ def test_on_call_from_a_phone(user: str, site: Site, browser: Any) -> None:
         assert fit["scroll"] > fit["client"] or not fit["logout"], fit
     finally:
         ctx.close()
+
+
+HEATMAP_X = "() => document.querySelector('#model-heatmap .js-plotly-plot').data[0].x"
+
+
+def test_any_time_range_from_the_url_and_the_date_picker(site: Site, tabs: dict[str, Tab]) -> None:
+    """Replayed history can be seen: a from/to in the past shows exactly those windows, the
+    picker sets it in the URL, and a bad range is a message, not the 30-day default."""
+    tab = tabs["engineer"]
+    first = (DEMO_NOW - timedelta(days=DEMO_DAYS)).date()
+    start, last = first + timedelta(days=2), first + timedelta(days=5)  # days 3-6 of the demo
+    tab.open(f"/models/churn?tenant=globex&from={start}&to={last}", "#model-heatmap .main-svg")
+    windows = sorted(str(x)[:10] for x in tab.page.evaluate(HEATMAP_X))
+    assert windows[0] == str(start) and windows[-1] == str(last), windows
+    assert (
+        tab.page.inner_text("#model-range-shown") == f"Showing {start} to {last} (whole days, UTC)"
+    )
+    # the picker: other dates, Show → the URL and the chart follow (tenant kept)
+    later = last + timedelta(days=2)
+    tab.page.fill("#model-from", str(last))
+    tab.page.fill("#model-to", str(later))
+    tab.page.click("#model-range-apply")
+    tab.page.wait_for_function(f"location.search.includes('to={later}')")
+    assert "tenant=globex" in tab.page.url and f"from={last}" in tab.page.url
+    tab.page.wait_for_function(
+        f"(() => {{ const x = ({HEATMAP_X})(); return x && String(x[0]).startsWith('{last}'); }})()",
+        timeout=20_000,
+    )
+    tab.shot("engineer-model-custom-range")
+    # every page with a time axis takes the same parameters
+    for path, ready in [
+        (
+            f"/models/churn/features/discount_rate?tenant=globex&from={start}&to={last}",
+            "#feature-statistic .main-svg",
+        ),
+        (f"/kpis/globex?from={start}&to={last}", "#kpis-t-content .main-svg"),
+        (f"/?from={start}&to={last}", "#overview-grid"),
+        (f"/alerts?state=all&from={start}&to={last}", "#alerts-range-shown"),
+        (f"/monitors?from={start}&to={last}", "#monitors-monitors"),
+    ]:
+        tab.open(path, ready)
+        shown = tab.page.locator("[id$='-range-shown']").first.inner_text()
+        assert shown == f"Showing {start} to {last} (whole days, UTC)", (path, shown)
+    # a bad value is named, and no data is shown for a range nobody asked for (the former
+    # page showed the last 30 days instead)
+    tab.open("/models/churn?tenant=globex&range=1y", "#model-range-error")
+    assert "range='1y' is not a span back from now" in tab.page.inner_text("#model-range-error")
+    assert tab.page.locator("#model-heatmap").count() == 0
+    assert _clean(tab.errors) == []
