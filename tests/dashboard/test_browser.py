@@ -371,7 +371,10 @@ def test_on_call_from_a_phone(user: str, site: Site, browser: Any) -> None:
         ctx.close()
 
 
-HEATMAP_X = "() => document.querySelector('#model-heatmap .js-plotly-plot').data[0].x"
+HEATMAP_X = """() => {
+  const el = document.querySelector('#model-heatmap .js-plotly-plot');
+  return el && el.data ? el.data[0].x : null;
+}"""
 
 
 def test_any_time_range_from_the_url_and_the_date_picker(site: Site, tabs: dict[str, Tab]) -> None:
