@@ -11,6 +11,7 @@ from typing import Any
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
+from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from monitor.api.auth import FailureAudit, RateLimiter
@@ -49,7 +50,10 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
             if owned:
                 app.state.services.close()
 
-    app = FastAPI(
+    # FastAPIOffline (fastapi-offline): FastAPI with /docs and /redoc whose Swagger UI and
+    # ReDoc files are served from the package, not a CDN, so the docs work offline
+    app = FastAPIOffline(
+        static_url="/docs/assets",
         title="Driftwatch",
         version="0.1.0",
         summary="Model monitoring for multi-tenant ML services",
