@@ -10,9 +10,9 @@ import dash
 from dash import Input, Output, State, callback, dcc, html, no_update
 
 from dashboard import components as c
-from dashboard import figures, timerange
+from dashboard import figures, impact, timerange
 from dashboard.auth import guarded, services
-from monitor import queries
+from monitor import drift_impact, queries
 from monitor.accounts import Account
 from monitor.timerange import RangeError, TimeRange
 
@@ -44,7 +44,12 @@ def layout(model: str = "", **params: Any) -> html.Div:
     )
 
 
-def render(v: queries.ModelView, account: Account, tr: TimeRange) -> list[Any]:
+def render(
+    v: queries.ModelView,
+    account: Account,
+    tr: TimeRange,
+    why: drift_impact.ImpactView | None = None,
+) -> list[Any]:
     path = f"/models/{v.model}"
     params = {"tenant": v.tenant, **tr.params(), "metric": v.metric}
     tenant_opts = ([("*", "All tenants")] if account.tenants is None else []) + [
@@ -90,6 +95,9 @@ def render(v: queries.ModelView, account: Account, tr: TimeRange) -> list[Any]:
         )
     else:
         out.append(c.empty(PAGE, "No feature drift results: add a feature_drift monitor."))
+    if why is not None and v.heatmap.features:
+        keep = {"tenant": v.tenant, **tr.params()}
+        out.append(impact.block(why, keep, account.can_open("feature")))
     charts = []
     if v.prediction:
         charts.append(
@@ -192,6 +200,11 @@ def update(params: dict[str, Any], account: Account) -> Any:
             tr.relative or tr,  # a span back from now: cached per minute
             metric=params.get("metric"),
         )
+        why = None
+        if view is not None:
+            why = drift_impact.feature_impact(
+                services(), account.tenants, model, view.tenant, tr.relative or tr, view.metric
+            )
     except queries.AccessDenied as exc:
         return c.denied(PAGE, str(exc))
     except Exception as exc:
@@ -202,7 +215,7 @@ def update(params: dict[str, Any], account: Account) -> Any:
             f"Model {model!r} is not registered.",
             "Register it with `driftwatch models register`.",
         )
-    return render(view, account, tr)
+    return render(view, account, tr, why)
 
 
 @callback(
