@@ -693,25 +693,45 @@ class AlertView:
     # alerts (for a tenant "*" alert): alerts.twins
     all_tenants: AlertRecord | None = None
     tenant_alerts: tuple[AlertRecord, ...] = ()
+    start: datetime | None = None  # the range the charts show
+    end: datetime | None = None
+    signal_metrics: list[str] = field(default_factory=list)  # each signal series' metric
+    kpi_units: dict[str, str] = field(default_factory=dict)  # KPI name → its unit
+
+
+def alert_window(a: AlertRecord, now: datetime) -> tuple[datetime, datetime]:
+    """The range an alert's charts show by default: a week before its first breaching
+    window to two days after it, or on to now while it is open (to its last window plus two
+    days once resolved)."""
+    anchor = a.active_at
+    if a.state == "resolved":
+        last = a.last_window_end or a.ends_at or anchor
+        return anchor - timedelta(days=7), max(anchor, last) + timedelta(days=2)
+    return anchor - timedelta(days=7), max(anchor + timedelta(days=2), now)
 
 
 def alert_view(
-    services: Services, scope: Scope, alert_id: int, now: datetime | None = None
+    services: Services,
+    scope: Scope,
+    alert_id: int,
+    now: datetime | None = None,
+    span: TimeRange | None = None,
 ) -> AlertView | None:
-    """One alert with its signal around the time it fired, its tenant's KPIs and the log of
-    its notifications. None when unknown *or out of scope* (no hint that it exists)."""
+    """One alert with its signal around the time it fired (or over ``span``), its tenant's
+    KPIs and the log of its notifications. None when unknown *or out of scope* (no hint
+    that it exists)."""
     store = alert_store(services)
     a = store.get_alert(alert_id)
     if a is None or (scope is not None and a.tenant_id not in scope):
         return None
     now = now or services.now()
-    anchor = a.active_at
-    start, end = anchor - timedelta(days=7), max(anchor + timedelta(days=2), a.ends_at or now)
+    start, end = (span.start, span.end) if span is not None else alert_window(a, now)
     ctx = {**a.labels, **{k: str(v) for k, v in a.context.items() if isinstance(v, str)}}
     monitor = ctx.get("monitor") or ctx.get("source_name")
     column = ctx.get("column") or ctx.get("feature")
     metric = ctx.get("metric")
     signal: list[Series] = []
+    signal_metrics: list[str] = []
     if monitor or a.model:
         rows = reads.results_between(
             services.metadata,
@@ -731,7 +751,9 @@ def alert_view(
             _series_by(rows, lambda r: (r.source_name, r.column, r.metric)).items()
         )[:6]:
             signal.append(_to_series(" ".join(x for x in (src, col, met) if x), rs))
+            signal_metrics.append(met)
     kpis: list[Series] = []
+    kpi_units: dict[str, str] = {}
     if a.tenant_id and a.tenant_id != ALL:
         krows = reads.results_between(
             services.metadata,
@@ -741,10 +763,14 @@ def alert_view(
             tenant_ids=(a.tenant_id,),
             include_all=False,
         )
+        specs = _kpi_specs(services)
         for name, rs in sorted(_series_by(krows, lambda r: r.source_name).items()):
             main = [r for r in rs if r.metric == name]
             if main:
                 kpis.append(_to_series(name, main))
+                spec = specs.get(name, {})
+                unit = (main[-1].details or {}).get("unit") or spec.get("unit") or ""
+                kpi_units[name] = str(unit)
     notes: list[Notification] = []
     group = store.get_group(a.group_key) if a.group_key else None
     if group is not None:
@@ -795,6 +821,10 @@ def alert_view(
         inhibitors,
         twins.all_tenants if twins else None,
         twins.tenants if twins else (),
+        start=start,
+        end=end,
+        signal_metrics=signal_metrics,
+        kpi_units=kpi_units,
     )
 
 

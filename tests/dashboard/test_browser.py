@@ -421,3 +421,142 @@ def test_any_time_range_from_the_url_and_the_date_picker(site: Site, tabs: dict[
     assert "range='1y' is not a span back from now" in tab.page.inner_text("#model-range-error")
     assert tab.page.locator("#model-heatmap").count() == 0
     assert _clean(tab.errors) == []
+
+
+def _store(site: Site) -> Any:
+    from monitor.alerting import alerting
+
+    return alerting(site.live.services).store
+
+
+def _twin(site: Site, alert_id: int) -> Any:
+    """The all-tenants alert with the same labels but tenant, found independently."""
+    a = _store(site).get_alert(alert_id)
+    same = {k: v for k, v in a.labels.items() if k != "tenant"}
+    twins = [
+        t
+        for t in _store(site).list_alerts(tenant_id="*", rule=a.rule, limit=1000)
+        if {k: v for k, v in t.labels.items() if k != "tenant"} == same
+    ]
+    return max(twins, key=lambda t: (t.state != "resolved", t.id or 0))
+
+
+def test_the_alert_page_leads_on(site: Site, tabs: dict[str, Tab]) -> None:
+    """From a per-tenant column alert: the model page at that tenant and window, the feature
+    page at its window, the tenant's KPIs, its all-tenants twin, the runbook, labels as
+    chips; and the KPIs one chart each, so conversion's fall is not flattened by euros."""
+    from dataclasses import replace
+
+    alert_id = site.ids["globex_drift"]
+    store = _store(site)
+    a = store.get_alert(alert_id)
+    runbook = "https://runbooks.example/churn/feature-drift"
+    store.apply_evaluation([replace(a, annotations={**a.annotations, "runbook_url": runbook})])
+    tab = tabs["engineer"]
+    tab.open(f"/alerts/{alert_id}", "#alert-leads")
+    page = tab.page
+    # the runbook is a link that opens in a new tab
+    link = page.locator("#alert-runbook")
+    assert link.get_attribute("href") == runbook and link.get_attribute("target") == "_blank"
+    # every label as a "key value" chip
+    chips = page.locator("#alert-labels .chip").all_inner_texts()
+    assert sorted(chips) == sorted(f"{k} {v}" for k, v in a.labels.items())
+    # the all-tenants twin, by id
+    twin = _twin(site, alert_id)
+    assert f"over all tenants together: #{twin.id}" in page.inner_text("#alert-leads")
+    # the tenant's KPI page
+    assert page.get_attribute("#alert-lead-kpis", "href").startswith("/kpis/globex?")
+    # one chart per KPI, each with one KPI: conversion (a rate) has its own axis
+    kpi_charts = page.locator("#alert-kpis .js-plotly-plot")
+    assert kpi_charts.count() >= 2
+    for i in range(kpi_charts.count()):
+        names = kpi_charts.nth(i).evaluate(
+            "el => el.data.map(t => t.name).filter(n => n && !n.endsWith('threshold'))"
+        )
+        assert len(set(names)) == 1, names
+    conv = page.evaluate(
+        """() => { const el = document.querySelector("[id='alert-kpi-conversion_rate'] .js-plotly-plot");
+                   const ys = el.data[0].y.filter(y => y !== null);
+                   return {range: el._fullLayout.yaxis.range, lo: Math.min(...ys), hi: Math.max(...ys)}; }"""
+    )
+    lo, hi = conv["range"]
+    assert hi <= 1.5 and (conv["hi"] - conv["lo"]) / (hi - lo) > 0.3, conv  # the fall shows
+    tab.shot("engineer-alert-leads")
+    # the model page at that tenant and around the alert's first breaching window
+    page.click("#alert-lead-model")
+    page.wait_for_selector("#model-heatmap .main-svg", timeout=30_000)
+    assert "tenant=globex" in page.url and "from=" in page.url
+    windows = [str(x)[:10] for x in page.evaluate(HEATMAP_X)]
+    assert a.active_at.strftime("%Y-%m-%d") in windows
+    # the feature page at the alert's window
+    page.go_back()
+    page.wait_for_selector("#alert-lead-feature", timeout=30_000)
+    page.click("#alert-lead-feature")
+    page.wait_for_selector("#feature-distribution .main-svg", timeout=30_000)
+    assert "/features/discount_rate?" in page.url and "tenant=globex" in page.url
+    window = a.context["window"]["start"][:16].replace("T", " ")
+    assert window in page.inner_text("#feature-window")
+    assert _clean(tab.errors) == []
+
+
+def test_the_all_tenants_twin_names_its_tenants(site: Site, tabs: dict[str, Tab]) -> None:
+    twin = _twin(site, site.ids["globex_drift"])
+    tab = tabs["engineer"]
+    tab.open(f"/alerts/{twin.id}", "#alert-leads")
+    text = tab.page.inner_text("#alert-leads")
+    assert f"The same signal for globex alone: #{site.ids['globex_drift']}" in text
+    # the runner's leave-one-out attribution: globex carries the drift, named first
+    drivers = tab.page.inner_text("#alert-lead-drivers")
+    assert drivers.split(": ", 1)[1].startswith("globex ("), drivers
+    # a tenant-scoped user never reaches all-tenant alerts
+    acme = tabs["acme"]
+    acme.open(f"/alerts/{twin.id}", "#alert-empty")
+    assert _clean(tab.errors) == []
+
+
+def test_a_kpi_alert_leads_to_the_signals_that_moved_with_it(
+    site: Site, tabs: dict[str, Tab]
+) -> None:
+    kpi_alerts = [
+        x
+        for x in _store(site).list_alerts(tenant_id="globex", limit=1000)
+        if x.labels.get("source") == "kpi"
+    ]
+    assert kpi_alerts, "the demo's conversion drop raises a KPI alert for globex"
+    alert = max(kpi_alerts, key=lambda x: (x.state == "firing", x.id or 0))
+    tab = tabs["engineer"]
+    tab.open(f"/alerts/{alert.id}", "#alert-leads")
+    hrefs = tab.page.eval_on_selector_all(
+        "#alert-leads a.related-signal", "els => els.map(e => e.getAttribute('href'))"
+    )
+    # globex's drifting discount_rate is among the ranked signals, linked to its feature page
+    assert any(h.startswith("/models/churn/features/discount_rate?tenant=globex") for h in hrefs)
+    assert "Association, not proof" in tab.page.inner_text("#alert-leads")
+    assert _clean(tab.errors) == []
+
+
+def test_the_model_page_ranks_the_drifted_features_that_move_globex(
+    site: Site, tabs: dict[str, Tab]
+) -> None:
+    """globex's conversion fell after its discount_rate and tenure_months drifted: those lead
+    the ranking, with a strong correlation, above features that drifted for a window."""
+    tab = tabs["engineer"]
+    tab.open("/models/churn?tenant=globex&range=30d", "#model-impact-table")
+    rows = tab.page.eval_on_selector_all(
+        "#model-impact-table tbody tr",
+        """els => els.map(e => ({feature: e.dataset.feature,
+            drifted: e.querySelector("td[data-label='drifted windows']").innerText,
+            kpi: e.querySelector("td[data-label='KPI']").innerText}))""",
+    )
+    assert rows, "globex has drifted features"
+    assert rows[0]["feature"] in ("discount_rate", "tenure_months"), rows
+    r = float(rows[0]["kpi"].split()[1])
+    assert r >= 0.5, rows[0]
+    # the leads are not simply the most drifted windows in alphabetical order: a feature that
+    # drifted once never outranks the story's two
+    story = {"discount_rate", "tenure_months"}
+    ranks = {row["feature"]: i for i, row in enumerate(rows)}
+    once = [row["feature"] for row in rows if row["drifted"].startswith("1 of")]
+    assert all(ranks[f] > max(ranks[s] for s in story if s in ranks) for f in once), rows
+    assert "NannyML" in tab.page.inner_text("#model-impact-how")
+    assert _clean(tab.errors) == []
