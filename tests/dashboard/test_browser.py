@@ -467,6 +467,8 @@ def test_the_alert_page_leads_on(site: Site, tabs: dict[str, Tab]) -> None:
     # the tenant's KPI page
     assert page.get_attribute("#alert-lead-kpis", "href").startswith("/kpis/globex?")
     # one chart per KPI, each with one KPI: conversion (a rate) has its own axis
+    page.wait_for_selector("#alert-kpis > div:nth-child(2) .js-plotly-plot .main-svg")
+    page.wait_for_selector("[id='alert-kpi-conversion_rate'] .js-plotly-plot .main-svg")
     kpi_charts = page.locator("#alert-kpis .js-plotly-plot")
     assert kpi_charts.count() >= 2
     for i in range(kpi_charts.count()):
