@@ -78,7 +78,7 @@ def test_alert_list_and_page_say_since_the_first_breaching_window(
     # page once showed the firing time, the list an age of minutes)
     assert (fired - since).days >= 2
     tab = tabs["oncall"]
-    tab.open(f"/alerts/{alert_id}", "#alert-title")
+    tab.open(f"/alerts/{alert_id}", "#alert-facts")  # the facts are a markup block
     text = tab.page.inner_text("body")
     assert f"{since:%Y-%m-%d %H:%M} UTC (start of the first breaching window)" in text
     tab.open("/alerts?tenant=globex&model=churn", "#alerts-table")
