@@ -81,15 +81,16 @@ def facts(v: AlertView, leads: AlertLeads, account: Account) -> m.Markup:
             "Since",
             m.join(
                 [
-                    c.fmt_ts(a.active_at),
-                    m.tag(
-                        "span", f" ({c.ago(a.active_at)}; first breaching window)", class_="muted"
-                    ),
+                    f"{c.fmt_ts(a.starts_at or a.active_at)} (start of the first breaching window)",
+                    m.tag("span", f" {c.ago(a.starts_at or a.active_at)}", class_="muted"),
                 ]
             ),
         ),
-        ("Firing since", c.fmt_ts(a.starts_at)),
-        ("Resolved", c.fmt_ts(a.ends_at)),
+        ("Fired by Driftwatch", c.fmt_ts(getattr(a, "fired_at", None))),
+        (
+            "Resolved",
+            f"{c.fmt_ts(a.ends_at)} (start of the window that resolved it)" if a.ends_at else "–",
+        ),
         ("Value / threshold", f"{_f(a.value)} / {_f(a.threshold)}"),
         (
             "Acknowledged",
