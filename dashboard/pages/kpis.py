@@ -29,9 +29,10 @@ TONE_WORDS = {
 }
 LEGEND = (
     "Each value is the average of the KPI's last 7 days (hours or weeks for an hourly or weekly "
-    "KPI), or of the days since a change for the worse began. Green: on target and not worse than before. Grey: within its usual range but "
-    "worse than before (a fall is never green). Amber: below target or worth a look. Red: "
-    "off target or changed for the worse and staying there."
+    "KPI), or of the days since a change for the worse began. Green: on target and not worse "
+    "than before. Grey: within its usual range but worse than before (a fall is never green), "
+    "or losing money. Amber: below target or worth a look. Red: off target or changed for the "
+    "worse and staying there."
 )
 
 

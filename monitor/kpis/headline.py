@@ -12,7 +12,7 @@ colour on the page comes from (cell, text, arrow), so they cannot disagree:
     the newest window is worth a look (``warn``), or the KPI is below its target;
 ``neutral``
     within its usual range but worse than what it is compared with (a fall of a
-    higher-is-better KPI is never shown green);
+    higher-is-better KPI is never shown green), or a money KPI below zero;
 ``good``
     within its usual range, on target and not worse;
 ``none``
@@ -260,6 +260,9 @@ def headline(
     else:
         tone = "good"
     values = [float(r.value) for r in recent]  # type: ignore[arg-type]
+    negative = negative_note(defn, values, defn.outcomes)
+    if tone == "good" and negative and level is not None and level < 0:
+        tone = "neutral"  # losing money is never shown green, even when less than before
     checks = (last.details or {}).get("checks") or {}
     return Headline(
         **base,  # type: ignore[arg-type]
@@ -274,7 +277,7 @@ def headline(
         attainment=attainment,
         status=status,
         tone=tone,
-        negative=negative_note(defn, values, defn.outcomes),
+        negative=negative,
         checks={str(k): str(v) for k, v in dict(checks).items()},
     )
 

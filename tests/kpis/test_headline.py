@@ -135,6 +135,13 @@ def test_a_money_kpi_below_zero_says_why_from_its_formula() -> None:
         "(1 EUR each) bring in."
     )
     assert negative_note(named, [12.0, 3.0], named.outcomes) is None  # never negative here
+    # below zero but better than before: not green
+    rows = [_row(d, -40.0) for d in range(7)] + [_row(d, -20.0) for d in range(7, 14)]
+    h = headline(named, "acme", rows)
+    assert h.arrow == "▲" and not h.worse and h.tone == "neutral"
+    assert headline(named, "acme", [_row(d, v + 60) for d, v in enumerate([-40.0] * 14)]).tone == (
+        "good"
+    )
     generic = KpiDefinition.model_validate(spec)
     assert "false alarms acted on (5 EUR each)" in str(negative_note(generic, [-1.0]))
     assert negative_note(CONV, [-1.0]) is None  # not a money formula
