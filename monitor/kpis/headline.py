@@ -40,6 +40,7 @@ __all__ = [
     "fmt_day",
     "fmt_value",
     "headline",
+    "headline_dict",
     "kpi_sentence",
     "negative_note",
     "related_phrase",
@@ -401,6 +402,25 @@ def kpi_sentence(h: Headline) -> str:
     if h.alert_since is not None:
         text += f" The alert on it is open since {fmt_day(h.alert_since, h.window)}."
     return text
+
+
+def headline_dict(h: Headline) -> dict[str, Any]:
+    """The JSON form of a headline (the API's executive summary)."""
+    iso = lambda ts: None if ts is None else ts.isoformat()  # noqa: E731
+    return {
+        "level": h.level,
+        "level_windows": h.level_windows,
+        "before": h.before,
+        "before_label": h.before_label,
+        "changed_since": iso(h.since),
+        "change": h.change,
+        "change_abs": h.change_abs,
+        "attainment": h.attainment,
+        "tone": h.tone,
+        "arrow": h.arrow,
+        "negative": h.negative,
+        "sentence": kpi_sentence(h),
+    }
 
 
 def tenant_sentence(tenant_id: str, items: Sequence[Headline], related: str | None = None) -> str:

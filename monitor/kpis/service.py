@@ -30,6 +30,7 @@ from pydantic import ValidationError
 from monitor.errors import ConflictError, FieldError, NotFoundError, ValidationFailed
 from monitor.kpis.compute import KpiComputer, align, window_delta, windows_between
 from monitor.kpis.definition import KpiDefinition, check_against_schema
+from monitor.kpis.headline import PERIOD_WINDOWS, headline, headline_dict
 from monitor.kpis.link import (
     ASSOCIATION_NOTE,
     deseasonalize,
@@ -483,7 +484,8 @@ class KpiService:
                 source_name=d.name,
                 metric=d.name,
                 tenant_id=tenant_id,
-                start=align(at, d.window) - width * 8,
+                # two periods of windows: the headline compares the last 7 with the 7 before
+                start=align(at, d.window) - width * (2 * PERIOD_WINDOWS + 2),
                 end=align(at, d.window) + width,
             )
             rows = self._query(q)
@@ -494,18 +496,19 @@ class KpiService:
                 rs.sort(key=lambda r: r.window_start)
                 cur = rs[-1]
                 prev = next((r for r in rs if r.window_start == cur.window_start - width), None)
+                summary = summarize_kpi(
+                    d.name,
+                    t,
+                    cur,
+                    prev,
+                    description=d.description,
+                    unit=d.unit,
+                    direction=d.direction,
+                    window=d.window,
+                    target=d.target,
+                )
                 per_tenant.setdefault(t, []).append(
-                    summarize_kpi(
-                        d.name,
-                        t,
-                        cur,
-                        prev,
-                        description=d.description,
-                        unit=d.unit,
-                        direction=d.direction,
-                        window=d.window,
-                        target=d.target,
-                    )
+                    replace(summary, headline=headline_dict(headline(d, t, rs)))
                 )
         if tenant_id is not None:
             per_tenant.setdefault(tenant_id, [])

@@ -41,6 +41,9 @@ class KpiSummary:
     attainment: float | None
     status: str
     sentence: str
+    # the business headline (monitor.kpis.headline): level now against the level before a
+    # sustained change and the target, its tone and a plain sentence
+    headline: dict[str, Any] | None = None
 
     def to_dict(self) -> dict[str, Any]:
         d = asdict(self)

@@ -202,6 +202,11 @@ def test_feature_drift_precedes_kpi_drop_and_scoped_keys_see_their_tenant(
         assert tenant["tenant_id"] == "acme" and tenant["status"] == "alert"
         assert kpi["status"] == "alert" and kpi["change"] < -0.1
         assert "Conversion rate for acme was" in kpi["sentence"] and "down" in kpi["sentence"]
+        # the business headline: the last 7 days against before, in plain words
+        head = kpi["headline"]
+        assert head["tone"] == "bad" and head["level_windows"] == 7
+        assert head["sentence"].startswith("Conversion rate averaged ")
+        assert "Flagged in the latest day: unusual for this time of the week." in head["sentence"]
         assert tenant["models"] == [
             {
                 "model": "churn",
