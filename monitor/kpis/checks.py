@@ -533,10 +533,12 @@ def _shift_outcomes(
     found = scan_shifts(values, indices, params, step=step, noise=noise)
     out: list[CheckOutcome] = []
     for i, o in zip(indices, found, strict=True):
-        if o.onset is not None:
-            o = replace(o, onset=o.onset * step)
-        if o.excursion is not None:
-            o = replace(o, excursion=o.excursion * step)
+        if step != 1:  # offsets in windows of the sub-series → windows of the series
+            o = replace(
+                o,
+                onset=None if o.onset is None else o.onset * step,
+                excursion=None if o.excursion is None else o.excursion * step,
+            )
         message, details = describe(o, float(values[i]), check.recover_windows)
         if o.state == "learning":
             out.append(CheckOutcome(check.metric, "no_data", None, check.h, message, details))

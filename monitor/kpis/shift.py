@@ -107,40 +107,68 @@ class _State(NamedTuple):
 _START = _State(False, 0.0, -1, -1, None, None, 0, 0, False, -1, -1, -1)
 
 
+class _Prefix:
+    """Running counts, sums and sums of squares of a sub-series' finite values, so the mean
+    and standard deviation of any run of positions cost O(1) (values are taken relative to
+    the first finite one, which keeps the sums of squares accurate)."""
+
+    def __init__(self, sub: np.ndarray) -> None:
+        ok = np.isfinite(sub)
+        self.ref = float(sub[ok][0]) if ok.any() else 0.0
+        d = np.where(ok, sub - self.ref, 0.0)
+        zero = np.zeros(1)
+        self.cnt = np.concatenate([zero, np.cumsum(ok)]).tolist()
+        self.s1 = np.concatenate([zero, np.cumsum(d)]).tolist()
+        self.s2 = np.concatenate([zero, np.cumsum(d * d)]).tolist()
+
+    def add(self, a: int, b: int, acc: list[float]) -> None:
+        """Add positions ``[a, b)`` to ``acc`` = [count, sum, sum of squares]."""
+        if b > a:
+            acc[0] += self.cnt[b] - self.cnt[a]
+            acc[1] += self.s1[b] - self.s1[a]
+            acc[2] += self.s2[b] - self.s2[a]
+
+
 def _baseline(
-    sub: np.ndarray, end: int, p: ShiftParams, restart: int, ex_lo: int, ex_hi: int
+    pre: _Prefix, end: int, p: ShiftParams, restart: int, ex_lo: int, ex_hi: int
 ) -> tuple[float, float, int] | None:
-    """Mean, standard deviation and count of the last ``baseline_windows`` windows before
-    ``end`` that are not in ``[ex_lo, ex_hi]``, looking back at most twice that far and not
-    before ``restart`` (``None`` with fewer than ``min_baseline`` values)."""
+    """Mean, standard deviation and count of the values in the last ``baseline_windows``
+    positions before ``end`` that are not in ``[ex_lo, ex_hi]``, looking back at most twice
+    that far and not before ``restart`` (``None`` with fewer than ``min_baseline`` values)."""
     size = p.baseline_windows
     lo = max(end - 2 * size, restart, 0)
+    acc = [0.0, 0.0, 0.0]
     if ex_lo >= 0 and ex_hi >= lo and ex_lo < end:
-        v = np.concatenate([sub[lo : max(ex_lo, lo)], sub[min(ex_hi + 1, end) : end]])
+        up = min(ex_hi + 1, end)
+        taken = min(end - up, size)
+        pre.add(end - taken, end, acc)
+        below = min(max(ex_lo, lo), end)
+        pre.add(max(lo, below - (size - taken)), below, acc)
     else:
-        v = sub[lo:end]
-    v = v[-size:]
-    v = v[np.isfinite(v)]
-    n = int(v.size)
+        pre.add(max(lo, end - size), end, acc)
+    n = int(acc[0])
     if n < p.min_baseline:
         return None
-    return float(v.mean()), float(v.std(ddof=1)), n
+    mean = acc[1] / n
+    var = max(acc[2] - acc[1] * mean, 0.0) / (n - 1)
+    return pre.ref + mean, math.sqrt(var), n
 
 
 class _Scanner:
     """Scans one sub-series (every ``step``-th window); caches baselines across scans."""
 
     def __init__(self, sub: np.ndarray, noise: np.ndarray | None, p: ShiftParams) -> None:
-        self.sub = sub
-        self.noise = noise
+        self.sub = sub.tolist()
+        self.noise = None if noise is None else noise.tolist()
         self.p = p
+        self.pre = _Prefix(sub)
         self.bad_sign = -1.0 if p.direction == "higher" else 1.0
         self._bases: dict[tuple[int, int, int, int], tuple[float, float, int] | None] = {}
 
     def base(self, end: int, st: _State) -> tuple[float, float, int] | None:
         key = (end, st.restart, st.ex_lo, st.ex_hi)
         if key not in self._bases:
-            self._bases[key] = _baseline(self.sub, end, self.p, st.restart, st.ex_lo, st.ex_hi)
+            self._bases[key] = _baseline(self.pre, end, self.p, st.restart, st.ex_lo, st.ex_hi)
         return self._bases[key]
 
     def z(self, x: float, mu: float, sd: float, n: int, q: int) -> float:
