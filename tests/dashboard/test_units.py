@@ -12,7 +12,7 @@ import pytest
 from dashboard import components as c
 from dashboard import figures
 from dashboard.auth import callback_allowed, page_of_component, page_of_path
-from monitor import alert_pages, queries
+from monitor import alert_pages, business, queries
 from monitor.accounts import Account
 from monitor.alert_pages import ListFilters
 from monitor.queries import Distribution, Series, VersionChange
@@ -158,6 +158,11 @@ def test_read_models_filter_by_scope(services: Services) -> None:
     assert scoped.rows and all(r.alert.tenant_id == "acme" for r in scoped.rows)
     port = queries.kpi_portfolio(services, ACME.tenants, "30d")
     assert {t for _, t in port.cells} == {"acme"}
+    biz = business.business_overview(services, ACME.tenants)
+    assert biz.tenants == ["acme"] and {t for _, t in biz.cells} == {"acme"}
+    assert all(r.tenant_id == "acme" for r in biz.at_risk)
+    assert {t for _, t in business.business_overview(services, None).cells} >= {"acme", "globex"}
+    assert business.tenant_headlines(services, ACME.tenants, "globex") == ({}, None)
     assert queries.model_view(services, None, "nope") is None
 
 
