@@ -127,10 +127,6 @@ def alert_store(services: Services) -> AlertStore:
     return alerting(services).store
 
 
-def _alerts_in_scope(alerts: Iterable[AlertRecord], scope: Scope) -> list[AlertRecord]:
-    return [a for a in alerts if scope is None or a.tenant_id in scope]
-
-
 # ---------------------------------------------------------------------------------- overview
 @dataclass(frozen=True)
 class Cell:
@@ -202,13 +198,19 @@ def overview(
         since=start,
         until=end,
     )
-    firing = _alerts_in_scope(alert_store(services).list_alerts(state="firing"), scope)
+    # counted in SQL: the store may hold any number of firing alerts (reading them, capped
+    # at list_alerts' limit of 1,000, undercounted past it)
+    store = alert_store(services)
+    fire_cell = store.count_alerts(("model", "tenant_id"), state="firing", tenant_ids=scope)
+    sev = {
+        severity: n
+        for (severity,), n in store.count_alerts(
+            ("severity",), state="firing", tenant_ids=scope
+        ).items()
+    }
     by_cell: dict[tuple[str, str], list[MetricResult]] = defaultdict(list)
     for r in latest:
         by_cell[(r.model or "", r.tenant_id)].append(r)
-    fire_cell: dict[tuple[str, str], int] = defaultdict(int)
-    for a in firing:
-        fire_cell[(a.model, a.tenant_id)] += 1
     cells = {}
     for m in models:
         for t in tenants:
@@ -224,15 +226,12 @@ def overview(
             )
     flagged = [r for r in latest if r.status in ("alert", "warn")]
     flagged.sort(key=lambda r: (-STATUS_RANK[r.status], -severity_score(r)))
-    sev: dict[str, int] = defaultdict(int)
-    for a in firing:
-        sev[a.severity] += 1
     return Overview(
         models,
         tenants,
         cells,
         [_signal(r) for r in flagged[:worst_n]],
-        dict(sev),
+        sev,
         reads.last_computed(services.metadata),
     )
 

@@ -81,7 +81,7 @@ def render(view: queries.Overview, account: Account, tr: TimeRange) -> list[Any]
                 html.Div(
                     [
                         html.Div(s.capitalize(), className="label"),
-                        html.Div(str(sev.get(s, 0)), className="big"),
+                        html.Div(str(sev.get(s, 0)), className="big", id=f"overview-firing-{s}"),
                     ],
                     className="card",
                 )

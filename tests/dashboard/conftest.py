@@ -39,6 +39,11 @@ DEMO_SCALE = 0.8  # of the demo's traffic: the smallest tenant's weekend days ar
 # tests see never depends on the calendar day (tests/monitor/test_demo_weekdays.py builds it
 # at every weekday).
 DEMO_NOW = datetime(2026, 11, 18, 14, 0, tzinfo=UTC)  # a Wednesday
+# How long a test waits for a page or a server answer to be *ready* (never a limit on what a
+# test asserts): the suite runs on a shared 2-core machine at load 10-20, where a page that
+# takes a second alone can take a minute.
+READY_MS = 120_000
+READY_S = READY_MS / 1000
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",

@@ -19,11 +19,12 @@ from typing import Any
 
 import pytest
 
+from monitor import demo
 from monitor.accounts import Accounts
 from monitor.alerting import alerting
-from monitor.service import Services
+from monitor.service import Caller, Services
 from monitor.settings import Settings
-from tests.dashboard.conftest import ARTIFACTS, PASSWORD
+from tests.dashboard.conftest import ARTIFACTS, PASSWORD, READY_MS
 from tests.dashboard.many_alerts import add_alerts
 from tests.support import Live, free_port, live_server, shifted_clock
 
@@ -45,6 +46,7 @@ def crowd(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Live]:
     clock = shifted_clock(NOW)  # the alerts' ages read the same on any calendar day
     services = Services.open(settings, clock)
     try:
+        services.register_model(demo.CHURN_MODEL, Caller.local())  # the overview's grid row
         assert add_alerts(services, N, NOW) == N
         users = Accounts(services.metadata)
         users.create("oncall", PASSWORD, "oncall", None, actor="test")
@@ -183,5 +185,30 @@ def test_a_tenant_scoped_user_pages_through_only_their_alerts(browser: Any, crow
         page.goto(f"{crowd.url}/alerts?tenant=tenant001")
         page.wait_for_selector("#alerts-denied")
         assert page.locator("#alerts-table").count() == 0
+    finally:
+        page.context.close()
+
+
+def test_the_overview_counts_every_firing_alert(browser: Any, crowd: Live) -> None:
+    """About 3,000 alerts fire: the overview's totals and its cells are the store's counts
+    (the former overview read at most 1,000 alerts and showed 1,000)."""
+    from collections import Counter
+
+    firing = alerting(crowd.services).store.list_alerts(state="firing", limit=N)
+    assert len(firing) > 1_000
+    by_severity = Counter(a.severity for a in firing)
+    by_tenant = Counter(a.tenant_id for a in firing)
+    page = _open(browser, crowd)
+    try:
+        page.goto(f"{crowd.url}/")
+        page.wait_for_selector("#overview-firing", timeout=READY_MS)
+        assert page.inner_text("#overview-firing") == str(len(firing))
+        for severity in ("critical", "warning", "info"):
+            shown = page.inner_text(f"#overview-firing-{severity}")
+            assert shown == str(by_severity[severity]), severity
+        for tenant in ("tenant000", "tenant049"):
+            cell = page.inner_text(f"#overview-cell-churn-{tenant}")
+            assert f"{by_tenant[tenant]} firing" in cell, (tenant, cell)
+        page.screenshot(path=str(ARTIFACTS / "overview-10000.png"), full_page=True)
     finally:
         page.context.close()

@@ -275,3 +275,42 @@ def test_error_box_shows_a_plain_message_not_the_exception() -> None:
     assert "KeyError" not in box and "SELECT" not in box
     assert "Something went wrong on the server (reference " in box
     assert "model 'x' not found" in text(c.error_box("model", NotFoundError("model 'x' not found")))
+
+
+def test_overview_counts_every_firing_alert_past_a_thousand(
+    metadata_url: str, tmp_path: Path
+) -> None:
+    """The overview's firing counts (by severity, per model × tenant cell) are the store's,
+    with far more than 1,000 firing alerts: the former read of at most 1,000 alerts
+    undercounted (control: that read reaches its cap here)."""
+    from collections import Counter
+
+    from monitor import demo
+    from monitor.alerting import alerting
+    from monitor.service import Caller
+    from tests.dashboard.many_alerts import add_alerts
+
+    now = datetime(2026, 11, 18, 14, tzinfo=UTC)
+    svc = Services.open(Settings(data_dir=tmp_path / "data", database_url=metadata_url))
+    try:
+        svc.register_model(demo.CHURN_MODEL, Caller.local())
+        add_alerts(svc, 6_000, now)
+        store = alerting(svc).store
+        firing = store.list_alerts(state="firing", limit=100_000)
+        assert len(firing) > 1_500
+        assert len(store.list_alerts(state="firing")) == 1_000  # the former read: capped
+        ov = queries.overview(svc, None)
+        assert ov.firing_by_severity == dict(Counter(a.severity for a in firing))
+        assert sum(ov.firing_by_severity.values()) == len(firing)
+        per_cell = Counter((a.model, a.tenant_id) for a in firing)
+        for (model, tenant), cell in ov.cells.items():
+            assert cell.firing == per_cell.get((model, tenant), 0), (model, tenant)
+        assert sum(c.firing for c in ov.cells.values()) == sum(
+            n for (_m, t), n in per_cell.items() if t != ALL
+        )
+        # a tenant-scoped user counts their tenant's only
+        mine = [a for a in firing if a.tenant_id == "tenant007"]
+        scoped = queries.overview(svc, ("tenant007",))
+        assert sum(scoped.firing_by_severity.values()) == len(mine) > 0
+    finally:
+        svc.close()
