@@ -73,6 +73,7 @@ __all__ = [
     "ReferenceBins",
     "profile_categorical",
     "profile_categorical_from_counts",
+    "profile_from_summary",
     "profile_numeric",
     "profile_reference",
 ]
@@ -776,6 +777,55 @@ def profile_categorical_from_counts(
     labels = list(merged)
     per_label = np.fromiter(merged.values(), dtype=np.int64, count=len(labels))
     return _categorical_from_counts(labels, per_label, int(missing), bins, max_unseen)
+
+
+def profile_from_summary(
+    bins: ReferenceBins,
+    *,
+    count: int = 0,
+    missing: int = 0,
+    n_finite: int | None = None,
+    min: float | None = None,
+    max: float | None = None,
+    sum: float = 0.0,
+    sum_sq: float = 0.0,
+    counts: np.ndarray | None = None,
+    categories: Mapping[str, int] | None = None,
+) -> ColumnProfile:
+    """A :class:`ColumnProfile` on ``bins`` from a stored summary's plain fields.
+
+    The summary is what a profile store keeps per column and hour (and sums over a window):
+    the counts and power sums, a numeric histogram already counted on ``bins``' edges
+    (``counts``; none: all zero), or categorical ``value -> count`` pairs (``categories``),
+    which are mapped onto the vocabulary here: a value outside it counts in the "other"
+    bucket and is listed in ``unseen`` (the 20 most frequent, most frequent first, ties by
+    value). No summary at all (``count=0``) gives the empty profile.
+
+    Examples
+    --------
+    >>> bins = ReferenceBins("categorical", categories=("a", "b"))
+    >>> p = profile_from_summary(bins, count=5, missing=1, categories={"a": 3, "z": 2})
+    >>> p.counts.tolist(), p.count, p.unseen
+    ([3, 0, 2], 5, (('z', 2),))
+    """
+    if bins.kind == "numeric":
+        if counts is None:
+            counts = np.zeros(bins.n_buckets, np.int64)
+        return ColumnProfile(bins, count, missing, min, max, sum, sum_sq, counts, n_finite=n_finite)
+    index = bins._category_index
+    hist = np.zeros(bins.n_buckets, np.int64)
+    unseen = []
+    for value, n in (categories or {}).items():
+        i = index.get(value)
+        if i is None:
+            hist[-1] += n
+            unseen.append((value, int(n)))
+        else:
+            hist[i] += n
+    unseen.sort(key=lambda t: (-t[1], t[0]))
+    return ColumnProfile(
+        bins, count, missing, None, None, 0.0, 0.0, hist, unseen=tuple(unseen[:DEFAULT_MAX_UNSEEN])
+    )
 
 
 def profile_reference(
