@@ -1,16 +1,16 @@
 """``multivariate_drift``: a domain classifier told apart the reference and the window's bounded
 sample (``domain_classifier_auc``) per segment; the classifier's reference side is fitted once
-per reference and cached."""
+per reference and cached. A segment with fewer than ``min_rows`` rows is ``no_data``."""
 
 from __future__ import annotations
 
 import numpy as np
 
 from monitor.checks.base import Check, CheckContext
-from monitor.checks.common import floats, num, plain, row_segments
+from monitor.checks.common import floats, no_data, num, plain, row_segments
 from monitor.checks.registry import register
 from monitor.monitors import monitored_columns
-from storage.types import MetricResult
+from storage.types import ALL, MetricResult
 
 __all__ = ["MultivariateCheck"]
 
@@ -35,9 +35,12 @@ class MultivariateCheck(Check):
         )
         sample = env.logs.sample(ctx.model, ctx.start, ctx.end, list(ref_table), size)
         out: list[MetricResult] = []
-        for (t, v), mask in row_segments(cfg, sample):
-            sub = sample.filter(mask)
+        segments = row_segments(cfg, sample) or [((ALL, ALL), np.zeros(0, bool))]
+        for (t, v), mask in segments:
+            sub = sample.filter(mask) if mask.size else sample
             if sub.num_rows < cfg.min_rows:
+                details = {"n_current": sub.num_rows, "reason": "too few rows"}
+                out.append(no_data(ctx.base, t, v, "domain_classifier_auc", details))
                 continue
             cur = {
                 c: (
