@@ -21,12 +21,27 @@ Usage::
 
     python benchmarks/monitoring.py                      # full size
     python benchmarks/monitoring.py --rows 1000000 --days 10 --skip-evidently
+
+``--case windows`` measures many small windows instead (issue 17): a backfill of the default
+monitors of a model with a labelled reference (feature drift, prediction drift, data quality,
+realized and estimated performance: 5 monitors) over ``--days`` daily windows (default 365) of
+``--rows-per-day`` rows (default 10,000) from 3 tenants, through the service layer the API and
+CLI use (``MonitorService.backfill``, the alert engine as its result sink, default alert rules).
+A window-run is one monitor on one window for one tenant (5 x 365 x 3 = 5,475; target: the
+whole backfill, hourly profiles included, in <= 60 s, i.e. >= 90 window-runs/s).
+``--compare DIR`` runs the same case on the same data with the code checked out in ``DIR``
+(e.g. ``git worktree add --detach /tmp/dw-main main``) in a subprocess, and prints both::
+
+    python benchmarks/monitoring.py --case windows --compare /tmp/dw-main
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import shutil
+import subprocess
 import sys
 import tempfile
 import threading
@@ -38,7 +53,13 @@ from pathlib import Path
 import numpy as np
 import pyarrow as pa
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+# --code DIR: import the project from DIR (the previous code, for --compare)
+sys.path.insert(
+    0,
+    sys.argv[sys.argv.index("--code") + 1]
+    if "--code" in sys.argv
+    else str(Path(__file__).resolve().parents[1]),
+)
 
 from monitor.monitors import parse_monitor
 from monitor.runner import Runner
@@ -88,11 +109,13 @@ def schema() -> ModelSchema:
     return ModelSchema("binary", tuple(feats), scores=("score",))
 
 
-def columns(rng: np.random.Generator, n: int) -> dict[str, object]:
+def columns(
+    rng: np.random.Generator, n: int, n_num: int = N_NUM, n_cat: int = N_CAT
+) -> dict[str, object]:
     cols: dict[str, object] = {}
-    for i in range(N_NUM):
+    for i in range(n_num):
         cols[f"n{i}"] = rng.normal(i, 1 + i / 10, n)
-    for i in range(N_CAT):
+    for i in range(n_cat):
         k = 3 + 10 * i
         vocab = np.array([f"v{j}" for j in range(k)], dtype=object)
         cols[f"c{i}"] = pa.array(vocab[rng.integers(0, k, n)], pa.string())
@@ -102,7 +125,14 @@ def columns(rng: np.random.Generator, n: int) -> dict[str, object]:
     return cols
 
 
-def day_batch(rng: np.random.Generator, day: int, n: int, first_id: int) -> pa.Table:
+def day_batch(
+    rng: np.random.Generator,
+    day: int,
+    n: int,
+    first_id: int,
+    n_num: int = N_NUM,
+    n_cat: int = N_CAT,
+) -> pa.Table:
     secs = np.sort(rng.uniform(0, 86400, n))
     ts = (T0 + timedelta(days=day)).timestamp() * 1e6 + secs * 1e6
     data = {
@@ -111,7 +141,7 @@ def day_batch(rng: np.random.Generator, day: int, n: int, first_id: int) -> pa.T
         "tenant_id": pa.array(np.array(TENANTS, dtype=object)[rng.integers(0, 3, n)], pa.string()),
         "model_version": pa.array(["v1"] * n, pa.string()),
     }
-    data.update(columns(rng, n))  # type: ignore[arg-type]
+    data.update(columns(rng, n, n_num, n_cat))  # type: ignore[arg-type]
     return pa.table(data)
 
 
@@ -136,14 +166,196 @@ def load(ls: LogStore, rows: int, days: int) -> None:
     print(file=sys.stderr)
 
 
+def load_windows_case(path: Path, days: int, per_day: int) -> None:
+    """The windows case's logs (setup, not measured): ``per_day`` rows a day from 3 tenants,
+    two thirds of them labelled, and a labelled 20,000-row reference ``base``."""
+    sch = windows_schema()
+    ls = LogStore(path)
+    ls.ensure_model("wbench", sch)
+    rng = np.random.default_rng(0)
+    for first in range(0, days, 30):
+        parts = []
+        for d in range(first, min(days, first + 30)):
+            b = day_batch(rng, d, per_day, d * per_day, n_num=WIN_NUM, n_cat=WIN_CAT)
+            parts.append(b)
+        batch = pa.concat_tables(parts)
+        ls.append_inferences("wbench", batch)
+        score = np.asarray(batch.column("score"))
+        keep = rng.random(batch.num_rows) < 2 / 3
+        labels = pa.table(
+            {
+                "request_id": batch.column("request_id").filter(pa.array(keep)),
+                "label": pa.array((rng.random(int(keep.sum())) < score[keep]).astype(np.int32)),
+            }
+        )
+        ls.append_labels("wbench", labels)
+        print(f"  loaded day {min(days, first + 30)}/{days}", end="\r", file=sys.stderr)
+    print(file=sys.stderr)
+    ref = pa.table(columns(np.random.default_rng(1), 20_000, n_num=WIN_NUM, n_cat=WIN_CAT))
+    y = (np.random.default_rng(2).random(ref.num_rows) < np.asarray(ref.column("score"))).astype(
+        np.int32
+    )
+    ls.put_reference("wbench", "base", ref.append_column("label", pa.array(y)))
+    ls.checkpoint()
+    ls.close()
+
+
+WIN_NUM, WIN_CAT = 8, 2
+
+
+def windows_schema() -> ModelSchema:
+    feats = [FeatureSpec(f"n{i}", "numeric") for i in range(WIN_NUM)]
+    feats += [FeatureSpec(f"c{i}", "categorical", segment=i == 0) for i in range(WIN_CAT)]
+    return ModelSchema("binary", tuple(feats), scores=("score",))
+
+
+def measure_windows(seed: Path, work: Path, days: int) -> dict[str, object]:
+    """Copy the loaded logs to ``work``, open the services there, apply the default monitors
+    and alert rules, then time the hourly profile build and each monitor's backfill."""
+    from monitor.alerting import alerting
+    from monitor.monitoring import monitoring
+    from monitor.service import Services
+    from monitor.settings import Settings
+    from storage.metadata import MetadataStore
+
+    work.mkdir(parents=True, exist_ok=True)
+    settings = Settings(data_dir=work, database_url="", alert_allowed_hosts="127.0.0.1")
+    shutil.copy(seed, settings.duckdb_path)
+    meta = MetadataStore(settings.metadata_url)
+    meta.upgrade()
+    meta.create_model("wbench", windows_schema())
+    meta.dispose()
+    services = Services.open(settings, clock=lambda: T0 + timedelta(days=days + 1))
+    try:
+        svc = monitoring(services)
+        doc = svc.propose("wbench", "base")
+        svc.apply(doc["monitors"])
+        engine = alerting(services).engine
+        for rule in doc["rules"]:
+            engine.put_rule(rule)
+        names = [m["name"] for m in doc["monitors"]]
+        runner = svc.runner
+        t = time.perf_counter()
+        runner.profiles.warm_up()
+        warm = time.perf_counter() - t
+        end = T0 + timedelta(days=days)
+        t = time.perf_counter()
+        # the hourly profiles of the range, built once (a backfill's first step)
+        rec = svc.get(names[0])
+        cfg = parse_monitor(rec.config)
+        runner.profiles.register("wbench", runner._spec(rec, cfg))
+        runner.profiles.ensure("wbench", T0, end)
+        build = time.perf_counter() - t
+        per_monitor: dict[str, float] = {}
+        runs = 0
+        bad: list[str] = []
+        t0 = time.perf_counter()
+        for name in names:
+            t = time.perf_counter()
+            out = svc.backfill(name, T0, end)
+            per_monitor[name.removeprefix("wbench-")] = round(time.perf_counter() - t, 3)
+            runs += len(out)
+            bad += [f"{name} {r.window_start:%Y-%m-%d}: {r.error}" for r in out if r.status != "ok"]
+        backfill = time.perf_counter() - t0
+    finally:
+        services.close()
+    if bad:
+        raise SystemExit("failed runs:\n" + "\n".join(bad[:10]))
+    window_runs = runs * len(TENANTS)
+    total = build + backfill
+    return {
+        "monitors": len(names),
+        "windows": runs // max(1, len(names)),
+        "tenants": len(TENANTS),
+        "window_runs": window_runs,
+        "warm_up_s": round(warm, 2),
+        "profile_build_s": round(build, 2),
+        "backfill_s": round(backfill, 2),
+        "total_s": round(total, 2),
+        "window_runs_per_s": round(window_runs / total, 1),
+        "per_monitor_s": per_monitor,
+    }
+
+
+def windows_main(args: argparse.Namespace) -> None:
+    tmp = args.data_dir or Path(tempfile.mkdtemp(prefix="dw-bench-windows-"))
+    tmp.mkdir(parents=True, exist_ok=True)
+    seed = tmp / f"seed-{args.days}x{args.rows_per_day}.duckdb"
+    if args.measure_only is None and not seed.exists():
+        t = time.perf_counter()
+        load_windows_case(seed, args.days, args.rows_per_day)
+        print(f"setup: loaded in {time.perf_counter() - t:.1f} s", file=sys.stderr)
+    if args.measure_only is not None:  # the --compare subprocess
+        shutil.rmtree(tmp / "prev", ignore_errors=True)
+        print(json.dumps(measure_windows(args.measure_only, tmp / "prev", args.days)))
+        return
+    shutil.rmtree(tmp / "now", ignore_errors=True)
+    now = measure_windows(seed, tmp / "now", args.days)
+    prev = None
+    if args.compare:
+        cmd = [
+            sys.executable, __file__, "--case", "windows", "--code", str(args.compare),
+            "--days", str(args.days), "--rows-per-day", str(args.rows_per_day),
+            "--data-dir", str(tmp), "--measure-only", str(seed),
+        ]  # fmt: skip
+        env = {**os.environ, "PYTHONPATH": str(args.compare)}
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        prev = json.loads(done.stdout.strip().splitlines()[-1])
+    with open("/proc/loadavg") as f:
+        loadavg = f.read().split()[0]
+    print(
+        f"\nmany small windows: {args.days} daily windows x {args.rows_per_day:,} rows/day, "
+        f"{WIN_NUM + WIN_CAT} features, {len(TENANTS)} tenants, {now['monitors']} monitors; "
+        f"cpus={os.cpu_count()}, load={loadavg}\n"
+    )
+    cols = [("this code", now)] + ([(f"code in {args.compare}", prev)] if prev else [])
+    print("| step | " + " | ".join(c for c, _ in cols) + " |")
+    print("|---|" + "---:|" * len(cols))
+    for key, label in (
+        ("profile_build_s", "hourly profile build (s)"),
+        ("backfill_s", "backfill of all monitors (s)"),
+        ("total_s", "total (s), target <= 60"),
+        ("window_runs_per_s", "window-runs/s, target >= 90"),
+    ):
+        print(f"| {label} | " + " | ".join(str(r[key]) for _, r in cols) + " |")
+    for name in now["per_monitor_s"]:  # type: ignore[attr-defined]
+        print(
+            f"| {name} backfill (s) | "
+            + " | ".join(str(r["per_monitor_s"].get(name)) for _, r in cols)  # type: ignore[union-attr]
+            + " |"
+        )
+    print(
+        json.dumps(
+            {
+                "benchmark": "monitoring-windows",
+                "load": float(loadavg),
+                "days": args.days,
+                "rows_per_day": args.rows_per_day,
+                **now,
+                "previous": prev,
+            }
+        )
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    ap.add_argument("--case", choices=("profiles", "windows"), default="profiles")
     ap.add_argument("--rows", type=int, default=10_000_000)
-    ap.add_argument("--days", type=int, default=30)
+    ap.add_argument("--days", type=int, default=None, help="30 (profiles) / 365 (windows)")
+    ap.add_argument("--rows-per-day", type=int, default=10_000, help="windows case")
+    ap.add_argument("--compare", type=Path, default=None, help="windows case: previous code")
+    ap.add_argument("--code", type=Path, default=None, help=argparse.SUPPRESS)
+    ap.add_argument("--measure-only", type=Path, default=None, help=argparse.SUPPRESS)
     ap.add_argument("--data-dir", type=Path, default=None)
     ap.add_argument("--skip-evidently", action="store_true")
     ap.add_argument("--memory-limit", default="1GB", help="DuckDB memory_limit.")
     args = ap.parse_args()
+    if args.case == "windows":
+        args.days = args.days or 365
+        windows_main(args)
+        return
+    args.days = args.days or 30
 
     tmp = args.data_dir or Path(tempfile.mkdtemp(prefix="dw-bench-"))
     tmp.mkdir(parents=True, exist_ok=True)
