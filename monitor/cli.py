@@ -31,10 +31,12 @@ keys_app = typer.Typer(help="Create, list and revoke API keys.", no_args_is_help
 db_app = typer.Typer(help="Metadata database migrations.", no_args_is_help=True)
 models_app = typer.Typer(help="Register and list models.", no_args_is_help=True)
 demo_app = typer.Typer(help="The demo scenario.", no_args_is_help=True)
+references_app = typer.Typer(help="Upload baselines (references).", no_args_is_help=True)
 app.add_typer(keys_app, name="keys")
 app.add_typer(db_app, name="db")
 app.add_typer(models_app, name="models")
 app.add_typer(demo_app, name="demo")
+app.add_typer(references_app, name="references")
 
 from monitor.cli_monitors import register as _register_monitor_commands  # noqa: E402
 
@@ -290,6 +292,62 @@ def models_register(
     console.print(f"model {body.name!r} registered")
 
 
+@models_app.command("infer")
+def models_infer(
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV, Parquet or JSON-lines file (CSV/JSONL also .gz or .zst).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    name: Annotated[
+        str | None, typer.Option(help="Model name (default: from the file name).")
+    ] = None,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the proposal here.")
+    ] = None,
+    sample_rows: Annotated[int, typer.Option(min=1, help="Rows read to decide.")] = 100_000,
+) -> None:
+    """Propose a model definition from a data file: the role of each column from its name, the
+    kind of each feature from its type and cardinality, aliases for columns whose names are not
+    Driftwatch's. Read and edit it, then `driftwatch models register FILE`."""
+    import pyarrow as pa
+
+    from monitor import infer
+
+    fmt = files.detect_format(path)
+    if fmt == "csv":
+        table = files.read_csv_typed(path, sample_rows)
+    else:
+        parts, rows = [], 0
+        for chunk in files.iter_chunks(path, fmt, min(sample_rows, 50_000)):
+            part = chunk.table
+            if part is None:
+                part = pa.Table.from_pylist([r for r in chunk.rows or [] if isinstance(r, dict)])
+            parts.append(part)
+            rows += part.num_rows
+            if rows >= sample_rows:
+                break
+        table = pa.concat_tables(parts, promote_options="permissive").slice(0, sample_rows)
+    if table.num_rows == 0:
+        _fail(ValueError(f"{path}: no rows to infer a schema from"))
+    stem = path.name.split(".")[0]
+    proposal = infer.propose(table, name or infer.model_name(stem))
+    lines = [f"# proposed by `driftwatch models infer {path.name}` from {table.num_rows:,} rows"]
+    lines += [f"# NOTE: {n}" for n in proposal.notes]
+    lines.append("# edit, then: driftwatch models register <this file>")
+    text = "\n".join(lines) + "\n" + yaml.safe_dump(proposal.spec, sort_keys=False)
+    if output:
+        output.write_text(text)
+        err.print(
+            f"proposal written to {output}; edit it, then `driftwatch models register {output}`"
+        )
+    else:
+        print(text, end="")
+
+
 @models_app.command("list")
 def models_list(data_dir: DataDir = None) -> None:
     """List registered models."""
@@ -299,6 +357,61 @@ def models_list(data_dir: DataDir = None) -> None:
         table.add_row(m.name, m.task, str(len(m.schema.features)), _ts(m.created_at))
     console.print(table)
     store.dispose()
+
+
+ColumnMap = Annotated[
+    str | None,
+    typer.Option(
+        "--map",
+        help="Rename your columns to Driftwatch's fields: COLUMN=FIELD,... e.g. "
+        "id=request_id,timestamp=ts,target=label (the model's schema aliases apply too).",
+    ),
+]
+
+
+def _column_map(text: str | None) -> dict[str, str]:
+    from monitor.client import parse_column_map
+
+    try:
+        return parse_column_map(text)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="--map") from exc
+
+
+def _prepared(chunk: files.Chunk, column_map: dict[str, str], tenant: str | None) -> files.Chunk:
+    """``chunk`` with its columns renamed by ``--map`` and ``tenant_id`` filled by
+    ``--tenant`` where the file has none (a row's own tenant_id is kept)."""
+    from monitor.client import rename_columns
+
+    if chunk.table is not None:
+        table = rename_columns(chunk.table, column_map)
+        if tenant is not None:
+            table = _with_tenant(table, tenant)
+        return files.Chunk(table, None, chunk.progress)
+    rows = list(rename_columns(chunk.rows or [], column_map))
+    if tenant is not None:
+        for row in rows:
+            if isinstance(row, dict) and row.get("tenant_id") is None:
+                row["tenant_id"] = tenant
+    return files.Chunk(None, rows, chunk.progress)
+
+
+def _with_tenant(table: Any, tenant: str) -> Any:
+    import pyarrow as pa
+    import pyarrow.compute as pc
+
+    fill = pa.array([tenant] * table.num_rows, pa.string())
+    if "tenant_id" not in table.column_names:
+        return table.append_column("tenant_id", fill)
+    i = table.schema.get_field_index("tenant_id")
+    column = table.column(i).cast(pa.string())
+    return table.set_column(i, "tenant_id", pc.coalesce(column, fill))
+
+
+Tenant = Annotated[
+    str | None,
+    typer.Option(help="tenant_id of rows that have none (a file of one tenant, or no tenants)."),
+]
 
 
 def _need_key(api_key: str | None) -> str:
@@ -318,14 +431,18 @@ def ingest(
     url: Url = None,
     api_key: ApiKey = None,
     batch_rows: Annotated[int | None, typer.Option(help="Rows per batch.")] = None,
+    column_map: ColumnMap = None,
+    tenant: Tenant = None,
     data_dir: DataDir = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Stream a file into the log store in batches, with a progress bar and a summary.
+    """Stream a file (CSV, Parquet, JSON lines; CSV and JSON lines also .gz or .zst) into the
+    log store in batches, with a progress bar and a summary.
 
     Memory stays flat whatever the file size. Safe to re-run: rows already stored (same
     tenant and request_id) count as duplicates.
     """
+    mapping = _column_map(column_map)
     if kind not in ("inferences", "labels", "events"):
         _fail(ValueError(f"--kind must be inferences, labels or events, not {kind!r}"))
     settings = _settings(data_dir)
@@ -348,7 +465,8 @@ def ingest(
         ) as progress:
             task = progress.add_task(f"{kind} {path.name}", total=files.total_size(path, fmt))
             offset = 0
-            for chunk in files.iter_chunks(path, fmt, rows_per_batch):
+            for read in files.iter_chunks(path, fmt, rows_per_batch):
+                chunk = _prepared(read, mapping, tenant)
                 answer = send(chunk) if send else _local_send(services, model, kind, chunk)
                 for k in totals:
                     totals[k] += answer[k]
@@ -423,6 +541,64 @@ def _remote_sender(url: str, api_key: str, model: str, kind: str) -> Any:
         }
 
     return send
+
+
+@references_app.command("upload")
+def references_upload(
+    model: Annotated[str, typer.Argument(help="Model name.")],
+    name: Annotated[str, typer.Argument(help="Reference name, e.g. training.")],
+    path: Annotated[
+        Path,
+        typer.Argument(
+            help="CSV, Parquet or JSON-lines file (CSV/JSONL also .gz or .zst).",
+            exists=True,
+            dir_okay=False,
+        ),
+    ],
+    column_map: ColumnMap = None,
+    url: Url = None,
+    api_key: ApiKey = None,
+    data_dir: DataDir = None,
+) -> None:
+    """Upload a baseline (training or validation rows: features, prediction, scores, label)
+    as a new version of reference NAME; monitors with ``reference: NAME`` compare with it."""
+    mapping = _column_map(column_map)
+    table = files.read_table(path)
+    if table.num_rows == 0:
+        _fail(ValueError(f"{path}: no rows"))
+    from monitor.client import rename_columns
+
+    try:
+        table = rename_columns(table, mapping)
+    except ValueError as exc:
+        _fail(exc)
+    if url:
+        from monitor.client import Client
+
+        with Client(url, _need_key(api_key)) as client:
+            answer = client.upload_reference(model, name, table)
+        version, rows = answer["version"], answer["rows"]
+        rejected = int(answer.get("rejected") or 0)
+    else:
+        from monitor.ingest import ParsedBody
+        from monitor.service import Caller
+
+        services = _services(_settings(data_dir))
+        try:
+            version, summary = services.put_reference(
+                model, name, ParsedBody(table=table), Caller.local()
+            )
+        finally:
+            services.close()
+        rows, rejected = summary.accepted, summary.rejected
+        for e in summary.errors[:20]:
+            console.print(f"  row {e.row}: {e.field}: {e.reason}")
+    console.print(
+        f"reference {name!r} of model {model!r}: version {version}, {rows:,} rows"
+        + (f", {rejected:,} rejected (see quarantine)" if rejected else "")
+    )
+    if rejected:
+        raise typer.Exit(3)
 
 
 @demo_app.command("load")

@@ -181,18 +181,32 @@ def backfill(
     start: Annotated[str, typer.Option("--from", help="First day (ISO, UTC).")],
     end: Annotated[str, typer.Option("--to", help="End, exclusive (ISO, UTC).")],
     monitor: Annotated[
-        list[str] | None, typer.Option("--monitor", "-m", help="Monitor(s); default all.")
+        list[str] | None,
+        typer.Option("--monitor", "-m", help="Monitor(s) to backfill (repeatable)."),
     ] = None,
+    all_monitors: Annotated[
+        bool, typer.Option("--all", help="Backfill every monitor of every model.")
+    ] = False,
     url: Url = None,
     api_key: ApiKey = None,
     data_dir: DataDir = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
-    """Evaluate every window in ``[--from, --to)`` of the monitors, oldest first, with a
-    progress bar. Results replace the stored ones; the alert engine is told it is a backfill."""
+    """Evaluate every window in ``[--from, --to)`` of the monitors named with ``--monitor``
+    (or of all with ``--all``), oldest first, with a progress bar. Results replace the stored
+    ones; the alert engine is told it is a backfill."""
     lo, hi = parse_when(start), parse_when(end)
     limit = load_settings(data_dir=data_dir).max_backfill_days
     check_span(lo, hi, limit, "max_backfill_days")
+    if bool(monitor) == all_monitors:
+        # re-running every monitor of every model by accident is expensive: say which
+        raise typer.BadParameter(
+            "name the monitors to backfill with --monitor NAME (repeatable), or pass --all "
+            "for every monitor"
+            if not monitor
+            else "--monitor and --all exclude each other",
+            param_hint="--monitor / --all",
+        )
     failed = 0
     from monitor.monitors import window_delta  # pulls in scipy: imported when needed
 

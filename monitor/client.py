@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import io
 import random
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from pathlib import Path
@@ -148,6 +148,7 @@ class Client:
         content: bytes | None = None,
         ctype: str | None = None,
         json: Any = None,
+        params: Mapping[str, Any] | None = None,
     ) -> Any:
         headers = {"Content-Type": ctype} if ctype else {}
         body: Any = content
@@ -158,7 +159,9 @@ class Client:
             # the body as soon as it is sent (measured: peak RSS flat instead of growing).
             headers["Content-Length"] = str(len(content))
             body = _once(content)
-        resp = self._http.request(method, path, content=body, json=json, headers=headers)
+        resp = self._http.request(
+            method, path, content=body, json=json, headers=headers, params=params
+        )
         is_json = "json" in resp.headers.get("content-type", "")
         if resp.status_code >= 400:
             try:
@@ -177,9 +180,19 @@ class Client:
             )
         return resp.json() if resp.content else None
 
-    def request(self, method: str, path: str, **kwargs: Any) -> Any:
-        """Any API call, with retries: ``client.request("GET", "/models")``."""
-        return self._send(method, path, **kwargs)
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, Any] | None = None,
+        json: Any = None,
+        content: bytes | None = None,
+        ctype: str | None = None,
+    ) -> Any:
+        """Any API call, with retries: ``client.request("GET", "/alerts", params={"state":
+        "firing"})``. ``params`` are the query parameters (a list value repeats the name)."""
+        return self._send(method, path, params=params, json=json, content=content, ctype=ctype)
 
     # ------------------------------------------------------------------ API
     def register_model(self, spec: dict[str, Any]) -> dict[str, Any]:
@@ -188,27 +201,40 @@ class Client:
     def get_model(self, name: str) -> dict[str, Any]:
         return self._send("GET", f"/models/{name}")
 
-    def log_inferences(self, model: str, rows: Any) -> IngestTotals:
-        """Log inference rows: a DataFrame, an Arrow table, or an iterable of dicts."""
-        return self._log(f"/models/{model}/inferences", rows)
+    def log_inferences(
+        self, model: str, rows: Any, *, column_map: Mapping[str, str] | None = None
+    ) -> IngestTotals:
+        """Log inference rows: a DataFrame, an Arrow table, or an iterable of dicts.
+        ``column_map`` renames your columns to Driftwatch's fields first, e.g.
+        ``{"id": "request_id", "timestamp": "ts"}`` (see :func:`parse_column_map`)."""
+        return self._log(f"/models/{model}/inferences", rename_columns(rows, column_map))
 
-    def log_labels(self, model: str, rows: Any) -> IngestTotals:
-        """Log labels (``request_id``, ``label``, optional ``ts``)."""
-        return self._log(f"/models/{model}/labels", rows)
+    def log_labels(
+        self, model: str, rows: Any, *, column_map: Mapping[str, str] | None = None
+    ) -> IngestTotals:
+        """Log labels (``request_id``, ``label``, optional ``ts``); ``column_map`` as for
+        :meth:`log_inferences` (``{"target": "label"}``)."""
+        return self._log(f"/models/{model}/labels", rename_columns(rows, column_map))
 
-    def log_events(self, rows: Any) -> IngestTotals:
+    def log_events(self, rows: Any, *, column_map: Mapping[str, str] | None = None) -> IngestTotals:
         """Log business events (``tenant_id``, ``ts``, ``name``, ``value``, ...)."""
-        return self._log("/events", rows)
+        return self._log("/events", rename_columns(rows, column_map))
 
-    def upload_reference(self, model: str, name: str, data: Any) -> dict[str, Any]:
+    def upload_reference(
+        self, model: str, name: str, data: Any, *, column_map: Mapping[str, str] | None = None
+    ) -> dict[str, Any]:
         """Upload a baseline: a DataFrame, Arrow table, or a Parquet/CSV file path."""
-        if isinstance(data, str | Path):
+        if isinstance(data, str | Path) and not column_map:
             path = Path(data)
             ctype = "text/csv" if path.suffix.lower() == ".csv" else PARQUET
             return self._send(
                 "PUT", f"/models/{model}/references/{name}", content=path.read_bytes(), ctype=ctype
             )
-        table = _as_table(data)
+        if isinstance(data, str | Path):
+            from monitor.files import read_table  # the CLI's reader: CSV, Parquet, JSONL, .gz
+
+            data = read_table(Path(data))
+        table = rename_columns(_as_table(data), column_map)
         return self._send(
             "PUT", f"/models/{model}/references/{name}", content=_parquet(table), ctype=PARQUET
         )
@@ -238,6 +264,51 @@ class Client:
                 batch = []
         if batch:
             yield _json(batch), "application/json", len(batch)
+
+
+def parse_column_map(text: str | None) -> dict[str, str]:
+    """``"id=request_id,timestamp=ts"`` -> ``{"id": "request_id", "timestamp": "ts"}``: your
+    column on the left, the Driftwatch field on the right. A malformed pair is a ValueError
+    naming it."""
+    out: dict[str, str] = {}
+    for pair in (text or "").split(","):
+        if not pair.strip():
+            continue
+        source, sep, target = pair.partition("=")
+        if not sep or not source.strip() or not target.strip():
+            raise ValueError(
+                f"column map entry {pair.strip()!r} is not COLUMN=FIELD "
+                "(e.g. id=request_id,timestamp=ts,target=label)"
+            )
+        if source.strip() in out:
+            raise ValueError(f"column map names {source.strip()!r} twice")
+        out[source.strip()] = target.strip()
+    targets = list(out.values())
+    twice = sorted({t for t in targets if targets.count(t) > 1})
+    if twice:
+        raise ValueError(f"column map sends several columns to {twice}; keep one per field")
+    return out
+
+
+def rename_columns(rows: Any, column_map: Mapping[str, str] | None) -> Any:
+    """``rows`` (a table, DataFrame, RecordBatch or iterable of dicts) with the columns of
+    ``column_map`` renamed; a column whose new name is already a column is a ValueError."""
+    if not column_map:
+        return rows
+    if _is_tabular(rows):
+        table = _as_table(rows)
+        names = table.column_names
+        clash = sorted(s for s, t in column_map.items() if s in names and t in names and s != t)
+        if clash:
+            raise ValueError(
+                f"column map: columns {clash} would be renamed to "
+                f"{[column_map[c] for c in clash]}, which are columns already"
+            )
+        return table.rename_columns([column_map.get(n, n) for n in names])
+    return (
+        {column_map.get(k, k): v for k, v in row.items()} if isinstance(row, dict) else row
+        for row in rows
+    )
 
 
 def _table_bodies(part: pa.Table) -> Iterator[tuple[bytes, str, int]]:

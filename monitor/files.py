@@ -1,7 +1,14 @@
-"""Stream CSV, Parquet and JSON-lines files in bounded batches (memory stays flat)."""
+"""Stream CSV, Parquet and JSON-lines files in bounded batches (memory stays flat).
+
+CSV and JSON-lines files may be compressed with gzip (``.gz``) or Zstandard (``.zst``):
+``rows.csv.gz`` is read through Arrow's decompressing stream, so it never lands on disk or in
+memory whole. Progress counts the compressed bytes read.
+"""
 
 from __future__ import annotations
 
+import csv
+import io
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +22,8 @@ import pyarrow.parquet as pq
 from monitor.errors import BadRequestError
 
 FORMATS = ("csv", "parquet", "jsonl")
+# file suffix -> Arrow codec; Parquet compresses inside the file, so only CSV and JSONL
+COMPRESSIONS = {"gz": "gzip", "gzip": "gzip", "zst": "zstd", "zstd": "zstd"}
 
 
 @dataclass
@@ -31,12 +40,39 @@ class Chunk:
         return self.table.num_rows if self.table is not None else len(self.rows or [])
 
 
+_FORMATS = {
+    "csv": "csv",
+    "parquet": "parquet",
+    "pq": "parquet",
+    "jsonl": "jsonl",
+    "ndjson": "jsonl",
+}
+
+
+def compression(path: Path) -> str | None:
+    """The Arrow codec of a compressed file (``rows.csv.gz`` -> ``gzip``), else None."""
+    return COMPRESSIONS.get(path.suffix.lower().lstrip("."))
+
+
 def detect_format(path: Path) -> str:
-    suffix = path.suffix.lower().lstrip(".")
-    fmt = {"csv": "csv", "parquet": "parquet", "pq": "parquet", "jsonl": "jsonl", "ndjson": "jsonl"}
-    if suffix not in fmt:
-        raise BadRequestError(f"cannot tell the format of {path.name!r}; use one of {FORMATS}")
-    return fmt[suffix]
+    """``csv``, ``parquet`` or ``jsonl`` from the file name (``.csv``, ``.csv.gz``,
+    ``.jsonl.zst``, ``.parquet`` ...); any other name is a BadRequestError naming the choices."""
+    codec = compression(path)
+    inner = Path(path.stem) if codec else path
+    suffix = inner.suffix.lower().lstrip(".")
+    if suffix not in _FORMATS:
+        raise BadRequestError(
+            f"cannot tell the format of {path.name!r} from its name; use one of "
+            f"{', '.join('.' + s for s in _FORMATS)}, for CSV and JSON lines optionally "
+            f"compressed ({', '.join('.' + c for c in COMPRESSIONS)})"
+        )
+    fmt = _FORMATS[suffix]
+    if codec and fmt == "parquet":
+        raise BadRequestError(
+            f"{path.name!r}: a Parquet file compresses inside (its column codec); "
+            "send the .parquet file itself"
+        )
+    return fmt
 
 
 def total_size(path: Path, fmt: str) -> int:
@@ -44,6 +80,52 @@ def total_size(path: Path, fmt: str) -> int:
     if fmt == "parquet":
         return pq.ParquetFile(path).metadata.num_rows
     return path.stat().st_size
+
+
+def read_table(path: Path, batch_rows: int = 122_880) -> pa.Table:
+    """The whole file as one Arrow table (a reference, a sample), columns as the reader gives
+    them (CSV as text; JSON lines parsed into typed columns)."""
+    fmt = detect_format(path)
+    tables = []
+    for chunk in iter_chunks(path, fmt, batch_rows):
+        if chunk.table is not None:
+            tables.append(chunk.table)
+        else:
+            tables.append(
+                pa.Table.from_pylist([r for r in chunk.rows or [] if isinstance(r, dict)])
+            )
+    if not tables:
+        return pa.table({})
+    return pa.concat_tables(tables, promote_options="permissive")
+
+
+def read_csv_typed(path: Path, max_rows: int) -> pa.Table:
+    """The first ``max_rows`` rows of a CSV with Arrow's type inference (numbers, times,
+    booleans, text): what ``models infer`` looks at."""
+    read = pacsv.ReadOptions(block_size=1 << 22)
+    convert = pacsv.ConvertOptions(strings_can_be_null=True)
+    batches, rows = [], 0
+    with path.open("rb") as raw:
+        try:
+            reader = pacsv.open_csv(_open(raw, path), read_options=read, convert_options=convert)
+            for batch in reader:
+                batches.append(batch)
+                rows += batch.num_rows
+                if rows >= max_rows:
+                    break
+        except pa.ArrowInvalid as exc:
+            # a column typed from the first block meets a value of another type later: read
+            # it as text (the kind rules still tell categories from free text)
+            raise BadRequestError(f"{path.name}: cannot read as CSV: {exc}") from exc
+    if not batches:
+        return pa.table({})
+    return pa.Table.from_batches(batches).slice(0, max_rows)
+
+
+def _open(raw: Any, path: Path) -> Any:
+    """``raw`` (a binary file) decompressed when the name says it is compressed."""
+    codec = compression(path)
+    return pa.CompressedInputStream(raw, codec) if codec else raw
 
 
 def iter_chunks(path: Path, fmt: str, batch_rows: int) -> Iterator[Chunk]:
@@ -60,10 +142,21 @@ def iter_chunks(path: Path, fmt: str, batch_rows: int) -> Iterator[Chunk]:
         raise BadRequestError(f"unknown format {fmt!r}; use one of {FORMATS}")
 
 
+def _header(path: Path) -> list[str]:
+    with path.open("rb") as raw:
+        stream = _open(raw, path)
+        head = b""
+        while b"\n" not in head:
+            piece = stream.read(1 << 16)
+            if not piece:
+                break
+            head += piece
+    line = head.split(b"\n", 1)[0].decode("utf-8-sig").strip()
+    return next(csv.reader([line]), [])
+
+
 def _csv(path: Path, batch_rows: int) -> Iterator[Chunk]:
-    with path.open("rb") as fh:
-        header = fh.readline().decode("utf-8-sig").strip()
-    names = [h.strip().strip('"') for h in header.split(",")]
+    names = _header(path)
     # Every column as text: the validator converts with per-row errors instead of the reader
     # failing a whole block on one bad value.
     convert = pacsv.ConvertOptions(
@@ -74,7 +167,7 @@ def _csv(path: Path, batch_rows: int) -> Iterator[Chunk]:
     # 170 MB, 464 MiB for 690 MB); with 1 MiB it stays at ~136 MiB whatever the size.
     read = pacsv.ReadOptions(block_size=1 << 20)
     with path.open("rb") as raw:
-        reader = pacsv.open_csv(raw, read_options=read, convert_options=convert)
+        reader = pacsv.open_csv(_open(raw, path), read_options=read, convert_options=convert)
         pending: list[pa.RecordBatch] = []
         rows = 0
         for batch in reader:
@@ -93,9 +186,10 @@ def _csv(path: Path, batch_rows: int) -> Iterator[Chunk]:
 def _jsonl(path: Path, batch_rows: int) -> Iterator[Chunk]:
     rows: list[Any] = []
     done = 0
-    with path.open("rb") as fh:
+    with path.open("rb") as raw:
+        fh = io.BufferedReader(_open(raw, path)) if compression(path) else raw
         for line in fh:
-            done += len(line)
+            done = raw.tell()
             if not line.strip():
                 continue
             try:

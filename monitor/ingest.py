@@ -24,9 +24,9 @@ import math
 import re
 import uuid
 from collections import Counter
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
@@ -555,8 +555,13 @@ def validate(
     limits: Limits | None = None,
     batch_id: str | None = None,
     fill: dict[str, Callable[[pa.Table], pa.Array]] | None = None,
+    aliases: Mapping[str, str] | None = None,
 ) -> Validated:
     """Check a parsed body against field rules; return typed valid rows and rejected rows.
+
+    ``aliases`` maps column names of the body to the rules' fields (the model schema's
+    ``aliases``: ``{"id": "request_id"}``); a body holding both a column and its alias's field
+    is refused whole (which one holds the value would be a guess).
 
     ``limits`` bounds timestamps, text lengths and numbers per row (defaults: the settings'
     defaults); ``now`` is the time the future-skew bound counts from.
@@ -581,8 +586,11 @@ def validate(
             limits=limits,
             batch_id=batch_id,
             fill=fill,
+            aliases=aliases,
         )
-        table = json_columns(parsed.json, rules, ndjson=parsed.ndjson)
+        source = {t: s for s, t in (aliases or {}).items()}
+        read_as = [replace(r, name=source.get(r.name, r.name)) for r in rules]
+        table = json_columns(parsed.json, read_as, ndjson=parsed.ndjson)
         if table is not None:
             fast = validate(ParsedBody(table=table), *args, **kw)
             if not fast.errors:
@@ -591,18 +599,22 @@ def validate(
         # quote each bad row as it was sent.
         return validate(parsed.parsed_rows(), *args, **kw)
     rule_by_name = {r.name: r for r in rules}
+    aliases = {s: t for s, t in (aliases or {}).items() if t in rule_by_name and s != t}
+    readable = {*rule_by_name, *aliases}
     n = parsed.count
 
     if parsed.rows is not None:
-        columns, not_objects, present = _columns_from_rows(parsed.rows, rule_by_name)
+        columns, not_objects, present = _columns_from_rows(parsed.rows, readable)
         raw_of: Callable[[int], str] = _raw_json_getter(parsed.rows)
     else:
         assert parsed.table is not None
         table = parsed.table
         present = set(table.column_names)
-        columns = {name: table.column(name) for name in present if name in rule_by_name}
+        columns = {name: table.column(name) for name in present if name in readable}
         not_objects = {}
         raw_of = _raw_arrow_getter(table, parsed.raw_text)
+    if aliases:
+        columns, present = _renamed(columns, present, aliases, kind)
 
     unknown = sorted(present - set(rule_by_name))
     if unknown:
@@ -687,8 +699,28 @@ def validate(
     return Validated(valid, errors, rejected, n, tenants)
 
 
+def _renamed(
+    columns: dict[str, Any], present: set[str], aliases: Mapping[str, str], kind: str
+) -> tuple[dict[str, Any], set[str]]:
+    """The columns under their fields' names (``aliases``: column -> field)."""
+    both = sorted(s for s, t in aliases.items() if s in present and t in present)
+    if both:
+        raise ValidationFailed(
+            f"this {kind} batch has both column(s) {both} and the field(s) they are aliases "
+            f"of ({[aliases[s] for s in both]}); send one of each",
+            [
+                FieldError(("body", s), f"alias of {aliases[s]!r}, which is also present")
+                for s in both
+            ],
+        )
+    return (
+        {aliases.get(c, c): v for c, v in columns.items()},
+        {aliases.get(c, c) for c in present},
+    )
+
+
 def _columns_from_rows(
-    rows: list[Any], rules: dict[str, FieldRule]
+    rows: list[Any], rules: Collection[str]
 ) -> tuple[dict[str, list[Any]], dict[int, str], set[str]]:
     not_objects: dict[int, str] = {}
     dict_rows: list[dict[str, Any]] = []
@@ -812,6 +844,8 @@ def _fast(values: Any, rule: FieldRule, target: pa.DataType) -> pa.Array | None:
                 typ = values.type
             if pa.types.is_string(typ) or pa.types.is_large_string(typ):
                 return _fast_from_text(values, rule, target)
+            if rule.kind == "ts" and pa.types.is_date(typ):
+                return values.cast(pa.timestamp("s")).cast(TS_TYPE)  # a date: its midnight
             if rule.kind == "float" and (pa.types.is_integer(typ) or pa.types.is_floating(typ)):
                 return values.cast(target)
             if rule.kind == "binary" and (pa.types.is_integer(typ) or pa.types.is_boolean(typ)):
@@ -983,9 +1017,21 @@ def _to_string(v: Any) -> str:
     raise TypeError(f"expected a string, got {type(v).__name__}")
 
 
+_YEAR_RE = re.compile(r"^\d{4}$")
+YEARS = (1000, 9999)  # a whole number in this range is a year, not seconds since 1970
+
+
 def _to_ts(v: Any) -> datetime:
+    """One timestamp: a datetime, a date (its midnight, UTC), an ISO 8601 text (a date alone
+    is its midnight; a year alone, ``"2021"``, its 1 January), seconds since 1970, or a year
+    as a whole number 1000-9999 (as seconds it would be the first hours of 1970, a time no
+    log holds). Naive times are UTC."""
     if isinstance(v, datetime):
         dt = v
+    elif isinstance(v, date):
+        dt = datetime(v.year, v.month, v.day)
+    elif isinstance(v, int) and not isinstance(v, bool) and YEARS[0] <= v <= YEARS[1]:
+        dt = datetime(v, 1, 1)
     elif isinstance(v, int | float) and not isinstance(v, bool):
         # seconds since 1970; checked before converting (the C library fails with OSError on
         # large values, and 1e17 was once a 500)
@@ -996,15 +1042,33 @@ def _to_ts(v: Any) -> datetime:
             )
         dt = EPOCH + timedelta(seconds=float(v))
     elif isinstance(v, str):
+        text = v.strip()
         try:
-            dt = datetime.fromisoformat(v.strip())
+            dt = datetime(int(text), 1, 1) if _YEAR_RE.match(text) else datetime.fromisoformat(text)
         except ValueError:
             raise ValueError(
-                f"expected an ISO 8601 timestamp such as 2024-05-01T12:00:00Z, got {_show(v)}"
+                f"expected an ISO 8601 timestamp such as 2024-05-01T12:00:00Z, a date "
+                f"(2024-05-01) or a year (2024), got {_show(v)}"
             ) from None
     else:
         raise TypeError(f"expected a timestamp, got {type(v).__name__}")
     return dt.replace(tzinfo=UTC) if dt.tzinfo is None else dt.astimezone(UTC)
+
+
+def parse_timestamps(values: Any) -> pa.Array:
+    """A column of times as the store keeps them (UTC microseconds), by the rules of ingest;
+    ValueError naming the first value that is not a time."""
+    rule = FieldRule("ts", "ts")
+    if _arrow_timestamps(values):
+        arr, errors = _ts_from_arrow(values)
+    else:
+        arr = _fast(values, rule, TS_TYPE)
+        errors = []
+        if arr is None:
+            arr, errors = _slow(values, rule, TS_TYPE)
+    if errors:
+        raise ValueError(f"row {errors[0][0]}: {errors[0][1]}")
+    return arr
 
 
 _CONVERTERS: dict[Kind, Callable[[Any], Any]] = {

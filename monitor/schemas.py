@@ -20,6 +20,9 @@ from storage.types import (
     ModelSchema,
 )
 
+# fields every model has besides its features, prediction and scores
+ALIAS_TARGETS = ("request_id", "ts", "tenant_id", "model_version", "label")
+
 
 class FeatureIn(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -69,6 +72,12 @@ class ModelIn(BaseModel):
         "in the order of `classes` (multiclass).",
     )
     classes: list[str] = Field(default_factory=list, description="Class names (multiclass).")
+    aliases: dict[str, str] = Field(
+        default_factory=dict,
+        description="Column names of your rows -> the field they are, e.g. {id: request_id, "
+        "timestamp: ts, target: label, 'mean radius': mean_radius}; applied on every ingest "
+        "path (inferences, labels, references).",
+    )
 
     @field_validator("name")
     @classmethod
@@ -100,6 +109,24 @@ class ModelIn(BaseModel):
                 )
         elif self.classes:
             raise ValueError(f"`classes` is only for multiclass models, not {self.task}")
+        fields = {*ALIAS_TARGETS, *names}
+        for source, target in self.aliases.items():
+            if target not in fields:
+                raise ValueError(
+                    f"aliases: {source!r} -> {target!r}: {target!r} is not a field of this "
+                    f"model; fields: {sorted(fields)}"
+                )
+            if source in fields and source != target:
+                raise ValueError(
+                    f"aliases: {source!r} -> {target!r}: {source!r} is itself a field of "
+                    "this model, so its column would be ambiguous"
+                )
+            if not source or len(source) > 128:
+                raise ValueError(f"aliases: column name {source!r} must have 1-128 characters")
+        mapped = list(self.aliases.values())
+        twice = sorted({t for t in mapped if mapped.count(t) > 1})
+        if twice:
+            raise ValueError(f"aliases: several columns map to {twice}; keep one per field")
         return self
 
     def to_schema(self) -> ModelSchema:
@@ -109,6 +136,7 @@ class ModelIn(BaseModel):
             prediction=self.prediction,
             scores=tuple(self.scores),
             classes=tuple(self.classes),
+            aliases=tuple(self.aliases.items()),
         )
 
 

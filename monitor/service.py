@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
+import pyarrow as pa
+
 from monitor import ingest
 from monitor.errors import (
     ConflictError,
@@ -199,22 +201,37 @@ class Services:
     def ingest_inferences(
         self, model: str, parsed: ingest.ParsedBody, caller: Caller
     ) -> IngestSummary:
+        """Store inference rows. A ``label`` column (a file of past predictions with their
+        outcomes) is stored as those rows' labels, as if sent to the labels endpoint."""
         info = self.get_model(model)
         batch_id = uuid.uuid4().hex
+        label = ingest.prediction_rule(info.schema, "label", required=False)
+        rules = [*ingest.inference_rules(info.schema), label]
+        target = self.logstore.arrow_schema(model, info.schema)
         v = ingest.validate(
             parsed,
-            ingest.inference_rules(info.schema),
-            self.logstore.arrow_schema(model, info.schema),
+            rules,
+            target.append(pa.field("label", ingest.ARROW_TYPES[label.kind])),
             kind="inference",
             model=model,
             tenant_scope=caller.tenant_id,
             now=self.now(),
             limits=self._limits(),
             batch_id=batch_id,
+            aliases=dict(info.schema.aliases),
         )
         if v.tenants:
             self.metadata.ensure_tenants(v.tenants)
-        result = self.logstore.append_inferences(model, v.table)
+        table = v.table
+        labels = None
+        if "label" in table.column_names:
+            labels = table.filter(table.column("label").is_valid()).select(
+                ["request_id", "label", "tenant_id"]
+            )
+            table = table.drop_columns(["label"])
+        result = self.logstore.append_inferences(model, table)
+        if labels is not None and labels.num_rows:
+            self.logstore.append_labels(model, labels)
         return self._finish(v, batch_id, result.accepted, result.duplicates)
 
     def ingest_labels(self, model: str, parsed: ingest.ParsedBody, caller: Caller) -> IngestSummary:
@@ -231,6 +248,7 @@ class Services:
             now=now,
             limits=self._limits(),
             batch_id=batch_id,
+            aliases=dict(info.schema.aliases),
         )
         result = self.logstore.append_labels(model, v.table)
         return self._finish(v, batch_id, result.accepted, result.duplicates)
@@ -276,6 +294,7 @@ class Services:
             now=self.now(),
             limits=self._limits(check_time=False),  # a baseline may be synthetic
             batch_id=batch_id,
+            aliases=dict(info.schema.aliases),
         )
         if v.table.num_rows == 0:
             raise ValidationFailed(

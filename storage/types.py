@@ -51,6 +51,9 @@ class ModelSchema:
     prediction: str = "prediction"
     scores: tuple[str, ...] = ()
     classes: tuple[str, ...] = ()
+    # (column as the user's rows name it, the field it is): e.g. ("id", "request_id"); the
+    # server renames these columns on every ingest path of the model
+    aliases: tuple[tuple[str, str], ...] = ()
 
     def feature(self, name: str) -> FeatureSpec | None:
         return next((f for f in self.features if f.name == name), None)
@@ -64,6 +67,7 @@ class ModelSchema:
             "prediction": self.prediction,
             "scores": list(self.scores),
             "classes": list(self.classes),
+            **({"aliases": dict(self.aliases)} if self.aliases else {}),
         }
 
     @classmethod
@@ -77,6 +81,7 @@ class ModelSchema:
             prediction=data.get("prediction", "prediction"),
             scores=tuple(data.get("scores", ())),
             classes=tuple(data.get("classes", ())),
+            aliases=tuple((data.get("aliases") or {}).items()),
         )
 
 

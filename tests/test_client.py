@@ -61,6 +61,23 @@ def test_client_logs_every_kind_in_batches_and_retries_safely(tmp_path: Path) ->
             ref.to_parquet(path)
             assert dw.upload_reference("churn", "training", path)["version"] == 2
             assert dw.get_model("churn")["rows"] == 259
+            # column_map renames your columns (a table and dicts); request() takes params
+            renamed = frame(5, start=2000).rename(columns={"request_id": "id", "ts": "when"})
+            mapped = dw.log_inferences(
+                "churn", renamed, column_map={"id": "request_id", "when": "ts"}
+            )
+            assert mapped.accepted == 5
+            as_dicts = [{"id": f"p{i}", "target": 1} for i in range(2000, 2005)]
+            assert (
+                dw.log_labels(
+                    "churn", as_dicts, column_map={"id": "request_id", "target": "label"}
+                ).accepted
+                == 5
+            )
+            page = dw.request("GET", "/models/churn/quarantine", params={"limit": 1})
+            assert len(page) == 1 and page[0]["field"] == "age"  # two rows without the limit
+            assert dw.log_inferences("churn", [{"request_id": "q1"}]).rejected == 1
+            assert len(dw.request("GET", "/models/churn/quarantine")) == 2
         with Client(live.url, keys.viewer) as viewer, pytest.raises(ClientError) as err:
             viewer.log_inferences("churn", frame(1))
         assert err.value.status == 403  # not retried: a 4xx is final

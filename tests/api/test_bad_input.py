@@ -552,15 +552,9 @@ def cases() -> list[Case]:
             "Parquet integer ts 1e17", three().set_column(1, "ts", ints), {1: "ts"}, "parquet"
         )
     )
-    dates = pa.array([T0.date(), T0.date(), T0.date()], pa.date32())
-    out.append(
-        table_case(
-            "Parquet ts as dates",
-            three().set_column(1, "ts", dates),
-            {0: "ts", 1: "ts", 2: "ts"},
-            "parquet",
-        )
-    )
+    # a Parquet date is its midnight UTC (issue 14: dates as timestamps), not a bad row;
+    # tests/test_byom_ingest.py stores them
+
     # --- item 6: string lengths, never clipped ---------------------------------------------
     out.append(
         rows_case(
