@@ -63,9 +63,11 @@ sys.path.insert(
 
 from monitor.monitors import parse_monitor
 from monitor.runner import Runner
+from storage.log_reads import LogReads
 from storage.logstore import LogStore
 from storage.metadata import MetadataStore
 from storage.metadata.monitoring import MonitoringStore
+from storage.profiles import ProfileStore
 from storage.types import FeatureSpec, ModelSchema
 
 N_NUM, N_CAT = 20, 5
@@ -395,7 +397,7 @@ def main() -> None:
     )
     if ms.get_monitor("bench-drift") is None:
         ms.create_monitor("bench-drift", "bench", "feature_drift", cfg.to_json())
-    runner = Runner(meta, ls)
+    runner = Runner(meta, LogReads(ls), profiles=ProfileStore(ls), store=MonitoringStore(meta))
     rec = ms.get_monitor("bench-drift")
     assert rec is not None
     runner.profiles.register("bench", runner._spec(rec, cfg))  # reference bins, once

@@ -93,7 +93,7 @@ _GRID_CELLS = 1 << 14
 _CHUNK = 1 << 15
 
 
-def _as_float_array(values: Any) -> np.ndarray:
+def as_float_array(values: Any) -> np.ndarray:
     """Return ``values`` as a 1-d float64 array; ``None`` / ``pd.NA`` become NaN."""
     if isinstance(values, pd.Series | pd.Index | pd.api.extensions.ExtensionArray):
         return np.asarray(values.to_numpy(dtype="float64", na_value=np.nan)).ravel()
@@ -310,7 +310,7 @@ class ReferenceBins:
         """
         if not isinstance(n_bins, int | np.integer) or n_bins < 1:
             raise InvalidParameterError("n_bins", n_bins, "an integer >= 1")
-        x = _as_float_array(values)
+        x = as_float_array(values)
         finite = np.isfinite(x)
         if not finite.all():
             x = x[finite]
@@ -382,7 +382,7 @@ class ReferenceBins:
 
     def bucket_of(self, values: Any) -> np.ndarray:
         """Bucket index of each numeric value (NaN goes to the last bucket; filter it first)."""
-        return np.searchsorted(self.edges_array, _as_float_array(values), side="left")
+        return np.searchsorted(self.edges_array, as_float_array(values), side="left")
 
     def __eq__(self, other: object) -> bool:
         if not isinstance(other, ReferenceBins):
@@ -643,7 +643,7 @@ def profile_numeric(values: Any, bins: ReferenceBins) -> ColumnProfile:
     """
     if bins.kind != "numeric":
         raise InvalidParameterError("bins.kind", bins.kind, "'numeric' for profile_numeric")
-    x = _as_float_array(values)
+    x = as_float_array(values)
     nan = np.isnan(x)
     n_missing = int(np.count_nonzero(nan))
     if n_missing:
@@ -849,7 +849,7 @@ def profile_reference(
     (('b', 'a'), [2, 1, 0], 1)
     """
     if kind == "numeric":
-        x = _as_float_array(values)
+        x = as_float_array(values)
         return profile_numeric(x, ReferenceBins.numeric(x, n_bins=n_bins))
     if kind != "categorical":
         raise InvalidParameterError("kind", kind, "'numeric' or 'categorical'")

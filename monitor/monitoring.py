@@ -24,6 +24,7 @@ from monitor.init_bounds import proposed_bounds
 from monitor.monitors import MonitorConfig, check_against_model, default_monitors, parse_monitor
 from monitor.runner import ResultSink, Runner, RunSummary
 from monitor.service import Services
+from storage.log_reads import LogReads
 from storage.metadata.errors import AlreadyExists, NotFound
 from storage.metadata.monitoring import (
     MonitoringStore,
@@ -33,6 +34,7 @@ from storage.metadata.monitoring import (
     RunRecord,
     config_diff,
 )
+from storage.profiles import ProfileStore
 from storage.types import MetricResult
 
 __all__ = [
@@ -88,7 +90,9 @@ class MonitorService:
         sink = _SINK_FACTORY[0](services) if _SINK_FACTORY else None
         self.runner = Runner(
             services.metadata,
-            services.logstore,
+            LogReads(services.logstore),
+            profiles=ProfileStore(services.logstore),
+            store=self.store,
             sink=sink,
             lateness=timedelta(minutes=getattr(settings, "monitor_lateness_minutes", 10)),
             sample_size=getattr(settings, "monitor_sample_size", 5000),

@@ -37,10 +37,9 @@ from monitor.checks import CheckContext, CheckEnv, get_check
 from monitor.checks.caches import Caches
 from monitor.checks.common import ranked
 from monitor.monitors import MonitorConfig, parse_monitor
-from storage.logstore import LogStore
-from storage.metadata import MetadataStore
-from storage.metadata.monitoring import MonitoringStore, MonitorRecord
-from storage.profiles import ProfileSpec, ProfileStore
+from monitor.ports import LogReader, ModelCatalog, MonitorStore, ProfileEngine
+from storage.metadata.monitoring import MonitorRecord
+from storage.profiles import ProfileSpec
 from storage.types import MetricResult, ModelSchema
 
 __all__ = ["ResultSink", "RunSummary", "Runner", "floor_window", "ranked"]
@@ -87,8 +86,14 @@ class Runner:
 
     Parameters
     ----------
-    metadata, logstore
-        The process's stores.
+    metadata
+        Registered models (their schemas).
+    logs
+        Bounded raw-log reads: samples, labelled rows, operational figures, references.
+    profiles
+        The profile engine: hourly profiles, kept up to date, summed per window.
+    store
+        Monitor definitions, runs and results.
     sink
         Receives every run's results (None: nobody).
     lateness
@@ -103,10 +108,11 @@ class Runner:
 
     def __init__(
         self,
-        metadata: MetadataStore,
-        logstore: LogStore,
+        metadata: ModelCatalog,
+        logs: LogReader,
         *,
-        profiles: ProfileStore | None = None,
+        profiles: ProfileEngine,
+        store: MonitorStore,
         sink: ResultSink | None = None,
         lateness: timedelta = timedelta(minutes=10),
         sample_size: int = 5000,
@@ -114,9 +120,9 @@ class Runner:
         clock: Callable[[], datetime] | None = None,
     ) -> None:
         self.metadata = metadata
-        self.logstore = logstore
-        self.store = MonitoringStore(metadata)
-        self.profiles = profiles or ProfileStore(logstore)
+        self.logs = logs
+        self.store = store
+        self.profiles = profiles
         self.sink = sink
         self.lateness = lateness
         self.sample_size = sample_size
@@ -124,9 +130,7 @@ class Runner:
         self.clock = clock or (lambda: datetime.now(UTC))
         # references and fitted models, kept across windows
         self.caches = Caches()
-        self.env = CheckEnv(
-            self.profiles, _LogReads(self.profiles, logstore), self.caches, sample_size
-        )
+        self.env = CheckEnv(self.profiles, self.logs, self.caches, sample_size)
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
         # set by stop(): ticks and backfills end at the next window (server shutdown)
@@ -329,18 +333,3 @@ class Runner:
         """The results of one window (not stored) and the raw rows scanned."""
         ctx = CheckContext(record, cfg, self._schema(record.model), ws, we, self.env)
         return get_check(cfg.kind).evaluate(ctx)
-
-
-class _LogReads:
-    """The raw-log reads checks make (bounded samples, labelled rows, operational figures,
-    references), served by the profile store and the log store."""
-
-    def __init__(self, profiles: ProfileStore, logstore: LogStore) -> None:
-        self.sample = profiles.sample
-        self.labelled = profiles.labelled
-        self.first_ts = profiles.first_ts
-        self.last_ts = profiles.last_ts
-        self.label_stats = profiles.label_stats
-        self.quarantined = profiles.quarantined
-        self.list_references = logstore.list_references
-        self.read_reference = logstore.read_reference

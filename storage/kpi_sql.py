@@ -28,7 +28,9 @@ from typing import Any, Literal
 import numpy as np
 import pyarrow as pa
 
+from storage import tables
 from storage.logstore import LogStore, LogStoreError, UnknownModelError, label_join
+from storage.tables import quote
 
 __all__ = [
     "WINDOW_US",
@@ -104,10 +106,6 @@ class Cells:
 
     def __len__(self) -> int:
         return len(self.tenant_id)
-
-
-def _quote(name: str) -> str:
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _bucket(window: str, column: str) -> str:
@@ -215,7 +213,7 @@ class KpiQueries:
             quant_params = [*qs, *pct_names]
         sql = (
             f"SELECT tenant_id, {bucket} AS w, name, count(*) AS n, count(value) AS nv, "
-            f"sum(value) AS s, {quant} AS qs FROM events "
+            f"sum(value) AS s, {quant} AS qs FROM {tables.EVENTS} "
             f"WHERE ts >= ? AND ts < ? AND name IN ({', '.join('?' for _ in names)}){tenant_sql} "
             "GROUP BY ALL"
         )
@@ -265,7 +263,7 @@ class KpiQueries:
     ) -> dict[str, Cells]:
         cols = self._columns(model)
         need_labels = any(m.func in ("label_rate", "confusion") for m in measures)
-        lj = label_join(f"labels__{model}")
+        lj = label_join(tables.labels(model))
         label = lj.label
         selects: list[str] = []
         params: list[Any] = []
@@ -275,7 +273,7 @@ class KpiQueries:
                     f"{m.key}: model {model!r} has no column {m.column!r}; columns: "
                     f"{sorted(c for c in cols if c not in ('received_at',))}"
                 )
-            c = "i." + _quote(m.column)
+            c = "i." + quote(m.column)
             if m.func == "mean":
                 if cols[m.column] not in ("DOUBLE", "INTEGER", "BIGINT", "BOOLEAN"):
                     raise KpiQueryError(f"{m.key}: column {m.column!r} is not numeric")
@@ -302,7 +300,7 @@ class KpiQueries:
                     f"count(*) FILTER (WHERE {label} IS NULL) AS un{i}, count(*) AS n{i}"
                 )
                 params.extend([m.positive] * 8)
-        inf = _quote(f"inferences__{model}")
+        inf = quote(tables.inferences(model))
         join = ""
         if need_labels:
             join = lj.joins
@@ -347,17 +345,25 @@ class KpiQueries:
         tenant_sql, tenant_params = _tenant_filter(tenants, "i.")
         sql = (
             f"SELECT i.tenant_id AS tenant_id, {_bucket(window, 'i.ts')} AS w, "
-            f"i.{_quote(score)}::DOUBLE AS score, i.{_quote(prediction)} AS prediction "
-            f"FROM {_quote(f'inferences__{model}')} AS i "
-            f"{label_join(f'labels__{model}').anti} "
-            f"WHERE i.ts >= ? AND i.ts < ? AND i.{_quote(score)} IS NOT NULL{tenant_sql}"
+            f"i.{quote(score)}::DOUBLE AS score, i.{quote(prediction)} AS prediction "
+            f"FROM {quote(tables.inferences(model))} AS i "
+            f"{label_join(tables.labels(model)).anti} "
+            f"WHERE i.ts >= ? AND i.ts < ? AND i.{quote(score)} IS NOT NULL{tenant_sql}"
         )
         return self.logstore.query_arrow(sql, [_aware(start), _aware(end), *tenant_params])
+
+    def list_references(self, model: str) -> list[tuple[str, int, int]]:
+        """(name, version, rows) of every stored reference version of ``model``."""
+        return self.logstore.list_references(model)
+
+    def read_reference(self, model: str, name: str, version: int | None = None) -> pa.Table:
+        """One reference version (the latest unless ``version``); KeyError names what exists."""
+        return self.logstore.read_reference(model, name, version)
 
     def event_tenants(self, start: datetime, end: datetime) -> list[str]:
         """Tenants with any business event in ``[start, end)``."""
         table = self.logstore.query_arrow(
-            "SELECT DISTINCT tenant_id FROM events WHERE ts >= ? AND ts < ? ORDER BY tenant_id",
+            f"SELECT DISTINCT tenant_id FROM {tables.EVENTS} WHERE ts >= ? AND ts < ? ORDER BY tenant_id",
             [_aware(start), _aware(end)],
         )
         return [str(t) for t in table.column("tenant_id").to_pylist()]

@@ -73,7 +73,9 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from storage import tables
 from storage.private import private_dir, private_file
+from storage.tables import quote
 from storage.types import (
     COLUMN_RE,
     NAME_RE,
@@ -140,11 +142,6 @@ _REFERENCE_NAME_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$")
 # lock and key index, and could then store a duplicate.
 _OPEN_PATHS: set[str] = set()
 _OPEN_PATHS_LOCK = threading.Lock()
-
-
-def _quote(name: str) -> str:
-    """Quote an identifier that already matched NAME_RE/COLUMN_RE (belt and braces)."""
-    return '"' + name.replace('"', '""') + '"'
 
 
 def _check_model(model: str) -> str:
@@ -232,10 +229,10 @@ _EVENT_NOT_NULL = {"event_id", "tenant_id", "ts", "name", "received_at"}
 
 def _create_sql(table: str, cols: dict[str, str], not_null: set[str]) -> str:
     body = ", ".join(
-        f"{_quote(c)} {_DUCK_DDL.get(t, t)}{' NOT NULL' if c in not_null else ''}"
+        f"{quote(c)} {_DUCK_DDL.get(t, t)}{' NOT NULL' if c in not_null else ''}"
         for c, t in cols.items()
     )
-    return f"CREATE TABLE IF NOT EXISTS {_quote(table)} ({body})"
+    return f"CREATE TABLE IF NOT EXISTS {quote(table)} ({body})"
 
 
 @dataclass(frozen=True)
@@ -257,7 +254,7 @@ def label_join(labels_table: str, inf: str = "i") -> LabelJoin:
     the label sent for its own tenant and else the one sent without a tenant, so a row has at
     most one label, and a label a tenant-scoped key sent never reaches another tenant's row.
     """
-    lab = _quote(labels_table)
+    lab = quote(labels_table)
     own = f"lt.request_id = {inf}.request_id AND lt.tenant_id = {inf}.tenant_id"
     untenanted = f"lu.request_id = {inf}.request_id AND lu.tenant_id IS NULL"
     return LabelJoin(
@@ -329,7 +326,7 @@ class _KeyedTable:
 
     def hash_sql(self, prefix: str = "") -> str:
         """The index hash of a row (the same expression for stored rows and a new batch)."""
-        return f"hash(coalesce({prefix}{_quote(self.tenant)}, ''), {prefix}{_quote(self.key)})"
+        return f"hash(coalesce({prefix}{quote(self.tenant)}, ''), {prefix}{quote(self.key)})"
 
 
 class LogStore:
@@ -522,15 +519,15 @@ class LogStore:
         )
 
     def _bootstrap(self) -> None:
-        self._run(_create_sql("events", _EVENT_COLUMNS, _EVENT_NOT_NULL))
+        self._run(_create_sql(tables.EVENTS, _EVENT_COLUMNS, _EVENT_NOT_NULL))
         self._run("CREATE SEQUENCE IF NOT EXISTS quarantine_id_seq")
         self._run(
-            "CREATE TABLE IF NOT EXISTS quarantine (id BIGINT NOT NULL, received_at TIMESTAMPTZ "
+            f"CREATE TABLE IF NOT EXISTS {tables.QUARANTINE} (id BIGINT NOT NULL, received_at TIMESTAMPTZ "
             "NOT NULL, batch_id VARCHAR, kind VARCHAR NOT NULL, model VARCHAR, tenant_id VARCHAR, "
             "row_index INTEGER, field VARCHAR, reason VARCHAR, raw VARCHAR)"
         )
         self._run(
-            "CREATE TABLE IF NOT EXISTS reference_sets (model VARCHAR NOT NULL, name VARCHAR NOT "
+            f"CREATE TABLE IF NOT EXISTS {tables.REFERENCE_SETS} (model VARCHAR NOT NULL, name VARCHAR NOT "
             "NULL, version INTEGER NOT NULL, rows BIGINT NOT NULL, columns VARCHAR[] NOT NULL, "
             "created_at TIMESTAMPTZ NOT NULL)"
         )
@@ -582,10 +579,36 @@ class LogStore:
             self._columns[table] = cols
         return cols
 
+    # --- for the storage package's other modules (storage.profiles, storage.kpi_sql, ...) --
+    @contextmanager
+    def writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """The one write connection, held under the write lock: every write of the process is
+        serialised through it. A module that writes its own tables (``storage.profiles``) runs
+        its transaction here and calls :meth:`committed` after COMMIT, still inside."""
+        with self._wlock:
+            self._check_open()
+            yield self._con
+
+    @contextmanager
+    def reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
+        """A read cursor (its own connection to the same database; sees committed data)."""
+        with self._cursor() as cur:
+            yield cur
+
+    def committed(self, nbytes: int) -> None:
+        """Report a commit of ``nbytes`` made through :meth:`writer` (call it inside), so the
+        background checkpoint sees the WAL grow."""
+        self._committed(nbytes)
+
+    def table(self, model: str, kind: str = "inferences") -> str:
+        """The model's ``kind`` table (``inferences``, ``labels``, ``references``), unquoted;
+        :class:`UnknownModelError` when the model has no log tables."""
+        return self._require(model, kind)
+
     def _require(self, model: str, prefix: str = "inferences", *, locked: bool = False) -> str:
         """The model's table name; UnknownModelError when missing. Only a caller holding the
         write lock (``locked``) fills the column cache, so a reader never caches a stale list."""
-        table = f"{prefix}__{_check_model(model)}"
+        table = tables.model_table(prefix, _check_model(model))
         if table in self._columns:  # tables are never dropped: a cached table exists
             return table
         if not self._table_columns(table, cached=locked):
@@ -618,9 +641,9 @@ class LogStore:
         """
         _check_model(model)
         wanted = {
-            f"inferences__{model}": (_inference_columns(schema), _NOT_NULL),
-            f"labels__{model}": (_label_columns(schema), {"request_id", "received_at"}),
-            f"references__{model}": (
+            tables.inferences(model): (_inference_columns(schema), _NOT_NULL),
+            tables.labels(model): (_label_columns(schema), {"request_id", "received_at"}),
+            tables.references(model): (
                 _reference_columns(schema),
                 {"reference_name", "reference_version"},
             ),
@@ -638,7 +661,7 @@ class LogStore:
                 for col, typ in cols.items():
                     if col.lower() not in lower:
                         plan.append(
-                            f"ALTER TABLE {_quote(table)} ADD COLUMN {_quote(col)} {_DUCK_DDL.get(typ, typ)}"
+                            f"ALTER TABLE {quote(table)} ADD COLUMN {quote(col)} {_DUCK_DDL.get(typ, typ)}"
                         )
                         continue
                     _, old_type = lower[col.lower()]
@@ -665,7 +688,8 @@ class LogStore:
                 "SELECT table_name FROM information_schema.tables WHERE table_schema = 'main' "
                 "AND table_name LIKE 'inferences\\_\\_%' ESCAPE '\\' ORDER BY table_name"
             ).fetchall()
-        return [str(r[0]).removeprefix("inferences__") for r in rows]
+        found = (tables.model_of(str(r[0])) for r in rows)
+        return [m for m in found if m]
 
     # --- idempotent append machinery ------------------------------------------------------
     def _conform(self, table: str, batch: pa.Table, required: set[str]) -> pa.Table:
@@ -704,7 +728,7 @@ class LogStore:
         """The key index of a table, built by one scan on first use (caller holds the lock)."""
         idx = self._indexes.get(kt.table)
         if idx is None:
-            res = self._con.execute(f"SELECT {kt.hash_sql()} AS h FROM {_quote(kt.table)}")
+            res = self._con.execute(f"SELECT {kt.hash_sql()} AS h FROM {quote(kt.table)}")
             h = res.fetchnumpy()["h"]
             idx = _KeyIndex(np.asarray(h, dtype=np.uint64))  # 8 bytes per stored key
             self._indexes[kt.table] = idx
@@ -715,7 +739,7 @@ class LogStore:
     ) -> set[tuple[str, str]]:
         """Exactly which of the candidate ``(t, k)`` keys (tenant '' for none) are stored."""
         found: set[tuple[str, str]] = set()
-        key, tenant, table = _quote(kt.key), _quote(kt.tenant), _quote(kt.table)
+        key, tenant, table = quote(kt.key), quote(kt.tenant), quote(kt.table)
         match = (
             f"SELECT DISTINCT coalesce(s.{tenant}, '') AS t, s.{key} AS k FROM {table} AS s "
             f"JOIN __dw_cand AS c ON s.{key} = c.k AND coalesce(s.{tenant}, '') = c.t"
@@ -728,7 +752,7 @@ class LogStore:
                 if lo.is_valid:
                     # A retry normally carries the same ts: zone maps make this a small scan.
                     rows = self._run(
-                        f"{match} WHERE s.{_quote(kt.ts)} BETWEEN ? AND ?",
+                        f"{match} WHERE s.{quote(kt.ts)} BETWEEN ? AND ?",
                         [lo.as_py(), hi.as_py()],
                     )
                     found.update((r[0], r[1]) for r in rows)
@@ -809,7 +833,7 @@ class LogStore:
         try:
             with self._transaction():
                 inserted = self._run(
-                    f"INSERT INTO {_quote(kt.table)} BY NAME SELECT *{stamp} FROM __dw_new",
+                    f"INSERT INTO {quote(kt.table)} BY NAME SELECT *{stamp} FROM __dw_new",
                     None if stamped else [self.now()],
                 )[0][0]
         finally:
@@ -851,8 +875,8 @@ class LogStore:
         nullable), request_id (nullable), model (nullable). Idempotent by (tenant_id, event_id)."""
         with self._wlock:
             self._check_open()
-            batch = self._conform("events", batch, {"event_id", "tenant_id", "ts", "name"})
-            return self._append_keyed(_KeyedTable("events", "event_id", "ts"), batch)
+            batch = self._conform(tables.EVENTS, batch, {"event_id", "tenant_id", "ts", "name"})
+            return self._append_keyed(_KeyedTable(tables.EVENTS, "event_id", "ts"), batch)
 
     def put_reference(self, model: str, name: str, batch: pa.Table) -> int:
         """Store a new version of the named reference dataset; returns the version (1, 2, ...).
@@ -875,7 +899,7 @@ class LogStore:
                 raise LogStoreError("a reference dataset needs at least one column")
             version = int(
                 self._run(
-                    "SELECT coalesce(max(version), 0) + 1 FROM reference_sets "
+                    f"SELECT coalesce(max(version), 0) + 1 FROM {tables.REFERENCE_SETS} "
                     "WHERE model = ? AND name = ?",
                     [model, name],
                 )[0][0]
@@ -888,12 +912,12 @@ class LogStore:
             try:
                 with self._transaction():
                     self._run(
-                        f"INSERT INTO {_quote(table)} BY NAME SELECT ? AS reference_name, "
+                        f"INSERT INTO {quote(table)} BY NAME SELECT ? AS reference_name, "
                         "?::INTEGER AS reference_version, * FROM __dw_ref",
                         [name, version],
                     )
                     self._run(
-                        "INSERT INTO reference_sets VALUES (?, ?, ?, ?, ?, ?::TIMESTAMPTZ)",
+                        f"INSERT INTO {tables.REFERENCE_SETS} VALUES (?, ?, ?, ?, ?, ?::TIMESTAMPTZ)",
                         [model, name, version, batch.num_rows, batch.column_names, self.now()],
                     )
             finally:
@@ -930,9 +954,9 @@ class LogStore:
             try:
                 with self._transaction():
                     self._run(
-                        "INSERT INTO quarantine BY NAME SELECT nextval('quarantine_id_seq') AS id, "
+                        f"INSERT INTO {tables.QUARANTINE} BY NAME SELECT nextval('quarantine_id_seq') AS id, "
                         "?::TIMESTAMPTZ AS received_at, n.* FROM __dw_q AS n "
-                        "WHERE NOT EXISTS (SELECT 1 FROM quarantine AS q WHERE q.kind = n.kind "
+                        f"WHERE NOT EXISTS (SELECT 1 FROM {tables.QUARANTINE} AS q WHERE q.kind = n.kind "
                         "AND q.model IS NOT DISTINCT FROM n.model AND q.raw = n.raw)",
                         [self.now()],
                     )
@@ -947,7 +971,7 @@ class LogStore:
 
     def count_inferences(self, model: str, tenant_id: str | None = None) -> int:
         table = self._require(model)
-        sql = f"SELECT count(*) FROM {_quote(table)}"
+        sql = f"SELECT count(*) FROM {quote(table)}"
         params: list[Any] = []
         if tenant_id is not None:
             sql += " WHERE tenant_id = ?"
@@ -973,7 +997,7 @@ class LogStore:
             join, where = lj.joins, f" WHERE {lj.label} IS NOT NULL"
         with self._cursor() as cur:
             rows = cur.execute(
-                f"SELECT epoch_us(i.ts) // {step_us} AS w, count(*) FROM {_quote(inf)} i{join}"
+                f"SELECT epoch_us(i.ts) // {step_us} AS w, count(*) FROM {quote(inf)} i{join}"
                 f"{where} GROUP BY w ORDER BY w"
             ).fetchall()
         return [int(n) for _, n in rows]
@@ -996,16 +1020,16 @@ class LogStore:
             unknown = [c for c in columns if c not in have]
             if unknown:
                 raise LogStoreError(f"unknown column(s) {unknown} of model {model!r}: {list(have)}")
-            select = ", ".join(_quote(_check_column(c)) for c in columns)
+            select = ", ".join(quote(_check_column(c)) for c in columns)
         where, params = _where(start, end, tenant_id)
-        sql = f"SELECT {select} FROM {_quote(table)}{where} ORDER BY ts, request_id"
+        sql = f"SELECT {select} FROM {quote(table)}{where} ORDER BY ts, request_id"
         if limit is not None:
             sql += f" LIMIT {int(limit)}"
         return self._read(sql, params)
 
     def read_labels(self, model: str) -> pa.Table:
         table = self._require(model, "labels")
-        return self._read(f"SELECT * FROM {_quote(table)} ORDER BY received_at, request_id")
+        return self._read(f"SELECT * FROM {quote(table)} ORDER BY received_at, request_id")
 
     def read_joined(self, model: str, tenant_id: str | None = None) -> pa.Table:
         """Inference rows left-joined with their labels (column ``label``, NULL when none yet).
@@ -1017,7 +1041,7 @@ class LogStore:
         lj = label_join(self._require(model, "labels"))
         where, params = _where(None, None, tenant_id, alias="i.")
         return self._read(
-            f"SELECT i.*, {lj.label} AS label FROM {_quote(inf)} AS i{lj.joins}{where} "
+            f"SELECT i.*, {lj.label} AS label FROM {quote(inf)} AS i{lj.joins}{where} "
             "ORDER BY i.ts, i.request_id",
             params,
         )
@@ -1034,14 +1058,14 @@ class LogStore:
         if name is not None:
             where += (" AND" if where else " WHERE") + " name = ?"
             params.append(name)
-        return self._read(f"SELECT * FROM events{where} ORDER BY ts, event_id", params)
+        return self._read(f"SELECT * FROM {tables.EVENTS}{where} ORDER BY ts, event_id", params)
 
     def list_references(self, model: str) -> list[tuple[str, int, int]]:
         """(name, version, rows) for every stored reference version."""
         _check_model(model)
         with self._cursor() as cur:
             rows = cur.execute(
-                "SELECT name, version, rows FROM reference_sets WHERE model = ? "
+                f"SELECT name, version, rows FROM {tables.REFERENCE_SETS} WHERE model = ? "
                 "ORDER BY name, version",
                 [model],
             ).fetchall()
@@ -1052,7 +1076,7 @@ class LogStore:
         table = self._require(model, "references")
         with self._cursor() as cur:
             sets = cur.execute(
-                "SELECT name, version, columns FROM reference_sets WHERE model = ? "
+                f"SELECT name, version, columns FROM {tables.REFERENCE_SETS} WHERE model = ? "
                 "ORDER BY name, version",
                 [model],
             ).fetchall()
@@ -1063,9 +1087,9 @@ class LogStore:
             raise KeyError(f"{what} of model {model!r} not found; stored: {have}")
         v = max(versions) if version is None else version
         have_cols = self._table_columns(table, cached=False)
-        cols = ", ".join(_quote(c) for c in versions[v] if c in have_cols)
+        cols = ", ".join(quote(c) for c in versions[v] if c in have_cols)
         return self._read(
-            f"SELECT {cols} FROM {_quote(table)} WHERE reference_name = ? "
+            f"SELECT {cols} FROM {quote(table)} WHERE reference_name = ? "
             "AND reference_version = ? ORDER BY reference_row",
             [name, v],
         )
@@ -1090,13 +1114,15 @@ class LogStore:
             conds.append("tenant_id = ?")
             params.append(tenant_id)
         where = " WHERE " + " AND ".join(conds) if conds else ""
-        return self._read(f"SELECT * FROM quarantine{where} ORDER BY id LIMIT {int(limit)}", params)
+        return self._read(
+            f"SELECT * FROM {tables.QUARANTINE}{where} ORDER BY id LIMIT {int(limit)}", params
+        )
 
     def tenants_seen(self, model: str) -> list[str]:
         table = self._require(model)
         with self._cursor() as cur:
             rows = cur.execute(
-                f"SELECT DISTINCT tenant_id FROM {_quote(table)} ORDER BY tenant_id"
+                f"SELECT DISTINCT tenant_id FROM {quote(table)} ORDER BY tenant_id"
             ).fetchall()
         return [str(r[0]) for r in rows]
 

@@ -54,8 +54,10 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from storage.logstore import LogStore, LogStoreError, _aware, _quote, label_join
-from storage.types import ALL
+from storage import tables
+from storage.logstore import LogStore, label_join
+from storage.tables import quote
+from storage.types import ALL, as_utc
 
 __all__ = ["ROWS_COLUMN", "ProfileSpec", "ProfileStore", "RawProfile", "edges_key"]
 
@@ -188,7 +190,7 @@ class _Grid:
 
 
 def _hour(value: datetime) -> datetime:
-    v = _aware(value).astimezone(UTC)
+    v = as_utc(value).astimezone(UTC)
     return v.replace(minute=0, second=0, microsecond=0)
 
 
@@ -234,27 +236,25 @@ class ProfileStore:
         self._locks_lock = threading.Lock()
         with self._writer() as con:
             con.execute(
-                "CREATE TABLE IF NOT EXISTS profile_hours (model VARCHAR NOT NULL, hour "
+                f"CREATE TABLE IF NOT EXISTS {tables.PROFILE_HOURS} (model VARCHAR NOT NULL, hour "
                 "TIMESTAMPTZ NOT NULL, rows BIGINT NOT NULL, spec VARCHAR NOT NULL, computed_at "
                 "TIMESTAMPTZ NOT NULL, changed_at TIMESTAMPTZ NOT NULL, dirty BOOLEAN NOT NULL)"
             ).fetchall()
             con.execute(
-                "CREATE TABLE IF NOT EXISTS profile_state (model VARCHAR NOT NULL, "
+                f"CREATE TABLE IF NOT EXISTS {tables.PROFILE_STATE} (model VARCHAR NOT NULL, "
                 "watermark TIMESTAMPTZ)"
             ).fetchall()
 
     # -- plumbing ---------------------------------------------------------------------------
     @contextmanager
     def _writer(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        # The log store owns the only write connection; writes share its lock (storage-internal).
-        with self._ls._wlock:
-            if self._ls._closed:
-                raise LogStoreError("log store is closed")
-            yield self._ls._con
+        # The log store owns the only write connection; writes share its lock.
+        with self._ls.writer() as con:
+            yield con
 
     @contextmanager
     def _reader(self) -> Iterator[duckdb.DuckDBPyConnection]:
-        with self._ls._cursor() as cur:
+        with self._ls.reader() as cur:
             yield cur
 
     def _model_lock(self, model: str) -> threading.Lock:
@@ -262,13 +262,13 @@ class ProfileStore:
             return self._model_locks.setdefault(model, threading.Lock())
 
     def _table(self, model: str) -> str:
-        return self._ls._require(model)
+        return self._ls.table(model)
 
     def _ensure_profile_table(self, model: str) -> str:
-        name = f"profiles__{model}"
+        name = tables.profiles(model)
         with self._writer() as con:
             con.execute(
-                f"CREATE TABLE IF NOT EXISTS {_quote(name)} (hour TIMESTAMPTZ NOT NULL, "
+                f"CREATE TABLE IF NOT EXISTS {quote(name)} (hour TIMESTAMPTZ NOT NULL, "
                 "tenant_id VARCHAR NOT NULL, model_version VARCHAR NOT NULL, column_name VARCHAR "
                 "NOT NULL, bins_key VARCHAR NOT NULL, count BIGINT, missing BIGINT, n_finite "
                 "BIGINT, min DOUBLE, max DOUBLE, sum DOUBLE, sum_sq DOUBLE, counts BIGINT[], "
@@ -304,7 +304,7 @@ class ProfileStore:
     def watermark(self, model: str) -> datetime | None:
         with self._reader() as cur:
             row = cur.execute(
-                "SELECT watermark FROM profile_state WHERE model = ?", [model]
+                f"SELECT watermark FROM {tables.PROFILE_STATE} WHERE model = ?", [model]
             ).fetchone()
         return None if row is None else row[0]
 
@@ -320,7 +320,7 @@ class ProfileStore:
         with self._model_lock(model):
             old = self.watermark(model)
             with self._reader() as cur:
-                new = cur.execute(f"SELECT max(received_at) FROM {_quote(table)}").fetchall()[0][0]
+                new = cur.execute(f"SELECT max(received_at) FROM {quote(table)}").fetchall()[0][0]
                 if new is None or (old is not None and new <= old):
                     return []
                 late: list[datetime] = []
@@ -328,7 +328,7 @@ class ProfileStore:
                     late = [
                         r[0]
                         for r in cur.execute(
-                            f"SELECT DISTINCT date_trunc('hour', ts) FROM {_quote(table)} "
+                            f"SELECT DISTINCT date_trunc('hour', ts) FROM {quote(table)} "
                             "WHERE received_at > ? AND received_at <= ? ORDER BY 1",
                             [old, new],
                         ).fetchall()
@@ -343,15 +343,19 @@ class ProfileStore:
                             dirty = [
                                 r[0]
                                 for r in con.execute(
-                                    "UPDATE profile_hours SET dirty = true WHERE model = ? AND "
+                                    f"UPDATE {tables.PROFILE_HOURS} SET dirty = true WHERE model = ? AND "
                                     "hour IN (SELECT hour FROM __dw_late) RETURNING hour",
                                     [model],
                                 ).fetchall()
                             ]
                         finally:
                             con.unregister("__dw_late")
-                    con.execute("DELETE FROM profile_state WHERE model = ?", [model]).fetchall()
-                    con.execute("INSERT INTO profile_state VALUES (?, ?)", [model, new]).fetchall()
+                    con.execute(
+                        f"DELETE FROM {tables.PROFILE_STATE} WHERE model = ?", [model]
+                    ).fetchall()
+                    con.execute(
+                        f"INSERT INTO {tables.PROFILE_STATE} VALUES (?, ?)", [model, new]
+                    ).fetchall()
                     con.execute("COMMIT").fetchall()
                 except BaseException:
                     con.execute("ROLLBACK").fetchall()
@@ -363,9 +367,9 @@ class ProfileStore:
         dirty."""
         with self._reader() as cur:
             rows = cur.execute(
-                "SELECT hour, rows, spec, computed_at, changed_at, dirty FROM profile_hours "
+                f"SELECT hour, rows, spec, computed_at, changed_at, dirty FROM {tables.PROFILE_HOURS} "
                 "WHERE model = ? AND hour >= ? AND hour < ?",
-                [model, _aware(start), _aware(end)],
+                [model, as_utc(start), as_utc(end)],
             ).fetchall()
         return {
             r[0]: {
@@ -448,8 +452,8 @@ class ProfileStore:
         Three reads of the range run at once: the segments (rows and first/last ts per hour,
         tenant and version) and the category counts in DuckDB on their own cursors, while this
         thread streams the numeric columns through the compiled counting loops."""
-        table = _quote(self._table(model))
-        have_cols = self._ls._table_columns(self._table(model), cached=False)
+        table = quote(self._table(model))
+        have_cols = self._ls.table_columns(model)
         numeric = [c for c in spec.numeric if c in have_cols and spec.numeric[c]]
         categorical = [c for c in spec.categorical if c in have_cols]
         where = "ts >= ? AND ts < ?"
@@ -544,7 +548,7 @@ class ProfileStore:
         """
         from storage import profile_kernels as kern  # numba: imported when first profiling
 
-        sel = ", ".join(_quote(c) for c in numeric)
+        sel = ", ".join(quote(c) for c in numeric)
         seg = f"{_GROUP_HASH} AS gh" if hashed else "tenant_id, coalesce(model_version, '') AS mv"
         first = 2 if hashed else 3
         keymap: dict[tuple[Any, ...], int] = {}
@@ -625,21 +629,21 @@ class ProfileStore:
                 con.execute("BEGIN TRANSACTION").fetchall()
                 try:
                     con.execute(
-                        f"DELETE FROM {_quote(ptable)} WHERE hour >= ? AND hour < ?", [start, end]
+                        f"DELETE FROM {quote(ptable)} WHERE hour >= ? AND hour < ?", [start, end]
                     ).fetchall()
-                    con.execute(f"INSERT INTO {_quote(ptable)} SELECT * FROM __dw_prof").fetchall()
+                    con.execute(f"INSERT INTO {quote(ptable)} SELECT * FROM __dw_prof").fetchall()
                     # keep changed_at of hours recomputed only because the spec changed
                     con.execute(
                         "CREATE OR REPLACE TEMP TABLE __dw_old AS SELECT hour, changed_at FROM "
-                        "profile_hours WHERE model = ? AND hour >= ? AND hour < ?",
+                        f"{tables.PROFILE_HOURS} WHERE model = ? AND hour >= ? AND hour < ?",
                         [model, start, end],
                     ).fetchall()
                     con.execute(
-                        "DELETE FROM profile_hours WHERE model = ? AND hour >= ? AND hour < ?",
+                        f"DELETE FROM {tables.PROFILE_HOURS} WHERE model = ? AND hour >= ? AND hour < ?",
                         [model, start, end],
                     ).fetchall()
                     con.execute(
-                        "INSERT INTO profile_hours SELECT ?, h.hour, h.rows, ?, ?, "
+                        f"INSERT INTO {tables.PROFILE_HOURS} SELECT ?, h.hour, h.rows, ?, ?, "
                         "CASE WHEN h.changed OR o.changed_at IS NULL THEN ?::TIMESTAMPTZ "
                         "ELSE o.changed_at END, false FROM __dw_hours h LEFT JOIN __dw_old o "
                         "ON o.hour = h.hour",
@@ -653,7 +657,7 @@ class ProfileStore:
             finally:
                 con.unregister("__dw_prof")
                 con.unregister("__dw_hours")
-            self._ls._committed(data.nbytes)
+            self._ls.committed(data.nbytes)
 
     # -- reading ----------------------------------------------------------------------------
     def window(
@@ -671,13 +675,13 @@ class ProfileStore:
         ``columns`` restricts to these (column, bins_key) pairs (the rows pseudo column is
         always included).
         """
-        ptable = f"profiles__{model}"
+        ptable = tables.profiles(model)
         sql = (
             f"SELECT tenant_id, model_version, column_name, bins_key, count, missing, n_finite, "
-            f"min, max, sum, sum_sq, counts, categories FROM {_quote(ptable)} "
+            f"min, max, sum, sum_sq, counts, categories FROM {quote(ptable)} "
             "WHERE hour >= ? AND hour < ?"
         )
-        params: list[Any] = [_aware(start), _aware(end)]
+        params: list[Any] = [as_utc(start), as_utc(end)]
         if tenant_id is not None:
             sql += " AND tenant_id = ?"
             params.append(tenant_id)
@@ -748,62 +752,13 @@ class ProfileStore:
             out.setdefault((t, v), {})[(c, k)] = prof
         return out
 
-    def sample(
-        self,
-        model: str,
-        start: datetime,
-        end: datetime,
-        columns: Sequence[str],
-        n: int,
-        *,
-        tenant_id: str | None = None,
-        seed: int = 0,
-    ) -> pa.Table:
-        """A bounded uniform random sample (at most ``n`` rows, the same for the same ``seed``)
-        of the window's rows, with ``tenant_id``, ``model_version`` and ``columns``."""
-        table = _quote(self._table(model))
-        cols = ", ".join(["tenant_id", "model_version", *(_quote(c) for c in columns)])
-        where, params = "ts >= ? AND ts < ?", [_aware(start), _aware(end)]
-        if tenant_id is not None:
-            where += " AND tenant_id = ?"
-            params.append(tenant_id)
-        # Not ``USING SAMPLE reservoir(n ROWS) REPEATABLE (seed)``: it is only repeatable on one
-        # thread (parallel scans feed the reservoir in any order), and a re-run of a window must
-        # give the same results. The n rows with the smallest seeded hash of request_id are a
-        # uniform sample, identical on every run; DuckDB keeps only n rows (top-n heap).
-        sql = (
-            f"SELECT {cols} FROM {table} WHERE {where} "
-            f"ORDER BY hash(request_id || ?), request_id LIMIT {int(n)}"
-        )
-        params.append(f"#{int(seed)}")
-        with self._reader() as cur:
-            return cur.sql(sql, params=params).to_arrow_table()
-
-    # -- operational reads ----------------------------------------------------------------------
-    def first_ts(self, model: str) -> datetime | None:
-        """Timestamp of the model's oldest inference row."""
-        with self._reader() as cur:
-            return cur.execute(f"SELECT min(ts) FROM {_quote(self._table(model))}").fetchall()[0][0]
-
-    def last_ts(self, model: str, before: datetime) -> dict[tuple[str, str], datetime]:
-        """Newest row ``ts`` before ``before`` — freshness. Keys: ``(tenant, "*")`` per tenant,
-        ``("*", version)`` per model version (no version: ``""``) and ``("*", "*")``."""
-        with self._reader() as cur:
-            rows = cur.execute(
-                f"SELECT {_SEGMENT_KEYS}, max(ts) FROM (SELECT tenant_id, coalesce(model_version, "
-                f"'') AS mv, ts FROM {_quote(self._table(model))} WHERE ts < ?) "
-                f"GROUP BY {_SEGMENT_SETS}",
-                [_aware(before)],
-            ).fetchall()
-        return {(str(t), str(v)): ts for t, v, ts in rows if ts is not None}
-
     def row_counts(
         self, model: str, start: datetime, end: datetime, step: timedelta
     ) -> dict[tuple[str, str], list[int]]:
         """Rows per window of ``step`` in ``[start, end)`` from the stored hourly profiles
         (windows without profiled hours are left out). Keys as :meth:`last_ts`: per tenant,
         per model version and for all."""
-        ptable = f"profiles__{model}"
+        ptable = tables.profiles(model)
         with self._reader() as cur:
             exists = cur.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [ptable]
@@ -811,13 +766,13 @@ class ProfileStore:
             if not exists:
                 return {}
             rows = cur.execute(
-                f"SELECT tenant_id, model_version, hour, sum(count) FROM {_quote(ptable)} "
+                f"SELECT tenant_id, model_version, hour, sum(count) FROM {quote(ptable)} "
                 "WHERE column_name = ? AND hour >= ? AND hour < ? GROUP BY ALL",
-                [ROWS_COLUMN, _aware(start), _aware(end)],
+                [ROWS_COLUMN, as_utc(start), as_utc(end)],
             ).fetchall()
             profiled = cur.execute(
-                "SELECT hour FROM profile_hours WHERE model = ? AND hour >= ? AND hour < ?",
-                [model, _aware(start), _aware(end)],
+                f"SELECT hour FROM {tables.PROFILE_HOURS} WHERE model = ? AND hour >= ? AND hour < ?",
+                [model, as_utc(start), as_utc(end)],
             ).fetchall()
         n_windows = int((end - start) / step)
         covered = [False] * n_windows
@@ -830,82 +785,22 @@ class ProfileStore:
                 per.setdefault(key, [0] * n_windows)[i] += int(n)
         return {k: [v[i] for i in range(n_windows) if covered[i]] for k, v in per.items()}
 
-    def label_stats(
-        self, model: str, start: datetime, end: datetime
-    ) -> dict[tuple[str, str], dict[str, Any]]:
-        """Rows, labelled rows and mean label delay (s, label received - inference ts) of the
-        window's inferences. Keys as :meth:`last_ts`: per tenant, per model version and all."""
-        inf, lj = _quote(self._table(model)), label_join(self._ls._require(model, "labels"))
-        with self._reader() as cur:
-            rows = cur.execute(
-                f"SELECT {_SEGMENT_KEYS}, count(*), count(label), avg(delay) FROM ("
-                f"SELECT i.tenant_id, coalesce(i.model_version, '') AS mv, {lj.label} AS "
-                f"label, epoch({lj.received_at}) - epoch(i.ts) AS delay "
-                f"FROM {inf} i{lj.joins} "
-                f"WHERE i.ts >= ? AND i.ts < ?) GROUP BY {_SEGMENT_SETS}",
-                [_aware(start), _aware(end)],
-            ).fetchall()
-        return {
-            (str(t), str(v)): {"rows": int(n), "labelled": int(k), "delay_s": d}
-            for t, v, n, k, d in rows
-        }
-
     def label_hours(self, model: str, since: datetime) -> dict[datetime, datetime]:
         """Hour of the inference -> newest label ``received_at``, for labels received after
         ``since`` (late labels re-run realized performance)."""
-        inf = _quote(self._table(model))
-        lab = self._ls._require(model, "labels")
+        inf = quote(self._table(model))
+        lab = self._ls.table(model, "labels")
         # Every label that may label a row (one its own tenant's label overrides too: at worst
         # a window is re-run for nothing)
         with self._reader() as cur:
             rows = cur.execute(
-                f"SELECT date_trunc('hour', i.ts), max(l.received_at) FROM {_quote(lab)} l JOIN "
+                f"SELECT date_trunc('hour', i.ts), max(l.received_at) FROM {quote(lab)} l JOIN "
                 f"{inf} i ON {label_join(lab).matches} WHERE l.received_at > ? GROUP BY 1",
-                [_aware(since)],
+                [as_utc(since)],
             ).fetchall()
         return {h: r for h, r in rows}
 
-    def labelled(
-        self,
-        model: str,
-        start: datetime,
-        end: datetime,
-        prediction: str,
-        scores: Sequence[str] = (),
-    ) -> pa.Table:
-        """The window's inferences that have a label: tenant_id, model_version, prediction,
-        scores and ``label``."""
-        inf, lj = _quote(self._table(model)), label_join(self._ls._require(model, "labels"))
-        cols = ", ".join(f"i.{_quote(c)}" for c in (prediction, *scores))
-        with self._reader() as cur:
-            return cur.sql(
-                f"SELECT i.tenant_id, coalesce(i.model_version, '') AS model_version, {cols}, "
-                f"{lj.label} AS label FROM {inf} i{lj.joins} "
-                f"WHERE i.ts >= ? AND i.ts < ? AND {lj.label} IS NOT NULL",
-                params=[_aware(start), _aware(end)],
-            ).to_arrow_table()
 
-    def quarantined(self, model: str, start: datetime, end: datetime) -> dict[str, int]:
-        """Quarantined rows of this model received in ``[start, end)``, per tenant and all
-        (``"*"``). Not per model version: a rejected row may not have a readable one."""
-        with self._reader() as cur:
-            rows = cur.execute(
-                "SELECT coalesce(tenant_id, '?') AS t, count(*) FROM quarantine WHERE model = ? "
-                "AND received_at >= ? AND received_at < ? GROUP BY ALL",
-                [model, _aware(start), _aware(end)],
-            ).fetchall()
-        out = {str(t): int(n) for t, n in rows}
-        out[ALL] = sum(out.values())
-        return out
-
-
-# Operational reads group a subquery with columns ``tenant_id`` and ``mv`` (the model version,
-# "" when none) by tenant, by version and over everything; the grouped-away side reads "*".
-_SEGMENT_KEYS = (
-    "CASE WHEN grouping(tenant_id) = 1 THEN '*' ELSE tenant_id END, "
-    "CASE WHEN grouping(mv) = 1 THEN '*' ELSE mv END"
-)
-_SEGMENT_SETS = "GROUPING SETS ((tenant_id), (mv), ())"
 _TS = pa.timestamp("us", tz="UTC")
 # The hour of a row as epoch hours. Floating-point: DuckDB divides BIGINTs by a constant with a
 # real division instruction (a third of the CPU of the segment query went there). Exact for
@@ -1032,7 +927,7 @@ def _category_sql(table: str, where: str, categorical: list[str], *, hashed: boo
     n. Sorted by column, hour, segment and value with NULL first."""
     seg = f"{_GROUP_HASH} AS gh" if hashed else "tenant_id, coalesce(model_version, '') AS mv"
     seg_cols = "gh" if hashed else "tenant_id, mv"
-    vals = ", ".join(f"CAST({_quote(c)} AS VARCHAR) AS v{i}" for i, c in enumerate(categorical))
+    vals = ", ".join(f"CAST({quote(c)} AS VARCHAR) AS v{i}" for i, c in enumerate(categorical))
     m = len(categorical)
     sets = ", ".join(f"(hour, {seg_cols}, v{i})" for i in range(m))
     # which column a grouping set is about: its bit is the only 0 in the grouping mask

@@ -13,7 +13,8 @@ from typing import Any
 
 from sqlalchemy import Select, and_, func, select
 
-from storage.logstore import LogStore, _quote
+from storage import tables
+from storage.logstore import LogStore
 from storage.metadata.models_monitoring import MetricResultRow, MonitorRunRow
 from storage.metadata.store import MetadataStore
 from storage.types import ALL, MetricResult
@@ -140,7 +141,7 @@ def latest_results(
         model_version=model_version,
     )
     core = stmt.with_only_columns(*MetricResultRow.__table__.columns)
-    with meta._read() as s:
+    with meta.reading() as s:
         return [_from_row(row) for row in s.execute(core)]
 
 
@@ -179,7 +180,7 @@ def results_between(
         stmt = stmt.where(r.window_start < end)
     stmt = stmt.order_by(r.window_start, r.id).limit(limit)
     core = stmt.with_only_columns(*MetricResultRow.__table__.columns)
-    with meta._read() as s:
+    with meta.reading() as s:
         return [_from_row(row) for row in s.execute(core)]
 
 
@@ -187,7 +188,7 @@ def results_version(meta: MetadataStore) -> tuple[int, int]:
     """(newest id, row count) of the stored results: changes whenever results are written or
     replaced, so read models can be cached by it."""
     r = MetricResultRow
-    with meta._read() as s:
+    with meta.reading() as s:
         row = s.execute(select(func.max(r.id), func.count())).one()
     return int(row[0] or 0), int(row[1] or 0)
 
@@ -204,7 +205,7 @@ def last_computed(
         stmt = stmt.where(r.source == source)
     if model is not None:
         stmt = stmt.where(r.model == model)
-    with meta._read() as s:
+    with meta.reading() as s:
         return s.scalar(stmt.order_by(r.id.desc()).limit(1))
 
 
@@ -212,7 +213,7 @@ def last_run_at(meta: MetadataStore) -> dict[str, tuple[datetime | None, str, st
     """Monitor -> (finished_at, status, error) of its newest run."""
     r = MonitorRunRow
     newest = select(func.max(r.id)).group_by(r.monitor).scalar_subquery()
-    with meta._read() as s:
+    with meta.reading() as s:
         rows = s.scalars(select(r).where(r.id.in_(newest)))
         return {row.monitor: (row.finished_at, row.status, row.error) for row in rows}
 
@@ -221,9 +222,9 @@ def version_spans(logstore: LogStore, model: str) -> list[tuple[str, datetime, d
     """(model_version, first ts, last ts, rows) of a model's inference logs, oldest first."""
     if model not in logstore.models():
         return []
-    table = f"inferences__{model}"
+    table = tables.inferences(model)
     sql = (
-        f"SELECT model_version, min(ts), max(ts), count(*) FROM {_quote(table)} "
+        f"SELECT model_version, min(ts), max(ts), count(*) FROM {tables.quote(table)} "
         "GROUP BY model_version ORDER BY min(ts)"
     )
     rows = logstore.query_arrow(sql).to_pylist()

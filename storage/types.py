@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 Task = Literal["binary", "multiclass", "regression"]
@@ -389,3 +389,8 @@ class KpiRecord:
     created_by: str
     created_at: datetime
     updated_at: datetime
+
+
+def as_utc(value: datetime) -> datetime:
+    """Naive datetimes are taken as UTC (every stored timestamp is UTC); aware ones unchanged."""
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value

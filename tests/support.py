@@ -118,3 +118,13 @@ def wait_job(c: httpx.Client, job: dict[str, Any], timeout: float = 600.0) -> di
         assert r.status_code == 200, r.text
         job = r.json()
     return job
+
+
+def duckdb_runner(meta: Any, ls: Any, **kw: Any) -> Any:
+    """A monitor runner wired to the embedded DuckDB engine (what ``MonitorService`` builds)."""
+    from monitor.runner import Runner
+    from storage.log_reads import LogReads
+    from storage.metadata.monitoring import MonitoringStore
+    from storage.profiles import ProfileStore
+
+    return Runner(meta, LogReads(ls), profiles=ProfileStore(ls), store=MonitoringStore(meta), **kw)

@@ -19,7 +19,7 @@ from detectors.profiles import (
     ColumnKind,
     ColumnProfile,
     ReferenceBins,
-    _as_float_array,
+    as_float_array,
     profile_categorical,
     profile_numeric,
 )
@@ -211,8 +211,8 @@ def detect(
     kind = kind or _infer_kind(reference)
     _check_kind(m, kind)
     if kind == "numeric" and m.on_samples is not None:
-        r = _as_float_array(reference)
-        c = _as_float_array(current)
+        r = as_float_array(reference)
+        c = as_float_array(current)
         # samples: NaN is missing; ±inf are dropped too (undefined for moments and distances)
         r, c = r[np.isfinite(r)], c[np.isfinite(c)]
         fallback = _fallback_threshold(m, threshold, alpha)

@@ -13,6 +13,7 @@ from storage.types import MetricResult, ModelSchema
 if TYPE_CHECKING:
     from monitor.checks.caches import Caches
     from monitor.monitors import MonitorConfig
+    from monitor.ports import LogReader, ProfileEngine
     from storage.metadata.monitoring import MonitorRecord
 
 __all__ = ["Check", "CheckContext", "CheckEnv"]
@@ -25,18 +26,17 @@ class CheckEnv:
     Attributes
     ----------
     profiles
-        The profile engine: ``register``, ``ensure``, ``window``, ``row_counts``.
+        The profile engine (``monitor.ports.ProfileEngine``).
     logs
-        Bounded raw-log reads: ``sample``, ``labelled``, ``first_ts``, ``last_ts``,
-        ``label_stats``, ``quarantined``, ``list_references``, ``read_reference``.
+        Bounded raw-log reads (``monitor.ports.LogReader``).
     caches
         References and fitted models, kept across windows.
     sample_size
         Rows of a window's bounded sample when the monitor does not set its own.
     """
 
-    profiles: Any
-    logs: Any
+    profiles: ProfileEngine
+    logs: LogReader
     caches: Caches
     sample_size: int = 5000
 

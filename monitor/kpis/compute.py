@@ -20,7 +20,8 @@ from detectors.estimation import BinaryCBPE
 from monitor.kpis.checks import CheckOutcome, history_needed, run_checks_series, worst
 from monitor.kpis.definition import KpiDefinition
 from monitor.kpis.formula import BusinessValueFormula, EventFormula, LogFormula
-from storage.kpi_sql import WINDOW_US, Cells, EventMeasure, KpiQueries, LogMeasure
+from monitor.ports import KpiSource
+from storage.kpi_sql import WINDOW_US, Cells, EventMeasure, LogMeasure
 from storage.types import MetricResult, ModelSchema
 
 __all__ = ["KpiComputer", "align", "window_delta", "windows_between"]
@@ -70,7 +71,7 @@ class KpiComputer:
         Model name → its schema (None when unknown).
     """
 
-    def __init__(self, queries: KpiQueries, schema_of: Callable[[str], ModelSchema | None]) -> None:
+    def __init__(self, queries: KpiSource, schema_of: Callable[[str], ModelSchema | None]) -> None:
         self.queries = queries
         self.schema_of = schema_of
         self._cbpe: dict[tuple[str, str, int], BinaryCBPE | None] = {}
@@ -323,12 +324,12 @@ class KpiComputer:
         model, ref = d.model or "", d.reference
         if not ref:
             return None
-        refs = {n: v for n, v, _ in self.queries.logstore.list_references(model)}
+        refs = {n: v for n, v, _ in self.queries.list_references(model)}
         if ref not in refs:
             return None
         key = (model, ref, refs[ref])
         if key not in self._cbpe:
-            table = self.queries.logstore.read_reference(model, ref)
+            table = self.queries.read_reference(model, ref)
             cols = set(table.column_names)
             score, pred = schema.scores[0], schema.prediction
             est: BinaryCBPE | None = None

@@ -279,7 +279,7 @@ class AlertStore:
         return self._m
 
     def now(self) -> datetime:
-        return self._m._now()
+        return self._m.now()
 
     # ------------------------------------------------------------------ secrets
     def _encrypt(self, value: str) -> str:
@@ -298,8 +298,8 @@ class AlertStore:
         self, name: str, spec: Mapping[str, Any], enabled: bool = True, actor: str = "system"
     ) -> RuleRecord:
         """Create or replace a rule (its version goes up by one on every change)."""
-        now = self._m._now()
-        with self._m._write() as s:
+        now = self._m.now()
+        with self._m.writing() as s:
             row = s.scalar(select(AlertRuleRow).where(AlertRuleRow.name == name))
             if row is None:
                 row = AlertRuleRow(
@@ -322,32 +322,32 @@ class AlertStore:
                 row.updated_at = now
                 action = "rule.update"
             s.flush()
-            self._m._audit(s, actor, action, "alert_rule", name, {"version": row.version})
+            self._m.record_audit(s, actor, action, "alert_rule", name, {"version": row.version})
             return _rule(row)
 
     def get_rule(self, name: str) -> RuleRecord | None:
-        with self._m._read() as s:
+        with self._m.reading() as s:
             row = s.scalar(select(AlertRuleRow).where(AlertRuleRow.name == name))
             return None if row is None else _rule(row)
 
     def list_rules(self, enabled_only: bool = False) -> list[RuleRecord]:
-        with self._m._read() as s:
+        with self._m.reading() as s:
             stmt = select(AlertRuleRow).order_by(AlertRuleRow.name)
             if enabled_only:
                 stmt = stmt.where(AlertRuleRow.enabled.is_(True))
             return [_rule(r) for r in s.scalars(stmt)]
 
     def delete_rule(self, name: str, actor: str = "system") -> None:
-        with self._m._write() as s:
+        with self._m.writing() as s:
             n = s.execute(delete(AlertRuleRow).where(AlertRuleRow.name == name)).rowcount
             if not n:
                 raise NotFound(f"alert rule {name!r} not found")
-            self._m._audit(s, actor, "rule.delete", "alert_rule", name)
+            self._m.record_audit(s, actor, "rule.delete", "alert_rule", name)
 
     # ------------------------------------------------------------------ alerts
     def latest_alerts(self, rules: Iterable[str] | None = None) -> dict[str, AlertRecord]:
         """The newest instance of every fingerprint (of ``rules`` when given)."""
-        with self._m._read() as s:
+        with self._m.reading() as s:
             newest = select(func.max(AlertRow.id)).group_by(AlertRow.fingerprint)
             if rules is not None:
                 newest = newest.where(AlertRow.rule.in_(list(rules)))
@@ -368,8 +368,8 @@ class AlertStore:
         ``missing_data`` rules. Returns the alerts with their ids.
         """
         out: list[AlertRecord] = []
-        now = self._m._now()
-        with self._m._write() as s:
+        now = self._m.now()
+        with self._m.writing() as s:
             inserts = [a for a in alerts if a.id is None]
             new_ids: list[int] = []
             if inserts:
@@ -461,7 +461,7 @@ class AlertStore:
         evaluation storing the same alerts at the same time loses nothing."""
         if not keys:
             return
-        with self._m._write() as s:
+        with self._m.writing() as s:
             s.execute(
                 update(AlertRow),
                 [{"id": alert_id, "group_key": key} for alert_id, key in keys.items()],
@@ -469,12 +469,12 @@ class AlertStore:
 
     def series(self, rules: Iterable[str]) -> list[tuple[str, str, dict[str, str], datetime]]:
         """Heartbeats ``(rule, fingerprint, labels, last_window_end)`` of ``rules``."""
-        with self._m._read() as s:
+        with self._m.reading() as s:
             rows = s.scalars(select(AlertSeriesRow).where(AlertSeriesRow.rule.in_(list(rules))))
             return [(r.rule, r.fingerprint, dict(r.labels), r.last_window_end) for r in rows]
 
     def get_alert(self, alert_id: int) -> AlertRecord | None:
-        with self._m._read() as s:
+        with self._m.reading() as s:
             row = s.get(AlertRow, alert_id)
             return None if row is None else _alert(row)
 
@@ -492,7 +492,7 @@ class AlertStore:
         offset: int = 0,
     ) -> list[AlertRecord]:
         """Alerts, newest first, filtered on any of the given fields."""
-        with self._m._read() as s:
+        with self._m.reading() as s:
             stmt = select(AlertRow).order_by(AlertRow.id.desc()).limit(limit).offset(offset)
             if state is not None:
                 states = [state] if isinstance(state, str) else list(state)
@@ -585,7 +585,7 @@ class AlertStore:
                 "model": AlertRow.model,
             }[sort]
             order = [column.desc().nulls_last() if descending else column.asc().nulls_last()]
-        with self._m._read() as s:
+        with self._m.reading() as s:
             total = s.scalar(select(func.count()).select_from(AlertRow).where(*where)) or 0
             stmt = (
                 select(AlertRow)
@@ -601,8 +601,8 @@ class AlertStore:
     ) -> AlertRecord:
         """Mark a firing alert acknowledged (idempotent) and queue ``outbox`` deliveries
         (PagerDuty ``acknowledge`` events) in the same transaction."""
-        now = self._m._now()
-        with self._m._write() as s:
+        now = self._m.now()
+        with self._m.writing() as s:
             row = s.get(AlertRow, alert_id)
             if row is None:
                 raise NotFound(f"alert {alert_id} not found")
@@ -614,7 +614,7 @@ class AlertStore:
                 row.acknowledged_by = actor
                 row.acknowledged_at = now
                 self._enqueue(s, None, outbox, now)
-                self._m._audit(s, actor, "alert.ack", "alert", str(alert_id))
+                self._m.record_audit(s, actor, "alert.ack", "alert", str(alert_id))
             return _alert(row)
 
     def count_alerts(
@@ -637,11 +637,11 @@ class AlertStore:
             stmt = stmt.where(AlertRow.state.in_([state] if isinstance(state, str) else state))
         if tenant_ids is not None:
             stmt = stmt.where(AlertRow.tenant_id.in_(list(tenant_ids)))
-        with self._m._read() as s:
+        with self._m.reading() as s:
             return {tuple(row[:-1]): int(row[-1]) for row in s.execute(stmt)}
 
     def state_counts(self) -> dict[str, int]:
-        with self._m._read() as s:
+        with self._m.reading() as s:
             rows = s.execute(select(AlertRow.state, func.count()).group_by(AlertRow.state))
             return {state: int(n) for state, n in rows}
 
@@ -656,8 +656,8 @@ class AlertStore:
     ) -> SilenceRecord:
         if ends_at <= starts_at:
             raise ValueError(f"ends_at {ends_at} must be after starts_at {starts_at}")
-        now = self._m._now()
-        with self._m._write() as s:
+        now = self._m.now()
+        with self._m.writing() as s:
             row = SilenceRow(
                 matchers=[dict(m) for m in matchers],
                 reason=reason,
@@ -668,35 +668,35 @@ class AlertStore:
             )
             s.add(row)
             s.flush()
-            self._m._audit(
+            self._m.record_audit(
                 s, created_by, "silence.create", "silence", str(row.id), {"reason": reason}
             )
             return _silence(row)
 
     def list_silences(self, active_at: datetime | None = None) -> list[SilenceRecord]:
         """All silences, newest first; only those active at ``active_at`` when given."""
-        with self._m._read() as s:
+        with self._m.reading() as s:
             stmt = select(SilenceRow).order_by(SilenceRow.id.desc())
             if active_at is not None:
                 stmt = stmt.where(SilenceRow.starts_at <= active_at, SilenceRow.ends_at > active_at)
             return [_silence(r) for r in s.scalars(stmt)]
 
     def get_silence(self, silence_id: int) -> SilenceRecord | None:
-        with self._m._read() as s:
+        with self._m.reading() as s:
             row = s.get(SilenceRow, silence_id)
             return None if row is None else _silence(row)
 
     def expire_silence(self, silence_id: int, actor: str) -> SilenceRecord:
         """End a silence now (its notifications resume at the groups' next flush)."""
-        now = self._m._now()
-        with self._m._write() as s:
+        now = self._m.now()
+        with self._m.writing() as s:
             row = s.get(SilenceRow, silence_id)
             if row is None:
                 raise NotFound(f"silence {silence_id} not found")
             if row.ends_at > now:
                 row.ends_at = max(now, row.starts_at)
                 row.expired_by = actor
-                self._m._audit(s, actor, "silence.expire", "silence", str(silence_id))
+                self._m.record_audit(s, actor, "silence.expire", "silence", str(silence_id))
             return _silence(row)
 
     # ------------------------------------------------------------------ channels
@@ -712,10 +712,10 @@ class AlertStore:
     ) -> ChannelRecord:
         if kind not in CHANNEL_KINDS:
             raise ValueError(f"channel kind {kind!r} is not one of {', '.join(CHANNEL_KINDS)}")
-        now = self._m._now()
+        now = self._m.now()
         payload = json.dumps({"secrets": list(secrets), "routing_key": routing_key})
         try:
-            with self._m._write() as s:
+            with self._m.writing() as s:
                 row = ChannelRow(
                     name=name,
                     kind=kind,
@@ -730,7 +730,7 @@ class AlertStore:
                 )
                 s.add(row)
                 s.flush()
-                self._m._audit(s, actor, "channel.create", "channel", name, {"kind": kind})
+                self._m.record_audit(s, actor, "channel.create", "channel", name, {"kind": kind})
                 return self._channel(row)
         except IntegrityError as exc:
             raise AlreadyExists(f"channel {name!r} exists") from exc
@@ -760,8 +760,8 @@ class AlertStore:
         routing_key: str | None = None,
         actor: str = "system",
     ) -> ChannelRecord:
-        now = self._m._now()
-        with self._m._write() as s:
+        now = self._m.now()
+        with self._m.writing() as s:
             row = self._channel_row(s, name)
             if url is not None:
                 row.url_enc = self._encrypt(url)
@@ -776,20 +776,20 @@ class AlertStore:
                 data["routing_key"] = routing_key
                 row.secrets_enc = self._encrypt(json.dumps(data))
             row.updated_at = now
-            self._m._audit(s, actor, "channel.update", "channel", name)
+            self._m.record_audit(s, actor, "channel.update", "channel", name)
             return self._channel(row)
 
     def rotate_secret(self, name: str, new_secret: str, actor: str = "system") -> ChannelRecord:
         """Start signing with ``new_secret``; the previous one stays valid (two active
         secrets, newest first) until the next rotation drops it."""
-        now = self._m._now()
-        with self._m._write() as s:
+        now = self._m.now()
+        with self._m.writing() as s:
             row = self._channel_row(s, name)
             data = json.loads(self._decrypt(row.secrets_enc))
             data["secrets"] = [new_secret, *data.get("secrets", [])][:2]
             row.secrets_enc = self._encrypt(json.dumps(data))
             row.updated_at = now
-            self._m._audit(s, actor, "channel.rotate_secret", "channel", name)
+            self._m.record_audit(s, actor, "channel.rotate_secret", "channel", name)
             return self._channel(row)
 
     def _channel_row(self, s: Session, name_or_id: str | int) -> ChannelRow:
@@ -802,21 +802,21 @@ class AlertStore:
         return row
 
     def get_channel(self, name_or_id: str | int) -> ChannelRecord | None:
-        with self._m._read() as s:
+        with self._m.reading() as s:
             try:
                 return self._channel(self._channel_row(s, name_or_id))
             except NotFound:
                 return None
 
     def list_channels(self) -> list[ChannelRecord]:
-        with self._m._read() as s:
+        with self._m.reading() as s:
             return [
                 self._channel(r) for r in s.scalars(select(ChannelRow).order_by(ChannelRow.name))
             ]
 
     def channel_secrets(self, name_or_id: str | int) -> ChannelSecrets:
         """The full URL and the signing secrets: for the delivery worker only."""
-        with self._m._read() as s:
+        with self._m.reading() as s:
             row = self._channel_row(s, name_or_id)
             data = json.loads(self._decrypt(row.secrets_enc))
             return ChannelSecrets(
@@ -827,7 +827,7 @@ class AlertStore:
 
     def delete_channel(self, name: str, actor: str = "system") -> None:
         """Delete a channel; a channel with deliveries is disabled instead (history stays)."""
-        with self._m._write() as s:
+        with self._m.writing() as s:
             row = self._channel_row(s, name)
             used = s.scalar(select(func.count()).where(DeliveryRow.channel_id == row.id))
             if used:
@@ -836,16 +836,16 @@ class AlertStore:
                 s.execute(
                     update(DeliveryRow)
                     .where(DeliveryRow.channel_id == row.id, DeliveryRow.status == "pending")
-                    .values(status="cancelled", updated_at=self._m._now())
+                    .values(status="cancelled", updated_at=self._m.now())
                 )
             else:
                 s.delete(row)
-            self._m._audit(s, actor, "channel.delete", "channel", name)
+            self._m.record_audit(s, actor, "channel.delete", "channel", name)
 
     # ------------------------------------------------------------------ groups
     def mark_groups_due(self, at: datetime, group_keys: Sequence[str] | None = None) -> int:
         """Bring the next flush of groups (all with alerts when None) forward to ``at``."""
-        with self._m._write() as s:
+        with self._m.writing() as s:
             stmt = update(AlertGroupRow).where(
                 or_(AlertGroupRow.next_flush_at.is_(None), AlertGroupRow.next_flush_at > at)
             )
@@ -854,7 +854,7 @@ class AlertStore:
             return int(s.execute(stmt.values(next_flush_at=at)).rowcount or 0)
 
     def due_groups(self, now: datetime, limit: int = 100) -> list[GroupRecord]:
-        with self._m._read() as s:
+        with self._m.reading() as s:
             stmt = (
                 select(AlertGroupRow)
                 .where(AlertGroupRow.next_flush_at <= now)
@@ -864,12 +864,12 @@ class AlertStore:
             return [_group(r) for r in s.scalars(stmt)]
 
     def get_group(self, group_key: str) -> GroupRecord | None:
-        with self._m._read() as s:
+        with self._m.reading() as s:
             row = s.scalar(select(AlertGroupRow).where(AlertGroupRow.group_key == group_key))
             return None if row is None else _group(row)
 
     def get_groups(self, group_keys: Sequence[str]) -> dict[str, GroupRecord]:
-        with self._m._read() as s:
+        with self._m.reading() as s:
             rows = s.scalars(
                 select(AlertGroupRow).where(AlertGroupRow.group_key.in_(list(group_keys)))
             )
@@ -877,7 +877,7 @@ class AlertStore:
 
     def group_alerts(self, group_key: str) -> list[AlertRecord]:
         """The newest instance of each fingerprint of a group."""
-        with self._m._read() as s:
+        with self._m.reading() as s:
             newest = (
                 select(func.max(AlertRow.id))
                 .where(AlertRow.group_key == group_key)
@@ -906,8 +906,8 @@ class AlertStore:
         The update is conditional on the group's log not having moved since ``group`` was
         read, so two planners racing on one group cannot both notify.
         """
-        now = self._m._now()
-        with self._m._write() as s:
+        now = self._m.now()
+        with self._m.writing() as s:
             # FOR UPDATE on PostgreSQL (SQLite's BEGIN IMMEDIATE already serialises writers):
             # a second planner waits here, then sees the log moved and backs off.
             row = s.get(AlertGroupRow, group.id, with_for_update=self._m.backend == "postgresql")
@@ -941,7 +941,7 @@ class AlertStore:
     def list_notifications(
         self, group_id: int | None = None, limit: int = 100
     ) -> list[NotificationRecord]:
-        with self._m._read() as s:
+        with self._m.reading() as s:
             stmt = select(NotificationRow).order_by(NotificationRow.id.desc()).limit(limit)
             if group_id is not None:
                 stmt = stmt.where(NotificationRow.group_id == group_id)
@@ -976,8 +976,8 @@ class AlertStore:
 
     def enqueue(self, outbox: Sequence[OutboxItem]) -> list[DeliveryRecord]:
         """Queue deliveries that belong to no group notification (channel tests)."""
-        now = self._m._now()
-        with self._m._write() as s:
+        now = self._m.now()
+        with self._m.writing() as s:
             rows = self._enqueue(s, None, outbox, now)
             names = self._channel_names(s, {r.channel_id for r in rows})
             return [_delivery(r, names.get(r.channel_id, "")) for r in rows]
@@ -999,10 +999,10 @@ class AlertStore:
             (DeliveryRow.status == "sending") & (DeliveryRow.lease_until < now),
         )
         # A cheap read first: an idle worker must not take SQLite's write lock every turn.
-        with self._m._read() as s:
+        with self._m.reading() as s:
             if s.scalar(select(DeliveryRow.id).where(due).limit(1)) is None:
                 return []
-        with self._m._write() as s:
+        with self._m.writing() as s:
             stmt = (
                 select(DeliveryRow)
                 .where(
@@ -1079,7 +1079,7 @@ class AlertStore:
         a whole batch at once: one commit instead of one per webhook)."""
         if not items:
             return
-        with self._m._write() as s:
+        with self._m.writing() as s:
             rows = {
                 r.id: r
                 for r in s.scalars(
@@ -1133,7 +1133,7 @@ class AlertStore:
                         )
 
     def get_delivery(self, delivery_id: int) -> DeliveryRecord | None:
-        with self._m._read() as s:
+        with self._m.reading() as s:
             row = s.get(DeliveryRow, delivery_id)
             if row is None:
                 return None
@@ -1159,7 +1159,7 @@ class AlertStore:
         limit: int = 1000,
         offset: int = 0,
     ) -> list[DeliveryRecord]:
-        with self._m._read() as s:
+        with self._m.reading() as s:
             stmt = select(DeliveryRow).order_by(DeliveryRow.id.desc()).limit(limit).offset(offset)
             if status is not None:
                 statuses = [status] if isinstance(status, str) else list(status)
@@ -1184,8 +1184,8 @@ class AlertStore:
 
     def retry_delivery(self, delivery_id: int, actor: str = "system") -> DeliveryRecord:
         """Send a dead-lettered (or cancelled) delivery again, now, with the same webhook id."""
-        now = self._m._now()
-        with self._m._write() as s:
+        now = self._m.now()
+        with self._m.writing() as s:
             row = s.get(DeliveryRow, delivery_id)
             if row is None:
                 raise NotFound(f"delivery {delivery_id} not found")
@@ -1197,16 +1197,16 @@ class AlertStore:
             row.status = "pending"
             row.next_attempt_at = now
             row.updated_at = now
-            self._m._audit(s, actor, "delivery.retry", "delivery", str(delivery_id))
+            self._m.record_audit(s, actor, "delivery.retry", "delivery", str(delivery_id))
             return _delivery(row, self._channel_names(s, [row.channel_id]).get(row.channel_id, ""))
 
     def delivery_counts(self) -> dict[str, int]:
-        with self._m._read() as s:
+        with self._m.reading() as s:
             rows = s.execute(select(DeliveryRow.status, func.count()).group_by(DeliveryRow.status))
             return {status: int(n) for status, n in rows}
 
     def attempt_counts(self) -> dict[str, int]:
-        with self._m._read() as s:
+        with self._m.reading() as s:
             rows = s.execute(
                 select(DeliveryAttemptRow.outcome, func.count()).group_by(
                     DeliveryAttemptRow.outcome
@@ -1216,7 +1216,7 @@ class AlertStore:
 
     def next_due_at(self) -> datetime | None:
         """When the earliest pending delivery or group flush is due (the worker's sleep)."""
-        with self._m._read() as s:
+        with self._m.reading() as s:
             a = s.scalar(
                 select(func.min(DeliveryRow.next_attempt_at)).where(DeliveryRow.status == "pending")
             )

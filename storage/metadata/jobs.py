@@ -66,7 +66,7 @@ class JobStore:
     def create(
         self, kind: str, target: str, params: dict[str, Any], total: int, actor: str
     ) -> JobRecord:
-        with self._m._write() as s:
+        with self._m.writing() as s:
             row = JobRow(
                 kind=kind,
                 target=target,
@@ -77,17 +77,19 @@ class JobStore:
                 result=None,
                 error=None,
                 created_by=actor,
-                created_at=self._m._now(),
+                created_at=self._m.now(),
                 started_at=None,
                 finished_at=None,
             )
             s.add(row)
             s.flush()
-            self._m._audit(s, actor, "job.create", "job", str(row.id), {"kind": kind, **params})
+            self._m.record_audit(
+                s, actor, "job.create", "job", str(row.id), {"kind": kind, **params}
+            )
             return _job(row)
 
     def get(self, job_id: int) -> JobRecord | None:
-        with self._m._read() as s:
+        with self._m.reading() as s:
             row = s.get(JobRow, int(job_id))
             return None if row is None else _job(row)
 
@@ -95,21 +97,21 @@ class JobStore:
         stmt = select(JobRow).order_by(JobRow.id.desc()).limit(limit)
         if state is not None:
             stmt = stmt.where(JobRow.state == state)
-        with self._m._read() as s:
+        with self._m.reading() as s:
             return [_job(r) for r in s.scalars(stmt)]
 
     def start(self, job_id: int) -> bool:
         """queued → running; False when the job is no longer queued (cancelled meanwhile)."""
-        with self._m._write() as s:
+        with self._m.writing() as s:
             row = self._row(s, job_id)
             if row.state != "queued":
                 return False
             row.state = "running"
-            row.started_at = self._m._now()
+            row.started_at = self._m.now()
             return True
 
     def progress(self, job_id: int, done: int, total: int | None = None) -> None:
-        with self._m._write() as s:
+        with self._m.writing() as s:
             values: dict[str, Any] = {"done": done}
             if total is not None:
                 values["total"] = total
@@ -128,26 +130,26 @@ class JobStore:
         """End a job in ``state`` if it is in one of ``only_from`` (else unchanged)."""
         if state not in FINISHED:
             raise ValueError(f"state {state!r} is not one of {FINISHED}")
-        with self._m._write() as s:
+        with self._m.writing() as s:
             row = self._row(s, job_id)
             if row.state in only_from:
                 row.state = state
                 row.result = result
                 row.error = error
-                row.finished_at = self._m._now()
+                row.finished_at = self._m.now()
                 if state == "cancelled":
-                    self._m._audit(s, actor, "job.cancel", "job", str(job_id))
+                    self._m.record_audit(s, actor, "job.cancel", "job", str(job_id))
             return _job(row)
 
     def interrupt_unfinished(self) -> int:
         """Mark jobs left queued or running by a stopped process ``interrupted``."""
-        with self._m._write() as s:
+        with self._m.writing() as s:
             result = s.execute(
                 update(JobRow)
                 .where(JobRow.state.in_(("queued", "running")))
                 .values(
                     state="interrupted",
-                    finished_at=self._m._now(),
+                    finished_at=self._m.now(),
                     error="the server stopped before the job finished; start it again",
                 )
             )

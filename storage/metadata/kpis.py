@@ -50,10 +50,10 @@ class KpiStore:
     ) -> KpiRecord:
         """Create a KPI at version 1; :class:`AlreadyExists` for a taken name."""
         try:
-            with self._meta._write() as s:
+            with self._meta.writing() as s:
                 if s.scalar(select(KpiRow.id).where(KpiRow.name == name)) is not None:
                     raise AlreadyExists(f"KPI {name!r} already exists")
-                now = self._meta._now()
+                now = self._meta.now()
                 row = KpiRow(
                     name=name,
                     spec=spec,
@@ -64,7 +64,7 @@ class KpiStore:
                     updated_at=now,
                 )
                 s.add(row)
-                self._meta._audit(s, actor, "kpi.create", "kpi", name, {"spec": spec})
+                self._meta.record_audit(s, actor, "kpi.create", "kpi", name, {"spec": spec})
                 s.flush()
                 return _record(row)
         except IntegrityError as exc:
@@ -74,7 +74,7 @@ class KpiStore:
         self, name: str, spec: dict[str, Any], actor: str = "system", enabled: bool | None = None
     ) -> KpiRecord:
         """Replace a KPI's spec; the version goes up only when something changed."""
-        with self._meta._write() as s:
+        with self._meta.writing() as s:
             row = s.scalar(select(KpiRow).where(KpiRow.name == name))
             if row is None:
                 raise NotFound(f"KPI {name!r} not found")
@@ -86,27 +86,27 @@ class KpiStore:
             if enabled is not None:
                 row.enabled = enabled
             row.version += 1
-            row.updated_at = self._meta._now()
-            self._meta._audit(s, actor, "kpi.update", "kpi", name, {"old": old, "new": spec})
+            row.updated_at = self._meta.now()
+            self._meta.record_audit(s, actor, "kpi.update", "kpi", name, {"old": old, "new": spec})
             s.flush()
             return _record(row)
 
     def delete(self, name: str, actor: str = "system") -> None:
         """Delete a KPI definition (its stored results stay for the record)."""
-        with self._meta._write() as s:
+        with self._meta.writing() as s:
             row = s.scalar(select(KpiRow).where(KpiRow.name == name))
             if row is None:
                 raise NotFound(f"KPI {name!r} not found")
             s.delete(row)
-            self._meta._audit(s, actor, "kpi.delete", "kpi", name, {})
+            self._meta.record_audit(s, actor, "kpi.delete", "kpi", name, {})
 
     def get(self, name: str) -> KpiRecord | None:
-        with self._meta._read() as s:
+        with self._meta.reading() as s:
             row = s.scalar(select(KpiRow).where(KpiRow.name == name))
             return None if row is None else _record(row)
 
     def list(self, enabled: bool | None = None) -> list[KpiRecord]:
-        with self._meta._read() as s:
+        with self._meta.reading() as s:
             stmt = select(KpiRow).order_by(KpiRow.name)
             if enabled is not None:
                 stmt = stmt.where(KpiRow.enabled == enabled)
@@ -157,7 +157,7 @@ class KpiStore:
         ):
             if value is not None:
                 stmt = stmt.where(col == value)
-        with self._meta._read() as s:
+        with self._meta.reading() as s:
             rows = s.execute(stmt).all()
         return [
             MetricResult(
@@ -180,6 +180,6 @@ class KpiStore:
 
     def changed_since(self, ts: datetime) -> list[KpiRecord]:
         """KPIs created or changed at or after ``ts`` (the scheduler's reconcile)."""
-        with self._meta._read() as s:
+        with self._meta.reading() as s:
             rows = s.scalars(select(KpiRow).where(KpiRow.updated_at >= ts).order_by(KpiRow.name))
             return [_record(r) for r in rows]

@@ -22,7 +22,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.metadata.models import Base
+from storage.metadata.base import Base
 
 ALERT_STATES = ("pending", "firing", "resolved")
 CHANNEL_KINDS = ("webhook", "slack", "pagerduty")

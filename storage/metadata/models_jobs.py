@@ -12,7 +12,7 @@ from typing import Any
 from sqlalchemy import JSON, CheckConstraint, Integer, String, Text
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.metadata.models import Base
+from storage.metadata.base import Base
 
 JOB_STATES = ("queued", "running", "done", "failed", "cancelled", "interrupted")
 

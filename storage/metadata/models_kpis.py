@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import JSON, Boolean, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.metadata.models import Base
+from storage.metadata.base import Base
 
 
 class KpiRow(Base):

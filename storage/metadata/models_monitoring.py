@@ -24,7 +24,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.metadata.models import Base
+from storage.metadata.base import Base
 
 RESULT_STATUSES = ("ok", "warn", "alert", "no_data")
 RUN_STATUSES = ("running", "ok", "error")

@@ -11,7 +11,7 @@ from datetime import datetime
 from sqlalchemy import JSON, Boolean, CheckConstraint, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.metadata.models import Base
+from storage.metadata.base import Base
 
 USER_ROLES = ("admin", "engineer", "oncall", "executive")
 

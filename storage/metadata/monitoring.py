@@ -202,10 +202,10 @@ class MonitoringStore:
     ) -> MonitorRecord:
         """Create a monitor at version 1. Raises :class:`AlreadyExists` for a taken name."""
         try:
-            with self._meta._write() as s:
+            with self._meta.writing() as s:
                 if s.scalar(select(MonitorRow.id).where(MonitorRow.name == name)) is not None:
                     raise AlreadyExists(f"monitor {name!r} already exists")
-                now = self._meta._now()
+                now = self._meta.now()
                 row = MonitorRow(
                     name=name,
                     model=model,
@@ -229,7 +229,9 @@ class MonitoringStore:
                         ts=now,
                     )
                 )
-                self._meta._audit(s, actor, "monitor.create", "monitor", name, {"config": config})
+                self._meta.record_audit(
+                    s, actor, "monitor.create", "monitor", name, {"config": config}
+                )
                 s.flush()
                 return _monitor(row)
         except IntegrityError as exc:
@@ -244,7 +246,7 @@ class MonitoringStore:
     ) -> MonitorRecord:
         """Replace a monitor's config; bumps the version (and records the diff) only when
         something changed. Model and kind come from the config's ``model``/``kind`` keys."""
-        with self._meta._write() as s:
+        with self._meta.writing() as s:
             row = s.scalar(select(MonitorRow).where(MonitorRow.name == name))
             if row is None:
                 raise NotFound(f"monitor {name!r} not found")
@@ -253,7 +255,7 @@ class MonitoringStore:
                 diff["enabled"] = [row.enabled, enabled]
             if not diff:
                 return _monitor(row)
-            now = self._meta._now()
+            now = self._meta.now()
             row.config = config
             row.model = str(config.get("model", row.model))
             row.kind = str(config.get("kind", row.kind))
@@ -272,17 +274,17 @@ class MonitoringStore:
                     ts=now,
                 )
             )
-            self._meta._audit(s, actor, "monitor.update", "monitor", name, {"diff": diff})
+            self._meta.record_audit(s, actor, "monitor.update", "monitor", name, {"diff": diff})
             s.flush()
             return _monitor(row)
 
     def delete_monitor(self, name: str, actor: str = "system") -> None:
         """Delete a monitor (its versions, runs and results stay for the record)."""
-        with self._meta._write() as s:
+        with self._meta.writing() as s:
             row = s.scalar(select(MonitorRow).where(MonitorRow.name == name))
             if row is None:
                 raise NotFound(f"monitor {name!r} not found")
-            now = self._meta._now()
+            now = self._meta.now()
             s.add(
                 MonitorVersionRow(
                     monitor=name,
@@ -295,10 +297,10 @@ class MonitoringStore:
                 )
             )
             s.delete(row)
-            self._meta._audit(s, actor, "monitor.delete", "monitor", name, {})
+            self._meta.record_audit(s, actor, "monitor.delete", "monitor", name, {})
 
     def get_monitor(self, name: str) -> MonitorRecord | None:
-        with self._meta._read() as s:
+        with self._meta.reading() as s:
             row = s.scalar(select(MonitorRow).where(MonitorRow.name == name))
             return None if row is None else _monitor(row)
 
@@ -310,7 +312,7 @@ class MonitoringStore:
             stmt = stmt.where(MonitorRow.model == model)
         if enabled is not None:
             stmt = stmt.where(MonitorRow.enabled == enabled)
-        with self._meta._read() as s:
+        with self._meta.reading() as s:
             return [_monitor(r) for r in s.scalars(stmt)]
 
     def monitor_versions(self, name: str) -> list[MonitorVersion]:
@@ -320,7 +322,7 @@ class MonitoringStore:
             .where(MonitorVersionRow.monitor == name)
             .order_by(MonitorVersionRow.version)
         )
-        with self._meta._read() as s:
+        with self._meta.reading() as s:
             return [
                 MonitorVersion(
                     r.monitor, r.version, r.action, dict(r.config), dict(r.diff), r.actor, r.ts
@@ -339,7 +341,7 @@ class MonitoringStore:
         definition_version: int,
     ) -> int:
         """Record a run as ``running``; returns its id for :meth:`finish_run`."""
-        with self._meta._write() as s:
+        with self._meta.writing() as s:
             row = MonitorRunRow(
                 monitor=monitor,
                 model=model,
@@ -347,7 +349,7 @@ class MonitoringStore:
                 window_end=window_end,
                 trigger=trigger,
                 definition_version=definition_version,
-                started_at=self._meta._now(),
+                started_at=self._meta.now(),
                 finished_at=None,
                 status="running",
                 error=None,
@@ -371,7 +373,7 @@ class MonitoringStore:
     ) -> None:
         if status not in ("ok", "error"):
             raise ValueError(f"run status {status!r} must be 'ok' or 'error'")
-        with self._meta._write() as s:
+        with self._meta.writing() as s:
             row = s.get(MonitorRunRow, run_id)
             if row is None:
                 raise NotFound(f"run {run_id} not found")
@@ -380,7 +382,7 @@ class MonitoringStore:
             row.rows_scanned = int(rows_scanned)
             row.results = int(results)
             row.duration_s = duration_s
-            row.finished_at = self._meta._now()
+            row.finished_at = self._meta.now()
 
     def list_runs(
         self,
@@ -404,7 +406,7 @@ class MonitoringStore:
             stmt = stmt.where(MonitorRunRow.window_start >= start)
         if end is not None:
             stmt = stmt.where(MonitorRunRow.window_start < end)
-        with self._meta._read() as s:
+        with self._meta.reading() as s:
             total = int(s.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
             rows = s.scalars(
                 stmt.order_by(MonitorRunRow.window_start.desc(), MonitorRunRow.id.desc())
@@ -419,7 +421,7 @@ class MonitoringStore:
         if since is not None:
             stmt = stmt.where(MonitorRunRow.window_start >= since)
         out: dict[datetime, RunRecord] = {}
-        with self._meta._read() as s:
+        with self._meta.reading() as s:
             for r in s.scalars(stmt.order_by(MonitorRunRow.id)):
                 out[r.window_start] = _run(r)
         return out
@@ -432,7 +434,7 @@ class MonitoringStore:
         stmt = select(func.max(MonitorRunRow.window_end)).where(MonitorRunRow.monitor == monitor)
         if triggers is not None:
             stmt = stmt.where(MonitorRunRow.trigger.in_(list(triggers)))
-        with self._meta._read() as s:
+        with self._meta.reading() as s:
             return s.scalar(stmt)
 
     # ------------------------------------------------------------------ results
@@ -462,8 +464,8 @@ class MonitoringStore:
         for r in results:
             if r.status not in STATUSES:
                 raise ValueError(f"result status {r.status!r} is not one of {STATUSES}")
-        now = self._meta._now()
-        with self._meta._write() as s:
+        now = self._meta.now()
+        with self._meta.writing() as s:
             for source, name, start in sorted(scopes, key=lambda t: (t[0], t[1], t[2])):
                 s.execute(
                     delete(MetricResultRow).where(
@@ -528,7 +530,7 @@ class MonitoringStore:
     ) -> tuple[list[MetricResult], int]:
         """Results matching ``query``, ordered by window then key, and the total count."""
         stmt = self._filtered(query or ResultQuery())
-        with self._meta._read() as s:
+        with self._meta.reading() as s:
             total = int(s.scalar(select(func.count()).select_from(stmt.subquery())) or 0)
             rows = s.scalars(
                 stmt.order_by(
@@ -555,5 +557,5 @@ class MonitoringStore:
             tuple_(MetricResultRow.source, MetricResultRow.source_name) == (source, source_name),
             MetricResultRow.window_start.in_(starts),
         )
-        with self._meta._read() as s:
+        with self._meta.reading() as s:
             return [_result(r) for r in s.scalars(stmt)]

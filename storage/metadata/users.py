@@ -83,24 +83,24 @@ class UserStore:
         if scope is not None and not scope:
             raise ValueError("tenants must list at least one tenant (or be None for all)")
         try:
-            with self._m._write() as s:
+            with self._m.writing() as s:
                 if s.scalar(select(UserRow.id).where(UserRow.username == username)) is not None:
                     raise AlreadyExists(f"user {username!r} already exists")
                 if scope:
-                    self._m._insert_tenants(s, scope, actor)
+                    self._m.insert_tenants(s, scope, actor)
                 row = UserRow(
                     username=username,
                     password_hash=password_hash,
                     role=role,
                     tenants=scope,
                     disabled=False,
-                    created_at=self._m._now(),
+                    created_at=self._m.now(),
                     last_login_at=None,
                     session_version=0,
                 )
                 s.add(row)
                 s.flush()
-                self._m._audit(
+                self._m.record_audit(
                     s, actor, "user.create", "user", username, {"role": role, "tenants": scope}
                 )
                 return _user(row)
@@ -108,29 +108,29 @@ class UserStore:
             raise AlreadyExists(f"user {username!r} already exists") from exc
 
     def get(self, username: str) -> UserRecord | None:
-        with self._m._read() as s:
+        with self._m.reading() as s:
             row = s.scalar(select(UserRow).where(UserRow.username == username))
             return None if row is None else _user(row)
 
     def get_by_id(self, user_id: int) -> UserRecord | None:
-        with self._m._read() as s:
+        with self._m.reading() as s:
             row = s.get(UserRow, int(user_id))
             return None if row is None else _user(row)
 
     def list(self) -> list[UserRecord]:
-        with self._m._read() as s:
+        with self._m.reading() as s:
             return [_user(r) for r in s.scalars(select(UserRow).order_by(UserRow.username))]
 
     def set_disabled(self, username: str, disabled: bool, actor: str = "system") -> UserRecord:
         """Disable (or enable again) a user; a disabled user's sessions stop working."""
-        with self._m._write() as s:
+        with self._m.writing() as s:
             row = s.scalar(select(UserRow).where(UserRow.username == username))
             if row is None:
                 raise NotFound(f"user {username!r} not found")
             if row.disabled != disabled:
                 row.disabled = disabled
                 action = "user.disable" if disabled else "user.enable"
-                self._m._audit(s, actor, action, "user", username)
+                self._m.record_audit(s, actor, action, "user", username)
             return _user(row)
 
     def set_password_hash(
@@ -143,27 +143,27 @@ class UserStore:
     ) -> None:
         """Store a new hash; the user's sessions stop working unless ``revoke_sessions`` is
         False (a re-hash of the same password with new parameters)."""
-        with self._m._write() as s:
+        with self._m.writing() as s:
             row = s.scalar(select(UserRow).where(UserRow.username == username))
             if row is None:
                 raise NotFound(f"user {username!r} not found")
             row.password_hash = password_hash
             if revoke_sessions:
                 row.session_version = int(row.session_version or 0) + 1
-            self._m._audit(s, actor, "user.password", "user", username)
+            self._m.record_audit(s, actor, "user.password", "user", username)
 
     def revoke_sessions(self, user_id: int, actor: str = "system") -> int:
         """End every session of the user (logout); returns the new session version."""
-        with self._m._write() as s:
+        with self._m.writing() as s:
             row = s.get(UserRow, int(user_id))
             if row is None:
                 raise NotFound(f"user {user_id} not found")
             row.session_version = int(row.session_version or 0) + 1
-            self._m._audit(s, actor, "user.logout", "user", row.username)
+            self._m.record_audit(s, actor, "user.logout", "user", row.username)
             return row.session_version
 
     def record_login(self, user_id: int) -> None:
-        with self._m._write() as s:
+        with self._m.writing() as s:
             row = s.get(UserRow, int(user_id))
             if row is not None:
-                row.last_login_at = self._m._now()
+                row.last_login_at = self._m.now()

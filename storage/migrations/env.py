@@ -11,7 +11,8 @@ from alembic import context
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 
-from storage.metadata.models import Base, UTCDateTime
+from storage.metadata.base import UTCDateTime
+from storage.metadata.models import Base
 from storage.migrations import include_name
 
 config = context.config

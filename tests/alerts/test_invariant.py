@@ -230,7 +230,7 @@ def _issue_13(reconcile: bool, marks: bool) -> None:
             if not marks:  # what the engine before the fix left: no group on the agenda
                 from sqlalchemy import text
 
-                with w.meta._write() as s:
+                with w.meta.writing() as s:
                     s.execute(text("UPDATE alert_groups SET next_flush_at = NULL"))
             play(w, [("live", drift_only), ("tick", 600)])
             check(w)

@@ -275,7 +275,7 @@ def test_channel_secrets_are_encrypted_and_not_in_records(alerting: Alerting) ->
     # the raw table holds ciphertext only
     item = OutboxItem(rec.id, "firing", "{}")
     a.store.enqueue([item])
-    with a.metadata._read() as s:  # a look at the stored bytes
+    with a.metadata.reading() as s:  # a look at the stored bytes
         from sqlalchemy import text
 
         raw = s.execute(text("SELECT url_enc, secrets_enc FROM alert_channels")).one()

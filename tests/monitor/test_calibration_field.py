@@ -13,10 +13,10 @@ import pytest
 
 from monitor.errors import ValidationFailed
 from monitor.monitors import check_against_model, parse_monitor
-from monitor.runner import Runner
 from storage.metadata.monitoring import ResultQuery
 from storage.types import FeatureSpec, ModelSchema
 from tests.monitor.test_init_bounds import SCALE_944, SCHEMA, T0, _log_days, _rows, env
+from tests.support import duckdb_runner
 
 __all__ = ["env"]
 
@@ -26,7 +26,7 @@ def test_calibration_field_reaches_cbpe(env) -> None:
     rng = np.random.default_rng(21)
     ls.put_reference("loan", "base", pa.table(_rows(rng, 5000, SCALE_944)))
     _log_days(ls, rng, [SCALE_944], per_day=500)
-    runner = Runner(meta, ls)
+    runner = duckdb_runner(meta, ls)
     seen = {}
     for choice in ("none", "isotonic"):
         cfg = parse_monitor(

@@ -17,11 +17,11 @@ import pytest
 
 from monitor.errors import ValidationFailed
 from monitor.monitors import check_against_model, default_monitors, parse_monitor
-from monitor.runner import Runner
 from storage.logstore import LogStore
 from storage.metadata import MetadataStore
 from storage.metadata.monitoring import MonitoringStore, ResultQuery
 from storage.types import FeatureSpec, MetricResult, ModelSchema
+from tests.support import duckdb_runner
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -128,7 +128,7 @@ def _run_both(
 ) -> tuple[dict, dict]:
     _create(ms, model, name=f"{model}-est", kind="estimated_performance", reference="base")
     _create(ms, model, name=f"{model}-perf", kind="performance", metrics=metrics)
-    runner = Runner(meta, ls)
+    runner = duckdb_runner(meta, ls)
     for name in (f"{model}-est", f"{model}-perf"):
         runs = runner.backfill(name, T0, T0 + 3 * DAY)
         assert [r.status for r in runs] == ["ok"] * 3, [r.error for r in runs]
@@ -231,7 +231,7 @@ def test_bounds_alert_on_estimated_error_above_the_upper_bound(env) -> None:
         by_version=False,
         bounds={"mae": [None, 1.5]},
     )
-    runs = Runner(meta, ls).backfill("mae-cap", T0, T0 + 2 * DAY)
+    runs = duckdb_runner(meta, ls).backfill("mae-cap", T0, T0 + 2 * DAY)
     assert [r.status for r in runs] == ["ok", "ok"], [r.error for r in runs]
     rows, _ = ms.query_results(ResultQuery(source_name="mae-cap"))
     by_day = {r.window_start: r for r in rows}
@@ -258,7 +258,7 @@ def test_reference_without_labels_or_features_fails_naming_them(env) -> None:
     )
     _create(ms, "reg", name="est-unlabelled", kind="estimated_performance", reference="unlabelled")
     _create(ms, "reg", name="est-no-region", kind="estimated_performance", reference="no-region")
-    runner = Runner(meta, ls)
+    runner = duckdb_runner(meta, ls)
     (run,) = runner.backfill("est-unlabelled", T0, T0 + DAY)
     assert run.status == "error"
     assert (
@@ -332,7 +332,7 @@ def test_each_tenant_gets_its_own_bounded_sample(env) -> None:
         metrics=["mae"],
         sample_size=200,
     )
-    (run,) = Runner(meta, ls).backfill("est", T0, T0 + DAY)
+    (run,) = duckdb_runner(meta, ls).backfill("est", T0, T0 + DAY)
     assert run.status == "ok", run.error
     rows, _ = ms.query_results(ResultQuery(source_name="est"))
     n = {r.tenant_id: r.details["n"] for r in rows}

@@ -14,11 +14,11 @@ import pytest
 
 from monitor.init_bounds import proposed_bounds
 from monitor.monitors import default_monitors
-from monitor.runner import Runner
 from storage.logstore import LogStore
 from storage.metadata import MetadataStore
 from storage.metadata.monitoring import MonitoringStore, ResultQuery
 from storage.types import FeatureSpec, ModelSchema
+from tests.support import duckdb_runner
 
 T0 = datetime(2026, 5, 4, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -100,7 +100,7 @@ def test_default_bounds_alert_on_a_three_point_accuracy_drop(env) -> None:
     assert perf.description == proposed.note
     for cfg in (perf, est):
         ms.create_monitor(cfg.name, "loan", cfg.kind, cfg.to_json())
-    runner = Runner(meta, ls)
+    runner = duckdb_runner(meta, ls)
     for cfg in (perf, est):
         runs = runner.backfill(cfg.name, T0, T0 + len(scales) * DAY)
         assert [r.status for r in runs] == ["ok"] * len(scales), [r.error for r in runs]

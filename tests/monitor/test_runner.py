@@ -13,11 +13,11 @@ import pyarrow as pa
 import pytest
 
 from monitor.monitors import parse_monitor
-from monitor.runner import Runner
 from storage.logstore import LogStore
 from storage.metadata import MetadataStore
 from storage.metadata.monitoring import MonitoringStore, ResultQuery
 from storage.types import FeatureSpec, MetricResult, ModelSchema, QuarantineRow
+from tests.support import duckdb_runner
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 DAY = timedelta(days=1)
@@ -105,7 +105,7 @@ def test_segment_values_are_ranked_sink_and_versions(env) -> None:
     ls.append_inferences("m", _batch(rng, T0, 3000, shift_plan="team", versions=("v1", "v2")))
     _create(ms, name="fd", kind="feature_drift", reference="base", columns=["x"], alpha=0.01)
     sink = Sink()
-    runner = Runner(meta, ls, sink=sink)
+    runner = duckdb_runner(meta, ls, sink=sink)
     assert runner.backfill("fd", T0, T0 + DAY)[0].status == "ok"
     runner.run_window("fd", T0 + timedelta(hours=5))
     assert sink.calls == [(sink.calls[0][0], True), (sink.calls[0][0], False)]
@@ -134,7 +134,7 @@ def test_late_labels_rerun_realized_performance_and_estimate_stays(env) -> None:
         metrics=["accuracy"],
         segments=["all"],
     )
-    runner = Runner(meta, ls, clock=clock)
+    runner = duckdb_runner(meta, ls, clock=clock)
     runner.run_window("perf", day)
     runner.run_window("est", day)
     (before,), _ = ms.query_results(ResultQuery(source_name="perf"))
@@ -164,7 +164,7 @@ def test_operational_metrics_and_failures_recorded(env) -> None:
         ls.append_inferences("m", _batch(rng, T0 + d * DAY, 300 * (d + 1), prefix=f"d{d}-"))
     _create(ms, name="dq", kind="data_quality", reference="base")
     _create(ms, name="broken", kind="feature_drift", reference="base")
-    runner = Runner(meta, ls)
+    runner = duckdb_runner(meta, ls)
     runner.backfill("dq", T0, T0 + 3 * DAY)
     res, _ = ms.query_results(ResultQuery(source_name="dq", column="", tenant_id="*"))
     by = {(r.window_start, r.metric): r for r in res}
@@ -210,7 +210,7 @@ def test_prediction_multivariate_and_relative_reference_kinds_run(env) -> None:
         columns=["x"],
         alpha=0.01,
     )
-    runner = Runner(meta, ls)
+    runner = duckdb_runner(meta, ls)
     for name in ("pd", "mv", "rel"):
         runs = runner.backfill(name, T0 + 2 * DAY, T0 + 4 * DAY)
         assert [r.status for r in runs] == ["ok", "ok"], [r.error for r in runs]
@@ -254,7 +254,7 @@ def test_operational_metrics_split_by_model_version(env) -> None:
         ]
     )
     _create(ms, name="dq", kind="data_quality", reference="base")
-    runs = Runner(meta, ls).backfill("dq", today - 2 * DAY, today + DAY)
+    runs = duckdb_runner(meta, ls).backfill("dq", today - 2 * DAY, today + DAY)
     assert [r.status for r in runs] == ["ok"] * 3, [r.error for r in runs]
     rows, _ = ms.query_results(ResultQuery(source_name="dq", column="", start=today))
     by = {(r.tenant_id, r.model_version, r.metric): r for r in rows}

@@ -140,7 +140,7 @@ def test_0007_moves_wall_clock_alert_times_and_names_instances_in_group_logs(
         store.downgrade("0006")
         window = datetime(2026, 1, 1, tzinfo=UTC)
         fired = datetime(2026, 1, 20, 9, 30, tzinfo=UTC)
-        with store._write() as s:
+        with store.writing() as s:
             for i, (state, starts) in enumerate([("resolved", fired), ("firing", fired)]):
                 s.execute(
                     text(
@@ -176,7 +176,7 @@ def test_0007_moves_wall_clock_alert_times_and_names_instances_in_group_logs(
         group = alerts.get_group("g")
         assert group is not None and group.notified_firing == (str(firing.id),)
         store.downgrade("0006")  # and back: the fingerprints and wall-clock times return
-        with store._read() as s:
+        with store.reading() as s:
             row = s.execute(text("SELECT notified_firing FROM alert_groups")).one()
             starts = s.execute(text("SELECT starts_at FROM alerts ORDER BY id")).scalars().all()
         assert "fp" in str(row[0])

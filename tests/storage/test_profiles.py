@@ -1,5 +1,6 @@
-"""Hourly profiles in DuckDB: agreement with the detectors' numpy profiles, late rows, samples;
-monitoring repository: idempotent results, versioned monitors, runs (SQLite and PostgreSQL)."""
+"""Hourly profiles in DuckDB beyond the engine contract (tests/storage/test_engine_contract.py):
+the hash-collision fallback and batch grouping. Monitoring repository: idempotent results,
+versioned monitors, runs (SQLite and PostgreSQL)."""
 
 from __future__ import annotations
 
@@ -21,7 +22,6 @@ from storage.profiles import (
     ROWS_COLUMN,
     ProfileSpec,
     ProfileStore,
-    RawProfile,
     edges_key,
 )
 from storage.types import FeatureSpec, MetricResult, ModelSchema
@@ -83,16 +83,15 @@ def _bins(seed: int) -> dict[str, ReferenceBins]:
     }
 
 
-@pytest.mark.parametrize("hash_collision", [False, True])
-def test_sql_profiles_equal_numpy_profiles_per_segment_and_hour(
-    store, monkeypatch: pytest.MonkeyPatch, hash_collision: bool
+def test_profiles_equal_numpy_profiles_after_a_hash_collision(
+    store, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """With ``hash_collision`` every segment gets the same 64-bit hash, which forces the
-    string-keyed fallback of the stream and of the category counts."""
-    if hash_collision:
-        import storage.profiles
+    """Every segment gets the same 64-bit hash, which forces the string-keyed fallback of the
+    stream and of the category counts (DuckDB engine only; the same check without a collision,
+    and the rest of the engine contract, run over every engine in test_engine_contract.py)."""
+    import storage.profiles
 
-        monkeypatch.setattr(storage.profiles, "_GROUP_HASH", "(42::UBIGINT)")
+    monkeypatch.setattr(storage.profiles, "_GROUP_HASH", "(42::UBIGINT)")
     ls, ps = store
     data = rows(20_000, 1)
     ls.append_inferences("churn", data)
@@ -137,89 +136,6 @@ def test_sql_profiles_equal_numpy_profiles_per_segment_and_hour(
             assert mobile.categories == {
                 str(k).lower(): int(v) for k, v in part["mobile"].value_counts().items()
             }
-
-
-def test_window_is_the_sum_of_its_hours(store) -> None:
-    ls, ps = store
-    ls.append_inferences("churn", rows(5000, 3))
-    b = _bins(4)["x"]
-    ps.register("churn", ProfileSpec({"x": (b.edges,)}))
-    ps.ensure("churn", T0, T0 + timedelta(days=1))
-    key = ("x", edges_key(b.edges))
-    day = ps.window("churn", T0, T0 + timedelta(days=1), [key], tenant_id="acme")
-    total = RawProfile()
-    for h in range(24):
-        hour = ps.window(
-            "churn", T0 + timedelta(hours=h), T0 + timedelta(hours=h + 1), [key], "acme"
-        )
-        for cols in hour.values():
-            total = total + cols[key]
-    merged = sum((c[key] for c in day.values()), RawProfile())
-    assert np.array_equal(merged.counts, total.counts)
-    assert (merged.count, merged.missing, merged.min, merged.max) == (
-        total.count,
-        total.missing,
-        total.min,
-        total.max,
-    )
-
-
-def test_late_rows_mark_their_hour_dirty_and_only_it_is_recomputed(store) -> None:
-    ls, ps = store
-    ls.append_inferences("churn", rows(4000, 5))
-    b = _bins(6)["x"]
-    ps.register("churn", ProfileSpec({"x": (b.edges,)}))
-    assert ps.ensure("churn", T0, T0 + timedelta(days=1)) == 4000
-    assert ps.ensure("churn", T0, T0 + timedelta(days=1)) == 0  # nothing to do
-    before = ps.hours("churn", T0, T0 + timedelta(days=1))
-    late = rows(50, 7, start=T0 + timedelta(hours=3), hours=1, prefix="late")
-    ls.append_inferences("churn", late)
-    assert ps.refresh("churn") == [T0 + timedelta(hours=3)]
-    after_refresh = ps.hours("churn", T0, T0 + timedelta(days=1))
-    assert after_refresh[T0 + timedelta(hours=3)]["dirty"]
-    scanned = ps.ensure("churn", T0, T0 + timedelta(days=1))
-    hour3 = ps.hours("churn", T0, T0 + timedelta(days=1))
-    assert scanned == before[T0 + timedelta(hours=3)]["rows"] + 50
-    assert (
-        hour3[T0 + timedelta(hours=3)]["changed_at"] > before[T0 + timedelta(hours=3)]["changed_at"]
-    )
-    assert (
-        hour3[T0 + timedelta(hours=4)]["changed_at"]
-        == before[T0 + timedelta(hours=4)]["changed_at"]
-    )
-    w = ps.window("churn", T0 + timedelta(hours=3), T0 + timedelta(hours=4))
-    assert (
-        sum(c[(ROWS_COLUMN, "")].count for c in w.values())
-        == hour3[T0 + timedelta(hours=3)]["rows"]
-    )
-
-
-def test_new_bins_recompute_hours_without_marking_them_changed(store) -> None:
-    ls, ps = store
-    ls.append_inferences("churn", rows(2000, 8))
-    b = _bins(9)
-    ps.register("churn", ProfileSpec({"x": (b["x"].edges,)}))
-    ps.ensure("churn", T0, T0 + timedelta(days=1))
-    before = ps.hours("churn", T0, T0 + timedelta(days=1))
-    ps.register("churn", ProfileSpec({"k": (b["k"].edges,)}))
-    assert ps.ensure("churn", T0, T0 + timedelta(days=1)) == 2000
-    after = ps.hours("churn", T0, T0 + timedelta(days=1))
-    assert {h: i["changed_at"] for h, i in after.items()} == {
-        h: i["changed_at"] for h, i in before.items()
-    }
-    w = ps.window("churn", T0, T0 + timedelta(days=1))
-    assert all(("k", edges_key(b["k"].edges)) in cols for cols in w.values())
-
-
-def test_sample_is_bounded_repeatable_and_inside_the_window(store) -> None:
-    ls, ps = store
-    ls.append_inferences("churn", rows(6000, 10))
-    s1 = ps.sample("churn", T0, T0 + timedelta(hours=12), ["x", "plan"], 500, seed=3)
-    s2 = ps.sample("churn", T0, T0 + timedelta(hours=12), ["x", "plan"], 500, seed=3)
-    assert s1.num_rows == 500 and s1.to_pandas().equals(s2.to_pandas())  # NaN-aware
-    only = ps.sample("churn", T0, T0 + timedelta(hours=12), ["x"], 10_000, tenant_id="acme")
-    assert set(only.column("tenant_id").to_pylist()) == {"acme"}
-    assert only.num_rows < 3000
 
 
 # ------------------------------------------------------------------ monitoring repository

@@ -1,0 +1,153 @@
+"""Raw-log reads the monitors need besides profiles: bounded samples, labelled rows,
+operational figures (freshness, label coverage, quarantine) and references.
+
+:class:`LogReads` is the DuckDB implementation of ``monitor.ports.LogReader`` (structurally: this
+package does not import ``monitor``). It reads through :class:`~storage.logstore.LogStore`'s
+public API (``reader()``, ``table()``), like every other module of this package.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from typing import Any
+
+import pyarrow as pa
+
+from storage import tables
+from storage.logstore import LogStore, label_join
+from storage.tables import quote
+from storage.types import ALL, as_utc
+
+__all__ = ["LogReads"]
+
+
+class LogReads:
+    """Bounded, read-only queries over one :class:`LogStore` (thread-safe: each call opens its
+    own read cursor)."""
+
+    def __init__(self, logstore: LogStore) -> None:
+        self._ls = logstore
+
+    # -- references ---------------------------------------------------------------------------
+    def list_references(self, model: str) -> list[tuple[str, int, int]]:
+        """(name, version, rows) for every stored reference version of ``model``."""
+        return self._ls.list_references(model)
+
+    def read_reference(self, model: str, name: str, version: int | None = None) -> pa.Table:
+        """A reference version (the latest unless ``version``); KeyError names what exists."""
+        return self._ls.read_reference(model, name, version)
+
+    # -- samples and labelled rows ----------------------------------------------------------------
+    def sample(
+        self,
+        model: str,
+        start: datetime,
+        end: datetime,
+        columns: Sequence[str],
+        n: int,
+        *,
+        tenant_id: str | None = None,
+        seed: int = 0,
+    ) -> pa.Table:
+        """A bounded uniform random sample (at most ``n`` rows, the same for the same ``seed``)
+        of the window's rows, with ``tenant_id``, ``model_version`` and ``columns``."""
+        table = quote(self._ls.table(model))
+        cols = ", ".join(["tenant_id", "model_version", *(quote(c) for c in columns)])
+        where, params = "ts >= ? AND ts < ?", [as_utc(start), as_utc(end)]
+        if tenant_id is not None:
+            where += " AND tenant_id = ?"
+            params.append(tenant_id)
+        # Not ``USING SAMPLE reservoir(n ROWS) REPEATABLE (seed)``: it is only repeatable on one
+        # thread (parallel scans feed the reservoir in any order), and a re-run of a window must
+        # give the same results. The n rows with the smallest seeded hash of request_id are a
+        # uniform sample, identical on every run; DuckDB keeps only n rows (top-n heap).
+        sql = (
+            f"SELECT {cols} FROM {table} WHERE {where} "
+            f"ORDER BY hash(request_id || ?), request_id LIMIT {int(n)}"
+        )
+        params.append(f"#{int(seed)}")
+        with self._ls.reader() as cur:
+            return cur.sql(sql, params=params).to_arrow_table()
+
+    # -- operational reads ----------------------------------------------------------------------
+    def first_ts(self, model: str) -> datetime | None:
+        """Timestamp of the model's oldest inference row."""
+        with self._ls.reader() as cur:
+            return cur.execute(f"SELECT min(ts) FROM {quote(self._ls.table(model))}").fetchall()[0][
+                0
+            ]
+
+    def last_ts(self, model: str, before: datetime) -> dict[tuple[str, str], datetime]:
+        """Newest row ``ts`` before ``before`` — freshness. Keys: ``(tenant, "*")`` per tenant,
+        ``("*", version)`` per model version (no version: ``""``) and ``("*", "*")``."""
+        with self._ls.reader() as cur:
+            rows = cur.execute(
+                f"SELECT {_SEGMENT_KEYS}, max(ts) FROM (SELECT tenant_id, coalesce(model_version, "
+                f"'') AS mv, ts FROM {quote(self._ls.table(model))} WHERE ts < ?) "
+                f"GROUP BY {_SEGMENT_SETS}",
+                [as_utc(before)],
+            ).fetchall()
+        return {(str(t), str(v)): ts for t, v, ts in rows if ts is not None}
+
+    def label_stats(
+        self, model: str, start: datetime, end: datetime
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        """Rows, labelled rows and mean label delay (s, label received - inference ts) of the
+        window's inferences. Keys as :meth:`last_ts`: per tenant, per model version and all."""
+        inf, lj = quote(self._ls.table(model)), label_join(self._ls.table(model, "labels"))
+        with self._ls.reader() as cur:
+            rows = cur.execute(
+                f"SELECT {_SEGMENT_KEYS}, count(*), count(label), avg(delay) FROM ("
+                f"SELECT i.tenant_id, coalesce(i.model_version, '') AS mv, {lj.label} AS "
+                f"label, epoch({lj.received_at}) - epoch(i.ts) AS delay "
+                f"FROM {inf} i{lj.joins} "
+                f"WHERE i.ts >= ? AND i.ts < ?) GROUP BY {_SEGMENT_SETS}",
+                [as_utc(start), as_utc(end)],
+            ).fetchall()
+        return {
+            (str(t), str(v)): {"rows": int(n), "labelled": int(k), "delay_s": d}
+            for t, v, n, k, d in rows
+        }
+
+    def labelled(
+        self,
+        model: str,
+        start: datetime,
+        end: datetime,
+        prediction: str,
+        scores: Sequence[str] = (),
+    ) -> pa.Table:
+        """The window's inferences that have a label: tenant_id, model_version, prediction,
+        scores and ``label``."""
+        inf, lj = quote(self._ls.table(model)), label_join(self._ls.table(model, "labels"))
+        cols = ", ".join(f"i.{quote(c)}" for c in (prediction, *scores))
+        with self._ls.reader() as cur:
+            return cur.sql(
+                f"SELECT i.tenant_id, coalesce(i.model_version, '') AS model_version, {cols}, "
+                f"{lj.label} AS label FROM {inf} i{lj.joins} "
+                f"WHERE i.ts >= ? AND i.ts < ? AND {lj.label} IS NOT NULL",
+                params=[as_utc(start), as_utc(end)],
+            ).to_arrow_table()
+
+    def quarantined(self, model: str, start: datetime, end: datetime) -> dict[str, int]:
+        """Quarantined rows of this model received in ``[start, end)``, per tenant and all
+        (``"*"``). Not per model version: a rejected row may not have a readable one."""
+        with self._ls.reader() as cur:
+            rows = cur.execute(
+                f"SELECT coalesce(tenant_id, '?') AS t, count(*) FROM {tables.QUARANTINE} WHERE model = ? "
+                "AND received_at >= ? AND received_at < ? GROUP BY ALL",
+                [model, as_utc(start), as_utc(end)],
+            ).fetchall()
+        out = {str(t): int(n) for t, n in rows}
+        out[ALL] = sum(out.values())
+        return out
+
+
+# Operational reads group a subquery with columns ``tenant_id`` and ``mv`` (the model version,
+# "" when none) by tenant, by version and over everything; the grouped-away side reads "*".
+_SEGMENT_KEYS = (
+    "CASE WHEN grouping(tenant_id) = 1 THEN '*' ELSE tenant_id END, "
+    "CASE WHEN grouping(mv) = 1 THEN '*' ELSE mv END"
+)
+_SEGMENT_SETS = "GROUPING SETS ((tenant_id), (mv), ())"
