@@ -31,7 +31,9 @@ import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
+from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import duckdb
 import httpx
@@ -46,6 +48,7 @@ import pyarrow.parquet as pq
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from benchmarks.common import print_figures, repeated  # noqa: E402
 from monitor.client import Client  # noqa: E402
 from monitor.schemas import FeatureIn, ModelIn  # noqa: E402
 from storage.logstore import LogStore  # noqa: E402
@@ -143,7 +146,9 @@ def bench_naive(tmp: Path, rows: int = 2000) -> float:
 
 
 class Server:
-    def __init__(self, data: Path) -> None:
+    def __init__(
+        self, data: Path, model: ModelIn = MODEL, env: dict[str, str] | None = None
+    ) -> None:
         meta = MetadataStore(f"sqlite:///{data / 'metadata.sqlite'}")
         data.mkdir(parents=True, exist_ok=True)
         meta.upgrade()
@@ -157,6 +162,7 @@ class Server:
             "DRIFTWATCH_RATE_LIMIT_BURST": "1000000",
             "DRIFTWATCH_MAX_BODY_BYTES": str(512 << 20),
             "DRIFTWATCH_LOG_LEVEL": "warning",
+            **(env or {}),
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "monitor.cli", "serve"],
@@ -171,7 +177,7 @@ class Server:
             headers={"Authorization": f"Bearer {self.key}"},
             timeout=300,
         )
-        assert self.http.post("/models", json=MODEL.model_dump()).status_code == 201
+        assert self.http.post("/models", json=model.model_dump()).status_code == 201
 
     def close(self) -> None:
         self.http.close()
@@ -423,6 +429,203 @@ def census_section(
     return figures
 
 
+# --------------------------------------------------------------------------- many small writers
+# Issue 17: a server on a fresh data dir, a 2-feature binary model, JSON bodies, each client a
+# thread of another process (so the clients' CPU is not the server's GIL), every request waiting
+# for its acknowledgement before the next. Run once with group commit and once without it
+# (DRIFTWATCH_INGEST_GROUP_COMMIT=false, the previous write path) in the same run.
+WRITER_SHAPES = ((1, 1), (1, 100), (16, 100), (64, 10))
+WRITER_TARGETS = {  # clients x rows: (rows/s at least, p95 ms at most, p50 ms at most)
+    (64, 10): (10_000, 150.0, None),
+    (16, 100): (50_000, 200.0, None),
+    (1, 1): (None, None, 5.0),
+}
+SMALL_MODEL = ModelIn(
+    name="small",
+    task="binary",
+    features=[FeatureIn(name="x0", kind="numeric"), FeatureIn(name="x1", kind="numeric")],
+    scores=["score"],
+)
+
+
+def _writer_client(spec: dict[str, Any]) -> None:
+    """The client process: ``clients`` threads, each on its own keep-alive connection, send
+    ``rows``-row JSON bodies one after another for ``seconds``; prints one JSON line."""
+    import http.client
+    from urllib.parse import urlsplit
+
+    url = urlsplit(spec["url"])
+    clients, rows, seconds = spec["clients"], spec["rows"], spec["seconds"]
+    headers = {"Authorization": f"Bearer {spec['key']}", "Content-Type": "application/json"}
+    path = "/api/v1/models/small/inferences"
+    now = time.time()
+    start = threading.Barrier(clients + 1)
+    stop_at = [0.0]
+    lat: list[list[float]] = [[] for _ in range(clients)]
+    sent = [0] * clients
+    errors: list[str] = []
+
+    def body(c: int, i: int) -> bytes:
+        return orjson.dumps(
+            [
+                {
+                    "request_id": f"{spec['tag']}-{c}-{i}-{j}",
+                    "ts": datetime.fromtimestamp(now - (i * rows + j) % 3600, UTC).isoformat(),
+                    "tenant_id": ("acme", "globex", "initech")[(c + j) % 3],
+                    "model_version": "v1",
+                    "x0": ((i * 7 + j) % 100) / 10.0,
+                    "x1": ((c * 13 + j) % 50) / 5.0,
+                    "score": ((i + j) % 97) / 97.0,
+                    "prediction": (i + j) % 2,
+                }
+                for j in range(rows)
+            ]
+        )
+
+    def run(c: int) -> None:
+        con = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
+        bodies = [body(c, i) for i in range(64)]  # built before the clock starts
+        start.wait()
+        i = 0
+        try:
+            while time.perf_counter() < stop_at[0]:
+                payload = bodies[i % 64] if i < 64 else body(c, i)
+                t = time.perf_counter()
+                con.request("POST", path, payload, headers)
+                resp = con.getresponse()
+                data = resp.read()
+                lat[c].append(time.perf_counter() - t)
+                if resp.status != 200 or orjson.loads(data)["accepted"] != rows:
+                    errors.append(f"{resp.status}: {data[:300]!r}")
+                    return
+                sent[c] += rows
+                i += 1
+        finally:
+            con.close()
+
+    threads = [threading.Thread(target=run, args=(c,)) for c in range(clients)]
+    for t in threads:
+        t.start()
+    t0 = time.perf_counter()
+    stop_at[0] = t0 + seconds
+    start.wait()
+    for t in threads:
+        t.join()
+    elapsed = time.perf_counter() - t0
+    print(
+        json.dumps(
+            {
+                "rows": sum(sent),
+                "seconds": elapsed,
+                "latencies": [x for part in lat for x in part],
+                "errors": errors,
+            }
+        )
+    )
+
+
+def _run_writers(
+    server: Server, clients: int, rows: int, seconds: float, tag: str
+) -> dict[str, Any]:
+    spec = {
+        "url": server.url,
+        "key": server.key,
+        "clients": clients,
+        "rows": rows,
+        "seconds": seconds,
+        "tag": tag,
+    }
+    proc = subprocess.run(
+        [sys.executable, __file__, "--writer-client", json.dumps(spec)],
+        cwd=ROOT,
+        capture_output=True,
+        check=False,
+    )
+    if proc.returncode != 0:
+        raise RuntimeError(proc.stderr.decode()[-3000:])
+    out = json.loads(proc.stdout.decode().strip().splitlines()[-1])
+    if out["errors"]:
+        raise RuntimeError(f"{clients}x{rows}: {out['errors'][:3]}")
+    lat = np.asarray(out["latencies"]) * 1000
+    return {
+        "rows_per_s": out["rows"] / out["seconds"],
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p95_ms": float(np.percentile(lat, 95)),
+        "requests": int(lat.size),
+    }
+
+
+def _read_times(server: Server, stop: threading.Event, out: list[float]) -> None:
+    """What a dashboard page does while writers ingest: the model's row count and tenants
+    (``GET /models/small``), timed one after another until ``stop``."""
+    with httpx.Client(base_url=server.http.base_url, headers=server.http.headers) as http:
+        while not stop.is_set():
+            t = time.perf_counter()
+            r = http.get("/models/small")
+            out.append((time.perf_counter() - t) * 1000)
+            assert r.status_code == 200, r.text
+            time.sleep(0.02)
+
+
+def writers_section(tmp: Path, seconds: float, modes: list[str]) -> dict[str, Any]:
+    """Each mode on a fresh data dir: rows/s, p50 and p95 per shape, and read p95 idle and
+    while 16 x 100 ingests."""
+    figures: dict[str, Any] = {}
+    for mode in modes:
+        server = Server(
+            tmp / f"writers-{mode}",
+            model=SMALL_MODEL,
+            env={"DRIFTWATCH_INGEST_GROUP_COMMIT": "true" if mode == "group" else "false"},
+        )
+        try:
+            idle: list[float] = []
+            stop = threading.Event()
+            stop_later = threading.Timer(2.0, stop.set)
+            stop_later.start()
+            _read_times(server, stop, idle)
+            for clients, rows in WRITER_SHAPES:
+                reads: list[float] = []
+                stop = threading.Event()
+                reader = threading.Thread(target=_read_times, args=(server, stop, reads))
+                reader.start()
+                try:
+                    got = _run_writers(server, clients, rows, seconds, f"{mode}{clients}x{rows}")
+                finally:
+                    stop.set()
+                    reader.join()
+                got["read_p95_ms"] = float(np.percentile(reads, 95)) if reads else None
+                figures[f"{mode} {clients}x{rows}"] = got
+            figures[f"{mode} read idle"] = {"read_p95_ms": float(np.percentile(idle, 95))}
+        finally:
+            server.close()
+    print(
+        f"\n{'mode':<9} {'clients x rows':>14} {'rows/s':>9} {'p50 ms':>8} {'p95 ms':>8} "
+        f"{'read p95':>9}  target"
+    )
+    for mode in modes:
+        print(
+            f"{mode:<9} {'idle':>14} {'':>9} {'':>8} {'':>8} "
+            f"{figures[f'{mode} read idle']['read_p95_ms']:>9.1f}"
+        )
+        for clients, rows in WRITER_SHAPES:
+            f = figures[f"{mode} {clients}x{rows}"]
+            rate, p95, p50 = WRITER_TARGETS.get((clients, rows), (None, None, None))
+            target = ", ".join(
+                t
+                for t in (
+                    rate and f">= {rate:,} rows/s",
+                    p95 and f"p95 <= {p95:.0f} ms",
+                    p50 and f"p50 <= {p50:.0f} ms",
+                )
+                if t
+            )
+            print(
+                f"{mode:<9} {f'{clients} x {rows}':>14} {f['rows_per_s']:>9,.0f} "
+                f"{f['p50_ms']:>8.1f} {f['p95_ms']:>8.1f} {f['read_p95_ms'] or 0:>9.1f}  {target}"
+            )
+    return figures
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -434,67 +637,94 @@ def main() -> None:
     ap.add_argument("--skip-csv", action="store_true")
     ap.add_argument("--census-rows", type=int, default=400_000, help="rows of the census table")
     ap.add_argument("--repeats", type=int, default=3, help="runs of each census figure")
-    ap.add_argument("--only-census", action="store_true", help="only the real-data shapes")
+    ap.add_argument(
+        "--only",
+        choices=["bulk", "census", "writers"],
+        help="one phase: bulk (direct, Parquet, JSON, CLI), census (real-data shapes) or "
+        "writers (many small writers)",
+    )
+    ap.add_argument("--only-census", action="store_true", help="same as --only census")
+    ap.add_argument("--writers-seconds", type=float, default=5.0, help="seconds per writer shape")
+    ap.add_argument(
+        "--writers-modes",
+        default="group,off",
+        help="write paths to compare: group (group commit) and off (one commit per request)",
+    )
+    ap.add_argument("--repeat", type=int, default=1, help="run N times, print the medians")
+    ap.add_argument("--writer-client", help=argparse.SUPPRESS)
     args = ap.parse_args()
+    if args.writer_client:
+        _writer_client(json.loads(args.writer_client))
+        return
+    only = "census" if args.only_census else args.only
 
-    results: list[tuple[str, float, str, int]] = []
-    figures: dict[str, float] = {}
-    with tempfile.TemporaryDirectory(prefix="dw-bench-") as d:
-        tmp = Path(d)
-        naive = bench_naive(tmp)
-        figures.update(census_section(tmp, args.census_rows, args.repeats, results))
-        if args.only_census:
-            _report(results, naive, figures)
-            return
-        for batch in (100_000, 250_000):
-            direct, with_checkpoint, rss = bench_direct(tmp, args.rows, batch, f"direct{batch}")
+    def run() -> dict[str, Any]:
+        results: list[tuple[str, float, str, int]] = []
+        figures: dict[str, Any] = {}
+        with tempfile.TemporaryDirectory(prefix="dw-bench-") as d:
+            tmp = Path(d)
+            if only in (None, "writers"):
+                modes = [m.strip() for m in args.writers_modes.split(",") if m.strip()]
+                figures["writers"] = writers_section(tmp, args.writers_seconds, modes)
+            if only in (None, "census"):
+                figures.update(census_section(tmp, args.census_rows, args.repeats, results))
+            if only in (None, "bulk"):
+                bulk_section(tmp, args, results)
+            if results:
+                figures.update(_report(results, bench_naive(tmp)))
+        return figures
+
+    print_figures(repeated(run, args.repeat), args.repeat)
+
+
+def bulk_section(
+    tmp: Path, args: argparse.Namespace, results: list[tuple[str, float, str, int]]
+) -> None:
+    for batch in (100_000, 250_000):
+        direct, with_checkpoint, rss = bench_direct(tmp, args.rows, batch, f"direct{batch}")
+        results.append(
+            (
+                f"direct append from Arrow, {batch // 1000}k/batch",
+                direct,
+                f"{with_checkpoint:,.0f} rows/s with the deferred checkpoint; "
+                f"process RSS {rss / 2**20:.0f} MiB",
+                TARGETS["direct"],
+            )
+        )
+    server = Server(tmp / "server")
+    try:
+        pq_rate = bench_http(server, args.http_rows, 250_000, "parquet", 0)
+        results.append(("Parquet over HTTP", pq_rate, "250k-row bodies", TARGETS["parquet_http"]))
+        js_rate = bench_http(server, args.json_rows, 20_000, "json", 10**8)
+        results.append(
+            ("JSON over HTTP, 1 client", js_rate, "20k-row bodies", TARGETS["json_http"])
+        )
+        js_rate = bench_http(server, args.json_rows, 20_000, "json", 2 * 10**8, clients=4)
+        results.append(
+            ("JSON over HTTP, 4 clients", js_rate, "20k-row bodies", TARGETS["json_http"])
+        )
+        if not args.skip_csv:
+            small = tmp / "small.csv"
+            n_small = write_csv(small, int(args.csv_gb * 2**30 / 4))
+            _, peak_small = bench_cli(server, small, n_small)
+            big = tmp / "big.csv"
+            n_big = write_csv(big, int(args.csv_gb * 2**30))
+            small.unlink()
+            cli_rate, peak_big = bench_cli(server, big, n_big)
             results.append(
                 (
-                    f"direct append from Arrow, {batch // 1000}k/batch",
-                    direct,
-                    f"{with_checkpoint:,.0f} rows/s with the deferred checkpoint; "
-                    f"process RSS {rss / 2**20:.0f} MiB",
-                    TARGETS["direct"],
+                    f"CLI --url on {big.stat().st_size / 2**30:.2f} GB CSV",
+                    cli_rate,
+                    f"peak RSS {peak_big / 2**20:.0f} MiB (vs {peak_small / 2**20:.0f} MiB on a 4x smaller file)",
+                    0,
                 )
             )
-        server = Server(tmp / "server")
-        try:
-            pq_rate = bench_http(server, args.http_rows, 250_000, "parquet", 0)
-            results.append(
-                ("Parquet over HTTP", pq_rate, "250k-row bodies", TARGETS["parquet_http"])
-            )
-            js_rate = bench_http(server, args.json_rows, 20_000, "json", 10**8)
-            results.append(
-                ("JSON over HTTP, 1 client", js_rate, "20k-row bodies", TARGETS["json_http"])
-            )
-            js_rate = bench_http(server, args.json_rows, 20_000, "json", 2 * 10**8, clients=4)
-            results.append(
-                ("JSON over HTTP, 4 clients", js_rate, "20k-row bodies", TARGETS["json_http"])
-            )
-            if not args.skip_csv:
-                small = tmp / "small.csv"
-                n_small = write_csv(small, int(args.csv_gb * 2**30 / 4))
-                _, peak_small = bench_cli(server, small, n_small)
-                big = tmp / "big.csv"
-                n_big = write_csv(big, int(args.csv_gb * 2**30))
-                small.unlink()
-                cli_rate, peak_big = bench_cli(server, big, n_big)
-                results.append(
-                    (
-                        f"CLI --url on {big.stat().st_size / 2**30:.2f} GB CSV",
-                        cli_rate,
-                        f"peak RSS {peak_big / 2**20:.0f} MiB (vs {peak_small / 2**20:.0f} MiB on a 4x smaller file)",
-                        0,
-                    )
-                )
-        finally:
-            server.close()
-    _report(results, naive, figures)
+    finally:
+        server.close()
 
 
-def _report(
-    results: list[tuple[str, float, str, int]], naive: float, figures: dict[str, float]
-) -> None:
+def _report(results: list[tuple[str, float, str, int]], naive: float) -> dict[str, float]:
+    figures: dict[str, float] = {}
     results.append(("peer: DuckDB row-by-row INSERT", naive, "what an ORM loop does", 0))
     print(f"\n{'path':<40} {'rows/s':>12} {'target':>10} {'x target':>9} {'x naive':>9}  note")
     for name, rate, note, target in results:
@@ -504,8 +734,7 @@ def _report(
         )
         key = "_".join("".join(ch if ch.isalnum() else " " for ch in name.lower()).split())
         figures[key] = round(rate)
-    figures["load_1min"] = round(os.getloadavg()[0], 2)
-    print(json.dumps(figures))
+    return figures
 
 
 if __name__ == "__main__":

@@ -536,6 +536,13 @@ def json_columns(body: bytes, rules: Sequence[FieldRule], *, ndjson: bool) -> pa
     return pa.table(out) if out else None
 
 
+# Below this size a JSON body goes straight to the row-by-row parse: DuckDB's reader costs a
+# few milliseconds whatever the size (it starts a scan on its thread pool), orjson about 10 µs
+# a row, so for the small bodies of many small writers (1-100 rows) the reader was most of the
+# request's CPU. Both paths give the same result (tests/monitor/test_ingest_json_fast.py).
+SMALL_JSON_BYTES = 128 * 1024
+
+
 @dataclass
 class _Unparseable:
     raw: str
@@ -590,7 +597,11 @@ def validate(
         )
         source = {t: s for s, t in (aliases or {}).items()}
         read_as = [replace(r, name=source.get(r.name, r.name)) for r in rules]
-        table = json_columns(parsed.json, read_as, ndjson=parsed.ndjson)
+        table = (
+            json_columns(parsed.json, read_as, ndjson=parsed.ndjson)
+            if len(parsed.json) >= SMALL_JSON_BYTES
+            else None
+        )
         if table is not None:
             fast = validate(ParsedBody(table=table), *args, **kw)
             if not fast.errors:

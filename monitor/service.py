@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 import re
 import threading
+import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -93,6 +94,9 @@ class Services:
             "auth_failures": 0,
         }
         self._lock = threading.Lock()
+        # name -> (model, monotonic time read): every ingest request looks its model up (twice:
+        # for the 404 before the body is read, then to validate); see get_model
+        self._models: dict[str, tuple[ModelInfo, float]] = {}
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock | None = None) -> Services:
@@ -106,6 +110,7 @@ class Services:
             memory_limit=settings.duckdb_memory_limit,
             background_checkpoint=None if ckpt == "off" else ckpt,
             clock=clock,
+            group_commit=settings.ingest_group_commit,
         )
         services = cls(settings, metadata, logstore, clock)
         for info in metadata.list_models():  # tables follow the registered schemas
@@ -129,6 +134,7 @@ class Services:
                 f"model {body.name!r} exists; change its schema with PUT /api/v1/models/{body.name}"
             )
         self._ensure_tables(body.name, schema)
+        self._models.pop(body.name, None)
         try:
             return self.metadata.create_model(body.name, schema, body.description, caller.actor)
         except AlreadyExists as exc:
@@ -148,6 +154,8 @@ class Services:
             return self.metadata.update_model_schema(name, schema, caller.actor)
         except MetaNotFound as exc:
             raise NotFoundError(f"model {name!r} not found") from exc
+        finally:
+            self._models.pop(name, None)
 
     def _ensure_tables(self, name: str, schema: ModelSchema) -> None:
         try:
@@ -155,8 +163,20 @@ class Services:
         except SchemaChangeError as exc:
             raise ConflictError(str(exc)) from exc
 
+    MODEL_CACHE_SECONDS = 2.0
+
     def get_model(self, name: str) -> ModelInfo:
+        """The registered model (NotFoundError listing the known ones).
+
+        Read from the metadata store at most every ``MODEL_CACHE_SECONDS`` per model: schemas
+        change only through this process's ``register_model``/``update_model`` (one process
+        owns the log store), which drop the cached entry; the bound covers anything else."""
+        cached = self._models.get(name)
+        if cached is not None and time.monotonic() - cached[1] < self.MODEL_CACHE_SECONDS:
+            return cached[0]
         info = self.metadata.get_model(name)
+        if info is not None:
+            self._models[name] = (info, time.monotonic())
         if info is None:
             known = [m.name for m in self.metadata.list_models()]
             raise NotFoundError(f"model {name!r} not found; registered models: {known}")

@@ -146,6 +146,12 @@ class Settings(BaseSettings):
         "data file on a background thread, so ingest requests do not wait for it; `off` lets "
         "the commit that crosses DuckDB's own 16MB threshold do it inline.",
     )
+    ingest_group_commit: bool = Field(
+        True,
+        description="Concurrent ingest requests share commits: one writer appends whatever is "
+        "queued in one transaction and each request is answered after that commit (see "
+        "docs/architecture.md, group commit); false commits each request on its own.",
+    )
     scheduler_enabled: bool = Field(
         True, description="Run the monitor scheduler inside `driftwatch serve`."
     )

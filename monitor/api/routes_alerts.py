@@ -509,6 +509,11 @@ async def backtest_rule(
 # ---------------------------------------------------------------------------- metrics
 def _service_families(services: Services) -> list[Family]:
     counters = dict(services.counters)
+    # log-store writes: appends that stored rows, and the commits that stored them (with
+    # group commit several appends share one; appends / commits is the group size)
+    stats = services.logstore.commit_stats()
+    counters["ingest_appends"] = stats["appends"]
+    counters["ingest_commits"] = stats["commits"]
     fams = [
         Family(
             f"driftwatch_{name}_total",

@@ -37,6 +37,34 @@ SCHEMAS = {
 }
 
 
+@pytest.fixture(autouse=True)
+def fast_path_for_every_size(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The bodies here are small; in production they would skip DuckDB's reader (below
+    ``SMALL_JSON_BYTES``). These tests compare the two paths, so the reader runs for all."""
+    monkeypatch.setattr(ingest, "SMALL_JSON_BYTES", 0)
+
+
+def test_small_bodies_skip_the_reader(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A body under SMALL_JSON_BYTES is parsed row by row (the reader's fixed cost was most of
+    a small request's CPU); a larger one goes to the reader first."""
+    monkeypatch.setattr(ingest, "SMALL_JSON_BYTES", 128 * 1024)
+    calls: list[int] = []
+    reader = ingest.json_columns
+
+    def counting(body: bytes, *a: Any, **kw: Any) -> Any:
+        calls.append(len(body))
+        return reader(body, *a, **kw)
+
+    monkeypatch.setattr(ingest, "json_columns", counting)
+    small, _ = encode([clean_row("binary", i) for i in range(100)], "array")
+    big, _ = encode([clean_row("binary", i) for i in range(2000)], "array")
+    assert len(small) < 128 * 1024 <= len(big)
+    for body, n in ((small, 100), (big, 2000)):
+        fast, slow = run(body, "binary", False)
+        assert fast == slow and len(fast[0]) == n
+    assert calls == [len(big)]
+
+
 def clean_row(task: str, i: int) -> dict[str, Any]:
     base: dict[str, Any] = {
         "request_id": f"r{i}",
