@@ -56,6 +56,10 @@ from monitor.cli_kpis import kpis_app  # noqa: E402
 
 app.add_typer(kpis_app, name="kpis")  # driftwatch kpis list|show|compute
 
+from monitor.cli_lake import lake_app  # noqa: E402
+
+app.add_typer(lake_app, name="lake")  # driftwatch lake export
+
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 

@@ -1343,6 +1343,20 @@ class LogStore:
         except duckdb.Error as exc:
             raise LogStoreError(f"log store query failed: {exc}") from exc
 
+    def query_batches(
+        self, sql: str, params: Sequence[Any] | None = None, batch_rows: int = 131_072
+    ) -> Iterator[pa.RecordBatch]:
+        """Run a read query and stream its result as Arrow batches of at most ``batch_rows``
+        rows (memory stays bounded for any result size). The read cursor stays open until the
+        iterator is exhausted or closed. Same rules as :meth:`query_arrow`."""
+        with self._cursor() as cur:
+            try:
+                rel = cur.sql(sql, params=list(params) if params else None)
+                reader = rel.to_arrow_reader(batch_rows)
+                yield from reader
+            except duckdb.Error as exc:
+                raise LogStoreError(f"log store query failed: {exc}") from exc
+
     def table_columns(self, model: str, prefix: str = "inferences") -> dict[str, str]:
         """Column -> DuckDB type of a model's ``inferences``/``labels`` table (the whitelist
         query builders check identifiers against)."""
