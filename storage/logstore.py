@@ -706,8 +706,10 @@ class LogStore:
             self._check_open()
             plan: list[str] = []
             errors: list[str] = []
+            current: dict[str, dict[str, str]] = {}
             for table, (cols, not_null) in wanted.items():
                 have = self._table_columns(table, cached=False)
+                current[table] = have
                 if not have:
                     plan.append(_create_sql(table, cols, not_null))
                     continue
@@ -732,8 +734,10 @@ class LogStore:
                 with self._transaction():
                     for sql in plan:
                         self._run(sql)
-                for table in wanted:
-                    self._columns.pop(table, None)
+                current = {t: self._table_columns(t, cached=False) for t in wanted}
+            # read under the write lock, after any change: readers may use them (without this,
+            # every read in a fresh process asked information_schema, 2-30 ms each)
+            self._columns.update(current)
 
     def models(self) -> list[str]:
         """Models that have log tables, sorted."""
