@@ -31,7 +31,7 @@ from typing import Any, Protocol
 import pyarrow as pa
 
 from storage.kpi_sql import Cells, EventMeasure, LogMeasure
-from storage.metadata.monitoring import MonitorRecord, RunRecord
+from storage.metadata.monitoring import FinishedRun, MonitorRecord, RunRecord
 from storage.profiles import ProfileSpec, RawProfile
 from storage.types import ModelInfo
 
@@ -260,6 +260,10 @@ class ResultStore(Protocol):
         results: Sequence[Any],
         windows: Iterable[tuple[str, str, datetime]] = (),
     ) -> int: ...
+
+    def record_runs(self, runs: Sequence[FinishedRun], results: Sequence[Any]) -> None:
+        """Finished runs and their results in one transaction (a backfill's batch)."""
+        ...
 
 
 class MonitorStore(DefinitionStore, ResultStore, Protocol):

@@ -31,6 +31,7 @@ from storage.metadata.store import MetadataStore
 from storage.types import STATUSES, MetricResult
 
 __all__ = [
+    "FinishedRun",
     "MonitorRecord",
     "MonitorVersion",
     "MonitoringStore",
@@ -62,6 +63,23 @@ class MonitorVersion:
     diff: dict[str, Any]
     actor: str
     ts: datetime
+
+
+@dataclass(frozen=True)
+class FinishedRun:
+    """A run evaluated before it is recorded (a backfill records its windows in batches)."""
+
+    monitor: str
+    model: str
+    window_start: datetime
+    window_end: datetime
+    trigger: str
+    definition_version: int
+    status: str
+    error: str | None = None
+    rows_scanned: int = 0
+    results: int = 0
+    duration_s: float | None = None
 
 
 @dataclass(frozen=True)
@@ -459,47 +477,92 @@ class MonitoringStore:
         int
             Rows inserted.
         """
+        now = self._meta.now()
+        with self._meta.writing() as s:
+            self._replace_results(s, results, windows, now)
+        return len(results)
+
+    def record_runs(self, runs: Sequence[FinishedRun], results: Sequence[MetricResult]) -> None:
+        """Finished runs and their results in one transaction (a batch of a backfill's windows).
+
+        The results replace the stored rows of every window whose run is ``ok``, as
+        :meth:`save_results` does; a failed run leaves its window's stored results alone (as a
+        run that failed before :meth:`save_results`)."""
+        for run in runs:
+            if run.status not in ("ok", "error"):
+                raise ValueError(f"run status {run.status!r} must be 'ok' or 'error'")
+        now = self._meta.now()
+        windows = [("monitor", r.monitor, r.window_start) for r in runs if r.status == "ok"]
+        with self._meta.writing() as s:
+            self._replace_results(s, results, windows, now)
+            if runs:
+                s.execute(
+                    MonitorRunRow.__table__.insert(),
+                    [
+                        {
+                            "monitor": r.monitor,
+                            "model": r.model,
+                            "window_start": r.window_start,
+                            "window_end": r.window_end,
+                            "trigger": r.trigger,
+                            "definition_version": r.definition_version,
+                            "started_at": now,
+                            "finished_at": now,
+                            "status": r.status,
+                            "error": r.error,
+                            "rows_scanned": int(r.rows_scanned),
+                            "results": int(r.results),
+                            "duration_s": r.duration_s,
+                        }
+                        for r in runs
+                    ],
+                )
+
+    @staticmethod
+    def _replace_results(
+        s: Any,
+        results: Sequence[MetricResult],
+        windows: Iterable[tuple[str, str, datetime]],
+        now: datetime,
+    ) -> None:
         scopes = {(r.source, r.source_name, r.window_start) for r in results}
         scopes.update(windows)
         for r in results:
             if r.status not in STATUSES:
                 raise ValueError(f"result status {r.status!r} is not one of {STATUSES}")
-        now = self._meta.now()
-        with self._meta.writing() as s:
-            for source, name, start in sorted(scopes, key=lambda t: (t[0], t[1], t[2])):
-                s.execute(
-                    delete(MetricResultRow).where(
-                        MetricResultRow.source == source,
-                        MetricResultRow.source_name == name,
-                        MetricResultRow.window_start == start,
-                    )
+        for source, name, start in sorted(scopes, key=lambda t: (t[0], t[1], t[2])):
+            s.execute(
+                delete(MetricResultRow).where(
+                    MetricResultRow.source == source,
+                    MetricResultRow.source_name == name,
+                    MetricResultRow.window_start == start,
                 )
-            if results:
-                s.execute(
-                    MetricResultRow.__table__.insert(),
-                    [
-                        {
-                            "source": r.source,
-                            "source_name": r.source_name,
-                            "kind": r.kind,
-                            "model": r.model,
-                            "window_start": r.window_start,
-                            "window_end": r.window_end,
-                            "tenant_id": r.tenant_id,
-                            "model_version": r.model_version,
-                            "column_name": r.column,
-                            "metric": r.metric,
-                            "value": _finite(r.value),
-                            "threshold": _finite(r.threshold),
-                            "status": r.status,
-                            "details": r.details,
-                            "definition_version": r.definition_version,
-                            "computed_at": r.computed_at or now,
-                        }
-                        for r in results
-                    ],
-                )
-        return len(results)
+            )
+        if results:
+            s.execute(
+                MetricResultRow.__table__.insert(),
+                [
+                    {
+                        "source": r.source,
+                        "source_name": r.source_name,
+                        "kind": r.kind,
+                        "model": r.model,
+                        "window_start": r.window_start,
+                        "window_end": r.window_end,
+                        "tenant_id": r.tenant_id,
+                        "model_version": r.model_version,
+                        "column_name": r.column,
+                        "metric": r.metric,
+                        "value": _finite(r.value),
+                        "threshold": _finite(r.threshold),
+                        "status": r.status,
+                        "details": r.details,
+                        "definition_version": r.definition_version,
+                        "computed_at": r.computed_at or now,
+                    }
+                    for r in results
+                ],
+            )
 
     def _filtered(self, q: ResultQuery) -> Select[Any]:
         stmt = select(MetricResultRow)
