@@ -160,21 +160,31 @@ def _fit_calibrator(
     return _isotonic(p, y)
 
 
-def _estimated_auc(scores: _FloatArray, calibrated: _FloatArray) -> float | None:
+def _score_ranks(scores: _FloatArray) -> tuple[NDArray[np.intp], NDArray[np.intp]]:
+    """Rows by decreasing score (stable) and the last position of each run of equal scores:
+    what :func:`_estimated_auc` needs of the scores, computed once for many calibrations."""
+    order = np.argsort(-scores, kind="mergesort")
+    s = scores[order]
+    return order, np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
+
+
+def _estimated_auc(
+    scores: _FloatArray,
+    calibrated: _FloatArray,
+    ranks: tuple[NDArray[np.intp], NDArray[np.intp]] | None = None,
+) -> float | None:
     """ROC AUC expected from calibrated probabilities, ranking rows by the model's scores.
 
     Each row counts as ``calibrated`` of a positive and ``1 − calibrated`` of a negative; rows
     with equal scores move the ROC curve together (a diagonal step), matching tie handling of
-    the realized ROC AUC.
+    the realized ROC AUC. ``ranks``: :func:`_score_ranks` of ``scores``, when already known.
     """
     pos_total = float(calibrated.sum())
     neg_total = float(calibrated.size - pos_total)
     if pos_total <= 0 or neg_total <= 0:
         return None
-    order = np.argsort(-scores, kind="mergesort")
-    s = scores[order]
+    order, ends = ranks if ranks is not None else _score_ranks(scores)
     c = calibrated[order]
-    ends = np.r_[np.flatnonzero(np.diff(s)), s.size - 1]
     cum_pos = np.cumsum(c)[ends]
     cum_neg = (ends + 1) - cum_pos
     tpr = np.r_[0.0, cum_pos / pos_total]
@@ -383,7 +393,10 @@ class BinaryCBPE:
 
     @staticmethod
     def _values(
-        s: _FloatArray, yhat: NDArray[np.bool_], p: _FloatArray
+        s: _FloatArray,
+        yhat: NDArray[np.bool_],
+        p: _FloatArray,
+        ranks: tuple[NDArray[np.intp], NDArray[np.intp]] | None = None,
     ) -> tuple[dict[str, float | None], tuple[float, float, float, float]]:
         n = int(s.size)
         tp = float(p[yhat].sum())
@@ -395,7 +408,7 @@ class BinaryCBPE:
             "precision": _div(tp, tp + fp),
             "recall": _div(tp, tp + fn),
             "f1": _div(2 * tp, 2 * tp + fp + fn),
-            "roc_auc": _estimated_auc(s, p) if n else None,
+            "roc_auc": _estimated_auc(s, p, ranks) if n else None,
         }
         return values, (tp, fp, tn, fn)
 
@@ -443,9 +456,11 @@ class BinaryCBPE:
         s, yhat, _ = self._arrays(current_scores, current_predictions)
         n = int(s.size)
         p = self.calibrate(s)
-        values, (tp, fp, tn, fn) = self._values(s, yhat, p)
+        # the scores' order is the same for every calibration: sorted once, not 21 times
+        ranks = _score_ranks(s) if n else None
+        values, (tp, fp, tn, fn) = self._values(s, yhat, p, ranks)
         replicas = [
-            self._values(s, yhat, np.asarray(c.predict(s), np.float64))[0]
+            self._values(s, yhat, np.asarray(c.predict(s), np.float64), ranks)[0]
             for c in (self._fit_calibrators if n else [])
         ]
         fit = _fit_error(values, replicas, self._fit_scale)
