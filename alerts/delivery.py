@@ -20,7 +20,6 @@ https://github.com/standard-webhooks/standard-webhooks/blob/main/spec/standard-w
 
 from __future__ import annotations
 
-import json
 import logging
 import random
 import ssl
@@ -46,6 +45,7 @@ __all__ = [
 
 import httpx
 
+from alerts.channels import channel_type
 from alerts.signing import check_signing_secret, sign
 from alerts.ssrf import Allowlist, Resolver, Target, UnsafeURL, system_resolver, vet_url
 from storage.metadata.alerting import AlertStore, Claimed
@@ -369,12 +369,7 @@ class DeliveryWorker:
         """The body to send and its headers (Standard Webhooks signature)."""
         d = item.delivery
         body = d.body
-        if item.channel.kind == "pagerduty" and item.secrets.routing_key:
-            body = json.dumps(
-                {"routing_key": item.secrets.routing_key, **json.loads(d.body)},
-                separators=(",", ":"),
-                ensure_ascii=False,
-            )
+        body = channel_type(item.channel.kind).at_send(d.body, item.secrets.routing_key)
         for secret in item.secrets.secrets:
             check_signing_secret(secret)  # stored before secrets were checked on the way in
         headers = {

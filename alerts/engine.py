@@ -27,8 +27,9 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from typing import Any
 
+from alerts.channels import channel_type
 from alerts.evaluate import SeriesSeen, Transition, evaluate_all, evaluate_missing
-from alerts.formats import dumps, generic_body, pagerduty_event, sample_alert, slack_body
+from alerts.formats import sample_alert
 from alerts.grouping import (
     Timing,
     group_key,
@@ -470,35 +471,13 @@ class AlertEngine:
         reason: str,
         announced: frozenset[int] = frozenset(),
     ) -> list[OutboxItem]:
-        if channel.kind == "pagerduty":
-            return [
-                OutboxItem(
-                    channel.id,
-                    "trigger" if a.state == "firing" else "resolve",
-                    dumps(
-                        pagerduty_event(
-                            a, "trigger" if a.state == "firing" else "resolve", self.base_url
-                        )
-                    ),
-                )
-                for a in alerts
-            ]
-        if channel.kind == "slack":
-            body = slack_body(
-                status=status, group_labels=group.labels, alerts=alerts, base_url=self.base_url
+        kind = channel_type(channel.kind)
+        return [
+            OutboxItem(channel.id, event, body)
+            for event, body in kind.render(
+                channel, group, status, alerts, reason, announced, self.base_url
             )
-            return [OutboxItem(channel.id, status, dumps(body))]
-        body = generic_body(
-            group_key=group.group_key,
-            status=status,
-            receiver=channel.name,
-            group_labels=group.labels,
-            alerts=alerts,
-            base_url=self.base_url,
-            notification_reason=reason,
-            announced=announced,
-        )
-        return [OutboxItem(channel.id, status, dumps(body))]
+        ]
 
     # ------------------------------------------------------------------ user actions
     def acknowledge(self, alert_id: int, actor: str) -> AlertRecord:
@@ -510,14 +489,11 @@ class AlertEngine:
             names = Rule.from_dict(rec.spec).channels if rec is not None else ()
             for name in names:
                 ch = self.store.get_channel(name)
-                if ch is not None and ch.enabled and ch.kind == "pagerduty":
-                    outbox.append(
-                        OutboxItem(
-                            ch.id,
-                            "acknowledge",
-                            dumps(pagerduty_event(alert, "acknowledge", self.base_url)),
-                        )
-                    )
+                if ch is None or not ch.enabled:
+                    continue
+                body = channel_type(ch.kind).acknowledge(alert, self.base_url)
+                if body is not None:
+                    outbox.append(OutboxItem(ch.id, "acknowledge", body))
         out = self.store.acknowledge(alert_id, actor, outbox)
         if outbox and self.on_enqueue is not None:
             self.on_enqueue()
@@ -570,17 +546,21 @@ class AlertEngine:
         options: Mapping[str, Any] | None = None,
         actor: str = "system",
     ) -> tuple[ChannelRecord, str | None]:
-        """Check the URL (SSRF rules) and store the channel. Webhook channels get a signing
-        secret (generated when not given) that is returned once, here, and never again."""
+        """Check the kind, its settings and the URL (SSRF rules), and store the channel.
+        Signed kinds (the generic webhook) get a signing secret (generated when not given)
+        that is returned once, here, and never again."""
+        spec = channel_type(kind)  # UnknownChannelKind (a ValueError) names the known ones
+        if spec.requires_routing_key and not routing_key:
+            raise ValueError(f"routing_key is required for a {kind} channel")
         if signing_secret is not None:
             check_signing_secret(signing_secret)  # a bad secret would fail every delivery
         vet_url(url, self.allowlist, self.resolver)
         secret = None
-        if kind == "webhook":
+        if spec.signed:
             secret = signing_secret or new_signing_secret()
         rec = self.store.create_channel(
             name,
-            kind,  # type: ignore[arg-type]
+            kind,
             url,
             [secret] if secret else [],
             options,

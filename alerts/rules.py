@@ -46,6 +46,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
+from alerts.errors import AlertInputError
 from storage.types import SEVERITIES, MetricResult
 
 RULE_KINDS = ("threshold", "missing_data")
@@ -82,7 +83,7 @@ _DURATION_RE = re.compile(r"^(\d+(?:\.\d+)?)(ms|s|m|h|d)$")
 _UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}
 
 
-class RuleError(ValueError):
+class RuleError(AlertInputError):
     """A rule specification is invalid; the message names the field and the allowed values."""
 
 

@@ -16,6 +16,8 @@ from datetime import UTC, datetime
 
 from standardwebhooks import Webhook
 
+from alerts.errors import AlertInputError
+
 __all__ = [
     "SECRET_MAX_BYTES",
     "SECRET_MIN_BYTES",
@@ -31,7 +33,7 @@ SECRET_MIN_BYTES = 24
 SECRET_MAX_BYTES = 64
 
 
-class SigningSecretError(ValueError):
+class SigningSecretError(AlertInputError):
     """A ``signing_secret`` that is not a Standard Webhooks secret (the message says why)."""
 
 

@@ -16,13 +16,14 @@ from datetime import datetime
 from functools import lru_cache
 from typing import Any
 
+from alerts.errors import AlertInputError
 from alerts.twins import TWIN_LABELS
 from storage.types import ALL, AlertRecord, SilenceRecord
 
 MATCHER_OPS = ("=", "!=", "=~", "!~")
 
 
-class MatcherError(ValueError):
+class MatcherError(AlertInputError):
     """A silence matcher is malformed (unknown op, bad regex, missing name)."""
 
 

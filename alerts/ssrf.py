@@ -24,6 +24,8 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from urllib.parse import urlsplit, urlunsplit
 
+from alerts.errors import AlertInputError
+
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
 Resolver = Callable[[str, int], Sequence[str]]
 
@@ -31,7 +33,7 @@ _CGNAT = ipaddress.ip_network("100.64.0.0/10")
 _METADATA = ipaddress.ip_address("169.254.169.254")
 
 
-class UnsafeURL(ValueError):
+class UnsafeURL(AlertInputError):
     """A channel URL fails the SSRF rules; the message says which rule and why."""
 
 

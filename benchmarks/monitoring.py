@@ -214,8 +214,7 @@ def windows_schema() -> ModelSchema:
 def measure_windows(seed: Path, work: Path, days: int) -> dict[str, object]:
     """Copy the loaded logs to ``work``, open the services there, apply the default monitors
     and alert rules, then time the hourly profile build and each monitor's backfill."""
-    from monitor.alerting import alerting
-    from monitor.monitoring import monitoring
+    from monitor.composition import of
     from monitor.service import Services
     from monitor.settings import Settings
     from storage.metadata import MetadataStore
@@ -229,10 +228,10 @@ def measure_windows(seed: Path, work: Path, days: int) -> dict[str, object]:
     meta.dispose()
     services = Services.open(settings, clock=lambda: T0 + timedelta(days=days + 1))
     try:
-        svc = monitoring(services)
+        svc = of(services).monitors
         doc = svc.propose("wbench", "base")
         svc.apply(doc["monitors"])
-        engine = alerting(services).engine
+        engine = of(services).alerting.engine
         for rule in doc["rules"]:
             engine.put_rule(rule)
         names = [m["name"] for m in doc["monitors"]]

@@ -27,6 +27,7 @@ from starlette.responses import JSONResponse
 
 from dashboard import auth
 from dashboard.components import shell
+from monitor.settings import Settings
 
 log = logging.getLogger("driftwatch.dashboard")
 
@@ -110,10 +111,9 @@ class _Fallback:
         await self._wsgi(scope, receive, send)
 
 
-def install(api: Any, settings: Any = None) -> None:
+def install(api: Any, settings: Settings) -> None:
     """Serve the dashboard for every path the API does not route."""
-    data_dir = getattr(settings, "data_dir", None)
-    api.router.default = _Fallback(get_app(data_dir))
+    api.router.default = _Fallback(get_app(settings.data_dir))
 
 
 __all__ = ["dcc", "get_app", "html", "install"]

@@ -20,9 +20,7 @@ import html
 import json
 import logging
 import secrets
-import threading
 import time
-import weakref
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
@@ -34,6 +32,7 @@ from flask_login import LoginManager, UserMixin, current_user, login_user, logou
 from itsdangerous import BadSignature
 
 from monitor.accounts import PAGE_ROLES, Account, Accounts, LoginThrottle, can_open
+from monitor.composition import of
 from monitor.service import Services
 
 log = logging.getLogger("driftwatch.dashboard")
@@ -90,9 +89,7 @@ def page_of_path(path: str) -> str | None:
     spelling that a separate pattern list would read differently. :data:`UNKNOWN` when the
     router would fail or pick a module we do not know.
     """
-    from dash import _pages
-
-    from dashboard.app import get_app  # the app this process serves (built on first use)
+    from dash import _pages, get_app  # the app this process serves (dashboard.app builds it)
 
     try:
         # the router's own function: any rule of ours could disagree with it
@@ -270,7 +267,7 @@ def _same_origin() -> bool:
         return False
     parts = urlsplit(source)
     allowed = {flask.request.host}
-    external = getattr(services().settings, "external_url", "")
+    external = services().settings.external_url
     if external:
         allowed.add(urlsplit(external).netloc)
     return parts.scheme in ("http", "https") and parts.netloc in allowed
@@ -289,24 +286,10 @@ def _refused(message: str, status: int) -> flask.Response:
 
 
 # ------------------------------------------------------------------------------ throttling
-_THROTTLES: weakref.WeakKeyDictionary[Services, LoginThrottle] = weakref.WeakKeyDictionary()
-_THROTTLES_LOCK = threading.Lock()
-
-
 def throttle() -> LoginThrottle:
-    """The log-in throttle of this request's server."""
-    svc = services()
-    with _THROTTLES_LOCK:
-        t = _THROTTLES.get(svc)
-        if t is None:
-            st = svc.settings
-            t = LoginThrottle(
-                max_per_user=getattr(st, "login_max_failures", 5),
-                max_per_address=getattr(st, "login_max_failures_per_address", 20),
-                lockout=getattr(st, "login_lockout_seconds", 300),
-            )
-            _THROTTLES[svc] = t
-        return t
+    """The log-in throttle of this request's server (one per process, built by
+    :mod:`monitor.composition`)."""
+    return of(services()).login_throttle
 
 
 def _audit(action: str, username: str, detail: dict[str, Any]) -> None:
@@ -319,7 +302,7 @@ def _audit(action: str, username: str, detail: dict[str, Any]) -> None:
 
 
 def _session_hours() -> float:
-    return float(getattr(services().settings, "session_hours", 12.0))
+    return float(services().settings.session_hours)
 
 
 def login_view() -> flask.Response | str:
@@ -401,7 +384,7 @@ class _SessionInterface(SecureCookieSessionInterface):
 
     def get_cookie_secure(self, app: flask.Flask) -> bool:
         try:
-            external = str(getattr(services().settings, "external_url", ""))
+            external = str(services().settings.external_url)
         except RuntimeError:
             return bool(app.config["SESSION_COOKIE_SECURE"])
         return external.lower().startswith("https://")

@@ -354,8 +354,8 @@ def _when(v: Any) -> datetime | None:
 
 def alert_leads(services: Services, scope: Scope, a: AlertRecord) -> AlertLeads:
     """The leads of alert ``a`` (already checked to be in ``scope``)."""
+    from monitor.composition import of
     from monitor.kpis.link import ASSOCIATION_NOTE
-    from monitor.kpis.service import KpiService
 
     labels = {**a.labels}
     ctx = a.context or {}
@@ -371,7 +371,7 @@ def alert_leads(services: Services, scope: Scope, a: AlertRecord) -> AlertLeads:
     twins = find_twins(services, [a], scope, tenants).get(int(a.id or 0), [])
     related_kpis: list[RelatedKpi] = []
     related_signals: list[RelatedSignal] = []
-    kpis = KpiService.of(services)
+    kpis = of(services).kpis
     is_kpi = labels.get("source") == "kpi" or a.labels.get("kind") == "kpi"
     if is_kpi and a.tenant_id not in ("", ALL):
         name = str(labels.get("monitor") or ctx.get("monitor") or "")

@@ -1,10 +1,10 @@
 """Alerting inside the service: the engine, its store and the delivery worker of a process.
 
-``alerting(services)`` returns the process's :class:`AlertingRuntime` (created on first use).
-What other parts of Driftwatch call:
+One :class:`AlertingRuntime` per process, built by the composition root
+(``monitor.composition``: ``of(services).alerting``). What other parts of Driftwatch call:
 
-- the monitor runner, after each run or backfill: ``alerting(services).process(results)`` /
-  ``.process(results, notify=False)``;
+- the monitor runner and the KPI service, after each run or backfill (their result sink):
+  ``results_written(results, backfill)``;
 - ``driftwatch init``: :func:`alerts.defaults.default_rules` then ``.engine.put_rule(...)``;
 - the API, the CLI and the dashboard: the read and action methods below.
 """
@@ -14,9 +14,8 @@ from __future__ import annotations
 import logging
 import os
 import secrets
-import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -28,7 +27,6 @@ from alerts.evaluate import Transition
 from alerts.rules import Rule
 from alerts.ssrf import Allowlist
 from monitor.metrics import Family
-from monitor.monitoring import register_sink_factory
 from storage.metadata import NotFound
 from storage.metadata.alerting import AlertStore
 from storage.private import private_dir
@@ -36,7 +34,8 @@ from storage.reads import results_between
 from storage.types import AlertRecord, MetricResult
 
 log = logging.getLogger("driftwatch.alerting")
-_LOCK = threading.Lock()
+# (a model alert, the start of its window) -> {"kpis": [...]} of the KPIs that moved with it
+RelatedKpis = Callable[[AlertRecord, datetime | None], dict[str, Any]]
 MISSING_CHECK_SECONDS = 60.0
 
 
@@ -61,8 +60,9 @@ def secret_key(settings: Any) -> str:
 class AlertingRuntime:
     """The engine, store and (optionally running) delivery worker of one process."""
 
-    def __init__(self, services: Any) -> None:
+    def __init__(self, services: Any, *, related_kpis: RelatedKpis | None = None) -> None:
         settings = services.settings
+        self.related_kpis = related_kpis
         self.settings = settings
         self.services = services
         self.allowlist = Allowlist.parse(settings.alert_allowed_hosts.split(","))
@@ -90,21 +90,11 @@ class AlertingRuntime:
 
     def _related_kpis(self, alert: AlertRecord) -> dict[str, Any]:
         """The tenant KPIs that moved with a model alert (issue 5's link), top 5."""
-        if alert.labels.get("source") == "kpi" or not alert.model:
+        if alert.labels.get("source") == "kpi" or not alert.model or self.related_kpis is None:
             return {}
-        from monitor.kpis.service import KpiService
-
         window = alert.context.get("window") or {}
         until = datetime.fromisoformat(window["start"]) if window.get("start") else None
-        found = KpiService.of(self.services).related_kpis(
-            alert.model,
-            alert.tenant_id,
-            alert.active_at,
-            until,
-            monitor=alert.labels.get("monitor"),
-            column=alert.labels.get("column"),
-            metric=alert.labels.get("metric"),
-        )
+        found = self.related_kpis(alert, until)
         kpis = list(found.get("kpis", []))[:5]
         return {"related_kpis": kpis} if kpis else {}
 
@@ -194,19 +184,3 @@ class AlertingRuntime:
                 [("driftwatch_outbox_depth", {}, float(depth))],
             ),
         ]
-
-
-def alerting(services: Any) -> AlertingRuntime:
-    """The process's alerting runtime, created on first use and kept on ``services``."""
-    runtime = getattr(services, "_alerting", None)
-    if runtime is None:
-        with _LOCK:
-            runtime = getattr(services, "_alerting", None)
-            if runtime is None:
-                runtime = AlertingRuntime(services)
-                services._alerting = runtime
-    return runtime
-
-
-# The monitor runner hands every run's results to the process's alerting runtime.
-register_sink_factory(alerting)

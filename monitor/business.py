@@ -15,7 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from monitor.alerting import alerting
+from monitor.composition import of
 from monitor.errors import NotFoundError
 from monitor.kpis.compute import window_delta
 from monitor.kpis.definition import KpiDefinition
@@ -27,7 +27,6 @@ from monitor.kpis.headline import (
     tenant_sentence,
     worst_tone,
 )
-from monitor.kpis.service import KpiService
 from monitor.service import Services
 from storage import reads
 from storage.metadata.kpis import KpiStore
@@ -98,7 +97,7 @@ def _rows(
 def _open_alerts(services: Services) -> dict[tuple[str, str], datetime]:
     """(kpi, tenant) → first window of its open business alert (the KPI's own row)."""
     out: dict[tuple[str, str], datetime] = {}
-    for a in alerting(services).store.list_alerts(state="firing", limit=10_000):
+    for a in of(services).alerting.store.list_alerts(state="firing", limit=10_000):
         lab = a.labels
         if lab.get("source") != "kpi" or lab.get("metric") != lab.get("monitor"):
             continue
@@ -112,7 +111,7 @@ def _related(services: Services, h: Headline) -> str | None:
     if h.latest_start is None:
         return None
     try:
-        found = KpiService.of(services).related_signals(h.kpi, h.tenant_id, at=h.latest_start)
+        found = of(services).kpis.related_signals(h.kpi, h.tenant_id, at=h.latest_start)
     except NotFoundError:
         return None
     not_after = None if h.since is None else h.since + window_delta(h.window)

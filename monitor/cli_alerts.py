@@ -20,6 +20,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from alerts.channels import kinds as channel_kinds
 from alerts.rules import RuleError, parse_duration
 from monitor.cli_common import (
     ApiKey,
@@ -36,7 +37,7 @@ alerts_app = typer.Typer(
     help="List, acknowledge and silence alerts; deliveries and dead letters.", no_args_is_help=True
 )
 channels_app = typer.Typer(
-    help="Notification channels (webhook, slack, pagerduty).", no_args_is_help=True
+    help=f"Notification channels ({', '.join(channel_kinds())}).", no_args_is_help=True
 )
 rules_app = typer.Typer(help="Alert rules: list, apply from YAML, backtest.", no_args_is_help=True)
 cli.add_typer(alerts_app, name="alerts")
@@ -94,12 +95,16 @@ class _Backend:
         return check_response(self.client.request(method, path, **kw))
 
     def local(self, fn: Any, *args: Any, **kw: Any) -> Any:
-        from monitor.api.routes_alerts import _errors
-        from monitor.errors import DriftwatchError
+        from monitor.errors import DriftwatchError, translate
 
         try:
-            with _errors():
+            try:
                 return fn(*args, **kw)
+            except Exception as exc:  # a lower layer's error: the one mapping the API uses
+                mapped = translate(exc)
+                if mapped is None:
+                    raise
+                raise mapped from exc
         except DriftwatchError as exc:
             err.print(f"[red]error:[/] {exc.message}")
             raise typer.Exit(1) from exc
@@ -368,7 +373,7 @@ def channels_list(
 @channels_app.command("create")
 def channels_create(
     name: Annotated[str, typer.Argument(help="Channel name (rules refer to it).")],
-    kind: Annotated[str, typer.Option(help="webhook, slack or pagerduty.")],
+    kind: Annotated[str, typer.Option(help=", ".join(channel_kinds()) + ".")],
     channel_url: Annotated[str, typer.Option("--target", help="The URL notifications go to.")],
     routing_key: Annotated[str | None, typer.Option(help="PagerDuty routing key.")] = None,
     signing_secret: Annotated[

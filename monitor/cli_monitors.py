@@ -39,10 +39,10 @@ out = Console()
 
 def _local(data_dir: Path | None) -> Any:
     from monitor.cli import _services, _settings
-    from monitor.monitoring import monitoring
+    from monitor.composition import of
 
     services = _services(_settings(data_dir))
-    return services, monitoring(services)
+    return services, of(services).monitors
 
 
 def _check(r: httpx.Response) -> Any:

@@ -31,6 +31,8 @@ from tenacity import (
     stop_after_attempt,
 )
 
+from monitor.errors import DriftwatchError
+
 PARQUET = "application/vnd.apache.parquet"
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 # DuckDB's row group. A transaction that appends a whole row group writes it straight to the
@@ -42,7 +44,7 @@ TABLE_BATCH_ROWS = 122_880
 MAX_BODY_BYTES = 48 << 20
 
 
-class ClientError(Exception):
+class ClientError(DriftwatchError):
     """The server refused the request; ``status`` and ``body`` say why."""
 
     def __init__(self, status: int, body: Any) -> None:

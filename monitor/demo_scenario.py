@@ -285,9 +285,7 @@ def build(
     """
     from alerts.defaults import default_rules
     from monitor.accounts import Accounts
-    from monitor.alerting import alerting
-    from monitor.kpis.service import KpiService
-    from monitor.monitoring import monitoring
+    from monitor.composition import of
     from monitor.monitors import default_monitors
     from storage.metadata import AlreadyExists
 
@@ -315,7 +313,7 @@ def build(
     progress(f"ingesting {c_ev.num_rows:,} business events")
     out.events = services.ingest_events(ParsedBody(table=c_ev), caller).accepted
 
-    runtime = alerting(services)
+    runtime = of(services).alerting
     if webhook_url and runtime.store.get_channel(CHANNEL) is None:
         _, out.webhook_secret = runtime.engine.create_channel(
             CHANNEL, "webhook", webhook_url, actor="demo"
@@ -326,7 +324,7 @@ def build(
         for rule in default_rules(spec.name, spec.task, channels, label_delay=delay):
             runtime.engine.put_rule(rule.to_dict(), actor="demo")
 
-    mon = monitoring(services)
+    mon = of(services).monitors
     # Traffic starts ``days`` before this hour: the first whole day is the next one (a
     # partial first day would have too few rows: no_data, a missing-data alert).
     start = today - timedelta(days=days - 1)
@@ -347,7 +345,7 @@ def build(
         for d in range(2):
             mon.run(name, split + timedelta(days=d))
 
-    kpis = KpiService.of(services)
+    kpis = of(services).kpis
     specs = [
         {
             "name": "conversion_rate",

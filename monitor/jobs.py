@@ -14,17 +14,18 @@ from __future__ import annotations
 import logging
 import queue
 import threading
-import weakref
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 from monitor.errors import NotFoundError
+from monitor.kpis.service import KpiService
+from monitor.monitoring import MonitorService
 from monitor.service import Services
 from storage.metadata.jobs import FINISHED, JobRecord, JobStore
 
-__all__ = ["Cancelled", "JobContext", "JobRunner", "jobs"]
+__all__ = ["Cancelled", "JobContext", "JobRunner", "backfill_job", "kpi_compute_job"]
 
 log = logging.getLogger("driftwatch.jobs")
 
@@ -162,43 +163,22 @@ class JobRunner:
             store.finish(ctx.id, "done", result=result)
 
 
-_RUNNERS: weakref.WeakKeyDictionary[Services, JobRunner] = weakref.WeakKeyDictionary()
-_RUNNERS_LOCK = threading.Lock()
-
-
-def jobs(services: Services) -> JobRunner:
-    """The :class:`JobRunner` of these services (created, and stale jobs marked
-    ``interrupted``, on first use)."""
-    with _RUNNERS_LOCK:
-        runner = _RUNNERS.get(services)
-        if runner is None:
-            JobStore(services.metadata).interrupt_unfinished()
-            runner = JobRunner(services)
-            _RUNNERS[services] = runner
-        return runner
-
-
-def stop_jobs(services: Services, timeout: float = 3.0) -> None:
-    """Cancel the jobs of ``services`` if it has a runner (server shutdown)."""
-    with _RUNNERS_LOCK:
-        runner = _RUNNERS.pop(services, None)
-    if runner is not None:
-        runner.shutdown(timeout)
-
-
 # ---------------------------------------------------------------------------- the two kinds
 KPI_CHUNK_WINDOWS = 24  # windows per KPI compute call: a check point every chunk
 
 
 def backfill_job(
-    services: Services, monitor: str, start: datetime, end: datetime, actor: str
+    runner: JobRunner,
+    svc: MonitorService,
+    monitor: str,
+    start: datetime,
+    end: datetime,
+    actor: str,
 ) -> JobRecord:
     """Start a monitor backfill over ``[start, end)`` (already range-checked) as a job."""
-    from monitor.monitoring import monitoring
     from monitor.monitors import window_delta
     from monitor.runner import floor_window
 
-    svc = monitoring(services)
     cfg = svc.get(monitor).config  # 404 before anything is queued
     window = str(cfg.get("window", "day"))
     first = floor_window(start, window)
@@ -219,18 +199,16 @@ def backfill_job(
         return {"windows": done, "failed": failed}
 
     params = {"start": start.isoformat(), "end": end.isoformat()}
-    return jobs(services).submit("backfill", monitor, params, total, run, actor)
+    return runner.submit("backfill", monitor, params, total, run, actor)
 
 
 def kpi_compute_job(
-    services: Services, kpi: str, start: datetime, end: datetime, actor: str
+    runner: JobRunner, svc: KpiService, kpi: str, start: datetime, end: datetime, actor: str
 ) -> JobRecord:
     """Start a KPI compute over ``[start, end)`` (already range-checked) as a job, computed
     :data:`KPI_CHUNK_WINDOWS` windows at a time so it can stop between chunks."""
     from monitor.kpis.compute import window_delta, windows_between
-    from monitor.kpis.service import KpiService
 
-    svc = KpiService.of(services)
     window = svc.definition(kpi).window  # 404 before anything is queued
     windows = windows_between(start, end, window)
     width = window_delta(window)
@@ -245,4 +223,4 @@ def kpi_compute_job(
         return {"windows": len(windows), "results": rows}
 
     params = {"start": start.isoformat(), "end": end.isoformat()}
-    return jobs(services).submit("kpi_compute", kpi, params, max(1, len(windows)), run, actor)
+    return runner.submit("kpi_compute", kpi, params, max(1, len(windows)), run, actor)

@@ -1,23 +1,17 @@
 """Monitor use cases shared by the API, the CLI, the scheduler and the dashboard.
 
-:func:`monitoring` returns the process's :class:`MonitorService` for a
-:class:`~monitor.service.Services` (one per services object, created on first use), so the API
-routes, the scheduler and the CLI share one runner (and its reference cache).
-
-Result hand-off: the alert engine registers a factory with :func:`register_sink_factory`; each
-new :class:`MonitorService` then passes its sink to the runner, which calls
-``sink.results_written(results, backfill)`` after every run.
+One :class:`MonitorService` per process, built by the composition root
+(:mod:`monitor.composition`), so the API routes, the scheduler and the CLI share one runner (and
+its reference cache). Its result sink (the alerting runtime) is given to it there; the runner
+calls ``sink.results_written(results, backfill)`` after every run.
 """
 
 from __future__ import annotations
 
-import threading
-import weakref
 from collections.abc import Callable
-from contextlib import suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 from monitor.errors import ConflictError, NotFoundError, ValidationFailed
 from monitor.init_bounds import proposed_bounds
@@ -35,35 +29,15 @@ from storage.metadata.monitoring import (
     config_diff,
 )
 from storage.profiles import ProfileStore
-from storage.types import MetricResult
+from storage.types import MetricResult, RuleRecord
 
-__all__ = [
-    "ApplyChange",
-    "MonitorService",
-    "monitoring",
-    "register_sink_factory",
-]
-
-_SERVICES: weakref.WeakKeyDictionary[Services, MonitorService] = weakref.WeakKeyDictionary()
-_SERVICES_LOCK = threading.Lock()
-_SINK_FACTORY: list[Callable[[Services], ResultSink | None]] = []
+__all__ = ["ApplyChange", "MonitorService", "RuleLookup"]
 
 
-def register_sink_factory(factory: Callable[[Services], ResultSink | None]) -> None:
-    """Called by the alerting package: build the result sink for a process's services."""
-    _SINK_FACTORY[:] = [factory]
+class RuleLookup(Protocol):
+    """What :meth:`MonitorService.propose` reads of the alert rules (the alert store)."""
 
-
-def monitoring(
-    services: Services, *, clock: Callable[[], datetime] | None = None
-) -> MonitorService:
-    """The :class:`MonitorService` of these services (``clock`` only applies on creation)."""
-    with _SERVICES_LOCK:
-        svc = _SERVICES.get(services)
-        if svc is None:
-            svc = MonitorService(services, clock=clock)
-            _SERVICES[services] = svc
-        return svc
+    def get_rule(self, name: str) -> RuleRecord | None: ...
 
 
 @dataclass(frozen=True)
@@ -78,26 +52,29 @@ class ApplyChange:
 class MonitorService:
     """Monitors CRUD with validation against the model, runs and results queries, runner."""
 
-    def __init__(self, services: Services, *, clock: Callable[[], datetime] | None = None) -> None:
+    def __init__(
+        self,
+        services: Services,
+        *,
+        sink: ResultSink | None,
+        rules: RuleLookup | None,
+        lateness: timedelta,
+        sample_size: int,
+        late_lookback: timedelta,
+    ) -> None:
         self.services = services
         self.store = MonitoringStore(services.metadata)
-        settings = services.settings
-        if not _SINK_FACTORY:
-            # the alerting runtime registers its sink when imported (monitor.alerting); the
-            # CLI may get here before anything imported it
-            with suppress(ImportError):
-                import monitor.alerting  # noqa: F401
-        sink = _SINK_FACTORY[0](services) if _SINK_FACTORY else None
+        self.rules = rules
         self.runner = Runner(
             services.metadata,
             LogReads(services.logstore),
             profiles=ProfileStore(services.logstore),
             store=self.store,
             sink=sink,
-            lateness=timedelta(minutes=getattr(settings, "monitor_lateness_minutes", 10)),
-            sample_size=getattr(settings, "monitor_sample_size", 5000),
-            late_lookback=timedelta(days=getattr(settings, "monitor_late_lookback_days", 7)),
-            clock=clock or services.clock,
+            lateness=lateness,
+            sample_size=sample_size,
+            late_lookback=late_lookback,
+            clock=services.clock,
         )
         self.on_change: list[Callable[[str], None]] = []  # the scheduler reconciles its jobs
 
@@ -208,15 +185,13 @@ class MonitorService:
         )
         doc: dict[str, Any] = {"monitors": [m.to_json() for m in monitors]}
         from alerts.defaults import default_rules
-        from monitor.alerting import alerting  # imports this module: not at the top
 
-        store = alerting(self.services).store
         doc["rules"] = []
         for rule in default_rules(model, info.schema.task):
             spec = rule.to_dict()
             # A rule that exists keeps its channels: applying the proposal must not silently
             # stop its notifications (the defaults have none; `driftwatch init` says so).
-            have = store.get_rule(rule.name)
+            have = self.rules.get_rule(rule.name) if self.rules is not None else None
             if have is not None and have.spec.get("channels"):
                 spec["channels"] = list(have.spec["channels"])
             doc["rules"].append(spec)

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
-from monitor.alerting import alerting
+from monitor.composition import of
+from monitor.errors import PermissionDenied
 from monitor.service import Services
 from monitor.timerange import TimeRange, parse_time_range
 from storage import reads
@@ -68,7 +69,7 @@ def _cached(func: Callable[..., T]) -> Callable[..., T]:
     return wrapper
 
 
-class AccessDenied(Exception):
+class AccessDenied(PermissionDenied):
     """The caller's scope does not include the requested tenant or object."""
 
 
@@ -124,7 +125,7 @@ def parse_range(
 
 def alert_store(services: Services) -> AlertStore:
     """The alert store of the process's alerting runtime (shared with the API)."""
-    return alerting(services).store
+    return of(services).alerting.store
 
 
 # ---------------------------------------------------------------------------------- overview
@@ -802,7 +803,7 @@ def alert_view(
                     )
                 )
     notes.sort(key=lambda n: n.at, reverse=True)
-    engine = alerting(services).engine
+    engine = of(services).alerting.engine
     twins = engine.twins([a]).get(a.id or 0)
     if twins is not None and scope is not None:  # a scoped user sees its tenants' only
         twins = replace(twins, tenants=tuple(t for t in twins.tenants if t.tenant_id in scope))
@@ -833,7 +834,7 @@ def acknowledge(services: Services, scope: Scope, alert_id: int, actor: str) -> 
     a = store.get_alert(alert_id)
     if a is None or (scope is not None and a.tenant_id not in scope):
         raise AccessDenied(f"alert {alert_id} not found")
-    return alerting(services).engine.acknowledge(alert_id, actor)
+    return of(services).alerting.engine.acknowledge(alert_id, actor)
 
 
 def silence(
@@ -858,7 +859,7 @@ def silence(
     if not any(m["name"] == "alertname" for m in matchers):
         matchers.append({"name": "alertname", "value": a.rule, "op": "="})
     end = store.now() + timedelta(hours=hours)
-    return alerting(services).engine.silence(matchers, reason, actor, end)
+    return of(services).alerting.engine.silence(matchers, reason, actor, end)
 
 
 # ---------------------------------------------------------------------------------- KPIs

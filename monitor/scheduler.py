@@ -28,17 +28,19 @@ from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor.monitoring import MonitorService, monitoring
-from monitor.service import Services
+from monitor.kpis.service import KpiService
+from monitor.monitoring import MonitorService
 
-__all__ = ["JOB_PREFIX", "MonitorScheduler", "run_monitor_job", "start_scheduler"]
+__all__ = ["JOB_PREFIX", "MonitorScheduler", "run_monitor_job"]
 
 log = logging.getLogger("driftwatch.scheduler")
 
 JOB_PREFIX = "monitor:"
 KPI_JOB = "kpis"
 # The scheduler whose service runs the stored jobs. Jobs in a persistent store are pickled and
-# refer to this module-level function by name, never to a live object.
+# refer to this module-level function by name, never to a live object, so the running
+# scheduler is found here (the one module-level slot of a process; the composition root starts
+# and stops the scheduler that fills it).
 _ACTIVE: list[MonitorScheduler] = []
 _ACTIVE_LOCK = threading.Lock()
 
@@ -50,9 +52,7 @@ def run_kpi_job() -> None:
     if sched is None:
         return
     try:
-        from monitor.kpis.service import KpiService
-
-        KpiService.of(sched.service.services).run_due(grace=sched.service.runner.lateness)
+        sched.kpis.run_due(grace=sched.service.runner.lateness)
     except Exception:  # never kill the scheduler thread; KPI runs record their errors
         log.exception("KPI tick failed")
 
@@ -72,8 +72,11 @@ def run_monitor_job(name: str) -> None:
 class MonitorScheduler:
     """Owns the BackgroundScheduler and keeps its jobs in step with the monitors."""
 
-    def __init__(self, service: MonitorService, url: str, tick_seconds: int = 60) -> None:
+    def __init__(
+        self, service: MonitorService, kpis: KpiService, url: str, tick_seconds: int = 60
+    ) -> None:
         self.service = service
+        self.kpis = kpis
         self.tick_seconds = int(tick_seconds)
         self.scheduler = BackgroundScheduler(
             jobstores={"default": SQLAlchemyJobStore(url=url)},
@@ -156,11 +159,3 @@ class MonitorScheduler:
     def _remove(self, job_id: str) -> None:
         with suppress(JobLookupError):
             self.scheduler.remove_job(job_id)
-
-
-def start_scheduler(services: Services) -> MonitorScheduler:
-    """Start the scheduler of ``driftwatch serve`` (settings: ``scheduler_tick_seconds``)."""
-    tick = int(getattr(services.settings, "scheduler_tick_seconds", 60))
-    sched = MonitorScheduler(monitoring(services), services.settings.metadata_url, tick)
-    sched.start()
-    return sched

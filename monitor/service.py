@@ -14,6 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pyarrow as pa
 
@@ -97,6 +98,9 @@ class Services:
         # name -> (model, monotonic time read): every ingest request looks its model up (twice:
         # for the 404 before the body is read, then to validate); see get_model
         self._models: dict[str, tuple[ModelInfo, float]] = {}
+        # the process's object graph, attached by monitor.composition.compose (one place
+        # builds it; this module cannot import it)
+        self.components: Any = None
 
     @classmethod
     def open(cls, settings: Settings, clock: Clock | None = None) -> Services:

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from monitor.errors import ValidationFailed
+from monitor.errors import InvalidInput, ValidationFailed
 from monitor.limits import aware, check_range
 
 __all__ = ["DEFAULT_RANGE", "PRESETS", "RangeError", "TimeRange", "parse_time_range"]
@@ -33,7 +33,7 @@ _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=
 _UNIT_WORDS = {"h": "hours", "d": "days", "w": "weeks"}
 
 
-class RangeError(ValueError):
+class RangeError(InvalidInput):
     """A page's time range parameters are not valid; ``errors`` has one sentence each."""
 
     def __init__(self, errors: list[str]) -> None:

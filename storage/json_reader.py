@@ -16,10 +16,12 @@ import threading
 import duckdb
 import pyarrow as pa
 
+from storage.errors import StorageError
+
 __all__ = ["JsonReadError", "read_json_columns"]
 
 
-class JsonReadError(ValueError):
+class JsonReadError(StorageError, ValueError):
     """DuckDB could not read the body with the given columns (any reason)."""
 
 

@@ -29,6 +29,7 @@ import numpy as np
 import pyarrow as pa
 
 from storage import tables
+from storage.errors import StorageError
 from storage.logstore import LogStore, LogStoreError, UnknownModelError, label_join
 from storage.tables import quote
 
@@ -54,7 +55,7 @@ EventFunc = Literal["count", "sum", "mean", "percentile", "rate"]
 LogFunc = Literal["mean", "positive_rate", "label_rate", "confusion"]
 
 
-class KpiQueryError(ValueError):
+class KpiQueryError(StorageError, ValueError):
     """A measure the store cannot compute (unknown column, bad quantile, bad window)."""
 
 

@@ -74,6 +74,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from storage import tables
+from storage.errors import StorageError
 from storage.private import private_dir, private_file
 from storage.tables import quote
 from storage.types import (
@@ -101,7 +102,7 @@ def _utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-class LogStoreError(Exception):
+class LogStoreError(StorageError):
     """Base of log-store errors."""
 
 

@@ -14,41 +14,54 @@ from fastapi.responses import JSONResponse
 from fastapi_offline import FastAPIOffline
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
+from alerts.errors import AlertsError
+from detectors.errors import DetectorError
 from monitor.api.auth import FailureAudit, RateLimiter
 from monitor.api.openapi import document_errors
-from monitor.errors import DriftwatchError, PayloadTooLarge, RateLimited, ValidationFailed
+from monitor.composition import compose, open_process
+from monitor.errors import DriftwatchError, RateLimited, ValidationFailed, translate
 from monitor.service import Services
 from monitor.settings import Settings
+from storage.errors import StorageError
 
 log = logging.getLogger("driftwatch.api")
 
 
-def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
-    """Build the API. With ``services`` given the caller owns them (tests); otherwise the app
-    opens the stores at start-up and closes them at shutdown."""
+def create_app(
+    settings: Settings,
+    services: Services | None = None,
+    *,
+    scheduler: bool | None = None,
+    worker: bool | None = None,
+) -> FastAPI:
+    """Build the API (and the dashboard, by entry point).
+
+    With ``services`` given the caller owns the stores (tests) and the components are built
+    now, so the app answers without its lifespan running (``httpx.ASGITransport``); otherwise
+    the app opens the stores at start-up and closes them at shutdown. The lifespan starts the
+    monitor scheduler and the alert delivery worker: ``scheduler`` / ``worker`` say whether
+    (default: the settings ``scheduler_enabled`` / ``alert_worker``); see
+    :mod:`monitor.composition`.
+    """
+    run_scheduler = settings.scheduler_enabled if scheduler is None else scheduler
+    run_worker = settings.alert_worker if worker is None else worker
 
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-        owned = services is None
-        app.state.services = services or Services.open(settings)
-        scheduler = None
-        if getattr(settings, "scheduler_enabled", True):
-            from monitor.scheduler import start_scheduler
-
-            scheduler = start_scheduler(app.state.services)
-        app.state.scheduler = scheduler
+        if services is None:
+            components = open_process(settings)
+            app.state.services = components.services
+            app.state.components = components
+        components = app.state.components
+        components.start(scheduler=run_scheduler, worker=run_worker)
+        app.state.scheduler = components.scheduler
         try:
             yield
         finally:
             # Stop what runs on our threads first (each at its next window), then the stores.
-            from monitor.jobs import stop_jobs
-
-            stop_jobs(app.state.services, timeout=3.0)
-            if scheduler is not None:
-                scheduler.service.runner.stop()
-                scheduler.shutdown()
-            if owned:
-                app.state.services.close()
+            components.stop(timeout=3.0)
+            if services is None:
+                components.close()
 
     # FastAPIOffline (fastapi-offline): FastAPI with /docs and /redoc whose Swagger UI and
     # ReDoc files are served from the package, not a CDN, so the docs work offline
@@ -63,21 +76,25 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     )
     if services is not None:
         app.state.services = services
+        app.state.components = compose(services)
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     app.state.auth_failures = FailureAudit()
     app.state.settings = settings
 
     @app.exception_handler(DriftwatchError)
     async def _driftwatch_error(request: Request, exc: DriftwatchError) -> JSONResponse:
-        body: dict[str, object] = {"type": type(exc).__name__, "message": exc.message}
-        headers = {}
-        if isinstance(exc, ValidationFailed):
-            body["errors"] = [e.to_dict() for e in exc.errors]
-        if isinstance(exc, RateLimited):
-            headers["Retry-After"] = str(exc.retry_after)
-        if exc.status_code == 401:
-            headers["WWW-Authenticate"] = "Bearer"
-        return JSONResponse({"error": body}, status_code=exc.status_code, headers=headers)
+        return error_response(exc)
+
+    # The lower layers' roots: one translation (monitor.errors.translate) for every route;
+    # what it does not map stays an unexpected error (a JSON 500, logged).
+    async def _layer_error(request: Request, exc: Exception) -> JSONResponse:
+        mapped = translate(exc)
+        if mapped is None:
+            raise exc
+        return error_response(mapped)
+
+    for root in (StorageError, AlertsError, DetectorError):
+        app.add_exception_handler(root, _layer_error)
 
     @app.exception_handler(StarletteHTTPException)
     async def _http_error(request: Request, exc: StarletteHTTPException) -> JSONResponse:
@@ -123,6 +140,19 @@ def create_app(settings: Settings, services: Services | None = None) -> FastAPI:
     install_web_apps(app, settings)  # the dashboard (issue 7): every path no API route takes
     app.openapi = lambda: document_errors(app)  # type: ignore[method-assign]
     return app
+
+
+def error_response(exc: DriftwatchError) -> JSONResponse:
+    """The API's answer for an error of the tree: its class's status and ``{"error": ...}``."""
+    body: dict[str, object] = {"type": type(exc).__name__, "message": exc.message}
+    headers = {}
+    if isinstance(exc, ValidationFailed):
+        body["errors"] = [e.to_dict() for e in exc.errors]
+    if isinstance(exc, RateLimited):
+        headers["Retry-After"] = str(exc.retry_after)
+    if exc.status_code == 401:
+        headers["WWW-Authenticate"] = "Bearer"
+    return JSONResponse({"error": body}, status_code=exc.status_code, headers=headers)
 
 
 def _methods_of(request: Request) -> list[str]:
@@ -220,19 +250,3 @@ def install_web_apps(app: FastAPI, settings: Settings) -> None:
             ep.load()(app, settings)
         except Exception:  # the API must come up even when the dashboard cannot
             log.exception("web app %s could not be installed", ep.name)
-
-
-async def read_body(request: Request) -> bytes:
-    """The request body, refused with 413 as soon as it passes the configured limit."""
-    limit = request.app.state.settings.max_body_bytes
-    declared = request.headers.get("content-length")
-    if declared and declared.isdigit() and int(declared) > limit:
-        raise PayloadTooLarge(f"body of {int(declared)} bytes is over the limit of {limit} bytes")
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"body is over the limit of {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)

@@ -8,55 +8,38 @@ signing secret is returned once, when created or rotated, and never again.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager, contextmanager
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
-from fastapi import APIRouter, Depends, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
 from pydantic import BaseModel, Field, StrictBool, field_validator
 from starlette.concurrency import run_in_threadpool
 
+from alerts.channels import channel_type
+from alerts.channels import kinds as channel_kinds
 from alerts.engine import Muting
 from alerts.formats import since
-from alerts.rules import RuleError
-from alerts.signing import SigningSecretError, check_signing_secret
-from alerts.silences import MatcherError
-from alerts.ssrf import UnsafeURL
+from alerts.signing import check_signing_secret
 from alerts.twins import Twins
-from monitor.alerting import AlertingRuntime, alerting
+from monitor.alerting import AlertingRuntime
 from monitor.api.auth import require
+from monitor.api.deps import components
 from monitor.api.params import MAX_ID, AwareWhen, Id, Offset
-from monitor.errors import ConflictError, NotFoundError, ValidationFailed
-from monitor.health_metrics import Bounds, HealthCollector
+from monitor.composition import Components
+from monitor.errors import NotFoundError, ValidationFailed
 from monitor.limits import check_range
 from monitor.metrics import REGISTRY, Family
-from monitor.service import Caller, Services
-from storage.metadata import AlreadyExists, MetadataError
+from monitor.service import Caller
 from storage.metadata import NotFound as MetaNotFound
 from storage.types import AlertRecord, ChannelRecord, DeliveryRecord
 
 T = TypeVar("T")
 
 
-@asynccontextmanager
-async def lifespan(app: FastAPI) -> AsyncIterator[None]:
-    """Start the delivery worker with the app (when ``alert_worker`` is on), stop it after."""
-    services: Services | None = getattr(app.state, "services", None)
-    runtime = None
-    if services is not None and services.settings.alert_worker:
-        runtime = alerting(services)
-        runtime.start_worker()
-    try:
-        yield
-    finally:
-        if runtime is not None:
-            runtime.stop_worker()
-
-
-router = APIRouter(lifespan=lifespan)
+router = APIRouter()
 Viewer = Annotated[Caller, Depends(require("viewer"))]
 Engineer = Annotated[Caller, Depends(require("engineer"))]
 SharedViewer = Annotated[Caller, Depends(require("viewer", unscoped=True))]
@@ -65,30 +48,13 @@ Admin = Annotated[Caller, Depends(require("admin", unscoped=True))]
 
 
 def _rt(request: Request) -> AlertingRuntime:
-    return alerting(request.app.state.services)
-
-
-@contextmanager
-def _errors() -> Iterator[None]:
-    """Storage and rule errors → the API's error tree (field-naming messages kept)."""
-    try:
-        yield
-    except MetaNotFound as exc:
-        raise NotFoundError(str(exc)) from exc
-    except AlreadyExists as exc:
-        raise ConflictError(str(exc)) from exc
-    except (RuleError, MatcherError, UnsafeURL, SigningSecretError) as exc:
-        raise ValidationFailed(str(exc)) from exc
-    except MetadataError as exc:
-        raise ConflictError(str(exc)) from exc
+    return components(request).alerting
 
 
 async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-    def run() -> T:
-        with _errors():
-            return fn(*args, **kwargs)
-
-    return await run_in_threadpool(run)
+    """Run a blocking store call off the event loop (its errors map through the app's one
+    translation, ``monitor.errors.translate``)."""
+    return await run_in_threadpool(lambda: fn(*args, **kwargs))
 
 
 def _json(obj: Any) -> Any:
@@ -277,9 +243,12 @@ async def expire_silence(
 
 
 # ---------------------------------------------------------------------------- channels
+ChannelKindIn = Literal[channel_kinds()]  # the registered kinds, an enum in the OpenAPI document
+
+
 class ChannelIn(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-    kind: Literal["webhook", "slack", "pagerduty"]
+    kind: ChannelKindIn  # type: ignore[valid-type]
     url: str = Field(min_length=8, max_length=2048)
     signing_secret: str | None = Field(
         None,
@@ -312,8 +281,8 @@ async def create_channel(body: ChannelIn, request: Request, caller: Admin) -> di
     """Create a channel; the URL is checked against the SSRF rules. The response carries the
     signing secret of a webhook channel: the only time it is shown."""
     rt = _rt(request)
-    if body.kind == "pagerduty" and not body.routing_key:
-        raise ValidationFailed("routing_key is required for a pagerduty channel")
+    if channel_type(body.kind).requires_routing_key and not body.routing_key:
+        raise ValidationFailed(f"routing_key is required for a {body.kind} channel")
     rec, secret = await _call(
         rt.engine.create_channel,
         body.name,
@@ -507,7 +476,8 @@ async def backtest_rule(
 
 
 # ---------------------------------------------------------------------------- metrics
-def _service_families(services: Services) -> list[Family]:
+def _service_families(c: Components) -> list[Family]:
+    services = c.services
     counters = dict(services.counters)
     # log-store writes: appends that stored rows, and the commits that stored them (with
     # group commit several appends share one; appends / commits is the group size)
@@ -523,20 +493,7 @@ def _service_families(services: Services) -> list[Family]:
         )
         for name, value in sorted(counters.items())
     ]
-    return fams + alerting(services).metric_families() + health_collector(services)()
-
-
-def health_collector(services: Services) -> HealthCollector:
-    """The process's model-health collector (cached on ``services``, like the alerting
-    runtime: its cache lives as long as the stores it reads)."""
-    collector = getattr(services, "_health_collector", None)
-    if collector is None:
-        s = services.settings
-        collector = HealthCollector(
-            services.metadata, Bounds(s.metrics_max_tenants, s.metrics_max_series)
-        )
-        services._health_collector = collector  # type: ignore[attr-defined]
-    return collector
+    return fams + c.alerting.metric_families() + c.health()
 
 
 @router.get("/metrics", response_class=PlainTextResponse, tags=["health"])
@@ -545,6 +502,6 @@ async def metrics(request: Request) -> PlainTextResponse:
     operation (alerts, deliveries, ingest, runs) and model health (the newest value,
     threshold and status of every monitor metric and KPI per tenant, within the bounds of
     the ``metrics_max_*`` settings; ``monitor.health_metrics``)."""
-    services: Services = request.app.state.services
-    text = await run_in_threadpool(lambda: REGISTRY.render(_service_families(services)))
+    c = components(request)
+    text = await run_in_threadpool(lambda: REGISTRY.render(_service_families(c)))
     return PlainTextResponse(text, media_type="text/plain; version=0.0.4; charset=utf-8")

@@ -13,8 +13,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from pydantic import BaseModel, Field
 
 from monitor.api.auth import require
+from monitor.api.deps import components
 from monitor.api.params import Id
-from monitor.jobs import jobs
 from monitor.service import Caller
 from storage.metadata.jobs import JobRecord
 
@@ -71,18 +71,18 @@ def list_jobs(
     limit: Annotated[int, Query(ge=1, le=1000)] = 100,
 ) -> list[JobOut]:
     """Jobs, newest first."""
-    runner = jobs(request.app.state.services)
+    runner = components(request).jobs
     return [JobOut.of(j) for j in runner.store.list(limit, state)]
 
 
 @router.get("/jobs/{job_id}", response_model=JobOut)
 def get_job(job_id: Id, request: Request, caller: SharedViewer) -> JobOut:
     """A job's state and progress."""
-    return JobOut.of(jobs(request.app.state.services).get(job_id))
+    return JobOut.of(components(request).jobs.get(job_id))
 
 
 @router.delete("/jobs/{job_id}", response_model=JobOut)
 def cancel_job(job_id: Id, request: Request, caller: SharedEngineer) -> JobOut:
     """Cancel a job: it stops after the window it is working on (results so far stay);
     a finished job is returned as it is."""
-    return JobOut.of(jobs(request.app.state.services).cancel(job_id, caller.actor))
+    return JobOut.of(components(request).jobs.cancel(job_id, caller.actor))

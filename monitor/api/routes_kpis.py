@@ -13,6 +13,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
 from monitor.api.auth import require
+from monitor.api.deps import components
 from monitor.api.params import When
 from monitor.api.routes_jobs import JobOut
 from monitor.errors import NotFoundError, ValidationFailed
@@ -28,7 +29,7 @@ SharedEngineer = Annotated[Caller, Depends(require("engineer", unscoped=True))]
 
 
 def _kpis(request: Request) -> KpiService:
-    return KpiService.of(request.app.state.services)
+    return components(request).kpis
 
 
 def _record(rec: KpiRecord) -> dict[str, Any]:
@@ -154,7 +155,7 @@ async def compute_kpi(
     start, end = check_range(
         start, end, services.settings.max_backfill_days, setting="max_backfill_days"
     )
-    job = JobOut.of(kpi_compute_job(services, kpi, start, end, caller.actor))
+    job = JobOut.of(kpi_compute_job(components(request).jobs, svc, kpi, start, end, caller.actor))
     response.status_code = 202
     response.headers["Location"] = job.link
     return job

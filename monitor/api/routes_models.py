@@ -8,8 +8,8 @@ from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
 from monitor import ingest
-from monitor.api.app import read_body
 from monitor.api.auth import require
+from monitor.api.deps import read_body
 from monitor.errors import BadRequestError
 from monitor.schemas import IngestOut, ModelIn, ModelOut, ReferenceOut, RowErrorOut
 from monitor.service import Caller, IngestSummary, Services

@@ -10,11 +10,12 @@ from pydantic import BaseModel, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 
 from monitor.api.auth import require
+from monitor.api.deps import components
 from monitor.api.params import Offset, When
 from monitor.api.routes_jobs import JobOut
 from monitor.jobs import backfill_job
 from monitor.limits import check_range
-from monitor.monitoring import MonitorService, monitoring
+from monitor.monitoring import MonitorService
 from monitor.runner import RunSummary
 from monitor.service import Caller
 from storage.metadata.monitoring import MonitorRecord, ResultQuery, RunRecord
@@ -27,7 +28,7 @@ MAX_PAGE = 5000
 
 
 def _svc(request: Request) -> MonitorService:
-    return monitoring(request.app.state.services)
+    return components(request).monitors
 
 
 def _span(request: Request, start: datetime | None, end: datetime | None) -> None:
@@ -240,7 +241,8 @@ def backfill_monitor(
     start, end = check_range(
         body.start, body.end, services.settings.max_backfill_days, setting="max_backfill_days"
     )
-    job = JobOut.of(backfill_job(services, name, start, end, caller.actor))
+    c = components(request)
+    job = JobOut.of(backfill_job(c.jobs, c.monitors, name, start, end, caller.actor))
     response.headers["Location"] = job.link
     return job
 

@@ -34,6 +34,8 @@ import re
 from dataclasses import dataclass
 from typing import Literal
 
+from monitor.errors import InvalidInput
+
 __all__ = [
     "FUNCTIONS",
     "BusinessValueFormula",
@@ -57,7 +59,7 @@ FUNCTIONS: tuple[str, ...] = (
 MAX_FORMULA_LEN = 500
 
 
-class FormulaError(ValueError):
+class FormulaError(InvalidInput):
     """A formula that does not parse or names an unknown function; says where and why."""
 
 

@@ -113,22 +113,6 @@ class KpiService:
         self.queries = KpiQueries(logstore)
         self.computer = KpiComputer(self.queries, self._schema)
 
-    @classmethod
-    def of(cls, services: Any) -> KpiService:
-        """The KPI service of a :class:`monitor.service.Services` (one per process)."""
-        svc = getattr(services, "_kpi_service", None)
-        if svc is None:
-            from monitor.monitoring import monitoring  # the monitors' result sink (alerting)
-
-            svc = cls(
-                services.metadata,
-                services.logstore,
-                monitoring(services).runner.sink,
-                clock=services.clock,
-            )
-            services._kpi_service = svc
-        return svc
-
     def _schema(self, model: str) -> Any:
         info = self.metadata.get_model(model)
         return None if info is None else info.schema

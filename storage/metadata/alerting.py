@@ -740,7 +740,7 @@ class AlertStore:
         return ChannelRecord(
             id=row.id,
             name=row.name,
-            kind=cast(ChannelKind, row.kind),
+            kind=row.kind,
             url_hint=row.url_hint,
             options=dict(row.options),
             enabled=row.enabled,

@@ -2,7 +2,7 @@
 
 ::
 
-    MetadataError
+    MetadataError (a storage.errors.StorageError)
     ├── AlreadyExists   a create would duplicate a unique name (model name, ...)
     ├── NotFound        the named object does not exist
     └── Ambiguous       an abbreviation (API key prefix) matches more than one object
@@ -13,8 +13,10 @@ caller's bug, not a state of the database.
 
 from __future__ import annotations
 
+from storage.errors import StorageError
 
-class MetadataError(Exception):
+
+class MetadataError(StorageError):
     """Base of metadata errors."""
 
 

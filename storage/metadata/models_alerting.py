@@ -23,9 +23,9 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from storage.metadata.base import Base
+from storage.types import CHANNEL_KINDS
 
 ALERT_STATES = ("pending", "firing", "resolved")
-CHANNEL_KINDS = ("webhook", "slack", "pagerduty")
 DELIVERY_STATES = ("pending", "sending", "delivered", "dead", "cancelled")
 
 

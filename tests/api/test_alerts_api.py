@@ -11,7 +11,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from monitor.alerting import alerting
+from monitor.composition import of
 from tests.alerts.helpers import result
 from tests.alerts.receiver import receiver
 from tests.api.conftest import Keys, client, make_keys, make_settings
@@ -67,7 +67,7 @@ def test_dead_letters_are_listed_and_a_manual_retry_sends(live: Live, keys: Keys
         assert r.status_code == 201, r.text
         rx.secrets.append(r.json()["signing_secret"])
         assert admin.post("/rules", json=rule()).status_code == 201
-        alerting(live.services).process([result(0, tenant="acme"), result(0, tenant="globex")])
+        of(live.services).alerting.process([result(0, tenant="acme"), result(0, tenant="globex")])
         wait_until(lambda: len(admin.get("/dead-letters").json()) == 2)
         dead = admin.get("/dead-letters").json()
         assert all(d["attempts"] >= 2 and d["attempts"] == len(d["history"]) for d in dead)
@@ -90,7 +90,7 @@ def test_dead_letters_are_listed_and_a_manual_retry_sends(live: Live, keys: Keys
 def test_alert_listing_ack_and_tenant_scope(live: Live, keys: Keys) -> None:
     with client(live, keys.admin) as admin:
         admin.post("/rules", json=rule(channels=[]))
-        alerting(live.services).process([result(0, tenant="acme"), result(0, tenant="globex")])
+        of(live.services).alerting.process([result(0, tenant="acme"), result(0, tenant="globex")])
         alerts = admin.get("/alerts", params={"state": "firing"}).json()
         assert len(alerts) == 2 and alerts[0]["link"].startswith("https://dw.example/alerts/")
         acme_id = next(a["id"] for a in alerts if a["tenant_id"] == "acme")
@@ -109,7 +109,7 @@ def test_alert_listing_ack_and_tenant_scope(live: Live, keys: Keys) -> None:
 def test_silence_lists_what_it_mutes_and_expires(live: Live, keys: Keys) -> None:
     with client(live, keys.engineer) as eng:
         eng.post("/rules", json=rule(channels=[]))
-        alerting(live.services).process([result(0, tenant="acme", column=c) for c in ("a", "b")])
+        of(live.services).alerting.process([result(0, tenant="acme", column=c) for c in ("a", "b")])
         ends = (datetime.now(UTC) + timedelta(hours=2)).isoformat()
         r = eng.post(
             "/silences",
@@ -212,7 +212,7 @@ def test_rules_crud_validation_and_backtest(live: Live, keys: Keys) -> None:
 def test_metrics_endpoint(live: Live, keys: Keys) -> None:
     with client(live, keys.admin) as admin:
         admin.post("/rules", json=rule(channels=[]))
-        alerting(live.services).process([result(0)])
+        of(live.services).alerting.process([result(0)])
     text = httpx.get(f"{live.url}/api/v1/metrics").text
     assert 'driftwatch_alerts{state="firing"} 1' in text
     assert "driftwatch_outbox_depth 0" in text
@@ -242,7 +242,7 @@ def test_cli_through_the_api(live: Live, keys: Keys, tmp_path: Path) -> None:
     f.write_text(yaml.safe_dump({"rules": [rule(channels=[])]}))
     assert "create rule drift" in cli("rules", "apply", "-f", str(f))
     assert "unchanged rule drift" in cli("rules", "apply", "-f", str(f))
-    alerting(live.services).process([result(0)])
+    of(live.services).alerting.process([result(0)])
     (a,) = _json.loads(cli("alerts", "list", "--json"))
     assert "acknowledged by key:" in cli("alerts", "ack", str(a["id"]))
     out = cli("alerts", "silence", "-m", "tenant=acme", "--reason", "deploy", "--for", "30m")
@@ -259,7 +259,7 @@ def test_alerts_say_since_when_what_mutes_them_and_their_twins(live: Live, keys:
 
     with client(live, keys.admin) as admin:
         assert admin.post("/rules", json=rule(channels=[])).status_code == 201
-        alerting(live.services).process(
+        of(live.services).alerting.process(
             [result(h, tenant=t) for h in range(3) for t in ("*", "globex")], notify=False
         )
         rows = {a["tenant_id"]: a for a in admin.get("/alerts").json()}

@@ -90,9 +90,9 @@ def test_data_dir_and_stores_are_private(tmp_path: Path) -> None:
     settings = Settings(data_dir=tmp_path / "data", alert_worker=False, scheduler_enabled=False)
     services = Services.open(settings)
     try:
-        from monitor.alerting import alerting
+        from monitor.composition import of
 
-        alerting(services)  # creates alert-secret.key
+        assert of(services).alerting is not None  # creates alert-secret.key
     finally:
         services.close()
     d = settings.data_dir

@@ -113,15 +113,13 @@ def test_unfinished_jobs_are_interrupted_at_the_next_start(tmp_path: Path) -> No
         store = JobStore(services.metadata)
         running = store.create("backfill", "m", {}, 10, "test")
         store.start(running.id)
-        from monitor.jobs import jobs
+        from monitor.composition import of
 
-        runner = jobs(services)  # a new process's first use
+        runner = of(services).jobs  # a new process's first use
         rec = runner.get(running.id)
         assert rec.state == "interrupted" and "stopped" in (rec.error or "")
     finally:
-        from monitor.jobs import stop_jobs
-
-        stop_jobs(services)
+        of(services).stop()
         services.close()
 
 

@@ -24,7 +24,7 @@ import httpx
 import pytest
 
 from monitor import demo_scenario
-from monitor.alerting import alerting
+from monitor.composition import of
 from monitor.demo_scenario import ScenarioSummary
 from monitor.service import Services
 from monitor.settings import Settings
@@ -73,7 +73,9 @@ class Site:
 
 
 def _firing(services: Services, tenant: str, column: str) -> int:
-    for a in alerting(services).store.list_alerts(state="firing", tenant_id=tenant, model="churn"):
+    for a in of(services).alerting.store.list_alerts(
+        state="firing", tenant_id=tenant, model="churn"
+    ):
         if a.labels.get("monitor") == "churn-feature-drift" and a.labels.get("column") == column:
             return int(a.id or 0)
     raise AssertionError(f"the demo should leave churn's {column} drift firing for {tenant}")

@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 import numpy as np
 
 from alerts.evaluate import fingerprint
-from monitor.alerting import alerting
+from monitor.composition import of
 from monitor.service import Services
 from storage.types import ALL, AlertRecord
 
@@ -95,5 +95,5 @@ def add_alerts(services: Services, n: int, now: datetime, seed: int = 0) -> int:
             seen.add(twin.fingerprint)
             out.append(twin)
     out = out[:n]
-    alerting(services).store.apply_evaluation(out)
+    of(services).alerting.store.apply_evaluation(out)
     return len(out)

@@ -21,7 +21,7 @@ import pytest
 
 from monitor import demo
 from monitor.accounts import Accounts
-from monitor.alerting import alerting
+from monitor.composition import of
 from monitor.service import Caller, Services
 from monitor.settings import Settings
 from tests.dashboard.conftest import ARTIFACTS, PASSWORD, READY_MS
@@ -81,7 +81,7 @@ def _budget() -> float:
 
 
 def test_ten_thousand_alerts_appear_a_page_at_a_time(browser: Any, crowd: Live) -> None:
-    store = alerting(crowd.services).store
+    store = of(crowd.services).alerting.store
     assert sum(store.state_counts().values()) == N
     page = _open(browser, crowd)
     try:
@@ -131,7 +131,7 @@ def test_ten_thousand_alerts_appear_a_page_at_a_time(browser: Any, crowd: Live) 
 
 
 def test_sort_and_filters_agree_with_the_store(browser: Any, crowd: Live) -> None:
-    store = alerting(crowd.services).store
+    store = of(crowd.services).alerting.store
     page = _open(browser, crowd)
     try:
         # sorted by "since", newest first: the top row is the newest first breaching window
@@ -169,7 +169,7 @@ def test_sort_and_filters_agree_with_the_store(browser: Any, crowd: Live) -> Non
 
 
 def test_a_tenant_scoped_user_pages_through_only_their_alerts(browser: Any, crowd: Live) -> None:
-    store = alerting(crowd.services).store
+    store = of(crowd.services).alerting.store
     user, tenant = SCOPED
     mine = len(store.list_alerts(tenant_id=tenant, state=["firing", "pending"], limit=N))
     page = _open(browser, crowd, user)
@@ -194,7 +194,7 @@ def test_the_overview_counts_every_firing_alert(browser: Any, crowd: Live) -> No
     (the former overview read at most 1,000 alerts and showed 1,000)."""
     from collections import Counter
 
-    firing = alerting(crowd.services).store.list_alerts(state="firing", limit=N)
+    firing = of(crowd.services).alerting.store.list_alerts(state="firing", limit=N)
     assert len(firing) > 1_000
     by_severity = Counter(a.severity for a in firing)
     by_tenant = Counter(a.tenant_id for a in firing)

@@ -13,7 +13,7 @@ from dashboard import alert_list as page
 from dashboard import markup as m
 from monitor import alert_pages
 from monitor.alert_pages import ListFilters, parse_filters
-from monitor.alerting import alerting
+from monitor.composition import of
 from monitor.queries import AccessDenied
 from monitor.service import Services
 from monitor.settings import Settings
@@ -93,7 +93,7 @@ def test_paging_and_sorting_in_sql_match_python(metadata_url: str, tmp_path: Pat
     svc = Services.open(Settings(data_dir=tmp_path / "data", database_url=metadata_url))
     try:
         add_alerts(svc, 400, NOW, seed=5)
-        store = alerting(svc).store
+        store = of(svc).alerting.store
         every = store.list_alerts(limit=1000)
         assert len(every) == 400
         for sort in ALERT_SORTS:
@@ -128,7 +128,7 @@ def test_alert_list_scope_twins_and_last_page(tmp_path: Path) -> None:
     svc = Services.open(Settings(data_dir=tmp_path / "data"))
     try:
         add_alerts(svc, 600, NOW, seed=2)
-        store = alerting(svc).store
+        store = of(svc).alerting.store
         everyone = alert_pages.alert_list(svc, None, ListFilters(state="all", per_page=200), NOW)
         assert everyone.total == 600 and everyone.pages == 3 and len(everyone.rows) == 200
         assert (everyone.first, everyone.last) == (1, 200)
@@ -197,7 +197,7 @@ def test_alert_list_time_range_keeps_alerts_open_in_it(tmp_path: Path) -> None:
     svc = Services.open(Settings(data_dir=tmp_path / "data"))
     try:
         add_alerts(svc, 500, NOW, seed=9)
-        every = alerting(svc).store.list_alerts(limit=1000)
+        every = of(svc).alerting.store.list_alerts(limit=1000)
         f = ListFilters(state="all", per_page=200, from_="2026-10-20", to="2026-10-31")
         view = alert_pages.alert_list(svc, None, f, NOW)
         start, end = datetime(2026, 10, 20, tzinfo=UTC), datetime(2026, 11, 1, tzinfo=UTC)

@@ -424,9 +424,9 @@ def test_any_time_range_from_the_url_and_the_date_picker(site: Site, tabs: dict[
 
 
 def _store(site: Site) -> Any:
-    from monitor.alerting import alerting
+    from monitor.composition import of
 
-    return alerting(site.live.services).store
+    return of(site.live.services).alerting.store
 
 
 def _twin(site: Site, alert_id: int) -> Any:

@@ -7,7 +7,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 from alerts.evaluate import SeriesSeen, evaluate_missing
-from monitor.alerting import alerting
+from monitor.composition import of
 from monitor.demo_scenario import DRIFT_TENANT, LABEL_DELAY
 from storage.reads import results_between
 from tests.dashboard.conftest import Site
@@ -26,7 +26,7 @@ def test_the_story_is_in_the_data(site: Site) -> None:
     assert {(DRIFT_TENANT, "discount_rate"), (DRIFT_TENANT, "tenure_months")} <= drifted
     # realized performance stops where labels stop, three days before now
     services = site.live.services
-    now = alerting(services).store.now()
+    now = of(services).alerting.store.now()
     perf = results_between(
         services.metadata,
         start=now - timedelta(days=20),
@@ -42,7 +42,7 @@ def test_the_story_is_in_the_data(site: Site) -> None:
 def test_no_missing_data_alerts_while_labels_are_merely_late(site: Site) -> None:
     api = site.api()
     rules = {r["name"]: r for r in api.get("/api/v1/rules").json()}
-    runtime = alerting(site.live.services)
+    runtime = of(site.live.services).alerting
     for model in ("churn", "basket_value"):
         rule = rules[f"{model}-missing-data"]
         assert rule["enabled"] and rule["spec"]["label_delay"] == f"{LABEL_DELAY.days}d"

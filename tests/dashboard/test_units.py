@@ -105,6 +105,9 @@ def test_series_chart_draws_thresholds_bands_and_label_lag() -> None:
 
 
 def test_page_and_callback_access() -> None:
+    from dashboard.app import get_app
+
+    get_app()  # page_of_path asks the router of the process's Dash app (a server builds it)
     assert page_of_path("/") == "overview"
     assert page_of_path("/models/churn") == "model"
     assert page_of_path("/models/churn/features/x") == "feature"
@@ -286,7 +289,7 @@ def test_overview_counts_every_firing_alert_past_a_thousand(
     from collections import Counter
 
     from monitor import demo
-    from monitor.alerting import alerting
+    from monitor.composition import of
     from monitor.service import Caller
     from tests.dashboard.many_alerts import add_alerts
 
@@ -295,7 +298,7 @@ def test_overview_counts_every_firing_alert_past_a_thousand(
     try:
         svc.register_model(demo.CHURN_MODEL, Caller.local())
         add_alerts(svc, 6_000, now)
-        store = alerting(svc).store
+        store = of(svc).alerting.store
         firing = store.list_alerts(state="firing", limit=100_000)
         assert len(firing) > 1_500
         assert len(store.list_alerts(state="firing")) == 1_000  # the former read: capped

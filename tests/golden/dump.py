@@ -32,7 +32,7 @@ DIGITS = 12
 
 def _build(data_dir: Path, days: int, scale: float) -> Path:
     from monitor import demo_scenario
-    from monitor.alerting import alerting
+    from monitor.composition import of
     from monitor.service import Services
     from monitor.settings import Settings
 
@@ -46,7 +46,7 @@ def _build(data_dir: Path, days: int, scale: float) -> Path:
             scale=scale,
             webhook_url="http://127.0.0.1:9/hook",  # outbox rows are written, never sent
         )
-        engine = alerting(services).engine
+        engine = of(services).alerting.engine
         engine.check_missing(NOW)
         engine.flush_due(NOW + timedelta(days=1))  # every group's group_wait has passed
     finally:

@@ -14,7 +14,7 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from monitor import demo_scenario
-from monitor.alerting import alerting
+from monitor.composition import of
 from monitor.service import Services
 from monitor.settings import Settings
 from storage.reads import results_between
@@ -33,7 +33,7 @@ def test_demo_built_on_any_weekday_pages_no_missing_data(tmp_path, weekday: int)
         # less traffic than the browser tests' demo (0.8): the smallest tenants' quiet days
         # hold fewer rows than the monitors' min_rows, often two days in a row
         demo_scenario.build(services, now=now, days=DAYS, scale=0.4, webhook_url=None)
-        runtime = alerting(services)
+        runtime = of(services).alerting
         alerts = runtime.store.list_alerts(limit=100_000)
         missing = [
             (a.rule, a.tenant_id, a.labels.get("monitor"), a.state, a.active_at.date())

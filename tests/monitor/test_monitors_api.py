@@ -19,7 +19,6 @@ import pytest
 import uvicorn
 
 from monitor.api import create_app
-from monitor.monitoring import monitoring
 from monitor.service import Services
 from monitor.settings import Settings
 from tests.api.conftest import Keys, client, make_keys, make_settings
@@ -121,9 +120,13 @@ def _all_results(c: httpx.Client, **params: Any) -> list[dict[str, Any]]:
 
 
 @contextmanager
-def serve(settings: Settings, prepare: Callable[[Services], None] | None = None) -> Iterator[Live]:
+def serve(
+    settings: Settings,
+    prepare: Callable[[Services], None] | None = None,
+    clock: Callable[[], datetime] | None = None,
+) -> Iterator[Live]:
     """Like tests.support.live_server, with a hook that runs before the app starts."""
-    services = Services.open(settings)
+    services = Services.open(settings, clock=clock)
     if prepare is not None:
         prepare(services)
     app = create_app(settings, services)
@@ -285,10 +288,7 @@ def test_restart_evaluates_each_missed_window_exactly_once(
     hour0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     clock = FakeClock(hour0 + timedelta(minutes=30))
 
-    def prepare(services: Services) -> None:
-        monitoring(services, clock=clock)
-
-    with serve(settings, prepare) as live:
+    with serve(settings, clock=clock) as live:
         keys = make_keys(live)
         with client(live, keys.engineer) as c:
             _setup(c, 4)
@@ -305,7 +305,7 @@ def test_restart_evaluates_each_missed_window_exactly_once(
             assert c.get("/runs", params={"monitor": "hourly"}).json()["total"] == 0
     # down for five windows (plus the lateness grace), then up again
     clock.now = hour0 + timedelta(hours=5, minutes=15)
-    with serve(settings, prepare) as live, client(live, keys.viewer) as c:
+    with serve(settings, clock=clock) as live, client(live, keys.viewer) as c:
         deadline = time.monotonic() + 60
         while time.monotonic() < deadline:
             runs = c.get("/runs", params={"monitor": "hourly", "limit": 100}).json()

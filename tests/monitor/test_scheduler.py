@@ -12,7 +12,7 @@ import pytest
 from apscheduler.jobstores.sqlalchemy import SQLAlchemyJobStore
 from apscheduler.triggers.interval import IntervalTrigger
 
-from monitor.monitoring import monitoring
+from monitor.composition import of
 from monitor.scheduler import JOB_PREFIX, MonitorScheduler
 from monitor.schemas import ModelIn
 from monitor.service import Caller, Services
@@ -62,10 +62,10 @@ def test_schedule_minutes_sets_the_job_interval_and_changes_replace_it(
     services: Services,
 ) -> None:
     url = services.settings.metadata_url
-    mon = monitoring(services)
+    mon = of(services).monitors
     mon.create(_monitor("every-ten", schedule_minutes=10))
     mon.create(_monitor("on-tick"))
-    sched = MonitorScheduler(mon, url, TICK)
+    sched = MonitorScheduler(mon, of(services).kpis, url, TICK)
     sched.start()
     try:
         live = {j.id: j.trigger.interval for j in sched.scheduler.get_jobs()}
@@ -95,9 +95,9 @@ def test_schedule_minutes_sets_the_job_interval_and_changes_replace_it(
 
 def test_restart_reconciles_stored_triggers_with_changed_monitors(services: Services) -> None:
     url = services.settings.metadata_url
-    mon = monitoring(services)
+    mon = of(services).monitors
     mon.create(_monitor("hourly-check", schedule_minutes=60))
-    first = MonitorScheduler(mon, url, TICK)
+    first = MonitorScheduler(mon, of(services).kpis, url, TICK)
     first.start()
     first.shutdown()
     assert _stored_intervals(url)[JOB_PREFIX + "hourly-check"] == timedelta(hours=1)
@@ -105,7 +105,7 @@ def test_restart_reconciles_stored_triggers_with_changed_monitors(services: Serv
     mon.update("hourly-check", _monitor("hourly-check", schedule_minutes=5))
     assert _stored_intervals(url)[JOB_PREFIX + "hourly-check"] == timedelta(hours=1)
     # ... until the next start reconciles it
-    second = MonitorScheduler(mon, url, TICK)
+    second = MonitorScheduler(mon, of(services).kpis, url, TICK)
     second.start()
     try:
         assert _stored_intervals(url)[JOB_PREFIX + "hourly-check"] == timedelta(minutes=5)
