@@ -18,7 +18,6 @@ from monitor.init_bounds import proposed_bounds
 from monitor.monitors import MonitorConfig, check_against_model, default_monitors, parse_monitor
 from monitor.runner import ResultSink, Runner, RunSummary
 from monitor.service import Services
-from storage.log_reads import LogReads
 from storage.metadata.errors import AlreadyExists, NotFound
 from storage.metadata.monitoring import (
     MonitoringStore,
@@ -67,7 +66,7 @@ class MonitorService:
         self.rules = rules
         self.runner = Runner(
             services.metadata,
-            LogReads(services.logstore),
+            services.logs,
             profiles=ProfileStore(services.logstore),
             store=self.store,
             sink=sink,

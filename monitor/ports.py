@@ -9,6 +9,7 @@ port                      DuckDB implementation (embedded, the default)
 ========================  ==========================================================
 :class:`ProfileEngine`    ``storage.profiles.ProfileStore``
 :class:`LogReader`        ``storage.log_reads.LogReads``
+:class:`ColumnReader`     ``storage.log_reads.LogReads``
 :class:`KpiSource`        ``storage.kpi_sql.KpiQueries``
 :class:`ResultStore`      ``storage.metadata.monitoring.MonitoringStore``
 :class:`DefinitionStore`  ``storage.metadata.monitoring.MonitoringStore``
@@ -36,6 +37,7 @@ from storage.profiles import ProfileSpec, RawProfile
 from storage.types import ModelInfo
 
 __all__ = [
+    "ColumnReader",
     "DefinitionStore",
     "KpiSource",
     "LogReader",
@@ -161,6 +163,30 @@ class LogReader(Protocol):
 
     def read_reference(self, model: str, name: str, version: int | None = None) -> pa.Table:
         """One reference version (the latest unless ``version``)."""
+        ...
+
+
+class ColumnReader(Protocol):
+    """One column's values, bounded: what the dashboard's distribution charts read."""
+
+    def column_values(
+        self,
+        model: str,
+        column: str,
+        start: datetime,
+        end: datetime,
+        *,
+        tenant_id: str | None = None,
+        limit: int,
+    ) -> pa.Array:
+        """The first ``limit`` values of ``column`` in ``[start, end)``, NULLs included."""
+        ...
+
+    def reference_values(
+        self, model: str, name: str, column: str, *, limit: int
+    ) -> pa.Array | None:
+        """The first ``limit`` values of ``column`` in reference ``name`` (None: no such
+        column; KeyError: no such reference)."""
         ...
 
 

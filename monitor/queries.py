@@ -18,8 +18,11 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
+import pyarrow as pa
+
 from monitor.composition import of
 from monitor.errors import PermissionDenied
+from monitor.ports import ColumnReader
 from monitor.service import Services
 from monitor.timerange import TimeRange, parse_time_range
 from storage import reads
@@ -524,38 +527,41 @@ def logged_distribution(
     """Reference vs window distribution of one column read from the logs (bounded reads, no
     statistics): the monitor's reference dataset, or the ``previous_days`` before the window.
     None when either side has no value."""
-    import numpy as np
-
     info = services.metadata.get_model(model)
     kinds = {f.name: f.kind for f in info.schema.features} if info else {}
     kind = kinds.get(feature)
     if kind is None:
         return None
+    logs: ColumnReader = services.logs
     tid = None if tenant == ALL else tenant
-    cur_t = services.logstore.read_inferences(
-        model, start, end, tenant_id=tid, columns=[feature], limit=max_rows
-    )
+    cur = logs.column_values(model, feature, start, end, tenant_id=tid, limit=max_rows)
     dataset = (reference or {}).get("dataset")
+    ref: pa.Array | None
     if dataset:
         try:
-            ref_t = services.logstore.read_reference(model, str(dataset))
+            ref = logs.reference_values(model, str(dataset), feature, limit=max_rows)
         except KeyError:
             return None
-        if feature not in ref_t.column_names:
+        if ref is None:
             return None
-        ref_t = ref_t.select([feature]).slice(0, max_rows)
     else:
         days = int((reference or {}).get("previous_days", 7))
-        ref_t = services.logstore.read_inferences(
-            model,
-            start - timedelta(days=days),
-            start,
-            tenant_id=tid,
-            columns=[feature],
-            limit=max_rows,
+        ref = logs.column_values(
+            model, feature, start - timedelta(days=days), start, tenant_id=tid, limit=max_rows
         )
-    ref = ref_t.column(feature).drop_null().to_numpy(zero_copy_only=False)
-    cur = cur_t.column(feature).drop_null().to_numpy(zero_copy_only=False)
+    return binned_distribution(kind, ref, cur, start, bins)
+
+
+def binned_distribution(
+    kind: str, reference: pa.Array, current: pa.Array, window_start: datetime, bins: int = 12
+) -> Distribution | None:
+    """Reference vs current shares of two bounded columns (pure): numeric on ``bins``
+    quantile bins of the reference's finite values, stretched to cover both sides; otherwise
+    the 15 most frequent categories. None when either side has no value."""
+    import numpy as np
+
+    ref = reference.drop_null().to_numpy(zero_copy_only=False)
+    cur = current.drop_null().to_numpy(zero_copy_only=False)
     if len(ref) == 0 or len(cur) == 0:
         return None
     if kind == "numeric":
@@ -572,7 +578,7 @@ def logged_distribution(
         rc, _ = np.histogram(r, edges)
         cc, _ = np.histogram(c, edges)
         labels = [f"{edges[i]:.3g}–{edges[i + 1]:.3g}" for i in range(len(edges) - 1)]
-        return Distribution("numeric", labels, _shares(rc), _shares(cc), start)
+        return Distribution("numeric", labels, _shares(rc), _shares(cc), window_start)
     rv, rn = np.unique(ref.astype(str), return_counts=True)
     cv, cn = np.unique(cur.astype(str), return_counts=True)
     rmap, cmap = dict(zip(rv, rn, strict=True)), dict(zip(cv, cn, strict=True))
@@ -582,7 +588,7 @@ def logged_distribution(
         cats,
         _shares([rmap.get(k, 0) for k in cats]),
         _shares([cmap.get(k, 0) for k in cats]),
-        start,
+        window_start,
     )
 
 

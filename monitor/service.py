@@ -26,6 +26,7 @@ from monitor.errors import (
 )
 from monitor.schemas import ModelIn
 from monitor.settings import Settings
+from storage.log_reads import LogReads
 from storage.logstore import LogStore, SchemaChangeError
 from storage.metadata import AlreadyExists, MetadataStore
 from storage.metadata import NotFound as MetaNotFound
@@ -88,6 +89,9 @@ class Services:
         self.settings = settings
         self.metadata = metadata
         self.logstore = logstore
+        # bounded raw-log reads (monitor.ports.LogReader / ColumnReader) for the runner and
+        # the read models
+        self.logs = LogReads(logstore)
         self.clock: Clock = clock or system_clock
         self.counters: dict[str, int] = {
             "ingested_rows": 0,

@@ -38,6 +38,35 @@ class LogReads:
         """A reference version (the latest unless ``version``); KeyError names what exists."""
         return self._ls.read_reference(model, name, version)
 
+    # -- one column, bounded (the dashboard's distributions) -------------------------------------
+    def column_values(
+        self,
+        model: str,
+        column: str,
+        start: datetime,
+        end: datetime,
+        *,
+        tenant_id: str | None = None,
+        limit: int,
+    ) -> pa.Array:
+        """The first ``limit`` values of ``column`` in ``[start, end)`` (by ``ts`` then
+        ``request_id``), NULLs included."""
+        table = self._ls.read_inferences(
+            model, start, end, tenant_id=tenant_id, columns=[column], limit=limit
+        )
+        return table.column(column).combine_chunks()
+
+    def reference_values(
+        self, model: str, name: str, column: str, *, limit: int
+    ) -> pa.Array | None:
+        """The first ``limit`` values of ``column`` in the latest version of reference ``name``
+        (upload order); None when the reference has no such column. KeyError when there is no
+        such reference."""
+        table = self._ls.read_reference(model, name)
+        if column not in table.column_names:
+            return None
+        return table.column(column).slice(0, limit).combine_chunks()
+
     # -- samples and labelled rows ----------------------------------------------------------------
     def sample(
         self,
