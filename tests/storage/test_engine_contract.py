@@ -319,3 +319,11 @@ def test_operational_figures_per_segment(case: EngineCase) -> None:
     assert case.logs.first_ts(MODEL) == df.ts.min().to_pydatetime()
     stats = case.logs.label_stats(MODEL, T0, end)
     assert stats[("*", "*")]["rows"] == len(before) and stats[("*", "*")]["labelled"] == 0
+
+
+def test_engine_and_reader_satisfy_the_ports(case: EngineCase) -> None:
+    from monitor import ports
+    from tests.monitor.test_ports import mismatches
+
+    assert mismatches(ports.ProfileEngine, type(case.engine)) == []
+    assert mismatches(ports.LogReader, type(case.logs)) == []
