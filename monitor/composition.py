@@ -7,6 +7,7 @@ component started by a router. Read this file to know what a process holds::
     Services                  the stores (DuckDB log store, metadata DB) and the clock
     ├── alerting               AlertingRuntime: rules engine, alert store, delivery worker
     ├── monitors               MonitorService: monitor definitions, the Runner (→ alerting)
+    │   └── profile engine     ProfileStore (embedded DuckDB), behind monitor.ports.ProfileEngine
     ├── kpis                   KpiService: KPI definitions and windows (→ alerting)
     ├── health                 HealthCollector: model health for /metrics
     ├── login_throttle         LoginThrottle: the dashboard's failed log-ins
@@ -53,6 +54,7 @@ from monitor.monitoring import MonitorService
 from monitor.service import Clock, Services
 from monitor.settings import Settings
 from storage.metadata.jobs import JobStore
+from storage.profiles import ProfileStore
 from storage.types import AlertRecord
 
 __all__ = ["Components", "compose", "of", "open_process"]
@@ -76,6 +78,8 @@ class Components:
         self.alerting = AlertingRuntime(services, related_kpis=self._related_kpis)
         self.monitors = MonitorService(
             services,
+            # the profile engine: the embedded DuckDB one (a lake engine plugs in here)
+            profiles=ProfileStore(services.logstore),
             sink=self.alerting,
             rules=self.alerting.store,
             lateness=timedelta(minutes=settings.monitor_lateness_minutes),

@@ -16,6 +16,7 @@ from typing import Any, Protocol
 from monitor.errors import ConflictError, NotFoundError, ValidationFailed
 from monitor.init_bounds import proposed_bounds
 from monitor.monitors import MonitorConfig, check_against_model, default_monitors, parse_monitor
+from monitor.ports import ProfileEngine
 from monitor.runner import ResultSink, Runner, RunSummary
 from monitor.service import Services
 from storage.metadata.errors import AlreadyExists, NotFound
@@ -27,7 +28,6 @@ from storage.metadata.monitoring import (
     RunRecord,
     config_diff,
 )
-from storage.profiles import ProfileStore
 from storage.types import MetricResult, RuleRecord
 
 __all__ = ["ApplyChange", "MonitorService", "RuleLookup"]
@@ -55,6 +55,7 @@ class MonitorService:
         self,
         services: Services,
         *,
+        profiles: ProfileEngine,
         sink: ResultSink | None,
         rules: RuleLookup | None,
         lateness: timedelta,
@@ -67,7 +68,7 @@ class MonitorService:
         self.runner = Runner(
             services.metadata,
             services.logs,
-            profiles=ProfileStore(services.logstore),
+            profiles=profiles,
             store=self.store,
             sink=sink,
             lateness=lateness,
