@@ -5,9 +5,12 @@ as Hive-partitioned Parquet files, so that an engine other than the embedded Duc
 ``read_parquet(..., hive_partitioning=true)``, Spark) can compute the same hourly profiles::
 
     <lake>/_driftwatch_lake.json                       the layout version (this module's LAYOUT)
-    <lake>/inferences/model=<name>/date=<YYYY-MM-DD>/<file>.parquet
-    <lake>/labels/model=<name>/date=<YYYY-MM-DD>/<file>.parquet
-    <lake>/events/date=<YYYY-MM-DD>/<file>.parquet
+    <lake>/model=<name>/date=<YYYY-MM-DD>/<file>.parquet          inference rows
+    <lake>/labels/model=<name>/date=<YYYY-MM-DD>/<file>.parquet   labels
+    <lake>/events/date=<YYYY-MM-DD>/<file>.parquet                business events
+
+Inference rows sit at the root's ``model=`` folders: the profile engines that read a lake
+(``storage.lake_profiles``, ``storage.spark_engine``) list ``<lake>/model=<name>/``.
 
 * ``model`` and ``date`` live in the path only (Hive style); a file holds exactly the columns of
   the model's DuckDB table with the same types (``storage.logstore``: ``ts`` and
@@ -61,6 +64,7 @@ __all__ = [
     "Partition",
     "ensure_layout",
     "export",
+    "kind_root",
     "partitions",
     "read_lake",
     "write_partition",
@@ -81,7 +85,7 @@ LAYOUT: dict[str, Any] = {
     "format": "parquet",
     "partitioning": "hive",
     "kinds": {
-        "inferences": {"path": "inferences", "partitions": ["model", "date"], "date_of": "ts"},
+        "inferences": {"path": "", "partitions": ["model", "date"], "date_of": "ts"},
         "labels": {"path": "labels", "partitions": ["model", "date"], "date_of": "received_at"},
         "events": {"path": "events", "partitions": ["date"], "date_of": "ts"},
     },
@@ -103,10 +107,17 @@ class Partition:
     rows: int
 
     def folder(self, root: Path) -> Path:
-        base = Path(root) / self.kind
+        base = kind_root(root, self.kind)
         if self.model is not None:
             base = base / f"model={self.model}"
         return base / f"date={self.day.isoformat()}"
+
+
+def kind_root(root: str | Path, kind: str) -> Path:
+    """The folder under which ``kind``'s partitions live (inferences: the lake's root)."""
+    if kind not in KINDS:
+        raise LakeError(f"unknown lake kind {kind!r}: expected one of {list(KINDS)}")
+    return Path(root) / LAYOUT["kinds"][kind]["path"]
 
 
 def ensure_layout(root: str | Path) -> Path:
@@ -259,7 +270,7 @@ def read_lake(root: str | Path, kind: str, model: str | None = None) -> pa.Table
     columns ``model`` (not for events) and ``date``; files unified by column name."""
     if kind not in KINDS:
         raise LakeError(f"unknown lake kind {kind!r}: expected one of {list(KINDS)}")
-    base = Path(root) / kind
+    base = kind_root(root, kind)
     if model is not None:
         base = base / f"model={model}"
     if not base.exists():
@@ -268,7 +279,9 @@ def read_lake(root: str | Path, kind: str, model: str | None = None) -> pa.Table
     if model is None and kind != "events":
         fields.insert(0, pa.field("model", pa.string()))
     part = ds.partitioning(pa.schema(fields), flavor="hive")
-    files = [str(p) for p in _data_files(base)]
+    # the root also holds labels/ and events/: inferences are the model=<name> folders only
+    folders = sorted(base.glob("model=*")) if kind == "inferences" and model is None else [base]
+    files = [str(p) for folder in folders for p in _data_files(folder)]
     if not files:
         return pa.table({})
     schemas = [pq.read_schema(f) for f in files]

@@ -124,15 +124,13 @@ def test_export_reads_back_equal_to_the_store_partitioned_by_model_and_date(
 
     layout = json.loads((lake / LAYOUT_FILE).read_text())
     assert layout["layout_version"] == LAYOUT_VERSION
-    days = sorted(p.name for p in (lake / "inferences" / "model=churn").iterdir())
+    days = sorted(p.name for p in (lake / "model=churn").iterdir())
     assert days == ["date=2026-03-01", "date=2026-03-02", "date=2026-03-03", "date=2026-03-04"]
     for d in days:
-        files = sorted(f.name for f in (lake / "inferences" / "model=churn" / d).iterdir())
+        files = sorted(f.name for f in (lake / "model=churn" / d).iterdir())
         assert files == [EXPORT_FILE]
         # the file holds the table's columns only: model and date live in the path
-        assert (
-            "model" not in pq.read_schema(lake / "inferences" / "model=churn" / d / files[0]).names
-        )
+        assert "model" not in pq.read_schema(lake / "model=churn" / d / files[0]).names
     _assert_lake_equals_store(ls, lake)
 
     back_labels = read_lake(lake, "labels", "churn").drop_columns(["date"])
@@ -222,3 +220,26 @@ def test_cli_lake_export(tmp_path: Path) -> None:
     assert r.exit_code == 2 and "no logs for model(s) ['nope']" in r.output
     r = runner.invoke(app, ["lake", "export", "--lake", str(lake), "--data-dir", str(data_dir)])
     assert r.exit_code == 2 and "nothing to export" in r.output
+
+
+def test_all_models_inferences_leave_labels_and_events_out(ls: LogStore, tmp_path: Path) -> None:
+    ls.ensure_model("fraud", SCHEMA)
+    ls.append_inferences("churn", rows(200, 7, hours=10))
+    ls.append_inferences("fraud", rows(100, 8, hours=10, prefix="f"))
+    data = rows(200, 7, hours=10)
+    ls.append_labels(
+        "churn",
+        pa.table(
+            {
+                "request_id": data.column("request_id").slice(0, 10),
+                "label": pa.array([1] * 10, pa.int32()),
+                "ts": data.column("ts").slice(0, 10),
+            }
+        ),
+    )
+    lake = tmp_path / "lake"
+    export(ls, lake, ["churn", "fraud"])
+    both = read_lake(lake, "inferences")
+    assert both.num_rows == 300
+    assert sorted(set(both.column("model").to_pylist())) == ["churn", "fraud"]
+    assert read_lake(lake, "labels").num_rows == 10
