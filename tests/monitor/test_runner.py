@@ -7,6 +7,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -293,3 +294,51 @@ def test_operational_metrics_split_by_model_version(env) -> None:
     assert by[("*", "*", "freshness_s")].value == min(
         by[("*", v, "freshness_s")].value for v in ("v1", "v2")
     )
+
+
+def test_a_backfill_stores_its_windows_in_one_transaction_per_batch(env) -> None:
+    """Runs and results of a batch of windows are one commit (they were three per window:
+    start_run, save_results, finish_run); progress hears of a window once it is stored, and a
+    stopped backfill keeps every window it evaluated."""
+    from sqlalchemy import event
+    from sqlalchemy.engine import Engine
+
+    meta, ls, ms = env
+    rng = np.random.default_rng(5)
+    _reference(ls, rng)
+    for d in range(20):
+        ls.append_inferences("m", _batch(rng, T0 + d * DAY, 60, prefix=f"b{d}-"))
+    _create(ms, name="dq", kind="data_quality", reference="base")
+    runner = duckdb_runner(meta, ls)
+    runner.BATCH_SECONDS = 3600.0  # batches by count only: no dependence on the machine's speed
+    runner.BATCH_WINDOWS = 8
+    commits: list[int] = []
+
+    def count(conn: Any) -> None:
+        commits.append(1)
+
+    stored_when_reported: list[int] = []
+
+    def progress(summary: Any) -> None:
+        stored_when_reported.append(ms.list_runs(monitor="dq", limit=1)[1])
+
+    event.listen(Engine, "commit", count)
+    try:
+        runs = runner.backfill("dq", T0, T0 + 20 * DAY, progress)
+    finally:
+        event.remove(Engine, "commit", count)
+    assert [r.status for r in runs] == ["ok"] * 20
+    assert len(commits) == 3  # 8 + 8 + 4 windows
+    assert all(stored >= i + 1 for i, stored in enumerate(stored_when_reported))
+    assert ms.list_runs(monitor="dq", limit=1)[1] == 20
+    res, _ = ms.query_results(ResultQuery(source_name="dq", metric="row_count", tenant_id="*"))
+    assert sorted(r.window_start for r in res) == [T0 + d * DAY for d in range(20)]
+    assert {r.value for r in res} == {60.0}
+
+    runner.BATCH_WINDOWS = 1
+    reported: list[Any] = []
+    again = runner.backfill(
+        "dq", T0, T0 + 20 * DAY, reported.append, should_stop=lambda: len(reported) >= 5
+    )
+    assert len(again) == len(reported) == 5
+    assert ms.list_runs(monitor="dq", limit=1)[1] == 25  # each reported window is stored
