@@ -286,7 +286,10 @@ class Runner:
                 batch.clear()
             flushed = time.perf_counter()
 
-        schema = self._schema(record.model)
+        try:
+            schema: ModelSchema | None = self._schema(record.model)
+        except KeyError:  # each window records the error
+            schema = None
         try:
             with self._lock(name):
                 while ws < end and not stop():
@@ -333,7 +336,7 @@ class Runner:
         self,
         record: MonitorRecord,
         cfg: MonitorConfig,
-        schema: ModelSchema,
+        schema: ModelSchema | None,
         ws: datetime,
         trigger: str,
     ) -> tuple[FinishedRun, list[MetricResult], RunSummary]:
@@ -341,13 +344,12 @@ class Runner:
         we = ws + cfg.window_delta
         t0 = time.perf_counter()
         try:
+            schema = schema or self._schema(record.model)
             ctx = CheckContext(record, cfg, schema, ws, we, self.env)
             results, scanned = get_check(cfg.kind).evaluate(ctx)
         except Exception as exc:  # a failing run is recorded; the backfill carries on
             duration = time.perf_counter() - t0
-            err = f"{type(exc).__name__}: {exc}"
-            log.warning("monitor %s window %s failed: %s", record.name, ws, err)
-            log.debug("%s", traceback.format_exc())
+            err = _failed(record.name, ws, exc)
             run = FinishedRun(
                 record.name, record.model, ws, we, trigger, record.version, "error",
                 error=err[:4000], duration_s=duration,
@@ -370,15 +372,8 @@ class Runner:
         except Exception:  # the alert engine's failure must not undo the run
             log.exception("result sink failed for monitor %s", name)
 
-    def _run(
-        self,
-        record: MonitorRecord,
-        ws: datetime,
-        trigger: str,
-        collect: list[MetricResult] | None = None,
-    ) -> RunSummary:
-        """Evaluate and store one window; its results go to the sink, or into ``collect``
-        for the caller to hand over later (a backfill hands over all its windows at once)."""
+    def _run(self, record: MonitorRecord, ws: datetime, trigger: str) -> RunSummary:
+        """Evaluate and store one window (a ``running`` run first), then hand it over."""
         cfg = self._config(record)
         we = ws + cfg.window_delta
         run_id = self.store.start_run(record.name, record.model, ws, we, trigger, record.version)
@@ -392,15 +387,10 @@ class Runner:
             )
         except Exception as exc:  # a failing run is recorded; the scheduler carries on
             duration = time.perf_counter() - t0
-            err = f"{type(exc).__name__}: {exc}"
-            log.warning("monitor %s window %s failed: %s", record.name, ws, err)
-            log.debug("%s", traceback.format_exc())
+            err = _failed(record.name, ws, exc)
             self.store.finish_run(run_id, "error", error=err[:4000], duration_s=duration)
             return RunSummary(record.name, ws, we, trigger, "error", 0, 0, duration, err)
-        if collect is not None:
-            collect.extend(results)
-        else:
-            self._hand_over(record.name, results, backfill=trigger == "backfill")
+        self._hand_over(record.name, results, backfill=trigger == "backfill")
         return RunSummary(record.name, ws, we, trigger, "ok", len(results), scanned, duration)
 
     # ------------------------------------------------------------------ evaluation
@@ -415,3 +405,11 @@ class Runner:
         """The results of one window (not stored) and the raw rows scanned."""
         ctx = CheckContext(record, cfg, self._schema(record.model), ws, we, self.env)
         return get_check(cfg.kind).evaluate(ctx)
+
+
+def _failed(monitor: str, ws: datetime, exc: Exception) -> str:
+    """Log a failed window; the error as stored with its run."""
+    err = f"{type(exc).__name__}: {exc}"
+    log.warning("monitor %s window %s failed: %s", monitor, ws, err)
+    log.debug("%s", traceback.format_exc())
+    return err
