@@ -61,13 +61,14 @@ sys.path.insert(
     else str(Path(__file__).resolve().parents[1]),
 )
 
+if "--code" in sys.argv:
+    # only that checkout: an editable install would supply modules it lacks from its own tree
+    sys.meta_path[:] = [f for f in sys.meta_path if "Editable" not in str(f)]
+
+# only what every version since the windows case exists has (--compare imports older code)
 from monitor.monitors import parse_monitor
-from monitor.runner import Runner
-from storage.log_reads import LogReads
 from storage.logstore import LogStore
 from storage.metadata import MetadataStore
-from storage.metadata.monitoring import MonitoringStore
-from storage.profiles import ProfileStore
 from storage.types import FeatureSpec, ModelSchema
 
 N_NUM, N_CAT = 20, 5
@@ -214,7 +215,6 @@ def windows_schema() -> ModelSchema:
 def measure_windows(seed: Path, work: Path, days: int) -> dict[str, object]:
     """Copy the loaded logs to ``work``, open the services there, apply the default monitors
     and alert rules, then time the hourly profile build and each monitor's backfill."""
-    from monitor.composition import of
     from monitor.service import Services
     from monitor.settings import Settings
     from storage.metadata import MetadataStore
@@ -228,10 +228,17 @@ def measure_windows(seed: Path, work: Path, days: int) -> dict[str, object]:
     meta.dispose()
     services = Services.open(settings, clock=lambda: T0 + timedelta(days=days + 1))
     try:
-        svc = of(services).monitors
+        try:
+            from monitor.composition import of
+
+            svc, engine = of(services).monitors, of(services).alerting.engine
+        except ImportError:  # code from before the composition root (--compare)
+            from monitor.alerting import alerting  # type: ignore[attr-defined]
+            from monitor.monitoring import monitoring  # type: ignore[attr-defined]
+
+            svc, engine = monitoring(services), alerting(services).engine
         doc = svc.propose("wbench", "base")
         svc.apply(doc["monitors"])
-        engine = of(services).alerting.engine
         for rule in doc["rules"]:
             engine.put_rule(rule)
         names = [m["name"] for m in doc["monitors"]]
@@ -300,7 +307,10 @@ def windows_main(args: argparse.Namespace) -> None:
             "--data-dir", str(tmp), "--measure-only", str(seed),
         ]  # fmt: skip
         env = {**os.environ, "PYTHONPATH": str(args.compare)}
-        done = subprocess.run(cmd, env=env, capture_output=True, text=True, check=True)
+        print("this code: " + json.dumps(now), file=sys.stderr)
+        done = subprocess.run(cmd, env=env, capture_output=True, text=True)
+        if done.returncode != 0:
+            raise SystemExit(f"--compare {args.compare} failed:\n{done.stderr[-3000:]}")
         prev = json.loads(done.stdout.strip().splitlines()[-1])
     with open("/proc/loadavg") as f:
         loadavg = f.read().split()[0]
@@ -357,6 +367,14 @@ def main() -> None:
         windows_main(args)
         return
     args.days = args.days or 30
+    profiles_main(args)
+
+
+def profiles_main(args: argparse.Namespace) -> None:
+    from monitor.runner import Runner
+    from storage.log_reads import LogReads
+    from storage.metadata.monitoring import MonitoringStore
+    from storage.profiles import ProfileStore
 
     tmp = args.data_dir or Path(tempfile.mkdtemp(prefix="dw-bench-"))
     tmp.mkdir(parents=True, exist_ok=True)
