@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
 
+from monitor import tenancy
 from storage.metadata import MetadataStore
 from storage.metadata.users import USER_ROLES, UserRecord, UserStore
 
@@ -78,11 +79,11 @@ class Account:
     session_version: int = 0  # a session cookie naming another version is void
 
     def sees_tenant(self, tenant_id: str) -> bool:
-        return self.tenants is None or tenant_id in self.tenants
+        return tenancy.sees(self.tenants, tenant_id)
 
     def scope(self, tenants: Iterable[str]) -> list[str]:
         """The given tenants this account may see, in order."""
-        return [t for t in tenants if self.sees_tenant(t)]
+        return tenancy.visible(self.tenants, tenants)
 
     def can_open(self, page: str) -> bool:
         return can_open(self.role, page)

@@ -18,6 +18,7 @@ from typing import Any
 
 from alerts.evaluate import fingerprint
 from alerts.silences import silence_matches
+from monitor import tenancy
 from monitor.errors import NotFoundError
 from monitor.queries import (
     AccessDenied,
@@ -240,7 +241,8 @@ def alert_list(
         check_tenant(scope, filters.tenant)
         tenant_ids: list[str] | None = [filters.tenant]
     else:
-        tenant_ids = None if scope is None else list(scope)
+        found = tenancy.as_filter(scope)
+        tenant_ids = None if found is None else list(found)
     per_page = filters.per_page
     alerts, total = store.page_alerts(
         state=STATES[filters.state],
@@ -255,7 +257,7 @@ def alert_list(
         limit=per_page,
         offset=(filters.page - 1) * per_page,
     )
-    if scope is not None and any(a.tenant_id not in scope for a in alerts):
+    if any(not tenancy.sees(scope, a.tenant_id) for a in alerts):
         raise AccessDenied("an alert outside your scope matched")  # the SQL filter failed
     silences = store.list_silences(active_at=now)
     twins = find_twins(services, alerts, scope, tenants)
@@ -411,7 +413,7 @@ def alert_leads(services: Services, scope: Scope, a: AlertRecord) -> AlertLeads:
             if not isinstance(k, dict):
                 continue
             tenant = str(k.get("tenant_id") or "")
-            if scope is not None and tenant not in scope:
+            if not tenancy.sees(scope, tenant):
                 continue
             related_kpis.append(
                 RelatedKpi(

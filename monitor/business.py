@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
+from monitor import tenancy
 from monitor.composition import of
 from monitor.errors import NotFoundError
 from monitor.kpis.compute import window_delta
@@ -35,7 +36,7 @@ from storage.types import MetricResult
 __all__ = ["BusinessOverview", "TenantRisk", "business_overview", "tenant_headlines"]
 
 log = logging.getLogger("driftwatch.business")
-Scope = tuple[str, ...] | None
+Scope = tenancy.Scope  # the one tenant-scope policy: monitor.tenancy
 
 
 @dataclass(frozen=True)
@@ -69,8 +70,7 @@ def _definitions(services: Services) -> list[KpiDefinition]:
 
 
 def _visible(services: Services, scope: Scope) -> list[str]:
-    known = [t.tenant_id for t in services.metadata.list_tenants()]
-    return known if scope is None else [t for t in known if t in scope]
+    return tenancy.visible(scope, [t.tenant_id for t in services.metadata.list_tenants()])
 
 
 def _rows(
@@ -176,7 +176,7 @@ def tenant_headlines(
     services: Services, scope: Scope, tenant: str, now: datetime | None = None
 ) -> tuple[dict[str, Headline], TenantRisk | None]:
     """One tenant's KPI headlines by KPI name, and its at-risk sentence (None when none)."""
-    if scope is not None and tenant not in scope:
+    if not tenancy.sees(scope, tenant):
         return {}, None
     now = now or services.now()
     cells = _headlines(services, _definitions(services), [tenant], now)

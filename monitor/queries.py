@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 import pyarrow as pa
 
+from monitor import tenancy
 from monitor.composition import of
 from monitor.errors import PermissionDenied
 from monitor.ports import ColumnReader
@@ -31,7 +32,7 @@ from storage.metadata.kpis import KpiStore
 from storage.metadata.monitoring import MonitoringStore
 from storage.types import ALL, AlertRecord, MetricResult
 
-Scope = tuple[str, ...] | None
+Scope = tenancy.Scope  # the one tenant-scope policy: monitor.tenancy
 T = TypeVar("T")
 
 STATUS_RANK = {"no_data": 0, "ok": 1, "warn": 2, "alert": 3}
@@ -101,16 +102,15 @@ def last_computed(services: Services, source: str | None = None) -> datetime | N
 
 
 def visible_tenants(services: Services, scope: Scope) -> list[str]:
-    known = [t.tenant_id for t in services.metadata.list_tenants()]
-    return known if scope is None else [t for t in known if t in scope]
+    return tenancy.visible(scope, [t.tenant_id for t in services.metadata.list_tenants()])
 
 
 def check_tenant(scope: Scope, tenant: str) -> None:
+    if tenancy.sees(scope, tenant):
+        return
     if tenant == ALL:
-        if scope is not None:
-            raise AccessDenied("results over all tenants are not in your scope")
-    elif scope is not None and tenant not in scope:
-        raise AccessDenied(f"tenant {tenant!r} is not in your scope")
+        raise AccessDenied("results over all tenants are not in your scope")
+    raise AccessDenied(f"tenant {tenant!r} is not in your scope")
 
 
 def parse_range(
@@ -728,7 +728,7 @@ def alert_view(
     that it exists)."""
     store = alert_store(services)
     a = store.get_alert(alert_id)
-    if a is None or (scope is not None and a.tenant_id not in scope):
+    if a is None or not tenancy.sees(scope, a.tenant_id):
         return None
     now = now or services.now()
     start, end = (span.start, span.end) if span is not None else alert_window(a, now)
@@ -812,7 +812,9 @@ def alert_view(
     engine = of(services).alerting.engine
     twins = engine.twins([a]).get(a.id or 0)
     if twins is not None and scope is not None:  # a scoped user sees its tenants' only
-        twins = replace(twins, tenants=tuple(t for t in twins.tenants if t.tenant_id in scope))
+        twins = replace(
+            twins, tenants=tuple(t for t in twins.tenants if tenancy.sees(scope, t.tenant_id))
+        )
     m = engine.mutings([a], now).get(a.fingerprint)
     silences = m.silences if m is not None and a.state != "resolved" else ()
     inhibitors = m.inhibitors if m is not None and a.state != "resolved" else ()
@@ -838,7 +840,7 @@ def acknowledge(services: Services, scope: Scope, alert_id: int, actor: str) -> 
     """Acknowledge an alert in scope through the alert engine (PagerDuty gets its event)."""
     store = alert_store(services)
     a = store.get_alert(alert_id)
-    if a is None or (scope is not None and a.tenant_id not in scope):
+    if a is None or not tenancy.sees(scope, a.tenant_id):
         raise AccessDenied(f"alert {alert_id} not found")
     return of(services).alerting.engine.acknowledge(alert_id, actor)
 
@@ -859,7 +861,7 @@ def silence(
         raise ValueError(f"duration {hours} h must be between 0 and 720 hours")
     store = alert_store(services)
     a = store.get_alert(alert_id)
-    if a is None or (scope is not None and a.tenant_id not in scope):
+    if a is None or not tenancy.sees(scope, a.tenant_id):
         raise AccessDenied(f"alert {alert_id} not found")
     matchers = [{"name": k, "value": v, "op": "="} for k, v in sorted(a.labels.items())]
     if not any(m["name"] == "alertname" for m in matchers):

@@ -18,7 +18,7 @@ from typing import Any
 
 import pyarrow as pa
 
-from monitor import ingest
+from monitor import ingest, tenancy
 from monitor.errors import (
     ConflictError,
     NotFoundError,
@@ -26,6 +26,7 @@ from monitor.errors import (
 )
 from monitor.schemas import ModelIn
 from monitor.settings import Settings
+from monitor.tenancy import Scope
 from storage.log_reads import LogReads
 from storage.logstore import LogStore, SchemaChangeError
 from storage.metadata import AlreadyExists, MetadataStore
@@ -53,6 +54,11 @@ class Caller:
     actor: str
     role: str
     tenant_id: str | None = None
+
+    @property
+    def scope(self) -> Scope:
+        """The tenants this caller sees (:mod:`monitor.tenancy`)."""
+        return tenancy.of_key(self.tenant_id)
 
     @classmethod
     def of_key(cls, key: ApiKeyInfo) -> Caller:

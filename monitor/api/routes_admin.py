@@ -9,6 +9,7 @@ from fastapi import APIRouter, Depends, Path, Query, Request, Response
 from fastapi.responses import JSONResponse
 from pydantic import BaseModel, Field
 
+from monitor import tenancy
 from monitor.api.auth import require
 from monitor.api.params import AwareWhen
 from monitor.errors import ConflictError, NotFoundError, ValidationFailed
@@ -61,14 +62,14 @@ def list_tenants(request: Request, caller: Viewer) -> list[TenantOut]:
     return [
         TenantOut(tenant_id=t.tenant_id, name=t.name, created_at=t.created_at)
         for t in tenants
-        if caller.tenant_id is None or t.tenant_id == caller.tenant_id
+        if tenancy.sees(caller.scope, t.tenant_id)
     ]
 
 
 @router.get("/tenants/{tenant_id}", response_model=TenantOut, tags=["tenants"])
 def get_tenant(tenant_id: str, request: Request, caller: Viewer) -> TenantOut:
     """Another tenant's record answers 404 to a scoped key, as if it did not exist."""
-    if caller.tenant_id is not None and caller.tenant_id != tenant_id:
+    if not tenancy.sees(caller.scope, tenant_id):
         raise NotFoundError(f"tenant {tenant_id!r} not found")
     for t in _services(request).metadata.list_tenants():
         if t.tenant_id == tenant_id:

@@ -24,6 +24,7 @@ from alerts.engine import Muting
 from alerts.formats import since
 from alerts.signing import check_signing_secret
 from alerts.twins import Twins
+from monitor import tenancy
 from monitor.alerting import AlertingRuntime
 from monitor.api.auth import require
 from monitor.api.deps import components
@@ -106,8 +107,8 @@ def _delivery(d: DeliveryRecord, body: bool = False) -> dict[str, Any]:
 
 
 def _visible(a: AlertRecord | None, caller: Caller) -> AlertRecord:
-    if a is None or (caller.tenant_id is not None and a.tenant_id != caller.tenant_id):
-        raise NotFoundError("alert not found")
+    if a is None or not tenancy.sees(caller.scope, a.tenant_id):
+        raise NotFoundError("alert not found")  # another tenant's alert is hidden, not refused
     return a
 
 
@@ -126,10 +127,10 @@ async def list_alerts(
 ) -> list[dict[str, Any]]:
     """Alerts, newest first; filter by state (repeatable), rule, tenant, model, severity."""
     rt = _rt(request)
-    if caller.tenant_id is not None:
-        if tenant is not None and tenant != caller.tenant_id:
+    if caller.scope is not None:
+        if tenant is not None and not tenancy.sees(caller.scope, tenant):
             return []
-        tenant = caller.tenant_id
+        tenant = tenancy.only(caller.scope)
     rows = await _call(
         rt.store.list_alerts,
         state=state,

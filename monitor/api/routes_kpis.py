@@ -12,6 +12,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from starlette.concurrency import run_in_threadpool
 
+from monitor import tenancy
 from monitor.api.auth import require
 from monitor.api.deps import components
 from monitor.api.params import When
@@ -59,7 +60,7 @@ def _result(r: MetricResult) -> dict[str, Any]:
 
 
 def _own_tenant(caller: Caller, tenant_id: str) -> None:
-    if caller.tenant_id is not None and caller.tenant_id != tenant_id:
+    if not tenancy.sees(caller.scope, tenant_id):
         raise NotFoundError(f"tenant {tenant_id!r} not found")
 
 

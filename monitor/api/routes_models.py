@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Query, Request
 from starlette.concurrency import run_in_threadpool
 
-from monitor import ingest
+from monitor import ingest, tenancy
 from monitor.api.auth import require
 from monitor.api.deps import read_body
 from monitor.errors import BadRequestError
@@ -70,8 +70,7 @@ def get_model(model: str, request: Request, caller: Viewer) -> ModelOut:
     services = _services(request)
     info = services.get_model(model)
     tenants = services.logstore.tenants_seen(model)
-    if caller.tenant_id is not None:
-        tenants = [t for t in tenants if t == caller.tenant_id]
+    tenants = tenancy.visible(caller.scope, tenants)
     rows = services.logstore.count_inferences(model, caller.tenant_id)
     return ModelOut.of(info, rows=rows, tenants=tenants)
 

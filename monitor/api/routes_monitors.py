@@ -9,6 +9,7 @@ from fastapi import APIRouter, Body, Depends, Query, Request, Response
 from pydantic import BaseModel, Field, StrictBool
 from starlette.concurrency import run_in_threadpool
 
+from monitor import tenancy
 from monitor.api.auth import require
 from monitor.api.deps import components
 from monitor.api.params import Offset, When
@@ -309,7 +310,7 @@ def list_results(
         source_name=monitor,
         kind=kind,
         tenant_id=tenant_id,
-        tenant_ids=(caller.tenant_id,) if caller.tenant_id is not None else None,
+        tenant_ids=tenancy.as_filter(caller.scope),
         model_version=model_version,
         column=column,
         metric=metric,
