@@ -178,13 +178,13 @@ class ColumnReader(Protocol):
         *,
         tenant_id: str | None = None,
         limit: int,
-    ) -> pa.Array:
+    ) -> pa.Array[Any]:
         """The first ``limit`` values of ``column`` in ``[start, end)``, NULLs included."""
         ...
 
     def reference_values(
         self, model: str, name: str, column: str, *, limit: int
-    ) -> pa.Array | None:
+    ) -> pa.Array[Any] | None:
         """The first ``limit`` values of ``column`` in reference ``name`` (None: no such
         column; KeyError: no such reference)."""
         ...

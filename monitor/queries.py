@@ -536,7 +536,7 @@ def logged_distribution(
     tid = None if tenant == ALL else tenant
     cur = logs.column_values(model, feature, start, end, tenant_id=tid, limit=max_rows)
     dataset = (reference or {}).get("dataset")
-    ref: pa.Array | None
+    ref: pa.Array[Any] | None
     if dataset:
         try:
             ref = logs.reference_values(model, str(dataset), feature, limit=max_rows)
@@ -553,7 +553,11 @@ def logged_distribution(
 
 
 def binned_distribution(
-    kind: str, reference: pa.Array, current: pa.Array, window_start: datetime, bins: int = 12
+    kind: str,
+    reference: pa.Array[Any],
+    current: pa.Array[Any],
+    window_start: datetime,
+    bins: int = 12,
 ) -> Distribution | None:
     """Reference vs current shares of two bounded columns (pure): numeric on ``bins``
     quantile bins of the reference's finite values, stretched to cover both sides; otherwise

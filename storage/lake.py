@@ -117,7 +117,7 @@ def kind_root(root: str | Path, kind: str) -> Path:
     """The folder under which ``kind``'s partitions live (inferences: the lake's root)."""
     if kind not in KINDS:
         raise LakeError(f"unknown lake kind {kind!r}: expected one of {list(KINDS)}")
-    return Path(root) / LAYOUT["kinds"][kind]["path"]
+    return Path(root) / str(LAYOUT["kinds"][kind]["path"])
 
 
 def ensure_layout(root: str | Path) -> Path:
@@ -275,7 +275,7 @@ def read_lake(root: str | Path, kind: str, model: str | None = None) -> pa.Table
         base = base / f"model={model}"
     if not base.exists():
         return pa.table({})
-    fields = [pa.field("date", pa.date32())]
+    fields: list[pa.Field[Any]] = [pa.field("date", pa.date32())]
     if model is None and kind != "events":
         fields.insert(0, pa.field("model", pa.string()))
     part = ds.partitioning(pa.schema(fields), flavor="hive")

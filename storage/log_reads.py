@@ -48,7 +48,7 @@ class LogReads:
         *,
         tenant_id: str | None = None,
         limit: int,
-    ) -> pa.Array:
+    ) -> pa.Array[Any]:
         """The first ``limit`` values of ``column`` in ``[start, end)`` (by ``ts`` then
         ``request_id``), NULLs included."""
         table = self._ls.read_inferences(
@@ -58,7 +58,7 @@ class LogReads:
 
     def reference_values(
         self, model: str, name: str, column: str, *, limit: int
-    ) -> pa.Array | None:
+    ) -> pa.Array[Any] | None:
         """The first ``limit`` values of ``column`` in the latest version of reference ``name``
         (upload order); None when the reference has no such column. KeyError when there is no
         such reference."""
@@ -83,7 +83,8 @@ class LogReads:
         of the window's rows, with ``tenant_id``, ``model_version`` and ``columns``."""
         table = quote(self._ls.table(model))
         cols = ", ".join(["tenant_id", "model_version", *(quote(c) for c in columns)])
-        where, params = "ts >= ? AND ts < ?", [as_utc(start), as_utc(end)]
+        where = "ts >= ? AND ts < ?"
+        params: list[Any] = [as_utc(start), as_utc(end)]
         if tenant_id is not None:
             where += " AND tenant_id = ?"
             params.append(tenant_id)
@@ -97,15 +98,16 @@ class LogReads:
         )
         params.append(f"#{int(seed)}")
         with self._ls.reader() as cur:
-            return cur.sql(sql, params=params).to_arrow_table()
+            out: pa.Table = cur.sql(sql, params=params).to_arrow_table()
+        return out
 
     # -- operational reads ----------------------------------------------------------------------
     def first_ts(self, model: str) -> datetime | None:
         """Timestamp of the model's oldest inference row."""
         with self._ls.reader() as cur:
-            return cur.execute(f"SELECT min(ts) FROM {quote(self._ls.table(model))}").fetchall()[0][
-                0
-            ]
+            row = cur.execute(f"SELECT min(ts) FROM {quote(self._ls.table(model))}").fetchall()
+        first: datetime | None = row[0][0]
+        return first
 
     def last_ts(self, model: str, before: datetime) -> dict[tuple[str, str], datetime]:
         """Newest row ``ts`` before ``before`` — freshness. Keys: ``(tenant, "*")`` per tenant,
@@ -152,12 +154,13 @@ class LogReads:
         inf, lj = quote(self._ls.table(model)), label_join(self._ls.table(model, "labels"))
         cols = ", ".join(f"i.{quote(c)}" for c in (prediction, *scores))
         with self._ls.reader() as cur:
-            return cur.sql(
+            out: pa.Table = cur.sql(
                 f"SELECT i.tenant_id, coalesce(i.model_version, '') AS model_version, {cols}, "
                 f"{lj.label} AS label FROM {inf} i{lj.joins} "
                 f"WHERE i.ts >= ? AND i.ts < ? AND {lj.label} IS NOT NULL",
                 params=[as_utc(start), as_utc(end)],
             ).to_arrow_table()
+        return out
 
     def quarantined(self, model: str, start: datetime, end: datetime) -> dict[str, int]:
         """Quarantined rows of this model received in ``[start, end)``, per tenant and all
