@@ -20,7 +20,7 @@ from rich.markup import escape
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from monitor import files
+from monitor import cli_common, files
 from monitor.cli_common import ApiKey, DataDir, Url
 from monitor.errors import DriftwatchError
 from monitor.settings import Settings, load_settings
@@ -278,7 +278,7 @@ def models_register(
     if url:
         from monitor.client import Client, ClientError
 
-        with Client(url, _need_key(api_key)) as client:
+        with Client(url, _need_key(api_key), transport=cli_common.TRANSPORT) as client:
             try:
                 client.register_model(body.model_dump())
             except ClientError as exc:
@@ -526,7 +526,7 @@ def _remote_sender(url: str, api_key: str, model: str, kind: str) -> Any:
 
     # One request per chunk (the client's batching: repeated text dictionary-encoded, a body
     # over 48 MiB halved), so a chunk of DuckDB's row-group size is one append on the server.
-    client = Client(url, api_key, batch_rows=1 << 62)
+    client = Client(url, api_key, batch_rows=1 << 62, transport=cli_common.TRANSPORT)
 
     def send(chunk: files.Chunk) -> dict[str, Any]:
         rows = chunk.table if chunk.table is not None else chunk.rows or []

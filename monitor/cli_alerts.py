@@ -60,8 +60,13 @@ class _Backend:
         self.meta: Any = None
         if url:
             headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
+            from monitor import cli_common
+
             self.client = httpx.Client(
-                base_url=url.rstrip("/") + "/api/v1", headers=headers, timeout=60
+                base_url=url.rstrip("/") + "/api/v1",
+                headers=headers,
+                timeout=60,
+                transport=cli_common.TRANSPORT,
             )
         else:
             from monitor.alerting import AlertingRuntime

@@ -61,6 +61,12 @@ def check_span(start: datetime, end: datetime, max_days: int, setting: str) -> N
         raise typer.BadParameter(exc.message) from exc
 
 
+# How every HTTP client of the CLI reaches ``--url``: ``None`` is the network. Tests set it to
+# the API app in process (``tests.support.AppTransport``) to run ``--url`` commands without a
+# server; nothing else changes it.
+TRANSPORT: httpx.BaseTransport | None = None
+
+
 def api_client(url: str, api_key: str | None, timeout: float = 600) -> httpx.Client:
     """An HTTP client for ``/api/v1`` of ``url``; exits with code 2 without a key."""
     if not api_key:
@@ -72,6 +78,7 @@ def api_client(url: str, api_key: str | None, timeout: float = 600) -> httpx.Cli
         base_url=url.rstrip("/") + "/api/v1",
         headers={"Authorization": f"Bearer {api_key}"},
         timeout=timeout,
+        transport=TRANSPORT,
     )
 
 

@@ -1,4 +1,6 @@
-"""Test helpers: a real uvicorn server on 127.0.0.1 in a thread, and a subprocess server."""
+"""Test helpers: the API app in process (:func:`in_process`, the default for API, CLI and
+client tests), a real uvicorn server on 127.0.0.1 in a thread (:func:`live_server`, only where
+the network or the server itself is the point), and a subprocess server (crash tests)."""
 
 from __future__ import annotations
 
@@ -18,6 +20,8 @@ from typing import Any
 
 import httpx
 import uvicorn
+from anyio.from_thread import BlockingPortal, start_blocking_portal
+from fastapi import FastAPI
 
 from monitor.api import create_app
 from monitor.service import Clock, Services
@@ -41,9 +45,73 @@ def shifted_clock(start: datetime) -> Clock:
 
 @dataclass
 class Live:
+    """A running API: ``url`` is its base URL; ``transport`` is how to reach it (``None``: over
+    the network, a real server; else the app in this process, see :func:`in_process`)."""
+
     url: str
     services: Services
     settings: Settings
+    transport: httpx.BaseTransport | None = None
+
+    def http(self, key: str | None = None, *, base: str = "/api/v1", **kw: Any) -> httpx.Client:
+        """An HTTP client of ``url + base`` sending ``key`` as its bearer token."""
+        headers = {"Authorization": f"Bearer {key}"} if key else {}
+        kw.setdefault("timeout", 60)
+        return httpx.Client(
+            base_url=f"{self.url}{base}", headers=headers, transport=self.transport, **kw
+        )
+
+
+class AppTransport(httpx.BaseTransport):
+    """A synchronous httpx transport that calls an ASGI app in this process.
+
+    ``httpx.ASGITransport`` is async only; this one runs it on the event loop of an anyio
+    blocking portal (a helper thread), so sync clients — the tests' ``httpx.Client``, the
+    Python client, the CLI's ``--url`` mode — reach the app without a socket. Bodies are read
+    whole on both sides (the API neither streams requests nor answers in an endless stream).
+    """
+
+    def __init__(self, app: Any, portal: BlockingPortal) -> None:
+        self._asgi = httpx.ASGITransport(app=app, client=("127.0.0.1", 50000))
+        self._portal = portal
+
+    def handle_request(self, request: httpx.Request) -> httpx.Response:
+        body = request.read()  # a sync (even one-shot generator) body, read here
+        inner = httpx.Request(request.method, request.url, headers=request.headers, content=body)
+
+        async def call() -> tuple[int, httpx.Headers, bytes]:
+            resp = await self._asgi.handle_async_request(inner)
+            raw = b"".join([part async for part in resp.aiter_raw()])
+            return resp.status_code, resp.headers, raw
+
+        status, headers, raw = self._portal.call(call)
+        return httpx.Response(status, headers=headers, stream=httpx.ByteStream(raw))
+
+
+IN_PROCESS_URL = "http://driftwatch.test"
+
+
+@contextmanager
+def in_process(
+    settings: Settings, clock: Clock | None = None, *, worker: bool = False
+) -> Iterator[Live]:
+    """The API app (with the dashboard) in this process until the block ends: no server, no
+    port, no scheduler, and no alert delivery worker unless ``worker`` (a test of webhook
+    delivery); tests run monitors through the API or the services. The app's lifespan runs
+    as under a server. Reach it with ``live.http(key)``, any httpx client given
+    ``transport=live.transport``, or the CLI's ``--url`` with ``cli_common.TRANSPORT`` set to
+    it (the ``tests/api`` fixture ``live`` does that)."""
+    settings = settings.model_copy(update={"scheduler_enabled": False, "alert_worker": worker})
+    services = Services.open(settings, clock)
+    try:
+        app: FastAPI = create_app(settings, services)
+        with (
+            start_blocking_portal() as portal,
+            portal.wrap_async_context_manager(app.router.lifespan_context(app)),
+        ):
+            yield Live(IN_PROCESS_URL, services, settings, AppTransport(app, portal))
+    finally:
+        services.close()
 
 
 @contextmanager

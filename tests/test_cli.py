@@ -13,10 +13,11 @@ import pytest
 import yaml
 from typer.testing import CliRunner
 
+from monitor import cli_common
 from monitor.cli import app
 from storage.logstore import LogStore
 from tests.api.conftest import CHURN, make_keys, make_settings
-from tests.support import live_server
+from tests.support import in_process
 
 runner = CliRunner()
 
@@ -119,9 +120,12 @@ def test_ingest_parquet_and_jsonl(tmp_path: Path, data_dir: Path, fmt: str) -> N
     assert "300 rows read: 300 stored" in out
 
 
-def test_ingest_against_a_server(tmp_path: Path, metadata_url: str) -> None:
+def test_ingest_against_a_server(
+    tmp_path: Path, metadata_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
     csv = write_csv(tmp_path / "logs.csv", rows(500))
-    with live_server(make_settings(tmp_path, metadata_url)) as live:
+    with in_process(make_settings(tmp_path, metadata_url)) as live:
+        monkeypatch.setattr(cli_common, "TRANSPORT", live.transport)  # `--url` reaches the app
         keys = make_keys(live)
         run(
             "models",
@@ -177,7 +181,7 @@ def _spec(tmp_path: Path) -> Path:
 
 from tests.storage import conftest as _db  # noqa: E402
 
-metadata_url = _db.metadata_url
+metadata_url = _db.migrated_url  # a copy of a database migrated once per session
 
 
 def test_cli_role_list_matches_accounts() -> None:

@@ -1,4 +1,5 @@
-"""The Python client against a real server: batching, formats, retries and idempotency."""
+"""The Python client: batching, formats, retries and idempotency, against a real server over
+the network (one test) and against the app in process (``transport=``)."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import pytest
 
 from monitor.client import Client, ClientError
 from tests.api.conftest import CHURN, make_keys, make_settings
-from tests.support import live_server
+from tests.support import in_process, live_server
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 
@@ -85,9 +86,9 @@ def test_client_logs_every_kind_in_batches_and_retries_safely(tmp_path: Path) ->
 
 def test_client_waits_out_429_and_succeeds(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, rate_limit_per_minute=120, rate_limit_burst=2)
-    with live_server(settings) as live:
+    with in_process(settings) as live:
         keys = make_keys(live)
-        with Client(live.url, keys.engineer, batch_rows=10) as dw:
+        with Client(live.url, keys.engineer, batch_rows=10, transport=live.transport) as dw:
             dw.register_model(CHURN)
             # 5 requests against a burst of 2 at 2/s: some answers are 429 with Retry-After: 1,
             # and the client waits at least that long before sending again

@@ -1,4 +1,5 @@
-"""A live API server per test (real uvicorn on 127.0.0.1) with keys of every kind."""
+"""The API app per test, in process (``tests.support.in_process``: no server, scheduler and
+delivery worker off) on a migrated metadata database, with keys of every kind."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ from pathlib import Path
 import httpx
 import pytest
 
+from monitor import cli_common
 from monitor.settings import Settings
 from tests.storage import conftest as _db
-from tests.support import Live, free_port, live_server
+from tests.support import Live, free_port, in_process
 
 CHURN = {
     "name": "churn",
@@ -27,8 +29,9 @@ CHURN = {
 }
 
 
-# every API test runs on SQLite and on PostgreSQL metadata
-metadata_url = _db.metadata_url
+# every API test runs on SQLite and on PostgreSQL metadata, a copy of a database migrated once
+# per session (the tests of the migrations themselves are in tests/storage)
+metadata_url = _db.migrated_url
 
 
 @dataclass
@@ -69,9 +72,10 @@ def make_keys(live: Live) -> Keys:
 
 
 @pytest.fixture
-def live(tmp_path: Path, metadata_url: str) -> Iterator[Live]:
-    with live_server(make_settings(tmp_path, metadata_url)) as server:
-        yield server
+def live(tmp_path: Path, metadata_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Live]:
+    with in_process(make_settings(tmp_path, metadata_url)) as app:
+        monkeypatch.setattr(cli_common, "TRANSPORT", app.transport)  # `--url` reaches the app
+        yield app
 
 
 @pytest.fixture
@@ -80,8 +84,7 @@ def keys(live: Live) -> Keys:
 
 
 def client(live: Live, key: str | None) -> httpx.Client:
-    headers = {"Authorization": f"Bearer {key}"} if key else {}
-    return httpx.Client(base_url=f"{live.url}/api/v1", headers=headers, timeout=30)
+    return live.http(key)
 
 
 @pytest.fixture

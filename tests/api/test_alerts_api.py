@@ -1,4 +1,4 @@
-"""Alerting through the real API: dead letters listed and retried, acknowledge, silences,
+"""Alerting through the API (in process, the delivery worker on): dead letters listed and retried, acknowledge, silences,
 channels without secrets, rules and backtest, /metrics."""
 
 from __future__ import annotations
@@ -8,18 +8,18 @@ from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 
+from monitor import cli_common
 from monitor.composition import of
 from tests.alerts.helpers import result
 from tests.alerts.receiver import receiver
 from tests.api.conftest import Keys, client, make_keys, make_settings
-from tests.support import Live, live_server
+from tests.support import Live, in_process
 
 
 @pytest.fixture
-def live(tmp_path: Path, metadata_url: str) -> Iterator[Live]:
+def live(tmp_path: Path, metadata_url: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[Live]:
     settings = make_settings(
         tmp_path,
         metadata_url,
@@ -27,8 +27,10 @@ def live(tmp_path: Path, metadata_url: str) -> Iterator[Live]:
         alert_retry_scale=0.00001,  # the ~3-day schedule in ~3 s
         external_url="https://dw.example",
     )
-    with live_server(settings) as server:
-        yield server
+    # in process with the delivery worker (webhooks go to a real receiver on 127.0.0.1)
+    with in_process(settings, worker=True) as app:
+        monkeypatch.setattr(cli_common, "TRANSPORT", app.transport)  # `--url` reaches the app
+        yield app
 
 
 @pytest.fixture
@@ -213,7 +215,8 @@ def test_metrics_endpoint(live: Live, keys: Keys) -> None:
     with client(live, keys.admin) as admin:
         admin.post("/rules", json=rule(channels=[]))
         of(live.services).alerting.process([result(0)])
-    text = httpx.get(f"{live.url}/api/v1/metrics").text
+    with live.http() as anon:
+        text = anon.get("/metrics").text
     assert 'driftwatch_alerts{state="firing"} 1' in text
     assert "driftwatch_outbox_depth 0" in text
     assert 'driftwatch_deliveries{status="dead"} 0' in text

@@ -1,14 +1,20 @@
 """Walk every route of the app with no key, a revoked key, a too-weak key and another tenant's
-key, and check each answer. A new route must be added to ROUTES or this test fails."""
+key, and check each answer. A new route must be added to ROUTES or this test fails.
+
+The walk shares one app per metadata backend (module scope): every call it makes is refused,
+or is a tenant's read of its own (empty) view, so no route changes what the next one sees."""
 
 from __future__ import annotations
+
+from collections.abc import Iterator
 
 import httpx
 import pytest
 
 from monitor.api import create_app
-from tests.api.conftest import CHURN, Keys, client
-from tests.support import Live
+from tests.api.conftest import CHURN, Keys, client, make_keys, make_settings
+from tests.storage.conftest import BACKENDS, Templates, migrated_copy
+from tests.support import Live, in_process
 
 # (method, path) -> (minimum role or "public", unscoped: a scoped key is refused)
 ROUTES: dict[tuple[str, str], tuple[str, bool]] = {
@@ -122,17 +128,34 @@ def call(c: httpx.Client, method: str, path: str) -> httpx.Response:
     return c.request(method, url, content=b"[]", headers={"Content-Type": "application/json"})
 
 
+@pytest.fixture(scope="module", params=BACKENDS)
+def walk(
+    request: pytest.FixtureRequest,
+    tmp_path_factory: pytest.TempPathFactory,
+    metadata_templates: Templates,
+) -> Iterator[tuple[Live, Keys]]:
+    tmp = tmp_path_factory.mktemp("walk")
+    with (
+        migrated_copy(request.param, tmp, metadata_templates) as url,
+        in_process(make_settings(tmp, url)) as live,
+    ):
+        keys = make_keys(live)
+        with client(live, keys.admin) as admin:
+            assert admin.post("/models", json=CHURN).status_code == 201
+            assert admin.post("/kpis", json=KPI).status_code == 201
+            # a monitor named like PARAMS["name"], so scoped viewers of /monitors/{name} get 200
+            monitor = {"name": "base", "model": "churn", "kind": "performance"}
+            assert admin.post("/monitors", json=monitor).status_code == 201
+        yield live, keys
+
+
 @pytest.mark.parametrize("route", sorted(ROUTES), ids=lambda r: f"{r[0]} {r[1]}")
 def test_each_route_refuses_the_wrong_callers(
-    live: Live, keys: Keys, route: tuple[str, str]
+    walk: tuple[Live, Keys], route: tuple[str, str]
 ) -> None:
+    live, keys = walk
     method, path = route
     role, unscoped = ROUTES[route]
-    with client(live, keys.admin) as admin:
-        admin.post("/models", json=CHURN)
-        admin.post("/kpis", json=KPI)
-        # a monitor named like PARAMS["name"], so scoped viewers of /monitors/{name} get 200
-        admin.post("/monitors", json={"name": "base", "model": "churn", "kind": "performance"})
     with client(live, None) as anon, client(live, keys.revoked) as revoked:
         if role == "public":
             assert call(anon, method, path).status_code == 200

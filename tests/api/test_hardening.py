@@ -60,7 +60,7 @@ HEADERS = {
 @SQLITE_ONLY
 def test_security_headers_on_every_kind_of_answer(live: Live, keys: Keys) -> None:
     # the first dashboard answer builds the Dash app: allow for a busy machine
-    with httpx.Client(base_url=live.url, timeout=120) as c:
+    with live.http(base="", timeout=120) as c:
         answers = {
             "health": c.get("/api/v1/health"),
             "401": c.get("/api/v1/models"),
@@ -115,14 +115,14 @@ def test_files_an_older_version_left_readable_are_tightened(tmp_path: Path) -> N
 def test_failed_authentications_are_audited_and_bounded(live: Live, keys: Keys) -> None:
     flood = 60
     t0 = time.monotonic()
-    with httpx.Client(base_url=f"{live.url}/api/v1", timeout=60) as c:
+    with live.http() as c:
         for i in range(flood):
             key = "dw_" + "x" * 43 if i % 2 else None
             headers = {"Authorization": f"Bearer {key}"} if key else {}
             assert c.get("/models", headers=headers).status_code == 401
     elapsed = time.monotonic() - t0
     time.sleep(1.2)  # one token refills: the next failure is written with the count left out
-    with httpx.Client(base_url=f"{live.url}/api/v1") as c:
+    with live.http() as c:
         assert c.get("/models", headers={"X-API-Key": "dw_" + "y" * 43}).status_code == 401
     with client(live, keys.admin) as admin:
         entries = [
@@ -136,7 +136,7 @@ def test_failed_authentications_are_audited_and_bounded(live: Live, keys: Keys) 
     last = entries[0]  # newest first
     assert last["detail"]["key_prefix"] == "y" * 8 and last["detail"]["client"] == "127.0.0.1"
     assert last["actor"] == "ip:127.0.0.1" and last["detail"]["path"] == "/api/v1/models"
-    with httpx.Client(base_url=f"{live.url}/api/v1") as c:
+    with live.http() as c:
         text = c.get("/metrics").text
     assert f"driftwatch_auth_failures_total {flood + 1}\n" in text
 

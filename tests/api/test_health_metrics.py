@@ -11,7 +11,6 @@ from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
-import httpx
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -19,7 +18,7 @@ from monitor.health_metrics import FAMILY_NAMES, Bounds, families
 from storage.metadata.monitoring import MonitoringStore
 from storage.types import MetricResult
 from tests.api.conftest import make_settings
-from tests.support import live_server
+from tests.support import in_process
 
 ROOT = Path(__file__).resolve().parents[2]
 GRAFANA = ROOT / "docs" / "grafana" / "driftwatch.json"
@@ -103,7 +102,7 @@ def test_the_endpoint_exports_the_newest_results_and_the_grafana_dashboard_uses_
     tmp_path: Path, metadata_url: str
 ) -> None:
     settings = make_settings(tmp_path, metadata_url, metrics_max_tenants=2)
-    with live_server(settings) as live:
+    with in_process(settings) as live:
         live.services.metadata.ensure_tenants(["acme", "globex", "initech"])
         store = MonitoringStore(live.services.metadata)
         old = [res(t, "ok", 0.05) for t in ("*", "acme", "globex", "initech")]
@@ -144,7 +143,8 @@ def test_the_endpoint_exports_the_newest_results_and_the_grafana_dashboard_uses_
         store.save_results(old)
         store.save_results(new)
         store.save_results(kpi)
-        text = httpx.get(f"{live.url}/api/v1/metrics", timeout=30).text
+        with live.http() as anon:
+            text = anon.get("/metrics").text
     parsed = {f.name: f for f in text_string_to_metric_families(text)}
     got: dict[str, dict[tuple, float]] = {
         name: {tuple(sorted(s.labels.items())): s.value for s in f.samples}

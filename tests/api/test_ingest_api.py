@@ -13,7 +13,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from tests.api.conftest import CHURN, Keys, client, make_keys, make_settings
-from tests.support import Live, live_server
+from tests.support import Live, in_process
 
 T0 = datetime(2026, 5, 1, 12, 0, tzinfo=UTC)
 
@@ -206,7 +206,7 @@ def test_malformed_body_400_and_unknown_column_422(eng: httpx.Client, churn: dic
 
 def test_body_over_limit_is_413(tmp_path, metadata_url) -> None:
     settings = make_settings(tmp_path, metadata_url, max_body_bytes=4096)
-    with live_server(settings) as live:
+    with in_process(settings) as live:
         keys = make_keys(live)
         with client(live, keys.engineer) as eng:
             eng.post("/models", json=CHURN)
@@ -225,7 +225,7 @@ def test_body_over_limit_is_413(tmp_path, metadata_url) -> None:
 
 def test_rate_limit_answers_429_with_retry_after(tmp_path, metadata_url) -> None:
     settings = make_settings(tmp_path, metadata_url, rate_limit_per_minute=6, rate_limit_burst=3)
-    with live_server(settings) as live:
+    with in_process(settings) as live:
         keys = make_keys(live)
         with client(live, keys.viewer) as viewer:
             codes = [viewer.get("/models").status_code for _ in range(4)]
@@ -315,7 +315,8 @@ def test_health_and_ready(live: Live) -> None:
             "metadata": True,
             "logstore": True,
         }
-        assert httpx.get(f"{live.url}/docs").status_code == 200
+        with live.http(base="") as site:
+            assert site.get("/docs").status_code == 200
 
 
 # ----------------------------------------------------------------------------- tenants
