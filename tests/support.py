@@ -101,10 +101,9 @@ def in_process(
     as under a server. Reach it with ``live.http(key)``, any httpx client given
     ``transport=live.transport``, or the CLI's ``--url`` with ``cli_common.TRANSPORT`` set to
     it (the ``tests/api`` fixture ``live`` does that)."""
-    settings = settings.model_copy(update={"scheduler_enabled": False, "alert_worker": worker})
     services = Services.open(settings, clock)
     try:
-        app: FastAPI = create_app(settings, services)
+        app: FastAPI = create_app(settings, services, scheduler=False, worker=worker)
         with (
             start_blocking_portal() as portal,
             portal.wrap_async_context_manager(app.router.lifespan_context(app)),
