@@ -25,6 +25,7 @@ import pyarrow as pa
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
+from benchmarks.common import print_figures, repeated
 from storage.logstore import LogStore
 from storage.types import FeatureSpec, ModelSchema
 
@@ -79,7 +80,14 @@ def main() -> None:
     ap.add_argument("--checkpoint-threshold", default=None, help="DuckDB WAL size (default 16MB)")
     ap.add_argument("--memory-limit", default=None, help="DuckDB memory_limit, e.g. 1GB")
     ap.add_argument("--dir", default=None, help="where to put the file (default: a temp dir)")
+    ap.add_argument("--repeat", type=int, default=1, help="run N times, print the medians")
     args = ap.parse_args()
+    print_figures(repeated(lambda: _run(args), args.repeat), args.repeat)
+
+
+def _run(args: argparse.Namespace) -> dict[str, float]:
+    """One run on a fresh file; prints as it goes, returns the figures."""
+    figures: dict[str, float] = {}
 
     rng = np.random.default_rng(7)
     workdir = Path(args.dir or tempfile.mkdtemp(prefix="dw-bench-"))
@@ -104,6 +112,7 @@ def main() -> None:
     store.ensure_model("bench", SCHEMA)
     rate = timed_appends(store, batches(args.batches, args.batch))
     print(f"empty table:          {rate:>12,.0f} rows/s")
+    figures["empty_table_rows_per_s"] = round(rate)
 
     fill = max(0, args.prefill - store.count_inferences("bench"))
     t = time.perf_counter()
@@ -121,6 +130,7 @@ def main() -> None:
     )
     store.append_inferences("bench", first[0])  # builds the key index by one scan
     build = time.perf_counter() - t
+    figures["reopen_index_first_append_s"] = round(build, 3)
     print(
         f"reopen + key index build + first append: {build:.2f} s "
         f"(index {store.key_index_bytes() / 2**20:.0f} MiB for "
@@ -128,22 +138,28 @@ def main() -> None:
     )
     rate = timed_appends(store, first[1:] + batches(1, args.batch))  # ~batches appends
     print(f"with {store.count_inferences('bench'):,} rows stored: {rate:>12,.0f} rows/s")
+    figures["prefilled_rows_per_s"] = round(rate)
 
     t = time.perf_counter()
     res = store.append_inferences("bench", first[3])
     assert res.accepted == 0 and res.duplicates == args.batch, res
-    print(f"retry of a stored batch (all duplicates): {time.perf_counter() - t:.2f} s")
+    figures["retry_all_duplicates_s"] = round(time.perf_counter() - t, 3)
+    print(f"retry of a stored batch (all duplicates): {figures['retry_all_duplicates_s']:.2f} s")
     shifted = first[4].set_column(1, "ts", pa.array(np.full(args.batch, 0), first[4]["ts"].type))
     t = time.perf_counter()
     res = store.append_inferences("bench", shifted)
     assert res.accepted == 0, res
-    print(f"retry with changed ts (full key scan):   {time.perf_counter() - t:.2f} s")
+    figures["retry_changed_ts_s"] = round(time.perf_counter() - t, 3)
+    print(f"retry with changed ts (full key scan):   {figures['retry_changed_ts_s']:.2f} s")
     t = time.perf_counter()
     store.close()
-    print(f"close (final checkpoint): {time.perf_counter() - t:.2f} s")
+    figures["close_checkpoint_s"] = round(time.perf_counter() - t, 3)
+    print(f"close (final checkpoint): {figures['close_checkpoint_s']:.2f} s")
     print(f"peak RSS: {peak_rss_mb():,.0f} MiB; file {path.stat().st_size / 2**20:,.0f} MiB")
+    figures["peak_rss_mib"] = round(peak_rss_mb())
     if args.dir is None:
         shutil.rmtree(workdir, ignore_errors=True)
+    return figures
 
 
 if __name__ == "__main__":
