@@ -4,13 +4,26 @@ VENV := .venv
 PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
+CORE := $(VENV)/.core
+# what `make test` adds to the core (the demo needs none of it)
+TEST_EXTRAS := alibi,dev
 
 .PHONY: install demo test lint serve bench clean browser
 
-$(STAMP): pyproject.toml
+# The core only: what `driftwatch serve` and the demo need. pip's own progress is shown (no -q):
+# a first install downloads a few hundred MB.
+$(CORE): pyproject.toml
+	@echo "==> [1/2] creating $(VENV)"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install -q --upgrade pip
-	$(PIP) install -q -e '.[alibi,dev]'
+	$(PIP) install --upgrade --progress-bar on pip
+	@echo "==> [2/2] installing Driftwatch (core, no extras) into $(VENV)"
+	$(PIP) install --progress-bar on -e .
+	touch $(CORE)
+
+# The core plus the test extras (alibi-detect, pytest, ruff, playwright ...).
+$(STAMP): $(CORE)
+	@echo "==> installing the test extras [$(TEST_EXTRAS)]"
+	$(PIP) install --progress-bar on -e '.[$(TEST_EXTRAS)]'
 	touch $(STAMP)
 
 install: $(STAMP)
@@ -28,9 +41,9 @@ lint: $(STAMP)
 test: $(STAMP) browser lint
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
-# The realistic scenario (monitors, KPIs and alerts backfilled; about 1-2 min the first time),
+# The realistic scenario (monitors, KPIs and alerts backfilled; see README for the times),
 # the local webhook receiver in the background, then the server; Ctrl-C stops both.
-demo: $(STAMP)
+demo: $(CORE)
 	DRIFTWATCH_ALERT_ALLOWED_HOSTS=127.0.0.1 $(VENV)/bin/driftwatch demo build
 	@$(VENV)/bin/driftwatch demo receiver & pid=$$!; trap "kill $$pid" EXIT INT TERM; \
 	  DRIFTWATCH_ALERT_ALLOWED_HOSTS=127.0.0.1 $(VENV)/bin/driftwatch serve

@@ -28,19 +28,20 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 from numpy.typing import NDArray
-from sklearn.decomposition import PCA
-from sklearn.ensemble import HistGradientBoostingClassifier
-from sklearn.model_selection import StratifiedKFold
 from threadpoolctl import threadpool_limits
 
 from detectors._tabular import Table, TableEncoder, table_length, take
 from detectors.errors import InvalidParameterError, NotFittedError
 from detectors.performance import roc_auc
 from detectors.result import DetectorResult
+
+if TYPE_CHECKING:  # sklearn loads at the first fit: it was most of the API's import time
+    from sklearn.decomposition import PCA
+
 
 __all__ = [
     "DomainClassifier",
@@ -204,10 +205,14 @@ class DomainClassifier:
     ) -> tuple[float, NDArray[np.float64]]:
         """Pooled out-of-fold AUC and, optionally, mean AUC lost per shuffled feature."""
         rng = np.random.default_rng(self.random_state + 1)
+        from sklearn.model_selection import StratifiedKFold
+
         folds = StratifiedKFold(self.n_splits, shuffle=True, random_state=self.random_state)
         proba = np.empty(y.size)
         lost = np.zeros(x.shape[1])
         for train, test in folds.split(x, y):
+            from sklearn.ensemble import HistGradientBoostingClassifier
+
             model = HistGradientBoostingClassifier(
                 max_iter=self.max_iter,
                 learning_rate=self.learning_rate,
@@ -390,6 +395,8 @@ class PCAReconstructionDrift:
         filled = np.where(np.isnan(raw), self._center, raw)
         scale = filled.std(axis=0)
         self._scale = np.where(scale > 0, scale, 1.0)  # constant columns: leave unscaled
+        from sklearn.decomposition import PCA
+
         self._pca = PCA(n_components=self.variance, svd_solver="full").fit(
             (filled - self._center) / self._scale
         )

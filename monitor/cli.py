@@ -100,9 +100,7 @@ def serve(
     from monitor.api import create_app
 
     settings = _settings(data_dir, host=host, port=port)
-    console.print(
-        f"Driftwatch serving on {settings.base_url}  (API docs: {settings.base_url}/docs)"
-    )
+    console.print(f"Driftwatch starting on {settings.base_url} ...")
     config = uvicorn.Config(
         create_app(settings),
         host=settings.host,
@@ -113,7 +111,13 @@ def serve(
         # and the delivery worker are told to stop by the app's shutdown
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
-    _server(config).run()
+    server = _server(config)
+    # said once the socket listens and the app's start-up (stores opened, migrations run,
+    # scheduler started) is done: a browser opened on this line gets the page
+    server.on_ready = lambda: console.print(
+        f"Driftwatch serving on {settings.base_url}  (API docs: {settings.base_url}/docs)"
+    )
+    server.run()
 
 
 SHUTDOWN_GRACE_SECONDS = 4
@@ -138,6 +142,15 @@ def _server(config: Any) -> Any:
         os._exit(0)
 
     class Server(uvicorn.Server):
+        on_ready: Any = None
+
+        async def startup(self, sockets: Any = None) -> None:
+            await super().startup(sockets)
+            # uvicorn has run the lifespan start-up and bound the socket by now (it returns
+            # early, with should_exit set, when either failed)
+            if self.started and not self.should_exit and self.on_ready is not None:
+                self.on_ready()
+
         def handle_exit(self, sig: int, frame: Any) -> None:
             if not self.should_exit:  # the first signal starts the clock
                 timer = threading.Timer(SHUTDOWN_DEADLINE_SECONDS, force)

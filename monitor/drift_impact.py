@@ -33,7 +33,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
-from scipy.stats import pearsonr
+
 
 from monitor.queries import (
     ALL,
@@ -135,6 +135,8 @@ def correlate(
     y = np.array([target[w] for w in common], dtype=float)
     if np.ptp(x) == 0 or np.ptp(y) == 0:
         return None
+    from scipy.stats import pearsonr  # loaded on first use: keeps it off the start-up
+
     r, p = pearsonr(x, y)
     return Correlation(float(r), float(p), len(common))
 

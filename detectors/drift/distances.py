@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
-from scipy import stats
+import scipy  # scipy.stats loads on first use (about 1 s of the server's start-up)
 
 from detectors.drift import binned
 from detectors.drift.registry import Score, register
@@ -209,7 +209,7 @@ def wasserstein_error_bound(ref: ColumnProfile, cur: ColumnProfile) -> float:
 )
 def wasserstein_samples(ref: np.ndarray, cur: np.ndarray) -> Score:
     norm = max(float(np.std(ref)), _MIN_NORM)
-    return Score(float(stats.wasserstein_distance(ref, cur)) / norm, None, {"norm": norm})
+    return Score(float(scipy.stats.wasserstein_distance(ref, cur)) / norm, None, {"norm": norm})
 
 
 @register(
@@ -224,4 +224,4 @@ def wasserstein_samples(ref: np.ndarray, cur: np.ndarray) -> Score:
     samples=True,
 )
 def energy_distance_samples(ref: np.ndarray, cur: np.ndarray) -> Score:
-    return Score(float(stats.energy_distance(ref, cur)))
+    return Score(float(scipy.stats.energy_distance(ref, cur)))

@@ -5,7 +5,7 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from scipy import stats
+import scipy  # scipy.stats loads on first use (about 1 s of the server's start-up)
 
 from detectors.drift import binned
 from detectors.drift.registry import Score, register
@@ -38,7 +38,7 @@ def ks_profile_bounds(ref: ColumnProfile, cur: ColumnProfile) -> tuple[float, fl
 
 def _ks_pvalue(d: float, n: int, m: int) -> float:
     en = n * m / (n + m)
-    return float(stats.kstwo.sf(d, max(int(np.round(en)), 1)))
+    return float(scipy.stats.kstwo.sf(d, max(int(np.round(en)), 1)))
 
 
 @register(
@@ -71,7 +71,7 @@ def ks_profiles(ref: ColumnProfile, cur: ColumnProfile) -> Score:
     samples=True,
 )
 def ks_samples(ref: np.ndarray, cur: np.ndarray) -> Score:
-    res = stats.ks_2samp(ref, cur)
+    res = scipy.stats.ks_2samp(ref, cur)
     return Score(float(res.statistic), float(res.pvalue))
 
 
@@ -96,7 +96,7 @@ def anderson_samples(ref: np.ndarray, cur: np.ndarray) -> Score:
         return Score(0.0, 1.0, {"constant": True})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)  # "p-value capped", documented above
-        res = stats.anderson_ksamp([ref, cur])
+        res = scipy.stats.anderson_ksamp([ref, cur])
     return Score(float(res.statistic), float(np.clip(res.pvalue, 0.0, 1.0)))
 
 
@@ -113,7 +113,7 @@ def anderson_samples(ref: np.ndarray, cur: np.ndarray) -> Score:
     samples=True,
 )
 def cramer_von_mises_samples(ref: np.ndarray, cur: np.ndarray) -> Score:
-    res = stats.cramervonmises_2samp(ref, cur)
+    res = scipy.stats.cramervonmises_2samp(ref, cur)
     return Score(float(res.statistic), float(np.clip(res.pvalue, 0.0, 1.0)))
 
 
@@ -127,7 +127,7 @@ _T_DESC = (
 def _t_from_stats(m1: float, s1: float, n1: int, m2: float, s2: float, n2: int) -> Score:
     if s1 == 0.0 and s2 == 0.0:
         return Score(0.0 if m1 == m2 else float("inf"), 1.0 if m1 == m2 else 0.0)
-    res = stats.ttest_ind_from_stats(m1, s1, n1, m2, s2, n2, equal_var=False)
+    res = scipy.stats.ttest_ind_from_stats(m1, s1, n1, m2, s2, n2, equal_var=False)
     return Score(float(res.statistic), float(res.pvalue))
 
 
@@ -169,7 +169,7 @@ def t_test_samples(ref: np.ndarray, cur: np.ndarray) -> Score:
     s1, s2 = float(np.std(ref, ddof=1)), float(np.std(cur, ddof=1))
     if s1 == 0.0 and s2 == 0.0:
         return _t_from_stats(float(ref.mean()), 0.0, ref.size, float(cur.mean()), 0.0, cur.size)
-    res = stats.ttest_ind(ref, cur, equal_var=False)
+    res = scipy.stats.ttest_ind(ref, cur, equal_var=False)
     return Score(float(res.statistic), float(res.pvalue))
 
 
@@ -194,7 +194,7 @@ def chi2_profiles(ref: ColumnProfile, cur: ColumnProfile) -> Score:
     table = np.vstack([r[keep], c[keep]])
     if table.shape[1] < 2:
         return Score(0.0, 1.0, {"dof": 0})
-    res = stats.chi2_contingency(table, correction=False)
+    res = scipy.stats.chi2_contingency(table, correction=False)
     return Score(float(res.statistic), float(res.pvalue), {"dof": int(res.dof)})
 
 
@@ -229,5 +229,5 @@ def fisher_exact_profiles(ref: ColumnProfile, cur: ColumnProfile) -> Score:
     if int(keep.sum()) < 2:
         return Score(1.0, 1.0)
     table = np.vstack([r[keep], c[keep]]).astype(np.int64)
-    res = stats.fisher_exact(table)
+    res = scipy.stats.fisher_exact(table)
     return Score(float(res.statistic), float(res.pvalue))

@@ -30,12 +30,10 @@ NannyML, "Confidence-based Performance Estimation (CBPE)", how-it-works document
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from sklearn.isotonic import IsotonicRegression
-from sklearn.model_selection import StratifiedKFold
 
 from detectors.errors import InvalidParameterError, NotFittedError
 from detectors.estimation.result import (
@@ -45,6 +43,10 @@ from detectors.estimation.result import (
     ExpectedConfusionMatrix,
 )
 from detectors.performance import roc_auc
+
+if TYPE_CHECKING:  # sklearn loads at the first fit: it was most of the API's import time
+    from sklearn.isotonic import IsotonicRegression
+
 
 __all__ = [
     "BINARY_ESTIMATED_METRICS",
@@ -85,6 +87,8 @@ def _validate_common(band_width: float, n_bootstrap: int, min_reference: int) ->
 
 
 def _isotonic(p: _FloatArray, y: NDArray[np.bool_]) -> IsotonicRegression:
+    from sklearn.isotonic import IsotonicRegression
+
     iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
     return iso.fit(p, y.astype(np.float64))
 
@@ -146,6 +150,8 @@ def _fit_calibrator(
     if roc_auc(y, p) == 1.0:
         return None  # perfectly separating scores: isotonic would collapse them to 0/1
     raw_err, cal_err, ses = [], [], []
+    from sklearn.model_selection import StratifiedKFold
+
     folds = StratifiedKFold(n_splits=n_splits, shuffle=True, random_state=seed)
     for train, test in folds.split(p, y):
         calibrated = np.asarray(_isotonic(p[train], y[train]).predict(p[test]), np.float64)
@@ -364,6 +370,8 @@ class BinaryCBPE:
         if self.calibration == "none":
             self._calibrator = None
         elif self.calibration == "isotonic":
+            from sklearn.isotonic import IsotonicRegression
+
             iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
             self._calibrator = iso.fit(s, y.astype(np.float64))
         else:
@@ -628,6 +636,8 @@ class MulticlassCBPE:
             if self.calibration == "none" or yc.all() or not yc.any():
                 self._calibrators.append(None)
             elif self.calibration == "isotonic":
+                from sklearn.isotonic import IsotonicRegression
+
                 iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip")
                 self._calibrators.append(iso.fit(s[:, c], yc.astype(np.float64)))
             else:

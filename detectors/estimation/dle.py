@@ -23,16 +23,19 @@ NannyML, "Direct Loss Estimation (DLE)", how-it-works documentation.
 from __future__ import annotations
 
 from collections.abc import Collection
-from typing import Self
+from typing import TYPE_CHECKING, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from sklearn.ensemble import HistGradientBoostingRegressor
 from threadpoolctl import threadpool_limits
 
 from detectors._tabular import Table, TableEncoder
 from detectors.errors import InvalidParameterError, NotFittedError
 from detectors.estimation.result import EstimatedMetric, EstimationResult
+
+if TYPE_CHECKING:  # sklearn loads at the first fit: it was most of the API's import time
+    from sklearn.ensemble import HistGradientBoostingRegressor
+
 
 __all__ = ["DLE", "DLE_METRICS"]
 
@@ -117,6 +120,8 @@ class DLE:
         self._n_reference = 0
 
     def _model(self, mask: NDArray[np.bool_]) -> HistGradientBoostingRegressor:
+        from sklearn.ensemble import HistGradientBoostingRegressor
+
         return HistGradientBoostingRegressor(
             max_iter=self.max_iter,
             learning_rate=self.learning_rate,
