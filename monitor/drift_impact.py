@@ -34,7 +34,6 @@ from typing import Any
 
 import numpy as np
 
-
 from monitor.queries import (
     ALL,
     PRIMARY_METRICS,
