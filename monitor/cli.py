@@ -21,9 +21,15 @@ from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, 
 from rich.table import Table
 
 from monitor import cli_common, files
-from monitor.cli_common import ApiKey, DataDir, Url
+from monitor.cli_common import (
+    ApiKey,
+    DataDir,
+    Url,
+    open_metadata,
+    open_services,
+    settings_for,
+)
 from monitor.errors import DriftwatchError
-from monitor.settings import Settings, load_settings
 from storage.private import private_dir
 
 app = typer.Typer(help="Driftwatch: monitor ML models in production.", no_args_is_help=True)
@@ -64,23 +70,8 @@ console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
-def _settings(data_dir: Path | None = None, **more: Any) -> Settings:
-    return load_settings(data_dir=data_dir, **more)
-
-
-def _services(settings: Settings) -> Any:
-    from monitor.service import Services
-
-    try:
-        return Services.open(settings)
-    except Exception as exc:  # the usual cause: the server holds the DuckDB file
-        if "lock" in str(exc).lower() or "already open" in str(exc).lower():
-            err.print(
-                f"[red]error:[/] {settings.duckdb_path} is in use by another process "
-                "(is `driftwatch serve` running?). Send data through --url instead."
-            )
-            raise typer.Exit(2) from exc
-        raise
+_settings = settings_for
+_services = open_services
 
 
 def _fail(exc: Exception) -> None:
@@ -185,13 +176,7 @@ def db_upgrade(data_dir: DataDir = None) -> None:
 
 
 def _metadata(data_dir: Path | None) -> Any:
-    from storage.metadata import MetadataStore
-
-    settings = _settings(data_dir)
-    private_dir(settings.data_dir)
-    store = MetadataStore(settings.metadata_url)
-    store.upgrade()
-    return store
+    return open_metadata(_settings(data_dir))
 
 
 @keys_app.command("create")

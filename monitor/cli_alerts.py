@@ -28,8 +28,10 @@ from monitor.cli_common import (
     Url,
     check_response,
     leaf_diff,
+    open_metadata,
     parse_when,
     print_changes,
+    settings_for,
 )
 
 cli = typer.Typer(no_args_is_help=True)
@@ -70,10 +72,9 @@ class _Backend:
             )
         else:
             from monitor.alerting import AlertingRuntime
-            from monitor.cli import _metadata, _settings
 
-            settings = _settings(data_dir)
-            self.meta = _metadata(data_dir)
+            settings = settings_for(data_dir)
+            self.meta = open_metadata(settings)
 
             class _Svc:  # the runtime needs only settings and the metadata store
                 pass
@@ -118,13 +119,13 @@ class _Backend:
 def _jsonable(obj: Any) -> Any:
     from dataclasses import asdict, is_dataclass
 
-    from monitor.api.routes_alerts import _json
+    from monitor.alert_views import jsonable
 
     if is_dataclass(obj) and not isinstance(obj, type):
-        return _json(asdict(obj))
+        return jsonable(asdict(obj))
     if isinstance(obj, list | tuple):
         return [_jsonable(o) for o in obj]
-    return _json(obj)
+    return jsonable(obj)
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -> None:
@@ -275,10 +276,10 @@ def alerts_silences(
         if b.client:
             rows = b.api("GET", "/silences", params={"expired": expired})
         else:
-            from monitor.api.routes_alerts import _silence_view
+            from monitor.alert_views import silence_view
 
             rows = [
-                _silence_view(v, b.runtime.engine.base_url)
+                silence_view(v, b.runtime.engine.base_url)
                 for v in b.local(b.runtime.engine.silences, expired)
             ]
     for r in rows:

@@ -13,12 +13,18 @@ import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
+
+from monitor.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from monitor.service import Services
+    from storage.metadata import MetadataStore
 
 DataDir = Annotated[
     Path | None,
@@ -33,6 +39,40 @@ Url = Annotated[
 ApiKey = Annotated[
     str | None, typer.Option("--api-key", envvar="DRIFTWATCH_API_KEY", help="API key for --url.")
 ]
+
+
+def settings_for(data_dir: Path | None = None, **more: Any) -> Settings:
+    """The settings of a local command (``--data-dir`` over the environment)."""
+    return load_settings(data_dir=data_dir, **more)
+
+
+def open_services(settings: Settings) -> Services:
+    """Open the local stores (what local mode works on); a DuckDB file held by a running
+    server ends the command with one line (exit 2) that says to use ``--url``."""
+    from monitor.service import Services
+
+    try:
+        return Services.open(settings)
+    except Exception as exc:  # the usual cause: the server holds the DuckDB file
+        if "lock" in str(exc).lower() or "already open" in str(exc).lower():
+            Console(stderr=True, soft_wrap=True).print(
+                f"[red]error:[/] {settings.duckdb_path} is in use by another process "
+                "(is `driftwatch serve` running?). Send data through --url instead."
+            )
+            raise typer.Exit(2) from exc
+        raise
+
+
+def open_metadata(settings: Settings) -> MetadataStore:
+    """Only the metadata store (migrated): for commands that never touch the log store, so they
+    also work while a server holds the DuckDB file."""
+    from storage.metadata import MetadataStore
+    from storage.private import private_dir
+
+    private_dir(settings.data_dir)
+    store = MetadataStore(settings.metadata_url)
+    store.upgrade()
+    return store
 
 
 def parse_when(value: str) -> datetime:

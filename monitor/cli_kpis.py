@@ -24,8 +24,10 @@ from monitor.cli_common import (
     check_response,
     check_span,
     follow_job,
+    open_services,
     parse_when,
     print_changes,
+    settings_for,
 )
 from monitor.errors import DriftwatchError
 from monitor.settings import load_settings
@@ -43,10 +45,9 @@ def _check(r: httpx.Response) -> Any:
 
 def _local(data_dir: Path | None, fn: Any) -> Any:
     """Run ``fn(kpi_service)`` on the local data dir; errors print and exit 1."""
-    from monitor.cli import _services, _settings
     from monitor.kpis.service import KpiService
 
-    services = _services(_settings(data_dir))
+    services = open_services(settings_for(data_dir))
     try:
         return fn(KpiService(services.metadata, services.logstore))
     except DriftwatchError as exc:

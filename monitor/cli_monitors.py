@@ -25,8 +25,10 @@ from monitor.cli_common import (
     check_response,
     check_span,
     follow_job,
+    open_services,
     parse_when,
     print_changes,
+    settings_for,
 )
 from monitor.errors import DriftwatchError
 from monitor.settings import load_settings
@@ -38,10 +40,9 @@ out = Console()
 
 
 def _local(data_dir: Path | None) -> Any:
-    from monitor.cli import _services, _settings
     from monitor.composition import of
 
-    services = _services(_settings(data_dir))
+    services = open_services(settings_for(data_dir))
     return services, of(services).monitors
 
 

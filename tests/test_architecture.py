@@ -84,14 +84,9 @@ ALLOWED_REACH_INS: dict[str, dict[str, str]] = {
         "_path_to_page": "Dash's page registry has no public lookup from a path to its page"
     },
 }
-# Reach-ins that predate this check and belong to other items of issue 15: the CLI backend
-# interface replaces the CLI's use of the API's and its own private helpers. The list may only shrink:
-# an entry that no longer occurs fails ``test_known_reach_ins_still_exist``.
-KNOWN_REACH_INS: dict[str, set[str]] = {
-    "monitor/cli_alerts.py": {"_json", "_metadata", "_settings", "_silence_view"},
-    "monitor/cli_kpis.py": {"_services", "_settings"},
-    "monitor/cli_monitors.py": {"_services", "_settings"},
-}
+# Reach-ins that predate this check, each to be removed by its owner. The list may only
+# shrink: an entry that no longer occurs fails ``test_known_reach_ins_still_exist``.
+KNOWN_REACH_INS: dict[str, set[str]] = {}
 
 
 def _own_private_names(tree: ast.AST) -> set[str]:
@@ -263,12 +258,10 @@ def _circles(graph: dict[str, set[str]]) -> list[frozenset[str]]:
     return found
 
 
-# Circles that predate this check, owned by other items of issue 15 (CLI backend). May only
-# shrink: a circle that is gone fails the test below
-# until its entry is removed; a new one fails at once.
-KNOWN_CIRCLES: set[frozenset[str]] = {
-    frozenset({"monitor.cli", "monitor.cli_alerts", "monitor.cli_kpis", "monitor.cli_monitors"}),
-}
+# Circles that predate this check, each to be broken by its owner (none left). May only
+# shrink: a circle that is gone fails the test below until its entry is removed; a new one
+# fails at once.
+KNOWN_CIRCLES: set[frozenset[str]] = set()
 
 
 def test_no_new_import_circles() -> None:
@@ -295,3 +288,11 @@ def test_only_the_composition_root_builds_the_process_graph() -> None:
         assert "WeakKeyDictionary" not in text, f"{rel}: a locator; build it in the root"
         assert "APIRouter(lifespan" not in text, f"{rel}: start components in the root"
         assert "getattr(settings," not in text, f"{rel}: settings have typed fields"
+
+
+def test_the_cli_does_not_import_api_internals() -> None:
+    """The CLI talks to a server through the client and works locally through the use cases;
+    of the API it only starts the app (``driftwatch serve``: ``monitor.api.create_app``)."""
+    for path in sorted((ROOT / "monitor").glob("cli*.py")):
+        inner = sorted(n for n in _imports(path) if n.startswith("monitor.api."))
+        assert not inner, f"{path.relative_to(ROOT)} imports API internals: {inner}"

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
-from datetime import datetime
 from typing import Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
@@ -25,6 +24,7 @@ from alerts.formats import since
 from alerts.signing import check_signing_secret
 from alerts.twins import Twins
 from monitor import tenancy
+from monitor.alert_views import jsonable, silence_view
 from monitor.alerting import AlertingRuntime
 from monitor.api.auth import require
 from monitor.api.deps import components
@@ -58,16 +58,6 @@ async def _call(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
     return await run_in_threadpool(lambda: fn(*args, **kwargs))
 
 
-def _json(obj: Any) -> Any:
-    if isinstance(obj, datetime):
-        return obj.isoformat()
-    if isinstance(obj, dict):
-        return {k: _json(v) for k, v in obj.items()}
-    if isinstance(obj, list | tuple):
-        return [_json(v) for v in obj]
-    return obj
-
-
 def _alert(
     a: AlertRecord, base_url: str, muting: Muting | None = None, twins: Twins | None = None
 ) -> dict[str, Any]:
@@ -75,7 +65,7 @@ def _alert(
     breaching window, what "since when" and "age" mean everywhere), its link, what mutes its
     notifications now (``silenced_by`` / ``inhibited_by``, empty when nothing does) and its
     twins (``all_tenants_alert`` of a per-tenant alert, ``tenant_alerts`` of a ``*`` one)."""
-    out = _json(asdict(a))
+    out = jsonable(asdict(a))
     out.update((twins or Twins()).to_json())
     out["since"] = since(a).isoformat()
     out["link"] = f"{base_url}/alerts/{a.id}"
@@ -96,11 +86,11 @@ def _alert(
 
 
 def _channel(c: ChannelRecord) -> dict[str, Any]:
-    return _json(asdict(c))
+    return jsonable(asdict(c))
 
 
 def _delivery(d: DeliveryRecord, body: bool = False) -> dict[str, Any]:
-    out = _json(asdict(d))
+    out = jsonable(asdict(d))
     if not body:
         out.pop("body", None)
     return out
@@ -186,21 +176,6 @@ class SilenceIn(BaseModel):
     starts_at: AwareWhen | None = Field(None, description="Default: now.")
 
 
-def _silence_view(view: Any, base_url: str) -> dict[str, Any]:
-    out = _json(asdict(view.silence))
-    out["active"] = view.active
-    out["muting"] = [
-        {
-            "id": a.id,
-            "fingerprint": a.fingerprint,
-            "labels": a.labels,
-            "link": f"{base_url}/alerts/{a.id}",
-        }
-        for a in view.muting
-    ]
-    return out
-
-
 @router.get("/silences", tags=["silences"])
 async def list_silences(
     request: Request, caller: SharedViewer, expired: bool = False
@@ -208,7 +183,7 @@ async def list_silences(
     """Silences (active ones unless ``expired=true``) with the alerts each mutes now."""
     rt = _rt(request)
     views = await _call(rt.engine.silences, expired)
-    return [_silence_view(v, rt.engine.base_url) for v in views]
+    return [silence_view(v, rt.engine.base_url) for v in views]
 
 
 @router.post("/silences", status_code=201, tags=["silences"])
@@ -231,7 +206,7 @@ async def create_silence(
         body.ends_at,
         body.starts_at,
     )
-    return _json(asdict(rec))
+    return jsonable(asdict(rec))
 
 
 @router.delete("/silences/{silence_id}", tags=["silences"])
@@ -240,7 +215,7 @@ async def expire_silence(
 ) -> dict[str, Any]:
     """Expire a silence now."""
     rt = _rt(request)
-    return _json(asdict(await _call(rt.engine.expire_silence, silence_id, caller.actor)))
+    return jsonable(asdict(await _call(rt.engine.expire_silence, silence_id, caller.actor)))
 
 
 # ---------------------------------------------------------------------------- channels
@@ -416,7 +391,7 @@ class BacktestIn(BaseModel):
 
 
 def _rule_out(rec: Any) -> dict[str, Any]:
-    return _json(asdict(rec))
+    return jsonable(asdict(rec))
 
 
 @router.get("/rules", tags=["rules"])
