@@ -16,9 +16,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 
 from monitor import tenancy
+from monitor import windows
 from monitor.composition import of
 from monitor.errors import NotFoundError
-from monitor.kpis.compute import window_delta
 from monitor.kpis.definition import KpiDefinition
 from monitor.kpis.headline import (
     PERIOD_WINDOWS,
@@ -77,10 +77,10 @@ def _rows(
     services: Services, d: KpiDefinition, tenants: Sequence[str] | None, now: datetime
 ) -> dict[str, list[MetricResult]]:
     """The KPI's rows per tenant over the windows a headline reads (two periods)."""
-    width = window_delta(d.window)
+    kind, back = windows.window(d.window), 2 * PERIOD_WINDOWS + 2
     rows = reads.results_between(
         services.metadata,
-        start=now - width * (2 * PERIOD_WINDOWS + 2),
+        start=now - kind.width * back if kind.width else kind.shift(now, -back),
         end=now,
         source="kpi",
         source_name=d.name,
@@ -114,7 +114,7 @@ def _related(services: Services, h: Headline) -> str | None:
         found = of(services).kpis.related_signals(h.kpi, h.tenant_id, at=h.latest_start)
     except NotFoundError:
         return None
-    not_after = None if h.since is None else h.since + window_delta(h.window)
+    not_after = None if h.since is None else windows.window(h.window).end(h.since)
     return related_phrase(found["signals"], h.window, not_after)
 
 

@@ -204,8 +204,9 @@ def kpis_compute(
     else:
 
         def compute(svc: Any) -> int:
+            from monitor import windows as kinds
             from monitor.jobs import KPI_CHUNK_WINDOWS
-            from monitor.kpis.compute import window_delta, windows_between
+            from monitor.kpis.compute import windows_between
 
             total = 0
             with progress:
@@ -215,7 +216,7 @@ def kpis_compute(
                     task = progress.add_task(n, total=max(1, len(windows)))
                     for i in range(0, len(windows), KPI_CHUNK_WINDOWS):
                         chunk = windows[i : i + KPI_CHUNK_WINDOWS]
-                        end = chunk[-1] + window_delta(d.window)
+                        end = kinds.window(d.window).end(chunk[-1])
                         total += svc.compute(chunk[0], end, [n], trigger="backfill")
                         progress.advance(task, len(chunk))
             return total

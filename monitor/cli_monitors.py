@@ -209,7 +209,7 @@ def backfill(
             param_hint="--monitor / --all",
         )
     failed = 0
-    from monitor.monitors import window_delta  # pulls in scipy: imported when needed
+    from monitor import windows
 
     progress = Progress(
         TextColumn("[bold]{task.description}"),
@@ -237,8 +237,8 @@ def backfill(
             with progress:
                 names = monitor or [m.name for m in svc.list()]
                 for name in names:
-                    step = window_delta(svc.get(name).config.get("window", "day"))
-                    task = progress.add_task(name, total=max(1, int((hi - lo) / step)))
+                    kind = windows.window(svc.get(name).config.get("window", "day"))
+                    task = progress.add_task(name, total=max(1, kind.count(lo, hi)))
 
                     def tick(summary: Any, task: Any = task) -> None:
                         nonlocal failed

@@ -41,6 +41,8 @@ helpers) gets the components with :func:`of`, which returns the ones this root a
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import threading
 from datetime import datetime, timedelta
 from typing import Any
@@ -87,7 +89,11 @@ class Components:
             late_lookback=timedelta(days=settings.monitor_late_lookback_days),
         )
         self.kpis = KpiService(
-            services.metadata, services.logstore, self.alerting, clock=services.clock
+            services.metadata,
+            services.logstore,
+            self.alerting,
+            clock=services.clock,
+            late_lookback=timedelta(days=settings.monitor_late_lookback_days),
         )
         self.health = HealthCollector(
             services.metadata, Bounds(settings.metrics_max_tenants, settings.metrics_max_series)

@@ -176,14 +176,10 @@ def backfill_job(
     actor: str,
 ) -> JobRecord:
     """Start a monitor backfill over ``[start, end)`` (already range-checked) as a job."""
-    from monitor.monitors import window_delta
-    from monitor.runner import floor_window
+    from monitor import windows
 
     cfg = svc.get(monitor).config  # 404 before anything is queued
-    window = str(cfg.get("window", "day"))
-    first = floor_window(start, window)
-    step = window_delta(window)
-    total = max(1, -(-(end - first) // step))
+    total = max(1, windows.window(str(cfg.get("window", "day"))).count(start, end))
 
     def run(ctx: JobContext) -> dict[str, Any]:
         done = failed = 0
@@ -207,18 +203,19 @@ def kpi_compute_job(
 ) -> JobRecord:
     """Start a KPI compute over ``[start, end)`` (already range-checked) as a job, computed
     :data:`KPI_CHUNK_WINDOWS` windows at a time so it can stop between chunks."""
-    from monitor.kpis.compute import window_delta, windows_between
+    from monitor import windows as kinds
+    from monitor.kpis.compute import windows_between
 
     window = svc.definition(kpi).window  # 404 before anything is queued
     windows = windows_between(start, end, window)
-    width = window_delta(window)
+    kind = kinds.window(window)
 
     def run(ctx: JobContext) -> dict[str, Any]:
         rows = 0
         for i in range(0, len(windows), KPI_CHUNK_WINDOWS):
             ctx.check()
             chunk = windows[i : i + KPI_CHUNK_WINDOWS]
-            rows += svc.compute(chunk[0], chunk[-1] + width, [kpi], trigger="backfill")
+            rows += svc.compute(chunk[0], kind.end(chunk[-1]), [kpi], trigger="backfill")
             ctx.progress(i + len(chunk))
         return {"windows": len(windows), "results": rows}
 

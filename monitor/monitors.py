@@ -11,14 +11,24 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 
 from detectors.drift import available_methods, get_method
 from detectors.errors import UnknownNameError
 from detectors.performance import TASK_METRICS
+from monitor import windows
 from monitor.errors import FieldError, ValidationFailed
+from monitor.windows import BASIC, check_window
 from storage.types import NAME_RE, ModelSchema
 
 __all__ = [
@@ -50,16 +60,17 @@ KINDS: tuple[str, ...] = (
     "estimated_performance",
     "multivariate_drift",
 )
-Window = Literal["hour", "day", "week"]
-WINDOWS: tuple[str, ...] = ("hour", "day", "week")
+# hour, day, week, month or Nd: monitor.windows says what each is
+Window = Annotated[str, AfterValidator(check_window)]
+WINDOWS: tuple[str, ...] = BASIC
 Segment = Literal["all", "tenant"]
 _DATASET_RE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.\-]{0,127})(/(?P<version>\d+))?$")
 
 
 def window_delta(window: str) -> timedelta:
-    return {"hour": timedelta(hours=1), "day": timedelta(days=1), "week": timedelta(weeks=1)}[
-        window
-    ]
+    """The usual width of ``window`` (a month counts 30 days): for sizes and counts; step
+    from one window to the next with ``monitor.windows``."""
+    return windows.window(window).nominal
 
 
 class ReferenceConfig(BaseModel):
@@ -209,7 +220,16 @@ class MonitorConfig(BaseModel):
 
     @property
     def window_delta(self) -> timedelta:
+        """The usual width of the window (sizes only; a month's varies)."""
         return window_delta(self.window)
+
+    @property
+    def windowing(self) -> windows.Window:
+        return windows.window(self.window)
+
+    def window_end(self, start: datetime) -> datetime:
+        """The end of the window starting at ``start``."""
+        return windows.window(self.window).end(start)
 
 
 def parse_monitor(data: dict[str, Any]) -> MonitorConfig:

@@ -33,6 +33,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Protocol
 
+from monitor import windows
 from monitor.checks import CheckContext, CheckEnv, get_check
 from monitor.checks.caches import Caches
 from monitor.checks.common import ranked
@@ -67,14 +68,8 @@ class RunSummary:
 
 
 def floor_window(ts: datetime, window: str) -> datetime:
-    """Start of the tumbling UTC window holding ``ts`` (weeks start on Monday)."""
-    ts = ts.astimezone(UTC)
-    if window == "hour":
-        return ts.replace(minute=0, second=0, microsecond=0)
-    day = ts.replace(hour=0, minute=0, second=0, microsecond=0)
-    if window == "day":
-        return day
-    return day - timedelta(days=day.weekday())
+    """Start of the tumbling UTC window holding ``ts`` (``monitor.windows``)."""
+    return windows.window(window).floor(ts)
 
 
 def _aware(ts: datetime) -> datetime:
@@ -173,12 +168,7 @@ class Runner:
         # manual runs and backfills do not move the schedule: only its own runs do
         last_end = self.store.last_window_end(record.name, ("schedule", "catchup"))
         start = last_end or floor_window(record.created_at, cfg.window)
-        out = []
-        step = cfg.window_delta
-        while start + step + lateness <= now:
-            out.append(start)
-            start = start + step
-        return out
+        return windows.due_windows(cfg.window, start, now, lateness)
 
     def late_windows(self, record: MonitorRecord, now: datetime | None = None) -> list[datetime]:
         """Evaluated windows whose hours changed (late rows, late labels) after their last run."""
@@ -260,7 +250,7 @@ class Runner:
         # fails (e.g. the reference is gone) each run below records the error itself
         try:
             self.profiles.register(record.model, self._spec(record, cfg))
-            self.profiles.ensure(record.model, ws, max(end, ws + cfg.window_delta), stop)
+            self.profiles.ensure(record.model, ws, max(end, cfg.window_end(ws)), stop)
         except Exception as exc:
             log.warning("monitor %s: profiling %s..%s failed: %s", name, ws, end, exc)
         out = []
@@ -301,7 +291,7 @@ class Runner:
                         or time.perf_counter() - flushed >= self.BATCH_SECONDS
                     ):
                         flush()
-                    ws = ws + cfg.window_delta
+                    ws = cfg.window_end(ws)
                 flush()
         finally:
             if batch:  # stopped by an exception: keep what was evaluated
@@ -375,7 +365,7 @@ class Runner:
     def _run(self, record: MonitorRecord, ws: datetime, trigger: str) -> RunSummary:
         """Evaluate and store one window (a ``running`` run first), then hand it over."""
         cfg = self._config(record)
-        we = ws + cfg.window_delta
+        we = cfg.window_end(ws)
         run_id = self.store.start_run(record.name, record.model, ws, we, trigger, record.version)
         t0 = time.perf_counter()
         try:

@@ -1,8 +1,9 @@
 """Time ranges of the dashboard's pages: a span back from now (``range=7d``) or any
 ``from``/``to``, read from a page's URL parameters and checked.
 
-* ``range=<n><h|d|w>`` (``24h``, ``7d``, ``30d``, ``12w``, ...): the ``n`` hours, days or weeks
-  before now (the process clock, ``Services.now``).
+* ``range=<n><h|d|w|m>`` (``24h``, ``7d``, ``30d``, ``12w``, ``6m``, ...): the ``n`` hours,
+  days, weeks or calendar months before now (the process clock, ``Services.now``; ``1m`` on
+  31 March starts on 28 or 29 February).
 * ``from=`` / ``to=``: a date (``2026-11-01``) or a time (``2026-11-01T06:00``, UTC unless an
   offset is given). A ``to`` date includes that whole day (it ends at the next midnight), as
   a date picker's "to" reads. ``from`` alone runs to now; ``to`` alone starts
@@ -20,6 +21,7 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
+from monitor import windows
 from monitor.errors import InvalidInput, ValidationFailed
 from monitor.limits import aware, check_range
 
@@ -28,9 +30,20 @@ __all__ = ["DEFAULT_RANGE", "PRESETS", "RangeError", "TimeRange", "parse_time_ra
 PRESETS = ("24h", "7d", "30d", "90d")
 DEFAULT_RANGE = "30d"
 DEFAULT_SPAN = timedelta(days=30)
-_RELATIVE = re.compile(r"^([1-9][0-9]{0,4})([hdw])$")
+_RELATIVE = re.compile(r"^([1-9][0-9]{0,4})([hdwm])$")
 _UNITS = {"h": timedelta(hours=1), "d": timedelta(days=1), "w": timedelta(weeks=1)}
-_UNIT_WORDS = {"h": "hours", "d": "days", "w": "weeks"}
+_UNIT_WORDS = {"h": "hours", "d": "days", "w": "weeks", "m": "months"}
+
+
+def _months_back(now: datetime, n: int) -> timedelta:
+    """The span from the same time ``n`` calendar months before ``now`` (the month's last day
+    when that month is shorter) to ``now``."""
+    if n > 1200:
+        return timedelta(days=36_600)
+    month = windows.window("month")
+    first = month.shift(now, -n)
+    last_day = (month.end(first) - timedelta(days=1)).day
+    return now - now.replace(year=first.year, month=first.month, day=min(now.day, last_day))
 
 
 class RangeError(InvalidInput):
@@ -141,12 +154,12 @@ def parse_time_range(
         if m is None:
             raise RangeError(
                 [
-                    f"range={key!r} is not a span back from now: a number and h, d or w "
+                    f"range={key!r} is not a span back from now: a number and h, d, w or m "
                     f"(e.g. {', '.join(PRESETS)}); for dates use from= and to=."
                 ]
             )
         n, unit = int(m.group(1)), m.group(2)
-        span = _UNITS[unit] * n
+        span = _months_back(now, n) if unit == "m" else _UNITS[unit] * n
         if span > timedelta(days=max_days):
             raise RangeError(
                 [f"range={key!r} is longer than the {max_days:g} days allowed (max_range_days)."]

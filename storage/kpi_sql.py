@@ -20,6 +20,7 @@ Exceptions
 
 from __future__ import annotations
 
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -43,7 +44,6 @@ __all__ = [
     "window_start",
 ]
 
-Window = Literal["hour", "day", "week"]
 # Bucket widths as DuckDB intervals. Weeks are 7-day buckets from Monday 2000-01-03 (ISO weeks);
 # days and hours are aligned to UTC midnight and the hour (the store's session time zone).
 WINDOW_US: dict[str, int] = {"hour": 3_600_000_000, "day": 86_400_000_000, "week": 604_800_000_000}
@@ -109,19 +109,45 @@ class Cells:
         return len(self.tenant_id)
 
 
+_DAYS_RE = re.compile(r"^(\d{1,3})d$")
+_DAY_US = 86_400_000_000
+
+
+def _fixed(window: str) -> tuple[int, int] | None:
+    """(width, origin) in microseconds of a fixed-width window, None for ``month``; the SQL
+    side of ``monitor.windows`` (a contract test keeps the two equal)."""
+    if window in WINDOW_US:
+        return WINDOW_US[window], _ORIGIN_US[window]
+    if window == "month":
+        return None
+    m = _DAYS_RE.match(window)
+    if m and 1 <= int(m.group(1)) <= 366:
+        days = int(m.group(1))
+        return days * _DAY_US, (_ORIGIN_US["week"] if days > 1 else 0)
+    raise KpiQueryError(f"window {window!r} is not one of hour, day, week, month or Nd")
+
+
 def _bucket(window: str, column: str) -> str:
-    """The window index of ``column`` as integer arithmetic on epoch microseconds.
+    """The window index of ``column`` as integer arithmetic on epoch microseconds (a calendar
+    month: months since January 1970, from the plain UTC timestamp).
 
     ``time_bucket`` on TIMESTAMPTZ goes through the ICU calendar: 10x slower on 10 M rows.
     """
-    if window not in WINDOW_US:
-        raise KpiQueryError(f"window {window!r} is not one of {sorted(WINDOW_US)}")
-    return f"(epoch_us({column}) - {_ORIGIN_US[window]}) // {WINDOW_US[window]}"
+    fixed = _fixed(window)
+    if fixed is None:
+        plain = f"make_timestamp(epoch_us({column}))"
+        return f"((year({plain}) - 1970) * 12 + month({plain}) - 1)"
+    width, origin = fixed
+    return f"(epoch_us({column}) - {origin}) // {width}"
 
 
 def window_start(window: str, index: int) -> datetime:
     """The start of window number ``index`` (as computed by the SQL above)."""
-    return _EPOCH + timedelta(microseconds=_ORIGIN_US[window] + index * WINDOW_US[window])
+    fixed = _fixed(window)
+    if fixed is None:
+        return _EPOCH.replace(year=1970 + index // 12, month=index % 12 + 1)
+    width, origin = fixed
+    return _EPOCH + timedelta(microseconds=origin + index * width)
 
 
 def _aware(value: datetime) -> datetime:

@@ -1193,6 +1193,38 @@ class LogStore:
         with self._cursor() as cur:
             return int(cur.execute(sql, params).fetchall()[0][0])
 
+    def received_per_hour(
+        self, start: datetime, end: datetime, model: str | None = None
+    ) -> dict[datetime, datetime]:
+        """Hour (of ``ts``, in ``[start, end)``) -> the latest ``received_at`` of its rows:
+        business events when ``model`` is None, else the model's inference rows and labels
+        (a label's hour is its inference row's). What tells a KPI window got late data."""
+        if model is None:
+            names = ["events"]
+        else:
+            try:
+                names = [self._require(model), self._require(model, "labels")]
+            except UnknownModelError:
+                return {}
+        out: dict[datetime, datetime] = {}
+        with self._cursor() as cur:
+            for i, table in enumerate(names):
+                if i == 1:  # labels: at the hour of the inference row they label
+                    sql = (
+                        f"SELECT date_trunc('hour', i.ts) AS h, max(l.received_at) "
+                        f"FROM {quote(names[0])} i JOIN {quote(table)} l "
+                        "ON l.request_id = i.request_id WHERE i.ts >= ? AND i.ts < ? GROUP BY h"
+                    )
+                else:
+                    sql = (
+                        f"SELECT date_trunc('hour', ts) AS h, max(received_at) "
+                        f"FROM {quote(table)} WHERE ts >= ? AND ts < ? GROUP BY h"
+                    )
+                for h, r in cur.execute(sql, [_aware(start), _aware(end)]).fetchall():
+                    h, r = _aware(h), _aware(r)
+                    out[h] = max(out.get(h, r), r)
+        return out
+
     def rows_per_window(self, model: str, step: timedelta, *, labelled: bool = False) -> list[int]:
         """Inference rows in each tumbling UTC window of ``step`` (from the epoch) that holds
         any, oldest first; ``labelled``: only rows that have a label. ``[]`` for a model with

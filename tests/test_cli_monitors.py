@@ -141,7 +141,7 @@ def test_apply_refuses_a_bad_file_naming_the_field(tmp_path: Path) -> None:
                         "model": "churn",
                         "kind": "feature_drift",
                         "reference": "train",
-                        "window": "month",
+                        "window": "fortnight",
                     }
                 ]
             }
@@ -149,4 +149,4 @@ def test_apply_refuses_a_bad_file_naming_the_field(tmp_path: Path) -> None:
     )
     result = runner.invoke(app, ["apply", "-f", str(path), "--data-dir", str(data)])
     assert result.exit_code == 1
-    assert "window" in result.output
+    assert "window" in result.output and "month or Nd" in result.output

@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Any
 
 import numpy as np
@@ -11,10 +12,23 @@ import numpy as np
 from monitor.checks.base import CheckContext
 from monitor.checks.common import num, plain
 from monitor.checks.profiled import Segments
+from monitor.windows import Window
 from storage.profiles import ROWS_COLUMN
 from storage.types import ALL, MetricResult
 
 __all__ = ["operational_metrics"]
+
+
+def _row_counts(profiles: Any, model: str, w: Window, ws: datetime) -> dict[Any, list[int]]:
+    """Rows in each of the 7 windows before ``ws`` that has profiled hours (calendar months
+    differ in length: one read per month)."""
+    first = w.shift(ws, -7)
+    if w.width is not None:
+        return profiles.row_counts(model, first, ws, w.width)  # type: ignore[no-any-return]
+    months = [profiles.row_counts(model, s, w.end(s), w.end(s) - s) for s in w.starts(first, ws)]
+    covered = [m for m in months if m]
+    keys = {k for m in covered for k in m}
+    return {k: [(m.get(k) or [0])[0] for m in covered] for k in keys}
 
 
 def operational_metrics(ctx: CheckContext, current: Segments) -> list[MetricResult]:
@@ -24,8 +38,7 @@ def operational_metrics(ctx: CheckContext, current: Segments) -> list[MetricResu
     cfg, model, ws, we = ctx.cfg, ctx.model, ctx.start, ctx.end
     logs = ctx.env.logs
     out: list[MetricResult] = []
-    step = cfg.window_delta
-    history = ctx.env.profiles.row_counts(model, ws - 7 * step, ws, step)
+    history = _row_counts(ctx.env.profiles, model, cfg.windowing, ws)
     labels = logs.label_stats(model, ws, we)
     quarantined = logs.quarantined(model, ws, we)
     last_ts = logs.last_ts(model, we)

@@ -17,38 +17,30 @@ import numpy as np
 
 from detectors.errors import DetectorError
 from detectors.estimation import BinaryCBPE
+from monitor import windows
 from monitor.kpis.checks import CheckOutcome, history_needed, run_checks_series, worst
 from monitor.kpis.definition import KpiDefinition
 from monitor.kpis.formula import BusinessValueFormula, EventFormula, LogFormula
 from monitor.ports import KpiSource
-from storage.kpi_sql import WINDOW_US, Cells, EventMeasure, LogMeasure
+from storage.kpi_sql import Cells, EventMeasure, LogMeasure, window_start
 from storage.types import MetricResult, ModelSchema
 
 __all__ = ["KpiComputer", "align", "window_delta", "windows_between"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-_ORIGIN = {"hour": _EPOCH, "day": _EPOCH, "week": datetime(1970, 1, 5, tzinfo=UTC)}
-
 
 def window_delta(window: str) -> timedelta:
-    return timedelta(microseconds=WINDOW_US[window])
+    """The usual width of ``window`` (a month counts 30 days; step with ``windows``)."""
+    return windows.window(window).nominal
 
 
 def align(ts: datetime, window: str) -> datetime:
-    """The start of the window holding ``ts`` (UTC; weeks start on Monday)."""
-    ts = ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-    width = window_delta(window)
-    return _ORIGIN[window] + ((ts - _ORIGIN[window]) // width) * width
+    """The start of the window holding ``ts`` (``monitor.windows``)."""
+    return windows.window(window).floor(ts)
 
 
 def windows_between(start: datetime, end: datetime, window: str) -> list[datetime]:
     """Starts of the whole windows in ``[start, end)``, ``start`` aligned down."""
-    w, width, out = align(start, window), window_delta(window), []
-    end = end.replace(tzinfo=UTC) if end.tzinfo is None else end
-    while w + width <= end:
-        out.append(w)
-        w += width
-    return out
+    return windows.window(window).whole(start, end)
 
 
 @dataclass(frozen=True)
@@ -132,9 +124,9 @@ class KpiComputer:
         lookback = max(
             (history_needed(c, window) for d in defs for c in d.effective_checks), default=0
         )
-        width = window_delta(window)
-        grid = [targets[0] - width * k for k in range(lookback, 0, -1)] + targets
-        q_start, q_end = grid[0], targets[-1] + width
+        kind = windows.window(window)
+        grid = [kind.shift(targets[0], -k) for k in range(lookback, 0, -1)] + targets
+        q_start, q_end = grid[0], kind.end(targets[-1])
         cells = self._cells(window, defs, q_start, q_end, tenants)
         pos = {w: i for i, w in enumerate(grid)}
         first = lookback
@@ -150,7 +142,7 @@ class KpiComputer:
                 s = series.get(tenant) or _Series(
                     np.full(len(grid), np.nan), np.zeros(len(grid), dtype=np.int64), {}
                 )
-                results.extend(self._tenant_rows(d, tenant, grid, first, width, s, now))
+                results.extend(self._tenant_rows(d, tenant, grid, first, s, now))
         return results
 
     def _cells(
@@ -211,7 +203,6 @@ class KpiComputer:
         tenant: str,
         grid: list[datetime],
         first: int,
-        width: timedelta,
         s: _Series,
         now: datetime,
     ) -> list[MetricResult]:
@@ -252,9 +243,10 @@ class KpiComputer:
         name, target, extra = d.name, d.target, s.extra
         rows: list[MetricResult] = []
         append = rows.append
+        kind = windows.window(d.window)
         for i in range(first, len(grid)):
             w = grid[i]
-            at = {"window_start": w, "window_end": w + width, **fixed}
+            at = {"window_start": w, "window_end": kind.end(w), **fixed}
             base: dict[str, Any] = {"support": supports[i]}
             if i in extra:
                 base.update(extra[i])
@@ -383,11 +375,10 @@ class KpiComputer:
             order = np.lexsort((wid, tid.astype(str)))
             tid, wid, sc, pr = tid[order], wid[order], sc[order], pr[order]
             cuts = np.flatnonzero((tid[1:] != tid[:-1]) | (wid[1:] != wid[:-1])) + 1
-            origin = _ORIGIN[window]
             for a, b in zip(np.r_[0, cuts], np.r_[cuts, len(tid)], strict=True):
                 if a == b:
                     continue
-                w = origin + timedelta(microseconds=int(wid[a]) * WINDOW_US[window])
+                w = window_start(window, int(wid[a]))
                 k = index.get((str(tid[a]), w))
                 if k is None:
                     continue

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import functools
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
 from monitor.kpis.checks import AnomalyCheck, CheckConfig, ShiftCheck, TargetCheck
 from monitor.kpis.formula import (
@@ -16,6 +16,7 @@ from monitor.kpis.formula import (
     LogFormula,
     parse_formula,
 )
+from monitor.windows import check_window
 from storage.types import NAME_RE, ModelSchema
 
 __all__ = ["RESERVED_NAMES", "KpiDefinition", "check_against_schema"]
@@ -43,7 +44,9 @@ class KpiDefinition(BaseModel):
     unit: str = Field("", max_length=32, description="Shown after values, e.g. %, EUR, ms.")
     direction: Literal["higher", "lower"] = Field("higher", description="Which way is better.")
     target: float | None = None
-    window: Literal["hour", "day", "week"] = "day"
+    window: Annotated[str, AfterValidator(check_window)] = Field(
+        "day", description="hour, day, week, month or Nd (N days): see monitor.windows."
+    )
     tenants: Literal["all"] | list[str] = "all"
     formula: str = Field(description="e.g. rate(conversion, session); see docs/kpis.md.")
     model: str | None = Field(None, description="The model whose logs a log formula reads.")

@@ -56,7 +56,7 @@ DEFAULT_OUTCOMES = {
     "tn": "cases rightly left alone",
     "fn": "cases missed",
 }
-_WINDOW_NOUN = {"hour": "hours", "day": "days", "week": "weeks"}
+_WINDOW_NOUN = {"hour": "hours", "day": "days", "week": "weeks", "month": "months"}
 _TONE_RANK = {"none": -1, "good": 0, "neutral": 1, "watch": 2, "bad": 3}
 
 

@@ -27,9 +27,11 @@ from typing import Any
 import numpy as np
 from pydantic import ValidationError
 
+from monitor import windows
 from monitor.errors import ConflictError, FieldError, NotFoundError, ValidationFailed
-from monitor.kpis.compute import KpiComputer, align, window_delta, windows_between
+from monitor.kpis.compute import KpiComputer, window_delta, windows_between
 from monitor.kpis.definition import KpiDefinition, check_against_schema
+from monitor.kpis.formula import EventFormula
 from monitor.kpis.headline import PERIOD_WINDOWS, headline, headline_dict
 from monitor.kpis.link import (
     ASSOCIATION_NOTE,
@@ -103,8 +105,10 @@ class KpiService:
         logstore: LogStore,
         sink: Any = None,
         clock: Callable[[], datetime] | None = None,
+        late_lookback: timedelta = timedelta(days=7),
     ) -> None:
         self.metadata = metadata
+        self.late_lookback = late_lookback
         self.clock = clock or (lambda: datetime.now(UTC))
         self.sink = sink  # the alert engine's ``results_written(results, backfill)``
         self.logstore = logstore
@@ -216,25 +220,23 @@ class KpiService:
         written = 0
         for rec in records:
             d = KpiDefinition.model_validate(rec.spec)
-            windows = windows_between(start, end, d.window)
-            if not windows:
+            starts = windows_between(start, end, d.window)
+            if not starts:
                 continue
-            width = window_delta(d.window)
+            last_end = windows.window(d.window).end(starts[-1])
             t0 = time.perf_counter()
             run = self.results.start_run(
                 f"kpi:{d.name}",
                 d.model or "",
-                windows[0],
-                windows[-1] + width,
+                starts[0],
+                last_end,
                 trigger,
                 rec.version,
             )
             try:
-                rows = self.computer.compute(
-                    [d], windows[0], windows[-1] + width, computed_at=self.clock()
-                )
+                rows = self.computer.compute([d], starts[0], last_end, computed_at=self.clock())
                 rows = [_versioned(r, rec.version) for r in rows]
-                self.results.save_results(rows, [("kpi", d.name, w) for w in windows])
+                self.results.save_results(rows, [("kpi", d.name, w) for w in starts])
             except (KpiQueryError, ValueError) as exc:
                 self.results.finish_run(
                     run, "error", error=str(exc), duration_s=time.perf_counter() - t0
@@ -255,18 +257,47 @@ class KpiService:
     def run_due(self, now: datetime | None = None, grace: timedelta = timedelta(minutes=10)) -> int:
         """Compute every closed window (after ``grace``) since each KPI's last run, oldest
         first: the scheduler's tick, and its catch-up after downtime. A KPI never run starts
-        with the window before now."""
+        with the window before now. Then, as monitors do, windows computed within
+        ``late_lookback`` whose events (or model rows and labels) arrived after their last
+        computation are computed again (trigger ``late``)."""
         now = _utc(now or self.clock())
         written = 0
         for rec in self.store.list(enabled=True):
             d = KpiDefinition.model_validate(rec.spec)
-            width = window_delta(d.window)
-            end = align(now - grace, d.window)
+            kind = windows.window(d.window)
             last = self.results.last_window_end(f"kpi:{d.name}")
-            start = last if last is not None else end - width
-            if start < end:
-                written += self.compute(start, end, [d.name], trigger="schedule")
+            # the same rule as monitors' due windows (monitor.windows.due_windows)
+            first = last if last is not None else kind.shift(now - grace, -1)
+            due = windows.due_windows(d.window, first, now, grace)
+            if due:
+                written += self.compute(due[0], kind.end(due[-1]), [d.name], trigger="schedule")
+            for w in self.late_windows(d, now):
+                written += self.compute(w, kind.end(w), [d.name], trigger="late")
         return written
+
+    def late_windows(self, d: KpiDefinition, now: datetime) -> list[datetime]:
+        """Computed windows (within ``late_lookback``) holding rows received after the
+        window's last computation finished, oldest first."""
+        kind = windows.window(d.window)
+        since = kind.floor(now - self.late_lookback)
+        finished: dict[datetime, datetime] = {}
+        # a run computes a range of windows (a catch-up, a backfill's chunk of 24)
+        for run in self.results.last_runs(f"kpi:{d.name}", kind.shift(since, -24)).values():
+            if run.finished_at is None or run.window_end <= since:
+                continue
+            for w in kind.starts(run.window_start, run.window_end):
+                if w >= since:
+                    finished[w] = max(finished.get(w, run.finished_at), run.finished_at)
+        if not finished:
+            return []
+        model = None if isinstance(d.parsed, EventFormula) else d.model
+        hours = self.logstore.received_per_hour(since, kind.end(max(finished)), model)
+        late = {
+            kind.floor(h)
+            for h, received in hours.items()
+            if kind.floor(h) in finished and received > finished[kind.floor(h)]
+        }
+        return sorted(late)
 
     # ------------------------------------------------------------------ reading
     def _query(self, q: ResultQuery) -> list[MetricResult]:
@@ -292,9 +323,8 @@ class KpiService:
         return self._query(q)
 
     def _grid(self, d: KpiDefinition, at: datetime, back: int, ahead: int = 0) -> list[datetime]:
-        width = window_delta(d.window)
-        a = align(at, d.window)
-        return [a + width * k for k in range(-back, ahead + 1)]
+        kind = windows.window(d.window)
+        return [kind.shift(at, k) for k in range(-back, ahead + 1)]
 
     def _latest_window(self, name: str, tenant_id: str, breach: bool) -> datetime | None:
         rows = self._query(
@@ -327,24 +357,25 @@ class KpiService:
             raise NotFoundError(f"KPI {name!r} has no results for tenant {tenant_id!r}")
         grid = self._grid(d, at, span + max_lag)
         width = window_delta(d.window)
+        grid_end = windows.window(d.window).end(grid[-1])
         kpi_rows = self.store.result_series(
             source="kpi",
             source_name=name,
             metric=name,
             tenant_id=tenant_id,
             start=grid[0],
-            end=grid[-1] + width,
+            end=grid_end,
         )
         if not kpi_rows:
             raise NotFoundError(f"KPI {name!r} has no results for tenant {tenant_id!r}")
         kv = kpi_series(kpi_rows, grid).get((name, tenant_id), (np.full(len(grid), np.nan), []))[0]
         kv = deseasonalize(kv, grid, d.window)
         sig_rows = self.store.result_series(
-            source="monitor", tenant_id=tenant_id, start=grid[0], end=grid[-1] + width
+            source="monitor", tenant_id=tenant_id, start=grid[0], end=grid_end
         )
         if not sig_rows:  # monitors not split by tenant: the all-tenants signals serve it
             sig_rows = self.store.result_series(
-                source="monitor", tenant_id="*", start=grid[0], end=grid[-1] + width
+                source="monitor", tenant_id="*", start=grid[0], end=grid_end
             )
         signals = signal_series(sig_rows, grid, width)
         ranked = rank_related_signals(
@@ -384,10 +415,11 @@ class KpiService:
             if not d.enabled:
                 continue
             width = window_delta(d.window)
-            first_w, last_w = align(since, d.window), align(until, d.window)
-            n = int((last_w - first_w) / width)
+            kind = windows.window(d.window)
+            first_w = kind.floor(since)
+            n = kind.count(first_w, kind.floor(until))
             grid = self._grid(d, first_w, span, n + max_lag)
-            end = grid[-1] + width
+            end = kind.end(grid[-1])
             tenant_filter = None if tenant_id == "*" else tenant_id
             kpi_rows = self.store.result_series(
                 source="kpi",
@@ -462,15 +494,15 @@ class KpiService:
         at = _utc(at) if at is not None else self.clock()
         per_tenant: dict[str, list[Any]] = {}
         for d in defs:
-            width = window_delta(d.window)
+            kind = windows.window(d.window)
             q = ResultQuery(
                 source="kpi",
                 source_name=d.name,
                 metric=d.name,
                 tenant_id=tenant_id,
                 # two periods of windows: the headline compares the last 7 with the 7 before
-                start=align(at, d.window) - width * (2 * PERIOD_WINDOWS + 2),
-                end=align(at, d.window) + width,
+                start=kind.shift(at, -(2 * PERIOD_WINDOWS + 2)),
+                end=kind.end(kind.floor(at)),
             )
             rows = self._query(q)
             by_tenant: dict[str, list[MetricResult]] = {}
@@ -479,7 +511,8 @@ class KpiService:
             for t, rs in by_tenant.items():
                 rs.sort(key=lambda r: r.window_start)
                 cur = rs[-1]
-                prev = next((r for r in rs if r.window_start == cur.window_start - width), None)
+                before = kind.shift(cur.window_start, -1)
+                prev = next((r for r in rs if r.window_start == before), None)
                 summary = summarize_kpi(
                     d.name,
                     t,

@@ -60,7 +60,7 @@ def test_any_from_and_to() -> None:
 
 def test_each_bad_value_is_named() -> None:
     assert errors(range="5y") == [
-        "range='5y' is not a span back from now: a number and h, d or w "
+        "range='5y' is not a span back from now: a number and h, d, w or m "
         "(e.g. 24h, 7d, 30d, 90d); for dates use from= and to=."
     ]
     assert errors(range="0d")[0].startswith("range='0d' is not a span")

@@ -76,7 +76,7 @@ def test_definition_errors_name_the_field() -> None:
     assert _errors({"name": "x", "formula": "count("})[0][0] == ("formula",)
     assert _errors({"name": "Bad Name", "formula": "count(a)"})[0][0] == ("name",)
     assert _errors({"name": "summary", "formula": "count(a)"})[0][1].endswith("is reserved")
-    assert _errors({"name": "x", "formula": "count(a)", "window": "month"})[0][0] == ("window",)
+    assert _errors({"name": "x", "formula": "count(a)", "window": "fortnight"})[0][0] == ("window",)
     assert _errors({"name": "x", "formula": "count(a)", "min_events": -1})[0][0] == ("min_events",)
     assert _errors({"name": "x", "formula": "count(a)", "colour": "red"})[0][0] == ("colour",)
     errs = _errors(
