@@ -41,8 +41,6 @@ helpers) gets the components with :func:`of`, which returns the ones this root a
 
 from __future__ import annotations
 
-from datetime import timedelta
-
 import threading
 from datetime import datetime, timedelta
 from typing import Any
