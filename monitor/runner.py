@@ -331,7 +331,7 @@ class Runner:
         trigger: str,
     ) -> tuple[FinishedRun, list[MetricResult], RunSummary]:
         """Evaluate one window without storing anything (a failure is a failed run)."""
-        we = ws + cfg.window_delta
+        we = cfg.window_end(ws)
         t0 = time.perf_counter()
         try:
             schema = schema or self._schema(record.model)
