@@ -15,8 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 
-from monitor import tenancy
-from monitor import windows
+from monitor import tenancy, windows
 from monitor.composition import of
 from monitor.errors import NotFoundError
 from monitor.kpis.definition import KpiDefinition
