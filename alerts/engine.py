@@ -28,6 +28,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alerts.channels import channel_type
+from alerts.errors import AlertInputError
 from alerts.evaluate import SeriesSeen, Transition, evaluate_all, evaluate_missing
 from alerts.formats import sample_alert
 from alerts.grouping import (
@@ -551,7 +552,7 @@ class AlertEngine:
         that is returned once, here, and never again."""
         spec = channel_type(kind)  # UnknownChannelKind (a ValueError) names the known ones
         if spec.requires_routing_key and not routing_key:
-            raise ValueError(f"routing_key is required for a {kind} channel")
+            raise AlertInputError(f"routing_key is required for a {kind} channel")
         if signing_secret is not None:
             check_signing_secret(signing_secret)  # a bad secret would fail every delivery
         vet_url(url, self.allowlist, self.resolver)

@@ -22,6 +22,7 @@ from rich.text import Text
 
 from alerts.channels import kinds as channel_kinds
 from alerts.rules import RuleError, parse_duration
+from monitor.alerting_backend import AlertingBackend, HttpAlerting, LocalAlerting
 from monitor.cli_common import (
     ApiKey,
     DataDir,
@@ -33,6 +34,7 @@ from monitor.cli_common import (
     print_changes,
     settings_for,
 )
+from monitor.errors import DriftwatchError
 
 cli = typer.Typer(no_args_is_help=True)
 alerts_app = typer.Typer(
@@ -54,12 +56,14 @@ _MATCHER = re.compile(r"^([A-Za-z_][A-Za-z0-9_]*)(=~|!~|!=|=)(.*)$")
 
 
 class _Backend:
-    """Local (metadata DB) or remote (API) calls, both answering JSON-able values."""
+    """The alerting backend of a command: the server's API with ``--url``, else the local
+    metadata database (``monitor.alerting_backend``). An error of the service ends the
+    command with one line and exit code 1."""
 
     def __init__(self, url: str | None, api_key: str | None, data_dir: Path | None) -> None:
         self.client: httpx.Client | None = None
-        self.runtime: Any = None
         self.meta: Any = None
+        self.backend: AlertingBackend
         if url:
             headers = {"Authorization": f"Bearer {api_key}"} if api_key else {}
             from monitor import cli_common
@@ -70,6 +74,7 @@ class _Backend:
                 timeout=60,
                 transport=cli_common.TRANSPORT,
             )
+            self.backend = HttpAlerting(self.client, check_response)
         else:
             from monitor.alerting import AlertingRuntime
 
@@ -82,7 +87,7 @@ class _Backend:
             svc = _Svc()
             svc.settings = settings  # type: ignore[attr-defined]
             svc.metadata = self.meta  # type: ignore[attr-defined]
-            self.runtime = AlertingRuntime(svc)
+            self.backend = LocalAlerting(AlertingRuntime(svc))
 
     def close(self) -> None:
         if self.client is not None:
@@ -90,42 +95,14 @@ class _Backend:
         if self.meta is not None:
             self.meta.dispose()
 
-    def __enter__(self) -> _Backend:
-        return self
+    def __enter__(self) -> AlertingBackend:
+        return self.backend
 
-    def __exit__(self, *exc: object) -> None:
+    def __exit__(self, kind: object, exc: BaseException | None, tb: object) -> None:
         self.close()
-
-    def api(self, method: str, path: str, **kw: Any) -> Any:
-        assert self.client is not None
-        return check_response(self.client.request(method, path, **kw))
-
-    def local(self, fn: Any, *args: Any, **kw: Any) -> Any:
-        from monitor.errors import DriftwatchError, translate
-
-        try:
-            try:
-                return fn(*args, **kw)
-            except Exception as exc:  # a lower layer's error: the one mapping the API uses
-                mapped = translate(exc)
-                if mapped is None:
-                    raise
-                raise mapped from exc
-        except DriftwatchError as exc:
+        if isinstance(exc, DriftwatchError):
             err.print(f"[red]error:[/] {exc.message}")
             raise typer.Exit(1) from exc
-
-
-def _jsonable(obj: Any) -> Any:
-    from dataclasses import asdict, is_dataclass
-
-    from monitor.alert_views import jsonable
-
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return jsonable(asdict(obj))
-    if isinstance(obj, list | tuple):
-        return [_jsonable(o) for o in obj]
-    return jsonable(obj)
 
 
 def _table(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -> None:
@@ -163,25 +140,7 @@ def alerts_list(
 ) -> None:
     """List alerts, newest first."""
     with _Backend(url, api_key, data_dir) as b:
-        if b.client:
-            params: dict[str, Any] = {"limit": limit}
-            for k, v in (("rule", rule), ("tenant", tenant), ("model", model)):
-                if v:
-                    params[k] = v
-            if state:
-                params["state"] = state
-            rows = b.api("GET", "/alerts", params=params)
-        else:
-            rows = _jsonable(
-                b.local(
-                    b.runtime.store.list_alerts,
-                    state=state or None,
-                    rule=rule,
-                    tenant_id=tenant,
-                    model=model,
-                    limit=limit,
-                )
-            )
+        rows = b.list_alerts(state, rule, tenant, model, limit)
     for r in rows:
         r["summary"] = r.get("annotations", {}).get("summary", "")
         # since when: the start of the first breaching window (the API's "since")
@@ -213,10 +172,7 @@ def alerts_ack(
 ) -> None:
     """Acknowledge a firing alert."""
     with _Backend(url, api_key, data_dir) as b:
-        if b.client:
-            a = b.api("POST", f"/alerts/{alert_id}/ack")
-        else:
-            a = _jsonable(b.local(b.runtime.engine.acknowledge, alert_id, actor))
+        a = b.acknowledge(alert_id, actor)
     out.print(f"alert {a['id']} acknowledged by {a['acknowledged_by']} at {a['acknowledged_at']}")
 
 
@@ -252,14 +208,7 @@ def alerts_silence(
     except RuleError as exc:
         raise typer.BadParameter(str(exc)) from exc
     with _Backend(url, api_key, data_dir) as b:
-        if b.client:
-            s = b.api(
-                "POST",
-                "/silences",
-                json={"matchers": matchers, "reason": reason, "ends_at": ends.isoformat()},
-            )
-        else:
-            s = _jsonable(b.local(b.runtime.engine.silence, matchers, reason, actor, ends))
+        s = b.silence(matchers, reason, ends, actor)
     out.print(f"silence {s['id']} until {s['ends_at']}")
 
 
@@ -273,15 +222,7 @@ def alerts_silences(
 ) -> None:
     """List silences with how many alerts each mutes now."""
     with _Backend(url, api_key, data_dir) as b:
-        if b.client:
-            rows = b.api("GET", "/silences", params={"expired": expired})
-        else:
-            from monitor.alert_views import silence_view
-
-            rows = [
-                silence_view(v, b.runtime.engine.base_url)
-                for v in b.local(b.runtime.engine.silences, expired)
-            ]
+        rows = b.silences(expired)
     for r in rows:
         r["matchers"] = " ".join(f"{m['name']}{m['op']}{m['value']}" for m in r["matchers"])
         r["muting"] = len(r["muting"])
@@ -298,10 +239,7 @@ def alerts_expire(
 ) -> None:
     """Expire a silence now."""
     with _Backend(url, api_key, data_dir) as b:
-        if b.client:
-            b.api("DELETE", f"/silences/{silence_id}")
-        else:
-            b.local(b.runtime.engine.expire_silence, silence_id, actor)
+        b.expire_silence(silence_id, actor)
     out.print(f"silence {silence_id} expired")
 
 
@@ -317,12 +255,7 @@ def alerts_deliveries(
 ) -> None:
     """Deliveries with their attempts (``--status dead``: the dead letters)."""
     with _Backend(url, api_key, data_dir) as b:
-        if b.client:
-            rows = b.api("GET", "/deliveries", params={"status": status} if status else {})
-        else:
-            rows = _jsonable(
-                b.local(b.runtime.store.list_deliveries, status=status or None, with_attempts=True)
-            )
+        rows = b.deliveries(status)
     for r in rows:
         r.pop("body", None)
     _table(
@@ -350,10 +283,7 @@ def alerts_retry(
 ) -> None:
     """Send a dead-lettered delivery again (same webhook-id)."""
     with _Backend(url, api_key, data_dir) as b:
-        if b.client:
-            b.api("POST", f"/deliveries/{delivery_id}/retry")
-        else:
-            b.local(b.runtime.store.retry_delivery, delivery_id, "cli")
+        b.retry_delivery(delivery_id, "cli")
     out.print(f"delivery {delivery_id} queued again")
 
 
@@ -364,11 +294,7 @@ def channels_list(
 ) -> None:
     """Channels (no secrets are ever shown)."""
     with _Backend(url, api_key, data_dir) as b:
-        rows = (
-            b.api("GET", "/channels")
-            if b.client
-            else _jsonable(b.local(b.runtime.store.list_channels))
-        )
+        rows = b.channels()
     _table(
         rows,
         ["id", "name", "kind", "url_hint", "enabled", "disabled_reason", "secret_count"],
@@ -404,25 +330,7 @@ def channels_create(
     if signing_secret is not None:
         body["signing_secret"] = signing_secret
     with _Backend(url, api_key, data_dir) as b:
-        if b.client:
-            rec = b.api("POST", "/channels", json=body)
-            secret = rec.get("signing_secret")
-        else:
-            from alerts.ssrf import UnsafeURL
-
-            try:
-                r, secret = b.runtime.engine.create_channel(
-                    name,
-                    kind,
-                    channel_url,
-                    signing_secret=signing_secret,
-                    routing_key=routing_key,
-                    actor="cli",
-                )
-            except (UnsafeURL, ValueError) as exc:
-                err.print(f"[red]error:[/] {exc}")
-                raise typer.Exit(1) from exc
-            rec = _jsonable(r)
+        rec, secret = b.create_channel(body, "cli")
     out.print(f"channel {rec['name']} ({rec['kind']}) created")
     if secret:
         out.print(f"signing secret (shown once): {secret}")
@@ -437,11 +345,7 @@ def channels_test(
 ) -> None:
     """Queue a sample notification to a channel (the server's worker sends it)."""
     with _Backend(url, api_key, data_dir) as b:
-        rows = (
-            b.api("POST", f"/channels/{name}/test")
-            if b.client
-            else _jsonable(b.local(b.runtime.engine.test_channel, name))
-        )
+        rows = b.test_channel(name)
     for d in rows:
         out.print(
             f"delivery {d['id']} queued (webhook-id {d['webhook_id']}); see `driftwatch alerts deliveries`"
@@ -455,9 +359,7 @@ def rules_list(
 ) -> None:
     """Alert rules."""
     with _Backend(url, api_key, data_dir) as b:
-        rows = (
-            b.api("GET", "/rules") if b.client else _jsonable(b.local(b.runtime.store.list_rules))
-        )
+        rows = b.rules()
     for r in rows:
         spec = r.get("spec", {})
         r["severity"] = spec.get("severity")
@@ -504,23 +406,14 @@ def apply_rules_section(
     changes = []
     with _Backend(url, api_key, data_dir) as b:
         for spec, rule in zip(specs, parsed, strict=True):
-            if b.client:
-                assert b.client is not None
-                r = b.client.get(f"/rules/{rule.name}")
-                current = None if r.status_code == 404 else check_response(r).get("spec")
-            else:
-                rec = b.runtime.store.get_rule(rule.name)
-                current = rec.spec if rec is not None else None
+            current = b.rule_spec(rule.name)
             # compared in the stored form (defaults filled in), so a file that spells out a
             # default is unchanged
             wanted = rule.to_dict()
             diff = wanted if current is None else leaf_diff(current, wanted)
             action = "create" if current is None else "update" if diff else "unchanged"
             if action != "unchanged" and not dry_run:
-                if b.client:
-                    b.api("POST", "/rules", json=spec)
-                else:
-                    b.local(b.runtime.engine.put_rule, spec, "cli")
+                b.put_rule(spec, "cli")
             changes.append({"name": rule.name, "action": action, "diff": diff})
     print_changes(out, "rule", changes, dry_run)
 
@@ -554,14 +447,7 @@ def rules_backtest(
     t0 = parse_when(start)
     t1 = parse_when(end) if end else datetime.now(UTC) + timedelta(seconds=1)
     with _Backend(url, api_key, data_dir) as b:
-        if b.client:
-            report = b.api(
-                "POST",
-                f"/rules/{rule}/backtest",
-                json={"from": t0.isoformat(), "to": t1.isoformat()},
-            )
-        else:
-            report = b.local(b.runtime.backtest, rule, t0, t1).to_dict()
+        report = b.backtest(rule, t0, t1)
     if as_json:
         out.print_json(json.dumps(report))
         return
