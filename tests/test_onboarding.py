@@ -124,3 +124,29 @@ def test_from_a_file_to_alerts_with_the_cli_only(tmp_path: Path) -> None:
     }
     assert started("cancer-performance", "firing") == {drift_start}
     assert started("cancer-performance") == {drift_start}
+
+
+# the commands test_from_a_file_to_alerts_with_the_cli_only runs
+ONBOARDING = {
+    "models infer",
+    "models register",
+    "ingest",
+    "references upload",
+    "init",
+    "apply",
+    "backfill",
+    "alerts list",
+}
+
+
+def test_the_docs_path_is_ten_commands_at_most_all_tested() -> None:
+    """docs/byom.md's "From a file to alerts" block: at most 10 commands, each one the
+    onboarding test above runs (so the page's path is the tested one)."""
+    text = (Path(__file__).resolve().parents[1] / "docs" / "byom.md").read_text()
+    block = text.split("## From a file to alerts", 1)[1].split("```", 2)[1]
+    commands = [line.split("#")[0].split() for line in block.splitlines()]
+    commands = [c for c in commands if c and c[0] == "driftwatch"]
+    assert 1 <= len(commands) <= 10
+    for c in commands:
+        words = [w for w in c[1:3] if not w.startswith("-")]
+        assert " ".join(words[:2]) in ONBOARDING or words[0] in ONBOARDING, c
