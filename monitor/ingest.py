@@ -217,6 +217,13 @@ class ParsedBody:
 _UTF8_BOM = b"\xef\xbb\xbf"  # some editors and Windows tools start UTF-8 files with it
 
 
+def defers_parsing(content_type: str) -> bool:
+    """True when :func:`parse_body` only wraps the body (JSON and NDJSON: ``validate`` parses
+    them), so it costs nothing to call it on the event loop."""
+    ctype = (content_type or "").split(";")[0].strip().lower()
+    return ctype in JSON_TYPES or ctype in NDJSON_TYPES
+
+
 def parse_body(body: bytes, content_type: str) -> ParsedBody:
     """Parse a request body by its Content-Type; an unreadable body raises BadRequestError.
 
