@@ -426,8 +426,20 @@ class AlertEngine:
                 notified_resolved=plan.notified_resolved,
             )
             return None
+        names = _group_channels(group, rule)
+        targets = [channels[n] for n in names if n in channels]
+        if names and not any(ch.enabled for ch in targets):
+            # Every channel of the rule is missing or disabled: nothing could be delivered, so
+            # nothing is logged as notified. The group waits; engine.reconcile (once a minute)
+            # puts it back on the agenda, and the notification goes out once a channel exists.
+            self.store.record_flush(
+                group,
+                next_flush_at=None,
+                notified_firing=group.notified_firing,
+                notified_resolved=group.notified_resolved,
+            )
+            return None
         shown = [self._enriched(a) for a in plan.firing] + list(plan.resolved)
-        targets = [channels[n] for n in _group_channels(group, rule) if n in channels]
         outbox = []
         for ch in targets:
             if not ch.enabled:

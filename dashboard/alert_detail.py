@@ -321,6 +321,14 @@ def charts(v: AlertView) -> list[Any]:
 
 
 def notifications(v: AlertView) -> Any:
+    if not v.notifications and v.missing_channels and v.alert.state == "firing":
+        names = ", ".join(v.missing_channels)
+        return c.empty(
+            PAGE,
+            f"Waiting for a channel: {names} does not exist or is disabled",
+            "The notification goes out once the rule's channel exists and is enabled "
+            "(driftwatch channels list).",
+        )
     if not v.notifications:
         return c.empty(
             PAGE,

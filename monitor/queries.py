@@ -707,6 +707,9 @@ class AlertView:
     end: datetime | None = None
     signal_metrics: list[str] = field(default_factory=list)  # each signal series' metric
     kpi_units: dict[str, str] = field(default_factory=dict)  # KPI name → its unit
+    # the rule's channels that do not exist or are disabled (when none of them can deliver,
+    # the alert waits for one: alerts.engine)
+    missing_channels: tuple[str, ...] = ()
 
 
 def alert_window(a: AlertRecord, now: datetime) -> tuple[datetime, datetime]:
@@ -822,6 +825,12 @@ def alert_view(
     m = engine.mutings([a], now).get(a.fingerprint)
     silences = m.silences if m is not None and a.state != "resolved" else ()
     inhibitors = m.inhibitors if m is not None and a.state != "resolved" else ()
+    rule = store.get_rule(a.rule)
+    wanted = tuple((rule.spec.get("channels") or ()) if rule is not None else ())
+    present = {ch.name: ch for ch in store.list_channels()} if wanted else {}
+    missing = tuple(
+        str(n) for n in wanted if n not in present or not present[n].enabled
+    )
     return AlertView(
         a,
         signal,
@@ -837,6 +846,7 @@ def alert_view(
         end=end,
         signal_metrics=signal_metrics,
         kpi_units=kpi_units,
+        missing_channels=missing,
     )
 
 

@@ -250,3 +250,61 @@ def test_the_invariant_check_fails_without_either() -> None:
 
     with pytest.raises(AssertionError, match="never announced"):
         _issue_13(reconcile=False, marks=False)
+
+
+def _missing_channel(fixed: bool, disable: bool) -> None:
+    """A rule whose channel does not exist (or is disabled) when its group flushes: the alert
+    waits for the channel instead of being logged as notified, and is announced once the
+    channel exists (or is enabled again)."""
+    drift_only = ["alert"] * 4 + ["ok"] * 2
+    with tempfile.TemporaryDirectory() as tmp, receiver() as rx:
+        w = World(f"sqlite:///{Path(tmp) / 'metadata.db'}", FakeClock(T0), rx)
+        w.open()
+        try:
+            w.engine.put_rule(
+                {
+                    "name": "drift",
+                    "match": {"kind": "feature_drift"},
+                    "for": 1,
+                    "channels": ["late-hook"],
+                    "group_wait": "30s",
+                }
+            )
+            if disable:
+                _, secret = w.engine.create_channel("late-hook", "webhook", rx.url + "/hook")
+                rx.secrets.append(secret)
+                w.store.update_channel("late-hook", enabled=False)
+            play(w, [("live", drift_only), ("tick", 600), ("tick", 600)])
+            firing = w.store.list_alerts(state="firing")
+            assert firing and not rx.delivered()
+            if not fixed:  # what the engine before the fix wrote: the group logged as notified
+                for g in {a.group_key for a in firing}:
+                    group = w.store.get_group(g)
+                    w.store.record_flush(
+                        group,
+                        next_flush_at=None,
+                        notified_firing=[a.fingerprint for a in firing if a.group_key == g],
+                        notified_resolved=(),
+                    )
+            if disable:
+                w.store.update_channel("late-hook", enabled=True)
+            else:
+                _, secret = w.engine.create_channel("late-hook", "webhook", rx.url + "/hook")
+                rx.secrets.append(secret)
+            play(w, [("tick", 120)])
+            check(w)
+            assert len(rx.delivered()) == 2  # one notification per tenant's drift group
+        finally:
+            w.close()
+
+
+def test_an_alert_whose_channel_is_missing_at_flush_waits_for_it() -> None:
+    _missing_channel(fixed=True, disable=False)
+    _missing_channel(fixed=True, disable=True)
+
+
+def test_the_check_catches_an_alert_logged_as_notified_without_a_channel() -> None:
+    import pytest
+
+    with pytest.raises(AssertionError, match="never announced"):
+        _missing_channel(fixed=False, disable=False)
