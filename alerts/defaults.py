@@ -139,7 +139,9 @@ def default_rules(
             # defaults propose the same rule (storing it twice is a no-op).
             "name": "kpi-breach",
             "description": "A tenant KPI breached its target or moved abnormally.",
-            "match": {"source": "kpi"},
+            # the KPI's own row only (its status is the worst of its checks): one alert per
+            # KPI and tenant, not one more per check row (kind kpi_check)
+            "match": {"source": "kpi", "kind": "kpi"},
             "condition": {"status": "alert"},
             "for": 1,
             # A business alert resolves once the KPI has been clear for three windows in a

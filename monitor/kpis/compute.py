@@ -25,7 +25,12 @@ from monitor.ports import KpiSource
 from storage.kpi_sql import Cells, EventMeasure, LogMeasure, window_start
 from storage.types import MetricResult, ModelSchema
 
-__all__ = ["KpiComputer", "align", "window_delta", "windows_between"]
+__all__ = ["CHECK_KIND", "KpiComputer", "align", "window_delta", "windows_between"]
+
+# A KPI's own row (metric = the KPI's name) is ``kind: kpi``; each check's row beside it is
+# ``kind: kpi_check``, so a rule can watch the KPI once (its status is the worst of its checks)
+# instead of opening one alert per check row (alerts.defaults: ``kpi-breach``).
+CHECK_KIND = "kpi_check"
 
 
 def window_delta(window: str) -> timedelta:
@@ -247,6 +252,7 @@ class KpiComputer:
         for i in range(first, len(grid)):
             w = grid[i]
             at = {"window_start": w, "window_end": kind.end(w), **fixed}
+            check_at = {**at, "kind": CHECK_KIND}  # the checks' rows (see CHECK_KIND)
             base: dict[str, Any] = {"support": supports[i]}
             if i in extra:
                 base.update(extra[i])
@@ -272,7 +278,7 @@ class KpiComputer:
                             threshold=None,
                             status="no_data",
                             details={"message": why},
-                            **at,
+                            **check_at,
                         )  # type: ignore[arg-type]
                     )
                 continue
@@ -306,7 +312,7 @@ class KpiComputer:
                         threshold=o.threshold,
                         status=o.status,
                         details=det,
-                        **at,
+                        **check_at,
                     )  # type: ignore[arg-type]
                 )
         return rows

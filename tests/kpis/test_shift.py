@@ -280,6 +280,26 @@ def test_the_default_kpi_rule_keeps_firing_through_the_sustained_drop(kpis: KpiS
     assert last.details["changed_since"][:10] == (START + timedelta(days=drop)).date().isoformat()
 
 
+def test_the_default_kpi_rule_opens_one_alert_per_kpi_and_tenant(kpis: KpiService) -> None:
+    """Over every row of the KPI (its own row and its checks' rows: target, anomaly, shift
+    all flag the drop) the default ``kpi-breach`` rule follows one series per tenant, the
+    KPI's own row. Control: the former match (``source: kpi`` alone) followed each check's
+    row too, opening three more alerts for the same drop."""
+    kpis.logstore.append_events(_events(100, 40))
+    kpis.create(KPI, "test")
+    kpis.compute(START, START + timedelta(days=100))
+    rule = next(r for r in default_rules("churn", "binary") if r.name == "kpi-breach")
+    rows = [r for r in _rows(kpis) if r.source_name == "conversion_rate"]
+    assert {r.metric for r in rows if r.status == "alert"} > {"conversion_rate"}
+
+    def series(rule: Rule) -> set[str]:
+        return {e.labels["metric"] for e in backtest(rule, rows).episodes}
+
+    assert series(rule) == {"conversion_rate"}
+    former = Rule.from_dict({**rule.to_dict(), "match": {"source": "kpi"}})
+    assert len(series(former)) > 1
+
+
 def test_results_do_not_depend_on_the_range_computed(kpis: KpiService) -> None:
     kpis.logstore.append_events(_events(90, 50))
     kpis.create(KPI, "test")
