@@ -5,6 +5,7 @@ the network or the server itself is the point), and a subprocess server (crash t
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -26,6 +27,16 @@ from fastapi import FastAPI
 from monitor.api import create_app
 from monitor.service import Clock, Services
 from monitor.settings import Settings
+
+# Statistical words no page or answer meant for the executive role may use
+# (tests/dashboard/test_executive.py, tests/api/test_kpis_api.py).
+JARGON = re.compile(
+    r"\b(wasserstein|jensen|shannon|p[- ]?values?|psi|ks|kolmogorov|smirnov|chi[- ]?squared?|"
+    r"chi2|drift_share|z[- ]?scores?|robust z|cusum|mad|median absolute|cbpe|auc|roc_auc|f1|"
+    r"rmse|mae|mape|r2|sigma|standard deviations?|statistic|hypothesis|"
+    r"feature_drift|prediction_drift|estimated_performance|data_quality|out_of_range)\b",
+    re.IGNORECASE,
+)
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -307,6 +307,11 @@ _KIND_PHRASE = {
 }
 
 
+def kind_phrase(kind: str, model: str) -> str:
+    """What a kind of model problem means, in words: "the churn model's inputs changed"."""
+    return _KIND_PHRASE.get(kind, "the {model} model changed").format(model=model)
+
+
 _COLUMN_KINDS = frozenset({"feature_drift", "multivariate_drift", "data_quality"})
 
 
@@ -362,6 +367,13 @@ _REASONS = {
 }
 
 
+def plain_reasons(checks: Mapping[str, str], status: str, window: str) -> list[str]:
+    """The checks of a window that gave it ``status``, in plain words (no statistics)."""
+    noun = _WINDOW_NOUN.get(window, "windows")
+    flagged = [k for k, st in checks.items() if st == status]
+    return [_REASONS.get(k, k.replace("_", " ")).format(noun=noun) for k in flagged]
+
+
 def kpi_sentence(h: Headline) -> str:
     """What a KPI card says: "Conversion rate averaged 24 % over the last 5 days, 96 % of
     its 25 % target, down from 32.5 % before 13 Nov. It moved to a worse level on 13 Nov and
@@ -390,8 +402,8 @@ def kpi_sentence(h: Headline) -> str:
     if h.since is not None:
         text += f" It moved to a worse level on {fmt_day(h.since, h.window)} and has stayed there."
     # the checks behind the newest window's status (the shift has its own sentence above)
-    flagged = [k for k, st in h.checks.items() if st == h.status and k != "shift"]
-    reasons = [_REASONS.get(k, k.replace("_", " ")).format(noun=noun) for k in flagged]
+    checks = {k: st for k, st in h.checks.items() if k != "shift"}
+    reasons = plain_reasons(checks, h.status, h.window)
     if reasons and h.status in ("alert", "warn"):
         lead = "Flagged" if h.status == "alert" else "Worth a look"
         text += f" {lead} in the latest {h.window}: {', '.join(reasons)}."

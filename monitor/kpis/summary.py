@@ -9,6 +9,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import datetime
 from typing import Any
 
+from monitor.kpis.headline import kind_phrase, plain_reasons
 from storage.types import MetricResult
 
 __all__ = [
@@ -175,10 +176,14 @@ def summarize_kpi(
     if target is not None and attainment is not None:
         parts.append(f"{attainment:.0%} of its target of {_fmt(target, unit)}")
     status = current.status
-    msg = str(current.details.get("message", "")) if current.details else ""
+    # the checks behind the status in plain words: their own messages name statistics
+    # (robust z, medians), which the executive summary never shows
+    checks = (current.details or {}).get("checks") or {}
+    reasons = plain_reasons({str(k): str(v) for k, v in dict(checks).items()}, status, window)
+    why = ", ".join(reasons) or "outside its usual range"
     tail = {
-        "alert": f"Flagged: {msg}.",
-        "warn": f"Worth watching: {msg}.",
+        "alert": f"Flagged: {why}.",
+        "warn": f"Worth watching: {why}.",
         "ok": "Within its usual range.",
     }.get(status, "")
     sentence = ", ".join(parts) + ". " + tail
@@ -230,11 +235,17 @@ def model_health(results: Iterable[MetricResult]) -> list[ModelHealth]:
             health = "unknown"
         else:
             health = "ok"
+        # in plain words, one per kind of problem with its columns: "the churn model's
+        # inputs changed (age, plan)" (the statistics are on the model page)
+        columns: dict[str, list[str]] = {}
+        for r in sorted(alerts, key=lambda r: (r.kind, r.column)):
+            cols = columns.setdefault(kind_phrase(r.kind, model), [])
+            if r.column and r.column not in cols:
+                cols.append(r.column)
         reasons = tuple(
-            sorted(
-                {f"{r.kind} {r.metric}" + (f" on {r.column}" if r.column else "") for r in alerts}
-            )[:5]
-        )
+            phrase + (f" ({', '.join(cols[:5])})" if cols else "")
+            for phrase, cols in columns.items()
+        )[:5]
         out.append(
             ModelHealth(
                 model, health, max(r.window_start for r in rs), len(alerts), len(warns), reasons

@@ -18,17 +18,11 @@ import pytest
 
 from monitor.kpis.headline import fmt_day, fmt_value
 from tests.dashboard.conftest import Site, Tab, login_client
+from tests.support import JARGON
 
 pytestmark = pytest.mark.slow
 
 TENANTS = ("acme", "globex", "initech")
-JARGON = re.compile(
-    r"\b(wasserstein|jensen|shannon|p[- ]?values?|psi|ks|kolmogorov|smirnov|chi[- ]?squared?|"
-    r"chi2|drift_share|z[- ]?scores?|robust z|cusum|mad|median absolute|cbpe|auc|roc_auc|f1|"
-    r"rmse|mae|mape|r2|sigma|standard deviations?|statistic|hypothesis|"
-    r"feature_drift|prediction_drift|estimated_performance|data_quality|out_of_range)\b",
-    re.IGNORECASE,
-)
 # Text-bearing properties of the components the executive's callbacks return.
 TEXT_KEYS = {"children", "title", "hovertext", "text", "name", "annotation_text", "placeholder"}
 
