@@ -143,6 +143,20 @@ def _twins(r: ListRow) -> m.Markup:
     return m.tag("div", head, m.join(parts, ", "), class_="muted twin")
 
 
+def _inhibited(r: ListRow) -> m.Markup | str:
+    """'inhibited by #12 (critical data quality...)': its notifications wait while those fire."""
+    if not r.inhibited:
+        return ""
+    why = "its notifications are held while the alerts that inhibit it fire"
+    if not r.inhibitors:
+        return m.tag("span", "inhibited", class_="inhibited", title=why)
+    links = [m.link(f"#{t.id}", f"/alerts/{t.id}") for t in r.inhibitors[:3]]
+    more = f" and {len(r.inhibitors) - 3} more" if len(r.inhibitors) > 3 else ""
+    return m.tag(
+        "span", "inhibited by ", m.join(links, ", "), more, class_="inhibited", title=why
+    )
+
+
 def _since(v: AlertList, a: Any) -> m.Markup:
     return m.join(
         [
@@ -154,9 +168,10 @@ def _since(v: AlertList, a: Any) -> m.Markup:
 
 def _row(v: AlertList, r: ListRow) -> m.Markup:
     a = r.alert
-    handling = [
+    handling: list[m.Markup | str] = [
         f"acknowledged by {a.acknowledged_by}" if a.acknowledged_at else "",
         "silenced" if r.silenced else "",
+        _inhibited(r),
     ]
     summary = a.annotations.get("summary") or ""
     cells = [
@@ -178,7 +193,7 @@ def _row(v: AlertList, r: ListRow) -> m.Markup:
         ("Tenant", _tenant(a)),
         ("Model", a.model or "–"),
         ("Since", _since(v, a)),
-        ("Handling", " · ".join(x for x in handling if x) or "–"),
+        ("Handling", m.join([x for x in handling if x], " · ") if any(handling) else "–"),
     ]
     return m.tag(
         "tr",

@@ -17,8 +17,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from alerts.evaluate import fingerprint
-from alerts.silences import silence_matches
+from alerts.silences import InhibitIndex, silence_matches
 from monitor import tenancy
+from monitor.composition import of
 from monitor.errors import NotFoundError
 from monitor.queries import (
     AccessDenied,
@@ -147,6 +148,10 @@ class ListRow:
     alert: AlertRecord
     silenced: bool
     twins: list[Twin] = field(default_factory=list)
+    # muted by firing alerts (inhibit rules) while they fire; ``inhibitors`` are the ones
+    # the user may see (a tenant-scoped user is not shown an all-tenants alert)
+    inhibited: bool = False
+    inhibitors: list[Twin] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -213,6 +218,67 @@ def find_twins(
     return out
 
 
+# inhibit-rule labels stored in their own alert column (list_alerts filters on them)
+_LABEL_COLUMNS = {"model": "model", "tenant": "tenant_id", "alertname": "rule"}
+
+
+def find_inhibitors(
+    services: Services, alerts: Sequence[AlertRecord]
+) -> dict[str, list[AlertRecord]]:
+    """Fingerprint → the firing alerts inhibiting it, for the firing ``alerts`` of one page.
+
+    The engine's inhibit rules decide; only the candidate sources are read: per rule, the
+    firing alerts agreeing with a page's alert on the rule's ``equal`` labels that have a
+    column (and on the source's severity when the rule names one), not every firing alert.
+    """
+    engine = of(services).alerting.engine
+    store = alert_store(services)
+    targets = [a for a in alerts if a.state == "firing"]
+    if not targets:
+        return {}
+    sources: dict[str, AlertRecord] = {}
+    tenants: list[str] | None = None
+    for rule in engine.inhibit_rules:
+        if rule.target.get("tenant") == frozenset({ALL}) and "tenant" not in rule.equal:
+            # an all-tenants alert muted by its per-tenant twins: look those up by their
+            # fingerprints (a rule's alerts over every tenant would be thousands of rows)
+            if tenants is None:
+                tenants = [t.tenant_id for t in services.metadata.list_tenants()]
+            fps = sorted(
+                {
+                    fp
+                    for a in targets
+                    if rule._is(rule.target, a.labels)
+                    for fp in twin_fingerprints(a, tenants)
+                }
+            )
+            for i in range(0, len(fps), 500):  # bounded IN lists
+                for src in store.list_alerts(
+                    state="firing", fingerprints=fps[i : i + 500], limit=100_000
+                ):
+                    sources[src.fingerprint] = src
+            continue
+        severity = rule.source.get("severity")
+        keys = {
+            tuple((k, a.labels.get(k, "")) for k in rule.equal if k in _LABEL_COLUMNS)
+            for a in targets
+            if rule._is(rule.target, a.labels)
+        }
+        for key in keys:
+            filters: dict[str, Any] = {_LABEL_COLUMNS[k]: v for k, v in key}
+            if severity is not None and len(severity) == 1:
+                filters["severity"] = next(iter(severity))
+            for src in store.list_alerts(state="firing", limit=100_000, **filters):
+                sources[src.fingerprint] = src
+    index = InhibitIndex(sources.values(), engine.inhibit_rules)
+    out: dict[str, list[AlertRecord]] = {}
+    for a in targets:
+        fps = index.inhibited_by(a)
+        if fps:
+            out[a.fingerprint] = [sources[fp] for fp in dict.fromkeys(fps)]
+    return out
+
+
 def _rank(a: AlertRecord) -> tuple[int, int]:
     """Open before resolved, then newest."""
     return (0 if a.state in ("firing", "pending") else 1, -(a.id or 0))
@@ -261,11 +327,19 @@ def alert_list(
         raise AccessDenied("an alert outside your scope matched")  # the SQL filter failed
     silences = store.list_silences(active_at=now)
     twins = find_twins(services, alerts, scope, tenants)
+    inhibited = find_inhibitors(services, alerts)
     rows = [
         ListRow(
             a,
             any(silence_matches(s, a.labels) for s in silences),
             twins.get(int(a.id or 0), []),
+            a.fingerprint in inhibited,
+            [
+                Twin(int(src.id or 0), src.tenant_id, src.state)
+                for src in inhibited.get(a.fingerprint, [])
+                # a scoped user sees that it is inhibited, not by another tenant's alert
+                if tenancy.sees(scope, src.tenant_id)
+            ],
         )
         for a in alerts
     ]
