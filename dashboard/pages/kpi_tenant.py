@@ -38,7 +38,12 @@ HEALTH_TEXT = {
 def layout(tenant: str = "", **params: Any) -> html.Div:
     return html.Div(
         [
-            html.P(dcc.Link("← all tenants", href="/kpis")),
+            html.P(
+                dcc.Link(
+                    "← all tenants",
+                    href=c.href("/kpis", {k: params.get(k) for k in timerange.RANGE_PARAMS}),
+                )
+            ),
             html.H1(f"KPIs of {tenant}", id="kpis-t-title"),
             dcc.Store(
                 id="kpis-t-params",
@@ -206,7 +211,8 @@ def update(params: dict[str, Any], account: Account) -> Any:
         return timerange.error("kpis-t", exc, f"/kpis/{tenant}", {})
     try:
         view = queries.kpi_tenant(services(), account.tenants, tenant, tr.relative or tr)
-        heads, risk = business.tenant_headlines(services(), account.tenants, tenant)
+        # the headlines as they stood at the end of the range, as on the business overview
+        heads, risk = business.tenant_headlines(services(), account.tenants, tenant, tr.end)
     except queries.AccessDenied as exc:
         return c.denied(PAGE, str(exc))
     except Exception as exc:

@@ -10,10 +10,12 @@ import dash
 from dash import Input, Output, callback, dcc, html
 
 from dashboard import components as c
+from dashboard import timerange
 from dashboard.auth import guarded, services
 from monitor import business
 from monitor.accounts import Account
 from monitor.kpis.headline import Headline, fmt_value
+from monitor.timerange import RangeError, TimeRange
 
 dash.register_page(
     __name__, path_template="/kpis", name="Business overview", title="Business · Driftwatch"
@@ -40,7 +42,7 @@ def layout(**params: Any) -> html.Div:
     return html.Div(
         [
             html.H1("Business overview"),
-            dcc.Store(id="kpis-params", data={"range": params.get("range")}),
+            dcc.Store(id="kpis-params", data={k: params.get(k) for k in timerange.RANGE_PARAMS}),
             dcc.Loading(html.Div(id="kpis-content"), delay_show=300),
         ]
     )
@@ -63,8 +65,19 @@ def cell(h: Headline | None, kpi: str, tenant: str) -> html.Td:
     )
 
 
-def render(v: business.BusinessOverview) -> list[Any]:
+def render(v: business.BusinessOverview, tr: TimeRange | None = None) -> list[Any]:
+    """The overview as the KPIs stood at the end of ``tr`` (now by default)."""
+    keep = tr.params() if tr is not None else {}
     out: list[Any] = [c.freshness(PAGE, v.computed_at)]
+    if tr is not None:
+        out.append(timerange.bar(PAGE, "/kpis", tr, {}))
+        out.append(
+            html.P(
+                f"KPIs as they stood at the end of this range ({c.fmt_ts(tr.end)} UTC).",
+                className="muted",
+                id="kpis-as-of",
+            )
+        )
     if not v.kpis:
         out.append(
             c.empty(
@@ -83,7 +96,7 @@ def render(v: business.BusinessOverview) -> list[Any]:
     if v.at_risk:
         risks = [
             html.P(
-                [dcc.Link(r.sentence, href=f"/kpis/{r.tenant_id}")],
+                [dcc.Link(r.sentence, href=c.href(f"/kpis/{r.tenant_id}", keep))],
                 className=f"risk tone-{r.tone}",
                 id=f"kpis-risk-{r.tenant_id}",
             )
@@ -100,7 +113,7 @@ def render(v: business.BusinessOverview) -> list[Any]:
     rows = [
         html.Tr(
             [
-                html.Th(dcc.Link(t, href=f"/kpis/{t}", id=f"kpis-tenant-{t}")),
+                html.Th(dcc.Link(t, href=c.href(f"/kpis/{t}", keep), id=f"kpis-tenant-{t}")),
                 *[cell(v.cells.get((d.name, t)), d.name, t) for d in v.kpis],
             ]
         )
@@ -126,6 +139,11 @@ def render(v: business.BusinessOverview) -> list[Any]:
 @guarded(PAGE)
 def update(params: dict[str, Any], account: Account) -> Any:
     try:
-        return render(business.business_overview(services(), account.tenants))
+        tr = timerange.parse(params or {})
+    except RangeError as exc:
+        return timerange.error(PAGE, exc, "/kpis", {})
+    try:
+        view = business.business_overview(services(), account.tenants, now=tr.end)
+        return render(view, tr)
     except Exception as exc:
         return c.error_box(PAGE, exc)

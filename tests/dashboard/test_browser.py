@@ -408,6 +408,7 @@ def test_any_time_range_from_the_url_and_the_date_picker(site: Site, tabs: dict[
             "#feature-statistic .main-svg",
         ),
         (f"/kpis/globex?from={start}&to={last}", "#kpis-t-content .main-svg"),
+        (f"/kpis?from={start}&to={last}", "#kpis-portfolio"),
         (f"/?from={start}&to={last}", "#overview-grid"),
         (f"/alerts?state=all&from={start}&to={last}", "#alerts-range-shown"),
         (f"/monitors?from={start}&to={last}", "#monitors-monitors"),
@@ -415,6 +416,11 @@ def test_any_time_range_from_the_url_and_the_date_picker(site: Site, tabs: dict[
         tab.open(path, ready)
         shown = tab.page.locator("[id$='-range-shown']").first.inner_text()
         assert shown == f"Showing {start} to {last} (whole days, UTC)", (path, shown)
+    # the business overview stands at the range's end and its tenant links keep the range
+    tab.open(f"/kpis?from={start}&to={last}", "#kpis-portfolio")
+    assert str(last + timedelta(days=1)) in tab.page.inner_text("#kpis-as-of")
+    href = tab.page.get_attribute("#kpis-tenant-globex", "href") or ""
+    assert f"from={start}" in href and f"to={last}" in href, href
     # a bad value is named, and no data is shown for a range nobody asked for (the former
     # page showed the last 30 days instead)
     tab.open("/models/churn?tenant=globex&range=1y", "#model-range-error")
