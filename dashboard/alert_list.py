@@ -152,9 +152,7 @@ def _inhibited(r: ListRow) -> m.Markup | str:
         return m.tag("span", "inhibited", class_="inhibited", title=why)
     links = [m.link(f"#{t.id}", f"/alerts/{t.id}") for t in r.inhibitors[:3]]
     more = f" and {len(r.inhibitors) - 3} more" if len(r.inhibitors) > 3 else ""
-    return m.tag(
-        "span", "inhibited by ", m.join(links, ", "), more, class_="inhibited", title=why
-    )
+    return m.tag("span", "inhibited by ", m.join(links, ", "), more, class_="inhibited", title=why)
 
 
 def _since(v: AlertList, a: Any) -> m.Markup:

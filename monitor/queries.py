@@ -828,9 +828,7 @@ def alert_view(
     rule = store.get_rule(a.rule)
     wanted = tuple((rule.spec.get("channels") or ()) if rule is not None else ())
     present = {ch.name: ch for ch in store.list_channels()} if wanted else {}
-    missing = tuple(
-        str(n) for n in wanted if n not in present or not present[n].enabled
-    )
+    missing = tuple(str(n) for n in wanted if n not in present or not present[n].enabled)
     return AlertView(
         a,
         signal,

@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 
 from monitor import tenancy
 from monitor.api.auth import require
+from monitor.api.out import IsoTime, Out, StatusOut
 from monitor.api.params import AwareWhen
 from monitor.errors import ConflictError, NotFoundError, ValidationFailed
 from monitor.ingest import TENANT_RE
@@ -29,13 +30,35 @@ def _services(request: Request) -> Services:
     return request.app.state.services
 
 
-@router.get("/health", tags=["health"])
+class ReadyOut(Out):
+    status: str = Field(description="ready or not ready")
+    checks: dict[str, bool]
+
+
+class AuditOut(Out):
+    """One audit entry: who did what to which object, when."""
+
+    id: int
+    ts: IsoTime
+    actor: str
+    action: str
+    object_type: str
+    object_id: str
+    detail: dict[str, Any] | None
+
+
+@router.get("/health", response_model=StatusOut, tags=["health"])
 def health() -> dict[str, str]:
     """Liveness: the process answers."""
     return {"status": "ok"}
 
 
-@router.get("/ready", tags=["health"])
+@router.get(
+    "/ready",
+    response_model=ReadyOut,
+    responses={503: {"model": ReadyOut, "description": "A store does not answer."}},
+    tags=["health"],
+)
 def ready(request: Request) -> JSONResponse:
     """Readiness: both stores answer."""
     services = getattr(request.app.state, "services", None)
@@ -184,7 +207,7 @@ def revoke_key(
         raise ConflictError(f"{exc}; give the key id instead") from exc
 
 
-@router.get("/audit", tags=["audit"])
+@router.get("/audit", response_model=list[AuditOut], tags=["audit"])
 def audit_log(
     request: Request, caller: Admin, limit: Annotated[int, Query(ge=1, le=10_000)] = 100
 ) -> list[dict[str, Any]]:

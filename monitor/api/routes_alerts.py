@@ -28,6 +28,7 @@ from monitor.alert_views import jsonable, silence_view
 from monitor.alerting import AlertingRuntime
 from monitor.api.auth import require
 from monitor.api.deps import components
+from monitor.api.out import IsoTime, Out, StatusOut, out_model
 from monitor.api.params import MAX_ID, AwareWhen, Id, Offset
 from monitor.composition import Components
 from monitor.errors import NotFoundError, ValidationFailed
@@ -35,9 +36,111 @@ from monitor.limits import check_range
 from monitor.metrics import REGISTRY, Family
 from monitor.service import Caller
 from storage.metadata import NotFound as MetaNotFound
-from storage.types import AlertRecord, ChannelRecord, DeliveryRecord
+from storage.types import (
+    AlertRecord,
+    ChannelRecord,
+    DeliveryRecord,
+    RuleRecord,
+    SilenceRecord,
+)
 
 T = TypeVar("T")
+
+
+# ---------------------------------------------------------------------------- bodies
+class SilencedByOut(Out):
+    id: int
+    reason: str
+    created_by: str
+    ends_at: IsoTime
+
+
+class InhibitedByOut(Out):
+    id: int | None
+    rule: str
+    fingerprint: str
+    severity: str
+
+
+class TwinRefOut(Out):
+    id: int | None
+    state: str
+
+
+class TenantTwinOut(Out):
+    id: int | None
+    tenant: str
+    state: str
+
+
+_ALERT_EXTRA: dict[str, tuple[Any, Any]] = {
+    "all_tenants_alert": (TwinRefOut | None, None),
+    "tenant_alerts": (list[TenantTwinOut], []),
+    "since": (IsoTime, Field(description="Start of the first breaching window.")),
+    "link": (str, Field(description="The alert's page on the dashboard.")),
+    "silenced_by": (list[SilencedByOut], []),
+    "inhibited_by": (list[InhibitedByOut], []),
+}
+AlertOut = out_model(AlertRecord, "AlertOut", extra=_ALERT_EXTRA)
+AlertDetailOut = out_model(
+    AlertRecord,
+    "AlertDetailOut",
+    extra={
+        **_ALERT_EXTRA,
+        "muted_by": (
+            str | None,
+            Field(None, description="silence:<ids> or inhibited:<fingerprints>, else null."),
+        ),
+    },
+)
+
+
+class MutedAlertOut(Out):
+    id: int | None
+    fingerprint: str
+    labels: dict[str, str]
+    link: str
+
+
+SilenceOut = out_model(SilenceRecord)
+SilenceViewOut = out_model(
+    SilenceRecord,
+    "SilenceViewOut",
+    extra={"active": (bool, ...), "muting": (list[MutedAlertOut], [])},
+)
+ChannelOut = out_model(ChannelRecord)
+ChannelSecretOut = out_model(
+    ChannelRecord,
+    "ChannelSecretOut",
+    extra={
+        "signing_secret": (
+            str | None,
+            Field(None, description="The webhook signing secret: shown this once only."),
+        )
+    },
+)
+DeliveryOut = out_model(DeliveryRecord, exclude=("body",))
+DeliveryDetailOut = out_model(DeliveryRecord, "DeliveryDetailOut")
+RuleOut = out_model(RuleRecord)
+
+
+class EpisodeOut(Out):
+    fingerprint: str
+    labels: dict[str, str]
+    active_at: IsoTime
+    fired_at: IsoTime
+    resolved_at: IsoTime | None
+    windows_firing: int
+    peak_value: float | None
+
+
+class BacktestOut(Out):
+    rule: str
+    results_seen: int
+    results_matched: int
+    windows: int
+    fired: int
+    episodes: list[EpisodeOut]
 
 
 router = APIRouter()
@@ -103,7 +206,7 @@ def _visible(a: AlertRecord | None, caller: Caller) -> AlertRecord:
 
 
 # ---------------------------------------------------------------------------- alerts
-@router.get("/alerts", tags=["alerts"])
+@router.get("/alerts", response_model=list[AlertOut], tags=["alerts"])
 async def list_alerts(
     request: Request,
     caller: Viewer,
@@ -140,7 +243,7 @@ async def list_alerts(
     ]
 
 
-@router.get("/alerts/{alert_id}", tags=["alerts"])
+@router.get("/alerts/{alert_id}", response_model=AlertDetailOut, tags=["alerts"])
 async def get_alert(alert_id: Id, request: Request, caller: Viewer) -> dict[str, Any]:
     """One alert with its context, and what mutes it now (silences, inhibition)."""
     rt = _rt(request)
@@ -153,7 +256,7 @@ async def get_alert(alert_id: Id, request: Request, caller: Viewer) -> dict[str,
     return out
 
 
-@router.post("/alerts/{alert_id}/ack", tags=["alerts"])
+@router.post("/alerts/{alert_id}/ack", response_model=AlertOut, tags=["alerts"])
 async def acknowledge(alert_id: Id, request: Request, caller: Engineer) -> dict[str, Any]:
     """Acknowledge a firing alert (records who and when; PagerDuty gets ``acknowledge``)."""
     rt = _rt(request)
@@ -176,7 +279,7 @@ class SilenceIn(BaseModel):
     starts_at: AwareWhen | None = Field(None, description="Default: now.")
 
 
-@router.get("/silences", tags=["silences"])
+@router.get("/silences", response_model=list[SilenceViewOut], tags=["silences"])
 async def list_silences(
     request: Request, caller: SharedViewer, expired: bool = False
 ) -> list[dict[str, Any]]:
@@ -186,7 +289,7 @@ async def list_silences(
     return [silence_view(v, rt.engine.base_url) for v in views]
 
 
-@router.post("/silences", status_code=201, tags=["silences"])
+@router.post("/silences", status_code=201, response_model=SilenceOut, tags=["silences"])
 async def create_silence(
     body: SilenceIn, request: Request, caller: SharedEngineer
 ) -> dict[str, Any]:
@@ -209,7 +312,7 @@ async def create_silence(
     return jsonable(asdict(rec))
 
 
-@router.delete("/silences/{silence_id}", tags=["silences"])
+@router.delete("/silences/{silence_id}", response_model=SilenceOut, tags=["silences"])
 async def expire_silence(
     silence_id: Id, request: Request, caller: SharedEngineer
 ) -> dict[str, Any]:
@@ -247,12 +350,18 @@ class ChannelPatch(BaseModel):
     options: dict[str, Any] | None = None
 
 
-@router.get("/channels", tags=["channels"])
+@router.get("/channels", response_model=list[ChannelOut], tags=["channels"])
 async def list_channels(request: Request, caller: SharedViewer) -> list[dict[str, Any]]:
     return [_channel(c) for c in await _call(_rt(request).store.list_channels)]
 
 
-@router.post("/channels", status_code=201, tags=["channels"])
+@router.post(
+    "/channels",
+    status_code=201,
+    response_model=ChannelSecretOut,
+    response_model_exclude_unset=True,  # signing_secret only when there is one
+    tags=["channels"],
+)
 async def create_channel(body: ChannelIn, request: Request, caller: Admin) -> dict[str, Any]:
     """Create a channel; the URL is checked against the SSRF rules. The response carries the
     signing secret of a webhook channel: the only time it is shown."""
@@ -282,12 +391,12 @@ def _get_channel(rt: AlertingRuntime, name: str) -> ChannelRecord:
     return rec
 
 
-@router.get("/channels/{channel}", tags=["channels"])
+@router.get("/channels/{channel}", response_model=ChannelOut, tags=["channels"])
 async def get_channel(channel: str, request: Request, caller: SharedViewer) -> dict[str, Any]:
     return _channel(await _call(_get_channel, _rt(request), channel))
 
 
-@router.patch("/channels/{channel}", tags=["channels"])
+@router.patch("/channels/{channel}", response_model=ChannelOut, tags=["channels"])
 async def update_channel(
     channel: str, body: ChannelPatch, request: Request, caller: Admin
 ) -> dict[str, Any]:
@@ -310,21 +419,23 @@ async def update_channel(
     return _channel(await _call(run))
 
 
-@router.delete("/channels/{channel}", tags=["channels"])
+@router.delete("/channels/{channel}", response_model=StatusOut, tags=["channels"])
 async def delete_channel(channel: str, request: Request, caller: Admin) -> dict[str, str]:
     """Delete a channel (one with delivery history is disabled instead)."""
     await _call(_rt(request).store.delete_channel, channel, caller.actor)
     return {"status": "deleted"}
 
 
-@router.post("/channels/{channel}/rotate-secret", tags=["channels"])
+@router.post(
+    "/channels/{channel}/rotate-secret", response_model=ChannelSecretOut, tags=["channels"]
+)
 async def rotate_secret(channel: str, request: Request, caller: Admin) -> dict[str, Any]:
     """New signing secret; the previous one stays valid until the next rotation."""
     rec, secret = await _call(_rt(request).engine.rotate_secret, channel, caller.actor)
     return {**_channel(rec), "signing_secret": secret}
 
 
-@router.post("/channels/{channel}/test", tags=["channels"])
+@router.post("/channels/{channel}/test", response_model=list[DeliveryOut], tags=["channels"])
 async def test_channel(
     channel: str, request: Request, caller: SharedEngineer
 ) -> list[dict[str, Any]]:
@@ -333,7 +444,7 @@ async def test_channel(
 
 
 # ---------------------------------------------------------------------------- deliveries
-@router.get("/deliveries", tags=["deliveries"])
+@router.get("/deliveries", response_model=list[DeliveryOut], tags=["deliveries"])
 async def list_deliveries(
     request: Request,
     caller: SharedViewer,
@@ -356,7 +467,7 @@ async def list_deliveries(
     return [_delivery(d) for d in rows]
 
 
-@router.get("/dead-letters", tags=["deliveries"])
+@router.get("/dead-letters", response_model=list[DeliveryOut], tags=["deliveries"])
 async def dead_letters(request: Request, caller: SharedViewer) -> list[dict[str, Any]]:
     """Deliveries that gave up (or were refused); retry them with POST .../retry."""
     rows = await _call(
@@ -365,7 +476,7 @@ async def dead_letters(request: Request, caller: SharedViewer) -> list[dict[str,
     return [_delivery(d) for d in rows]
 
 
-@router.get("/deliveries/{delivery_id}", tags=["deliveries"])
+@router.get("/deliveries/{delivery_id}", response_model=DeliveryDetailOut, tags=["deliveries"])
 async def get_delivery(delivery_id: Id, request: Request, caller: SharedViewer) -> dict[str, Any]:
     d = await _call(_rt(request).store.get_delivery, delivery_id)
     if d is None:
@@ -373,7 +484,7 @@ async def get_delivery(delivery_id: Id, request: Request, caller: SharedViewer) 
     return _delivery(d, body=True)
 
 
-@router.post("/deliveries/{delivery_id}/retry", tags=["deliveries"])
+@router.post("/deliveries/{delivery_id}/retry", response_model=DeliveryOut, tags=["deliveries"])
 async def retry_delivery(
     delivery_id: Id, request: Request, caller: SharedEngineer
 ) -> dict[str, Any]:
@@ -394,12 +505,12 @@ def _rule_out(rec: Any) -> dict[str, Any]:
     return jsonable(asdict(rec))
 
 
-@router.get("/rules", tags=["rules"])
+@router.get("/rules", response_model=list[RuleOut], tags=["rules"])
 async def list_rules(request: Request, caller: SharedViewer) -> list[dict[str, Any]]:
     return [_rule_out(r) for r in await _call(_rt(request).store.list_rules)]
 
 
-@router.post("/rules", status_code=201, tags=["rules"])
+@router.post("/rules", status_code=201, response_model=RuleOut, tags=["rules"])
 async def create_rule(
     body: dict[str, Any], request: Request, caller: SharedEngineer
 ) -> dict[str, Any]:
@@ -411,7 +522,7 @@ async def create_rule(
     return _rule_out(await _call(rt.store.get_rule, rule.name))
 
 
-@router.get("/rules/{rule}", tags=["rules"])
+@router.get("/rules/{rule}", response_model=RuleOut, tags=["rules"])
 async def get_rule(rule: str, request: Request, caller: SharedViewer) -> dict[str, Any]:
     rec = await _call(_rt(request).store.get_rule, rule)
     if rec is None:
@@ -419,7 +530,7 @@ async def get_rule(rule: str, request: Request, caller: SharedViewer) -> dict[st
     return _rule_out(rec)
 
 
-@router.put("/rules/{rule}", tags=["rules"])
+@router.put("/rules/{rule}", response_model=RuleOut, tags=["rules"])
 async def put_rule(
     rule: str, body: dict[str, Any], request: Request, caller: SharedEngineer
 ) -> dict[str, Any]:
@@ -432,13 +543,13 @@ async def put_rule(
     return _rule_out(await _call(rt.store.get_rule, rule))
 
 
-@router.delete("/rules/{rule}", tags=["rules"])
+@router.delete("/rules/{rule}", response_model=StatusOut, tags=["rules"])
 async def delete_rule(rule: str, request: Request, caller: SharedEngineer) -> dict[str, str]:
     await _call(_rt(request).store.delete_rule, rule, caller.actor)
     return {"status": "deleted"}
 
 
-@router.post("/rules/{rule}/backtest", tags=["rules"])
+@router.post("/rules/{rule}/backtest", response_model=BacktestOut, tags=["rules"])
 async def backtest_rule(
     rule: str, body: BacktestIn, request: Request, caller: SharedViewer
 ) -> dict[str, Any]:

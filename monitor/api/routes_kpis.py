@@ -10,19 +10,116 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from monitor import tenancy
 from monitor.api.auth import require
 from monitor.api.deps import components
+from monitor.api.out import IsoTime, Out, out_model
 from monitor.api.params import When
 from monitor.api.routes_jobs import JobOut
 from monitor.errors import NotFoundError, ValidationFailed
 from monitor.jobs import kpi_compute_job
 from monitor.kpis.service import KpiService
+from monitor.kpis.summary import KpiSummary, ModelHealth
 from monitor.limits import check_range
 from monitor.service import Caller
 from storage.types import KpiRecord, MetricResult
+
+
+class KpiOut(Out):
+    """A KPI definition and its version."""
+
+    name: str
+    version: int
+    enabled: bool
+    created_by: str
+    created_at: IsoTime
+    updated_at: IsoTime
+    definition: dict[str, Any]
+
+
+class KpiResultOut(Out):
+    """A KPI's value and status for one tenant and window."""
+
+    kpi: str
+    tenant_id: str
+    window_start: IsoTime
+    window_end: IsoTime
+    value: float | None
+    status: str
+    target: float | None
+    details: dict[str, Any]
+    definition_version: int | None
+
+
+class KpiChangeOut(Out):
+    name: str
+    action: str
+    diff: Any = None
+
+
+class KpiApplyOut(Out):
+    changes: list[KpiChangeOut]
+
+
+class KpiComputeOut(Out):
+    kpi: str
+    results: int = Field(description="Result rows written.")
+
+
+KpiSummaryOut = out_model(KpiSummary, "KpiSummaryOut")
+ModelHealthOut = out_model(ModelHealth, "ModelHealthOut")
+
+
+class TenantSummaryOut(Out):
+    tenant_id: str
+    status: str
+    kpis: list[KpiSummaryOut]  # type: ignore[valid-type]
+    models: list[ModelHealthOut]  # type: ignore[valid-type]
+
+
+class FlaggedTenantOut(Out):
+    tenant_id: str
+    status: str
+    change: float | None
+
+
+class AcrossTenantsOut(Out):
+    kpi: str
+    tenants: int
+    counts: dict[str, int]
+    flagged: list[FlaggedTenantOut]
+    sentence: str
+
+
+class SummaryOut(Out):
+    """The executive summary: per tenant its KPIs and models, and per KPI across tenants."""
+
+    at: IsoTime
+    tenants: list[TenantSummaryOut]
+    across_tenants: list[AcrossTenantsOut]
+
+
+class RelatedSignalsOut(Out):
+    kpi: str
+    tenant_id: str
+    window_start: IsoTime
+    status: str | None
+    value: float | None
+    note: str
+    signals: list[dict[str, Any]] = Field(description="Model signals, best associated first.")
+
+
+class RelatedKpisOut(Out):
+    model: str
+    tenant_id: str
+    since: IsoTime
+    until: IsoTime
+    note: str
+    kpis: list[dict[str, Any]] = Field(description="The tenant's KPIs that moved, ranked.")
+
 
 router = APIRouter(tags=["kpis"])
 Viewer = Annotated[Caller, Depends(require("viewer"))]
@@ -70,7 +167,7 @@ def _body_dict(body: Any) -> dict[str, Any]:
     return body
 
 
-@router.get("/kpis")
+@router.get("/kpis", response_model=list[KpiOut])
 def list_kpis(request: Request, caller: Viewer) -> list[dict[str, Any]]:
     """Every KPI definition."""
     return [_record(r) for r in _kpis(request).list()]
@@ -82,7 +179,7 @@ KPI_BODY = Body(
 )
 
 
-@router.post("/kpis", status_code=201)
+@router.post("/kpis", status_code=201, response_model=KpiOut)
 def create_kpi(
     body: Annotated[dict[str, Any], KPI_BODY], request: Request, caller: SharedEngineer
 ) -> dict[str, Any]:
@@ -90,7 +187,7 @@ def create_kpi(
     return _record(_kpis(request).create(_body_dict(body), caller.actor))
 
 
-@router.post("/kpis/apply")
+@router.post("/kpis/apply", response_model=KpiApplyOut)
 def apply_kpis(
     body: Annotated[dict[str, Any], Body()], request: Request, caller: SharedEngineer
 ) -> dict[str, Any]:
@@ -103,19 +200,19 @@ def apply_kpis(
     return {"changes": [{"name": c.name, "action": c.action, "diff": c.diff} for c in changes]}
 
 
-@router.get("/kpis/summary")
+@router.get("/kpis/summary", response_model=SummaryOut)
 def summary_all(request: Request, caller: Viewer, at: When | None = None) -> dict[str, Any]:
     """Executive summary across tenants (only the caller's tenant for a scoped key)."""
     svc = _kpis(request)
     return svc.summary(None, at, tenant_scope=caller.tenant_id)
 
 
-@router.get("/kpis/{kpi}")
+@router.get("/kpis/{kpi}", response_model=KpiOut)
 def get_kpi(kpi: str, request: Request, caller: Viewer) -> dict[str, Any]:
     return _record(_kpis(request).get(kpi))
 
 
-@router.put("/kpis/{kpi}")
+@router.put("/kpis/{kpi}", response_model=KpiOut)
 def update_kpi(
     kpi: str, body: Annotated[dict[str, Any], KPI_BODY], request: Request, caller: SharedEngineer
 ) -> dict[str, Any]:
@@ -131,7 +228,10 @@ def delete_kpi(kpi: str, request: Request, caller: SharedEngineer) -> Response:
 
 @router.post(
     "/kpis/{kpi}/compute",
-    responses={202: {"model": JobOut, "description": "A range: the job computing it."}},
+    responses={
+        200: {"model": KpiComputeOut, "description": "No range: the due windows, computed."},
+        202: {"model": JobOut, "description": "A range: the job computing it."},
+    },
 )
 async def compute_kpi(
     kpi: str,
@@ -162,7 +262,7 @@ async def compute_kpi(
     return job
 
 
-@router.get("/kpis/{kpi}/results")
+@router.get("/kpis/{kpi}/results", response_model=list[KpiResultOut])
 def kpi_results(
     kpi: str,
     request: Request,
@@ -178,7 +278,7 @@ def kpi_results(
     return [_result(r) for r in rows]
 
 
-@router.get("/tenants/{tenant_id}/kpis/summary")
+@router.get("/tenants/{tenant_id}/kpis/summary", response_model=SummaryOut)
 def summary_tenant(
     tenant_id: str, request: Request, caller: Viewer, at: When | None = None
 ) -> dict[str, Any]:
@@ -187,7 +287,7 @@ def summary_tenant(
     return _kpis(request).summary(tenant_id, at)
 
 
-@router.get("/tenants/{tenant_id}/kpis/{kpi}/related-signals")
+@router.get("/tenants/{tenant_id}/kpis/{kpi}/related-signals", response_model=RelatedSignalsOut)
 def related_signals(
     tenant_id: str,
     kpi: str,
@@ -206,7 +306,7 @@ def related_signals(
     )
 
 
-@router.get("/tenants/{tenant_id}/models/{model}/related-kpis")
+@router.get("/tenants/{tenant_id}/models/{model}/related-kpis", response_model=RelatedKpisOut)
 def related_kpis(
     tenant_id: str,
     model: str,

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+from datetime import datetime
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Query, Request
+from pydantic import Field
 from starlette.concurrency import run_in_threadpool
 
 from monitor import ingest, tenancy
 from monitor.api.auth import require
 from monitor.api.deps import read_body
+from monitor.api.out import IsoTime, Out
 from monitor.errors import BadRequestError
 from monitor.schemas import IngestOut, ModelIn, ModelOut, ReferenceOut, RowErrorOut
 from monitor.service import Caller, IngestSummary, Services
@@ -146,7 +149,29 @@ def list_references(model: str, request: Request, caller: Viewer) -> list[Refere
     ]
 
 
-@router.get("/models/{model}/quarantine", tags=["ingest"])
+class QuarantineOut(Out):
+    """A rejected row: when, which batch and row, the field and the reason, the raw value."""
+
+    id: int
+    received_at: IsoTime
+    batch_id: str | None
+    kind: str = Field(description="inference, label, event or reference")
+    model: str | None
+    tenant_id: str | None
+    row_index: int | None
+    field: str | None
+    reason: str | None
+    raw: str | None
+
+
+def _quarantined(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    for r in rows:
+        if isinstance(r.get("received_at"), datetime):
+            r["received_at"] = r["received_at"].isoformat()
+    return rows
+
+
+@router.get("/models/{model}/quarantine", response_model=list[QuarantineOut], tags=["ingest"])
 def list_quarantine(
     model: str,
     request: Request,
@@ -157,10 +182,10 @@ def list_quarantine(
     services = _services(request)
     services.get_model(model)
     table = services.logstore.read_quarantine(model, limit=limit, tenant_id=caller.tenant_id)
-    return table.to_pylist()
+    return _quarantined(table.to_pylist())
 
 
-@router.get("/events/quarantine", tags=["ingest"])
+@router.get("/events/quarantine", response_model=list[QuarantineOut], tags=["ingest"])
 def list_event_quarantine(
     request: Request,
     caller: Viewer,
@@ -170,4 +195,4 @@ def list_event_quarantine(
     the key is scoped)."""
     services = _services(request)
     table = services.logstore.read_quarantine(limit=limit, tenant_id=caller.tenant_id, kind="event")
-    return table.to_pylist()
+    return _quarantined(table.to_pylist())

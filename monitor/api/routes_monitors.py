@@ -12,6 +12,7 @@ from starlette.concurrency import run_in_threadpool
 from monitor import tenancy
 from monitor.api.auth import require
 from monitor.api.deps import components
+from monitor.api.out import IsoTime, Out
 from monitor.api.params import Offset, When
 from monitor.api.routes_jobs import JobOut
 from monitor.jobs import backfill_job
@@ -166,6 +167,24 @@ class ApplyOut(BaseModel):
     dry_run: bool
 
 
+class MonitorVersionOut(Out):
+    """One version of a monitor's definition."""
+
+    version: int
+    action: str
+    actor: str
+    ts: IsoTime
+    diff: Any = None
+    config: dict[str, Any] | None = None
+
+
+class MonitorDefaultsOut(Out):
+    """Proposed monitors and alert rules for a model, as ``apply`` accepts them."""
+
+    monitors: list[dict[str, Any]] = Field(default_factory=list)
+    rules: list[dict[str, Any]] = Field(default_factory=list)
+
+
 @router.get("/monitors", response_model=list[MonitorOut])
 def list_monitors(request: Request, caller: Viewer, model: str | None = None) -> list[MonitorOut]:
     """Every monitor (optionally of one model)."""
@@ -208,7 +227,7 @@ def delete_monitor(name: str, request: Request, caller: SharedEngineer) -> None:
     _svc(request).delete(name, caller.actor)
 
 
-@router.get("/monitors/{name}/versions")
+@router.get("/monitors/{name}/versions", response_model=list[MonitorVersionOut])
 def monitor_versions(name: str, request: Request, caller: Viewer) -> list[dict[str, Any]]:
     """The definition history: version, action, who, when, what changed."""
     return [
@@ -248,7 +267,7 @@ def backfill_monitor(
     return job
 
 
-@router.get("/models/{model}/monitor-defaults")
+@router.get("/models/{model}/monitor-defaults", response_model=MonitorDefaultsOut)
 def monitor_defaults(
     model: str, request: Request, caller: Viewer, reference: str | None = None
 ) -> dict[str, Any]:

@@ -5,7 +5,8 @@ phase: about 1.5 minutes per key on two busy cores).
 
 Checks: no server error, status codes and content types the document states, bodies matching
 their schemas, response headers, ``Allow`` on 405 for methods a path does not serve, and
-schema-violating requests refused. Excluded: ``DELETE /keys/{key}`` (a generated id may be
+schema-violating requests refused. The alerting routes answer with data in them (a channel,
+a rule, firing, resolved and all-tenants alerts, queued deliveries, a silence). Excluded: ``DELETE /keys/{key}`` (a generated id may be
 the key in use). Not checked: that every schema-valid request succeeds (``start`` before
 ``end``, a known monitor... are rules a JSON schema cannot state).
 """
@@ -14,14 +15,17 @@ from __future__ import annotations
 
 import subprocess
 import sys
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
 
+from monitor.alerting import alerting
 from monitor.schemas import ModelIn
 from monitor.service import Caller
+from tests.alerts.helpers import result
 from tests.api.conftest import CHURN, make_settings
-from tests.support import live_server
+from tests.support import Live, live_server
 
 EXAMPLES = 8
 CHECKS = (
@@ -30,6 +34,37 @@ CHECKS = (
     "negative_data_rejection"
 )
 ST = Path(sys.executable).with_name("st")
+
+
+def _seed_alerting(live: Live) -> None:
+    """Data behind the alerting routes, so their answers are checked with bodies in them: a
+    webhook channel, a rule with it, firing and resolved alerts of two tenants and one over
+    all tenants (their notification queued: the worker is off), a silence."""
+    engine = alerting(live.services).engine
+    engine.create_channel("probe-hook", "webhook", "https://127.0.0.1:9/hook")
+    engine.put_rule(
+        {
+            "name": "probe-drift",
+            "match": {"kind": "feature_drift"},
+            "channels": ["probe-hook"],
+            "group_wait": "0s",
+            "annotations": {"runbook_url": "https://runbooks.example/{alertname}?t={tenant}"},
+        }
+    )
+    rows = [
+        result(h, status, tenant=tenant, column=column)
+        for h, status in enumerate(["alert", "alert", "ok", "alert"])
+        for tenant in ("acme", "globex", "*")
+        for column in ("age", "plan")
+    ]
+    engine.process(rows)
+    engine.flush_due(live.services.now() + timedelta(hours=1))
+    engine.silence(
+        [{"name": "tenant", "value": "globex"}],
+        "probe",
+        "test",
+        live.services.now() + timedelta(days=1),
+    )
 
 
 @pytest.mark.slow
@@ -45,6 +80,7 @@ def test_api_conforms_to_its_openapi_document(tmp_path: Path) -> None:
             "viewer": meta.create_api_key("probe-viewer", "viewer")[1],
         }
         live.services.register_model(ModelIn.model_validate(CHURN), Caller.local())
+        _seed_alerting(live)
         for role, key in keys.items():
             run = subprocess.run(
                 [
