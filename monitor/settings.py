@@ -65,7 +65,8 @@ class Settings(BaseSettings):
         366,
         ge=1,
         description="Longest range (days) one monitor backfill or KPI compute may cover "
-        "(422 above it); split longer ones.",
+        "(422 above it); split longer ones. A KPI compute without a range (the catch-up "
+        "since its last run) is held to it too.",
     )
     min_timestamp: datetime = Field(
         datetime(2000, 1, 1, tzinfo=UTC),

@@ -7,6 +7,7 @@ Definitions are shared by all tenants, so only unscoped engineers change them.
 
 from __future__ import annotations
 
+from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Body, Depends, Query, Request, Response
@@ -246,13 +247,25 @@ async def compute_kpi(
     """With ``start`` and ``end``: start computing (or recomputing: results are replaced)
     the KPI over the range for all tenants as a background job (202; follow it at
     ``GET /jobs/{id}``, cancel with ``DELETE /jobs/{id}``). Without a range: every closed
-    window since its last run, now (as the scheduler does), answered with the rows written."""
+    window of this KPI since its last run, now (as the scheduler does), answered with the rows
+    written; more than ``max_backfill_days`` of them is refused (422) with the range to compute
+    as jobs."""
     svc = _kpis(request)
     svc.get(kpi)
-    if start is None or end is None:
-        rows = await run_in_threadpool(svc.run_due)
-        return {"kpi": kpi, "results": rows}
     services = request.app.state.services
+    if start is None or end is None:
+        # Bounded like a range: a catch-up longer than max_backfill_days (a KPI not computed
+        # for months) is refused, naming the range to compute as a job instead.
+        due_start, due_end = svc.due_range(svc.definition(kpi), svc.clock())
+        limit = services.settings.max_backfill_days
+        if due_end - due_start > timedelta(days=limit):
+            raise ValidationFailed(
+                f"{(due_end - due_start).days} days of {kpi!r} are due since its last run, "
+                f"more than max_backfill_days ({limit}): compute them as jobs with start and "
+                f"end (from {due_start.isoformat()} to {due_end.isoformat()})"
+            )
+        rows = await run_in_threadpool(svc.run_due, None, timedelta(minutes=10), [kpi])
+        return {"kpi": kpi, "results": rows}
     start, end = check_range(
         start, end, services.settings.max_backfill_days, setting="max_backfill_days"
     )

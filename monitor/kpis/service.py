@@ -254,23 +254,38 @@ class KpiService:
                     log.exception("result sink failed for KPI %s", d.name)
         return written
 
-    def run_due(self, now: datetime | None = None, grace: timedelta = timedelta(minutes=10)) -> int:
-        """Compute every closed window (after ``grace``) since each KPI's last run, oldest
-        first: the scheduler's tick, and its catch-up after downtime. A KPI never run starts
-        with the window before now. Then, as monitors do, windows computed within
-        ``late_lookback`` whose events (or model rows and labels) arrived after their last
-        computation are computed again (trigger ``late``)."""
+    def due_range(
+        self, d: KpiDefinition, now: datetime, grace: timedelta = timedelta(minutes=10)
+    ) -> tuple[datetime, datetime]:
+        """The closed windows (after ``grace``) since the KPI's last run: ``[start, end)``,
+        empty when nothing is due. A KPI never run starts with the window before now."""
+        kind = windows.window(d.window)
+        last = self.results.last_window_end(f"kpi:{d.name}")
+        # the same rule as monitors' due windows (monitor.windows.due_windows)
+        first = last if last is not None else kind.shift(now - grace, -1)
+        due = windows.due_windows(d.window, first, now, grace)
+        return (due[0], kind.end(due[-1])) if due else (first, first)
+
+    def run_due(
+        self,
+        now: datetime | None = None,
+        grace: timedelta = timedelta(minutes=10),
+        names: Sequence[str] | None = None,
+    ) -> int:
+        """Compute every closed window (after ``grace``) since each KPI's last run (of
+        ``names``, all enabled KPIs by default), oldest first: the scheduler's tick, and its
+        catch-up after downtime. A KPI never run starts with the window before now. Then, as
+        monitors do, windows computed within ``late_lookback`` whose events (or model rows and
+        labels) arrived after their last computation are computed again (trigger ``late``)."""
         now = _utc(now or self.clock())
         written = 0
-        for rec in self.store.list(enabled=True):
+        records = [self.get(n) for n in names] if names else self.store.list(enabled=True)
+        for rec in records:
             d = KpiDefinition.model_validate(rec.spec)
             kind = windows.window(d.window)
-            last = self.results.last_window_end(f"kpi:{d.name}")
-            # the same rule as monitors' due windows (monitor.windows.due_windows)
-            first = last if last is not None else kind.shift(now - grace, -1)
-            due = windows.due_windows(d.window, first, now, grace)
-            if due:
-                written += self.compute(due[0], kind.end(due[-1]), [d.name], trigger="schedule")
+            start, end = self.due_range(d, now, grace)
+            if start < end:
+                written += self.compute(start, end, [d.name], trigger="schedule")
             for w in self.late_windows(d, now):
                 written += self.compute(w, kind.end(w), [d.name], trigger="late")
         return written

@@ -107,6 +107,37 @@ def test_kpi_compute_over_a_range_is_a_cancellable_job(live: Live, keys: Keys) -
         assert done["state"] == "done" and done["done"] == done["total"] == 24
 
 
+@SQLITE_ONLY
+def test_kpi_compute_without_a_range_is_bounded_too(live: Live, keys: Keys) -> None:
+    """Without start and end, compute catches this KPI up since its last run, now; a
+    catch-up longer than max_backfill_days is refused with the range to compute as jobs (the
+    former route ran every KPI's whole catch-up in the request, however long)."""
+    from monitor.kpis.service import KpiService
+
+    kpi = {"name": "daily_rate", "formula": "rate(conversion, session)"}
+    other = {"name": "other_rate", "formula": "rate(conversion, session)"}
+    with client(live, keys.engineer) as c:
+        assert c.post("/kpis", json=kpi).status_code == 201
+        assert c.post("/kpis", json=other).status_code == 201
+        svc = KpiService.of(live.services)
+        now = svc.clock()
+        # last computed two years ago: ~730 days are due
+        long_ago = (now - timedelta(days=730)).replace(hour=0, minute=0, second=0, microsecond=0)
+        svc.compute(long_ago, long_ago + DAY, ["daily_rate"])
+        r = c.post("/kpis/daily_rate/compute")
+        assert r.status_code == 422, r.text
+        msg = r.json()["error"]["message"]
+        assert "max_backfill_days (366)" in msg and (long_ago + DAY).date().isoformat() in msg
+        # a recent last run: the due windows of this KPI only, computed now
+        recent = (now - timedelta(days=3)).replace(hour=0, minute=0, second=0, microsecond=0)
+        svc.compute(recent, recent + DAY, ["daily_rate"])
+        r = c.post("/kpis/daily_rate/compute")
+        assert r.status_code == 200, r.text
+        assert r.json()["kpi"] == "daily_rate"
+        # other_rate was not asked for: still never computed
+        assert svc.results.last_window_end("kpi:other_rate") is None
+
+
 def test_unfinished_jobs_are_interrupted_at_the_next_start(tmp_path: Path) -> None:
     services = Services.open(Settings(data_dir=tmp_path / "data"))
     try:
