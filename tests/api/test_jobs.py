@@ -112,14 +112,14 @@ def test_kpi_compute_without_a_range_is_bounded_too(live: Live, keys: Keys) -> N
     """Without start and end, compute catches this KPI up since its last run, now; a
     catch-up longer than max_backfill_days is refused with the range to compute as jobs (the
     former route ran every KPI's whole catch-up in the request, however long)."""
-    from monitor.kpis.service import KpiService
+    from monitor.composition import of
 
     kpi = {"name": "daily_rate", "formula": "rate(conversion, session)"}
     other = {"name": "other_rate", "formula": "rate(conversion, session)"}
     with client(live, keys.engineer) as c:
         assert c.post("/kpis", json=kpi).status_code == 201
         assert c.post("/kpis", json=other).status_code == 201
-        svc = KpiService.of(live.services)
+        svc = of(live.services).kpis
         now = svc.clock()
         # last computed two years ago: ~730 days are due
         long_ago = (now - timedelta(days=730)).replace(hour=0, minute=0, second=0, microsecond=0)

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.alerting import alerting
+from monitor.composition import of
 from monitor.schemas import ModelIn
 from monitor.service import Caller
 from tests.alerts.helpers import result
@@ -40,7 +40,7 @@ def _seed_alerting(live: Live) -> None:
     """Data behind the alerting routes, so their answers are checked with bodies in them: a
     webhook channel, a rule with it, firing and resolved alerts of two tenants and one over
     all tenants (their notification queued: the worker is off), a silence."""
-    engine = alerting(live.services).engine
+    engine = of(live.services).alerting.engine
     engine.create_channel("probe-hook", "webhook", "https://127.0.0.1:9/hook")
     engine.put_rule(
         {

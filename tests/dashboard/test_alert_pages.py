@@ -231,8 +231,8 @@ def test_the_alert_list_says_which_alerts_are_inhibited_and_by_what(tmp_path: Pa
     svc = Services.open(Settings(data_dir=tmp_path / "data"))
     try:
         add_alerts(svc, 600, NOW, seed=2)
-        engine = alerting(svc).engine
-        firing = alerting(svc).store.list_alerts(state="firing", limit=10_000)
+        engine = of(svc).alerting.engine
+        firing = of(svc).alerting.store.list_alerts(state="firing", limit=10_000)
         truth = engine.mutings(firing, NOW, silences=[], firing=firing)
         expected = {
             a.id: sorted(int(i.id or 0) for i in truth[a.fingerprint].inhibitors)
