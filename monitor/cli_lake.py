@@ -8,7 +8,7 @@ it (stop the server, or export from a copy of the data dir).
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 from rich.console import Console
@@ -16,8 +16,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from monitor.cli_common import DataDir, fail
 from monitor.settings import load_settings
-from storage.lake import LakeError, Partition, export
-from storage.logstore import LogStore, LogStoreError, UnknownModelError
+
+if TYPE_CHECKING:
+    from storage.lake import Partition
 
 lake_app = typer.Typer(
     help="Parquet lake: export logs for other profile engines.", no_args_is_help=True
@@ -43,6 +44,10 @@ def lake_export(
     """Write a model's logs from the embedded store into the lake, one Parquet file per
     (kind, model, UTC date), Hive-partitioned (model=<name>/date=<YYYY-MM-DD>). Re-running
     replaces each partition's file whole: idempotent."""
+    # DuckDB loads on first use: `driftwatch --help` stays fast (tests/test_cli.py)
+    from storage.lake import LakeError, export
+    from storage.logstore import LogStore, LogStoreError, UnknownModelError
+
     models = list(model or [])
     if not models and not events:
         raise fail("nothing to export: name --model M (repeatable) and/or --events", 2)
