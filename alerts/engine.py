@@ -181,6 +181,8 @@ class AlertEngine:
             # stored one keeps counting from its newest labelled window.
             known = {fp for _rule, fp, _labels, _end in self.store.series(blank)}
             fresh = {fp: s for fp, s in fresh.items() if s.has_data or fp not in known}
+        if not notify and fresh:
+            fresh = self._live_series(fresh, by_name, now)
         # A backfill replays old windows: its newest window is old by nature, not silent.
         # Silence is judged against the present only, here for live runs and in check_missing,
         # and not for the series this batch reports: they are running (a catch-up of several
@@ -199,6 +201,28 @@ class AlertEngine:
         series = [(s.rule, s.fingerprint, s.labels, s.last_window_end) for s in fresh.values()]
         self._store(outcome.transitions, by_name, notify, now, series)
         return outcome.transitions
+
+    def _live_series(
+        self, fresh: dict[str, SeriesSeen], rules: Mapping[str, Rule], now: datetime
+    ) -> dict[str, SeriesSeen]:
+        """History replay: a series a backfill reports for the first time whose newest window
+        is already silent by the present (older than its rule's ``max_silence``) is history,
+        not a live series that stopped: it starts no heartbeat, so replaying a past year does
+        not end in a "no data since" alert per series. A series seen before, or whose
+        replayed windows reach the present, keeps its heartbeat as any other."""
+
+        def history(s: SeriesSeen) -> bool:
+            rule = rules.get(s.rule)
+            if rule is None or rule.kind != "missing_data" or rule.max_silence is None:
+                return False
+            wait = rule.max_silence + rule.label_wait(s.labels.get("kind", ""))
+            return s.last_window_end + wait <= now
+
+        old = {s.rule for s in fresh.values() if history(s)}
+        if not old:
+            return fresh
+        known = {fp for _rule, fp, _labels, _end in self.store.series(old)}
+        return {fp: s for fp, s in fresh.items() if fp in known or not history(s)}
 
     def check_missing(self, now: datetime | None = None) -> list[Transition]:
         """Fire ``missing_data`` alerts for series that went silent (run it periodically:

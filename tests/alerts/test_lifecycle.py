@@ -354,6 +354,34 @@ def test_backfill_of_old_windows_does_not_make_missing_data_alerts_flap(alerting
     assert [t.change for t in a.engine.check_missing()] == ["firing"]  # now it is
 
 
+def test_replaying_history_ends_without_a_missing_data_storm(alerting: Alerting) -> None:
+    """History replay (issue 14 item 5): a backfill of 60 days of hourly windows that ended a
+    month ago, for 3 tenants, then live checks: no "no data since" alert per series (before,
+    one per series fired at the first check). Threshold alerts of the replay keep their
+    historical start. A series that then reports live starts its heartbeat as usual."""
+    a = alerting
+    a.engine.put_rule({"name": "gone", "kind": "missing_data", "max_silence": "3h", "for": 1})
+    a.engine.put_rule({"name": "psi", "match": {"kind": "feature_drift"}})
+    a.clock.now = T0 + timedelta(days=90)
+    tenants = ("acme", "globex", "initech")
+    for day in range(60):
+        batch = [
+            result(day * 24 + h, "alert" if day == 40 and t == "acme" else "ok", tenant=t)
+            for h in range(24)
+            for t in tenants
+        ]
+        a.engine.process(batch, notify=False)
+    assert a.engine.check_missing() == []
+    a.clock.advance(hours=6)
+    assert a.engine.check_missing() == []  # live ticks go on: still no storm
+    fired = [x for x in a.store.list_alerts() if x.rule == "psi"]
+    assert fired and fired[0].starts_at == T0 + timedelta(days=40)
+    # live data now: that series is watched from here on
+    a.engine.process([result(24 * 90 + 5, "ok", tenant="acme")])
+    a.clock.now = T0 + timedelta(days=90, hours=6) + timedelta(hours=4)
+    assert [(t.change, t.after.tenant_id) for t in a.engine.check_missing()] == [("firing", "acme")]
+
+
 def test_an_alert_resolved_and_breaching_again_between_flushes_is_announced_anew(
     alerting: Alerting,
 ) -> None:
