@@ -89,6 +89,10 @@ class InhibitRule:
     def _is(self, spec: Mapping[str, frozenset[str]], labels: Mapping[str, str]) -> bool:
         return all(labels.get(k, "") in allowed for k, allowed in spec.items())
 
+    def is_target(self, labels: Mapping[str, str]) -> bool:
+        """Whether an alert with ``labels`` matches ``target`` (one this rule may mute)."""
+        return self._is(self.target, labels)
+
     def mutes(self, source: AlertRecord, target: AlertRecord) -> bool:
         if source.fingerprint == target.fingerprint or source.state != "firing":
             return False

@@ -248,7 +248,7 @@ def find_inhibitors(
                 {
                     fp
                     for a in targets
-                    if rule._is(rule.target, a.labels)
+                    if rule.is_target(a.labels)
                     for fp in twin_fingerprints(a, tenants)
                 }
             )
@@ -262,7 +262,7 @@ def find_inhibitors(
         keys = {
             tuple((k, a.labels.get(k, "")) for k in rule.equal if k in _LABEL_COLUMNS)
             for a in targets
-            if rule._is(rule.target, a.labels)
+            if rule.is_target(a.labels)
         }
         for key in keys:
             filters: dict[str, Any] = {_LABEL_COLUMNS[k]: v for k, v in key}
