@@ -5,8 +5,9 @@ PY := $(VENV)/bin/python
 PIP := $(VENV)/bin/pip
 STAMP := $(VENV)/.installed
 CORE := $(VENV)/.core
-# what `make test` adds to the core (the demo needs none of it)
-TEST_EXTRAS := alibi,dev
+# what `make test` adds to the core (the demo needs none of it); spark: the Spark profile
+# engine proven equal to the others in tests/storage/test_profile_engines.py
+TEST_EXTRAS := alibi,dev,spark
 
 .PHONY: install demo test lint serve bench clean browser
 

@@ -38,14 +38,11 @@ column, bins), ``profile_hours`` (model, hour, rows, bins set, computed/changed 
 
 from __future__ import annotations
 
-import functools
-import hashlib
-import json
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -56,59 +53,37 @@ import pyarrow.compute as pc
 
 from storage import tables
 from storage.logstore import LogStore, label_join
+from storage.profile_kernel import (
+    PROFILE_SCHEMA,
+    ROWS_COLUMN,
+    TS,
+    Grid,
+    NumericCounter,
+    ProfileAccumulator,
+    ProfileSpec,
+    edges_key,
+    merge_profiles,
+    numeric_rows,
+    profile_batch,
+    segment_rows,
+)
 from storage.tables import quote
 from storage.types import ALL, as_utc
 
-__all__ = ["ROWS_COLUMN", "ProfileSpec", "ProfileStore", "RawProfile", "edges_key"]
+__all__ = [
+    "ROWS_COLUMN",
+    "ProfileAccumulator",
+    "ProfileSpec",
+    "ProfileStore",
+    "RawProfile",
+    "edges_key",
+    "merge_profiles",
+    "profile_batch",
+]
+_Grid = Grid  # the tests' name for it
 
 HOUR = timedelta(hours=1)
-ROWS_COLUMN = "__rows__"  # pseudo column: count = rows, min/max = first/last ts (epoch seconds)
 _BATCH_ROWS = 1 << 16
-_GRID_CELLS = 1 << 16
-
-
-@functools.lru_cache(maxsize=4096)
-def _edges_key(edges: tuple[float, ...]) -> str:
-    blob = ",".join(repr(float(e)) for e in edges)
-    return hashlib.sha1(blob.encode()).hexdigest()[:16]
-
-
-def edges_key(edges: Sequence[float]) -> str:
-    """Stable key of a set of bin edges (floats round-trip exactly through ``repr``)."""
-    if isinstance(edges, tuple):
-        return _edges_key(edges)
-    blob = ",".join(repr(float(e)) for e in edges)
-    return hashlib.sha1(blob.encode()).hexdigest()[:16]
-
-
-@dataclass(frozen=True)
-class ProfileSpec:
-    """What to profile for a model: numeric columns with their bin edge sets, categorical
-    columns (any type; values compared as strings, booleans as ``true``/``false``)."""
-
-    numeric: dict[str, tuple[tuple[float, ...], ...]] = field(default_factory=dict)
-    categorical: tuple[str, ...] = ()
-
-    @functools.cached_property
-    def key(self) -> str:
-        blob = json.dumps(
-            {
-                "n": {
-                    c: sorted(edges_key(e) for e in es) for c, es in sorted(self.numeric.items())
-                },
-                "c": sorted(self.categorical),
-            },
-            sort_keys=True,
-        )
-        return hashlib.sha1(blob.encode()).hexdigest()[:16]
-
-    def merged(self, other: ProfileSpec) -> ProfileSpec:
-        numeric = {c: tuple(es) for c, es in self.numeric.items()}
-        for c, es in other.numeric.items():
-            have = {edges_key(e) for e in numeric.get(c, ())}
-            numeric[c] = numeric.get(c, ()) + tuple(e for e in es if edges_key(e) not in have)
-        cats = tuple(dict.fromkeys((*self.categorical, *other.categorical)))
-        return ProfileSpec(numeric, cats)
 
 
 @dataclass(frozen=True, eq=False)
@@ -149,44 +124,6 @@ class RawProfile:
             counts,
             cats,
         )
-
-
-class _Grid:
-    """A uniform grid over the edges that gives ``searchsorted(edges, x, side="left")`` by one
-    table lookup for most values (see :func:`storage.profile_kernels.count_column`).
-
-    The grid has ``_GRID_CELLS`` cells from three cells below the first edge to three cells
-    above the last. A cell with no edge within one cell of slack on either side (the slack
-    absorbs rounding of the cell index) maps every value in it to one known bucket. Values
-    outside the grid are clipped into its end cells, which hold no edge (bucket 0 below,
-    ``len(edges)`` above, infinities included). Cells near an edge hold -1: binary search.
-    ``table`` is empty when there is no usable grid (few edges, or a span too narrow for the
-    float resolution): every value is then searched.
-    """
-
-    _MARGIN = 3
-
-    def __init__(self, edges: np.ndarray) -> None:
-        self.edges = np.ascontiguousarray(edges, dtype=np.float64)
-        self.table = np.empty(0, np.int32)
-        self.lo, self.scale = 0.0, 0.0
-        if edges.size < 8:
-            return
-        lo, hi = float(edges[0]), float(edges[-1])
-        width = (hi - lo) / (_GRID_CELLS - 2 * self._MARGIN)
-        if not (width > 0 and np.isfinite(width)) or width < 1e3 * np.finfo(float).eps * max(
-            abs(lo), abs(hi)
-        ):
-            return
-        lo -= self._MARGIN * width
-        cells = np.arange(_GRID_CELLS, dtype=np.float64)
-        left = np.searchsorted(edges, lo + (cells - 1) * width, side="left")
-        right = np.searchsorted(edges, lo + (cells + 2) * width, side="right")
-        hard = right > left  # an edge is near: decide by binary search
-        if hard[0] or hard[-1]:  # cannot happen with the margin; never guess
-            return
-        self.lo, self.scale = lo, 1.0 / width
-        self.table = np.where(hard, -1, left).astype(np.int32)
 
 
 def _hour(value: datetime) -> datetime:
@@ -478,17 +415,11 @@ class ProfileStore:
                 if categorical
                 else None
             )
-            ekeys = {c: [edges_key(e) for e in spec.numeric[c]] for c in numeric}
-            grids = {
-                (c, k): _Grid(np.asarray(edges, dtype=np.float64))
-                for c in numeric
-                for edges, k in zip(spec.numeric[c], ekeys[c], strict=True)
-            }
             base = _hour_index(start)
             stream = (
-                self._stream(table, where, params, numeric, ekeys, grids, base, hashed=True)
+                self._stream(table, where, params, spec, numeric, base, hashed=True)
                 if numeric
-                else _Streamed({}, {}, {})
+                else None
             )
             seg = segments_future.result().to_pydict()
             hours = [_hour_of(h) for h in seg["hour"]]
@@ -504,15 +435,14 @@ class ProfileStore:
                 stream_keys = [(h - base, gh) for h, gh, _, _ in keyed]
             else:
                 if numeric:
-                    stream = self._stream(
-                        table, where, params, numeric, ekeys, grids, base, hashed=False
-                    )
+                    stream = self._stream(table, where, params, spec, numeric, base, hashed=False)
                 stream_keys = [(h - base, t, v) for h, _, t, v in keyed]
             # row of each group in the streamed arrays; -1: no row streamed (appended meanwhile)
-            rows = np.array([stream.keymap.get(k, -1) for k in stream_keys], np.int64)
-            parts = [_segment_rows(groups, seg)] if groups else []
-            if numeric and groups:
-                parts.append(_numeric_rows(groups, rows, numeric, ekeys, stream))
+            parts = [segment_rows(groups, seg["n"], seg["t0"], seg["t1"])] if groups else []
+            if stream is not None and groups:
+                keymap, counter = stream
+                rows = np.array([keymap.get(k, -1) for k in stream_keys], np.int64)
+                parts.append(numeric_rows(groups, rows, counter))
             if cats_future is not None:
                 if hashed:
                     counts = _categorical_rows(cats_future.result(), categorical, names)
@@ -533,28 +463,24 @@ class ProfileStore:
         table: str,
         where: str,
         params: list[Any],
+        spec: ProfileSpec,
         numeric: list[str],
-        ekeys: dict[str, list[str]],
-        grids: dict[tuple[str, str], _Grid],
         base: int,
         *,
         hashed: bool,
-    ) -> _Streamed:
+    ) -> tuple[dict[tuple[Any, ...], int], NumericCounter]:
         """Histogram counts and moments of the numeric columns per group, from one streamed
-        scan, counted by the compiled loops of :mod:`storage.profile_kernels`.
+        scan, counted by the kernel's :class:`storage.profile_kernel.NumericCounter` (the
+        counting path of every engine).
 
         Groups are numbered as they appear: key ``(hour offset, segment hash)`` (or
         ``(hour offset, tenant, version)`` when ``hashed`` is false) -> row of the arrays.
         """
-        from storage import profile_kernels as kern  # numba: imported when first profiling
-
         sel = ", ".join(quote(c) for c in numeric)
         seg = f"{_GROUP_HASH} AS gh" if hashed else "tenant_id, coalesce(model_version, '') AS mv"
         first = 2 if hashed else 3
         keymap: dict[tuple[Any, ...], int] = {}
-        hists = {key: np.zeros((8, g.edges.size + 1), np.int64) for key, g in grids.items()}
-        moments = {c: kern.new_moments(8) for c in numeric}
-        scratch = np.empty(self._batch_rows, np.int32)
+        counter = NumericCounter(spec, numeric)
         with self._reader() as cur:
             reader = cur.sql(
                 f"SELECT {_EPOCH_HOUR} - ? AS hi, {seg}, {sel} FROM {table} WHERE {where}",
@@ -563,40 +489,10 @@ class ProfileStore:
             grouper = _HashGrouper(keymap) if hashed else None
             for batch in reader:
                 gids = grouper.ids(batch) if grouper is not None else _batch_groups(batch, keymap)
-                gids = np.ascontiguousarray(gids, dtype=np.intp)
-                n_groups = len(keymap)
-                if scratch.size < batch.num_rows:
-                    scratch = np.empty(batch.num_rows, np.int32)
-                for j, c in enumerate(numeric):
-                    ints, floats = moments[c]
-                    if ints.shape[0] < n_groups:
-                        rows = max(n_groups, 2 * ints.shape[0])
-                        moments[c] = ints, floats = kern.grown_moments(ints, floats, rows)
-                    x = batch.column(first + j).to_numpy(zero_copy_only=False)
-                    x = np.ascontiguousarray(x, dtype=np.float64).view()
-                    x.setflags(write=False)  # one compiled variant (Arrow's are read-only)
-                    for i, k in enumerate(ekeys[c]):
-                        arr = hists[(c, k)]
-                        if arr.shape[0] < n_groups:
-                            rows = max(n_groups, 2 * arr.shape[0])
-                            grown = np.zeros((rows, arr.shape[1]), np.int64)
-                            grown[: arr.shape[0]] = arr
-                            hists[(c, k)] = arr = grown
-                        g = grids[(c, k)]
-                        kern.count_column(
-                            x,
-                            gids,
-                            g.table,
-                            g.lo,
-                            g.scale,
-                            g.edges,
-                            arr,
-                            ints,
-                            floats,
-                            i == 0,
-                            scratch,
-                        )
-        return _Streamed(keymap, hists, moments)
+                counter.add(
+                    [batch.column(first + j) for j in range(len(numeric))], gids, len(keymap)
+                )
+        return keymap, counter
 
     def _write_hours(
         self,
@@ -660,6 +556,22 @@ class ProfileStore:
             self._ls.committed(data.nbytes)
 
     # -- reading ----------------------------------------------------------------------------
+    def profile_rows(self, model: str, start: datetime, end: datetime) -> pa.Table:
+        """The stored profile rows of the hours in ``[start, end)`` as they are (schema
+        :data:`storage.profile_kernel.PROFILE_SCHEMA`): what engines are compared by."""
+        ptable = tables.profiles(model)
+        with self._reader() as cur:
+            exists = cur.execute(
+                "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [ptable]
+            ).fetchall()[0][0]
+            if not exists:
+                return PROFILE_SCHEMA.empty_table()
+            tbl = cur.sql(
+                f"SELECT * FROM {quote(ptable)} WHERE hour >= ? AND hour < ?",
+                params=[as_utc(start), as_utc(end)],
+            ).to_arrow_table()
+        return tbl.cast(PROFILE_SCHEMA)
+
     def window(
         self,
         model: str,
@@ -801,7 +713,7 @@ class ProfileStore:
         return {h: r for h, r in rows}
 
 
-_TS = pa.timestamp("us", tz="UTC")
+_TS = TS
 # The hour of a row as epoch hours. Floating-point: DuckDB divides BIGINTs by a constant with a
 # real division instruction (a third of the CPU of the segment query went there). Exact for
 # 1730-2209: epoch_us converts to a double exactly (< 2**53), and a quotient's rounding error
@@ -820,24 +732,7 @@ def _hour_index(hour: datetime) -> int:
 
 
 _GROUP_HASH = "hash(tenant_id, coalesce(model_version, ''))"
-_PROFILE_SCHEMA = pa.schema(
-    [
-        ("hour", _TS),
-        ("tenant_id", pa.string()),
-        ("model_version", pa.string()),
-        ("column_name", pa.string()),
-        ("bins_key", pa.string()),
-        ("count", pa.int64()),
-        ("missing", pa.int64()),
-        ("n_finite", pa.int64()),
-        ("min", pa.float64()),
-        ("max", pa.float64()),
-        ("sum", pa.float64()),
-        ("sum_sq", pa.float64()),
-        ("counts", pa.list_(pa.int64())),
-        ("categories", pa.list_(pa.string())),
-    ]
-)
+_PROFILE_SCHEMA = PROFILE_SCHEMA
 
 
 def _warm_up() -> None:
@@ -847,76 +742,6 @@ def _warm_up() -> None:
         profile_kernels.warm_up()
     except Exception:  # the first build loads them again and raises there
         pass
-
-
-@dataclass
-class _Streamed:
-    """What :meth:`ProfileStore._stream` counted: group key -> row of the arrays, histogram
-    counts per (column, bins key), moment accumulators per column (see
-    :func:`storage.profile_kernels.new_moments`)."""
-
-    keymap: dict[tuple[Any, ...], int]
-    hists: dict[tuple[str, str], np.ndarray]
-    moments: dict[str, tuple[np.ndarray, np.ndarray]]
-
-
-def _numeric_rows(
-    groups: list[tuple[datetime, str, str]],
-    rows: np.ndarray,
-    numeric: list[str],
-    ekeys: dict[str, list[str]],
-    stream: _Streamed,
-) -> pa.Table:
-    """The numeric columns' profile rows, built column-wise: one block of len(groups) rows per
-    (column, bins). ``rows[i]`` is the streamed row of ``groups[i]`` (-1: none, all zero)."""
-    from storage.profile_kernels import COUNT, FINITE, MAX, MIN, MISSING, SUM, SUM_SQ
-
-    n_groups = len(groups)
-    hour = pa.array([g[0] for g in groups], _TS)
-    tenant = pa.array([g[1] for g in groups], pa.string())
-    version = pa.array([g[2] for g in groups], pa.string())
-    absent = rows < 0
-    take = np.where(absent, 0, rows)
-    blocks = []
-    for c in numeric:
-        ints, floats = (a[take] for a in stream.moments[c])
-        ints[absent] = 0
-        floats[absent] = (0.0, 0.0, np.inf, -np.inf)
-        none = ints[:, FINITE] == 0  # no finite value: min and max are NULL
-        lo = pa.array(floats[:, MIN], pa.float64(), mask=none)
-        hi = pa.array(floats[:, MAX], pa.float64(), mask=none)
-        common = [
-            pa.array(ints[:, COUNT]),
-            pa.array(ints[:, MISSING]),
-            pa.array(ints[:, FINITE]),
-            lo,
-            hi,
-            pa.array(floats[:, SUM]),
-            pa.array(floats[:, SUM_SQ]),
-        ]
-        for k in ekeys[c]:
-            counts = stream.hists[(c, k)][take]
-            counts[absent] = 0
-            offsets = np.arange(0, counts.size + 1, counts.shape[1], dtype=np.int32)
-            hist = pa.ListArray.from_arrays(
-                pa.array(offsets), pa.array(counts.reshape(-1), pa.int64())
-            )
-            blocks.append(
-                pa.table(
-                    [
-                        hour,
-                        tenant,
-                        version,
-                        pa.array(np.full(n_groups, c, dtype=object), pa.string()),
-                        pa.array(np.full(n_groups, k, dtype=object), pa.string()),
-                        *common,
-                        hist,
-                        pa.nulls(n_groups, pa.list_(pa.string())),
-                    ],
-                    schema=_PROFILE_SCHEMA,
-                )
-            )
-    return pa.concat_tables(blocks)
 
 
 def _category_sql(table: str, where: str, categorical: list[str], *, hashed: bool) -> str:
@@ -1014,32 +839,6 @@ def _categorical_rows(
         schema=_PROFILE_SCHEMA,
     )
     return rows if known.all() else rows.filter(pa.array(known))
-
-
-def _segment_rows(groups: list[tuple[datetime, str, str]], seg: dict[str, list[Any]]) -> pa.Table:
-    """The rows pseudo column's profile rows: count = rows, min/max = first/last ts (epoch
-    seconds) of each (hour, tenant, version)."""
-    n = np.asarray(seg["n"], np.int64)
-    size = len(groups)
-    return pa.table(
-        [
-            pa.array([g[0] for g in groups], _TS),
-            pa.array([g[1] for g in groups], pa.string()),
-            pa.array([g[2] for g in groups], pa.string()),
-            pa.array(np.full(size, ROWS_COLUMN, dtype=object), pa.string()),
-            pa.array(np.full(size, "", dtype=object), pa.string()),
-            pa.array(n),
-            pa.array(np.zeros(size, np.int64)),
-            pa.array(n),
-            pa.array(np.asarray(seg["t0"], np.int64) / 1e6),
-            pa.array(np.asarray(seg["t1"], np.int64) / 1e6),
-            pa.array(np.zeros(size)),
-            pa.array(np.zeros(size)),
-            pa.nulls(size, pa.list_(pa.int64())),
-            pa.nulls(size, pa.list_(pa.string())),
-        ],
-        schema=_PROFILE_SCHEMA,
-    )
 
 
 class _HashGrouper:

@@ -1,0 +1,225 @@
+"""Hourly profiles from a Parquet lake: which date partitions changed, and the DuckDB engine
+that profiles them (the Spark engine is :mod:`storage.spark_engine`).
+
+Lake layout (version 1, see docs/scale-out.md): ``<lake>/model=<name>/date=<YYYY-MM-DD>/*.parquet``
+holding the model's inference rows with the columns and types of its DuckDB table (``ts`` a UTC
+timestamp, ``tenant_id``, ``model_version``, one column per feature, prediction and scores). A
+file holds only rows whose ``ts`` falls on its partition's date: a row elsewhere is an error
+that names the partition, never silently moved or dropped. Files whose names start with ``_``
+or ``.`` are ignored (Spark's ``_SUCCESS``, temporary files).
+
+Incremental: a run lists the files (path, size, mtime) of every date partition and compares
+them with the manifest of files that the stored profiles were computed from; a date whose files
+changed in any way (a file added, removed, rewritten), whose profiles were computed under an
+older spec, or that was never profiled is recomputed whole, and its 24 hours are replaced at
+once. Late rows therefore arrive as a new file in their date's partition.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import asdict, dataclass
+from datetime import UTC, date, datetime, timedelta
+from typing import Any
+
+import duckdb
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.fs as pafs
+
+from storage.profile_kernel import PROFILE_SCHEMA, ProfileAccumulator, ProfileSpec
+
+__all__ = [
+    "LAKE_LAYOUT_VERSION",
+    "LakeError",
+    "LakeFile",
+    "changed_dates",
+    "check_day",
+    "check_partition",
+    "duckdb_profile_dates",
+    "list_partitions",
+]
+
+LAKE_LAYOUT_VERSION = 1
+_DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
+BATCH_ROWS = 1 << 17
+
+
+class LakeError(ValueError):
+    """A lake that does not follow the layout (the message names the path and the problem)."""
+
+
+@dataclass(frozen=True, order=True)
+class LakeFile:
+    """One Parquet file of a date partition as listed: path (as the filesystem names it),
+    size in bytes, modification time in nanoseconds."""
+
+    path: str
+    size: int
+    mtime_ns: int
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> LakeFile:
+        return cls(str(data["path"]), int(data["size"]), int(data["mtime_ns"]))
+
+
+def filesystem(lake: str) -> tuple[pafs.FileSystem, str]:
+    """The filesystem and root path of a lake URI (a local path, ``file://``, or any scheme
+    pyarrow's filesystems read, such as ``s3://``)."""
+    if "://" not in lake:
+        import os
+
+        return pafs.LocalFileSystem(), os.path.abspath(lake)
+    fs, root = pafs.FileSystem.from_uri(lake)
+    return fs, root.rstrip("/")
+
+
+def list_partitions(lake: str, model: str) -> dict[date, list[LakeFile]]:
+    """The Parquet files of each date partition of ``model`` (sorted by path)."""
+    fs, root = filesystem(lake)
+    base = f"{root}/model={model}"
+    info = fs.get_file_info(base)
+    if info.type == pafs.FileType.NotFound:
+        return {}
+    out: dict[date, list[LakeFile]] = {}
+    for f in fs.get_file_info(pafs.FileSelector(base, recursive=True)):
+        if f.type != pafs.FileType.File:
+            continue
+        rel = f.path[len(base) + 1 :].split("/")
+        if rel[-1].startswith(("_", ".")) or any(p.startswith(("_", ".")) for p in rel[:-1]):
+            continue
+        m = _DATE_DIR.match(rel[0]) if len(rel) >= 2 else None
+        if m is None:
+            raise LakeError(
+                f"lake file {f.path!r}: not under a date=<YYYY-MM-DD> partition of "
+                f"model={model} (layout v{LAKE_LAYOUT_VERSION}: model=<name>/date=<YYYY-MM-DD>/"
+                "*.parquet)"
+            )
+        try:
+            day = date.fromisoformat(m.group(1))
+        except ValueError as exc:
+            raise LakeError(f"lake partition {rel[0]!r} of {f.path!r}: {exc}") from exc
+        mtime = f.mtime_ns if f.mtime_ns is not None else 0
+        out.setdefault(day, []).append(LakeFile(f.path, int(f.size or 0), int(mtime)))
+    return {d: sorted(files) for d, files in sorted(out.items())}
+
+
+def changed_dates(
+    current: dict[date, list[LakeFile]],
+    manifest: dict[date, tuple[str, list[LakeFile]]],
+    spec_key: str,
+) -> list[date]:
+    """Dates to recompute: new, changed, removed (their hours become empty), or profiled under
+    another spec than ``spec_key``. ``manifest`` maps a date to (spec key, files) as stored."""
+    out = set()
+    for d, files in current.items():
+        have = manifest.get(d)
+        if have is None or have[0] != spec_key or sorted(have[1]) != sorted(files):
+            out.add(d)
+    out.update(d for d in manifest if d not in current)
+    return sorted(out)
+
+
+def day_bounds(day: date) -> tuple[datetime, datetime]:
+    start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+    return start, start + timedelta(days=1)
+
+
+def check_day(day: date, rows: pa.Table) -> None:
+    """Raise :class:`LakeError` when profile rows hold hours outside ``day`` (rows filed under
+    the wrong date partition)."""
+    if rows.num_rows == 0:
+        return
+    start, end = day_bounds(day)
+    hours = rows.column("hour")
+    outside = pc.sum(
+        pc.or_(
+            pc.less(hours, pa.scalar(start, hours.type)),
+            pc.greater_equal(hours, pa.scalar(end, hours.type)),
+        )
+    ).as_py()
+    if outside:
+        first = pc.min(hours).as_py()
+        raise LakeError(
+            f"lake partition date={day.isoformat()}: rows with ts outside that date (hours from "
+            f"{first.isoformat()}); a file holds only its date's rows"
+        )
+
+
+def check_partition(batch: pa.RecordBatch) -> None:
+    """Raise :class:`LakeError` when a row's ``ts`` is not on its file's ``date`` partition (the
+    hive column read with the rows); a batch without the column passes."""
+    names = batch.schema.names
+    if "date" not in names or batch.num_rows == 0:
+        return
+    ts = batch.column(names.index("ts"))
+    us = pc.cast(ts, pa.timestamp("us", tz=getattr(ts.type, "tz", None))).cast(pa.int64())
+    days = pc.floor(pc.divide(us.cast(pa.float64()), 86_400_000_000.0)).cast(pa.int64())
+    part = batch.column(names.index("date")).cast(pa.date32()).cast(pa.int32()).cast(pa.int64())
+    bad = pc.not_equal(days, part)
+    n_bad = pc.sum(bad).as_py()
+    if n_bad:
+        first = pc.filter(batch.column(names.index("date")), bad)[0].as_py()
+        raise LakeError(
+            f"lake partition date={first}: {n_bad} rows with ts on another date; a file holds "
+            "only its date's rows"
+        )
+
+
+def selected_columns(names: Sequence[str], spec: ProfileSpec) -> list[str]:
+    """The columns a profile run reads: ts, tenant_id, model_version, the spec's columns the
+    files have."""
+    have = set(names)
+    for need in ("ts", "tenant_id"):
+        if need not in have:
+            raise LakeError(f"lake files lack the column {need!r} (have {sorted(have)})")
+    cols = ["ts", "tenant_id"] + (["model_version"] if "model_version" in have else [])
+    cols += [c for c in spec.numeric if spec.numeric[c] and c in have]
+    cols += [c for c in spec.categorical if c in have and c not in cols]
+    if "date" in have:  # the hive partition column: checked against ts
+        cols.append("date")
+    return cols
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def duckdb_profile_dates(
+    dates: dict[date, list[LakeFile]],
+    spec: ProfileSpec,
+    *,
+    batch_rows: int = BATCH_ROWS,
+    threads: int | None = None,
+) -> Iterator[tuple[date, pa.Table]]:
+    """Profile rows of each date from its files: DuckDB reads them
+    (``read_parquet(..., hive_partitioning=true)``) and streams Arrow batches through the kernel.
+    A date with no files yields no rows (its hours become empty)."""
+    con = duckdb.connect()
+    try:
+        if threads is not None:
+            con.execute(f"SET threads = {int(threads)}")
+        for day, files in dates.items():
+            if not files:
+                yield day, PROFILE_SCHEMA.empty_table()
+                continue
+            paths = [f.path for f in files]
+            src = "read_parquet(?, hive_partitioning = true, union_by_name = true)"
+            names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}", [paths]).fetchall()]
+            cols = selected_columns(names, spec)
+            reader = con.sql(
+                f"SELECT {', '.join(_quote(c) for c in cols)} FROM {src}", params=[paths]
+            ).to_arrow_reader(batch_rows)
+            acc = ProfileAccumulator(spec, cols)
+            for batch in reader:
+                check_partition(batch)
+                acc.add(batch)
+            rows = acc.rows()
+            check_day(day, rows)
+            yield day, rows
+    finally:
+        con.close()
