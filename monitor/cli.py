@@ -66,6 +66,10 @@ from monitor.cli_lake import lake_app  # noqa: E402
 
 app.add_typer(lake_app, name="lake")  # driftwatch lake export
 
+from monitor.cli_profile import register as _register_profile  # noqa: E402
+
+_register_profile(app)  # driftwatch profile --engine duckdb|spark --lake ... --model ...
+
 console = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 

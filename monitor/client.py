@@ -241,6 +241,16 @@ class Client:
             "PUT", f"/models/{model}/references/{name}", content=_parquet(table), ctype=PARQUET
         )
 
+    def profile_spec(self, model: str) -> dict[str, Any]:
+        """What a lake job computes for ``model`` (``GET /models/{model}/profile-spec``)."""
+        return self._send("GET", f"/models/{model}/profile-spec")
+
+    def push_profiles(self, model: str, day: str, body: bytes) -> dict[str, Any]:
+        """Replace one date's profiles (``PUT /models/{model}/profiles/{day}``): a Parquet
+        body from :func:`monitor.lake_job.encode_push`. Raises ``ClientError`` 409 when the
+        spec is stale."""
+        return self._send("PUT", f"/models/{model}/profiles/{day}", content=body, ctype=PARQUET)
+
     # ------------------------------------------------------------------ batching
     def _log(self, path: str, rows: Any) -> IngestTotals:
         totals = IngestTotals()

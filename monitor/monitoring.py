@@ -28,6 +28,7 @@ from storage.metadata.monitoring import (
     RunRecord,
     config_diff,
 )
+from storage.profiles import ProfileSpec
 from storage.types import MetricResult, RuleRecord
 
 __all__ = ["ApplyChange", "MonitorService", "RuleLookup"]
@@ -77,6 +78,11 @@ class MonitorService:
             clock=services.clock,
         )
         self.on_change: list[Callable[[str], None]] = []  # the scheduler reconciles its jobs
+
+    def profile_spec(self, model: str) -> tuple[ProfileSpec, dict[str, str]]:
+        """What a lake job computes for ``model`` (its enabled monitors' profiles) and the
+        monitors left out with the reason."""
+        return self.runner.model_spec(model, self.store.list_monitors(model=model, enabled=True))
 
     # ------------------------------------------------------------------ definitions
     def validate(self, data: dict[str, Any]) -> MonitorConfig:

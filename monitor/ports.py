@@ -26,12 +26,13 @@ of the contract.
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any, Protocol
 
 import pyarrow as pa
 
 from storage.kpi_sql import Cells, EventMeasure, LogMeasure
+from storage.lake_profiles import LakeFile
 from storage.metadata.monitoring import FinishedRun, MonitorRecord, RunRecord
 from storage.profiles import ProfileSpec, RawProfile
 from storage.types import ModelInfo
@@ -108,6 +109,20 @@ class ProfileEngine(Protocol):
         self, model: str, start: datetime, end: datetime, step: timedelta
     ) -> dict[Segment, list[int]]:
         """Rows per window of ``step`` from the stored profiles (unprofiled windows left out)."""
+        ...
+
+    def lake_fed(self, model: str) -> bool:
+        """Whether a lake job pushes ``model``'s hours (they are not built from local rows)."""
+        ...
+
+    def lake_manifest(self, model: str) -> dict[date, tuple[str, list[LakeFile]]]:
+        """Per pushed day: the spec key and the lake files its profiles came from."""
+        ...
+
+    def replace_day(
+        self, model: str, day: date, rows: pa.Table, spec_key: str, files: Sequence[LakeFile]
+    ) -> int:
+        """Replace a day's hours with pushed profile rows and record their files, at once."""
         ...
 
 

@@ -1,12 +1,13 @@
 """Hourly profiles from a Parquet lake: which date partitions changed, and the DuckDB engine
 that profiles them (the Spark engine is :mod:`storage.spark_engine`).
 
-Lake layout (version 1, see docs/scale-out.md): ``<lake>/model=<name>/date=<YYYY-MM-DD>/*.parquet``
-holding the model's inference rows with the columns and types of its DuckDB table (``ts`` a UTC
-timestamp, ``tenant_id``, ``model_version``, one column per feature, prediction and scores). A
-file holds only rows whose ``ts`` falls on its partition's date: a row elsewhere is an error
-that names the partition, never silently moved or dropped. Files whose names start with ``_``
-or ``.`` are ignored (Spark's ``_SUCCESS``, temporary files).
+The lake layout is :mod:`storage.lake`'s (version 1, written by ``driftwatch lake export`` or by
+the serving fleet): a model's inference rows under
+``<lake>/inferences/model=<name>/date=<YYYY-MM-DD>/*.parquet`` with the columns and types of its
+DuckDB table. A file holds only rows whose ``ts`` falls on its partition's date: a row elsewhere
+is an error that names the partition, never silently moved or dropped. Files whose names start
+with ``_`` or ``.`` are ignored (Spark's ``_SUCCESS``, temporary files). A lake whose
+``_driftwatch_lake.json`` names another layout version is refused.
 
 Incremental: a run lists the files (path, size, mtime) of every date partition and compares
 them with the manifest of files that the stored profiles were computed from; a date whose files
@@ -28,6 +29,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.fs as pafs
 
+from storage.lake import LAYOUT_FILE, LAYOUT_VERSION
+from storage.lake import LakeError as _LayoutError
 from storage.profile_kernel import PROFILE_SCHEMA, ProfileAccumulator, ProfileSpec
 
 __all__ = [
@@ -41,12 +44,12 @@ __all__ = [
     "list_partitions",
 ]
 
-LAKE_LAYOUT_VERSION = 1
+LAKE_LAYOUT_VERSION = LAYOUT_VERSION
 _DATE_DIR = re.compile(r"^date=(\d{4}-\d{2}-\d{2})$")
 BATCH_ROWS = 1 << 17
 
 
-class LakeError(ValueError):
+class LakeError(_LayoutError, ValueError):
     """A lake that does not follow the layout (the message names the path and the problem)."""
 
 
@@ -81,7 +84,23 @@ def filesystem(lake: str) -> tuple[pafs.FileSystem, str]:
 def list_partitions(lake: str, model: str) -> dict[date, list[LakeFile]]:
     """The Parquet files of each date partition of ``model`` (sorted by path)."""
     fs, root = filesystem(lake)
-    base = f"{root}/model={model}"
+    layout = fs.get_file_info(f"{root}/{LAYOUT_FILE}")
+    if layout.type == pafs.FileType.File:
+        import json
+
+        with fs.open_input_file(layout.path) as f:
+            try:
+                version = json.loads(f.read()).get("layout_version")
+            except (ValueError, AttributeError) as exc:
+                raise LakeError(
+                    f"{layout.path}: not a Driftwatch lake layout file ({exc})"
+                ) from exc
+        if version != LAYOUT_VERSION:
+            raise LakeError(
+                f"{layout.path}: layout_version {version!r}, this Driftwatch reads version "
+                f"{LAYOUT_VERSION}"
+            )
+    base = f"{root}/inferences/model={model}"
     info = fs.get_file_info(base)
     if info.type == pafs.FileType.NotFound:
         return {}
@@ -96,8 +115,8 @@ def list_partitions(lake: str, model: str) -> dict[date, list[LakeFile]]:
         if m is None:
             raise LakeError(
                 f"lake file {f.path!r}: not under a date=<YYYY-MM-DD> partition of "
-                f"model={model} (layout v{LAKE_LAYOUT_VERSION}: model=<name>/date=<YYYY-MM-DD>/"
-                "*.parquet)"
+                f"model={model} (layout v{LAKE_LAYOUT_VERSION}: inferences/model=<name>/"
+                "date=<YYYY-MM-DD>/*.parquet)"
             )
         try:
             day = date.fromisoformat(m.group(1))

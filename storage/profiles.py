@@ -43,7 +43,7 @@ from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import duckdb
@@ -52,6 +52,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from storage import tables
+from storage.lake_profiles import LakeFile
 from storage.logstore import LogStore, label_join
 from storage.profile_kernel import (
     PROFILE_SCHEMA,
@@ -142,6 +143,13 @@ def _runs(hours: Sequence[datetime], max_hours: int = 24) -> list[tuple[datetime
     return out
 
 
+@dataclass(frozen=True)
+class _KeyedSpec:
+    """What :meth:`ProfileStore._write_hours` reads of a spec: its key."""
+
+    key: str
+
+
 class ProfileStore:
     """Hourly profiles of a :class:`LogStore`'s inference tables.
 
@@ -180,6 +188,13 @@ class ProfileStore:
             con.execute(
                 f"CREATE TABLE IF NOT EXISTS {tables.PROFILE_STATE} (model VARCHAR NOT NULL, "
                 "watermark TIMESTAMPTZ)"
+            ).fetchall()
+            # models whose profiles a lake job pushes, and the files they were computed from:
+            # the manifest a job compares its listing with
+            con.execute(
+                f"CREATE TABLE IF NOT EXISTS {tables.PROFILE_LAKE_FILES} (model VARCHAR NOT NULL, "
+                "day DATE NOT NULL, spec VARCHAR NOT NULL, path VARCHAR, size BIGINT, "
+                "mtime_ns BIGINT)"
             ).fetchall()
 
     # -- plumbing ---------------------------------------------------------------------------
@@ -337,6 +352,8 @@ class ProfileStore:
             Raw rows scanned.
         """
         start, end = _hour(start), _hour(end - timedelta(microseconds=1)) + HOUR
+        if self.lake_fed(model):  # a lake job pushes this model's hours: nothing to build here
+            return 0
         self.refresh(model)
         with self._model_lock(model):
             spec = self.spec(model)
@@ -498,13 +515,16 @@ class ProfileStore:
         self,
         model: str,
         ptable: str,
-        spec: ProfileSpec,
+        spec: ProfileSpec | _KeyedSpec,
         start: datetime,
         end: datetime,
         data: pa.Table,
         rows_by_hour: dict[datetime, int],
         changed: set[datetime],
+        also: Callable[[duckdb.DuckDBPyConnection], None] | None = None,
     ) -> None:
+        """Replace the profile rows and hour records of ``[start, end)`` in one transaction
+        (``also`` runs inside it: the lake manifest of a pushed day)."""
         hours = []
         h = start
         while h < end:
@@ -546,6 +566,8 @@ class ProfileStore:
                         [model, spec.key, now, now],
                     ).fetchall()
                     con.execute("DROP TABLE __dw_old").fetchall()
+                    if also is not None:
+                        also(con)
                     con.execute("COMMIT").fetchall()
                 except BaseException:
                     con.execute("ROLLBACK").fetchall()
@@ -554,6 +576,108 @@ class ProfileStore:
                 con.unregister("__dw_prof")
                 con.unregister("__dw_hours")
             self._ls.committed(data.nbytes)
+
+    # -- profiles pushed by a lake job ---------------------------------------------------------
+    def lake_fed(self, model: str) -> bool:
+        """Whether ``model``'s hours are pushed by a lake job (see :meth:`replace_day`)."""
+        with self._reader() as cur:
+            row = cur.execute(
+                f"SELECT count(*) FROM {tables.PROFILE_LAKE_FILES} WHERE model = ?", [model]
+            ).fetchone()
+        return bool(row and row[0])
+
+    def lake_manifest(self, model: str) -> dict[date, tuple[str, list[LakeFile]]]:
+        """Per pushed day: the spec key its profiles were computed under and the lake files
+        they were computed from."""
+        with self._reader() as cur:
+            rows = cur.execute(
+                f"SELECT day, spec, path, size, mtime_ns FROM {tables.PROFILE_LAKE_FILES} "
+                "WHERE model = ? ORDER BY day, path",
+                [model],
+            ).fetchall()
+        out: dict[date, tuple[str, list[LakeFile]]] = {}
+        for day, spec, path, size, mtime in rows:
+            files = out.setdefault(day, (spec, []))[1]
+            if path is not None:
+                files.append(LakeFile(path, int(size), int(mtime)))
+        return out
+
+    def replace_day(
+        self,
+        model: str,
+        day: date,
+        rows: pa.Table,
+        spec_key: str,
+        files: Sequence[LakeFile],
+    ) -> int:
+        """Replace the 24 hours of ``day`` with profile rows computed elsewhere (a lake job),
+        and record the files they came from, in one transaction: a reader sees the old day or
+        the new one, never a mix. Idempotent: the same push again leaves the same state.
+
+        Raises ``ValueError`` naming the problem when ``rows`` do not fit (missing or
+        mistyped columns, an hour outside the day). Returns the rows stored.
+        """
+        missing = [f.name for f in PROFILE_SCHEMA if f.name not in rows.schema.names]
+        if missing:
+            raise ValueError(f"profile rows: columns {missing} are missing")
+        try:
+            rows = rows.select(PROFILE_SCHEMA.names).cast(PROFILE_SCHEMA)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError, pa.ArrowTypeError) as exc:
+            raise ValueError(f"profile rows: {exc}") from exc
+        start = datetime(day.year, day.month, day.day, tzinfo=UTC)
+        end = start + timedelta(days=1)
+        if rows.num_rows:
+            lo, hi = (v.as_py() for v in pc.min_max(rows.column("hour")).values())
+            if lo is None or lo < start or hi >= end:
+                raise ValueError(
+                    f"profile rows: hours {lo} .. {hi} are not all on {day.isoformat()}"
+                )
+        self._table(model)  # an unknown model is refused before anything is written
+        ptable = self._ensure_profile_table(model)
+        seg = rows.filter(pc.equal(rows.column("column_name"), ROWS_COLUMN))
+        rows_by_hour: dict[datetime, int] = {}
+        for h, n in zip(
+            seg.column("hour").to_pylist(), seg.column("count").to_pylist(), strict=True
+        ):
+            rows_by_hour[h] = rows_by_hour.get(h, 0) + int(n)
+        hours = {start + i * HOUR for i in range(24)}
+        manifest = pa.table(
+            {
+                "path": pa.array([f.path for f in files] or [None], pa.string()),
+                "size": pa.array([f.size for f in files] or [None], pa.int64()),
+                "mtime_ns": pa.array([f.mtime_ns for f in files] or [None], pa.int64()),
+            }
+        )
+
+        def record_files(con: duckdb.DuckDBPyConnection) -> None:
+            con.execute(
+                f"DELETE FROM {tables.PROFILE_LAKE_FILES} WHERE model = ? AND day = ?",
+                [model, day],
+            ).fetchall()
+            con.register("__dw_files", manifest)
+            try:
+                con.execute(
+                    f"INSERT INTO {tables.PROFILE_LAKE_FILES} SELECT ?, ?, ?, path, size, "
+                    "mtime_ns FROM __dw_files",
+                    [model, day, spec_key],
+                ).fetchall()
+            finally:
+                con.unregister("__dw_files")
+
+        # the stored hours carry the pushed spec key (a pushed day is never rebuilt here)
+        with self._model_lock(model):
+            self._write_hours(
+                model,
+                ptable,
+                _KeyedSpec(spec_key),
+                start,
+                end,
+                rows,
+                rows_by_hour,
+                hours,
+                record_files,
+            )
+        return rows.num_rows
 
     # -- reading ----------------------------------------------------------------------------
     def profile_rows(self, model: str, start: datetime, end: datetime) -> pa.Table:

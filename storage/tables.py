@@ -17,6 +17,7 @@ from typing import Literal
 __all__ = [
     "EVENTS",
     "PROFILE_HOURS",
+    "PROFILE_LAKE_FILES",
     "PROFILE_STATE",
     "QUARANTINE",
     "REFERENCE_SETS",
@@ -40,6 +41,8 @@ PROFILE_HOURS = "profile_hours"
 """Per (model, hour): rows, bin spec, computed/changed times, dirty flag."""
 PROFILE_STATE = "profile_state"
 """Per model: the ``received_at`` watermark up to which late rows were looked for."""
+PROFILE_LAKE_FILES = "profile_lake_files"
+"""Per lake-fed model and pushed day: the spec key and the lake files its profiles came from."""
 
 LogKind = Literal["inferences", "labels", "references", "profiles"]
 _SEP = "__"

@@ -137,6 +137,9 @@ def create_app(
     from monitor.api import routes_jobs
 
     app.include_router(routes_jobs.router, prefix="/api/v1")
+    from monitor.api import routes_profiles  # profiles pushed by a lake job (issue 16)
+
+    app.include_router(routes_profiles.router, prefix="/api/v1")
     install_web_apps(app, settings)  # the dashboard (issue 7): every path no API route takes
     app.openapi = lambda: document_errors(app)  # type: ignore[method-assign]
     return app

@@ -73,6 +73,9 @@ class Profiles:
     def row_counts(self, *args: Any) -> dict[tuple[str, str], list[int]]:
         return {}
 
+    def lake_fed(self, model: str) -> bool:
+        return False
+
 
 class Logs:
     """In-memory raw-log reads: a window without rows, one labelled reference dataset."""

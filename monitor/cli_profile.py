@@ -1,0 +1,83 @@
+"""``driftwatch profile``: the profiling job of a lake-mode model (see monitor/lake_job.py and
+docs/scale-out.md)."""
+
+from __future__ import annotations
+
+import json
+from typing import Annotated
+
+import typer
+from rich.console import Console
+
+from monitor.cli_common import ApiKey, DataDir, Url
+
+err = Console(stderr=True, soft_wrap=True)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("profile")
+    def profile(
+        lake: Annotated[
+            str,
+            typer.Option(
+                "--lake", help="Lake root: a path or a URI pyarrow reads (file://, s3://...)."
+            ),
+        ],
+        model: Annotated[str, typer.Option("--model", help="Model name.")],
+        engine: Annotated[
+            str, typer.Option("--engine", help="duckdb (one process) or spark.")
+        ] = "duckdb",
+        master: Annotated[
+            str,
+            typer.Option(
+                "--master",
+                help="Spark master for --engine spark (local[*] here; under spark-submit "
+                "pass '' to take the submit command's).",
+            ),
+        ] = "local[*]",
+        url: Url = None,
+        api_key: ApiKey = None,
+        data_dir: DataDir = None,
+        quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines.")] = False,
+    ) -> None:
+        """Profile the lake's changed dates of a model and hand the profiles to the server
+        (--url) or the local data dir; prints a JSON line of what it did."""
+        from monitor.cli_common import fail
+        from monitor.composition import open_process
+        from monitor.lake_job import HttpTarget, LocalTarget, engine_for, run_job
+        from monitor.settings import load_settings
+        from storage.lake_profiles import LakeError
+
+        if engine not in ("duckdb", "spark"):
+            raise fail(f"--engine must be duckdb or spark, not {engine!r}")
+        if url and not api_key:
+            raise fail("--url needs --api-key (or DRIFTWATCH_API_KEY)", 2)
+        say = None if quiet else (lambda line: err.print(line, markup=False))
+        try:
+            run, close = engine_for(engine, master)
+        except ImportError as exc:
+            raise fail(str(exc)) from exc
+        try:
+            if url:
+                from monitor.client import Client, ClientError
+
+                with Client(url, api_key or "") as client:
+                    try:
+                        report = run_job(HttpTarget(client), lake, model, run, engine, progress=say)
+                    except (ClientError, LakeError) as exc:
+                        raise fail(str(exc)) from exc
+            else:
+                try:
+                    process = open_process(load_settings(data_dir=data_dir))
+                except Exception as exc:  # the usual cause: a server holds the DuckDB file
+                    raise fail(f"{exc} (is `driftwatch serve` running? use --url)", 2) from exc
+                try:
+                    target = LocalTarget(process.services)
+                    report = run_job(target, lake, model, run, engine, progress=say)
+                except (KeyError, LakeError) as exc:
+                    raise fail(str(exc)) from exc
+                finally:
+                    process.close()
+        finally:
+            close()
+        typer.echo(json.dumps(report.as_dict()))
