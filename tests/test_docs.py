@@ -33,11 +33,19 @@ def test_readme_quick_start_is_two_commands() -> None:
 def test_compose_file_shape() -> None:
     compose = yaml.safe_load((ROOT / "compose.yaml").read_text())
     services = compose["services"]
-    assert set(services) == {"postgres", "driftwatch"}
+    default = {k: v for k, v in services.items() if not v.get("profiles")}
+    assert set(default) == {"postgres", "driftwatch"}
     assert services["driftwatch"]["deploy"]["replicas"] == 1
     assert "DRIFTWATCH_DATABASE_URL" in services["driftwatch"]["environment"]
-    for svc in services.values():
+    for svc in default.values():
         assert "healthcheck" in svc
+    # the optional Spark profile (docs/scale-out.md): master, worker, one-shot profiling job
+    spark = {k for k, v in services.items() if "spark" in v.get("profiles", ())}
+    assert spark == {"spark-master", "spark-worker", "profile-job"}
+    assert services["spark-master"]["image"].startswith("apache/spark:")
+    assert services["profile-job"]["restart"] == "no"
+    job = services["profile-job"]["entrypoint"]
+    assert job[:4] == ["driftwatch", "profile", "--engine", "spark"]
 
 
 @pytest.mark.skipif(shutil.which("docker") is None, reason="no docker client")
