@@ -94,10 +94,14 @@ ROUTES: dict[tuple[str, str], tuple[str, bool]] = {
     ("GET", "/api/v1/jobs"): ("viewer", True),
     ("GET", "/api/v1/jobs/{job_id}"): ("viewer", True),
     ("DELETE", "/api/v1/jobs/{job_id}"): ("engineer", True),
+    # profiles of a lake-fed model (issue 16): every tenant's rows, scoped keys refused
+    ("GET", "/api/v1/models/{model}/profile-spec"): ("engineer", True),
+    ("PUT", "/api/v1/models/{model}/profiles/{day}"): ("engineer", True),
 }
 RANK = {"viewer": 0, "engineer": 1, "admin": 2}
 PARAMS = {
     "model": "churn",
+    "day": "2026-03-01",
     "name": "base",
     "tenant_id": "acme",
     "key": "1",
