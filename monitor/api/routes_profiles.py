@@ -98,7 +98,8 @@ def profile_spec(model: str, request: Request, caller: SharedEngineer) -> Profil
     response_model=ProfilePushOut,
     openapi_extra={
         "requestBody": {
-            "content": {PARQUET: {}},
+            # the body is Parquet whatever the content type says
+            "content": {PARQUET: {}, "application/octet-stream": {}},
             "description": "Profile rows of one date as Parquet, schema metadata "
             "'driftwatch.profiles' = {spec_key, date, files}.",
         }
