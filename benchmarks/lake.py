@@ -2,7 +2,7 @@
 lake, both running the one profile kernel (storage/profile_kernel.py).
 
 The lake: ``--rows`` inference rows (default 10,000,000) over 30 days, two files a day
-(``inferences/model=bench/date=<day>/part-{0,1}.parquet``), 4 tenants, 3 model versions, 10 numeric columns
+(``model=bench/date=<day>/part-{0,1}.parquet``), 4 tenants, 3 model versions, 10 numeric columns
 (NaN, NULL, +-inf, values on bin edges) each with its reference's 10 bins, 3 categorical
 columns (cardinality 4, 50 and 1,000). Generated once per size under ``--dir`` and reused.
 
@@ -61,7 +61,7 @@ def make_lake(root: Path, rows: int, seed: int = 7) -> Path:
     per_file = rows // (DAYS * 2)
     for d in range(DAYS):
         day = T0 + timedelta(days=d)
-        folder = lake / "inferences" / "model=bench" / f"date={day.date().isoformat()}"
+        folder = lake / "model=bench" / f"date={day.date().isoformat()}"
         folder.mkdir(parents=True, exist_ok=True)
         for part in range(2):
             n = per_file + (rows - per_file * DAYS * 2 if d == DAYS - 1 and part == 1 else 0)

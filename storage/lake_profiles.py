@@ -3,7 +3,7 @@ that profiles them (the Spark engine is :mod:`storage.spark_engine`).
 
 The lake layout is :mod:`storage.lake`'s (version 1, written by ``driftwatch lake export`` or by
 the serving fleet): a model's inference rows under
-``<lake>/inferences/model=<name>/date=<YYYY-MM-DD>/*.parquet`` with the columns and types of its
+``<lake>/model=<name>/date=<YYYY-MM-DD>/*.parquet`` with the columns and types of its
 DuckDB table. A file holds only rows whose ``ts`` falls on its partition's date: a row elsewhere
 is an error that names the partition, never silently moved or dropped. Files whose names start
 with ``_`` or ``.`` are ignored (Spark's ``_SUCCESS``, temporary files). A lake whose
@@ -100,7 +100,7 @@ def list_partitions(lake: str, model: str) -> dict[date, list[LakeFile]]:
                 f"{layout.path}: layout_version {version!r}, this Driftwatch reads version "
                 f"{LAYOUT_VERSION}"
             )
-    base = f"{root}/inferences/model={model}"
+    base = f"{root}/model={model}"
     info = fs.get_file_info(base)
     if info.type == pafs.FileType.NotFound:
         return {}
@@ -115,7 +115,7 @@ def list_partitions(lake: str, model: str) -> dict[date, list[LakeFile]]:
         if m is None:
             raise LakeError(
                 f"lake file {f.path!r}: not under a date=<YYYY-MM-DD> partition of "
-                f"model={model} (layout v{LAKE_LAYOUT_VERSION}: inferences/model=<name>/"
+                f"model={model} (layout v{LAKE_LAYOUT_VERSION}: model=<name>/"
                 "date=<YYYY-MM-DD>/*.parquet)"
             )
         try:

@@ -102,13 +102,13 @@ def spec_for(ref: pa.Table) -> ProfileSpec:
 
 
 def write_lake(root, model: str, table: pa.Table, name: str) -> None:
-    """Files of the lake layout: inferences/model=<name>/date=<YYYY-MM-DD>/<name>.parquet."""
+    """Files of the lake layout: model=<name>/date=<YYYY-MM-DD>/<name>.parquet."""
     days = table.column("ts").cast(pa.date32()).to_pylist()
     by_day: dict[date, list[int]] = {}
     for i, d in enumerate(days):
         by_day.setdefault(d, []).append(i)
     for d, idx in by_day.items():
-        folder = root / "inferences" / f"model={model}" / f"date={d.isoformat()}"
+        folder = root / f"model={model}" / f"date={d.isoformat()}"
         folder.mkdir(parents=True, exist_ok=True)
         pq.write_table(table.take(pa.array(idx)), folder / f"{name}.parquet")
 
@@ -176,7 +176,7 @@ def _incremental(root, late: pa.Table, spec: ProfileSpec, engine) -> tuple[list[
         todo = changed_dates(after, manifest, spec.key)
         by_day.update(engine({d: after[d] for d in todo}, spec))
     finally:
-        for f in root.glob(f"inferences/model=churn/date=*/{name}.parquet"):
+        for f in root.glob(f"model=churn/date=*/{name}.parquet"):
             f.unlink()
     return todo, pa.concat_tables(by_day.values())
 
@@ -221,7 +221,7 @@ def test_changed_dates_follow_files_and_spec(lake_data) -> None:
 
 def test_rows_outside_their_date_partition_are_refused(tmp_path) -> None:
     t = logs(50, 4, days=1)
-    folder = tmp_path / "inferences" / "model=churn" / "date=2026-03-05"
+    folder = tmp_path / "model=churn" / "date=2026-03-05"
     folder.mkdir(parents=True)
     pq.write_table(t, folder / "wrong.parquet")
     spec = ProfileSpec({"x": ((0.0, 1.0),)}, ())
@@ -255,8 +255,8 @@ def test_another_layout_version_is_refused(tmp_path) -> None:
 
 
 def test_lake_layout_errors_name_the_file(tmp_path) -> None:
-    (tmp_path / "inferences" / "model=churn" / "day=1").mkdir(parents=True)
-    (tmp_path / "inferences" / "model=churn" / "day=1" / "a.parquet").write_bytes(b"")
+    (tmp_path / "model=churn" / "day=1").mkdir(parents=True)
+    (tmp_path / "model=churn" / "day=1" / "a.parquet").write_bytes(b"")
     with pytest.raises(LakeError, match=r"a\.parquet.*date=<YYYY-MM-DD>"):
         list_partitions(str(tmp_path), "churn")
 
