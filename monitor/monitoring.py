@@ -82,7 +82,12 @@ class MonitorService:
     def profile_spec(self, model: str) -> tuple[ProfileSpec, dict[str, str]]:
         """What a lake job computes for ``model`` (its enabled monitors' profiles) and the
         monitors left out with the reason."""
-        return self.runner.model_spec(model, self.store.list_monitors(model=model, enabled=True))
+        from monitor.lake_mode import model_spec
+
+        if self.services.metadata.get_model(model) is None:
+            raise NotFoundError(f"model {model!r} is not registered")
+        records = self.store.list_monitors(model=model, enabled=True)
+        return model_spec(self.runner, model, records)
 
     # ------------------------------------------------------------------ definitions
     def validate(self, data: dict[str, Any]) -> MonitorConfig:

@@ -28,20 +28,21 @@ import logging
 import threading
 import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any, ClassVar, Protocol
+from typing import Protocol
 
 from monitor import windows
 from monitor.checks import CheckContext, CheckEnv, get_check
 from monitor.checks.caches import Caches
 from monitor.checks.common import ranked
+from monitor.lake_mode import LakeGuard, lake_no_data
 from monitor.monitors import MonitorConfig, parse_monitor
 from monitor.ports import LogReader, ModelCatalog, MonitorStore, ProfileEngine
 from storage.metadata.monitoring import FinishedRun, MonitorRecord
 from storage.profiles import ProfileSpec
-from storage.types import ALL, MetricResult, ModelSchema
+from storage.types import MetricResult, ModelSchema
 
 __all__ = ["ResultSink", "RunSummary", "Runner", "floor_window", "ranked"]
 
@@ -129,7 +130,7 @@ class Runner:
         # references and fitted models, kept across windows
         self.caches = Caches()
         self.env = CheckEnv(
-            self.profiles, _LakeGuard(self.logs, self.profiles), self.caches, sample_size
+            self.profiles, LakeGuard(self.logs, self.profiles), self.caches, sample_size
         )
         self._locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
@@ -158,22 +159,9 @@ class Runner:
             raise KeyError(f"model {model!r} is not registered")
         return info.schema
 
-    def model_spec(
-        self, model: str, records: Sequence[MonitorRecord]
-    ) -> tuple[ProfileSpec, dict[str, str]]:
-        """What a profile engine must compute for ``model``: the merged spec of its enabled
-        monitors (registered with the profile engine, so its key is what pushed profiles are
-        checked against), and the monitors left out with the reason (e.g. a relative
-        reference, whose bins come from a sample of the model's own logs)."""
-        self._schema(model)
-        spec = ProfileSpec()
-        skipped: dict[str, str] = {}
-        for record in records:
-            try:
-                spec = spec.merged(self._spec(record, self._config(record)))
-            except Exception as exc:  # that monitor's runs say the same
-                skipped[record.name] = f"{type(exc).__name__}: {exc}"
-        return self.profiles.register(model, spec), skipped
+    def monitor_spec(self, record: MonitorRecord) -> ProfileSpec:
+        """The hourly profiles a monitor's check reads (what a lake job computes for it)."""
+        return self._spec(record, self._config(record))
 
     def due_windows(self, record: MonitorRecord, now: datetime | None = None) -> list[datetime]:
         """Starts of closed windows not yet run, oldest first."""
@@ -413,20 +401,10 @@ class Runner:
     ) -> tuple[list[MetricResult], int]:
         """The results of one window (not stored) and the raw rows scanned."""
         ctx = CheckContext(record, cfg, self._schema(record.model), ws, we, self.env)
-        if cfg.kind in _ROW_KINDS and self.profiles.lake_fed(record.model):
-            result = MetricResult(
-                **ctx.base,
-                tenant_id=ALL,
-                model_version=ALL,
-                column="",
-                metric=cfg.kind,
-                value=None,
-                threshold=None,
-                status="no_data",
-                details={"reason": lake_reason(cfg.kind.replace("_", " "))},
-            )
-            return [result], 0
-        return get_check(cfg.kind).evaluate(ctx)
+        check = get_check(cfg.kind)
+        if check.reads_rows and self.profiles.lake_fed(record.model):
+            return [lake_no_data(ctx)], 0  # its rows stay in the lake (monitor/lake_mode.py)
+        return check.evaluate(ctx)
 
 
 def _failed(monitor: str, ws: datetime, exc: Exception) -> str:
@@ -435,45 +413,3 @@ def _failed(monitor: str, ws: datetime, exc: Exception) -> str:
     log.warning("monitor %s window %s failed: %s", monitor, ws, err)
     log.debug("%s", traceback.format_exc())
     return err
-
-
-# kinds whose checks read rows, not hourly profiles
-_ROW_KINDS = ("performance", "estimated_performance", "multivariate_drift")
-
-
-def lake_reason(what: str) -> str:
-    """Why a lake-fed model's check cannot have ``what``."""
-    return (
-        f"lake-fed model: {what} needs rows, which stay in the lake; a lake job pushes hourly "
-        "profiles only (docs/scale-out.md)"
-    )
-
-
-class _LakeGuard:
-    """The log reader as checks see it: a lake-fed model's rows stay in the lake, so the reads
-    of rows say so (a run error naming the reason) instead of reading the server's empty
-    table; every other read passes through."""
-
-    _ROWS: ClassVar[dict[str, str]] = {
-        "sample": "a sample of its rows",
-        "labelled": "its labelled rows",
-        "first_ts": "a relative reference (bins from a sample of its first week; upload a "
-        "reference dataset instead)",
-    }
-
-    def __init__(self, logs: LogReader, profiles: ProfileEngine) -> None:
-        self._logs = logs
-        self._profiles = profiles
-
-    def __getattr__(self, name: str) -> Any:
-        read = getattr(self._logs, name)
-        what = self._ROWS.get(name)
-        if what is None:
-            return read
-
-        def checked(model: str, *args: Any, **kwargs: Any) -> Any:
-            if self._profiles.lake_fed(model):
-                raise LookupError(lake_reason(what))
-            return read(model, *args, **kwargs)
-
-        return checked

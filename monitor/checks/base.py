@@ -84,10 +84,14 @@ class Check(ABC):
         The monitor kinds it evaluates (registry keys).
     uses_labels
         Late labels change its results: the runner re-runs its windows when labels arrive.
+    reads_rows
+        It reads rows, not hourly profiles: on a lake-fed model (rows in the lake) it gives
+        one ``no_data`` result naming the reason (monitor/lake_mode.py).
     """
 
     kinds: ClassVar[tuple[str, ...]]
     uses_labels: ClassVar[bool] = False
+    reads_rows: ClassVar[bool] = False
 
     def profile_spec(
         self, env: CheckEnv, record: MonitorRecord, cfg: MonitorConfig, schema: ModelSchema

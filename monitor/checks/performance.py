@@ -18,6 +18,7 @@ __all__ = ["PerformanceCheck"]
 @register
 class PerformanceCheck(Check):
     kinds = ("performance",)
+    reads_rows = True
     uses_labels = True
 
     def evaluate(self, ctx: CheckContext) -> tuple[list[MetricResult], int]:
