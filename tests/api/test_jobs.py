@@ -229,3 +229,52 @@ def test_sigterm_stops_the_server_within_10_s_during_a_long_backfill(tmp_path: P
         assert rows == 2 * 3 * 50  # and the acknowledged rows are all there
     finally:
         services.close()
+
+
+@pytest.mark.slow
+def test_sigterm_stops_the_server_within_10_s_during_a_long_kpi_compute(tmp_path: Path) -> None:
+    """The same for a KPI compute job over a year of hourly windows: the server stops within
+    10 s, the job is cancelled or interrupted, and the windows it reported done are stored."""
+    data = tmp_path / "data"
+    settings = Settings(data_dir=data)
+    services = Services.open(settings)
+    try:
+        key = services.metadata.create_api_key("t", "engineer")[1]
+    finally:
+        services.close()
+    port = free_port()
+    env = {"DRIFTWATCH_DATA_DIR": str(data), "DRIFTWATCH_ALERT_WORKER": "false"}
+    kpi = {"name": "hourly_rate", "formula": "rate(conversion, session)", "window": "hour"}
+    with server_process(env, port) as proc:
+        base = f"http://127.0.0.1:{port}/api/v1"
+        with httpx.Client(
+            base_url=base, headers={"Authorization": f"Bearer {key}"}, timeout=60
+        ) as c:
+            assert c.post("/kpis", json=kpi).status_code == 201
+            job = c.post("/kpis/hourly_rate/compute", params=YEAR).json()
+            deadline = time.monotonic() + 120
+            while True:  # until the job has committed some windows
+                seen = c.get(f"/jobs/{job['id']}").json()
+                if seen["done"] >= 48 or time.monotonic() > deadline:
+                    break
+                time.sleep(0.2)
+            assert seen["state"] == "running" and seen["done"] >= 48, seen
+        t0 = time.monotonic()
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except Exception:
+            os.kill(proc.pid, signal.SIGKILL)
+            raise
+        stopped_in = time.monotonic() - t0
+        assert stopped_in < 10.0, f"stopped after {stopped_in:.1f} s"
+    services = Services.open(settings)
+    try:
+        final = JobStore(services.metadata).get(job["id"])
+        assert final is not None and final.state in ("cancelled", "interrupted"), final
+        assert final.done >= seen["done"]
+        last = MonitoringStore(services.metadata).last_window_end("kpi:hourly_rate")
+        first = datetime.fromisoformat(YEAR["start"])
+        assert last is not None and last >= first + timedelta(hours=final.done)
+    finally:
+        services.close()
