@@ -58,7 +58,13 @@ def layout(model: str = "", feature: str = "", **params: Any) -> html.Div:
             ),
             dcc.Location(id="feature-nav", refresh="callback-nav"),
             dcc.Download(id="feature-download"),
-            dcc.Loading(html.Div(id="feature-content"), delay_show=300),
+            # only the page's own render shows the spinner: the Evidently report (seconds)
+            # keeps the page visible and shows its progress on the button instead
+            dcc.Loading(
+                html.Div(id="feature-content"),
+                delay_show=300,
+                target_components={"feature-content": "children"},
+            ),
         ]
     )
 
@@ -211,6 +217,14 @@ def pick_window(
     State("feature-window", "value"),
     State("feature-params", "data"),
     prevent_initial_call=True,
+    running=[
+        (Output("feature-report", "disabled"), True, False),
+        (
+            Output("feature-report", "children"),
+            "Building the Evidently report…",
+            "Download Evidently report",
+        ),
+    ],
 )
 @guarded(PAGE)
 def download(n: int, window: str | None, params: dict[str, Any], account: Account) -> Any:

@@ -302,6 +302,11 @@ def test_feature_page_downloads_an_evidently_report(site: Site, tabs: dict[str, 
     tab.open("/models/churn/features/discount_rate?tenant=acme", "#feature-report")
     with tab.page.expect_download(timeout=60_000) as info:
         tab.page.click("#feature-report")
+        # while the report builds (seconds) the page stays on screen and the button says so
+        # (the former page sat inside the page's loading spinner, blank until it finished)
+        tab.page.wait_for_selector("#feature-report:has-text('Building')", timeout=20_000)
+        assert tab.page.is_visible("#feature-statistic")
+        assert tab.page.is_visible("#feature-report-status")
     download = info.value
     assert download.suggested_filename.startswith("churn-acme-")
     text = Path(download.path()).read_text(encoding="utf-8", errors="replace")
