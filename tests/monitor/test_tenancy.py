@@ -56,8 +56,12 @@ HAND_MADE = re.compile(
 @pytest.mark.parametrize(
     "path",
     sorted(
-        [*(ROOT / "monitor" / "api").glob("*.py"), *(ROOT / "dashboard").rglob("*.py")]
-        + [ROOT / "monitor" / n for n in ("queries.py", "alert_pages.py", "business.py")]
+        [
+            *(ROOT / "monitor" / "api").glob("*.py"),
+            *(ROOT / "dashboard").rglob("*.py"),
+            *(ROOT / "monitor" / "queries").glob("*.py"),
+        ]
+        + [ROOT / "monitor" / n for n in ("alert_pages.py", "business.py")]
     ),
     ids=lambda p: str(p.relative_to(ROOT)),
 )

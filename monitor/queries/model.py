@@ -1,0 +1,236 @@
+"""The model page: metric series, the drift heatmap, version changes."""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from monitor.queries.common import (
+    PRIMARY_METRICS,
+    STATUS_RANK,
+    Scope,
+    check_tenant,
+    memoised,
+    parse_range,
+    severity_score,
+    visible_tenants,
+)
+from monitor.service import Services
+from monitor.timerange import TimeRange
+from storage import reads
+from storage.types import ALL, MetricResult
+
+
+@dataclass(frozen=True)
+class Series:
+    """One line: x (window starts), y, optional band and per-point status."""
+
+    name: str
+    x: list[datetime]
+    y: list[float | None]
+    threshold: list[float | None] = field(default_factory=list)
+    lower: list[float | None] = field(default_factory=list)
+    upper: list[float | None] = field(default_factory=list)
+    status: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Heatmap:
+    features: list[str]
+    windows: list[datetime]
+    z: list[list[float | None]]  # features × windows: value / threshold (≥ 1 drifted)
+    text: list[list[str]]
+
+
+@dataclass(frozen=True)
+class VersionChange:
+    version: str
+    first_seen: datetime
+    rows: int
+
+
+@dataclass(frozen=True)
+class ModelView:
+    model: str
+    task: str
+    tenant: str
+    tenants: list[str]
+    range_key: str
+    start: datetime
+    end: datetime
+    heatmap: Heatmap
+    prediction: list[Series]
+    realized: list[Series]
+    estimated: list[Series]
+    metric: str  # the performance metric shown
+    metrics: list[str]  # every performance metric stored
+    labels_until: datetime | None
+    quality: list[tuple[str, str, float | None, str]]  # (column, metric, value, status)
+    versions: list[VersionChange]
+    computed_at: datetime | None
+
+
+def default_tenant(scope: Scope, tenants: Sequence[str]) -> str:
+    """``*`` (all tenants together) for users who see everything, else their first tenant."""
+    if scope is None:
+        return ALL
+    return tenants[0] if tenants else ""
+
+
+def series_by(results: Iterable[MetricResult], key: Any) -> dict[Any, list[MetricResult]]:
+    out: dict[Any, list[MetricResult]] = defaultdict(list)
+    for r in results:
+        out[key(r)].append(r)
+    return out
+
+
+def to_series(name: str, rs: Sequence[MetricResult]) -> Series:
+    rs = sorted(rs, key=lambda r: r.window_start)
+    return Series(
+        name,
+        [r.window_start for r in rs],
+        [r.value for r in rs],
+        [r.threshold for r in rs],
+        [as_number(r.details.get("lower")) for r in rs],
+        [as_number(r.details.get("upper")) for r in rs],
+        [r.status for r in rs],
+    )
+
+
+def as_number(v: Any) -> float | None:
+    try:
+        f = float(v)
+    except (TypeError, ValueError):
+        return None
+    return f if math.isfinite(f) else None
+
+
+def heatmap(results: Iterable[MetricResult]) -> Heatmap:
+    """Feature × window matrix of the worst value / threshold of each cell."""
+    cells: dict[tuple[str, datetime], MetricResult] = {}
+    for r in results:
+        if not r.column:
+            continue
+        k = (r.column, r.window_start)
+        if k not in cells or severity_score(r) > severity_score(cells[k]):
+            cells[k] = r
+    features = sorted({c for c, _ in cells})
+    windows = sorted({w for _, w in cells})
+    z: list[list[float | None]] = []
+    text: list[list[str]] = []
+    for f in features:
+        zr, tr = [], []
+        for w in windows:
+            r = cells.get((f, w))
+            if r is None or r.status == "no_data":
+                zr.append(None)
+                tr.append("no data")
+                continue
+            zr.append(round(severity_score(r), 4))
+            v = "–" if r.value is None else f"{r.value:.4g}"
+            th = "–" if r.threshold is None else f"{r.threshold:.4g}"
+            tr.append(f"{r.metric} {v} (threshold {th}), {r.status}")
+        z.append(zr)
+        text.append(tr)
+    return Heatmap(features, windows, z, text)
+
+
+@memoised
+def model_view(
+    services: Services,
+    scope: Scope,
+    model: str,
+    tenant: str | None = None,
+    range_key: str | TimeRange | None = None,
+    now: datetime | None = None,
+    metric: str | None = None,
+) -> ModelView | None:
+    """Everything the model page shows, for one tenant (or ``*``) and time range; None when
+    the model is unknown."""
+    info = services.metadata.get_model(model)
+    if info is None:
+        return None
+    tenants = visible_tenants(services, scope)
+    tenant = tenant or default_tenant(scope, tenants)
+    check_tenant(scope, tenant)
+    key, start, end = parse_range(range_key, now or services.now())
+    rows = reads.results_between(
+        services.metadata,
+        start=start,
+        end=end,
+        source="monitor",
+        model=model,
+        kinds=("feature_drift", "prediction_drift", "performance", "estimated_performance"),
+        tenant_ids=(tenant,),
+        include_all=tenant == ALL,
+        model_version=ALL,
+    )
+    # data quality: only the newest window is shown (its history is the bulk of the rows)
+    rows += [
+        r
+        for r in reads.latest_results(
+            services.metadata,
+            source="monitor",
+            model=model,
+            kinds=("data_quality",),
+            tenant_ids=(tenant,),
+            include_all=tenant == ALL,
+            model_version=ALL,
+        )
+        if r.tenant_id == tenant
+    ]
+    by_kind = series_by(rows, lambda r: r.kind)
+    # drift_share (share of drifted columns) is a summary, not a statistic to plot
+    pred = series_by(
+        [r for r in by_kind.get("prediction_drift", []) if r.metric != "drift_share"],
+        lambda r: (r.column or "prediction", r.metric),
+    )
+    realized = series_by(
+        [r for r in by_kind.get("performance", []) if r.model_version == ALL], lambda r: r.metric
+    )
+    estimated = series_by(
+        [r for r in by_kind.get("estimated_performance", []) if r.model_version == ALL],
+        lambda r: r.metric,
+    )
+    labelled = [r.window_end for r in by_kind.get("performance", []) if r.status != "no_data"]
+    latest_quality: dict[tuple[str, str], MetricResult] = {}
+    for r in by_kind.get("data_quality", []):
+        k = (r.column, r.metric)
+        if k not in latest_quality or r.window_start > latest_quality[k].window_start:
+            latest_quality[k] = r
+    quality = sorted(
+        ((c, m, r.value, r.status) for (c, m), r in latest_quality.items()),
+        key=lambda q: (-STATUS_RANK.get(q[3], 0), q[0], q[1]),
+    )
+    versions = [
+        VersionChange(v, first, n)
+        for v, first, _last, n in reads.version_spans(services.logstore, model)
+    ]
+    metrics = sorted(set(realized) | set(estimated))
+    if metric not in metrics:
+        metric = next((m for m in PRIMARY_METRICS if m in metrics), metrics[0] if metrics else "")
+    prediction = [to_series(f"{c} {m}", rs) for (c, m), rs in sorted(pred.items())]
+    prediction = [s for s in prediction if any(v is not None for v in s.y)]
+    return ModelView(
+        model=model,
+        task=info.schema.task,
+        tenant=tenant,
+        tenants=tenants,
+        range_key=key,
+        start=start,
+        end=end,
+        heatmap=heatmap(r for r in by_kind.get("feature_drift", []) if r.model_version == ALL),
+        prediction=prediction,
+        realized=[to_series(metric, realized[metric])] if metric in realized else [],
+        estimated=[to_series(metric, estimated[metric])] if metric in estimated else [],
+        metric=metric,
+        metrics=metrics,
+        labels_until=max(labelled, default=None),
+        quality=quality,
+        versions=versions,
+        computed_at=reads.last_computed(services.metadata, source="monitor", model=model),
+    )

@@ -1,0 +1,130 @@
+"""The overview page: health per model and tenant, the signals to look at first."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import datetime
+
+from monitor.queries.common import (
+    LATEST_DAYS,
+    STATUS_RANK,
+    Scope,
+    alert_store,
+    parse_range,
+    severity_score,
+    visible_tenants,
+    worst_status,
+)
+from monitor.service import Services
+from monitor.timerange import TimeRange
+from storage import reads
+from storage.types import MetricResult
+
+
+@dataclass(frozen=True)
+class Cell:
+    status: str
+    alerting: int  # results in alert in the newest windows
+    warning: int
+    firing: int  # firing alerts
+
+
+@dataclass(frozen=True)
+class Signal:
+    model: str
+    tenant_id: str
+    monitor: str
+    kind: str
+    column: str
+    metric: str
+    value: float | None
+    threshold: float | None
+    status: str
+    window_start: datetime
+    score: float
+
+
+@dataclass(frozen=True)
+class Overview:
+    models: list[str]
+    tenants: list[str]
+    cells: dict[tuple[str, str], Cell]
+    worst: list[Signal]
+    firing_by_severity: dict[str, int]
+    computed_at: datetime | None
+
+
+def signal_of(r: MetricResult) -> Signal:
+    return Signal(
+        r.model or "",
+        r.tenant_id,
+        r.source_name,
+        r.kind,
+        r.column,
+        r.metric,
+        r.value,
+        r.threshold,
+        r.status,
+        r.window_start,
+        severity_score(r),
+    )
+
+
+def overview(
+    services: Services,
+    scope: Scope,
+    worst_n: int = 10,
+    range_key: str | TimeRange | None = None,
+) -> Overview:
+    """Models × tenants health from the newest window of every monitor in the range (by
+    default the last LATEST_DAYS: a monitor silent for longer shows as "no data"; a range
+    in the past shows the health as it was at its end). Firing alerts are the ones firing
+    now, whatever the range."""
+    tenants = visible_tenants(services, scope)
+    models = [m.name for m in services.metadata.list_models()]
+    _key, start, end = parse_range(range_key or f"{LATEST_DAYS}d", services.now())
+    latest = reads.latest_results(
+        services.metadata,
+        source="monitor",
+        tenant_ids=scope,
+        include_all=False,
+        since=start,
+        until=end,
+    )
+    # counted in SQL: the store may hold any number of firing alerts (reading them, capped
+    # at list_alerts' limit of 1,000, undercounted past it)
+    store = alert_store(services)
+    fire_cell = store.count_alerts(("model", "tenant_id"), state="firing", tenant_ids=scope)
+    sev = {
+        severity: n
+        for (severity,), n in store.count_alerts(
+            ("severity",), state="firing", tenant_ids=scope
+        ).items()
+    }
+    by_cell: dict[tuple[str, str], list[MetricResult]] = defaultdict(list)
+    for r in latest:
+        by_cell[(r.model or "", r.tenant_id)].append(r)
+    cells = {}
+    for m in models:
+        for t in tenants:
+            rs = by_cell.get((m, t), [])
+            status = worst_status(r.status for r in rs)
+            if fire_cell.get((m, t)):
+                status = "alert"
+            cells[(m, t)] = Cell(
+                status,
+                sum(r.status == "alert" for r in rs),
+                sum(r.status == "warn" for r in rs),
+                fire_cell.get((m, t), 0),
+            )
+    flagged = [r for r in latest if r.status in ("alert", "warn")]
+    flagged.sort(key=lambda r: (-STATUS_RANK[r.status], -severity_score(r)))
+    return Overview(
+        models,
+        tenants,
+        cells,
+        [signal_of(r) for r in flagged[:worst_n]],
+        sev,
+        reads.last_computed(services.metadata),
+    )
