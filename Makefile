@@ -35,9 +35,11 @@ browser:
 	  echo "installing chromium from Debian packages"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null; }
 
+# mypy's settings are in pyproject.toml; its cache (.mypy_cache) makes a re-run take seconds
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/mypy
 
 test: $(STAMP) browser lint
 	$(VENV)/bin/pytest -q -p no:cacheprovider

@@ -422,8 +422,8 @@ def evaluate_all(
     # A series is named by its key (rule index + the result fields its labels come from);
     # labels and fingerprints are computed only for series that breach or already have an
     # alert, which keeps 100,000 quiet results cheap.
-    known = {_record_key(rules, a): a for a in previous_state.values()}
-    known.pop(None, None)  # type: ignore[call-overload]
+    # an alert of no current rule has no key (None) and is left out
+    known = {key: a for a in previous_state.values() if (key := _record_key(rules, a)) is not None}
     series: dict[tuple[Any, ...], list[MetricResult]] = {}
     # missing_data series keep one result per window: one with data if there is any.
     heartbeats: dict[tuple[Any, ...], dict[datetime, MetricResult]] = {}

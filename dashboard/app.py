@@ -73,7 +73,7 @@ def _build(data_dir: Path | None) -> Dash:
         pages_folder=str(HERE / "pages"),
         assets_folder=str(HERE / "assets"),
         title="Driftwatch",
-        update_title=None,
+        update_title=None,  # type: ignore[arg-type]  # documented: None turns it off; typed str
         suppress_callback_exceptions=True,
         serve_locally=True,
     )
@@ -99,7 +99,7 @@ class _Fallback:
     """ASGI app serving the dashboard (WSGI in a thread pool)."""
 
     def __init__(self, dash_app: Dash) -> None:
-        self._wsgi = WSGIMiddleware(dash_app.server, workers=8)  # type: ignore[arg-type]
+        self._wsgi = WSGIMiddleware(dash_app.server, workers=8)
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":

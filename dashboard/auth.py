@@ -23,7 +23,7 @@ import secrets
 import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 from urllib.parse import quote, urlsplit
 
 import flask
@@ -34,6 +34,9 @@ from itsdangerous import BadSignature
 from monitor.accounts import PAGE_ROLES, Account, Accounts, LoginThrottle, can_open
 from monitor.composition import of
 from monitor.service import Services
+
+if TYPE_CHECKING:  # flask.redirect answers werkzeug's Response, flask.Response's base
+    from werkzeug.wrappers import Response as BaseResponse
 
 log = logging.getLogger("driftwatch.dashboard")
 
@@ -47,7 +50,7 @@ SHELL_PREFIXES = ("shell",)
 ROUTER_IDS = {"_pages_location", "_pages_content", "_pages_store", "_pages_dummy"}
 
 
-class User(UserMixin):  # type: ignore[misc]
+class User(UserMixin):
     def __init__(self, account: Account) -> None:
         self.account = account
 
@@ -65,14 +68,14 @@ def services() -> Services:
         svc = flask.current_app.config.get("DRIFTWATCH_SERVICES")
     if svc is None:
         raise RuntimeError("no Driftwatch services attached to this request")
-    return svc  # type: ignore[no-any-return]
+    return svc
 
 
 def account() -> Account | None:
     user = current_user
     if user is None or not getattr(user, "is_authenticated", False):
         return None
-    return user.account  # type: ignore[no-any-return]
+    return user.account
 
 
 # Dash page modules whose page name (the PAGE_ROLES key) differs from the module name.
@@ -152,7 +155,7 @@ def callback_allowed(acct: Account, body: dict[str, Any]) -> bool:
     return True
 
 
-def check_request() -> flask.Response | None:
+def check_request() -> BaseResponse | None:
     """Flask ``before_request``: authentication and page/callback authorization."""
     path = flask.request.path
     if path.startswith(PUBLIC_PREFIXES):
@@ -305,7 +308,7 @@ def _session_hours() -> float:
     return float(services().settings.session_hours)
 
 
-def login_view() -> flask.Response | str:
+def login_view() -> BaseResponse | str:
     error = ""
     status = 200
     nxt = _safe_next(flask.request.values.get("next"))
@@ -362,7 +365,7 @@ def login_view() -> flask.Response | str:
     return flask.Response(_page_html("Log in", form), status=status, mimetype="text/html")
 
 
-def logout_view() -> flask.Response:
+def logout_view() -> BaseResponse:
     """POST only, with the session's CSRF token: ends every session of the user server-side
     (the cookie, even if kept, no longer loads a user)."""
     if flask.request.method != "POST":  # else Dash's catch-all page route would answer
@@ -421,7 +424,7 @@ def init(server: flask.Flask) -> None:
     manager = LoginManager()
     manager.init_app(server)
 
-    @manager.user_loader  # type: ignore[untyped-decorator]
+    @manager.user_loader
     def _load(user_id: str) -> User | None:
         # "<id>:<session version>"; a cookie from before logout, a password change or this
         # format names no current session

@@ -102,7 +102,7 @@ def block(content: Markup, name: str, class_: str = "") -> html.Div:
             html.Div(
                 id={"type": "markup", "index": name},
                 className=f"markup {class_}".strip(),
-                **{"data-markup": name},
+                **{"data-markup": name},  # type: ignore[arg-type]  # dash takes data-* props; its types do not
             ),
         ]
     )

@@ -43,7 +43,8 @@ def _alibi_cd() -> ModuleType:
         import alibi_detect.cd as cd
     except ImportError as exc:  # also a None entry in sys.modules, and numpy/ABI mismatches
         raise MissingOptionalDependency("alibi-detect", "alibi") from exc
-    return cd
+    module: ModuleType = cd  # alibi-detect has no type information: Any to mypy
+    return module
 
 
 @dataclass(frozen=True)

@@ -33,8 +33,10 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 from numpy.typing import ArrayLike
 
 from detectors.errors import InvalidParameterError, UnknownNameError
@@ -83,11 +85,11 @@ class MetricBounds:
 
 def _metric_values(
     task: str,
-    y: np.ndarray,
-    yhat: np.ndarray,
-    s: np.ndarray | None,
+    y: npt.NDArray[Any],
+    yhat: npt.NDArray[Any],
+    s: npt.NDArray[Any] | None,
     metrics: Sequence[str],
-    index: np.ndarray,
+    index: npt.NDArray[Any],
 ) -> dict[str, float | None]:
     res = realized_performance(
         task, y[index], yhat[index], None if s is None else s[index], metrics=metrics
@@ -180,16 +182,14 @@ def reference_bounds(
         if centre is None or not spreads:
             continue
         spread = max(spreads)
-        lo: float | None = centre - n_std * spread
-        hi: float | None = centre + n_std * spread
+        low = centre - n_std * spread
+        high = centre + n_std * spread
         if task in UNIT_RANGE_TASKS:
-            lo, hi = max(0.0, lo), min(1.0, hi)
+            low, high = max(0.0, low), min(1.0, high)
         elif m in LOWER_IS_BETTER:
-            lo = max(0.0, lo)
-        if m in LOWER_IS_BETTER:
-            lo = None
-        elif m not in TWO_SIDED:
-            hi = None
+            low = max(0.0, low)
+        lo: float | None = None if m in LOWER_IS_BETTER else low
+        hi: float | None = high if m in LOWER_IS_BETTER or m in TWO_SIDED else None
         out[m] = MetricBounds(
             m,
             float(centre),

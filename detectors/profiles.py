@@ -63,6 +63,7 @@ from functools import cached_property
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from detectors.errors import InvalidParameterError
@@ -93,7 +94,7 @@ _GRID_CELLS = 1 << 14
 _CHUNK = 1 << 15
 
 
-def as_float_array(values: Any) -> np.ndarray:
+def as_float_array(values: Any) -> npt.NDArray[Any]:
     """Return ``values`` as a 1-d float64 array; ``None`` / ``pd.NA`` become NaN."""
     if isinstance(values, pd.Series | pd.Index | pd.api.extensions.ExtensionArray):
         return np.asarray(values.to_numpy(dtype="float64", na_value=np.nan)).ravel()
@@ -107,7 +108,7 @@ def as_float_array(values: Any) -> np.ndarray:
     return np.asarray(arr, dtype=np.float64).ravel()
 
 
-def _factorize_strings(values: Any) -> tuple[np.ndarray, list[str], int]:
+def _factorize_strings(values: Any) -> tuple[npt.NDArray[Any], list[str], int]:
     """Codes (``-1`` for missing) and unique labels (as ``str``) of a string-like column.
 
     pyarrow arrays use ``dictionary_encode`` (no Python objects); everything else goes through
@@ -152,8 +153,18 @@ class _GridLookup:
     """
 
     max_steps = 2
+    # the chosen layout (set from ``_layout``'s dict when enabled)
+    log: bool
+    steps: int
+    lo: float
+    scale: float
+    bucket: npt.NDArray[np.int64]
+    hard: npt.NDArray[np.bool_]
+    any_hard: bool
+    hard_edges: int
+    padded: npt.NDArray[np.float64]
 
-    def __init__(self, edges: np.ndarray) -> None:
+    def __init__(self, edges: npt.NDArray[Any]) -> None:
         self.enabled = False
         m = edges.size
         if m < 8:
@@ -175,7 +186,7 @@ class _GridLookup:
         self.enabled = True
 
     def _layout(
-        self, edges: np.ndarray, lo: float, hi: float, *, log: bool
+        self, edges: npt.NDArray[Any], lo: float, hi: float, *, log: bool
     ) -> dict[str, Any] | None:
         m = edges.size
         width = (hi - lo) / _GRID_CELLS
@@ -209,7 +220,7 @@ class _GridLookup:
             "hard_edges": int(hard[edge_cells.astype(np.intp)].sum()),
         }
 
-    def counts(self, x: np.ndarray, edges: np.ndarray) -> np.ndarray:
+    def counts(self, x: npt.NDArray[Any], edges: npt.NDArray[Any]) -> npt.NDArray[Any]:
         # Work in cache-sized chunks: allocating fresh 8 MB temporaries for every step costs
         # more (page faults) than the arithmetic. Fancy indexing beats np.take(out=) here.
         n_buckets = edges.size + 1
@@ -349,7 +360,7 @@ class ReferenceBins:
         return cls._vocabulary(labels, counts, int(cap))
 
     @classmethod
-    def _vocabulary(cls, labels: list[str], counts: np.ndarray, cap: int) -> ReferenceBins:
+    def _vocabulary(cls, labels: list[str], counts: npt.NDArray[Any], cap: int) -> ReferenceBins:
         top = _top_by_count(labels, counts, np.arange(len(labels)), cap)
         return cls("categorical", categories=tuple(labels[i] for i in top))
 
@@ -360,7 +371,7 @@ class ReferenceBins:
         return (len(self.edges) if self.kind == "numeric" else len(self.categories)) + 1
 
     @cached_property
-    def edges_array(self) -> np.ndarray:
+    def edges_array(self) -> npt.NDArray[Any]:
         """The edges as a read-only float64 array."""
         e = np.asarray(self.edges, dtype=np.float64)
         e.setflags(write=False)
@@ -380,7 +391,7 @@ class ReferenceBins:
         blob = json.dumps(self.to_dict(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha1(blob.encode()).hexdigest()
 
-    def bucket_of(self, values: Any) -> np.ndarray:
+    def bucket_of(self, values: Any) -> npt.NDArray[Any]:
         """Bucket index of each numeric value (NaN goes to the last bucket; filter it first)."""
         return np.searchsorted(self.edges_array, as_float_array(values), side="left")
 
@@ -447,7 +458,7 @@ class ColumnProfile:
     max: float | None
     sum: float
     sum_sq: float
-    counts: np.ndarray
+    counts: npt.NDArray[Any]
     unseen: tuple[tuple[str, int], ...] = ()
     max_unseen: int = DEFAULT_MAX_UNSEEN
     n_finite: int | None = None
@@ -462,6 +473,11 @@ class ColumnProfile:
             )
         counts.setflags(write=False)
         object.__setattr__(self, "counts", counts)
+
+    @property
+    def finite(self) -> int:
+        """The finite values counted (``n_finite``; ``count`` when it was not given)."""
+        return self.count if self.n_finite is None else self.n_finite
 
     @property
     def kind(self) -> ColumnKind:
@@ -526,7 +542,7 @@ class ColumnProfile:
             counts=self.counts + other.counts,
             unseen=unseen,
             max_unseen=max(self.max_unseen, other.max_unseen),
-            n_finite=self.n_finite + other.n_finite,
+            n_finite=self.finite + other.finite,
         )
 
     def __radd__(self, other: object) -> ColumnProfile:
@@ -589,7 +605,7 @@ class ColumnProfile:
             "bins": self.bins.to_dict(),
             "count": int(self.count),
             "missing": int(self.missing),
-            "n_finite": int(self.n_finite),
+            "n_finite": int(self.finite),
             "min": self.min,
             "max": self.max,
             "sum": self.sum,
@@ -705,7 +721,9 @@ def profile_categorical(
     return _categorical_from_counts(labels, per_label, n_missing, bins, max_unseen)
 
 
-def _top_by_count(labels: list[str], counts: np.ndarray, among: np.ndarray, k: int) -> list[int]:
+def _top_by_count(
+    labels: list[str], counts: npt.NDArray[Any], among: npt.NDArray[Any], k: int
+) -> list[int]:
     """Indices (from ``among``) of the ``k`` largest counts, ties broken by label.
 
     Vectorised preselection keeps the Python sort small for ID-like columns with a million
@@ -725,7 +743,11 @@ def _top_by_count(labels: list[str], counts: np.ndarray, among: np.ndarray, k: i
 
 
 def _categorical_from_counts(
-    labels: list[str], per_label: np.ndarray, n_missing: int, bins: ReferenceBins, max_unseen: int
+    labels: list[str],
+    per_label: npt.NDArray[Any],
+    n_missing: int,
+    bins: ReferenceBins,
+    max_unseen: int,
 ) -> ColumnProfile:
     index = bins._category_index
     other = len(bins.categories)
@@ -789,7 +811,7 @@ def profile_from_summary(
     max: float | None = None,
     sum: float = 0.0,
     sum_sq: float = 0.0,
-    counts: np.ndarray | None = None,
+    counts: npt.NDArray[Any] | None = None,
     categories: Mapping[str, int] | None = None,
 ) -> ColumnProfile:
     """A :class:`ColumnProfile` on ``bins`` from a stored summary's plain fields.

@@ -209,7 +209,7 @@ def keys_create(
             param_hint="--tenant",
         )
     try:
-        info, secret = store.create_api_key(name, role, tenant, expires, actor="cli")  # type: ignore[arg-type]
+        info, secret = store.create_api_key(name, role, tenant, expires, actor="cli")
     except ValueError as exc:
         _fail(exc)
     console.print(

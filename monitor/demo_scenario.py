@@ -166,7 +166,7 @@ def churn_traffic(
     s_tenant = np.repeat(tenant, k)
     s_day = np.repeat(day, k)
     s_prob = np.repeat(prob, k)
-    s_rid = np.where(np.arange(n * k) % k == 0, np.repeat(request_id, k), None)
+    s_rid = np.where(np.arange(n * k) % k == 0, np.repeat(request_id, k), None)  # type: ignore[call-overload]  # numpy stubs: None scalar
     conv_p = np.vectorize(CONVERSION.get)(s_tenant) * (1.15 - 0.5 * s_prob)
     s_dow = ((s_ts.astype("datetime64[D]").astype(np.int64) + 3) % 7).astype(float)
     conv_p = conv_p * np.where(s_dow >= 5, 1.1, 1.0)
@@ -376,9 +376,9 @@ def build(
             },
         },
     ]
-    for spec in specs:
+    for kpi_spec in specs:
         try:
-            kpis.create(spec, actor="demo")
+            kpis.create(kpi_spec, actor="demo")
         except Exception as exc:  # already there from an earlier build
             if "exists" not in str(exc):
                 raise

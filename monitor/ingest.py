@@ -694,7 +694,7 @@ def validate(
     reasons: dict[int, list[str]] = {}
     for e in errors:
         reasons.setdefault(e.row, []).append(f"{e.field}: {e.reason}")
-    first_field = {}
+    first_field: dict[int, str] = {}
     for e in errors:
         first_field.setdefault(e.row, e.field)
     tenant_col = arrays.get("tenant_id")

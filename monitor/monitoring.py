@@ -8,6 +8,7 @@ calls ``sink.results_written(results, backfill)`` after every run.
 
 from __future__ import annotations
 
+import builtins
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -137,13 +138,13 @@ class MonitorService:
     def list(self, model: str | None = None) -> list[MonitorRecord]:
         return self.store.list_monitors(model)
 
-    def versions(self, name: str) -> list[MonitorVersion]:
+    def versions(self, name: str) -> builtins.list[MonitorVersion]:
         self.get(name)
         return self.store.monitor_versions(name)
 
     def apply(
-        self, items: list[dict[str, Any]], actor: str = "system", dry_run: bool = False
-    ) -> list[ApplyChange]:
+        self, items: builtins.list[dict[str, Any]], actor: str = "system", dry_run: bool = False
+    ) -> builtins.list[ApplyChange]:
         """Create or update monitors by name. Everything is validated before anything is
         written; ``dry_run`` only reports the changes."""
         configs = []
@@ -224,20 +225,20 @@ class MonitorService:
         end: datetime,
         progress: Callable[[RunSummary], None] | None = None,
         should_stop: Callable[[], bool] | None = None,
-    ) -> list[RunSummary]:
+    ) -> builtins.list[RunSummary]:
         self.get(name)
         return self.runner.backfill(name, start, end, progress, should_stop)
 
-    def tick(self, name: str) -> list[RunSummary]:
+    def tick(self, name: str) -> builtins.list[RunSummary]:
         return self.runner.tick(name)
 
     # ------------------------------------------------------------------ reads
-    def runs(self, **filters: Any) -> tuple[list[RunRecord], int]:
+    def runs(self, **filters: Any) -> tuple[builtins.list[RunRecord], int]:
         return self.store.list_runs(**filters)
 
     def results(
         self, query: ResultQuery, limit: int = 1000, offset: int = 0
-    ) -> tuple[list[MetricResult], int]:
+    ) -> tuple[builtins.list[MetricResult], int]:
         return self.store.query_results(query, limit, offset)
 
 

@@ -64,6 +64,7 @@ KINDS: tuple[str, ...] = (
 Window = Annotated[str, AfterValidator(check_window)]
 WINDOWS: tuple[str, ...] = BASIC
 Segment = Literal["all", "tenant"]
+DEFAULT_SEGMENTS: tuple[Segment, ...] = ("all", "tenant")
 _DATASET_RE = re.compile(r"^(?P<name>[A-Za-z0-9][A-Za-z0-9_.\-]{0,127})(/(?P<version>\d+))?$")
 
 
@@ -154,7 +155,7 @@ class MonitorConfig(BaseModel):
     thresholds: dict[str, float] = Field(default_factory=dict)
     alpha: float = Field(0.05, gt=0, lt=1)
     fdr: bool = False
-    segments: list[Segment] = Field(default_factory=lambda: ["all", "tenant"])
+    segments: list[Segment] = Field(default_factory=lambda: list(DEFAULT_SEGMENTS))
     by_version: bool = True
     attribution: bool = True
     metrics: list[str] | None = None
@@ -401,7 +402,7 @@ def default_monitors(
     estimated_bounds = {
         m: list(b) for m, b in (bounds or {}).items() if m in ESTIMATED_DEFAULTS[schema.task]
     }
-    out = [
+    out: list[dict[str, Any]] = [
         {
             "name": f"{model}-feature-drift",
             "model": model,

@@ -211,7 +211,7 @@ class Runner:
         if record is None or not record.enabled:
             return []
         with self._lock(name):
-            out = []
+            out: list[RunSummary] = []
             for i, ws in enumerate(self.due_windows(record, now)):
                 if self._stopping.is_set():
                     return out  # the rest are due again at the next start

@@ -27,6 +27,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 
 from storage import tables
@@ -101,9 +102,9 @@ class Cells:
 
     tenant_id: list[str]
     window_start: list[datetime]
-    value: np.ndarray
-    support: np.ndarray
-    extra: dict[str, np.ndarray] = field(default_factory=dict)
+    value: npt.NDArray[Any]
+    support: npt.NDArray[Any]
+    extra: dict[str, npt.NDArray[Any]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.tenant_id)
@@ -400,11 +401,11 @@ def _windows(table: pa.Table, window: str) -> list[datetime]:
     return [window_start(window, int(w)) for w in table.column("w").to_pylist()]
 
 
-def _ints(table: pa.Table, name: str) -> np.ndarray:
+def _ints(table: pa.Table, name: str) -> npt.NDArray[Any]:
     return np.asarray(table.column(name).fill_null(0).to_numpy(), dtype=np.int64)
 
 
-def _floats(table: pa.Table, name: str) -> np.ndarray:
+def _floats(table: pa.Table, name: str) -> npt.NDArray[Any]:
     col = table.column(name).cast(pa.float64())
     return np.asarray(col.fill_null(np.nan).to_numpy(), dtype=np.float64)
 

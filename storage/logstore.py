@@ -70,6 +70,7 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -178,7 +179,8 @@ def _inference_columns(schema: ModelSchema) -> dict[str, str]:
     for name, typ in named:
         _check_column(name)
         if not typ:
-            kind = schema.feature(name).kind if schema.feature(name) else "?"
+            spec = schema.feature(name)
+            kind = spec.kind if spec else "?"
             raise LogStoreError(f"feature {name!r}: unknown kind {kind!r}")
         if name in RESERVED_COLUMNS or name.lower() in seen:
             # DuckDB identifiers are case-insensitive: "Age" and "age" are one column.
@@ -279,8 +281,8 @@ class _KeyIndex:
     which keeps the binary searches cache-friendly (5-10x faster than random order).
     """
 
-    def __init__(self, hashes: np.ndarray) -> None:
-        self._runs: list[np.ndarray] = []
+    def __init__(self, hashes: npt.NDArray[Any]) -> None:
+        self._runs: list[npt.NDArray[Any]] = []
         if hashes.size:
             self._runs.append(np.sort(hashes.astype(np.uint64, copy=False)))
 
@@ -291,7 +293,7 @@ class _KeyIndex:
     def nbytes(self) -> int:
         return sum(int(r.nbytes) for r in self._runs)
 
-    def contains_sorted(self, sorted_hashes: np.ndarray) -> np.ndarray:
+    def contains_sorted(self, sorted_hashes: npt.NDArray[Any]) -> npt.NDArray[Any]:
         """Membership of each of ``sorted_hashes`` (ascending)."""
         found = np.zeros(sorted_hashes.shape, dtype=bool)
         for run in self._runs:
@@ -300,7 +302,7 @@ class _KeyIndex:
             found |= run[pos] == sorted_hashes
         return found
 
-    def add_sorted(self, sorted_hashes: np.ndarray) -> None:
+    def add_sorted(self, sorted_hashes: npt.NDArray[Any]) -> None:
         """Add hashes (ascending) of keys that were just committed."""
         if not sorted_hashes.size:
             return
@@ -833,7 +835,9 @@ class LogStore:
             self._con.unregister("__dw_cand")
         return found
 
-    def _new_rows(self, kt: _KeyedTable, batch: pa.Table) -> tuple[np.ndarray, np.ndarray]:
+    def _new_rows(
+        self, kt: _KeyedTable, batch: pa.Table
+    ) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
         """Which rows of ``batch`` to insert (their (tenant, key) is new; the first occurrence
         inside the batch wins), and the sorted hashes of those rows' keys. Caller holds the
         write lock; reads only."""
@@ -1003,7 +1007,7 @@ class LogStore:
 
     def _plan_group(
         self, group: list[_Pending]
-    ) -> list[tuple[_KeyedTable, pa.Table, np.ndarray, list[tuple[_Pending, AppendResult]]]]:
+    ) -> list[tuple[_KeyedTable, pa.Table, npt.NDArray[Any], list[tuple[_Pending, AppendResult]]]]:
         """Per table: the group's rows to insert as one table, their key hashes, and each
         append's result."""
         by_table: dict[str, list[_Pending]] = {}

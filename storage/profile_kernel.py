@@ -43,6 +43,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -182,7 +183,7 @@ class Grid:
 
     _MARGIN = 3
 
-    def __init__(self, edges: np.ndarray) -> None:
+    def __init__(self, edges: npt.NDArray[Any]) -> None:
         self.edges = np.ascontiguousarray(edges, dtype=np.float64)
         self.table = np.empty(0, np.int32)
         self.lo, self.scale = 0.0, 0.0
@@ -235,7 +236,7 @@ class NumericCounter:
         self._scratch = np.empty(0, np.int32)
 
     def add(
-        self, columns: Sequence[pa.Array | pa.ChunkedArray], gids: np.ndarray, n_groups: int
+        self, columns: Sequence[pa.Array | pa.ChunkedArray], gids: npt.NDArray[Any], n_groups: int
     ) -> None:
         """Count ``columns`` (one per numeric column, in order) of rows in groups ``gids``;
         ``n_groups`` is the number of groups so far (the arrays grow to it)."""
@@ -281,7 +282,7 @@ def _grid(edges: tuple[float, ...]) -> Grid:
 
 def numeric_rows(
     groups: list[tuple[datetime, str, str]],
-    rows: np.ndarray,
+    rows: npt.NDArray[Any],
     counter: NumericCounter,
 ) -> pa.Table:
     """The numeric columns' profile rows, built column-wise: one block of len(groups) rows per
@@ -337,7 +338,10 @@ def numeric_rows(
 
 
 def segment_rows(
-    groups: list[tuple[datetime, str, str]], n: np.ndarray, t0_us: np.ndarray, t1_us: np.ndarray
+    groups: list[tuple[datetime, str, str]],
+    n: npt.NDArray[Any],
+    t0_us: npt.NDArray[Any],
+    t1_us: npt.NDArray[Any],
 ) -> pa.Table:
     """The rows pseudo column's profile rows: count = rows, min/max = first/last ts (epoch
     seconds) of each (hour, tenant, version)."""

@@ -16,8 +16,11 @@ imported lazily by :mod:`storage.profiles`, so processes that never profile do n
 
 from __future__ import annotations
 
+from typing import Any
+
 import numba
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["count_column", "grown_moments", "new_moments", "warm_up"]
 
@@ -30,7 +33,7 @@ _NAN_BUCKET = -2  # pass 1 marks NaN (missing) values with this
 _HARD_BUCKET = -1  # and values that need a binary search with this
 
 
-def new_moments(groups: int) -> tuple[np.ndarray, np.ndarray]:
+def new_moments(groups: int) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     """Empty moment accumulators for ``groups`` groups: int64 (count, n_finite, missing) and
     float64 (sum, sum_sq, min, max) with min = +inf and max = -inf (no finite value yet)."""
     ints = np.zeros((groups, 3), np.int64)
@@ -41,8 +44,8 @@ def new_moments(groups: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 def grown_moments(
-    ints: np.ndarray, floats: np.ndarray, groups: int
-) -> tuple[np.ndarray, np.ndarray]:
+    ints: npt.NDArray[Any], floats: npt.NDArray[Any], groups: int
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
     """The accumulators with room for ``groups`` groups, the new ones empty."""
     new_ints, new_floats = new_moments(groups)
     new_ints[: ints.shape[0]] = ints
@@ -50,8 +53,8 @@ def grown_moments(
     return new_ints, new_floats
 
 
-@numba.njit(nogil=True, cache=True, boundscheck=False)
-def _moment(v: float, g: int, ints: np.ndarray, floats: np.ndarray) -> None:
+@numba.njit(nogil=True, cache=True, boundscheck=False)  # type: ignore[untyped-decorator]  # numba is untyped
+def _moment(v: float, g: int, ints: npt.NDArray[Any], floats: npt.NDArray[Any]) -> None:
     if v != v:  # NaN: a missing value (nulls arrive as NaN)
         ints[g, MISSING] += 1
         return
@@ -64,19 +67,19 @@ def _moment(v: float, g: int, ints: np.ndarray, floats: np.ndarray) -> None:
         floats[g, MAX] = max(floats[g, MAX], v)
 
 
-@numba.njit(nogil=True, cache=True, boundscheck=False)
+@numba.njit(nogil=True, cache=True, boundscheck=False)  # type: ignore[untyped-decorator]  # numba is untyped
 def count_column(
-    x: np.ndarray,
-    gid: np.ndarray,
-    table: np.ndarray,
+    x: npt.NDArray[Any],
+    gid: npt.NDArray[Any],
+    table: npt.NDArray[Any],
     lo: float,
     scale: float,
-    edges: np.ndarray,
-    counts: np.ndarray,
-    ints: np.ndarray,
-    floats: np.ndarray,
+    edges: npt.NDArray[Any],
+    counts: npt.NDArray[Any],
+    ints: npt.NDArray[Any],
+    floats: npt.NDArray[Any],
     with_moments: bool,
-    scratch: np.ndarray,
+    scratch: npt.NDArray[Any],
 ) -> None:
     """Add the values ``x`` of groups ``gid`` to ``counts[group, bucket]`` and, when
     ``with_moments``, to the moment accumulators (see :func:`new_moments`).

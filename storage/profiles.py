@@ -48,6 +48,7 @@ from typing import Any
 
 import duckdb
 import numpy as np
+import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
@@ -98,7 +99,7 @@ class RawProfile:
     max: float | None = None
     sum: float = 0.0
     sum_sq: float = 0.0
-    counts: np.ndarray | None = None  # numeric histogram
+    counts: npt.NDArray[Any] | None = None  # numeric histogram
     categories: dict[str, int] | None = None  # categorical value counts
 
     def __add__(self, other: RawProfile) -> RawProfile:
@@ -448,6 +449,8 @@ class ProfileStore:
             keyed = list(zip(seg["hour"], seg["gh"], seg["tenant_id"], seg["mv"], strict=True))
             names = {(h, gh): (t, v) for h, gh, t, v in keyed}
             hashed = len(names) == len(groups)
+            # (hour, segment hash), or (hour, tenant, version) after a collision
+            stream_keys: list[tuple[Any, ...]]
             if hashed:
                 stream_keys = [(h - base, gh) for h, gh, _, _ in keyed]
             else:
@@ -643,9 +646,9 @@ class ProfileStore:
         hours = {start + i * HOUR for i in range(24)}
         manifest = pa.table(
             {
-                "path": pa.array([f.path for f in files] or [None], pa.string()),
-                "size": pa.array([f.size for f in files] or [None], pa.int64()),
-                "mtime_ns": pa.array([f.mtime_ns for f in files] or [None], pa.int64()),
+                "path": pa.array([f.path for f in files] if files else [None], pa.string()),
+                "size": pa.array([f.size for f in files] if files else [None], pa.int64()),
+                "mtime_ns": pa.array([f.mtime_ns for f in files] if files else [None], pa.int64()),
             }
         )
 
@@ -677,7 +680,8 @@ class ProfileStore:
                 hours,
                 record_files,
             )
-        return rows.num_rows
+        pushed: int = rows.num_rows
+        return pushed
 
     # -- reading ----------------------------------------------------------------------------
     def profile_rows(self, model: str, start: datetime, end: datetime) -> pa.Table:
@@ -976,9 +980,9 @@ class _HashGrouper:
         self.keymap = keymap
         self.known = np.empty(0, np.uint64)  # sorted segment hashes
         self.table = np.full((0, 0), -1, np.int64)  # [hour offset, segment code] -> group
-        self.by_low: np.ndarray | None = None
+        self.by_low: npt.NDArray[Any] | None = None
 
-    def _codes(self, gh: np.ndarray) -> np.ndarray:
+    def _codes(self, gh: npt.NDArray[Any]) -> npt.NDArray[Any]:
         if self.known.size:
             if self.by_low is not None:  # low 16 bits -> code: a lookup, not a binary search
                 code = self.by_low[(gh & np.uint64(0xFFFF)).astype(np.intp)]
@@ -1003,7 +1007,7 @@ class _HashGrouper:
             self.by_low[low] = np.arange(known.size)
         return np.searchsorted(self.known, gh)
 
-    def ids(self, batch: pa.RecordBatch) -> np.ndarray:
+    def ids(self, batch: pa.RecordBatch) -> npt.NDArray[Any]:
         hi = batch.column(0).to_numpy(zero_copy_only=False).astype(np.int64, copy=False)
         gh = batch.column(1).to_numpy(zero_copy_only=False).astype(np.uint64, copy=False)
         if hi.size == 0:
@@ -1025,10 +1029,11 @@ class _HashGrouper:
                 h, c = divmod(i, n_segs)
                 flat_table[i] = self.keymap.setdefault((h, int(self.known[c])), len(self.keymap))
             gid = flat_table[combo]
-        return gid
+        result: npt.NDArray[Any] = gid
+        return result
 
 
-def _batch_groups(batch: pa.RecordBatch, keymap: dict[tuple[Any, ...], int]) -> np.ndarray:
+def _batch_groups(batch: pa.RecordBatch, keymap: dict[tuple[Any, ...], int]) -> npt.NDArray[Any]:
     """Group number of each row of a batch keyed by (hour offset, tenant, version) strings (the
     path after a segment-hash collision; hashed batches go through :class:`_HashGrouper`); new
     groups are appended to ``keymap``."""

@@ -4,6 +4,7 @@ time-range filters in the URL."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 import dash
@@ -98,7 +99,7 @@ def render(
     if why is not None and v.heatmap.features:
         keep = {"tenant": v.tenant, **tr.params()}
         out.append(impact.block(why, keep, account.can_open("feature")))
-    charts = []
+    charts: list[Any] = []  # Dash components of several kinds
     if v.prediction:
         charts.append(
             dcc.Graph(
@@ -158,7 +159,7 @@ def render(
         flagged = [q for q in v.quality if q[3] in ("alert", "warn")]
         rest = [q for q in v.quality if q[3] not in ("alert", "warn")]
 
-        def rows(qs: list[tuple[str, str, float | None, str]]) -> list[list[Any]]:
+        def rows(qs: Sequence[tuple[str, str, float | None, str]]) -> list[list[Any]]:
             return [
                 [c.badge(s), col or "(rows)", m, "–" if val is None else f"{val:.4g}"]
                 for col, m, val, s in qs

@@ -38,8 +38,10 @@ import hashlib
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from threading import Lock
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from detectors.drift import binned
 from detectors.drift.registry import DriftMethod
@@ -75,17 +77,17 @@ _BLOCK_VALUES = 2_000_000
 class _LRU:
     def __init__(self, size: int) -> None:
         self.size = size
-        self.data: OrderedDict[tuple[object, ...], np.ndarray] = OrderedDict()
+        self.data: OrderedDict[tuple[object, ...], npt.NDArray[Any]] = OrderedDict()
         self.lock = Lock()
 
-    def get(self, key: tuple[object, ...]) -> np.ndarray | None:
+    def get(self, key: tuple[object, ...]) -> npt.NDArray[Any] | None:
         with self.lock:
             value = self.data.get(key)
             if value is not None:
                 self.data.move_to_end(key)
             return value
 
-    def put(self, key: tuple[object, ...], value: np.ndarray) -> None:
+    def put(self, key: tuple[object, ...], value: npt.NDArray[Any]) -> None:
         with self.lock:
             self.data[key] = value
             self.data.move_to_end(key)
@@ -110,7 +112,9 @@ def _seed(*parts: object) -> int:
     return int(hashlib.sha1(repr(parts).encode()).hexdigest()[:16], 16)
 
 
-def _draw_counts(p: np.ndarray, n: int, size: int, rng: np.random.Generator) -> np.ndarray:
+def _draw_counts(
+    p: npt.NDArray[Any], n: int, size: int, rng: np.random.Generator
+) -> npt.NDArray[Any]:
     positive = p[p > 0]
     # the normal approximation needs every bucket to expect a fair number of values
     if n >= _GAUSS_MIN and positive.size and n * positive.min() >= _GAUSS_MIN_COUNT:
@@ -118,19 +122,23 @@ def _draw_counts(p: np.ndarray, n: int, size: int, rng: np.random.Generator) -> 
         # exactly that covariance (Σp = 1) and rows sum to n
         z = rng.standard_normal((size, p.size)) * np.sqrt(p)
         z -= p * z.sum(axis=1, keepdims=True)
-        return np.maximum(n * p + np.sqrt(n) * z, 0.0)
+        result: npt.NDArray[Any] = np.maximum(n * p + np.sqrt(n) * z, 0.0)
+        return result
     return rng.multinomial(n, p, size=size).astype(np.float64)
 
 
 def null_statistics_profiles(
     method: DriftMethod, ref: ColumnProfile, n_ref: int, n_cur: int, n_draws: int = DEFAULT_DRAWS
-) -> np.ndarray:
+) -> npt.NDArray[Any]:
     """Sorted statistics of ``method`` under no drift, from resampled reference counts."""
     if method.null_from_counts is None:
         raise InvalidParameterError("method", method.name, "a calibrated method")
     if _asymptotic(ref, n_ref, n_cur):
         unit = _profile_null(method, ref, _ASYM_N, _ASYM_N, n_draws)
-        return unit * (_n_eff(_ASYM_N, _ASYM_N) / _n_eff(n_ref, n_cur)) ** method.null_exponent
+        result: npt.NDArray[Any] = (
+            unit * (_n_eff(_ASYM_N, _ASYM_N) / _n_eff(n_ref, n_cur)) ** method.null_exponent
+        )
+        return result
     return _profile_null(method, ref, n_ref, n_cur, n_draws)
 
 
@@ -163,7 +171,7 @@ def _asymptotic(ref: ColumnProfile, n_ref: int, n_cur: int) -> bool:
 
 def _profile_null(
     method: DriftMethod, ref: ColumnProfile, n_ref: int, n_cur: int, n_draws: int
-) -> np.ndarray:
+) -> npt.NDArray[Any]:
     assert method.null_from_counts is not None
     key = (ref.fingerprint, method.name, n_ref, n_cur, n_draws)
     cached = _NULLS.get(key)
@@ -191,7 +199,7 @@ def _profile_null(
 
 def _profile_null_streamed(
     method: DriftMethod, ref: ColumnProfile, n_ref: int, n_cur: int, n_draws: int
-) -> np.ndarray:
+) -> npt.NDArray[Any]:
     """Many null draws (the FDR refinement) in blocks: the raw counts of ``n_draws`` pairs
     would take ``2 n_draws K`` floats, so only the statistics are kept."""
     assert method.null_from_counts is not None
@@ -210,7 +218,7 @@ def _profile_null_streamed(
 
 def refined_null_profiles(
     method: DriftMethod, ref: ColumnProfile, n_ref: int, n_cur: int, n_draws: int
-) -> np.ndarray:
+) -> npt.NDArray[Any]:
     """A second, independent and larger null sample for the FDR refinement (see
     :func:`refine_p_value`), large-sample rescaled like :func:`null_statistics_profiles`."""
     return null_statistics_profiles(method, ref, n_ref, n_cur, n_draws)
@@ -225,7 +233,7 @@ def fdr_draws(m: int, alpha: float) -> int:
 
 
 def refine_p_value(
-    first_p: float, statistic: float, alpha: float, refined: Callable[[], np.ndarray]
+    first_p: float, statistic: float, alpha: float, refined: Callable[[], npt.NDArray[Any]]
 ) -> tuple[float, int | None]:
     """The p-value to use in the FDR step, and the draws it rests on (``None``: the first).
 
@@ -245,11 +253,11 @@ def refine_p_value(
 
 def null_statistics_samples(
     method: DriftMethod,
-    statistic: Callable[[np.ndarray, np.ndarray], float],
-    ref: np.ndarray,
+    statistic: Callable[[npt.NDArray[Any], npt.NDArray[Any]], float],
+    ref: npt.NDArray[Any],
     n_cur: int,
     n_draws: int = SAMPLE_DRAWS,
-) -> np.ndarray:
+) -> npt.NDArray[Any]:
     """Sorted statistics under no drift, bootstrapping both samples from ``ref``."""
     ordered = np.sort(ref)
     key = (hashlib.sha1(ordered.tobytes()).hexdigest(), method.name, ref.size, n_cur, n_draws)
@@ -270,7 +278,9 @@ def null_statistics_samples(
     return null
 
 
-def threshold_from_null(null: np.ndarray, statistic: float, alpha: float) -> tuple[float, float]:
+def threshold_from_null(
+    null: npt.NDArray[Any], statistic: float, alpha: float
+) -> tuple[float, float]:
     """``(threshold, null_p_value)``: the (1 - α) quantile and the resampling p-value."""
     if not 0.0 < alpha < 1.0:
         raise InvalidParameterError("alpha", alpha, "a number in (0, 1)")
@@ -279,7 +289,9 @@ def threshold_from_null(null: np.ndarray, statistic: float, alpha: float) -> tup
     return threshold, (1.0 + exceed) / (null.size + 1.0)
 
 
-def benjamini_hochberg(p_values: Sequence[float] | np.ndarray, alpha: float = 0.05) -> np.ndarray:
+def benjamini_hochberg(
+    p_values: Sequence[float] | npt.NDArray[Any], alpha: float = 0.05
+) -> npt.NDArray[Any]:
     """Which hypotheses to reject with the false discovery rate controlled at ``alpha``.
 
     Parameters
@@ -315,7 +327,7 @@ def benjamini_hochberg(p_values: Sequence[float] | np.ndarray, alpha: float = 0.
     return out
 
 
-def bh_adjusted(p_values: Sequence[float] | np.ndarray) -> np.ndarray:
+def bh_adjusted(p_values: Sequence[float] | npt.NDArray[Any]) -> npt.NDArray[Any]:
     """Benjamini-Hochberg adjusted p-values (q-values); NaN stays NaN."""
     p = np.asarray(p_values, dtype=np.float64)
     out = np.full(p.shape, np.nan)

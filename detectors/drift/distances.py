@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import scipy  # scipy.stats loads on first use (about 1 s of the server's start-up)
 
 from detectors.drift import binned
@@ -18,13 +20,13 @@ _MIN_NORM = 0.001
 def _binned_method(
     name: str,
     display_name: str,
-    fn: Callable[[np.ndarray, np.ndarray], np.ndarray],
+    fn: Callable[[npt.NDArray[Any], npt.NDArray[Any]], npt.NDArray[Any]],
     description: str,
     default_threshold: float = 0.1,
     symmetric: bool = False,
     null_exponent: float = 0.5,
 ) -> None:
-    def null(ref: ColumnProfile, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+    def null(ref: ColumnProfile, r: npt.NDArray[Any], c: npt.NDArray[Any]) -> npt.NDArray[Any]:
         r, c = binned.null_counts(ref, r, c)
         return fn(binned.shares(r), binned.shares(c))
 
@@ -85,13 +87,14 @@ _binned_method(
 
 
 # ---------------------------------------------------------------- Wasserstein ----------------
-def _w1_pieces(a: np.ndarray, b: np.ndarray, h: np.ndarray) -> np.ndarray:
+def _w1_pieces(a: npt.NDArray[Any], b: npt.NDArray[Any], h: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """∫|d| over intervals where d goes linearly from a to b over width h (vectorised)."""
     same_sign = a * b >= 0
     abs_sum = np.abs(a) + np.abs(b)
     with np.errstate(invalid="ignore", divide="ignore"):
         crossing = np.where(abs_sum > 0, (a * a + b * b) / (2.0 * abs_sum), 0.0)
-    return h * np.where(same_sign, abs_sum / 2.0, crossing)
+    result: npt.NDArray[Any] = h * np.where(same_sign, abs_sum / 2.0, crossing)
+    return result
 
 
 def _norm(ref: ColumnProfile) -> float | None:
@@ -99,7 +102,9 @@ def _norm(ref: ColumnProfile) -> float | None:
     return None if std is None else max(std, _MIN_NORM)
 
 
-def _cdf_knots(p: ColumnProfile, edges: np.ndarray) -> tuple[np.ndarray, np.ndarray, float]:
+def _cdf_knots(
+    p: ColumnProfile, edges: npt.NDArray[Any]
+) -> tuple[npt.NDArray[Any], npt.NDArray[Any], float]:
     """Knots of a profile's piecewise-linear CDF (uniform mass inside each bucket).
 
     The first bucket spreads over [min, e_0], the last over (e_k, max]; returns
@@ -141,7 +146,9 @@ def wasserstein_profiles_raw(ref: ColumnProfile, cur: ColumnProfile) -> float:
     return float(np.sum(_w1_pieces(d_right[:-1], d_left[1:], np.diff(grid))))
 
 
-def _wasserstein_null(ref: ColumnProfile, r: np.ndarray, c: np.ndarray) -> np.ndarray:
+def _wasserstein_null(
+    ref: ColumnProfile, r: npt.NDArray[Any], c: npt.NDArray[Any]
+) -> npt.NDArray[Any]:
     edges = ref.bins.edges_array
     norm = _norm(ref) or _MIN_NORM
     if edges.size < 2:
@@ -149,7 +156,10 @@ def _wasserstein_null(ref: ColumnProfile, r: np.ndarray, c: np.ndarray) -> np.nd
     fr = np.cumsum(r[:, :-1], axis=1) / r.sum(axis=1, keepdims=True)
     fc = np.cumsum(c[:, :-1], axis=1) / c.sum(axis=1, keepdims=True)
     d = fr - fc  # at e_0 .. e_k; null draws stay inside [e_0, e_k]
-    return np.sum(_w1_pieces(d[:, :-1], d[:, 1:], np.diff(edges)), axis=1) / norm
+    result: npt.NDArray[Any] = (
+        np.sum(_w1_pieces(d[:, :-1], d[:, 1:], np.diff(edges)), axis=1) / norm
+    )
+    return result
 
 
 _W_DESC = (
@@ -207,7 +217,7 @@ def wasserstein_error_bound(ref: ColumnProfile, cur: ColumnProfile) -> float:
     calibrated=True,
     samples=True,
 )
-def wasserstein_samples(ref: np.ndarray, cur: np.ndarray) -> Score:
+def wasserstein_samples(ref: npt.NDArray[Any], cur: npt.NDArray[Any]) -> Score:
     norm = max(float(np.std(ref)), _MIN_NORM)
     return Score(float(scipy.stats.wasserstein_distance(ref, cur)) / norm, None, {"norm": norm})
 
@@ -223,5 +233,5 @@ def wasserstein_samples(ref: np.ndarray, cur: np.ndarray) -> Score:
     symmetric=True,
     samples=True,
 )
-def energy_distance_samples(ref: np.ndarray, cur: np.ndarray) -> Score:
+def energy_distance_samples(ref: npt.NDArray[Any], cur: npt.NDArray[Any]) -> Score:
     return Score(float(scipy.stats.energy_distance(ref, cur)))

@@ -10,7 +10,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
-import numpy as np
+import numpy.typing as npt
 
 from detectors.errors import UnknownNameError
 from detectors.profiles import ColumnKind, ColumnProfile
@@ -36,10 +36,10 @@ class Score:
 
 
 ProfileFn = Callable[[ColumnProfile, ColumnProfile], Score]
-SampleFn = Callable[[np.ndarray, np.ndarray], Score]
+SampleFn = Callable[[npt.NDArray[Any], npt.NDArray[Any]], Score]
 # Vectorised null statistics: (reference profile, reference counts (B, K), current counts (B, K))
 # -> (B,) statistics, for methods whose statistic is a function of the bucket counts.
-CountsNullFn = Callable[[ColumnProfile, np.ndarray, np.ndarray], np.ndarray]
+CountsNullFn = Callable[[ColumnProfile, npt.NDArray[Any], npt.NDArray[Any]], npt.NDArray[Any]]
 
 
 @dataclass(frozen=True)

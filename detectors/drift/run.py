@@ -8,6 +8,7 @@ from dataclasses import replace
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from detectors.drift import calibration
 from detectors.drift.registry import DriftMethod, Score, available_methods, get_method
@@ -59,8 +60,8 @@ def _decide(
     n_cur: int,
     threshold: float | None,
     alpha: float,
-    null: Callable[[], np.ndarray] | None,
-    refined: Callable[[], np.ndarray] | None = None,
+    null: Callable[[], npt.NDArray[Any]] | None,
+    refined: Callable[[], npt.NDArray[Any]] | None = None,
 ) -> DetectorResult:
     """Turn a score into a result; ``null`` is a zero-arg callable giving null statistics,
     ``refined`` (FDR runs) one giving a larger independent null sample for small p-values."""
@@ -123,12 +124,12 @@ def _detect_profiles(
     if score.statistic is None or math.isnan(score.statistic):
         return _no_data(method, fallback, n_ref, n_cur, "statistic undefined (no finite values)")
 
-    def null() -> np.ndarray:
+    def null() -> npt.NDArray[Any]:
         return calibration.null_statistics_profiles(
             method, ref, int(ref.counts.sum()), int(cur.counts.sum()), n_draws
         )
 
-    def refined() -> np.ndarray:
+    def refined() -> npt.NDArray[Any]:
         assert fdr_draws is not None
         return calibration.refined_null_profiles(
             method, ref, int(ref.counts.sum()), int(cur.counts.sum()), fdr_draws
@@ -222,7 +223,7 @@ def detect(
         if math.isnan(score.statistic):
             return _no_data(m, fallback, int(r.size), int(c.size), "statistic undefined")
 
-        def null() -> np.ndarray:
+        def null() -> npt.NDArray[Any]:
             assert m.on_samples is not None
             fn = m.on_samples
             return calibration.null_statistics_samples(

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import warnings
+from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 import scipy  # scipy.stats loads on first use (about 1 s of the server's start-up)
 
 from detectors.drift import binned
@@ -70,7 +72,7 @@ def ks_profiles(ref: ColumnProfile, cur: ColumnProfile) -> Score:
     symmetric=True,
     samples=True,
 )
-def ks_samples(ref: np.ndarray, cur: np.ndarray) -> Score:
+def ks_samples(ref: npt.NDArray[Any], cur: npt.NDArray[Any]) -> Score:
     res = scipy.stats.ks_2samp(ref, cur)
     return Score(float(res.statistic), float(res.pvalue))
 
@@ -90,7 +92,7 @@ def ks_samples(ref: np.ndarray, cur: np.ndarray) -> Score:
     min_size=2,
     samples=True,
 )
-def anderson_samples(ref: np.ndarray, cur: np.ndarray) -> Score:
+def anderson_samples(ref: npt.NDArray[Any], cur: npt.NDArray[Any]) -> Score:
     if np.all(ref == ref[0]) and np.all(cur == ref[0]):
         # scipy refuses a single distinct value; identical constants show no drift
         return Score(0.0, 1.0, {"constant": True})
@@ -112,7 +114,7 @@ def anderson_samples(ref: np.ndarray, cur: np.ndarray) -> Score:
     min_size=2,
     samples=True,
 )
-def cramer_von_mises_samples(ref: np.ndarray, cur: np.ndarray) -> Score:
+def cramer_von_mises_samples(ref: npt.NDArray[Any], cur: npt.NDArray[Any]) -> Score:
     res = scipy.stats.cramervonmises_2samp(ref, cur)
     return Score(float(res.statistic), float(np.clip(res.pvalue, 0.0, 1.0)))
 
@@ -165,7 +167,7 @@ def t_test_profiles(ref: ColumnProfile, cur: ColumnProfile) -> Score:
     min_size=2,
     samples=True,
 )
-def t_test_samples(ref: np.ndarray, cur: np.ndarray) -> Score:
+def t_test_samples(ref: npt.NDArray[Any], cur: npt.NDArray[Any]) -> Score:
     s1, s2 = float(np.std(ref, ddof=1)), float(np.std(cur, ddof=1))
     if s1 == 0.0 and s2 == 0.0:
         return _t_from_stats(float(ref.mean()), 0.0, ref.size, float(cur.mean()), 0.0, cur.size)

@@ -210,7 +210,7 @@ def _fit_error(
     """Per metric, the standard deviation of the estimate over the refitted calibrators."""
     out = {}
     for name in values:
-        v = [r[name] for r in replicas if r.get(name) is not None]
+        v = [x for r in replicas if (x := r.get(name)) is not None]
         out[name] = float(np.std(v, ddof=1)) * scale if len(v) >= 2 else 0.0
     return out
 
@@ -584,7 +584,8 @@ class MulticlassCBPE:
                 name, unknown[0], f"one of the classes {list(self.classes)}"
             )
         mapped = np.array([lookup[u] for u in uniques.tolist()], dtype=np.intp)
-        return mapped[inverse.ravel()]
+        out: NDArray[np.intp] = mapped[inverse.ravel()]
+        return out
 
     def _scores(self, scores: ArrayLike) -> _FloatArray:
         s = np.asarray(scores, dtype=np.float64)

@@ -44,10 +44,10 @@ def _field_type(tp: Any) -> Any:
         return Union[tuple(_field_type(a) for a in get_args(tp))]  # noqa: UP007
     if origin in (tuple, list):
         args = [a for a in get_args(tp) if a is not Ellipsis]
-        return list[_field_type(args[0]) if args else Any]  # type: ignore[misc]
+        return types.GenericAlias(list, (_field_type(args[0]) if args else Any,))
     if origin is dict:
         key, value = get_args(tp) or (str, Any)
-        return dict[key, _field_type(value)]  # type: ignore[valid-type]
+        return types.GenericAlias(dict, (key, _field_type(value)))
     if isinstance(tp, type) and dataclasses.is_dataclass(tp):
         return out_model(tp)
     return tp
@@ -71,6 +71,12 @@ def _record_fields(record: type) -> tuple[tuple[str, Any, Any], ...]:
 
 
 _MODELS: dict[tuple[Any, ...], type[Out]] = {}
+
+
+def list_of(model: Any) -> Any:
+    """``list[model]`` for a model :func:`out_model` builds at run time (a type checker
+    cannot read a value as a type, so routes say ``response_model=list_of(AlertOut)``)."""
+    return types.GenericAlias(list, (model,))
 
 
 def out_model(

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import asdict
-from typing import Annotated, Any, Literal, TypeVar
+from typing import TYPE_CHECKING, Annotated, Any, Literal, TypeVar
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import PlainTextResponse
@@ -28,7 +28,7 @@ from monitor.alert_views import jsonable, silence_view
 from monitor.alerting import AlertingRuntime
 from monitor.api.auth import require
 from monitor.api.deps import components
-from monitor.api.out import IsoTime, Out, StatusOut, out_model
+from monitor.api.out import IsoTime, Out, StatusOut, list_of, out_model
 from monitor.api.params import MAX_ID, AwareWhen, Id, Offset
 from monitor.composition import Components
 from monitor.errors import NotFoundError, ValidationFailed
@@ -206,7 +206,7 @@ def _visible(a: AlertRecord | None, caller: Caller) -> AlertRecord:
 
 
 # ---------------------------------------------------------------------------- alerts
-@router.get("/alerts", response_model=list[AlertOut], tags=["alerts"])
+@router.get("/alerts", response_model=list_of(AlertOut), tags=["alerts"])
 async def list_alerts(
     request: Request,
     caller: Viewer,
@@ -279,7 +279,7 @@ class SilenceIn(BaseModel):
     starts_at: AwareWhen | None = Field(None, description="Default: now.")
 
 
-@router.get("/silences", response_model=list[SilenceViewOut], tags=["silences"])
+@router.get("/silences", response_model=list_of(SilenceViewOut), tags=["silences"])
 async def list_silences(
     request: Request, caller: SharedViewer, expired: bool = False
 ) -> list[dict[str, Any]]:
@@ -322,12 +322,17 @@ async def expire_silence(
 
 
 # ---------------------------------------------------------------------------- channels
-ChannelKindIn = Literal[channel_kinds()]  # the registered kinds, an enum in the OpenAPI document
+if TYPE_CHECKING:  # the kinds are known once the channel registry is filled, at run time
+    ChannelKindIn = str
+else:
+    ChannelKindIn = Literal[
+        channel_kinds()
+    ]  # the registered kinds, an enum in the OpenAPI document
 
 
 class ChannelIn(BaseModel):
     name: str = Field(pattern=r"^[a-z0-9][a-z0-9_.-]{0,63}$")
-    kind: ChannelKindIn  # type: ignore[valid-type]
+    kind: ChannelKindIn
     url: str = Field(min_length=8, max_length=2048)
     signing_secret: str | None = Field(
         None,
@@ -350,7 +355,7 @@ class ChannelPatch(BaseModel):
     options: dict[str, Any] | None = None
 
 
-@router.get("/channels", response_model=list[ChannelOut], tags=["channels"])
+@router.get("/channels", response_model=list_of(ChannelOut), tags=["channels"])
 async def list_channels(request: Request, caller: SharedViewer) -> list[dict[str, Any]]:
     return [_channel(c) for c in await _call(_rt(request).store.list_channels)]
 
@@ -435,7 +440,7 @@ async def rotate_secret(channel: str, request: Request, caller: Admin) -> dict[s
     return {**_channel(rec), "signing_secret": secret}
 
 
-@router.post("/channels/{channel}/test", response_model=list[DeliveryOut], tags=["channels"])
+@router.post("/channels/{channel}/test", response_model=list_of(DeliveryOut), tags=["channels"])
 async def test_channel(
     channel: str, request: Request, caller: SharedEngineer
 ) -> list[dict[str, Any]]:
@@ -444,7 +449,7 @@ async def test_channel(
 
 
 # ---------------------------------------------------------------------------- deliveries
-@router.get("/deliveries", response_model=list[DeliveryOut], tags=["deliveries"])
+@router.get("/deliveries", response_model=list_of(DeliveryOut), tags=["deliveries"])
 async def list_deliveries(
     request: Request,
     caller: SharedViewer,
@@ -467,7 +472,7 @@ async def list_deliveries(
     return [_delivery(d) for d in rows]
 
 
-@router.get("/dead-letters", response_model=list[DeliveryOut], tags=["deliveries"])
+@router.get("/dead-letters", response_model=list_of(DeliveryOut), tags=["deliveries"])
 async def dead_letters(request: Request, caller: SharedViewer) -> list[dict[str, Any]]:
     """Deliveries that gave up (or were refused); retry them with POST .../retry."""
     rows = await _call(
@@ -505,7 +510,7 @@ def _rule_out(rec: Any) -> dict[str, Any]:
     return jsonable(asdict(rec))
 
 
-@router.get("/rules", response_model=list[RuleOut], tags=["rules"])
+@router.get("/rules", response_model=list_of(RuleOut), tags=["rules"])
 async def list_rules(request: Request, caller: SharedViewer) -> list[dict[str, Any]]:
     return [_rule_out(r) for r in await _call(_rt(request).store.list_rules)]
 

@@ -46,10 +46,10 @@ class JobOut(BaseModel):
     def of(cls, rec: JobRecord) -> JobOut:
         return cls(
             id=rec.id,
-            kind=rec.kind,  # type: ignore[arg-type]
+            kind=rec.kind,
             target=rec.target,
             params=rec.params,
-            state=rec.state,  # type: ignore[arg-type]
+            state=rec.state,
             done=rec.done,
             total=rec.total,
             progress=min(1.0, rec.done / rec.total) if rec.total else 0.0,

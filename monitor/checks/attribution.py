@@ -6,6 +6,7 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from detectors.drift import get_method
 from detectors.profiles import ColumnProfile, profile_categorical, profile_numeric
@@ -24,9 +25,10 @@ def tenant_drivers(
     statistic when the tenant is left out (leave-one-out), with its own statistic."""
     k = "" if ref.kind == "categorical" else edges_key(ref.bins.edges)
     per_tenant = {
-        t: cols.get((column, k)) for (t, v), cols in segs.items() if t != ALL and v == ALL
+        t: p
+        for (t, v), cols in segs.items()
+        if t != ALL and v == ALL and (p := cols.get((column, k))) is not None
     }
-    per_tenant = {t: p for t, p in per_tenant.items() if p is not None}
     if len(per_tenant) < 2:
         return []
     total = sum(per_tenant.values(), RawProfile())
@@ -42,7 +44,7 @@ def tenant_drivers(
         return float(on_profiles(ref, cp).statistic)
 
     full = stat(total)
-    ranked = []
+    ranked: list[dict[str, Any]] = []
     for t, p in per_tenant.items():
         without = stat(subtract(total, p))
         own = stat(p)
@@ -87,15 +89,15 @@ def segment_drivers(
             sample.column(column).to_numpy(zero_copy_only=False), dtype=np.float64
         )
 
-        def prof(mask: np.ndarray) -> ColumnProfile:
+        def prof(mask: npt.NDArray[Any]) -> ColumnProfile:
             return profile_numeric(values[mask], ref.bins)
     else:
         values = np.asarray(sample.column(column).cast("string").to_pylist(), dtype=object)
 
-        def prof(mask: np.ndarray) -> ColumnProfile:
+        def prof(mask: npt.NDArray[Any]) -> ColumnProfile:
             return profile_categorical(values[mask], ref.bins)
 
-    def stat(mask: np.ndarray) -> float | None:
+    def stat(mask: npt.NDArray[Any]) -> float | None:
         p = prof(mask)
         if p.count < cfg.min_rows:
             return None

@@ -6,9 +6,10 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import Any, TypeVar, cast
 
 import numpy as np
+import numpy.typing as npt
 
 from detectors.profiles import ColumnProfile, ReferenceBins, profile_categorical, profile_numeric
 from monitor.monitors import MonitorConfig, monitored_columns
@@ -26,14 +27,14 @@ class Reference:
 
     bins: dict[str, ReferenceBins]
     profiles: dict[str, ColumnProfile]
-    table: dict[str, np.ndarray] = field(default_factory=dict)
+    table: dict[str, npt.NDArray[Any]] = field(default_factory=dict)
 
 
 def reference_from_table(table: Any, cols: dict[str, str], profiles: bool = True) -> Reference:
     """Bins (and profiles) of the columns ``cols`` (name -> kind) of an Arrow table."""
     bins: dict[str, ReferenceBins] = {}
     profs: dict[str, ColumnProfile] = {}
-    values: dict[str, np.ndarray] = {}
+    values: dict[str, npt.NDArray[Any]] = {}
     for c, kind in cols.items():
         if c not in table.column_names:
             continue
@@ -66,7 +67,9 @@ class Caches:
         """The model fitted for ``key``, fitted by ``build()`` the first time."""
         if key not in self.fitted:
             self.fitted[key] = build()
-        return self.fitted[key]  # type: ignore[no-any-return]
+        # one cache for models of several types: the key (kind, monitor, reference...) says
+        # which, and the same key was always built by the same ``build``
+        return cast(T, self.fitted[key])
 
     def reference(
         self, logs: Any, model: str, cfg: MonitorConfig, schema: ModelSchema

@@ -7,6 +7,7 @@ from datetime import datetime
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from monitor.monitors import MonitorConfig
 from storage.types import ALL, MetricResult, ModelSchema
@@ -24,17 +25,17 @@ __all__ = [
 ]
 
 
-def floats(column: Any) -> np.ndarray:
+def floats(column: Any) -> npt.NDArray[Any]:
     """A numeric or boolean Arrow column as float64, missing values NaN."""
     return np.asarray(column.cast("double").to_numpy(zero_copy_only=False), dtype=np.float64)
 
 
-def strings(column: Any) -> np.ndarray:
+def strings(column: Any) -> npt.NDArray[Any]:
     """An Arrow column as an object array of strings (missing values None)."""
     return np.asarray(column.cast("string").to_pylist(), dtype=object)
 
 
-def score_matrix(table: Any, scores: Iterable[str]) -> np.ndarray:
+def score_matrix(table: Any, scores: Iterable[str]) -> npt.NDArray[Any]:
     return np.column_stack([floats(table.column(c)) for c in scores])
 
 
@@ -50,14 +51,14 @@ def feature_table(table: Any, schema: ModelSchema, features: Iterable[str]) -> d
     return out
 
 
-def row_segments(cfg: MonitorConfig, table: Any) -> list[tuple[tuple[str, str], np.ndarray]]:
+def row_segments(cfg: MonitorConfig, table: Any) -> list[tuple[tuple[str, str], npt.NDArray[Any]]]:
     """(tenant or "*", version or "*") -> row mask of a window's rows (a sample or the
     labelled rows), in the monitor's segmentation."""
     tenants = np.asarray(table.column("tenant_id").to_pylist(), dtype=object)
     versions = np.asarray(
         [v or "" for v in table.column("model_version").to_pylist()], dtype=object
     )
-    segs: list[tuple[tuple[str, str], np.ndarray]] = []
+    segs: list[tuple[tuple[str, str], npt.NDArray[Any]]] = []
     if "all" in cfg.segments:
         segs.append(((ALL, ALL), np.ones(len(tenants), bool)))
         uv = sorted(set(versions.tolist()))

@@ -21,7 +21,7 @@ from monitor.checks.registry import register
 from monitor.monitors import MonitorConfig
 from storage.metadata.monitoring import MonitorRecord
 from storage.profiles import ProfileSpec
-from storage.types import ALL, MetricResult, ModelSchema
+from storage.types import ALL, MetricResult, ModelSchema, Status
 
 __all__ = ["DriftCheck"]
 
@@ -51,8 +51,10 @@ def _methods(
     on_profiles: dict[str, list[str]] = {}
     on_samples: dict[str, list[str]] = {}
     for c, rp in refp.items():
+        chosen: list[str]
         if isinstance(methods, dict) and c in methods:
-            chosen = [methods[c]] if isinstance(methods[c], str) else list(methods[c])
+            given = methods[c]
+            chosen = [given] if isinstance(given, str) else list(given)
         elif isinstance(methods, list):
             chosen = [m for m in methods if rp.kind in get_method(m).kinds]
         else:
@@ -97,7 +99,7 @@ def _drift(
                     r.n_current,
                     {**r.details, "reason": "too few rows"},
                 )
-            status = "no_data" if r.drifted is None else ("alert" if r.drifted else "ok")
+            status: Status = "no_data" if r.drifted is None else ("alert" if r.drifted else "ok")
             judged += r.drifted is not None
             drifted += bool(r.drifted)
             if r.drifted and c not in drifted_columns:

@@ -94,7 +94,9 @@ def profile_spec(
     """The monitored columns, numeric ones on the reference's bin edges."""
     cols = monitored_columns(cfg, schema)
     ref = env.caches.reference(env.logs, record.model, cfg, schema)
-    numeric = {c: (ref.bins[c].edges,) for c, k in cols.items() if k == "numeric" and c in ref.bins}
+    numeric: dict[str, tuple[tuple[float, ...], ...]] = {
+        c: (ref.bins[c].edges,) for c, k in cols.items() if k == "numeric" and c in ref.bins
+    }
     return ProfileSpec(numeric, tuple(c for c, k in cols.items() if k == "categorical"))
 
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field, replace
 from typing import Annotated, Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from monitor.kpis.shift import ShiftParams, describe, scan_shifts
@@ -49,6 +50,8 @@ _RANK = {"no_data": -1, "ok": 0, "warn": 1, "alert": 2}
 # (Iglewicz & Hoaglin); 1.2533 = √(π/2) does the same for the mean absolute deviation.
 _MAD_K = 0.6745
 _MEANAD_K = 0.7979
+# a KPI's past values: a list, or a slice of the series' array
+Floats = Sequence[float] | npt.NDArray[np.float64]
 
 
 class _Check(BaseModel):
@@ -173,12 +176,13 @@ def worst(statuses: Sequence[str]) -> Status:
     return best
 
 
-def _finite(values: Sequence[float]) -> np.ndarray:
+def _finite(values: Floats) -> npt.NDArray[Any]:
     a = np.asarray(values, dtype=np.float64)
-    return a[np.isfinite(a)]
+    result: npt.NDArray[Any] = a[np.isfinite(a)]
+    return result
 
 
-def _comparable(history: Sequence[float], count: int, step: int) -> np.ndarray:
+def _comparable(history: Floats, count: int, step: int) -> npt.NDArray[Any]:
     """The last ``count`` windows ``step`` apart before the current one (oldest first)."""
     if step <= 0:
         step = 1
@@ -213,7 +217,7 @@ def _small_sample(n: int) -> float:
     return _B_N.get(n, n / (n - 0.8) if n > 9 else 1.0)
 
 
-def robust_z(value: float, history: Sequence[float]) -> tuple[float, float, float]:
+def robust_z(value: float, history: Floats) -> tuple[float, float, float]:
     """Robust z-score of ``value`` against ``history``: ``(z, median, scale)``.
 
     The scale is b_n · MAD / 0.6745 (b_n: small-sample correction); when the MAD is 0 (over half the history equal) the mean
@@ -249,7 +253,7 @@ def _num(x: float) -> float | None:
 def run_check(
     check: Any,
     current: float,
-    history: Sequence[float],
+    history: Floats,
     *,
     direction: Direction,
     window: str,
@@ -368,7 +372,7 @@ def run_check(
     )
     return CheckOutcome(
         m,
-        status,  # type: ignore[arg-type]
+        status,
         _num(z) if math.isfinite(z) else math.copysign(1e9, z),
         check.z_alert,
         f"{rel:+.1%} vs the median of {past.size} windows of {season} (robust z {z:+.1f})",
@@ -376,7 +380,7 @@ def run_check(
     )
 
 
-def _row_median(a: np.ndarray, counts: np.ndarray) -> np.ndarray:
+def _row_median(a: npt.NDArray[Any], counts: npt.NDArray[Any]) -> npt.NDArray[Any]:
     """Median of the finite values of each row (``nan`` rows sort last); 0 for empty rows.
     ``np.nanmedian`` on many tiny rows goes through masked arrays and is 50x slower."""
     s = np.sort(np.where(np.isfinite(a), a, np.inf), axis=1)
@@ -388,13 +392,13 @@ def _row_median(a: np.ndarray, counts: np.ndarray) -> np.ndarray:
 
 def run_checks_series(
     check: Any,
-    values: np.ndarray,
+    values: npt.NDArray[Any],
     indices: Sequence[int],
     *,
     direction: Direction,
     window: str,
     target: float | None = None,
-    noise: np.ndarray | None = None,
+    noise: npt.NDArray[Any] | None = None,
 ) -> list[CheckOutcome]:
     """:func:`run_check` for many windows of one series at once (same outcomes).
 
@@ -504,13 +508,13 @@ def run_checks_series(
 
 def _shift_outcomes(
     check: ShiftCheck,
-    values: np.ndarray,
+    values: npt.NDArray[Any],
     indices: Sequence[int],
     *,
     direction: Direction,
     window: str,
     target: float | None,
-    noise: np.ndarray | None,
+    noise: npt.NDArray[Any] | None,
 ) -> list[CheckOutcome]:
     """The sustained-shift check on windows ``indices`` (see :mod:`monitor.kpis.shift`).
 

@@ -14,9 +14,10 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from detectors.errors import DetectorError
-from detectors.estimation import BinaryCBPE
+from detectors.estimation import BinaryCBPE, ExpectedConfusion
 from monitor import windows
 from monitor.kpis.checks import CheckOutcome, history_needed, run_checks_series, worst
 from monitor.kpis.definition import KpiDefinition
@@ -52,8 +53,8 @@ def windows_between(start: datetime, end: datetime, window: str) -> list[datetim
 class _Series:
     """One KPI × tenant over the lookback + requested windows."""
 
-    value: np.ndarray  # nan: no value or too few events
-    support: np.ndarray
+    value: npt.NDArray[Any]  # nan: no value or too few events
+    support: npt.NDArray[Any]
     extra: dict[int, dict[str, Any]]
 
 
@@ -235,7 +236,7 @@ class KpiComputer:
             )
             for c in checks
         ]
-        fixed = {
+        fixed: dict[str, Any] = {
             "source": "kpi",
             "source_name": d.name,
             "kind": "kpi",
@@ -251,7 +252,7 @@ class KpiComputer:
         kind = windows.window(d.window)
         for i in range(first, len(grid)):
             w = grid[i]
-            at = {"window_start": w, "window_end": kind.end(w), **fixed}
+            at: dict[str, Any] = {"window_start": w, "window_end": kind.end(w), **fixed}
             check_at = {**at, "kind": CHECK_KIND}  # the checks' rows (see CHECK_KIND)
             base: dict[str, Any] = {"support": supports[i]}
             if i in extra:
@@ -268,7 +269,7 @@ class KpiComputer:
                         status="no_data",
                         details=base,
                         **at,
-                    )  # type: ignore[arg-type]
+                    )
                 )
                 for metric in metrics:
                     append(
@@ -279,7 +280,7 @@ class KpiComputer:
                             status="no_data",
                             details={"message": why},
                             **check_at,
-                        )  # type: ignore[arg-type]
+                        )
                     )
                 continue
             outs = [_dated(o[k], grid, i) for o in outcomes]
@@ -300,7 +301,7 @@ class KpiComputer:
             append(
                 MetricResult(
                     metric=name, value=value, threshold=target, status=status, details=base, **at
-                )  # type: ignore[arg-type]
+                )
             )
             for o in outs:
                 det = {"message": o.message}
@@ -313,7 +314,7 @@ class KpiComputer:
                         status=o.status,
                         details=det,
                         **check_at,
-                    )  # type: ignore[arg-type]
+                    )
                 )
         return rows
 
@@ -389,6 +390,8 @@ class KpiComputer:
                 if k is None:
                     continue
                 e = cbpe.estimate(sc[a:b], pr[a:b]).confusion
+                if not isinstance(e, ExpectedConfusion):  # a binary estimate always has one
+                    raise TypeError(f"binary CBPE gave no binary confusion matrix: {e!r}")
                 tp[k] += e.tp
                 fp[k] += e.fp
                 tn[k] += e.tn
@@ -416,7 +419,9 @@ def _log_measure(key: str, model: str, f: Any, schema: ModelSchema) -> LogMeasur
     return LogMeasure(key, f.func, model, column, positive)
 
 
-def _sampling_sd(d: KpiDefinition, value: np.ndarray, support: np.ndarray) -> np.ndarray | None:
+def _sampling_sd(
+    d: KpiDefinition, value: npt.NDArray[Any], support: npt.NDArray[Any]
+) -> npt.NDArray[Any] | None:
     """Sampling standard deviation of each window's value where the formula implies one:
     binomial for shares (rate of events, positive and label rates), Poisson for counts."""
     f = d.parsed
@@ -428,7 +433,8 @@ def _sampling_sd(d: KpiDefinition, value: np.ndarray, support: np.ndarray) -> np
             p = np.clip(value, 0.0, 1.0)
             return np.where(support > 0, np.sqrt(p * (1.0 - p) / np.maximum(support, 1)), np.nan)
         if isinstance(f, EventFormula) and f.func == "count":
-            return np.sqrt(np.maximum(value, 1.0))
+            result: npt.NDArray[Any] | None = np.sqrt(np.maximum(value, 1.0))
+            return result
     return None
 
 

@@ -27,6 +27,9 @@ _parse = functools.lru_cache(maxsize=4096)(parse_formula)
 # Route segments under /kpis that a KPI may not be called.
 RESERVED_NAMES = frozenset({"summary", "apply"})
 
+# the four cells of a binary confusion matrix a business_value formula names
+Outcome = Literal["tp", "fp", "tn", "fn"]
+
 
 class KpiDefinition(BaseModel):
     """A tenant KPI: what to compute per tenant and window, and how to judge it.
@@ -54,7 +57,7 @@ class KpiDefinition(BaseModel):
         None, description="Reference (with labels) fitting CBPE for estimated business value."
     )
     min_events: int = Field(30, ge=0, description="Fewer events in a window give no_data.")
-    outcomes: dict[Literal["tp", "fp", "tn", "fn"], str] | None = Field(
+    outcomes: dict[Outcome, str] | None = Field(
         None,
         description="Plain names of the decisions a business_value formula values, e.g. "
         "{tp: caught churners, fp: wasted offers}: the KPI pages explain a negative value "

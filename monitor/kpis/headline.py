@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from monitor.kpis.definition import KpiDefinition
+from monitor.kpis.definition import KpiDefinition, Outcome
 from monitor.kpis.formula import BusinessValueFormula
 from storage.types import MetricResult
 
@@ -50,7 +50,9 @@ __all__ = [
 
 PERIOD_WINDOWS = 7  # "now" is the mean of up to this many recent windows
 # Plain names of a binary classifier's decisions when a KPI does not name them.
-DEFAULT_OUTCOMES = {
+_COST_ORDER: tuple[Outcome, ...] = ("fp", "fn", "tp", "tn")  # the order a note names them
+_GAIN_ORDER: tuple[Outcome, ...] = ("tp", "tn", "fp", "fn")
+DEFAULT_OUTCOMES: dict[Outcome, str] = {
     "tp": "cases caught",
     "fp": "false alarms acted on",
     "tn": "cases rightly left alone",
@@ -158,7 +160,7 @@ def _attainment(level: float | None, target: float | None, direction: str) -> fl
 
 
 def negative_note(
-    defn: KpiDefinition, values: Sequence[float], outcomes: Mapping[str, str] | None = None
+    defn: KpiDefinition, values: Sequence[float], outcomes: Mapping[Outcome, str] | None = None
 ) -> str | None:
     """Why a business-value KPI is below zero, from its formula (None when it is not, or
     cannot be)."""
@@ -167,12 +169,13 @@ def negative_note(
         return None
     names = {**DEFAULT_OUTCOMES, **(outcomes or {})}
     unit = f" {defn.unit}" if defn.unit else ""
-    costs = [(k, -w) for k, w in (("fp", f.fp), ("fn", f.fn), ("tp", f.tp), ("tn", f.tn)) if w < 0]
-    gains = [(k, w) for k, w in (("tp", f.tp), ("tn", f.tn), ("fp", f.fp), ("fn", f.fn)) if w > 0]
+    weights: dict[Outcome, float] = {"tp": f.tp, "tn": f.tn, "fp": f.fp, "fn": f.fn}
+    costs = [(k, -weights[k]) for k in _COST_ORDER if weights[k] < 0]
+    gains = [(k, weights[k]) for k in _GAIN_ORDER if weights[k] > 0]
     if not costs:
         return None
 
-    def items(pairs: list[tuple[str, float]]) -> str:
+    def items(pairs: list[tuple[Outcome, float]]) -> str:
         parts = [f"{names[k]} ({w:g}{unit} each)" for k, w in pairs]
         return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
@@ -239,7 +242,11 @@ def headline(
         before = float(details["level_before"])
         label = f"before {fmt_day(since, defn.window)}"
     else:
-        earlier = [float(r.value) for r in valued if r.window_start < recent[0].window_start]
+        earlier = [
+            float(r.value)
+            for r in valued
+            if r.value is not None and r.window_start < recent[0].window_start
+        ]
         earlier = earlier[-len(recent) :]
         # a shorter history still compares, as long as it is not a window or two of noise
         enough = len(earlier) >= min(len(recent), 3)
@@ -260,7 +267,7 @@ def headline(
         tone = "neutral"
     else:
         tone = "good"
-    values = [float(r.value) for r in recent]  # type: ignore[arg-type]
+    values = [float(r.value) for r in recent if r.value is not None]  # all are (``valued``)
     negative = negative_note(defn, values, defn.outcomes)
     if tone == "good" and negative and level is not None and level < 0:
         tone = "neutral"  # losing money is never shown green, even when less than before
@@ -418,7 +425,10 @@ def kpi_sentence(h: Headline) -> str:
 
 def headline_dict(h: Headline) -> dict[str, Any]:
     """The JSON form of a headline (the API's executive summary)."""
-    iso = lambda ts: None if ts is None else ts.isoformat()  # noqa: E731
+
+    def iso(ts: datetime | None) -> str | None:
+        return None if ts is None else ts.isoformat()
+
     return {
         "level": h.level,
         "level_windows": h.level_windows,

@@ -25,6 +25,7 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from storage.types import MetricResult
 
@@ -143,7 +144,7 @@ def _floor(ts: datetime, grid: Sequence[datetime], width: timedelta) -> datetime
 
 def signal_series(
     results: Iterable[MetricResult], grid: Sequence[datetime], width: timedelta
-) -> dict[SignalKey, tuple[np.ndarray, list[str]]]:
+) -> dict[SignalKey, tuple[npt.NDArray[Any], list[str]]]:
     """Model-signal results of one tenant as series on the KPI's window ``grid``.
 
     Returns
@@ -167,7 +168,7 @@ def signal_series(
         old = sig.status.get(w, "")
         if _RANK.get(r.status, -1) > _RANK.get(old, -2):
             sig.status[w] = r.status
-    out: dict[SignalKey, tuple[np.ndarray, list[str]]] = {}
+    out: dict[SignalKey, tuple[npt.NDArray[Any], list[str]]] = {}
     for key, sig in raw.items():
         vals = np.array([np.mean(sig.values[w]) if w in sig.values else np.nan for w in grid])
         out[key] = (vals, [sig.status.get(w, "") for w in grid])
@@ -176,10 +177,10 @@ def signal_series(
 
 def kpi_series(
     results: Iterable[MetricResult], grid: Sequence[datetime]
-) -> dict[tuple[str, str], tuple[np.ndarray, list[str]]]:
+) -> dict[tuple[str, str], tuple[npt.NDArray[Any], list[str]]]:
     """KPI rows (``metric`` = KPI name) as ``(kpi, tenant) -> (values, statuses)`` on ``grid``."""
     pos = {w: i for i, w in enumerate(grid)}
-    out: dict[tuple[str, str], tuple[np.ndarray, list[str]]] = {}
+    out: dict[tuple[str, str], tuple[npt.NDArray[Any], list[str]]] = {}
     for r in results:
         if r.source != "kpi" or r.metric != r.source_name or r.window_start not in pos:
             continue
@@ -192,7 +193,9 @@ def kpi_series(
     return out
 
 
-def deseasonalize(values: np.ndarray, grid: Sequence[datetime], window: str) -> np.ndarray:
+def deseasonalize(
+    values: npt.NDArray[Any], grid: Sequence[datetime], window: str
+) -> npt.NDArray[Any]:
     """Daily (hourly) KPI values divided by the mean of their weekday (hour of the week) over
     the range, so a weekly pattern does not hide, or fake, an association with a signal."""
     if window not in ("day", "hour"):
@@ -211,7 +214,7 @@ def deseasonalize(values: np.ndarray, grid: Sequence[datetime], window: str) -> 
 
 
 def _lagged_r(
-    kpi: np.ndarray, sig: np.ndarray, end: int, span: int, max_lag: int, min_pairs: int
+    kpi: npt.NDArray[Any], sig: npt.NDArray[Any], end: int, span: int, max_lag: int, min_pairs: int
 ) -> tuple[float | None, int | None, int]:
     """Best (|r|-largest) correlation of kpi[t] with sig[t - lag] for t in the trailing span."""
     best: tuple[float | None, int | None, int] = (None, None, 0)
@@ -252,8 +255,8 @@ def _breach(statuses: Sequence[str], end: int, max_lag: int) -> tuple[str | None
 
 
 def rank_related_signals(
-    kpi_values: np.ndarray,
-    signals: dict[SignalKey, tuple[np.ndarray, list[str]]],
+    kpi_values: npt.NDArray[Any],
+    signals: dict[SignalKey, tuple[npt.NDArray[Any], list[str]]],
     grid: Sequence[datetime],
     at: int,
     *,
@@ -311,8 +314,8 @@ def rank_related_signals(
 
 
 def rank_related_kpis(
-    signal: tuple[np.ndarray, list[str]],
-    kpis: dict[tuple[str, str], tuple[np.ndarray, list[str]]],
+    signal: tuple[npt.NDArray[Any], list[str]],
+    kpis: dict[tuple[str, str], tuple[npt.NDArray[Any], list[str]]],
     grid: Sequence[datetime],
     first: int,
     last: int,

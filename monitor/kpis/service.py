@@ -17,6 +17,7 @@ every tenant of a KPI: the monitoring store replaces a window's results as a who
 
 from __future__ import annotations
 
+import builtins
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -145,7 +146,7 @@ class KpiService:
     def list(self) -> list[KpiRecord]:
         return self.store.list()
 
-    def definitions(self) -> list[KpiDefinition]:
+    def definitions(self) -> builtins.list[KpiDefinition]:
         return [KpiDefinition.model_validate(r.spec) for r in self.store.list()]
 
     def create(self, data: Any, actor: str) -> KpiRecord:
@@ -173,7 +174,9 @@ class KpiService:
         except MetaNotFound as exc:
             raise NotFoundError(f"KPI {name!r} not found") from exc
 
-    def apply(self, items: Sequence[Any], actor: str, dry_run: bool = False) -> list[ApplyChange]:
+    def apply(
+        self, items: Sequence[Any], actor: str, dry_run: bool = False
+    ) -> builtins.list[ApplyChange]:
         """Create or update KPIs by name (the ``kpis:`` section of ``driftwatch apply``).
 
         Every item is validated before anything is written; errors carry ``kpis.<i>.<field>``.
@@ -290,7 +293,7 @@ class KpiService:
                 written += self.compute(w, kind.end(w), [d.name], trigger="late")
         return written
 
-    def late_windows(self, d: KpiDefinition, now: datetime) -> list[datetime]:
+    def late_windows(self, d: KpiDefinition, now: datetime) -> builtins.list[datetime]:
         """Computed windows (within ``late_lookback``) holding rows received after the
         window's last computation finished, oldest first."""
         kind = windows.window(d.window)
@@ -315,7 +318,7 @@ class KpiService:
         return sorted(late)
 
     # ------------------------------------------------------------------ reading
-    def _query(self, q: ResultQuery) -> list[MetricResult]:
+    def _query(self, q: ResultQuery) -> builtins.list[MetricResult]:
         rows, _ = self.results.query_results(q, limit=_MAX_ROWS)
         return rows
 
@@ -326,7 +329,7 @@ class KpiService:
         start: datetime | None = None,
         end: datetime | None = None,
         tenant_scope: str | None = None,
-    ) -> list[MetricResult]:
+    ) -> builtins.list[MetricResult]:
         """The KPI rows (value, status, details) per tenant and window, oldest first."""
         self.get(name)
         if tenant_scope is not None and tenant_id not in (None, tenant_scope):
@@ -337,7 +340,9 @@ class KpiService:
         )
         return self._query(q)
 
-    def _grid(self, d: KpiDefinition, at: datetime, back: int, ahead: int = 0) -> list[datetime]:
+    def _grid(
+        self, d: KpiDefinition, at: datetime, back: int, ahead: int = 0
+    ) -> builtins.list[datetime]:
         kind = windows.window(d.window)
         return [kind.shift(at, k) for k in range(-back, ahead + 1)]
 

@@ -48,6 +48,7 @@ from dataclasses import dataclass
 from typing import Any, NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 __all__ = ["ShiftOutcome", "ShiftParams", "describe", "scan_shifts"]
 
@@ -112,7 +113,7 @@ class _Prefix:
     and standard deviation of any run of positions cost O(1) (values are taken relative to
     the first finite one, which keeps the sums of squares accurate)."""
 
-    def __init__(self, sub: np.ndarray) -> None:
+    def __init__(self, sub: npt.NDArray[Any]) -> None:
         ok = np.isfinite(sub)
         self.ref = float(sub[ok][0]) if ok.any() else 0.0
         d = np.where(ok, sub - self.ref, 0.0)
@@ -157,7 +158,9 @@ def _baseline(
 class _Scanner:
     """Scans one sub-series (every ``step``-th window); caches baselines across scans."""
 
-    def __init__(self, sub: np.ndarray, noise: np.ndarray | None, p: ShiftParams) -> None:
+    def __init__(
+        self, sub: npt.NDArray[Any], noise: npt.NDArray[Any] | None, p: ShiftParams
+    ) -> None:
         self.sub = sub.tolist()
         self.noise = None if noise is None else noise.tolist()
         self.p = p
@@ -282,12 +285,12 @@ def _outcome(st: _State, q: int, prev: _State) -> ShiftOutcome:
 
 
 def scan_shifts(
-    values: np.ndarray,
+    values: npt.NDArray[Any],
     indices: Sequence[int],
     p: ShiftParams,
     *,
     step: int = 1,
-    noise: np.ndarray | None = None,
+    noise: npt.NDArray[Any] | None = None,
 ) -> list[ShiftOutcome]:
     """Verdicts for windows ``indices`` of ``values`` (``nan``: no value), each from a scan
     that starts ``p.lookback`` windows (of ``step``) before it.

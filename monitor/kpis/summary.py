@@ -138,7 +138,7 @@ def summarize_kpi(
     prev = None if previous is None else previous.value
     change = None
     if cur is not None and prev not in (None, 0):
-        change = (cur - prev) / abs(prev)  # type: ignore[operator]
+        change = (cur - prev) / abs(prev)
     attainment = current.details.get("attainment") if current.details else None
     when = f"the {window} of {current.window_start:%Y-%m-%d}" + (
         f" {current.window_start:%H}:00" if window == "hour" else ""

@@ -49,7 +49,7 @@ def memoised(func: Callable[..., T]) -> Callable[..., T]:
         with _CACHE_LOCK:
             if key in _CACHE:
                 _CACHE.move_to_end(key)
-                return _CACHE[key]  # type: ignore[no-any-return]
+                return _CACHE[key]
         value = func(services, *args, **kwargs)
         with _CACHE_LOCK:
             _CACHE[key] = value

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
@@ -26,6 +26,9 @@ from monitor.timerange import TimeRange
 from storage import reads
 from storage.metadata.monitoring import MonitoringStore
 from storage.types import ALL, MetricResult
+
+if TYPE_CHECKING:  # numpy loads on first use
+    import numpy.typing as npt
 
 
 @dataclass(frozen=True)
@@ -57,7 +60,7 @@ class FeatureView:
     computed_at: datetime | None
 
 
-def _shares(counts: Sequence[Any]) -> list[float]:
+def _shares(counts: Sequence[Any] | npt.NDArray[Any]) -> list[float]:
     vals = [float(c or 0) for c in counts]
     total = sum(vals)
     return [v / total if total else 0.0 for v in vals]

@@ -22,7 +22,7 @@ from monitor.queries.common import (
 from monitor.service import Services
 from monitor.timerange import TimeRange
 from storage import reads
-from storage.types import ALL, MetricResult
+from storage.types import ALL, MetricResult, Status
 
 
 @dataclass(frozen=True)
@@ -69,7 +69,7 @@ class ModelView:
     metric: str  # the performance metric shown
     metrics: list[str]  # every performance metric stored
     labels_until: datetime | None
-    quality: list[tuple[str, str, float | None, str]]  # (column, metric, value, status)
+    quality: list[tuple[str, str, float | None, Status]]  # (column, metric, value, status)
     versions: list[VersionChange]
     computed_at: datetime | None
 
@@ -123,17 +123,18 @@ def heatmap(results: Iterable[MetricResult]) -> Heatmap:
     z: list[list[float | None]] = []
     text: list[list[str]] = []
     for f in features:
-        zr, tr = [], []
+        zr: list[float | None] = []
+        tr: list[str] = []
         for w in windows:
-            r = cells.get((f, w))
-            if r is None or r.status == "no_data":
+            cell = cells.get((f, w))
+            if cell is None or cell.status == "no_data":
                 zr.append(None)
                 tr.append("no data")
                 continue
-            zr.append(round(severity_score(r), 4))
-            v = "–" if r.value is None else f"{r.value:.4g}"
-            th = "–" if r.threshold is None else f"{r.threshold:.4g}"
-            tr.append(f"{r.metric} {v} (threshold {th}), {r.status}")
+            zr.append(round(severity_score(cell), 4))
+            v = "–" if cell.value is None else f"{cell.value:.4g}"
+            th = "–" if cell.threshold is None else f"{cell.threshold:.4g}"
+            tr.append(f"{cell.metric} {v} (threshold {th}), {cell.status}")
         z.append(zr)
         text.append(tr)
     return Heatmap(features, windows, z, text)
@@ -211,8 +212,11 @@ def model_view(
         for v, first, _last, n in reads.version_spans(services.logstore, model)
     ]
     metrics = sorted(set(realized) | set(estimated))
-    if metric not in metrics:
-        metric = next((m for m in PRIMARY_METRICS if m in metrics), metrics[0] if metrics else "")
+    shown = (
+        metric
+        if metric is not None and metric in metrics
+        else next((m for m in PRIMARY_METRICS if m in metrics), metrics[0] if metrics else "")
+    )
     prediction = [to_series(f"{c} {m}", rs) for (c, m), rs in sorted(pred.items())]
     prediction = [s for s in prediction if any(v is not None for v in s.y)]
     return ModelView(
@@ -225,9 +229,9 @@ def model_view(
         end=end,
         heatmap=heatmap(r for r in by_kind.get("feature_drift", []) if r.model_version == ALL),
         prediction=prediction,
-        realized=[to_series(metric, realized[metric])] if metric in realized else [],
-        estimated=[to_series(metric, estimated[metric])] if metric in estimated else [],
-        metric=metric,
+        realized=[to_series(shown, realized[shown])] if shown in realized else [],
+        estimated=[to_series(shown, estimated[shown])] if shown in estimated else [],
+        metric=shown,
         metrics=metrics,
         labels_until=max(labelled, default=None),
         quality=quality,

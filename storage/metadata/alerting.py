@@ -24,7 +24,19 @@ from typing import Any, cast
 from urllib.parse import urlsplit
 
 from cryptography.fernet import Fernet, InvalidToken
-from sqlalchemy import case, delete, func, insert, or_, select, update
+from sqlalchemy import (
+    ColumnElement,
+    CursorResult,
+    Result,
+    Table,
+    case,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
@@ -339,7 +351,7 @@ class AlertStore:
 
     def delete_rule(self, name: str, actor: str = "system") -> None:
         with self._m.writing() as s:
-            n = s.execute(delete(AlertRuleRow).where(AlertRuleRow.name == name)).rowcount
+            n = _rowcount(s.execute(delete(AlertRuleRow).where(AlertRuleRow.name == name)))
             if not n:
                 raise NotFound(f"alert rule {name!r} not found")
             self._m.record_audit(s, actor, "rule.delete", "alert_rule", name)
@@ -375,7 +387,7 @@ class AlertStore:
             if inserts:
                 # Core bulk insert (insertmanyvalues) with ids back in order: thousands of
                 # new alerts in one statement batch instead of one ORM object each.
-                table = AlertRow.__table__
+                table = cast(Table, AlertRow.__table__)  # a declarative class's is a Table
                 new_ids = list(
                     s.connection()
                     .execute(
@@ -394,15 +406,15 @@ class AlertStore:
             for a in alerts:
                 out.append(a if a.id is not None else _with_id(a, next(ids)))
             self._mark(s, marks, now)
-            existing = {}
+            existing: dict[str, AlertSeriesRow] = {}
             fps = [fp for _, fp, _, _ in series]
             for chunk in range(0, len(fps), 500):  # bounded IN lists
-                for row in s.scalars(
+                for found in s.scalars(
                     select(AlertSeriesRow).where(
                         AlertSeriesRow.fingerprint.in_(fps[chunk : chunk + 500])
                     )
                 ):
-                    existing[row.fingerprint] = row
+                    existing[found.fingerprint] = found
             for rule, fp, labels, last_end in series:
                 row = existing.get(fp)
                 if row is None:
@@ -544,7 +556,7 @@ class AlertStore:
         severity_rank = case(
             {"critical": 0, "warning": 1, "info": 2}, value=AlertRow.severity, else_=3
         )
-        where = []
+        where: list[ColumnElement[bool]] = []
         if state is not None:
             where.append(AlertRow.state.in_([state] if isinstance(state, str) else list(state)))
         if severity is not None:
@@ -851,7 +863,7 @@ class AlertStore:
             )
             if group_keys is not None:
                 stmt = stmt.where(AlertGroupRow.group_key.in_(list(group_keys)))
-            return int(s.execute(stmt.values(next_flush_at=at)).rowcount or 0)
+            return _rowcount(s.execute(stmt.values(next_flush_at=at)))
 
     def due_groups(self, now: datetime, limit: int = 100) -> list[GroupRecord]:
         with self._m.reading() as s:
@@ -1230,3 +1242,9 @@ class AlertStore:
 
 def _with_id(alert: AlertRecord, alert_id: int) -> AlertRecord:
     return replace(alert, id=alert_id)
+
+
+def _rowcount(result: Result[Any]) -> int:
+    """Rows an UPDATE or DELETE matched (``Session.execute`` is typed as returning a plain
+    ``Result``; a DML statement's is a ``CursorResult``)."""
+    return int(cast(CursorResult[Any], result).rowcount or 0)

@@ -157,7 +157,7 @@ class JobStore:
 
     @staticmethod
     def _row(s: Any, job_id: int) -> JobRow:
-        row = s.get(JobRow, int(job_id))
+        row: JobRow | None = s.get(JobRow, int(job_id))
         if row is None:
             raise NotFound(f"job {job_id} not found")
         return row

@@ -6,6 +6,7 @@ result's ``definition_version`` says which definition produced it.
 
 from __future__ import annotations
 
+import builtins
 from datetime import datetime
 from typing import Any
 
@@ -124,7 +125,7 @@ class KpiStore:
         column: str | None = None,
         metric: str | None = None,
         model_version: str | None = "*",
-    ) -> list[MetricResult]:
+    ) -> builtins.list[MetricResult]:
         """Metric results of ``start <= window_start < end`` without their details (empty):
         the link's read of many series' values and statuses in one query, without the count
         and the JSON decoding of :meth:`MonitoringStore.query_results`."""
@@ -178,7 +179,7 @@ class KpiStore:
             for r in rows
         ]
 
-    def changed_since(self, ts: datetime) -> list[KpiRecord]:
+    def changed_since(self, ts: datetime) -> builtins.list[KpiRecord]:
         """KPIs created or changed at or after ``ts`` (the scheduler's reconcile)."""
         with self._meta.reading() as s:
             rows = s.scalars(select(KpiRow).where(KpiRow.updated_at >= ts).order_by(KpiRow.name))

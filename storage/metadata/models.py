@@ -20,7 +20,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.metadata.base import Base
+from storage.metadata.base import Base as Base  # re-exported: the declarative base
 
 ROLE_VALUES = ("admin", "engineer", "viewer")
 TASK_VALUES = ("binary", "multiclass", "regression")

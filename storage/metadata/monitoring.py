@@ -15,9 +15,9 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Select, delete, func, select, tuple_
+from sqlalchemy import Select, Table, delete, func, select, tuple_
 from sqlalchemy.exc import IntegrityError
 
 from storage.metadata.errors import AlreadyExists, NotFound
@@ -497,7 +497,7 @@ class MonitoringStore:
             self._replace_results(s, results, windows, now)
             if runs:
                 s.execute(
-                    MonitorRunRow.__table__.insert(),
+                    cast(Table, MonitorRunRow.__table__).insert(),
                     [
                         {
                             "monitor": r.monitor,
@@ -525,7 +525,9 @@ class MonitoringStore:
         windows: Iterable[tuple[str, str, datetime]],
         now: datetime,
     ) -> None:
-        scopes = {(r.source, r.source_name, r.window_start) for r in results}
+        scopes: set[tuple[str, str, datetime]] = {
+            (r.source, r.source_name, r.window_start) for r in results
+        }
         scopes.update(windows)
         for r in results:
             if r.status not in STATUSES:
@@ -540,7 +542,7 @@ class MonitoringStore:
             )
         if results:
             s.execute(
-                MetricResultRow.__table__.insert(),
+                cast(Table, MetricResultRow.__table__).insert(),
                 [
                     {
                         "source": r.source,

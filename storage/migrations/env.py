@@ -7,7 +7,10 @@
 
 from __future__ import annotations
 
+from typing import Literal
+
 from alembic import context
+from alembic.autogenerate.api import AutogenContext
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection
 
@@ -19,7 +22,7 @@ config = context.config
 target_metadata = Base.metadata
 
 
-def _render_item(type_: str, obj: object, autogen_context: object) -> str | bool:
+def _render_item(type_: str, obj: object, autogen_context: AutogenContext) -> str | Literal[False]:
     # Migrations must not import the ORM (it keeps changing after they are written): render
     # our UTC type as the plain column type it stores.
     if type_ == "type" and isinstance(obj, UTCDateTime):
