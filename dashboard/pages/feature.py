@@ -63,7 +63,8 @@ def layout(model: str = "", feature: str = "", **params: Any) -> html.Div:
             dcc.Loading(
                 html.Div(id="feature-content"),
                 delay_show=300,
-                target_components={"feature-content": "children"},
+                # dash types target_components as an empty TypedDict: its keys are ids
+                target_components={"feature-content": "children"},  # type: ignore[arg-type]
             ),
         ]
     )
