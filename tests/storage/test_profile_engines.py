@@ -273,6 +273,7 @@ def spark() -> Iterator[object]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # the JVM's start: ~11 s on a quiet machine, minutes at load 15+
 def test_spark_on_lake_equals_native_and_duckdb_with_late_rows(lake_data, spark) -> None:
     from storage.spark_engine import spark_profile_dates
 
