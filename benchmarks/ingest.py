@@ -24,6 +24,7 @@ import argparse
 import io
 import json
 import os
+import resource
 import statistics
 import subprocess
 import sys
@@ -324,10 +325,26 @@ def census_frame(n: int, offset: int, *, category: bool, seed: int = 5) -> pd.Da
     return pd.DataFrame(data)
 
 
-def bench_census_client(server: Server, rows: int, repeats: int) -> dict[str, list[float]]:
-    """Rows/s of ``Client.log_inferences`` (its own encoding included) for the same rows as
+def _cpu_s(proc: psutil.Process) -> float:
+    """CPU seconds (user + system, all threads) ``proc`` has used so far."""
+    t = proc.cpu_times()
+    return t.user + t.system
+
+
+def _children_cpu_s() -> float:
+    """CPU seconds of this process's finished children (the CLI subprocesses)."""
+    r = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return r.ru_utime + r.ru_stime
+
+
+def bench_census_client(
+    server: Server, rows: int, repeats: int
+) -> dict[str, list[tuple[float, float, float]]]:
+    """Per run, rows/s of ``Client.log_inferences`` (its own encoding included) and the CPU
+    seconds per 100k rows of this (client) process and of the server, for the same rows as
     pandas categories, an Arrow table with dictionary columns and plain strings; the three
-    shapes take turns so machine load hits them alike. Each run is a fresh model."""
+    shapes take turns so machine load hits them alike. Each run is a fresh model. CPU time,
+    unlike rows/s, hardly depends on how loaded the machine is."""
     shapes = {
         "pandas category": census_frame(rows, 0, category=True),
         "Arrow dictionary": pa.Table.from_pandas(
@@ -335,17 +352,25 @@ def bench_census_client(server: Server, rows: int, repeats: int) -> dict[str, li
         ),
         "pandas str": census_frame(rows, 0, category=False),
     }
-    rates: dict[str, list[float]] = {k: [] for k in shapes}
+    runs: dict[str, list[tuple[float, float, float]]] = {k: [] for k in shapes}
+    server_proc = psutil.Process(server.proc.pid)
+    per = 100_000 / rows
     with Client(server.url, server.key) as client:
+        # warm up: the server's first request of a shape imports and plans what later ones reuse
+        server.http.post("/models", json=census_model("census_warm")).raise_for_status()
+        for data in shapes.values():  # (rows repeated across shapes count as duplicates)
+            client.log_inferences("census_warm", data[:1000])
         for run in range(repeats):
             for shape, data in shapes.items():
-                name = f"census_{len(rates[shape])}_{list(shapes).index(shape)}_{run}"
+                name = f"census_{len(runs[shape])}_{list(shapes).index(shape)}_{run}"
                 server.http.post("/models", json=census_model(name)).raise_for_status()
-                t = time.perf_counter()
+                s0, c0, t = _cpu_s(server_proc), time.process_time(), time.perf_counter()
                 totals = client.log_inferences(name, data)
-                rates[shape].append(rows / (time.perf_counter() - t))
+                wall = time.perf_counter() - t
+                c1, s1 = time.process_time(), _cpu_s(server_proc)
+                runs[shape].append((rows / wall, (c1 - c0) * per, (s1 - s0) * per))
                 assert totals.accepted == rows and not totals.errors, totals
-    return rates
+    return runs
 
 
 def bench_census_reference(server: Server, repeats: int, rows: int = 68_785) -> list[float]:
@@ -363,25 +388,32 @@ def bench_census_reference(server: Server, repeats: int, rows: int = 68_785) -> 
     return seconds
 
 
-def bench_census_cli(server: Server, tmp: Path, rows: int, repeats: int) -> list[float]:
-    """Rows/s of ``driftwatch ingest --url`` on the census table written as CSV."""
+def bench_census_cli(
+    server: Server, tmp: Path, rows: int, repeats: int
+) -> list[tuple[float, float, float]]:
+    """Per run, rows/s of ``driftwatch ingest --url`` on the census table written as CSV, and
+    CPU seconds per 100k rows of the CLI process (its start included) and of the server."""
     csv = tmp / "census.csv"
     census_frame(rows, 0, category=False).to_csv(csv, index=False)
-    rates = []
+    runs = []
+    server_proc = psutil.Process(server.proc.pid)
+    per = 100_000 / rows
     for run in range(repeats):
         name = f"census_cli_{run}"
         server.http.post("/models", json=census_model(name)).raise_for_status()
         env = {**os.environ, "DRIFTWATCH_URL": server.url, "DRIFTWATCH_API_KEY": server.key}
-        t = time.perf_counter()
+        s0, c0, t = _cpu_s(server_proc), _children_cpu_s(), time.perf_counter()
         proc = subprocess.run(
             [sys.executable, "-m", "monitor.cli", "ingest", name, str(csv), "-q"],
             cwd=ROOT,
             env=env,
             capture_output=True,
         )
-        rates.append(rows / (time.perf_counter() - t))
+        wall = time.perf_counter() - t
+        c1, s1 = _children_cpu_s(), _cpu_s(server_proc)
+        runs.append((rows / wall, (c1 - c0) * per, (s1 - s0) * per))
         assert proc.returncode == 0, proc.stdout + proc.stderr
-    return rates
+    return runs
 
 
 def census_section(
@@ -394,16 +426,25 @@ def census_section(
         cli = bench_census_cli(server, tmp, rows, repeats)
     finally:
         server.close()
-    plain = statistics.median(client["pandas str"])
+    plain = statistics.median(r for r, _, _ in client["pandas str"])
     figures: dict[str, float] = {}
-    for shape, rates in client.items():
-        rate = statistics.median(rates)
+
+    def cpu(runs: list[tuple[float, float, float]], key: str, who: str) -> str:
+        own = statistics.median(c for _, c, _ in runs)
+        srv = statistics.median(s for _, _, s in runs)
+        figures[f"{key}_cpu_s_per_100k"] = round(own, 3)
+        figures[f"{key}_server_cpu_s_per_100k"] = round(srv, 3)
+        return f"CPU s per 100k rows: {own:.2f} {who}, {srv:.2f} server"
+
+    for shape, runs in client.items():
+        rate = statistics.median(r for r, _, _ in runs)
+        key = "census_client_" + shape.split()[-1].lower()
         results.append(
             (
                 f"census client, {shape}",
                 rate,
-                f"{rows:,} rows x 22 features, median of {len(rates)}; "
-                f"{rate / plain:.2f}x the plain-string rate",
+                f"{rows:,} rows x 22 features, median of {len(runs)}; "
+                f"{rate / plain:.2f}x the plain-string rate; {cpu(runs, key, 'client')}",
                 TARGETS["census_client"],
             )
         )
@@ -417,12 +458,13 @@ def census_section(
             0,
         )
     )
-    cli_rate = statistics.median(cli)
+    cli_rate = statistics.median(r for r, _, _ in cli)
     results.append(
         (
             "census CLI --url, CSV",
             cli_rate,
-            f"{rows:,} rows, process start included, median of {len(cli)}",
+            f"{rows:,} rows, process start included, median of {len(cli)}; "
+            f"{cpu(cli, 'census_cli', 'CLI')}",
             TARGETS["census_cli"],
         )
     )

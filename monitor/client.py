@@ -334,15 +334,27 @@ def _table_bodies(part: pa.Table) -> Iterator[tuple[bytes, str, int]]:
     yield from _table_bodies(part.slice(half))
 
 
+_ENCODE_SAMPLE_ROWS = 4096
+
+
 def dictionary_encoded(table: pa.Table) -> pa.Table:
     """``table`` with each text column whose values repeat (at most half as many distinct
     values as rows) dictionary-encoded: a body of repeated strings (pandas ``str`` columns, a
     CSV's categories) shrinks to one copy of each value plus small integer indices, as pandas
-    ``category`` columns already are. The server decodes it (``monitor.ingest``)."""
+    ``category`` columns already are. The server decodes it (``monitor.ingest``). A column
+    whose first 4,096 rows are mostly distinct is sent as it is without encoding the rest."""
     columns = []
     changed = False
     for column in table.columns:
         if pa.types.is_string(column.type) or pa.types.is_large_string(column.type):
+            if table.num_rows > 2 * _ENCODE_SAMPLE_ROWS:
+                # a look at the first rows first: ids, timestamps and measurements as text (a
+                # CSV's columns) are mostly distinct, and hashing all their values only to drop
+                # the result was the CLI's largest cost (issue 14)
+                head = column.slice(0, _ENCODE_SAMPLE_ROWS).combine_chunks().dictionary_encode()
+                if len(head.dictionary) > _ENCODE_SAMPLE_ROWS // 2:
+                    columns.append(column)
+                    continue
             encoded = column.combine_chunks().dictionary_encode()
             if len(encoded.dictionary) <= table.num_rows // 2:
                 columns.append(encoded)

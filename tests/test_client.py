@@ -116,3 +116,24 @@ def test_tables_go_as_row_group_sized_bodies_with_repeated_text_encoded(
     assert sum(n for _, _, n in bodies) == 1000
     back = pa.concat_tables([ipc.open_stream(b).read_all().cast(data.schema) for b, _, _ in bodies])
     assert back.equals(data)
+
+
+def test_a_large_tables_distinct_text_is_judged_on_its_first_rows() -> None:
+    """Beyond 8,192 rows a text column is encoded only if its first 4,096 rows repeat: a column
+    of ids is not hashed whole only for the encoding to be dropped (the CLI's largest cost)."""
+    from monitor import client as client_module
+
+    n = 10_000
+    data = pa.table(
+        {
+            "request_id": [f"r{i}" for i in range(n)],  # distinct: sent as it is
+            "plan": ["basic", "pro"] * (n // 2),  # repeated: encoded
+            # distinct in the first rows, then one value: judged on the first rows, kept
+            "late": [f"x{i}" if i < 4096 else "same" for i in range(n)],
+        }
+    )
+    compact = client_module.dictionary_encoded(data)
+    assert compact.schema.field("request_id").type == pa.string()
+    assert pa.types.is_dictionary(compact.schema.field("plan").type)
+    assert compact.schema.field("late").type == pa.string()
+    assert compact.cast(data.schema).equals(data)
