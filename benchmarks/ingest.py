@@ -12,6 +12,8 @@ Measures, in one run:
   6 integer columns) through the Python client as pandas ``category`` columns, as an Arrow
   table with dictionary columns and as plain ``str`` columns (the figure to match), a
   68,785-row reference upload, and ``driftwatch ingest --url`` on the table as CSV.
+  Each census figure also gives the CPU seconds per 100k rows of the sending process and of
+  the server (robust to machine load, unlike rows/s).
 
 Usage: ``python benchmarks/ingest.py [--rows 2000000] [--csv-gb 1.0] [--skip-csv]``;
 ``--only-census`` runs just the real-data shapes (``--census-rows``, ``--repeats``).
