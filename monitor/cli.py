@@ -66,6 +66,10 @@ from monitor.cli_lake import lake_app  # noqa: E402
 
 app.add_typer(lake_app, name="lake")  # driftwatch lake export
 
+from monitor.cli_quarantine import quarantine_app  # noqa: E402
+
+app.add_typer(quarantine_app, name="quarantine")  # driftwatch quarantine list
+
 from monitor.cli_profile import register as _register_profile  # noqa: E402
 
 _register_profile(app)  # driftwatch profile --engine duckdb|spark --lake ... --model ...

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import re
 from pathlib import Path
 
 import orjson
@@ -154,6 +155,62 @@ def test_ingest_against_a_server(
             app, ["ingest", "churn", str(csv), "--url", live.url, "--api-key", keys.viewer, "-q"]
         )
         assert denied.exit_code == 1 and "403" in denied.output
+
+
+def test_quarantine_list_shows_why_a_row_was_rejected(tmp_path: Path, data_dir: Path) -> None:
+    csv = write_csv(tmp_path / "logs.csv", rows(30, bad=17))
+    assert runner.invoke(app, ["ingest", "churn", str(csv), "--data-dir", str(data_dir), "-q"])
+    wide = {"COLUMNS": "250"}
+    out = run("quarantine", "list", "--model", "churn", "--data-dir", str(data_dir), env=wide)
+    lines = out.strip().splitlines()
+    assert len(lines) == 2, out  # the one rejected row, then the count
+    assert "tenant acme" in lines[0] and "inference row 17" in lines[0]
+    assert "age: expected a number, got 'unknown'" in lines[0]
+    assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ  ", lines[0])  # received at, UTC
+    assert "1 quarantined rows for model churn" in lines[1]
+    # another tenant's filter shows none; --events lists only events (none rejected here)
+    other = run(
+        "quarantine", "list", "-m", "churn", "--tenant", "globex", "--data-dir", str(data_dir)
+    )
+    assert "no quarantined rows for model churn, tenant globex" in other
+    assert "no quarantined rows for business events" in run(
+        "quarantine", "list", "--events", "--data-dir", str(data_dir)
+    )
+    for args in ([], ["--model", "churn", "--events"]):  # exactly one of the two
+        both = runner.invoke(app, ["quarantine", "list", *args, "--data-dir", str(data_dir)])
+        assert both.exit_code == 2 and "exactly one of --model M or --events" in both.output
+    unknown = runner.invoke(app, ["quarantine", "list", "-m", "nope", "--data-dir", str(data_dir)])
+    assert unknown.exit_code == 1 and "nope" in unknown.output
+
+
+def test_quarantine_list_against_a_server(
+    tmp_path: Path, metadata_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    with in_process(make_settings(tmp_path, metadata_url)) as live:
+        monkeypatch.setattr(cli_common, "TRANSPORT", live.transport)  # `--url` reaches the app
+        keys = make_keys(live)
+        with live.http(keys.engineer) as c:
+            bad = [
+                {"tenant_id": "acme", "ts": "2026-03-01T00:00:00Z", "name": "x", "value": "lots"},
+                {"tenant_id": "globex", "name": "y", "value": 1.0},
+            ]
+            assert c.post("/events", json=bad).json()["rejected"] == 2
+        base = ["quarantine", "list", "--events", "--url", live.url]
+        wide = {"COLUMNS": "250"}
+        out = run(*base, "--api-key", keys.engineer, env=wide)
+        assert "2 quarantined rows for business events" in out
+        acme_line, globex_line = out.strip().splitlines()[:2]
+        assert "tenant acme" in acme_line and "event row 0: value:" in acme_line
+        assert "tenant globex" in globex_line and "event row 1: ts:" in globex_line
+        only = run(*base, "--tenant", "globex", "--api-key", keys.engineer, env=wide)
+        assert "tenant globex" in only and "tenant acme" not in only
+        # a tenant-scoped key sees its own rows only, whatever --tenant asks for
+        scoped = run(*base, "--api-key", keys.acme, env=wide)
+        assert "tenant acme" in scoped and "globex" not in scoped
+        probe = run(*base, "--tenant", "globex", "--api-key", keys.acme, env=wide)
+        assert "no quarantined rows" in probe and "event row" not in probe
+        first = run(*base, "--limit", "1", "--api-key", keys.engineer, env=wide)
+        assert "tenant acme" in first and "tenant globex" not in first and "--limit N" in first
 
 
 def test_ingest_while_server_holds_the_file_says_so(tmp_path: Path, data_dir: Path) -> None:

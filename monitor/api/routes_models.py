@@ -171,18 +171,37 @@ def _quarantined(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return rows
 
 
+def _quarantine_rows(
+    services: Services,
+    caller: Caller,
+    limit: int,
+    tenant_id: str | None,
+    *,
+    model: str | None = None,
+    kind: str | None = None,
+) -> list[dict[str, Any]]:
+    """The quarantine rows a caller asked for and may see: a scoped key asking for another
+    tenant gets none (as ``/results`` answers), never that tenant's rows."""
+    if tenant_id is not None and not tenancy.sees(caller.scope, tenant_id):
+        return []
+    tenant = tenant_id if tenant_id is not None else caller.tenant_id
+    table = services.logstore.read_quarantine(model, limit=limit, tenant_id=tenant, kind=kind)
+    return _quarantined(table.to_pylist())
+
+
 @router.get("/models/{model}/quarantine", response_model=list[QuarantineOut], tags=["ingest"])
 def list_quarantine(
     model: str,
     request: Request,
     caller: Viewer,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    tenant_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Rejected rows with their reasons (only the caller's tenant if the key is scoped)."""
+    """Rejected rows with their reasons, oldest first, optionally of one tenant (only the
+    caller's tenant if the key is scoped)."""
     services = _services(request)
     services.get_model(model)
-    table = services.logstore.read_quarantine(model, limit=limit, tenant_id=caller.tenant_id)
-    return _quarantined(table.to_pylist())
+    return _quarantine_rows(services, caller, limit, tenant_id, model=model)
 
 
 @router.get("/events/quarantine", response_model=list[QuarantineOut], tags=["ingest"])
@@ -190,9 +209,9 @@ def list_event_quarantine(
     request: Request,
     caller: Viewer,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 100,
+    tenant_id: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Rejected business events with their reasons, oldest first (only the caller's tenant if
-    the key is scoped)."""
+    """Rejected business events with their reasons, oldest first, optionally of one tenant
+    (only the caller's tenant if the key is scoped)."""
     services = _services(request)
-    table = services.logstore.read_quarantine(limit=limit, tenant_id=caller.tenant_id, kind="event")
-    return _quarantined(table.to_pylist())
+    return _quarantine_rows(services, caller, limit, tenant_id, kind="event")
