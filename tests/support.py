@@ -63,6 +63,7 @@ class Live:
     services: Services
     settings: Settings
     transport: httpx.BaseTransport | None = None
+    app: Any = None  # the ASGI app when in process (e.g. for schemathesis' ASGI transport)
 
     def http(self, key: str | None = None, *, base: str = "/api/v1", **kw: Any) -> httpx.Client:
         """An HTTP client of ``url + base`` sending ``key`` as its bearer token."""
@@ -119,7 +120,7 @@ def in_process(
             start_blocking_portal() as portal,
             portal.wrap_async_context_manager(app.router.lifespan_context(app)),
         ):
-            yield Live(IN_PROCESS_URL, services, settings, AppTransport(app, portal))
+            yield Live(IN_PROCESS_URL, services, settings, AppTransport(app, portal), app)
     finally:
         services.close()
 
