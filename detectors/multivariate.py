@@ -32,9 +32,8 @@ from typing import TYPE_CHECKING, Any, Self
 
 import numpy as np
 from numpy.typing import NDArray
-from threadpoolctl import threadpool_limits
 
-from detectors._tabular import Table, TableEncoder, table_length, take
+from detectors._tabular import Table, TableEncoder, openmp_limited, table_length, take
 from detectors.errors import InvalidParameterError, NotFittedError
 from detectors.performance import roc_auc
 from detectors.result import DetectorResult
@@ -265,7 +264,7 @@ class DomainClassifier:
         x = np.vstack([encoder.transform(self._reference), encoder.transform(cur)])
         n_ref_used = table_length(self._reference)
         y = np.r_[np.zeros(n_ref_used, np.int64), np.ones(table_length(cur), np.int64)]
-        with threadpool_limits(limits=self.n_threads, user_api="openmp"):
+        with openmp_limited(self.n_threads):
             auc, lost = self._oof_auc(x, y, encoder.categorical_mask, importance=True)
             null = np.zeros(0)
             if self.threshold == "permutation":

@@ -27,9 +27,8 @@ from typing import TYPE_CHECKING, Self
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
-from threadpoolctl import threadpool_limits
 
-from detectors._tabular import Table, TableEncoder
+from detectors._tabular import Table, TableEncoder, openmp_limited
 from detectors.errors import InvalidParameterError, NotFittedError
 from detectors.estimation.result import EstimatedMetric, EstimationResult
 
@@ -184,7 +183,7 @@ class DLE:
         err = y - x[:, -1]
         mask = np.r_[self._encoder.categorical_mask, False]
         folds = np.random.default_rng(self.random_state).integers(0, self.n_folds, y.size)
-        with threadpool_limits(limits=self.n_threads, user_api="openmp"):
+        with openmp_limited(self.n_threads):
             self._abs_model = self._model(mask).fit(x, np.abs(err))
             self._sq_model = self._model(mask).fit(x, err**2)
             # delete-a-group jackknife: the same fit without one fold at a time
@@ -226,7 +225,7 @@ class DLE:
             metrics = {m: EstimatedMetric(m, None, None, None, None) for m in DLE_METRICS}
             return EstimationResult("dle", "regression", 0, metrics)
         # a loss is never negative; the boosting models can undershoot slightly near zero
-        with threadpool_limits(limits=self.n_threads, user_api="openmp"):
+        with openmp_limited(self.n_threads):
             abs_hat = np.maximum(self._abs_model.predict(x), 0.0)
             sq_hat = np.maximum(self._sq_model.predict(x), 0.0)
             # the refits differ smoothly over the inputs: their disagreement on a bounded

@@ -121,3 +121,28 @@ def test_band_covers_realized_under_covariate_shift(dle: DLE) -> None:
         assert est["mae"].estimator_error > 0
     assert hits["mae"] >= 0.9 * windows and hits["rmse"] >= 0.9 * windows, hits
     assert former["rmse"] < 0.9 * windows, former
+
+
+def test_fit_limits_openmp_even_when_sklearn_was_not_loaded_yet() -> None:
+    """scikit-learn loads at the first fit; the thread limit must still reach its OpenMP
+    runtime (threadpoolctl limits only libraries loaded when the block is entered). Control:
+    with ``threadpool_limits`` taken before scikit-learn loads, the block reports OpenMP at
+    the machine's core count (2 here) instead of 1."""
+    import json
+    import subprocess
+    import sys
+
+    code = (
+        "import json, sys\n"
+        "from threadpoolctl import threadpool_info\n"
+        "from detectors._tabular import openmp_limited\n"
+        "assert 'sklearn' not in sys.modules\n"
+        "with openmp_limited(1):\n"
+        "    omp = [i['num_threads'] for i in threadpool_info() if i['user_api'] == 'openmp']\n"
+        "print(json.dumps(omp))\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300
+    )
+    omp = json.loads(out.stdout)
+    assert omp and all(n == 1 for n in omp), out.stdout
