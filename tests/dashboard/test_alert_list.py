@@ -24,6 +24,7 @@ from monitor.accounts import Accounts
 from monitor.composition import of
 from monitor.service import Caller, Services
 from monitor.settings import Settings
+from storage.types import ALL
 from tests.dashboard.conftest import ARTIFACTS, PASSWORD, READY_MS
 from tests.dashboard.many_alerts import add_alerts
 from tests.support import Live, free_port, live_server, shifted_clock
@@ -210,5 +211,50 @@ def test_the_overview_counts_every_firing_alert(browser: Any, crowd: Live) -> No
             cell = page.inner_text(f"#overview-cell-churn-{tenant}")
             assert f"{by_tenant[tenant]} firing" in cell, (tenant, cell)
         page.screenshot(path=str(ARTIFACTS / "overview-10000.png"), full_page=True)
+    finally:
+        page.context.close()
+
+
+def test_an_inhibited_alert_links_to_what_inhibits_it(browser: Any, crowd: Live) -> None:
+    """A firing alert the inhibit rules mute says "inhibited by #id" in its row, and the link
+    opens the inhibiting alert's page; the row of a firing alert nothing mutes does not say it
+    (the control). Which alerts are inhibited is the engine's own answer over every firing
+    alert, as the alert pages' read-model test checks it without a browser."""
+    alerting = of(crowd.services).alerting
+    firing = alerting.store.list_alerts(state="firing", limit=N)
+    muted = alerting.engine.mutings(firing, NOW, silences=[], firing=firing)
+    inhibited = next(
+        a
+        for a in firing
+        if a.tenant_id != ALL and a.fingerprint in muted and muted[a.fingerprint].inhibitors
+    )
+    inhibitors = {int(i.id or 0) for i in muted[inhibited.fingerprint].inhibitors}
+    free = next(
+        a
+        for a in firing
+        if a.tenant_id == inhibited.tenant_id
+        and a.id != inhibited.id
+        and a.fingerprint not in muted
+    )
+    page = _open(browser, crowd)
+    try:
+        page.goto(f"{crowd.url}/alerts?state=firing&tenant={inhibited.tenant_id}&per_page=200")
+        row = page.locator(f"#alerts-table tbody tr[data-alert='{inhibited.id}']")
+        row.wait_for(timeout=READY_MS)
+        handling = row.locator("td[data-label='Handling']")
+        assert "inhibited by #" in handling.inner_text()
+        control = page.locator(f"#alerts-table tbody tr[data-alert='{free.id}']")
+        assert "inhibited" not in control.locator("td[data-label='Handling']").inner_text()
+        link = handling.locator("a[href^='/alerts/']").first
+        by = int(str(link.get_attribute("href")).rsplit("/", 1)[-1])
+        assert by in inhibitors, (by, inhibitors)  # the link names an alert that inhibits it
+        assert link.inner_text() == f"#{by}"
+        source = alerting.store.get_alert(by)
+        assert source is not None and source.state == "firing"
+        link.click()
+        page.wait_for_url(f"{crowd.url}/alerts/{by}", timeout=READY_MS)
+        page.wait_for_selector("#alert-facts", timeout=READY_MS)
+        facts = page.inner_text("#alert-facts")
+        assert source.rule in facts and source.tenant_id in facts, facts[:500]
     finally:
         page.context.close()
