@@ -19,6 +19,8 @@ import pytest
 import uvicorn
 
 from monitor.api import create_app
+from monitor.monitoring import MonitorService
+from monitor.runner import RunSummary
 from monitor.service import Services
 from monitor.settings import Settings
 from tests.api.conftest import Keys, client, make_keys, make_settings
@@ -291,9 +293,35 @@ class FakeClock:
         return self.now
 
 
+class TickCounter:
+    """Counts the scheduler's completed ticks per monitor (the real ``MonitorService.tick``
+    runs; this only counts), so "a few ticks ran nothing" is a condition, not a sleep."""
+
+    def __init__(self, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.done: Counter[str] = Counter()
+        real = MonitorService.tick
+
+        def counting(service: MonitorService, name: str) -> list[RunSummary]:
+            try:
+                return real(service, name)
+            finally:
+                self.done[name] += 1
+
+        monkeypatch.setattr(MonitorService, "tick", counting)
+
+    def wait(self, name: str, more: int) -> None:
+        """Until ``more`` ticks of ``name`` have completed from now (a generous deadline)."""
+        target = self.done[name] + more
+        deadline = time.monotonic() + 300
+        while self.done[name] < target:
+            assert time.monotonic() < deadline, f"{name}: {self.done[name]} ticks, not {target}"
+            time.sleep(0.1)
+
+
 def test_restart_evaluates_each_missed_window_exactly_once(
-    tmp_path: Path, metadata_url: str
+    tmp_path: Path, metadata_url: str, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    ticks = TickCounter(monkeypatch)
     settings = make_settings(tmp_path, metadata_url, scheduler_tick_seconds=1)
     hour0 = datetime.now(UTC).replace(minute=0, second=0, microsecond=0)
     clock = FakeClock(hour0 + timedelta(minutes=30))
@@ -311,7 +339,7 @@ def test_restart_evaluates_each_missed_window_exactly_once(
                 "window": "hour",
             }
             assert c.post("/monitors", json=monitor).status_code == 201
-            time.sleep(2.5)  # a few ticks: the first window is still open
+            ticks.wait("hourly", 3)  # a few ticks: the first window is still open
             assert c.get("/runs", params={"monitor": "hourly"}).json()["total"] == 0
     # down for five windows (plus the lateness grace), then up again
     clock.now = hour0 + timedelta(hours=5, minutes=15)
@@ -322,7 +350,7 @@ def test_restart_evaluates_each_missed_window_exactly_once(
             if runs["total"] >= 5:
                 break
             time.sleep(0.3)
-        time.sleep(3)  # more ticks must not run anything again
+        ticks.wait("hourly", 3)  # more ticks must not run anything again
         runs = c.get("/runs", params={"monitor": "hourly", "limit": 100}).json()["items"]
     starts = sorted(r["window_start"] for r in runs)
     expected = [(hour0 + timedelta(hours=h)) for h in range(5)]
