@@ -48,6 +48,7 @@ ARGS = {
     "kpis list": [],
     "kpis show": ["conversion"],
     "kpis compute": ["--from", "2026-01-01", "--to", "2026-01-02"],
+    "quarantine list": ["--model", "churn"],
     "profile": ["--lake", "{tmp}/lake", "--model", "churn", "--quiet"],
 }
 
