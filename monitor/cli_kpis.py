@@ -7,10 +7,11 @@ with ``--url`` and ``--api-key``, through a running server's API.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 import yaml
 from rich.console import Console
@@ -30,6 +31,7 @@ from monitor.cli_common import (
     settings_for,
 )
 from monitor.errors import DriftwatchError
+from monitor.kpi_backend import HttpKpis, KpiBackend, LocalKpis
 from monitor.settings import load_settings
 
 __all__ = ["apply_kpis_section", "kpis_app", "load_kpis"]
@@ -39,22 +41,31 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
-def _check(r: httpx.Response) -> Any:
-    return check_response(r)
-
-
-def _local(data_dir: Path | None, fn: Any) -> Any:
-    """Run ``fn(kpi_service)`` on the local data dir; errors print and exit 1."""
+@contextmanager
+def _backend(url: str | None, api_key: str | None, data_dir: Path | None) -> Iterator[KpiBackend]:
+    """The KPI backend of a command: the server's API with ``--url``, else the local data dir
+    (``monitor.kpi_backend``). An error of the service ends the command with one line, exit 1."""
+    if url:
+        with api_client(url, api_key) as c, _one_line():
+            yield HttpKpis(c, check_response, follow_job)
+        return
     from monitor.kpis.service import KpiService
 
     services = open_services(settings_for(data_dir))
     try:
-        return fn(KpiService(services.metadata, services.logstore))
+        with _one_line():
+            yield LocalKpis(KpiService(services.metadata, services.logstore))
+    finally:
+        services.close()
+
+
+@contextmanager
+def _one_line() -> Iterator[None]:
+    try:
+        yield
     except DriftwatchError as exc:
         err.print(f"[red]error:[/] {exc.message}")
         raise typer.Exit(1) from exc
-    finally:
-        services.close()
 
 
 def load_kpis(path: Path) -> list[dict[str, Any]]:
@@ -80,19 +91,8 @@ def apply_kpis_section(
     items = load_kpis(file)
     if not items:
         return
-    if url:
-        with api_client(url, api_key) as c:
-            changes = _check(c.post("/kpis/apply", json={"kpis": items, "dry_run": dry_run}))[
-                "changes"
-            ]
-    else:
-        changes = _local(
-            data_dir,
-            lambda svc: [
-                {"name": c.name, "action": c.action, "diff": c.diff}
-                for c in svc.apply(items, "cli", dry_run=dry_run)
-            ],
-        )
+    with _backend(url, api_key, data_dir) as b:
+        changes = b.apply(items, dry_run)
     for c in changes:  # a creation's diff is {"new": spec}: show the spec's fields
         if c["action"] == "create" and set(c.get("diff") or {}) == {"new"}:
             c["diff"] = c["diff"]["new"]
@@ -102,16 +102,8 @@ def apply_kpis_section(
 @kpis_app.command("list")
 def kpis_list(url: Url = None, api_key: ApiKey = None, data_dir: DataDir = None) -> None:
     """List KPI definitions."""
-    if url:
-        with api_client(url, api_key) as c:
-            rows = [
-                (k["name"], k["definition"], k["version"], k["enabled"])
-                for k in _check(c.get("/kpis"))
-            ]
-    else:
-        rows = _local(
-            data_dir, lambda svc: [(r.name, r.spec, r.version, r.enabled) for r in svc.list()]
-        )
+    with _backend(url, api_key, data_dir) as b:
+        rows = [(k["name"], k["definition"], k["version"], k["enabled"]) for k in b.kpis()]
     # Plain tab-separated lines: readable, and never wrapped mid-formula by a narrow terminal.
     print("name\tformula\twindow\ttarget\tversion\tenabled")
     for name, spec, version, enabled in rows:
@@ -134,29 +126,8 @@ def kpis_show(
     data_dir: DataDir = None,
 ) -> None:
     """Show a KPI's definition (YAML) and, with --tenant, its latest windows."""
-    if url:
-        with api_client(url, api_key) as c:
-            spec = _check(c.get(f"/kpis/{name}"))["definition"]
-            series = (
-                _check(c.get(f"/kpis/{name}/results", params={"tenant_id": tenant}))
-                if tenant
-                else []
-            )
-    else:
-
-        def read(svc: Any) -> tuple[dict[str, Any], list[dict[str, Any]]]:
-            rows = svc.series(name, tenant) if tenant else []
-            return svc.get(name).spec, [
-                {
-                    "window_start": r.window_start.isoformat(),
-                    "value": r.value,
-                    "status": r.status,
-                    "details": r.details,
-                }
-                for r in rows
-            ]
-
-        spec, series = _local(data_dir, read)
+    with _backend(url, api_key, data_dir) as b:
+        spec, series = b.show(name, tenant)
     print(yaml.safe_dump(spec, sort_keys=False).rstrip())
     for r in series[-last:]:
         value = "" if r["value"] is None else f"{r['value']:.6g}"
@@ -187,39 +158,6 @@ def kpis_compute(
         console=err,
         disable=quiet,
     )
-    if url:
-        # each KPI is a job on the server (cancelled on Ctrl-C); we follow its progress
-        with api_client(url, api_key) as c, progress:
-            names = name or [k["name"] for k in _check(c.get("/kpis"))]
-            rows = 0
-            for n in names:
-                r = c.post(
-                    f"/kpis/{n}/compute", params={"start": a.isoformat(), "end": b.isoformat()}
-                )
-                job = follow_job(c, _check(r), progress, n)
-                if job["state"] != "done":
-                    err.print(f"[red]error:[/] {n}: {job['state']}: {job['error']}")
-                    raise typer.Exit(1)
-                rows += int((job.get("result") or {}).get("results", 0))
-    else:
-
-        def compute(svc: Any) -> int:
-            from monitor import windows as kinds
-            from monitor.jobs import KPI_CHUNK_WINDOWS
-            from monitor.kpis.compute import windows_between
-
-            total = 0
-            with progress:
-                for n in name or [k.name for k in svc.list() if k.enabled]:
-                    d = svc.definition(n)
-                    windows = windows_between(a, b, d.window)
-                    task = progress.add_task(n, total=max(1, len(windows)))
-                    for i in range(0, len(windows), KPI_CHUNK_WINDOWS):
-                        chunk = windows[i : i + KPI_CHUNK_WINDOWS]
-                        end = kinds.window(d.window).end(chunk[-1])
-                        total += svc.compute(chunk[0], end, [n], trigger="backfill")
-                        progress.advance(task, len(chunk))
-            return total
-
-        rows = _local(data_dir, compute)
+    with _backend(url, api_key, data_dir) as backend:
+        rows = backend.compute(name, a, b, progress)
     out.print(f"computed {rows} KPI result rows for {a:%Y-%m-%d} .. {b:%Y-%m-%d}")
