@@ -7,10 +7,11 @@ with ``--url`` and ``--api-key``, through a running server's API.
 from __future__ import annotations
 
 import json
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
-import httpx
 import typer
 import yaml
 from rich.console import Console
@@ -31,6 +32,7 @@ from monitor.cli_common import (
     settings_for,
 )
 from monitor.errors import DriftwatchError
+from monitor.monitor_backend import HttpMonitors, LocalMonitors, MonitorBackend
 from monitor.settings import load_settings
 
 __all__ = ["register"]
@@ -39,15 +41,34 @@ err = Console(stderr=True)
 out = Console()
 
 
-def _local(data_dir: Path | None) -> Any:
+@contextmanager
+def _backend(
+    url: str | None, api_key: str | None, data_dir: Path | None
+) -> Iterator[MonitorBackend]:
+    """The monitor backend of a command: the server's API with ``--url``, else the local data
+    dir (``monitor.monitor_backend``). An error of the service ends the command with one line,
+    exit 1."""
+    if url:
+        with api_client(url, api_key) as c, _one_line():
+            yield HttpMonitors(c, check_response, follow_job)
+        return
     from monitor.composition import of
 
     services = open_services(settings_for(data_dir))
-    return services, of(services).monitors
+    try:
+        with _one_line():
+            yield LocalMonitors(of(services).monitors)
+    finally:
+        services.close()
 
 
-def _check(r: httpx.Response) -> Any:
-    return check_response(r)
+@contextmanager
+def _one_line() -> Iterator[None]:
+    try:
+        yield
+    except DriftwatchError as exc:
+        err.print(f"[red]error:[/] {exc.message}")
+        raise typer.Exit(1) from exc
 
 
 def _load_monitors(path: Path) -> list[dict[str, Any]]:
@@ -75,22 +96,8 @@ def apply(
     ``driftwatch init`` proposes) to the alert rules (``monitor.cli_alerts``).
     """
     items = _load_monitors(file)
-    if url:
-        with api_client(url, api_key) as c:
-            answer = _check(c.post("/monitors/apply", json={"monitors": items, "dry_run": dry_run}))
-        changes = answer["changes"]
-    else:
-        services, svc = _local(data_dir)
-        try:
-            changes = [
-                {"name": c.name, "action": c.action, "diff": c.diff}
-                for c in svc.apply(items, "cli", dry_run=dry_run)
-            ]
-        except DriftwatchError as exc:
-            err.print(f"[red]error:[/] {exc.message}")
-            raise typer.Exit(1) from exc
-        finally:
-            services.close()
+    with _backend(url, api_key, data_dir) as backend:
+        changes = backend.apply(items, dry_run)
     print_changes(out, "monitor", changes, dry_run)
     from monitor.cli_kpis import apply_kpis_section  # the file's kpis: section (issue 5)
 
@@ -113,19 +120,8 @@ def init(
     data_dir: DataDir = None,
 ) -> None:
     """Propose default monitors (and alert rules) for a model as a YAML file for ``apply``."""
-    if url:
-        with api_client(url, api_key) as c:
-            params = {"reference": reference} if reference else {}
-            doc = _check(c.get(f"/models/{model}/monitor-defaults", params=params))
-    else:
-        services, svc = _local(data_dir)
-        try:
-            doc = svc.propose(model, reference)
-        except DriftwatchError as exc:
-            err.print(f"[red]error:[/] {exc.message}")
-            raise typer.Exit(1) from exc
-        finally:
-            services.close()
+    with _backend(url, api_key, data_dir) as backend:
+        doc = backend.propose(model, reference)
     text = yaml.safe_dump(doc, sort_keys=False)
     silent = [r["name"] for r in doc.get("rules", []) if not r.get("channels")]
     note = ""
@@ -154,25 +150,8 @@ def run(
 ) -> None:
     """Evaluate one window of a monitor now (its results replace the stored ones)."""
     ts = parse_when(window)
-    if url:
-        with api_client(url, api_key) as c:
-            r = _check(c.post(f"/monitors/{monitor}/run", json={"window_start": ts.isoformat()}))
-    else:
-        services, svc = _local(data_dir)
-        try:
-            s = svc.run(monitor, ts)
-            r = {
-                "status": s.status,
-                "results": s.results,
-                "error": s.error,
-                "window_start": s.window_start.isoformat(),
-                "duration_s": s.duration_s,
-            }
-        except DriftwatchError as exc:
-            err.print(f"[red]error:[/] {exc.message}")
-            raise typer.Exit(1) from exc
-        finally:
-            services.close()
+    with _backend(url, api_key, data_dir) as backend:
+        r = backend.run(monitor, ts)
     typer.echo(json.dumps(r, default=str))
     if r["status"] != "ok":
         raise typer.Exit(1)
@@ -208,9 +187,6 @@ def backfill(
             else "--monitor and --all exclude each other",
             param_hint="--monitor / --all",
         )
-    failed = 0
-    from monitor import windows
-
     progress = Progress(
         TextColumn("[bold]{task.description}"),
         BarColumn(),
@@ -219,38 +195,8 @@ def backfill(
         console=err,
         disable=quiet,
     )
-    if url:
-        # the server runs each backfill as a job (cancelled on Ctrl-C); we follow its progress
-        with api_client(url, api_key) as c, progress:
-            names = monitor or [m["name"] for m in _check(c.get("/monitors"))]
-            body = {"start": lo.isoformat(), "end": hi.isoformat()}
-            for name in names:
-                job = _check(c.post(f"/monitors/{name}/backfill", json=body))
-                job = follow_job(c, job, progress, name)
-                if job["state"] != "done":
-                    err.print(f"[red]error:[/] backfill of {name} {job['state']}: {job['error']}")
-                    raise typer.Exit(1)
-                failed += int((job.get("result") or {}).get("failed", 0))
-    else:
-        services, svc = _local(data_dir)
-        try:
-            with progress:
-                names = monitor or [m.name for m in svc.list()]
-                for name in names:
-                    kind = windows.window(svc.get(name).config.get("window", "day"))
-                    task = progress.add_task(name, total=max(1, kind.count(lo, hi)))
-
-                    def tick(summary: Any, task: Any = task) -> None:
-                        nonlocal failed
-                        failed += summary.status != "ok"
-                        progress.advance(task)
-
-                    svc.backfill(name, lo, hi, tick)
-        except DriftwatchError as exc:
-            err.print(f"[red]error:[/] {exc.message}")
-            raise typer.Exit(1) from exc
-        finally:
-            services.close()
+    with _backend(url, api_key, data_dir) as backend:
+        failed = backend.backfill(monitor, lo, hi, progress)
     if failed:
         err.print(f"[yellow]{failed} window(s) failed; see `GET /api/v1/runs?status=error`[/]")
         raise typer.Exit(1)
