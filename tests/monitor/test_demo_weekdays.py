@@ -1,10 +1,16 @@
-"""The demo's story does not depend on the calendar: built with ``now`` on each of the seven
-weekdays, its missing-data rules stay quiet (labels are merely late; a small tenant's weekend
+"""The demo's story does not depend on the calendar: built with ``now`` on the weekdays that
+put the weekend in each part of the build, its missing-data rules stay quiet (labels are merely late; a small tenant's weekend
 is low traffic, not missing data) and the drift it tells is there.
 
 Once ``make test`` failed on main only because of the day it ran: weekend windows of the
 smallest tenant held fewer rows than the monitors judge (``no_data``, "too few rows"), and two
 in a row fired critical missing-data alerts during the demo build.
+
+Every build holds all seven weekdays as whole daily windows (``DAYS``); what ``now`` moves is
+where the weekend falls: in the last two days, which run as scheduled runs and page (built on
+Saturday, Sunday, Monday), or in the backfill before them (Wednesday). Four builds instead of
+all seven (each ~15 s at load 6). Control: with ``alerts.evaluate.has_data`` reverted to
+"``no_data`` is missing data", the build fails on every one of the seven weekdays.
 """
 
 from __future__ import annotations
@@ -24,7 +30,7 @@ DAYS = 8  # every weekday is a whole daily window of the build, the weekend incl
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("weekday", range(7), ids=["mon", "tue", "wed", "thu", "fri", "sat", "sun"])
+@pytest.mark.parametrize("weekday", [0, 2, 5, 6], ids=["mon", "wed", "sat", "sun"])
 def test_demo_built_on_any_weekday_pages_no_missing_data(tmp_path, weekday: int) -> None:
     now = MONDAY + timedelta(days=weekday)
     assert now.weekday() == weekday
