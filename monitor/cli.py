@@ -9,6 +9,8 @@ runs, send data through ``--url``.
 from __future__ import annotations
 
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -29,6 +31,7 @@ from monitor.cli_common import (
     open_services,
     settings_for,
 )
+from monitor.core_backend import CoreBackend, HttpCore, LocalCore
 from monitor.errors import DriftwatchError
 from storage.private import private_dir
 
@@ -260,6 +263,23 @@ def keys_revoke(
     store.dispose()
 
 
+@contextmanager
+def _core(url: str | None, api_key: str | None, data_dir: Path | None) -> Iterator[CoreBackend]:
+    """The backend of ``models register`` and ``references upload``: the server's API (the
+    Python client) with ``--url``, else the local data dir (``monitor.core_backend``)."""
+    if url:
+        from monitor.client import Client
+
+        with Client(url, _need_key(api_key), transport=cli_common.TRANSPORT) as client:
+            yield HttpCore(client)
+        return
+    services = _services(_settings(data_dir))
+    try:
+        yield LocalCore(services)
+    finally:
+        services.close()
+
+
 def _ts(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d %H:%M") if value else "-"
 
@@ -281,24 +301,13 @@ def models_register(
         body = ModelIn.model_validate(data)
     except ValidationError as exc:
         _fail(Exception(f"{spec}: {exc}"))
-    if url:
-        from monitor.client import Client, ClientError
+    from monitor.client import ClientError
 
-        with Client(url, _need_key(api_key), transport=cli_common.TRANSPORT) as client:
-            try:
-                client.register_model(body.model_dump())
-            except ClientError as exc:
-                _fail(exc)
-    else:
-        from monitor.service import Caller
-
-        services = _services(_settings(data_dir))
+    with _core(url, api_key, data_dir) as backend:
         try:
-            services.register_model(body, Caller.local())
-        except DriftwatchError as exc:
+            backend.register_model(body)
+        except (ClientError, DriftwatchError) as exc:
             _fail(exc)
-        finally:
-            services.close()
     console.print(f"model {body.name!r} registered")
 
 
@@ -582,27 +591,11 @@ def references_upload(
         table = rename_columns(table, mapping)
     except ValueError as exc:
         _fail(exc)
-    if url:
-        from monitor.client import Client
-
-        with Client(url, _need_key(api_key)) as client:
-            answer = client.upload_reference(model, name, table)
-        version, rows = answer["version"], answer["rows"]
-        rejected = int(answer.get("rejected") or 0)
-    else:
-        from monitor.ingest import ParsedBody
-        from monitor.service import Caller
-
-        services = _services(_settings(data_dir))
-        try:
-            version, summary = services.put_reference(
-                model, name, ParsedBody(table=table), Caller.local()
-            )
-        finally:
-            services.close()
-        rows, rejected = summary.accepted, summary.rejected
-        for e in summary.errors[:20]:
-            console.print(f"  row {e.row}: {e.field}: {e.reason}")
+    with _core(url, api_key, data_dir) as backend:
+        answer = backend.put_reference(model, name, table)
+    version, rows, rejected = answer["version"], answer["rows"], answer["rejected"]
+    for e in answer["errors"]:
+        console.print(f"  row {e['row']}: {e['field']}: {e['reason']}")
     console.print(
         f"reference {name!r} of model {model!r}: version {version}, {rows:,} rows"
         + (f", {rejected:,} rejected (see quarantine)" if rejected else "")

@@ -1,0 +1,69 @@
+"""What ``models register`` and ``references upload`` need, behind one interface: the local
+data dir or a server's API (through the Python client, ``monitor.client``). Both answer the same
+values, so each command is written once against :class:`CoreBackend` (``monitor.cli``), as the
+alerting, KPI and monitor commands are against their backends.
+
+- :class:`HttpCore`: a running server (``--url``, ``--api-key``); its errors are the client's
+  ``ClientError`` (and httpx's transport errors for a wrong URL).
+- :class:`LocalCore`: the services of the local data dir (the server must not be running: it
+  owns the DuckDB file); its errors are ``DriftwatchError``.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+__all__ = ["CoreBackend", "HttpCore", "LocalCore"]
+
+
+class CoreBackend(Protocol):
+    def register_model(self, spec: Any) -> None: ...
+    def put_reference(self, model: str, name: str, table: Any) -> dict[str, Any]: ...
+
+
+class HttpCore:
+    """The API through the Python client (``client``: a ``monitor.client.Client``)."""
+
+    def __init__(self, client: Any) -> None:
+        self.client = client
+
+    def register_model(self, spec: Any) -> None:
+        self.client.register_model(spec.model_dump())
+
+    def put_reference(self, model: str, name: str, table: Any) -> dict[str, Any]:
+        answer = self.client.upload_reference(model, name, table)
+        # the rows' errors stay on the server (listed by `quarantine list`), as before
+        return {
+            "version": answer["version"],
+            "rows": answer["rows"],
+            "rejected": int(answer.get("rejected") or 0),
+            "errors": [],
+        }
+
+
+class LocalCore:
+    """The services of the local data dir (``services``: ``monitor.service.Services``)."""
+
+    def __init__(self, services: Any) -> None:
+        self.services = services
+
+    def register_model(self, spec: Any) -> None:
+        from monitor.service import Caller
+
+        self.services.register_model(spec, Caller.local())
+
+    def put_reference(self, model: str, name: str, table: Any) -> dict[str, Any]:
+        from monitor.ingest import ParsedBody
+        from monitor.service import Caller
+
+        version, summary = self.services.put_reference(
+            model, name, ParsedBody(table=table), Caller.local()
+        )
+        return {
+            "version": version,
+            "rows": summary.accepted,
+            "rejected": summary.rejected,
+            "errors": [
+                {"row": e.row, "field": e.field, "reason": e.reason} for e in summary.errors[:20]
+            ],
+        }
