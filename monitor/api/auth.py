@@ -21,15 +21,18 @@ ROLE_RANK = {"viewer": 0, "engineer": 1, "admin": 2}
 class RateLimiter:
     """Token bucket per key: ``burst`` requests at once, refilled at ``per_minute``/60 per s."""
 
-    def __init__(self, per_minute: int, burst: int) -> None:
+    def __init__(
+        self, per_minute: int, burst: int, clock: Callable[[], float] = time.monotonic
+    ) -> None:
         self.rate = per_minute / 60.0
+        self._clock = clock  # seconds, monotonic (a test's fixed clock)
         self.burst = float(burst)
         self._buckets: dict[int, tuple[float, float]] = {}
         self._lock = threading.Lock()
 
     def take(self, key_id: int) -> float:
         """Take one token; returns 0 when allowed, else the seconds to wait."""
-        now = time.monotonic()
+        now = self._clock()
         with self._lock:
             tokens, last = self._buckets.get(key_id, (self.burst, now))
             tokens = min(self.burst, tokens + (now - last) * self.rate)
@@ -46,8 +49,10 @@ class FailureAudit:
     the bound are counted, and the next entry written says how many were left out
     (``suppressed``); every failure also counts in ``driftwatch_auth_failures_total``."""
 
-    def __init__(self, per_minute: int = 60, burst: int = 20) -> None:
-        self._bucket = RateLimiter(per_minute, burst)
+    def __init__(
+        self, per_minute: int = 60, burst: int = 20, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self._bucket = RateLimiter(per_minute, burst, clock)
         self._suppressed = 0
         self._lock = threading.Lock()
 
