@@ -270,7 +270,10 @@ def _core(url: str | None, api_key: str | None, data_dir: Path | None) -> Iterat
     if url:
         from monitor.client import Client
 
-        with Client(url, _need_key(api_key), transport=cli_common.TRANSPORT) as client:
+        # one request per ingest chunk (the client's batching: repeated text dictionary-encoded,
+        # a body over 48 MiB halved), so a chunk of DuckDB's row-group size is one append
+        key = _need_key(api_key)
+        with Client(url, key, batch_rows=1 << 62, transport=cli_common.TRANSPORT) as client:
             yield HttpCore(client)
         return
     services = _services(_settings(data_dir))
@@ -469,42 +472,36 @@ def ingest(
     fmt = files.detect_format(path)
     totals = {"received": 0, "accepted": 0, "duplicates": 0, "rejected": 0}
     errors: list[str] = []
-    send = _remote_sender(url, _need_key(api_key), model, kind) if url else None
-    services = None if url else _services(settings)
-    try:
-        if services is not None:
-            services.get_model(model) if kind != "events" else None
-        with Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            TransferSpeedColumn() if fmt != "parquet" else TextColumn("{task.completed:,} rows"),
-            TimeRemainingColumn(),
-            console=err,
-            disable=quiet,
-        ) as progress:
-            task = progress.add_task(f"{kind} {path.name}", total=files.total_size(path, fmt))
-            offset = 0
-            for read in files.iter_chunks(path, fmt, rows_per_batch):
-                chunk = _prepared(read, mapping, tenant)
-                answer = send(chunk) if send else _local_send(services, model, kind, chunk)
-                for k in totals:
-                    totals[k] += answer[k]
-                for e in answer["errors"]:
-                    if len(errors) < 20:
-                        errors.append(f"row {e['row'] + offset}: {e['field']}: {e['reason']}")
-                offset += chunk.num_rows
-                progress.update(task, completed=chunk.progress)
-    except DriftwatchError as exc:
-        _fail(exc)
-    except Exception as exc:
-        from monitor.client import ClientError
+    from monitor.client import ClientError
 
-        if isinstance(exc, ClientError):
+    with _core(url, api_key, data_dir) as backend:
+        try:
+            if kind != "events":
+                backend.check_model(model)
+            with Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                TransferSpeedColumn()
+                if fmt != "parquet"
+                else TextColumn("{task.completed:,} rows"),
+                TimeRemainingColumn(),
+                console=err,
+                disable=quiet,
+            ) as progress:
+                task = progress.add_task(f"{kind} {path.name}", total=files.total_size(path, fmt))
+                offset = 0
+                for read in files.iter_chunks(path, fmt, rows_per_batch):
+                    chunk = _prepared(read, mapping, tenant)
+                    answer = backend.ingest(model, kind, chunk.rows, chunk.table)
+                    for k in totals:
+                        totals[k] += answer[k]
+                    for e in answer["errors"]:
+                        if len(errors) < 20:
+                            errors.append(f"row {e['row'] + offset}: {e['field']}: {e['reason']}")
+                    offset += chunk.num_rows
+                    progress.update(task, completed=chunk.progress)
+        except (DriftwatchError, ClientError) as exc:
             _fail(exc)
-        raise
-    finally:
-        if services is not None:
-            services.close()
     console.print(
         f"{totals['received']:,} rows read: {totals['accepted']:,} stored, "
         f"{totals['duplicates']:,} duplicates, {totals['rejected']:,} rejected (see quarantine)"
@@ -513,53 +510,6 @@ def ingest(
         console.print(f"  {line}")
     if totals["rejected"]:
         raise typer.Exit(3)
-
-
-def _local_send(services: Any, model: str, kind: str, chunk: files.Chunk) -> dict[str, Any]:
-    from monitor.ingest import ParsedBody
-    from monitor.service import Caller
-
-    parsed = ParsedBody(rows=chunk.rows, table=chunk.table)
-    caller = Caller.local()
-    if kind == "inferences":
-        s = services.ingest_inferences(model, parsed, caller)
-    elif kind == "labels":
-        s = services.ingest_labels(model, parsed, caller)
-    else:
-        s = services.ingest_events(parsed, caller)
-    return {
-        "received": s.received,
-        "accepted": s.accepted,
-        "duplicates": s.duplicates,
-        "rejected": s.rejected,
-        "errors": [{"row": e.row, "field": e.field, "reason": e.reason} for e in s.errors[:20]],
-    }
-
-
-def _remote_sender(url: str, api_key: str, model: str, kind: str) -> Any:
-    from monitor.client import Client
-
-    # One request per chunk (the client's batching: repeated text dictionary-encoded, a body
-    # over 48 MiB halved), so a chunk of DuckDB's row-group size is one append on the server.
-    client = Client(url, api_key, batch_rows=1 << 62, transport=cli_common.TRANSPORT)
-
-    def send(chunk: files.Chunk) -> dict[str, Any]:
-        rows = chunk.table if chunk.table is not None else chunk.rows or []
-        if kind == "inferences":
-            totals = client.log_inferences(model, rows)
-        elif kind == "labels":
-            totals = client.log_labels(model, rows)
-        else:
-            totals = client.log_events(rows)
-        return {
-            "received": totals.received,
-            "accepted": totals.accepted,
-            "duplicates": totals.duplicates,
-            "rejected": totals.rejected,
-            "errors": totals.errors,
-        }
-
-    return send
 
 
 @references_app.command("upload")

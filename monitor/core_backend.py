@@ -1,4 +1,4 @@
-"""What ``models register`` and ``references upload`` need, behind one interface: the local
+"""What ``models register``, ``references upload`` and ``ingest`` need, behind one interface: the local
 data dir or a server's API (through the Python client, ``monitor.client``). Both answer the same
 values, so each command is written once against :class:`CoreBackend` (``monitor.cli``), as the
 alerting, KPI and monitor commands are against their backends.
@@ -19,6 +19,8 @@ __all__ = ["CoreBackend", "HttpCore", "LocalCore"]
 class CoreBackend(Protocol):
     def register_model(self, spec: Any) -> None: ...
     def put_reference(self, model: str, name: str, table: Any) -> dict[str, Any]: ...
+    def check_model(self, model: str) -> None: ...
+    def ingest(self, model: str, kind: str, rows: Any, table: Any) -> dict[str, Any]: ...
 
 
 class HttpCore:
@@ -38,6 +40,27 @@ class HttpCore:
             "rows": answer["rows"],
             "rejected": int(answer.get("rejected") or 0),
             "errors": [],
+        }
+
+    def check_model(self, model: str) -> None:
+        pass  # the server checks it with the first batch
+
+    def ingest(self, model: str, kind: str, rows: Any, table: Any) -> dict[str, Any]:
+        """One batch (an Arrow ``table`` or a list of ``rows``) of ``kind``; the client sends
+        it as one request when the client's ``batch_rows`` is unbounded (``monitor.cli``)."""
+        data = table if table is not None else rows or []
+        if kind == "inferences":
+            totals = self.client.log_inferences(model, data)
+        elif kind == "labels":
+            totals = self.client.log_labels(model, data)
+        else:
+            totals = self.client.log_events(data)
+        return {
+            "received": totals.received,
+            "accepted": totals.accepted,
+            "duplicates": totals.duplicates,
+            "rejected": totals.rejected,
+            "errors": totals.errors,
         }
 
 
@@ -66,4 +89,27 @@ class LocalCore:
             "errors": [
                 {"row": e.row, "field": e.field, "reason": e.reason} for e in summary.errors[:20]
             ],
+        }
+
+    def check_model(self, model: str) -> None:
+        self.services.get_model(model)
+
+    def ingest(self, model: str, kind: str, rows: Any, table: Any) -> dict[str, Any]:
+        from monitor.ingest import ParsedBody
+        from monitor.service import Caller
+
+        parsed = ParsedBody(rows=rows, table=table)
+        caller = Caller.local()
+        if kind == "inferences":
+            s = self.services.ingest_inferences(model, parsed, caller)
+        elif kind == "labels":
+            s = self.services.ingest_labels(model, parsed, caller)
+        else:
+            s = self.services.ingest_events(parsed, caller)
+        return {
+            "received": s.received,
+            "accepted": s.accepted,
+            "duplicates": s.duplicates,
+            "rejected": s.rejected,
+            "errors": [{"row": e.row, "field": e.field, "reason": e.reason} for e in s.errors[:20]],
         }

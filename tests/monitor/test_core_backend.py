@@ -52,3 +52,39 @@ def test_local_and_http_backends_answer_alike(tmp_path: Path) -> None:
             assert (
                 again["version"] == 2 == http.put_reference("upsell", "training", table)["version"]
             )
+
+
+ROW = {"tenant_id": "acme", "prediction": 1}
+
+
+def test_ingest_answers_alike(tmp_path: Path) -> None:
+    with in_process(make_settings(tmp_path)) as live:
+        keys = make_keys(live)
+        local = LocalCore(live.services)
+        with Client(live.url, keys.admin, transport=live.transport) as client:
+            http = HttpCore(client)
+            for name in ("churn", "upsell"):
+                local.register_model(_model(name))
+            rows = [
+                {
+                    "request_id": f"r{i}",
+                    "ts": "2026-02-01T00:00:00Z",
+                    "age": 30 + i,
+                    "score": 0.5,
+                    **ROW,
+                }
+                for i in range(5)
+            ]
+            rows.append({"request_id": "bad", "ts": "not a time", "age": 1, "score": 0.5, **ROW})
+            over_http = http.ingest("churn", "inferences", rows, None)
+            here = local.ingest("upsell", "inferences", rows, None)
+            assert over_http == here and here["accepted"] == 5 and here["rejected"] == 1, (
+                over_http,
+                here,
+            )
+            again = http.ingest("churn", "inferences", rows, None)
+            assert again == local.ingest("upsell", "inferences", rows, None)
+            assert again["duplicates"] == 5
+            local.check_model("churn")
+            with pytest.raises(DriftwatchError):
+                local.check_model("nope")
