@@ -38,11 +38,9 @@ from monitor.queries import (
     ALL,
     PRIMARY_METRICS,
     Scope,
-    check_tenant,
-    default_tenant,
+    page_tenant,
     parse_range,
     severity_score,
-    visible_tenants,
 )
 from monitor.service import Services
 from monitor.timerange import TimeRange
@@ -234,9 +232,7 @@ def feature_impact(
 ) -> ImpactView:
     """The drifted features of ``model`` for ``tenant`` (or ``*``) in the range, ranked by
     how much they move its performance (``metric``) and its linked KPI."""
-    tenants = visible_tenants(services, scope)
-    tenant = tenant or default_tenant(scope, tenants)
-    check_tenant(scope, tenant)
+    _tenants, tenant = page_tenant(services, scope, tenant)
     _key, start, end = parse_range(range_key, now or services.now())
     rows = reads.results_between(
         services.metadata,

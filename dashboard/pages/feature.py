@@ -232,11 +232,8 @@ def download(n: int, window: str | None, params: dict[str, Any], account: Accoun
     start = _parse_ts(window)
     if not n or start is None:
         return no_update, "pick a window first"
-    tenant = params.get("tenant") or queries.default_tenant(
-        account.tenants, queries.visible_tenants(services(), account.tenants)
-    )
     try:
-        queries.check_tenant(account.tenants, tenant)
+        _tenants, tenant = queries.page_tenant(services(), account.tenants, params.get("tenant"))
         tr = timerange.parse(params)
         view = queries.feature_view(
             services(),

@@ -6,7 +6,7 @@ import functools
 import math
 import threading
 from collections import OrderedDict
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from datetime import datetime
 from typing import Any, TypeVar
 
@@ -90,6 +90,22 @@ def last_computed(services: Services, source: str | None = None) -> datetime | N
 
 def visible_tenants(services: Services, scope: Scope) -> list[str]:
     return tenancy.visible(scope, [t.tenant_id for t in services.metadata.list_tenants()])
+
+
+def default_tenant(scope: Scope, tenants: Sequence[str]) -> str:
+    """``*`` (all tenants together) for users who see everything, else their first tenant."""
+    if scope is None:
+        return ALL
+    return tenants[0] if tenants else ""
+
+
+def page_tenant(services: Services, scope: Scope, tenant: str | None) -> tuple[list[str], str]:
+    """The tenants the caller sees and the one a page shows (the one asked for, else the
+    default); AccessDenied when it is outside the caller's scope."""
+    tenants = visible_tenants(services, scope)
+    chosen = tenant or default_tenant(scope, tenants)
+    check_tenant(scope, chosen)
+    return tenants, chosen
 
 
 def check_tenant(scope: Scope, tenant: str) -> None:

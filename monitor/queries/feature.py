@@ -13,13 +13,12 @@ from monitor.ports import ColumnReader
 from monitor.queries.common import (
     DRIFT_KINDS,
     Scope,
-    check_tenant,
     memoised,
+    page_tenant,
     parse_range,
     severity_score,
-    visible_tenants,
 )
-from monitor.queries.model import Series, VersionChange, default_tenant, series_by, to_series
+from monitor.queries.model import Series, VersionChange, series_by, to_series
 from monitor.queries.overview import Signal, signal_of
 from monitor.service import Services
 from monitor.timerange import TimeRange
@@ -188,9 +187,7 @@ def feature_view(
     info = services.metadata.get_model(model)
     if info is None:
         return None
-    tenants = visible_tenants(services, scope)
-    tenant = tenant or default_tenant(scope, tenants)
-    check_tenant(scope, tenant)
+    tenants, tenant = page_tenant(services, scope, tenant)
     key, start, end = parse_range(range_key, now or services.now())
     rows = reads.results_between(
         services.metadata,

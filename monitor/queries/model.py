@@ -13,11 +13,10 @@ from monitor.queries.common import (
     PRIMARY_METRICS,
     STATUS_RANK,
     Scope,
-    check_tenant,
     memoised,
+    page_tenant,
     parse_range,
     severity_score,
-    visible_tenants,
 )
 from monitor.service import Services
 from monitor.timerange import TimeRange
@@ -72,13 +71,6 @@ class ModelView:
     quality: list[tuple[str, str, float | None, Status]]  # (column, metric, value, status)
     versions: list[VersionChange]
     computed_at: datetime | None
-
-
-def default_tenant(scope: Scope, tenants: Sequence[str]) -> str:
-    """``*`` (all tenants together) for users who see everything, else their first tenant."""
-    if scope is None:
-        return ALL
-    return tenants[0] if tenants else ""
 
 
 def series_by(results: Iterable[MetricResult], key: Any) -> dict[Any, list[MetricResult]]:
@@ -155,9 +147,7 @@ def model_view(
     info = services.metadata.get_model(model)
     if info is None:
         return None
-    tenants = visible_tenants(services, scope)
-    tenant = tenant or default_tenant(scope, tenants)
-    check_tenant(scope, tenant)
+    tenants, tenant = page_tenant(services, scope, tenant)
     key, start, end = parse_range(range_key, now or services.now())
     rows = reads.results_between(
         services.metadata,
