@@ -14,10 +14,9 @@ from dataclasses import asdict, is_dataclass
 from datetime import datetime
 from typing import Any, Protocol
 
-import httpx
-
 from monitor.alert_views import jsonable, silence_view
 from monitor.errors import DriftwatchError, translate
+from monitor.http_backend import HttpRoutes
 
 __all__ = ["AlertingBackend", "HttpAlerting", "LocalAlerting"]
 
@@ -58,15 +57,8 @@ def _plain(obj: Any) -> Json:
     return jsonable(obj)
 
 
-class HttpAlerting:
+class HttpAlerting(HttpRoutes):
     """The alerting routes of a server's API (``check`` ends the command on an error)."""
-
-    def __init__(self, client: httpx.Client, check: Any) -> None:
-        self.client = client
-        self.check = check
-
-    def _api(self, method: str, path: str, **kw: Any) -> Any:
-        return self.check(self.client.request(method, path, **kw))
 
     def list_alerts(
         self,

@@ -19,6 +19,7 @@ from typing import Any, Protocol
 import httpx
 
 from monitor.errors import DriftwatchError
+from monitor.http_backend import HttpRoutes
 
 __all__ = ["HttpKpis", "KpiBackend", "LocalKpis"]
 
@@ -34,17 +35,13 @@ class KpiBackend(Protocol):
     ) -> int: ...
 
 
-class HttpKpis:
+class HttpKpis(HttpRoutes):
     """The KPI routes of a server's API (``check`` ends the command on an error answer,
     ``follow`` shows a job's progress until it ends: ``monitor.cli_common``)."""
 
     def __init__(self, client: httpx.Client, check: Any, follow: Any) -> None:
-        self.client = client
-        self.check = check
+        super().__init__(client, check)
         self.follow = follow
-
-    def _api(self, method: str, path: str, **kw: Any) -> Any:
-        return self.check(self.client.request(method, path, **kw))
 
     def apply(self, items: list[dict[str, Any]], dry_run: bool) -> list[Json]:
         body = {"kpis": items, "dry_run": dry_run}
