@@ -198,7 +198,7 @@ def main() -> None:
         kpi_rows = [r for r in results if r.metric == r.source_name]
         assert len(kpi_rows) == len(defs) * TENANTS * DAYS, len(kpi_rows)
 
-        svc = KpiService(meta, logs)
+        svc = KpiService(meta, logs, queries=KpiQueries(logs))
         for k in KPIS:
             svc.create(k, "bench")
         t0 = time.perf_counter()

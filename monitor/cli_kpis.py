@@ -49,12 +49,13 @@ def _backend(url: str | None, api_key: str | None, data_dir: Path | None) -> Ite
         with api_client(url, api_key) as c, _one_line():
             yield HttpKpis(c, check_response, follow_job)
         return
-    from monitor.kpis.service import KpiService
+    from monitor.composition import of
 
     services = open_services(settings_for(data_dir))
     try:
         with _one_line():
-            yield LocalKpis(KpiService(services.metadata, services.logstore))
+            # the composition root's KPI service: its breaches feed alerting, as the server's do
+            yield LocalKpis(of(services).kpis)
     finally:
         services.close()
 

@@ -9,6 +9,7 @@ component started by a router. Read this file to know what a process holds::
     ├── monitors               MonitorService: monitor definitions, the Runner (→ alerting)
     │   └── profile engine     ProfileStore (embedded DuckDB), behind monitor.ports.ProfileEngine
     ├── kpis                   KpiService: KPI definitions and windows (→ alerting)
+    │   └── KPI source         KpiQueries (embedded DuckDB), behind monitor.ports.KpiSource
     ├── health                 HealthCollector: model health for /metrics
     ├── login_throttle         LoginThrottle: the dashboard's failed log-ins
     ├── jobs                   JobRunner: backfills and KPI computes (threads; on first use)
@@ -53,6 +54,7 @@ from monitor.kpis.service import KpiService
 from monitor.monitoring import MonitorService
 from monitor.service import Clock, Services
 from monitor.settings import Settings
+from storage.kpi_sql import KpiQueries
 from storage.metadata.jobs import JobStore
 from storage.profiles import ProfileStore
 from storage.types import AlertRecord
@@ -89,9 +91,11 @@ class Components:
         self.kpis = KpiService(
             services.metadata,
             services.logstore,
-            self.alerting,
+            sink=self.alerting,
             clock=services.clock,
             late_lookback=timedelta(days=settings.monitor_late_lookback_days),
+            # the KPI source: aggregates pushed down to the embedded DuckDB log store
+            queries=KpiQueries(services.logstore),
         )
         self.health = HealthCollector(
             services.metadata, Bounds(settings.metrics_max_tenants, settings.metrics_max_series)

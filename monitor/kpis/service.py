@@ -49,7 +49,8 @@ from monitor.kpis.summary import (
     summarize_kpi,
     tenant_status,
 )
-from storage.kpi_sql import KpiQueries, KpiQueryError
+from monitor.ports import KpiSource
+from storage.kpi_sql import KpiQueryError
 from storage.logstore import LogStore
 from storage.metadata import AlreadyExists, MetadataStore
 from storage.metadata import NotFound as MetaNotFound
@@ -94,6 +95,9 @@ class KpiService:
     ----------
     metadata, logstore
         The open stores (``Services.metadata`` / ``Services.logstore``).
+    queries
+        The KPI source: the aggregates pushed down to the log store (the composition root
+        gives ``storage.kpi_sql.KpiQueries`` over ``logstore``).
     sink
         The alert engine's ``results_written(results, backfill)``.
     clock
@@ -104,6 +108,8 @@ class KpiService:
         self,
         metadata: MetadataStore,
         logstore: LogStore,
+        *,
+        queries: KpiSource,
         sink: Any = None,
         clock: Callable[[], datetime] | None = None,
         late_lookback: timedelta = timedelta(days=7),
@@ -115,7 +121,7 @@ class KpiService:
         self.logstore = logstore
         self.store = KpiStore(metadata)
         self.results = MonitoringStore(metadata)
-        self.queries = KpiQueries(logstore)
+        self.queries = queries
         self.computer = KpiComputer(self.queries, self._schema)
 
     def _schema(self, model: str) -> Any:

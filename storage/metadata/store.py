@@ -184,11 +184,6 @@ class MetadataStore:
         with Session(self._engine, expire_on_commit=False) as session:
             yield session
 
-    # The old private spellings, kept while branches written against them move over; the
-    # architecture test refuses any new reach-in from another module.
-    _read = reading
-    _write = writing
-
     def record_audit(
         self,
         session: Session,

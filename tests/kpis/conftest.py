@@ -12,6 +12,7 @@ import pyarrow.compute as pc
 import pytest
 
 from monitor.kpis.service import KpiService
+from storage.kpi_sql import KpiQueries
 from storage.logstore import LogStore
 from storage.metadata import MetadataStore
 from tests.storage import conftest as _db
@@ -39,7 +40,8 @@ def stores(tmp_path: Path, metadata_url: str) -> Iterator[tuple[MetadataStore, L
 
 @pytest.fixture
 def kpis(stores: tuple[MetadataStore, LogStore]) -> KpiService:
-    return KpiService(*stores)
+    meta, logs = stores
+    return KpiService(meta, logs, queries=KpiQueries(logs))
 
 
 def seasonal_events(

@@ -10,10 +10,16 @@ from pathlib import Path
 
 import pytest
 from rich.progress import Progress
+from typer.testing import CliRunner
 
+from alerts.defaults import default_rules
+from monitor.cli import app
 from monitor.cli_common import check_response, follow_job
+from monitor.composition import of
 from monitor.kpi_backend import HttpKpis, LocalKpis
 from monitor.kpis.service import KpiService
+from monitor.service import Services
+from storage.kpi_sql import KpiQueries
 from tests.api.conftest import make_keys, make_settings
 from tests.api.test_kpis_api import _post_events
 from tests.kpis.conftest import START, seasonal_events
@@ -36,7 +42,13 @@ def test_local_and_http_backends_answer_alike(tmp_path: Path, metadata_url: str)
     settings = make_settings(tmp_path, metadata_url)
     with in_process(settings) as live:
         keys = make_keys(live)
-        local = LocalKpis(KpiService(live.services.metadata, live.services.logstore))
+        local = LocalKpis(
+            KpiService(
+                live.services.metadata,
+                live.services.logstore,
+                queries=KpiQueries(live.services.logstore),
+            )
+        )
         with live.http(keys.admin) as client:
             http = HttpKpis(client, check_response, follow_job)
             # a dry run changes nothing and says the same on both sides
@@ -61,3 +73,52 @@ def test_local_and_http_backends_answer_alike(tmp_path: Path, metadata_url: str)
             assert _printed(http_show[1]) == _printed(local_show[1])
             assert len(http_show[1]) == 6
             assert http.show("conversion", None)[1] == []
+
+
+def _breach_alerts(services: Services) -> list[tuple]:
+    alerts = of(services).alerting.store.list_alerts(rule="kpi-breach")
+    return sorted((a.tenant_id, a.state, a.active_at, a.labels.get("metric")) for a in alerts)
+
+
+def test_local_kpis_compute_feeds_alerting_as_the_server_does(tmp_path: Path) -> None:
+    """``driftwatch kpis compute`` on the local data dir computes through the composition
+    root's KPI service, whose results go to alerting, as a server's KPI job does: the same
+    breaches open the same alerts. Control: the command once built a KPI service of its own
+    with no alert sink, so a local backfill of a breaching KPI opened no alert at all."""
+    rule = next(r for r in default_rules("churn", "binary") if r.name == "kpi-breach")
+    kpi = {**KPI, "target": 0.4}  # acme converts ~30 %: every window breaches
+    events = seasonal_events({"acme": (400, 0.3)}, days=6)
+    end = START + timedelta(days=6)
+
+    def prepare(services: Services) -> None:
+        of(services).alerting.store.put_rule(rule.name, rule.to_dict())
+        of(services).kpis.create(kpi, "test")
+
+    local_settings = make_settings(tmp_path / "local")
+    services = Services.open(local_settings)
+    try:
+        prepare(services)
+        services.logstore.append_events(events)
+    finally:
+        services.close()
+    args = ["kpis", "compute", "--from", START.isoformat(), "--to", end.isoformat()]
+    result = CliRunner().invoke(
+        app, [*args, "--data-dir", str(local_settings.data_dir)], catch_exceptions=False
+    )
+    assert result.exit_code == 0, result.output
+    services = Services.open(local_settings)
+    try:
+        here = _breach_alerts(services)
+    finally:
+        services.close()
+
+    with in_process(make_settings(tmp_path / "server")) as live:
+        prepare(live.services)
+        with live.http(make_keys(live).admin) as client:
+            _post_events(client, events)
+            HttpKpis(client, check_response, follow_job).compute(
+                None, START, end, Progress(disable=True)
+            )
+        served = _breach_alerts(live.services)
+    assert served, "the server's KPI job should open the KPI's alert"
+    assert here == served
