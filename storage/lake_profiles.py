@@ -32,15 +32,19 @@ import pyarrow.fs as pafs
 from storage.lake import LAYOUT_FILE, LAYOUT_VERSION
 from storage.lake import LakeError as _LayoutError
 from storage.profile_kernel import PROFILE_SCHEMA, ProfileAccumulator, ProfileSpec
+from storage.row_kernel import LABEL_SCHEMA, SAMPLE_BASE
 
 __all__ = [
     "LAKE_LAYOUT_VERSION",
+    "DayRows",
     "LakeError",
     "LakeFile",
     "changed_dates",
     "check_day",
     "check_partition",
+    "duckdb_lake_dates",
     "duckdb_profile_dates",
+    "label_files_for",
     "list_partitions",
 ]
 
@@ -191,17 +195,47 @@ def check_partition(batch: pa.RecordBatch) -> None:
 
 def selected_columns(names: Sequence[str], spec: ProfileSpec) -> list[str]:
     """The columns a profile run reads: ts, tenant_id, model_version, the spec's columns the
-    files have."""
+    files have (format 2: also request_id, the sampled columns and the prediction and scores
+    the label aggregates need)."""
     have = set(names)
-    for need in ("ts", "tenant_id"):
+    needs = ["ts", "tenant_id"] + (["request_id"] if spec.format == 2 else [])
+    for need in needs:
         if need not in have:
             raise LakeError(f"lake files lack the column {need!r} (have {sorted(have)})")
-    cols = ["ts", "tenant_id"] + (["model_version"] if "model_version" in have else [])
+    cols = list(needs) + (["model_version"] if "model_version" in have else [])
     cols += [c for c in spec.numeric if spec.numeric[c] and c in have]
     cols += [c for c in spec.categorical if c in have and c not in cols]
+    extra = list(spec.sample_columns)
+    if spec.labels is not None:
+        extra += [spec.labels.prediction, *spec.labels.scores]
+    cols += [c for c in dict.fromkeys(extra) if c in have and c not in cols]
     if "date" in have:  # the hive partition column: checked against ts
         cols.append("date")
     return cols
+
+
+@dataclass(frozen=True)
+class DayRows:
+    """What a lake engine computes for one date: the profile rows and, for a format-2 spec,
+    the sample rows and the label aggregates (``storage.row_kernel``)."""
+
+    profiles: pa.Table
+    samples: pa.Table
+    labels: pa.Table
+
+    @classmethod
+    def empty(cls) -> DayRows:
+        return cls(
+            PROFILE_SCHEMA.empty_table(), SAMPLE_BASE.empty_table(), LABEL_SCHEMA.empty_table()
+        )
+
+
+def label_files_for(day: date, labels: dict[date, list[LakeFile]], days: int) -> list[LakeFile]:
+    """The label files that can hold labels of ``day``'s inferences: those received from the
+    day before (clock skew) to ``days`` days after (labels received later are not joined in
+    lake mode; docs/scale-out.md)."""
+    lo, hi = day - timedelta(days=1), day + timedelta(days=days)
+    return sorted(f for d, fs in labels.items() if lo <= d <= hi for f in fs)
 
 
 def _quote(name: str) -> str:
@@ -218,27 +252,72 @@ def duckdb_profile_dates(
     """Profile rows of each date from its files: DuckDB reads them
     (``read_parquet(..., hive_partitioning=true)``) and streams Arrow batches through the kernel.
     A date with no files yields no rows (its hours become empty)."""
+    for day, out in duckdb_lake_dates(dates, spec, batch_rows=batch_rows, threads=threads):
+        yield day, out.profiles
+
+
+# A label is unique per (tenant, request_id) and the NULL tenant is its own scope; a row takes
+# its own tenant's label, else the untenanted one (storage.logstore.label_join). A lake file may
+# repeat a label: the first received wins, as in the embedded store (ties: the smaller label
+# text), so the join never duplicates a row.
+_LABELS_SQL = (
+    "SELECT DISTINCT ON (tenant_id, request_id) tenant_id, request_id, label, received_at "
+    "FROM read_parquet(?, hive_partitioning = false, union_by_name = true) "
+    "WHERE request_id IS NOT NULL AND label IS NOT NULL "
+    "ORDER BY tenant_id, request_id, received_at, CAST(label AS VARCHAR)"
+)
+
+
+def duckdb_lake_dates(
+    dates: dict[date, list[LakeFile]],
+    spec: ProfileSpec,
+    *,
+    labels: dict[date, list[LakeFile]] | None = None,
+    batch_rows: int = BATCH_ROWS,
+    threads: int | None = None,
+) -> Iterator[tuple[date, DayRows]]:
+    """:class:`DayRows` of each date from its files: DuckDB reads them (joined to the label
+    files ``labels[day]`` when the spec asks for label aggregates) and streams Arrow batches
+    through the kernel. A date with no files yields no rows (its hours become empty)."""
     con = duckdb.connect()
     try:
         if threads is not None:
             con.execute(f"SET threads = {int(threads)}")
         for day, files in dates.items():
             if not files:
-                yield day, PROFILE_SCHEMA.empty_table()
+                yield day, DayRows.empty()
                 continue
             paths = [f.path for f in files]
             src = "read_parquet(?, hive_partitioning = true, union_by_name = true)"
             names = [r[0] for r in con.execute(f"DESCRIBE SELECT * FROM {src}", [paths]).fetchall()]
             cols = selected_columns(names, spec)
-            reader = con.sql(
-                f"SELECT {', '.join(_quote(c) for c in cols)} FROM {src}", params=[paths]
-            ).to_arrow_reader(batch_rows)
+            select = ", ".join(f"i.{_quote(c)}" for c in cols)
+            params: list[Any] = [paths]
+            sql = f"SELECT {select} FROM {src} i"
+            if spec.labels is not None:
+                lpaths = [f.path for f in (labels or {}).get(day, [])]
+                if lpaths:
+                    sql = (
+                        f"WITH lab AS ({_LABELS_SQL}) SELECT {select}, "
+                        "coalesce(lt.label, lu.label) AS label, "
+                        "coalesce(lt.received_at, lu.received_at) AS label_received_at "
+                        f"FROM {src} i LEFT JOIN lab lt ON lt.request_id = i.request_id AND "
+                        "lt.tenant_id = i.tenant_id LEFT JOIN lab lu ON lu.request_id = "
+                        "i.request_id AND lu.tenant_id IS NULL"
+                    )
+                    params = [lpaths, paths]
+                else:
+                    sql = (
+                        f"SELECT {select}, CAST(NULL AS VARCHAR) AS label, "
+                        f"CAST(NULL AS TIMESTAMPTZ) AS label_received_at FROM {src} i"
+                    )
+            reader = con.sql(sql, params=params).to_arrow_reader(batch_rows)
             acc = ProfileAccumulator(spec, cols)
             for batch in reader:
                 check_partition(batch)
                 acc.add(batch)
             rows = acc.rows()
             check_day(day, rows)
-            yield day, rows
+            yield day, DayRows(rows, acc.samples(), acc.label_rows())
     finally:
         con.close()

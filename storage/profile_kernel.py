@@ -47,6 +47,8 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from storage.row_kernel import LabelAccumulator, LabelSpec, SampleAccumulator
+
 __all__ = [
     "PROFILE_SCHEMA",
     "ROWS_COLUMN",
@@ -111,19 +113,29 @@ class ProfileSpec:
 
     numeric: dict[str, tuple[tuple[float, ...], ...]] = field(default_factory=dict)
     categorical: tuple[str, ...] = ()
+    # spec format 2 (storage.row_kernel): a bottom-k sample per (hour, tenant, version) with
+    # these columns, and label aggregates from the labels joined to the rows
+    sample_k: int = 0
+    sample_columns: tuple[str, ...] = ()
+    labels: LabelSpec | None = None
 
     @functools.cached_property
     def key(self) -> str:
-        blob = json.dumps(
-            {
-                "n": {
-                    c: sorted(edges_key(e) for e in es) for c, es in sorted(self.numeric.items())
-                },
-                "c": sorted(self.categorical),
-            },
-            sort_keys=True,
-        )
+        content: dict[str, Any] = {
+            "n": {c: sorted(edges_key(e) for e in es) for c, es in sorted(self.numeric.items())},
+            "c": sorted(self.categorical),
+        }
+        if self.sample_k:  # format-1 specs keep their keys
+            content["s"] = [self.sample_k, sorted(self.sample_columns)]
+        if self.labels is not None:
+            content["l"] = self.labels.to_json()
+        blob = json.dumps(content, sort_keys=True)
         return hashlib.sha1(blob.encode()).hexdigest()[:16]
+
+    @property
+    def format(self) -> int:
+        """1: profiles only; 2: also the sample and label aggregates."""
+        return 2 if self.sample_k or self.labels is not None else 1
 
     def merged(self, other: ProfileSpec) -> ProfileSpec:
         numeric = {c: tuple(es) for c, es in self.numeric.items()}
@@ -131,19 +143,31 @@ class ProfileSpec:
             have = {edges_key(e) for e in numeric.get(c, ())}
             numeric[c] = numeric.get(c, ()) + tuple(e for e in es if edges_key(e) not in have)
         cats = tuple(dict.fromkeys((*self.categorical, *other.categorical)))
-        return ProfileSpec(numeric, cats)
+        return ProfileSpec(
+            numeric,
+            cats,
+            max(self.sample_k, other.sample_k),
+            tuple(dict.fromkeys((*self.sample_columns, *other.sample_columns))),
+            self.labels if self.labels is not None else other.labels,
+        )
 
     def to_json(self) -> dict[str, Any]:
         """The spec as JSON (edges as floats: ``repr`` round-trips them exactly; +-inf as
         strings), for the spec endpoint and a job's command line."""
-        return {
+        out: dict[str, Any] = {
             "key": self.key,
+            "format": self.format,
             "numeric": {
                 c: [[_float_json(e) for e in edges] for edges in es]
                 for c, es in self.numeric.items()
             },
             "categorical": list(self.categorical),
         }
+        if self.sample_k:
+            out["sample"] = {"k": self.sample_k, "columns": list(self.sample_columns)}
+        if self.labels is not None:
+            out["labels"] = self.labels.to_json()
+        return out
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> ProfileSpec:
@@ -158,7 +182,16 @@ class ProfileSpec:
             raise ValueError(
                 f"profile spec: numeric edges must be lists of numbers: {exc}"
             ) from exc
-        spec = cls(numeric, cats)
+        sample = data.get("sample") or {}
+        try:
+            k = int(sample.get("k", 0))
+            sample_columns = tuple(str(c) for c in sample.get("columns") or ())
+            labels = LabelSpec.from_json(data["labels"]) if data.get("labels") else None
+        except (TypeError, ValueError, KeyError, AttributeError) as exc:
+            raise ValueError(f"profile spec: bad sample or labels: {exc}") from exc
+        if k < 0:
+            raise ValueError(f"profile spec: sample.k must be >= 0, not {k}")
+        spec = cls(numeric, cats, k, sample_columns, labels)
         if "key" in data and data["key"] != spec.key:
             raise ValueError(f"profile spec: key {data['key']!r} does not match its content")
         return spec
@@ -403,6 +436,14 @@ class ProfileAccumulator:
         self._t1 = np.zeros(0, np.int64)
         self._counter = NumericCounter(spec, self.numeric) if self.numeric else None
         self._cats: dict[str, list[pa.Table]] = {c: [] for c in self.categorical}
+        self._sample = (
+            SampleAccumulator(
+                spec.sample_k, [c for c in spec.sample_columns if have is None or c in have]
+            )
+            if spec.sample_k
+            else None
+        )
+        self._labels = LabelAccumulator(spec.labels) if spec.labels is not None else None
 
     def add(self, batch: pa.RecordBatch | pa.Table) -> None:
         """Count one batch."""
@@ -464,6 +505,33 @@ class ProfileAccumulator:
                 .aggregate([([], "count_all")])
             )
             self._cats[c].append(counted)
+        if self._sample is not None or self._labels is not None:
+            ids_missing = None
+            if "request_id" in names:
+                ids = batch.column(names.index("request_id"))
+                if ids.null_count:
+                    ids_missing = np.asarray(ids.is_null().to_numpy(zero_copy_only=False), bool)
+            if self._sample is not None:
+                hours = pa.array(hour * _US_PER_HOUR, pa.int64()).cast(TS)
+                self._sample.add(batch, hours, mv)
+            if self._labels is not None:
+                self._labels.add(batch, gids, n_groups, ids_missing)
+
+    def samples(self) -> pa.Table:
+        """The bottom-k sample rows of every group seen (``storage.row_kernel``); empty when
+        the spec asks for no sample."""
+        from storage.row_kernel import SAMPLE_BASE
+
+        return SAMPLE_BASE.empty_table() if self._sample is None else self._sample.rows()
+
+    def label_rows(self) -> pa.Table:
+        """The label aggregates of every group seen (``storage.row_kernel.LABEL_SCHEMA``)."""
+        from storage.row_kernel import LABEL_SCHEMA
+
+        if self._labels is None:
+            return LABEL_SCHEMA.empty_table()
+        keys = sorted(self._keymap.items(), key=lambda kv: kv[1])
+        return self._labels.rows([(hour_of(h), t, v) for (h, t, v), _ in keys])
 
     def _grow(self, n_groups: int) -> None:
         if self._n.size >= n_groups:
