@@ -13,6 +13,8 @@ values, oldest first, ``nan`` where a window had no value (too few events).
                windows against the same weekday of previous weeks, so a weekly pattern is
                normal and not an alert
 =============  ===========================================================================
+
+The checks' configs are :mod:`monitor.kpis.check_config` (re-exported here).
 """
 
 from __future__ import annotations
@@ -20,12 +22,20 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
-from typing import Annotated, Any, Literal
+from typing import Any
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, ConfigDict, Field, model_validator
 
+from monitor.kpis.check_config import (
+    AnomalyCheck,
+    BoundsCheck,
+    ChangeCheck,
+    CheckConfig,
+    Direction,
+    ShiftCheck,
+    TargetCheck,
+)
 from monitor.kpis.shift import ShiftParams, describe, scan_shifts
 from storage.types import Status
 
@@ -44,7 +54,6 @@ __all__ = [
     "worst",
 ]
 
-Direction = Literal["higher", "lower"]
 _RANK = {"no_data": -1, "ok": 0, "warn": 1, "alert": 2}
 # 0.6745 = Φ⁻¹(0.75): makes the MAD a consistent estimate of the standard deviation
 # (Iglewicz & Hoaglin); 1.2533 = √(π/2) does the same for the mean absolute deviation.
@@ -52,107 +61,6 @@ _MAD_K = 0.6745
 _MEANAD_K = 0.7979
 # a KPI's past values: a list, or a slice of the series' array
 Floats = Sequence[float] | npt.NDArray[np.float64]
-
-
-class _Check(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
-    name: str | None = Field(None, description="Metric name of the check's result row.")
-
-    @property
-    def metric(self) -> str:
-        return self.name or str(getattr(self, "type"))  # noqa: B009
-
-
-class BoundsCheck(_Check):
-    type: Literal["bounds"] = "bounds"
-    lower: float | None = None
-    upper: float | None = None
-    severity: Literal["warn", "alert"] = "alert"
-
-    @model_validator(mode="after")
-    def _one_bound(self) -> BoundsCheck:
-        if self.lower is None and self.upper is None:
-            raise ValueError("bounds: give lower, upper or both")
-        if self.lower is not None and self.upper is not None and self.lower > self.upper:
-            raise ValueError(f"bounds: lower {self.lower} is above upper {self.upper}")
-        return self
-
-
-class ChangeCheck(_Check):
-    type: Literal["change"] = "change"
-    baseline_windows: int = Field(4, ge=1, le=104)
-    max_change: float = Field(0.10, gt=0, description="Alert at this relative change (0.10).")
-    warn_change: float | None = Field(None, gt=0)
-    seasonal: bool = Field(False, description="Daily windows: compare with the same weekdays.")
-
-
-class TargetCheck(_Check):
-    type: Literal["target"] = "target"
-    warn_below: float = Field(1.0, gt=0, description="Warn under this attainment (1.0 = 100 %).")
-    alert_below: float = Field(0.9, gt=0, description="Alert under this attainment.")
-
-
-class AnomalyCheck(_Check):
-    type: Literal["anomaly"] = "anomaly"
-    history: int = Field(8, ge=3, le=104, description="Past comparable windows used.")
-    min_history: int = Field(6, ge=3)
-    z_alert: float = Field(3.5, gt=0)
-    z_warn: float | None = Field(None, gt=0)
-    seasonal: Literal["auto", "weekday", "none"] = Field(
-        "auto", description="auto: same weekday for daily windows, previous windows otherwise."
-    )
-    two_sided: bool = Field(False, description="Also flag moves in the good direction.")
-    min_change: float = Field(
-        0.0, ge=0, description="Also require this relative deviation from the median."
-    )
-
-
-class ShiftCheck(_Check):
-    """A sustained move to a worse level, against the level before the change (see
-    :mod:`monitor.kpis.shift`): stays ``alert`` until the KPI is back near that level, or
-    meets its target, for ``recover_windows`` windows in a row."""
-
-    type: Literal["shift"] = "shift"
-    baseline_windows: int = Field(28, ge=3, le=366, description="Windows forming the baseline.")
-    min_baseline: int = Field(7, ge=3, description="Fewer windows of baseline: no_data.")
-    k: float = Field(0.75, gt=0, description="Allowance, in standard deviations per window.")
-    h: float = Field(6.0, gt=0, description="CUSUM decision interval (standard deviations).")
-    recover_windows: int = Field(3, ge=1, le=104, description="Windows back before it clears.")
-    recover_z: float = Field(1.0, ge=0, description="'Back near the baseline': within this.")
-    lookback: int = Field(
-        150,
-        ge=10,
-        le=2000,
-        description="Windows read before each one (episodes up to "
-        "lookback - 2 x baseline_windows long keep their baseline).",
-    )
-    seasonal: Literal["auto", "none"] = Field(
-        "auto", description="auto: hourly windows compare the same hour of earlier days."
-    )
-    severity: Literal["warn", "alert"] = "alert"
-
-    @model_validator(mode="after")
-    def _sizes(self) -> ShiftCheck:
-        if self.min_baseline > self.baseline_windows:
-            raise ValueError(
-                f"shift: min_baseline {self.min_baseline} is above baseline_windows "
-                f"{self.baseline_windows}"
-            )
-        if self.lookback <= 2 * self.baseline_windows:
-            raise ValueError(
-                f"shift: lookback {self.lookback} must exceed twice baseline_windows "
-                f"({self.baseline_windows})"
-            )
-        return self
-
-    def step(self, window: str) -> int:
-        return 24 if self.seasonal == "auto" and window == "hour" else 1
-
-
-CheckConfig = Annotated[
-    BoundsCheck | ChangeCheck | TargetCheck | AnomalyCheck | ShiftCheck,
-    Field(discriminator="type"),
-]
 
 
 @dataclass(frozen=True)

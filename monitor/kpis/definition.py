@@ -7,7 +7,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from monitor.kpis.checks import AnomalyCheck, CheckConfig, ShiftCheck, TargetCheck
+from monitor.kpis.check_config import AnomalyCheck, CheckConfig, ShiftCheck, TargetCheck
 from monitor.kpis.formula import (
     BusinessValueFormula,
     EventFormula,

@@ -10,6 +10,9 @@ What callers use
   :meth:`KpiService.related_kpis` (a model alert → tenant KPIs that moved)
 * :meth:`KpiService.summary` (executive summary per tenant and across tenants)
 
+Reading, link and summary live in :mod:`monitor.kpis.reading` (the service's base class);
+definitions and computation here.
+
 KPI values are metric results (``source = "kpi"``) stored through the monitoring store, so
 the alert engine and the dashboard read them like any monitor's. A computation is always for
 every tenant of a KPI: the monitoring store replaces a window's results as a whole.
@@ -25,43 +28,26 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-import numpy as np
 from pydantic import ValidationError
 
 from monitor import windows
 from monitor.errors import ConflictError, FieldError, NotFoundError, ValidationFailed
-from monitor.kpis.compute import KpiComputer, window_delta, windows_between
+from monitor.kpis.compute import KpiComputer, windows_between
 from monitor.kpis.definition import KpiDefinition, check_against_schema
 from monitor.kpis.formula import EventFormula
-from monitor.kpis.headline import PERIOD_WINDOWS, headline, headline_dict
-from monitor.kpis.link import (
-    ASSOCIATION_NOTE,
-    deseasonalize,
-    kpi_series,
-    rank_related_kpis,
-    rank_related_signals,
-    signal_series,
-)
-from monitor.kpis.summary import (
-    TenantSummary,
-    across_tenants,
-    model_health,
-    summarize_kpi,
-    tenant_status,
-)
+from monitor.kpis.reading import KpiReading, utc
 from monitor.ports import KpiSource
 from storage.kpi_sql import KpiQueryError
 from storage.logstore import LogStore
 from storage.metadata import AlreadyExists, MetadataStore
 from storage.metadata import NotFound as MetaNotFound
 from storage.metadata.kpis import KpiStore
-from storage.metadata.monitoring import MonitoringStore, ResultQuery
+from storage.metadata.monitoring import MonitoringStore
 from storage.types import KpiRecord, MetricResult
 
 __all__ = ["ApplyChange", "KpiService", "parse_kpi"]
 
 log = logging.getLogger("driftwatch.kpis")
-_MAX_ROWS = 500_000
 
 
 def parse_kpi(data: Any, loc: tuple[str | int, ...] = ()) -> KpiDefinition:
@@ -84,12 +70,9 @@ class ApplyChange:
     diff: dict[str, Any]
 
 
-def _utc(ts: datetime) -> datetime:
-    return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
-
-
-class KpiService:
-    """KPI definitions, computation, link and summaries over the process's stores.
+class KpiService(KpiReading):
+    """KPI definitions, computation, link and summaries over the process's stores (the
+    reading, link and summary methods are :class:`~monitor.kpis.reading.KpiReading`'s).
 
     Parameters
     ----------
@@ -286,7 +269,7 @@ class KpiService:
         catch-up after downtime. A KPI never run starts with the window before now. Then, as
         monitors do, windows computed within ``late_lookback`` whose events (or model rows and
         labels) arrived after their last computation are computed again (trigger ``late``)."""
-        now = _utc(now or self.clock())
+        now = utc(now or self.clock())
         written = 0
         records = [self.get(n) for n in names] if names else self.store.list(enabled=True)
         for rec in records:
@@ -322,258 +305,6 @@ class KpiService:
             if kind.floor(h) in finished and received > finished[kind.floor(h)]
         }
         return sorted(late)
-
-    # ------------------------------------------------------------------ reading
-    def _query(self, q: ResultQuery) -> builtins.list[MetricResult]:
-        rows, _ = self.results.query_results(q, limit=_MAX_ROWS)
-        return rows
-
-    def series(
-        self,
-        name: str,
-        tenant_id: str | None = None,
-        start: datetime | None = None,
-        end: datetime | None = None,
-        tenant_scope: str | None = None,
-    ) -> builtins.list[MetricResult]:
-        """The KPI rows (value, status, details) per tenant and window, oldest first."""
-        self.get(name)
-        if tenant_scope is not None and tenant_id not in (None, tenant_scope):
-            raise NotFoundError(f"tenant {tenant_id!r} not found")
-        tenant = tenant_scope or tenant_id
-        q = ResultQuery(
-            source="kpi", source_name=name, metric=name, tenant_id=tenant, start=start, end=end
-        )
-        return self._query(q)
-
-    def _grid(
-        self, d: KpiDefinition, at: datetime, back: int, ahead: int = 0
-    ) -> builtins.list[datetime]:
-        kind = windows.window(d.window)
-        return [kind.shift(at, k) for k in range(-back, ahead + 1)]
-
-    def _latest_window(self, name: str, tenant_id: str, breach: bool) -> datetime | None:
-        rows = self._query(
-            ResultQuery(source="kpi", source_name=name, metric=name, tenant_id=tenant_id)
-        )
-        if breach:
-            flagged = [r for r in rows if r.status in ("alert", "warn")]
-            rows = flagged or rows
-        return max((r.window_start for r in rows), default=None)
-
-    def related_signals(
-        self,
-        name: str,
-        tenant_id: str,
-        at: datetime | None = None,
-        *,
-        max_lag: int = 3,
-        span: int = 28,
-        limit: int = 20,
-    ) -> dict[str, Any]:
-        """For a KPI breach of one tenant, the model signals that moved with it, ranked.
-
-        ``at`` is the breach's window (the latest flagged window by default). Signals are
-        the tenant's monitor results (every model serving it), or the all-tenants ("*")
-        results when no monitor is split by tenant.
-        """
-        d = self.definition(name)
-        at = _utc(at) if at is not None else self._latest_window(name, tenant_id, breach=True)
-        if at is None:
-            raise NotFoundError(f"KPI {name!r} has no results for tenant {tenant_id!r}")
-        grid = self._grid(d, at, span + max_lag)
-        width = window_delta(d.window)
-        grid_end = windows.window(d.window).end(grid[-1])
-        kpi_rows = self.store.result_series(
-            source="kpi",
-            source_name=name,
-            metric=name,
-            tenant_id=tenant_id,
-            start=grid[0],
-            end=grid_end,
-        )
-        if not kpi_rows:
-            raise NotFoundError(f"KPI {name!r} has no results for tenant {tenant_id!r}")
-        kv = kpi_series(kpi_rows, grid).get((name, tenant_id), (np.full(len(grid), np.nan), []))[0]
-        kv = deseasonalize(kv, grid, d.window)
-        sig_rows = self.store.result_series(
-            source="monitor", tenant_id=tenant_id, start=grid[0], end=grid_end
-        )
-        if not sig_rows:  # monitors not split by tenant: the all-tenants signals serve it
-            sig_rows = self.store.result_series(
-                source="monitor", tenant_id="*", start=grid[0], end=grid_end
-            )
-        signals = signal_series(sig_rows, grid, width)
-        ranked = rank_related_signals(
-            kv, signals, grid, len(grid) - 1, max_lag=max_lag, span=span, limit=limit
-        )
-        at_row = next((r for r in kpi_rows if r.window_start == grid[-1]), None)
-        return {
-            "kpi": name,
-            "tenant_id": tenant_id,
-            "window_start": grid[-1].isoformat(),
-            "status": None if at_row is None else at_row.status,
-            "value": None if at_row is None else at_row.value,
-            "note": ASSOCIATION_NOTE,
-            "signals": [s.to_dict() for s in ranked],
-        }
-
-    def related_kpis(
-        self,
-        model: str,
-        tenant_id: str,
-        since: datetime,
-        until: datetime | None = None,
-        *,
-        monitor: str | None = None,
-        column: str | None = None,
-        metric: str | None = None,
-        max_lag: int = 3,
-        span: int = 28,
-    ) -> dict[str, Any]:
-        """For a model alert (``since`` = its first breaching window, ``until`` = its last),
-        the KPIs of the same tenant (every tenant when ``tenant_id`` is ``"*"``) that moved
-        in those windows or the ``max_lag`` after, ranked by association with the signal."""
-        since = _utc(since)
-        until = max(_utc(until), since) if until is not None else since
-        out: list[dict[str, Any]] = []
-        for d in self.definitions():
-            if not d.enabled:
-                continue
-            width = window_delta(d.window)
-            kind = windows.window(d.window)
-            first_w = kind.floor(since)
-            n = kind.count(first_w, kind.floor(until))
-            grid = self._grid(d, first_w, span, n + max_lag)
-            end = kind.end(grid[-1])
-            tenant_filter = None if tenant_id == "*" else tenant_id
-            kpi_rows = self.store.result_series(
-                source="kpi",
-                source_name=d.name,
-                metric=d.name,
-                tenant_id=tenant_filter,
-                start=grid[0],
-                end=end,
-            )
-            if not kpi_rows:
-                continue
-            sig_rows = self.store.result_series(
-                source="monitor",
-                model=model,
-                source_name=monitor,
-                column=column,
-                metric=metric,
-                tenant_id=tenant_id,
-                start=grid[0],
-                end=end,
-            )
-            signals = signal_series(sig_rows, grid, width)
-            vals = np.full(len(grid), np.nan)
-            if signals:  # one alert may cover several columns/metrics: average their values
-                stacked = np.vstack([v for v, _ in signals.values()])
-                with np.errstate(all="ignore"):
-                    counts = np.isfinite(stacked).sum(axis=0)
-                    vals = np.where(
-                        counts > 0, np.nansum(stacked, axis=0) / np.maximum(counts, 1), np.nan
-                    )
-            series = {
-                k: (deseasonalize(v, grid, d.window), st)
-                for k, (v, st) in kpi_series(kpi_rows, grid).items()
-            }
-            ranked = rank_related_kpis(
-                (vals, [""] * len(grid)),
-                series,
-                grid,
-                span,
-                span + n,
-                max_lag=max_lag,
-                span=span,
-            )
-            for k in ranked:
-                item = k.to_dict()
-                item.update({"unit": d.unit, "direction": d.direction, "window": d.window})
-                out.append(item)
-        out.sort(key=lambda x: (-x["score"], x["tenant_id"], x["kpi"]))
-        return {
-            "model": model,
-            "tenant_id": tenant_id,
-            "since": since.isoformat(),
-            "until": until.isoformat(),
-            "note": ASSOCIATION_NOTE,
-            "kpis": out,
-        }
-
-    def summary(
-        self,
-        tenant_id: str | None = None,
-        at: datetime | None = None,
-        tenant_scope: str | None = None,
-    ) -> dict[str, Any]:
-        """Executive summary: per tenant each KPI's latest window (at or before ``at``) vs
-        the one before and vs target, one sentence each, and the models' health; plus the
-        view across tenants."""
-        if tenant_scope is not None:
-            if tenant_id not in (None, tenant_scope):
-                raise NotFoundError(f"tenant {tenant_id!r} not found")
-            tenant_id = tenant_scope
-        defs = [d for d in self.definitions() if d.enabled]
-        at = _utc(at) if at is not None else self.clock()
-        per_tenant: dict[str, list[Any]] = {}
-        for d in defs:
-            kind = windows.window(d.window)
-            q = ResultQuery(
-                source="kpi",
-                source_name=d.name,
-                metric=d.name,
-                tenant_id=tenant_id,
-                # two periods of windows: the headline compares the last 7 with the 7 before
-                start=kind.shift(at, -(2 * PERIOD_WINDOWS + 2)),
-                end=kind.end(kind.floor(at)),
-            )
-            rows = self._query(q)
-            by_tenant: dict[str, list[MetricResult]] = {}
-            for r in rows:
-                by_tenant.setdefault(r.tenant_id, []).append(r)
-            for t, rs in by_tenant.items():
-                rs.sort(key=lambda r: r.window_start)
-                cur = rs[-1]
-                before = kind.shift(cur.window_start, -1)
-                prev = next((r for r in rs if r.window_start == before), None)
-                summary = summarize_kpi(
-                    d.name,
-                    t,
-                    cur,
-                    prev,
-                    description=d.description,
-                    unit=d.unit,
-                    direction=d.direction,
-                    window=d.window,
-                    target=d.target,
-                )
-                per_tenant.setdefault(t, []).append(
-                    replace(summary, headline=headline_dict(headline(d, t, rs)))
-                )
-        if tenant_id is not None:
-            per_tenant.setdefault(tenant_id, [])
-        tenants: list[TenantSummary] = []
-        for t in sorted(per_tenant):
-            health = model_health(
-                self._query(
-                    ResultQuery(
-                        source="monitor",
-                        tenant_id=t,
-                        start=at - timedelta(days=8),
-                        end=at + timedelta(days=1),
-                    )
-                )
-            )
-            kpis = sorted(per_tenant[t], key=lambda k: k.kpi)
-            tenants.append(TenantSummary(t, tenant_status(kpis, health), kpis, health))
-        return {
-            "at": at.isoformat(),
-            "tenants": [t.to_dict() for t in tenants],
-            "across_tenants": across_tenants(tenants),
-        }
 
 
 def _versioned(r: MetricResult, version: int) -> MetricResult:
