@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from monitor import ingest
+from monitor.ingest import validation
 from storage.types import FeatureSpec, ModelSchema
 
 NOW = datetime(2026, 6, 1, tzinfo=UTC)
@@ -41,13 +42,13 @@ SCHEMAS = {
 def fast_path_for_every_size(monkeypatch: pytest.MonkeyPatch) -> None:
     """The bodies here are small; in production they would skip DuckDB's reader (below
     ``SMALL_JSON_BYTES``). These tests compare the two paths, so the reader runs for all."""
-    monkeypatch.setattr(ingest, "SMALL_JSON_BYTES", 0)
+    monkeypatch.setattr(validation, "SMALL_JSON_BYTES", 0)
 
 
 def test_small_bodies_skip_the_reader(monkeypatch: pytest.MonkeyPatch) -> None:
     """A body under SMALL_JSON_BYTES is parsed row by row (the reader's fixed cost was most of
     a small request's CPU); a larger one goes to the reader first."""
-    monkeypatch.setattr(ingest, "SMALL_JSON_BYTES", 128 * 1024)
+    monkeypatch.setattr(validation, "SMALL_JSON_BYTES", 128 * 1024)
     calls: list[int] = []
     reader = ingest.json_columns
 
@@ -55,7 +56,7 @@ def test_small_bodies_skip_the_reader(monkeypatch: pytest.MonkeyPatch) -> None:
         calls.append(len(body))
         return reader(body, *a, **kw)
 
-    monkeypatch.setattr(ingest, "json_columns", counting)
+    monkeypatch.setattr(validation, "json_columns", counting)
     small, _ = encode([clean_row("binary", i) for i in range(100)], "array")
     big, _ = encode([clean_row("binary", i) for i in range(2000)], "array")
     assert len(small) < 128 * 1024 <= len(big)

@@ -225,13 +225,13 @@ json_values = st.recursive(
 @given(st.lists(json_values, max_size=6), st.sampled_from([None, 2]))
 def test_split_json_array_finds_each_element(elements: list, indent: int | None) -> None:
     body = json.dumps(elements, indent=indent, ensure_ascii=False).encode()
-    parts = ingest._split_json_array(body)
+    parts = ingest.split_json_array(body)
     assert parts is not None and [orjson.loads(p) for p in parts] == elements
 
 
 @pytest.mark.parametrize("body", [b"", b"{}", b"[", b"[1", b'["a]', b"[1]]", b"[1] x", b"[[1]"])
 def test_split_json_array_gives_up_when_brackets_do_not_balance(body: bytes) -> None:
-    assert ingest._split_json_array(body) is None
+    assert ingest.split_json_array(body) is None
 
 
 def test_arrow_stream_must_end_with_its_marker_and_not_by_chance() -> None:

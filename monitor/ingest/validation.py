@@ -1,0 +1,331 @@
+"""Validate a parsed body against field rules: typed valid rows, rejected rows with reasons."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import uuid
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+import numpy as np
+import orjson
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from monitor.errors import FieldError, PermissionDenied, ValidationFailed
+from monitor.ingest.bodies import ParsedBody, Unparseable
+from monitor.ingest.convert import convert_column
+from monitor.ingest.json_columns import SMALL_JSON_BYTES, json_columns
+from monitor.ingest.rules import FieldRule, Limits, show
+from storage.types import QuarantineRow
+
+
+@dataclass
+class RowError:
+    row: int
+    field: str
+    reason: str
+
+
+@dataclass
+class Validated:
+    """The outcome of validating one batch."""
+
+    table: pa.Table  # valid rows only, columns typed as the store expects
+    errors: list[RowError]  # every problem, in row order (one per bad row and field)
+    rejected: list[QuarantineRow]  # one per rejected row, with the raw row
+    received: int
+    tenants: list[str] = field(default_factory=list)
+
+
+# --------------------------------------------------------------------------- validation
+def validate(
+    parsed: ParsedBody,
+    rules: Sequence[FieldRule],
+    target: pa.Schema,
+    *,
+    kind: Literal["inference", "label", "event", "reference"],
+    model: str | None,
+    tenant_scope: str | None = None,
+    now: datetime | None = None,
+    limits: Limits | None = None,
+    batch_id: str | None = None,
+    fill: dict[str, Callable[[pa.Table], pa.Array]] | None = None,
+    aliases: Mapping[str, str] | None = None,
+) -> Validated:
+    """Check a parsed body against field rules; return typed valid rows and rejected rows.
+
+    ``aliases`` maps column names of the body to the rules' fields (the model schema's
+    ``aliases``: ``{"id": "request_id"}``); a body holding both a column and its alias's field
+    is refused whole (which one holds the value would be a guess).
+
+    ``limits`` bounds timestamps, text lengths and numbers per row (defaults: the settings'
+    defaults); ``now`` is the time the future-skew bound counts from.
+
+    Raises
+    ------
+    ValidationFailed
+        The batch as a whole does not fit (unknown columns). Nothing is stored.
+    PermissionDenied
+        A tenant-scoped key sent rows of another tenant. Nothing is stored.
+    """
+    now = now or datetime.now(UTC)
+    limits = limits or Limits()
+    batch_id = batch_id or uuid.uuid4().hex
+    if parsed.json is not None:
+        args = (rules, target)
+        kw: dict[str, Any] = dict(
+            kind=kind,
+            model=model,
+            tenant_scope=tenant_scope,
+            now=now,
+            limits=limits,
+            batch_id=batch_id,
+            fill=fill,
+            aliases=aliases,
+        )
+        source = {t: s for s, t in (aliases or {}).items()}
+        read_as = [replace(r, name=source.get(r.name, r.name)) for r in rules]
+        table = (
+            json_columns(parsed.json, read_as, ndjson=parsed.ndjson)
+            if len(parsed.json) >= SMALL_JSON_BYTES
+            else None
+        )
+        if table is not None:
+            fast = validate(ParsedBody(table=table), *args, **kw)
+            if not fast.errors:
+                return fast
+        # Something to report (or to look at closely): the row-by-row path, whose errors
+        # quote each bad row as it was sent.
+        return validate(parsed.parsed_rows(), *args, **kw)
+    rule_by_name = {r.name: r for r in rules}
+    aliases = {s: t for s, t in (aliases or {}).items() if t in rule_by_name and s != t}
+    readable = {*rule_by_name, *aliases}
+    n = parsed.count
+
+    if parsed.rows is not None:
+        columns, not_objects, present = _columns_from_rows(parsed.rows, readable)
+        raw_of: Callable[[int], str] = _raw_json_getter(parsed.rows)
+    else:
+        assert parsed.table is not None
+        table = parsed.table
+        present = set(table.column_names)
+        columns = {name: table.column(name) for name in present if name in readable}
+        not_objects = {}
+        raw_of = _raw_arrow_getter(table, parsed.raw_text)
+    if aliases:
+        columns, present = _renamed(columns, present, aliases, kind)
+
+    unknown = sorted(present - set(rule_by_name))
+    if unknown:
+        shown = ", ".join(show(c) for c in unknown[:20]) + (" ..." if len(unknown) > 20 else "")
+        raise ValidationFailed(
+            f"unknown column(s) [{shown}]; this {kind} batch accepts {sorted(rule_by_name)}"
+            + (
+                " (add new features to the model schema first: PUT /api/v1/models/{model})"
+                if kind == "inference"
+                else ""
+            ),
+            [
+                FieldError(("body", c if len(c) <= 80 else c[:60] + "..."), "unknown column")
+                for c in unknown[:20]
+            ],
+        )
+
+    _apply_tenant_scope(columns, n, tenant_scope)
+
+    bad = np.zeros(n, dtype=bool)
+    errors: list[RowError] = []
+    for row, why in not_objects.items():
+        bad[row] = True
+        errors.append(RowError(row, "<row>", why))
+    for row, (name, why) in parsed.row_errors.items():
+        bad[row] = True
+        errors.append(RowError(row, name, why))
+
+    arrays: dict[str, pa.Array] = {}
+    for rule in rules:
+        values = columns.get(rule.name)
+        if values is None and not rule.required:
+            continue  # absent optional column: the store keeps NULL, a reference its subset
+        arr, errs = convert_column(rule, values, n, now, limits)
+        seen: set[int] = set()
+        for row, why in errs:
+            # one reason per row and field (a value that failed to convert is not also
+            # "missing"); a row that is not an object gets only that one reason
+            if row in seen or row in not_objects:
+                continue
+            if parsed.row_errors.get(row, ("",))[0] in (rule.name, "<row>"):
+                continue  # the parser's reason for this value (or line) says it already
+            seen.add(row)
+            errors.append(RowError(row, rule.name, why))
+            bad[row] = True
+        arrays[rule.name] = arr
+
+    errors.sort(key=lambda e: e.row)
+    full = pa.table(arrays) if arrays else pa.table({"__n": pa.nulls(n)}).drop_columns(["__n"])
+    for name, make in (fill or {}).items():
+        if name in full.column_names:
+            full = full.set_column(full.schema.get_field_index(name), name, make(full))
+        else:
+            full = full.append_column(name, make(full))
+    keep = pa.array(~bad)
+    valid = full.filter(keep) if bad.any() else full
+    valid = _conform(valid, target)
+
+    reasons: dict[int, list[str]] = {}
+    for e in errors:
+        reasons.setdefault(e.row, []).append(f"{e.field}: {e.reason}")
+    first_field: dict[int, str] = {}
+    for e in errors:
+        first_field.setdefault(e.row, e.field)
+    tenant_col = arrays.get("tenant_id")
+    rejected = [
+        QuarantineRow(
+            kind=kind,
+            model=model,
+            row_index=row,
+            field=first_field[row],
+            reason="; ".join(reasons[row]),
+            raw=raw_of(row),
+            tenant_id=(tenant_col[row].as_py() if tenant_col is not None else None),
+            batch_id=batch_id,
+        )
+        for row in sorted(reasons)
+    ]
+    tenants: list[str] = []
+    if "tenant_id" in valid.column_names and valid.num_rows:
+        tenants = [t for t in pc.unique(valid.column("tenant_id")).to_pylist() if t]
+    return Validated(valid, errors, rejected, n, tenants)
+
+
+def _renamed(
+    columns: dict[str, Any], present: set[str], aliases: Mapping[str, str], kind: str
+) -> tuple[dict[str, Any], set[str]]:
+    """The columns under their fields' names (``aliases``: column -> field)."""
+    both = sorted(s for s, t in aliases.items() if s in present and t in present)
+    if both:
+        raise ValidationFailed(
+            f"this {kind} batch has both column(s) {both} and the field(s) they are aliases "
+            f"of ({[aliases[s] for s in both]}); send one of each",
+            [
+                FieldError(("body", s), f"alias of {aliases[s]!r}, which is also present")
+                for s in both
+            ],
+        )
+    return (
+        {aliases.get(c, c): v for c, v in columns.items()},
+        {aliases.get(c, c) for c in present},
+    )
+
+
+def _columns_from_rows(
+    rows: list[Any], rules: Collection[str]
+) -> tuple[dict[str, list[Any]], dict[int, str], set[str]]:
+    not_objects: dict[int, str] = {}
+    dict_rows: list[dict[str, Any]] = []
+    for i, r in enumerate(rows):
+        if isinstance(r, dict):
+            dict_rows.append(r)
+        else:
+            not_objects[i] = (
+                r.why
+                if isinstance(r, Unparseable)
+                else f"row must be a JSON object, got {type(r).__name__}"
+            )
+            dict_rows.append({})
+    present: set[str] = set().union(*dict_rows) if dict_rows else set()
+    columns = {name: [r.get(name) for r in dict_rows] for name in present if name in rules}
+    return columns, not_objects, present
+
+
+def _raw_json_getter(rows: list[Any]) -> Callable[[int], str]:
+    def raw(i: int) -> str:
+        r = rows[i]
+        if isinstance(r, Unparseable):
+            return r.raw
+        return _dumps(r)
+
+    return raw
+
+
+def _dumps(value: Any) -> str:
+    """A rejected row as JSON text for the quarantine, whatever it holds."""
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SERIALIZE_NUMPY, default=str).decode()
+    except TypeError:  # orjson writes at most 254 levels of nesting
+        pass
+    try:
+        return json.dumps(value, default=str, ensure_ascii=False)
+    except (RecursionError, ValueError, TypeError):
+        return json.dumps({"__driftwatch__": "row nested too deeply to keep a copy"})
+
+
+def _raw_arrow_getter(table: pa.Table, texts: dict[int, str]) -> Callable[[int], str]:
+    def raw(i: int) -> str:
+        if i in texts:
+            return texts[i]
+        row: dict[str, Any] = {}
+        for name, col in zip(table.column_names, table.columns, strict=True):
+            value = col[i]
+            try:
+                row[name] = value.as_py()
+            except (ValueError, OverflowError, pa.ArrowException):
+                # e.g. a timestamp outside years 1-9999: keep its stored number
+                row[name] = (
+                    str(value.cast(pa.int64()).as_py())
+                    if pa.types.is_timestamp(value.type)
+                    else str(value)
+                )
+        return _dumps(row)
+
+    return raw
+
+
+def _apply_tenant_scope(columns: dict[str, Any], n: int, scope: str | None) -> None:
+    """A scoped key's tenant comes from the key: fill it in, refuse any other tenant."""
+    if scope is None:
+        return
+    col = columns.get("tenant_id")
+    if col is None:
+        columns["tenant_id"] = pa.array([scope] * n, pa.string())
+        return
+    values = col.to_pylist() if isinstance(col, pa.ChunkedArray | pa.Array) else col
+    others = sorted({str(v) for v in values if v is not None and v != scope})
+    if others:
+        raise PermissionDenied(
+            f"this API key is scoped to tenant {scope!r}; the batch has rows of "
+            f"[{', '.join(show(o) for o in others[:5])}]: nothing was stored"
+        )
+    columns["tenant_id"] = pa.array([scope] * n, pa.string())
+
+
+def _conform(table: pa.Table, target: pa.Schema) -> pa.Table:
+    """Order and type the validated columns as the store's Arrow schema says."""
+    fields = [f for f in target if f.name in table.column_names]
+    cols = [table.column(f.name).cast(f.type) for f in fields]
+    return pa.Table.from_arrays(cols, schema=pa.schema(fields))
+
+
+# --------------------------------------------------------------------------- helpers
+def event_ids(table: pa.Table) -> pa.Array:
+    """Deterministic ids for events sent without one, so a retried batch is recognised."""
+    if "event_id" in table.column_names:
+        given = table.column("event_id").to_pylist()
+    else:
+        given = [None] * table.num_rows
+    cols = [
+        table.column(c).to_pylist() if c in table.column_names else [None] * table.num_rows
+        for c in ("tenant_id", "ts", "name", "value", "request_id")
+    ]
+    out = []
+    for i, g in enumerate(given):
+        if g is not None:
+            out.append(g)
+            continue
+        key = "\x1f".join("" if c[i] is None else str(c[i]) for c in cols)
+        out.append("h_" + hashlib.sha256(key.encode()).hexdigest()[:32])
+    return pa.array(out, pa.string())
