@@ -15,7 +15,7 @@ from dashboard import figures
 from dashboard import markup as m
 from dashboard.alert_list import chips
 from monitor.accounts import Account
-from monitor.alert_pages import AlertLeads
+from monitor.alert_leads import AlertLeads
 from monitor.queries import ALL, AlertView, Series
 
 PAGE = "alert"

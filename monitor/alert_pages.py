@@ -13,14 +13,13 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from alerts.evaluate import fingerprint
 from alerts.silences import InhibitIndex, silence_matches
 from monitor import tenancy
 from monitor.composition import of
-from monitor.errors import NotFoundError
 from monitor.queries import (
     AccessDenied,
     Scope,
@@ -354,172 +353,4 @@ def alert_list(
         rules=[r.name for r in store.list_rules()],
         now=now,
         computed_at=last_computed(services),
-    )
-
-
-# ---------------------------------------------------------------------------- alert page
-@dataclass(frozen=True)
-class RelatedKpi:
-    """A KPI of the alert's tenant that moved with it (ranked by ``monitor.kpis``)."""
-
-    kpi: str
-    tenant_id: str
-    change: float | None  # relative change against the windows before
-    correlation: float | None
-    status: str
-
-
-@dataclass(frozen=True)
-class RelatedSignal:
-    """A model signal that moved with a KPI alert (ranked by ``monitor.kpis``)."""
-
-    model: str
-    monitor: str
-    kind: str
-    column: str
-    metric: str
-    correlation: float | None
-    breached: str | None
-    breached_since: datetime | None
-
-
-@dataclass(frozen=True)
-class Driver:
-    """One tenant's part in an all-tenants drift: its own statistic and the statistic
-    without it (leave-one-out, computed by the runner)."""
-
-    tenant_id: str
-    rows: int
-    statistic: float | None
-    without: float | None
-    contribution: float | None
-
-
-@dataclass(frozen=True)
-class AlertLeads:
-    """Where to go from an alert: its model and feature, its tenant's KPIs, its twins, the
-    runbook, and what moved with it."""
-
-    model: str
-    tenant: str  # "*" for all tenants together
-    column: str  # a model feature the alert is about ("" if none)
-    window: datetime | None  # the newest window the alert was evaluated on
-    runbook_url: str | None
-    twins: list[Twin]
-    related_kpis: list[RelatedKpi]
-    related_signals: list[RelatedSignal]
-    drivers: list[Driver]
-    note: str  # association, not proof
-
-
-def _float(v: Any) -> float | None:
-    try:
-        f = float(v)
-    except (TypeError, ValueError):
-        return None
-    return f if math.isfinite(f) else None
-
-
-def _when(v: Any) -> datetime | None:
-    try:
-        ts = datetime.fromisoformat(str(v))
-    except (TypeError, ValueError):
-        return None
-    return ts if ts.tzinfo else ts.replace(tzinfo=UTC)
-
-
-def alert_leads(services: Services, scope: Scope, a: AlertRecord) -> AlertLeads:
-    """The leads of alert ``a`` (already checked to be in ``scope``)."""
-    from monitor.composition import of
-    from monitor.kpis.link import ASSOCIATION_NOTE
-
-    labels = {**a.labels}
-    ctx = a.context or {}
-    info = services.metadata.get_model(a.model) if a.model else None
-    features = {f.name for f in info.schema.features} if info else set()
-    column = str(labels.get("column") or ctx.get("column") or "")
-    window = (
-        _when((ctx.get("window") or {}).get("start"))
-        if isinstance(ctx.get("window"), dict)
-        else None
-    )
-    tenants = visible_tenants(services, scope)
-    twins = find_twins(services, [a], scope, tenants).get(int(a.id or 0), [])
-    related_kpis: list[RelatedKpi] = []
-    related_signals: list[RelatedSignal] = []
-    kpis = of(services).kpis
-    is_kpi = labels.get("source") == "kpi" or a.labels.get("kind") == "kpi"
-    if is_kpi and a.tenant_id not in ("", ALL):
-        name = str(labels.get("monitor") or ctx.get("monitor") or "")
-        try:
-            found = kpis.related_signals(name, a.tenant_id, at=window, limit=8)
-        except NotFoundError:  # the KPI was deleted or has no results: no leads to show
-            found = {"signals": []}
-        for s in found.get("signals", []):
-            related_signals.append(
-                RelatedSignal(
-                    str(s.get("model") or ""),
-                    str(s.get("monitor") or ""),
-                    str(s.get("kind") or ""),
-                    str(s.get("column") or ""),
-                    str(s.get("metric") or ""),
-                    _float(s.get("correlation")),
-                    s.get("breached"),
-                    _when(s.get("breached_since")),
-                )
-            )
-    elif a.model:
-        items = ctx.get("related_kpis")
-        if not isinstance(items, list):
-            try:
-                items = kpis.related_kpis(
-                    a.model,
-                    a.tenant_id,
-                    a.active_at,
-                    window,
-                    monitor=labels.get("monitor"),
-                    column=labels.get("column"),
-                    metric=labels.get("metric"),
-                ).get("kpis", [])[:5]
-            except NotFoundError:
-                items = []
-        for k in items:
-            if not isinstance(k, dict):
-                continue
-            tenant = str(k.get("tenant_id") or "")
-            if not tenancy.sees(scope, tenant):
-                continue
-            related_kpis.append(
-                RelatedKpi(
-                    str(k.get("kpi") or ""),
-                    tenant,
-                    _float(k.get("change")),
-                    _float(k.get("correlation")),
-                    str(k.get("status") or ""),
-                )
-            )
-    drivers = []
-    if a.tenant_id == ALL and scope is None:
-        for d in ctx.get("drivers") or []:
-            if isinstance(d, dict) and d.get("tenant_id"):
-                drivers.append(
-                    Driver(
-                        str(d["tenant_id"]),
-                        int(d.get("rows") or 0),
-                        _float(d.get("statistic")),
-                        _float(d.get("statistic_without")),
-                        _float(d.get("contribution")),
-                    )
-                )
-    return AlertLeads(
-        model=a.model,
-        tenant=a.tenant_id,
-        column=column if column in features else "",
-        window=window,
-        runbook_url=a.annotations.get("runbook_url") or None,
-        twins=twins,
-        related_kpis=related_kpis,
-        related_signals=related_signals,
-        drivers=drivers,
-        note=ASSOCIATION_NOTE,
     )

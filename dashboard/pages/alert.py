@@ -15,7 +15,7 @@ from dashboard import alert_detail, timerange
 from dashboard import components as c
 from dashboard import markup as m
 from dashboard.auth import guarded, services
-from monitor import alert_pages, queries
+from monitor import alert_leads, queries
 from monitor.accounts import Account
 from monitor.timerange import RangeError, TimeRange
 
@@ -79,7 +79,7 @@ def _actions(v: queries.AlertView) -> html.Div:
 
 
 def render(
-    v: queries.AlertView, leads: alert_pages.AlertLeads, account: Account, tr: TimeRange | None
+    v: queries.AlertView, leads: alert_leads.AlertLeads, account: Account, tr: TimeRange | None
 ) -> list[Any]:
     a = v.alert
     title = a.annotations.get("summary") or f"{a.rule} on {a.model} for {a.tenant_id}"
@@ -125,7 +125,7 @@ def update(params: dict[str, Any], _version: int, account: Account) -> Any:
         view = queries.alert_view(services(), account.tenants, int(raw), span=tr)
         if view is None:
             return c.empty(PAGE, f"Alert {raw} not found.", "It may be out of your tenant scope.")
-        leads = alert_pages.alert_leads(services(), account.tenants, view.alert)
+        leads = alert_leads.alert_leads(services(), account.tenants, view.alert)
     except Exception as exc:
         return c.error_box(PAGE, exc)
     return render(view, leads, account, tr)

@@ -2,18 +2,38 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, TypeVar
+
 from fastapi import Request
+from starlette.concurrency import run_in_threadpool
 
 from monitor.composition import Components
 from monitor.errors import PayloadTooLarge
 
-__all__ = ["components", "read_body"]
+if TYPE_CHECKING:
+    from monitor.alerting import AlertingRuntime
+
+__all__ = ["alerting_runtime", "components", "in_thread", "read_body"]
+
+T = TypeVar("T")
 
 
 def components(request: Request) -> Components:
     """The components of the app serving this request (built by :mod:`monitor.composition`)."""
     found: Components = request.app.state.components
     return found
+
+
+def alerting_runtime(request: Request) -> AlertingRuntime:
+    """The alerting runtime (rules engine, alert store, delivery worker) of this process."""
+    return components(request).alerting
+
+
+async def in_thread(fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+    """Run a blocking store call off the event loop (its errors map through the app's one
+    translation, ``monitor.errors.translate``)."""
+    return await run_in_threadpool(lambda: fn(*args, **kwargs))
 
 
 async def read_body(request: Request) -> bytes:

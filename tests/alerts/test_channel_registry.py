@@ -86,7 +86,7 @@ def test_a_kind_is_registered_once() -> None:
 
 
 def test_the_api_offers_the_registered_kinds() -> None:
-    from monitor.api.routes_alerts import ChannelIn
+    from monitor.api.routes_channels import ChannelIn
 
     schema = ChannelIn.model_json_schema()
     assert set(schema["properties"]["kind"]["enum"]) == set(kinds())
