@@ -46,6 +46,7 @@ def lake_export(
     replaces each partition's file whole: idempotent."""
     # DuckDB loads on first use: `driftwatch --help` stays fast (tests/test_cli.py)
     from storage.lake import LakeError, export
+    from storage.lake_mirror import LakeMirror
     from storage.logstore import LogStore, LogStoreError, UnknownModelError
 
     models = list(model or [])
@@ -67,6 +68,8 @@ def lake_export(
             ) from exc
         raise
     try:
+        if settings.lake_dir is not None:  # the server's lake copy first: batches a crash left
+            LakeMirror.open(ls, settings.lake_dir)
         known = set(ls.models())
         unknown = [m for m in models if m not in known]
         if unknown:

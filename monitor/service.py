@@ -129,6 +129,10 @@ class Services:
         services = cls(settings, metadata, logstore, clock)
         for info in metadata.list_models():  # tables follow the registered schemas
             logstore.ensure_model(info.name, info.schema)
+        if settings.lake_dir is not None:  # after the tables: copies what a crash left behind
+            from storage.lake_mirror import LakeMirror  # pyarrow's Parquet writer: only when on
+
+            LakeMirror.open(logstore, settings.lake_dir)
         return services
 
     def count(self, name: str, n: int = 1) -> None:

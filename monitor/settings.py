@@ -153,6 +153,13 @@ class Settings(BaseSettings):
         "queued in one transaction and each request is answered after that commit (see "
         "docs/architecture.md, group commit); false commits each request on its own.",
     )
+    lake_dir: Path | None = Field(
+        None,
+        description="Also copy every ingested batch (inferences, labels, events; the accepted "
+        "rows only) into the Parquet lake in this folder, as ingest-<batch>.parquet files of "
+        "the lake layout, after the store's commit and before the request is answered; a "
+        "crash in between is repaired at the next start (docs/scale-out.md). Empty: off.",
+    )
     scheduler_enabled: bool = Field(
         True, description="Run the monitor scheduler inside `driftwatch serve`."
     )

@@ -26,7 +26,10 @@ Inference rows sit at the root's ``model=`` folders: the profile engines that re
 * Files whose names start with ``_`` or ``.`` are not data (readers skip them).
 
 Who writes which files: :func:`export` owns the files named ``export.parquet`` and replaces one
-whole per (kind, model, date) each run. Other writers use other names.
+whole per (kind, model, date) each run; the ingest API's lake copy (``storage.lake_mirror``)
+owns ``ingest-<batch>.parquet``, one per committed batch and date. ``export`` leaves out the rows
+a partition's ``ingest-*`` files already hold, so the two together hold each row once. Other
+writers use other names.
 
 Promises of :func:`export`: it is **idempotent** (a re-run writes the same rows; a partition's
 file is replaced, never appended to, so rows are never doubled) and a partition is **all or
@@ -47,6 +50,7 @@ from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
@@ -56,6 +60,7 @@ from storage.tables import quote
 
 __all__ = [
     "EXPORT_FILE",
+    "INGEST_PREFIX",
     "KINDS",
     "LAYOUT",
     "LAYOUT_FILE",
@@ -66,13 +71,18 @@ __all__ = [
     "export",
     "kind_root",
     "partitions",
+    "pending_batches",
     "read_lake",
     "write_partition",
+    "write_table_atomic",
 ]
 
 LAYOUT_VERSION = 1
 LAYOUT_FILE = "_driftwatch_lake.json"
 EXPORT_FILE = "export.parquet"
+INGEST_PREFIX = "ingest-"
+"""Files ``ingest-<batch>.parquet``: written by the ingest API's lake copy (storage.lake_mirror)."""
+KEY_COLUMN = {"inferences": "request_id", "labels": "request_id", "events": "event_id"}
 KINDS = ("inferences", "labels", "events")
 _DATE_COLUMN = {"inferences": "ts", "labels": "received_at", "events": "ts"}
 _ORDER = {
@@ -187,10 +197,15 @@ def write_partition(
     sql = (
         f"SELECT * FROM {quote(table)} WHERE {col} >= ? AND {col} < ? ORDER BY {_ORDER[part.kind]}"
     )
+    mirrored = _mirrored_keys(folder, part.kind)
     written = 0
     writer: pq.ParquetWriter | None = None
     try:
         for batch in logstore.query_batches(sql, [start, start + timedelta(days=1)], batch_rows):
+            if mirrored is not None:  # rows the ingest API's lake copy already wrote
+                batch = batch.filter(pc.invert(pc.is_in(_row_keys(batch, part.kind), mirrored)))
+                if not batch.num_rows:
+                    continue
             if writer is None:
                 writer = pq.ParquetWriter(tmp, batch.schema, compression="zstd")
             writer.write_batch(batch, row_group_size=batch_rows)
@@ -210,6 +225,53 @@ def write_partition(
             writer.close()
         tmp.unlink(missing_ok=True)
     return written
+
+
+def _row_keys(table: pa.Table | pa.RecordBatch, kind: str) -> pa.Array:
+    """One string per row naming its idempotency key: tenant (empty for none), a unit
+    separator, then the request or event id."""
+    tenant = pc.fill_null(table.column("tenant_id"), "")
+    return pc.binary_join_element_wise(tenant, table.column(KEY_COLUMN[kind]), "\x1f")
+
+
+def _mirrored_keys(folder: Path, kind: str) -> pa.Array | None:
+    """The keys of the rows in a partition's ``ingest-*`` files (None when there are none)."""
+    files = sorted(folder.glob(f"{INGEST_PREFIX}*.parquet"))
+    if not files:
+        return None
+    parts = [
+        _row_keys(pq.read_table(f, columns=["tenant_id", KEY_COLUMN[kind]]), kind) for f in files
+    ]
+    return pa.concat_arrays(
+        [p.combine_chunks() if isinstance(p, pa.ChunkedArray) else p for p in parts]
+    )
+
+
+def write_table_atomic(path: Path, table: pa.Table) -> None:
+    """Write ``table`` as the Parquet file ``path``: to a temporary name beside it, fsynced,
+    renamed over ``path``, the folder fsynced. A reader sees the old file or the new one."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    try:
+        pq.write_table(table, tmp, compression="zstd")
+        _fsync(tmp)
+        os.replace(tmp, path)
+        _fsync_dir(path.parent)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+
+def pending_batches(store: LogStore) -> int:
+    """How many committed batches still wait in the outbox for their lake copy (0 when the
+    mirror was never on)."""
+    exists = store.query_arrow(
+        "SELECT count(*) AS n FROM information_schema.tables WHERE table_name = ?",
+        [tables.LAKE_OUTBOX],
+    )["n"][0].as_py()
+    if not exists:
+        return 0
+    got = store.query_arrow(f"SELECT count(DISTINCT batch) AS n FROM {tables.LAKE_OUTBOX}")
+    return int(got["n"][0].as_py())
 
 
 @dataclass(frozen=True)
@@ -238,10 +300,20 @@ def export(
     Raises
     ------
     LakeError
-        A lake of another layout version at ``root``.
+        A lake of another layout version at ``root``, or ingested batches still waiting for
+        their lake copy (``storage.lake_mirror``).
     storage.logstore.UnknownModelError
         A model without log tables.
     """
+    waiting = pending_batches(logstore)
+    if waiting:
+        # their rows are in the table but not yet in ingest-* files: exported now, they would
+        # be in the lake twice once the copy catches up
+        raise LakeError(
+            f"{waiting} ingested batch(es) wait in the store for their lake copy "
+            "(the lake_dir setting): run this with DRIFTWATCH_LAKE_DIR set to the server's lake, "
+            "which copies them first"
+        )
     ensure_layout(root)
     plan: list[Partition] = []
     for model in models:

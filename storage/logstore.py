@@ -66,7 +66,7 @@ from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import duckdb
 import numpy as np
@@ -90,6 +90,7 @@ from storage.types import (
 log = logging.getLogger(__name__)
 
 __all__ = [
+    "CommitMirror",
     "LabelJoin",
     "LogStore",
     "LogStoreError",
@@ -101,6 +102,24 @@ __all__ = [
 
 def _utcnow() -> datetime:
     return datetime.now(UTC)
+
+
+class CommitMirror(Protocol):
+    """Something that copies every committed append elsewhere (``storage.lake_mirror``: the
+    Parquet lake). The store calls :meth:`record` inside the append's transaction, so what it
+    records (an outbox of the rows still to copy) commits or rolls back with the rows, then
+    :meth:`committed` after COMMIT, still under the write lock. ``committed`` must not raise:
+    the rows are stored, and a failed copy stays in the outbox for a later retry."""
+
+    def record(
+        self, con: duckdb.DuckDBPyConnection, inserts: Sequence[tuple[str, str, pa.Table]]
+    ) -> object:
+        """Inside the transaction: note ``(table, key column, full-width rows)`` per insert."""
+        ...
+
+    def committed(self, token: object) -> None:
+        """After COMMIT: copy what :meth:`record` noted (``token`` is its return value)."""
+        ...
 
 
 class LogStoreError(StorageError):
@@ -458,6 +477,7 @@ class LogStore:
         self._indexes: dict[str, _KeyIndex] = {}
         self._columns: dict[str, dict[str, str]] = {}
         self._closed = False
+        self._mirror: CommitMirror | None = None  # see attach_mirror
         self._direct_bytes = 0  # appended since the last checkpoint (see background_checkpoint)
         self._checkpoint_wanted = threading.Event()
         self._checkpointer: threading.Thread | None = None
@@ -651,6 +671,22 @@ class LogStore:
         """A read cursor (its own connection to the same database; sees committed data)."""
         with self._cursor() as cur:
             yield cur
+
+    def attach_mirror(self, mirror: CommitMirror) -> None:
+        """From now on every committed append (inferences, labels, events) is also handed to
+        ``mirror``: its :meth:`CommitMirror.record` runs inside the append's transaction and
+        its :meth:`CommitMirror.committed` after COMMIT. Without a mirror nothing changes (an
+        append stays one INSERT statement)."""
+        with self._wlock:
+            self._check_open()
+            self._mirror = mirror
+
+    def arrow_table_schema(self, table: str) -> pa.Schema:
+        """The Arrow schema ``SELECT *`` of a log table gives (every column, in table order,
+        all nullable): what a copy of its rows, e.g. a lake file, holds."""
+        return pa.schema(
+            [pa.field(c, _DUCK_TO_ARROW[t]) for c, t in self._table_columns(table).items()]
+        )
 
     def committed(self, nbytes: int) -> None:
         """Report a commit of ``nbytes`` made through :meth:`writer` (call it inside), so the
@@ -909,6 +945,36 @@ class LogStore:
                 f"inserted {inserted} rows into {kt.table}, expected {new.num_rows}"
             )
 
+    def _insert_all(self, inserts: list[tuple[_KeyedTable, pa.Table]]) -> None:
+        """INSERT each ``(table, rows)`` atomically: one statement alone (its own transaction,
+        which saves BEGIN and COMMIT), several in one transaction. With a mirror attached, the
+        rows are stamped here (so the copy holds the stored ``received_at``) and the mirror
+        records them in the same transaction, then copies them after COMMIT."""
+        if self._mirror is None:
+            if len(inserts) == 1:
+                self._insert(*inserts[0])
+            elif inserts:
+                with self._transaction():
+                    for kt, new in inserts:
+                        self._insert(kt, new)
+            return
+        if not inserts:
+            return
+        stamp = pa.scalar(self.now(), _UTC)
+        full: list[tuple[_KeyedTable, pa.Table]] = []
+        for kt, new in inserts:
+            if "received_at" not in new.column_names:
+                new = new.append_column("received_at", pa.repeat(stamp, new.num_rows))
+            full.append((kt, _full_width(new, self.arrow_table_schema(kt.table))))
+        with self._transaction():
+            for kt, new in full:
+                self._insert(kt, new)
+            token = self._mirror.record(self._con, [(kt.table, kt.key, new) for kt, new in full])
+        try:
+            self._mirror.committed(token)
+        except Exception:  # pragma: no cover - a mirror must not raise; the rows are stored
+            log.exception("the commit mirror failed after COMMIT; its outbox keeps the rows")
+
     def _append_keyed(self, kt: _KeyedTable, batch: pa.Table) -> AppendResult:
         """Insert the rows of ``batch`` whose (tenant, key) is new (first occurrence wins),
         atomically, in a transaction of its own."""
@@ -920,7 +986,7 @@ class LogStore:
         if accepted == 0:
             return AppendResult(0, n)
         new = batch if accepted == n else batch.filter(pa.array(keep))
-        self._insert(kt, new)  # one statement: its own transaction (atomic, durable on return)
+        self._insert_all([(kt, new)])
         # Only after COMMIT: a failed transaction must not leave its keys in the index.
         self._index(kt).add_sorted(new_hashes)
         self._committed(new.nbytes)
@@ -978,12 +1044,7 @@ class LogStore:
         try:
             plans = self._plan_group(ready)
             inserts = [(kt, new) for kt, new, _, _ in plans if new.num_rows]
-            if len(inserts) == 1:
-                self._insert(*inserts[0])
-            elif inserts:
-                with self._transaction():
-                    for kt, new in inserts:
-                        self._insert(kt, new)
+            self._insert_all(inserts)
         except Exception:  # retried one by one below
             for p in ready:
                 self._flush_alone(p)
@@ -1407,6 +1468,18 @@ class LogStore:
         """Memory held by the in-memory idempotency indexes (8 bytes per stored key)."""
         with self._wlock:
             return sum(i.nbytes for i in self._indexes.values())
+
+
+def _full_width(batch: pa.Table, schema: pa.Schema) -> pa.Table:
+    """``batch`` with every column of ``schema``, in its order and types (absent ones NULL)."""
+    cols = []
+    for field in schema:
+        if field.name in batch.column_names:
+            col = batch.column(field.name)
+            cols.append(col if col.type == field.type else col.cast(field.type))
+        else:
+            cols.append(pa.nulls(batch.num_rows, field.type))
+    return pa.Table.from_arrays(cols, schema=schema)
 
 
 def _where(

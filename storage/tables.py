@@ -16,6 +16,7 @@ from typing import Literal
 
 __all__ = [
     "EVENTS",
+    "LAKE_OUTBOX",
     "PROFILE_HOURS",
     "PROFILE_LAKE_FILES",
     "PROFILE_STATE",
@@ -43,6 +44,9 @@ PROFILE_STATE = "profile_state"
 """Per model: the ``received_at`` watermark up to which late rows were looked for."""
 PROFILE_LAKE_FILES = "profile_lake_files"
 """Per lake-fed model and pushed day: the spec key and the lake files its profiles came from."""
+
+LAKE_OUTBOX = "lake_outbox"
+"""Keys of committed rows not yet copied to the lake (storage.lake_mirror; only when it is on)."""
 
 LogKind = Literal["inferences", "labels", "references", "profiles"]
 _SEP = "__"
