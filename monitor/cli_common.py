@@ -140,6 +140,11 @@ def follow_job(client: httpx.Client, job: dict, progress: Any, label: str) -> di
     return job
 
 
+def stamp(value: datetime | None) -> str:
+    """A time as the CLI's tables print it (minutes, no zone), ``-`` for none."""
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
 def one_line(text: str, limit: int = 200) -> str:
     """``text`` on one line (whitespace collapsed), clipped to ``limit`` characters."""
     flat = re.sub(r"\s+", " ", text).strip()
