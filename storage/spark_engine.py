@@ -24,18 +24,19 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from storage.lake_profiles import LakeFile, check_partition, selected_columns
+from storage.lake_profiles import DayRows, LakeFile, check_partition, selected_columns
 from storage.profile_kernel import (
     PROFILE_SCHEMA,
     ProfileAccumulator,
     ProfileSpec,
     merge_profiles,
 )
+from storage.row_kernel import LABEL_SCHEMA, SAMPLE_BASE, merge_labels, merge_samples
 
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
 
-__all__ = ["MissingSparkError", "session", "spark_profile_dates"]
+__all__ = ["MissingSparkError", "session", "spark_lake_dates", "spark_profile_dates"]
 
 # Spark carries the hour as epoch hours (LongType): no session time zone can shift it.
 _SPARK_SCHEMA_DDL = (
@@ -166,3 +167,191 @@ def spark_profile_dates(
     days = pc.cast(pc.floor_temporal(table.column("hour"), unit="day"), pa.date32())
     for d in sorted(with_files):
         yield d, table.filter(pc.equal(days, pa.scalar(d, pa.date32())))
+
+
+# Format-2 specs (storage.row_kernel): every task emits its partial profiles, samples and label
+# aggregates hour by hour as Arrow IPC blobs (one Spark schema for three tables); the blobs are
+# repartitioned by (kind, hour) and each partition merges its hours with the kernel's merges.
+_BLOB_DDL = "kind string, hour long, payload binary"
+_KINDS = ("profiles", "samples", "labels")
+
+
+def _ipc(table: pa.Table) -> bytes:
+    sink = pa.BufferOutputStream()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytes(sink.getvalue().to_pybytes())
+
+
+def _unipc(blob: bytes) -> pa.Table:
+    return pa.ipc.open_stream(pa.py_buffer(blob)).read_all()
+
+
+def _by_hour(kind: str, table: pa.Table) -> Iterator[tuple[str, int, bytes]]:
+    if table.num_rows == 0:
+        return
+    hours = pc.divide(table.column("hour").cast(pa.int64()), _US_PER_HOUR)
+    for h in pc.unique(hours).to_pylist():
+        yield kind, int(h), _ipc(table.filter(pc.equal(hours, h)))
+
+
+def _blobs(items: list[tuple[str, int, bytes]]) -> pa.RecordBatch:
+    return pa.RecordBatch.from_arrays(
+        [
+            pa.array([i[0] for i in items], pa.string()),
+            pa.array([i[1] for i in items], pa.int64()),
+            pa.array([i[2] for i in items], pa.binary()),
+        ],
+        names=["kind", "hour", "payload"],
+    )
+
+
+def _merge_kind(kind: str, parts: list[pa.Table], k: int) -> pa.Table:
+    if kind == "profiles":
+        return merge_profiles(parts)
+    if kind == "samples":
+        return merge_samples(parts, k)
+    return merge_labels(parts)
+
+
+def _labels_df(spark: SparkSession, paths: list[str]) -> Any:
+    """The model's labels, one per (tenant, request_id): the first received wins (ties: the
+    smaller label text), as storage.lake_profiles' DuckDB join and the embedded store."""
+    from pyspark.sql import Window
+    from pyspark.sql import functions as F
+
+    df = spark.read.option("mergeSchema", "true").parquet(*paths)
+    df = df.select("tenant_id", "request_id", "label", "received_at").where(
+        F.col("request_id").isNotNull() & F.col("label").isNotNull()
+    )
+    first = Window.partitionBy("tenant_id", "request_id").orderBy(
+        "received_at", F.col("label").cast("string")
+    )
+    return df.withColumn("_n", F.row_number().over(first)).where("_n = 1").drop("_n")
+
+
+def spark_lake_dates(
+    spark: SparkSession,
+    dates: dict[date, list[LakeFile]],
+    spec: ProfileSpec,
+    *,
+    labels: dict[date, list[LakeFile]] | None = None,
+    base_path: str | None = None,
+) -> Iterator[tuple[date, DayRows]]:
+    """:class:`storage.lake_profiles.DayRows` of each date, computed by Spark: for a format-1
+    spec the profiles as :func:`spark_profile_dates`; for a format-2 spec also the samples and
+    the label aggregates (the label files ``labels[day]`` joined to the day's rows), all in one
+    scan. A date with no files yields empty tables."""
+    if spec.format == 1:
+        for d, rows in spark_profile_dates(spark, dates, spec, base_path=base_path):
+            yield d, DayRows(rows, SAMPLE_BASE.empty_table(), LABEL_SCHEMA.empty_table())
+        return
+    from pyspark.sql import functions as F
+
+    with_files = {d: fs for d, fs in dates.items() if fs}
+    for d in dates:
+        if d not in with_files:
+            yield d, DayRows.empty()
+    if not with_files:
+        return
+
+    def fix(p: str) -> str:
+        if base_path is None or "://" in p:
+            return p
+        return f"{base_path.rstrip('/')}/{p.split('/model=', 1)[-1]}"
+
+    paths = [fix(f.path) for fs in with_files.values() for f in fs]
+    base = paths[0].rsplit("/date=", 1)[0]
+    df = spark.read.option("basePath", base).option("mergeSchema", "true").parquet(*paths)
+    cols = selected_columns(df.columns, spec)
+    df = df.select(*cols)
+    if spec.labels is not None:
+        lpaths = sorted({f.path for d in with_files for f in (labels or {}).get(d, [])})
+        if lpaths:
+            lab = _labels_df(spark, lpaths)
+            lt = lab.alias("lt")
+            lu = lab.where(F.col("tenant_id").isNull()).alias("lu")
+            i = df.alias("i")
+            df = (
+                i.join(
+                    lt,
+                    (F.col("lt.request_id") == F.col("i.request_id"))
+                    & (F.col("lt.tenant_id") == F.col("i.tenant_id")),
+                    "left",
+                )
+                .join(lu, F.col("lu.request_id") == F.col("i.request_id"), "left")
+                .select(
+                    *[F.col(f"i.{c}").alias(c) for c in cols],
+                    F.coalesce(F.col("lt.label"), F.col("lu.label")).alias("label"),
+                    F.coalesce(F.col("lt.received_at"), F.col("lu.received_at")).alias(
+                        "label_received_at"
+                    ),
+                )
+            )
+        else:
+            df = df.withColumn("label", F.lit(None).cast("string")).withColumn(
+                "label_received_at", F.lit(None).cast("timestamp")
+            )
+    spec_json = spec.to_json()
+    k = spec.sample_k
+
+    def partials(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        from storage.profile_kernel import ProfileSpec as _Spec
+
+        acc: ProfileAccumulator | None = None
+        for batch in batches:
+            if acc is None:
+                acc = ProfileAccumulator(_Spec.from_json(spec_json), batch.schema.names)
+            check_partition(batch)
+            acc.add(batch)
+        if acc is None:
+            return
+        items = [
+            *_by_hour("profiles", acc.rows()),
+            *_by_hour("samples", acc.samples()),
+            *_by_hour("labels", acc.label_rows()),
+        ]
+        if items:
+            yield _blobs(items)
+
+    def merged(batches: Iterator[pa.RecordBatch]) -> Iterator[pa.RecordBatch]:
+        parts: dict[tuple[str, int], list[pa.Table]] = {}
+        for b in batches:
+            for kind, hour, blob in zip(
+                b.column(0).to_pylist(),
+                b.column(1).to_pylist(),
+                b.column(2).to_pylist(),
+                strict=True,
+            ):
+                parts.setdefault((kind, hour), []).append(_unipc(blob))
+        items = [
+            (kind, hour, _ipc(_merge_kind(kind, tables, k)))
+            for (kind, hour), tables in sorted(parts.items())
+        ]
+        if items:
+            yield _blobs(items)
+
+    out = (
+        df.mapInArrow(partials, _BLOB_DDL)
+        .repartition("kind", "hour")
+        .mapInArrow(merged, _BLOB_DDL)
+        .toArrow()
+    )
+    got: dict[str, list[pa.Table]] = {kind: [] for kind in _KINDS}
+    for kind, blob in zip(
+        out.column("kind").to_pylist(), out.column("payload").to_pylist(), strict=True
+    ):
+        got[kind].append(_unipc(blob))
+    profiles = merge_profiles(got["profiles"])
+    samples = merge_samples(got["samples"], k) if got["samples"] else SAMPLE_BASE.empty_table()
+    label_rows = merge_labels(got["labels"])
+    for d in sorted(with_files):
+        day = pa.scalar(d, pa.date32())
+
+        def on(table: pa.Table, day: pa.Scalar = day) -> pa.Table:
+            if table.num_rows == 0:
+                return table
+            days = pc.cast(pc.floor_temporal(table.column("hour"), unit="day"), pa.date32())
+            return table.filter(pc.equal(days, day))
+
+        yield d, DayRows(on(profiles), on(samples), on(label_rows))

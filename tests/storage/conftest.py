@@ -149,3 +149,14 @@ def clocked_store(metadata_url: str, clock: FakeClock) -> Iterator[MetadataStore
     store.upgrade()
     yield store
     store.dispose()
+
+
+@pytest.fixture(scope="session")
+def spark() -> Iterator[object]:
+    """One local Spark session for the whole test session (its start is most of the cost),
+    shared by the engine tests, the lake-row tests and the engine contract suite."""
+    from storage.spark_engine import session
+
+    s = session("local[2]", "driftwatch-tests", **{"spark.sql.shuffle.partitions": "4"})
+    yield s
+    s.stop()

@@ -31,7 +31,14 @@ from storage.row_kernel import (
     sort_labels,
     sort_samples,
 )
-from tests.storage.test_profile_engines import T0, TS, logs, spec_for, write_lake
+from tests.storage.test_profile_engines import (
+    T0,
+    TS,
+    assert_same_profiles,
+    logs,
+    spec_for,
+    write_lake,
+)
 
 K = 40
 
@@ -249,3 +256,26 @@ def test_partials_of_any_split_merge_to_one_pass(lake) -> None:
     for c in ("hour", "tenant_id", "model_version", "name", "n"):
         assert m.column(c).to_pylist() == w.column(c).to_pylist()
     assert np.allclose(m.column("value").to_numpy(), w.column("value").to_numpy(), rtol=1e-12)
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)  # the JVM's start: ~11 s on a quiet machine, minutes at load 15+
+def test_spark_gives_the_same_samples_and_label_aggregates_as_duckdb(lake, spark) -> None:
+    from storage.spark_engine import spark_lake_dates
+
+    root, _, _, spec = lake
+
+    def engine(dates, spec, labels):
+        return spark_lake_dates(spark, dates, spec, labels=labels)
+
+    got, want = lake_rows(root, spec, engine), lake_rows(root, spec)
+    assert_same_profiles(got.profiles, want.profiles)
+    gs, ws = sort_samples(got.samples), sort_samples(want.samples)
+    assert gs.num_rows == ws.num_rows > 0
+    for name in ws.column_names:
+        g = gs.column(name).cast(ws.schema.field(name).type)
+        assert g.to_pandas().equals(ws.column(name).to_pandas()), name
+    gl, wl = got.labels, want.labels
+    for c in ("hour", "tenant_id", "model_version", "name", "n"):
+        assert gl.column(c).to_pylist() == wl.column(c).to_pylist(), c
+    assert np.allclose(gl.column("value").to_numpy(), wl.column("value").to_numpy(), rtol=1e-12)

@@ -15,7 +15,6 @@ thousand rows; see the note at the end of docs/scale-out.md.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterator
 from datetime import UTC, date, datetime, timedelta
 
 import numpy as np
@@ -261,17 +260,7 @@ def test_lake_layout_errors_name_the_file(tmp_path) -> None:
         list_partitions(str(tmp_path), "churn")
 
 
-# -- Spark -------------------------------------------------------------------------------------
-@pytest.fixture(scope="session")
-def spark() -> Iterator[object]:
-    """One local Spark session for the whole test session (its start is most of the cost)."""
-    from storage.spark_engine import session
-
-    s = session("local[2]", "driftwatch-tests", **{"spark.sql.shuffle.partitions": "4"})
-    yield s
-    s.stop()
-
-
+# -- Spark (the session-wide ``spark`` fixture is in tests/storage/conftest.py) -----------------
 @pytest.mark.slow
 @pytest.mark.timeout(900)  # the JVM's start: ~11 s on a quiet machine, minutes at load 15+
 def test_spark_on_lake_equals_native_and_duckdb_with_late_rows(lake_data, spark) -> None:
