@@ -245,11 +245,13 @@ class Client:
         """What a lake job computes for ``model`` (``GET /models/{model}/profile-spec``)."""
         return self._send("GET", f"/models/{model}/profile-spec")
 
-    def push_profiles(self, model: str, day: str, body: bytes) -> dict[str, Any]:
-        """Replace one date's profiles (``PUT /models/{model}/profiles/{day}``): a Parquet
-        body from :func:`monitor.lake_job.encode_push`. Raises ``ClientError`` 409 when the
-        spec is stale."""
-        return self._send("PUT", f"/models/{model}/profiles/{day}", content=body, ctype=PARQUET)
+    def push_profiles(
+        self, model: str, day: str, body: bytes, ctype: str = PARQUET
+    ) -> dict[str, Any]:
+        """Replace one date's profiles (``PUT /models/{model}/profiles/{day}``): a body from
+        :func:`monitor.lake_job.encode_day` (Parquet, or multipart/form-data for push format
+        2). Raises ``ClientError`` 409 when the spec is stale."""
+        return self._send("PUT", f"/models/{model}/profiles/{day}", content=body, ctype=ctype)
 
     # ------------------------------------------------------------------ batching
     def _log(self, path: str, rows: Any) -> IngestTotals:

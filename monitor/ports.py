@@ -120,9 +120,36 @@ class ProfileEngine(Protocol):
         ...
 
     def replace_day(
-        self, model: str, day: date, rows: pa.Table, spec_key: str, files: Sequence[LakeFile]
+        self,
+        model: str,
+        day: date,
+        rows: pa.Table,
+        spec_key: str,
+        files: Sequence[LakeFile],
+        samples: pa.Table | None = None,
+        labels: pa.Table | None = None,
+        sample_k: int = 0,
     ) -> int:
-        """Replace a day's hours with pushed profile rows and record their files, at once."""
+        """Replace a day's hours with pushed profile rows (and, spec format 2, sample rows
+        and label aggregates) and record their files, at once."""
+        ...
+
+    def lake_sample(
+        self,
+        model: str,
+        start: datetime,
+        end: datetime,
+        columns: Sequence[str],
+        n: int,
+        *,
+        tenant_id: str | None = None,
+    ) -> pa.Table:
+        """A lake-fed model's window sample from its pushed hourly bottom-k samples: the rows
+        :meth:`LogReader.sample` (seed 0) picks from embedded rows."""
+        ...
+
+    def label_aggregates(self, model: str, start: datetime, end: datetime) -> pa.Table:
+        """A lake-fed model's pushed hourly label aggregates of ``[start, end)``."""
         ...
 
 

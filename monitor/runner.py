@@ -163,6 +163,13 @@ class Runner:
         """The hourly profiles a monitor's check reads (what a lake job computes for it)."""
         return self._spec(record, self._config(record))
 
+    def monitor_row_spec(self, record: MonitorRecord) -> ProfileSpec:
+        """The samples and label aggregates a lake job computes for a monitor whose check
+        reads rows (``monitor.lake_mode.row_spec``)."""
+        from monitor.lake_mode import row_spec
+
+        return row_spec(self._config(record), self._schema(record.model), self.sample_size)
+
     def due_windows(self, record: MonitorRecord, now: datetime | None = None) -> list[datetime]:
         """Starts of closed windows not yet run, oldest first."""
         cfg = self._config(record)

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
+import numpy as np
 import pyarrow as pa
 
 from storage import tables
@@ -80,25 +81,49 @@ class LogReads:
         seed: int = 0,
     ) -> pa.Table:
         """A bounded uniform random sample (at most ``n`` rows, the same for the same ``seed``)
-        of the window's rows, with ``tenant_id``, ``model_version`` and ``columns``."""
+        of the window's rows, with ``tenant_id``, ``model_version`` and ``columns``.
+
+        The rows with the ``n`` smallest portable sample keys of ``request_id``
+        (``storage.row_kernel.sample_keys``: FNV-1a 64 + fmix64 of ``id#seed``; ties by
+        request_id), in that order. Not ``USING SAMPLE reservoir(n ROWS) REPEATABLE (seed)``:
+        it is only repeatable on one thread, and a re-run of a window must give the same
+        results. Not DuckDB's ``hash()``: a lake job's engines (DuckDB, Spark) must pick the
+        same rows (the bottom-k of a window is the bottom-k of its hours' bottom-k), so the
+        key is one documented function computed by the kernel.
+        """
+        from storage.row_kernel import sample_keys
+
         table = quote(self._ls.table(model))
-        cols = ", ".join(["tenant_id", "model_version", *(quote(c) for c in columns)])
         where = "ts >= ? AND ts < ?"
         params: list[Any] = [as_utc(start), as_utc(end)]
         if tenant_id is not None:
             where += " AND tenant_id = ?"
             params.append(tenant_id)
-        # Not ``USING SAMPLE reservoir(n ROWS) REPEATABLE (seed)``: it is only repeatable on one
-        # thread (parallel scans feed the reservoir in any order), and a re-run of a window must
-        # give the same results. The n rows with the smallest seeded hash of request_id are a
-        # uniform sample, identical on every run; DuckDB keeps only n rows (top-n heap).
-        sql = (
-            f"SELECT {cols} FROM {table} WHERE {where} "
-            f"ORDER BY hash(request_id || ?), request_id LIMIT {int(n)}"
-        )
-        params.append(f"#{int(seed)}")
+        cols = ", ".join(["tenant_id", "model_version", *(f"t.{quote(c)}" for c in columns)])
         with self._ls.reader() as cur:
-            out: pa.Table = cur.sql(sql, params=params).to_arrow_table()
+            ids = cur.sql(
+                f"SELECT rowid AS r, request_id FROM {table} WHERE {where}", params=params
+            ).to_arrow_table()
+            keys = sample_keys(ids.column("request_id"), seed)
+            if keys.size > n:
+                # every row whose key is at most the n-th smallest (ties included), then sorted
+                kth = np.partition(keys, n - 1)[n - 1]
+                keep = np.flatnonzero(keys <= kth)
+                ids, keys = ids.take(pa.array(keep)), keys[keep]
+            cand = pa.table(
+                {"r": ids.column("r"), "k": keys, "id": ids.column("request_id")}
+            ).sort_by([("k", "ascending"), ("id", "ascending")])
+            picks = pa.table(
+                {"r": cand.column("r").slice(0, n), "pos": np.arange(min(n, cand.num_rows))}
+            )
+            cur.register("__dw_picks", picks)
+            try:
+                out: pa.Table = cur.sql(
+                    f"SELECT {cols} FROM {table} t JOIN __dw_picks p ON t.rowid = p.r "
+                    "ORDER BY p.pos"
+                ).to_arrow_table()
+            finally:
+                cur.unregister("__dw_picks")
         return out
 
     # -- operational reads ----------------------------------------------------------------------

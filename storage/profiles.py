@@ -54,6 +54,7 @@ import pyarrow.compute as pc
 
 from storage import tables
 from storage.lake_profiles import LakeFile
+from storage.lake_rows import check_rows, read_labels, read_sample, write_rows
 from storage.logstore import LogStore, label_join
 from storage.profile_kernel import (
     PROFILE_SCHEMA,
@@ -69,6 +70,7 @@ from storage.profile_kernel import (
     profile_batch,
     segment_rows,
 )
+from storage.row_kernel import LABEL_SCHEMA, SAMPLE_BASE
 from storage.tables import quote
 from storage.types import ALL, as_utc
 
@@ -612,13 +614,18 @@ class ProfileStore:
         rows: pa.Table,
         spec_key: str,
         files: Sequence[LakeFile],
+        samples: pa.Table | None = None,
+        labels: pa.Table | None = None,
+        sample_k: int = 0,
     ) -> int:
         """Replace the 24 hours of ``day`` with profile rows computed elsewhere (a lake job),
-        and record the files they came from, in one transaction: a reader sees the old day or
-        the new one, never a mix. Idempotent: the same push again leaves the same state.
+        and, for a format-2 spec, its sample rows and label aggregates
+        (``storage.row_kernel``), and record the files they came from, in one transaction: a
+        reader sees the old day or the new one, never a mix. Idempotent: the same push again
+        leaves the same state.
 
         Raises ``ValueError`` naming the problem when ``rows`` do not fit (missing or
-        mistyped columns, an hour outside the day). Returns the rows stored.
+        mistyped columns, an hour outside the day). Returns the profile rows stored.
         """
         missing = [f.name for f in PROFILE_SCHEMA if f.name not in rows.schema.names]
         if missing:
@@ -652,7 +659,16 @@ class ProfileStore:
             }
         )
 
+        samples = samples if samples is not None else SAMPLE_BASE.empty_table()
+        labels = check_rows(
+            samples,
+            labels if labels is not None else LABEL_SCHEMA.empty_table(),
+            start,
+            end,
+        )
+
         def record_files(con: duckdb.DuckDBPyConnection) -> None:
+            write_rows(con, model, start, end, samples, labels, sample_k)
             con.execute(
                 f"DELETE FROM {tables.PROFILE_LAKE_FILES} WHERE model = ? AND day = ?",
                 [model, day],
@@ -682,6 +698,28 @@ class ProfileStore:
             )
         pushed: int = rows.num_rows
         return pushed
+
+    def lake_sample(
+        self,
+        model: str,
+        start: datetime,
+        end: datetime,
+        columns: Sequence[str],
+        n: int,
+        *,
+        tenant_id: str | None = None,
+    ) -> pa.Table:
+        """A lake-fed model's window sample from its pushed hourly bottom-k samples: the same
+        rows ``LogReads.sample`` picks from the embedded rows (seed 0). ``LookupError`` names
+        why not (nothing pushed, a column not sampled, ``n`` over the k the job kept)."""
+        with self._reader() as cur:
+            return read_sample(cur, model, start, end, columns, n, tenant_id)
+
+    def label_aggregates(self, model: str, start: datetime, end: datetime) -> pa.Table:
+        """A lake-fed model's pushed label aggregates of the hours in ``[start, end)``
+        (``storage.row_kernel.LABEL_SCHEMA``)."""
+        with self._reader() as cur:
+            return read_labels(cur, model, start, end)
 
     # -- reading ----------------------------------------------------------------------------
     def profile_rows(self, model: str, start: datetime, end: datetime) -> pa.Table:

@@ -19,12 +19,14 @@ __all__ = [
     "LAKE_OUTBOX",
     "PROFILE_HOURS",
     "PROFILE_LAKE_FILES",
+    "PROFILE_LAKE_LABELS",
     "PROFILE_STATE",
     "QUARANTINE",
     "REFERENCE_SETS",
     "LogKind",
     "inferences",
     "labels",
+    "lake_samples",
     "model_of",
     "model_table",
     "profiles",
@@ -44,20 +46,24 @@ PROFILE_STATE = "profile_state"
 """Per model: the ``received_at`` watermark up to which late rows were looked for."""
 PROFILE_LAKE_FILES = "profile_lake_files"
 """Per lake-fed model and pushed day: the spec key and the lake files its profiles came from."""
+PROFILE_LAKE_LABELS = "profile_lake_labels"
+"""Per lake-fed model and (hour, tenant, version, name): pushed label aggregates (created with
+the first push that has them)."""
 
 LAKE_OUTBOX = "lake_outbox"
 """Keys of committed rows not yet copied to the lake (storage.lake_mirror; only when it is on)."""
 
-LogKind = Literal["inferences", "labels", "references", "profiles"]
+LogKind = Literal["inferences", "labels", "references", "profiles", "lake_samples"]
 _SEP = "__"
 
 
 def model_table(kind: LogKind | str, model: str) -> str:
     """The table of one model's ``kind`` of rows (``inferences``, ``labels``, ``references``,
     ``profiles``), unquoted."""
-    if kind not in ("inferences", "labels", "references", "profiles"):
+    if kind not in ("inferences", "labels", "references", "profiles", "lake_samples"):
         raise ValueError(
-            f"unknown log table kind {kind!r}: expected inferences, labels, references or profiles"
+            f"unknown log table kind {kind!r}: expected inferences, labels, references, "
+            "profiles or lake_samples"
         )
     return f"{kind}{_SEP}{model}"
 
@@ -80,6 +86,12 @@ def references(model: str) -> str:
 def profiles(model: str) -> str:
     """``profiles__<model>``: hourly profile rows."""
     return model_table("profiles", model)
+
+
+def lake_samples(model: str) -> str:
+    """``lake_samples__<model>``: a lake-fed model's pushed bottom-k sample rows (created with
+    the first push that has them; its columns grow with the sampled columns)."""
+    return model_table("lake_samples", model)
 
 
 def model_of(table: str, kind: LogKind | str = "inferences") -> str | None:

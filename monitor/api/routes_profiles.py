@@ -14,7 +14,7 @@ every tenant.
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
@@ -23,7 +23,7 @@ from starlette.concurrency import run_in_threadpool
 from monitor.api.auth import require
 from monitor.api.deps import components, read_body
 from monitor.errors import BadRequestError, ConflictError
-from monitor.lake_job import PARQUET, decode_push
+from monitor.lake_job import MULTIPART, PARQUET, decode_day
 from monitor.service import Caller, Services
 
 router = APIRouter(tags=["profiles"])
@@ -51,6 +51,9 @@ class ProfileSpecOut(BaseModel):
     key: str
     numeric: dict[str, list[list[float | str]]]
     categorical: list[str]
+    format: int = 1
+    sample: dict[str, Any] | None = None
+    labels: dict[str, Any] | None = None
     profiled: list[ProfiledDayOut]
     skipped_monitors: dict[str, str]
 
@@ -81,6 +84,9 @@ def profile_spec(model: str, request: Request, caller: SharedEngineer) -> Profil
         key=data["key"],
         numeric=data["numeric"],
         categorical=data["categorical"],
+        format=data["format"],
+        sample=data.get("sample"),
+        labels=data.get("labels"),
         profiled=[
             ProfiledDayOut(
                 date=d,
@@ -99,9 +105,12 @@ def profile_spec(model: str, request: Request, caller: SharedEngineer) -> Profil
     openapi_extra={
         "requestBody": {
             # the body is Parquet whatever the content type says
-            "content": {PARQUET: {}, "application/octet-stream": {}},
-            "description": "Profile rows of one date as Parquet, schema metadata "
-            "'driftwatch.profiles' = {spec_key, date, files}.",
+            "content": {PARQUET: {}, "application/octet-stream": {}, MULTIPART: {}},
+            "description": "Push format 1: profile rows of one date as Parquet, schema "
+            "metadata 'driftwatch.profiles' = {spec_key, date, files}. Push format 2 (a spec "
+            "with 'sample' or 'labels'): multipart/form-data with Parquet parts 'profiles' "
+            "(metadata also {format: 2, sample_k}), 'samples' and 'labels' "
+            "(docs/scale-out.md).",
         }
     },
 )
@@ -115,7 +124,9 @@ async def push_profiles(
     if not body:
         raise BadRequestError("empty body: send the date's profile rows as Parquet")
     try:
-        rows, spec_key, meta_day, files = await run_in_threadpool(decode_push, body)
+        day_rows, spec_key, meta_day, files, sample_k, fmt = await run_in_threadpool(
+            decode_day, body, request.headers.get("content-type") or PARQUET
+        )
     except ValueError as exc:
         raise BadRequestError(str(exc)) from exc
     if meta_day != day:
@@ -128,9 +139,23 @@ async def push_profiles(
             f"{current.key!r}; read GET /api/v1/models/{model}/profile-spec and recompute",
             current_key=current.key,
         )
+    if fmt != current.format:
+        raise BadRequestError(
+            f"profile push for {model} {day}: spec {current.key!r} is format {current.format}, "
+            f"the body is push format {fmt}; send push format {current.format} (format 2: "
+            "multipart/form-data with parts profiles, samples, labels; docs/scale-out.md)"
+        )
     try:
         n = await run_in_threadpool(
-            svc.runner.profiles.replace_day, model, day, rows, spec_key, files
+            svc.runner.profiles.replace_day,
+            model,
+            day,
+            day_rows.profiles,
+            spec_key,
+            files,
+            day_rows.samples,
+            day_rows.labels,
+            sample_k,
         )
     except ValueError as exc:
         raise BadRequestError(str(exc)) from exc

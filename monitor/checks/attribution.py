@@ -80,8 +80,8 @@ def segment_drivers(
         return {}
     on_profiles = m.on_profiles
     sample = ctx.env.logs.sample(
-        ctx.model, ctx.start, ctx.end, [column, *seg_cols], ctx.sample_size, seed=1
-    )
+        ctx.model, ctx.start, ctx.end, [column, *seg_cols], ctx.sample_size
+    )  # seed 0: the one sample a lake-fed model keeps (monitor/lake_mode.py)
     if sample.num_rows < cfg.min_rows:
         return {}
     if ref.kind == "numeric":

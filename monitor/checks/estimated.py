@@ -29,7 +29,6 @@ __all__ = ["EstimatedPerformanceCheck"]
 @register
 class EstimatedPerformanceCheck(Check):
     kinds = ("estimated_performance",)
-    reads_rows = True
 
     def evaluate(self, ctx: CheckContext) -> tuple[list[MetricResult], int]:
         from monitor.monitors import estimated_metrics

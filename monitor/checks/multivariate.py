@@ -18,7 +18,6 @@ __all__ = ["MultivariateCheck"]
 @register
 class MultivariateCheck(Check):
     kinds = ("multivariate_drift",)
-    reads_rows = True
 
     def evaluate(self, ctx: CheckContext) -> tuple[list[MetricResult], int]:
         from detectors.multivariate import DomainClassifier

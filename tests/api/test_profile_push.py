@@ -16,8 +16,9 @@ from typer.testing import CliRunner
 
 from monitor.cli import app
 from monitor.composition import of
-from monitor.lake_job import encode_push
-from storage.lake_profiles import list_partitions
+from monitor.lake_job import encode_day, encode_push
+from storage.lake_profiles import DayRows, list_partitions
+from storage.row_kernel import SAMPLE_BASE
 from storage.logstore import LogStore
 from storage.profiles import ProfileStore
 from tests.api.conftest import make_keys, make_settings
@@ -58,6 +59,10 @@ def _embedded(tables: list[pa.Table], spec) -> pa.Table:
         return ps.profile_rows("churn", T0, T0 + timedelta(days=DAYS))
     finally:
         ls.close()
+
+
+def labels_of(table: pa.Table, day) -> pa.Table:
+    return table.filter(pa.compute.equal(pa.compute.cast(table.column("hour"), pa.date32()), day))
 
 
 def _profile(url: str, key: str, lake: Path) -> dict:
@@ -141,13 +146,27 @@ def test_lake_job_pushes_what_the_embedded_build_computes(tmp_path: Path) -> Non
             again = stored.filter(
                 pa.compute.equal(pa.compute.cast(stored.column("hour"), pa.date32()), day)
             )
+            # the spec is format 2 (the performance monitor's label aggregates): a format-1
+            # body is refused, the same format-2 push again changes nothing
             r = c.put(
                 f"/models/churn/profiles/{day}",
                 content=encode_push(again, spec.key, day, files),
                 headers={"Content-Type": "application/vnd.apache.parquet"},
             )
+            assert r.status_code == 400 and "push format 2" in r.text
+            labels_before = runner.profiles.label_aggregates("churn", *span)
+            body, ctype = encode_day(
+                DayRows(again, SAMPLE_BASE.empty_table(), labels_of(labels_before, day)),
+                spec,
+                day,
+                files,
+            )
+            r = c.put(
+                f"/models/churn/profiles/{day}", content=body, headers={"Content-Type": ctype}
+            )
             assert r.status_code == 200, r.text
             assert_same_profiles(runner.profiles.profile_rows("churn", *span), stored)
+            assert runner.profiles.label_aggregates("churn", *span).equals(labels_before)
 
             # a stale spec is refused, and so is a key scoped to one tenant
             body = encode_push(again, "stale-spec", day, files)
@@ -161,10 +180,16 @@ def test_lake_job_pushes_what_the_embedded_build_computes(tmp_path: Path) -> Non
             )
             assert r.status_code == 403
             # an hour outside the date is named
+            body, mctype = encode_day(
+                DayRows(again, SAMPLE_BASE.empty_table(), labels_of(labels_before, day)),
+                spec,
+                T0.date(),
+                files,
+            )
             r = c.put(
                 f"/models/churn/profiles/{T0.date()}",
-                content=encode_push(again, spec.key, T0.date(), files),
-                headers=ctype,
+                content=body,
+                headers={"Content-Type": mctype},
             )
             assert r.status_code == 400 and "not all on 2026-03-01" in r.text
 
@@ -184,8 +209,9 @@ def test_lake_job_pushes_what_the_embedded_build_computes(tmp_path: Path) -> Non
             r = c.post("/monitors/perf/run", json={"window_start": "2026-03-02T00:00:00Z"})
             assert r.status_code == 200, r.text
             res = c.get("/results", params={"monitor": "perf"}).json()["items"]
+            # the lake has no label files: every metric is no_data, saying why
             assert res and all(x["status"] == "no_data" for x in res)
-            assert "lake-fed model" in res[0]["details"]["reason"]
+            assert all(x["details"]["reason"] for x in res)
 
 
 @pytest.mark.parametrize("engine", ["nope"])
