@@ -18,9 +18,9 @@ from monitor.cli import app
 from monitor.composition import of
 from monitor.lake_job import encode_day, encode_push
 from storage.lake_profiles import DayRows, list_partitions
-from storage.row_kernel import SAMPLE_BASE
 from storage.logstore import LogStore
 from storage.profiles import ProfileStore
+from storage.row_kernel import SAMPLE_BASE
 from tests.api.conftest import make_keys, make_settings
 from tests.storage.test_profile_engines import (
     DAYS,
