@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any
@@ -23,6 +24,7 @@ from rich.markup import escape
 from monitor.settings import Settings, load_settings
 
 if TYPE_CHECKING:
+    from monitor.core_backend import CoreBackend
     from monitor.service import Services
     from storage.metadata import MetadataStore
 
@@ -120,6 +122,33 @@ def api_client(url: str, api_key: str | None, timeout: float = 600) -> httpx.Cli
         timeout=timeout,
         transport=TRANSPORT,
     )
+
+
+@contextmanager
+def open_core(url: str | None, api_key: str | None, data_dir: Path | None) -> Iterator[CoreBackend]:
+    """The backend of ``models register``, ``references upload``, ``ingest`` and ``profile``:
+    the server's API (the Python client) with ``--url``, else the local data dir
+    (``monitor.core_backend``). ``--url`` without a key ends the command, exit 2."""
+    from monitor.core_backend import HttpCore, LocalCore
+
+    if url:
+        from monitor.client import Client
+
+        if not api_key:
+            Console(stderr=True, soft_wrap=True).print(
+                "[red]error:[/] --url needs --api-key (or DRIFTWATCH_API_KEY)"
+            )
+            raise typer.Exit(2)
+        # one request per ingest chunk (the client's batching: repeated text dictionary-encoded,
+        # a body over 48 MiB halved), so a chunk of DuckDB's row-group size is one append
+        with Client(url, api_key, batch_rows=1 << 62, transport=TRANSPORT) as client:
+            yield HttpCore(client)
+        return
+    services = open_services(settings_for(data_dir))
+    try:
+        yield LocalCore(services)
+    finally:
+        services.close()
 
 
 def follow_job(client: httpx.Client, job: dict, progress: Any, label: str) -> dict:

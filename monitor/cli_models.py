@@ -8,8 +8,6 @@ commands that bring a model and its data in.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -19,17 +17,16 @@ from rich.console import Console
 from rich.progress import BarColumn, Progress, TextColumn, TimeRemainingColumn, TransferSpeedColumn
 from rich.table import Table
 
-from monitor import cli_common, files
+from monitor import files
 from monitor.cli_common import (
     ApiKey,
     DataDir,
     Url,
+    open_core,
     open_metadata,
-    open_services,
     settings_for,
     stamp,
 )
-from monitor.core_backend import CoreBackend, HttpCore, LocalCore
 from monitor.errors import DriftwatchError
 
 __all__ = ["ingest", "models_app", "references_app"]
@@ -43,26 +40,6 @@ err = Console(stderr=True, soft_wrap=True)
 def _fail(exc: Exception) -> None:
     err.print(f"[red]error:[/] {exc}")
     raise typer.Exit(1)
-
-
-@contextmanager
-def _core(url: str | None, api_key: str | None, data_dir: Path | None) -> Iterator[CoreBackend]:
-    """The backend of ``models register`` and ``references upload``: the server's API (the
-    Python client) with ``--url``, else the local data dir (``monitor.core_backend``)."""
-    if url:
-        from monitor.client import Client
-
-        # one request per ingest chunk (the client's batching: repeated text dictionary-encoded,
-        # a body over 48 MiB halved), so a chunk of DuckDB's row-group size is one append
-        key = _need_key(api_key)
-        with Client(url, key, batch_rows=1 << 62, transport=cli_common.TRANSPORT) as client:
-            yield HttpCore(client)
-        return
-    services = open_services(settings_for(data_dir))
-    try:
-        yield LocalCore(services)
-    finally:
-        services.close()
 
 
 @models_app.command("register")
@@ -84,7 +61,7 @@ def models_register(
         _fail(Exception(f"{spec}: {exc}"))
     from monitor.client import ClientError
 
-    with _core(url, api_key, data_dir) as backend:
+    with open_core(url, api_key, data_dir) as backend:
         try:
             backend.register_model(body)
         except (ClientError, DriftwatchError) as exc:
@@ -214,13 +191,6 @@ Tenant = Annotated[
 ]
 
 
-def _need_key(api_key: str | None) -> str:
-    if not api_key:
-        err.print("[red]error:[/] --url needs --api-key (or DRIFTWATCH_API_KEY)")
-        raise typer.Exit(2)
-    return api_key
-
-
 def ingest(
     model: Annotated[str, typer.Argument(help="Model name (ignored for --kind events).")],
     path: Annotated[
@@ -251,7 +221,7 @@ def ingest(
     errors: list[str] = []
     from monitor.client import ClientError
 
-    with _core(url, api_key, data_dir) as backend:
+    with open_core(url, api_key, data_dir) as backend:
         try:
             if kind != "events":
                 backend.check_model(model)
@@ -318,7 +288,7 @@ def references_upload(
         table = rename_columns(table, mapping)
     except ValueError as exc:
         _fail(exc)
-    with _core(url, api_key, data_dir) as backend:
+    with open_core(url, api_key, data_dir) as backend:
         answer = backend.put_reference(model, name, table)
     version, rows, rejected = answer["version"], answer["rows"], answer["rejected"]
     for e in answer["errors"]:

@@ -42,42 +42,27 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Profile the lake's changed dates of a model and hand the profiles to the server
         (--url) or the local data dir; prints a JSON line of what it did."""
-        from monitor.cli_common import fail
-        from monitor.composition import open_process
-        from monitor.lake_job import HttpTarget, LocalTarget, engine_for, run_job
-        from monitor.settings import load_settings
+        from monitor.cli_common import fail, open_core
+        from monitor.errors import DriftwatchError
+        from monitor.lake_job import engine_for, run_job
         from storage.lake_profiles import LakeError
 
         if engine not in ("duckdb", "spark"):
             raise fail(f"--engine must be duckdb or spark, not {engine!r}")
-        if url and not api_key:
-            raise fail("--url needs --api-key (or DRIFTWATCH_API_KEY)", 2)
         say = None if quiet else (lambda line: err.print(line, markup=False))
         try:
             run, close = engine_for(engine, master)
         except ImportError as exc:
             raise fail(str(exc)) from exc
         try:
-            if url:
-                from monitor.client import Client, ClientError
-
-                with Client(url, api_key or "") as client:
-                    try:
-                        report = run_job(HttpTarget(client), lake, model, run, engine, progress=say)
-                    except (ClientError, LakeError) as exc:
-                        raise fail(str(exc)) from exc
-            else:
+            # the server (--url) or the local data dir, as for ingest (monitor.core_backend)
+            with open_core(url, api_key, data_dir) as backend:
                 try:
-                    process = open_process(load_settings(data_dir=data_dir))
-                except Exception as exc:  # the usual cause: a server holds the DuckDB file
-                    raise fail(f"{exc} (is `driftwatch serve` running? use --url)", 2) from exc
-                try:
-                    target = LocalTarget(process.services)
-                    report = run_job(target, lake, model, run, engine, progress=say)
-                except (KeyError, LakeError) as exc:
+                    report = run_job(
+                        backend.profile_target(), lake, model, run, engine, progress=say
+                    )
+                except (DriftwatchError, KeyError, LakeError) as exc:
                     raise fail(str(exc)) from exc
-                finally:
-                    process.close()
         finally:
             close()
         typer.echo(json.dumps(report.as_dict()))

@@ -2,11 +2,13 @@
 
 Works on the local data dir (the server must not be running: it owns the DuckDB file) or, with
 ``--url`` and ``--api-key``, through ``GET /api/v1/models/{m}/quarantine`` and ``GET
-/api/v1/events/quarantine``. What the quarantine holds is docs/ingest.md, "The quarantine".
+/api/v1/events/quarantine``: one backend interface, ``monitor.quarantine_backend``. What the quarantine holds is docs/ingest.md, "The quarantine".
 """
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Annotated, Any
@@ -27,6 +29,7 @@ from monitor.cli_common import (
     settings_for,
 )
 from monitor.errors import DriftwatchError
+from monitor.quarantine_backend import HttpQuarantine, LocalQuarantine, QuarantineBackend
 
 __all__ = ["quarantine_app"]
 
@@ -38,32 +41,23 @@ out = Console(soft_wrap=True)
 MAX_LIMIT = 10_000  # the API's bound on ?limit=
 
 
-def _local(
-    model: str | None, tenant: str | None, limit: int, data_dir: Path | None
-) -> list[dict[str, Any]]:
+@contextmanager
+def _backend(
+    url: str | None, api_key: str | None, data_dir: Path | None
+) -> Iterator[QuarantineBackend]:
+    """The server's API with ``--url``, else the local data dir (``monitor.quarantine_backend``);
+    an error of the service ends the command with one line, exit 1."""
+    if url:
+        with api_client(url, api_key) as c:
+            yield HttpQuarantine(c, check_response)
+        return
     services = open_services(settings_for(data_dir))
     try:
-        if model is not None:
-            services.get_model(model)  # an unknown model is an error, not an empty list
-        table = services.logstore.read_quarantine(
-            model, limit=limit, tenant_id=tenant, kind=None if model else "event"
-        )
-        return list(table.to_pylist())
+        yield LocalQuarantine(services)
     except DriftwatchError as exc:
         raise fail(exc.message) from exc
     finally:
         services.close()
-
-
-def _remote(
-    model: str | None, tenant: str | None, limit: int, url: str, api_key: str | None
-) -> list[dict[str, Any]]:
-    path = f"/models/{model}/quarantine" if model else "/events/quarantine"
-    params: dict[str, Any] = {"limit": limit}
-    if tenant is not None:
-        params["tenant_id"] = tenant
-    with api_client(url, api_key) as c:
-        return list(check_response(c.get(path, params=params)))
 
 
 def _when(value: Any) -> str:
@@ -106,10 +100,8 @@ def quarantine_list(
     in its batch, the field and the reason (``--model M`` or ``--events``)."""
     if (model is None) == (not events):
         raise fail("name exactly one of --model M or --events", 2)
-    if url:
-        rows = _remote(model, tenant, limit, url, api_key)
-    else:
-        rows = _local(model, tenant, limit, data_dir)
+    with _backend(url, api_key, data_dir) as backend:
+        rows = backend.rows(model, tenant, limit)
     what = f"model {model}" if model else "business events"
     if not rows:
         out.print(

@@ -1,5 +1,5 @@
-"""What ``models register``, ``references upload`` and ``ingest`` need, behind one interface: the local
-data dir or a server's API (through the Python client, ``monitor.client``). Both answer the same
+"""What ``models register``, ``references upload``, ``ingest`` and ``profile`` need, behind one
+interface: the local data dir or a server's API (through the Python client, ``monitor.client``). Both answer the same
 values, so each command is written once against :class:`CoreBackend` (``monitor.cli``), as the
 alerting, KPI and monitor commands are against their backends.
 
@@ -11,7 +11,10 @@ alerting, KPI and monitor commands are against their backends.
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from monitor.lake_job import ProfileTarget
 
 __all__ = ["CoreBackend", "HttpCore", "LocalCore"]
 
@@ -21,6 +24,10 @@ class CoreBackend(Protocol):
     def put_reference(self, model: str, name: str, table: Any) -> dict[str, Any]: ...
     def check_model(self, model: str) -> None: ...
     def ingest(self, model: str, kind: str, rows: Any, table: Any) -> dict[str, Any]: ...
+    def profile_target(self) -> ProfileTarget:
+        """Where a lake-mode model's profiling job gets its spec and hands its profiles
+        (``monitor.lake_job``)."""
+        ...
 
 
 class HttpCore:
@@ -62,6 +69,11 @@ class HttpCore:
             "rejected": totals.rejected,
             "errors": totals.errors,
         }
+
+    def profile_target(self) -> ProfileTarget:
+        from monitor.lake_job import HttpTarget
+
+        return HttpTarget(self.client)
 
 
 class LocalCore:
@@ -113,3 +125,8 @@ class LocalCore:
             "rejected": s.rejected,
             "errors": [{"row": e.row, "field": e.field, "reason": e.reason} for e in s.errors[:20]],
         }
+
+    def profile_target(self) -> ProfileTarget:
+        from monitor.lake_job import LocalTarget
+
+        return LocalTarget(self.services)

@@ -220,3 +220,69 @@ def test_profile_command_names_a_bad_engine(engine: str, tmp_path: Path) -> None
         app, ["profile", "--engine", engine, "--lake", str(tmp_path), "--model", "m"]
     )
     assert out.exit_code == 1 and "--engine must be duckdb or spark" in out.output
+
+
+FD = {
+    "name": "fd",
+    "model": "churn",
+    "kind": "feature_drift",
+    "reference": {"dataset": "base"},
+    "window": "day",
+    "columns": ["x", "plan"],
+}
+
+
+def test_profile_locally_and_through_a_server_alike(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``driftwatch profile`` goes through the CLI's one core backend (``monitor.core_backend``):
+    on the local data dir and through ``--url`` it reports the same dates and rows and leaves the
+    same profiles. Control: ``test_lake_job_pushes_what_the_embedded_build_computes`` ties the
+    pushed profiles to the embedded build."""
+    from monitor import cli_common
+    from monitor.core_backend import LocalCore
+    from monitor.schemas import ModelIn
+    from monitor.service import Services
+    from tests.support import in_process
+
+    lake = tmp_path / "lake"
+    write_lake(lake, "churn", logs(2000, 11), "part-0")
+    ref = logs(1000, 12).drop_columns(["request_id", "ts", "tenant_id", "model_version"])
+
+    def prepare(services: Services) -> None:
+        core = LocalCore(services)
+        core.register_model(ModelIn.model_validate(MODEL))
+        core.put_reference("churn", "base", ref)
+        of(services).monitors.create(FD, "test")
+
+    def profiles(services: Services) -> pa.Table:
+        span = (T0, T0 + timedelta(days=DAYS))
+        return of(services).monitors.runner.profiles.profile_rows("churn", *span)
+
+    base = ["profile", "--engine", "duckdb", "--lake", str(lake), "--model", "churn", "-q"]
+    local_settings = make_settings(tmp_path / "local")
+    services = Services.open(local_settings)
+    try:
+        prepare(services)
+    finally:
+        services.close()
+    out = CliRunner().invoke(app, [*base, "--data-dir", str(local_settings.data_dir)])
+    assert out.exit_code == 0, out.output
+    here = json.loads(out.stdout.strip().splitlines()[-1])
+    services = Services.open(local_settings)
+    try:
+        local_rows = profiles(services)
+    finally:
+        services.close()
+
+    with in_process(make_settings(tmp_path / "server")) as live:
+        monkeypatch.setattr(cli_common, "TRANSPORT", live.transport)  # `--url` reaches the app
+        prepare(live.services)
+        key = make_keys(live).engineer
+        out = CliRunner().invoke(app, [*base, "--url", live.url, "--api-key", key])
+        assert out.exit_code == 0, out.output
+        served = json.loads(out.stdout.strip().splitlines()[-1])
+        assert_same_profiles(profiles(live.services), local_rows)
+    assert here.pop("seconds") and served.pop("seconds")
+    assert here == served and here["dates"] == ["2026-03-01", "2026-03-02", "2026-03-03"]
+    assert here["rows_pushed"] > 0
