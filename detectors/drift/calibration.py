@@ -20,8 +20,19 @@ window's sample size:
   scaled by sqrt(n_eff(cap) / n_eff(n)), n_eff = n m / (n + m): both distances shrink as
   1/sqrt(n_eff) under no drift (their scaled versions converge to a fixed law).
 
-Null statistics are cached by (reference fingerprint, method, n_reference, n_current, n_draws),
-and draws are seeded from that key, so a result is reproducible and cheap to recompute. The
+Below the large-sample regime the null is drawn on a grid of sample sizes, not at each window's
+exact size: above ``_GRID_EXACT`` values a size is rounded to the nearest of ``_GRID_STEPS``
+log-spaced points per doubling (at most 1.1 % away) and the null drawn there is rescaled to the
+window's size like the large-sample null, by ``(n_eff(grid) / n_eff(n)) ** null_exponent``. A
+backfill of daily windows whose sizes all differ then draws a handful of nulls instead of one per
+window and segment (that was half of its time); the threshold moves by at most ~0.6 % (exponent
+1/2) or ~1.1 % (exponent 1) from the exact-size draw, well inside the null quantile's own Monte
+Carlo error at 300 draws (``tests/detectors/test_calibration.py`` checks false alarms and power
+at off-grid sizes).
+
+Null statistics are cached by (reference fingerprint, method, n_reference, n_current, n_draws)
+on the grid, and draws are seeded from that key, so a result is reproducible and cheap to
+recompute. The
 calibrated result also carries ``null_p_value`` = (1 + #null >= statistic) / (n_draws + 1), which
 :func:`benjamini_hochberg` can use across columns and segments.
 
@@ -35,6 +46,7 @@ sorted statistics, and are cached apart (``_REFINED``).
 from __future__ import annotations
 
 import hashlib
+import math
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from threading import Lock
@@ -67,6 +79,10 @@ _GAUSS_MIN_COUNT = 20
 _ASYM_N = 2_000_000
 _ASYM_MIN_COUNT = 50
 _CACHE_SIZE = 4096
+# Sample-size grid of the small-sample nulls (see the module docstring): exact sizes up to
+# _GRID_EXACT, then _GRID_STEPS log-spaced sizes per doubling.
+_GRID_EXACT = 1024
+_GRID_STEPS = 32
 # FDR refinement (see refine_p_value): between these many draws, and how many counts one
 # block of draws may hold.
 FDR_MIN_DRAWS = 2_000
@@ -134,12 +150,30 @@ def null_statistics_profiles(
     if method.null_from_counts is None:
         raise InvalidParameterError("method", method.name, "a calibrated method")
     if _asymptotic(ref, n_ref, n_cur):
-        unit = _profile_null(method, ref, _ASYM_N, _ASYM_N, n_draws)
-        result: npt.NDArray[Any] = (
-            unit * (_n_eff(_ASYM_N, _ASYM_N) / _n_eff(n_ref, n_cur)) ** method.null_exponent
-        )
-        return result
-    return _profile_null(method, ref, n_ref, n_cur, n_draws)
+        g_ref = g_cur = _ASYM_N
+    else:
+        g_ref, g_cur = grid_size(n_ref), grid_size(n_cur)
+    null = _profile_null(method, ref, g_ref, g_cur, n_draws)
+    if (g_ref, g_cur) == (n_ref, n_cur):
+        return null
+    result: npt.NDArray[Any] = (
+        null * (_n_eff(g_ref, g_cur) / _n_eff(n_ref, n_cur)) ** method.null_exponent
+    )
+    return result
+
+
+def grid_size(n: int) -> int:
+    """The sample size a small-sample null is drawn at for ``n`` values: ``n`` itself up to
+    ``_GRID_EXACT``, above it the nearest of ``_GRID_STEPS`` log-spaced sizes per doubling.
+
+    Examples
+    --------
+    >>> grid_size(700), grid_size(3280), grid_size(3320)
+    (700, 3298, 3298)
+    """
+    if n <= _GRID_EXACT:
+        return n
+    return round(math.pow(2.0, round(math.log2(n) * _GRID_STEPS) / _GRID_STEPS))
 
 
 def prepare_large_sample_null(
