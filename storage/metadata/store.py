@@ -27,6 +27,7 @@ from sqlalchemy.orm import Session
 from storage.metadata import keys
 from storage.metadata.engine import WRITE_OPTION, make_engine
 from storage.metadata.errors import AlreadyExists, Ambiguous, NotFound
+from storage.metadata.key_cache import GENERATION_SQL, Generation, KeyCache
 from storage.metadata.models import ApiKeyRow, AuditRow, Base, ModelRow, TenantRow
 from storage.migrations import include_name, make_config
 from storage.types import (
@@ -150,6 +151,7 @@ class MetadataStore:
         self._clock = clock or _utcnow
         self._known_tenants: set[str] = set()
         self._known_lock = threading.Lock()
+        self._keys = KeyCache()  # authenticated keys (storage/metadata/key_cache.py)
 
     def __repr__(self) -> str:
         return f"MetadataStore({self._engine.url.render_as_string(hide_password=True)!r})"
@@ -534,6 +536,28 @@ class MetadataStore:
         if not isinstance(plaintext, str) or not keys.looks_like_key(plaintext):
             return None
         digest = keys.hash_key(plaintext)
+        generation = self._key_generation()
+        cached = self._keys.get(digest, generation)
+        if cached is not None:
+            now = self._now()
+            fresh = (
+                cached.last_used_at is not None and now - cached.last_used_at < LAST_USED_INTERVAL
+            )
+            if fresh and (cached.expires_at is None or cached.expires_at > now):
+                return cached
+        info = self._authenticate_row(digest)
+        if info is not None:
+            self._keys.put(digest, info, generation)
+        return info
+
+    def _key_generation(self) -> Generation:
+        """``(keys, revoked keys)``: changes whenever a key is revoked, by any process."""
+        with self._engine.connect() as conn:
+            count, revoked = conn.exec_driver_sql(GENERATION_SQL).one()
+        return int(count), int(revoked)
+
+    def _authenticate_row(self, digest: str) -> ApiKeyInfo | None:
+        """``authenticate`` from the key's row (the cache's miss path)."""
         with self.reading() as session:
             row = session.scalar(select(ApiKeyRow).where(ApiKeyRow.key_hash == digest))
             if row is None:
@@ -634,7 +658,9 @@ class MetadataStore:
                     {"name": row.name, "prefix": row.prefix},
                 )
                 session.flush()
-            return _key(row)
+            info = _key(row)
+        self._keys.clear()  # the generation moved too; this makes it plain
+        return info
 
     # ------------------------------------------------------------------ audit
 

@@ -225,3 +225,55 @@ def test_timestamps_round_trip_as_aware_utc(metadata_store: MetadataStore) -> No
         assert seen.expires_at is not None and seen.expires_at.tzinfo is UTC  # ...in UTC
         assert seen.expires_at.hour == 23 and seen.expires_at.day == 3
         assert seen.created_at.tzinfo is UTC
+
+
+def _statements(store: MetadataStore) -> list[str]:
+    """The SQL the store runs from now on (a listener on its engine)."""
+    from sqlalchemy import event
+
+    seen: list[str] = []
+
+    def record(conn: object, cursor: object, statement: str, *args: object) -> None:
+        seen.append(statement)
+
+    event.listen(store._engine, "before_cursor_execute", record)
+    return seen
+
+
+def test_an_authenticated_key_is_cached_and_a_revocation_elsewhere_ends_it(
+    metadata_store: MetadataStore, metadata_url: str
+) -> None:
+    """A second use of a key reads no key row (only the table's generation), and a revocation
+    by another store on the same database (another process: ``driftwatch keys revoke`` while the
+    server runs) is refused at the very next call. Control: the first call reads the row."""
+    server = metadata_store
+    other = MetadataStore(metadata_url)  # the CLI's store: its own engine and connections
+    try:
+        info, secret = server.create_api_key("ci", "engineer")
+        _, bystander = server.create_api_key("other", "viewer")
+        seen = _statements(server)
+        assert server.authenticate(secret) is not None
+        assert any("api_keys.key_hash" in s for s in seen)  # control: the row was read
+        seen.clear()
+        for _ in range(3):
+            assert server.authenticate(secret) is not None
+        queries = [s for s in seen if s.strip() != "BEGIN"]  # SQLite's explicit BEGIN
+        assert len(queries) == 3 and all(q.startswith("SELECT count(*)") for q in queries), seen
+        assert server.authenticate(bystander) is not None
+        other.revoke_api_key(str(info.id), actor="cli")
+        assert server.authenticate(secret) is None  # at once, not after a time-to-live
+        assert server.authenticate(bystander) is not None  # others still work
+    finally:
+        other.dispose()
+
+
+def test_a_cached_key_expires_on_time(clocked_store: MetadataStore, clock: FakeClock) -> None:
+    expires = clock() + timedelta(seconds=30)
+    _, secret = clocked_store.create_api_key("ci", "engineer", expires_at=expires)
+    seen = _statements(clocked_store)
+    assert clocked_store.authenticate(secret) is not None
+    seen.clear()
+    assert clocked_store.authenticate(secret) is not None
+    assert not any("api_keys.key_hash" in s for s in seen)  # from the cache
+    clock.advance(seconds=31)
+    assert clocked_store.authenticate(secret) is None
