@@ -6,6 +6,12 @@ alert's state and times, the notifications and the deliveries queued, before and
 
     python -m tests.golden.dump dump OUT.json [--days 14 --scale 0.8]
     python -m tests.golden.dump diff A.json B.json      # exit 1 on a difference
+    python -m tests.golden.dump refresh                 # rewrite the committed digest
+
+The suite checks a smaller build on every run without building it again: the Wednesday build
+of ``tests/monitor/test_demo_weekdays.py`` (8 days, scale 0.4, no webhook, at the same clock)
+compares the per-section digests of its dump with :data:`DIGEST_FILE`. On a deliberate change
+of results, refresh that file and say why in the commit.
 
 It reads the metadata database with the standard library's ``sqlite3``: table names and
 columns are part of the contract, so the reader does not depend on the Python API being
@@ -30,9 +36,14 @@ NOW = datetime(2026, 11, 18, 14, 0, tzinfo=UTC)  # the browser tests' DEMO_NOW
 DIGITS = 12
 
 
-def _build(data_dir: Path, days: int, scale: float) -> Path:
+# The committed digest of the suite's build (see the module docstring) and its parameters.
+DIGEST_FILE = Path(__file__).with_name("demo_wed_8d.json")
+DIGEST_BUILD = {"days": 8, "scale": 0.4, "webhook": False}
+GATING = ("metric_results", "alerts", "notifications", "deliveries")
+
+
+def _build(data_dir: Path, days: int, scale: float, webhook: bool = True) -> Path:
     from monitor import demo_scenario
-    from monitor.composition import of
     from monitor.service import Services
     from monitor.settings import Settings
 
@@ -44,14 +55,51 @@ def _build(data_dir: Path, days: int, scale: float) -> Path:
             now=NOW,
             days=days,
             scale=scale,
-            webhook_url="http://127.0.0.1:9/hook",  # outbox rows are written, never sent
+            # outbox rows are written, never sent
+            webhook_url="http://127.0.0.1:9/hook" if webhook else None,
         )
-        engine = of(services).alerting.engine
-        engine.check_missing(NOW)
-        engine.flush_due(NOW + timedelta(days=1))  # every group's group_wait has passed
+        finish(services, NOW)
     finally:
         services.close()
     return data_dir / "metadata.sqlite"
+
+
+def finish(services: Any, now: datetime) -> None:
+    """What follows the demo build before a dump: the missing-data check at ``now``, then
+    every alert group flushed (a day on, every group's group_wait has passed)."""
+    from monitor.composition import of
+
+    engine = of(services).alerting.engine
+    engine.check_missing(now)
+    engine.flush_due(now + timedelta(days=1))
+
+
+def check_digest(db: Path) -> None:
+    """Compare the gating sections of ``db``'s dump with :data:`DIGEST_FILE`; an
+    AssertionError names the sections that differ and how to refresh the file."""
+    got = digests(dump(db))
+    want = json.loads(DIGEST_FILE.read_text())["sections"]
+    changed = [k for k in GATING if got[k] != want.get(k)]
+    assert not changed, (
+        f"the demo's stored {', '.join(changed)} differ from {DIGEST_FILE.name} (committed "
+        "digests of the 8-day demo at the fixed clock). A refactoring must not change them: "
+        "compare `python -m tests.golden.dump dump` before and after with `... diff`. If the "
+        "change is deliberate, run `python -m tests.golden.dump refresh` and say why in the "
+        f"commit. Now: {json.dumps({k: got[k] for k in GATING})}"
+    )
+
+
+def refresh() -> dict[str, Any]:
+    """Build the suite's demo (:data:`DIGEST_BUILD`) and rewrite :data:`DIGEST_FILE`."""
+    with tempfile.TemporaryDirectory() as tmp:
+        doc = dump(_build(Path(tmp) / "data", **DIGEST_BUILD))  # type: ignore[arg-type]
+    out = {
+        "build": {**DIGEST_BUILD, "now": NOW.isoformat()},
+        "rows": {k: len(doc[k]) for k in GATING},
+        "sections": {k: v for k, v in digests(doc).items() if k in GATING},
+    }
+    DIGEST_FILE.write_text(json.dumps(out, indent=2) + "\n")
+    return out
 
 
 def _num(v: Any) -> Any:
@@ -181,7 +229,11 @@ def main() -> None:
     c = sub.add_parser("diff", help="compare two dumps (exit 1 when they differ)")
     c.add_argument("a")
     c.add_argument("b")
+    sub.add_parser("refresh", help=f"rewrite {DIGEST_FILE.name}, the suite's committed digests")
     args = p.parse_args()
+    if args.cmd == "refresh":
+        print(json.dumps(refresh()))
+        return
     if args.cmd == "dump":
         doc = build_dump(args.days, args.scale)
         text = canonical(doc)
