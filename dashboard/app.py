@@ -1,4 +1,4 @@
-"""The Dash app (Flask underneath), and how it is served next to the API on one port.
+"""How the dashboard is served next to the API on one port, built on first use.
 
 One Dash app per process: Dash collects ``@callback`` functions and pages into module-level
 registries that the first app takes, so a second app would have none. Each server that mounts
@@ -9,52 +9,31 @@ so several API servers in one process (tests) share the app but not their data.
 are added, take precedence, and every other path goes to Dash. ``monitor.api.create_app``
 finds ``install`` through the ``driftwatch.web`` entry point, so ``monitor`` never imports
 ``dashboard``.
+
+Building the Dash app (:mod:`dashboard.dash_app`: importing Dash, Flask and Plotly, loading
+the pages) costs about a second of CPU, so it is not part of a server's start-up (issue 17:
+ready in 3 s): ``install`` only mounts a fallback that builds the app on the first dashboard
+request, and puts that build on ``api.state.after_ready``, which ``driftwatch serve`` runs in
+a thread once its port is open, so the first page a user opens finds it built.
 """
 
 from __future__ import annotations
 
-import logging
-import os
-import secrets
 import threading
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import dash
-from a2wsgi import WSGIMiddleware
-from dash import Dash, dcc, html
+from starlette.concurrency import run_in_threadpool
 from starlette.responses import JSONResponse
 
-from dashboard import auth
-from dashboard.components import shell
 from monitor.settings import Settings
 
-log = logging.getLogger("driftwatch.dashboard")
+if TYPE_CHECKING:
+    from dash import Dash
 
-HERE = Path(__file__).resolve().parent
 API_PREFIXES = ("/api/", "/docs", "/redoc", "/openapi.json")
 _lock = threading.Lock()
 _app: Dash | None = None
-
-
-def _secret(data_dir: Path | None) -> str:
-    """The session-cookie key: $DRIFTWATCH_SECRET_KEY, else a random key kept in the data dir
-    (so log-ins survive restarts), else a per-process random key."""
-    env = os.environ.get("DRIFTWATCH_SECRET_KEY")
-    if env:
-        return env
-    if data_dir is not None:
-        path = Path(data_dir) / "dashboard_secret"
-        try:
-            if not path.exists():
-                path.parent.mkdir(parents=True, exist_ok=True)
-                fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-                with os.fdopen(fd, "w") as f:
-                    f.write(secrets.token_urlsafe(48))
-            return path.read_text().strip()
-        except OSError as exc:
-            log.warning("cannot keep the session key in %s: %s", path, exc)
-    return secrets.token_urlsafe(48)
 
 
 def get_app(data_dir: Path | None = None) -> Dash:
@@ -62,44 +41,29 @@ def get_app(data_dir: Path | None = None) -> Dash:
     global _app
     with _lock:
         if _app is None:
-            _app = _build(data_dir)
+            from dashboard.dash_app import build
+
+            _app = build(data_dir)
         return _app
 
 
-def _build(data_dir: Path | None) -> Dash:
-    app = Dash(
-        __name__,
-        use_pages=True,
-        pages_folder=str(HERE / "pages"),
-        assets_folder=str(HERE / "assets"),
-        title="Driftwatch",
-        update_title=None,  # type: ignore[arg-type]  # documented: None turns it off; typed str
-        suppress_callback_exceptions=True,
-        serve_locally=True,
-    )
-    server = app.server
-    server.secret_key = _secret(data_dir)
-    server.config.update(
-        SESSION_COOKIE_HTTPONLY=True,
-        SESSION_COOKIE_SAMESITE="Lax",
-        SESSION_COOKIE_NAME="driftwatch_session",
-        REMEMBER_COOKIE_SAMESITE="Lax",
-    )
-    auth.init(server)
-    app.layout = _layout
-    return app
-
-
-def _layout() -> Any:
-    acct = auth.account()
-    return shell(acct, dash.page_container, auth.csrf_token() if acct is not None else "")
-
-
 class _Fallback:
-    """ASGI app serving the dashboard (WSGI in a thread pool)."""
+    """ASGI app serving the dashboard (WSGI in a thread pool); the Dash app is built by the
+    first request or by :meth:`build`, whichever comes first."""
 
-    def __init__(self, dash_app: Dash) -> None:
-        self._wsgi = WSGIMiddleware(dash_app.server, workers=8)
+    def __init__(self, data_dir: Path | None) -> None:
+        self._data_dir = data_dir
+        self._wsgi: Any = None
+        self._lock = threading.Lock()
+
+    def build(self) -> Any:
+        """Build the Dash app (once) and the WSGI bridge to it; blocking."""
+        with self._lock:
+            if self._wsgi is None:
+                from a2wsgi import WSGIMiddleware
+
+                self._wsgi = WSGIMiddleware(get_app(self._data_dir).server, workers=8)
+            return self._wsgi
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         if scope["type"] != "http":
@@ -108,12 +72,17 @@ class _Fallback:
             # an unknown API path stays an API 404, not the dashboard's log-in redirect
             await JSONResponse({"detail": "Not Found"}, status_code=404)(scope, receive, send)
             return
-        await self._wsgi(scope, receive, send)
+        # built off the event loop: API requests keep being answered meanwhile
+        wsgi = self._wsgi or await run_in_threadpool(self.build)
+        await wsgi(scope, receive, send)
 
 
 def install(api: Any, settings: Settings) -> None:
-    """Serve the dashboard for every path the API does not route."""
-    api.router.default = _Fallback(get_app(settings.data_dir))
+    """Serve the dashboard for every path the API does not route (built on first use, or
+    by ``api.state.after_ready``)."""
+    fallback = _Fallback(settings.data_dir)
+    api.router.default = fallback
+    api.state.after_ready.append(fallback.build)
 
 
-__all__ = ["dcc", "get_app", "html", "install"]
+__all__ = ["get_app", "install"]

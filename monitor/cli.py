@@ -95,8 +95,9 @@ def serve(
 
     settings = _settings(data_dir, host=host, port=port)
     console.print(f"Driftwatch starting on {settings.base_url} ...")
+    api = create_app(settings)
     config = uvicorn.Config(
-        create_app(settings),
+        api,
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level,
@@ -106,12 +107,33 @@ def serve(
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
     server = _server(config)
-    # said once the socket listens and the app's start-up (stores opened, migrations run,
-    # scheduler started) is done: a browser opened on this line gets the page
-    server.on_ready = lambda: console.print(
-        f"Driftwatch serving on {settings.base_url}  (API docs: {settings.base_url}/docs)"
-    )
+
+    def ready() -> None:
+        # said once the socket listens and the app's start-up (stores opened, migrations run,
+        # scheduler started) is done: a browser opened on this line gets the page
+        console.print(
+            f"Driftwatch serving on {settings.base_url}  (API docs: {settings.base_url}/docs)"
+        )
+        _after_ready(api.state.after_ready)
+
+    server.on_ready = ready
     server.run()
+
+
+def _after_ready(work: list[Any]) -> None:
+    """Run the app's after-ready work (building the dashboard) in a daemon thread, off the
+    event loop: requests are answered meanwhile, and one that needs the work waits for it."""
+    import logging
+    import threading
+
+    def run() -> None:
+        for job in work:
+            try:
+                job()
+            except Exception:  # logged; the request that needs it tries again and answers 500
+                logging.getLogger("driftwatch").exception("after-ready work %r failed", job)
+
+    threading.Thread(target=run, name="driftwatch-after-ready", daemon=True).start()
 
 
 SHUTDOWN_GRACE_SECONDS = 4

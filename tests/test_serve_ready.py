@@ -1,9 +1,12 @@
 """``driftwatch serve`` says "serving on ..." only once its port answers (issue 17): the line
 used to come before the stores were opened, and a browser opened on it got a refused
-connection for seconds."""
+connection for seconds. And it gets there without the work that is not needed to answer:
+on a data dir at head no Alembic, and no Dash app until the port is open (the time itself is
+``benchmarks/startup.py``'s: no test here depends on the machine's speed)."""
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -46,6 +49,57 @@ def test_serving_line_comes_when_the_port_answers(tmp_path: Path) -> None:
         # no retry, no wait: the port accepts and the API answers at once
         r = httpx.get(f"http://127.0.0.1:{port}/api/v1/ready", timeout=30)
         assert r.status_code == 200, r.text
+        # the dashboard (its log-in page), built after the port opened, answers too
+        r = httpx.get(f"http://127.0.0.1:{port}/login", timeout=60)
+        assert r.status_code == 200 and "<title>Log in · Driftwatch" in r.text, r.text[:500]
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+
+
+# What ``driftwatch serve`` has imported when its app's start-up is done (the moment it opens
+# the port): the CLI module, the app built from the settings, the lifespan run. Scheduler and
+# delivery worker off, so no thread of ours imports anything meanwhile.
+LOADED_AT_READY = """
+import asyncio, json, sys
+import monitor.cli
+from monitor.api import create_app
+from monitor.settings import load_settings
+
+app = create_app(load_settings(data_dir=sys.argv[1]), scheduler=False, worker=False)
+
+
+async def main():
+    async with app.router.lifespan_context(app):
+        print(json.dumps(sorted(sys.modules)))
+
+
+asyncio.run(main())
+"""
+# packages a server does not need to open its port on an existing data dir: Alembic (~1 s of
+# imports) when the database is at head, the dashboard's Dash/Flask/Plotly (~1 s) until the
+# port is open
+NOT_BEFORE_READY = ("alembic", "dash", "flask", "plotly")
+
+
+def _loaded_at_ready(data_dir: Path) -> set[str]:
+    out = subprocess.run(
+        [sys.executable, "-c", LOADED_AT_READY, str(data_dir)],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=True,
+    )
+    return {name.split(".")[0] for name in json.loads(out.stdout.splitlines()[-1])}
+
+
+def test_start_up_on_an_existing_data_dir_leaves_the_heavy_parts_for_later(
+    tmp_path: Path,
+) -> None:
+    data = tmp_path / "data"
+    first = _loaded_at_ready(data)  # a new data dir: the metadata database is migrated
+    assert "alembic" in first  # the probe sees what start-up imports
+    again = _loaded_at_ready(data)  # the same data dir, now at head
+    assert not again & set(NOT_BEFORE_READY), sorted(again & set(NOT_BEFORE_READY))
+    assert {"monitor", "fastapi", "sqlalchemy"} <= again

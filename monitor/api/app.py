@@ -77,6 +77,10 @@ def create_app(
     if services is not None:
         app.state.services = services
         app.state.components = compose(services)
+    # work a server does once its port is open (``driftwatch serve`` runs each in a thread):
+    # what would delay "ready" and is not needed before the first request, such as building
+    # the dashboard; a web app installed below appends to it
+    app.state.after_ready = []
     app.state.limiter = RateLimiter(settings.rate_limit_per_minute, settings.rate_limit_burst)
     app.state.auth_failures = FailureAudit()
     app.state.settings = settings

@@ -7,11 +7,22 @@ No ``alembic.ini`` is needed: :func:`make_config` builds the configuration in co
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from alembic.config import Config
+if TYPE_CHECKING:
+    from alembic.config import Config
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent
+VERSIONS = SCRIPT_LOCATION / "versions"
+
+
+def script_head() -> str:
+    """The head revision, read from the scripts' file names: revisions are numbered in
+    sequence (``versions/0007_alert_data_times.py`` is revision ``"0007"``, see README.md), so
+    the head is the highest number. What ``MetadataStore.at_head`` compares the database with
+    at every start-up without importing Alembic and building its script graph (~1 s);
+    ``tests/storage/test_metadata_migrations.py`` checks it against Alembic's own head."""
+    return max(p.name.split("_", 1)[0] for p in VERSIONS.glob("[0-9][0-9][0-9][0-9]_*.py"))
 
 
 def make_config(url: str | None = None, connection: Any = None) -> Config:
@@ -30,6 +41,8 @@ def make_config(url: str | None = None, connection: Any = None) -> Config:
     -------
     alembic.config.Config
     """
+    from alembic.config import Config
+
     cfg = Config()
     cfg.set_main_option("script_location", str(SCRIPT_LOCATION))
     # Without it Alembic warns about the legacy way of splitting version_locations.

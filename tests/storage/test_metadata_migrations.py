@@ -5,6 +5,7 @@ from __future__ import annotations
 import threading
 
 from storage.metadata import MetadataStore
+from storage.migrations import script_head
 
 TABLES = {
     "tenants",
@@ -58,6 +59,26 @@ def test_upgrade_twice_is_a_no_op_and_keeps_data(metadata_url: str) -> None:
         store.upgrade()
         assert store.current_revision() == HEAD
         assert [t.tenant_id for t in store.list_tenants()] == ["acme"]
+    finally:
+        store.dispose()
+
+
+def test_at_head_is_what_alembic_says(metadata_url: str) -> None:
+    # upgrade() skips Alembic when at_head() (issue 17: a server's start-up on an existing
+    # data dir); at_head reads the head from the scripts' file names, which must be Alembic's
+    store = MetadataStore(metadata_url)
+    try:
+        assert script_head() == store.head_revision() == HEAD
+        assert not store.at_head()  # nothing migrated yet
+        store.upgrade()
+        assert store.at_head()
+        store.downgrade("0006")
+        assert not store.at_head() and store.current_revision() == "0006"
+        store.upgrade()  # not skipped: the database is one behind
+        assert store.at_head() and store.current_revision() == HEAD
+        assert store.schema_diff() == []
+        store.downgrade("base")
+        assert not store.at_head()  # the version table is there, empty
     finally:
         store.dispose()
 

@@ -1,0 +1,170 @@
+"""Start-up: seconds from ``driftwatch serve`` being exec'd to its port accepting (issue 17).
+
+Each run starts a fresh process (``python -m monitor.cli serve``) and connects to its port
+every 5 ms; "ready" is the first accepted connection (``serving on`` is printed at that
+moment). Two cases:
+
+- ``existing``: a data dir that a server has already opened (stores created, the metadata
+  database at head), or the one given by ``--data-dir`` (e.g. a demo build; copied, so the
+  original is not touched by the server's scheduler);
+- ``empty``: a data dir that does not exist yet (created and migrated by the server).
+
+Each figure is the median of ``--repeat`` runs, wall seconds and the server's CPU seconds up to
+ready (``/proc/<pid>/stat``: what machine load does not inflate). ``--previous REV`` runs the
+same from ``git archive REV`` in a temp folder, in the same run, for a comparison under the
+same load.
+
+    python benchmarks/startup.py                        # existing + empty, 5 runs each
+    python benchmarks/startup.py --data-dir data        # existing = a copy of ./data
+    python benchmarks/startup.py --previous main        # and the same for main's code
+
+The last line is one JSON object of the figures, with the machine's load average.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import os
+import shutil
+import socket
+import statistics
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from benchmarks.common import print_figures  # noqa: E402
+from tests.support import free_port  # noqa: E402
+
+TARGET_EXISTING_S = 3.0  # issue 17: ready in <= 3 s on an existing data dir
+TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def _cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of process ``pid`` so far (Linux)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / TICKS  # utime, stime (fields 14, 15)
+
+
+def _accepts(port: int) -> bool:
+    with socket.socket() as s:
+        s.settimeout(0.05)
+        return s.connect_ex(("127.0.0.1", port)) == 0
+
+
+def serve_once(tree: Path, data_dir: Path, timeout_s: float = 180) -> tuple[float, float]:
+    """Start ``driftwatch serve`` from ``tree`` on ``data_dir``; (wall s, CPU s) to ready."""
+    port = free_port()
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(tree),
+        "DRIFTWATCH_DATA_DIR": str(data_dir),
+        "DRIFTWATCH_HOST": "127.0.0.1",
+        "DRIFTWATCH_PORT": str(port),
+        "DRIFTWATCH_ALERT_ALLOWED_HOSTS": "127.0.0.1",
+    }
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "monitor.cli", "serve"],
+        cwd=tree,
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        while not _accepts(port):
+            if proc.poll() is not None:
+                raise RuntimeError(f"the server exited ({proc.returncode}) before it was ready")
+            if time.perf_counter() - t0 > timeout_s:
+                raise RuntimeError(f"not ready after {timeout_s:.0f} s")
+            time.sleep(0.005)
+        wall = time.perf_counter() - t0
+        cpu = _cpu_seconds(proc.pid)
+        return wall, cpu
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def measure(tree: Path, existing: Path | None, repeat: int) -> dict[str, Any]:
+    """Median wall and CPU seconds to ready, on an existing and on an empty data dir."""
+    work = Path(tempfile.mkdtemp(prefix="dw-startup-"))
+    try:
+        data = work / "existing"
+        if existing is not None:
+            shutil.copytree(existing, data)
+        else:
+            serve_once(tree, data)  # the first start creates the stores and migrates
+        runs: dict[str, list[tuple[float, float]]] = {"existing": [], "empty": []}
+        for i in range(repeat):
+            runs["existing"].append(serve_once(tree, data))
+            runs["empty"].append(serve_once(tree, work / f"empty-{i}"))
+        out: dict[str, Any] = {}
+        for case, pairs in runs.items():
+            out[f"{case}_s"] = round(statistics.median(w for w, _ in pairs), 3)
+            out[f"{case}_cpu_s"] = round(statistics.median(c for _, c in pairs), 3)
+            print(
+                f"  {case:<9} wall {' '.join(f'{w:.2f}' for w, _ in pairs)}"
+                f"   cpu {' '.join(f'{c:.2f}' for _, c in pairs)}",
+                flush=True,
+            )
+        return out
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _archive(rev: str) -> Path:
+    tree = Path(tempfile.mkdtemp(prefix="dw-startup-previous-"))
+    archive = subprocess.run(
+        ["git", "archive", rev], cwd=ROOT, check=True, capture_output=True
+    ).stdout
+    with tarfile.open(fileobj=io.BytesIO(archive)) as tar:
+        tar.extractall(tree, filter="data")
+    return tree
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--repeat", type=int, default=5, help="runs per case (median)")
+    ap.add_argument("--data-dir", type=Path, help="the existing data dir to copy (a demo build)")
+    ap.add_argument("--previous", help="also measure this commit's code (git archive)")
+    args = ap.parse_args()
+    trees = {"current": ROOT}
+    if args.previous:
+        trees["previous"] = _archive(args.previous)
+    figures: dict[str, Any] = {}
+    try:
+        for name, tree in trees.items():
+            print(f"{name} ({tree}), {args.repeat} runs per case ...", flush=True)
+            figures[name] = measure(tree, args.data_dir, args.repeat)
+    finally:
+        if "previous" in trees:
+            shutil.rmtree(trees["previous"], ignore_errors=True)
+    print(f"\n{'code':<10} {'case':<9} {'ready s':>8} {'cpu s':>7} {'target':>8}")
+    for name, fig in figures.items():
+        for case in ("existing", "empty"):
+            target = f"<= {TARGET_EXISTING_S:.0f} s" if case == "existing" else ""
+            print(
+                f"{name:<10} {case:<9} {fig[f'{case}_s']:>8.2f} {fig[f'{case}_cpu_s']:>7.2f}"
+                f" {target:>8}"
+            )
+    if args.previous:
+        figures["previous_rev"] = args.previous
+    figures["target_existing_s"] = TARGET_EXISTING_S
+    figures["data_dir"] = str(args.data_dir) if args.data_dir else "served once"
+    print_figures(figures, args.repeat)
+
+
+if __name__ == "__main__":
+    main()
