@@ -871,6 +871,34 @@ class LogStore:
             self._con.unregister("__dw_cand")
         return found
 
+    # Below this many rows the keys go to DuckDB as two list parameters: scanning a registered
+    # Arrow table has a fixed cost of about 1.5 ms of CPU, most of a small group's hashing;
+    # lists cost per row, so large batches keep the scan (same hashes: test_logstore).
+    SMALL_KEY_BATCH = 200
+    _LIST_HASH_SQL = (
+        "SELECT list_transform(range(1, len(CAST($1 AS VARCHAR[])) + 1), "
+        "lambda i: hash(CAST($1 AS VARCHAR[])[i], CAST($2 AS VARCHAR[])[i]))"
+    )
+
+    def _key_hashes(self, pairs: pa.Table) -> npt.NDArray[Any]:
+        """DuckDB's ``hash(t, k)`` of each row of ``pairs`` (columns t, k), in row order: the
+        hash the key index holds for stored rows. Caller holds the write lock."""
+        n = pairs.num_rows
+        if n <= self.SMALL_KEY_BATCH:
+            params = [pairs["t"].to_pylist(), pairs["k"].to_pylist()]
+            (row,) = self._con.execute(self._LIST_HASH_SQL, params).fetchall()
+            return np.asarray(row[0], dtype=np.uint64)
+        self._con.register(
+            "__dw_keys", pairs.append_column("__i", pa.array(np.arange(n, dtype=np.int64)))
+        )
+        try:
+            got = self._con.execute("SELECT __i, hash(t, k) AS h FROM __dw_keys").fetchnumpy()
+        finally:
+            self._con.unregister("__dw_keys")
+        h = np.empty(n, dtype=np.uint64)
+        h[np.asarray(got["__i"])] = np.asarray(got["h"], dtype=np.uint64)
+        return h
+
     def _new_rows(
         self, kt: _KeyedTable, batch: pa.Table
     ) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
@@ -884,15 +912,7 @@ class LogStore:
         else:  # labels sent without a tenant: the NULL tenant's scope
             tenants = pa.array([""] * n, pa.string())
         pairs = pa.table({"t": tenants, "k": keys})
-        self._con.register(
-            "__dw_keys", pairs.append_column("__i", pa.array(np.arange(n, dtype=np.int64)))
-        )
-        try:
-            got = self._con.execute("SELECT __i, hash(t, k) AS h FROM __dw_keys").fetchnumpy()
-        finally:
-            self._con.unregister("__dw_keys")
-        h = np.empty(n, dtype=np.uint64)
-        h[np.asarray(got["__i"])] = np.asarray(got["h"], dtype=np.uint64)
+        h = self._key_hashes(pairs)
         order = np.argsort(h, kind="stable")
         hs = h[order]
 
