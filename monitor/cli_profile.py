@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
             raise fail(f"--engine must be duckdb or spark, not {engine!r}")
         say = None if quiet else (lambda line: err.print(line, markup=False))
         try:
-            run, close = engine_for(engine, master)
+            run, close = engine_for(engine, master, lake)
         except ImportError as exc:
             raise fail(str(exc)) from exc
         try:

@@ -34,6 +34,7 @@ from storage.lake_profiles import (
     duckdb_lake_dates,
     label_files_for,
     list_partitions,
+    spark_base_path,
 )
 from storage.profile_kernel import ProfileSpec
 from storage.row_kernel import LABEL_SCHEMA, SAMPLE_BASE
@@ -276,9 +277,12 @@ Engine = Callable[
 ]
 
 
-def engine_for(name: str, master: str = "local[*]") -> tuple[Engine, Callable[[], None]]:
+def engine_for(
+    name: str, master: str = "local[*]", lake: str = ""
+) -> tuple[Engine, Callable[[], None]]:
     """The engine function ``(dates' files, spec, dates' label files) -> (date, DayRows)``
-    and its closer: ``duckdb`` or ``spark``."""
+    and its closer: ``duckdb`` or ``spark`` (``lake``: the root the job lists, so Spark is
+    handed object-store paths it can read, see ``storage.lake_profiles.spark_base_path``)."""
     if name == "duckdb":
         return (
             lambda dates, spec, labels: duckdb_lake_dates(dates, spec, labels=labels)
@@ -287,8 +291,11 @@ def engine_for(name: str, master: str = "local[*]") -> tuple[Engine, Callable[[]
         from storage.spark_engine import session, spark_lake_dates
 
         spark = session(master)
+        base = spark_base_path(lake)
         return (
-            lambda dates, spec, labels: spark_lake_dates(spark, dates, spec, labels=labels)
+            lambda dates, spec, labels: spark_lake_dates(
+                spark, dates, spec, labels=labels, base_path=base
+            )
         ), spark.stop
     raise ValueError(f"--engine must be duckdb or spark, not {name!r}")
 

@@ -46,6 +46,7 @@ __all__ = [
     "duckdb_profile_dates",
     "label_files_for",
     "list_partitions",
+    "spark_base_path",
 ]
 
 LAKE_LAYOUT_VERSION = LAYOUT_VERSION
@@ -81,8 +82,21 @@ def filesystem(lake: str) -> tuple[pafs.FileSystem, str]:
         import os
 
         return pafs.LocalFileSystem(), os.path.abspath(lake)
-    fs, root = pafs.FileSystem.from_uri(lake)
+    scheme, rest = lake.split("://", 1)
+    # Hadoop's names for S3 (what Spark is given) are S3 to pyarrow
+    fs, root = pafs.FileSystem.from_uri(f"s3://{rest}" if scheme in ("s3a", "s3n") else lake)
     return fs, root.rstrip("/")
+
+
+def spark_base_path(lake: str) -> str | None:
+    """The lake root as Spark's readers name it, when the listing's paths are not (object
+    stores list bucket-relative paths): ``s3://`` and ``s3a://`` become ``s3a://`` (Hadoop's
+    S3 connector), other schemes (``gs://``, ``hdfs://``, ``abfss://``) stay; None for a local
+    path or ``file://``, whose listed paths Spark reads as they are."""
+    if "://" not in lake or lake.startswith("file://"):
+        return None
+    scheme, rest = lake.split("://", 1)
+    return f"s3a://{rest}" if scheme in ("s3", "s3a", "s3n") else lake
 
 
 def list_partitions(lake: str, model: str) -> dict[date, list[LakeFile]]:

@@ -36,7 +36,13 @@ from storage.row_kernel import LABEL_SCHEMA, SAMPLE_BASE, merge_labels, merge_sa
 if TYPE_CHECKING:  # pragma: no cover
     from pyspark.sql import SparkSession
 
-__all__ = ["MissingSparkError", "session", "spark_lake_dates", "spark_profile_dates"]
+__all__ = [
+    "MissingSparkError",
+    "session",
+    "spark_lake_dates",
+    "spark_path",
+    "spark_profile_dates",
+]
 
 # Spark carries the hour as epoch hours (LongType): no session time zone can shift it.
 _SPARK_SCHEMA_DDL = (
@@ -112,6 +118,20 @@ def _from_spark(table: pa.Table) -> pa.Table:
     return table.set_column(0, PROFILE_SCHEMA.field("hour"), hour).cast(PROFILE_SCHEMA)
 
 
+def spark_path(path: str, base_path: str | None) -> str:
+    """A listed file's path as Spark reads it. An object store lists bucket-relative paths
+    (``bucket/lake/model=m/date=d/f.parquet``); ``base_path`` is the lake root as Spark names
+    it (``s3a://bucket/lake``, see ``storage.lake_profiles.spark_base_path``), and the path
+    is rebuilt under it. Local paths and paths with a scheme are read as they are."""
+    if base_path is None or "://" in path:
+        return path
+    root = base_path.split("://", 1)[1].strip("/")
+    rel = path.strip("/")
+    if root and rel.startswith(root + "/"):
+        return f"{base_path.rstrip('/')}/{rel[len(root) + 1 :]}"
+    return path
+
+
 def spark_profile_dates(
     spark: SparkSession,
     dates: dict[date, list[LakeFile]],
@@ -130,11 +150,7 @@ def spark_profile_dates(
     if not with_files:
         return
     paths = [f.path for fs in with_files.values() for f in fs]
-    if base_path is not None:
-        paths = [
-            p if "://" in p else f"{base_path.rstrip('/')}/{p.split('/model=', 1)[-1]}"
-            for p in paths
-        ]
+    paths = [spark_path(p, base_path) for p in paths]
     # the model's folder as Spark's basePath: the date=... folders become the ``date`` column
     base = paths[0].rsplit("/date=", 1)[0]
     df = spark.read.option("basePath", base).parquet(*paths)
@@ -255,18 +271,15 @@ def spark_lake_dates(
     if not with_files:
         return
 
-    def fix(p: str) -> str:
-        if base_path is None or "://" in p:
-            return p
-        return f"{base_path.rstrip('/')}/{p.split('/model=', 1)[-1]}"
-
-    paths = [fix(f.path) for fs in with_files.values() for f in fs]
+    paths = [spark_path(f.path, base_path) for fs in with_files.values() for f in fs]
     base = paths[0].rsplit("/date=", 1)[0]
     df = spark.read.option("basePath", base).option("mergeSchema", "true").parquet(*paths)
     cols = selected_columns(df.columns, spec)
     df = df.select(*cols)
     if spec.labels is not None:
-        lpaths = sorted({f.path for d in with_files for f in (labels or {}).get(d, [])})
+        lpaths = sorted(
+            {spark_path(f.path, base_path) for d in with_files for f in (labels or {}).get(d, [])}
+        )
         if lpaths:
             lab = _labels_df(spark, lpaths)
             lt = lab.alias("lt")

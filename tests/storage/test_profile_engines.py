@@ -277,3 +277,45 @@ def test_spark_on_lake_equals_native_and_duckdb_with_late_rows(lake_data, spark)
     todo, rows = _incremental(root, late, spec, engine)
     assert todo == [date(2026, 3, 2)]
     assert_same_profiles(rows, native_rows([first, late], spec))
+
+
+def test_spark_is_handed_paths_it_reads() -> None:
+    from storage.lake_profiles import spark_base_path
+
+    assert spark_base_path("/data/lake") is None
+    assert spark_base_path("file:///data/lake") is None
+    assert spark_base_path("s3://bucket/lake") == "s3a://bucket/lake"  # Hadoop's S3 connector
+    assert spark_base_path("s3a://bucket/lake") == "s3a://bucket/lake"
+    assert spark_base_path("gs://bucket/lake") == "gs://bucket/lake"
+
+
+def test_a_bucket_relative_listing_is_read_under_the_lake_uri() -> None:
+    pytest.importorskip("pyspark")
+    from storage.spark_engine import spark_path
+
+    base = "s3a://bucket/lake"
+    assert spark_path("bucket/lake/model=m/date=2026-03-01/a.parquet", base) == (
+        "s3a://bucket/lake/model=m/date=2026-03-01/a.parquet"
+    )
+    assert spark_path("bucket/lake/labels/model=m/date=2026-03-01/a.parquet", base) == (
+        "s3a://bucket/lake/labels/model=m/date=2026-03-01/a.parquet"
+    )
+    assert spark_path("/data/lake/model=m/x.parquet", None) == "/data/lake/model=m/x.parquet"
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(900)
+def test_spark_reads_an_object_store_listing_through_the_base_path(lake_data, spark) -> None:
+    """An object store lists bucket-relative paths (``bucket/lake/model=.../x.parquet``);
+    Spark reads them under the lake's URI (here ``file://``, as ``s3a://`` on S3)."""
+    from storage.lake_profiles import LakeFile
+    from storage.spark_engine import spark_profile_dates
+
+    root, first, _, spec = lake_data
+    listed = {
+        d: [LakeFile(f.path.lstrip("/"), f.size, f.mtime_ns) for f in files]
+        for d, files in list_partitions(str(root), "churn").items()
+        if not any("late-" in f.path for f in files)
+    }
+    got = spark_profile_dates(spark, listed, spec, base_path=f"file://{root}")
+    assert_same_profiles(pa.concat_tables([r for _, r in got]), native_rows([first], spec))
