@@ -64,7 +64,6 @@ from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
-import pandas as pd
 
 from detectors.errors import InvalidParameterError
 
@@ -96,6 +95,8 @@ _CHUNK = 1 << 15
 
 def as_float_array(values: Any) -> npt.NDArray[Any]:
     """Return ``values`` as a 1-d float64 array; ``None`` / ``pd.NA`` become NaN."""
+    import pandas as pd  # here, not at import: ~0.7 s a server's start-up need not pay
+
     if isinstance(values, pd.Series | pd.Index | pd.api.extensions.ExtensionArray):
         return np.asarray(values.to_numpy(dtype="float64", na_value=np.nan)).ravel()
     if hasattr(values, "to_numpy") and hasattr(values, "null_count"):  # pyarrow arrays
@@ -125,6 +126,8 @@ def _factorize_strings(values: Any) -> tuple[npt.NDArray[Any], list[str], int]:
             codes = np.where(np.asarray(enc.indices.is_null()), -1, codes)
         labels = [str(v) for v in enc.dictionary.to_pylist()]
         return np.asarray(codes, dtype=np.int64), labels, missing
+    import pandas as pd  # here, not at import: ~0.7 s a server's start-up need not pay
+
     if not isinstance(values, pd.Series | pd.Index | np.ndarray):
         values = np.asarray(list(values) if not isinstance(values, Sequence) else values, object)
     codes, uniques = pd.factorize(values, use_na_sentinel=True)

@@ -51,7 +51,6 @@ from typing import Any
 
 import pyarrow as pa
 import pyarrow.compute as pc
-import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
 from storage import tables
@@ -340,6 +339,10 @@ def export(
 def read_lake(root: str | Path, kind: str, model: str | None = None) -> pa.Table:
     """Every row of ``kind`` (of one ``model``) in the lake, with the partition values as the
     columns ``model`` (not for events) and ``date``; files unified by column name."""
+    # imported here: pyarrow.dataset imports pandas (~0.7 s), which a server's start-up need
+    # not pay for a lake read it may never do (issue 17)
+    import pyarrow.dataset as ds
+
     if kind not in KINDS:
         raise LakeError(f"unknown lake kind {kind!r}: expected one of {list(KINDS)}")
     base = kind_root(root, kind)

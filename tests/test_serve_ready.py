@@ -79,7 +79,7 @@ asyncio.run(main())
 # packages a server does not need to open its port on an existing data dir: Alembic (~1 s of
 # imports) when the database is at head, the dashboard's Dash/Flask/Plotly (~1 s) until the
 # port is open
-NOT_BEFORE_READY = ("alembic", "dash", "flask", "plotly")
+NOT_BEFORE_READY = ("alembic", "dash", "flask", "plotly", "pandas")
 
 
 def _loaded_at_ready(data_dir: Path) -> set[str]:

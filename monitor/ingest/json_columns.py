@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import cache
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -13,10 +14,17 @@ from storage.json_reader import JsonReadError, read_json_columns
 # Columns a clean JSON body reads straight into: DOUBLE for numbers, the raw value text (JSON)
 # for the rest, which is then checked to be exactly what the row-by-row parser would accept.
 _JSON_READ_TYPES: dict[Kind, str] = {"float": "DOUBLE"}
-_BOOL_TEXT = pa.array(["true", "false", "1", "0"])  # what convert.py accepts as a boolean or 0/1
-_TRUE_TEXT = pa.array(["true", "1"])
-_BOOL_LITERALS = pa.array(["true", "false"])
-_UNIT_VALUES = pa.array([0.0, 1.0])
+_BOOL_TEXT = ("true", "false", "1", "0")  # what convert.py accepts as a boolean or 0/1
+_TRUE_TEXT = ("true", "1")
+_BOOL_LITERALS = ("true", "false")
+_UNIT_VALUES = (0.0, 1.0)
+
+
+@cache
+def _arrow(values: tuple[str, ...] | tuple[float, ...]) -> pa.Array:
+    """``values`` as an Arrow array, made at first use: pyarrow imports pandas at its first
+    conversion of Python values (~0.7 s), which a server's start-up need not pay (issue 17)."""
+    return pa.array(values)
 
 
 def json_columns(body: bytes, rules: Sequence[FieldRule], *, ndjson: bool) -> pa.Table | None:
@@ -60,16 +68,16 @@ def json_columns(body: bytes, rules: Sequence[FieldRule], *, ndjson: bool) -> pa
         if rule.kind == "float":
             if pc.any(pc.is_nan(col)).as_py() or pc.any(pc.is_inf(col)).as_py():
                 return None
-            unit_values = unit_values or bool(pc.any(pc.is_in(col, _UNIT_VALUES)).as_py())
+            unit_values = unit_values or bool(pc.any(pc.is_in(col, _arrow(_UNIT_VALUES))).as_py())
             out[rule.name] = col
             continue
         text = col.cast(pa.string())
         if rule.kind in ("bool", "binary"):
-            known = pc.or_(pc.is_in(text, _BOOL_TEXT), text.is_null())
+            known = pc.or_(pc.is_in(text, _arrow(_BOOL_TEXT)), text.is_null())
             if not pc.all(known).as_py():
                 return None
-            booleans += int(pc.sum(pc.is_in(text, _BOOL_LITERALS)).as_py() or 0)
-            flags = pc.is_in(text, _TRUE_TEXT)  # false for a null: restored just below
+            booleans += int(pc.sum(pc.is_in(text, _arrow(_BOOL_LITERALS))).as_py() or 0)
+            flags = pc.is_in(text, _arrow(_TRUE_TEXT))  # false for a null: restored just below
             values = pc.if_else(col.is_null(), pa.scalar(None, pa.bool_()), flags)
             out[rule.name] = values if rule.kind == "bool" else values.cast(pa.int32())
             continue
