@@ -60,7 +60,7 @@ import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
-from typing import Any, Literal
+from typing import Any, Literal, NamedTuple
 
 import numpy as np
 import numpy.typing as npt
@@ -89,8 +89,6 @@ DEFAULT_MAX_UNSEEN = 20
 _QUANTILE_SAMPLE = 100_000
 # Cells of the uniform grid used to bin numeric values without a binary search per value.
 _GRID_CELLS = 1 << 14
-# Values binned per chunk (fits the L2 cache with its temporaries).
-_CHUNK = 1 << 15
 
 
 def as_float_array(values: Any) -> npt.NDArray[Any]:
@@ -150,12 +148,13 @@ class _GridLookup:
     or last cell). For each cell we know the bucket of its left neighbourhood and how many edges
     lie within one cell of slack each side (the slack absorbs rounding of the cell index). A value
     starts at its cell's bucket and moves up one bucket per edge it exceeds, for at most
-    ``steps`` edges; values in cells holding more edges than that go through ``np.searchsorted``.
-    The result is identical to ``searchsorted(edges, x, side="left")`` and 2-3x faster on 1M
-    rows, also for integer columns whose values sit exactly on the edges.
+    ``steps`` edges; values in cells holding more edges than that go through a binary search.
+    The result is identical to ``searchsorted(edges, x, side="left")``, also for integer columns
+    whose values sit exactly on the edges. The loop over the values is compiled
+    (:func:`detectors.profile_kernels.bucket_counts`); this class only lays out the grid.
     """
 
-    max_steps = 2
+    max_steps = 2  # the compiled loop (profile_kernels.bucket_counts) unrolls at most 2
     # the chosen layout (set from ``_layout``'s dict when enabled)
     log: bool
     steps: int
@@ -163,6 +162,7 @@ class _GridLookup:
     scale: float
     bucket: npt.NDArray[np.int64]
     hard: npt.NDArray[np.bool_]
+    table: npt.NDArray[np.int32]  # bucket, or -1 where hard (what the compiled loop reads)
     any_hard: bool
     hard_edges: int
     padded: npt.NDArray[np.float64]
@@ -219,43 +219,85 @@ class _GridLookup:
             "scale": _GRID_CELLS / (hi - lo),
             "bucket": left.astype(np.int64),
             "hard": hard,
+            "table": np.where(hard, -1, left).astype(np.int32),
             "any_hard": bool(hard.any()),
             "hard_edges": int(hard[edge_cells.astype(np.intp)].sum()),
         }
 
-    def counts(self, x: npt.NDArray[Any], edges: npt.NDArray[Any]) -> npt.NDArray[Any]:
-        # Work in cache-sized chunks: allocating fresh 8 MB temporaries for every step costs
-        # more (page faults) than the arithmetic. Fancy indexing beats np.take(out=) here.
-        n_buckets = edges.size + 1
-        size = min(_CHUNK, x.size)
-        cell = np.empty(size, dtype=np.float64)
-        ci = np.empty(size, dtype=np.intp)
-        counts = np.zeros(n_buckets + 1, dtype=np.int64)
-        for start in range(0, x.size, _CHUNK):
-            xs = x[start : start + _CHUNK]
-            c, i = cell[: xs.size], ci[: xs.size]
-            if self.log:
-                np.maximum(xs, np.finfo(float).tiny, out=c)  # x <= 0 lands in the first cell
-                np.log(c, out=c)
-                c -= self.lo
-            else:
-                np.subtract(xs, self.lo, out=c)
-            c *= self.scale
-            np.maximum(c, 0, out=c)
-            np.minimum(c, _GRID_CELLS - 1, out=c)
-            np.copyto(i, c, casting="unsafe")
-            j = self.bucket[i]
-            for _ in range(self.steps):
-                j += xs > self.padded[j]
-            if self.any_hard:
-                hard = self.hard[i]
-                if hard.any():
-                    j[hard] = n_buckets  # parked in a spare bucket, counted exactly below
-                    counts[:n_buckets] += np.bincount(
-                        np.searchsorted(edges, xs[hard], side="left"), minlength=n_buckets
-                    )
-            counts += np.bincount(j, minlength=n_buckets + 1)
-        return counts[:n_buckets]
+
+class _FiniteSplit(NamedTuple):
+    """A numeric column split by :func:`_split_finite`."""
+
+    finite: npt.NDArray[np.float64]  # the finite values, in their order
+    missing: int  # NaN (None / pd.NA)
+    neg_inf: int
+    pos_inf: int
+    lo: float | None  # min and max of the finite values
+    hi: float | None
+
+
+def _split_finite(x: npt.NDArray[Any]) -> _FiniteSplit:
+    """The finite values of a float64 column and counts of the others, in one compiled pass."""
+    from detectors import profile_kernels  # numba: compiled (or loaded) when first profiling
+
+    out = np.empty(x.size, dtype=np.float64)
+    k, n_nan, n_neg, n_pos, lo, hi = profile_kernels.split_finite(x, out)
+    if k == 0:
+        return _FiniteSplit(out[:0], n_nan, n_neg, n_pos, None, None)
+    return _FiniteSplit(out[:k], n_nan, n_neg, n_pos, float(lo), float(hi))
+
+
+def _quantile_edges(split: _FiniteSplit, n_bins: int) -> tuple[float, ...]:
+    """Inverted-CDF quantile edges of the finite values (see :meth:`ReferenceBins.numeric`)."""
+    x = split.finite
+    if x.size == 0:
+        return ()
+    if x.size > _QUANTILE_SAMPLE:
+        rng = np.random.default_rng(x.size)
+        x = x[rng.integers(0, x.size, _QUANTILE_SAMPLE)]
+    probs = np.linspace(0.0, 1.0, n_bins + 1)
+    idx = np.clip(np.ceil(probs * x.size).astype(np.int64) - 1, 0, x.size - 1)
+    # the order statistics at idx by one multi-pivot partition (a third faster than a full
+    # sort, the same values); np.quantile would run one partition pass per quantile
+    q = np.partition(x, np.unique(idx))[idx]
+    q[0], q[-1] = split.lo, split.hi
+    return tuple(float(e) for e in np.unique(q))
+
+
+def _numeric_profile(split: _FiniteSplit, bins: ReferenceBins) -> ColumnProfile:
+    """The profile of a split column on numeric ``bins`` (see :func:`profile_numeric`)."""
+    from detectors import profile_kernels
+
+    x = split.finite
+    edges = bins.edges_array
+    counts = np.zeros(bins.n_buckets, dtype=np.int64)
+    counts[0] += split.neg_inf  # -inf lands in (-inf, e_0], +inf in (e_k, +inf)
+    counts[-1] += split.pos_inf
+    if x.size:
+        g = bins._grid
+        use_grid = g.enabled and x.size > 4 * _GRID_CELLS  # the grid costs a few ms to build
+        scratch = np.empty(x.size, dtype=np.int32)
+        if use_grid:
+            profile_kernels.bucket_counts(
+                x, edges, counts, True, g.log, g.lo, g.scale, _GRID_CELLS,
+                g.table, g.padded, g.steps, scratch,
+            )  # fmt: skip
+        else:
+            no_table = np.zeros(1, np.int32)
+            profile_kernels.bucket_counts(
+                x, edges, counts, False, False, 0.0, 1.0, 1, no_table, edges, 0, scratch
+            )
+    return ColumnProfile(
+        bins=bins,
+        count=int(x.size + split.neg_inf + split.pos_inf),
+        missing=split.missing,
+        min=split.lo,
+        max=split.hi,
+        sum=float(np.sum(x)),
+        sum_sq=float(np.dot(x, x)),
+        counts=counts,
+        n_finite=int(x.size),
+    )
 
 
 @dataclass(frozen=True, eq=False)
@@ -324,25 +366,8 @@ class ReferenceBins:
         """
         if not isinstance(n_bins, int | np.integer) or n_bins < 1:
             raise InvalidParameterError("n_bins", n_bins, "an integer >= 1")
-        x = as_float_array(values)
-        finite = np.isfinite(x)
-        if not finite.all():
-            x = x[finite]
-        if x.size == 0:
-            return cls("numeric", ())
-        lo, hi = float(x.min()), float(x.max())
-        if x.size > _QUANTILE_SAMPLE:
-            rng = np.random.default_rng(x.size)
-            x = x[rng.integers(0, x.size, _QUANTILE_SAMPLE)]
-        # inverted-CDF quantiles (data values) from one sort: np.quantile would run one
-        # partition pass per quantile, ~20x slower for 101 of them
-        x = np.sort(x)
-        probs = np.linspace(0.0, 1.0, int(n_bins) + 1)
-        idx = np.clip(np.ceil(probs * x.size).astype(np.int64) - 1, 0, x.size - 1)
-        q = x[idx]
-        q[0], q[-1] = lo, hi
-        edges = np.unique(q)
-        return cls("numeric", tuple(float(e) for e in edges))
+        split = _split_finite(as_float_array(values))
+        return cls("numeric", _quantile_edges(split, int(n_bins)))
 
     @classmethod
     def categorical(cls, values: Any, cap: int = DEFAULT_CAP) -> ReferenceBins:
@@ -662,35 +687,7 @@ def profile_numeric(values: Any, bins: ReferenceBins) -> ColumnProfile:
     """
     if bins.kind != "numeric":
         raise InvalidParameterError("bins.kind", bins.kind, "'numeric' for profile_numeric")
-    x = as_float_array(values)
-    nan = np.isnan(x)
-    n_missing = int(np.count_nonzero(nan))
-    if n_missing:
-        x = x[~nan]
-    edges = bins.edges_array
-    if x.size == 0:
-        counts = np.zeros(bins.n_buckets, dtype=np.int64)
-    elif bins._grid.enabled and x.size > 4 * _GRID_CELLS:
-        counts = bins._grid.counts(x, edges)
-    else:
-        counts = np.bincount(np.searchsorted(edges, x, side="left"), minlength=bins.n_buckets)
-    lo = float(x.min()) if x.size else None
-    hi = float(x.max()) if x.size else None
-    if x.size and not (np.isfinite(lo) and np.isfinite(hi)):  # type: ignore[arg-type]
-        x = x[np.isfinite(x)]
-        lo = float(x.min()) if x.size else None
-        hi = float(x.max()) if x.size else None
-    return ColumnProfile(
-        bins=bins,
-        count=int(counts.sum()),
-        missing=n_missing,
-        min=lo,
-        max=hi,
-        sum=float(np.sum(x)),
-        sum_sq=float(np.dot(x, x)),
-        counts=counts.astype(np.int64, copy=False),
-        n_finite=int(x.size),
-    )
+    return _numeric_profile(_split_finite(as_float_array(values)), bins)
 
 
 def profile_categorical(
@@ -874,8 +871,12 @@ def profile_reference(
     (('b', 'a'), [2, 1, 0], 1)
     """
     if kind == "numeric":
-        x = as_float_array(values)
-        return profile_numeric(x, ReferenceBins.numeric(x, n_bins=n_bins))
+        if not isinstance(n_bins, int | np.integer) or n_bins < 1:
+            raise InvalidParameterError("n_bins", n_bins, "an integer >= 1")
+        # one pass splits off the finite values for both the edges and the profile
+        split = _split_finite(as_float_array(values))
+        bins = ReferenceBins("numeric", _quantile_edges(split, int(n_bins)))
+        return _numeric_profile(split, bins)
     if kind != "categorical":
         raise InvalidParameterError("kind", kind, "'numeric' or 'categorical'")
     if not isinstance(cap, int | np.integer) or cap < 1:

@@ -14,7 +14,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from detectors.errors import InvalidParameterError
+from detectors.profile_columns import profile_columns, profile_references
 from detectors.profiles import (
+    ColumnKind,
     ColumnProfile,
     ReferenceBins,
     profile_categorical,
@@ -121,6 +123,34 @@ def test_fast_binning_equals_searchsorted(name: str) -> None:
     assert math.isclose(
         p.sum, math.fsum(finite), rel_tol=1e-12, abs_tol=1e-12 * np.abs(finite).sum()
     )
+
+
+def test_compiled_profile_equals_the_numpy_definition_exactly() -> None:
+    # the compiled loop (detectors.profile_kernels) must give the numbers of the plain numpy
+    # definition bit for bit: the order statistics of the sample, the searchsorted buckets and
+    # the sums over the finite values in their order; also for a strided, read-only view
+    rng = np.random.default_rng(12)
+    block = rng.lognormal(0.0, 1.0, (2, 300_000))
+    block[0, ::97] = np.nan
+    block[0, [10, 12, 14, 16]] = [np.inf, -np.inf, np.inf, 0.0]  # even: in the view
+    x = block[0, ::2]  # strided
+    x.setflags(write=False)
+    bins = ReferenceBins.numeric(x)
+    finite = x[np.isfinite(x)]
+    sample = finite[np.random.default_rng(finite.size).integers(0, finite.size, 100_000)]
+    order = np.sort(sample)
+    idx = np.clip(np.ceil(np.linspace(0, 1, 101) * order.size).astype(np.int64) - 1, 0, None)
+    q = order[idx]
+    q[0], q[-1] = finite.min(), finite.max()
+    assert bins.edges == tuple(np.unique(q).tolist())
+    for p in (profile_numeric(x, bins), profile_reference(x, "numeric")):
+        assert p.bins == bins
+        assert np.array_equal(p.counts, _searchsorted_counts(x, bins))
+        missing = int(np.isnan(x).sum())
+        assert (p.count, p.missing, p.n_finite) == (x.size - missing, missing, finite.size)
+        assert p.counts[0] >= 1 and p.counts[-1] >= 2  # -inf and +inf in the open buckets
+        assert p.sum == float(np.sum(finite)) and p.sum_sq == float(np.dot(finite, finite))
+        assert (p.min, p.max) == (finite.min(), finite.max())
 
 
 def test_fast_binning_with_shifted_current_and_values_outside_reference() -> None:
@@ -342,3 +372,25 @@ def test_top_categories_match_a_full_sort_also_for_id_like_columns() -> None:
     assert bins.categories == tuple(name for name, _ in expected)
     p = profile_categorical(ids, ReferenceBins("categorical", categories=("x",)), max_unseen=7)
     assert p.unseen == tuple(expected[:7])
+
+
+def test_profile_columns_in_parallel_equal_the_per_column_profiles() -> None:
+    rng = np.random.default_rng(13)
+    cats = np.array([f"c{i}" for i in range(50)], dtype=object)
+    cols = {f"x{i}": rng.gamma(2.0 + i, 2.0, BIG) for i in range(5)}
+    cols |= {"s": cats[rng.integers(0, 50, BIG)], "t": cats[rng.integers(0, 7, BIG)]}
+    kinds: dict[str, ColumnKind] = {c: "categorical" if c in "st" else "numeric" for c in cols}
+    refs = profile_references(cols, kinds, n_bins=30, workers=3)
+    assert list(refs) == list(kinds)
+    for c, k in kinds.items():
+        assert refs[c] == profile_reference(cols[c], k, n_bins=30)
+    cur = {c: v[::-1].copy() for c, v in cols.items()}
+    bins = {c: p.bins for c, p in refs.items()}
+    got = profile_columns(cur, bins, max_unseen=3)
+    assert list(got) == list(bins)
+    for c, b in bins.items():
+        one = profile_numeric(cur[c], b) if b.kind == "numeric" else None
+        assert got[c] == (one or profile_categorical(cur[c], b, max_unseen=3))
+    with pytest.raises(InvalidParameterError, match="columns") as err:
+        profile_columns({"x0": cols["x0"]}, bins)
+    assert "x1" in str(err.value)
