@@ -128,15 +128,17 @@ class LakeGuard:
             }
         return out
 
-    def last_ts(self, model: str, before: datetime) -> dict[tuple[str, str], datetime]:
+    def last_ts(
+        self, model: str, before: datetime, since: datetime | None = None
+    ) -> dict[tuple[str, str], datetime]:
         """Newest row ``ts`` before ``before`` per tenant, per version and overall; for a
         lake-fed model from its profiles (the rows pseudo column's max is the hour's last ts;
-        ``before`` is a window end, on an hour)."""
+        ``since`` and ``before`` are window bounds, on an hour)."""
         if not self._profiles.lake_fed(model):
-            return self._logs.last_ts(model, before)
+            return self._logs.last_ts(model, before, since)
         from storage.profiles import ROWS_COLUMN
 
-        window = self._profiles.window(model, _EPOCH, before, [(ROWS_COLUMN, "")])
+        window = self._profiles.window(model, since or _EPOCH, before, [(ROWS_COLUMN, "")])
         out: dict[tuple[str, str], datetime] = {}
         for (t, v), cols in window.items():
             raw = cols.get((ROWS_COLUMN, ""))

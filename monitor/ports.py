@@ -185,8 +185,11 @@ class LogReader(Protocol):
         """Timestamp of the model's oldest inference row."""
         ...
 
-    def last_ts(self, model: str, before: datetime) -> dict[Segment, datetime]:
-        """Newest row ``ts`` before ``before`` per tenant, per version and overall."""
+    def last_ts(
+        self, model: str, before: datetime, since: datetime | None = None
+    ) -> dict[Segment, datetime]:
+        """Newest row ``ts`` before ``before`` per tenant, per version and overall; with
+        ``since``, of the rows at or after it only (segments without any left out)."""
         ...
 
     def label_stats(

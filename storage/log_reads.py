@@ -134,15 +134,21 @@ class LogReads:
         first: datetime | None = row[0][0]
         return first
 
-    def last_ts(self, model: str, before: datetime) -> dict[tuple[str, str], datetime]:
+    def last_ts(
+        self, model: str, before: datetime, since: datetime | None = None
+    ) -> dict[tuple[str, str], datetime]:
         """Newest row ``ts`` before ``before`` — freshness. Keys: ``(tenant, "*")`` per tenant,
-        ``("*", version)`` per model version (no version: ``""``) and ``("*", "*")``."""
+        ``("*", version)`` per model version (no version: ``""``) and ``("*", "*")``. With
+        ``since``, only rows at or after it are read (segments without any are left out)."""
+        where, params = "ts < ?", [as_utc(before)]
+        if since is not None:
+            where, params = "ts >= ? AND ts < ?", [as_utc(since), as_utc(before)]
         with self._ls.reader() as cur:
             rows = cur.execute(
                 f"SELECT {_SEGMENT_KEYS}, max(ts) FROM (SELECT tenant_id, coalesce(model_version, "
-                f"'') AS mv, ts FROM {quote(self._ls.table(model))} WHERE ts < ?) "
+                f"'') AS mv, ts FROM {quote(self._ls.table(model))} WHERE {where}) "
                 f"GROUP BY {_SEGMENT_SETS}",
-                [as_utc(before)],
+                params,
             ).fetchall()
         return {(str(t), str(v)): ts for t, v, ts in rows if ts is not None}
 

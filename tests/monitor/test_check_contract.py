@@ -100,7 +100,9 @@ class Logs:
     def first_ts(self, model: str) -> datetime:
         return T0
 
-    def last_ts(self, model: str, before: datetime) -> dict[tuple[str, str], datetime]:
+    def last_ts(
+        self, model: str, before: datetime, since: datetime | None = None
+    ) -> dict[tuple[str, str], datetime]:
         return {}
 
     def label_stats(self, *args: Any) -> dict[tuple[str, str], dict[str, Any]]:

@@ -342,3 +342,31 @@ def test_a_backfill_stores_its_windows_in_one_transaction_per_batch(env) -> None
     )
     assert len(again) == len(reported) == 5
     assert ms.list_runs(monitor="dq", limit=1)[1] == 25  # each reported window is stored
+
+
+def test_freshness_reads_recent_rows_and_falls_back_after_a_gap(env) -> None:
+    """freshness_s reads the rows since the 7 baseline windows (not the whole history) and the
+    whole history only when a reported segment has none there: after 10 silent days the
+    window's freshness is the time since the last row before the gap, for all tenants."""
+    meta, ls, ms = env
+    rng = np.random.default_rng(8)
+    _reference(ls, rng)
+    old = _batch(rng, T0, 200, prefix="old-")
+    ls.append_inferences("m", old)
+    recent = _batch(rng, T0 + 12 * DAY, 200, prefix="new-")
+    ls.append_inferences("m", recent)
+    _create(ms, name="dq", kind="data_quality", reference="base")
+    runner = duckdb_runner(meta, ls)
+    runner.backfill("dq", T0 + 10 * DAY, T0 + 13 * DAY)
+    res, _ = ms.query_results(ResultQuery(source_name="dq", metric="freshness_s"))
+    by = {(r.window_start, r.tenant_id): r.value for r in res}
+    last_old = max(old.column("ts").to_pylist())
+    for day in (10, 11):  # silent: nothing since the baseline's first window
+        assert by[(T0 + day * DAY, "*")] == (T0 + (day + 1) * DAY - last_old).total_seconds()
+    ts = recent.to_pandas()
+    for tenant, g in ts.groupby("tenant_id"):
+        expect = (T0 + 13 * DAY - g.ts.max().to_pydatetime()).total_seconds()
+        assert by[(T0 + 12 * DAY, tenant)] == pytest.approx(expect, abs=1e-6)
+    assert by[(T0 + 12 * DAY, "*")] == pytest.approx(
+        (T0 + 13 * DAY - ts.ts.max().to_pydatetime()).total_seconds(), abs=1e-6
+    )

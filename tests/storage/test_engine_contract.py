@@ -321,6 +321,28 @@ def test_operational_figures_per_segment(case: EngineCase) -> None:
     assert stats[("*", "*")]["rows"] == len(before) and stats[("*", "*")]["labelled"] == 0
 
 
+def test_last_ts_since_reads_only_the_rows_after_it(case: EngineCase) -> None:
+    """Freshness bounded to the baseline windows (a backfill's per-window read): the newest
+    ts of the rows in ``[since, before)``, which is the unbounded answer for every segment
+    with such rows; segments without any are left out."""
+    data = rows(2000, 15)
+    case.append(MODEL, data)
+    df = data.to_pandas()
+    since, end = T0 + timedelta(hours=3), T0 + timedelta(hours=6)
+    bounded = case.logs.last_ts(MODEL, end, since=since)
+    full = case.logs.last_ts(MODEL, end)
+    part = df[(df.ts >= since) & (df.ts < end)]
+    assert bounded[("*", "*")] == part.ts.max().to_pydatetime()
+    for t, g in part.groupby("tenant_id"):
+        assert bounded[(t, "*")] == g.ts.max().to_pydatetime()
+    assert bounded and all(full[k] == v for k, v in bounded.items())
+    assert case.logs.last_ts(MODEL, since, since=since - timedelta(hours=1)) == {
+        k: v for k, v in case.logs.last_ts(MODEL, since).items() if v >= since - timedelta(hours=1)
+    }
+    # nothing in range: nothing, not the older rows
+    assert case.logs.last_ts(MODEL, T0, since=T0 - timedelta(days=1)) == {}
+
+
 def test_engine_and_reader_satisfy_the_ports(case: EngineCase) -> None:
     from monitor import ports
     from tests.monitor.test_ports import mismatches
