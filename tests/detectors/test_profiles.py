@@ -394,3 +394,20 @@ def test_profile_columns_in_parallel_equal_the_per_column_profiles() -> None:
     with pytest.raises(InvalidParameterError, match="columns") as err:
         profile_columns({"x0": cols["x0"]}, bins)
     assert "x1" in str(err.value)
+
+
+def test_warm_up_loads_every_variant_profiling_calls() -> None:
+    # after warm_up, profiling numpy (writable) and Arrow (read-only) columns, with and without
+    # the grid, compiles nothing more: the first window of a process does not wait for numba
+    from detectors import profile_kernels
+
+    profile_kernels.warm_up()
+    kernels = (profile_kernels.split_finite, profile_kernels.bucket_counts)
+    before = [len(k.signatures) for k in kernels]
+    rng = np.random.default_rng(14)
+    x = rng.normal(size=BIG)
+    x[::9] = np.nan
+    for values in (x, pa.array(x, from_pandas=True), x[:50]):
+        profile_reference(values, "numeric")
+        profile_numeric(values, ReferenceBins("numeric", (0.0,)))
+    assert [len(k.signatures) for k in kernels] == before
