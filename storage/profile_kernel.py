@@ -513,7 +513,7 @@ class ProfileAccumulator:
                     ids_missing = np.asarray(ids.is_null().to_numpy(zero_copy_only=False), bool)
             if self._sample is not None:
                 hours = pa.array(hour * _US_PER_HOUR, pa.int64()).cast(TS)
-                self._sample.add(batch, hours, mv)
+                self._sample.add(batch, hours, mv, gids, n_groups)
             if self._labels is not None:
                 self._labels.add(batch, gids, n_groups, ids_missing)
 

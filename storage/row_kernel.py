@@ -207,19 +207,55 @@ def _sorted_bottom_k(table: pa.Table, k: int, group: Sequence[str]) -> pa.Table:
     return table.filter(pa.array(rank < k))
 
 
+def _fast_bottom_k(
+    gids: npt.NDArray[Any], keys: npt.NDArray[Any], k: int
+) -> npt.NDArray[Any] | None:
+    """Positions of the ``k`` smallest keys of each group (integer sort only), or None when
+    two rows of a group share a key (the tie must be broken by request_id: the caller then
+    sorts with the strings)."""
+    n = gids.size
+    if n == 0:
+        return np.zeros(0, np.int64)
+    order = np.lexsort((keys, gids))
+    g, kk = gids[order], keys[order]
+    same_g = g[1:] == g[:-1]
+    if np.any(same_g & (kk[1:] == kk[:-1])):
+        return None
+    new = np.ones(n, bool)
+    new[1:] = ~same_g
+    start = np.maximum.accumulate(np.where(new, np.arange(n), 0))
+    keep = order[(np.arange(n) - start) < k]
+    return np.sort(keep)
+
+
 class SampleAccumulator:
     """The bottom-``k`` rows (by :func:`sample_keys`, seed 0) of each (hour, tenant, version)
-    of a stream of batches, with the ``columns`` a batch has. Memory stays near k x groups."""
+    of a stream of batches, with the ``columns`` a batch has. Memory stays near k x groups.
+
+    Why integer sorts: the group numbers (the profile accumulator's) and the int64 keys order
+    the rows by one ``np.lexsort``; sorting by the group's strings and ``request_id`` with Arrow
+    cost 20x the profile itself. A row whose key is above its group's current k-th key is
+    dropped before anything is copied. Strings break ties only when two keys of a group are
+    equal (a repeated request_id, or a 64-bit collision)."""
 
     def __init__(self, k: int, columns: Sequence[str]) -> None:
         self.k = int(k)
         self.columns = list(columns)
         self._parts: list[pa.Table] = []
         self._held = 0
-        self.no_id: dict[tuple[Any, ...], int] = {}
+        self._limit = 4 * max(self.k, 1 << 16)  # rows held before compacting
+        self._threshold = np.zeros(0, np.int64)
 
-    def add(self, batch: pa.RecordBatch | pa.Table, hours: pa.Array, version: pa.Array) -> None:
-        """Add one batch; ``hours`` (timestamp) and ``version`` (NULL as "") are its rows'."""
+    def add(
+        self,
+        batch: pa.RecordBatch | pa.Table,
+        hours: pa.Array,
+        version: pa.Array,
+        gids: npt.NDArray[Any],
+        n_groups: int,
+    ) -> None:
+        """Add one batch; ``hours`` (timestamp), ``version`` (NULL as "") and ``gids`` (the
+        group numbers, ``n_groups`` so far) are its rows'."""
         names = batch.schema.names
         if "request_id" not in names:
             raise ValueError(f"profile batch: column 'request_id' is missing (have {names})")
@@ -228,46 +264,72 @@ class SampleAccumulator:
             ids = ids.combine_chunks()
         ids = ids.cast(pa.string())
         keys = sample_keys(ids)
+        gids = np.asarray(gids, np.int64)
+        if self._threshold.size < n_groups:
+            grown = np.full(max(n_groups, 2 * self._threshold.size), np.iinfo(np.int64).max)
+            grown[: self._threshold.size] = self._threshold
+            self._threshold = grown
+        cand = keys <= self._threshold[gids]
+        if ids.null_count:
+            cand &= np.asarray(ids.is_valid().to_numpy(zero_copy_only=False), bool)
+        pos = np.flatnonzero(cand)
+        keep = _fast_bottom_k(gids[pos], keys[pos], self.k)
+        if keep is not None:
+            pos = pos[keep]
+        take = pa.array(pos)
         cols: dict[str, Any] = {
-            "hour": hours,
-            "tenant_id": batch.column(names.index("tenant_id")).cast(pa.string()),
-            "segment_version": version,
-            "sample_key": pa.array(keys),
-            "request_id": ids,
-            "ts": batch.column(names.index("ts")).cast(TS),
+            "hour": hours.take(take),
+            "tenant_id": batch.column(names.index("tenant_id")).take(take).cast(pa.string()),
+            "segment_version": version.take(take),
+            "sample_key": pa.array(keys[pos]),
+            "request_id": ids.take(take),
+            "ts": batch.column(names.index("ts")).take(take).cast(TS),
             "model_version": (
-                batch.column(names.index("model_version")).cast(pa.string())
+                batch.column(names.index("model_version")).take(take).cast(pa.string())
                 if "model_version" in names
-                else pa.nulls(batch.num_rows, pa.string())
+                else pa.nulls(pos.size, pa.string())
             ),
         }
         for c in self.columns:
             if c in names and c not in cols:
-                cols[c] = batch.column(names.index(c))
-        table = pa.table(cols)
-        if ids.null_count:
-            valid = ids.is_valid()
-            missing = (
-                table.filter(pc.invert(valid))
-                .group_by(list(_SAMPLE_GROUP))
-                .aggregate([([], "count_all")])
-            )
-            for h, t, v, n in zip(*(missing.column(i).to_pylist() for i in range(4)), strict=True):
-                self.no_id[(h, t, v)] = self.no_id.get((h, t, v), 0) + int(n)
-            table = table.filter(valid)
-        self._parts.append(_sorted_bottom_k(table, self.k, _SAMPLE_GROUP))
-        self._held += self._parts[-1].num_rows
-        if self._held > 4 * max(self.k, 1 << 16) and len(self._parts) > 1:
-            self._parts = [self.rows()]
-            self._held = self._parts[0].num_rows
+                cols[c] = batch.column(names.index(c)).take(take)
+        cols["__g"] = pa.array(gids[pos])
+        self._parts.append(pa.table(cols))
+        self._held += pos.size
+        if self._held > self._limit and len(self._parts) > 1:
+            self._compact()
+
+    def _kept(self) -> pa.Table:
+        """The bottom-k of everything held (with the ``__g`` group column)."""
+        table = pa.concat_tables(self._parts, promote_options="permissive")
+        gids = table.column("__g").to_numpy()
+        keys = table.column("sample_key").to_numpy()
+        keep = _fast_bottom_k(gids, keys, self.k)
+        if keep is None:  # a tie: exact, with the strings
+            return _sorted_bottom_k(table, self.k, _SAMPLE_GROUP)
+        return table.take(pa.array(keep))
+
+    def _compact(self) -> None:
+        table = self._kept()
+        self._parts = [table]
+        self._held = table.num_rows
+        self._limit = max(self._limit, 2 * self._held)  # amortised when most rows are kept
+        # a group holding k rows: later rows above its k-th key cannot enter
+        gids = table.column("__g").to_numpy()
+        keys = table.column("sample_key").to_numpy()
+        order = np.lexsort((keys, gids))
+        g, kk = gids[order], keys[order]
+        last = np.ones(g.size, bool)
+        last[:-1] = g[1:] != g[:-1]
+        counts = np.bincount(g, minlength=self._threshold.size)
+        full = last & (counts[g] >= self.k)
+        self._threshold[g[full]] = kk[full]
 
     def rows(self) -> pa.Table:
-        """The sample rows, sorted by (hour, tenant, version, sample_key, request_id)."""
+        """The sample rows (any order; :func:`sort_samples` orders them)."""
         if not self._parts:
             return SAMPLE_BASE.empty_table()
-        return _sorted_bottom_k(
-            pa.concat_tables(self._parts, promote_options="permissive"), self.k, _SAMPLE_GROUP
-        )
+        return self._kept().drop_columns(["__g"])
 
 
 def merge_samples(parts: pa.Table | Sequence[pa.Table], k: int) -> pa.Table:
