@@ -279,3 +279,81 @@ def test_spark_gives_the_same_samples_and_label_aggregates_as_duckdb(lake, spark
     for c in ("hour", "tenant_id", "model_version", "name", "n"):
         assert gl.column(c).to_pylist() == wl.column(c).to_pylist(), c
     assert np.allclose(gl.column("value").to_numpy(), wl.column("value").to_numpy(), rtol=1e-12)
+
+
+@pytest.mark.parametrize("task", ["binary", "multiclass", "regression"])
+def test_metrics_from_label_aggregates_equal_realized_performance(task: str) -> None:
+    """The label aggregates of any batch split give realized_performance's values on the same
+    rows (NaN and missing labels/predictions left out as it leaves them out)."""
+    from detectors.performance import (
+        TASK_METRICS,
+        performance_from_aggregates,
+        realized_performance,
+    )
+    from storage.row_kernel import LabelAccumulator, merge_labels
+
+    rng = np.random.default_rng(7)
+    n = 3000
+    if task == "multiclass":
+        classes = np.array(["cat", "dog", "émeu"], dtype=object)
+        label = rng.choice(classes, n).astype(object)
+        pred = np.where(rng.random(n) < 0.7, label, rng.choice(classes, n)).astype(object)
+        pred[rng.random(n) < 0.03] = None
+        lab_arr, pred_arr, scores = pa.array(label, pa.string()), pa.array(pred, pa.string()), None
+    elif task == "binary":
+        label = rng.integers(0, 2, n).astype(float)
+        scores = np.clip(label * 0.6 + rng.random(n) * 0.5, 0, 1)
+        scores[rng.random(n) < 0.02] = np.nan
+        pred = (scores > 0.5).astype(float)
+        lab_arr, pred_arr = pa.array(label.astype(np.int64)), pa.array(pred.astype(np.int64))
+    else:
+        label = rng.normal(50, 10, n)
+        pred = label + rng.normal(0, 3, n)
+        pred[rng.random(n) < 0.02] = np.nan
+        lab_arr, pred_arr, scores = pa.array(label), pa.array(pred), None
+    has = rng.random(n) < 0.8  # 20 % unlabelled
+    ts = pa.array([T0 + timedelta(seconds=int(s)) for s in rng.integers(0, 7200, n)], TS)
+    batch = pa.table(
+        {
+            "ts": ts,
+            "prediction": pred_arr,
+            "score": pa.array(scores if scores is not None else np.zeros(n)),
+            "label": pa.array(
+                [v if h else None for v, h in zip(lab_arr.to_pylist(), has, strict=True)],
+                lab_arr.type,
+            ),
+            "label_received_at": ts,
+        }
+    )
+    spec = LabelSpec(task, "prediction", ("score",) if task == "binary" else ())
+    groups = [(T0, "a", "")]
+    parts = []
+    for i in range(0, n, 700):
+        acc = LabelAccumulator(spec)
+        part = batch.slice(i, 700)
+        acc.add(part, np.zeros(part.num_rows, np.int64), 1)
+        parts.append(acc.rows(groups))
+    merged = merge_labels(parts)
+    sums = {
+        name: (int(k), float(v))
+        for name, k, v in zip(
+            *(merged.column(c).to_pylist() for c in ("name", "n", "value")), strict=True
+        )
+    }
+    assert sums["labelled"][0] == int(has.sum())
+    got = performance_from_aggregates(task, sums)
+    want = realized_performance(
+        task,
+        label[has] if task != "multiclass" else label[has],
+        pred[has],
+        scores[has] if scores is not None else None,
+    )
+    assert got.n == want.n
+    for m in TASK_METRICS[task]:
+        if m in ("roc_auc", "pr_auc"):
+            assert got.metrics[m] is None
+            continue
+        a, b = got.metrics[m], want.metrics[m]
+        assert (a is None) == (b is None), m
+        if a is not None:
+            assert math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12), (m, a, b)
