@@ -344,7 +344,7 @@ def test_metrics_from_label_aggregates_equal_realized_performance(task: str) -> 
     got = performance_from_aggregates(task, sums)
     want = realized_performance(
         task,
-        label[has] if task != "multiclass" else label[has],
+        label[has],
         pred[has],
         scores[has] if scores is not None else None,
     )
