@@ -150,7 +150,11 @@ def bench_naive(tmp: Path, rows: int = 2000) -> float:
 
 class Server:
     def __init__(
-        self, data: Path, model: ModelIn = MODEL, env: dict[str, str] | None = None
+        self,
+        data: Path,
+        model: ModelIn = MODEL,
+        env: dict[str, str] | None = None,
+        root: Path = ROOT,
     ) -> None:
         meta = MetadataStore(f"sqlite:///{data / 'metadata.sqlite'}")
         data.mkdir(parents=True, exist_ok=True)
@@ -169,7 +173,7 @@ class Server:
         }
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "monitor.cli", "serve"],
-            cwd=ROOT,
+            cwd=root,  # `-m` imports the package from the working directory first
             env=env,
             stderr=subprocess.PIPE,
         )
@@ -477,7 +481,10 @@ def census_section(
 # Issue 17: a server on a fresh data dir, a 2-feature binary model, JSON bodies, each client a
 # thread of another process (so the clients' CPU is not the server's GIL), every request waiting
 # for its acknowledgement before the next. Run once with group commit and once without it
-# (DRIFTWATCH_INGEST_GROUP_COMMIT=false, the previous write path) in the same run.
+# (DRIFTWATCH_INGEST_GROUP_COMMIT=false, the previous write path) in the same run, and with
+# --writers-baseline REF also on the code of an older commit (its tree from `git archive`).
+# Besides rows/s and latencies each shape reports the server process's CPU time per request,
+# which the load of other processes does not distort (wall figures on a busy machine do).
 WRITER_SHAPES = ((1, 1), (1, 100), (16, 100), (64, 10))
 WRITER_TARGETS = {  # clients x rows: (rows/s at least, p95 ms at most, p50 ms at most)
     (64, 10): (10_000, 150.0, None),
@@ -611,15 +618,61 @@ def _read_times(server: Server, stop: threading.Event, out: list[float]) -> None
             time.sleep(0.02)
 
 
-def writers_section(tmp: Path, seconds: float, modes: list[str]) -> dict[str, Any]:
-    """Each mode on a fresh data dir: rows/s, p50 and p95 per shape, and read p95 idle and
-    while 16 x 100 ingests."""
+def _cpu_seconds(server: Server) -> float:
+    """CPU time (user + system, all threads) of the server process so far."""
+    t = psutil.Process(server.proc.pid).cpu_times()
+    return float(t.user + t.system)
+
+
+def _baseline_tree(tmp: Path, ref: str) -> Path:
+    """The repository's tree at ``ref`` (``git archive``), to serve the old code."""
+    tree = tmp / "baseline-tree"
+    tree.mkdir()
+    archive = subprocess.run(
+        ["git", "archive", ref], cwd=ROOT, capture_output=True, check=True
+    ).stdout
+    subprocess.run(["tar", "-x", "-C", str(tree)], input=archive, check=True)
+    return tree
+
+
+def _target_cells(f: dict[str, Any], clients: int, rows: int) -> str:
+    """Each target of a shape next to its figure: ``figure / target = ratio`` and whether
+    it is met (a ratio >= 1 for a rate, <= 1 for a latency)."""
+    rate, p95, p50 = WRITER_TARGETS.get((clients, rows), (None, None, None))
+    cells = []
+    if rate:
+        r = f["rows_per_s"] / rate
+        cells.append(
+            f"rows/s {f['rows_per_s']:,.0f} / {rate:,} = {r:.2f} {'met' if r >= 1 else 'MISSED'}"
+        )
+    for name, limit in (("p95", p95), ("p50", p50)):
+        if limit:
+            r = f[f"{name}_ms"] / limit
+            cells.append(
+                f"{name} {f[f'{name}_ms']:.1f} / {limit:.0f} ms = {r:.2f} "
+                f"{'met' if r <= 1 else 'MISSED'}"
+            )
+    return "; ".join(cells)
+
+
+def writers_section(
+    tmp: Path, seconds: float, modes: list[str], baseline: str | None = None
+) -> dict[str, Any]:
+    """Each mode on a fresh data dir: rows/s, p50, p95 and server CPU per request per shape,
+    and read p95 idle and while each shape ingests. ``baseline``: also the group-commit mode
+    on the code of that commit (mode ``base``), for old-vs-new in one run."""
     figures: dict[str, Any] = {}
+    roots = {m: ROOT for m in modes}
+    if baseline:
+        modes = [*modes, "base"]
+        roots["base"] = _baseline_tree(tmp, baseline)
+        figures["baseline_ref"] = baseline
     for mode in modes:
         server = Server(
             tmp / f"writers-{mode}",
             model=SMALL_MODEL,
-            env={"DRIFTWATCH_INGEST_GROUP_COMMIT": "true" if mode == "group" else "false"},
+            env={"DRIFTWATCH_INGEST_GROUP_COMMIT": "false" if mode == "off" else "true"},
+            root=roots[mode],
         )
         try:
             idle: list[float] = []
@@ -632,11 +685,16 @@ def writers_section(tmp: Path, seconds: float, modes: list[str]) -> dict[str, An
                 stop = threading.Event()
                 reader = threading.Thread(target=_read_times, args=(server, stop, reads))
                 reader.start()
+                cpu0 = _cpu_seconds(server)
                 try:
                     got = _run_writers(server, clients, rows, seconds, f"{mode}{clients}x{rows}")
                 finally:
                     stop.set()
                     reader.join()
+                # the reader's requests are few (one every 20 ms) and counted in
+                got["cpu_ms_per_request"] = (
+                    (_cpu_seconds(server) - cpu0) * 1000 / (got["requests"] + len(reads))
+                )
                 got["read_p95_ms"] = float(np.percentile(reads, 95)) if reads else None
                 figures[f"{mode} {clients}x{rows}"] = got
             figures[f"{mode} read idle"] = {"read_p95_ms": float(np.percentile(idle, 95))}
@@ -644,7 +702,7 @@ def writers_section(tmp: Path, seconds: float, modes: list[str]) -> dict[str, An
             server.close()
     print(
         f"\n{'mode':<9} {'clients x rows':>14} {'rows/s':>9} {'p50 ms':>8} {'p95 ms':>8} "
-        f"{'read p95':>9}  target"
+        f"{'read p95':>9} {'CPU ms/req':>10}  target: figure / target = ratio"
     )
     for mode in modes:
         print(
@@ -653,20 +711,22 @@ def writers_section(tmp: Path, seconds: float, modes: list[str]) -> dict[str, An
         )
         for clients, rows in WRITER_SHAPES:
             f = figures[f"{mode} {clients}x{rows}"]
-            rate, p95, p50 = WRITER_TARGETS.get((clients, rows), (None, None, None))
-            target = ", ".join(
-                t
-                for t in (
-                    rate and f">= {rate:,} rows/s",
-                    p95 and f"p95 <= {p95:.0f} ms",
-                    p50 and f"p50 <= {p50:.0f} ms",
-                )
-                if t
-            )
             print(
                 f"{mode:<9} {f'{clients} x {rows}':>14} {f['rows_per_s']:>9,.0f} "
-                f"{f['p50_ms']:>8.1f} {f['p95_ms']:>8.1f} {f['read_p95_ms'] or 0:>9.1f}  {target}"
+                f"{f['p50_ms']:>8.1f} {f['p95_ms']:>8.1f} {f['read_p95_ms'] or 0:>9.1f} "
+                f"{f['cpu_ms_per_request']:>10.2f}  {_target_cells(f, clients, rows)}"
             )
+    if "base" in modes and "group" in modes:
+        print(f"\nnew (group) vs baseline {baseline} (group), same run:")
+        for clients, rows in WRITER_SHAPES:
+            new, old = figures[f"group {clients}x{rows}"], figures[f"base {clients}x{rows}"]
+            print(
+                f"  {clients:>3} x {rows:<4} rows/s {new['rows_per_s'] / old['rows_per_s']:.2f}x, "
+                f"p50 {old['p50_ms']:.1f} -> {new['p50_ms']:.1f} ms, "
+                f"p95 {old['p95_ms']:.1f} -> {new['p95_ms']:.1f} ms, CPU/request "
+                f"{old['cpu_ms_per_request']:.2f} -> {new['cpu_ms_per_request']:.2f} ms"
+            )
+    print(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     return figures
 
 
@@ -694,6 +754,11 @@ def main() -> None:
         default="group,off",
         help="write paths to compare: group (group commit) and off (one commit per request)",
     )
+    ap.add_argument(
+        "--writers-baseline",
+        metavar="REF",
+        help="also run the writers phase (group commit) on the code of this commit, e.g. main~3",
+    )
     ap.add_argument("--repeat", type=int, default=1, help="run N times, print the medians")
     ap.add_argument("--writer-client", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -709,7 +774,9 @@ def main() -> None:
             tmp = Path(d)
             if only in (None, "writers"):
                 modes = [m.strip() for m in args.writers_modes.split(",") if m.strip()]
-                figures["writers"] = writers_section(tmp, args.writers_seconds, modes)
+                figures["writers"] = writers_section(
+                    tmp, args.writers_seconds, modes, args.writers_baseline
+                )
             if only in (None, "census"):
                 figures.update(census_section(tmp, args.census_rows, args.repeats, results))
             if only in (None, "bulk"):
