@@ -717,3 +717,33 @@ def test_small_and_large_batches_hash_keys_alike(tmp_path: Path) -> None:
         for part in (table.slice(0, 7), table.slice(small - 3, 6), table):
             got = s.append_inferences("churn", part)
             assert (got.accepted, got.duplicates) == (0, part.num_rows)
+
+
+def test_small_and_large_inserts_store_the_same_rows(tmp_path: Path) -> None:
+    """Up to SMALL_INSERT_ROWS rows are inserted from list parameters, more from an Arrow scan:
+    every type of the table (text with quotes and non-ASCII, doubles, booleans, int32,
+    timestamps with microseconds) and nulls read back the same both ways."""
+    small = LogStore.SMALL_INSERT_ROWS
+    n = small * 2 + 5
+    ids = [f"r{i}" for i in range(n)]
+    t0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
+    table = rows(
+        ids,
+        t0=t0,
+        note=[None if i % 4 == 0 else f"n'ö\"{i}" for i in range(n)],
+        age=[None if i % 5 == 0 else i * 1.25 for i in range(n)],
+        vip=[None if i % 6 == 0 else i % 2 == 0 for i in range(n)],
+    )
+    with LogStore(tmp_path / "a.duckdb") as by_lists, LogStore(tmp_path / "b.duckdb") as by_scan:
+        for s in (by_lists, by_scan):
+            s.ensure_model("churn", CHURN)
+        for start in range(0, n, small):  # each part small: the list path
+            part = table.slice(start, min(small, n - start))
+            assert by_lists.append_inferences("churn", part).accepted == part.num_rows
+        assert by_scan.append_inferences("churn", table).accepted == n  # one scan
+        cols = table.column_names
+        got = by_lists.read_inferences("churn", columns=cols).sort_by("request_id")
+        want = by_scan.read_inferences("churn", columns=cols).sort_by("request_id")
+        assert got.num_rows == n
+        assert got.equals(want)
+        assert set(got.column("ts").to_pylist()) == set(table.column("ts").to_pylist())
