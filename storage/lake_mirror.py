@@ -21,15 +21,16 @@ the batch. How it keeps the store and the lake equal:
 
 ``batch`` is the commit time (UTC, microseconds) plus 12 random hex digits: unique without a
 counter, and file names sort by commit time. A lake write failure does not fail the ingest
-call (the rows are stored and acknowledged); the batch stays in the outbox, is retried at the
-next append and at start, and is logged.
+call (the rows are stored and acknowledged); the batch stays in the outbox, is retried by the
+first append ``retry_seconds`` (10 s) after the failure and at start, and is logged.
 """
 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -93,17 +94,36 @@ class LakeMirror:
     >>> store.close()
     """
 
-    def __init__(self, store: LogStore, root: str | Path) -> None:
+    def __init__(
+        self,
+        store: LogStore,
+        root: str | Path,
+        *,
+        retry_seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.root = ensure_layout(root)
         self._store = store
         self._copied: list[str] = []  # batches in the lake whose outbox rows are not yet deleted
         self._failed = False
+        # while the lake is unwritable (disk full, mount gone), waiting batches are retried at
+        # most this often, not at every append (each retry tries every waiting batch)
+        self._retry_seconds = retry_seconds
+        self._clock = clock
+        self._retry_at = 0.0
 
     @classmethod
-    def open(cls, store: LogStore, root: str | Path) -> LakeMirror:
+    def open(
+        cls,
+        store: LogStore,
+        root: str | Path,
+        *,
+        retry_seconds: float = 10.0,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> LakeMirror:
         """Create the outbox table if needed, attach a mirror to ``store`` and copy every
         batch a previous process committed but did not copy."""
-        mirror = cls(store, root)
+        mirror = cls(store, root, retry_seconds=retry_seconds, clock=clock)
         with store.writer() as con:
             con.execute(_OUTBOX_DDL).fetchall()
             store.attach_mirror(mirror)
@@ -148,9 +168,11 @@ class LakeMirror:
         except Exception:
             log.exception("lake copy of batch %s failed; kept in the outbox for a retry", batch)
             self._failed = True
+            self._retry_at = self._clock() + self._retry_seconds
             return
         self._copied.append(batch)
-        if self._failed:  # an earlier batch failed: retry it now (we hold the write lock)
+        if self._failed and self._clock() >= self._retry_at:
+            # an earlier batch failed: retry it now (we hold the write lock)
             with self._store.writer() as con:
                 self._recover(con)
 
@@ -192,6 +214,8 @@ class LakeMirror:
             ).fetchall()
             log.info("lake copy of batch %s (%s) recovered: %d rows", batch, table, rows.num_rows)
         self._failed = failed
+        if failed:
+            self._retry_at = self._clock() + self._retry_seconds
 
 
 def _key(table: str) -> str:

@@ -225,13 +225,20 @@ def test_a_failed_lake_write_keeps_the_batch_and_retries_it(
         real(path, table)
 
     monkeypatch.setattr(lake_mirror, "write_table_atomic", flaky)
-    with open_store(tmp_path / "s.duckdb", lake) as store:
+    with open_store(tmp_path / "s.duckdb") as store:
+        now = [0.0]
+        LakeMirror.open(store, lake, retry_seconds=10, clock=lambda: now[0])
         assert store.append_inferences("churn", rows("a", 100, 5)).accepted == 100  # stored
         assert not list(lake.rglob("ingest-*.parquet"))
         assert pending_batches(store) == 1
         fail["on"] = False
-        store.append_inferences("churn", rows("b", 10, 6))  # the next append retries it
-        assert assert_lake_equals_store(store, lake) == 110
+        now[0] = 9.0  # not yet due: the next append leaves it waiting
+        store.append_inferences("churn", rows("b", 10, 6))
+        assert pending_batches(store) == 2  # "a" waiting, "b" copied (cleared lazily)
+        assert read_lake(lake, "inferences", "churn").num_rows == 10
+        now[0] = 10.0  # due: the next append retries it
+        store.append_inferences("churn", rows("c", 10, 7))
+        assert assert_lake_equals_store(store, lake) == 120
 
 
 def test_export_into_the_mirrored_lake_holds_each_row_once(tmp_path: Path) -> None:
