@@ -274,3 +274,32 @@ def test_profiles_from_the_mirrored_lake_equal_the_embedded_ones(tmp_path: Path)
     got = pa.concat_tables([r for _, r in duckdb_profile_dates(parts, SPEC)])
     assert want.num_rows > 100
     assert_same_profiles(got, want)
+
+
+def test_cli_lake_export_copies_waiting_batches_first_with_the_setting(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """``driftwatch lake export`` with the server's DRIFTWATCH_LAKE_DIR copies what waits in
+    the outbox, then exports; without it, it refuses and says how."""
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    data_dir, lake = tmp_path / "data", tmp_path / "lake"
+    data_dir.mkdir()
+    with open_store(data_dir / "driftwatch.duckdb") as store:
+        store.append_inferences("churn", rows("old", 200, 20))
+    with open_store(data_dir / "driftwatch.duckdb", lake) as store:
+        store.append_inferences("churn", rows("new", 200, 21))  # its outbox rows wait
+    args = ["lake", "export", "--model", "churn", "--lake", str(lake), "--quiet"]
+    args += ["--data-dir", str(data_dir)]
+    monkeypatch.delenv("DRIFTWATCH_LAKE_DIR", raising=False)
+    refused = CliRunner().invoke(app, args)
+    assert refused.exit_code == 2 and "DRIFTWATCH_LAKE_DIR" in refused.output
+    monkeypatch.setenv("DRIFTWATCH_LAKE_DIR", str(lake))
+    done = CliRunner().invoke(app, args)
+    assert done.exit_code == 0, done.output
+    assert "inferences: 200 rows" in done.output  # the mirrored 200 are left out
+    with open_store(data_dir / "driftwatch.duckdb") as store:
+        assert pending_batches(store) == 0
+        assert assert_lake_equals_store(store, lake) == 400
