@@ -35,6 +35,7 @@ from typing import Protocol
 
 from monitor import windows
 from monitor.checks import CheckContext, CheckEnv, get_check
+from monitor.checks.backfill_scope import backfill_env
 from monitor.checks.caches import Caches
 from monitor.checks.common import ranked
 from monitor.lake_mode import LakeGuard, lake_no_data
@@ -294,10 +295,14 @@ class Runner:
             schema: ModelSchema | None = self._schema(record.model)
         except KeyError:  # each window records the error
             schema = None
+        # reference listing and lake mode read once for the whole backfill (backfill_scope)
+        env = backfill_env(self.env, self.logs)
         try:
             with self._lock(name):
                 while ws < end and not stop():
-                    run, res, summary = self._evaluate_window(record, cfg, schema, ws, "backfill")
+                    run, res, summary = self._evaluate_window(
+                        record, cfg, schema, ws, "backfill", env
+                    )
                     out.append(summary)
                     batch.append((run, res, summary))
                     if (
@@ -343,13 +348,14 @@ class Runner:
         schema: ModelSchema | None,
         ws: datetime,
         trigger: str,
+        env: CheckEnv | None = None,
     ) -> tuple[FinishedRun, list[MetricResult], RunSummary]:
         """Evaluate one window without storing anything (a failure is a failed run)."""
         we = cfg.window_end(ws)
         t0 = time.perf_counter()
         try:
             schema = schema or self._schema(record.model)
-            ctx = CheckContext(record, cfg, schema, ws, we, self.env)
+            ctx = CheckContext(record, cfg, schema, ws, we, env or self.env)
             results, scanned = get_check(cfg.kind).evaluate(ctx)
         except Exception as exc:  # a failing run is recorded; the backfill carries on
             duration = time.perf_counter() - t0

@@ -370,3 +370,45 @@ def test_freshness_reads_recent_rows_and_falls_back_after_a_gap(env) -> None:
     assert by[(T0 + 12 * DAY, "*")] == pytest.approx(
         (T0 + 13 * DAY - ts.ts.max().to_pydatetime()).total_seconds(), abs=1e-6
     )
+
+
+def test_backfill_lists_references_once_and_keeps_per_window_results(env) -> None:
+    """A backfill resolves the reference's latest version once (backfill_scope), not per
+    window and check; its results are those of the same windows run one by one."""
+    from monitor.runner import Runner
+    from storage.log_reads import LogReads
+    from storage.profiles import ProfileStore
+
+    class CountingReads(LogReads):
+        listed = 0
+
+        def list_references(self, model: str) -> list[tuple[str, int, int]]:
+            CountingReads.listed += 1
+            return super().list_references(model)
+
+    meta, ls, ms = env
+    rng = np.random.default_rng(9)
+    _reference(ls, rng)
+    for d in range(5):
+        ls.append_inferences("m", _batch(rng, T0 + d * DAY, 300, prefix=f"d{d}-"))
+    for kind in ("feature_drift", "estimated_performance"):
+        _create(ms, name=kind, kind=kind, reference="base")
+    runner = Runner(meta, CountingReads(ls), profiles=ProfileStore(ls), store=MonitoringStore(meta))
+    for kind in ("feature_drift", "estimated_performance"):
+        assert all(r.status == "ok" for r in runner.backfill(kind, T0, T0 + 5 * DAY))
+    # at most twice per backfill (its profile spec, then its windows), not once per window:
+    # 2 backfills x 5 windows read it at least 10 times before
+    assert CountingReads.listed <= 4
+
+    def stored(kind: str) -> list[tuple[Any, ...]]:
+        res, _ = ms.query_results(ResultQuery(source_name=kind))
+        return sorted(
+            (r.window_start, r.tenant_id, r.model_version, r.column, r.metric, r.value, r.status)
+            for r in res
+        )
+
+    backfilled = {k: stored(k) for k in ("feature_drift", "estimated_performance")}
+    for kind in backfilled:
+        for d in range(5):
+            runner.run_window(kind, T0 + d * DAY)
+        assert stored(kind) == backfilled[kind]
