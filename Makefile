@@ -41,8 +41,11 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
 
+# The suite on $(TEST_WORKERS) pytest-xdist workers; tests sharing a costly fixture (the demo
+# site, Spark) stay in one worker (GROUPS in tests/conftest.py). Serially: pytest -p no:xdist
+TEST_WORKERS ?= 2
 test: $(STAMP) browser lint
-	$(VENV)/bin/pytest -q -p no:cacheprovider
+	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup
 
 # The realistic scenario (monitors, KPIs and alerts backfilled; see README for the times),
 # the local webhook receiver in the background, then the server; Ctrl-C stops both.

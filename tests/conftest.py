@@ -1,13 +1,71 @@
-"""Session-wide fixtures shared by every test folder."""
+"""Session-wide fixtures shared by every test folder, and how ``make test`` spreads the suite
+over pytest-xdist workers (``-n``, ``--dist loadgroup``)."""
 
 from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import ExitStack
+from typing import Any
 
 import pytest
 
 from tests.storage.conftest import Templates
+
+# Tests that share a costly session or module fixture run in one pytest-xdist worker, so a run
+# with ``-n`` builds it once, as a serial run does: test file -> group. The workers tell the
+# controller only node ids, so groups are by file; a test elsewhere that uses one of these
+# fixtures fails (list its file here).
+SHARED_FIXTURES = {"site": "demo-site", "tabs": "demo-site", "spark": "spark"}
+GROUPS = {
+    # the demo built and served (tests/dashboard/conftest.py: ~1 min of the suite)
+    "tests/dashboard/test_alert_delivery.py": "demo-site",
+    "tests/dashboard/test_browser.py": "demo-site",
+    "tests/dashboard/test_demo_scenario.py": "demo-site",
+    "tests/dashboard/test_executive.py": "demo-site",
+    # Spark's JVM (~11 s to start)
+    "tests/storage/test_profile_engines.py": "spark",
+}
+
+
+def _file_of(nodeid: str) -> str:
+    return nodeid.split("::", 1)[0]
+
+
+UNGROUPED = pytest.StashKey[str]()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for name in getattr(item, "fixturenames", ()):
+            group = SHARED_FIXTURES.get(name)
+            if group is not None and GROUPS.get(_file_of(item.nodeid)) != group:
+                item.stash[UNGROUPED] = (
+                    f"{item.nodeid} uses the fixture {name!r}: add its file to GROUPS in "
+                    f"tests/conftest.py as {group!r}, so pytest-xdist runs it where {name} is"
+                )
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    if UNGROUPED in item.stash:  # failed here, not at collection: xdist shows the message
+        pytest.fail(item.stash[UNGROUPED], pytrace=False)
+
+
+@pytest.hookimpl(optionalhook=True)  # a hook of pytest-xdist, absent with -p no:xdist
+def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
+    """``--dist loadgroup`` by ``GROUPS``: pytest-xdist's own reads ``xdist_group`` marks from
+    node ids, which pytest 9.2 no longer lets a plugin change (pytest-xdist issue 1386)."""
+    if config.getvalue("dist") != "loadgroup":
+        return None
+    from xdist.scheduler import LoadScopeScheduling
+
+    class SharedFixtureScheduling(LoadScopeScheduling):
+        """Every test its own unit, except a group's tests (one unit, sent first: the
+        largest units go first)."""
+
+        def _split_scope(self, nodeid: str) -> str:
+            return GROUPS.get(_file_of(nodeid), nodeid)
+
+    return SharedFixtureScheduling(config, log)
 
 
 @pytest.fixture(scope="session")

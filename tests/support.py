@@ -39,6 +39,10 @@ JARGON = re.compile(
 )
 
 ROOT = Path(__file__).resolve().parents[1]
+# How long a test waits for something to happen (a server to start or stop, a job, a delivery)
+# before it fails: a bound on a hang, never on what a test asserts. The suite runs on busy 2-core
+# machines (load 10-20, several pytest-xdist workers), where a second alone can become a minute.
+PATIENCE_S = 120.0
 
 
 def free_port() -> int:
@@ -136,7 +140,7 @@ def live_server(settings: Settings, clock: Clock | None = None) -> Iterator[Live
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + PATIENCE_S
     while not server.started:
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("test server did not start")
@@ -145,7 +149,7 @@ def live_server(settings: Settings, clock: Clock | None = None) -> Iterator[Live
         yield Live(f"http://127.0.0.1:{port}", services, settings)
     finally:
         server.should_exit = True
-        thread.join(timeout=15)
+        thread.join(timeout=PATIENCE_S)
         services.close()
 
 
@@ -166,12 +170,14 @@ def server_process(env: dict[str, str], port: int) -> Iterator[subprocess.Popen[
     finally:
         if proc.poll() is None:
             proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=15)
+        proc.wait(timeout=PATIENCE_S)
         if proc.stderr:
             proc.stderr.close()
 
 
-def wait_ready(url: str, proc: subprocess.Popen[Any] | None = None, timeout: float = 60) -> None:
+def wait_ready(
+    url: str, proc: subprocess.Popen[Any] | None = None, timeout: float = PATIENCE_S
+) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc is not None and proc.poll() is not None:

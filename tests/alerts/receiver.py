@@ -28,6 +28,7 @@ class Hit:
     verified: bool
     answered: int
     headers: dict[str, str]
+    whole: bool = True  # the body arrived whole (a sender killed mid-request cuts it short)
 
 
 @dataclass
@@ -57,7 +58,8 @@ def receiver(script: Script = _ok, secrets: list[str] | None = None) -> Iterator
             pass
 
         def do_POST(self) -> None:
-            raw = self.rfile.read(int(self.headers.get("content-length", "0")))
+            length = int(self.headers.get("content-length", "0"))
+            raw = self.rfile.read(length)
             headers = {k.lower(): v for k, v in self.headers.items()}
             verified = False
             for secret in state.secrets:
@@ -75,7 +77,15 @@ def receiver(script: Script = _ok, secrets: list[str] | None = None) -> Iterator
                 except ValueError:
                     body = raw.decode(errors="replace")
                 state.hits.append(
-                    Hit(headers.get("webhook-id", ""), self.path, body, verified, status, headers)
+                    Hit(
+                        headers.get("webhook-id", ""),
+                        self.path,
+                        body,
+                        verified,
+                        status,
+                        headers,
+                        whole=len(raw) == length,
+                    )
                 )
             self.send_response(status)
             for k, v in extra.items():

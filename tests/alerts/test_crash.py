@@ -15,6 +15,7 @@ from storage.metadata import MetadataStore
 from storage.metadata.alerting import AlertStore
 from tests.alerts.helpers import result
 from tests.alerts.receiver import receiver
+from tests.support import PATIENCE_S
 
 ROOT = Path(__file__).resolve().parents[2]
 N = 12
@@ -59,8 +60,9 @@ def test_sigkill_with_pending_deliveries_then_restart_delivers_all(metadata_url:
         assert len(expected) == N
         proc = start_worker(metadata_url)
         try:
-            deadline = time.monotonic() + 20
-            while len(rx.hits) < 2 and time.monotonic() < deadline:
+            deadline = time.monotonic() + PATIENCE_S
+            while len(rx.hits) < 2:
+                assert time.monotonic() < deadline, "the worker delivered nothing"
                 time.sleep(0.01)
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
@@ -71,14 +73,15 @@ def test_sigkill_with_pending_deliveries_then_restart_delivers_all(metadata_url:
         assert 0 < len(before) < N, "the kill must leave deliveries pending"
         proc = start_worker(metadata_url)
         try:
-            deadline = time.monotonic() + 30
+            deadline = time.monotonic() + PATIENCE_S
             while {h.webhook_id for h in rx.delivered()} != expected:
                 assert time.monotonic() < deadline, "pending deliveries were lost"
                 time.sleep(0.05)
         finally:
             proc.send_signal(signal.SIGKILL)
             proc.wait(10)
-    assert all(h.verified for h in rx.hits)
+    # every request that arrived whole is signed right (one cut short by the kill cannot be)
+    assert all(h.verified for h in rx.hits if h.whole)
     # at least once: a request in flight at the kill may arrive twice, with the same id
     assert {h.webhook_id for h in rx.hits} == expected
     meta.dispose()

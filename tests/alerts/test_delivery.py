@@ -17,6 +17,7 @@ from storage.metadata.alerting import AlertStore
 from storage.types import OutboxItem
 from tests.alerts.helpers import result
 from tests.alerts.receiver import receiver
+from tests.support import PATIENCE_S
 
 LOCAL = Allowlist.parse(["127.0.0.1"])
 FAST = RetryPolicy(scale=0.001, jitter=0.0)  # 5 s → 5 ms, 3 days → ~4 min
@@ -37,7 +38,7 @@ def real(metadata_url: str):
     meta.dispose()
 
 
-def wait_until(cond, timeout: float = 20.0) -> None:
+def wait_until(cond, timeout: float = PATIENCE_S) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
         if time.monotonic() > deadline:

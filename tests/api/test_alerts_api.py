@@ -15,7 +15,7 @@ from monitor.composition import of
 from tests.alerts.helpers import result
 from tests.alerts.receiver import receiver
 from tests.api.conftest import Keys, client, make_keys, make_settings
-from tests.support import Live, in_process
+from tests.support import PATIENCE_S, Live, in_process
 
 
 @pytest.fixture
@@ -42,7 +42,7 @@ def keys(live: Live) -> Keys:
 SQLITE_ONLY = pytest.mark.parametrize("metadata_url", ["sqlite"], indirect=True)
 
 
-def wait_until(cond, timeout: float = 30.0) -> None:
+def wait_until(cond, timeout: float = PATIENCE_S) -> None:
     deadline = time.monotonic() + timeout
     while not cond():
         assert time.monotonic() < deadline, "condition not met in time"

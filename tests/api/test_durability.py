@@ -15,7 +15,7 @@ import pytest
 from storage.logstore import LogStore
 from storage.metadata import MetadataStore
 from tests.api.conftest import CHURN, client, make_keys, make_settings
-from tests.support import free_port, live_server, server_process
+from tests.support import PATIENCE_S, free_port, live_server, server_process
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 BATCH = 200
@@ -68,7 +68,7 @@ def test_sigkill_during_concurrent_ingest_loses_no_acknowledged_row(
         assert httpx.post(f"{url}/models", json=CHURN, headers=headers).status_code == 201
 
         def worker(w: int) -> None:
-            with httpx.Client(base_url=url, headers=headers, timeout=10) as c:
+            with httpx.Client(base_url=url, headers=headers, timeout=PATIENCE_S) as c:
                 b = 0
                 while not stop.is_set():
                     tag = f"w{w}b{b}"
@@ -84,17 +84,17 @@ def test_sigkill_during_concurrent_ingest_loses_no_acknowledged_row(
         threads = [threading.Thread(target=worker, args=(w,)) for w in range(writers)]
         for t in threads:
             t.start()
-        deadline = time.monotonic() + 60
-        while len(acked) < 60 and time.monotonic() < deadline:
+        deadline = time.monotonic() + PATIENCE_S
+        while len(acked) < 60:  # then kill: how fast they come depends on the machine
+            assert time.monotonic() < deadline, f"only {len(acked)} batches acknowledged"
             time.sleep(0.05)
         metrics = httpx.get(f"{url}/metrics", timeout=30).text
         proc.send_signal(signal.SIGKILL)  # in the middle of in-flight requests
-        proc.wait(timeout=10)
+        proc.wait(timeout=PATIENCE_S)
         stop.set()
         for t in threads:
-            t.join(timeout=30)
+            t.join(timeout=PATIENCE_S)
 
-    assert len(acked) >= 60
     counted = {
         line.split()[0]: float(line.split()[1])
         for line in metrics.splitlines()
@@ -123,6 +123,9 @@ def test_sigkill_during_concurrent_ingest_loses_no_acknowledged_row(
         assert r.json()["rows"] == len(ids)
 
 
+REQUESTS = 12  # per client: 8 x 12 overlapping posts of 50-300 rows
+
+
 def test_eight_concurrent_clients_store_each_row_exactly_once(tmp_path: Path) -> None:
     settings = make_settings(tmp_path, rate_limit_burst=100_000)
     universe = 6_000  # clients draw overlapping ids, so many rows are sent several times
@@ -137,8 +140,7 @@ def test_eight_concurrent_clients_store_each_row_exactly_once(tmp_path: Path) ->
         def worker(w: int) -> None:
             rng = random.Random(w)
             with client(live, keys.engineer) as c:
-                end = time.monotonic() + 4
-                while time.monotonic() < end:
+                for _ in range(REQUESTS):  # a count, not a time: as many rows on any machine
                     start = rng.randrange(0, universe - 300)
                     part = all_rows[start : start + rng.randrange(50, 300)]
                     r = c.post("/models/churn/inferences", json=part)

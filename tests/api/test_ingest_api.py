@@ -224,7 +224,9 @@ def test_body_over_limit_is_413(tmp_path, metadata_url) -> None:
 
 
 def test_rate_limit_answers_429_with_retry_after(tmp_path, metadata_url) -> None:
-    settings = make_settings(tmp_path, metadata_url, rate_limit_per_minute=6, rate_limit_burst=3)
+    # one token a minute after the burst: the five requests below never wait long enough
+    # for a new one, however slow the machine
+    settings = make_settings(tmp_path, metadata_url, rate_limit_per_minute=1, rate_limit_burst=3)
     with in_process(settings) as live:
         keys = make_keys(live)
         with client(live, keys.viewer) as viewer:

@@ -25,7 +25,7 @@ from storage.metadata.monitoring import MonitoringStore
 from storage.types import MetricResult
 from tests.api.conftest import Keys, client, make_keys, make_settings
 from tests.kpis.conftest import seasonal_events
-from tests.support import JARGON, Live, live_server, wait_job
+from tests.support import JARGON, PATIENCE_S, Live, live_server, wait_job
 
 START = datetime(2026, 1, 5, tzinfo=UTC)
 DAYS = 63
@@ -304,7 +304,7 @@ def test_the_server_scheduler_computes_closed_kpi_windows(
         with client(live, keys.engineer) as eng:
             assert eng.post("/events", json=rows).status_code == 200
             assert eng.post("/kpis", json=dict(KPI, min_events=10)).status_code == 201
-            deadline = time.monotonic() + 20
+            deadline = time.monotonic() + PATIENCE_S  # the scheduler ticks each second
             found: list[dict] = []
             while time.monotonic() < deadline and not found:
                 found = eng.get("/kpis/conversion_rate/results").json()

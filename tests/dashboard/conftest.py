@@ -153,6 +153,7 @@ class Tab:
     def __init__(self, browser: Any, site: Site, user: str) -> None:
         self.site = site
         self.context = browser.new_context(viewport={"width": 1360, "height": 900})
+        self.context.set_default_timeout(READY_MS)  # Playwright's 30 s is short at load 15
         self.page = self.context.new_page()
         self.errors: list[str] = []
         self.callbacks: list[Any] = []
@@ -171,7 +172,7 @@ class Tab:
 
     def open(self, path: str, ready: str) -> Any:
         resp = self.page.goto(f"{self.site.url}{path}")
-        self.page.wait_for_selector(ready, timeout=20_000)
+        self.page.wait_for_selector(ready, timeout=READY_MS)
         return resp
 
     def callback_bodies(self) -> list[str]:

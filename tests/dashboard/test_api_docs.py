@@ -12,6 +12,7 @@ import pytest
 from fastapi.openapi.docs import get_swagger_ui_html
 
 from monitor.settings import Settings
+from tests.dashboard.conftest import READY_MS
 from tests.support import Live, free_port, live_server
 
 pytestmark = pytest.mark.slow
@@ -35,23 +36,24 @@ def _foreign(urls: list[str], origin: str) -> list[str]:
 
 def test_docs_load_with_no_external_request(server: Live, browser: Any) -> None:
     page = browser.new_page()
+    page.set_default_timeout(READY_MS)
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
     failed: list[str] = []
     page.on("requestfailed", lambda r: failed.append(r.url))
     try:
         page.goto(f"{server.url}/docs")
-        page.wait_for_selector(".swagger-ui .info .title", timeout=30_000)
+        page.wait_for_selector(".swagger-ui .info .title", timeout=READY_MS)
         assert "Driftwatch" in page.inner_text(".swagger-ui .info .title")
         # the operations of the API are listed (the OpenAPI document was read and rendered)
-        page.wait_for_selector(".opblock", timeout=30_000)
+        page.wait_for_selector(".opblock", timeout=READY_MS)
         assert page.locator(".opblock").count() > 10
         assert _foreign(requests, server.url) == [] and failed == []
         assert any(u.endswith("/docs/assets/swagger-ui-bundle.js") for u in requests)
         assert any(u.endswith("/api/v1/openapi.json") for u in requests)
         requests.clear()
         page.goto(f"{server.url}/redoc")
-        page.wait_for_selector("h1:has-text('Driftwatch')", timeout=30_000)
+        page.wait_for_selector("h1:has-text('Driftwatch')", timeout=READY_MS)
         # ReDoc renders from local files too; only its "powered by" logo is an image from
         # its CDN, which offline is a missing picture, not a blank page
         scripts = [u for u in requests if u.endswith(".js")]

@@ -19,6 +19,7 @@ from tests.dashboard.conftest import (
     DEMO_DAYS,
     DEMO_NOW,
     PASSWORD,
+    READY_MS,
     Site,
     Tab,
     csrf_of,
@@ -117,13 +118,13 @@ def test_heatmap_click_opens_the_feature_page(site: Site, tabs: dict[str, Tab]) 
     # client-side navigation (history.pushState): no load event to wait for
     tab.page.wait_for_function(
         "/\\/models\\/churn\\/features\\/[a-z_]+\\?.*window=/.test(location.href)",
-        timeout=15_000,
+        timeout=READY_MS,
     )
     feature = tab.page.url.split("/features/")[1].split("?")[0]
     assert feature in {f.name for f in CHURN_MODEL.features}
     assert "tenant=globex" in tab.page.url
-    tab.page.wait_for_selector("#feature-statistic .main-svg", timeout=20_000)
-    tab.page.wait_for_selector("#feature-distribution .main-svg", timeout=20_000)
+    tab.page.wait_for_selector("#feature-statistic .main-svg", timeout=READY_MS)
+    tab.page.wait_for_selector("#feature-distribution .main-svg", timeout=READY_MS)
     assert feature in tab.page.inner_text("main")
     tab.shot("engineer-feature-drilldown")
     assert _clean(tab.errors) == []
@@ -274,6 +275,7 @@ def test_tenant_scoped_user_never_sees_other_tenants(site: Site, tabs: dict[str,
 
 def test_login_page(site: Site, browser: Any) -> None:
     page = browser.new_page(viewport={"width": 1000, "height": 640})
+    page.set_default_timeout(READY_MS)
     try:
         resp = page.goto(f"{site.url}/models/churn")
         assert resp.status == 200 and "/login?next=" in page.url
@@ -300,11 +302,12 @@ def test_login_required_and_wrong_password(site: Site) -> None:
 def test_feature_page_downloads_an_evidently_report(site: Site, tabs: dict[str, Tab]) -> None:
     tab = tabs["engineer"]
     tab.open("/models/churn/features/discount_rate?tenant=acme", "#feature-report")
-    with tab.page.expect_download(timeout=60_000) as info:
+    tab.page.wait_for_selector("#feature-statistic")  # on screen before the click, not after
+    with tab.page.expect_download(timeout=READY_MS) as info:
         tab.page.click("#feature-report")
         # while the report builds (seconds) the page stays on screen and the button says so
         # (the former page sat inside the page's loading spinner, blank until it finished)
-        tab.page.wait_for_selector("#feature-report:has-text('Building')", timeout=20_000)
+        tab.page.wait_for_selector("#feature-report:has-text('Building')", timeout=READY_MS)
         assert tab.page.is_visible("#feature-statistic")
         assert tab.page.is_visible("#feature-report-status")
     download = info.value
@@ -346,6 +349,7 @@ def test_on_call_from_a_phone(user: str, site: Site, browser: Any) -> None:
     scrolling, "Log out" on screen. Control: without the phone rules the list overflows."""
     ARTIFACTS.mkdir(exist_ok=True)
     ctx = browser.new_context(**PHONE)
+    ctx.set_default_timeout(READY_MS)
     page = ctx.new_page()
     try:
         page.goto(f"{site.url}/login")
@@ -360,7 +364,7 @@ def test_on_call_from_a_phone(user: str, site: Site, browser: Any) -> None:
             ("overview", "/", "#overview-grid"),
         ]:
             page.goto(f"{site.url}{path}")
-            page.wait_for_selector(ready, timeout=30_000)
+            page.wait_for_selector(ready, timeout=READY_MS)
             page.wait_for_load_state("networkidle")
             fit = page.evaluate(FITS)
             page.screenshot(path=str(ARTIFACTS / f"phone-{user}-{name}.png"), full_page=True)
@@ -403,7 +407,7 @@ def test_any_time_range_from_the_url_and_the_date_picker(site: Site, tabs: dict[
     assert "tenant=globex" in tab.page.url and f"from={last}" in tab.page.url
     tab.page.wait_for_function(
         f"(() => {{ const x = ({HEATMAP_X})(); return x && String(x[0]).startsWith('{last}'); }})()",
-        timeout=20_000,
+        timeout=READY_MS,
     )
     tab.shot("engineer-model-custom-range")
     # every page with a time axis takes the same parameters
@@ -497,15 +501,15 @@ def test_the_alert_page_leads_on(site: Site, tabs: dict[str, Tab]) -> None:
     tab.shot("engineer-alert-leads")
     # the model page at that tenant and around the alert's first breaching window
     page.click("#alert-lead-model")
-    page.wait_for_selector("#model-heatmap .main-svg", timeout=30_000)
+    page.wait_for_selector("#model-heatmap .main-svg", timeout=READY_MS)
     assert "tenant=globex" in page.url and "from=" in page.url
     windows = [str(x)[:10] for x in page.evaluate(HEATMAP_X)]
     assert a.active_at.strftime("%Y-%m-%d") in windows
     # the feature page at the alert's window
     page.go_back()
-    page.wait_for_selector("#alert-lead-feature", timeout=30_000)
+    page.wait_for_selector("#alert-lead-feature", timeout=READY_MS)
     page.click("#alert-lead-feature")
-    page.wait_for_selector("#feature-distribution .main-svg", timeout=30_000)
+    page.wait_for_selector("#feature-distribution .main-svg", timeout=READY_MS)
     assert "/features/discount_rate?" in page.url and "tenant=globex" in page.url
     window = a.context["window"]["start"][:16].replace("T", " ")
     assert window in page.inner_text("#feature-window")

@@ -17,7 +17,7 @@ from typing import Any
 import pytest
 
 from monitor.kpis.headline import fmt_day, fmt_value
-from tests.dashboard.conftest import Site, Tab, login_client
+from tests.dashboard.conftest import READY_MS, Site, Tab, login_client
 from tests.support import JARGON
 
 pytestmark = pytest.mark.slow
@@ -55,7 +55,7 @@ def _readable(tab: Tab) -> str:
 def test_the_executive_lands_on_the_business_overview(site: Site, tabs: dict[str, Tab]) -> None:
     tab = tabs["exec"]
     tab.page.goto(f"{site.url}/")
-    tab.page.wait_for_selector("#kpis-portfolio", timeout=20_000)
+    tab.page.wait_for_selector("#kpis-portfolio", timeout=READY_MS)
     assert tab.page.url == f"{site.url}/kpis"
     assert tab.page.inner_text("h1") == "Business overview"
     client = login_client(site, "exec")

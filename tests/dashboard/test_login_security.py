@@ -22,7 +22,8 @@ PASSWORD = "correct horse battery"
 
 
 @pytest.fixture
-def site(tmp_path: Path) -> Iterator[Live]:
+def server(tmp_path: Path) -> Iterator[Live]:
+    """A server of its own per test (lockouts and sessions change it), not the demo ``site``."""
     settings = make_settings(tmp_path, scheduler_enabled=False, alert_worker=False)
     with live_server(settings) as live:
         accounts = Accounts(live.services.metadata)
@@ -67,8 +68,8 @@ def audit(live: Live, action: str) -> list:
     return [e for e in live.services.metadata.list_audit(limit=1000) if e.action == action]
 
 
-def test_wrong_passwords_lock_the_user_even_for_the_right_one(site: Live) -> None:
-    with browser(site) as c:
+def test_wrong_passwords_lock_the_user_even_for_the_right_one(server: Live) -> None:
+    with browser(server) as c:
         answers = [login(c, "alice", "wrong password") for _ in range(5)]
         assert [r.status_code for r in answers] == [401, 401, 401, 401, 429]
         assert int(answers[-1].headers["Retry-After"]) > 0
@@ -78,15 +79,15 @@ def test_wrong_passwords_lock_the_user_even_for_the_right_one(site: Live) -> Non
         assert not logged_in(c)
         # another user from the same address is not locked by alice's failures
         assert login(c, "bob").status_code == 302
-    failed = audit(site, "user.login_failed")
+    failed = audit(server, "user.login_failed")
     assert len(failed) == 5 and failed[0].detail["locked"] is True
     assert failed[0].actor == "ip:127.0.0.1" and failed[0].object_id == "alice"
-    assert audit(site, "user.login_throttled")[0].object_id == "alice"
-    assert audit(site, "user.login")[0].object_id == "bob"
+    assert audit(server, "user.login_throttled")[0].object_id == "alice"
+    assert audit(server, "user.login")[0].object_id == "bob"
 
 
-def test_many_usernames_from_one_address_lock_the_address(site: Live) -> None:
-    with browser(site) as c:
+def test_many_usernames_from_one_address_lock_the_address(server: Live) -> None:
+    with browser(server) as c:
         codes = [login(c, f"guess{i}", "wrong password").status_code for i in range(20)]
         assert codes[:19] == [401] * 19 and codes[19] == 429
         r = login(c, "bob")
@@ -107,8 +108,8 @@ def test_throttle_releases_after_the_lockout() -> None:
     assert [t.failed("eve", "1.2.3.4") for _ in range(2)] == [False, False]
 
 
-def test_logout_revokes_the_session_server_side(site: Live) -> None:
-    with browser(site) as a, browser(site) as stolen:
+def test_logout_revokes_the_session_server_side(server: Live) -> None:
+    with browser(server) as a, browser(server) as stolen:
         assert login(a, "alice").status_code == 302
         stolen.cookies = httpx.Cookies(a.cookies)  # a copy of the cookie, kept by an attacker
         assert logged_in(a) and logged_in(stolen)
@@ -120,13 +121,13 @@ def test_logout_revokes_the_session_server_side(site: Live) -> None:
         assert r.status_code == 303 and r.headers["location"] == "/login"
         assert not logged_in(stolen)  # the copied cookie died with the session
         assert not logged_in(a)
-    assert audit(site, "user.logout")[0].object_id == "alice"
+    assert audit(server, "user.logout")[0].object_id == "alice"
 
 
-def test_password_change_revokes_open_sessions(site: Live) -> None:
-    with browser(site) as c:
+def test_password_change_revokes_open_sessions(server: Live) -> None:
+    with browser(server) as c:
         assert login(c, "alice").status_code == 302 and logged_in(c)
-        Accounts(site.services.metadata).set_password("alice", "a new password!")
+        Accounts(server.services.metadata).set_password("alice", "a new password!")
         assert not logged_in(c)
         assert login(c, "alice").status_code == 401
         assert login(c, "alice", "a new password!").status_code == 302 and logged_in(c)
@@ -187,8 +188,8 @@ def test_session_expires_on_the_server(tmp_path: Path) -> None:
         "/%0a",  # kept: a harmless path once encoded (asserted below)
     ],
 )
-def test_next_must_stay_on_this_site(site: Live, nxt: str) -> None:
-    with browser(site) as c:
+def test_next_must_stay_on_this_site(server: Live, nxt: str) -> None:
+    with browser(server) as c:
         r = login(c, "alice", next=nxt)
     assert r.status_code == 302
     location = r.headers["location"]
@@ -198,14 +199,14 @@ def test_next_must_stay_on_this_site(site: Live, nxt: str) -> None:
         assert location == "/", (nxt, location)
 
 
-def test_next_keeps_a_path_with_its_query(site: Live) -> None:
-    with browser(site) as c:
+def test_next_keeps_a_path_with_its_query(server: Live) -> None:
+    with browser(server) as c:
         r = login(c, "alice", next="/models/churn?tenant=acme")
     assert r.headers["location"] == "/models/churn?tenant=acme"
 
 
-def test_login_form_refuses_cross_site_posts(site: Live) -> None:
-    with browser(site) as c:
+def test_login_form_refuses_cross_site_posts(server: Live) -> None:
+    with browser(server) as c:
         token = csrf_of(c)
         data = {"username": "alice", "password": PASSWORD}
         assert c.post("/login", data=data).status_code == 403  # no token
@@ -216,10 +217,10 @@ def test_login_form_refuses_cross_site_posts(site: Live) -> None:
         ref = {"Referer": "http://evil.example/page"}
         assert c.post("/login", data={**data, "csrf_token": token}, headers=ref).status_code == 403
         assert not logged_in(c)
-        own = {"Origin": site.url}
+        own = {"Origin": server.url}
         r = c.post("/login", data={**data, "csrf_token": token}, headers=own)
         assert r.status_code == 302 and logged_in(c)
     # a foreign page cannot get a token for the victim's browser: a fresh browser has none
-    with browser(site) as victim:
+    with browser(server) as victim:
         r = victim.post("/login", data={**data, "csrf_token": token}, headers=evil)
         assert r.status_code == 403 and not logged_in(victim)

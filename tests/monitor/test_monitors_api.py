@@ -25,7 +25,7 @@ from monitor.service import Services
 from monitor.settings import Settings
 from tests.api.conftest import Keys, client, make_keys, make_settings
 from tests.storage import conftest as _db
-from tests.support import Live, in_process, wait_job
+from tests.support import PATIENCE_S, Live, in_process, wait_job
 
 metadata_url = _db.migrated_url  # a copy of a database migrated once per session
 
@@ -136,7 +136,7 @@ def serve(
     server = uvicorn.Server(config)
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 15
+    deadline = time.monotonic() + PATIENCE_S
     while not server.started:
         assert time.monotonic() < deadline and thread.is_alive(), "server did not start"
         time.sleep(0.02)
@@ -144,7 +144,7 @@ def serve(
         yield Live(f"http://127.0.0.1:{settings.port}", services, settings)
     finally:
         server.should_exit = True
-        thread.join(timeout=15)
+        thread.join(timeout=PATIENCE_S)
         services.close()
 
 
