@@ -25,6 +25,7 @@ GROUPS = {
     # Spark's JVM (~11 s to start)
     "tests/storage/test_profile_engines.py": "spark",
     "tests/storage/test_engine_contract.py": "spark",
+    "tests/storage/test_lake_rows.py": "spark",
 }
 # Files whose module-scoped fixture is costly (null simulations, a fitted model, a server, ten
 # thousand alerts): each file is one unit, so its fixture is built once, not once per worker.
