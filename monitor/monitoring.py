@@ -20,6 +20,7 @@ from monitor.monitors import MonitorConfig, check_against_model, default_monitor
 from monitor.ports import ProfileEngine
 from monitor.runner import ResultSink, Runner, RunSummary
 from monitor.service import Services
+from monitor.window_histograms import WindowHistograms, window_histograms
 from storage.metadata.errors import AlreadyExists, NotFound
 from storage.metadata.monitoring import (
     MonitoringStore,
@@ -89,6 +90,19 @@ class MonitorService:
             raise NotFoundError(f"model {model!r} is not registered")
         records = self.store.list_monitors(model=model, enabled=True)
         return model_spec(self.runner, model, records)
+
+    def window_histograms(
+        self, monitor: str, column: str, tenant: str, start: datetime, end: datetime
+    ) -> WindowHistograms | None:
+        """The reference and window histograms of ``column`` that drift ``monitor`` compares,
+        from the stored hourly profiles (see :mod:`monitor.window_histograms`)."""
+        record = self.store.get_monitor(monitor)
+        info = self.services.metadata.get_model(record.model) if record else None
+        if record is None or info is None:
+            return None
+        cfg = parse_monitor(record.config)
+        env = self.runner.env
+        return window_histograms(env, record.model, cfg, info.schema, column, tenant, start, end)
 
     # ------------------------------------------------------------------ definitions
     def validate(self, data: dict[str, Any]) -> MonitorConfig:

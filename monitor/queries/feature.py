@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
 
+from monitor.composition import of
 from monitor.ports import ColumnReader
 from monitor.queries.common import (
     DRIFT_KINDS,
@@ -22,6 +23,7 @@ from monitor.queries.model import Series, VersionChange, series_by, to_series
 from monitor.queries.overview import Signal, signal_of
 from monitor.service import Services
 from monitor.timerange import TimeRange
+from monitor.window_histograms import WindowHistograms
 from storage import reads
 from storage.metadata.monitoring import MonitoringStore
 from storage.types import ALL, MetricResult
@@ -88,6 +90,29 @@ def distribution(r: MetricResult) -> Distribution | None:
     if len(labels) != len(ref):
         return None
     return Distribution(kind, labels, _shares(ref), _shares(cur), r.window_start)
+
+
+def profiled_distribution(h: WindowHistograms, window_start: datetime) -> Distribution:
+    """Reference vs window shares of a drift monitor's profile histograms (pure): numeric on
+    the reference's bin edges (the open end buckets included), categorical the 15 largest of
+    the reference's vocabulary and "other"."""
+    if h.kind == "numeric":
+        e = h.edges
+        labels = [f"≤{e[0]:.3g}"] if e else ["all"]
+        labels += [f"{e[i]:.3g}–{e[i + 1]:.3g}" for i in range(len(e) - 1)]
+        labels += [f">{e[-1]:.3g}"] if e else []
+        return Distribution(
+            "numeric", labels, _shares(h.reference), _shares(h.current), window_start
+        )
+    names = [*h.categories, "other"]
+    top = sorted(range(len(names)), key=lambda i: -(h.reference[i] + h.current[i]))[:15]
+    return Distribution(
+        "categorical",
+        [names[i] for i in top],
+        _shares([h.reference[i] for i in top]),
+        _shares([h.current[i] for i in top]),
+        window_start,
+    )
 
 
 def logged_distribution(
@@ -227,11 +252,18 @@ def feature_view(
             dist = distribution(r) or dist
     if dist is None and chosen is not None:
         chosen_r = next(r for r in mine if r.window_start == chosen)
-        monitor = MonitoringStore(services.metadata).get_monitor(chosen_r.source_name)
-        ref_cfg = (monitor.config.get("reference") if monitor else None) or None
-        dist = logged_distribution(
-            services, model, feature, tenant, chosen, chosen_r.window_end, ref_cfg
+        # the hourly profiles first: a lake-fed model has no raw rows to read
+        hist = of(services).monitors.window_histograms(
+            chosen_r.source_name, feature, tenant, chosen, chosen_r.window_end
         )
+        if hist is not None:
+            dist = profiled_distribution(hist, chosen)
+        else:
+            monitor = MonitoringStore(services.metadata).get_monitor(chosen_r.source_name)
+            ref_cfg = (monitor.config.get("reference") if monitor else None) or None
+            dist = logged_distribution(
+                services, model, feature, tenant, chosen, chosen_r.window_end, ref_cfg
+            )
     return FeatureView(
         model,
         feature,

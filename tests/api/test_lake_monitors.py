@@ -23,8 +23,11 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import numpy as np
 import pyarrow as pa
+import pyarrow.compute as pc
 import pyarrow.parquet as pq
+import pytest
 from typer.testing import CliRunner
 
 from monitor.cli import app
@@ -235,8 +238,72 @@ def test_every_monitor_kind_gives_the_embedded_results_on_a_lake_fed_model(tmp_p
                 if m["name"] == "fd":  # the sample-only method and attribution ran
                     assert any(r.metric == "anderson" and r.status != "no_data" for r in lk)
 
+            _same_distribution_chart(live.services, c, rows)
+
             # control: without its label files the lake model's performance differs
             for f in (lake / "labels").rglob("*.parquet"):
                 f.unlink()
             assert _profile(live.url, keys.engineer, lake, "lake")["dates"]
             assert _compare(evaluate("emb", "perf"), evaluate("lake", "perf")) != []
+
+
+def _same_distribution_chart(services: Any, c: httpx.Client, rows: pa.Table) -> None:
+    """The feature page's distribution chart of the lake-fed model (no raw rows on the server)
+    has the embedded model's bars, drawn from the hourly profiles, and they are the window's
+    rows counted on the reference's right-closed bin edges independently (numpy)."""
+    from dashboard import figures
+    from monitor import queries
+    from monitor.timerange import TimeRange
+
+    ws = T0 + timedelta(days=1)
+    for model in ("emb", "lake"):
+        r = c.post(f"/monitors/{model}-fd/run", json={"window_start": ws.isoformat()})
+        assert r.status_code == 200, r.text
+    span = TimeRange(T0, T0 + timedelta(days=3))
+    in_window = pc.and_(
+        pc.greater_equal(rows["ts"], ws), pc.less(rows["ts"], ws + timedelta(days=1))
+    )
+    for column in ("x", "k", "plan"):
+        for tenant in ("*", "globex"):
+            bars = {}
+            for model in ("emb", "lake"):
+                fv = queries.feature_view(services, None, model, column, tenant, span, window=ws)
+                assert fv is not None and fv.window == ws and fv.distribution is not None, model
+                fig = figures.distribution_overlay(fv.distribution)
+                bars[model] = [(tuple(b.x), tuple(b.y)) for b in fig.data]
+            assert bars["lake"] == bars["emb"], (column, tenant)
+            d = queries.feature_view(services, None, "lake", column, tenant, span, window=ws)
+            assert d is not None and d.distribution is not None
+            if column == "x" and tenant == "*":  # the bars are the window's rows
+                record = of(services).monitors.store.get_monitor("lake-fd")
+                h = of(services).monitors.window_histograms(
+                    "lake-fd", "x", "*", ws, ws + timedelta(days=1)
+                )
+                assert record is not None and h is not None
+                x = rows.filter(in_window)["x"].drop_null().to_numpy(zero_copy_only=False)
+                x = x[~np.isnan(x)]
+                want = np.bincount(
+                    np.searchsorted(h.edges, x, side="left"), minlength=len(h.edges) + 1
+                )
+                assert h.current == want.tolist()
+                assert d.distribution.current == pytest.approx(
+                    (want / want.sum()).tolist(), abs=1e-15
+                )
+                assert (
+                    d.distribution.labels[0].startswith("≤")
+                    and len(d.distribution.labels) == len(h.edges) + 1
+                )
+    # control: the raw-row chart (the feature page before) has nothing to draw for the lake model
+    for column in ("x", "plan"):
+        assert (
+            queries.logged_distribution(
+                services, "lake", column, "*", ws, ws + timedelta(days=1), {"dataset": "base"}
+            )
+            is None
+        )
+        assert (
+            queries.logged_distribution(
+                services, "emb", column, "*", ws, ws + timedelta(days=1), {"dataset": "base"}
+            )
+            is not None
+        )

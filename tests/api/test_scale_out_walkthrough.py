@@ -2,7 +2,7 @@
 from its own store; ``driftwatch lake export`` moves the logs into a lake; a second server with
 the same model, reference and monitor but *no rows* gets its profiles from the Spark engine,
 run with the documented ``spark-submit`` command (``--master local[2]``), and its drift results
-and the dashboard's read models of them (heatmap, feature statistic, breakdown) are the
+and the dashboard's read models (heatmap, feature statistic, breakdown, distribution chart) are the
 embedded server's, value for value."""
 
 from __future__ import annotations
@@ -66,10 +66,9 @@ def _results(c: Client) -> list[tuple]:
 
 
 def _dashboard(services: object) -> tuple:
-    """What the model page and the feature page show from results: the drift heatmap, the
-    feature's statistic over time and the per-tenant breakdown. (The feature page's
-    distribution chart is read from raw rows, which a lake-fed server does not hold: not
-    compared, see docs/scale-out.md.)"""
+    """What the model page and the feature page show: the drift heatmap, the feature's
+    statistic over time, the per-tenant breakdown and the distribution chart (drawn from the
+    hourly profiles, which the lake-fed server got from the Spark job: it holds no raw row)."""
     from monitor import queries
 
     span = TimeRange(datetime(2026, 3, 1, tzinfo=UTC), datetime(2026, 3, 4, tzinfo=UTC))
@@ -85,8 +84,8 @@ def _dashboard(services: object) -> tuple:
     )
     assert mv is not None and fv is not None
     breakdown = sorted((b.tenant_id, b.column, b.metric, b.value, b.status) for b in fv.breakdown)
-    assert mv.heatmap.z and fv.statistic and breakdown
-    return mv.heatmap, fv.statistic, breakdown
+    assert mv.heatmap.z and fv.statistic and breakdown and fv.distribution is not None
+    return mv.heatmap, fv.statistic, breakdown, fv.distribution
 
 
 def spark_submit_command(lake: Path, url: str, key: str) -> list[str]:
