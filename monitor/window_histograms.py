@@ -10,12 +10,12 @@ the same bars. The reference side is the monitor's reference dataset profiled on
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from monitor.checks.base import CheckEnv
 from monitor.checks.profiled import column_profile
 from monitor.monitors import MonitorConfig
-from storage.profiles import edges_key
+from storage.profiles import ROWS_COLUMN, edges_key
 from storage.types import ALL, ModelSchema
 
 __all__ = ["WindowHistograms", "window_histograms"]
@@ -45,15 +45,16 @@ def window_histograms(
 ) -> WindowHistograms | None:
     """The histograms of ``column`` in ``[start, end)`` for ``tenant`` (``*``: all), or None
     when they cannot be read from profiles: the reference is not a dataset (its bins come from
-    raw rows), the column is not profiled on the reference's bins, or (embedded model) an hour
-    of the window is not profiled or is dirty, so the profiles may not hold the window's rows."""
+    raw rows), the column's profiles on the reference's bins do not hold every row of the window,
+    or (embedded model) an hour of the window is not profiled or is dirty."""
     ref_cfg = cfg.reference
     if ref_cfg is None or not ref_cfg.dataset:
         return None
     profiles = env.profiles
     if not profiles.lake_fed(model):
         hours = profiles.hours(model, start, end)
-        if not hours or any(h["dirty"] for h in hours.values()):
+        n_hours = -(-(end - start) // timedelta(hours=1))
+        if len(hours) < n_hours or any(h["dirty"] for h in hours.values()):
             return None
     try:
         ref = env.caches.reference(env.logs, model, cfg, schema)
@@ -67,7 +68,12 @@ def window_histograms(
         model, start, end, [(column, key)], tenant_id=None if tenant == ALL else tenant
     )
     parts = [cols[(column, key)] for cols in window.values() if (column, key) in cols]
-    if not parts:
+    rows = sum(
+        cols[(ROWS_COLUMN, "")].count for cols in window.values() if (ROWS_COLUMN, "") in cols
+    )
+    # every row of the window is in the column's profiles (an hour profiled on an older spec,
+    # without these bins, would leave its rows out of the bars)
+    if not parts or sum(p.count + p.missing for p in parts) != rows:
         return None
     raw = parts[0]
     for p in parts[1:]:
