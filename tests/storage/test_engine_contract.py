@@ -45,6 +45,7 @@ SCHEMA = ModelSchema(
         FeatureSpec("x", "numeric"),
         FeatureSpec("k", "numeric"),
         FeatureSpec("plan", "categorical"),
+        FeatureSpec("city", "categorical"),
         FeatureSpec("mobile", "boolean"),
     ),
     scores=("score",),
@@ -90,13 +91,16 @@ def case(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[EngineCase]
 
 def rows(n: int, seed: int, start: datetime = T0, hours: int = 24, prefix: str = "r") -> pa.Table:
     """Inference rows with NaN, ±inf, a huge value, integers sitting on bin edges, NULL
-    categories, several tenants and versions."""
+    categories, a categorical with more values (400) than any top-K keeps, several tenants and
+    versions."""
     rng = np.random.default_rng(seed)
     x = rng.normal(10, 3, n)
     x[rng.random(n) < 0.03] = np.nan
     x[:3] = [np.inf, -np.inf, 1e300]
     k = rng.integers(0, 6, n).astype(float)  # integer values sitting exactly on bin edges
     plan = rng.choice(np.array(["free", "pro", "team", "enterprise", None], dtype=object), n)
+    city = np.array([f"c{int(v):03d}" for v in rng.zipf(1.3, n) % 400], dtype=object)
+    city[rng.random(n) < 0.05] = None
     secs = rng.uniform(0, hours * 3600, n)
     return pa.table(
         {
@@ -107,6 +111,7 @@ def rows(n: int, seed: int, start: datetime = T0, hours: int = 24, prefix: str =
             "x": pa.array(x, pa.float64(), from_pandas=False),  # keeps NaN as NaN
             "k": pa.array(np.where(rng.random(n) < 0.02, np.nan, k), pa.float64()),
             "plan": pa.array(plan, pa.string()),
+            "city": pa.array(city, pa.string()),
             "mobile": pa.array(rng.random(n) < 0.3),
             "prediction": pa.array(rng.integers(0, 2, n), pa.int32()),
             "score": rng.random(n),
@@ -144,7 +149,7 @@ def test_profiles_equal_numpy_profiles_per_segment_and_hour(case: EngineCase) ->
     bins = _bins(2)
     coarse = ReferenceBins.numeric(data.column("x").to_numpy(zero_copy_only=False), n_bins=7)
     spec = ProfileSpec(
-        {"x": (bins["x"].edges, coarse.edges), "k": (bins["k"].edges,)}, ("plan", "mobile")
+        {"x": (bins["x"].edges, coarse.edges), "k": (bins["k"].edges,)}, ("plan", "city", "mobile")
     )
     case.engine.register(MODEL, spec)
     assert case.engine.ensure(MODEL, T0, T0 + timedelta(days=1)) == 20_000
@@ -168,6 +173,9 @@ def test_profiles_equal_numpy_profiles_per_segment_and_hour(case: EngineCase) ->
             )
             assert (cats.count, cats.missing) == (want_c.count, want_c.missing)
             assert cats.categories == part["plan"].value_counts().to_dict()
+            city = cols[("city", "")]  # every value kept: top-K is applied when read
+            assert city.categories == part["city"].value_counts().to_dict()
+            assert city.missing == int(part["city"].isna().sum())
             mobile = cols[("mobile", "")]
             assert mobile.categories == {
                 str(k).lower(): int(v) for k, v in part["mobile"].value_counts().items()
