@@ -106,20 +106,22 @@ def rss_peak_of(proc: subprocess.Popen[bytes], stop: threading.Event, out: list[
     out.append(peak)
 
 
-def bench_direct(tmp: Path, rows: int, batch: int, name: str) -> tuple[float, float, int]:
+def bench_direct(tmp: Path, rows: int, batch: int, name: str) -> tuple[float, float, int, float]:
     """Rows/s of the appends, and including the checkpoint DuckDB defers (large appends are
-    written to the file uncompressed and compressed at the next checkpoint)."""
+    written to the file uncompressed and compressed at the next checkpoint); the process RSS
+    and the CPU seconds (all threads, DuckDB's too) per 100k rows of the appends."""
     rng = np.random.default_rng(1)
     batches = [make_batch(batch, i, rng) for i in range(0, rows, batch)]
     with LogStore(tmp / f"{name}.duckdb") as store:
         store.ensure_model("bench", MODEL.to_schema())
-        t = time.perf_counter()
+        c, t = time.process_time(), time.perf_counter()
         for b in batches:
             store.append_inferences("bench", b)
-        elapsed = time.perf_counter() - t
+        elapsed, cpu = time.perf_counter() - t, time.process_time() - c
         store.checkpoint()
         with_checkpoint = time.perf_counter() - t
-    return rows / elapsed, rows / with_checkpoint, psutil.Process().memory_info().rss
+    rss = psutil.Process().memory_info().rss
+    return rows / elapsed, rows / with_checkpoint, rss, cpu * 100_000 / rows
 
 
 def bench_naive(tmp: Path, rows: int = 2000) -> float:
@@ -780,7 +782,7 @@ def main() -> None:
             if only in (None, "census"):
                 figures.update(census_section(tmp, args.census_rows, args.repeats, results))
             if only in (None, "bulk"):
-                bulk_section(tmp, args, results)
+                figures.update(bulk_section(tmp, args, results))
             if results:
                 figures.update(_report(results, bench_naive(tmp)))
         return figures
@@ -790,22 +792,37 @@ def main() -> None:
 
 def bulk_section(
     tmp: Path, args: argparse.Namespace, results: list[tuple[str, float, str, int]]
-) -> None:
+) -> dict[str, float]:
+    """Appends ``results`` rows (rows/s); returns the CPU seconds per 100k rows by path."""
+    cpu_figures: dict[str, float] = {}
     for batch in (100_000, 250_000):
-        direct, with_checkpoint, rss = bench_direct(tmp, args.rows, batch, f"direct{batch}")
+        direct, with_checkpoint, rss, cpu = bench_direct(tmp, args.rows, batch, f"direct{batch}")
         results.append(
             (
                 f"direct append from Arrow, {batch // 1000}k/batch",
                 direct,
-                f"{with_checkpoint:,.0f} rows/s with the deferred checkpoint; "
-                f"process RSS {rss / 2**20:.0f} MiB",
+                f"cpu {cpu:.3f} s/100k rows; {with_checkpoint:,.0f} rows/s with the deferred "
+                f"checkpoint; process RSS {rss / 2**20:.0f} MiB",
                 TARGETS["direct"],
             )
         )
+        cpu_figures[f"direct_{batch // 1000}k_cpu_s_per_100k_rows"] = round(cpu, 4)
     server = Server(tmp / "server")
     try:
+        # the server's CPU seconds (all threads) per 100k rows: robust to the machine's load
+        server_proc = psutil.Process(server.proc.pid)
+        s0 = _cpu_s(server_proc)
         pq_rate = bench_http(server, args.http_rows, 250_000, "parquet", 0)
-        results.append(("Parquet over HTTP", pq_rate, "250k-row bodies", TARGETS["parquet_http"]))
+        pq_cpu = (_cpu_s(server_proc) - s0) * 100_000 / args.http_rows
+        results.append(
+            (
+                "Parquet over HTTP",
+                pq_rate,
+                f"server cpu {pq_cpu:.3f} s/100k rows; 250k-row bodies",
+                TARGETS["parquet_http"],
+            )
+        )
+        cpu_figures["parquet_http_server_cpu_s_per_100k_rows"] = round(pq_cpu, 4)
         js_rate = bench_http(server, args.json_rows, 20_000, "json", 10**8)
         results.append(
             ("JSON over HTTP, 1 client", js_rate, "20k-row bodies", TARGETS["json_http"])
@@ -832,6 +849,7 @@ def bulk_section(
             )
     finally:
         server.close()
+    return cpu_figures
 
 
 def _report(results: list[tuple[str, float, str, int]], naive: float) -> dict[str, float]:

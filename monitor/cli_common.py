@@ -48,13 +48,28 @@ def settings_for(data_dir: Path | None = None, **more: Any) -> Settings:
     return load_settings(data_dir=data_dir, **more)
 
 
+def data_dir_error(settings: Settings, exc: OSError) -> typer.Exit:
+    """One line (exit 2) for a data dir that cannot be opened: not a folder, not writable, a
+    missing parent mount... naming the path the operating system refused and why."""
+    where = exc.filename or settings.data_dir
+    Console(stderr=True, soft_wrap=True).print(
+        f"[red]error:[/] cannot open the data dir {escape(str(settings.data_dir))}: "
+        f"{escape(exc.strerror or type(exc).__name__)}: {escape(str(where))} (--data-dir or "
+        "DRIFTWATCH_DATA_DIR must name a folder this user can write)"
+    )
+    return typer.Exit(2)
+
+
 def open_services(settings: Settings) -> Services:
     """Open the local stores (what local mode works on); a DuckDB file held by a running
-    server ends the command with one line (exit 2) that says to use ``--url``."""
+    server ends the command with one line (exit 2) that says to use ``--url``, and so does a
+    data dir that cannot be opened."""
     from monitor.service import Services
 
     try:
         return Services.open(settings)
+    except OSError as exc:
+        raise data_dir_error(settings, exc) from exc
     except Exception as exc:  # the usual cause: the server holds the DuckDB file
         if "lock" in str(exc).lower() or "already open" in str(exc).lower():
             Console(stderr=True, soft_wrap=True).print(
@@ -71,9 +86,12 @@ def open_metadata(settings: Settings) -> MetadataStore:
     from storage.metadata import MetadataStore
     from storage.private import private_dir
 
-    private_dir(settings.data_dir)
-    store = MetadataStore(settings.metadata_url)
-    store.upgrade()
+    try:
+        private_dir(settings.data_dir)
+        store = MetadataStore(settings.metadata_url)
+        store.upgrade()
+    except OSError as exc:
+        raise data_dir_error(settings, exc) from exc
     return store
 
 

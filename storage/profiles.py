@@ -622,7 +622,8 @@ class ProfileStore:
         and, for a format-2 spec, its sample rows and label aggregates
         (``storage.row_kernel``), and record the files they came from, in one transaction: a
         reader sees the old day or the new one, never a mix. Idempotent: the same push again
-        leaves the same state.
+        leaves the same state. The day's hours are marked changed (late-data re-runs) only
+        when its files differ from the last push's: a re-push under a new spec keeps them.
 
         Raises ``ValueError`` naming the problem when ``rows`` do not fit (missing or
         mistyped columns, an hour outside the day). Returns the profile rows stored.
@@ -685,6 +686,11 @@ class ProfileStore:
 
         # the stored hours carry the pushed spec key (a pushed day is never rebuilt here)
         with self._model_lock(model):
+            # The same files as last pushed: only the spec changed (or the push is repeated),
+            # so the rows did not; the hours keep changed_at (no late-data re-runs), as the
+            # embedded build does for new bins. Other files: every hour of the day changed.
+            old = self.lake_manifest(model).get(day)
+            same_rows = old is not None and sorted(old[1]) == sorted(files)
             self._write_hours(
                 model,
                 ptable,
@@ -693,7 +699,7 @@ class ProfileStore:
                 end,
                 rows,
                 rows_by_hour,
-                hours,
+                set() if same_rows else hours,
                 record_files,
             )
         pushed: int = rows.num_rows

@@ -24,7 +24,24 @@ GROUPS = {
     "tests/dashboard/test_executive.py": "demo-site",
     # Spark's JVM (~11 s to start)
     "tests/storage/test_profile_engines.py": "spark",
+    "tests/storage/test_engine_contract.py": "spark",
+    "tests/storage/test_lake_rows.py": "spark",
 }
+# Files whose module-scoped fixture is costly (null simulations, a fitted model, a server, ten
+# thousand alerts): each file is one unit, so its fixture is built once, not once per worker.
+GROUPS.update(
+    (path, path)
+    for path in (
+        "tests/api/test_auth_walk.py",
+        "tests/api/test_bad_input.py",
+        "tests/dashboard/test_alert_list.py",
+        "tests/dashboard/test_api_docs.py",
+        "tests/dashboard/test_drift_impact.py",
+        "tests/dashboard/test_units.py",
+        "tests/detectors/test_calibration.py",
+        "tests/detectors/test_dle.py",
+    )
+)
 
 
 def _file_of(nodeid: str) -> str:

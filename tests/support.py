@@ -107,6 +107,13 @@ class AppTransport(httpx.BaseTransport):
 IN_PROCESS_URL = "http://driftwatch.test"
 
 
+def _after_ready(app: FastAPI) -> None:
+    """What ``driftwatch serve`` starts in a thread once its port is open (building the
+    dashboard), done here before the test starts, so no test's first page pays for it."""
+    for work in app.state.after_ready:
+        work()
+
+
 @contextmanager
 def in_process(
     settings: Settings, clock: Clock | None = None, *, worker: bool = False
@@ -124,6 +131,7 @@ def in_process(
             start_blocking_portal() as portal,
             portal.wrap_async_context_manager(app.router.lifespan_context(app)),
         ):
+            _after_ready(app)
             yield Live(IN_PROCESS_URL, services, settings, AppTransport(app, portal), app)
     finally:
         services.close()
@@ -145,6 +153,7 @@ def live_server(settings: Settings, clock: Clock | None = None) -> Iterator[Live
         if time.monotonic() > deadline or not thread.is_alive():
             raise RuntimeError("test server did not start")
         time.sleep(0.02)
+    _after_ready(app)
     try:
         yield Live(f"http://127.0.0.1:{port}", services, settings)
     finally:

@@ -260,3 +260,23 @@ def test_apply_dry_run_prints_a_diff_per_changed_object_and_init_keeps_channels(
     assert 'would update monitor churn-feature-drift\n    window: "day" -> "week"' in out
     assert f"would update rule {again['rules'][0]['name']}\n    for: " in out
     assert "unchanged monitor churn-prediction-drift" in out
+
+
+def test_a_data_dir_that_cannot_be_opened_is_one_line_and_exit_code_2_for_every_command(
+    files: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    # the local side of every command with --url; the data dir is a file, not a folder
+    not_a_folder = files / "not-a-folder"
+    not_a_folder.write_text("x")
+    monkeypatch.delenv("DRIFTWATCH_DATA_DIR", raising=False)
+    for command, extra in ARGS.items():
+        args = [*command.split(), *(a.format(tmp=files) for a in extra)]
+        code, out, err = run_main([*args, "--data-dir", str(not_a_folder)], monkeypatch, capsys)
+        errors = [line for line in err.splitlines() if line.startswith("error:")]
+        assert code == 2, (command, out, err)
+        assert "Traceback" not in err, (command, err)
+        assert len(errors) == 1, (command, err)
+        assert f"cannot open the data dir {not_a_folder}: Not a directory" in errors[0], (
+            command,
+            errors,
+        )
