@@ -3,6 +3,7 @@ over pytest-xdist workers (``-n``, ``--dist loadgroup``)."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import ExitStack
 from typing import Any
@@ -10,6 +11,14 @@ from typing import Any
 import pytest
 
 from tests.storage.conftest import Templates
+
+# pytest-xdist's workers start with COLUMNS=80 and LINES=24 in their environment: the CLI's
+# module-level rich consoles would read them at import and keep 80 columns, whatever width a
+# test asks for later (the serial suite has neither, so the consoles read the width when they
+# print). Drop them before any test module imports the CLI.
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    for _name in ("COLUMNS", "LINES"):
+        os.environ.pop(_name, None)
 
 # Tests that share a costly session or module fixture run in one pytest-xdist worker, so a run
 # with ``-n`` builds it once, as a serial run does: test file -> group. The workers tell the
