@@ -523,8 +523,13 @@ def test_the_all_tenants_twin_names_its_tenants(site: Site, tabs: dict[str, Tab]
     text = tab.page.inner_text("#alert-leads")
     assert f"The same signal for globex alone: #{site.ids['globex_drift']}" in text
     # the runner's leave-one-out attribution: globex carries the drift, named first
+    # (wait for the list itself: seen once empty right after #alert-leads appeared, under -n 2)
+    tab.page.wait_for_function(
+        "() => (document.querySelector('#alert-lead-drivers')?.innerText || '').includes('): ')",
+        timeout=READY_MS,
+    )
     drivers = tab.page.inner_text("#alert-lead-drivers")
-    assert drivers.split(": ", 1)[1].startswith("globex ("), drivers
+    assert drivers.split("): ", 1)[1].startswith("globex ("), drivers
     # a tenant-scoped user never reaches all-tenant alerts
     acme = tabs["acme"]
     acme.open(f"/alerts/{twin.id}", "#alert-empty")
