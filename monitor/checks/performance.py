@@ -57,26 +57,9 @@ class PerformanceCheck(Check):
                 continue
             perf = realized_performance(schema.task, labels, preds, scores, metrics=metrics)
             for m in metrics:
-                value: Any = perf.metrics.get(m)
                 lo, hi = cfg.bounds.get(m, (None, None))
-                status = "no_data" if value is None else "ok"
-                if value is not None and (
-                    (lo is not None and value < lo) or (hi is not None and value > hi)
-                ):
-                    status = "alert"
-                out.append(
-                    MetricResult(
-                        **base,
-                        tenant_id=t,
-                        model_version=v,
-                        column="",
-                        metric=m,
-                        value=num(value),
-                        threshold=lo if lo is not None else hi,
-                        status=status,  # type: ignore[arg-type]
-                        details=plain({"n": perf.n, "estimated": False, "bounds": [lo, hi]}),
-                    )
-                )
+                details = {"n": perf.n, "estimated": False, "bounds": [lo, hi]}
+                out.append(_result(base, t, v, m, perf.metrics.get(m), lo, hi, details))
         return out, 0
 
 
