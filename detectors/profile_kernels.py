@@ -1,16 +1,22 @@
-"""Compiled (numba) loops behind :func:`detectors.profiles.profile_numeric`.
+"""The compiled (numba) loops that profile numeric columns: split off the finite values, and
+find each value's bucket through :class:`detectors.bucket_grid.BucketGrid`.
 
 Why compiled: with numpy, profiling one numeric column of 1M values took about fifteen passes
 over it (NaN mask, compaction, grid cell, clip, table lookup, step compares, ``bincount``, min,
 max, the finite check) and ~12 ms; :func:`split_finite` and :func:`bucket_counts` do the same in
-two passes. Both release the GIL.
+two passes. The loops release the GIL.
+
+Why two passes (buckets into a scratch array, then the counts): one loop doing both ran 2.4x
+slower (the table loads wait on the stores to ``counts``, which the CPU cannot prove do not
+alias them). ``storage.profile_kernels`` counts per group with the same :func:`bucket_index`.
 
 The results are exactly those of the numpy code they replace: the finite values are kept in
 their order (so ``np.sum`` / ``np.dot`` over them give the same floats), and a value's bucket is
 ``searchsorted(edges, v, side="left")`` (the grid's one cell of slack each side absorbs any
-difference in the rounding of the cell index, see ``detectors.profiles._GridLookup``).
+difference in the rounding of the cell index).
 
-Numba compiles each function on first use and caches it on disk (``cache=True``).
+Numba compiles each function on first use and caches it on disk (``cache=True``); callers
+import this module when they first profile, so processes that never profile do not load numba.
 """
 
 from __future__ import annotations
@@ -21,7 +27,16 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["bucket_counts", "split_finite", "warm_up"]
+from detectors.bucket_grid import GRID_CELLS, MISSING_BUCKET, BucketGrid
+
+__all__ = [
+    "add_counts",
+    "bucket_counts",
+    "bucket_index",
+    "buckets",
+    "split_finite",
+    "warm_up",
+]
 
 _TINY = np.finfo(np.float64).tiny
 
@@ -70,10 +85,9 @@ def _search(edges: npt.NDArray[Any], v: float) -> int:
 
 
 @numba.njit(nogil=True, cache=True, boundscheck=False)  # type: ignore[untyped-decorator]  # numba is untyped
-def bucket_counts(
+def bucket_index(
     x: npt.NDArray[Any],
     edges: npt.NDArray[Any],
-    counts: npt.NDArray[Any],
     grid: bool,
     log: bool,
     lo: float,
@@ -82,23 +96,25 @@ def bucket_counts(
     table: npt.NDArray[Any],
     padded: npt.NDArray[Any],
     steps: int,
-    scratch: npt.NDArray[Any],
+    out: npt.NDArray[Any],
 ) -> None:
-    """Add ``searchsorted(edges, v, side="left")`` of every (non-NaN) ``v`` in ``x`` to
-    ``counts``: through the grid of ``_GridLookup`` when ``grid`` (its fields passed as they
+    """``out[i] = searchsorted(edges, x[i], side="left")``, ``MISSING_BUCKET`` where ``x[i]``
+    is NaN: through the grid of :class:`BucketGrid` when ``grid`` (its fields passed as they
     are; ``table`` is a cell's first bucket, -1 for a cell that needs the binary search; at
-    most ``steps`` <= 2 edges to step over), by binary search otherwise.
+    most ``steps`` <= 2 edges to step over), by binary search otherwise. Call it through
+    :func:`buckets`.
 
-    Two loops: the bucket of each value into ``scratch``, then the counts; one loop doing both
-    ran slower (the table loads wait on the stores to ``counts``, which may alias them). The
-    steps are comparisons added as integers, not branches (a value is as often above an edge
-    as below it, so a branch is mispredicted half the time): 4 ns a value instead of 6.
+    The steps are comparisons added as integers, not branches (a value is as often above an
+    edge as below it, so a branch is mispredicted half the time): 4 ns a value instead of 6.
     """
     n = x.size
     top = cells - 1.0
     if grid:
         for i in range(n):
             v = x[i]
+            if v != v:
+                out[i] = MISSING_BUCKET
+                continue
             c = (np.log(max(v, _TINY)) - lo) * scale if log else (v - lo) * scale
             j = table[np.intp(min(max(c, 0.0), top))]
             if j < 0:
@@ -107,28 +123,56 @@ def bucket_counts(
                 j += np.int32(v > padded[j])
                 if steps > 1:
                     j += np.int32(v > padded[j])
-            scratch[i] = j
+            out[i] = j
     else:
         for i in range(n):
-            scratch[i] = _search(edges, x[i])
+            v = x[i]
+            out[i] = MISSING_BUCKET if v != v else _search(edges, v)
+
+
+@numba.njit(nogil=True, cache=True, boundscheck=False)  # type: ignore[untyped-decorator]  # numba is untyped
+def add_counts(buckets: npt.NDArray[Any], n: int, counts: npt.NDArray[Any]) -> None:
+    """``counts[b] += 1`` for each of the first ``n`` buckets ``b`` (none missing)."""
     for i in range(n):
-        counts[scratch[i]] += 1
+        counts[buckets[i]] += 1
+
+
+def buckets(
+    grid: BucketGrid, x: npt.NDArray[Any], out: npt.NDArray[Any], *, use_grid: bool = True
+) -> None:
+    """``out[i] = searchsorted(grid.edges, x[i], side="left")`` for the float64 values ``x``
+    (``MISSING_BUCKET`` for NaN); ``out`` is int32, at least ``x.size`` long. ``use_grid=False``
+    searches every value (the same buckets; the grid's lookups pay off on many values)."""
+    bucket_index(
+        x, grid.edges, use_grid and grid.enabled, grid.log, grid.lo, grid.scale, GRID_CELLS,
+        grid.table, grid.padded, grid.steps, out,
+    )  # fmt: skip
+
+
+def bucket_counts(
+    x: npt.NDArray[Any],
+    grid: BucketGrid,
+    counts: npt.NDArray[Any],
+    scratch: npt.NDArray[Any],
+    *,
+    use_grid: bool = True,
+) -> None:
+    """Add the bucket of every value of ``x`` (float64, no NaN) on ``grid``'s edges to
+    ``counts`` (int64, ``len(edges) + 1``); ``scratch`` is int32, at least ``x.size`` long."""
+    buckets(grid, x, scratch, use_grid=use_grid)
+    add_counts(scratch, x.size, counts)
 
 
 def warm_up() -> None:
     """Compile (on a fresh checkout) or load from numba's disk cache the variants profiling
-    calls: values writable (numpy, pandas) or read-only (Arrow); edges read-only (as
-    ``ReferenceBins.edges_array``). About 0.6 s of CPU once per process from the cache."""
-    edges = np.array([0.0])
-    edges.setflags(write=False)
+    calls: values writable (numpy, pandas) or read-only (Arrow). About 0.6 s of CPU once per
+    process from the cache."""
+    grid = BucketGrid(np.arange(8.0))  # a grid and its argument types (one variant)
     for writable in (True, False):
         x = np.array([1.0, np.nan, np.inf, 2.0])
         x.setflags(write=writable)
         out = np.empty(x.size)
         split_finite(x, out)
-        table, scratch = np.zeros(1, np.int32), np.empty(1, np.int32)
-        for grid, padded in ((True, np.array([0.0, np.inf])), (False, edges)):
-            bucket_counts(
-                out[:1], edges, np.zeros(2, np.int64), grid, False, 0.0, 1.0, 1,
-                table, padded, 1, scratch,
-            )  # fmt: skip
+        scratch = np.empty(x.size, np.int32)
+        buckets(grid, x, scratch)
+        bucket_counts(out[:1], grid, np.zeros(grid.edges.size + 1, np.int64), scratch)

@@ -65,6 +65,7 @@ from typing import Any, Literal, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from detectors.bucket_grid import BucketGrid
 from detectors.errors import InvalidParameterError
 
 __all__ = [
@@ -87,8 +88,9 @@ DEFAULT_MAX_UNSEEN = 20
 # be close to quantiles (the counts on them are exact), and a full partition of 1M rows costs
 # ~50 ms per column where sorting a 100k subsample costs ~6 ms.
 _QUANTILE_SAMPLE = 100_000
-# Cells of the uniform grid used to bin numeric values without a binary search per value.
-_GRID_CELLS = 1 << 14
+# Above this many finite values a numeric column is bucketed through the grid (its table
+# lookups beat a binary search per value once the grid's layout, a few ms, is paid).
+_GRID_MIN_VALUES = 4 * (1 << 14)
 
 
 def as_float_array(values: Any) -> npt.NDArray[Any]:
@@ -141,90 +143,6 @@ def _factorize_strings(values: Any) -> tuple[npt.NDArray[Any], list[str], int]:
     return codes, labels, missing
 
 
-class _GridLookup:
-    """Bucket numeric values through a uniform grid instead of a binary search per value.
-
-    The grid spans the inner edges ``[e_1, e_{k-1}]`` (values outside are clipped into the first
-    or last cell). For each cell we know the bucket of its left neighbourhood and how many edges
-    lie within one cell of slack each side (the slack absorbs rounding of the cell index). A value
-    starts at its cell's bucket and moves up one bucket per edge it exceeds, for at most
-    ``steps`` edges; values in cells holding more edges than that go through a binary search.
-    The result is identical to ``searchsorted(edges, x, side="left")``, also for integer columns
-    whose values sit exactly on the edges. The loop over the values is compiled
-    (:func:`detectors.profile_kernels.bucket_counts`); this class only lays out the grid.
-    """
-
-    max_steps = 2  # the compiled loop (profile_kernels.bucket_counts) unrolls at most 2
-    # the chosen layout (set from ``_layout``'s dict when enabled)
-    log: bool
-    steps: int
-    lo: float
-    scale: float
-    bucket: npt.NDArray[np.int64]
-    hard: npt.NDArray[np.bool_]
-    table: npt.NDArray[np.int32]  # bucket, or -1 where hard (what the compiled loop reads)
-    any_hard: bool
-    hard_edges: int
-    padded: npt.NDArray[np.float64]
-
-    def __init__(self, edges: npt.NDArray[Any]) -> None:
-        self.enabled = False
-        m = edges.size
-        if m < 8:
-            return
-        lo, hi = float(edges[1]), float(edges[-2])
-        candidates = [self._layout(edges, lo, hi, log=False)]
-        if lo > 0:
-            # skewed positive columns (amounts, latencies) crowd their edges at the low end of
-            # a linear grid; a grid uniform in log(x) spreads them out
-            candidates.append(self._layout(edges, np.log(lo), np.log(hi), log=True))
-        usable = [c for c in candidates if c is not None]
-        if not usable:
-            return
-        # edges are reference quantiles: the share of edges in "hard" cells estimates the share
-        # of values that would need a binary search
-        best = min(usable, key=lambda c: c["hard_edges"])
-        self.__dict__.update(best)
-        self.padded = np.append(edges, np.inf)  # padded[m] = +inf: never exceeded
-        self.enabled = True
-
-    def _layout(
-        self, edges: npt.NDArray[Any], lo: float, hi: float, *, log: bool
-    ) -> dict[str, Any] | None:
-        m = edges.size
-        width = (hi - lo) / _GRID_CELLS
-        # The cell bounds below are computed in floating point; they are only trustworthy when a
-        # cell is much wider than the rounding error of the values' magnitude.
-        if not (width > 0 and np.isfinite(width)) or width < 1e3 * np.finfo(float).eps * max(
-            abs(lo), abs(hi)
-        ):
-            return None
-        cells = np.arange(_GRID_CELLS, dtype=np.float64)
-        lower, upper = lo + (cells - 1) * width, lo + (cells + 2) * width
-        if log:
-            lower, upper = np.exp(lower), np.exp(upper)
-        left = np.searchsorted(edges, lower, side="left")
-        right = np.searchsorted(edges, upper, side="right")
-        left[0] = 0  # the first cell also holds everything below lo
-        right[-1] = m  # the last cell also holds everything above hi
-        n_edges = right - left
-        steps = int(min(n_edges.max(), self.max_steps))
-        hard = n_edges > steps
-        t = np.log(np.maximum(edges, np.finfo(float).tiny)) if log else edges
-        edge_cells = np.clip((t - lo) * (_GRID_CELLS / (hi - lo)), 0, _GRID_CELLS - 1)
-        return {
-            "log": log,
-            "steps": steps,
-            "lo": lo,
-            "scale": _GRID_CELLS / (hi - lo),
-            "bucket": left.astype(np.int64),
-            "hard": hard,
-            "table": np.where(hard, -1, left).astype(np.int32),
-            "any_hard": bool(hard.any()),
-            "hard_edges": int(hard[edge_cells.astype(np.intp)].sum()),
-        }
-
-
 class _FiniteSplit(NamedTuple):
     """A numeric column split by :func:`_split_finite`."""
 
@@ -269,24 +187,14 @@ def _numeric_profile(split: _FiniteSplit, bins: ReferenceBins) -> ColumnProfile:
     from detectors import profile_kernels
 
     x = split.finite
-    edges = bins.edges_array
     counts = np.zeros(bins.n_buckets, dtype=np.int64)
     counts[0] += split.neg_inf  # -inf lands in (-inf, e_0], +inf in (e_k, +inf)
     counts[-1] += split.pos_inf
     if x.size:
-        g = bins._grid
-        use_grid = g.enabled and x.size > 4 * _GRID_CELLS  # the grid costs a few ms to build
         scratch = np.empty(x.size, dtype=np.int32)
-        if use_grid:
-            profile_kernels.bucket_counts(
-                x, edges, counts, True, g.log, g.lo, g.scale, _GRID_CELLS,
-                g.table, g.padded, g.steps, scratch,
-            )  # fmt: skip
-        else:
-            no_table = np.zeros(1, np.int32)
-            profile_kernels.bucket_counts(
-                x, edges, counts, False, False, 0.0, 1.0, 1, no_table, edges, 0, scratch
-            )
+        profile_kernels.bucket_counts(
+            x, bins._grid, counts, scratch, use_grid=x.size > _GRID_MIN_VALUES
+        )
     return ColumnProfile(
         bins=bins,
         count=int(x.size + split.neg_inf + split.pos_inf),
@@ -406,8 +314,8 @@ class ReferenceBins:
         return e
 
     @cached_property
-    def _grid(self) -> _GridLookup:
-        return _GridLookup(self.edges_array)
+    def _grid(self) -> BucketGrid:
+        return BucketGrid(self.edges_array)
 
     @cached_property
     def _category_index(self) -> dict[str, int]:

@@ -6,7 +6,8 @@ A profile row (:data:`PROFILE_SCHEMA`) describes one column in one (hour, tenant
 for one set of bin edges (``bins_key``; ``""`` for categorical columns and the rows pseudo
 column): non-missing ``count``, ``missing``, ``n_finite``, ``min``/``max``/``sum``/``sum_sq``
 over finite values, histogram ``counts`` on right-closed bins (bucket ``i`` counts values in
-``(e_{i-1}, e_i]``, counted by the compiled loops of :mod:`storage.profile_kernels`) or, for a
+``(e_{i-1}, e_i]``, found by :class:`detectors.bucket_grid.BucketGrid` as for in-memory
+profiles and counted by the compiled loops of :mod:`storage.profile_kernels`) or, for a
 categorical column, the count of every category (``categories``, sorted by UTF-8 bytes; any
 vocabulary and top-K limit is applied later, when a window is read). NaN and NULL are missing;
 +-inf are counted (end buckets) but are not finite. Booleans are categories ``true``/``false``.
@@ -47,6 +48,7 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from detectors.bucket_grid import BucketGrid
 from storage.row_kernel import LabelAccumulator, LabelSpec, SampleAccumulator
 
 __all__ = [
@@ -66,7 +68,6 @@ __all__ = [
 
 HOUR = timedelta(hours=1)
 ROWS_COLUMN = "__rows__"  # pseudo column: count = rows, min/max = first/last ts (epoch seconds)
-GRID_CELLS = 1 << 16
 TS = pa.timestamp("us", tz="UTC")
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 _US_PER_HOUR = 3_600_000_000
@@ -201,42 +202,9 @@ def _float_json(v: float) -> float | str:
     return v if np.isfinite(v) else ("inf" if v > 0 else "-inf")
 
 
-class Grid:
-    """A uniform grid over the edges that gives ``searchsorted(edges, x, side="left")`` by one
-    table lookup for most values (see :func:`storage.profile_kernels.count_column`).
-
-    The grid has ``GRID_CELLS`` cells from three cells below the first edge to three cells
-    above the last. A cell with no edge within one cell of slack on either side (the slack
-    absorbs rounding of the cell index) maps every value in it to one known bucket. Values
-    outside the grid are clipped into its end cells, which hold no edge (bucket 0 below,
-    ``len(edges)`` above, infinities included). Cells near an edge hold -1: binary search.
-    ``table`` is empty when there is no usable grid (few edges, or a span too narrow for the
-    float resolution): every value is then searched.
-    """
-
-    _MARGIN = 3
-
-    def __init__(self, edges: npt.NDArray[Any]) -> None:
-        self.edges = np.ascontiguousarray(edges, dtype=np.float64)
-        self.table = np.empty(0, np.int32)
-        self.lo, self.scale = 0.0, 0.0
-        if edges.size < 8:
-            return
-        lo, hi = float(edges[0]), float(edges[-1])
-        width = (hi - lo) / (GRID_CELLS - 2 * self._MARGIN)
-        if not (width > 0 and np.isfinite(width)) or width < 1e3 * np.finfo(float).eps * max(
-            abs(lo), abs(hi)
-        ):
-            return
-        lo -= self._MARGIN * width
-        cells = np.arange(GRID_CELLS, dtype=np.float64)
-        left = np.searchsorted(edges, lo + (cells - 1) * width, side="left")
-        right = np.searchsorted(edges, lo + (cells + 2) * width, side="right")
-        hard = right > left  # an edge is near: decide by binary search
-        if hard[0] or hard[-1]:  # cannot happen with the margin; never guess
-            return
-        self.lo, self.scale = lo, 1.0 / width
-        self.table = np.where(hard, -1, left).astype(np.int32)
+# The grid that finds a value's bucket by a table lookup: the one bucketing every profile shares
+# (``detectors.bucket_grid``; in-memory profiles use it too, so both agree by construction).
+Grid = BucketGrid
 
 
 def hour_of(index: int) -> datetime:
@@ -292,25 +260,14 @@ class NumericCounter:
                     grown = np.zeros((rows, arr.shape[1]), np.int64)
                     grown[: arr.shape[0]] = arr
                     self.hists[(c, k)] = arr = grown
-                g = self.grids[(c, k)]
                 kern.count_column(
-                    x,
-                    gids,
-                    g.table,
-                    g.lo,
-                    g.scale,
-                    g.edges,
-                    arr,
-                    ints,
-                    floats,
-                    i == 0,
-                    self._scratch,
+                    x, gids, self.grids[(c, k)], arr, ints, floats, i == 0, self._scratch
                 )
 
 
 @functools.lru_cache(maxsize=256)
-def _grid(edges: tuple[float, ...]) -> Grid:
-    return Grid(np.asarray(edges, dtype=np.float64))
+def _grid(edges: tuple[float, ...]) -> BucketGrid:
+    return BucketGrid(np.asarray(edges, dtype=np.float64))
 
 
 def numeric_rows(

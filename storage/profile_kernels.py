@@ -4,14 +4,18 @@ histograms and moments.
 Why compiled: the profile build is CPU-bound. With numpy, counting a column's histogram took
 about ten passes over the batch (grid cell, clip, table lookup, hard-cell fix, group offset,
 ``bincount``; 12 ns a value), and the moments (count, min, max, sum, sum of squares) were a
-second scan in DuckDB. These loops do both in two passes (7-8 ns a value) and release the GIL.
+second scan in DuckDB. These loops do both in two passes and release the GIL.
 
-Why two passes and not one: a single loop that looks the bucket up in the grid table and then
-increments ``counts[group, bucket]`` ran 2.4x slower than the two loops apart (the table loads
-wait on the preceding stores to ``counts``, which the CPU cannot prove do not alias them).
+A value's bucket is found by the bucketing every profile shares,
+:func:`detectors.profile_kernels.buckets` (pass 1: buckets into a scratch array); this
+module adds the per-group counts and moments (pass 2). Why two passes and not one: a single
+loop that looks the bucket up in the grid table and then increments ``counts[group, bucket]``
+ran 2.4x slower (the table loads wait on the preceding stores to ``counts``, which the CPU
+cannot prove do not alias them).
 
 Numba compiles each function on first use (cached on disk with ``cache=True``); this module is
-imported lazily by :mod:`storage.profiles`, so processes that never profile do not pay for it.
+imported lazily by :mod:`storage.profile_kernel`, so processes that never profile do not pay for
+it.
 """
 
 from __future__ import annotations
@@ -22,15 +26,15 @@ import numba
 import numpy as np
 import numpy.typing as npt
 
+from detectors.bucket_grid import BucketGrid
+from detectors.profile_kernels import buckets
+
 __all__ = ["count_column", "grown_moments", "new_moments", "warm_up"]
 
 # columns of the integer moments array
 COUNT, FINITE, MISSING = 0, 1, 2
 # columns of the float moments array
 SUM, SUM_SQ, MIN, MAX = 0, 1, 2, 3
-
-_NAN_BUCKET = -2  # pass 1 marks NaN (missing) values with this
-_HARD_BUCKET = -1  # and values that need a binary search with this
 
 
 def new_moments(groups: int) -> tuple[npt.NDArray[Any], npt.NDArray[Any]]:
@@ -68,79 +72,54 @@ def _moment(v: float, g: int, ints: npt.NDArray[Any], floats: npt.NDArray[Any]) 
 
 
 @numba.njit(nogil=True, cache=True, boundscheck=False)  # type: ignore[untyped-decorator]  # numba is untyped
+def _count(
+    buckets: npt.NDArray[Any],
+    x: npt.NDArray[Any],
+    gid: npt.NDArray[Any],
+    counts: npt.NDArray[Any],
+    ints: npt.NDArray[Any],
+    floats: npt.NDArray[Any],
+    with_moments: bool,
+) -> None:
+    for i in range(x.size):
+        g = gid[i]
+        if with_moments:
+            _moment(x[i], g, ints, floats)
+        b = buckets[i]
+        if b >= 0:  # not MISSING_BUCKET
+            counts[g, b] += 1
+
+
 def count_column(
     x: npt.NDArray[Any],
     gid: npt.NDArray[Any],
-    table: npt.NDArray[Any],
-    lo: float,
-    scale: float,
-    edges: npt.NDArray[Any],
+    grid: BucketGrid,
     counts: npt.NDArray[Any],
     ints: npt.NDArray[Any],
     floats: npt.NDArray[Any],
     with_moments: bool,
     scratch: npt.NDArray[Any],
 ) -> None:
-    """Add the values ``x`` of groups ``gid`` to ``counts[group, bucket]`` and, when
+    """Add the values ``x`` (float64) of groups ``gid`` to ``counts[group, bucket]`` and, when
     ``with_moments``, to the moment accumulators (see :func:`new_moments`).
 
-    The bucket of a value is ``searchsorted(edges, x, side="left")`` (right-closed bins): read
-    from ``table`` at the value's grid cell ``(x - lo) * scale`` (clipped to the table), or by
-    binary search where the table holds -1 (an edge is near) or when ``table`` is empty (no
-    grid). NaN counts as missing and in no bucket; +-inf land in the end buckets.
+    The bucket of a value is ``searchsorted(grid.edges, x, side="left")`` (right-closed bins),
+    found by :func:`detectors.profile_kernels.buckets` into ``scratch`` (int32, at
+    least ``x.size`` long). NaN counts as missing and in no bucket; +-inf land in the end
+    buckets.
     """
-    n = x.size
-    top = table.size - 1.0
-    # pass 1: grid lookup (no stores to counts in this loop, see the module docstring)
-    if table.size:
-        for i in range(n):
-            v = x[i]
-            if v != v:
-                scratch[i] = _NAN_BUCKET
-            else:
-                c = min(max((v - lo) * scale, 0.0), top)
-                scratch[i] = table[np.intp(c)]
-    else:
-        for i in range(n):
-            scratch[i] = _NAN_BUCKET if x[i] != x[i] else _HARD_BUCKET
-    # pass 2: binary search where needed, count
-    ne = edges.size
-    for i in range(n):
-        b = scratch[i]
-        v = x[i]
-        g = gid[i]
-        if with_moments:
-            _moment(v, g, ints, floats)
-        if b < 0:
-            if b == _NAN_BUCKET:
-                continue
-            a, z = 0, ne
-            while a < z:  # first edge >= v
-                m = (a + z) >> 1
-                if edges[m] < v:
-                    a = m + 1
-                else:
-                    z = m
-            b = a
-        counts[g, b] += 1
+    buckets(grid, x, scratch)
+    _count(scratch, x, gid, counts, ints, floats, with_moments)
 
 
 def warm_up() -> None:
-    """Compile or load from the cache the variant the profile build calls (values read-only,
+    """Compile or load from the cache the variants the profile build calls (values read-only,
     as Arrow hands them over)."""
     x = np.zeros(1)
     x.setflags(write=False)
     ints, floats = new_moments(1)
+    grid = BucketGrid(np.zeros(1))
     count_column(
-        x,
-        np.zeros(1, np.intp),
+        x, np.zeros(1, np.intp), grid, np.zeros((1, 2), np.int64), ints, floats, True,
         np.zeros(1, np.int32),
-        0.0,
-        1.0,
-        np.zeros(1),
-        np.zeros((1, 2), np.int64),
-        ints,
-        floats,
-        True,
-        np.zeros(1, np.int32),
-    )
+    )  # fmt: skip

@@ -402,7 +402,11 @@ def test_warm_up_loads_every_variant_profiling_calls() -> None:
     from detectors import profile_kernels
 
     profile_kernels.warm_up()
-    kernels = (profile_kernels.split_finite, profile_kernels.bucket_counts)
+    kernels = (
+        profile_kernels.split_finite,
+        profile_kernels.bucket_index,
+        profile_kernels.add_counts,
+    )
     before = [len(k.signatures) for k in kernels]
     rng = np.random.default_rng(14)
     x = rng.normal(size=BIG)

@@ -286,6 +286,7 @@ def test_counting_kernel_equals_searchsorted_and_numpy_moments(
     """The compiled loop that counts histograms and moments is exact: values on, next to and
     far outside the edges (and infinities) land where a binary search puts them, with the grid
     (8 edges or more) and without it; NaN counts as missing; per-group moments match numpy."""
+    from storage.profile_kernel import Grid
     from storage.profile_kernels import (
         COUNT,
         FINITE,
@@ -297,7 +298,6 @@ def test_counting_kernel_equals_searchsorted_and_numpy_moments(
         count_column,
         new_moments,
     )
-    from storage.profiles import _Grid
 
     e = np.asarray(edges)
     rng = np.random.default_rng(seed)
@@ -312,13 +312,11 @@ def test_counting_kernel_equals_searchsorted_and_numpy_moments(
     )
     rng.shuffle(x)
     gid = rng.integers(0, 3, x.size)
-    grid = _Grid(e)
+    grid = Grid(e)
     counts = np.zeros((3, e.size + 1), np.int64)
     ints, floats = new_moments(3)
     scratch = np.empty(x.size, np.int32)
-    count_column(
-        x, gid, grid.table, grid.lo, grid.scale, grid.edges, counts, ints, floats, True, scratch
-    )
+    count_column(x, gid, grid, counts, ints, floats, True, scratch)
     keep = ~np.isnan(x)
     want = np.bincount(
         gid[keep] * (e.size + 1) + np.searchsorted(e, x[keep], side="left"),
