@@ -340,7 +340,7 @@ def test_profile_reference_equals_bins_then_profile() -> None:
 def test_log_grid_for_skewed_columns_handles_zero_and_negative_values() -> None:
     rng = np.random.default_rng(9)
     bins = ReferenceBins.numeric(rng.lognormal(0.0, 3.0, BIG))
-    assert bins._grid.enabled and bins._grid.log
+    assert bins.grid.enabled and bins.grid.log
     cur = np.concatenate([rng.lognormal(0.5, 3.0, BIG), rng.normal(0, 1, 1000), [0.0, -0.0]])
     cur[:3] = [-np.inf, np.inf, 1e-320]  # subnormal, below every edge
     p = profile_numeric(cur, bins)
