@@ -105,6 +105,16 @@ class ProfileEngine(Protocol):
         """The hourly profiles of ``[start, end)`` summed per segment."""
         ...
 
+    def windows(
+        self,
+        model: str,
+        bounds: Sequence[tuple[datetime, datetime]],
+        columns: Sequence[ColumnKey] | None = None,
+        tenant_id: str | None = None,
+    ) -> list[dict[Segment, dict[ColumnKey, RawProfile]]]:
+        """:meth:`window` of each ``[start, end)`` of ``bounds``, read at once for all."""
+        ...
+
     def row_counts(
         self, model: str, start: datetime, end: datetime, step: timedelta
     ) -> dict[Segment, list[int]]:
@@ -168,6 +178,19 @@ class LogReader(Protocol):
         seed: int = 0,
     ) -> pa.Table:
         """At most ``n`` rows of the window, uniform, the same for the same ``seed``."""
+        ...
+
+    def samples(
+        self,
+        model: str,
+        windows: Sequence[tuple[datetime, datetime]],
+        columns: Sequence[str],
+        n: int,
+        *,
+        tenant_id: str | None = None,
+        seed: int = 0,
+    ) -> list[pa.Table]:
+        """:meth:`sample` of each window (the same rows), read at once for all of them."""
         ...
 
     def labelled(

@@ -261,11 +261,19 @@ class Runner:
         cfg = self._config(record)
         ws = floor_window(_aware(start), cfg.window)
         end = _aware(end)
+        # reference listing and lake mode read once for the whole backfill, profile sums and
+        # samples a block of windows at a time (backfill_scope)
+        bounds = []
+        w = ws
+        while w < end:
+            bounds.append((w, cfg.window_end(w)))
+            w = bounds[-1][1]
+        env = backfill_env(self.env, self.logs, bounds)
         # profile the whole range in one scan before evaluating window by window; when that
         # fails (e.g. the reference is gone) each run below records the error itself
         try:
             self.profiles.register(record.model, self._spec(record, cfg))
-            self.profiles.ensure(record.model, ws, max(end, cfg.window_end(ws)), stop)
+            env.profiles.ensure(record.model, ws, max(end, cfg.window_end(ws)), stop)
         except Exception as exc:
             log.warning("monitor %s: profiling %s..%s failed: %s", name, ws, end, exc)
         out = []
@@ -295,8 +303,6 @@ class Runner:
             schema: ModelSchema | None = self._schema(record.model)
         except KeyError:  # each window records the error
             schema = None
-        # reference listing and lake mode read once for the whole backfill (backfill_scope)
-        env = backfill_env(self.env, self.logs)
         try:
             with self._lock(name):
                 while ws < end and not stop():

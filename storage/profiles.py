@@ -759,82 +759,57 @@ class ProfileStore:
         ``columns`` restricts to these (column, bins_key) pairs (the rows pseudo column is
         always included).
         """
+        return self.windows(model, [(start, end)], columns, tenant_id)[0]
+
+    def windows(
+        self,
+        model: str,
+        bounds: Sequence[tuple[datetime, datetime]],
+        columns: Sequence[tuple[str, str]] | None = None,
+        tenant_id: str | None = None,
+    ) -> list[dict[tuple[str, str], dict[tuple[str, str], RawProfile]]]:
+        """:meth:`window` of each ``[start, end)`` of ``bounds`` (the same sums), the profile
+        rows of all of them read at once (a block of a backfill's windows). Ranges of more than
+        ``_WINDOW_BLOCK_ROWS`` profile rows are split, so memory does not grow with them."""
+        if not bounds:
+            return []
         ptable = tables.profiles(model)
-        sql = (
-            f"SELECT tenant_id, model_version, column_name, bins_key, count, missing, n_finite, "
-            f"min, max, sum, sum_sq, counts, categories FROM {quote(ptable)} "
-            "WHERE hour >= ? AND hour < ?"
-        )
-        params: list[Any] = [as_utc(start), as_utc(end)]
+        utc = [(as_utc(s), as_utc(e)) for s, e in bounds]
+        where = "hour >= ? AND hour < ?"
+        params: list[Any] = [min(s for s, _ in utc), max(e for _, e in utc)]
         if tenant_id is not None:
-            sql += " AND tenant_id = ?"
+            where += " AND tenant_id = ?"
             params.append(tenant_id)
         wanted = None if columns is None else {*columns, (ROWS_COLUMN, "")}
-        out: dict[tuple[str, str], dict[tuple[str, str], RawProfile]] = {}
         with self._reader() as cur:
             exists = cur.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [ptable]
             ).fetchall()[0][0]
             if not exists:
-                return out
-            tbl = cur.sql(sql, params=params).to_arrow_table()
-        # Arrow, not fetchall(): the histogram lists stay one flat int64 buffer (fetchall built a
-        # Python list per hour and column). Rows are grouped first, then each group's numbers
-        # are added at once.
-        keys = list(
-            zip(
-                tbl.column("tenant_id").to_pylist(),
-                tbl.column("model_version").to_pylist(),
-                tbl.column("column_name").to_pylist(),
-                tbl.column("bins_key").to_pylist(),
-                strict=True,
-            )
-        )
-        groups: dict[tuple[str, str, str, str], list[int]] = {}
-        for i, key in enumerate(keys):
-            if wanted is not None and (key[2], key[3]) not in wanted:
-                continue
-            groups.setdefault(key, []).append(i)
-        if not groups:
-            return out
-        num = {
-            name: tbl.column(name).to_numpy(zero_copy_only=False)
-            for name in ("count", "missing", "n_finite", "min", "max", "sum", "sum_sq")
-        }
-        lists = tbl.column("counts").combine_chunks()
-        offsets = lists.offsets.to_numpy()
-        flat = lists.values.to_numpy(zero_copy_only=False)
-        cat_col = tbl.column("categories")
-        for (t, v, c, k), idx in groups.items():
-            ix = np.asarray(idx)
-            n, miss = int(num["count"][ix].sum()), int(num["missing"][ix].sum())
-            if cat_col[idx[0]].is_valid:  # categorical: merge the value counts
-                cats: dict[str, int] = {}
-                for i in idx:
-                    names = cat_col[i].as_py()
-                    for name, cnt in zip(names, flat[offsets[i] : offsets[i + 1]], strict=True):
-                        cats[name] = cats.get(name, 0) + int(cnt)
-                prof = RawProfile(n, miss, 0, categories=cats)
-            else:
-                lo, hi = num["min"][ix], num["max"][ix]
-                lo, hi = lo[~np.isnan(lo)], hi[~np.isnan(hi)]
-                counts = None
-                if c != ROWS_COLUMN:
-                    counts = np.add.reduce(
-                        [flat[offsets[i] : offsets[i + 1]] for i in idx], dtype=np.int64
+                return [{} for _ in bounds]
+            if len(utc) > 1:
+                total = cur.execute(
+                    f"SELECT count(*) FROM {quote(ptable)} WHERE {where}", params
+                ).fetchall()[0][0]
+                if total > _WINDOW_BLOCK_ROWS:
+                    half = len(bounds) // 2
+                    return self.windows(model, bounds[:half], columns, tenant_id) + self.windows(
+                        model, bounds[half:], columns, tenant_id
                     )
-                prof = RawProfile(
-                    n,
-                    miss,
-                    int(num["n_finite"][ix].sum()),
-                    float(lo.min()) if lo.size else None,
-                    float(hi.max()) if hi.size else None,
-                    float(np.nansum(num["sum"][ix])),
-                    float(np.nansum(num["sum_sq"][ix])),
-                    counts,
-                )
-            out.setdefault((t, v), {})[(c, k)] = prof
-        return out
+            tbl = cur.sql(
+                f"SELECT epoch_us(hour) AS us, tenant_id, model_version, column_name, bins_key, "
+                f"count, missing, n_finite, min, max, sum, sum_sq, counts, categories FROM "
+                f"{quote(ptable)} WHERE {where}",
+                params=params,
+            ).to_arrow_table()
+        if len(utc) == 1:
+            return [_summed(tbl, wanted)]
+        # each window's rows in table order, as a read of that window alone gives them
+        us = tbl.column("us").to_numpy()
+        return [
+            _summed(tbl.filter(pa.array((us >= _epoch_us(s)) & (us < _epoch_us(e)))), wanted)
+            for s, e in utc
+        ]
 
     def row_counts(
         self, model: str, start: datetime, end: datetime, step: timedelta
@@ -883,6 +858,78 @@ class ProfileStore:
                 [as_utc(since)],
             ).fetchall()
         return {h: r for h, r in rows}
+
+
+def _summed(
+    tbl: pa.Table, wanted: set[tuple[str, str]] | None
+) -> dict[tuple[str, str], dict[tuple[str, str], RawProfile]]:
+    """Stored profile rows summed per segment and (column, bins_key) (``ProfileStore.window``)."""
+    out: dict[tuple[str, str], dict[tuple[str, str], RawProfile]] = {}
+    # Arrow, not fetchall(): the histogram lists stay one flat int64 buffer (fetchall built a
+    # Python list per hour and column). Rows are grouped first, then each group's numbers
+    # are added at once.
+    keys = list(
+        zip(
+            tbl.column("tenant_id").to_pylist(),
+            tbl.column("model_version").to_pylist(),
+            tbl.column("column_name").to_pylist(),
+            tbl.column("bins_key").to_pylist(),
+            strict=True,
+        )
+    )
+    groups: dict[tuple[str, str, str, str], list[int]] = {}
+    for i, key in enumerate(keys):
+        if wanted is not None and (key[2], key[3]) not in wanted:
+            continue
+        groups.setdefault(key, []).append(i)
+    if not groups:
+        return out
+    num = {
+        name: tbl.column(name).to_numpy(zero_copy_only=False)
+        for name in ("count", "missing", "n_finite", "min", "max", "sum", "sum_sq")
+    }
+    lists = tbl.column("counts").combine_chunks()
+    offsets = lists.offsets.to_numpy()
+    flat = lists.values.to_numpy(zero_copy_only=False)
+    cat_col = tbl.column("categories")
+    for (t, v, c, k), idx in groups.items():
+        ix = np.asarray(idx)
+        n, miss = int(num["count"][ix].sum()), int(num["missing"][ix].sum())
+        if cat_col[idx[0]].is_valid:  # categorical: merge the value counts
+            cats: dict[str, int] = {}
+            for i in idx:
+                names = cat_col[i].as_py()
+                for name, cnt in zip(names, flat[offsets[i] : offsets[i + 1]], strict=True):
+                    cats[name] = cats.get(name, 0) + int(cnt)
+            prof = RawProfile(n, miss, 0, categories=cats)
+        else:
+            lo, hi = num["min"][ix], num["max"][ix]
+            lo, hi = lo[~np.isnan(lo)], hi[~np.isnan(hi)]
+            counts = None
+            if c != ROWS_COLUMN:
+                counts = np.add.reduce(
+                    [flat[offsets[i] : offsets[i + 1]] for i in idx], dtype=np.int64
+                )
+            prof = RawProfile(
+                n,
+                miss,
+                int(num["n_finite"][ix].sum()),
+                float(lo.min()) if lo.size else None,
+                float(hi.max()) if hi.size else None,
+                float(np.nansum(num["sum"][ix])),
+                float(np.nansum(num["sum_sq"][ix])),
+                counts,
+            )
+        out.setdefault((t, v), {})[(c, k)] = prof
+    return out
+
+
+# Profile rows of one windows() read
+_WINDOW_BLOCK_ROWS = 1_000_000
+
+
+def _epoch_us(ts: datetime) -> int:
+    return (ts - _EPOCH) // timedelta(microseconds=1)
 
 
 _TS = TS

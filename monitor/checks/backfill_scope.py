@@ -7,30 +7,88 @@ check, a few milliseconds each. :func:`backfill_env` gives the backfill a :class
 readers answer those two questions once per model and pass every other call through; the whole
 backfill then sees one reference listing and one lake mode (a version uploaded or a first day
 pushed meanwhile is seen by the next run, not midway through this one).
+
+Window samples (``LogReader.sample``, two queries and the sample keys of every row of the
+window, several times per window for estimated performance) are read for a block of
+``SAMPLE_BLOCK`` of the backfill's windows at once (``LogReader.samples``: the same rows in the
+same order); a block is read when one of its windows first asks, so rows appended meanwhile are
+seen by the next block (and the late-window re-runs), as by the next run. Likewise the
+windows' summed hourly profiles (``ProfileEngine.windows``, one read per block instead of one
+per window and check), and the hours the backfill brought up to date before its first window
+are not checked again by each window (``ensure``: five reads of the profile state per call);
+late rows for them are seen by the late-window re-runs.
 """
 
 from __future__ import annotations
 
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from datetime import datetime
 from typing import Any
+
+import pyarrow as pa
 
 from monitor.checks.base import CheckEnv
 from monitor.lake_mode import LakeGuard
 from monitor.ports import LogReader, ProfileEngine
+from storage.profiles import RawProfile
 
 __all__ = ["backfill_env"]
 
 
-class _LakeFedOnce:
-    """A profile engine whose ``lake_fed`` is read once per model."""
+class _ProfilesAhead:
+    """A profile engine whose ``lake_fed`` is read once per model, whose ``ensure`` of hours
+    already brought up to date in this backfill is a no-op, and whose window sums are read a
+    block of the backfill's windows at a time."""
 
-    def __init__(self, engine: ProfileEngine) -> None:
+    WINDOW_BLOCK = 32
+
+    def __init__(self, engine: ProfileEngine, windows: Sequence[tuple[datetime, datetime]]) -> None:
         self._engine = engine
         self._lake_fed: dict[str, bool] = {}
+        self._ensured: dict[str, list[tuple[datetime, datetime]]] = {}
+        self._windows = list(windows)
+        self._index = {w: i for i, w in enumerate(self._windows)}
+        self._blocks: dict[tuple[Any, ...], dict[int, Any]] = {}
 
     def lake_fed(self, model: str) -> bool:
         if model not in self._lake_fed:
             self._lake_fed[model] = self._engine.lake_fed(model)
         return self._lake_fed[model]
+
+    def ensure(
+        self,
+        model: str,
+        start: datetime,
+        end: datetime,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> int:
+        if any(s <= start and end <= e for s, e in self._ensured.get(model, ())):
+            return 0
+        scanned = self._engine.ensure(model, start, end, should_stop)
+        if should_stop is None or not should_stop():  # not stopped midway: every hour is done
+            self._ensured.setdefault(model, []).append((start, end))
+        return scanned
+
+    def window(
+        self,
+        model: str,
+        start: datetime,
+        end: datetime,
+        columns: Sequence[tuple[str, str]] | None = None,
+        tenant_id: str | None = None,
+    ) -> dict[tuple[str, str], dict[tuple[str, str], RawProfile]]:
+        i = self._index.get((start, end))
+        if i is None:
+            return self._engine.window(model, start, end, columns, tenant_id)
+        key = (model, None if columns is None else tuple(columns), tenant_id)
+        block = self._blocks.get(key)
+        if block is None or i not in block:
+            ahead = self._windows[i : i + self.WINDOW_BLOCK]
+            read = self._engine.windows(model, ahead, columns, tenant_id)
+            block = dict(zip(range(i, i + len(ahead)), read, strict=True))
+            self._blocks = {key: block}  # one block at a time
+        return block.pop(i)  # type: ignore[no-any-return]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._engine, name)
@@ -52,9 +110,68 @@ class _ListedOnce:
         return getattr(self._logs, name)
 
 
-def backfill_env(env: CheckEnv, logs: LogReader) -> CheckEnv:
-    """``env`` for one backfill: the same profile engine, raw-log reads (``logs``, unguarded)
-    and caches, with the reference listing and the lake mode read once per model."""
-    profiles = _LakeFedOnce(env.profiles)
+class _SampledAhead:
+    """A log reader whose window samples are read a block of the backfill's windows at a
+    time (embedded models; a lake-fed model's samples pass through)."""
+
+    SAMPLE_BLOCK = 32
+    # samples of this many (model, columns, n, tenant, seed) kept at once (drift on samples
+    # asks one per column and segment)
+    KEPT = 8
+
+    def __init__(
+        self,
+        guarded: Any,
+        logs: LogReader,
+        profiles: Any,
+        windows: Sequence[tuple[datetime, datetime]],
+    ) -> None:
+        self._guarded = guarded
+        self._logs = logs
+        self._profiles = profiles
+        self._windows = list(windows)
+        self._index = {w: i for i, w in enumerate(self._windows)}
+        self._blocks: OrderedDict[tuple[Any, ...], dict[int, pa.Table]] = OrderedDict()
+
+    def sample(
+        self,
+        model: str,
+        start: datetime,
+        end: datetime,
+        columns: Sequence[str],
+        n: int,
+        *,
+        tenant_id: str | None = None,
+        seed: int = 0,
+    ) -> pa.Table:
+        i = self._index.get((start, end))
+        if i is None or self._profiles.lake_fed(model):
+            return self._guarded.sample(
+                model, start, end, columns, n, tenant_id=tenant_id, seed=seed
+            )
+        key = (model, tuple(columns), n, tenant_id, seed)
+        block = self._blocks.get(key)
+        if block is None or i not in block:
+            ahead = self._windows[i : i + self.SAMPLE_BLOCK]
+            read = self._logs.samples(model, ahead, columns, n, tenant_id=tenant_id, seed=seed)
+            block = dict(zip(range(i, i + len(ahead)), read, strict=True))
+            self._blocks[key] = block
+            while len(self._blocks) > self.KEPT:
+                self._blocks.popitem(last=False)
+        self._blocks.move_to_end(key)
+        return block.pop(i)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._guarded, name)
+
+
+def backfill_env(
+    env: CheckEnv, logs: LogReader, windows: Sequence[tuple[datetime, datetime]] = ()
+) -> CheckEnv:
+    """``env`` for one backfill of ``windows`` (``[start, end)``, oldest first): the same
+    profile engine, raw-log reads (``logs``, unguarded) and caches, with the reference listing
+    and the lake mode read once per model and the windows' samples read a block at a time."""
+    profiles = _ProfilesAhead(env.profiles, windows)
     guarded = _ListedOnce(LakeGuard(logs, profiles))
-    return CheckEnv(profiles, guarded, env.caches, env.sample_size)
+    sampled = _SampledAhead(guarded, logs, profiles, windows)
+    return CheckEnv(profiles, sampled, env.caches, env.sample_size)

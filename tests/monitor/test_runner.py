@@ -412,3 +412,70 @@ def test_backfill_lists_references_once_and_keeps_per_window_results(env) -> Non
         for d in range(5):
             runner.run_window(kind, T0 + d * DAY)
         assert stored(kind) == backfilled[kind]
+
+
+def test_backfill_reads_samples_and_profile_sums_a_block_of_windows_at_a_time(env) -> None:
+    """A backfill reads its windows' samples and summed profiles for a block of windows at once
+    and does not re-check hours it already brought up to date (backfill_scope); every kind's
+    results are those of the same windows run one by one."""
+    from monitor.checks.backfill_scope import _ProfilesAhead, _SampledAhead
+    from monitor.runner import Runner
+    from storage.log_reads import LogReads
+    from storage.profiles import ProfileStore
+
+    calls: dict[str, int] = {"samples": 0, "windows": 0, "ensure": 0}
+
+    class CountingReads(LogReads):
+        def samples(self, *args: Any, **kwargs: Any) -> list[pa.Table]:
+            calls["samples"] += 1  # sample() reads through samples() too
+            return super().samples(*args, **kwargs)
+
+    class CountingProfiles(ProfileStore):
+        def windows(self, *args: Any, **kwargs: Any) -> list[Any]:
+            calls["windows"] += 1  # window() reads through windows() too
+            return super().windows(*args, **kwargs)
+
+        def ensure(self, *args: Any, **kwargs: Any) -> int:
+            calls["ensure"] += 1
+            return super().ensure(*args, **kwargs)
+
+    meta, ls, ms = env
+    rng = np.random.default_rng(11)
+    _reference(ls, rng)
+    days = _SampledAhead.SAMPLE_BLOCK + 8  # two blocks of windows
+    assert _ProfilesAhead.WINDOW_BLOCK == _SampledAhead.SAMPLE_BLOCK
+    ls.append_inferences(
+        "m", pa.concat_tables(_batch(rng, T0 + d * DAY, 150, prefix=f"d{d}-") for d in range(days))
+    )
+    kinds = ("feature_drift", "data_quality", "estimated_performance")
+    for kind in kinds:
+        # a sample smaller than a window: each tenant's sample is read on its own
+        extra = {"sample_size": 100, "min_rows": 5} if kind == "estimated_performance" else {}
+        _create(ms, name=kind, kind=kind, reference="base", **extra)
+    runner = Runner(
+        meta, CountingReads(ls), profiles=CountingProfiles(ls), store=MonitoringStore(meta)
+    )
+    for kind in kinds:
+        before = dict(calls)
+        assert all(r.status == "ok" for r in runner.backfill(kind, T0, T0 + days * DAY))
+        if kind == "estimated_performance":
+            # all tenants, acme, globex: one read per block each (3 per window before)
+            assert calls["samples"] - before["samples"] == 3 * 2
+        else:
+            # one read per block (one per window before); the range checked once (+ one per
+            # window before)
+            assert calls["windows"] - before["windows"] == 2
+            assert calls["ensure"] - before["ensure"] == 1
+
+    def stored(kind: str) -> list[tuple[Any, ...]]:
+        res, _ = ms.query_results(ResultQuery(source_name=kind))
+        return sorted(
+            (r.window_start, r.tenant_id, r.model_version, r.column, r.metric, r.value, r.status)
+            for r in res
+        )
+
+    backfilled = {k: stored(k) for k in kinds}
+    for kind in kinds:
+        for d in range(days):
+            runner.run_window(kind, T0 + d * DAY)
+        assert stored(kind) == backfilled[kind]
