@@ -166,6 +166,31 @@ def lead_items(v: AlertView, leads: AlertLeads, account: Account) -> list[m.Mark
                 ]
             )
         )
+    if leads.drifted:
+        at = f" in the window of {c.fmt_ts(leads.window)}" if leads.window is not None else ""
+        parts: list[Any] = []
+        for d in leads.drifted:
+            if d.feature and account.can_open("feature"):
+                params = {"tenant": leads.tenant, **rng}
+                if leads.window is not None:
+                    params["window"] = leads.window.isoformat()
+                name: Any = m.link(
+                    d.name, c.href(f"/models/{leads.model}/features/{d.name}", params)
+                )
+            else:
+                name = d.name
+            if d.alert_id is not None:
+                name = m.join([name, " (", m.link(f"#{d.alert_id}", f"/alerts/{d.alert_id}"), ")"])
+            parts.append(name)
+        items.insert(
+            0,
+            m.tag(
+                "span",
+                f"Drifting{at}: ",
+                m.join(parts, ", "),
+                id="alert-lead-drifted",
+            ),
+        )
     if leads.tenant not in ("", ALL):
         text = f"Business KPIs of {leads.tenant}"
         if account.can_open("kpis"):
@@ -328,6 +353,19 @@ def notifications(v: AlertView) -> Any:
             f"Waiting for a channel: {names} does not exist or is disabled",
             "The notification goes out once the rule's channel exists and is enabled "
             "(driftwatch channels list).",
+        )
+    if not v.notifications and v.rule_channels == ():
+        return c.empty(
+            PAGE,
+            f"Not sent: the rule {v.alert.rule!r} has no channel",
+            "Its alerts show on the dashboard only; add channels to the rule to be notified.",
+        )
+    if not v.notifications and v.inhibitors:
+        return c.empty(
+            PAGE,
+            "Not sent: inhibited by " + ", ".join(f"#{i.id} ({i.rule})" for i in v.inhibitors),
+            "The inhibiting alert's notification stands for this one (see Notifications "
+            "muted above).",
         )
     if not v.notifications:
         return c.empty(

@@ -175,7 +175,15 @@ def distribution_overlay(d: Distribution) -> go.Figure:
         ]
     )
     _base(fig, f"Distribution: reference vs window of {d.window_start:%Y-%m-%d %H:%M}")
-    fig.update_layout(barmode="overlay" if d.kind == "numeric" else "group", bargap=0.05)
+    # the bins' range labels stand rotated under the axis, as deep as they are long: a legend
+    # below the plot (the other charts' place) was drawn over them, so it goes above the plot
+    fig.update_layout(
+        barmode="overlay" if d.kind == "numeric" else "group",
+        bargap=0.05,
+        margin={"t": 70},
+        legend={"orientation": "h", "x": 0, "xanchor": "left", "y": 1.02, "yanchor": "bottom"},
+    )
+    fig.update_xaxes(automargin=True)
     fig.update_yaxes(title="share of rows", tickformat=".0%")
     return fig
 

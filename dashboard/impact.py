@@ -51,7 +51,11 @@ def block(v: ImpactView, params: Mapping[str, Any], can_open_feature: bool) -> A
         f"({level})"
         + (f", or of {v.kpi}" if v.kpi else "")
         + ": Pearson's r, NannyML's correlation ranking; the larger of the two ranks. "
-        + (f"{v.undrifted} other features did not drift. " if v.undrifted else "")
+        + (
+            f"{v.undrifted} other feature{'s' if v.undrifted > 1 else ''} did not drift. "
+            if v.undrifted
+            else ""
+        )
     )
     head = m.tag(
         "tr",

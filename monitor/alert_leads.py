@@ -7,7 +7,7 @@ all-tenants drift. The alert list is :mod:`monitor.alert_pages`.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -20,7 +20,7 @@ from monitor.queries import Scope, visible_tenants
 from monitor.service import Services
 from storage.types import ALL, AlertRecord
 
-__all__ = ["AlertLeads", "Driver", "RelatedKpi", "RelatedSignal", "alert_leads"]
+__all__ = ["AlertLeads", "DriftedColumn", "Driver", "RelatedKpi", "RelatedSignal", "alert_leads"]
 
 
 @dataclass(frozen=True)
@@ -61,6 +61,16 @@ class Driver:
 
 
 @dataclass(frozen=True)
+class DriftedColumn:
+    """A column a drift-summary alert found drifting in its window: a model feature (it has
+    a feature page) or a prediction/score column, and its own firing alert if there is one."""
+
+    name: str
+    feature: bool
+    alert_id: int | None = None
+
+
+@dataclass(frozen=True)
 class AlertLeads:
     """Where to go from an alert: its model and feature, its tenant's KPIs, its twins, the
     runbook, and what moved with it."""
@@ -75,6 +85,9 @@ class AlertLeads:
     related_signals: list[RelatedSignal]
     drivers: list[Driver]
     note: str  # association, not proof
+    # a drift-summary alert's drifting columns (its context's ``drifted_columns``): the
+    # summary is the alert that pages, so its page must say which columns and lead to them
+    drifted: list[DriftedColumn] = field(default_factory=list)
 
 
 def _float(v: Any) -> float | None:
@@ -174,7 +187,20 @@ def alert_leads(services: Services, scope: Scope, a: AlertRecord) -> AlertLeads:
                         _float(d.get("contribution")),
                     )
                 )
+    drifted: list[DriftedColumn] = []
+    names = [str(c) for c in ctx.get("drifted_columns") or [] if isinstance(c, str) and c]
+    if names and a.model:
+        own: dict[str, int] = {}
+        monitor = labels.get("monitor")
+        for other in of(services).alerting.store.list_alerts(
+            state=("firing", "pending"), tenant_id=a.tenant_id, model=a.model, limit=500
+        ):
+            col = other.labels.get("column")
+            if col and other.labels.get("monitor") == monitor and other.id:
+                own.setdefault(str(col), int(other.id))
+        drifted = [DriftedColumn(n, n in features, own.get(n)) for n in dict.fromkeys(names)]
     return AlertLeads(
+        drifted=drifted,
         model=a.model,
         tenant=a.tenant_id,
         column=column if column in features else "",

@@ -31,6 +31,7 @@ GROUPS = {
     "tests/dashboard/test_browser.py": "demo-site",
     "tests/dashboard/test_demo_scenario.py": "demo-site",
     "tests/dashboard/test_executive.py": "demo-site",
+    "tests/dashboard/test_first_look.py": "demo-site",
     # Spark's JVM (~11 s to start)
     "tests/storage/test_profile_engines.py": "spark",
     "tests/storage/test_engine_contract.py": "spark",

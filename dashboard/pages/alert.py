@@ -101,7 +101,7 @@ def render(
         timerange.bar(PAGE, f"/alerts/{a.id}", tr, {}),
         *alert_detail.charts(v),
         html.H2("Notification log"),
-        alert_detail.notifications(v),
+        html.Div(alert_detail.notifications(v), id="alert-notification-log"),
     ]
 
 

@@ -105,7 +105,12 @@ def render(v: queries.FeatureView, account: Account, tr: TimeRange) -> list[Any]
                 ),
                 dcc.Store(id="feature-chosen", data=v.window.isoformat() if v.window else None),
                 html.Button("Download Evidently report", id="feature-report", n_clicks=0),
-                html.Span(id="feature-report-status", className="muted"),
+                html.Span(
+                    "this window against the reference, as Evidently's HTML report "
+                    f"(at most {reports.MAX_ROWS:,} rows of each)",
+                    id="feature-report-status",
+                    className="muted",
+                ),
             ],
             className="actions",
         )
@@ -230,7 +235,9 @@ def pick_window(
 @guarded(PAGE)
 def download(n: int, window: str | None, params: dict[str, Any], account: Account) -> Any:
     start = _parse_ts(window)
-    if not n or start is None:
+    if not n:  # the button appearing with the page is no click: nothing to say yet
+        return no_update, no_update
+    if start is None:
         return no_update, "pick a window first"
     try:
         _tenants, tenant = queries.page_tenant(services(), account.tenants, params.get("tenant"))

@@ -73,7 +73,7 @@ def render(v: business.BusinessOverview, tr: TimeRange | None = None) -> list[An
         out.append(timerange.bar(PAGE, "/kpis", tr, {}))
         out.append(
             html.P(
-                f"KPIs as they stood at the end of this range ({c.fmt_ts(tr.end)} UTC).",
+                f"KPIs as they stood at the end of this range ({c.fmt_ts(tr.end)}).",
                 className="muted",
                 id="kpis-as-of",
             )

@@ -51,6 +51,8 @@ class AlertView:
     # the rule's channels that do not exist or are disabled (when none of them can deliver,
     # the alert waits for one: alerts.engine)
     missing_channels: tuple[str, ...] = ()
+    # the rule's channels (empty: the rule sends nowhere; None: the rule is gone)
+    rule_channels: tuple[str, ...] | None = None
 
 
 def alert_window(a: AlertRecord, now: datetime) -> tuple[datetime, datetime]:
@@ -125,6 +127,12 @@ def alert_view(
                 spec = specs.get(name, {})
                 unit = (main[-1].details or {}).get("unit") or spec.get("unit") or ""
                 kpi_units[name] = str(unit)
+    rule = store.get_rule(a.rule)
+    wanted = tuple((rule.spec.get("channels") or ()) if rule is not None else ())
+    # "not sent" alone read as a failed delivery; a rule without channels never sends
+    unsent = "not sent"
+    if rule is not None and not wanted:
+        unsent = f"not sent: the rule {a.rule!r} has no channel"
     notes: list[Notification] = []
     group = store.get_group(a.group_key) if a.group_key else None
     if group is not None:
@@ -141,7 +149,7 @@ def alert_view(
             event = str(n.payload.get("status", n.status))
             deliveries = store.list_deliveries(notification_id=n.id, limit=20)
             if not deliveries:
-                notes.append(Notification(n.created_at, n.status, "", event, 0, "not sent"))
+                notes.append(Notification(n.created_at, n.status, "", event, 0, unsent))
             for d in deliveries:
                 detail = d.last_error or (
                     f"HTTP {d.last_status_code}" if d.last_status_code else ""
@@ -166,8 +174,6 @@ def alert_view(
     m = engine.mutings([a], now).get(a.fingerprint)
     silences = m.silences if m is not None and a.state != "resolved" else ()
     inhibitors = m.inhibitors if m is not None and a.state != "resolved" else ()
-    rule = store.get_rule(a.rule)
-    wanted = tuple((rule.spec.get("channels") or ()) if rule is not None else ())
     present = {ch.name: ch for ch in store.list_channels()} if wanted else {}
     missing = tuple(str(n) for n in wanted if n not in present or not present[n].enabled)
     return AlertView(
@@ -186,6 +192,7 @@ def alert_view(
         signal_metrics=signal_metrics,
         kpi_units=kpi_units,
         missing_channels=missing,
+        rule_channels=wanted if rule is not None else None,
     )
 
 

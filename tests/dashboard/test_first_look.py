@@ -1,0 +1,130 @@
+"""What a new user concludes on a first walk through the demo (see ``conftest.py``), where it
+used to mislead them:
+
+- on-call follows the webhook of the drift summary (the alert that pages for a model's drift)
+  to its page, and the page names the drifting columns and leads to each feature page;
+- on-call opens a per-column drift alert whose rule has no channel and reads *why* it was
+  not sent (the log said "not sent" with no channel: a delivery failure, to a reader);
+- an engineer opens a feature page and reads what the Download button makes, not "pick a
+  window first" while a window is picked, and can read every bin label of the
+  distribution (the legend was drawn over them);
+- an executive reads the range's end once, not "UTC UTC".
+
+Each test's control is the old behaviour, named in its assertion message.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from tests.dashboard.conftest import READY_MS, Site, Tab
+
+pytestmark = pytest.mark.slow
+
+# The legend's box against every tick label of the distribution's x axis: the labels it
+# covers (the old chart: its legend below the plot, over the rotated bin labels).
+COVERED_TICKS = """(sel) => {
+  const root = document.querySelector(sel);
+  const leg = root.querySelector('.legend').getBoundingClientRect();
+  const hits = [];
+  for (const t of root.querySelectorAll('.xtick text')) {
+    const r = t.getBoundingClientRect();
+    if (r.width && r.left < leg.right && r.right > leg.left
+        && r.top < leg.bottom && r.bottom > leg.top) hits.push(t.textContent);
+  }
+  return hits;
+}"""
+
+
+def _summary_alert(site: Site) -> dict[str, Any]:
+    """globex's churn feature-drift summary alert (the one the demo's webhook pages with)
+    whose newest window found discount_rate drifting."""
+    with site.api() as api:
+        found = api.get(
+            "/api/v1/alerts",
+            params={"rule": "churn-drift-summary", "tenant": "globex", "model": "churn"},
+        ).json()
+    fits = [
+        a
+        for a in found  # newest first
+        if a["labels"].get("monitor") == "churn-feature-drift"
+        and "discount_rate" in ((a.get("context") or {}).get("drifted_columns") or [])
+    ]
+    assert fits, f"no churn feature-drift summary for globex naming discount_rate: {found}"
+    return min(fits, key=lambda a: a["state"] == "resolved")  # an open one if there is one
+
+
+def test_the_drift_summary_page_names_and_links_its_drifting_columns(
+    site: Site, tabs: dict[str, Tab]
+) -> None:
+    a = _summary_alert(site)
+    drifted = a["context"]["drifted_columns"]
+    tab = tabs["oncall"]
+    tab.open(f"/alerts/{a['id']}", "#alert-leads")
+    page = tab.page
+    # control: the old page named no column ("the drifting columns are in the alert's
+    # context and on the dashboard") and had no #alert-lead-drifted
+    lead = page.locator("#alert-lead-drifted")
+    assert lead.count() == 1, page.inner_text("#alert-leads")
+    text = lead.inner_text()
+    assert text.startswith("Drifting in the window of "), text
+    for column in drifted:
+        assert column in text, (column, text)
+    # discount_rate's link lands on its feature page, at globex and the alert's window
+    href = lead.locator("a", has_text="discount_rate").first.get_attribute("href") or ""
+    assert href.startswith("/models/churn/features/discount_rate?"), href
+    assert "tenant=globex" in href and "window=" in href, href
+    # and its own per-column alert (the one whose rule has no channel) is one click away
+    own = site.ids["globex_drift"]
+    if a["state"] != "resolved":
+        assert f"/alerts/{own}" in lead.inner_html(), lead.inner_html()
+    page.click("#alert-lead-drifted a[href^='/models/churn/features/discount_rate']")
+    page.wait_for_selector("#feature-distribution .main-svg", timeout=READY_MS)
+    assert "/features/discount_rate?" in page.url and "tenant=globex" in page.url
+
+
+def test_an_alert_whose_rule_has_no_channel_says_why_it_was_not_sent(
+    site: Site, tabs: dict[str, Tab]
+) -> None:
+    alert_id = site.ids["globex_drift"]  # churn-drift: per column, no channel by default
+    with site.api() as api:
+        rules = {r["name"]: r["spec"] for r in api.get("/api/v1/rules").json()}
+    assert not rules["churn-drift"].get("channels"), rules["churn-drift"]
+    tab = tabs["oncall"]
+    tab.open(f"/alerts/{alert_id}", "#alert-notification-log")
+    log = tab.page.inner_text("#alert-notification-log")
+    # control: the old log said "not sent" in a row with channel "–" (read as a failed
+    # delivery), or "No notification sent for this alert yet … when its group flushes"
+    assert "the rule 'churn-drift' has no channel" in log, log
+    assert "when its group flushes" not in log, log
+
+
+def test_the_feature_page_reads_right_before_any_click(site: Site, tabs: dict[str, Tab]) -> None:
+    tab = tabs["engineer"]
+    for feature in ("discount_rate", "tenure_months"):
+        tab.callbacks.clear()
+        tab.open(
+            f"/models/churn/features/{feature}?tenant=globex&range=30d",
+            "#feature-distribution .legend",
+        )
+        tab.page.wait_for_load_state("networkidle")
+        picked = tab.page.inner_text("#feature-window")
+        assert picked.strip(), "a window is picked when the page opens"
+        # control: "pick a window first" stood next to the button, a window picked; now
+        # the button's help text stands there until a click
+        status = tab.page.inner_text("#feature-report-status")
+        assert status.startswith("this window against the reference"), (feature, picked, status)
+        assert not any("pick a window first" in b for b in tab.callback_bodies())
+        # control: the legend covered the first ten bin labels of both features
+        covered = tab.page.evaluate(COVERED_TICKS, "#feature-distribution")
+        assert covered == [], (feature, covered)
+
+
+def test_the_business_overview_says_utc_once(site: Site, tabs: dict[str, Tab]) -> None:
+    tab = tabs["exec"]
+    tab.open("/kpis?range=30d", "#kpis-portfolio")
+    text = tab.page.inner_text("body")
+    assert "KPIs as they stood at the end of this range (" in text, text[:600]
+    assert "UTC UTC" not in text  # control: "(2026-12-02 13:19 UTC UTC)"
