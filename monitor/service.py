@@ -202,6 +202,14 @@ class Services:
             raise NotFoundError(f"model {name!r} not found; registered models: {known}")
         return info
 
+    def cached_model(self, name: str) -> ModelInfo | None:
+        """The model as ``get_model`` has it in memory (None when not, or when stale): reads
+        nothing."""
+        cached = self._models.get(name)
+        if cached is not None and time.monotonic() - cached[1] < self.MODEL_CACHE_SECONDS:
+            return cached[0]
+        return None
+
     def list_models(self) -> list[ModelInfo]:
         return self.metadata.list_models()
 

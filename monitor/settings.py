@@ -153,6 +153,13 @@ class Settings(BaseSettings):
         "queued in one transaction and each request is answered after that commit (see "
         "docs/architecture.md, group commit); false commits each request on its own.",
     )
+    ingest_lean_path: bool = Field(
+        True,
+        description="JSON ingest requests of a recently authenticated key skip FastAPI's "
+        "routing and dependency machinery (the same checks, one worker-thread hop instead of "
+        "two; see docs/architecture.md, per-request cost); false sends them through the "
+        "routes like every other request.",
+    )
     lake_dir: Path | None = Field(
         None,
         description="Also copy every ingested batch (inferences, labels, events; the accepted "

@@ -17,6 +17,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from alerts.errors import AlertsError
 from detectors.errors import DetectorError
 from monitor.api.auth import FailureAudit, RateLimiter
+from monitor.api.lean_ingest import LeanIngest
 from monitor.api.openapi import document_errors
 from monitor.composition import compose, open_process
 from monitor.errors import DriftwatchError, RateLimited, ValidationFailed, translate
@@ -122,6 +123,9 @@ def create_app(
             status_code=422,
         )
 
+    # innermost of ours: its answers get the security headers, its unexpected errors the
+    # JSON 500 (monitor.api.lean_ingest)
+    app.add_middleware(LeanIngest, error_response=error_response)
     app.add_middleware(_ServerErrorAsJson)
     app.add_middleware(SecurityHeaders)
 

@@ -79,7 +79,8 @@ class FailureAudit:
             log.exception("could not audit a failed authentication")
 
 
-def _presented_key(request: Request) -> str | None:
+def presented_key(request: Request) -> str | None:
+    """The API key the request presents (``Authorization: Bearer`` or ``X-API-Key``)."""
     header = request.headers.get("authorization", "")
     if header.lower().startswith("bearer "):
         return header[7:].strip() or None
@@ -96,7 +97,7 @@ def require(role: str, *, unscoped: bool = False) -> Callable[[Request], Caller]
 
     def dependency(request: Request) -> Caller:
         services: Services = request.app.state.services
-        presented = _presented_key(request)
+        presented = presented_key(request)
         failures: FailureAudit = request.app.state.auth_failures
         if not presented:
             failures.record(services, request, "missing key", None)

@@ -34,7 +34,11 @@ def _services(request: Request) -> Services:
     return request.app.state.services
 
 
-def _out(summary: IngestSummary, max_errors: int) -> IngestOut:
+EMPTY_BODY = "empty body: send rows as JSON, NDJSON, Parquet, Arrow or CSV"
+
+
+def ingest_out(summary: IngestSummary, max_errors: int) -> IngestOut:
+    """The answer of an ingest route (also built by ``monitor.api.lean_ingest``)."""
     return IngestOut(
         batch_id=summary.batch_id,
         received=summary.received,
@@ -51,7 +55,7 @@ def _out(summary: IngestSummary, max_errors: int) -> IngestOut:
 async def _parsed(request: Request) -> ingest.ParsedBody:
     body = await read_body(request)
     if not body:
-        raise BadRequestError("empty body: send rows as JSON, NDJSON, Parquet, Arrow or CSV")
+        raise BadRequestError(EMPTY_BODY)
     ctype = request.headers.get("content-type", "")
     if ingest.defers_parsing(ctype):
         # JSON is only wrapped here (validate parses it on the worker thread): no thread hop,
@@ -98,7 +102,7 @@ async def log_inferences(model: str, request: Request, caller: Engineer) -> Inge
     services.get_model(model)  # 404 before reading a large body
     parsed = await _parsed(request)
     summary = await run_in_threadpool(services.ingest_inferences, model, parsed, caller)
-    return _out(summary, services.settings.max_errors_reported)
+    return ingest_out(summary, services.settings.max_errors_reported)
 
 
 @router.post(
@@ -110,7 +114,7 @@ async def log_labels(model: str, request: Request, caller: Engineer) -> IngestOu
     services.get_model(model)
     parsed = await _parsed(request)
     summary = await run_in_threadpool(services.ingest_labels, model, parsed, caller)
-    return _out(summary, services.settings.max_errors_reported)
+    return ingest_out(summary, services.settings.max_errors_reported)
 
 
 @router.post("/events", response_model=IngestOut, tags=["ingest"], openapi_extra=BODY_DOC)
@@ -119,7 +123,7 @@ async def log_events(request: Request, caller: Engineer) -> IngestOut:
     services = _services(request)
     parsed = await _parsed(request)
     summary = await run_in_threadpool(services.ingest_events, parsed, caller)
-    return _out(summary, services.settings.max_errors_reported)
+    return ingest_out(summary, services.settings.max_errors_reported)
 
 
 @router.put(

@@ -41,6 +41,11 @@ class KeyCache:
                 return None
             return self._by_hash.get(digest)
 
+    def peek(self, digest: str) -> ApiKeyInfo | None:
+        """The cached info at the last generation read, or None (reads nothing)."""
+        with self._lock:
+            return self._by_hash.get(digest)
+
     def put(self, digest: str, info: ApiKeyInfo, generation: Generation) -> None:
         """Remember an active key read in ``generation`` (dropped if the table moved on)."""
         with self._lock:
