@@ -266,7 +266,7 @@ def test_fast_isotonic_predict_is_scikit_learns() -> None:
     including scores outside the fitted range, ties and a constant fit."""
     from sklearn.isotonic import IsotonicRegression
 
-    from detectors.estimation.cbpe import _predict
+    from detectors.estimation.calibration import predict_isotonic
 
     rng = np.random.default_rng(31)
     for n in (50, 2000):
@@ -274,7 +274,7 @@ def test_fast_isotonic_predict_is_scikit_learns() -> None:
         y = (rng.random(n) < p).astype(np.float64)
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p, y)
         s = np.concatenate([rng.uniform(-0.2, 1.2, 5000), p, [0.0, 1.0]])
-        np.testing.assert_allclose(_predict(iso, s), iso.predict(s), rtol=0, atol=1e-12)
+        np.testing.assert_allclose(predict_isotonic(iso, s), iso.predict(s), rtol=0, atol=1e-12)
     flat = IsotonicRegression(out_of_bounds="clip").fit([0.2, 0.2, 0.2], [0.0, 1.0, 1.0])
     s = np.array([0.0, 0.2, 0.9])
-    np.testing.assert_allclose(_predict(flat, s), flat.predict(s))
+    np.testing.assert_allclose(predict_isotonic(flat, s), flat.predict(s))
