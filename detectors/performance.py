@@ -33,14 +33,24 @@ Rows whose label, prediction or score is missing (NaN) are dropped before comput
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from typing import Any, Literal
+from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from detectors.errors import InvalidParameterError, UnknownNameError
+from detectors.errors import InvalidParameterError
+from detectors.performance_aggregates import RANK_METRICS, performance_from_aggregates
+from detectors.performance_metrics import (
+    BINARY_METRICS,
+    MULTICLASS_METRICS,
+    REGRESSION_METRICS,
+    TASK_METRICS,
+    PerformanceResult,
+    check_task_metrics,
+    count_metrics,
+    multiclass_metrics,
+)
 
 __all__ = [
     "BINARY_METRICS",
@@ -58,65 +68,8 @@ __all__ = [
     "roc_auc",
 ]
 
-Task = Literal["binary", "multiclass", "regression"]
-
-BINARY_METRICS: tuple[str, ...] = (
-    "accuracy",
-    "precision",
-    "recall",
-    "f1",
-    "roc_auc",
-    "pr_auc",
-    "log_loss",
-    "brier",
-    "ece",
-)
-MULTICLASS_METRICS: tuple[str, ...] = ("accuracy", "f1_macro", "f1_weighted")
-REGRESSION_METRICS: tuple[str, ...] = ("mae", "rmse", "mape", "r2", "mean_error")
-TASK_METRICS: dict[str, tuple[str, ...]] = {
-    "binary": BINARY_METRICS,
-    "multiclass": MULTICLASS_METRICS,
-    "regression": REGRESSION_METRICS,
-}
-
 # Same clipping as scikit-learn's log_loss (float64 machine epsilon), so values agree exactly.
 _EPS = float(np.finfo(np.float64).eps)
-
-
-@dataclass(frozen=True)
-class PerformanceResult:
-    """Realized metrics of one window.
-
-    Attributes
-    ----------
-    task
-        ``"binary"``, ``"multiclass"`` or ``"regression"``.
-    metrics
-        Metric name → value; ``None`` where the metric is undefined on this window.
-    n
-        Rows used (after dropping rows with missing values).
-    details
-        Extra counts (e.g. the confusion matrix of a binary window).
-    """
-
-    task: str
-    metrics: Mapping[str, float | None]
-    n: int
-    details: Mapping[str, Any] = field(default_factory=dict)
-
-    def __getitem__(self, name: str) -> float | None:
-        try:
-            return self.metrics[name]
-        except KeyError:
-            raise UnknownNameError(f"{self.task} metric", name, self.metrics) from None
-
-    @property
-    def no_data(self) -> bool:
-        return self.n == 0
-
-
-def _ratio(num: float, den: float) -> float | None:
-    return float(num / den) if den > 0 else None
 
 
 def roc_auc(labels: ArrayLike, scores: ArrayLike) -> float | None:
@@ -272,10 +225,7 @@ def binary_performance(
     tn = n - tp - fp - fn
     pc = np.clip(p, _EPS, 1 - _EPS)
     metrics: dict[str, float | None] = {
-        "accuracy": _ratio(tp + tn, n),
-        "precision": _ratio(tp, tp + fp),
-        "recall": _ratio(tp, tp + fn),
-        "f1": _ratio(2 * tp, 2 * tp + fp + fn),
+        **count_metrics(tp, fp, fn, tn),
         "roc_auc": roc_auc(yb, p),
         "pr_auc": _average_precision(yb, p),
         "log_loss": float(-np.mean(y * np.log(pc) + (1 - y) * np.log(1 - pc))) if n else None,
@@ -315,16 +265,7 @@ def multiclass_performance(labels: ArrayLike, predictions: ArrayLike) -> Perform
     k = classes.size
     yt, yp = codes[:n], codes[n:]
     confusion = np.bincount(yt * k + yp, minlength=k * k).reshape(k, k)
-    tp = np.diag(confusion).astype(np.float64)
-    support = confusion.sum(axis=1).astype(np.float64)
-    predicted = confusion.sum(axis=0).astype(np.float64)
-    # every class is in labels ∪ predictions, so 2TP + FP + FN = support + predicted > 0
-    f1 = 2 * tp / (support + predicted)
-    metrics: dict[str, float | None] = {
-        "accuracy": float(tp.sum() / n),
-        "f1_macro": float(f1.mean()),
-        "f1_weighted": float(np.sum(f1 * support) / n),
-    }
+    metrics = multiclass_metrics(confusion, n)
     return PerformanceResult(
         "multiclass", metrics, n, {"classes": classes.tolist(), "confusion": confusion.tolist()}
     )
@@ -392,12 +333,7 @@ def realized_performance(
     -------
     PerformanceResult
     """
-    if task not in TASK_METRICS:
-        raise UnknownNameError("task", task, TASK_METRICS)
-    if metrics is not None:
-        for name in metrics:
-            if name not in TASK_METRICS[task]:
-                raise UnknownNameError(f"{task} metric", name, TASK_METRICS[task])
+    check_task_metrics(task, metrics)
     if task == "binary":
         if scores is None:
             raise InvalidParameterError("scores", None, "positive-class scores for a binary model")
@@ -410,118 +346,3 @@ def realized_performance(
         return result
     kept = {name: result.metrics[name] for name in metrics}
     return PerformanceResult(result.task, kept, result.n, result.details)
-
-
-RANK_METRICS: tuple[str, ...] = ("roc_auc", "pr_auc")
-"""Metrics that rank every labelled row's score: they have no mergeable aggregate form."""
-
-
-def performance_from_aggregates(
-    task: str,
-    sums: Mapping[str, tuple[int, float]],
-    *,
-    metrics: Sequence[str] | None = None,
-    n_bins: int = 10,
-) -> PerformanceResult:
-    """Realized metrics from mergeable label aggregates (``storage.row_kernel``: name ->
-    (count, sum)), equal to :func:`realized_performance` on the same rows up to the order of
-    float additions; the rank metrics (:data:`RANK_METRICS`) are ``None``.
-
-    Parameters
-    ----------
-    task
-        ``"binary"``, ``"multiclass"`` or ``"regression"``.
-    sums
-        ``bin:tp|fp|fn|tn``, ``bin:log_loss``, ``bin:brier``, ``ece:<b>``, ``ece_y:<b>``,
-        ``bin:invalid`` (binary); ``cm:<json [label, prediction]>`` (multiclass);
-        ``reg:err|abs|sq|ape|y|y2`` (regression).
-    metrics
-        Metric names to keep (as :func:`realized_performance`).
-    n_bins
-        ECE bins (the aggregates' ``ece:<b>`` names).
-
-    Examples
-    --------
-    >>> r = performance_from_aggregates("binary", {"bin:tp": (1, 0.0), "bin:tn": (1, 0.0)})
-    >>> r["accuracy"], r["roc_auc"]
-    (1.0, None)
-    """
-    import json
-
-    if task not in TASK_METRICS:
-        raise UnknownNameError("task", task, TASK_METRICS)
-    for name in metrics or ():
-        if name not in TASK_METRICS[task]:
-            raise UnknownNameError(f"{task} metric", name, TASK_METRICS[task])
-
-    def n_of(name: str) -> int:
-        return int(sums.get(name, (0, 0.0))[0])
-
-    def v_of(name: str) -> float:
-        return float(sums.get(name, (0, 0.0))[1])
-
-    out: dict[str, float | None]
-    details: dict[str, Any] = {}
-    if task == "binary":
-        if n_of("bin:invalid"):
-            raise InvalidParameterError(
-                "labels", f"{n_of('bin:invalid')} values", "values 0/1 (labels and predictions)"
-            )
-        tp, fp, fn, tn = (n_of(f"bin:{c}") for c in ("tp", "fp", "fn", "tn"))
-        n = tp + fp + fn + tn
-        ece = (
-            sum(abs(v_of(f"ece:{b}") - v_of(f"ece_y:{b}")) for b in range(n_bins)) / n
-            if n
-            else None
-        )
-        out = {
-            "accuracy": _ratio(tp + tn, n),
-            "precision": _ratio(tp, tp + fp),
-            "recall": _ratio(tp, tp + fn),
-            "f1": _ratio(2 * tp, 2 * tp + fp + fn),
-            "roc_auc": None,
-            "pr_auc": None,
-            "log_loss": v_of("bin:log_loss") / n if n else None,
-            "brier": v_of("bin:brier") / n if n else None,
-            "ece": ece,
-        }
-        details = {"tp": tp, "fp": fp, "tn": tn, "fn": fn, "n_positive": tp + fn}
-    elif task == "multiclass":
-        cells = {tuple(json.loads(k[3:])): c for k, (c, _) in sums.items() if k.startswith("cm:")}
-        n = int(sum(cells.values()))
-        if n == 0:
-            out = dict.fromkeys(MULTICLASS_METRICS)
-        else:
-            classes = sorted({c for pair in cells for c in pair})
-            pos = {c: i for i, c in enumerate(classes)}
-            confusion = np.zeros((len(classes), len(classes)), np.int64)
-            for (a, b), c in cells.items():
-                confusion[pos[a], pos[b]] += c
-            tpc = np.diag(confusion).astype(np.float64)
-            support = confusion.sum(axis=1).astype(np.float64)
-            predicted = confusion.sum(axis=0).astype(np.float64)
-            f1 = 2 * tpc / (support + predicted)
-            out = {
-                "accuracy": float(tpc.sum() / n),
-                "f1_macro": float(f1.mean()),
-                "f1_weighted": float(np.sum(f1 * support) / n),
-            }
-            details = {"classes": classes, "confusion": confusion.tolist()}
-    else:
-        n = n_of("reg:err")
-        if n == 0:
-            out = dict.fromkeys(REGRESSION_METRICS)
-        else:
-            ss_res = v_of("reg:sq")
-            sy, sy2 = v_of("reg:y"), v_of("reg:y2")
-            ss_tot = max(sy2 - sy * sy / n, 0.0)  # one-pass: equal up to rounding
-            out = {
-                "mae": v_of("reg:abs") / n,
-                "rmse": float(np.sqrt(ss_res / n)),
-                "mape": v_of("reg:ape") / n,
-                "r2": 1.0 - ss_res / ss_tot if n >= 2 and ss_tot > 0 else None,
-                "mean_error": v_of("reg:err") / n,
-            }
-    if metrics is not None:
-        out = {name: out[name] for name in metrics}
-    return PerformanceResult(task, out, n, details)
