@@ -18,242 +18,35 @@ along ``pending → firing → resolved``:
 - after ``resolved`` the next breach opens a new instance (a new ``id``) under the same
   fingerprint.
 
-Nothing here does I/O; ``alerts.engine`` loads the state and stores the transitions.
+Nothing here does I/O; ``alerts.engine`` loads the state and stores the transitions. What a
+series is and its fingerprint: :mod:`alerts.series`; an alert's annotations and context:
+:mod:`alerts.annotations`.
 """
 
 from __future__ import annotations
 
-import hashlib
-import json
-import math
-import urllib.parse
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from alerts.rules import Rule, is_url_annotation
+from alerts.annotations import annotate, result_context, rule_annotations, shown_threshold
+from alerts.rules import Rule
+from alerts.series import fingerprint, has_data, series_labels
+from alerts.transitions import Evaluation, SeriesSeen, Transition
 from storage.types import ALL, AlertRecord, MetricResult
 
-# Keys of MetricResult.details copied into an alert's context for notifications.
-CONTEXT_KEYS = (
-    "p_value",
-    "method",
-    "reference",
-    "reference_size",
-    "current_size",
-    "sample_size",
-    "n_reference",
-    "n_current",
-    "drivers",
-    "drifted_columns",
-    "related_kpis",
-    "tenants",
-    "estimated",
-    "lower",
-    "upper",
-)
-
-
-@dataclass(frozen=True)
-class Transition:
-    """One alert record written by an evaluation.
-
-    ``change`` is the new state when it changed (``pending``, ``firing``, ``resolved``),
-    ``cleared`` for a pending alert that resolved without firing, or ``updated`` when only
-    the streaks, value or context moved.
-    """
-
-    fingerprint: str
-    before: AlertRecord | None
-    after: AlertRecord
-    change: str
-
-    @property
-    def notifies(self) -> bool:
-        """Whether the change is one receivers hear about (firing or resolved after firing)."""
-        return self.change == "firing" or (
-            self.change == "resolved" and self.after.starts_at is not None
-        )
-
-
-@dataclass(frozen=True)
-class SeriesSeen:
-    """The newest window a rule saw for a series (what ``missing_data`` rules watch).
-
-    For a series computed from labels (``Rule.label_wait``) only windows with data count;
-    when a batch held none, ``has_data`` is False and ``last_window_end`` is the start of its
-    first window: where the silence starts for a series never seen with data.
-    """
-
-    rule: str
-    fingerprint: str
-    labels: dict[str, str]
-    last_window_end: datetime
-    has_data: bool = True
-
-
-@dataclass(frozen=True)
-class Evaluation:
-    transitions: list[Transition] = field(default_factory=list)
-    seen: dict[str, SeriesSeen] = field(default_factory=dict)
-
-
-# Keys under which a ``no_data`` result counts the rows it had (too few to judge): ``n_current``
-# for drift, ``n`` for realized (labelled rows) and estimated performance.
-ROW_COUNT_KEYS = ("n_current", "n")
-
-
-def has_data(result: MetricResult) -> bool:
-    """Whether a window of a series had data: a verdict, or rows too few to judge.
-
-    What ``missing_data`` rules watch: a ``no_data`` result without rows (no logs, no labels
-    yet) is missing data; one with rows below the monitor's ``min_rows`` is low traffic.
-    """
-    if result.status != "no_data":
-        return True
-    details = result.details or {}
-    return any(isinstance(details.get(k), int | float) and details[k] > 0 for k in ROW_COUNT_KEYS)
-
-
-def fingerprint(labels: Mapping[str, str]) -> str:
-    """Stable id of a label set (16 hex digits of SHA-256 over the sorted labels)."""
-    raw = json.dumps(sorted(labels.items()), separators=(",", ":"))
-    return hashlib.sha256(raw.encode()).hexdigest()[:16]
-
-
-def series_labels(rule: Rule, result: MetricResult) -> dict[str, str]:
-    """The labels of the alert a result belongs to under ``rule``."""
-    labels = {
-        "alertname": rule.name,
-        "rule": rule.name,
-        "severity": rule.severity,
-        "model": result.model or "",
-        "tenant": result.tenant_id,
-        "monitor": result.source_name,
-        "source": result.source,
-        "kind": result.kind,
-    }
-    if rule.kind == "threshold":
-        labels["metric"] = result.metric
-        if result.column:
-            labels["column"] = result.column
-        if result.model_version != ALL:
-            labels["model_version"] = result.model_version
-    labels.update(rule.labels)  # cannot clash: Rule.from_dict refuses reserved names
-    return labels
-
-
-class _SafeDict(dict[str, Any]):
-    def __missing__(self, key: str) -> str:
-        return "{" + key + "}"
-
-
-def render(template: str, values: Mapping[str, Any]) -> str:
-    """Fill ``{name}`` / ``{name:.3f}`` placeholders; unknown names stay as they are and a
-    bad format spec leaves the template unfilled rather than losing the notification."""
-    try:
-        return template.format_map(_SafeDict(values))
-    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
-        return template
-
-
-DEFAULT_ANNOTATIONS = {
-    "threshold": {
-        "summary": "{alertname}: {metric}{column_suffix} of {model} for tenant {tenant} is "
-        "{value_text} (threshold {threshold_text})",
-        "description": "{monitor} ({kind}) reported {status} for the window "
-        "{window_start} – {window_end}.",
-    },
-    "missing_data": {
-        "summary": "{alertname}: {monitor} on {model} for tenant {tenant} has no data",
-        "description": "No usable results since {last_window_end}.",
-    },
-}
-
-
-def _fmt(value: float | None) -> str:
-    if value is None or (isinstance(value, float) and not math.isfinite(value)):
-        return "n/a"
-    return f"{value:.4g}"
-
-
-def result_context(result: MetricResult) -> dict[str, Any]:
-    """What a notification says about the result behind an alert (JSON-able)."""
-    ctx: dict[str, Any] = {
-        "source": result.source,
-        "monitor": result.source_name,
-        "kind": result.kind,
-        "model": result.model,
-        "tenant": result.tenant_id,
-        "model_version": result.model_version,
-        "column": result.column,
-        "metric": result.metric,
-        "value": result.value,
-        "threshold": result.threshold,
-        "status": result.status,
-        "window": {"start": result.window_start.isoformat(), "end": result.window_end.isoformat()},
-        "definition_version": result.definition_version,
-    }
-    details = result.details or {}
-    for key in CONTEXT_KEYS:
-        if key in details:
-            ctx[key] = details[key]
-    return ctx
-
-
-def _template_values(rule: Rule, labels: Mapping[str, str], res: MetricResult) -> dict[str, Any]:
-    values: dict[str, Any] = {k: v for k, v in (res.details or {}).items() if _scalar(v)}
-    values.update(labels)
-    values.update(
-        value=res.value,
-        threshold=_threshold(rule, res),
-        value_text=_fmt(res.value),
-        threshold_text=_fmt(_threshold(rule, res)),
-        status=res.status,
-        window_start=res.window_start.isoformat(),
-        window_end=res.window_end.isoformat(),
-        last_window_end=res.window_end.isoformat(),
-        column_suffix=f"[{res.column}]" if res.column else "",
-        model=res.model or "",
-    )
-    return values
-
-
-def _threshold(rule: Rule, res: MetricResult) -> float | None:
-    """The rule's own threshold when it compares values, else the result's."""
-    if rule.condition.op is not None:
-        return rule.condition.threshold
-    return res.threshold
-
-
-def _scalar(v: Any) -> bool:
-    return isinstance(v, str | int | float | bool) or v is None
-
-
-def render_annotations(templates: Mapping[str, str], values: Mapping[str, Any]) -> dict[str, str]:
-    """Fill every annotation template; a link annotation (``runbook_url``, any ``*_url``)
-    gets its text values URL-quoted, so a tenant named "acme corp" makes a working link."""
-    quoted: dict[str, Any] | None = None
-    out = {}
-    for key, template in templates.items():
-        if is_url_annotation(key):
-            if quoted is None:
-                quoted = {
-                    k: urllib.parse.quote(v, safe="") if isinstance(v, str) else v
-                    for k, v in values.items()
-                }
-            out[key] = render(template, quoted)
-        else:
-            out[key] = render(template, values)
-    return out
-
-
-def annotate(rule: Rule, labels: Mapping[str, str], res: MetricResult) -> dict[str, str]:
-    values = _template_values(rule, labels, res)
-    templates = dict(DEFAULT_ANNOTATIONS[rule.kind])
-    templates.update(rule.annotations)
-    return render_annotations(templates, values)
+__all__ = [
+    "Evaluation",
+    "SeriesSeen",
+    "Transition",
+    "evaluate",
+    "evaluate_all",
+    "evaluate_missing",
+    "fingerprint",
+    "has_data",
+    "series_labels",
+]
 
 
 def _is_breach(rule: Rule, results: Sequence[MetricResult], now: datetime) -> bool | None:
@@ -286,7 +79,7 @@ def _new_alert(
         labels=labels,
         annotations={},  # filled by the breach that opens it (see _advance)
         value=res.value,
-        threshold=_threshold(rule, res),
+        threshold=shown_threshold(rule, res),
         breach_streak=0,
         clear_streak=0,
         last_window_end=None,
@@ -348,7 +141,7 @@ def _advance(
                 breach_streak=streak,
                 clear_streak=0,
                 value=shown.value,
-                threshold=_threshold(rule, shown),
+                threshold=shown_threshold(rule, shown),
                 annotations=annotate(rule, labels, shown),
                 context=result_context(shown),
                 last_window_end=window_end,
@@ -641,9 +434,6 @@ def evaluate_missing(
         if latest is not None and latest.state == "firing":
             continue
         since = seen.last_window_end.isoformat()
-        values = {**seen.labels, "last_window_end": since}
-        templates = dict(DEFAULT_ANNOTATIONS["missing_data"])
-        templates.update(rule.annotations)
         alert = AlertRecord(
             fingerprint=fp,
             rule=rule.name,
@@ -652,7 +442,7 @@ def evaluate_missing(
             tenant_id=seen.labels.get("tenant", ALL),
             model=seen.labels.get("model", ""),
             labels=dict(seen.labels),
-            annotations=render_annotations(templates, values),
+            annotations=rule_annotations(rule, {**seen.labels, "last_window_end": since}),
             value=None,
             threshold=None,
             breach_streak=rule.for_windows,

@@ -1,0 +1,165 @@
+"""An alert's words: the annotations filled from its rule's templates (or the defaults of the
+rule's kind) and the context a notification carries about the result behind it. Pure; used by
+:mod:`alerts.evaluate` when a breach opens or updates an alert.
+"""
+
+from __future__ import annotations
+
+import math
+import urllib.parse
+from collections.abc import Mapping
+from typing import Any
+
+from alerts.rules import Rule, is_url_annotation
+from storage.types import MetricResult
+
+__all__ = [
+    "CONTEXT_KEYS",
+    "DEFAULT_ANNOTATIONS",
+    "annotate",
+    "render",
+    "render_annotations",
+    "result_context",
+    "rule_annotations",
+    "shown_threshold",
+]
+
+# Keys of MetricResult.details copied into an alert's context for notifications.
+CONTEXT_KEYS = (
+    "p_value",
+    "method",
+    "reference",
+    "reference_size",
+    "current_size",
+    "sample_size",
+    "n_reference",
+    "n_current",
+    "drivers",
+    "drifted_columns",
+    "related_kpis",
+    "tenants",
+    "estimated",
+    "lower",
+    "upper",
+)
+
+
+class _SafeDict(dict[str, Any]):
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def render(template: str, values: Mapping[str, Any]) -> str:
+    """Fill ``{name}`` / ``{name:.3f}`` placeholders; unknown names stay as they are and a
+    bad format spec leaves the template unfilled rather than losing the notification."""
+    try:
+        return template.format_map(_SafeDict(values))
+    except (ValueError, TypeError, KeyError, IndexError, AttributeError):
+        return template
+
+
+DEFAULT_ANNOTATIONS = {
+    "threshold": {
+        "summary": "{alertname}: {metric}{column_suffix} of {model} for tenant {tenant} is "
+        "{value_text} (threshold {threshold_text})",
+        "description": "{monitor} ({kind}) reported {status} for the window "
+        "{window_start} – {window_end}.",
+    },
+    "missing_data": {
+        "summary": "{alertname}: {monitor} on {model} for tenant {tenant} has no data",
+        "description": "No usable results since {last_window_end}.",
+    },
+}
+
+
+def format_value(value: float | None) -> str:
+    """A value as annotations show it (4 significant digits; ``n/a`` for none or non-finite)."""
+    if value is None or (isinstance(value, float) and not math.isfinite(value)):
+        return "n/a"
+    return f"{value:.4g}"
+
+
+def result_context(result: MetricResult) -> dict[str, Any]:
+    """What a notification says about the result behind an alert (JSON-able)."""
+    ctx: dict[str, Any] = {
+        "source": result.source,
+        "monitor": result.source_name,
+        "kind": result.kind,
+        "model": result.model,
+        "tenant": result.tenant_id,
+        "model_version": result.model_version,
+        "column": result.column,
+        "metric": result.metric,
+        "value": result.value,
+        "threshold": result.threshold,
+        "status": result.status,
+        "window": {"start": result.window_start.isoformat(), "end": result.window_end.isoformat()},
+        "definition_version": result.definition_version,
+    }
+    details = result.details or {}
+    for key in CONTEXT_KEYS:
+        if key in details:
+            ctx[key] = details[key]
+    return ctx
+
+
+def template_values(rule: Rule, labels: Mapping[str, str], res: MetricResult) -> dict[str, Any]:
+    """What a template may name: the result's scalar details, the labels, the value, the
+    threshold, the window."""
+    values: dict[str, Any] = {k: v for k, v in (res.details or {}).items() if is_scalar(v)}
+    values.update(labels)
+    values.update(
+        value=res.value,
+        threshold=shown_threshold(rule, res),
+        value_text=format_value(res.value),
+        threshold_text=format_value(shown_threshold(rule, res)),
+        status=res.status,
+        window_start=res.window_start.isoformat(),
+        window_end=res.window_end.isoformat(),
+        last_window_end=res.window_end.isoformat(),
+        column_suffix=f"[{res.column}]" if res.column else "",
+        model=res.model or "",
+    )
+    return values
+
+
+def shown_threshold(rule: Rule, res: MetricResult) -> float | None:
+    """The rule's own threshold when it compares values, else the result's."""
+    if rule.condition.op is not None:
+        return rule.condition.threshold
+    return res.threshold
+
+
+def is_scalar(v: Any) -> bool:
+    """Whether a detail can fill a template (not a list or a mapping)."""
+    return isinstance(v, str | int | float | bool) or v is None
+
+
+def render_annotations(templates: Mapping[str, str], values: Mapping[str, Any]) -> dict[str, str]:
+    """Fill every annotation template; a link annotation (``runbook_url``, any ``*_url``)
+    gets its text values URL-quoted, so a tenant named "acme corp" makes a working link."""
+    quoted: dict[str, Any] | None = None
+    out = {}
+    for key, template in templates.items():
+        if is_url_annotation(key):
+            if quoted is None:
+                quoted = {
+                    k: urllib.parse.quote(v, safe="") if isinstance(v, str) else v
+                    for k, v in values.items()
+                }
+            out[key] = render(template, quoted)
+        else:
+            out[key] = render(template, values)
+    return out
+
+
+def rule_annotations(rule: Rule, values: Mapping[str, Any]) -> dict[str, str]:
+    """The rule's annotations (its own templates over the defaults of its kind), filled."""
+    templates = dict(DEFAULT_ANNOTATIONS[rule.kind])
+    templates.update(rule.annotations)
+    return render_annotations(templates, values)
+
+
+def annotate(rule: Rule, labels: Mapping[str, str], res: MetricResult) -> dict[str, str]:
+    """The annotations of the alert ``labels`` names, from the result it shows."""
+    return rule_annotations(rule, template_values(rule, labels, res))
