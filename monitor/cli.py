@@ -88,7 +88,7 @@ def serve(
     host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
 ) -> None:
-    """Run the server: API under /api, OpenAPI docs at /docs (one process)."""
+    """Run the server: the dashboard at /, the API under /api/v1, its docs at /docs."""
     import uvicorn
 
     from monitor.api import create_app

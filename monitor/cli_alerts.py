@@ -253,7 +253,7 @@ def alerts_deliveries(
     api_key: ApiKey = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Deliveries with their attempts (``--status dead``: the dead letters)."""
+    """Deliveries with their attempts (--status dead: the dead letters)."""
     with _Backend(url, api_key, data_dir) as b:
         rows = b.deliveries(status)
     for r in rows:

@@ -205,8 +205,9 @@ def ingest(
     data_dir: DataDir = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar.")] = False,
 ) -> None:
-    """Stream a file (CSV, Parquet, JSON lines; CSV and JSON lines also .gz or .zst) into the
-    log store in batches, with a progress bar and a summary.
+    """Stream a CSV, Parquet or JSON-lines file (also .gz/.zst) into the log store in batches.
+
+    With a progress bar and a summary.
 
     Memory stays flat whatever the file size. Safe to re-run: rows already stored (same
     tenant and request_id) count as duplicates.
@@ -277,7 +278,7 @@ def references_upload(
     data_dir: DataDir = None,
 ) -> None:
     """Upload a baseline (training or validation rows: features, prediction, scores, label)
-    as a new version of reference NAME; monitors with ``reference: NAME`` compare with it."""
+    as a new version of reference NAME; monitors with `reference: NAME` compare with it."""
     mapping = _column_map(column_map)
     table = files.read_table(path)
     if table.num_rows == 0:

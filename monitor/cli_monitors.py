@@ -90,10 +90,10 @@ def apply(
     api_key: ApiKey = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Create or update the monitors of a YAML file by name (``--dry-run``: show the diff).
+    """Create or update the monitors of a YAML file by name (--dry-run: show the diff).
 
-    The file's ``kpis:`` section goes to the KPI service and its ``rules:`` section (what
-    ``driftwatch init`` proposes) to the alert rules (``monitor.cli_alerts``).
+    The file's `kpis:` section goes to the KPIs and its `rules:` section (what
+    `driftwatch init` proposes) to the alert rules.
     """
     items = _load_monitors(file)
     with _backend(url, api_key, data_dir) as backend:
@@ -119,7 +119,7 @@ def init(
     api_key: ApiKey = None,
     data_dir: DataDir = None,
 ) -> None:
-    """Propose default monitors (and alert rules) for a model as a YAML file for ``apply``."""
+    """Propose default monitors (and alert rules) for a model as a YAML file for `apply`."""
     with _backend(url, api_key, data_dir) as backend:
         doc = backend.propose(model, reference)
     text = yaml.safe_dump(doc, sort_keys=False)
@@ -172,9 +172,10 @@ def backfill(
     data_dir: DataDir = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q")] = False,
 ) -> None:
-    """Evaluate every window in ``[--from, --to)`` of the monitors named with ``--monitor``
-    (or of all with ``--all``), oldest first, with a progress bar. Results replace the stored
-    ones; the alert engine is told it is a backfill."""
+    """Evaluate every window in [--from, --to) of the monitors named with --monitor (or all).
+
+    Oldest first, with a progress bar. Results replace the stored ones; the alert engine is
+    told it is a backfill."""
     lo, hi = parse_when(start), parse_when(end)
     limit = load_settings(data_dir=data_dir).max_backfill_days
     check_span(lo, hi, limit, "max_backfill_days")

@@ -97,7 +97,7 @@ def quarantine_list(
     data_dir: DataDir = None,
 ) -> None:
     """List rejected rows, oldest first: when each was received, its tenant, kind, row index
-    in its batch, the field and the reason (``--model M`` or ``--events``)."""
+    in its batch, the field and the reason (--model M or --events)."""
     if (model is None) == (not events):
         raise fail("name exactly one of --model M or --events", 2)
     with _backend(url, api_key, data_dir) as backend:
