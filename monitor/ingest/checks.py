@@ -3,6 +3,7 @@ probabilities, classes, timestamp bounds."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -23,6 +24,8 @@ def row_checks(
     Each check first asks one aggregate of the column (a min, a max, a sum) whether any row can
     fail it, and only then looks for the rows: a clean column costs a few cheap passes.
     """
+    if len(arr) <= SMALL_COLUMN and _clean_small(arr, rule, now, limits):
+        return []
     errors: list[tuple[int, str]] = []
 
     def flag(mask: pa.Array, why: Callable[[int], str]) -> None:
@@ -118,6 +121,53 @@ def row_checks(
                 ),
             )
     return errors
+
+
+# Up to this many values a column is first screened on its Python values (_clean_small): the
+# checks below cost about 25 Arrow calls per batch whatever its size, most of a small request's
+# validation (a 10-row body: 0.75 ms of CPU, 0.3 ms screened).
+SMALL_COLUMN = 64
+
+
+def _clean_small(arr: pa.Array, rule: FieldRule, now: datetime, limits: Limits) -> bool:
+    """True when no check of :func:`row_checks` can flag a row of ``arr``, decided on its Python
+    values; False means "look closer" (the vectorised checks then decide, and find the rows).
+    Conservative by construction: each test passes only where the check it stands for cannot
+    flag (``tests/monitor/test_ingest_screen.py`` compares the two on edge values)."""
+    if rule.required and arr.null_count:
+        return False
+    if rule.kind == "class" and rule.classes:
+        return False  # a class is compared as Arrow compares it
+    try:
+        values = [v for v in arr.to_pylist() if v is not None]
+        if not values:
+            return True
+        if pa.types.is_string(arr.type):
+            if rule.kind in ("id", "tenant") and "" in values:
+                return False
+            # fullmatch: stricter than the regex's own `$` (which Python lets match before a
+            # final newline)
+            if rule.kind == "tenant" and not all(TENANT_RE.fullmatch(v) for v in values):
+                return False
+            if rule.chars is not None:
+                limit, _ = limits.chars(rule.chars)
+                if max(len(v.encode("utf-8")) for v in values) > limit:
+                    return False
+        if rule.kind == "float":
+            bound = limits.max_abs_number
+            if not all(math.isfinite(v) and abs(v) <= bound for v in values):
+                return False
+            if rule.unit_interval and not all(0.0 <= v <= 1.0 for v in values):
+                return False
+        elif rule.kind == "binary":
+            if not all(v == 0 or v == 1 for v in values):
+                return False
+        elif rule.kind == "ts" and limits.check_time:
+            latest = now + limits.max_future
+            return not (min(values) < limits.min_ts or max(values) > latest)
+    except (TypeError, ValueError, OverflowError, pa.ArrowException):
+        return False  # e.g. a timestamp beyond year 9999, a naive bound: look closer
+    return True
 
 
 def _iso(value: pa.Scalar) -> str:

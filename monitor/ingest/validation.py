@@ -87,13 +87,11 @@ def validate(
             fill=fill,
             aliases=aliases,
         )
-        source = {t: s for s, t in (aliases or {}).items()}
-        read_as = [replace(r, name=source.get(r.name, r.name)) for r in rules]
-        table = (
-            json_columns(parsed.json, read_as, ndjson=parsed.ndjson)
-            if len(parsed.json) >= SMALL_JSON_BYTES
-            else None
-        )
+        table = None
+        if len(parsed.json) >= SMALL_JSON_BYTES:
+            source = {t: s for s, t in (aliases or {}).items()}
+            read_as = [replace(r, name=source.get(r.name, r.name)) for r in rules]
+            table = json_columns(parsed.json, read_as, ndjson=parsed.ndjson)
         if table is not None:
             fast = validate(ParsedBody(table=table), *args, **kw)
             if not fast.errors:
@@ -306,7 +304,11 @@ def _apply_tenant_scope(columns: dict[str, Any], n: int, scope: str | None) -> N
 def _conform(table: pa.Table, target: pa.Schema) -> pa.Table:
     """Order and type the validated columns as the store's Arrow schema says."""
     fields = [f for f in target if f.name in table.column_names]
-    cols = [table.column(f.name).cast(f.type) for f in fields]
+    cols = [
+        col if col.type == f.type else col.cast(f.type)
+        for f in fields
+        for col in (table.column(f.name),)
+    ]
     return pa.Table.from_arrays(cols, schema=pa.schema(fields))
 
 
