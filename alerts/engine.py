@@ -20,72 +20,44 @@ to an older version) :meth:`AlertEngine.reconcile` finds by looking at the state
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import Any
 
+from alerts.channel_admin import ChannelAdmin
 from alerts.channels import channel_type
-from alerts.errors import AlertInputError
 from alerts.evaluate import SeriesSeen, Transition, evaluate_all, evaluate_missing
-from alerts.formats import sample_alert
 from alerts.grouping import (
     Timing,
     group_key,
     group_labels,
     is_logged,
     next_flush_after_change,
-    plan_flush,
 )
+from alerts.notifications import NotificationFlush
 from alerts.rules import Rule, RuleError
-from alerts.signing import check_signing_secret, new_signing_secret
 from alerts.silences import (
     DEFAULT_INHIBIT_RULES,
-    InhibitIndex,
     InhibitRule,
-    check_matchers,
-    silence_matches,
-    silenced_by,
 )
-from alerts.ssrf import Allowlist, Resolver, system_resolver, vet_url
+from alerts.silencing import Muting, SilenceView
+from alerts.ssrf import Allowlist, Resolver, system_resolver
 from alerts.twins import Twins, relate
-from storage.metadata import NotFound
 from storage.metadata.alerting import AlertStore, GroupMark
 from storage.types import (
     AlertRecord,
-    ChannelRecord,
-    DeliveryRecord,
-    GroupRecord,
     MetricResult,
-    NotificationRecord,
     OutboxItem,
-    SilenceRecord,
 )
+
+__all__ = ["AlertEngine", "Muting", "SilenceView", "utcnow"]
 
 log = logging.getLogger("driftwatch.alerts")
 
 
-@dataclass(frozen=True)
-class Muting:
-    """Why an alert's notifications are muted right now: the active silences that match it
-    and the firing alerts that inhibit it (either may be empty, not both)."""
-
-    silences: tuple[SilenceRecord, ...] = ()
-    inhibitors: tuple[AlertRecord, ...] = ()
-
-
-@dataclass(frozen=True)
-class SilenceView:
-    """A silence with the alerts it mutes right now (for listings)."""
-
-    silence: SilenceRecord
-    active: bool
-    muting: tuple[AlertRecord, ...]
-
-
-class AlertEngine:
+class AlertEngine(NotificationFlush, ChannelAdmin):
     """Evaluates results, keeps alert state, plans grouped notifications and fills the outbox.
 
     Parameters
@@ -333,33 +305,6 @@ class AlertEngine:
                 self.flush_due(now)
         return len(marks)
 
-    # ------------------------------------------------------------------ notifications
-    def mutings(
-        self,
-        alerts: Sequence[AlertRecord],
-        now: datetime | None = None,
-        silences: Sequence[SilenceRecord] | None = None,
-        firing: Sequence[AlertRecord] | None = None,
-    ) -> dict[str, Muting]:
-        """Fingerprint → :class:`Muting` for the ``alerts`` muted at ``now`` (what the API
-        and the alert page show: which silences, which inhibiting alerts)."""
-        now = now or self.store.now()
-        silences = self.store.list_silences(active_at=now) if silences is None else silences
-        if firing is None:
-            firing = self.store.list_alerts(state="firing", limit=1_000_000)
-        by_fp = {f.fingerprint: f for f in firing}
-        index = InhibitIndex(firing, self.inhibit_rules)
-        out: dict[str, Muting] = {}
-        for a in alerts:
-            ids = set(silenced_by(a.labels, silences, now))
-            fps = index.inhibited_by(a)
-            if ids or fps:
-                out[a.fingerprint] = Muting(
-                    tuple(s for s in silences if s.id in ids),
-                    tuple(by_fp[fp] for fp in dict.fromkeys(fps)),
-                )
-        return out
-
     def twins(self, alerts: Sequence[AlertRecord]) -> dict[int, Twins]:
         """Alert id → its :class:`~alerts.twins.Twins`: the all-tenants alert of a per-tenant
         alert's series, or the per-tenant alerts of an all-tenants one (newest instances of
@@ -371,152 +316,9 @@ class AlertEngine:
             candidates.extend(self.store.list_alerts(rule=rule, limit=100_000))
         return relate(alerts, candidates)
 
-    def muted(
-        self,
-        alerts: Sequence[AlertRecord],
-        now: datetime,
-        silences: Sequence[SilenceRecord] | None = None,
-        firing: Sequence[AlertRecord] | None = None,
-        index: InhibitIndex | None = None,
-    ) -> dict[str, str]:
-        """Fingerprint → why it is muted (``silence:<ids>`` or ``inhibited:<fingerprints>``);
-        ``index`` (of ``firing``) saves rebuilding it for every group of a flush."""
-        silences = self.store.list_silences(active_at=now) if silences is None else silences
-        if firing is None:
-            firing = self.store.list_alerts(state="firing", limit=1_000_000)
-        if index is None:
-            index = InhibitIndex(firing, self.inhibit_rules)
-        out: dict[str, str] = {}
-        for a in alerts:
-            ids = silenced_by(a.labels, silences, now)
-            if ids:
-                out[a.fingerprint] = "silence:" + ",".join(map(str, ids))
-                continue
-            by = index.inhibited_by(a)
-            if by:
-                out[a.fingerprint] = "inhibited:" + ",".join(by)
-        return out
-
-    def flush_due(self, now: datetime | None = None) -> list[NotificationRecord]:
-        """Plan every group whose flush time has come; write notifications and outbox rows."""
-        now = now or self.store.now()
-        groups = self.store.due_groups(now)
-        if not groups:
-            return []
-        rules = {r.name: r for r in self.rules()}
-        silences = self.store.list_silences(active_at=now)
-        firing = self.store.list_alerts(state="firing", limit=1_000_000)
-        index = InhibitIndex(firing, self.inhibit_rules)
-        channels = {c.name: c for c in self.store.list_channels()}
-        written: list[NotificationRecord] = []
-        for group in groups:
-            note = self._flush_group(group, rules, silences, firing, index, channels, now)
-            if note is not None:
-                written.append(note)
-        if written and self.on_enqueue is not None:
-            self.on_enqueue()
-        return written
-
-    def _flush_group(
-        self,
-        group: GroupRecord,
-        rules: Mapping[str, Rule],
-        silences: Sequence[SilenceRecord],
-        firing: Sequence[AlertRecord],
-        index: InhibitIndex,
-        channels: Mapping[str, ChannelRecord],
-        now: datetime,
-    ) -> NotificationRecord | None:
-        rule = rules.get(group.rule) or Rule(name=group.rule)
-        alerts = self.store.group_alerts(group.group_key)
-        muted = self.muted(alerts, now, silences, firing, index)
-        plan = plan_flush(group, alerts, muted, Timing.of(rule), now)
-        next_flush = plan.next_flush_at
-        # A silence that ends later must bring the group back then, or its alerts would stay
-        # unannounced until something else changes.
-        ends = [
-            s.ends_at
-            for s in silences
-            for a in alerts
-            if a.state == "firing" and a.fingerprint in muted and silence_matches(s, a.labels)
-        ]
-        if ends:
-            next_flush = min([t for t in (next_flush, min(ends)) if t is not None])
-        if not plan.send:
-            self.store.record_flush(
-                group,
-                next_flush_at=next_flush,
-                notified_firing=plan.notified_firing,
-                notified_resolved=plan.notified_resolved,
-            )
-            return None
-        names = _group_channels(group, rule)
-        targets = [channels[n] for n in names if n in channels]
-        if names and not any(ch.enabled for ch in targets):
-            # Every channel of the rule is missing or disabled: nothing could be delivered, so
-            # nothing is logged as notified. The group waits; engine.reconcile (once a minute)
-            # puts it back on the agenda, and the notification goes out once a channel exists.
-            self.store.record_flush(
-                group,
-                next_flush_at=None,
-                notified_firing=group.notified_firing,
-                notified_resolved=group.notified_resolved,
-            )
-            return None
-        shown = [self._enriched(a) for a in plan.firing] + list(plan.resolved)
-        outbox = []
-        for ch in targets:
-            if not ch.enabled:
-                continue
-            outbox.extend(self._render(ch, group, plan.status, shown, plan.reason, plan.announced))
-        notification = {
-            "status": plan.status,
-            "group_key": group.group_key,
-            "group_labels": group.labels,
-            "reason": plan.reason,
-            "fingerprints": [a.fingerprint for a in shown],
-            "alert_ids": [a.id for a in shown],
-            "announced": sorted(plan.announced),
-            "muted": dict(plan.muted),
-            "channels": [c.name for c in targets],
-        }
-        return self.store.record_flush(
-            group,
-            next_flush_at=next_flush,
-            notified_firing=plan.notified_firing,
-            notified_resolved=plan.notified_resolved,
-            notification=notification,
-            outbox=outbox,
-        )
-
-    def _enriched(self, alert: AlertRecord) -> AlertRecord:
-        if self.enrich is None:
-            return alert
-        try:
-            extra = dict(self.enrich(alert))
-        except Exception:  # context is a bonus; the notification goes out without it
-            log.exception("enriching alert %s failed", alert.id)
-            return alert
-        return replace(alert, context={**alert.context, **extra}) if extra else alert
-
-    def _render(
-        self,
-        channel: ChannelRecord,
-        group: GroupRecord,
-        status: str,
-        alerts: Sequence[AlertRecord],
-        reason: str,
-        announced: frozenset[int] = frozenset(),
-    ) -> list[OutboxItem]:
-        kind = channel_type(channel.kind)
-        return [
-            OutboxItem(channel.id, event, body)
-            for event, body in kind.render(
-                channel, group, status, alerts, reason, announced, self.base_url
-            )
-        ]
-
     # ------------------------------------------------------------------ user actions
+    # (silences: alerts.silencing; channels: alerts.channel_admin; notifications:
+    # alerts.notifications; base classes of this one)
     def acknowledge(self, alert_id: int, actor: str) -> AlertRecord:
         """Acknowledge a firing alert; PagerDuty channels of its rule get an ``acknowledge``."""
         alert = self.store.get_alert(alert_id)
@@ -535,118 +337,6 @@ class AlertEngine:
         if outbox and self.on_enqueue is not None:
             self.on_enqueue()
         return out
-
-    def silence(
-        self,
-        matchers: Sequence[Mapping[str, str]],
-        reason: str,
-        created_by: str,
-        ends_at: datetime,
-        starts_at: datetime | None = None,
-    ) -> SilenceRecord:
-        """Create a silence; groups are re-planned so muting (and, at expiry, unmuting)
-        takes effect at their next flush."""
-        now = self.store.now()
-        rec = self.store.create_silence(
-            check_matchers(matchers), reason, created_by, starts_at or now, ends_at
-        )
-        self.store.mark_groups_due(rec.ends_at)
-        return rec
-
-    def expire_silence(self, silence_id: int, actor: str) -> SilenceRecord:
-        rec = self.store.expire_silence(silence_id, actor)
-        self.store.mark_groups_due(self.store.now())
-        return rec
-
-    def silences(self, include_expired: bool = False) -> list[SilenceView]:
-        """Silences with the alerts each one mutes right now."""
-        now = self.store.now()
-        open_alerts = self.store.list_alerts(state=["firing", "pending"], limit=100_000)
-        out = []
-        for s in self.store.list_silences():
-            active = s.active(now)
-            if not active and not include_expired:
-                continue
-            muting = tuple(a for a in open_alerts if active and silence_matches(s, a.labels))
-            out.append(SilenceView(s, active, muting))
-        return out
-
-    # ------------------------------------------------------------------ channels
-    def create_channel(
-        self,
-        name: str,
-        kind: str,
-        url: str,
-        *,
-        signing_secret: str | None = None,
-        routing_key: str | None = None,
-        options: Mapping[str, Any] | None = None,
-        actor: str = "system",
-    ) -> tuple[ChannelRecord, str | None]:
-        """Check the kind, its settings and the URL (SSRF rules), and store the channel.
-        Signed kinds (the generic webhook) get a signing secret (generated when not given)
-        that is returned once, here, and never again."""
-        spec = channel_type(kind)  # UnknownChannelKind (a ValueError) names the known ones
-        if spec.requires_routing_key and not routing_key:
-            raise AlertInputError(f"routing_key is required for a {kind} channel")
-        if signing_secret is not None:
-            check_signing_secret(signing_secret)  # a bad secret would fail every delivery
-        vet_url(url, self.allowlist, self.resolver)
-        secret = None
-        if spec.signed:
-            secret = signing_secret or new_signing_secret()
-        rec = self.store.create_channel(
-            name,
-            kind,
-            url,
-            [secret] if secret else [],
-            options,
-            routing_key,
-            actor,
-        )
-        return rec, secret
-
-    def update_channel_url(self, name: str, url: str, actor: str = "system") -> ChannelRecord:
-        vet_url(url, self.allowlist, self.resolver)
-        return self.store.update_channel(name, url=url, actor=actor)
-
-    def rotate_secret(self, name: str, actor: str = "system") -> tuple[ChannelRecord, str]:
-        secret = new_signing_secret()
-        return self.store.rotate_secret(name, secret, actor), secret
-
-    def test_channel(self, name: str) -> list[DeliveryRecord]:
-        """Queue a sample notification to one channel (delivered by the worker as usual)."""
-        ch = self.store.get_channel(name)
-        if ch is None:
-            raise NotFound(f"channel {name!r} not found")
-        now = self.store.now()
-        alert = sample_alert(now)
-        group = GroupRecord(
-            id=0,
-            group_key="driftwatch-test",
-            rule=alert.rule,
-            labels={"tenant": alert.tenant_id, "model": alert.model, "rule": alert.rule},
-            next_flush_at=None,
-            last_notified_at=None,
-            notified_firing=(),
-            notified_resolved=(),
-            created_at=now,
-        )
-        items = self._render(ch, group, "firing", [alert], "channel test")
-        out = self.store.enqueue(items)
-        if self.on_enqueue is not None:
-            self.on_enqueue()
-        return out
-
-
-def _group_channels(group: GroupRecord, rule: Rule) -> tuple[str, ...]:
-    if rule.channels:
-        return rule.channels
-    # The rule is gone: the group key remembers where its notifications went.
-    try:
-        return tuple(json.loads(group.group_key).get("to", []))
-    except (ValueError, AttributeError):
-        return ()
 
 
 def utcnow() -> datetime:
