@@ -307,13 +307,12 @@ def test_the_cli_does_not_import_api_internals() -> None:
 
 
 # ---------------------------------------------------------------- module size
-# Issue 15: no module of the monitoring core (monitor/: use cases, read models, API, CLI)
-# above ~500 lines; a bigger one holds several responsibilities and is split by them, into
-# modules whose names say what they hold. storage/, alerts/ and detectors/ are not held to it
-# yet: each has modules well above (storage/logstore.py, alerts/evaluate.py,
-# detectors/profiles.py ...).
+# Issue 15: no module of the monitoring core (monitor/: use cases, read models, API, CLI), of
+# detectors/ or of alerts/ above ~500 lines; a bigger one holds several responsibilities and is
+# split by them, into modules whose names say what they hold. storage/ is not held to it yet
+# (storage/logstore.py, storage/profiles.py ... are well above).
 MAX_LINES = 500
-SIZED = ("monitor",)
+SIZED = ("monitor", "detectors", "alerts")
 # Deliberate exceptions, each with its reason: file -> why (none today).
 LARGE_MODULES: dict[str, str] = {}
 
@@ -328,7 +327,7 @@ def _too_long(paths: list[Path], root: Path, limit: int = MAX_LINES) -> list[str
     return out
 
 
-def test_no_monitoring_module_above_500_lines() -> None:
+def test_no_module_above_500_lines() -> None:
     paths = [p for pkg in SIZED for p in (ROOT / pkg).rglob("*.py")]
     long = [s for s in _too_long(paths, ROOT) if s.split(":")[0] not in LARGE_MODULES]
     assert not long, (
