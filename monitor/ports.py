@@ -204,6 +204,16 @@ class LogReader(Protocol):
         """The window's inferences that have a label."""
         ...
 
+    def labelled_windows(
+        self,
+        model: str,
+        windows: Sequence[tuple[datetime, datetime]],
+        prediction: str,
+        scores: Sequence[str] = (),
+    ) -> list[pa.Table]:
+        """:meth:`labelled` of each window, read at once for all of them."""
+        ...
+
     def first_ts(self, model: str) -> datetime | None:
         """Timestamp of the model's oldest inference row."""
         ...
@@ -219,6 +229,12 @@ class LogReader(Protocol):
         self, model: str, start: datetime, end: datetime
     ) -> dict[Segment, dict[str, Any]]:
         """Rows, labelled rows and mean label delay per tenant, per version and overall."""
+        ...
+
+    def label_stats_windows(
+        self, model: str, windows: Sequence[tuple[datetime, datetime]]
+    ) -> list[dict[Segment, dict[str, Any]]]:
+        """:meth:`label_stats` of each window, read at once for all of them."""
         ...
 
     def quarantined(self, model: str, start: datetime, end: datetime) -> dict[str, int]:

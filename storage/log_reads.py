@@ -109,7 +109,7 @@ class LogReads:
         The request ids of the windows' whole range are read once (in table order, as a
         window's own read gives them), each window's bottom-``n`` picked from its rows, and
         the picked rows of every window fetched at once. Ranges of more than
-        ``_SAMPLE_BLOCK_ROWS`` rows are split, so memory does not grow with the windows."""
+        ``_BLOCK_ROWS`` rows are split, so memory does not grow with the windows."""
         if not windows:
             return []
         bounds = [(as_utc(s), as_utc(e)) for s, e in windows]
@@ -120,16 +120,10 @@ class LogReads:
         if tenant_id is not None:
             where += " AND tenant_id = ?"
             params.append(tenant_id)
-        if len(bounds) > 1:
-            with self._ls.reader() as cur:
-                rows = cur.execute(f"SELECT count(*) FROM {table} WHERE {where}", params)
-                total = int(rows.fetchall()[0][0])
-            if total > _SAMPLE_BLOCK_ROWS:
-                half = len(windows) // 2
-                kw: dict[str, Any] = {"tenant_id": tenant_id, "seed": seed}
-                return self.samples(model, windows[:half], columns, n, **kw) + self.samples(
-                    model, windows[half:], columns, n, **kw
-                )
+        halves = self._halves(model, windows, tenant_id)
+        if halves is not None:
+            kw: dict[str, Any] = {"tenant_id": tenant_id, "seed": seed}
+            return [x for h in halves for x in self.samples(model, h, columns, n, **kw)]
         cols = ", ".join(["tenant_id", "model_version", *(f"t.{quote(c)}" for c in columns)])
         with self._ls.reader() as cur:
             ids = cur.sql(
@@ -193,20 +187,43 @@ class LogReads:
     ) -> dict[tuple[str, str], dict[str, Any]]:
         """Rows, labelled rows and mean label delay (s, label received - inference ts) of the
         window's inferences. Keys as :meth:`last_ts`: per tenant, per model version and all."""
+        return self.label_stats_windows(model, [(start, end)])[0]
+
+    def label_stats_windows(
+        self, model: str, windows: Sequence[tuple[datetime, datetime]]
+    ) -> list[dict[tuple[str, str], dict[str, Any]]]:
+        """:meth:`label_stats` of each window ``[start, end)``, the labels joined once for all
+        of them (a block of a backfill: each window's own read joins every label of the
+        model). Ranges of more than ``_BLOCK_ROWS`` rows are split."""
+        if not windows:
+            return []
+        halves = self._halves(model, windows)
+        if halves is not None:
+            return [x for h in halves for x in self.label_stats_windows(model, h)]
         inf, lj = quote(self._ls.table(model)), label_join(self._ls.table(model, "labels"))
+        bounds, wins = _windows_table(windows)
         with self._ls.reader() as cur:
-            rows = cur.execute(
-                f"SELECT {_SEGMENT_KEYS}, count(*), count(label), avg(delay) FROM ("
-                f"SELECT i.tenant_id, coalesce(i.model_version, '') AS mv, {lj.label} AS "
-                f"label, epoch({lj.received_at}) - epoch(i.ts) AS delay "
-                f"FROM {inf} i{lj.joins} "
-                f"WHERE i.ts >= ? AND i.ts < ?) GROUP BY {_SEGMENT_SETS}",
-                [as_utc(start), as_utc(end)],
-            ).fetchall()
-        return {
-            (str(t), str(v)): {"rows": int(n), "labelled": int(k), "delay_s": d}
-            for t, v, n, k, d in rows
-        }
+            cur.register("__dw_windows", wins)
+            try:
+                rows = cur.execute(
+                    # the delay in whole microseconds: their sum is exact, so the mean does
+                    # not depend on the order rows are added in (alone or with other windows)
+                    f"SELECT w, {_SEGMENT_KEYS}, count(*), count(label), avg(delay) / 1e6 FROM ("
+                    f"SELECT win.w, i.tenant_id, coalesce(i.model_version, '') AS mv, "
+                    f"{lj.label} AS label, epoch_us({lj.received_at}) - epoch_us(i.ts) AS delay "
+                    f"FROM {inf} i JOIN __dw_windows win ON i.ts >= win.s AND i.ts < win.e"
+                    f"{lj.joins} WHERE i.ts >= ? AND i.ts < ?) "
+                    "GROUP BY GROUPING SETS ((w, tenant_id), (w, mv), (w))",
+                    bounds,
+                ).fetchall()
+            finally:
+                cur.unregister("__dw_windows")
+        out: list[dict[tuple[str, str], dict[str, Any]]] = [{} for _ in windows]
+        for w, t, v, n, k, d in rows:
+            out[w][(str(t), str(v))] = {"rows": int(n), "labelled": int(k), "delay_s": d}
+        for stats in out:  # a window without rows: the grand total of nothing, as on its own
+            stats.setdefault((ALL, ALL), {"rows": 0, "labelled": 0, "delay_s": None})
+        return out
 
     def labelled(
         self,
@@ -218,16 +235,65 @@ class LogReads:
     ) -> pa.Table:
         """The window's inferences that have a label: tenant_id, model_version, prediction,
         scores and ``label``."""
+        return self.labelled_windows(model, [(start, end)], prediction, scores)[0]
+
+    def labelled_windows(
+        self,
+        model: str,
+        windows: Sequence[tuple[datetime, datetime]],
+        prediction: str,
+        scores: Sequence[str] = (),
+    ) -> list[pa.Table]:
+        """:meth:`labelled` of each window ``[start, end)``, the labels joined once for all of
+        them (see :meth:`label_stats_windows`)."""
+        if not windows:
+            return []
+        halves = self._halves(model, windows)
+        if halves is not None:
+            return [x for h in halves for x in self.labelled_windows(model, h, prediction, scores)]
         inf, lj = quote(self._ls.table(model)), label_join(self._ls.table(model, "labels"))
         cols = ", ".join(f"i.{quote(c)}" for c in (prediction, *scores))
+        bounds, wins = _windows_table(windows)
         with self._ls.reader() as cur:
-            out: pa.Table = cur.sql(
-                f"SELECT i.tenant_id, coalesce(i.model_version, '') AS model_version, {cols}, "
-                f"{lj.label} AS label FROM {inf} i{lj.joins} "
-                f"WHERE i.ts >= ? AND i.ts < ? AND {lj.label} IS NOT NULL",
-                params=[as_utc(start), as_utc(end)],
-            ).to_arrow_table()
-        return out
+            cur.register("__dw_windows", wins)
+            try:
+                table = cur.sql(
+                    f"SELECT win.w AS __dw_w, i.tenant_id, coalesce(i.model_version, '') AS "
+                    f"model_version, {cols}, {lj.label} AS label FROM {inf} i "
+                    f"JOIN __dw_windows win ON i.ts >= win.s AND i.ts < win.e{lj.joins} "
+                    # in table order: a window's rows come in the same order read alone or
+                    # with others (float sums of its metrics do not depend on the join)
+                    f"WHERE i.ts >= ? AND i.ts < ? AND {lj.label} IS NOT NULL ORDER BY i.rowid",
+                    params=bounds,
+                ).to_arrow_table()
+            finally:
+                cur.unregister("__dw_windows")
+        w = table.column("__dw_w").to_numpy()
+        table = table.drop_columns(["__dw_w"])
+        if len(windows) == 1:
+            return [table]
+        return [table.filter(pa.array(w == i)) for i in range(len(windows))]
+
+    def _halves(
+        self, model: str, windows: Sequence[tuple[datetime, datetime]], tenant_id: str | None = None
+    ) -> list[Sequence[tuple[datetime, datetime]]] | None:
+        """The two halves of ``windows`` to read apart when their range holds more than
+        ``_BLOCK_ROWS`` rows (of ``tenant_id``); None when they are read at once."""
+        if len(windows) < 2:
+            return None
+        where = "ts >= ? AND ts < ?"
+        params: list[Any] = [as_utc(min(s for s, _ in windows)), as_utc(max(e for _, e in windows))]
+        if tenant_id is not None:
+            where += " AND tenant_id = ?"
+            params.append(tenant_id)
+        with self._ls.reader() as cur:
+            total = cur.execute(
+                f"SELECT count(*) FROM {quote(self._ls.table(model))} WHERE {where}", params
+            ).fetchall()[0][0]
+        if int(total) <= _BLOCK_ROWS:
+            return None
+        half = len(windows) // 2
+        return [windows[:half], windows[half:]]
 
     def quarantined(self, model: str, start: datetime, end: datetime) -> dict[str, int]:
         """Quarantined rows of this model received in ``[start, end)``, per tenant and all
@@ -245,13 +311,27 @@ class LogReads:
 
 # Operational reads group a subquery with columns ``tenant_id`` and ``mv`` (the model version,
 # "" when none) by tenant, by version and over everything; the grouped-away side reads "*".
-# Rows of one samples() read (request ids and their keys held at once; about 50 bytes a row)
-_SAMPLE_BLOCK_ROWS = 2_000_000
+# Rows of one read of several windows (samples: request ids and their keys held at once,
+# about 50 bytes a row; labelled rows)
+_BLOCK_ROWS = 2_000_000
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def _epoch_us(ts: datetime) -> int:
     return (ts - _EPOCH) // timedelta(microseconds=1)
+
+
+def _windows_table(windows: Sequence[tuple[datetime, datetime]]) -> tuple[list[Any], pa.Table]:
+    """The bounds of the windows' whole range, and the windows as a table (w, s, e) to join."""
+    utc = [(as_utc(s), as_utc(e)) for s, e in windows]
+    table = pa.table(
+        {
+            "w": pa.array(range(len(utc)), pa.int64()),
+            "s": pa.array([s for s, _ in utc], pa.timestamp("us", tz="UTC")),
+            "e": pa.array([e for _, e in utc], pa.timestamp("us", tz="UTC")),
+        }
+    )
+    return [min(s for s, _ in utc), max(e for _, e in utc)], table
 
 
 def _sample_keys(ids: Any, seed: int) -> Any:

@@ -10,7 +10,7 @@ pushed meanwhile is seen by the next run, not midway through this one).
 
 Window samples (``LogReader.sample``, two queries and the sample keys of every row of the
 window, several times per window for estimated performance) are read for a block of
-``SAMPLE_BLOCK`` of the backfill's windows at once (``LogReader.samples``: the same rows in the
+``BLOCK`` of the backfill's windows at once (``LogReader.samples``: the same rows in the
 same order); a block is read when one of its windows first asks, so rows appended meanwhile are
 seen by the next block (and the late-window re-runs), as by the next run. Likewise the
 windows' summed hourly profiles (``ProfileEngine.windows``, one read per block instead of one
@@ -36,20 +36,47 @@ from storage.profiles import RawProfile
 __all__ = ["backfill_env"]
 
 
+# windows read at once by a per-window read of a backfill
+BLOCK = 32
+
+
+class _Blocks:
+    """Per-window answers of reads (by key), read for a block of the backfill's windows when
+    one of its windows first asks; each answer is handed out once."""
+
+    def __init__(self, windows: Sequence[tuple[datetime, datetime]], kept: int = 1) -> None:
+        self._windows = list(windows)
+        self._index = {w: i for i, w in enumerate(self._windows)}
+        self._kept = kept
+        self._blocks: OrderedDict[tuple[Any, ...], dict[int, Any]] = OrderedDict()
+
+    def index(self, start: datetime, end: datetime) -> int | None:
+        """The position of ``[start, end)`` among the backfill's windows (None: not one)."""
+        return self._index.get((start, end))
+
+    def get(self, key: tuple[Any, ...], i: int, read: Callable[[list[Any]], list[Any]]) -> Any:
+        """Window ``i``'s answer of the read ``key``; ``read(windows)`` answers a block."""
+        block = self._blocks.get(key)
+        if block is None or i not in block:
+            ahead = self._windows[i : i + BLOCK]
+            block = dict(zip(range(i, i + len(ahead)), read(ahead), strict=True))
+            self._blocks[key] = block
+            while len(self._blocks) > self._kept:
+                self._blocks.popitem(last=False)
+        self._blocks.move_to_end(key)
+        return block.pop(i)
+
+
 class _ProfilesAhead:
     """A profile engine whose ``lake_fed`` is read once per model, whose ``ensure`` of hours
     already brought up to date in this backfill is a no-op, and whose window sums are read a
     block of the backfill's windows at a time."""
 
-    WINDOW_BLOCK = 32
-
     def __init__(self, engine: ProfileEngine, windows: Sequence[tuple[datetime, datetime]]) -> None:
         self._engine = engine
         self._lake_fed: dict[str, bool] = {}
         self._ensured: dict[str, list[tuple[datetime, datetime]]] = {}
-        self._windows = list(windows)
-        self._index = {w: i for i, w in enumerate(self._windows)}
-        self._blocks: dict[tuple[Any, ...], dict[int, Any]] = {}
+        self._blocks = _Blocks(windows)
 
     def lake_fed(self, model: str) -> bool:
         if model not in self._lake_fed:
@@ -78,17 +105,13 @@ class _ProfilesAhead:
         columns: Sequence[tuple[str, str]] | None = None,
         tenant_id: str | None = None,
     ) -> dict[tuple[str, str], dict[tuple[str, str], RawProfile]]:
-        i = self._index.get((start, end))
+        i = self._blocks.index(start, end)
         if i is None:
             return self._engine.window(model, start, end, columns, tenant_id)
         key = (model, None if columns is None else tuple(columns), tenant_id)
-        block = self._blocks.get(key)
-        if block is None or i not in block:
-            ahead = self._windows[i : i + self.WINDOW_BLOCK]
-            read = self._engine.windows(model, ahead, columns, tenant_id)
-            block = dict(zip(range(i, i + len(ahead)), read, strict=True))
-            self._blocks = {key: block}  # one block at a time
-        return block.pop(i)  # type: ignore[no-any-return]
+        return self._blocks.get(  # type: ignore[no-any-return]
+            key, i, lambda ahead: self._engine.windows(model, ahead, columns, tenant_id)
+        )
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._engine, name)
@@ -110,14 +133,10 @@ class _ListedOnce:
         return getattr(self._logs, name)
 
 
-class _SampledAhead:
-    """A log reader whose window samples are read a block of the backfill's windows at a
-    time (embedded models; a lake-fed model's samples pass through)."""
-
-    SAMPLE_BLOCK = 32
-    # samples of this many (model, columns, n, tenant, seed) kept at once (drift on samples
-    # asks one per column and segment)
-    KEPT = 8
+class _ReadAhead:
+    """A log reader whose per-window reads (samples, label statistics, labelled rows) are read
+    a block of the backfill's windows at a time (embedded models; a lake-fed model's reads pass
+    through to the guard, which serves them from what its lake job pushed)."""
 
     def __init__(
         self,
@@ -129,9 +148,12 @@ class _SampledAhead:
         self._guarded = guarded
         self._logs = logs
         self._profiles = profiles
-        self._windows = list(windows)
-        self._index = {w: i for i, w in enumerate(self._windows)}
-        self._blocks: OrderedDict[tuple[Any, ...], dict[int, pa.Table]] = OrderedDict()
+        # drift on samples asks one sample per column and segment: several kept at once
+        self._blocks = _Blocks(windows, kept=8)
+
+    def _ahead(self, model: str, start: datetime, end: datetime) -> int | None:
+        i = self._blocks.index(start, end)
+        return None if i is None or self._profiles.lake_fed(model) else i
 
     def sample(
         self,
@@ -144,22 +166,45 @@ class _SampledAhead:
         tenant_id: str | None = None,
         seed: int = 0,
     ) -> pa.Table:
-        i = self._index.get((start, end))
-        if i is None or self._profiles.lake_fed(model):
+        i = self._ahead(model, start, end)
+        if i is None:
             return self._guarded.sample(
                 model, start, end, columns, n, tenant_id=tenant_id, seed=seed
             )
-        key = (model, tuple(columns), n, tenant_id, seed)
-        block = self._blocks.get(key)
-        if block is None or i not in block:
-            ahead = self._windows[i : i + self.SAMPLE_BLOCK]
-            read = self._logs.samples(model, ahead, columns, n, tenant_id=tenant_id, seed=seed)
-            block = dict(zip(range(i, i + len(ahead)), read, strict=True))
-            self._blocks[key] = block
-            while len(self._blocks) > self.KEPT:
-                self._blocks.popitem(last=False)
-        self._blocks.move_to_end(key)
-        return block.pop(i)
+        key = ("sample", model, tuple(columns), n, tenant_id, seed)
+        return self._blocks.get(
+            key,
+            i,
+            lambda ahead: self._logs.samples(
+                model, ahead, columns, n, tenant_id=tenant_id, seed=seed
+            ),
+        )
+
+    def label_stats(
+        self, model: str, start: datetime, end: datetime
+    ) -> dict[tuple[str, str], dict[str, Any]]:
+        i = self._ahead(model, start, end)
+        if i is None:
+            return self._guarded.label_stats(model, start, end)  # type: ignore[no-any-return]
+        return self._blocks.get(  # type: ignore[no-any-return]
+            ("label_stats", model), i, lambda ahead: self._logs.label_stats_windows(model, ahead)
+        )
+
+    def labelled(
+        self,
+        model: str,
+        start: datetime,
+        end: datetime,
+        prediction: str,
+        scores: Sequence[str] = (),
+    ) -> pa.Table:
+        i = self._ahead(model, start, end)
+        if i is None:
+            return self._guarded.labelled(model, start, end, prediction, scores)
+        key = ("labelled", model, prediction, tuple(scores))
+        return self._blocks.get(
+            key, i, lambda ahead: self._logs.labelled_windows(model, ahead, prediction, scores)
+        )
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._guarded, name)
@@ -170,8 +215,8 @@ def backfill_env(
 ) -> CheckEnv:
     """``env`` for one backfill of ``windows`` (``[start, end)``, oldest first): the same
     profile engine, raw-log reads (``logs``, unguarded) and caches, with the reference listing
-    and the lake mode read once per model and the windows' samples read a block at a time."""
+    and the lake mode read once per model, and the windows' per-window reads a block at a time."""
     profiles = _ProfilesAhead(env.profiles, windows)
     guarded = _ListedOnce(LakeGuard(logs, profiles))
-    sampled = _SampledAhead(guarded, logs, profiles, windows)
-    return CheckEnv(profiles, sampled, env.caches, env.sample_size)
+    reads = _ReadAhead(guarded, logs, profiles, windows)
+    return CheckEnv(profiles, reads, env.caches, env.sample_size)

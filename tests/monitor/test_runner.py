@@ -418,17 +418,25 @@ def test_backfill_reads_samples_and_profile_sums_a_block_of_windows_at_a_time(en
     """A backfill reads its windows' samples and summed profiles for a block of windows at once
     and does not re-check hours it already brought up to date (backfill_scope); every kind's
     results are those of the same windows run one by one."""
-    from monitor.checks.backfill_scope import _ProfilesAhead, _SampledAhead
+    from monitor.checks.backfill_scope import BLOCK
     from monitor.runner import Runner
     from storage.log_reads import LogReads
     from storage.profiles import ProfileStore
 
-    calls: dict[str, int] = {"samples": 0, "windows": 0, "ensure": 0}
+    calls: dict[str, int] = {"samples": 0, "windows": 0, "ensure": 0, "stats": 0, "labelled": 0}
 
     class CountingReads(LogReads):
         def samples(self, *args: Any, **kwargs: Any) -> list[pa.Table]:
             calls["samples"] += 1  # sample() reads through samples() too
             return super().samples(*args, **kwargs)
+
+        def label_stats_windows(self, *args: Any, **kwargs: Any) -> list[Any]:
+            calls["stats"] += 1  # so does label_stats()
+            return super().label_stats_windows(*args, **kwargs)
+
+        def labelled_windows(self, *args: Any, **kwargs: Any) -> list[pa.Table]:
+            calls["labelled"] += 1  # and labelled()
+            return super().labelled_windows(*args, **kwargs)
 
     class CountingProfiles(ProfileStore):
         def windows(self, *args: Any, **kwargs: Any) -> list[Any]:
@@ -442,12 +450,20 @@ def test_backfill_reads_samples_and_profile_sums_a_block_of_windows_at_a_time(en
     meta, ls, ms = env
     rng = np.random.default_rng(11)
     _reference(ls, rng)
-    days = _SampledAhead.SAMPLE_BLOCK + 8  # two blocks of windows
-    assert _ProfilesAhead.WINDOW_BLOCK == _SampledAhead.SAMPLE_BLOCK
-    ls.append_inferences(
-        "m", pa.concat_tables(_batch(rng, T0 + d * DAY, 150, prefix=f"d{d}-") for d in range(days))
+    days = BLOCK + 8  # two blocks of windows
+    rows = pa.concat_tables(_batch(rng, T0 + d * DAY, 150, prefix=f"d{d}-") for d in range(days))
+    ls.append_inferences("m", rows)
+    keep = rng.random(rows.num_rows) < 0.7
+    ls.append_labels(
+        "m",
+        pa.table(
+            {
+                "request_id": rows.column("request_id").filter(pa.array(keep)),
+                "label": pa.array(rng.integers(0, 2, int(keep.sum())).astype(np.int32)),
+            }
+        ),
     )
-    kinds = ("feature_drift", "data_quality", "estimated_performance")
+    kinds = ("feature_drift", "data_quality", "performance", "estimated_performance")
     for kind in kinds:
         # a sample smaller than a window: each tenant's sample is read on its own
         extra = {"sample_size": 100, "min_rows": 5} if kind == "estimated_performance" else {}
@@ -461,11 +477,15 @@ def test_backfill_reads_samples_and_profile_sums_a_block_of_windows_at_a_time(en
         if kind == "estimated_performance":
             # all tenants, acme, globex: one read per block each (3 per window before)
             assert calls["samples"] - before["samples"] == 3 * 2
+        elif kind == "performance":  # one join of the labels per block (per window before)
+            assert calls["labelled"] - before["labelled"] == 2
         else:
             # one read per block (one per window before); the range checked once (+ one per
             # window before)
             assert calls["windows"] - before["windows"] == 2
             assert calls["ensure"] - before["ensure"] == 1
+            if kind == "data_quality":  # label coverage and delay
+                assert calls["stats"] - before["stats"] == 2
 
     def stored(kind: str) -> list[tuple[Any, ...]]:
         res, _ = ms.query_results(ResultQuery(source_name=kind))
