@@ -8,7 +8,7 @@ two passes. The loops release the GIL.
 
 Why two passes (buckets into a scratch array, then the counts): one loop doing both ran 2.4x
 slower (the table loads wait on the stores to ``counts``, which the CPU cannot prove do not
-alias them). ``storage.profile_kernels`` counts per group with the same :func:`bucket_index`.
+alias them). ``storage.profile_kernels`` counts per group over the same :func:`buckets`.
 
 The results are exactly those of the numpy code they replace: the finite values are kept in
 their order (so ``np.sum`` / ``np.dot`` over them give the same floats), and a value's bucket is
