@@ -107,6 +107,17 @@ class ColumnProfile:
         h.update(repr((self.count, self.missing, self.min, self.max, self.sum)).encode())
         return h.hexdigest()
 
+    @cached_property
+    def seed_key(self) -> str:
+        """What seeds this profile's null draws: bins, counts and the exact figures (count,
+        missing, min, max) only. ``sum`` is left out: its last bits depend on the CPU's SIMD
+        width (numpy's and DuckDB's summation order), and a seed that moves with them would
+        draw another Monte-Carlo null on another machine: thresholds 5 % apart, not 1e-15."""
+        h = hashlib.sha1(self.bins.key.encode())
+        h.update(np.ascontiguousarray(self.counts, dtype=np.float64).tobytes())
+        h.update(repr((self.count, self.missing, self.min, self.max)).encode())
+        return h.hexdigest()
+
     # -- merging ----------------------------------------------------------------------------
     def __add__(self, other: ColumnProfile) -> ColumnProfile:
         if not isinstance(other, ColumnProfile):

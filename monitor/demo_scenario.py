@@ -22,7 +22,7 @@ from datetime import datetime, timedelta
 import numpy as np
 import pyarrow as pa
 
-from monitor.demo import CHURN_MODEL, PLANS, REGIONS
+from monitor.demo import CHURN_MODEL, PLANS, REGIONS, portable, sigmoid
 from monitor.ingest import ParsedBody
 from monitor.schemas import FeatureIn, ModelIn
 from monitor.service import Caller, Services
@@ -99,7 +99,7 @@ def _traffic(
     """Row timestamps and tenants: Poisson counts per hour with a daily and a weekly cycle."""
     hod = (hours.astype("datetime64[h]").astype(np.int64) % 24).astype(float)
     dow = ((hours.astype("datetime64[D]").astype(np.int64) + 3) % 7).astype(float)  # 0 = Monday
-    daily = 0.55 + 0.45 * np.sin((hod - 6) / 24 * 2 * np.pi).clip(min=-0.8)
+    daily = portable(0.55 + 0.45 * np.sin((hod - 6) / 24 * 2 * np.pi).clip(min=-0.8))
     weekly = np.where(dow >= 5, 0.65, 1.0)
     ts_parts, tenant_parts = [], []
     for tenant, rate in TENANT_RATE.items():
@@ -134,10 +134,10 @@ def churn_traffic(
     region = rng.choice(REGIONS, n, p=[0.4, 0.4, 0.2])
     mobile = rng.random(n) < 0.6
     logit = -1.2 - 0.04 * tenure + 0.5 * tickets - 0.15 * logins + 2.0 * discount
-    prob = 1 / (1 + np.exp(-logit))
+    prob = sigmoid(logit)
     label = (rng.random(n) < prob).astype(np.int32)
     v2 = day >= _scaled(CHURN_V2_DAY, days)
-    score = np.where(v2, 1 / (1 + np.exp(-(logit * 1.05 + 0.05))), prob)
+    score = np.where(v2, sigmoid(logit * 1.05 + 0.05), prob)
     request_id = np.array([f"churn-{seed}-{i}" for i in range(n)])
     inferences = pa.table(
         {
@@ -192,7 +192,7 @@ def churn_traffic(
         ref_rng.poisson(6.0, m).astype(float),
     )
     r_logit = -1.2 - 0.04 * r_tenure + 0.5 * r_tickets - 0.15 * r_logins + 2.0 * r_disc
-    r_prob = 1 / (1 + np.exp(-r_logit))
+    r_prob = sigmoid(r_logit)
     reference = pa.table(
         {
             "tenure_months": r_tenure,

@@ -220,7 +220,7 @@ def _profile_null(
     draw_key = (ref.fingerprint, n_ref, n_cur, n_draws)
     draws = _DRAWS.get(draw_key)
     if draws is None:
-        rng = np.random.default_rng(_seed(*draw_key))
+        rng = np.random.default_rng(_seed(ref.seed_key, n_ref, n_cur, n_draws))
         p = ref.counts / ref.counts.sum()
         draws = np.stack(
             [_draw_counts(p, n_ref, n_draws, rng), _draw_counts(p, n_cur, n_draws, rng)]
@@ -237,7 +237,7 @@ def _profile_null_streamed(
     """Many null draws (the FDR refinement) in blocks: the raw counts of ``n_draws`` pairs
     would take ``2 n_draws K`` floats, so only the statistics are kept."""
     assert method.null_from_counts is not None
-    rng = np.random.default_rng(_seed(ref.fingerprint, n_ref, n_cur, n_draws))
+    rng = np.random.default_rng(_seed(ref.seed_key, n_ref, n_cur, n_draws))
     p = ref.counts / ref.counts.sum()
     block = max(1, min(n_draws, _BLOCK_VALUES // max(1, p.size)))
     out = []
