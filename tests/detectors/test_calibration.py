@@ -290,7 +290,7 @@ def _quantile_se(null: np.ndarray) -> float:
     spread of the order statistics one binomial standard deviation either side."""
     b = null.size
     d = np.sqrt(ALPHA * (1 - ALPHA) / b)
-    lo, hi = (int(round(b * (1 - ALPHA + s * d))) for s in (-1, 1))
+    lo, hi = (int(np.rint(b * (1 - ALPHA + s * d))) for s in (-1, 1))
     return float(null[min(hi, b - 1)] - null[max(lo, 0)]) / 2
 
 
