@@ -29,7 +29,7 @@ import numpy.typing as npt
 from detectors.bucket_grid import BucketGrid
 from detectors.profile_kernels import buckets
 
-__all__ = ["count_column", "grown_moments", "new_moments", "warm_up"]
+__all__ = ["count_buckets", "count_column", "grown_moments", "new_moments", "warm_up"]
 
 # columns of the integer moments array
 COUNT, FINITE, MISSING = 0, 1, 2
@@ -72,7 +72,7 @@ def _moment(v: float, g: int, ints: npt.NDArray[Any], floats: npt.NDArray[Any]) 
 
 
 @numba.njit(nogil=True, cache=True, boundscheck=False)  # type: ignore[untyped-decorator]  # numba is untyped
-def _count(
+def count_buckets(
     buckets: npt.NDArray[Any],
     x: npt.NDArray[Any],
     gid: npt.NDArray[Any],
@@ -81,6 +81,8 @@ def _count(
     floats: npt.NDArray[Any],
     with_moments: bool,
 ) -> None:
+    """Pass 2: add each value's bucket (``MISSING_BUCKET``: none) to ``counts[group]`` and,
+    when ``with_moments``, the value to its group's moments."""
     for i in range(x.size):
         g = gid[i]
         if with_moments:
@@ -109,7 +111,7 @@ def count_column(
     buckets.
     """
     buckets(grid, x, scratch)
-    _count(scratch, x, gid, counts, ints, floats, with_moments)
+    count_buckets(scratch, x, gid, counts, ints, floats, with_moments)
 
 
 def warm_up() -> None:

@@ -350,3 +350,24 @@ def test_epoch_hour_expression_is_exact_at_hour_boundaries() -> None:
     con.register("t", pa.table({"ts": pa.array(us, pa.timestamp("us", tz="UTC"))}))
     got = con.sql(f"SELECT {_EPOCH_HOUR} AS h FROM t").fetchnumpy()["h"]
     assert np.array_equal(got, us // hour)
+
+
+def test_warm_up_loads_the_variants_the_profile_build_calls() -> None:
+    """After the store's warm-up (what the server runs in the background), counting Arrow
+    batches through NumericCounter, with a grid and without, compiles nothing more."""
+    import pyarrow as pa
+
+    from detectors import profile_kernels as shared
+    from storage import profile_kernels
+    from storage.profile_kernel import NumericCounter, ProfileSpec
+
+    profile_kernels.warm_up()
+    kernels = (shared.bucket_index, profile_kernels.count_buckets)
+    before = [len(k.signatures) for k in kernels]
+    rng = np.random.default_rng(3)
+    spec = ProfileSpec({"x": (tuple(np.linspace(-2.0, 2.0, 20)), (0.0, 1.0))})
+    counter = NumericCounter(spec, ["x"])
+    values = rng.normal(size=5000)
+    values[::7] = np.nan
+    counter.add([pa.array(values, from_pandas=True)], rng.integers(0, 4, 5000), 4)
+    assert [len(k.signatures) for k in kernels] == before
