@@ -121,6 +121,12 @@ class ProfileEngine(Protocol):
         """Rows per window of ``step`` from the stored profiles (unprofiled windows left out)."""
         ...
 
+    def row_counts_windows(
+        self, model: str, ranges: Sequence[tuple[datetime, datetime]], step: timedelta
+    ) -> list[dict[Segment, list[int]]]:
+        """:meth:`row_counts` of each ``[start, end)`` of ``ranges``, read at once for all."""
+        ...
+
     def lake_fed(self, model: str) -> bool:
         """Whether a lake job pushes ``model``'s hours (they are not built from local rows)."""
         ...

@@ -817,32 +817,33 @@ class ProfileStore:
         """Rows per window of ``step`` in ``[start, end)`` from the stored hourly profiles
         (windows without profiled hours are left out). Keys as :meth:`last_ts`: per tenant,
         per model version and for all."""
+        return self.row_counts_windows(model, [(start, end)], step)[0]
+
+    def row_counts_windows(
+        self, model: str, ranges: Sequence[tuple[datetime, datetime]], step: timedelta
+    ) -> list[dict[tuple[str, str], list[int]]]:
+        """:meth:`row_counts` of each ``[start, end)`` of ``ranges``, read at once for all of
+        them (the baselines of a block of a backfill's windows)."""
+        if not ranges:
+            return []
         ptable = tables.profiles(model)
+        lo, hi = as_utc(min(s for s, _ in ranges)), as_utc(max(e for _, e in ranges))
         with self._reader() as cur:
             exists = cur.execute(
                 "SELECT count(*) FROM information_schema.tables WHERE table_name = ?", [ptable]
             ).fetchall()[0][0]
             if not exists:
-                return {}
+                return [{} for _ in ranges]
             rows = cur.execute(
                 f"SELECT tenant_id, model_version, hour, sum(count) FROM {quote(ptable)} "
                 "WHERE column_name = ? AND hour >= ? AND hour < ? GROUP BY ALL",
-                [ROWS_COLUMN, as_utc(start), as_utc(end)],
+                [ROWS_COLUMN, lo, hi],
             ).fetchall()
             profiled = cur.execute(
                 f"SELECT hour FROM {tables.PROFILE_HOURS} WHERE model = ? AND hour >= ? AND hour < ?",
-                [model, as_utc(start), as_utc(end)],
+                [model, lo, hi],
             ).fetchall()
-        n_windows = int((end - start) / step)
-        covered = [False] * n_windows
-        for (h,) in profiled:
-            covered[int((h - start) / step)] = True
-        per: dict[tuple[str, str], list[int]] = {}
-        for t, v, h, n in rows:
-            i = int((h - start) / step)
-            for key in ((str(t), ALL), (ALL, str(v)), (ALL, ALL)):
-                per.setdefault(key, [0] * n_windows)[i] += int(n)
-        return {k: [v[i] for i in range(n_windows) if covered[i]] for k, v in per.items()}
+        return [_row_counts(rows, profiled, start, end, step) for start, end in ranges]
 
     def label_hours(self, model: str, since: datetime) -> dict[datetime, datetime]:
         """Hour of the inference -> newest label ``received_at``, for labels received after
@@ -922,6 +923,26 @@ def _summed(
             )
         out.setdefault((t, v), {})[(c, k)] = prof
     return out
+
+
+def _row_counts(
+    rows: list[Any], profiled: list[Any], start: datetime, end: datetime, step: timedelta
+) -> dict[tuple[str, str], list[int]]:
+    """``ProfileStore.row_counts`` of ``[start, end)`` from (tenant, version, hour, rows) and
+    (profiled hour,) rows read for a range holding it."""
+    n_windows = int((end - start) / step)
+    covered = [False] * n_windows
+    for (h,) in profiled:
+        if start <= h < end:
+            covered[int((h - start) / step)] = True
+    per: dict[tuple[str, str], list[int]] = {}
+    for t, v, h, n in rows:
+        if not start <= h < end:
+            continue
+        i = int((h - start) / step)
+        for key in ((str(t), ALL), (ALL, str(v)), (ALL, ALL)):
+            per.setdefault(key, [0] * n_windows)[i] += int(n)
+    return {k: [v[i] for i in range(n_windows) if covered[i]] for k, v in per.items()}
 
 
 # Profile rows of one windows() read

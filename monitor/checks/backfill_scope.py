@@ -23,7 +23,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pyarrow as pa
@@ -47,12 +47,17 @@ class _Blocks:
     def __init__(self, windows: Sequence[tuple[datetime, datetime]], kept: int = 1) -> None:
         self._windows = list(windows)
         self._index = {w: i for i, w in enumerate(self._windows)}
+        self._starts = {s: i for i, (s, _) in enumerate(self._windows)}
         self._kept = kept
         self._blocks: OrderedDict[tuple[Any, ...], dict[int, Any]] = OrderedDict()
 
     def index(self, start: datetime, end: datetime) -> int | None:
         """The position of ``[start, end)`` among the backfill's windows (None: not one)."""
         return self._index.get((start, end))
+
+    def starting(self, start: datetime) -> int | None:
+        """The position of the backfill's window starting at ``start`` (None: none)."""
+        return self._starts.get(start)
 
     def get(self, key: tuple[Any, ...], i: int, read: Callable[[list[Any]], list[Any]]) -> Any:
         """Window ``i``'s answer of the read ``key``; ``read(windows)`` answers a block."""
@@ -76,7 +81,7 @@ class _ProfilesAhead:
         self._engine = engine
         self._lake_fed: dict[str, bool] = {}
         self._ensured: dict[str, list[tuple[datetime, datetime]]] = {}
-        self._blocks = _Blocks(windows)
+        self._blocks = _Blocks(windows, kept=2)
 
     def lake_fed(self, model: str) -> bool:
         if model not in self._lake_fed:
@@ -111,6 +116,22 @@ class _ProfilesAhead:
         key = (model, None if columns is None else tuple(columns), tenant_id)
         return self._blocks.get(  # type: ignore[no-any-return]
             key, i, lambda ahead: self._engine.windows(model, ahead, columns, tenant_id)
+        )
+
+    def row_counts(
+        self, model: str, start: datetime, end: datetime, step: timedelta
+    ) -> dict[tuple[str, str], list[int]]:
+        # data quality's baseline: the windows before one of the backfill's (ending at its start)
+        i = self._blocks.starting(end)
+        if i is None:
+            return self._engine.row_counts(model, start, end, step)
+        back = end - start
+        return self._blocks.get(  # type: ignore[no-any-return]
+            ("row_counts", model, back, step),
+            i,
+            lambda ahead: self._engine.row_counts_windows(
+                model, [(s - back, s) for s, _ in ahead], step
+            ),
         )
 
     def __getattr__(self, name: str) -> Any:

@@ -423,7 +423,14 @@ def test_backfill_reads_samples_and_profile_sums_a_block_of_windows_at_a_time(en
     from storage.log_reads import LogReads
     from storage.profiles import ProfileStore
 
-    calls: dict[str, int] = {"samples": 0, "windows": 0, "ensure": 0, "stats": 0, "labelled": 0}
+    calls: dict[str, int] = {
+        "samples": 0,
+        "windows": 0,
+        "ensure": 0,
+        "stats": 0,
+        "labelled": 0,
+        "baselines": 0,
+    }
 
     class CountingReads(LogReads):
         def samples(self, *args: Any, **kwargs: Any) -> list[pa.Table]:
@@ -446,6 +453,10 @@ def test_backfill_reads_samples_and_profile_sums_a_block_of_windows_at_a_time(en
         def ensure(self, *args: Any, **kwargs: Any) -> int:
             calls["ensure"] += 1
             return super().ensure(*args, **kwargs)
+
+        def row_counts_windows(self, *args: Any, **kwargs: Any) -> list[Any]:
+            calls["baselines"] += 1  # row_counts() reads through it too
+            return super().row_counts_windows(*args, **kwargs)
 
     meta, ls, ms = env
     rng = np.random.default_rng(11)
@@ -484,8 +495,9 @@ def test_backfill_reads_samples_and_profile_sums_a_block_of_windows_at_a_time(en
             # window before)
             assert calls["windows"] - before["windows"] == 2
             assert calls["ensure"] - before["ensure"] == 1
-            if kind == "data_quality":  # label coverage and delay
+            if kind == "data_quality":  # label coverage and delay, row count baselines
                 assert calls["stats"] - before["stats"] == 2
+                assert calls["baselines"] - before["baselines"] == 2
 
     def stored(kind: str) -> list[tuple[Any, ...]]:
         res, _ = ms.query_results(ResultQuery(source_name=kind))
