@@ -42,14 +42,17 @@ def facts(v: AlertView, leads: AlertLeads, account: Account) -> m.Markup:
     model: Any = a.model or "–"
     if a.model and account.can_open("model"):
         model = m.link(a.model, c.href(f"/models/{a.model}", {"tenant": a.tenant_id, **around(v)}))
+    # a KPI's monitor and metric are both its name: "conversion_rate", not said twice
     what = " · ".join(
-        x
-        for x in (
-            a.labels.get("monitor", ""),
-            a.labels.get("column", ""),
-            a.labels.get("metric", ""),
+        dict.fromkeys(
+            x
+            for x in (
+                a.labels.get("monitor", ""),
+                a.labels.get("column", ""),
+                a.labels.get("metric", ""),
+            )
+            if x
         )
-        if x
     )
     if leads.runbook_url and m.safe_url(leads.runbook_url):
         runbook: Any = m.external(leads.runbook_url, leads.runbook_url, id="alert-runbook")

@@ -13,7 +13,7 @@ from dashboard import figures, timerange
 from dashboard.auth import guarded, services
 from monitor import business, queries
 from monitor.accounts import Account
-from monitor.kpis.headline import Headline, fmt_value, kpi_sentence
+from monitor.kpis.headline import Headline, calm_sentence, fmt_value, kpi_sentence, worst_tone
 from monitor.timerange import RangeError, TimeRange
 
 dash.register_page(
@@ -133,12 +133,11 @@ def render(
             )
         )
     else:
-        summary = (
-            risk.sentence
-            if risk is not None
-            else f"{v.tenant}: every KPI on target and within its usual range."
-        )
-        tone = "good" if risk is None else risk.tone
+        # no KPI at risk is not "all green": a KPI worse than before or losing money is grey,
+        # and the sentence and its colour say so (the banner was green over grey cards)
+        calm = [h for h in heads.values() if h is not None]
+        summary = risk.sentence if risk is not None else calm_sentence(v.tenant, calm)
+        tone = risk.tone if risk is not None else worst_tone([h.tone for h in calm] or ["good"])
         out.append(html.P(summary, className=f"risk tone-{tone}", id="kpis-t-summary"))
         out.append(html.Div([_card(k, heads.get(k.name), v) for k in v.cards], className="row"))
     out.append(html.H2("Models behind these KPIs"))

@@ -103,7 +103,7 @@ def render(v: business.BusinessOverview, tr: TimeRange | None = None) -> list[An
             for r in v.at_risk
         ]
     else:
-        risks = [html.P("No tenant at risk: every KPI is on target and within its usual range.")]
+        risks = [html.P("No tenant at risk: no KPI is off target or outside its usual range.")]
     out.append(html.Div(risks, className="card", id="kpis-at-risk"))
     out.append(html.H2("KPIs by tenant"))
     header = [html.Th("tenant")]

@@ -445,6 +445,26 @@ def headline_dict(h: Headline) -> dict[str, Any]:
     }
 
 
+def calm_sentence(tenant_id: str, items: Sequence[Headline]) -> str:
+    """The sentence of a tenant with no KPI at risk. "Every KPI on target" only when every
+    KPI is green; a KPI worse than before or below zero (grey) is named, so the sentence does
+    not call a tenant that is losing money fine: "acme: no KPI off target or outside its
+    usual range; worse than before: conversion rate; below zero: retention value (−36.4 EUR)."
+    """
+    if all(h.tone in ("good", "none") for h in items):
+        return f"{tenant_id}: every KPI on target and within its usual range."
+    text = f"{tenant_id}: no KPI off target or outside its usual range"
+    below = [h for h in items if h.negative and h.level is not None and h.level < 0]
+    worse = [h for h in items if h.tone == "neutral" and h.worse and h not in below]
+    if worse:
+        text += "; worse than before: " + ", ".join(h.title for h in worse)
+    if below:
+        text += "; below zero: " + ", ".join(
+            f"{h.title} ({fmt_value(h.level, h.unit)})" for h in below
+        )
+    return text + "."
+
+
 def tenant_sentence(tenant_id: str, items: Sequence[Headline], related: str | None = None) -> str:
     """One plain sentence about a tenant's worst KPI (and how many others are off), e.g.
     "globex: conversion rate 22.1 % against a 25 % target, down from 32.5 % since 13 Nov;
@@ -452,7 +472,7 @@ def tenant_sentence(tenant_id: str, items: Sequence[Headline], related: str | No
     it is open since 16 Nov." """
     risky = sorted((h for h in items if h.at_risk), key=lambda h: (-_TONE_RANK[h.tone], h.kpi))
     if not risky:
-        return f"{tenant_id}: every KPI on target and within its usual range."
+        return calm_sentence(tenant_id, items)
     h = risky[0]
     parts = [f"{tenant_id}: {h.title} {fmt_value(h.level, h.unit)}"]
     if h.target is not None:

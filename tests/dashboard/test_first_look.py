@@ -128,3 +128,83 @@ def test_the_business_overview_says_utc_once(site: Site, tabs: dict[str, Tab]) -
     text = tab.page.inner_text("body")
     assert "KPIs as they stood at the end of this range (" in text, text[:600]
     assert "UTC UTC" not in text  # control: "(2026-12-02 13:19 UTC UTC)"
+
+
+TONE_ORDER = ["none", "good", "neutral", "watch", "bad"]
+
+
+def test_a_tenant_with_no_kpi_at_risk_is_green_only_when_every_kpi_is(
+    site: Site, tabs: dict[str, Tab]
+) -> None:
+    """The tenant page's banner takes its cards' worst colour; "every KPI on target" is said
+    only when every card is green (control: acme's banner was green, "every KPI on target and
+    within its usual range", over two grey cards: conversion down, retention value −36 EUR)."""
+    tab = tabs["exec"]
+    for tenant in ("acme", "globex", "initech"):
+        tab.open(f"/kpis/{tenant}?range=30d", "#kpis-t-summary")
+        banner = tab.page.locator("#kpis-t-summary")
+        tone = banner.get_attribute("class").split("tone-", 1)[1].split()[0]
+        lights = tab.page.eval_on_selector_all(
+            "#kpis-t-content .kpi-card .light",
+            "els => els.map(e => [...e.classList].find(c => c.startsWith('tone-light-')))",
+        )
+        tones = [str(t).removeprefix("tone-light-") for t in lights]
+        assert tones, tenant
+        worst = max(tones, key=TONE_ORDER.index)
+        text = banner.inner_text()
+        assert tone == worst, (tenant, tone, tones, text)
+        if "every KPI on target" in text:
+            assert set(tones) <= {"good", "none"}, (tenant, tones, text)
+
+
+def test_the_calm_sentence_names_what_is_grey() -> None:
+    from monitor.kpis.headline import Headline, calm_sentence
+
+    def head(kpi: str, tone: str, level: float, change: float, negative: str | None) -> Headline:
+        return Headline(
+            kpi=kpi,
+            title=kpi.replace("_", " "),
+            tenant_id="acme",
+            unit="EUR" if negative else "ratio",
+            direction="higher",
+            window="day",
+            target=None,
+            level=level,
+            level_windows=7,
+            latest_start=None,
+            before=level - change,
+            before_label="the 7 days before",
+            since=None,
+            change=None,
+            change_abs=change,
+            attainment=None,
+            status="ok",
+            tone=tone,
+            negative=negative,
+            alert_since=None,
+        )
+
+    conv = head("conversion_rate", "neutral", 0.377, -0.007, None)
+    money = head("retention_value", "neutral", -36.4, -12.4, "it costs more than it brings")
+    text = calm_sentence("acme", [conv, money])
+    # control: "acme: every KPI on target and within its usual range."
+    assert "every KPI on target" not in text
+    assert text.startswith("acme: no KPI off target or outside its usual range")
+    assert "worse than before: conversion rate" in text
+    assert "below zero: retention value (−36.4 EUR)" in text
+    green = head("conversion_rate", "good", 0.4, 0.01, None)
+    assert calm_sentence("acme", [green]) == (
+        "acme: every KPI on target and within its usual range."
+    )
+
+
+def test_a_kpi_alert_says_what_once(site: Site, tabs: dict[str, Tab]) -> None:
+    with site.api() as api:
+        found = api.get("/api/v1/alerts", params={"tenant": "globex", "rule": "kpi-breach"}).json()
+    conv = [a for a in found if a["labels"].get("monitor") == "conversion_rate"]
+    assert conv, found
+    alert = min(conv, key=lambda a: a["state"] == "resolved")
+    tab = tabs["oncall"]
+    tab.open(f"/alerts/{alert['id']}", "#alert-facts")
+    what = tab.page.locator("#alert-facts tr:has(th:text-is('What')) td").inner_text()
+    assert what == "conversion_rate", what  # control: "conversion_rate · conversion_rate"
