@@ -48,8 +48,10 @@ _MODEL_ROUTE = re.compile(r"/api/v1/models/([^/]+)/(inferences|labels)")
 _EVENTS_PATH = "/api/v1/events"
 # Worker threads of the lean path (its own pool: ingest never waits for a thread behind
 # dashboard reads, nor they behind ingest). Each request holds one while it validates and
-# waits for its group's commit, so this bounds the requests in the writer's queue.
-WORKERS = 32
+# waits for its group's commit, so this bounds a group commit's size: 64 writers of 10 rows
+# with 32 threads made groups of about 3 and cost 2.45 ms of server CPU a request; with 64,
+# 1.7-2.0 ms and 4.3-5.3k rows/s instead of 2.4-3.4k (same session, load 9-10).
+WORKERS = 64
 
 ErrorResponse = Callable[[DriftwatchError], Response]
 
