@@ -14,7 +14,8 @@ from storage.metadata.alerting import AlertStore
 from tests.storage import conftest as _db
 from tests.storage.conftest import FakeClock
 
-metadata_url = _db.metadata_url
+# a copy of a database migrated once per session (the migrations are tested in tests/storage)
+metadata_url = _db.migrated_url
 LOCAL = Allowlist.parse(["127.0.0.1"])
 
 

@@ -23,7 +23,9 @@ from storage.types import ALL, AlertRecord
 from tests.dashboard.many_alerts import add_alerts
 from tests.storage import conftest as _db
 
-metadata_url = _db.metadata_url  # SQLite and, with DRIFTWATCH_TEST_POSTGRES_URL, PostgreSQL
+# SQLite and, with DRIFTWATCH_TEST_POSTGRES_URL, PostgreSQL: a copy of a database migrated once
+# per session
+metadata_url = _db.migrated_url
 NOW = datetime(2026, 11, 18, 14, tzinfo=UTC)
 STATE = {"firing": 0, "pending": 1, "resolved": 2}
 SEVERITY = {"critical": 0, "warning": 1, "info": 2}

@@ -22,7 +22,9 @@ from storage.types import ALL, MetricResult
 from tests.dashboard.seed import seed
 from tests.storage import conftest as _db
 
-metadata_url = _db.metadata_url  # SQLite and, with DRIFTWATCH_TEST_POSTGRES_URL, PostgreSQL
+# SQLite and, with DRIFTWATCH_TEST_POSTGRES_URL, PostgreSQL: a copy of a database migrated once
+# per session
+metadata_url = _db.migrated_url
 T0 = datetime(2026, 1, 1, tzinfo=UTC)
 ENGINEER = Account(1, "eng", "engineer", None)
 EXEC = Account(2, "exe", "executive", None)

@@ -17,7 +17,7 @@ from storage.logstore import LogStore
 from storage.metadata import MetadataStore
 from tests.storage import conftest as _db
 
-metadata_url = _db.metadata_url
+metadata_url = _db.migrated_url  # a copy of a database migrated once per session
 
 START = datetime(2026, 1, 5, tzinfo=UTC)  # a Monday
 DAYS = 90

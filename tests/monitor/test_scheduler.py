@@ -19,7 +19,7 @@ from monitor.service import Caller, Services
 from tests.api.conftest import make_settings
 from tests.storage import conftest as _db
 
-metadata_url = _db.metadata_url
+metadata_url = _db.migrated_url  # a copy of a database migrated once per session
 
 TICK = 45
 

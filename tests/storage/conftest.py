@@ -3,10 +3,11 @@
 PostgreSQL runs only when ``DRIFTWATCH_TEST_POSTGRES_URL`` is set (CI sets it); each test gets
 its own freshly created database, dropped afterwards, so tests never see each other's rows.
 
-``metadata_url`` is an empty database (for tests of the migrations and the store);
+``metadata_url`` is an empty database (for tests of the migrations themselves);
 ``migrated_url`` is one already at the head revision, copied from a template migrated once per
-session (a file copy on SQLite, ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL): what API,
-CLI and client tests start from without paying the migrations each time.
+session (a file copy on SQLite, ``CREATE DATABASE ... TEMPLATE`` on PostgreSQL): what the store,
+alerting, KPI, API, CLI and client tests start from without paying the migrations each time
+(~0.35 s wall on SQLite, ~1.9 s on PostgreSQL per test at load 15; a copy: ~0 s and ~0.9 s).
 """
 
 from __future__ import annotations
@@ -134,18 +135,19 @@ def clock() -> FakeClock:
 
 
 @pytest.fixture
-def metadata_store(metadata_url: str) -> Iterator[MetadataStore]:
-    """A migrated ``MetadataStore`` on the real clock."""
-    store = MetadataStore(metadata_url)
+def metadata_store(migrated_url: str) -> Iterator[MetadataStore]:
+    """A migrated ``MetadataStore`` on the real clock (a copy of the session's template; its
+    ``upgrade`` finds it at head)."""
+    store = MetadataStore(migrated_url)
     store.upgrade()
     yield store
     store.dispose()
 
 
 @pytest.fixture
-def clocked_store(metadata_url: str, clock: FakeClock) -> Iterator[MetadataStore]:
-    """A migrated ``MetadataStore`` whose time is ``clock``."""
-    store = MetadataStore(metadata_url, clock=clock)
+def clocked_store(migrated_url: str, clock: FakeClock) -> Iterator[MetadataStore]:
+    """A migrated ``MetadataStore`` whose time is ``clock`` (a copy of the session's template)."""
+    store = MetadataStore(migrated_url, clock=clock)
     store.upgrade()
     yield store
     store.dispose()

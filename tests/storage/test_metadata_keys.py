@@ -63,12 +63,12 @@ def test_create_and_authenticate(metadata_store: MetadataStore) -> None:
     assert secret not in str(entry.detail) and keys.hash_key(secret) not in str(entry.detail)
 
 
-def test_only_the_hash_is_stored(metadata_store: MetadataStore, metadata_url: str) -> None:
+def test_only_the_hash_is_stored(metadata_store: MetadataStore, migrated_url: str) -> None:
     from sqlalchemy import create_engine, text
     from sqlalchemy.pool import NullPool
 
     _, secret = metadata_store.create_api_key("ci", "viewer")
-    engine = create_engine(metadata_url, poolclass=NullPool)
+    engine = create_engine(migrated_url, poolclass=NullPool)  # metadata_store's database
     try:
         with engine.connect() as conn:
             (row,) = conn.execute(text("SELECT key_hash, prefix FROM api_keys")).all()
@@ -250,13 +250,13 @@ def _checkouts(store: MetadataStore) -> list[object]:
 
 
 def test_an_authenticated_key_is_cached_and_a_revocation_elsewhere_ends_it(
-    metadata_store: MetadataStore, metadata_url: str
+    metadata_store: MetadataStore, migrated_url: str
 ) -> None:
     """A second use of a key reads no key row (only the table's generation), and a revocation
     by another store on the same database (another process: ``driftwatch keys revoke`` while the
     server runs) is refused at the very next call. Control: the first call reads the row."""
     server = metadata_store
-    other = MetadataStore(metadata_url)  # the CLI's store: its own engine and connections
+    other = MetadataStore(migrated_url)  # the CLI's store: its own engine and connections
     try:
         info, secret = server.create_api_key("ci", "engineer")
         _, bystander = server.create_api_key("other", "viewer")

@@ -27,7 +27,7 @@ from storage.profiles import (
 from storage.types import FeatureSpec, MetricResult, ModelSchema
 from tests.storage import conftest as _db
 
-metadata_url = _db.metadata_url
+metadata_url = _db.migrated_url  # a copy of a database migrated once per session
 
 T0 = datetime(2026, 3, 1, tzinfo=UTC)
 SCHEMA = ModelSchema(
