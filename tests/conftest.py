@@ -4,8 +4,10 @@ over pytest-xdist workers (``-n``, ``--dist loadgroup``)."""
 from __future__ import annotations
 
 import os
+from collections import OrderedDict
 from collections.abc import Iterator
 from contextlib import ExitStack
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -58,6 +60,24 @@ def _file_of(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
+# How long tests take, to send the longest units first (tests/durations.txt: a run's
+# ``--durations`` table, seconds per test and phase). Without it, pytest-xdist orders units by
+# their number of tests, and one-test units in collection order: a test of a minute could
+# start when the other worker has nothing left to do, which then idles until it ends.
+DURATIONS_FILE = Path(__file__).with_name("durations.txt")
+DEFAULT_S = 0.4  # a test not in the table (the table's run: ~780 s over its 1,830 others)
+
+
+def read_durations(path: Path = DURATIONS_FILE) -> dict[str, float]:
+    """Seconds per node id (setup, call and teardown added) from ``--durations`` lines."""
+    out: dict[str, float] = {}
+    for line in path.read_text().splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[0].endswith("s") and not line.startswith("#"):
+            out[parts[2]] = out.get(parts[2], 0.0) + float(parts[0][:-1])
+    return out
+
+
 UNGROUPED = pytest.StashKey[str]()
 
 
@@ -85,12 +105,27 @@ def pytest_xdist_make_scheduler(config: pytest.Config, log: Any) -> Any:
         return None
     from xdist.scheduler import LoadScopeScheduling
 
+    durations = read_durations()
+
     class SharedFixtureScheduling(LoadScopeScheduling):
-        """Every test its own unit, except a group's tests (one unit, sent first: the
-        largest units go first)."""
+        """Every test its own unit, except a group's tests (one unit); the units that take
+        longest (by ``tests/durations.txt``) are sent first."""
+
+        ordered = False
 
         def _split_scope(self, nodeid: str) -> str:
             return GROUPS.get(_file_of(nodeid), nodeid)
+
+        def _assign_work_unit(self, node: Any) -> None:
+            if not self.ordered:  # the queue is complete when the first unit is sent
+                self.workqueue = OrderedDict(
+                    sorted(
+                        self.workqueue.items(),
+                        key=lambda unit: -sum(durations.get(n, DEFAULT_S) for n in unit[1]),
+                    )
+                )
+                self.ordered = True
+            super()._assign_work_unit(node)
 
     return SharedFixtureScheduling(config, log)
 
