@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Self
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from detectors.errors import InvalidParameterError, NotFittedError
+from detectors.errors import InvalidParameterError
 from detectors.estimation.calibration import (
     calibrator_for,
     check_calibration,
@@ -43,13 +43,13 @@ from detectors.estimation.calibration import (
     predict_isotonic,
     score_ranks,
 )
+from detectors.estimation.cbpe_base import CbpeBase
 from detectors.estimation.cbpe_multiclass import MULTICLASS_ESTIMATED_METRICS, MulticlassCBPE
 from detectors.estimation.result import EstimationResult, ExpectedConfusion
 from detectors.estimation.sampling import (
     FIT_BOOTSTRAP,
     FIT_SIZE,
     SamplingErrors,
-    band,
     div,
     fit_error,
     validate_common,
@@ -88,7 +88,7 @@ def _binary_realized(
     }
 
 
-class BinaryCBPE:
+class BinaryCBPE(CbpeBase):
     """CBPE for a binary classifier.
 
     Parameters
@@ -136,17 +136,16 @@ class BinaryCBPE:
         check_calibration(calibration)
         if n_splits < 2:
             raise InvalidParameterError("n_splits", n_splits, "an integer >= 2")
-        self.band_width = float(band_width)
-        self.calibration = calibration
-        self.n_bootstrap = n_bootstrap
-        self.n_splits = n_splits
-        self.min_reference = min_reference
-        self.random_state = random_state
+        super().__init__(
+            band_width=band_width,
+            calibration=calibration,
+            n_bootstrap=n_bootstrap,
+            n_splits=n_splits,
+            min_reference=min_reference,
+            random_state=random_state,
+        )
         self._calibrator: IsotonicRegression | None = None
         self._fit_calibrators: list[IsotonicRegression] = []
-        self._fit_scale = 0.0
-        self._errors: SamplingErrors | None = None
-        self._n_reference = 0
 
     @staticmethod
     def _arrays(
@@ -258,12 +257,6 @@ class BinaryCBPE:
             return s
         return predict_isotonic(self._calibrator, s)
 
-    def sampling_error(self, name: str, n: int) -> float | None:
-        """Standard error of the realized metric ``name`` on a window of ``n`` rows."""
-        if self._errors is None:
-            raise NotFittedError(type(self).__name__)
-        return self._errors.at(name, n)
-
     def estimate(
         self, current_scores: ArrayLike, current_predictions: ArrayLike | None = None
     ) -> EstimationResult:
@@ -282,8 +275,7 @@ class BinaryCBPE:
             Metrics of ``BINARY_ESTIMATED_METRICS`` with bands, and the
             :class:`ExpectedConfusion`. An empty window gives ``None`` values.
         """
-        if self._errors is None:
-            raise NotFittedError(type(self).__name__)
+        self._fitted_errors()
         s, yhat, _ = self._arrays(current_scores, current_predictions)
         n = int(s.size)
         p = self.calibrate(s)
@@ -295,10 +287,7 @@ class BinaryCBPE:
             for c in (self._fit_calibrators if n else [])
         ]
         fit = fit_error(values, replicas, self._fit_scale)
-        metrics = {
-            name: band(name, v, self.sampling_error(name, n), fit[name], self.band_width)
-            for name, v in values.items()
-        }
+        metrics = self._bands(BINARY_ESTIMATED_METRICS, values, fit, n)
         return EstimationResult(
             "cbpe",
             "binary",

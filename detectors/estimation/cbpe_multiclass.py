@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any, Self
 import numpy as np
 from numpy.typing import ArrayLike, NDArray
 
-from detectors.errors import InvalidParameterError, NotFittedError
+from detectors.errors import InvalidParameterError
 from detectors.estimation.calibration import (
     calibrator_for,
     check_calibration,
@@ -18,12 +18,12 @@ from detectors.estimation.calibration import (
     fit_isotonic,
     predict_isotonic,
 )
+from detectors.estimation.cbpe_base import CbpeBase
 from detectors.estimation.result import EstimationResult, ExpectedConfusionMatrix
 from detectors.estimation.sampling import (
     FIT_BOOTSTRAP,
     FIT_SIZE,
     SamplingErrors,
-    band,
     div,
     fit_error,
     mean_or_none,
@@ -78,7 +78,7 @@ def from_confusion(confusion: _FloatArray, n: int) -> dict[str, float | None]:
     }
 
 
-class MulticlassCBPE:
+class MulticlassCBPE(CbpeBase):
     """CBPE for a multiclass classifier.
 
     Each class's probability is calibrated one-vs-rest (isotonic, when it helps) and the rows
@@ -110,17 +110,16 @@ class MulticlassCBPE:
             raise InvalidParameterError("classes", list(classes), "at least 2 distinct labels")
         check_calibration(calibration)
         self.classes = tuple(classes)
-        self.band_width = float(band_width)
-        self.calibration = calibration
-        self.n_bootstrap = n_bootstrap
-        self.n_splits = n_splits
-        self.min_reference = min_reference
-        self.random_state = random_state
+        super().__init__(
+            band_width=band_width,
+            calibration=calibration,
+            n_bootstrap=n_bootstrap,
+            n_splits=n_splits,
+            min_reference=min_reference,
+            random_state=random_state,
+        )
         self._calibrators: list[IsotonicRegression | None] = []
         self._fit_calibrators: list[list[IsotonicRegression | None]] = []
-        self._fit_scale = 0.0
-        self._errors: SamplingErrors | None = None
-        self._n_reference = 0
 
     def _codes(self, name: str, values: ArrayLike) -> NDArray[np.intp]:
         arr = np.asarray(values).ravel()
@@ -234,12 +233,6 @@ class MulticlassCBPE:
         raw = self._scores(scores)
         return np.where(totals > 0, s / np.where(totals > 0, totals, 1.0), raw)
 
-    def sampling_error(self, name: str, n: int) -> float | None:
-        """Standard error of the realized metric ``name`` on a window of ``n`` rows."""
-        if self._errors is None:
-            raise NotFittedError(type(self).__name__)
-        return self._errors.at(name, n)
-
     def estimate(
         self, current_scores: ArrayLike, current_predictions: ArrayLike | None = None
     ) -> EstimationResult:
@@ -258,8 +251,7 @@ class MulticlassCBPE:
             Metrics of ``MULTICLASS_ESTIMATED_METRICS`` with bands and the
             :class:`ExpectedConfusionMatrix`.
         """
-        if self._errors is None:
-            raise NotFittedError(type(self).__name__)
+        self._fitted_errors()
         s = self._scores(current_scores)
         if current_predictions is None:
             yhat = (
@@ -296,10 +288,7 @@ class MulticlassCBPE:
             estimates(self.calibrate(s, cals))[0] for cals in (self._fit_calibrators if n else [])
         ]
         fit = fit_error(values, replicas, self._fit_scale)
-        metrics = {
-            name: band(name, values[name], self.sampling_error(name, n), fit[name], self.band_width)
-            for name in MULTICLASS_ESTIMATED_METRICS
-        }
+        metrics = self._bands(MULTICLASS_ESTIMATED_METRICS, values, fit, n)
         confusion = ExpectedConfusionMatrix(
             self.classes, tuple(tuple(float(v) for v in row) for row in expected)
         )
