@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from alerts.rules import Rule, is_url_annotation
-from storage.types import MetricResult
+from storage.types import ALL, MetricResult
 
 __all__ = [
     "CONTEXT_KEYS",
@@ -60,16 +60,32 @@ def render(template: str, values: Mapping[str, Any]) -> str:
 
 DEFAULT_ANNOTATIONS = {
     "threshold": {
-        "summary": "{alertname}: {metric}{column_suffix} of {model} for tenant {tenant} is "
+        "summary": "{alertname}: {metric}{column_suffix} of {model} for {tenant_text} is "
         "{value_text} (threshold {threshold_text})",
         "description": "{monitor} ({kind}) reported {status} for the window "
         "{window_start} – {window_end}.",
     },
     "missing_data": {
-        "summary": "{alertname}: {monitor} on {model} for tenant {tenant} has no data",
+        "summary": "{alertname}: {monitor} on {model} for {tenant_text} has no data",
         "description": "No usable results since {last_window_end}.",
     },
 }
+
+
+def tenant_text(tenant: str | None) -> str:
+    """The tenant as a summary says it: "tenant acme", or "all tenants together" for the
+    all-tenants series (its label ``*`` read as a tenant named "*")."""
+    return "all tenants together" if tenant in (None, "", ALL) else f"tenant {tenant}"
+
+
+def drifting_text(columns: Any) -> str:
+    """ " in discount_rate, tenure_months" for a drift summary's drifting columns (at most
+    five named), "" when the result names none."""
+    if not isinstance(columns, list) or not columns:
+        return ""
+    names = [str(c) for c in columns]
+    more = f" and {len(names) - 5} more" if len(names) > 5 else ""
+    return " in " + ", ".join(names[:5]) + more
 
 
 def format_value(value: float | None) -> str:
@@ -119,6 +135,8 @@ def template_values(rule: Rule, labels: Mapping[str, str], res: MetricResult) ->
         last_window_end=res.window_end.isoformat(),
         column_suffix=f"[{res.column}]" if res.column else "",
         model=res.model or "",
+        tenant_text=tenant_text(labels.get("tenant")),
+        drifting=drifting_text((res.details or {}).get("drifted_columns")),
     )
     return values
 

@@ -117,11 +117,11 @@ def default_rules(
             # context, not a page: a reminder a month rather than every four hours
             "repeat_interval": "30d",
             "annotations": {
-                "summary": "{alertname}: {model} drifts for tenant {tenant} ({monitor}: "
-                "{metric} {value_text})",
+                "summary": "{alertname}: {model} drifts for {tenant_text}{drifting} "
+                "({monitor}: {metric} {value_text})",
                 "description": "{monitor} ({kind}) found drift in the window {window_start} – "
-                "{window_end}; the drifting columns are in the alert's context and on the "
-                "dashboard.",
+                "{window_end}; the drifting columns are in the alert's context and on its "
+                "dashboard page.",
             },
             "severity": "warning",
             "channels": ch,

@@ -30,7 +30,13 @@ from dataclasses import replace
 from datetime import datetime
 from typing import Any
 
-from alerts.annotations import annotate, result_context, rule_annotations, shown_threshold
+from alerts.annotations import (
+    annotate,
+    result_context,
+    rule_annotations,
+    shown_threshold,
+    tenant_text,
+)
 from alerts.rules import Rule
 from alerts.series import fingerprint, has_data, series_labels
 from alerts.transitions import Evaluation, SeriesSeen, Transition
@@ -442,7 +448,14 @@ def evaluate_missing(
             tenant_id=seen.labels.get("tenant", ALL),
             model=seen.labels.get("model", ""),
             labels=dict(seen.labels),
-            annotations=rule_annotations(rule, {**seen.labels, "last_window_end": since}),
+            annotations=rule_annotations(
+                rule,
+                {
+                    **seen.labels,
+                    "last_window_end": since,
+                    "tenant_text": tenant_text(seen.labels.get("tenant")),
+                },
+            ),
             value=None,
             threshold=None,
             breach_streak=rule.for_windows,

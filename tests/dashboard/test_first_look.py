@@ -61,6 +61,11 @@ def test_the_drift_summary_page_names_and_links_its_drifting_columns(
 ) -> None:
     a = _summary_alert(site)
     drifted = a["context"]["drifted_columns"]
+    # the first line of its notification (webhook summary, Slack text, the page's title)
+    # names them too (control: "churn drifts for tenant globex (churn-feature-drift:
+    # drift_share 0.25)")
+    summary = a["annotations"]["summary"]
+    assert "drifts for tenant globex in " in summary and "discount_rate" in summary, summary
     tab = tabs["oncall"]
     tab.open(f"/alerts/{a['id']}", "#alert-leads")
     page = tab.page
