@@ -40,6 +40,9 @@ __all__ = [
     "config_diff",
 ]
 
+# windows per DELETE of stored results (bound parameters stay well under SQLite's limit)
+_DELETE_CHUNK = 500
+
 
 @dataclass(frozen=True)
 class MonitorRecord:
@@ -532,14 +535,20 @@ class MonitoringStore:
         for r in results:
             if r.status not in STATUSES:
                 raise ValueError(f"result status {r.status!r} is not one of {STATUSES}")
+        # one DELETE per source and name for all its windows (a backfill's batch holds up to 64
+        # windows of one monitor: one statement each was a large part of recording them)
+        starts: dict[tuple[str, str], list[datetime]] = {}
         for source, name, start in sorted(scopes, key=lambda t: (t[0], t[1], t[2])):
-            s.execute(
-                delete(MetricResultRow).where(
-                    MetricResultRow.source == source,
-                    MetricResultRow.source_name == name,
-                    MetricResultRow.window_start == start,
+            starts.setdefault((source, name), []).append(start)
+        for (source, name), when in starts.items():
+            for i in range(0, len(when), _DELETE_CHUNK):
+                s.execute(
+                    delete(MetricResultRow).where(
+                        MetricResultRow.source == source,
+                        MetricResultRow.source_name == name,
+                        MetricResultRow.window_start.in_(when[i : i + _DELETE_CHUNK]),
+                    )
                 )
-            )
         if results:
             s.execute(
                 cast(Table, MetricResultRow.__table__).insert(),
