@@ -60,6 +60,16 @@ class ModelHealth:
     data_until: datetime | None
 
 
+def model_health_status(result_statuses: Sequence[str], alert_states: Sequence[str]) -> str:
+    """A model's light on a tenant's KPI page: "alert" ("has an open problem", red) only
+    with a firing alert; a check flagged in its newest window with no alert open is "warn"
+    ("needs a look"): the page said "has an open problem" next to "Still open 0"."""
+    if any(s == "firing" for s in alert_states):
+        return "alert"
+    status = worst_status(result_statuses)
+    return "warn" if status == "alert" else status
+
+
 @dataclass(frozen=True)
 class Incidents:
     count: int
@@ -196,9 +206,7 @@ def kpi_tenant(
     for m in models:
         rs = [r for r in latest if r.model == m]
         mine = [a for a in alerts if a.model == m]
-        status = worst_status(r.status for r in rs)
-        if any(a.state == "firing" for a in mine):
-            status = "alert"
+        status = model_health_status([r.status for r in rs], [a.state for a in mine])
         health.append(
             ModelHealth(
                 m,

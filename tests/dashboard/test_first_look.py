@@ -213,3 +213,37 @@ def test_a_kpi_alert_says_what_once(site: Site, tabs: dict[str, Tab]) -> None:
     tab.open(f"/alerts/{alert['id']}", "#alert-facts")
     what = tab.page.locator("#alert-facts tr:has(th:text-is('What')) td").inner_text()
     assert what == "conversion_rate", what  # control: "conversion_rate · conversion_rate"
+
+
+def test_a_model_has_an_open_problem_only_with_a_firing_alert(
+    site: Site, tabs: dict[str, Tab]
+) -> None:
+    """The executive's "Models behind these KPIs": red "has an open problem" only when the
+    model has a firing alert for the tenant (control: acme's churn was "has an open problem"
+    next to "Still open 0", from one column flagged in the newest window, no alert open)."""
+    tab = tabs["exec"]
+    said: dict[tuple[str, str], str] = {}
+    for tenant in ("acme", "globex", "initech"):
+        tab.open(f"/kpis/{tenant}?range=30d", "#kpis-t-summary")
+        for row in tab.page.locator("#kpis-t-content table tbody tr").all():
+            cells = row.locator("td").all_inner_texts()
+            if len(cells) == 4 and cells[0].strip():
+                said[(tenant, cells[1].strip())] = cells[0].strip()
+    assert said, "the tenant pages list the models behind their KPIs"
+    with site.api() as api:
+        firing = api.get("/api/v1/alerts", params={"state": "firing", "limit": 10_000}).json()
+    open_ = {(a["tenant_id"], a["model"]) for a in firing}
+    for key, text in said.items():
+        assert (text == "has an open problem") == (key in open_), (key, text)
+
+
+def test_model_health_is_red_only_with_a_firing_alert() -> None:
+    from monitor.queries.kpis import model_health_status
+
+    # a column flagged in the newest window, its alert still pending: a look, not a problem
+    # (control: "alert", shown as "has an open problem" next to "Still open 0")
+    assert model_health_status(["ok", "alert", "warn"], ["pending", "resolved"]) == "warn"
+    assert model_health_status(["ok", "alert"], ["firing"]) == "alert"
+    assert model_health_status(["ok"], ["firing"]) == "alert"  # an open alert stays red
+    assert model_health_status(["ok", "warn"], []) == "warn"
+    assert model_health_status([], []) == "no_data"
