@@ -24,9 +24,9 @@ from monitor.kpis.headline import (
     Headline,
     headline,
     related_phrase,
-    tenant_sentence,
     worst_tone,
 )
+from monitor.kpis.tenant_sentences import tenant_sentence
 from monitor.service import Services
 from storage import reads
 from storage.metadata.kpis import KpiStore

@@ -13,7 +13,8 @@ from dashboard import figures, timerange
 from dashboard.auth import guarded, services
 from monitor import business, queries
 from monitor.accounts import Account
-from monitor.kpis.headline import Headline, calm_sentence, fmt_value, kpi_sentence, worst_tone
+from monitor.kpis.headline import Headline, fmt_value, kpi_sentence, worst_tone
+from monitor.kpis.tenant_sentences import calm_sentence
 from monitor.timerange import RangeError, TimeRange
 
 dash.register_page(

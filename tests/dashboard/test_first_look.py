@@ -163,7 +163,8 @@ def test_a_tenant_with_no_kpi_at_risk_is_green_only_when_every_kpi_is(
 
 
 def test_the_calm_sentence_names_what_is_grey() -> None:
-    from monitor.kpis.headline import Headline, calm_sentence
+    from monitor.kpis.headline import Headline
+    from monitor.kpis.tenant_sentences import calm_sentence
 
     def head(kpi: str, tone: str, level: float, change: float, negative: str | None) -> Headline:
         return Headline(

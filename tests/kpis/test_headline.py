@@ -16,8 +16,8 @@ from monitor.kpis.headline import (
     kpi_sentence,
     negative_note,
     related_phrase,
-    tenant_sentence,
 )
+from monitor.kpis.tenant_sentences import tenant_sentence
 from storage.types import MetricResult
 
 DAY0 = datetime(2026, 11, 1, tzinfo=UTC)
