@@ -804,12 +804,23 @@ class ProfileStore:
             ).to_arrow_table()
         if len(utc) == 1:
             return [_summed(tbl, wanted)]
-        # each window's rows in table order, as a read of that window alone gives them
+        # each window's rows in table order, as a read of that window alone gives them: rows
+        # sorted by window once (stably), then one slice per window
         us = tbl.column("us").to_numpy()
-        return [
-            _summed(tbl.filter(pa.array((us >= _epoch_us(s)) & (us < _epoch_us(e)))), wanted)
-            for s, e in utc
-        ]
+        starts = np.array([_epoch_us(s) for s, _ in utc], dtype=np.int64)
+        ends = np.array([_epoch_us(e) for _, e in utc], dtype=np.int64)
+        order = np.argsort(starts, kind="stable")
+        if np.any(ends[order][:-1] > starts[order][1:]):  # overlapping windows: one by one
+            return [
+                _summed(tbl.filter(pa.array((us >= s) & (us < e))), wanted)
+                for s, e in zip(starts.tolist(), ends.tolist(), strict=True)
+            ]
+        w = order[np.clip(np.searchsorted(starts[order], us, side="right") - 1, 0, None)]
+        w[(us < starts[w]) | (us >= ends[w])] = len(utc)  # in no window (a gap between them)
+        by_window = np.argsort(w, kind="stable")
+        tbl = tbl.take(pa.array(by_window))
+        cuts = np.searchsorted(w[by_window], np.arange(len(utc) + 1))
+        return [_summed(tbl.slice(cuts[i], cuts[i + 1] - cuts[i]), wanted) for i in range(len(utc))]
 
     def row_counts(
         self, model: str, start: datetime, end: datetime, step: timedelta
@@ -861,6 +872,33 @@ class ProfileStore:
         return {h: r for h, r in rows}
 
 
+def _groups(
+    tbl: pa.Table, wanted: set[tuple[str, str]] | None
+) -> dict[tuple[str, str, str, str], npt.NDArray[Any]]:
+    """The rows (ascending) of each (tenant, version, column, bins_key) of stored profile rows,
+    in the order of each key's first row; only the (column, bins_key) ``wanted``."""
+    if tbl.num_rows == 0:
+        return {}
+    codes, names = [], []
+    for col in ("tenant_id", "model_version", "column_name", "bins_key"):
+        enc = tbl.column(col).combine_chunks().dictionary_encode()
+        codes.append(enc.indices.to_numpy(zero_copy_only=False).astype(np.int64))
+        names.append(enc.dictionary.to_pylist())
+    key = codes[0]
+    for c, n in zip(codes[1:], names[1:], strict=True):
+        key = key * len(n) + c
+    _, first, inverse = np.unique(key, return_index=True, return_inverse=True)
+    rows = np.argsort(inverse, kind="stable")
+    cuts = np.r_[0, np.cumsum(np.bincount(inverse))]
+    out: dict[tuple[str, str, str, str], npt.NDArray[Any]] = {}
+    for g in np.argsort(first, kind="stable"):
+        i = first[g]
+        t, v, c, k = (n[int(code[i])] for n, code in zip(names, codes, strict=True))
+        if wanted is None or (c, k) in wanted:
+            out[(t, v, c, k)] = rows[cuts[g] : cuts[g + 1]]
+    return out
+
+
 def _summed(
     tbl: pa.Table, wanted: set[tuple[str, str]] | None
 ) -> dict[tuple[str, str], dict[tuple[str, str], RawProfile]]:
@@ -869,20 +907,7 @@ def _summed(
     # Arrow, not fetchall(): the histogram lists stay one flat int64 buffer (fetchall built a
     # Python list per hour and column). Rows are grouped first, then each group's numbers
     # are added at once.
-    keys = list(
-        zip(
-            tbl.column("tenant_id").to_pylist(),
-            tbl.column("model_version").to_pylist(),
-            tbl.column("column_name").to_pylist(),
-            tbl.column("bins_key").to_pylist(),
-            strict=True,
-        )
-    )
-    groups: dict[tuple[str, str, str, str], list[int]] = {}
-    for i, key in enumerate(keys):
-        if wanted is not None and (key[2], key[3]) not in wanted:
-            continue
-        groups.setdefault(key, []).append(i)
+    groups = _groups(tbl, wanted)
     if not groups:
         return out
     num = {
@@ -892,16 +917,18 @@ def _summed(
     lists = tbl.column("counts").combine_chunks()
     offsets = lists.offsets.to_numpy()
     flat = lists.values.to_numpy(zero_copy_only=False)
-    cat_col = tbl.column("categories")
+    # the category names and counts as Python values at once (one conversion per row and
+    # value was most of a window's time)
+    cat_names = tbl.column("categories").to_pylist()
     for (t, v, c, k), idx in groups.items():
-        ix = np.asarray(idx)
+        ix = idx
         n, miss = int(num["count"][ix].sum()), int(num["missing"][ix].sum())
-        if cat_col[idx[0]].is_valid:  # categorical: merge the value counts
+        if cat_names[idx[0]] is not None:  # categorical: merge the value counts
             cats: dict[str, int] = {}
             for i in idx:
-                names = cat_col[i].as_py()
-                for name, cnt in zip(names, flat[offsets[i] : offsets[i + 1]], strict=True):
-                    cats[name] = cats.get(name, 0) + int(cnt)
+                counts = flat[offsets[i] : offsets[i + 1]].tolist()
+                for name, cnt in zip(cat_names[i], counts, strict=True):
+                    cats[name] = cats.get(name, 0) + cnt
             prof = RawProfile(n, miss, 0, categories=cats)
         else:
             lo, hi = num["min"][ix], num["max"][ix]

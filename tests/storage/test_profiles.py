@@ -371,3 +371,62 @@ def test_warm_up_loads_the_variants_the_profile_build_calls() -> None:
     values[::7] = np.nan
     counter.add([pa.array(values, from_pandas=True)], rng.integers(0, 4, 5000), 4)
     assert [len(k.signatures) for k in kernels] == before
+
+
+def test_windows_and_samples_read_at_once_equal_each_window_read_alone(store, monkeypatch) -> None:
+    """ProfileStore.windows / row_counts_windows and LogReads.samples / label_stats_windows /
+    labelled_windows (a backfill's block reads) give each window what its own read gives:
+    contiguous, gapped, unsorted and overlapping windows, and ranges split by the row budget."""
+    from typing import Any
+
+    import storage.log_reads as log_reads
+    import storage.profiles as profiles
+    from storage.log_reads import LogReads
+
+    def plain(window: Any) -> Any:  # RawProfile with its counts as a list (comparable)
+        return {
+            seg: {k: (p.count, p.missing, p.n_finite, p.min, p.max, p.sum, p.sum_sq,
+                      None if p.counts is None else p.counts.tolist(), p.categories)
+                  for k, p in cols.items()}
+            for seg, cols in window.items()
+        }  # fmt: skip
+
+    ls, ps = store
+    logged = rows(3000, 1, hours=24 * 6)
+    ls.append_inferences("churn", logged)
+    ids = logged.column("request_id").slice(0, 2000)
+    ls.append_labels("churn", pa.table({"request_id": ids, "label": pa.array([1, 0] * 1000)}))
+    ps.register("churn", ProfileSpec({"x": ((0.0, 5.0, 10.0, 15.0),)}, ("plan",)))
+    ps.ensure("churn", T0, T0 + timedelta(days=6))
+    reads = LogReads(ls)
+    day = timedelta(days=1)
+    cases = [
+        [(T0 + d * day, T0 + (d + 1) * day) for d in range(5)],  # a backfill's block
+        [(T0 + 3 * day, T0 + 4 * day), (T0, T0 + day)],  # unsorted, with a gap
+        [(T0, T0 + 3 * day), (T0 + day, T0 + 2 * day), (T0 + 2 * day, T0 + 6 * day)],  # overlap
+    ]
+    for budget in (10**9, 10):  # one read, then every range split down to single windows
+        monkeypatch.setattr(profiles, "_WINDOW_BLOCK_ROWS", budget)
+        monkeypatch.setattr(log_reads, "_BLOCK_ROWS", budget)
+        for bounds in cases:
+            alone = [plain(ps.window("churn", s, e)) for s, e in bounds]
+            assert [plain(w) for w in ps.windows("churn", bounds)] == alone
+            assert [plain(w) for w in ps.windows("churn", bounds, [("plan", "")], "acme")] == [
+                plain(ps.window("churn", s, e, [("plan", "")], "acme")) for s, e in bounds
+            ]
+            for tenant in (None, "globex"):
+                got = reads.samples("churn", bounds, ["score", "plan"], 50, tenant_id=tenant)
+                assert got == [
+                    reads.sample("churn", s, e, ["score", "plan"], 50, tenant_id=tenant)
+                    for s, e in bounds
+                ]
+            assert reads.label_stats_windows("churn", bounds) == [
+                reads.label_stats("churn", s, e) for s, e in bounds
+            ]
+            assert reads.labelled_windows("churn", bounds, "prediction", ["score"]) == [
+                reads.labelled("churn", s, e, "prediction", ["score"]) for s, e in bounds
+            ]
+            ends = [e for _, e in bounds]
+            assert ps.row_counts_windows("churn", [(e - 2 * day, e) for e in ends], day) == [
+                ps.row_counts("churn", e - 2 * day, e, day) for e in ends
+            ]
