@@ -25,7 +25,7 @@ EDGES: dict[str, list[Any]] = {
     ],
     "binary": [0, 1, 2, -1, None],
     "bool": [True, False, None],
-    "tenant": ["acme", "", "a" * 64, "a" * 65, "acme\n", "-x", "x-", "ü", "a b", None],
+    "tenant": ["acme", "", "a" * 64, "a" * 65, "acme\n", "-x", "x-", "ü", "a b", "a\x00b", None],
     "id": ["r-1", "", "x" * 8, "x" * 9, "é" * 4, "é" * 5, "é" * 8, "é" * 9, None],
     "string": ["pro", "", "x" * 6, "x" * 7, "ß" * 3, "ß" * 6, "ß" * 7, None],
     "class": ["a", "b", "c", "", None],
