@@ -16,6 +16,7 @@ from dashboard import markup as m
 from dashboard.alert_list import chips
 from monitor.accounts import Account
 from monitor.alert_leads import AlertLeads
+from monitor.kpis.headline import fmt_value
 from monitor.queries import ALL, AlertView, Series
 
 PAGE = "alert"
@@ -233,7 +234,17 @@ def lead_items(v: AlertView, leads: AlertLeads, account: Account) -> list[m.Mark
             )
         )
     for k in leads.related_kpis:
-        text = f"{k.kpi} of {k.tenant_id} moved with this alert: {_pct(k.change)} against the windows before"
+        text = f"{k.kpi} of {k.tenant_id} moved with this alert: "
+        if k.before is not None and k.during is not None:
+            unit = v.kpi_units.get(k.kpi, "")
+            text += f"{fmt_value(k.during, unit)} against {fmt_value(k.before, unit)} before"
+            # a percentage only where it means something: same sign, at most doubled or
+            # halved (a money KPI from 5 to 110 EUR read "+2093 %")
+            same_sign = (k.before > 0) == (k.during > 0) and k.before != 0
+            if k.change is not None and same_sign and abs(k.change) <= 1:
+                text += f" ({_pct(k.change)})"
+        else:
+            text += f"{_pct(k.change)} against the windows before"
         if k.correlation is not None:
             text += f", correlation {k.correlation:+.2f}"
         if account.can_open("kpis"):

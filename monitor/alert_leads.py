@@ -32,6 +32,8 @@ class RelatedKpi:
     change: float | None  # relative change against the windows before
     correlation: float | None
     status: str
+    before: float | None = None  # the KPI's mean in the windows before
+    during: float | None = None  # and in the alert's windows
 
 
 @dataclass(frozen=True)
@@ -172,6 +174,8 @@ def alert_leads(services: Services, scope: Scope, a: AlertRecord) -> AlertLeads:
                     _float(k.get("change")),
                     _float(k.get("correlation")),
                     str(k.get("status") or ""),
+                    _float(k.get("before")),
+                    _float(k.get("during")),
                 )
             )
     drivers = []

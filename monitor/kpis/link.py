@@ -113,6 +113,10 @@ class RelatedKpi:
     status: str  # worst KPI status in the windows looked at
     change: float | None  # relative change of the KPI against the windows before
     windows: tuple[datetime, ...]
+    # the KPI's mean in the windows before and in the alert's windows: a relative change
+    # means little around zero (a money KPI from 5 to 110 EUR is "+2093 %")
+    before: float | None = None
+    during: float | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -123,6 +127,8 @@ class RelatedKpi:
             "lag_windows": self.lag,
             "status": self.status,
             "change": None if self.change is None else round(self.change, 4),
+            "before": None if self.before is None else float(f"{self.before:.6g}"),
+            "during": None if self.during is None else float(f"{self.during:.6g}"),
             "windows": [w.isoformat() for w in self.windows],
         }
 
@@ -356,6 +362,10 @@ def rank_related_kpis(
             continue
         r, lag, _ = _lagged_r(vals, sig_vals, hi, span + hi - first, max_lag, min_pairs)
         score = (abs(r) if r is not None else 0.0) + _BREACH_WEIGHT.get(worst, 0.0)
-        out.append(RelatedKpi(kpi, tenant, score, r, lag, worst, change, tuple(hit)))
+        levels = (
+            float(b.mean()) if b.size else None,
+            float(d.mean()) if d.size else None,
+        )
+        out.append(RelatedKpi(kpi, tenant, score, r, lag, worst, change, tuple(hit), *levels))
     out.sort(key=lambda k: (-k.score, k.tenant_id, k.kpi))
     return out

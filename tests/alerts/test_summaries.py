@@ -67,3 +67,16 @@ def test_the_drift_summary_names_the_drifting_columns() -> None:
         kind="multivariate_drift",
     )
     assert "drifts for tenant acme (" in text
+
+
+def test_slack_names_a_money_kpi_by_its_levels_not_a_huge_percentage() -> None:
+    from alerts.formats import _kpi_text
+
+    # control: "retention_value (+2093.0%)"
+    assert _kpi_text(
+        {"kpi": "retention_value", "change": 20.93, "before": 5.0, "during": 109.7}
+    ) == ("retention_value (5 → 110)")
+    assert _kpi_text(
+        {"kpi": "conversion_rate", "change": -0.28, "before": 0.33, "during": 0.24}
+    ) == ("conversion_rate (-28.0%)")
+    assert _kpi_text({"kpi": "conversion_rate", "change": -0.28}) == "conversion_rate (-28.0%)"

@@ -248,3 +248,23 @@ def test_model_health_is_red_only_with_a_firing_alert() -> None:
     assert model_health_status(["ok"], ["firing"]) == "alert"  # an open alert stays red
     assert model_health_status(["ok", "warn"], []) == "warn"
     assert model_health_status([], []) == "no_data"
+
+
+def test_kpis_that_moved_with_an_alert_show_their_levels(site: Site, tabs: dict[str, Tab]) -> None:
+    """The alert page's "moved with this alert" says from what level to what level; a
+    percentage only where it means something (control: "retention_value of globex moved
+    with this alert: +139 % against the windows before", a money KPI near zero; "+2093 %"
+    on the 60-day demo)."""
+    import re
+
+    tab = tabs["engineer"]
+    tab.open(f"/alerts/{site.ids['globex_drift']}", "#alert-leads")
+    leads = tab.page.locator("#alert-leads .related-kpi").all_inner_texts()
+    assert any(t.startswith("conversion_rate of globex moved") for t in leads), leads
+    for text in leads:
+        assert "against the windows before" not in text, text  # the old, relative-only form
+        assert re.search(r"moved with this alert: \S+ (%|EUR)? ?against \S+", text), text
+        for pct in re.findall(r"\(([+-]\d+) %\)", text):
+            assert abs(int(pct)) <= 100, text
+    money = [t for t in leads if t.startswith("retention_value")]
+    assert all(" EUR against " in t and " EUR before" in t for t in money), money
