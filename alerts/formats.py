@@ -161,7 +161,7 @@ def _kpi_text(k: Any) -> str:
     before, during = k.get("before"), k.get("during")
     if isinstance(before, int | float) and isinstance(during, int | float):
         # a percentage means little across or near zero (a money KPI: "+2093.0%")
-        odd = (before > 0) != (during > 0) or before == 0 or abs(during / before - 1) > 1
+        odd = not (before > 0 and during > 0) or abs(during / before - 1) > 1
         odd = odd or not isinstance(change, int | float)
         return f"{name} ({before:.3g} → {during:.3g})" if odd else f"{name} ({change:+.1%})"
     return f"{name} ({change:+.1%})" if isinstance(change, int | float) else name

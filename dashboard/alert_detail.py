@@ -236,13 +236,12 @@ def lead_items(v: AlertView, leads: AlertLeads, account: Account) -> list[m.Mark
     for k in leads.related_kpis:
         text = f"{k.kpi} of {k.tenant_id} moved with this alert: "
         if k.before is not None and k.during is not None:
-            unit = v.kpi_units.get(k.kpi, "")
+            unit = k.unit or v.kpi_units.get(k.kpi, "")
             text += f"{fmt_value(k.during, unit)} against {fmt_value(k.before, unit)} before"
-            # a percentage only where it means something: same sign, at most doubled or
-            # halved (a money KPI from 5 to 110 EUR read "+2093 %")
-            same_sign = (k.before > 0) == (k.during > 0) and k.before != 0
-            if k.change is not None and same_sign and abs(k.change) <= 1:
-                text += f" ({_pct(k.change)})"
+            # a percentage only where it means something: of the two levels shown, both
+            # above zero, at most doubled (a money KPI from 5 to 110 EUR read "+2093 %")
+            if k.before > 0 and k.during > 0 and abs(k.during / k.before - 1) <= 1:
+                text += f" ({_pct(k.during / k.before - 1)})"
         else:
             text += f"{_pct(k.change)} against the windows before"
         if k.correlation is not None:

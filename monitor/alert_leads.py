@@ -34,6 +34,7 @@ class RelatedKpi:
     status: str
     before: float | None = None  # the KPI's mean in the windows before
     during: float | None = None  # and in the alert's windows
+    unit: str = ""
 
 
 @dataclass(frozen=True)
@@ -176,6 +177,7 @@ def alert_leads(services: Services, scope: Scope, a: AlertRecord) -> AlertLeads:
                     str(k.get("status") or ""),
                     _float(k.get("before")),
                     _float(k.get("during")),
+                    str(k.get("unit") or ""),
                 )
             )
     drivers = []

@@ -113,8 +113,9 @@ class RelatedKpi:
     status: str  # worst KPI status in the windows looked at
     change: float | None  # relative change of the KPI against the windows before
     windows: tuple[datetime, ...]
-    # the KPI's mean in the windows before and in the alert's windows: a relative change
-    # means little around zero (a money KPI from 5 to 110 EUR is "+2093 %")
+    # the KPI's own mean (not deseasonalized) in the windows before and in the alert's
+    # windows, set by the caller that has the raw series: a relative change means little
+    # around zero (a money KPI from 5 to 110 EUR is "+2093 %")
     before: float | None = None
     during: float | None = None
 
@@ -362,10 +363,6 @@ def rank_related_kpis(
             continue
         r, lag, _ = _lagged_r(vals, sig_vals, hi, span + hi - first, max_lag, min_pairs)
         score = (abs(r) if r is not None else 0.0) + _BREACH_WEIGHT.get(worst, 0.0)
-        levels = (
-            float(b.mean()) if b.size else None,
-            float(d.mean()) if d.size else None,
-        )
-        out.append(RelatedKpi(kpi, tenant, score, r, lag, worst, change, tuple(hit), *levels))
+        out.append(RelatedKpi(kpi, tenant, score, r, lag, worst, change, tuple(hit)))
     out.sort(key=lambda k: (-k.score, k.tenant_id, k.kpi))
     return out

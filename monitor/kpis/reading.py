@@ -48,6 +48,12 @@ def utc(ts: datetime) -> datetime:
     return ts.replace(tzinfo=UTC) if ts.tzinfo is None else ts.astimezone(UTC)
 
 
+def _mean(values: Any) -> float | None:
+    """The mean of the finite values (None when there are none)."""
+    finite = values[np.isfinite(values)]
+    return float(finite.mean()) if finite.size else None
+
+
 class KpiReading:
     """Series, links and summaries of the stored KPI results (see the module docstring)."""
 
@@ -228,7 +234,12 @@ class KpiReading:
                 max_lag=max_lag,
                 span=span,
             )
+            raw = kpi_series(kpi_rows, grid)  # the levels users read, not deseasonalized
+            hi = min(len(grid) - 1, span + n + max_lag)
             for k in ranked:
+                own = raw.get((k.kpi, k.tenant_id))
+                if own is not None:
+                    k = replace(k, before=_mean(own[0][:span]), during=_mean(own[0][span : hi + 1]))
                 item = k.to_dict()
                 item.update({"unit": d.unit, "direction": d.direction, "window": d.window})
                 out.append(item)

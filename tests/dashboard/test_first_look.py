@@ -266,5 +266,16 @@ def test_kpis_that_moved_with_an_alert_show_their_levels(site: Site, tabs: dict[
         assert re.search(r"moved with this alert: \S+ (%|EUR)? ?against \S+", text), text
         for pct in re.findall(r"\(([+-]\d+) %\)", text):
             assert abs(int(pct)) <= 100, text
+        # a percentage, when shown, is that of the two levels shown
+        shown = re.search(r": (\S+) % against (\S+) % before \(([+-]\d+) %\)", text)
+        if shown:
+            now, before, pct = (float(x.replace("−", "-")) for x in shown.groups())
+            assert abs((now / before - 1) * 100 - pct) <= 1, text
+    # the levels are the KPI's own (a conversion rate in %), not the deseasonalized series
+    # the ranking uses (0.817 against 1.13)
+    conv = [t for t in leads if t.startswith("conversion_rate")]
+    for t in conv:
+        levels = re.search(r": (\d+(?:\.\d+)?) % against (\d+(?:\.\d+)?) % before", t)
+        assert levels and all(5 < float(x) < 60 for x in levels.groups()), t
     money = [t for t in leads if t.startswith("retention_value")]
     assert all(" EUR against " in t and " EUR before" in t for t in money), money
