@@ -231,6 +231,12 @@ class LogReader(Protocol):
         ``since``, of the rows at or after it only (segments without any left out)."""
         ...
 
+    def last_ts_windows(
+        self, model: str, ranges: Sequence[tuple[datetime, datetime]]
+    ) -> list[dict[Segment, datetime]]:
+        """:meth:`last_ts` of each ``[since, before)`` of ``ranges``, read at once for all."""
+        ...
+
     def label_stats(
         self, model: str, start: datetime, end: datetime
     ) -> dict[Segment, dict[str, Any]]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from itertools import pairwise
 from typing import Any
 
 import numpy as np
@@ -181,6 +182,47 @@ class LogReads:
                 params,
             ).fetchall()
         return {(str(t), str(v)): ts for t, v, ts in rows if ts is not None}
+
+    def last_ts_windows(
+        self, model: str, ranges: Sequence[tuple[datetime, datetime]]
+    ) -> list[dict[tuple[str, str], datetime]]:
+        """:meth:`last_ts` of each ``[since, before)`` of ``ranges`` (freshness of a block of a
+        backfill's windows), read at once: the newest ``ts`` per segment of each stretch between
+        consecutive bounds, then the newest of a range's stretches (a max: the same value)."""
+        if not ranges:
+            return []
+        cuts = sorted({as_utc(t) for r in ranges for t in r})
+        stretches = list(pairwise(cuts))
+        if not stretches:
+            return [{} for _ in ranges]
+        bounds, wins = _windows_table(stretches)
+        with self._ls.reader() as cur:
+            cur.register("__dw_windows", wins)
+            try:
+                rows = cur.execute(
+                    f"SELECT w, {_SEGMENT_KEYS}, max(ts) FROM (SELECT win.w, tenant_id, "
+                    f"coalesce(model_version, '') AS mv, ts FROM {quote(self._ls.table(model))} "
+                    "JOIN __dw_windows win ON ts >= win.s AND ts < win.e WHERE ts >= ? AND ts < ?) "
+                    "GROUP BY GROUPING SETS ((w, tenant_id), (w, mv), (w))",
+                    bounds,
+                ).fetchall()
+            finally:
+                cur.unregister("__dw_windows")
+        newest: list[dict[tuple[str, str], datetime]] = [{} for _ in stretches]
+        for w, t, v, ts in rows:
+            if ts is not None:
+                newest[w][(str(t), str(v))] = ts
+        out = []
+        for since, before in ranges:
+            last: dict[tuple[str, str], datetime] = {}
+            lo, hi = as_utc(since), as_utc(before)
+            for (s, e), segs in zip(stretches, newest, strict=True):
+                if lo <= s and e <= hi:
+                    for seg, ts in segs.items():
+                        if seg not in last or ts > last[seg]:
+                            last[seg] = ts
+            out.append(last)
+        return out
 
     def label_stats(
         self, model: str, start: datetime, end: datetime

@@ -48,12 +48,17 @@ class _Blocks:
         self._windows = list(windows)
         self._index = {w: i for i, w in enumerate(self._windows)}
         self._starts = {s: i for i, (s, _) in enumerate(self._windows)}
+        self._ends = {e: i for i, (_, e) in enumerate(self._windows)}
         self._kept = kept
         self._blocks: OrderedDict[tuple[Any, ...], dict[int, Any]] = OrderedDict()
 
     def index(self, start: datetime, end: datetime) -> int | None:
         """The position of ``[start, end)`` among the backfill's windows (None: not one)."""
         return self._index.get((start, end))
+
+    def ending(self, end: datetime) -> int | None:
+        """The position of the backfill's window ending at ``end`` (None: none)."""
+        return self._ends.get(end)
 
     def starting(self, start: datetime) -> int | None:
         """The position of the backfill's window starting at ``start`` (None: none)."""
@@ -199,6 +204,21 @@ class _ReadAhead:
             lambda ahead: self._logs.samples(
                 model, ahead, columns, n, tenant_id=tenant_id, seed=seed
             ),
+        )
+
+    def last_ts(
+        self, model: str, before: datetime, since: datetime | None = None
+    ) -> dict[tuple[str, str], datetime]:
+        # freshness: the rows since the baseline's first window, up to one of the backfill's
+        # windows' end (the whole history when asked for it: not read ahead)
+        i = self._blocks.ending(before)
+        if i is None or since is None or self._profiles.lake_fed(model):
+            return self._guarded.last_ts(model, before, since)  # type: ignore[no-any-return]
+        back = before - since
+        return self._blocks.get(  # type: ignore[no-any-return]
+            ("last_ts", model, back),
+            i,
+            lambda ahead: self._logs.last_ts_windows(model, [(e - back, e) for _, e in ahead]),
         )
 
     def label_stats(

@@ -430,6 +430,7 @@ def test_backfill_reads_samples_and_profile_sums_a_block_of_windows_at_a_time(en
         "stats": 0,
         "labelled": 0,
         "baselines": 0,
+        "fresh": 0,
     }
 
     class CountingReads(LogReads):
@@ -440,6 +441,10 @@ def test_backfill_reads_samples_and_profile_sums_a_block_of_windows_at_a_time(en
         def label_stats_windows(self, *args: Any, **kwargs: Any) -> list[Any]:
             calls["stats"] += 1  # so does label_stats()
             return super().label_stats_windows(*args, **kwargs)
+
+        def last_ts_windows(self, *args: Any, **kwargs: Any) -> list[Any]:
+            calls["fresh"] += 1
+            return super().last_ts_windows(*args, **kwargs)
 
         def labelled_windows(self, *args: Any, **kwargs: Any) -> list[pa.Table]:
             calls["labelled"] += 1  # and labelled()
@@ -498,6 +503,7 @@ def test_backfill_reads_samples_and_profile_sums_a_block_of_windows_at_a_time(en
             if kind == "data_quality":  # label coverage and delay, row count baselines
                 assert calls["stats"] - before["stats"] == 2
                 assert calls["baselines"] - before["baselines"] == 2
+                assert calls["fresh"] - before["fresh"] == 2  # freshness since the baseline
 
     def stored(kind: str) -> list[tuple[Any, ...]]:
         res, _ = ms.query_results(ResultQuery(source_name=kind))

@@ -426,6 +426,9 @@ def test_windows_and_samples_read_at_once_equal_each_window_read_alone(store, mo
             assert reads.labelled_windows("churn", bounds, "prediction", ["score"]) == [
                 reads.labelled("churn", s, e, "prediction", ["score"]) for s, e in bounds
             ]
+            assert reads.last_ts_windows("churn", bounds) == [
+                reads.last_ts("churn", e, since=s) for s, e in bounds
+            ]
             ends = [e for _, e in bounds]
             assert ps.row_counts_windows("churn", [(e - 2 * day, e) for e in ends], day) == [
                 ps.row_counts("churn", e - 2 * day, e, day) for e in ends
