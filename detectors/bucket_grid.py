@@ -69,9 +69,11 @@ class BucketGrid:
             return
         lo, hi = float(e[1]), float(e[-2])
         candidates = [self._layout(e, lo, hi, log=False)]
-        if lo > 0:
+        if lo >= np.finfo(float).tiny:
             # skewed positive columns (amounts, latencies) crowd their edges at the low end of
-            # a linear grid; a grid uniform in log(x) spreads them out
+            # a linear grid; a grid uniform in log(x) spreads them out. Not below the smallest
+            # normal float: the compiled loop takes log(max(v, tiny)), so with a subnormal
+            # lowest inner edge every v <= 0 would land above it (found by hypothesis)
             candidates.append(self._layout(e, np.log(lo), np.log(hi), log=True))
         usable = [c for c in candidates if c is not None]
         if not usable:

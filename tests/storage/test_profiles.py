@@ -433,3 +433,30 @@ def test_windows_and_samples_read_at_once_equal_each_window_read_alone(store, mo
             assert ps.row_counts_windows("churn", [(e - 2 * day, e) for e in ends], day) == [
                 ps.row_counts("churn", e - 2 * day, e, day) for e in ends
             ]
+
+
+def test_a_subnormal_edge_does_not_move_values_at_or_below_zero() -> None:
+    """The case hypothesis found above (run 2 of the final suite): edges with a subnormal
+    lowest inner edge took the log grid, and every value <= 0 (-inf, -1e12, 0, the first
+    edges) was counted in the third bucket."""
+    from storage.profile_kernel import Grid
+    from storage.profile_kernels import count_column, new_moments
+
+    e = np.array([-5.0, 5e-324, 1e-310, 1e-5, 0.1, 1.0, 2.0, 3.0, 10.0, 100.0])
+    x = np.concatenate(
+        [e, np.nextafter(e, np.inf), np.nextafter(e, -np.inf), [-np.inf, np.inf, -1e12, 0.0]]
+    )
+    counts = np.zeros((1, e.size + 1), np.int64)
+    ints, floats = new_moments(1)
+    count_column(
+        x,
+        np.zeros(x.size, np.int64),
+        Grid(e),
+        counts,
+        ints,
+        floats,
+        True,
+        np.empty(x.size, np.int32),
+    )
+    want = np.bincount(np.searchsorted(e, x, side="left"), minlength=e.size + 1)
+    assert np.array_equal(counts[0], want)
