@@ -217,10 +217,11 @@ def _profile_null(
             null = _profile_null_streamed(method, ref, n_ref, n_cur, n_draws)
             _REFINED.put(key, null)
         return null
-    draw_key = (ref.fingerprint, n_ref, n_cur, n_draws)
+    # the draws depend only on what seeds them (bins and counts), not on the profile's sums
+    draw_key = (ref.seed_key, n_ref, n_cur, n_draws)
     draws = _DRAWS.get(draw_key)
     if draws is None:
-        rng = np.random.default_rng(_seed(ref.seed_key, n_ref, n_cur, n_draws))
+        rng = np.random.default_rng(_seed(*draw_key))
         p = ref.counts / ref.counts.sum()
         draws = np.stack(
             [_draw_counts(p, n_ref, n_draws, rng), _draw_counts(p, n_cur, n_draws, rng)]
