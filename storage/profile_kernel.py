@@ -54,7 +54,6 @@ from storage.row_kernel import LabelAccumulator, LabelSpec, SampleAccumulator
 __all__ = [
     "PROFILE_SCHEMA",
     "ROWS_COLUMN",
-    "Grid",
     "NumericCounter",
     "ProfileAccumulator",
     "ProfileSpec",
@@ -200,11 +199,6 @@ class ProfileSpec:
 
 def _float_json(v: float) -> float | str:
     return v if np.isfinite(v) else ("inf" if v > 0 else "-inf")
-
-
-# The grid that finds a value's bucket by a table lookup: the one bucketing every profile shares
-# (``detectors.bucket_grid``; in-memory profiles use it too, so both agree by construction).
-Grid = BucketGrid
 
 
 def hour_of(index: int) -> datetime:

@@ -60,7 +60,6 @@ from storage.profile_kernel import (
     PROFILE_SCHEMA,
     ROWS_COLUMN,
     TS,
-    Grid,
     NumericCounter,
     ProfileAccumulator,
     ProfileSpec,
@@ -84,7 +83,6 @@ __all__ = [
     "merge_profiles",
     "profile_batch",
 ]
-_Grid = Grid  # the tests' name for it
 
 HOUR = timedelta(hours=1)
 _BATCH_ROWS = 1 << 16

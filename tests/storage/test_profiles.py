@@ -286,7 +286,7 @@ def test_counting_kernel_equals_searchsorted_and_numpy_moments(
     """The compiled loop that counts histograms and moments is exact: values on, next to and
     far outside the edges (and infinities) land where a binary search puts them, with the grid
     (8 edges or more) and without it; NaN counts as missing; per-group moments match numpy."""
-    from storage.profile_kernel import Grid
+    from detectors.bucket_grid import BucketGrid
     from storage.profile_kernels import (
         COUNT,
         FINITE,
@@ -312,7 +312,7 @@ def test_counting_kernel_equals_searchsorted_and_numpy_moments(
     )
     rng.shuffle(x)
     gid = rng.integers(0, 3, x.size)
-    grid = Grid(e)
+    grid = BucketGrid(e)
     counts = np.zeros((3, e.size + 1), np.int64)
     ints, floats = new_moments(3)
     scratch = np.empty(x.size, np.int32)
@@ -439,7 +439,7 @@ def test_a_subnormal_edge_does_not_move_values_at_or_below_zero() -> None:
     """The case hypothesis found above (run 2 of the final suite): edges with a subnormal
     lowest inner edge took the log grid, and every value <= 0 (-inf, -1e12, 0, the first
     edges) was counted in the third bucket."""
-    from storage.profile_kernel import Grid
+    from detectors.bucket_grid import BucketGrid
     from storage.profile_kernels import count_column, new_moments
 
     e = np.array([-5.0, 5e-324, 1e-310, 1e-5, 0.1, 1.0, 2.0, 3.0, 10.0, 100.0])
@@ -451,7 +451,7 @@ def test_a_subnormal_edge_does_not_move_values_at_or_below_zero() -> None:
     count_column(
         x,
         np.zeros(x.size, np.int64),
-        Grid(e),
+        BucketGrid(e),
         counts,
         ints,
         floats,
