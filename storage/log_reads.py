@@ -8,11 +8,13 @@ public API (``reader()``, ``table()``), like every other module of this package.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
 from itertools import pairwise
 from typing import Any
 
+import duckdb
 import numpy as np
 import pyarrow as pa
 
@@ -195,19 +197,14 @@ class LogReads:
         stretches = list(pairwise(cuts))
         if not stretches:
             return [{} for _ in ranges]
-        bounds, wins = _windows_table(stretches)
-        with self._ls.reader() as cur:
-            cur.register("__dw_windows", wins)
-            try:
-                rows = cur.execute(
-                    f"SELECT w, {_SEGMENT_KEYS}, max(ts) FROM (SELECT win.w, tenant_id, "
-                    f"coalesce(model_version, '') AS mv, ts FROM {quote(self._ls.table(model))} "
-                    "JOIN __dw_windows win ON ts >= win.s AND ts < win.e WHERE ts >= ? AND ts < ?) "
-                    "GROUP BY GROUPING SETS ((w, tenant_id), (w, mv), (w))",
-                    bounds,
-                ).fetchall()
-            finally:
-                cur.unregister("__dw_windows")
+        with self._over_windows(stretches) as (cur, bounds):
+            rows = cur.execute(
+                f"SELECT w, {_SEGMENT_KEYS}, max(ts) FROM (SELECT win.w, tenant_id, "
+                f"coalesce(model_version, '') AS mv, ts FROM {quote(self._ls.table(model))} "
+                "JOIN __dw_windows win ON ts >= win.s AND ts < win.e WHERE ts >= ? AND ts < ?) "
+                "GROUP BY GROUPING SETS ((w, tenant_id), (w, mv), (w))",
+                bounds,
+            ).fetchall()
         newest: list[dict[tuple[str, str], datetime]] = [{} for _ in stretches]
         for w, t, v, ts in rows:
             if ts is not None:
@@ -243,23 +240,18 @@ class LogReads:
         if halves is not None:
             return [x for h in halves for x in self.label_stats_windows(model, h)]
         inf, lj = quote(self._ls.table(model)), label_join(self._ls.table(model, "labels"))
-        bounds, wins = _windows_table(windows)
-        with self._ls.reader() as cur:
-            cur.register("__dw_windows", wins)
-            try:
-                rows = cur.execute(
-                    # the delay in whole microseconds: their sum is exact, so the mean does
-                    # not depend on the order rows are added in (alone or with other windows)
-                    f"SELECT w, {_SEGMENT_KEYS}, count(*), count(label), avg(delay) / 1e6 FROM ("
-                    f"SELECT win.w, i.tenant_id, coalesce(i.model_version, '') AS mv, "
-                    f"{lj.label} AS label, epoch_us({lj.received_at}) - epoch_us(i.ts) AS delay "
-                    f"FROM {inf} i JOIN __dw_windows win ON i.ts >= win.s AND i.ts < win.e"
-                    f"{lj.joins} WHERE i.ts >= ? AND i.ts < ?) "
-                    "GROUP BY GROUPING SETS ((w, tenant_id), (w, mv), (w))",
-                    bounds,
-                ).fetchall()
-            finally:
-                cur.unregister("__dw_windows")
+        with self._over_windows(windows) as (cur, bounds):
+            rows = cur.execute(
+                # the delay in whole microseconds: their sum is exact, so the mean does not
+                # depend on the order rows are added in (alone or with other windows)
+                f"SELECT w, {_SEGMENT_KEYS}, count(*), count(label), avg(delay) / 1e6 FROM ("
+                f"SELECT win.w, i.tenant_id, coalesce(i.model_version, '') AS mv, "
+                f"{lj.label} AS label, epoch_us({lj.received_at}) - epoch_us(i.ts) AS delay "
+                f"FROM {inf} i JOIN __dw_windows win ON i.ts >= win.s AND i.ts < win.e"
+                f"{lj.joins} WHERE i.ts >= ? AND i.ts < ?) "
+                "GROUP BY GROUPING SETS ((w, tenant_id), (w, mv), (w))",
+                bounds,
+            ).fetchall()
         out: list[dict[tuple[str, str], dict[str, Any]]] = [{} for _ in windows]
         for w, t, v, n, k, d in rows:
             out[w][(str(t), str(v))] = {"rows": int(n), "labelled": int(k), "delay_s": d}
@@ -295,26 +287,43 @@ class LogReads:
             return [x for h in halves for x in self.labelled_windows(model, h, prediction, scores)]
         inf, lj = quote(self._ls.table(model)), label_join(self._ls.table(model, "labels"))
         cols = ", ".join(f"i.{quote(c)}" for c in (prediction, *scores))
-        bounds, wins = _windows_table(windows)
-        with self._ls.reader() as cur:
-            cur.register("__dw_windows", wins)
-            try:
-                table = cur.sql(
-                    f"SELECT win.w AS __dw_w, i.tenant_id, coalesce(i.model_version, '') AS "
-                    f"model_version, {cols}, {lj.label} AS label FROM {inf} i "
-                    f"JOIN __dw_windows win ON i.ts >= win.s AND i.ts < win.e{lj.joins} "
-                    # in table order: a window's rows come in the same order read alone or
-                    # with others (float sums of its metrics do not depend on the join)
-                    f"WHERE i.ts >= ? AND i.ts < ? AND {lj.label} IS NOT NULL ORDER BY i.rowid",
-                    params=bounds,
-                ).to_arrow_table()
-            finally:
-                cur.unregister("__dw_windows")
+        with self._over_windows(windows) as (cur, bounds):
+            table = cur.sql(
+                f"SELECT win.w AS __dw_w, i.tenant_id, coalesce(i.model_version, '') AS "
+                f"model_version, {cols}, {lj.label} AS label FROM {inf} i "
+                f"JOIN __dw_windows win ON i.ts >= win.s AND i.ts < win.e{lj.joins} "
+                # in table order: a window's rows come in the same order read alone or with
+                # others (float sums of its metrics do not depend on the join)
+                f"WHERE i.ts >= ? AND i.ts < ? AND {lj.label} IS NOT NULL ORDER BY i.rowid",
+                params=bounds,
+            ).to_arrow_table()
         w = table.column("__dw_w").to_numpy()
         table = table.drop_columns(["__dw_w"])
         if len(windows) == 1:
             return [table]
         return [table.filter(pa.array(w == i)) for i in range(len(windows))]
+
+    @contextmanager
+    def _over_windows(
+        self, windows: Sequence[tuple[datetime, datetime]]
+    ) -> Iterator[tuple[duckdb.DuckDBPyConnection, list[Any]]]:
+        """A read cursor on which ``windows`` are the table ``__dw_windows`` (``w``: the
+        window's index, ``s``/``e``: its bounds) to join, and the bounds of their whole range
+        (to give the scan its ``ts`` filter)."""
+        utc = [(as_utc(s), as_utc(e)) for s, e in windows]
+        table = pa.table(
+            {
+                "w": pa.array(range(len(utc)), pa.int64()),
+                "s": pa.array([s for s, _ in utc], pa.timestamp("us", tz="UTC")),
+                "e": pa.array([e for _, e in utc], pa.timestamp("us", tz="UTC")),
+            }
+        )
+        with self._ls.reader() as cur:
+            cur.register("__dw_windows", table)
+            try:
+                yield cur, [min(s for s, _ in utc), max(e for _, e in utc)]
+            finally:
+                cur.unregister("__dw_windows")
 
     def _halves(
         self, model: str, windows: Sequence[tuple[datetime, datetime]], tenant_id: str | None = None
@@ -361,19 +370,6 @@ _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 def _epoch_us(ts: datetime) -> int:
     return (ts - _EPOCH) // timedelta(microseconds=1)
-
-
-def _windows_table(windows: Sequence[tuple[datetime, datetime]]) -> tuple[list[Any], pa.Table]:
-    """The bounds of the windows' whole range, and the windows as a table (w, s, e) to join."""
-    utc = [(as_utc(s), as_utc(e)) for s, e in windows]
-    table = pa.table(
-        {
-            "w": pa.array(range(len(utc)), pa.int64()),
-            "s": pa.array([s for s, _ in utc], pa.timestamp("us", tz="UTC")),
-            "e": pa.array([e for _, e in utc], pa.timestamp("us", tz="UTC")),
-        }
-    )
-    return [min(s for s, _ in utc), max(e for _, e in utc)], table
 
 
 def _sample_keys(ids: Any, seed: int) -> Any:
