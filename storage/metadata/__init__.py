@@ -2,7 +2,8 @@
 
 ORM rows never leave this package: every method returns the frozen types of ``storage.types``.
 
-Modules: ``store`` (:class:`MetadataStore`), ``models`` (ORM tables), ``engine`` (per-backend
+Modules: ``store`` (:class:`MetadataStore`), ``models`` (ORM tables), ``definitions`` (what the
+versioned, audited definitions share: monitors, KPIs, alert rules), ``engine`` (per-backend
 Engine setup), ``keys`` (API key secrets), ``errors`` (exception tree). Migrations live in
 ``storage.migrations``.
 """

@@ -30,7 +30,6 @@ from sqlalchemy import (
     Result,
     Table,
     case,
-    delete,
     func,
     insert,
     or_,
@@ -40,6 +39,7 @@ from sqlalchemy import (
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from storage.metadata.definitions import Definitions
 from storage.metadata.errors import AlreadyExists, MetadataError, NotFound
 from storage.metadata.models_alerting import (
     AlertGroupRow,
@@ -285,6 +285,14 @@ class AlertStore:
     def __init__(self, metadata: MetadataStore, secret_key: str | bytes) -> None:
         self._m = metadata
         self._fernet = Fernet(derive_key(secret_key))
+        self._rules = Definitions(
+            metadata,
+            AlertRuleRow,
+            _rule,
+            noun="alert rule",
+            action="rule",
+            object_type="alert_rule",
+        )
 
     @property
     def metadata(self) -> MetadataStore:
@@ -310,51 +318,25 @@ class AlertStore:
         self, name: str, spec: Mapping[str, Any], enabled: bool = True, actor: str = "system"
     ) -> RuleRecord:
         """Create or replace a rule (its version goes up by one on every change)."""
-        now = self._m.now()
         with self._m.writing() as s:
-            row = s.scalar(select(AlertRuleRow).where(AlertRuleRow.name == name))
+            row = self._rules.find(s, name)
             if row is None:
-                row = AlertRuleRow(
-                    name=name,
-                    spec=dict(spec),
-                    enabled=enabled,
-                    version=1,
-                    created_by=actor,
-                    created_at=now,
-                    updated_at=now,
+                return _rule(
+                    self._rules.add(s, name, actor, enabled, {"version": 1}, spec=dict(spec))
                 )
-                s.add(row)
-                action = "rule.create"
-            else:
-                if row.spec == dict(spec) and row.enabled == enabled:
-                    return _rule(row)
-                row.spec = dict(spec)
-                row.enabled = enabled
-                row.version += 1
-                row.updated_at = now
-                action = "rule.update"
-            s.flush()
-            self._m.record_audit(s, actor, action, "alert_rule", name, {"version": row.version})
-            return _rule(row)
+            if row.spec == dict(spec) and row.enabled == enabled:
+                return _rule(row)
+            row.spec = dict(spec)
+            return self._rules.bump(s, row, actor, enabled, {"version": row.version + 1})
 
     def get_rule(self, name: str) -> RuleRecord | None:
-        with self._m.reading() as s:
-            row = s.scalar(select(AlertRuleRow).where(AlertRuleRow.name == name))
-            return None if row is None else _rule(row)
+        return self._rules.get(name)
 
     def list_rules(self, enabled_only: bool = False) -> list[RuleRecord]:
-        with self._m.reading() as s:
-            stmt = select(AlertRuleRow).order_by(AlertRuleRow.name)
-            if enabled_only:
-                stmt = stmt.where(AlertRuleRow.enabled.is_(True))
-            return [_rule(r) for r in s.scalars(stmt)]
+        return self._rules.list(True if enabled_only else None)
 
     def delete_rule(self, name: str, actor: str = "system") -> None:
-        with self._m.writing() as s:
-            n = _rowcount(s.execute(delete(AlertRuleRow).where(AlertRuleRow.name == name)))
-            if not n:
-                raise NotFound(f"alert rule {name!r} not found")
-            self._m.record_audit(s, actor, "rule.delete", "alert_rule", name)
+        self._rules.delete(name, actor)
 
     # ------------------------------------------------------------------ alerts
     def latest_alerts(self, rules: Iterable[str] | None = None) -> dict[str, AlertRecord]:

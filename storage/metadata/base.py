@@ -9,11 +9,11 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any, ClassVar
 
-from sqlalchemy import JSON, DateTime, Dialect, MetaData
-from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy import JSON, Boolean, DateTime, Dialect, Integer, MetaData, String
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 from sqlalchemy.types import TypeDecorator
 
-__all__ = ["NAMING_CONVENTION", "Base", "UTCDateTime"]
+__all__ = ["NAMING_CONVENTION", "Base", "DefinitionColumns", "UTCDateTime"]
 
 # Deterministic constraint names: Alembic needs names to alter or drop constraints, and SQLite
 # batch migrations recreate tables, so unnamed constraints would differ between backends.
@@ -62,3 +62,18 @@ class Base(DeclarativeBase):
         datetime: UTCDateTime(),
         dict[str, Any]: JSON(),
     }
+
+
+class DefinitionColumns(Base):
+    """The columns of a versioned, audited definition's table (monitors, KPIs, alert rules;
+    ``storage.metadata.definitions``) besides its id and body. Abstract: each table declares
+    ``name`` with its own length, and these columns come after its own."""
+
+    __abstract__ = True
+
+    name: Mapped[str]
+    version: Mapped[int] = mapped_column(Integer, default=1)
+    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str] = mapped_column(String(256))
+    created_at: Mapped[datetime]
+    updated_at: Mapped[datetime]

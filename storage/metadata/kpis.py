@@ -1,7 +1,8 @@
 """``KpiStore``: tenant KPI definitions behind typed methods (values live in metric results).
 
-Every change writes its audit entry in the same transaction and bumps the version, so a
-result's ``definition_version`` says which definition produced it.
+Every change writes its audit entry in the same transaction and bumps the version
+(:class:`~storage.metadata.definitions.Definitions`), so a result's ``definition_version`` says
+which definition produced it.
 """
 
 from __future__ import annotations
@@ -11,9 +12,8 @@ from datetime import datetime
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.exc import IntegrityError
 
-from storage.metadata.errors import AlreadyExists, NotFound
+from storage.metadata.definitions import Definitions
 from storage.metadata.models_kpis import KpiRow
 from storage.metadata.models_monitoring import MetricResultRow
 from storage.metadata.store import MetadataStore
@@ -45,73 +45,37 @@ class KpiStore:
 
     def __init__(self, metadata: MetadataStore) -> None:
         self._meta = metadata
+        self._defs = Definitions(
+            metadata, KpiRow, _record, noun="KPI", action="kpi", object_type="kpi"
+        )
 
     def create(
         self, name: str, spec: dict[str, Any], actor: str = "system", enabled: bool = True
     ) -> KpiRecord:
         """Create a KPI at version 1; :class:`AlreadyExists` for a taken name."""
-        try:
-            with self._meta.writing() as s:
-                if s.scalar(select(KpiRow.id).where(KpiRow.name == name)) is not None:
-                    raise AlreadyExists(f"KPI {name!r} already exists")
-                now = self._meta.now()
-                row = KpiRow(
-                    name=name,
-                    spec=spec,
-                    version=1,
-                    enabled=enabled,
-                    created_by=actor,
-                    created_at=now,
-                    updated_at=now,
-                )
-                s.add(row)
-                self._meta.record_audit(s, actor, "kpi.create", "kpi", name, {"spec": spec})
-                s.flush()
-                return _record(row)
-        except IntegrityError as exc:
-            raise AlreadyExists(f"KPI {name!r} already exists") from exc
+        return self._defs.create(name, actor, enabled, {"spec": spec}, spec=spec)
 
     def update(
         self, name: str, spec: dict[str, Any], actor: str = "system", enabled: bool | None = None
     ) -> KpiRecord:
         """Replace a KPI's spec; the version goes up only when something changed."""
         with self._meta.writing() as s:
-            row = s.scalar(select(KpiRow).where(KpiRow.name == name))
-            if row is None:
-                raise NotFound(f"KPI {name!r} not found")
-            changed = dict(row.spec) != spec or (enabled is not None and enabled != row.enabled)
-            if not changed:
-                return _record(row)
+            row = self._defs.require(s, name)
             old = dict(row.spec)
+            if old == spec and (enabled is None or enabled == row.enabled):
+                return _record(row)
             row.spec = spec
-            if enabled is not None:
-                row.enabled = enabled
-            row.version += 1
-            row.updated_at = self._meta.now()
-            self._meta.record_audit(s, actor, "kpi.update", "kpi", name, {"old": old, "new": spec})
-            s.flush()
-            return _record(row)
+            return self._defs.bump(s, row, actor, enabled, {"old": old, "new": spec})
 
     def delete(self, name: str, actor: str = "system") -> None:
         """Delete a KPI definition (its stored results stay for the record)."""
-        with self._meta.writing() as s:
-            row = s.scalar(select(KpiRow).where(KpiRow.name == name))
-            if row is None:
-                raise NotFound(f"KPI {name!r} not found")
-            s.delete(row)
-            self._meta.record_audit(s, actor, "kpi.delete", "kpi", name, {})
+        self._defs.delete(name, actor)
 
     def get(self, name: str) -> KpiRecord | None:
-        with self._meta.reading() as s:
-            row = s.scalar(select(KpiRow).where(KpiRow.name == name))
-            return None if row is None else _record(row)
+        return self._defs.get(name)
 
     def list(self, enabled: bool | None = None) -> list[KpiRecord]:
-        with self._meta.reading() as s:
-            stmt = select(KpiRow).order_by(KpiRow.name)
-            if enabled is not None:
-                stmt = stmt.where(KpiRow.enabled == enabled)
-            return [_record(r) for r in s.scalars(stmt)]
+        return self._defs.list(enabled)
 
     def result_series(
         self,
@@ -181,6 +145,4 @@ class KpiStore:
 
     def changed_since(self, ts: datetime) -> builtins.list[KpiRecord]:
         """KPIs created or changed at or after ``ts`` (the scheduler's reconcile)."""
-        with self._meta.reading() as s:
-            rows = s.scalars(select(KpiRow).where(KpiRow.updated_at >= ts).order_by(KpiRow.name))
-            return [_record(r) for r in rows]
+        return self._defs.changed_since(ts)

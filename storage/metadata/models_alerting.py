@@ -22,25 +22,22 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.metadata.base import Base
+from storage.metadata.base import Base, DefinitionColumns
 from storage.types import CHANNEL_KINDS
 
 ALERT_STATES = ("pending", "firing", "resolved")
 DELIVERY_STATES = ("pending", "sending", "delivered", "dead", "cancelled")
 
 
-class AlertRuleRow(Base):
+class AlertRuleRow(DefinitionColumns):
     __tablename__ = "alert_rules"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(128), unique=True)
     # The rule as its JSON/YAML form; ``alerts.rules.Rule.from_dict`` parses and validates it.
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
+    # before ``version`` here, as migration 0002 created it
     enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    version: Mapped[int] = mapped_column(Integer, default=1)
-    created_by: Mapped[str] = mapped_column(String(256))
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
 
 
 class AlertRow(Base):

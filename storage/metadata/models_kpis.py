@@ -7,24 +7,18 @@ converts them to :class:`storage.types.KpiRecord`. KPI values are metric results
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Integer, String
+from sqlalchemy import JSON, Integer, String
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.metadata.base import Base
+from storage.metadata.base import DefinitionColumns
 
 
-class KpiRow(Base):
+class KpiRow(DefinitionColumns):
     __tablename__ = "kpis"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
     name: Mapped[str] = mapped_column(String(63), unique=True)
     # The validated definition (``monitor.kpis.KpiDefinition.to_spec()``) as JSON.
     spec: Mapped[dict[str, Any]] = mapped_column(JSON)
-    version: Mapped[int] = mapped_column(Integer, default=1)
-    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_by: Mapped[str] = mapped_column(String(256))
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]

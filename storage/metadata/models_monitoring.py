@@ -13,7 +13,6 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     BigInteger,
-    Boolean,
     CheckConstraint,
     Float,
     Index,
@@ -24,13 +23,13 @@ from sqlalchemy import (
 )
 from sqlalchemy.orm import Mapped, mapped_column
 
-from storage.metadata.base import Base
+from storage.metadata.base import Base, DefinitionColumns
 
 RESULT_STATUSES = ("ok", "warn", "alert", "no_data")
 RUN_STATUSES = ("running", "ok", "error")
 
 
-class MonitorRow(Base):
+class MonitorRow(DefinitionColumns):
     __tablename__ = "monitors"
 
     id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
@@ -39,11 +38,6 @@ class MonitorRow(Base):
     kind: Mapped[str] = mapped_column(String(32))
     # The validated monitor config (``monitor.monitors.MonitorConfig``) as JSON.
     config: Mapped[dict[str, Any]] = mapped_column(JSON)
-    version: Mapped[int] = mapped_column(Integer, default=1)
-    enabled: Mapped[bool] = mapped_column(Boolean, default=True)
-    created_by: Mapped[str] = mapped_column(String(256))
-    created_at: Mapped[datetime]
-    updated_at: Mapped[datetime]
 
 
 class MonitorVersionRow(Base):

@@ -18,9 +18,10 @@ from datetime import datetime
 from typing import Any, cast
 
 from sqlalchemy import Select, Table, delete, func, select, tuple_
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
-from storage.metadata.errors import AlreadyExists, NotFound
+from storage.metadata.definitions import Definitions
+from storage.metadata.errors import NotFound
 from storage.metadata.models_monitoring import (
     MetricResultRow,
     MonitorRow,
@@ -151,6 +152,25 @@ def _monitor(row: MonitorRow) -> MonitorRecord:
     )
 
 
+def _version(
+    s: Session, row: MonitorRow, action: str, diff: dict[str, Any], actor: str, now: datetime
+) -> None:
+    """A monitor's history: its definition as created or updated, or as it was when deleted
+    (at the version after its last)."""
+    version = row.version + 1 if action == "delete" else row.version
+    s.add(
+        MonitorVersionRow(
+            monitor=row.name,
+            version=version,
+            action=action,
+            config=dict(row.config),
+            diff=diff,
+            actor=actor,
+            ts=now,
+        )
+    )
+
+
 def _run(row: MonitorRunRow) -> RunRecord:
     return RunRecord(
         id=row.id,
@@ -210,6 +230,15 @@ class MonitoringStore:
 
     def __init__(self, metadata: MetadataStore) -> None:
         self._meta = metadata
+        self._defs = Definitions(
+            metadata,
+            MonitorRow,
+            _monitor,
+            noun="monitor",
+            action="monitor",
+            object_type="monitor",
+            history=_version,
+        )
 
     # ------------------------------------------------------------------ monitors
     def create_monitor(
@@ -222,41 +251,9 @@ class MonitoringStore:
         enabled: bool = True,
     ) -> MonitorRecord:
         """Create a monitor at version 1. Raises :class:`AlreadyExists` for a taken name."""
-        try:
-            with self._meta.writing() as s:
-                if s.scalar(select(MonitorRow.id).where(MonitorRow.name == name)) is not None:
-                    raise AlreadyExists(f"monitor {name!r} already exists")
-                now = self._meta.now()
-                row = MonitorRow(
-                    name=name,
-                    model=model,
-                    kind=kind,
-                    config=config,
-                    version=1,
-                    enabled=enabled,
-                    created_by=actor,
-                    created_at=now,
-                    updated_at=now,
-                )
-                s.add(row)
-                s.add(
-                    MonitorVersionRow(
-                        monitor=name,
-                        version=1,
-                        action="create",
-                        config=config,
-                        diff={},
-                        actor=actor,
-                        ts=now,
-                    )
-                )
-                self._meta.record_audit(
-                    s, actor, "monitor.create", "monitor", name, {"config": config}
-                )
-                s.flush()
-                return _monitor(row)
-        except IntegrityError as exc:
-            raise AlreadyExists(f"monitor {name!r} already exists") from exc
+        return self._defs.create(
+            name, actor, enabled, {"config": config}, model=model, kind=kind, config=config
+        )
 
     def update_monitor(
         self,
@@ -268,73 +265,28 @@ class MonitoringStore:
         """Replace a monitor's config; bumps the version (and records the diff) only when
         something changed. Model and kind come from the config's ``model``/``kind`` keys."""
         with self._meta.writing() as s:
-            row = s.scalar(select(MonitorRow).where(MonitorRow.name == name))
-            if row is None:
-                raise NotFound(f"monitor {name!r} not found")
+            row = self._defs.require(s, name)
             diff = config_diff(dict(row.config), config)
             if enabled is not None and enabled != row.enabled:
                 diff["enabled"] = [row.enabled, enabled]
             if not diff:
                 return _monitor(row)
-            now = self._meta.now()
             row.config = config
             row.model = str(config.get("model", row.model))
             row.kind = str(config.get("kind", row.kind))
-            if enabled is not None:
-                row.enabled = enabled
-            row.version += 1
-            row.updated_at = now
-            s.add(
-                MonitorVersionRow(
-                    monitor=name,
-                    version=row.version,
-                    action="update",
-                    config=config,
-                    diff=diff,
-                    actor=actor,
-                    ts=now,
-                )
-            )
-            self._meta.record_audit(s, actor, "monitor.update", "monitor", name, {"diff": diff})
-            s.flush()
-            return _monitor(row)
+            return self._defs.bump(s, row, actor, enabled, {"diff": diff}, diff)
 
     def delete_monitor(self, name: str, actor: str = "system") -> None:
         """Delete a monitor (its versions, runs and results stay for the record)."""
-        with self._meta.writing() as s:
-            row = s.scalar(select(MonitorRow).where(MonitorRow.name == name))
-            if row is None:
-                raise NotFound(f"monitor {name!r} not found")
-            now = self._meta.now()
-            s.add(
-                MonitorVersionRow(
-                    monitor=name,
-                    version=row.version + 1,
-                    action="delete",
-                    config=dict(row.config),
-                    diff={},
-                    actor=actor,
-                    ts=now,
-                )
-            )
-            s.delete(row)
-            self._meta.record_audit(s, actor, "monitor.delete", "monitor", name, {})
+        self._defs.delete(name, actor)
 
     def get_monitor(self, name: str) -> MonitorRecord | None:
-        with self._meta.reading() as s:
-            row = s.scalar(select(MonitorRow).where(MonitorRow.name == name))
-            return None if row is None else _monitor(row)
+        return self._defs.get(name)
 
     def list_monitors(
         self, model: str | None = None, enabled: bool | None = None
     ) -> list[MonitorRecord]:
-        stmt = select(MonitorRow).order_by(MonitorRow.name)
-        if model is not None:
-            stmt = stmt.where(MonitorRow.model == model)
-        if enabled is not None:
-            stmt = stmt.where(MonitorRow.enabled == enabled)
-        with self._meta.reading() as s:
-            return [_monitor(r) for r in s.scalars(stmt)]
+        return self._defs.list(enabled, None if model is None else MonitorRow.model == model)
 
     def monitor_versions(self, name: str) -> list[MonitorVersion]:
         """The monitor's definition history, oldest first."""
