@@ -28,13 +28,13 @@ from monitor.cli_common import (
     DataDir,
     Url,
     check_response,
-    leaf_diff,
     open_metadata,
     parse_when,
     print_changes,
     settings_for,
 )
 from monitor.errors import DriftwatchError
+from storage.types import leaf_diff
 
 cli = typer.Typer(no_args_is_help=True)
 alerts_app = typer.Typer(

@@ -22,6 +22,7 @@ from rich.console import Console
 from rich.markup import escape
 
 from monitor.settings import Settings, load_settings
+from storage.types import leaf_diff
 
 if TYPE_CHECKING:
     from monitor.core_backend import CoreBackend
@@ -238,20 +239,6 @@ def network_error_line(exc: httpx.TransportError) -> str:
         where = "the server"
     reason = one_line(str(exc) or type(exc).__name__)
     return f"cannot reach {where}: {reason} (check --url / DRIFTWATCH_URL)"
-
-
-def leaf_diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a.b": [old, new]}`` for every leaf that differs between two JSON objects (a key
-    missing on one side is ``None`` there)."""
-    out: dict[str, Any] = {}
-    for key in sorted(set(old) | set(new)):
-        path = f"{prefix}{key}"
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, Mapping) and isinstance(b, Mapping):
-            out.update(leaf_diff(a, b, path + "."))
-        elif a != b:
-            out[path] = [a, b]
-    return out
 
 
 def print_changes(

@@ -28,10 +28,9 @@ from storage.metadata.monitoring import (
     MonitorVersion,
     ResultQuery,
     RunRecord,
-    config_diff,
 )
 from storage.profiles import ProfileSpec
-from storage.types import MetricResult, RuleRecord
+from storage.types import MetricResult, RuleRecord, leaf_diff
 
 __all__ = ["ApplyChange", "MonitorService", "RuleLookup"]
 
@@ -177,7 +176,7 @@ class MonitorService:
             if have is None:
                 changes.append(ApplyChange(cfg.name, "create", new))
             else:
-                diff = config_diff(have.config, new)
+                diff = leaf_diff(have.config, new)
                 changes.append(ApplyChange(cfg.name, "update" if diff else "unchanged", diff))
         if dry_run:
             return changes

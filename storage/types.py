@@ -7,6 +7,7 @@ These are the only project types ``storage`` knows; ``monitor`` builds them from
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -396,3 +397,17 @@ class KpiRecord:
 def as_utc(value: datetime) -> datetime:
     """Naive datetimes are taken as UTC (every stored timestamp is UTC); aware ones unchanged."""
     return value.replace(tzinfo=UTC) if value.tzinfo is None else value
+
+
+def leaf_diff(old: Mapping[str, Any], new: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
+    """``{"a.b": [old, new]}`` for every leaf that differs between two JSON objects (a key
+    missing on one side is ``None`` there): a monitor version's diff, what ``apply`` shows."""
+    out: dict[str, Any] = {}
+    for key in sorted(set(old) | set(new)):
+        path = f"{prefix}{key}"
+        a, b = old.get(key), new.get(key)
+        if isinstance(a, Mapping) and isinstance(b, Mapping):
+            out.update(leaf_diff(a, b, path + "."))
+        elif a != b:
+            out[path] = [a, b]
+    return out

@@ -29,7 +29,7 @@ from storage.metadata.models_monitoring import (
     MonitorVersionRow,
 )
 from storage.metadata.store import MetadataStore
-from storage.types import STATUSES, MetricResult
+from storage.types import STATUSES, MetricResult, leaf_diff
 
 __all__ = [
     "FinishedRun",
@@ -38,7 +38,6 @@ __all__ = [
     "MonitoringStore",
     "ResultQuery",
     "RunRecord",
-    "config_diff",
 ]
 
 # windows per DELETE of stored results (bound parameters stay well under SQLite's limit)
@@ -123,19 +122,6 @@ class ResultQuery:
     start: datetime | None = None
     end: datetime | None = None
     extra: dict[str, Any] = field(default_factory=dict)
-
-
-def config_diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> dict[str, Any]:
-    """``{"a.b": [old, new]}`` for every leaf that differs between two JSON objects."""
-    out: dict[str, Any] = {}
-    for key in sorted(set(old) | set(new)):
-        path = f"{prefix}{key}"
-        a, b = old.get(key), new.get(key)
-        if isinstance(a, dict) and isinstance(b, dict):
-            out.update(config_diff(a, b, path + "."))
-        elif a != b:
-            out[path] = [a, b]
-    return out
 
 
 def _monitor(row: MonitorRow) -> MonitorRecord:
@@ -266,7 +252,7 @@ class MonitoringStore:
         something changed. Model and kind come from the config's ``model``/``kind`` keys."""
         with self._meta.writing() as s:
             row = self._defs.require(s, name)
-            diff = config_diff(dict(row.config), config)
+            diff = leaf_diff(dict(row.config), config)
             if enabled is not None and enabled != row.enabled:
                 diff["enabled"] = [row.enabled, enabled]
             if not diff:
