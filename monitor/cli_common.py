@@ -10,17 +10,18 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, TypeVar
 
 import httpx
 import typer
 from rich.console import Console
 from rich.markup import escape
 
+from monitor.errors import DriftwatchError
 from monitor.settings import Settings, load_settings
 from storage.types import leaf_diff
 
@@ -42,6 +43,8 @@ Url = Annotated[
 ApiKey = Annotated[
     str | None, typer.Option("--api-key", envvar="DRIFTWATCH_API_KEY", help="API key for --url.")
 ]
+
+B = TypeVar("B")  # a command's backend (local or over HTTP)
 
 
 def settings_for(data_dir: Path | None = None, **more: Any) -> Settings:
@@ -166,6 +169,40 @@ def open_core(url: str | None, api_key: str | None, data_dir: Path | None) -> It
     services = open_services(settings_for(data_dir))
     try:
         yield LocalCore(services)
+    finally:
+        services.close()
+
+
+@contextmanager
+def service_errors(err: Console) -> Iterator[None]:
+    """An error of the service (:class:`DriftwatchError`) ends the command with one line on
+    ``err``, exit 1."""
+    try:
+        yield
+    except DriftwatchError as exc:
+        err.print(f"[red]error:[/] {exc.message}")
+        raise typer.Exit(1) from exc
+
+
+@contextmanager
+def open_backend(
+    url: str | None,
+    api_key: str | None,
+    data_dir: Path | None,
+    http: Callable[[httpx.Client], B],
+    local: Callable[[Services], B],
+    err: Console,
+) -> Iterator[B]:
+    """A command's backend: ``http`` over the server's API with ``--url``, else ``local`` over
+    the local data dir; an error of the service ends the command (:func:`service_errors`)."""
+    if url:
+        with api_client(url, api_key) as c, service_errors(err):
+            yield http(c)
+        return
+    services = open_services(settings_for(data_dir))
+    try:
+        with service_errors(err):
+            yield local(services)
     finally:
         services.close()
 

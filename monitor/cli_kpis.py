@@ -7,10 +7,9 @@ with ``--url`` and ``--api-key``, through a running server's API.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
@@ -21,18 +20,18 @@ from monitor.cli_common import (
     ApiKey,
     DataDir,
     Url,
-    api_client,
     check_response,
     check_span,
     follow_job,
-    open_services,
+    open_backend,
     parse_when,
     print_changes,
-    settings_for,
 )
-from monitor.errors import DriftwatchError
 from monitor.kpi_backend import HttpKpis, KpiBackend, LocalKpis
 from monitor.settings import load_settings
+
+if TYPE_CHECKING:
+    from monitor.service import Services
 
 __all__ = ["apply_kpis_section", "kpis_app", "load_kpis"]
 
@@ -41,32 +40,20 @@ out = Console(soft_wrap=True)
 err = Console(stderr=True, soft_wrap=True)
 
 
-@contextmanager
-def _backend(url: str | None, api_key: str | None, data_dir: Path | None) -> Iterator[KpiBackend]:
-    """The KPI backend of a command: the server's API with ``--url``, else the local data dir
-    (``monitor.kpi_backend``). An error of the service ends the command with one line, exit 1."""
-    if url:
-        with api_client(url, api_key) as c, _one_line():
-            yield HttpKpis(c, check_response, follow_job)
-        return
+def _backend(
+    url: str | None, api_key: str | None, data_dir: Path | None
+) -> AbstractContextManager[KpiBackend]:
+    """The KPI backend of a command (``monitor.kpi_backend``; :func:`open_backend`)."""
+    return open_backend(
+        url, api_key, data_dir, lambda c: HttpKpis(c, check_response, follow_job), _local, err
+    )
+
+
+def _local(services: Services) -> KpiBackend:
     from monitor.composition import of
 
-    services = open_services(settings_for(data_dir))
-    try:
-        with _one_line():
-            # the composition root's KPI service: its breaches feed alerting, as the server's do
-            yield LocalKpis(of(services).kpis)
-    finally:
-        services.close()
-
-
-@contextmanager
-def _one_line() -> Iterator[None]:
-    try:
-        yield
-    except DriftwatchError as exc:
-        err.print(f"[red]error:[/] {exc.message}")
-        raise typer.Exit(1) from exc
+    # the composition root's KPI service: its breaches feed alerting, as the server's do
+    return LocalKpis(of(services).kpis)
 
 
 def load_kpis(path: Path) -> list[dict[str, Any]]:

@@ -7,10 +7,9 @@ with ``--url`` and ``--api-key``, through a running server's API.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import typer
 import yaml
@@ -22,18 +21,18 @@ from monitor.cli_common import (
     ApiKey,
     DataDir,
     Url,
-    api_client,
     check_response,
     check_span,
     follow_job,
-    open_services,
+    open_backend,
     parse_when,
     print_changes,
-    settings_for,
 )
-from monitor.errors import DriftwatchError
 from monitor.monitor_backend import HttpMonitors, LocalMonitors, MonitorBackend
 from monitor.settings import load_settings
+
+if TYPE_CHECKING:
+    from monitor.service import Services
 
 __all__ = ["register"]
 
@@ -41,34 +40,19 @@ err = Console(stderr=True)
 out = Console()
 
 
-@contextmanager
 def _backend(
     url: str | None, api_key: str | None, data_dir: Path | None
-) -> Iterator[MonitorBackend]:
-    """The monitor backend of a command: the server's API with ``--url``, else the local data
-    dir (``monitor.monitor_backend``). An error of the service ends the command with one line,
-    exit 1."""
-    if url:
-        with api_client(url, api_key) as c, _one_line():
-            yield HttpMonitors(c, check_response, follow_job)
-        return
+) -> AbstractContextManager[MonitorBackend]:
+    """The monitor backend of a command (``monitor.monitor_backend``; :func:`open_backend`)."""
+    return open_backend(
+        url, api_key, data_dir, lambda c: HttpMonitors(c, check_response, follow_job), _local, err
+    )
+
+
+def _local(services: Services) -> MonitorBackend:
     from monitor.composition import of
 
-    services = open_services(settings_for(data_dir))
-    try:
-        with _one_line():
-            yield LocalMonitors(of(services).monitors)
-    finally:
-        services.close()
-
-
-@contextmanager
-def _one_line() -> Iterator[None]:
-    try:
-        yield
-    except DriftwatchError as exc:
-        err.print(f"[red]error:[/] {exc.message}")
-        raise typer.Exit(1) from exc
+    return LocalMonitors(of(services).monitors)
 
 
 def _load_monitors(path: Path) -> list[dict[str, Any]]:
