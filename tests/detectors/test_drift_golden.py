@@ -1,21 +1,18 @@
-"""Golden values: our drift methods against scipy and Evidently on the same seeded data."""
+"""Golden values: our drift methods against scipy and Evidently on the same seeded data.
+
+Evidently is imported by the tests that compare with it (fixture ``ev``), not at collection:
+its import costs ~7 s of CPU here, which every pytest-xdist worker paid at collection. This
+file runs in the worker that makes the demo site's Evidently report (``GROUPS`` in
+``tests/conftest.py``), so one process of a run imports Evidently."""
 
 from __future__ import annotations
 
 import math
+from types import SimpleNamespace
 
 import numpy as np
 import pandas as pd
 import pytest
-from evidently.legacy.calculations.stattests.hellinger_distance import _hellinger_distance
-from evidently.legacy.calculations.stattests.jensenshannon import _jensenshannon
-from evidently.legacy.calculations.stattests.kl_div import _kl_div
-from evidently.legacy.calculations.stattests.psi import _psi
-from evidently.legacy.calculations.stattests.tvd_stattest import _total_variation_distance
-from evidently.legacy.calculations.stattests.wasserstein_distance_norm import (
-    _wasserstein_distance_norm,
-)
-from evidently.legacy.core import ColumnType
 from scipy import stats
 
 from detectors.drift import detect
@@ -116,18 +113,42 @@ def test_fisher_exact_is_scipy() -> None:
 
 
 # ---------------------------------------------------------------- Evidently ----------------
-EVIDENTLY_BINNED = {
-    "psi": lambda r, c, t: _psi(r, c, t, 0.1)[0],
-    "jensen_shannon": lambda r, c, t: _jensenshannon(r, c, t, 0.1)[0],
-    "hellinger": lambda r, c, t: _hellinger_distance(r.copy(), c.copy(), t, 0.1)[0],
-    "kl_div": lambda r, c, t: _kl_div(r, c, t, 0.1)[0],
-    "tvd": lambda r, c, t: _total_variation_distance(r, c),
-}
+@pytest.fixture(scope="module")
+def ev() -> SimpleNamespace:
+    """Evidently's functions the tests compare with (imported here, see the docstring)."""
+    from evidently.legacy.calculations.stattests.hellinger_distance import _hellinger_distance
+    from evidently.legacy.calculations.stattests.jensenshannon import _jensenshannon
+    from evidently.legacy.calculations.stattests.kl_div import _kl_div
+    from evidently.legacy.calculations.stattests.psi import _psi
+    from evidently.legacy.calculations.stattests.tvd_stattest import _total_variation_distance
+    from evidently.legacy.calculations.stattests.wasserstein_distance_norm import (
+        _wasserstein_distance_norm,
+    )
+    from evidently.legacy.core import ColumnType
+
+    binned = {
+        "psi": lambda r, c, t: _psi(r, c, t, 0.1)[0],
+        "jensen_shannon": lambda r, c, t: _jensenshannon(r, c, t, 0.1)[0],
+        "hellinger": lambda r, c, t: _hellinger_distance(r.copy(), c.copy(), t, 0.1)[0],
+        "kl_div": lambda r, c, t: _kl_div(r, c, t, 0.1)[0],
+        "tvd": lambda r, c, t: _total_variation_distance(r, c),
+    }
+    assert sorted(binned) == sorted(EVIDENTLY_BINNED)
+    return SimpleNamespace(
+        binned=binned,
+        psi=_psi,
+        wasserstein_distance_norm=_wasserstein_distance_norm,
+        ColumnType=ColumnType,
+    )
+
+
+# the distances compared with Evidently's on the same buckets (functions: ``ev.binned``)
+EVIDENTLY_BINNED = ("psi", "jensen_shannon", "hellinger", "kl_div", "tvd")
 
 
 @pytest.mark.parametrize("method", sorted(EVIDENTLY_BINNED))
 def test_categorical_distances_equal_evidently(
-    method: str, categorical: tuple[np.ndarray, np.ndarray]
+    method: str, categorical: tuple[np.ndarray, np.ndarray], ev: SimpleNamespace
 ) -> None:
     """Same buckets (one category only in reference, one only in current), same value.
 
@@ -135,12 +156,14 @@ def test_categorical_distances_equal_evidently(
     one "other" bucket, which is the same bucket set while current brings one new category.
     """
     r, c = categorical
-    expected = EVIDENTLY_BINNED[method](pd.Series(r), pd.Series(c), ColumnType.Categorical)
+    expected = ev.binned[method](pd.Series(r), pd.Series(c), ev.ColumnType.Categorical)
     assert detect(method, r, c, threshold=0.1).statistic == pytest.approx(expected, abs=1e-9)
 
 
 @pytest.mark.parametrize("method", sorted(set(EVIDENTLY_BINNED) - {"hellinger"}))
-def test_low_cardinality_numeric_distances_equal_evidently(method: str) -> None:
+def test_low_cardinality_numeric_distances_equal_evidently(
+    method: str, ev: SimpleNamespace
+) -> None:
     """With <= 20 distinct values Evidently counts each value; our quantile edges sit on the
     values (inverted-CDF quantiles) and the coarse groups keep every value with >= 5 % of the
     reference apart, so the buckets are the same.
@@ -150,27 +173,31 @@ def test_low_cardinality_numeric_distances_equal_evidently(method: str) -> None:
     rng = np.random.default_rng(RNG_SEED + 3)
     r = rng.integers(0, 8, 3000).astype(float)
     c = np.minimum(rng.poisson(3.0, 2000), 7).astype(float)
-    expected = EVIDENTLY_BINNED[method](pd.Series(r), pd.Series(c), ColumnType.Numerical)
+    expected = ev.binned[method](pd.Series(r), pd.Series(c), ev.ColumnType.Numerical)
     assert detect(method, r, c, threshold=0.1).statistic == pytest.approx(expected, abs=1e-9)
 
 
 def test_numeric_binned_distances_differ_from_evidently_on_purpose(
-    numeric: tuple[np.ndarray, np.ndarray],
+    numeric: tuple[np.ndarray, np.ndarray], ev: SimpleNamespace
 ) -> None:
     """Evidently re-bins every comparison with Sturges bins over the union of both samples, so
     its bins move with the current window and cannot be summed from hourly profiles; ours are
     fixed reference quantiles. Both measure the same shift: same order of magnitude, not equal.
     """
     r, c = numeric
-    ev = _psi(pd.Series(r), pd.Series(c), ColumnType.Numerical, 0.1)[0]
+    theirs = ev.psi(pd.Series(r), pd.Series(c), ev.ColumnType.Numerical, 0.1)[0]
     ours = detect("psi", r, c, threshold=0.1).statistic
-    assert ours != pytest.approx(ev, abs=1e-6)
-    assert 0.3 < ours / ev < 3.0
+    assert ours != pytest.approx(theirs, abs=1e-6)
+    assert 0.3 < ours / theirs < 3.0
 
 
-def test_wasserstein_on_samples_equals_evidently(numeric: tuple[np.ndarray, np.ndarray]) -> None:
+def test_wasserstein_on_samples_equals_evidently(
+    numeric: tuple[np.ndarray, np.ndarray], ev: SimpleNamespace
+) -> None:
     r, c = numeric
-    expected = _wasserstein_distance_norm(pd.Series(r), pd.Series(c), ColumnType.Numerical, 0.1)[0]
+    expected = ev.wasserstein_distance_norm(
+        pd.Series(r), pd.Series(c), ev.ColumnType.Numerical, 0.1
+    )[0]
     assert detect("wasserstein", r, c, threshold=0.1).statistic == pytest.approx(
         expected, abs=1e-12
     )
