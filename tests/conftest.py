@@ -63,6 +63,28 @@ def _file_of(nodeid: str) -> str:
     return nodeid.split("::", 1)[0]
 
 
+# Tests that wait for the server's clock, run before another test of their group (test ->
+# that test) so the wait overlaps work instead of idling the worker. The demo's alert
+# groups are announced group_wait (30 s) after the server's first delivery turn; the test
+# that every one is announced used to run first and sleep through it. It runs after the
+# read-only page tests, before the first test that acknowledges or silences an alert, so
+# it sees the alerts it saw when it ran first.
+RUN_BEFORE = {
+    "tests/dashboard/test_alert_delivery.py::"
+    "test_every_firing_demo_alert_with_a_channel_is_announced_once": (
+        "tests/dashboard/test_browser.py::test_acknowledge_changes_the_alert_in_the_api"
+    ),
+}
+
+
+def _run_before(items: list[pytest.Item]) -> None:
+    for moved, before in RUN_BEFORE.items():
+        ids = [item.nodeid for item in items]
+        if moved in ids and before in ids:
+            item = items.pop(ids.index(moved))
+            items.insert([i.nodeid for i in items].index(before), item)
+
+
 # How long tests take, to send the longest units first (tests/durations.txt: a run's
 # ``--durations`` table, seconds per test and phase). Without it, pytest-xdist orders units by
 # their number of tests, and one-test units in collection order: a test of a minute could
@@ -85,6 +107,7 @@ UNGROUPED = pytest.StashKey[str]()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    _run_before(items)
     for item in items:
         for name in getattr(item, "fixturenames", ()):
             group = SHARED_FIXTURES.get(name)
