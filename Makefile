@@ -43,9 +43,12 @@ lint: $(STAMP)
 
 # The suite on $(TEST_WORKERS) pytest-xdist workers; tests sharing a costly fixture (the demo
 # site, Spark) stay in one worker (GROUPS in tests/conftest.py). Serially: pytest -p no:xdist
+# Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set: the suite starts many Python
+# processes (the workers, servers, CLIs, Spark's), and without the cache each compiles the
+# project and pytest rewrites every test module again (~11 s of CPU per worker here).
 TEST_WORKERS ?= 2
 test: $(STAMP) browser lint
-	$(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup
+	PYTHONDONTWRITEBYTECODE= $(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup
 
 # The realistic scenario (monitors, KPIs and alerts backfilled; see README for the times),
 # the local webhook receiver in the background, then the server; Ctrl-C stops both.
