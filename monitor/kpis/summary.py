@@ -7,6 +7,7 @@ import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
+from functools import partial
 from typing import Any
 
 from monitor.kpis.headline import kind_phrase, plain_reasons
@@ -117,23 +118,10 @@ def summarize_kpi(
     'Conversion for acme has no computed value yet.'
     """
     name = _title(kpi)
+    summary = partial(KpiSummary, kpi, tenant_id, description, unit, direction, window)
     if current is None:
-        return KpiSummary(
-            kpi,
-            tenant_id,
-            description,
-            unit,
-            direction,
-            window,
-            None,
-            None,
-            None,
-            None,
-            target,
-            None,
-            "no_data",
-            f"{name} for {tenant_id} has no computed value yet.",
-        )
+        sentence = f"{name} for {tenant_id} has no computed value yet."
+        return summary(None, None, None, None, target, None, "no_data", sentence)
     cur = current.value
     prev = None if previous is None else previous.value
     change = None
@@ -146,22 +134,7 @@ def summarize_kpi(
     if cur is None:
         msg = current.details.get("message", "too few events")
         sentence = f"{name} for {tenant_id} could not be judged in {when}: {msg}."
-        return KpiSummary(
-            kpi,
-            tenant_id,
-            description,
-            unit,
-            direction,
-            window,
-            current.window_start,
-            None,
-            prev,
-            None,
-            target,
-            None,
-            "no_data",
-            sentence,
-        )
+        return summary(current.window_start, None, prev, None, target, None, "no_data", sentence)
     parts = [f"{name} for {tenant_id} was {_fmt(cur, unit)} in {when}"]
     if change is not None:
         if abs(change) < 0.005:
@@ -187,21 +160,8 @@ def summarize_kpi(
         "ok": "Within its usual range.",
     }.get(status, "")
     sentence = ", ".join(parts) + ". " + tail
-    return KpiSummary(
-        kpi,
-        tenant_id,
-        description,
-        unit,
-        direction,
-        window,
-        current.window_start,
-        cur,
-        prev,
-        change,
-        target,
-        attainment,
-        status,
-        sentence.strip(),
+    return summary(
+        current.window_start, cur, prev, change, target, attainment, status, sentence.strip()
     )
 
 
