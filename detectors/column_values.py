@@ -12,7 +12,19 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
-__all__ = ["FiniteSplit", "as_float_array", "factorize_strings", "finite_split", "top_by_count"]
+__all__ = [
+    "FiniteSplit",
+    "as_float_array",
+    "count_labels",
+    "factorize_strings",
+    "finite_split",
+    "top_by_count",
+]
+
+# An object column at least this long is first grouped by object identity (see count_labels).
+_BY_IDENTITY_MIN = 1 << 14
+# ... unless it holds more distinct objects than this (ID-like columns): then pandas hashes it.
+_BY_IDENTITY_MAX_DISTINCT = 1 << 16
 
 
 def as_float_array(values: Any) -> npt.NDArray[Any]:
@@ -63,6 +75,64 @@ def factorize_strings(values: Any) -> tuple[npt.NDArray[Any], list[str], int]:
         codes = remap[codes]  # -1 indexes the appended -1
         labels = [str(v) for v in uniq]
     return codes, labels, missing
+
+
+def count_labels(values: Any) -> tuple[list[str], npt.NDArray[np.int64], int]:
+    """The labels of a string-like column (as :func:`factorize_strings`, in the same order),
+    how often each occurs (int64) and how many values are missing.
+
+    The same figures as ``np.bincount`` over :func:`factorize_strings`' codes, cheaper for a
+    long object array: it holds a few distinct string objects many times over (a CSV reader,
+    pandas and Arrow's ``to_pandas`` reuse one object per distinct string), so a compiled loop
+    first groups the values by object identity (their addresses; no hashing of strings, no
+    GIL) and only the distinct objects, in order of first appearance, go through
+    :func:`factorize_strings`. Identical objects are equal in ``pandas.factorize`` too, so the
+    labels, their order and the counts are the same.
+    """
+    pandas_objects = getattr(values, "dtype", None) == np.dtype(object)  # Series / Index
+    if pandas_objects and not isinstance(values, np.ndarray) and hasattr(values, "to_numpy"):
+        values = values.to_numpy()
+    long_objects = isinstance(values, np.ndarray) and values.dtype == object
+    if long_objects and values.ndim == 1 and values.size >= _BY_IDENTITY_MIN:
+        grouped = _count_by_identity(values)
+        if grouped is not None:
+            return grouped
+    codes, labels, missing = factorize_strings(values)
+    per_label = np.bincount(codes[codes >= 0] if missing else codes, minlength=len(labels))
+    return labels, per_label.astype(np.int64, copy=False), missing
+
+
+class _Addresses:
+    """A uint64 view of an object array's element pointers (``__array_interface__``); keeps
+    the array alive as long as the view."""
+
+    def __init__(self, values: npt.NDArray[Any]) -> None:
+        self.values = values
+        self.__array_interface__ = {
+            "shape": values.shape,
+            "typestr": np.dtype(np.uint64).str,
+            "data": (values.ctypes.data, True),  # read-only
+            "strides": values.strides,
+            "version": 3,
+        }
+
+
+def _count_by_identity(
+    values: npt.NDArray[Any],
+) -> tuple[list[str], npt.NDArray[np.int64], int] | None:
+    from detectors import profile_kernels  # numba: compiled (or loaded) when first profiling
+
+    if np.dtype(np.uintp).itemsize != 8:
+        return None
+    pointers = np.asarray(_Addresses(values))
+    k, first, counts = profile_kernels.count_objects(pointers, _BY_IDENTITY_MAX_DISTINCT)
+    if k < 0:
+        return None
+    codes, labels, _ = factorize_strings(values[first])  # the distinct objects, in order
+    seen = codes >= 0
+    per_label = np.zeros(len(labels), np.int64)
+    np.add.at(per_label, codes[seen], counts[seen])
+    return labels, per_label, int(counts[~seen].sum())
 
 
 class FiniteSplit(NamedTuple):

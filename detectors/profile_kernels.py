@@ -34,6 +34,7 @@ __all__ = [
     "bucket_counts",
     "bucket_index",
     "buckets",
+    "count_objects",
     "split_finite",
     "warm_up",
 ]
@@ -137,6 +138,61 @@ def add_counts(buckets: npt.NDArray[Any], n: int, counts: npt.NDArray[Any]) -> N
         counts[buckets[i]] += 1
 
 
+_FIB = np.uint64(0x9E3779B97F4A7C15)  # 2**64 / golden ratio: Fibonacci hashing
+
+
+@numba.njit(nogil=True, cache=True, boundscheck=False)  # type: ignore[untyped-decorator]  # numba is untyped
+def count_objects(
+    ptrs: npt.NDArray[Any], limit: int
+) -> tuple[int, npt.NDArray[Any], npt.NDArray[Any]]:
+    """Group the object pointers ``ptrs`` (uint64: an object array's addresses) by identity.
+
+    Returns ``(k, first, counts)``: the ``k`` distinct pointers in order of first appearance,
+    ``first[j]`` the index of the first occurrence of the ``j``-th and ``counts[j]`` how
+    often it occurs; ``k = -1`` (and empty arrays) when there are more than ``limit``
+    distinct pointers (open addressing, grown at half full).
+    """
+    n = ptrs.size
+    most = min(limit, n)
+    first = np.empty(most, np.int64)
+    counts = np.zeros(most, np.int64)
+    keys = np.empty(most, np.uint64)
+    bits = np.uint64(8)
+    table = np.full(1 << 8, -1, np.int64)
+    mask = table.size - 1
+    k = 0
+    for i in range(n):
+        p = ptrs[i]
+        s = np.intp((p * _FIB) >> (np.uint64(64) - bits))
+        while True:
+            j = table[s]
+            if j < 0:
+                break
+            if keys[j] == p:
+                break
+            s = (s + 1) & mask
+        if j >= 0:
+            counts[j] += 1
+            continue
+        if k == most:
+            return -1, first[:0], counts[:0]
+        table[s] = k
+        keys[k] = p
+        first[k] = i
+        counts[k] = 1
+        k += 1
+        if 2 * k > table.size:  # grow and re-insert the k distinct pointers
+            bits += np.uint64(1)
+            table = np.full(1 << np.intp(bits), -1, np.int64)
+            mask = table.size - 1
+            for m in range(k):
+                s = np.intp((keys[m] * _FIB) >> (np.uint64(64) - bits))
+                while table[s] >= 0:
+                    s = (s + 1) & mask
+                table[s] = m
+    return k, first[:k].copy(), counts[:k].copy()
+
+
 def buckets(
     grid: BucketGrid, x: npt.NDArray[Any], out: npt.NDArray[Any], *, use_grid: bool = True
 ) -> None:
@@ -176,3 +232,4 @@ def warm_up() -> None:
         scratch = np.empty(x.size, np.int32)
         buckets(grid, x, scratch)
         bucket_counts(out[:1], grid, np.zeros(grid.edges.size + 1, np.int64), scratch)
+    count_objects(np.zeros(1, np.uint64), 1)  # categorical columns (object pointers)

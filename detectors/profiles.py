@@ -61,7 +61,7 @@ from detectors.column_profile import DEFAULT_MAX_UNSEEN, ColumnProfile
 from detectors.column_values import (
     FiniteSplit,
     as_float_array,
-    factorize_strings,
+    count_labels,
     finite_split,
     top_by_count,
 )
@@ -175,8 +175,7 @@ def profile_categorical(
         raise InvalidParameterError("bins.kind", bins.kind, "'categorical' for profile_categorical")
     if max_unseen < 0:
         raise InvalidParameterError("max_unseen", max_unseen, "an integer >= 0")
-    codes, labels, n_missing = factorize_strings(values)
-    per_label = np.bincount(codes[codes >= 0] if n_missing else codes, minlength=len(labels))
+    labels, per_label, n_missing = count_labels(values)
     return _categorical_from_counts(labels, per_label, n_missing, bins, max_unseen)
 
 
@@ -319,7 +318,6 @@ def profile_reference(
         raise InvalidParameterError("kind", kind, "'numeric' or 'categorical'")
     if not isinstance(cap, int | np.integer) or cap < 1:
         raise InvalidParameterError("cap", cap, "an integer >= 1")
-    codes, labels, n_missing = factorize_strings(values)
-    per_label = np.bincount(codes[codes >= 0] if n_missing else codes, minlength=len(labels))
+    labels, per_label, n_missing = count_labels(values)
     bins = ReferenceBins.from_counts(labels, per_label, int(cap))
     return _categorical_from_counts(labels, per_label, n_missing, bins, max_unseen)

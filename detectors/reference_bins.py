@@ -39,7 +39,7 @@ from detectors.bucket_grid import BucketGrid
 from detectors.column_values import (
     FiniteSplit,
     as_float_array,
-    factorize_strings,
+    count_labels,
     finite_split,
     top_by_count,
 )
@@ -157,8 +157,7 @@ class ReferenceBins:
         """
         if not isinstance(cap, int | np.integer) or cap < 1:
             raise InvalidParameterError("cap", cap, "an integer >= 1")
-        codes, labels, missing = factorize_strings(values)
-        counts = np.bincount(codes[codes >= 0] if missing else codes, minlength=len(labels))
+        labels, counts, _ = count_labels(values)
         return cls.from_counts(labels, counts, int(cap))
 
     @classmethod

@@ -13,6 +13,8 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+from detectors import column_values
+from detectors.column_values import factorize_strings
 from detectors.errors import InvalidParameterError
 from detectors.profile_columns import profile_columns, profile_references
 from detectors.profiles import (
@@ -255,6 +257,47 @@ def test_categorical_input_types_agree() -> None:
     assert profile_categorical(pa.chunked_array([values[:100], values[100:]]), bins) == base
 
 
+def _labels_by_factorize(values: object) -> tuple[list[str], np.ndarray, int]:
+    codes, labels, missing = factorize_strings(values)
+    return labels, np.bincount(codes[codes >= 0], minlength=len(labels)), missing
+
+
+def test_long_object_columns_are_grouped_by_identity_with_the_same_labels_and_counts(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    # count_labels groups a long object array by object identity first and hashes only the
+    # distinct objects: same labels (first-appearance order, str() collisions merged), counts
+    # and missing as pandas.factorize over every value, for tricky values and layouts
+    rng = np.random.default_rng(21)
+    distinct = [f"x{i}" for i in range(40)] + ["a", "b", "1", 1, 1.0, True, 2.5, None, pd.NA]
+    distinct += [float("nan") for _ in range(3)] + ["".join(["a", "b"]) for _ in range(3)]
+    pool = np.array([*distinct, "ab"], dtype=object)
+    values = pool[rng.integers(0, pool.size, 3 * BIG)]
+    layouts = (values, values[::3], values[::-1], pd.Series(values[7:]))
+    sizes: list[int] = []
+    real = column_values.factorize_strings
+
+    def spy(v: object) -> tuple[np.ndarray, list[str], int]:
+        sizes.append(len(v))  # type: ignore[arg-type]
+        return real(v)
+
+    for v in layouts:
+        expected = _labels_by_factorize(v)
+        monkeypatch.setattr(column_values, "factorize_strings", spy)
+        labels, counts, missing = column_values.count_labels(v)
+        monkeypatch.setattr(column_values, "factorize_strings", real)
+        assert labels == expected[0] and missing == expected[2]
+        assert counts.dtype == np.int64 and counts.tolist() == expected[1].tolist()
+    assert sizes and max(sizes) <= pool.size  # only the distinct objects were hashed
+    # more distinct objects than the identity table takes (ID-like): pandas hashes them all
+    ids = np.array([f"id{i}" for i in rng.integers(0, 10**6, 3 * BIG)], dtype=object)
+    labels, counts, missing = column_values.count_labels(ids)
+    expected = _labels_by_factorize(ids)
+    assert (labels, counts.tolist(), missing) == (expected[0], expected[1].tolist(), 0)
+    bins = ReferenceBins("categorical", categories=("a", "x1", "1"))
+    assert profile_categorical(values, bins) == profile_categorical(list(values), bins)
+
+
 # ---------------------------------------------------------------- JSON ----------------------
 def test_json_round_trip_numeric_and_categorical() -> None:
     rng = np.random.default_rng(5)
@@ -406,6 +449,7 @@ def test_warm_up_loads_every_variant_profiling_calls() -> None:
         profile_kernels.split_finite,
         profile_kernels.bucket_index,
         profile_kernels.add_counts,
+        profile_kernels.count_objects,
     )
     before = [len(k.signatures) for k in kernels]
     rng = np.random.default_rng(14)
@@ -414,4 +458,6 @@ def test_warm_up_loads_every_variant_profiling_calls() -> None:
     for values in (x, pa.array(x, from_pandas=True), x[:50]):
         profile_reference(values, "numeric")
         profile_numeric(values, ReferenceBins("numeric", (0.0,)))
+    strings = np.array(["a", "b", None], dtype=object)[rng.integers(0, 3, BIG)]
+    profile_reference(strings, "categorical")
     assert [len(k.signatures) for k in kernels] == before
