@@ -21,42 +21,46 @@ runner = CliRunner()
 T0 = datetime(2026, 2, 1, tzinfo=UTC)
 
 
+def seed_churn(services: Services) -> None:
+    """The model ``churn`` (one feature, ``age``) with 3,000 inferences of two tenants over
+    the three days from ``T0`` and the reference ``train``."""
+    services.register_model(
+        ModelIn.model_validate(
+            {
+                "name": "churn",
+                "task": "binary",
+                "features": [{"name": "age", "kind": "numeric"}],
+                "scores": ["score"],
+            }
+        ),
+        Caller.local(),
+    )
+    rng = np.random.default_rng(0)
+    n = 3000
+    secs = rng.uniform(0, 3 * 86400, n)
+    services.logstore.append_inferences(
+        "churn",
+        pa.table(
+            {
+                "request_id": [f"r{i}" for i in range(n)],
+                "ts": pa.array(
+                    [T0 + timedelta(seconds=float(s)) for s in secs],
+                    pa.timestamp("us", tz="UTC"),
+                ),
+                "tenant_id": rng.choice(["acme", "globex"], n),
+                "age": rng.normal(40, 10, n),
+                "prediction": pa.array(rng.integers(0, 2, n), pa.int32()),
+                "score": rng.random(n),
+            }
+        ),
+    )
+    services.logstore.put_reference("churn", "train", pa.table({"age": rng.normal(40, 10, 2000)}))
+
+
 def _prepare(data_dir: Path) -> None:
     services = Services.open(Settings(data_dir=data_dir))
     try:
-        services.register_model(
-            ModelIn.model_validate(
-                {
-                    "name": "churn",
-                    "task": "binary",
-                    "features": [{"name": "age", "kind": "numeric"}],
-                    "scores": ["score"],
-                }
-            ),
-            Caller.local(),
-        )
-        rng = np.random.default_rng(0)
-        n = 3000
-        secs = rng.uniform(0, 3 * 86400, n)
-        services.logstore.append_inferences(
-            "churn",
-            pa.table(
-                {
-                    "request_id": [f"r{i}" for i in range(n)],
-                    "ts": pa.array(
-                        [T0 + timedelta(seconds=float(s)) for s in secs],
-                        pa.timestamp("us", tz="UTC"),
-                    ),
-                    "tenant_id": rng.choice(["acme", "globex"], n),
-                    "age": rng.normal(40, 10, n),
-                    "prediction": pa.array(rng.integers(0, 2, n), pa.int32()),
-                    "score": rng.random(n),
-                }
-            ),
-        )
-        services.logstore.put_reference(
-            "churn", "train", pa.table({"age": rng.normal(40, 10, 2000)})
-        )
+        seed_churn(services)
     finally:
         services.close()
 

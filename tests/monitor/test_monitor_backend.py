@@ -8,18 +8,14 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from pathlib import Path
 
-import numpy as np
-import pyarrow as pa
 from rich.progress import Progress
 
 from monitor.cli_common import check_response, follow_job
 from monitor.composition import of
 from monitor.monitor_backend import HttpMonitors, LocalMonitors
-from monitor.schemas import ModelIn
-from monitor.service import Caller
 from tests.api.conftest import make_keys, make_settings
 from tests.support import in_process
-from tests.test_cli_monitors import T0
+from tests.test_cli_monitors import T0, seed_churn
 
 
 def test_local_and_http_backends_answer_alike(tmp_path: Path) -> None:
@@ -27,35 +23,7 @@ def test_local_and_http_backends_answer_alike(tmp_path: Path) -> None:
     with in_process(settings) as live:
         keys = make_keys(live)
         services = live.services
-        model = {
-            "name": "churn",
-            "task": "binary",
-            "features": [{"name": "age", "kind": "numeric"}],
-            "scores": ["score"],
-        }
-        services.register_model(ModelIn.model_validate(model), Caller.local())
-        rng = np.random.default_rng(0)
-        n = 3000
-        secs = rng.uniform(0, 3 * 86400, n)
-        services.logstore.append_inferences(
-            "churn",
-            pa.table(
-                {
-                    "request_id": [f"r{i}" for i in range(n)],
-                    "ts": pa.array(
-                        [T0 + timedelta(seconds=float(s)) for s in secs],
-                        pa.timestamp("us", tz="UTC"),
-                    ),
-                    "tenant_id": rng.choice(["acme", "globex"], n),
-                    "age": rng.normal(40, 10, n),
-                    "prediction": pa.array(rng.integers(0, 2, n), pa.int32()),
-                    "score": rng.random(n),
-                }
-            ),
-        )
-        services.logstore.put_reference(
-            "churn", "train", pa.table({"age": rng.normal(40, 10, 2000)})
-        )
+        seed_churn(services)
         local = LocalMonitors(of(services).monitors)
         with live.http(keys.admin) as client:
             http = HttpMonitors(client, check_response, follow_job)
