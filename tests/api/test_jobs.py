@@ -10,6 +10,7 @@ import subprocess
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import httpx
 import numpy as np
@@ -186,6 +187,16 @@ def test_cli_backfill_through_the_server_follows_the_job(live: Live, keys: Keys)
 STOP_WAIT = 90.0
 
 
+def _after_windows(c: httpx.Client, job: dict[str, Any], done: int) -> dict[str, Any]:
+    """The job as it is once it has committed ``done`` windows (or after 120 s)."""
+    deadline = time.monotonic() + 120
+    while True:
+        seen: dict[str, Any] = c.get(f"/jobs/{job['id']}").json()
+        if seen["done"] >= done or time.monotonic() > deadline:
+            return seen
+        time.sleep(0.2)
+
+
 def _stop(proc: subprocess.Popen[bytes]) -> None:
     """SIGTERM, then wait for the server to exit. The wait is generous (``STOP_WAIT``: a
     loaded machine slows a prompt shutdown too, so no wall-time bound on it); a server that
@@ -221,12 +232,7 @@ def test_sigterm_stops_the_server_during_a_long_backfill(tmp_path: Path) -> None
             _send(c, "/models/shop/inferences", _rows(np.random.default_rng(4), START, 2, 50))
             assert c.post("/monitors", json=HOURLY).status_code == 201
             job = c.post("/monitors/hourly/backfill", json=YEAR).json()
-            deadline = time.monotonic() + 120
-            while True:  # until the job has committed some windows
-                seen = c.get(f"/jobs/{job['id']}").json()
-                if seen["done"] >= 3 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
+            seen = _after_windows(c, job, 3)
             assert seen["state"] == "running" and seen["done"] >= 3, seen
         _stop(proc)
     services = Services.open(settings)
@@ -262,12 +268,7 @@ def test_sigterm_stops_the_server_during_a_long_kpi_compute(tmp_path: Path) -> N
         ) as c:
             assert c.post("/kpis", json=kpi).status_code == 201
             job = c.post("/kpis/hourly_rate/compute", params=YEAR).json()
-            deadline = time.monotonic() + 120
-            while True:  # until the job has committed some windows
-                seen = c.get(f"/jobs/{job['id']}").json()
-                if seen["done"] >= 48 or time.monotonic() > deadline:
-                    break
-                time.sleep(0.2)
+            seen = _after_windows(c, job, 48)
             assert seen["state"] == "running" and seen["done"] >= 48, seen
         _stop(proc)
     services = Services.open(settings)
