@@ -6,7 +6,7 @@ from __future__ import annotations
 import logging
 import secrets
 from collections.abc import Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
@@ -15,6 +15,7 @@ from dash import dcc, html
 from dashboard.auth import services
 from monitor.accounts import Account
 from monitor.errors import DriftwatchError
+from monitor.readable import fmt_time
 
 log = logging.getLogger("driftwatch.dashboard")
 
@@ -84,7 +85,8 @@ def duration(delta: timedelta | None) -> str:
 
 
 def fmt_ts(ts: datetime | None) -> str:
-    return "–" if ts is None else ts.astimezone(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    """``2026-11-25 00:00 UTC``: the one format of times people read (alert texts, CLI)."""
+    return fmt_time(ts)
 
 
 def freshness(page: str, ts: datetime | None) -> html.P:

@@ -29,6 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from alerts.readable import fmt_value  # the one KPI value format (alert texts use it too)
 from monitor.kpis.definition import KpiDefinition, Outcome
 from monitor.kpis.formula import BusinessValueFormula
 from storage.types import MetricResult
@@ -122,18 +123,6 @@ class Headline:
         if self.attainment is None:
             return f"target {fmt_value(self.target, self.unit)}"
         return f"{self.attainment * 100:.0f} % of its {fmt_value(self.target, self.unit)} target"
-
-
-def fmt_value(value: float | None, unit: str) -> str:
-    """``0.227`` with unit ``%`` → ``22.7 %``; ``0.25`` → ``25 %``; ``-104.2`` EUR → ``−104 EUR``."""
-    if value is None or not math.isfinite(value):
-        return "–"
-    if unit == "%":
-        pct = value * 100 if abs(value) <= 1.5 else value
-        text = f"{pct:.1f}".removesuffix(".0")
-        return f"{text} %".replace("-", "−")
-    text = f"{value:,.0f}" if abs(value) >= 100 else f"{value:.3g}"
-    return f"{text} {unit}".strip().replace("-", "−")
 
 
 def fmt_day(ts: datetime, window: str = "day") -> str:
