@@ -10,13 +10,16 @@ import urllib.parse
 from collections.abc import Mapping
 from typing import Any
 
+from alerts.readable import fmt_time, fmt_value
 from alerts.rules import Rule, is_url_annotation
 from storage.types import ALL, MetricResult
 
 __all__ = [
     "CONTEXT_KEYS",
     "DEFAULT_ANNOTATIONS",
+    "TIME_KEYS",
     "annotate",
+    "kpi_unit",
     "render",
     "render_annotations",
     "result_context",
@@ -88,15 +91,36 @@ def drifting_text(columns: Any) -> str:
     return " in " + ", ".join(names[:5]) + more
 
 
-def format_value(value: float | None) -> str:
-    """A value as annotations show it (4 significant digits; ``n/a`` for none or non-finite)."""
+def format_value(value: float | None, unit: str | None = None) -> str:
+    """A value as annotations show it: a KPI's with its unit as the KPI pages show it
+    (``unit`` not None: ``17.6 %``), any other with 4 significant digits (``n/a`` for none or
+    non-finite)."""
+    if unit is not None:
+        return fmt_value(value, unit)
     if value is None or (isinstance(value, float) and not math.isfinite(value)):
         return "n/a"
     return f"{value:.4g}"
 
 
-def result_context(result: MetricResult) -> dict[str, Any]:
-    """What a notification says about the result behind an alert (JSON-able)."""
+def kpi_unit(res: MetricResult, units: Mapping[str, str] | None) -> str | None:
+    """The unit of a KPI's result (its definition's, from ``units``: KPI name → unit), None
+    for a monitor's result or a KPI whose definition is not known."""
+    if res.source != "kpi":
+        return None
+    unit = (units or {}).get(res.source_name)
+    if unit is None and isinstance((res.details or {}).get("unit"), str):
+        unit = str(res.details["unit"])
+    return unit
+
+
+# Times a template may name: people read them (``2026-11-25 00:00 UTC``); a link annotation
+# gets them in ISO 8601 (a dashboard's ``from=`` parameter), as ``<name>_iso`` gives them.
+TIME_KEYS = ("window_start", "window_end", "last_window_end")
+
+
+def result_context(result: MetricResult, unit: str | None = None) -> dict[str, Any]:
+    """What a notification says about the result behind an alert (JSON-able); ``unit``: a
+    KPI's unit, kept so its value is shown with it (``context.unit``)."""
     ctx: dict[str, Any] = {
         "source": result.source,
         "monitor": result.source_name,
@@ -112,6 +136,8 @@ def result_context(result: MetricResult) -> dict[str, Any]:
         "window": {"start": result.window_start.isoformat(), "end": result.window_end.isoformat()},
         "definition_version": result.definition_version,
     }
+    if unit is not None:
+        ctx["unit"] = unit
     details = result.details or {}
     for key in CONTEXT_KEYS:
         if key in details:
@@ -119,20 +145,25 @@ def result_context(result: MetricResult) -> dict[str, Any]:
     return ctx
 
 
-def template_values(rule: Rule, labels: Mapping[str, str], res: MetricResult) -> dict[str, Any]:
+def template_values(
+    rule: Rule, labels: Mapping[str, str], res: MetricResult, unit: str | None = None
+) -> dict[str, Any]:
     """What a template may name: the result's scalar details, the labels, the value, the
-    threshold, the window."""
+    threshold (``*_text``: as people read them, a KPI's with its ``unit``), the window."""
     values: dict[str, Any] = {k: v for k, v in (res.details or {}).items() if is_scalar(v)}
     values.update(labels)
     values.update(
         value=res.value,
         threshold=shown_threshold(rule, res),
-        value_text=format_value(res.value),
-        threshold_text=format_value(shown_threshold(rule, res)),
+        value_text=format_value(res.value, unit),
+        threshold_text=format_value(shown_threshold(rule, res), unit),
         status=res.status,
-        window_start=res.window_start.isoformat(),
-        window_end=res.window_end.isoformat(),
-        last_window_end=res.window_end.isoformat(),
+        window_start=fmt_time(res.window_start),
+        window_end=fmt_time(res.window_end),
+        last_window_end=fmt_time(res.window_end),
+        window_start_iso=res.window_start.isoformat(),
+        window_end_iso=res.window_end.isoformat(),
+        last_window_end_iso=res.window_end.isoformat(),
         column_suffix=f"[{res.column}]" if res.column else "",
         model=res.model or "",
         tenant_text=tenant_text(labels.get("tenant")),
@@ -161,9 +192,10 @@ def render_annotations(templates: Mapping[str, str], values: Mapping[str, Any]) 
     for key, template in templates.items():
         if is_url_annotation(key):
             if quoted is None:
+                iso = {k: values[f"{k}_iso"] for k in TIME_KEYS if f"{k}_iso" in values}
                 quoted = {
                     k: urllib.parse.quote(v, safe="") if isinstance(v, str) else v
-                    for k, v in values.items()
+                    for k, v in {**values, **iso}.items()
                 }
             out[key] = render(template, quoted)
         else:
@@ -178,6 +210,9 @@ def rule_annotations(rule: Rule, values: Mapping[str, Any]) -> dict[str, str]:
     return render_annotations(templates, values)
 
 
-def annotate(rule: Rule, labels: Mapping[str, str], res: MetricResult) -> dict[str, str]:
-    """The annotations of the alert ``labels`` names, from the result it shows."""
-    return rule_annotations(rule, template_values(rule, labels, res))
+def annotate(
+    rule: Rule, labels: Mapping[str, str], res: MetricResult, unit: str | None = None
+) -> dict[str, str]:
+    """The annotations of the alert ``labels`` names, from the result it shows (``unit``: a
+    KPI's, see :func:`kpi_unit`)."""
+    return rule_annotations(rule, template_values(rule, labels, res, unit))

@@ -74,6 +74,9 @@ class AlertEngine(NotificationFlush, ChannelAdmin):
         ``alert → extra context`` merged into a firing alert's context when its notification
         is written (``monitor`` adds the tenant KPIs that moved: ``related_kpis``). A failing
         enricher is logged and skipped: context must never cost a notification.
+    units : callable, optional
+        ``() → {KPI name: unit}``, read when a batch holds KPI results: a KPI alert's texts
+        show its value as the KPI pages do (``17.6 %``, not ``0.176``).
     resolver : for tests.
     """
 
@@ -86,6 +89,7 @@ class AlertEngine(NotificationFlush, ChannelAdmin):
         inhibit_rules: Sequence[InhibitRule] = DEFAULT_INHIBIT_RULES,
         on_enqueue: Callable[[], None] | None = None,
         enrich: Callable[[AlertRecord], Mapping[str, Any]] | None = None,
+        units: Callable[[], Mapping[str, str]] | None = None,
         resolver: Resolver = system_resolver,
     ) -> None:
         self.store = store
@@ -94,6 +98,7 @@ class AlertEngine(NotificationFlush, ChannelAdmin):
         self.inhibit_rules = tuple(inhibit_rules)
         self.on_enqueue = on_enqueue
         self.enrich = enrich
+        self.units = units
         self.resolver = resolver
 
     # ------------------------------------------------------------------ rules
@@ -145,7 +150,10 @@ class AlertEngine(NotificationFlush, ChannelAdmin):
             return []
         by_name = {r.name: r for r in rules}
         previous = self.store.latest_alerts(by_name)
-        outcome = evaluate_all(rules, results, previous, now)
+        results = list(results)
+        kpi = self.units is not None and any(r.source == "kpi" for r in results)
+        units = self.units() if self.units is not None and kpi else None
+        outcome = evaluate_all(rules, results, previous, now, units)
         fresh = dict(outcome.seen)
         blank = {s.rule for s in fresh.values() if not s.has_data}
         if blank:

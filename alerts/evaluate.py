@@ -32,11 +32,13 @@ from typing import Any
 
 from alerts.annotations import (
     annotate,
+    kpi_unit,
     result_context,
     rule_annotations,
     shown_threshold,
     tenant_text,
 )
+from alerts.readable import fmt_time
 from alerts.rules import Rule
 from alerts.series import fingerprint, has_data, series_labels
 from alerts.transitions import Evaluation, SeriesSeen, Transition
@@ -105,6 +107,7 @@ def _advance(
     windows: Sequence[tuple[datetime, list[MetricResult]]],
     now: datetime,
     out: list[Transition],
+    units: Mapping[str, str] | None = None,
 ) -> None:
     """Run one series' new windows (oldest first) through the state machine."""
     original = latest
@@ -148,8 +151,8 @@ def _advance(
                 clear_streak=0,
                 value=shown.value,
                 threshold=shown_threshold(rule, shown),
-                annotations=annotate(rule, labels, shown),
-                context=result_context(shown),
+                annotations=annotate(rule, labels, shown, kpi_unit(shown, units)),
+                context=result_context(shown, kpi_unit(shown, units)),
                 last_window_end=window_end,
                 updated_at=now,
             )
@@ -198,6 +201,7 @@ def evaluate_all(
     new_results: Iterable[MetricResult],
     previous_state: Mapping[str, AlertRecord],
     now: datetime,
+    units: Mapping[str, str] | None = None,
 ) -> Evaluation:
     """Evaluate many rules over a batch of new results in one pass.
 
@@ -211,6 +215,8 @@ def evaluate_all(
     now : datetime
         Wall-clock time written as ``fired_at`` / ``resolved_at`` / ``updated_at``;
         ``starts_at`` / ``ends_at`` come from the windows (see ``AlertRecord``).
+    units : mapping of KPI name → unit, optional
+        A KPI alert's value is written with its KPI's unit (``17.6 %``, not ``0.176``).
 
     Returns
     -------
@@ -295,7 +301,7 @@ def evaluate_all(
         for r in results:
             per_window.setdefault(r.window_start, []).append(r)
         ordered = sorted(per_window.items())
-        _advance(rule, fp, labels, latest, ordered, now, outcome.transitions)
+        _advance(rule, fp, labels, latest, ordered, now, outcome.transitions, units)
     return outcome
 
 
@@ -452,7 +458,8 @@ def evaluate_missing(
                 rule,
                 {
                     **seen.labels,
-                    "last_window_end": since,
+                    "last_window_end": fmt_time(seen.last_window_end),  # people read it
+                    "last_window_end_iso": since,
                     "tenant_text": tenant_text(seen.labels.get("tenant")),
                 },
             ),

@@ -29,6 +29,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+from alerts.readable import fmt_time, fmt_value
 from storage.types import AlertRecord
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt of a firing alert
@@ -149,6 +150,14 @@ def _fmt(v: Any) -> str:
     return "n/a" if v is None else str(v)
 
 
+def _when(text: Any) -> str:
+    """An ISO time of an alert's context as people read it (``?`` when absent)."""
+    try:
+        return fmt_time(datetime.fromisoformat(str(text)))
+    except ValueError:
+        return "?"
+
+
 def _clip(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
@@ -163,7 +172,12 @@ def _kpi_text(k: Any) -> str:
         # a percentage means little across or near zero (a money KPI: "+2093.0%")
         odd = not (before > 0 and during > 0) or abs(during / before - 1) > 1
         odd = odd or not isinstance(change, int | float)
-        return f"{name} ({before:.3g} → {during:.3g})" if odd else f"{name} ({change:+.1%})"
+        if not odd:
+            return f"{name} ({change:+.1%})"
+        unit = k.get("unit")
+        if isinstance(unit, str):  # as the KPI pages show it: "(−5.43 EUR → 150 EUR)"
+            return f"{name} ({fmt_value(before, unit)} → {fmt_value(during, unit)})"
+        return f"{name} ({before:.3g} → {during:.3g})"
     return f"{name} ({change:+.1%})" if isinstance(change, int | float) else name
 
 
@@ -175,10 +189,16 @@ def _alert_lines(a: AlertRecord, base_url: str) -> str:
     if runbook:
         lines.append(f"<{runbook}|Runbook>")
     window = ctx.get("window") or {}
+    unit = ctx.get("unit")  # a KPI's: its value as the KPI pages show it
+    value, threshold = (
+        (fmt_value(a.value, unit), fmt_value(a.threshold, unit))
+        if isinstance(unit, str)
+        else (_fmt(a.value), _fmt(a.threshold))
+    )
     facts = [
-        f"value {_fmt(a.value)} vs threshold {_fmt(a.threshold)}",
-        f"window {window.get('start', '?')} – {window.get('end', '?')}" if window else "",
-        f"since {iso(since(a))}",
+        f"value {value} vs threshold {threshold}",
+        f"window {_when(window.get('start'))} – {_when(window.get('end'))}" if window else "",
+        f"since {fmt_time(since(a))}",
     ]
     for key in ("current_size", "reference_size", "sample_size", "reference"):
         if key in ctx:

@@ -95,7 +95,7 @@ def facts(v: AlertView, leads: AlertLeads, account: Account) -> m.Markup:
             "Resolved",
             f"{c.fmt_ts(a.ends_at)} (start of the window that resolved it)" if a.ends_at else "–",
         ),
-        ("Value / threshold", f"{_f(a.value)} / {_f(a.threshold)}"),
+        ("Value / threshold", f"{_value(v, a.value)} / {_value(v, a.threshold)}"),
         (
             "Acknowledged",
             f"{a.acknowledged_by} at {c.fmt_ts(a.acknowledged_at)}" if a.acknowledged_at else "no",
@@ -112,6 +112,21 @@ def facts(v: AlertView, leads: AlertLeads, account: Account) -> m.Markup:
         class_="table facts",
         id="alert-facts",
     )
+
+
+def kpi_unit(v: AlertView) -> str | None:
+    """A KPI alert's unit (its context's, else its KPI's now), None for a model alert."""
+    a = v.alert
+    if a.labels.get("source") != "kpi":
+        return None
+    unit = (a.context or {}).get("unit")
+    return unit if isinstance(unit, str) else v.kpi_units.get(a.labels.get("metric", ""))
+
+
+def _value(v: AlertView, x: float | None) -> str:
+    """A KPI alert's value with its KPI's unit (``17.6 %``, as the KPI pages say it)."""
+    unit = kpi_unit(v)
+    return _f(x) if unit is None else fmt_value(x, unit)
 
 
 def _muted(v: AlertView) -> m.Markup:
@@ -320,6 +335,8 @@ def charts(v: AlertView) -> list[Any]:
         fig = figures.series_chart(
             f"{metric or 'The signal'} around the alert", series, y_title=metric
         )
+        if kpi_unit(v) == "%" and all(abs(y) <= 1.5 for s in series for y in s.y if y is not None):
+            fig.update_yaxes(tickformat=".0%")  # as the KPI's own chart below (control: 0.2)
         out.append(
             html.Div(
                 dcc.Graph(

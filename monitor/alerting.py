@@ -29,6 +29,7 @@ from alerts.ssrf import Allowlist
 from monitor.metrics import Family
 from storage.metadata import NotFound
 from storage.metadata.alerting import AlertStore
+from storage.metadata.kpis import KpiStore
 from storage.private import private_dir
 from storage.reads import results_between
 from storage.types import AlertRecord, MetricResult
@@ -74,6 +75,7 @@ class AlertingRuntime:
             allowlist=self.allowlist,
             on_enqueue=self.wake,
             enrich=self._related_kpis,
+            units=self._kpi_units,
         )
         self.policy = RetryPolicy(
             give_up_after=settings.alert_give_up_hours * 3600,
@@ -87,6 +89,10 @@ class AlertingRuntime:
         out = self.engine.process(list(results), notify=notify)
         self.wake()
         return out
+
+    def _kpi_units(self) -> dict[str, str]:
+        """KPI name → its unit (a KPI alert's value is written with it)."""
+        return {r.name: str(r.spec.get("unit") or "") for r in KpiStore(self.store.metadata).list()}
 
     def _related_kpis(self, alert: AlertRecord) -> dict[str, Any]:
         """The tenant KPIs that moved with a model alert (issue 5's link), top 5."""

@@ -21,6 +21,7 @@ from rich.table import Table
 from rich.text import Text
 
 from alerts.channels import kinds as channel_kinds
+from alerts.readable import fmt_time
 from alerts.rules import RuleError, parse_duration
 from monitor.alerting_backend import AlertingBackend, HttpAlerting, LocalAlerting
 from monitor.cli_common import (
@@ -113,11 +114,28 @@ def _table(rows: list[dict[str, Any]], columns: list[str], as_json: bool) -> Non
     for row in rows:
         # Text, not markup: a summary such as "psi[discount_rate] of churn" must print as is
         # (rich took "[discount_rate]" for a style tag and dropped it).
-        table.add_row(*[Text(_cell(row.get(c))) for c in columns])
+        table.add_row(*[Text(_cell(row.get(c), _is_time(c))) for c in columns])
     out.print(table)
 
 
-def _cell(v: Any) -> str:
+def _is_time(column: str) -> bool:
+    return column == "since" or column.endswith("_at")
+
+
+def _when(v: Any) -> str:
+    """A time as people read it (``2026-11-25 00:00 UTC``, as every page shows it); --json
+    keeps the API's ISO 8601."""
+    if isinstance(v, str):
+        try:
+            v = datetime.fromisoformat(v)
+        except ValueError:
+            return v
+    return fmt_time(v) if isinstance(v, datetime) else _cell(v)
+
+
+def _cell(v: Any, time: bool = False) -> str:
+    if time and v is not None:
+        return _when(v)
     if isinstance(v, dict):
         return ", ".join(f"{k}={x}" for k, x in v.items())
     return "" if v is None else str(v)
@@ -173,7 +191,9 @@ def alerts_ack(
     """Acknowledge a firing alert."""
     with _Backend(url, api_key, data_dir) as b:
         a = b.acknowledge(alert_id, actor)
-    out.print(f"alert {a['id']} acknowledged by {a['acknowledged_by']} at {a['acknowledged_at']}")
+    out.print(
+        f"alert {a['id']} acknowledged by {a['acknowledged_by']} at {_when(a['acknowledged_at'])}"
+    )
 
 
 @alerts_app.command("silence")
@@ -209,7 +229,7 @@ def alerts_silence(
         raise typer.BadParameter(str(exc)) from exc
     with _Backend(url, api_key, data_dir) as b:
         s = b.silence(matchers, reason, ends, actor)
-    out.print(f"silence {s['id']} until {s['ends_at']}")
+    out.print(f"silence {s['id']} until {_when(s['ends_at'])}")
 
 
 @alerts_app.command("silences")

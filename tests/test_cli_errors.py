@@ -213,7 +213,10 @@ def test_alert_summaries_print_as_they_are(tmp_path: Path, monkeypatch) -> None:
     meta.dispose()
     out = local(data, "alerts", "list")
     assert "psi[discount_rate] of churn" in out
-    assert "2026-01-01T00:00:00" in out  # since: the first breaching window
+    # since: the first breaching window, as every page shows times (control: the table
+    # printed 2026-01-01T00:00:00+00:00); --json keeps the API's ISO 8601
+    assert "2026-01-01 00:00 UTC" in out and "T00:00:00" not in out
+    assert '"2026-01-01T00:00:00+00:00"' in local(data, "alerts", "list", "--json")
 
 
 def test_apply_dry_run_prints_a_diff_per_changed_object_and_init_keeps_channels(
