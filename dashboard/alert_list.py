@@ -155,6 +155,28 @@ def _inhibited(r: ListRow) -> m.Markup | str:
     return m.tag("span", "inhibited by ", m.join(links, ", "), more, class_="inhibited", title=why)
 
 
+def _state(a: Any, r: ListRow) -> m.Markup:
+    """The state badge; a firing alert the inhibit rules mute reads "inhibited", as the
+    overview counts it apart from the firing ones."""
+    if a.state == "firing" and r.inhibited:
+        why = "firing, but its notifications are held while the alert that inhibits it fires"
+        return m.tag("span", "inhibited", class_="badge badge-inhibited", title=why)
+    return m.tag("span", a.state, class_=f"badge badge-{a.state}")
+
+
+def _split(v: AlertList) -> m.Markup | str:
+    """ "8 firing · 7 inhibited" over every page of the filters: the overview's numbers."""
+    if v.firing is None or not (v.firing or v.inhibited):
+        return ""
+    text = f"{v.firing:,} firing"
+    if v.inhibited:
+        text += (
+            f" · {v.inhibited:,} inhibited (firing, but held while the alert that stands for "
+            "each fires, e.g. an all-tenants alert behind its tenant's)"
+        )
+    return m.tag("p", text, id="alerts-firing-split")
+
+
 def _since(v: AlertList, a: Any) -> m.Markup:
     return m.join(
         [
@@ -174,7 +196,7 @@ def _row(v: AlertList, r: ListRow) -> m.Markup:
     summary = a.annotations.get("summary") or ""
     cells = [
         ("Severity", m.tag("span", a.severity, class_=f"badge badge-{a.severity}")),
-        ("State", m.tag("span", a.state, class_=f"badge badge-{a.state}")),
+        ("State", _state(a, r)),
         (
             "Alert",
             m.join(
@@ -243,6 +265,7 @@ def render(v: AlertList) -> list[Any]:
             ]
         )
     body.append(m.tag("p", how, class_="muted", id="alerts-order"))
+    body.append(_split(v))
     if not v.rows:
         if v.total and f.page > v.pages:
             body.append(

@@ -38,8 +38,12 @@ def _cell(model: str, tenant: str, cell: queries.Cell, link: bool) -> html.Td:
     parts: list[Any] = [
         dcc.Link(badge, href=c.href(f"/models/{model}", {"tenant": tenant})) if link else badge
     ]
-    if cell.firing:
-        text = f"{cell.firing} firing"
+    if cell.firing or cell.inhibited:
+        # as the alert list shows them: the inhibited ones apart (their notifications held
+        # while the alert that stands for them fires)
+        text = f"{cell.firing} firing" + (
+            f" · {cell.inhibited} inhibited" if cell.inhibited else ""
+        )
         alerts = c.href("/alerts", {"tenant": tenant, "model": model})
         parts.append(html.Div(dcc.Link(text, href=alerts) if link else text, className="muted"))
     elif cell.alerting or cell.warning:
@@ -47,6 +51,17 @@ def _cell(model: str, tenant: str, cell: queries.Cell, link: bool) -> html.Td:
     return html.Td(
         parts, className=f"cell cell-{cell.status}", id=f"overview-cell-{model}-{tenant}"
     )
+
+
+def _inhibited(n: int, link: bool) -> list[Any]:
+    """ "and 7 inhibited" under the firing count: all-tenants copies and the like, firing but
+    held while the alert that stands for each fires (the alert list marks them so)."""
+    if not n:
+        return []
+    text = f"and {n} inhibited"
+    title = "firing, but their notifications are held while the alert that stands for each fires"
+    shown = dcc.Link(text, href="/alerts?state=firing") if link else text
+    return [html.Div(shown, className="muted", id="overview-inhibited", title=title)]
 
 
 def render(view: queries.Overview, account: Account, tr: TimeRange) -> list[Any]:
@@ -74,6 +89,7 @@ def render(view: queries.Overview, account: Account, tr: TimeRange) -> list[Any]
                 [
                     html.Div("Firing alerts (now)", className="label"),
                     html.Div(str(sum(sev.values())), className="big", id="overview-firing"),
+                    *_inhibited(view.inhibited, links),
                 ],
                 className="card",
             ),

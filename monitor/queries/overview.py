@@ -2,10 +2,11 @@
 
 from __future__ import annotations
 
-from collections import defaultdict
+from collections import Counter, defaultdict
 from dataclasses import dataclass
 from datetime import datetime
 
+from monitor import tenancy
 from monitor.queries.common import (
     LATEST_DAYS,
     STATUS_RANK,
@@ -16,6 +17,7 @@ from monitor.queries.common import (
     visible_tenants,
     worst_status,
 )
+from monitor.queries.firing import inhibit_index, split_firing
 from monitor.service import Services
 from monitor.timerange import TimeRange
 from storage import reads
@@ -27,7 +29,8 @@ class Cell:
     status: str
     alerting: int  # results in alert in the newest windows
     warning: int
-    firing: int  # firing alerts
+    firing: int  # firing alerts that notify (not inhibited; see monitor.queries.firing)
+    inhibited: int = 0  # firing alerts the inhibit rules mute
 
 
 @dataclass(frozen=True)
@@ -51,8 +54,9 @@ class Overview:
     tenants: list[str]
     cells: dict[tuple[str, str], Cell]
     worst: list[Signal]
-    firing_by_severity: dict[str, int]
+    firing_by_severity: dict[str, int]  # firing alerts that notify, not the inhibited
     computed_at: datetime | None
+    inhibited: int = 0  # firing alerts the inhibit rules mute, counted apart
 
 
 def signal_of(r: MetricResult) -> Signal:
@@ -80,7 +84,8 @@ def overview(
     """Models × tenants health from the newest window of every monitor in the range (by
     default the last LATEST_DAYS: a monitor silent for longer shows as "no data"; a range
     in the past shows the health as it was at its end). Firing alerts are the ones firing
-    now, whatever the range."""
+    now, whatever the range; the inhibited ones are counted apart (``inhibited``, a cell's
+    ``inhibited``), as the alert list shows them."""
     tenants = visible_tenants(services, scope)
     models = [m.name for m in services.metadata.list_models()]
     _key, start, end = parse_range(range_key or f"{LATEST_DAYS}d", services.now())
@@ -92,16 +97,14 @@ def overview(
         since=start,
         until=end,
     )
-    # counted in SQL: the store may hold any number of firing alerts (reading them, capped
-    # at list_alerts' limit of 1,000, undercounted past it)
-    store = alert_store(services)
-    fire_cell = store.count_alerts(("model", "tenant_id"), state="firing", tenant_ids=scope)
-    sev = {
-        severity: n
-        for (severity,), n in store.count_alerts(
-            ("severity",), state="firing", tenant_ids=scope
-        ).items()
-    }
+    # every firing alert in scope read (the store may hold thousands: no cap), split as the
+    # alert list splits them
+    firing = alert_store(services).list_alerts(state="firing", limit=1_000_000)
+    seen = [a for a in firing if tenancy.sees(scope, a.tenant_id)]
+    split = split_firing(services, seen, inhibit_index(services, firing))
+    fire_cell = Counter((a.model, a.tenant_id) for a in split.notifying)
+    held_cell = Counter((a.model, a.tenant_id) for a in split.inhibited)
+    sev = dict(Counter(a.severity for a in split.notifying))
     by_cell: dict[tuple[str, str], list[MetricResult]] = defaultdict(list)
     for r in latest:
         by_cell[(r.model or "", r.tenant_id)].append(r)
@@ -110,13 +113,14 @@ def overview(
         for t in tenants:
             rs = by_cell.get((m, t), [])
             status = worst_status(r.status for r in rs)
-            if fire_cell.get((m, t)):
+            if fire_cell[(m, t)] or held_cell[(m, t)]:
                 status = "alert"
             cells[(m, t)] = Cell(
                 status,
                 sum(r.status == "alert" for r in rs),
                 sum(r.status == "warn" for r in rs),
-                fire_cell.get((m, t), 0),
+                fire_cell[(m, t)],
+                held_cell[(m, t)],
             )
     flagged = [r for r in latest if r.status in ("alert", "warn")]
     flagged.sort(key=lambda r: (-STATUS_RANK[r.status], -severity_score(r)))
@@ -127,4 +131,5 @@ def overview(
         [signal_of(r) for r in flagged[:worst_n]],
         sev,
         reads.last_computed(services.metadata),
+        len(split.inhibited),
     )

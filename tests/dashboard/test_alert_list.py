@@ -193,11 +193,15 @@ def test_a_tenant_scoped_user_pages_through_only_their_alerts(browser: Any, crow
 
 def test_the_overview_counts_every_firing_alert(browser: Any, crowd: Live) -> None:
     """About 3,000 alerts fire: the overview's totals and its cells are the store's counts
-    (the former overview read at most 1,000 alerts and showed 1,000)."""
+    (the former overview read at most 1,000 alerts and showed 1,000), the inhibited ones
+    apart (the engine's answer), as the alert list marks them."""
     from collections import Counter
 
-    firing = of(crowd.services).alerting.store.list_alerts(state="firing", limit=N)
+    alerting = of(crowd.services).alerting
+    firing = alerting.store.list_alerts(state="firing", limit=N)
     assert len(firing) > 1_000
+    muted = alerting.engine.mutings(firing, NOW, silences=[], firing=firing)
+    firing = [a for a in firing if not (a.fingerprint in muted and muted[a.fingerprint].inhibitors)]
     by_severity = Counter(a.severity for a in firing)
     by_tenant = Counter(a.tenant_id for a in firing)
     page = _open(browser, crowd)

@@ -279,3 +279,75 @@ def test_kpis_that_moved_with_an_alert_show_their_levels(site: Site, tabs: dict[
         assert levels and all(5 < float(x) < 60 for x in levels.groups()), t
     money = [t for t in leads if t.startswith("retention_value")]
     assert all(" EUR against " in t and " EUR before" in t for t in money), money
+
+
+def test_the_overview_counts_firing_alerts_as_the_alert_list_shows_them(
+    site: Site, tabs: dict[str, Tab]
+) -> None:
+    """The overview's "Firing alerts (now)" is the number of rows on-call finds firing on the
+    alert list, the inhibited ones (an all-tenants alert behind its tenant's: the same
+    problem, not notified) counted apart on both pages; the severity cards and the grid add up
+    to it (control: the overview said 15 firing over 8 firing rows and 7 inhibited ones)."""
+    import re
+
+    with site.api() as api:
+        firing = api.get("/api/v1/alerts", params={"state": "firing", "limit": 10_000}).json()
+    held = [a for a in firing if a["inhibited_by"]]
+    assert held, "the demo's all-tenants drift alerts are inhibited by globex's"
+    tab = tabs["oncall"]
+    tab.open("/", "#overview-firing")
+    shown = int(tab.page.inner_text("#overview-firing"))
+    assert shown == len(firing) - len(held), (shown, len(firing), len(held))
+    assert tab.page.inner_text("#overview-inhibited") == f"and {len(held)} inhibited"
+    by_severity = sum(
+        int(tab.page.inner_text(f"#overview-firing-{s}")) for s in ("critical", "warning", "info")
+    )
+    assert by_severity == shown
+    # every firing alert that notifies is a tenant's here (each all-tenants one is held)
+    grid = tab.page.inner_text("#overview-grid")
+    assert sum(int(n) for n in re.findall(r"(\d+) firing", grid)) == shown, grid
+    tab.open("/alerts?state=firing&per_page=200", "#alerts-table")
+    states = tab.page.locator("#alerts-table td[data-label='State']").all_inner_texts()
+    assert states.count("firing") == shown, states
+    assert states.count("inhibited") == len(held), states
+    split = tab.page.inner_text("#alerts-firing-split")
+    assert split.startswith(f"{shown} firing · {len(held)} inhibited"), split
+
+
+def test_a_kpi_alert_reads_as_the_kpi_pages(site: Site, tabs: dict[str, Tab]) -> None:
+    """globex's conversion alert: its value with the KPI's unit, its window in the pages'
+    time format, in the webhook's text, on the alert page and in the CLI-facing API texts;
+    the webhook's machine fields stay RFC 3339 (control: "is 0.1995 (threshold 0.25)",
+    "for the window 2026-11-17T00:00:00+00:00 – 2026-11-18T00:00:00+00:00")."""
+    import re
+
+    from alerts.readable import fmt_value
+
+    with site.api() as api:
+        found = api.get("/api/v1/alerts", params={"tenant": "globex", "rule": "kpi-breach"}).json()
+    conv = [a for a in found if a["labels"].get("monitor") == "conversion_rate"]
+    alert = min(conv, key=lambda a: a["state"] == "resolved")
+    value, threshold = fmt_value(alert["value"], "%"), fmt_value(alert["threshold"], "%")
+    summary, description = alert["annotations"]["summary"], alert["annotations"]["description"]
+    assert summary.endswith(f"is {value} (threshold {threshold})"), summary
+    assert re.search(
+        r"window \d{4}-\d\d-\d\d \d\d:\d\d UTC – \d{4}-\d\d-\d\d \d\d:\d\d UTC\.$", description
+    ), description
+    sent = [
+        x
+        for hit in site.webhooks.delivered()
+        if isinstance(hit.body, dict)
+        for x in hit.body.get("alerts", [])
+        if x["labels"].get("alertname") == "kpi-breach" and x["labels"].get("tenant") == "globex"
+    ]
+    assert sent, "the demo's webhook was sent globex's KPI alert"
+    for x in sent:
+        assert "T00:00:00" not in x["annotations"]["description"], x["annotations"]
+        assert " %" in x["annotations"]["summary"], x["annotations"]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ", x["startsAt"]), x["startsAt"]
+    tab = tabs["oncall"]
+    tab.open(f"/alerts/{alert['id']}", "#alert-facts")
+    row = tab.page.locator("#alert-facts tr:has(th:text-is('Value / threshold')) td")
+    assert row.inner_text() == f"{value} / {threshold}"
+    facts = tab.page.inner_text("#alert-facts")
+    assert "T00:00:00" not in facts, facts
