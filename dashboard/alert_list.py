@@ -164,19 +164,6 @@ def _state(a: Any, r: ListRow) -> m.Markup:
     return m.tag("span", a.state, class_=f"badge badge-{a.state}")
 
 
-def _split(v: AlertList) -> m.Markup | str:
-    """ "8 firing · 7 inhibited" over every page of the filters: the overview's numbers."""
-    if v.firing is None or not (v.firing or v.inhibited):
-        return ""
-    text = f"{v.firing:,} firing"
-    if v.inhibited:
-        text += (
-            f" · {v.inhibited:,} inhibited (firing, but held while the alert that stands for "
-            "each fires, e.g. an all-tenants alert behind its tenant's)"
-        )
-    return m.tag("p", text, id="alerts-firing-split")
-
-
 def _since(v: AlertList, a: Any) -> m.Markup:
     return m.join(
         [
@@ -265,7 +252,6 @@ def render(v: AlertList) -> list[Any]:
             ]
         )
     body.append(m.tag("p", how, class_="muted", id="alerts-order"))
-    body.append(_split(v))
     if not v.rows:
         if v.total and f.page > v.pages:
             body.append(

@@ -28,7 +28,6 @@ from monitor.queries import (
     last_computed,
     visible_tenants,
 )
-from monitor.queries.firing import split_firing
 from monitor.service import Services
 from monitor.timerange import TimeRange, parse_time_range
 from storage.metadata.alerting import ALERT_SORTS
@@ -166,10 +165,6 @@ class AlertList:
     rules: list[str]
     now: datetime
     computed_at: datetime | None
-    # the firing alerts matching the filters, the inhibited ones apart (None: the state
-    # filter leaves out firing alerts), as the overview counts them
-    firing: int | None = None
-    inhibited: int | None = None
 
     @property
     def first(self) -> int:
@@ -329,19 +324,6 @@ def alert_list(
     )
     if any(not tenancy.sees(scope, a.tenant_id) for a in alerts):
         raise AccessDenied("an alert outside your scope matched")  # the SQL filter failed
-    split = None
-    if STATES[filters.state] is None or "firing" in (STATES[filters.state] or ()):
-        every, _n = store.page_alerts(
-            state="firing",
-            severity=filters.severity or None,
-            tenant_ids=tenant_ids,
-            model=filters.model or None,
-            rule=filters.rule or None,
-            active_from=span.start if span else None,
-            active_to=span.end if span else None,
-            limit=1_000_000,
-        )
-        split = split_firing(services, every)
     silences = store.list_silences(active_at=now)
     twins = find_twins(services, alerts, scope, tenants)
     inhibited = find_inhibitors(services, alerts)
@@ -371,6 +353,4 @@ def alert_list(
         rules=[r.name for r in store.list_rules()],
         now=now,
         computed_at=last_computed(services),
-        firing=None if split is None else len(split.notifying),
-        inhibited=None if split is None else len(split.inhibited),
     )

@@ -230,6 +230,19 @@ class RuleRecord:
 
 
 @dataclass(frozen=True)
+class FiringAlert:
+    """What counting firing alerts and judging their inhibition needs, without an alert's
+    texts and context (``AlertStore.firing_labels``: a fraction of a full read's cost)."""
+
+    fingerprint: str
+    severity: str
+    model: str
+    tenant_id: str
+    labels: dict[str, str]
+    state: str = "firing"
+
+
+@dataclass(frozen=True)
 class AlertRecord:
     """One alert instance: a rule's state for one fingerprint (rule + labels).
 

@@ -11,13 +11,12 @@ from monitor.queries.common import (
     LATEST_DAYS,
     STATUS_RANK,
     Scope,
-    alert_store,
     parse_range,
     severity_score,
     visible_tenants,
     worst_status,
 )
-from monitor.queries.firing import inhibit_index, split_firing
+from monitor.queries.firing import firing_alerts, inhibit_index, split_firing
 from monitor.service import Services
 from monitor.timerange import TimeRange
 from storage import reads
@@ -99,7 +98,7 @@ def overview(
     )
     # every firing alert in scope read (the store may hold thousands: no cap), split as the
     # alert list splits them
-    firing = alert_store(services).list_alerts(state="firing", limit=1_000_000)
+    firing = firing_alerts(services)
     seen = [a for a in firing if tenancy.sees(scope, a.tenant_id)]
     split = split_firing(services, seen, inhibit_index(services, firing))
     fire_cell = Counter((a.model, a.tenant_id) for a in split.notifying)

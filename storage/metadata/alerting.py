@@ -62,6 +62,7 @@ from storage.types import (
     DeliveryAttempt,
     DeliveryRecord,
     DeliveryStatus,
+    FiringAlert,
     GroupRecord,
     NotificationRecord,
     OutboxItem,
@@ -610,6 +611,15 @@ class AlertStore:
                 self._enqueue(s, None, outbox, now)
                 self._m.record_audit(s, actor, "alert.ack", "alert", str(alert_id))
             return _alert(row)
+
+    def firing_labels(self) -> list[FiringAlert]:
+        """Every firing alert's fingerprint, severity, model, tenant and labels: what counting
+        them and their inhibition needs, without reading their texts and context (the
+        overview's count over thousands of firing alerts)."""
+        cols = (AlertRow.fingerprint, AlertRow.severity, AlertRow.model, AlertRow.tenant_id)
+        with self._m.reading() as s:
+            rows = s.execute(select(*cols, AlertRow.labels).where(AlertRow.state == "firing"))
+            return [FiringAlert(fp, sev, m, t, dict(lb or {})) for fp, sev, m, t, lb in rows]
 
     def count_alerts(
         self,
