@@ -14,7 +14,7 @@ import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Literal
 
 import pyarrow as pa
 
@@ -32,7 +32,7 @@ from storage.logstore import LogStore, SchemaChangeError
 from storage.metadata import AlreadyExists, MetadataStore
 from storage.metadata import NotFound as MetaNotFound
 from storage.private import private_dir
-from storage.types import ApiKeyInfo, ModelInfo, ModelSchema
+from storage.types import ApiKeyInfo, AppendResult, ModelInfo, ModelSchema
 
 log = logging.getLogger("driftwatch")
 
@@ -45,6 +45,28 @@ class IngestSummary:
     duplicates: int
     rejected: int
     errors: list[ingest.RowError]
+
+
+IngestKind = Literal["inferences", "labels", "events"]
+
+
+@dataclass(frozen=True)
+class PreparedIngest:
+    """A validated ingest batch, not stored yet (``Services.prepare_ingest``)."""
+
+    kind: IngestKind
+    model: str | None
+    schema: ModelSchema | None  # the model's schema it was validated against
+    tenant_scope: str | None  # the key's tenant it was validated for
+    batch_id: str
+    v: ingest.Validated
+    table: pa.Table  # the rows to append (an inference batch's without its label column)
+    labels: pa.Table | None  # an inference batch's labels, appended after it
+
+    @property
+    def append_args(self) -> tuple[str, str | None, pa.Table]:
+        """``LogStore.append``'s arguments for this batch."""
+        return self.kind, self.model, self.table
 
 
 @dataclass(frozen=True)
@@ -210,6 +232,12 @@ class Services:
             return cached[0]
         return None
 
+    def known_model(self, name: str) -> ModelInfo | None:
+        """The model as ``get_model`` last read it, however long ago (None when never, or
+        dropped by a schema change here): reads nothing. ``get_model`` still decides."""
+        cached = self._models.get(name)
+        return cached[0] if cached is not None else None
+
     def list_models(self) -> list[ModelInfo]:
         return self.metadata.list_models()
 
@@ -251,34 +279,86 @@ class Services:
     ) -> IngestSummary:
         """Store inference rows. A ``label`` column (a file of past predictions with their
         outcomes) is stored as those rows' labels, as if sent to the labels endpoint."""
-        info = self.get_model(model)
+        return self._ingest("inferences", model, parsed, caller)
+
+    def ingest_labels(self, model: str, parsed: ingest.ParsedBody, caller: Caller) -> IngestSummary:
+        return self._ingest("labels", model, parsed, caller)
+
+    def ingest_events(self, parsed: ingest.ParsedBody, caller: Caller) -> IngestSummary:
+        return self._ingest("events", None, parsed, caller)
+
+    def _ingest(
+        self, kind: IngestKind, model: str | None, parsed: ingest.ParsedBody, caller: Caller
+    ) -> IngestSummary:
+        """One ingest request, in the routes' order: the model (404), validation, new tenants,
+        the append (durable on return), the quarantine. ``monitor.api.lean_ingest`` runs the
+        same steps, split where its group commit needs them split."""
+        info = self.get_model(model) if model is not None else None
+        prepared = self.prepare_ingest(kind, info, parsed, caller.tenant_id)
+        self.admit_tenants(prepared)
+        return self.finish_ingest(prepared, self.logstore.append(*prepared.append_args))
+
+    def prepare_ingest(
+        self,
+        kind: IngestKind,
+        info: ModelInfo | None,
+        parsed: ingest.ParsedBody,
+        tenant_scope: str | None,
+    ) -> PreparedIngest:
+        """Validate a batch (reads and writes nothing): its typed valid rows, its errors and
+        rejected rows. ``info`` is the model (None for events)."""
         batch_id = uuid.uuid4().hex
-        rules, target = self._inference_plan(model, info.schema)
+        common: dict[str, Any] = {
+            "tenant_scope": tenant_scope,
+            "now": self.now(),
+            "limits": self._limits(),
+            "batch_id": batch_id,
+        }
+        labels = None
+        if kind == "events":
+            v = ingest.validate(
+                parsed,
+                ingest.event_rules(),
+                ingest.rules_schema(ingest.event_rules()),
+                kind="event",
+                model=None,
+                fill={"event_id": ingest.event_ids},
+                **common,
+            )
+            return PreparedIngest(kind, None, None, tenant_scope, batch_id, v, v.table, None)
+        assert info is not None
+        if kind == "labels":
+            v = ingest.validate(
+                parsed,
+                ingest.label_rules(info.schema),
+                ingest.rules_schema(ingest.label_rules(info.schema)),
+                kind="label",
+                model=info.name,
+                aliases=dict(info.schema.aliases),
+                **common,
+            )
+            return PreparedIngest(
+                kind, info.name, info.schema, tenant_scope, batch_id, v, v.table, None
+            )
+        rules, target = self._inference_plan(info.name, info.schema)
         v = ingest.validate(
             parsed,
             rules,
             target,
             kind="inference",
-            model=model,
-            tenant_scope=caller.tenant_id,
-            now=self.now(),
-            limits=self._limits(),
-            batch_id=batch_id,
+            model=info.name,
             aliases=dict(info.schema.aliases),
+            **common,
         )
-        if v.tenants:
-            self.metadata.ensure_tenants(v.tenants)
         table = v.table
-        labels = None
         if "label" in table.column_names:
             labels = table.filter(table.column("label").is_valid()).select(
                 ["request_id", "label", "tenant_id"]
             )
             table = table.drop_columns(["label"])
-        result = self.logstore.append_inferences(model, table)
-        if labels is not None and labels.num_rows:
-            self.logstore.append_labels(model, labels)
-        return self._finish(v, batch_id, result.accepted, result.duplicates)
+        return PreparedIngest(
+            kind, info.name, info.schema, tenant_scope, batch_id, v, table, labels
+        )
 
     def _inference_plan(
         self, model: str, schema: ModelSchema
@@ -296,43 +376,19 @@ class Services:
         self._plans[model] = (schema, rules, target)
         return rules, target
 
-    def ingest_labels(self, model: str, parsed: ingest.ParsedBody, caller: Caller) -> IngestSummary:
-        info = self.get_model(model)
-        batch_id = uuid.uuid4().hex
-        now = self.now()
-        v = ingest.validate(
-            parsed,
-            ingest.label_rules(info.schema),
-            ingest.rules_schema(ingest.label_rules(info.schema)),
-            kind="label",
-            model=model,
-            tenant_scope=caller.tenant_id,
-            now=now,
-            limits=self._limits(),
-            batch_id=batch_id,
-            aliases=dict(info.schema.aliases),
-        )
-        result = self.logstore.append_labels(model, v.table)
-        return self._finish(v, batch_id, result.accepted, result.duplicates)
+    def admit_tenants(self, prepared: PreparedIngest) -> None:
+        """Create the tenants an inference or event batch names (before its append)."""
+        if prepared.kind != "labels" and prepared.v.tenants:
+            self.metadata.ensure_tenants(prepared.v.tenants)
 
-    def ingest_events(self, parsed: ingest.ParsedBody, caller: Caller) -> IngestSummary:
-        batch_id = uuid.uuid4().hex
-        v = ingest.validate(
-            parsed,
-            ingest.event_rules(),
-            ingest.rules_schema(ingest.event_rules()),
-            kind="event",
-            model=None,
-            tenant_scope=caller.tenant_id,
-            now=self.now(),
-            limits=self._limits(),
-            batch_id=batch_id,
-            fill={"event_id": ingest.event_ids},
-        )
-        if v.tenants:
-            self.metadata.ensure_tenants(v.tenants)
-        result = self.logstore.append_events(v.table)
-        return self._finish(v, batch_id, result.accepted, result.duplicates)
+    def finish_ingest(self, prepared: PreparedIngest, result: AppendResult) -> IngestSummary:
+        """After the batch's append: its labels (an inference batch with a ``label`` column),
+        the quarantine of its rejected rows, the counters; the request's summary."""
+        labels = prepared.labels
+        if labels is not None and labels.num_rows:
+            assert prepared.model is not None
+            self.logstore.append_labels(prepared.model, labels)
+        return self._finish(prepared.v, prepared.batch_id, result.accepted, result.duplicates)
 
     def put_reference(
         self, model: str, name: str, parsed: ingest.ParsedBody, caller: Caller

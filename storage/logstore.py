@@ -332,6 +332,12 @@ class _KeyIndex:
             self._runs[-1] = np.sort(np.concatenate([self._runs[-1], last]), kind="stable")
 
 
+def _model_of(model: str | None) -> str:
+    if model is None:
+        raise LogStoreError("this append needs a model")
+    return model
+
+
 class _Pending:
     """One queued append of a group commit; ``finish`` wakes nobody: its caller waits on the
     write lock, and finds it finished when it gets the lock."""
@@ -1162,7 +1168,7 @@ class LogStore:
             self._check_open()
             return self._require(model, prefix, locked=True)
 
-    def _append(self, kt: _KeyedTable, batch: pa.Table, required: set[str]) -> AppendResult:
+    def _append(self, kt: _KeyedTable, required: set[str], batch: pa.Table) -> AppendResult:
         if not isinstance(batch, pa.Table):
             raise LogStoreError(f"expected a pyarrow.Table, got {type(batch).__name__}")
         if batch.num_rows == 0:
@@ -1182,30 +1188,104 @@ class LogStore:
         Missing nullable columns are stored as NULL; a column the table lacks is refused.
         Durable on return (committed to the WAL).
         """
-        return self._append(
-            _KeyedTable(self._table(model, "inferences"), "request_id", "ts"),
-            batch,
-            {"request_id", "ts", "tenant_id"},
-        )
+        return self._append(*self._target("inferences", model), batch)
 
     def append_labels(self, model: str, batch: pa.Table) -> AppendResult:
         """Columns: request_id (string), label (typed per task), ts (timestamp[us, UTC], nullable),
         tenant_id (nullable). Idempotent by (tenant_id, request_id), first label wins; labels
         may precede their inference row."""
-        return self._append(
-            _KeyedTable(self._table(model, "labels"), "request_id", None),
-            batch,
-            {"request_id", "label"},
-        )
+        return self._append(*self._target("labels", model), batch)
 
     def append_events(self, batch: pa.Table) -> AppendResult:
         """Columns: event_id (string), tenant_id, ts (timestamp[us, UTC]), name, value (double,
         nullable), request_id (nullable), model (nullable). Idempotent by (tenant_id, event_id)."""
-        return self._append(
-            _KeyedTable(tables.EVENTS, "event_id", "ts"),
-            batch,
-            {"event_id", "tenant_id", "ts", "name"},
-        )
+        return self._append(*self._target("events", None), batch)
+
+    def append(self, kind: str, model: str | None, batch: pa.Table) -> AppendResult:
+        """``append_inferences``, ``append_labels`` or ``append_events`` by ``kind``
+        (``"inferences"``, ``"labels"``, ``"events"``; ``model`` is None for events)."""
+        return self._append(*self._target(kind, model), batch)
+
+    def append_many(
+        self, items: Sequence[tuple[str, str | None, pa.Table]]
+    ) -> list[AppendResult | Exception]:
+        """Several ``append(kind, model, batch)`` at once, each with its own outcome (its
+        result, or the error ``append`` would raise), in the order given.
+
+        With group commit they join the queue together and commit in as few transactions as
+        ``_flush`` makes (usually one, shared with appends queued meanwhile), planned in the
+        order given: a caller that already holds many requests (``monitor.api.lean_ingest``)
+        pays for one commit and one wake-up instead of one per request. Without it, each is
+        its own transaction, in order. Every stored batch is durable on return."""
+        out: list[AppendResult | Exception | None] = [None] * len(items)
+        pending: list[tuple[int, _Pending]] = []
+        for i, (kind, model, batch) in enumerate(items):
+            try:
+                kt, required = self._target(kind, model)
+                if not isinstance(batch, pa.Table):
+                    raise LogStoreError(f"expected a pyarrow.Table, got {type(batch).__name__}")
+                if batch.num_rows == 0:
+                    self._conform(kt.table, batch, required)
+                    out[i] = AppendResult(0, 0)
+                    continue
+            except Exception as exc:  # this item's error, as append would raise it
+                out[i] = exc
+                continue
+            pending.append((i, _Pending(kt, batch, required)))
+        if self._group_commit and pending:
+            with self._queue_lock:
+                self._queue.extend(p for _, p in pending)
+            with self._wlock:
+                if not all(p.done for _, p in pending):
+                    try:
+                        self._check_open()
+                    except LogStoreError as exc:
+                        with self._queue_lock:  # not committed: out of the queue
+                            queued = {id(p) for _, p in pending}
+                            self._queue = [q for q in self._queue if id(q) not in queued]
+                        for _, p in pending:
+                            p.finish(error=exc)
+                    else:
+                        self._flush()
+        else:
+            for _, p in pending:
+                try:
+                    with self._wlock:
+                        self._check_open()
+                        p.finish(
+                            result=self._append_keyed(
+                                p.kt, self._conform(p.kt.table, p.batch, p.required)
+                            )
+                        )
+                except Exception as exc:
+                    p.finish(error=exc)
+        for i, p in pending:
+            if p.error is not None:
+                out[i] = p.error if isinstance(p.error, Exception) else LogStoreError(str(p.error))
+            elif p.result is None:  # pragma: no cover - the flush was interrupted
+                out[i] = LogStoreError("the append was not committed; send it again")
+            else:
+                out[i] = p.result
+        return [o if o is not None else LogStoreError("not appended") for o in out]
+
+    def _target(self, kind: str, model: str | None) -> tuple[_KeyedTable, set[str]]:
+        """The keyed table and required columns of an append of ``kind``."""
+        if kind == "inferences":
+            return (
+                _KeyedTable(self._table(_model_of(model), "inferences"), "request_id", "ts"),
+                {"request_id", "ts", "tenant_id"},
+            )
+        if kind == "labels":
+            return (
+                _KeyedTable(self._table(_model_of(model), "labels"), "request_id", None),
+                {"request_id", "label"},
+            )
+        if kind == "events":
+            return (
+                _KeyedTable(tables.EVENTS, "event_id", "ts"),
+                {"event_id", "tenant_id", "ts", "name"},
+            )
+        raise LogStoreError(f"unknown append kind {kind!r}")
 
     def put_reference(self, model: str, name: str, batch: pa.Table) -> int:
         """Store a new version of the named reference dataset; returns the version (1, 2, ...).
