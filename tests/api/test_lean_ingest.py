@@ -286,3 +286,21 @@ def test_setting_off_sends_every_request_through_the_routes(tmp_path: Path) -> N
             for tag in ("a", "b"):
                 assert c.post("/models/churn/inferences", json=rows(tag, 2)).status_code == 200
         assert lean_count(live) == 0
+
+
+def test_a_model_past_its_cache_time_stays_on_the_lean_path(tmp_path: Path) -> None:
+    """The service keeps a model it read for 2 s. A request for a model read longer ago still
+    takes the lean path (its writer reads the model again, as the route does) instead of
+    falling through to the routes: under many writers that sent a burst of requests down the
+    slower path every 2 s."""
+    with server(tmp_path, lean=True) as (live, keys):
+        with live.http(keys.engineer) as c:
+            r = c.post("/models/churn/inferences", json=rows("a", 2))
+            assert r.status_code == 200 and r.json()["accepted"] == 2
+            live.services.MODEL_CACHE_SECONDS = 0.0  # type: ignore[misc]
+            assert live.services.cached_model("churn") is None
+            before = lean_count(live)
+            r = c.post("/models/churn/inferences", json=rows("b", 3))
+            assert r.status_code == 200 and r.json()["accepted"] == 3
+            assert lean_count(live) - before == 1
+        assert live.services.logstore.count_inferences("churn") == 5

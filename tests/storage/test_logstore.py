@@ -675,6 +675,52 @@ def test_group_commit_shares_one_commit_and_keeps_per_tenant_idempotency() -> No
     store.close()
 
 
+@pytest.mark.parametrize("group_commit", [True, False])
+def test_append_many_gives_each_batch_its_own_outcome_in_order(group_commit: bool) -> None:
+    """``append_many`` (the lean ingest writer's call): batches planned in the order given (a
+    key sent twice is stored once, by the first), each with its own result or error (a bad
+    batch, an unknown kind, a missing model fail alone), an empty batch is (0, 0); with
+    group commit the stored batches share one commit."""
+    store = LogStore(":memory:", group_commit=group_commit)
+    store.ensure_model("churn", CHURN)
+    store.append_inferences("churn", rows(["old"]))
+    before = store.commit_stats()
+    out = store.append_many(
+        [
+            ("inferences", "churn", rows(["a", "b"])),
+            ("inferences", "churn", rows(["b", "c", "old"], age=[9.0] * 3)),
+            ("inferences", "churn", rows(["z"], extra=["?"])),
+            ("events", None, events(["e1", "e1"])),
+            ("labels", None, rows(["a"])),
+            ("nonsense", "churn", rows(["q"])),
+            ("inferences", "churn", rows([])),
+            ("labels", "churn", labels(["a", "zz"], [1, 0])),
+        ]
+    )
+    assert out[0] == logstore_module.AppendResult(2, 0)
+    assert out[1] == logstore_module.AppendResult(1, 2)
+    assert isinstance(out[2], LogStoreError) and "extra" in str(out[2])
+    assert out[3] == logstore_module.AppendResult(1, 1)
+    assert isinstance(out[4], LogStoreError) and "needs a model" in str(out[4])
+    assert isinstance(out[5], LogStoreError) and "unknown append kind" in str(out[5])
+    assert out[6] == logstore_module.AppendResult(0, 0)
+    assert out[7] == logstore_module.AppendResult(2, 0)
+    got = store.read_inferences("churn", columns=["request_id", "age"]).to_pylist()
+    assert sorted((r["request_id"], r["age"]) for r in got) == [
+        ("a", 0.0),
+        ("b", 1.0),  # the first batch's row, not the second's (age 9)
+        ("c", 9.0),
+        ("old", 0.0),
+    ]
+    stats = store.commit_stats()
+    assert stats["appends"] - before["appends"] == 4
+    commits = stats["commits"] - before["commits"]
+    assert commits == (1 if group_commit else 4)
+    store.close()
+    (closed,) = store.append_many([("inferences", "churn", rows(["x"]))])
+    assert isinstance(closed, LogStoreError) and "closed" in str(closed)
+
+
 def test_without_group_commit_appends_do_not_queue() -> None:
     store = LogStore(":memory:")
     store.ensure_model("churn", CHURN)
