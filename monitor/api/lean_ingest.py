@@ -4,22 +4,29 @@
 or NDJSON body are answered here, in front of FastAPI's routing, when the request looks like
 one that will be accepted: a declared ``Content-Length`` within ``max_body_bytes``, a key that
 authenticated recently with the role the routes need (memory only, see
-``MetadataStore.cached_key``) and, for a model's routes, a model the service has in memory.
+``MetadataStore.cached_key``) and, for a model's routes, a model the service has read before
+(``Services.known_model``, however long ago: the writer's look-up decides).
 Anything else (no or a bad key, a role too low, an unknown model, an oversized or chunked body,
 another content type, ``DRIFTWATCH_INGEST_LEAN_PATH=false``) goes on to the FastAPI routes
 unchanged, which answer it as before: an unauthenticated client never gets its body read.
 
-What it saves is the stack's fixed cost, not any check. The routes' work runs as it does
-there, on one worker thread instead of two hops (the key dependency's, then the handler's):
-the same key dependency (``auth.require("engineer")``: the key's generation read, the rate
-limit, the role), the model look-up, the service call with its validation, group commit and
-quarantine, and the same response model and error translation. So every answer (status,
-body, headers) is the one the route gives, in the same order of checks, except that a key
-revoked in the microseconds between the memory check and the thread's read has had its
-(bounded) body read before its 401. Skipped: Starlette's routing over every route (a regex
-each), FastAPI's dependency solving and response validation, anyio's worker-thread hops
-(a capacity limiter and cancel scopes each). ``tests/api/test_lean_ingest.py`` sends the
-same requests through both paths and compares the answers.
+What it saves is the stack's fixed cost, not any check. A small body is parsed and
+validated on the event loop (``Services.prepare_ingest``: reads and writes nothing; a body
+over ``LOOP_BODY_BYTES`` on a validator thread), then the request waits on a future. One
+writer thread takes every request queued by then and, for each in arrival order, runs the
+route's checks: the same key dependency (``auth.require("engineer")``: the key's generation
+read, the rate limit, the role), the model look-up (404), then the validation's outcome (its
+error, if any, in the route's order: after the key and the model), new tenants; then one
+``LogStore.append_many`` stores them all (one group commit, durable when it returns), then
+each request's labels, quarantine and counters, and only then are the futures resolved. The
+validation is redone there when the key's tenant or the model's schema in force differ from
+the ones memory had. So every answer (status, body, headers) is the one the route gives, in
+the same order of checks, except that a key revoked between the memory check and the
+writer's read has had its (bounded) body read and validated, never stored, before its 401.
+Skipped: Starlette's routing over every route (a regex each), FastAPI's dependency solving
+and response validation, anyio's worker-thread hops, and a thread per request.
+``tests/api/test_lean_ingest.py`` sends the same requests through both paths and compares
+the answers.
 """
 
 from __future__ import annotations
