@@ -1051,22 +1051,6 @@ class LogStore:
         return AppendResult(accepted, n - accepted)
 
     # --- group commit (see group_commit) -------------------------------------------------
-    def _submit(self, kt: _KeyedTable, batch: pa.Table, required: set[str]) -> AppendResult:
-        """Queue an append and return once it is committed: whoever holds the write lock next
-        commits everything queued by then in one transaction (see ``group_commit``)."""
-        pending = _Pending(kt, batch, required)
-        with self._queue_lock:
-            self._queue.append(pending)
-        with self._wlock:
-            if not pending.done:
-                self._check_open()
-                self._flush()
-        if pending.error is not None:
-            raise pending.error
-        if pending.result is None:  # pragma: no cover - the flush was interrupted
-            raise LogStoreError("the append was not committed; send it again")
-        return pending.result
-
     def _flush(self) -> None:
         """Commit every queued append in one transaction (caller holds the write lock).
 
@@ -1169,16 +1153,11 @@ class LogStore:
             return self._require(model, prefix, locked=True)
 
     def _append(self, kt: _KeyedTable, required: set[str], batch: pa.Table) -> AppendResult:
-        if not isinstance(batch, pa.Table):
-            raise LogStoreError(f"expected a pyarrow.Table, got {type(batch).__name__}")
-        if batch.num_rows == 0:
-            self._conform(kt.table, batch, required)
-            return AppendResult(0, 0)
-        if self._group_commit:
-            return self._submit(kt, batch, required)
-        with self._wlock:
-            self._check_open()
-            return self._append_keyed(kt, self._conform(kt.table, batch, required))
+        """One append: the one-item case of :meth:`_append_all`, its error raised."""
+        (out,) = self._append_all([(kt, required, batch)])
+        if isinstance(out, BaseException):
+            raise out
+        return out
 
     def append_inferences(self, model: str, batch: pa.Table) -> AppendResult:
         """Append validated rows (columns as ``arrow_schema``); rows whose (tenant_id,
@@ -1217,11 +1196,35 @@ class LogStore:
         order given: a caller that already holds many requests (``monitor.api.lean_ingest``)
         pays for one commit and one wake-up instead of one per request. Without it, each is
         its own transaction, in order. Every stored batch is durable on return."""
-        out: list[AppendResult | Exception | None] = [None] * len(items)
-        pending: list[tuple[int, _Pending]] = []
-        for i, (kind, model, batch) in enumerate(items):
+        planned: list[tuple[_KeyedTable, set[str], pa.Table] | Exception] = []
+        for kind, model, batch in items:
             try:
                 kt, required = self._target(kind, model)
+            except Exception as exc:  # this item's error, as append would raise it
+                planned.append(exc)
+            else:
+                planned.append((kt, required, batch))
+        return [
+            o if isinstance(o, (AppendResult, Exception)) else LogStoreError(str(o))
+            for o in self._append_all(planned)
+        ]
+
+    def _append_all(
+        self, planned: Sequence[tuple[_KeyedTable, set[str], pa.Table] | Exception]
+    ) -> list[AppendResult | BaseException]:
+        """Each planned append's outcome, in order (an ``Exception`` given stays its outcome).
+
+        With group commit the batches join the queue together and whoever holds the write lock
+        next commits everything queued by then (``_flush``: usually one transaction); without
+        it, each is its own transaction. Every stored batch is durable on return."""
+        out: list[AppendResult | BaseException | None] = [None] * len(planned)
+        pending: list[tuple[int, _Pending]] = []
+        for i, item in enumerate(planned):
+            if isinstance(item, Exception):
+                out[i] = item
+                continue
+            kt, required, batch = item
+            try:
                 if not isinstance(batch, pa.Table):
                     raise LogStoreError(f"expected a pyarrow.Table, got {type(batch).__name__}")
                 if batch.num_rows == 0:
@@ -1261,7 +1264,7 @@ class LogStore:
                     p.finish(error=exc)
         for i, p in pending:
             if p.error is not None:
-                out[i] = p.error if isinstance(p.error, Exception) else LogStoreError(str(p.error))
+                out[i] = p.error
             elif p.result is None:  # pragma: no cover - the flush was interrupted
                 out[i] = LogStoreError("the append was not committed; send it again")
             else:
