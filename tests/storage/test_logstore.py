@@ -738,26 +738,33 @@ def test_without_group_commit_appends_do_not_queue() -> None:
 
 
 def test_small_and_large_batches_hash_keys_alike(tmp_path: Path) -> None:
-    """Small batches hash their keys from list parameters, large ones from an Arrow scan, and
-    the index is built by SQL over the stored rows: the three must agree, or a retry would be
-    stored twice. Ids with non-ASCII text, quotes and long strings; keys stored by one path are
+    """Small batches hash their keys in Python (``storage.key_hash``) or, if that ever
+    differed from DuckDB's hash, from list parameters; large ones from an Arrow scan; and the
+    index is built by SQL over the stored rows: all must agree, or a retry would be stored
+    twice. Ids with non-ASCII text, quotes and long strings; keys stored by one path are
     duplicates for the other, before and after a reopen (index rebuilt from the table)."""
     small = LogStore.SMALL_KEY_BATCH
+    assert small < LogStore.PY_KEY_BATCH
     odd = ["é-ü-ñ", "a'b\"c", "x" * 500, "日本語", " lead", "tab\there", ""]
-    ids = [f"{odd[i % len(odd)]}-{i}" for i in range(small + 50)]
+    ids = [f"{odd[i % len(odd)]}-{i}" for i in range(LogStore.PY_KEY_BATCH + 50)]
     path = tmp_path / "keys.duckdb"
     with LogStore(path) as s:
         s.ensure_model("churn", CHURN)
         table = rows(ids, tenant="tenant-u")
         pairs = pa.table({"t": table["tenant_id"], "k": table["request_id"]})
-        listed = s._key_hashes(pairs.slice(0, small))  # the list path
-        scanned = s._key_hashes(pairs)  # the Arrow path
-        assert listed.dtype == scanned.dtype == np.uint64
+        python = s._key_hashes(pairs.slice(0, small))  # the Python path
+        assert s._py_hash is True
+        s._py_hash = False  # as if DuckDB's hash had changed: the list path
+        listed = s._key_hashes(pairs.slice(0, small))
+        s._py_hash = True
+        scanned = s._key_hashes(pairs.slice(0, LogStore.PY_KEY_BATCH + 1))  # the Arrow path
+        assert python.dtype == listed.dtype == scanned.dtype == np.uint64
+        assert np.array_equal(python, listed)
         assert np.array_equal(listed, scanned[:small])
-        assert s.append_inferences("churn", table.slice(0, 5)).accepted == 5  # list path
+        assert s.append_inferences("churn", table.slice(0, 5)).accepted == 5  # Python path
         big = s.append_inferences("churn", table)  # Arrow path: the first 5 are duplicates
         assert (big.accepted, big.duplicates) == (len(ids) - 5, 5)
-        again = s.append_inferences("churn", table.slice(small, 10))  # list path, stored by scan
+        again = s.append_inferences("churn", table.slice(small, 10))  # Python, stored by scan
         assert (again.accepted, again.duplicates) == (0, 10)
     with LogStore(path) as s:  # the index rebuilt by SQL over the stored rows
         for part in (table.slice(0, 7), table.slice(small - 3, 6), table):
