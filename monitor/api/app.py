@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import threading
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -34,6 +35,7 @@ def create_app(
     *,
     scheduler: bool | None = None,
     worker: bool | None = None,
+    start_after_ready: bool = False,
 ) -> FastAPI:
     """Build the API (and the dashboard, by entry point).
 
@@ -42,7 +44,11 @@ def create_app(
     the app opens the stores at start-up and closes them at shutdown. The lifespan starts the
     monitor scheduler and the alert delivery worker: ``scheduler`` / ``worker`` say whether
     (default: the settings ``scheduler_enabled`` / ``alert_worker``); see
-    :mod:`monitor.composition`.
+    :mod:`monitor.composition`. With ``start_after_ready`` (``driftwatch serve``) they are
+    started by ``app.state.after_ready`` instead, once the port is open: neither is needed to
+    answer a request (a due window waits a tick, a notification waits in the outbox), and
+    starting them loads APScheduler and numba's kernels on threads that would compete with
+    the start-up for the GIL (issue 17: ready in 3 s).
     """
     run_scheduler = settings.scheduler_enabled if scheduler is None else scheduler
     run_worker = settings.alert_worker if worker is None else worker
@@ -54,11 +60,27 @@ def create_app(
             app.state.services = components.services
             app.state.components = components
         components = app.state.components
-        components.start(scheduler=run_scheduler, worker=run_worker)
-        app.state.scheduler = components.scheduler
+        app.state.scheduler = None
+        # a start deferred to after ready and the shutdown exclude each other: a server told
+        # to stop before its start ran never starts them
+        started = threading.Lock()
+        stopping = False
+
+        def start() -> None:
+            with started:
+                if not stopping:
+                    components.start(scheduler=run_scheduler, worker=run_worker)
+                    app.state.scheduler = components.scheduler
+
+        if start_after_ready:
+            app.state.after_ready.append(start)
+        else:
+            start()
         try:
             yield
         finally:
+            with started:
+                stopping = True
             # Stop what runs on our threads first (each at its next window), then the stores.
             components.stop(timeout=3.0)
             if services is None:
