@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
+from collections.abc import Mapping
 from datetime import UTC, datetime, timedelta
 
 import orjson
@@ -251,3 +253,62 @@ def test_arrow_stream_must_end_with_its_marker_and_not_by_chance() -> None:
     assert full.startswith(cut) and cut.endswith(b"\xff\xff\xff\xff\x00\x00\x00\x00")
     with pytest.raises(ingest.BadRequestError, match="truncated"):
         ingest.parse_body(cut, "application/vnd.apache.arrow.stream")
+
+
+def _event_id_by_definition(row: Mapping[str, object]) -> str:
+    """An event's id as event_ids documents it: str of each Python value, "" for null."""
+    key = "\x1f".join(
+        "" if row.get(c) is None else str(row[c])
+        for c in ("tenant_id", "ts", "name", "value", "request_id")
+    )
+    return "h_" + hashlib.sha256(key.encode()).hexdigest()[:32]
+
+
+def test_event_ids_are_the_documented_hash_of_each_row() -> None:
+    """The column-wise event_ids gives, row by row, the id of its definition: whole and
+    fractional seconds, nulls in every optional column, numbers str() writes in exponent form
+    or with a sign, ids given in the body kept."""
+    t0 = datetime(2026, 5, 1, tzinfo=UTC)
+    times = [t0, t0 + timedelta(microseconds=1), t0 + timedelta(seconds=59, microseconds=999999)]
+    times += [datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC), None]
+    values = [1.0, None, -0.0, 1e-7, 1e20, float("nan")]
+    rows = [
+        {
+            "event_id": "given-2" if i == 2 else None,
+            "tenant_id": ["acme", "globex"][i % 2],
+            "ts": ts,
+            "name": "session",
+            "value": values[i],
+            "request_id": None if i % 3 else f"r-{i}",
+        }
+        for i, ts in enumerate(times)
+    ]
+    table = pa.Table.from_pylist(
+        rows,
+        schema=pa.schema(
+            [
+                ("event_id", pa.string()),
+                ("tenant_id", pa.string()),
+                ("ts", pa.timestamp("us", tz="UTC")),
+                ("name", pa.string()),
+                ("value", pa.float64()),
+                ("request_id", pa.string()),
+            ]
+        ),
+    )
+    expected = [r["event_id"] or _event_id_by_definition(r) for r in rows]
+    assert ingest.event_ids(table).to_pylist() == expected
+    # no event_id column, and the table in two chunks
+    chunked = pa.concat_tables([table.slice(0, 3), table.slice(3)]).drop_columns(["event_id"])
+    assert ingest.event_ids(chunked).to_pylist() == [_event_id_by_definition(r) for r in rows]
+    # a time column of another type goes through Python's str as well
+    other = table.set_column(
+        table.schema.get_field_index("ts"),
+        "ts",
+        table.column("ts").cast(pa.timestamp("ms", tz="UTC"), safe=False),
+    )
+    by_python = [
+        r["event_id"] or _event_id_by_definition({**r, "ts": t})
+        for r, t in zip(rows, other.column("ts").to_pylist(), strict=True)
+    ]
+    assert ingest.event_ids(other).to_pylist() == by_python
