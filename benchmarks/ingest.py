@@ -486,7 +486,8 @@ def census_section(
 # (DRIFTWATCH_INGEST_GROUP_COMMIT=false, the previous write path) in the same run, and with
 # --writers-baseline REF also on the code of an older commit (its tree from `git archive`).
 # Besides rows/s and latencies each shape reports the server process's CPU time per request,
-# which the load of other processes does not distort (wall figures on a busy machine do).
+# which the load of other processes does not distort (wall figures on a busy machine do), less
+# what the idle server spent over the same time (its rate just before, "idle ms/s").
 WRITER_SHAPES = ((1, 1), (1, 100), (16, 100), (64, 10))
 WRITER_TARGETS = {  # clients x rows: (rows/s at least, p95 ms at most, p50 ms at most)
     (64, 10): (10_000, 150.0, None),
@@ -626,6 +627,21 @@ def _cpu_seconds(server: Server) -> float:
     return float(t.user + t.system)
 
 
+def _idle_cpu_rate(server: Server, window: float = 1.0, settle: float = 15.0) -> float:
+    """CPU seconds a second the server spends with no request (its scheduler, and start-up
+    work on background threads such as the numba warm-up): sampled over ``window`` until it
+    drops below 2 % or ``settle`` seconds pass. Each shape's CPU figure subtracts this rate
+    times its duration, so a short shape (1 x 1 runs first, right after start-up) is not
+    charged for work no request caused."""
+    deadline = time.monotonic() + settle
+    while True:
+        c0, t0 = _cpu_seconds(server), time.perf_counter()
+        time.sleep(window)
+        rate = (_cpu_seconds(server) - c0) / (time.perf_counter() - t0)
+        if rate < 0.02 or time.monotonic() > deadline:
+            return rate
+
+
 def _baseline_tree(tmp: Path, ref: str) -> Path:
     """The repository's tree at ``ref`` (``git archive``), to serve the old code."""
     tree = tmp / "baseline-tree"
@@ -683,19 +699,24 @@ def writers_section(
             stop_later.start()
             _read_times(server, stop, idle)
             for clients, rows in WRITER_SHAPES:
+                idle_rate = _idle_cpu_rate(server)
                 reads: list[float] = []
                 stop = threading.Event()
                 reader = threading.Thread(target=_read_times, args=(server, stop, reads))
                 reader.start()
-                cpu0 = _cpu_seconds(server)
+                cpu0, t0 = _cpu_seconds(server), time.perf_counter()
                 try:
                     got = _run_writers(server, clients, rows, seconds, f"{mode}{clients}x{rows}")
                 finally:
                     stop.set()
                     reader.join()
-                # the reader's requests are few (one every 20 ms) and counted in
+                # the reader's requests are few (one every 20 ms) and counted in; the idle
+                # server's own CPU over the same time is not (see _idle_cpu_rate)
+                cpu = _cpu_seconds(server) - cpu0
+                background = idle_rate * (time.perf_counter() - t0)
+                got["idle_cpu_ms_per_s"] = idle_rate * 1000
                 got["cpu_ms_per_request"] = (
-                    (_cpu_seconds(server) - cpu0) * 1000 / (got["requests"] + len(reads))
+                    max(cpu - background, 0.0) * 1000 / (got["requests"] + len(reads))
                 )
                 got["read_p95_ms"] = float(np.percentile(reads, 95)) if reads else None
                 figures[f"{mode} {clients}x{rows}"] = got
@@ -704,7 +725,7 @@ def writers_section(
             server.close()
     print(
         f"\n{'mode':<9} {'clients x rows':>14} {'rows/s':>9} {'p50 ms':>8} {'p95 ms':>8} "
-        f"{'read p95':>9} {'CPU ms/req':>10}  target: figure / target = ratio"
+        f"{'read p95':>9} {'CPU ms/req':>10} {'idle ms/s':>9}  target: figure / target = ratio"
     )
     for mode in modes:
         print(
@@ -716,7 +737,8 @@ def writers_section(
             print(
                 f"{mode:<9} {f'{clients} x {rows}':>14} {f['rows_per_s']:>9,.0f} "
                 f"{f['p50_ms']:>8.1f} {f['p95_ms']:>8.1f} {f['read_p95_ms'] or 0:>9.1f} "
-                f"{f['cpu_ms_per_request']:>10.2f}  {_target_cells(f, clients, rows)}"
+                f"{f['cpu_ms_per_request']:>10.2f} {f.get('idle_cpu_ms_per_s', 0):>9.1f}  "
+                f"{_target_cells(f, clients, rows)}"
             )
     if "base" in modes and "group" in modes:
         print(f"\nnew (group) vs baseline {baseline} (group), same run:")
