@@ -1027,18 +1027,32 @@ class LogStore:
     SMALL_INSERT_ROWS = 50
 
     def _insert_small(self, kt: _KeyedTable, new: pa.Table, stamped: bool) -> None:
-        """``_insert`` of a few rows: one ``INSERT ... SELECT unnest($i)`` per column, typed by
-        the table's own column types; one statement, so its own transaction as well."""
+        """``_insert`` of a few rows: one ``INSERT ... SELECT unnest($i)`` per column (one row:
+        ``INSERT ... VALUES``), typed by the table's own column types; one statement, so its
+        own transaction as well."""
         types = self._table_columns(kt.table)
-        exprs = [
-            f"unnest(CAST(${i} AS {_DUCK_DDL.get(types[c], types[c])}[])) AS {quote(c)}"
-            for i, c in enumerate(new.column_names, start=1)
-        ]
         params: list[Any] = [col.to_pylist() for col in new.columns]
-        if not stamped:
-            exprs.append(f"CAST(${len(params) + 1} AS TIMESTAMPTZ) AS received_at")
-            params.append(self.now())
-        sql = f"INSERT INTO {quote(kt.table)} BY NAME SELECT {', '.join(exprs)}"
+        names = [quote(c) for c in new.column_names]
+        if new.num_rows == 1:  # one VALUES row: ~0.35 ms of CPU less than unnest of lists
+            exprs = [
+                f"CAST(${i} AS {_DUCK_DDL.get(types[c], types[c])})"
+                for i, c in enumerate(new.column_names, start=1)
+            ]
+            params = [values[0] for values in params]
+            if not stamped:
+                names.append("received_at")
+                exprs.append(f"CAST(${len(params) + 1} AS TIMESTAMPTZ)")
+                params.append(self.now())
+            sql = f"INSERT INTO {quote(kt.table)} ({', '.join(names)}) VALUES ({', '.join(exprs)})"
+        else:
+            exprs = [
+                f"unnest(CAST(${i} AS {_DUCK_DDL.get(types[c], types[c])}[])) AS {n}"
+                for i, (c, n) in enumerate(zip(new.column_names, names, strict=True), start=1)
+            ]
+            if not stamped:
+                exprs.append(f"CAST(${len(params) + 1} AS TIMESTAMPTZ) AS received_at")
+                params.append(self.now())
+            sql = f"INSERT INTO {quote(kt.table)} BY NAME SELECT {', '.join(exprs)}"
         try:
             inserted = self._run(sql, params)[0][0]
         except duckdb.Error as exc:

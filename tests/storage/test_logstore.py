@@ -773,9 +773,10 @@ def test_small_and_large_batches_hash_keys_alike(tmp_path: Path) -> None:
 
 
 def test_small_and_large_inserts_store_the_same_rows(tmp_path: Path) -> None:
-    """Up to SMALL_INSERT_ROWS rows are inserted from list parameters, more from an Arrow scan:
-    every type of the table (text with quotes and non-ASCII, doubles, booleans, int32,
-    timestamps with microseconds) and nulls read back the same both ways."""
+    """One row is inserted as one VALUES row, up to SMALL_INSERT_ROWS rows from list
+    parameters, more from an Arrow scan: every type of the table (text with quotes and
+    non-ASCII, doubles, booleans, int32, timestamps with microseconds) and nulls read back the
+    same all three ways."""
     small = LogStore.SMALL_INSERT_ROWS
     n = small * 2 + 5
     ids = [f"r{i}" for i in range(n)]
@@ -800,3 +801,8 @@ def test_small_and_large_inserts_store_the_same_rows(tmp_path: Path) -> None:
         assert got.num_rows == n
         assert got.equals(want)
         assert set(got.column("ts").to_pylist()) == set(table.column("ts").to_pylist())
+    with LogStore(tmp_path / "c.duckdb") as by_rows:
+        by_rows.ensure_model("churn", CHURN)
+        for i in range(n):  # one row at a time: the VALUES path
+            assert by_rows.append_inferences("churn", table.slice(i, 1)).accepted == 1
+        assert by_rows.read_inferences("churn", columns=cols).sort_by("request_id").equals(want)
