@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from alerts.readable import fmt_time, fmt_value
+from alerts.readable import fmt_change, fmt_pct, fmt_time, fmt_value
 from storage.types import AlertRecord
 
 ZERO_TIME = "0001-01-01T00:00:00Z"  # Alertmanager's endsAt of a firing alert
@@ -168,17 +168,19 @@ def _kpi_text(k: Any) -> str:
     name = str(k.get("kpi", k.get("name", "?")))
     change = k.get("change")
     before, during = k.get("before"), k.get("during")
+    unit = k.get("unit")
     if isinstance(before, int | float) and isinstance(during, int | float):
+        if unit == "%":  # a rate moves by points, as on the KPI pages: "(−10.4 pp)"
+            return f"{name} ({fmt_change(during - before, before, unit)})"
         # a percentage means little across or near zero (a money KPI: "+2093.0%")
         odd = not (before > 0 and during > 0) or abs(during / before - 1) > 1
         odd = odd or not isinstance(change, int | float)
         if not odd:
-            return f"{name} ({change:+.1%})"
-        unit = k.get("unit")
+            return f"{name} ({fmt_pct(change)})"
         if isinstance(unit, str):  # as the KPI pages show it: "(−5.43 EUR → 150 EUR)"
             return f"{name} ({fmt_value(before, unit)} → {fmt_value(during, unit)})"
-        return f"{name} ({before:.3g} → {during:.3g})"
-    return f"{name} ({change:+.1%})" if isinstance(change, int | float) else name
+        return f"{name} ({fmt_value(before, '')} → {fmt_value(during, '')})"
+    return f"{name} ({fmt_pct(change)})" if isinstance(change, int | float) else name
 
 
 def _alert_lines(a: AlertRecord, base_url: str) -> str:

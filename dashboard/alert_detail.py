@@ -5,6 +5,7 @@ log."""
 from __future__ import annotations
 
 from collections import defaultdict
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -16,8 +17,8 @@ from dashboard import markup as m
 from dashboard.alert_list import chips
 from monitor.accounts import Account
 from monitor.alert_leads import AlertLeads
-from monitor.kpis.headline import fmt_value
 from monitor.queries import ALL, AlertView, Series
+from monitor.readable import fmt_change, fmt_pct, fmt_signed, fmt_value
 
 PAGE = "alert"
 
@@ -147,7 +148,7 @@ def _muted(v: AlertView) -> m.Markup:
 
 
 def _pct(x: float | None) -> str:
-    return "–" if x is None else f"{x * 100:+.0f} %"
+    return fmt_pct(x, digits=0)
 
 
 def lead_items(v: AlertView, leads: AlertLeads, account: Account) -> list[m.Markup]:
@@ -219,10 +220,11 @@ def lead_items(v: AlertView, leads: AlertLeads, account: Account) -> list[m.Mark
                 m.tag("span", f"{text} (the KPI pages are not open to your role)", class_="muted")
             )
     for t in leads.twins:
+        state = t.state_text(v.alert.id)  # as the twin's own row reads it
         if leads.tenant in ("", ALL):
-            text = f"The same signal for {t.tenant_id} alone: #{t.id} ({t.state})"
+            text = f"The same signal for {t.tenant_id} alone: #{t.id} ({state})"
         else:
-            text = f"The same signal over all tenants together: #{t.id} ({t.state})"
+            text = f"The same signal over all tenants together: #{t.id} ({state})"
         items.append(m.link(text, f"/alerts/{t.id}", class_="twin-link"))
     if leads.drivers:
         ranked = sorted(leads.drivers, key=lambda d: -(d.contribution or 0.0))
@@ -253,14 +255,19 @@ def lead_items(v: AlertView, leads: AlertLeads, account: Account) -> list[m.Mark
         if k.before is not None and k.during is not None:
             unit = k.unit or v.kpi_units.get(k.kpi, "")
             text += f"{fmt_value(k.during, unit)} against {fmt_value(k.before, unit)} before"
-            # a percentage only where it means something: of the two levels shown, both
-            # above zero, at most doubled (a money KPI from 5 to 110 EUR read "+2093 %")
-            if k.before > 0 and k.during > 0 and abs(k.during / k.before - 1) <= 1:
+            # a rate moves by points, as on the KPI pages; a count or an amount by a
+            # percentage only where it means something: of the two levels shown, both above
+            # zero, at most doubled (a money KPI from 5 to 110 EUR read "+2093 %")
+            if unit == "%":
+                text += f" ({fmt_change(k.during - k.before, k.before, unit)})"
+            elif k.before > 0 and k.during > 0 and abs(k.during / k.before - 1) <= 1:
                 text += f" ({_pct(k.during / k.before - 1)})"
         else:
             text += f"{_pct(k.change)} against the windows before"
+            if (k.unit or v.kpi_units.get(k.kpi, "")) == "%":
+                text += " (relative to its level)"
         if k.correlation is not None:
-            text += f", correlation {k.correlation:+.2f}"
+            text += f", correlation {fmt_signed(k.correlation)}"
         if account.can_open("kpis"):
             items.append(m.link(text, c.href(f"/kpis/{k.tenant_id}", rng), class_="related-kpi"))
         else:
@@ -273,7 +280,7 @@ def lead_items(v: AlertView, leads: AlertLeads, account: Account) -> list[m.Mark
             since = f" since {c.fmt_ts(s.breached_since)}" if s.breached_since else ""
             what += f", over its threshold ({s.breached}){since}"
         if s.correlation is not None:
-            what += f", correlation {s.correlation:+.2f}"
+            what += f", correlation {fmt_signed(s.correlation)}"
         model_page = account.can_open("model")
         if s.kind == "feature_drift" and s.column and account.can_open("feature"):
             href = c.href(f"/models/{s.model}/features/{s.column}", {"tenant": leads.tenant, **rng})
@@ -323,6 +330,11 @@ def _mark(fig: Any, ts: datetime) -> Any:
     return fig
 
 
+def _without(name: str, metric: str) -> str:
+    """A series name without the metric its chart's title names."""
+    return " ".join(w for w in name.split(" ") if w and w != metric)
+
+
 def charts(v: AlertView) -> list[Any]:
     """One chart per metric of the signal, and one small chart per KPI with its own unit:
     never two units on one axis."""
@@ -332,8 +344,11 @@ def charts(v: AlertView) -> list[Any]:
     for s, metric in zip(v.signal, v.signal_metrics or [""] * len(v.signal), strict=False):
         by_metric[metric].append(s)
     for i, (metric, series) in enumerate(sorted(by_metric.items())):
+        # the title names the metric (a KPI's name): the legend names only what tells the
+        # lines apart ("conversion_rate" twice read "conversion_rate conversion_rate")
+        named = [replace(s, name=_without(s.name, metric)) for s in series]
         fig = figures.series_chart(
-            f"{metric or 'The signal'} around the alert", series, y_title=metric
+            f"{metric or 'The signal'} around the alert", named, y_title=metric
         )
         if kpi_unit(v) == "%" and all(abs(y) <= 1.5 for s in series for y in s.y if y is not None):
             fig.update_yaxes(tickformat=".0%")  # as the KPI's own chart below (control: 0.2)

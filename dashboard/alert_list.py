@@ -139,7 +139,9 @@ def _twins(r: ListRow) -> m.Markup:
         parts = [m.link(f"{t.tenant_id} #{t.id}", f"/alerts/{t.id}") for t in r.twins]
     else:
         head = "same signal over all tenants: "
-        parts = [m.link(f"#{t.id} ({t.state})", f"/alerts/{t.id}") for t in r.twins]
+        parts = [
+            m.link(f"#{t.id} ({t.state_text(r.alert.id)})", f"/alerts/{t.id}") for t in r.twins
+        ]
     return m.tag("div", head, m.join(parts, ", "), class_="muted twin")
 
 

@@ -89,6 +89,12 @@ def drift_heatmap(hm: Heatmap, versions: Sequence[VersionChange] = ()) -> go.Fig
     return mark_versions(fig, versions, hm.windows[0] if hm.windows else None)
 
 
+def _named(name: str, part: str) -> str:
+    """A trace's legend name: "psi threshold", or "threshold" for a series the chart's
+    title already names (its name empty)."""
+    return f"{name} {part}" if name else part
+
+
 def series_chart(
     title: str,
     series: Sequence[Series],
@@ -123,7 +129,7 @@ def series_chart(
                     line={"width": 0},
                     fill="tonexty",
                     fillcolor="rgba(47,111,223,0.12)",
-                    name=f"{s.name} band",
+                    name=_named(s.name, "band"),
                     hoverinfo="skip",
                 )
             )
@@ -132,7 +138,9 @@ def series_chart(
                 x=s.x,
                 y=s.y,
                 mode="lines+markers" if len(s.x) < 60 else "lines",
-                name=f"{s.name} (estimated)" if is_est else s.name,
+                name=(f"{s.name} (estimated)" if s.name else "estimated")
+                if is_est
+                else s.name or "value",
                 line={"color": color, "dash": "dash" if is_est else "solid", "width": 2},
                 marker={"size": 5},
             )
@@ -143,7 +151,7 @@ def series_chart(
                     x=s.x,
                     y=s.threshold,
                     mode="lines",
-                    name=f"{s.name} threshold",
+                    name=_named(s.name, "threshold"),
                     line={"color": color, "dash": "dot", "width": 1},
                 )
             )

@@ -10,6 +10,7 @@ from typing import Any
 from dashboard import components as c
 from dashboard import markup as m
 from monitor.drift_impact import Correlation, ImpactView
+from monitor.readable import fmt_signed
 
 PAGE = "model"
 
@@ -20,7 +21,7 @@ def _r(corr: Correlation | None) -> m.Markup:
     strong = corr.r >= 0.5 and corr.p_value < 0.05
     return m.tag(
         "span",
-        f"r {corr.r:+.2f}",
+        f"r {fmt_signed(corr.r)}",
         m.tag("span", f" (p {corr.p_value:.2g}, {corr.pairs} windows)", class_="muted"),
         class_="strong" if strong else None,
     )

@@ -135,11 +135,23 @@ def parse_filters(params: Mapping[str, Any]) -> tuple[ListFilters, list[str]]:
 
 @dataclass(frozen=True)
 class Twin:
-    """The same signal's alert on the other side: over all tenants, or for one tenant."""
+    """The same signal's alert on the other side: over all tenants, or for one tenant.
+    ``inhibited_by``: the firing alerts whose inhibit rules mute it (its own row then reads
+    "inhibited", not "firing")."""
 
     id: int
     tenant_id: str
     state: str
+    inhibited_by: tuple[int, ...] = ()
+
+    def state_text(self, seen_from: int | None = None) -> str:
+        """Its state as its own row and page read it: "firing", "resolved", or "inhibited by
+        this alert" (seen from the alert ``seen_from`` that inhibits it) / "by #21"."""
+        if self.state != "firing" or not self.inhibited_by:
+            return self.state
+        names = ["this alert" if i == seen_from else f"#{i}" for i in self.inhibited_by[:3]]
+        more = f" and {len(self.inhibited_by) - 3} more" if len(self.inhibited_by) > 3 else ""
+        return f"inhibited by {', '.join(names)}{more}"
 
 
 @dataclass(frozen=True)
@@ -209,11 +221,21 @@ def find_twins(
             cur = best.get(t.fingerprint)
             if cur is None or _rank(t) < _rank(cur):
                 best[t.fingerprint] = t
+    # a firing twin its inhibit rules mute reads "inhibited" on its own row: say so here too
+    muted = find_inhibitors(services, list(best.values()))
     out: dict[int, list[Twin]] = {}
     for alert_id, fps in wanted.items():
         found = [best[fp] for fp in fps if fp in best]
         if found:
-            out[alert_id] = [Twin(int(t.id or 0), t.tenant_id, t.state) for t in found]
+            out[alert_id] = [
+                Twin(
+                    int(t.id or 0),
+                    t.tenant_id,
+                    t.state,
+                    tuple(int(src.id or 0) for src in muted.get(t.fingerprint, [])),
+                )
+                for t in found
+            ]
     return out
 
 

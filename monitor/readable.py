@@ -4,6 +4,6 @@ them once for pages, notification texts and CLI tables; the dashboard imports ``
 
 from __future__ import annotations
 
-from alerts.readable import fmt_time, fmt_value
+from alerts.readable import MINUS, fmt_change, fmt_pct, fmt_signed, fmt_time, fmt_value
 
-__all__ = ["fmt_time", "fmt_value"]
+__all__ = ["MINUS", "fmt_change", "fmt_pct", "fmt_signed", "fmt_time", "fmt_value"]

@@ -37,6 +37,7 @@ from monitor.kpis.check_config import (
     TargetCheck,
 )
 from monitor.kpis.shift import ShiftParams, describe, scan_shifts
+from monitor.readable import fmt_change, fmt_pct, fmt_signed, fmt_value
 from storage.types import Status
 
 __all__ = [
@@ -158,6 +159,15 @@ def _num(x: float) -> float | None:
     return None if x is None or not math.isfinite(x) else float(x)
 
 
+# Messages say levels with the KPI's unit and changes as the KPI pages do (a rate's by
+# percentage points, readable.fmt_change), negatives with the minus sign.
+def _vs_median(current: float, med: float, n: int, season: str, z: float, unit: str) -> str:
+    return (
+        f"{fmt_change(current - med, med, unit)} vs the median of {n} windows of {season} "
+        f"({fmt_value(med, unit)}, robust z {fmt_signed(z, 1)})"
+    )
+
+
 def run_check(
     check: Any,
     current: float,
@@ -167,6 +177,7 @@ def run_check(
     window: str,
     target: float | None = None,
     noise: float | None = None,
+    unit: str = "",
 ) -> CheckOutcome:
     """Run one check on a window's value.
 
@@ -189,6 +200,8 @@ def run_check(
         when known: the anomaly check's scale is never below it, so a history that happens
         to be tight (the MAD of 8 windows is itself noisy) does not make ordinary sampling
         noise look anomalous.
+    unit
+        The KPI's unit: the message shows levels with it (``81.2 %``, not ``0.8123``).
 
     Returns
     -------
@@ -202,7 +215,11 @@ def run_check(
         if low or high:
             side = "below the lower bound" if low else "above the upper bound"
             return CheckOutcome(
-                m, check.severity, current, thr, f"{current:.4g} is {side} {thr:.4g}"
+                m,
+                check.severity,
+                current,
+                thr,
+                f"{fmt_value(current, unit)} is {side} {fmt_value(thr, unit)}",
             )
         return CheckOutcome(m, "ok", current, thr, "within bounds")
     if isinstance(check, TargetCheck):
@@ -217,7 +234,11 @@ def run_check(
             "alert" if att < check.alert_below else "warn" if att < check.warn_below else "ok"
         )
         return CheckOutcome(
-            m, status, _num(att), check.alert_below, f"{att:.0%} of target {target:.4g}"
+            m,
+            status,
+            _num(att),
+            check.alert_below,
+            f"{fmt_pct(att, signed=False, digits=0)} of target {fmt_value(target, unit)}",
         )
     if isinstance(check, ChangeCheck):
         step = 7 if check.seasonal and window == "day" else 1
@@ -237,7 +258,13 @@ def run_check(
             status,
             change,
             check.max_change,
-            f"{change:+.1%} vs the mean of the previous {base.size} windows ({mean:.4g})",
+            # the statistic is relative (max_change); a rate also says it in points
+            (
+                f"{fmt_change(current - mean, mean, unit)} ({fmt_pct(change)} relative)"
+                if unit == "%"
+                else fmt_pct(change)
+            )
+            + f" vs the mean of the previous {base.size} windows ({fmt_value(mean, unit)})",
             {"baseline": mean},
         )
     if isinstance(check, ShiftCheck):
@@ -253,6 +280,7 @@ def run_check(
             window=window,
             target=target,
             noise=nz,
+            unit=unit,
         )[0]
     assert isinstance(check, AnomalyCheck)
     step = _step(check.seasonal, window)
@@ -283,7 +311,7 @@ def run_check(
         status,
         _num(z) if math.isfinite(z) else math.copysign(1e9, z),
         check.z_alert,
-        f"{rel:+.1%} vs the median of {past.size} windows of {season} (robust z {z:+.1f})",
+        _vs_median(current, med, past.size, season, z, unit),
         {"median": med, "scale": scale, "relative": _num(rel), "season_step": step},
     )
 
@@ -307,6 +335,7 @@ def run_checks_series(
     window: str,
     target: float | None = None,
     noise: npt.NDArray[Any] | None = None,
+    unit: str = "",
 ) -> list[CheckOutcome]:
     """:func:`run_check` for many windows of one series at once (same outcomes).
 
@@ -324,6 +353,7 @@ def run_checks_series(
             window=window,
             target=target,
             noise=noise,
+            unit=unit,
         )
     idx = np.asarray(indices, dtype=np.int64)
     if not isinstance(check, AnomalyCheck) or idx.size == 0:
@@ -336,6 +366,7 @@ def run_checks_series(
                 window=window,
                 target=target,
                 noise=None if noise is None else float(noise[i]),
+                unit=unit,
             )
             for i in idx
         ]
@@ -383,7 +414,7 @@ def run_checks_series(
     z_out = np.where(np.isfinite(z), z, np.copysign(1e9, z))
     m, thr = check.metric, check.z_alert
     out: list[CheckOutcome] = []
-    for n, st, zk, zo, rk, md, sc in zip(
+    for n, st, zk, zo, rk, md, sc, cv in zip(
         counts.tolist(),
         status_arr.tolist(),
         z.tolist(),
@@ -391,6 +422,7 @@ def run_checks_series(
         rel.tolist(),
         med.tolist(),
         scale.tolist(),
+        cur.tolist(),
         strict=True,
     ):
         if n < check.min_history:
@@ -402,7 +434,7 @@ def run_checks_series(
                 st,
                 zo,
                 thr,
-                f"{rk:+.1%} vs the median of {n} windows of {season} (robust z {zk:+.1f})",
+                _vs_median(cv, md, n, season, zk, unit),
                 {
                     "median": md,
                     "scale": sc,
@@ -423,6 +455,7 @@ def _shift_outcomes(
     window: str,
     target: float | None,
     noise: npt.NDArray[Any] | None,
+    unit: str = "",
 ) -> list[CheckOutcome]:
     """The sustained-shift check on windows ``indices`` (see :mod:`monitor.kpis.shift`).
 
@@ -451,7 +484,7 @@ def _shift_outcomes(
                 onset=None if o.onset is None else o.onset * step,
                 excursion=None if o.excursion is None else o.excursion * step,
             )
-        message, details = describe(o, float(values[i]), check.recover_windows)
+        message, details = describe(o, float(values[i]), check.recover_windows, unit)
         if o.state == "learning":
             out.append(CheckOutcome(check.metric, "no_data", None, check.h, message, details))
             continue

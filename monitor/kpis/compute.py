@@ -233,6 +233,7 @@ class KpiComputer:
                 window=d.window,
                 target=d.target,
                 noise=noise,
+                unit=d.unit,
             )
             for c in checks
         ]

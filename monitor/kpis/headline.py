@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from alerts.readable import fmt_value  # the one KPI value format (alert texts use it too)
+from alerts.readable import fmt_change, fmt_value  # the one format (alert texts use it too)
 from monitor.kpis.definition import KpiDefinition, Outcome
 from monitor.kpis.formula import BusinessValueFormula
 from storage.types import MetricResult
@@ -105,16 +105,13 @@ class Headline:
         return self.tone in ("bad", "watch")
 
     def change_text(self) -> str:
-        """ "▼ 31.8 % from 32.5 % before 13 Nov" (absolute when a percentage means nothing)."""
+        """ "▼ 10.4 pp from 32.5 % before 13 Nov": a rate by percentage points, a count or
+        an amount by a relative percentage (``readable.fmt_change``)."""
         if self.change_abs is None or self.before is None:
             return "nothing to compare with yet"
         if self.change_abs == 0:
             return f"unchanged from {self.before_label}"
-        size = (
-            f"{abs(self.change) * 100:.1f} %"
-            if self.change is not None
-            else fmt_value(abs(self.change_abs), self.unit)
-        )
+        size = fmt_change(self.change_abs, self.before, self.unit, signed=False)
         return f"{self.arrow} {size} from {fmt_value(self.before, self.unit)} {self.before_label}"
 
     def target_text(self) -> str:
@@ -387,11 +384,7 @@ def kpi_sentence(h: Headline) -> str:
         if h.since is not None:
             text += f", {way} from {fmt_value(h.before, h.unit)} {h.before_label}"
         else:
-            size = (
-                f"{abs(h.change) * 100:.1f} %"
-                if h.change is not None
-                else fmt_value(abs(h.change_abs), h.unit)
-            )
+            size = fmt_change(h.change_abs, h.before, h.unit, signed=False)
             text += f", {way} {size} on {h.before_label}"
     text += "."
     if h.since is not None:

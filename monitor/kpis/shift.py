@@ -50,6 +50,8 @@ from typing import Any, NamedTuple
 import numpy as np
 import numpy.typing as npt
 
+from monitor.readable import fmt_change, fmt_value
+
 __all__ = ["ShiftOutcome", "ShiftParams", "describe", "scan_shifts"]
 
 
@@ -335,11 +337,15 @@ def scan_shifts(
     return [out[int(i)] for i in indices]
 
 
-def describe(o: ShiftOutcome, current: float, recover_windows: int) -> tuple[str, dict[str, Any]]:
+def describe(
+    o: ShiftOutcome, current: float, recover_windows: int, unit: str = ""
+) -> tuple[str, dict[str, Any]]:
     """The message and details of an outcome (the caller adds the date of the onset).
 
     The change is relative when the baseline is positive and the value is not negative
-    (a percentage of a level that crosses zero means nothing); otherwise absolute.
+    (a percentage of a level that crosses zero means nothing); otherwise absolute. The
+    message says it as the KPI pages do (a rate's in percentage points) and levels with
+    the KPI's ``unit``.
     """
     if o.baseline is None:
         return "learning the usual level (too few windows yet)", {"state": o.state}
@@ -355,7 +361,8 @@ def describe(o: ShiftOutcome, current: float, recover_windows: int) -> tuple[str
         "relative": relative,
         "difference": diff,
     }
-    moved = f"{relative:+.1%}" if relative is not None else f"{diff:+.4g}"
+    moved = fmt_change(diff, o.baseline, unit)
+    level = fmt_value(o.baseline, unit)
     if o.state == "shifted":
         ago = (
             "in this window"
@@ -364,15 +371,14 @@ def describe(o: ShiftOutcome, current: float, recover_windows: int) -> tuple[str
             if o.onset == 1
             else f"{o.onset} windows ago"
         )
-        msg = f"{moved} vs its level before the change ({o.baseline:.4g}), which began {ago}"
+        msg = f"{moved} vs its level before the change ({level}), which began {ago}"
         if o.streak:
             msg += f"; back near it in {o.streak} of the {recover_windows} windows needed"
         return msg, details
     if o.recovered:
         details["recovered"] = True
         return (
-            f"back near its level before the change ({o.baseline:.4g}) for "
-            f"{recover_windows} windows",
+            f"back near its level before the change ({level}) for {recover_windows} windows",
             details,
         )
-    return f"{moved} vs its usual level ({o.baseline:.4g})", details
+    return f"{moved} vs its usual level ({level})", details

@@ -3,7 +3,6 @@ health of the models serving the tenant. Pure functions over stored results."""
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import datetime
@@ -11,6 +10,7 @@ from functools import partial
 from typing import Any
 
 from monitor.kpis.headline import kind_phrase, plain_reasons
+from monitor.readable import fmt_change, fmt_pct, fmt_time, fmt_value
 from storage.types import MetricResult
 
 __all__ = [
@@ -85,15 +85,6 @@ class TenantSummary:
         }
 
 
-def _fmt(value: float | None, unit: str) -> str:
-    if value is None or not math.isfinite(value):
-        return "n/a"
-    if unit == "%":
-        return f"{value * 100:.1f} %" if abs(value) <= 1.5 else f"{value:.1f} %"
-    text = f"{value:,.0f}" if abs(value) >= 1000 else f"{value:.3g}"
-    return f"{text} {unit}".rstrip()
-
-
 def _title(name: str) -> str:
     return name.replace("_", " ").capitalize()
 
@@ -128,26 +119,28 @@ def summarize_kpi(
     if cur is not None and prev not in (None, 0):
         change = (cur - prev) / abs(prev)
     attainment = current.details.get("attainment") if current.details else None
-    when = f"the {window} of {current.window_start:%Y-%m-%d}" + (
-        f" {current.window_start:%H}:00" if window == "hour" else ""
-    )
+    # the pages' time format; a day or a week is named by its first day
+    start = fmt_time(current.window_start)
+    when = f"the {window} of {start if window == 'hour' else start[:10]}"
     if cur is None:
         msg = current.details.get("message", "too few events")
         sentence = f"{name} for {tenant_id} could not be judged in {when}: {msg}."
         return summary(current.window_start, None, prev, None, target, None, "no_data", sentence)
-    parts = [f"{name} for {tenant_id} was {_fmt(cur, unit)} in {when}"]
-    if change is not None:
+    parts = [f"{name} for {tenant_id} was {fmt_value(cur, unit)} in {when}"]
+    if change is not None and prev is not None:
         if abs(change) < 0.005:
-            parts.append(f"flat against {_fmt(prev, unit)} the {window} before")
+            parts.append(f"flat against {fmt_value(prev, unit)} the {window} before")
         else:
             way = "up" if change > 0 else "down"
             good = (change > 0) == (direction == "higher")
+            size = fmt_change(cur - prev, prev, unit, signed=False)  # a rate: points
             parts.append(
-                f"{way} {abs(change):.1%} from {_fmt(prev, unit)} the {window} before"
+                f"{way} {size} from {fmt_value(prev, unit)} the {window} before"
                 + ("" if good else " (the wrong way)")
             )
     if target is not None and attainment is not None:
-        parts.append(f"{attainment:.0%} of its target of {_fmt(target, unit)}")
+        attained = fmt_pct(attainment, signed=False, digits=0)
+        parts.append(f"{attained} of its target of {fmt_value(target, unit)}")
     status = current.status
     # the checks behind the status in plain words: their own messages name statistics
     # (robust z, medians), which the executive summary never shows

@@ -5,17 +5,38 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from alerts.readable import fmt_change
 from monitor.kpis.headline import TONE_RANK, Headline, fmt_day, fmt_value
 
 
 def calm_sentence(tenant_id: str, items: Sequence[Headline]) -> str:
     """The sentence of a tenant with no KPI at risk. "Every KPI on target" only when every
-    KPI is green; a KPI worse than before or below zero (grey) is named, so the sentence does
+    KPI is green and has a target ("2 of 2 KPIs with targets on target ...; retention value
+    has no target" when one has none); a KPI worse than before or below zero (grey) is named, so the sentence does
     not call a tenant that is losing money fine: "acme: no KPI off target or outside its
     usual range; worse than before: conversion rate; below zero: retention value (−36.4 EUR)."
     """
     if all(h.tone in ("good", "none") for h in items):
-        return f"{tenant_id}: every KPI on target and within its usual range."
+        untargeted = [h for h in items if h.target is None]
+        unvalued = [h for h in items if h.level is None and h.target is not None]
+        if not untargeted and not unvalued:
+            return f"{tenant_id}: every KPI on target and within its usual range."
+        # "on target" only of the KPIs that have one: acme's retention value has none
+        judged = [h for h in items if h.target is not None and h.level is not None]
+        if judged:
+            n = len(judged)
+            kpis = "KPIs with targets" if n > 1 else "KPI with a target"
+            text = f"{tenant_id}: {n} of {n} {kpis} on target"
+        else:
+            text = f"{tenant_id}: no KPI with a target to be on"
+        text += ", none outside its usual range"
+        if untargeted:
+            names = ", ".join(h.title for h in untargeted)
+            text += f"; {names} {'has' if len(untargeted) == 1 else 'have'} no target"
+        if unvalued:
+            names = ", ".join(h.title for h in unvalued)
+            text += f"; {names} {'has' if len(unvalued) == 1 else 'have'} no value yet"
+        return text + "."
     text = f"{tenant_id}: no KPI off target or outside its usual range"
     below = [h for h in items if h.negative and h.level is not None and h.level < 0]
     worse = [h for h in items if h.tone == "neutral" and h.worse and h not in below]
@@ -47,11 +68,7 @@ def tenant_sentence(tenant_id: str, items: Sequence[Headline], related: str | No
         )
     elif h.change_abs is not None and h.before is not None and h.change_abs != 0:
         way = "down" if h.change_abs < 0 else "up"
-        size = (
-            f"{abs(h.change) * 100:.1f} %"
-            if h.change is not None
-            else fmt_value(abs(h.change_abs), h.unit)
-        )
+        size = fmt_change(h.change_abs, h.before, h.unit, signed=False)
         parts.append(f", {way} {size} on {h.before_label}")
     text = "".join(parts)
     if related:

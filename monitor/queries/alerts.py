@@ -106,7 +106,9 @@ def alert_view(
         for (src, col, met), rs in sorted(
             series_by(rows, lambda r: (r.source_name, r.column, r.metric)).items()
         )[:6]:
-            signal.append(to_series(" ".join(x for x in (src, col, met) if x), rs))
+            # a KPI's source and metric are both its name: say it once
+            name = " ".join(dict.fromkeys(x for x in (src, col, met) if x))
+            signal.append(to_series(name, rs))
             signal_metrics.append(met)
     kpis: list[Series] = []
     kpi_units: dict[str, str] = {}

@@ -76,7 +76,11 @@ def test_slack_names_a_money_kpi_by_its_levels_not_a_huge_percentage() -> None:
     assert _kpi_text(
         {"kpi": "retention_value", "change": 20.93, "before": 5.0, "during": 109.7}
     ) == ("retention_value (5 → 110)")
+    # the minus sign, as the KPI pages write it (control: "conversion_rate (-28.0%)")
     assert _kpi_text(
         {"kpi": "conversion_rate", "change": -0.28, "before": 0.33, "during": 0.24}
-    ) == ("conversion_rate (-28.0%)")
-    assert _kpi_text({"kpi": "conversion_rate", "change": -0.28}) == "conversion_rate (-28.0%)"
+    ) == ("conversion_rate (−28 %)")
+    assert _kpi_text({"kpi": "conversion_rate", "change": -0.28}) == "conversion_rate (−28 %)"
+    # a rate whose unit is known moves by points (control: "conversion_rate (-28.0%)")
+    rate = {"kpi": "conversion_rate", "change": -0.28, "before": 0.33, "during": 0.24}
+    assert _kpi_text({**rate, "unit": "%"}) == "conversion_rate (−9 pp)"

@@ -163,6 +163,8 @@ def test_a_tenant_with_no_kpi_at_risk_is_green_only_when_every_kpi_is(
 
 
 def test_the_calm_sentence_names_what_is_grey() -> None:
+    from dataclasses import replace
+
     from monitor.kpis.headline import Headline
     from monitor.kpis.tenant_sentences import calm_sentence
 
@@ -198,9 +200,20 @@ def test_the_calm_sentence_names_what_is_grey() -> None:
     assert text.startswith("acme: no KPI off target or outside its usual range")
     assert "worse than before: conversion rate" in text
     assert "below zero: retention value (−36.4 EUR)" in text
-    green = head("conversion_rate", "good", 0.4, 0.01, None)
+    green = replace(head("conversion_rate", "good", 0.4, 0.01, None), target=0.3)
     assert calm_sentence("acme", [green]) == (
         "acme: every KPI on target and within its usual range."
+    )
+    # a KPI without a target is not "on target" (control: "acme: every KPI on target and
+    # within its usual range." with retention value's card reading "no target")
+    untargeted = head("retention_value", "good", 36.4, 1.0, None)
+    assert calm_sentence("acme", [green, untargeted]) == (
+        "acme: 1 of 1 KPI with a target on target, none outside its usual range; "
+        "retention value has no target."
+    )
+    assert calm_sentence("acme", [untargeted]) == (
+        "acme: no KPI with a target to be on, none outside its usual range; "
+        "retention value has no target."
     )
 
 
@@ -264,12 +277,13 @@ def test_kpis_that_moved_with_an_alert_show_their_levels(site: Site, tabs: dict[
     for text in leads:
         assert "against the windows before" not in text, text  # the old, relative-only form
         assert re.search(r"moved with this alert: \S+ (%|EUR)? ?against \S+", text), text
-        for pct in re.findall(r"\(([+-]\d+) %\)", text):
+        assert "-" not in text.split("moved with this alert")[1], text  # the minus sign
+        for pct in re.findall(r"\(([+−]\d+) %\)", text):
             assert abs(int(pct)) <= 100, text
         # a percentage, when shown, is that of the two levels shown
-        shown = re.search(r": (\S+) % against (\S+) % before \(([+-]\d+) %\)", text)
+        shown = re.search(r": (\S+) EUR against (\S+) EUR before \(([+−]\d+) %\)", text)
         if shown:
-            now, before, pct = (float(x.replace("−", "-")) for x in shown.groups())
+            now, before, pct = (float(x.replace("−", "-").replace(",", "")) for x in shown.groups())
             assert abs((now / before - 1) * 100 - pct) <= 1, text
     # the levels are the KPI's own (a conversion rate in %), not the deseasonalized series
     # the ranking uses (0.817 against 1.13)
@@ -277,6 +291,10 @@ def test_kpis_that_moved_with_an_alert_show_their_levels(site: Site, tabs: dict[
     for t in conv:
         levels = re.search(r": (\d+(?:\.\d+)?) % against (\d+(?:\.\d+)?) % before", t)
         assert levels and all(5 < float(x) < 60 for x in levels.groups()), t
+        # a rate moves by points, as on the KPI pages (control: "(−32 %)", relative)
+        now, before = (float(x) for x in levels.groups())
+        pp = re.search(r"before \(([+−]\d+(?:\.\d)?) pp\)", t)
+        assert pp and abs(float(pp.group(1).replace("−", "-")) - (now - before)) <= 0.11, t
     money = [t for t in leads if t.startswith("retention_value")]
     assert all(" EUR against " in t and " EUR before" in t for t in money), money
 
@@ -349,3 +367,112 @@ def test_a_kpi_alert_reads_as_the_kpi_pages(site: Site, tabs: dict[str, Tab]) ->
     assert row.inner_text() == f"{value} / {threshold}"
     facts = tab.page.inner_text("#alert-facts")
     assert "T00:00:00" not in facts, facts
+
+
+def _row_text(tab: Tab, alert_id: int, label: str) -> str:
+    return tab.page.inner_text(
+        f"#alerts-table tr[data-alert='{alert_id}'] td[data-label='{label}']"
+    )
+
+
+def test_a_twin_reads_inhibited_where_its_own_row_does(site: Site, tabs: dict[str, Tab]) -> None:
+    """globex's discount_rate drift and its all-tenants twin: the note on globex's row and
+    the lead on its page say the twin's state as the twin's own row says it, inhibited and by
+    what (control: "#22 (firing)" next to the twin's row reading "inhibited by #21")."""
+    import re
+
+    me = site.ids["globex_drift"]
+    with site.api() as api:
+        mine = api.get(f"/api/v1/alerts/{me}").json()
+        twins = [
+            a
+            for a in api.get(
+                "/api/v1/alerts", params={"tenant": "*", "rule": mine["rule"], "limit": 1000}
+            ).json()
+            if {k: v for k, v in a["labels"].items() if k != "tenant"}
+            == {k: v for k, v in mine["labels"].items() if k != "tenant"}
+        ]
+    twin = max(twins, key=lambda a: (a["state"] != "resolved", a["id"]))
+    assert twin["state"] == "firing" and twin["inhibited_by"], twin  # the demo's story
+    tab = tabs["engineer"]
+    tab.open(f"/alerts?state=all&model=churn&rule={mine['rule']}&per_page=200", "#alerts-table")
+    # the twin's own row: its badge and what inhibits it
+    assert _row_text(tab, twin["id"], "State") == "inhibited"
+    handling = _row_text(tab, twin["id"], "Handling")
+    by = [int(x) for x in re.findall(r"#(\d+)", handling.split("inhibited by ", 1)[1])]
+    assert me in by, handling
+    said = "inhibited by " + ", ".join("this alert" if i == me else f"#{i}" for i in by)
+    note = tab.page.inner_text(f"#alerts-table tr[data-alert='{me}'] .twin")
+    assert note == f"same signal over all tenants: #{twin['id']} ({said})", note
+    tab.open(f"/alerts/{me}", "#alert-leads")
+    lead = tab.page.inner_text(f"#alert-leads a.twin-link[href='/alerts/{twin['id']}']")
+    assert lead == f"The same signal over all tenants together: #{twin['id']} ({said})", lead
+    # seen from the twin, the tenant's alert is firing and says so
+    tab.open(f"/alerts/{twin['id']}", "#alert-leads")
+    back = tab.page.inner_text(f"#alert-leads a.twin-link[href='/alerts/{me}']")
+    assert back == f"The same signal for globex alone: #{me} (firing)", back
+
+
+def test_the_kpi_alert_chart_names_the_kpi_once(site: Site, tabs: dict[str, Tab]) -> None:
+    """A KPI alert's chart: its title names the KPI, its legend only what tells the lines
+    apart (control: the legend read "conversion_rate conversion_rate" and "conversion_rate
+    conversion_rate threshold" under "conversion_rate around the alert")."""
+    with site.api() as api:
+        found = api.get("/api/v1/alerts", params={"tenant": "globex", "rule": "kpi-breach"}).json()
+    alert = min(
+        (a for a in found if a["labels"].get("monitor") == "conversion_rate"),
+        key=lambda a: a["state"] == "resolved",
+    )
+    tab = tabs["oncall"]
+    tab.open(f"/alerts/{alert['id']}", "#alert-signal .main-svg")
+    chart = "#alert-signal .js-plotly-plot"
+    title = tab.page.eval_on_selector(chart, "el => el._fullLayout.title.text")
+    assert title == "conversion_rate around the alert", title
+    legend = tab.page.eval_on_selector_all(
+        "#alert-signal .legendtext", "els => els.map(e => e.textContent)"
+    )
+    assert legend and not [t for t in legend if "conversion_rate" in t], legend
+    assert "threshold" in legend, legend
+
+
+def test_a_tenant_banner_says_on_target_only_of_kpis_with_a_target(
+    site: Site, tabs: dict[str, Tab]
+) -> None:
+    """acme's retention value has no target: no banner says "every KPI on target" over a card
+    reading "no target", and a calm banner names the KPIs without one (control: "acme: every
+    KPI on target and within its usual range." over retention value's "no target")."""
+    tab = tabs["exec"]
+    for tenant in ("acme", "globex", "initech"):
+        tab.open(f"/kpis/{tenant}?range=30d", "#kpis-t-summary")
+        text = tab.page.inner_text("#kpis-t-summary")
+        untargeted = [
+            card.locator(".label").text_content() or ""
+            for card in tab.page.locator("#kpis-t-content .kpi-card").all()
+            if "no target" in card.inner_text()
+        ]
+        if untargeted:
+            assert "every KPI on target" not in text, (tenant, text)
+        if "on target" in text and untargeted:  # the calm sentence names them
+            for name in untargeted:
+                assert name in text.split("on target", 1)[1], (tenant, text)
+
+
+def test_the_kpi_pages_say_a_rates_change_in_points(site: Site, tabs: dict[str, Tab]) -> None:
+    """conversion rate (a rate) moves by "pp" on the business overview, on the tenant page and
+    in its sentence; retention value (money) by a relative "%" or in EUR, never "pp"
+    (control: conversion's cell read "▼ 31.8 % from 32.5 %", a relative change of a rate
+    next to sentences giving it in points)."""
+    import re
+
+    tab = tabs["exec"]
+    tab.open("/kpis?range=30d", "#kpis-portfolio")
+    for tenant in ("acme", "globex", "initech"):
+        conv = tab.page.inner_text(f"#kpis-cell-conversion_rate-{tenant} .cell-change")
+        money = tab.page.inner_text(f"#kpis-cell-retention_value-{tenant} .cell-change")
+        assert re.match(r"[▲▼] \d+(\.\d)? pp from ", conv) or "unchanged" in conv, conv
+        assert " pp " not in money, money
+    tab.open("/kpis/globex?range=30d", "#kpis-t-card-conversion_rate-change")
+    change = tab.page.inner_text("#kpis-t-card-conversion_rate-change")
+    assert re.match(r"[▲▼] \d+(\.\d)? pp from ", change), change
+    sentence = tab.page.inner_text("#kpis-t-card-conversion_rate-sentence")
+    assert not re.search(r"(up|down) \d+(\.\d)? % ", sentence), sentence

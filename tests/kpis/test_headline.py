@@ -64,7 +64,8 @@ def test_a_sustained_fall_is_compared_with_the_level_before_it() -> None:
     assert h.before == 0.33 and h.before_label == "before 13 Nov"
     assert h.change == pytest.approx(0.227 / 0.33 - 1)
     assert h.tone == "bad" and h.arrow == "▼" and h.worse
-    assert h.change_text() == "▼ 31.2 % from 33 % before 13 Nov"
+    # a rate moves by percentage points (control: "▼ 31.2 % from 33 % before 13 Nov")
+    assert h.change_text() == "▼ 10.3 pp from 33 % before 13 Nov"
     assert h.target_text() == "91 % of its 25 % target"
     assert tenant_sentence("globex", [h], "the churn model's inputs changed on 12 Nov (x)") == (
         "globex: conversion rate 22.7 % against a 25 % target, down from 33 % since 13 Nov; "
