@@ -130,8 +130,11 @@ class Services:
         # name -> (model, monotonic time read): every ingest request looks its model up (twice:
         # for the 404 before the body is read, then to validate); see get_model
         self._models: dict[str, tuple[ModelInfo, float]] = {}
-        # model -> (schema, rules, target) of its inference batches; see _inference_plan
-        self._plans: dict[str, tuple[ModelSchema, list[ingest.FieldRule], pa.Schema]] = {}
+        # (kind, model) -> (schema, rules, target) of its batches; see _plan
+        self._plans: dict[
+            tuple[IngestKind, str | None],
+            tuple[ModelSchema | None, list[ingest.FieldRule], pa.Schema],
+        ] = {}
         # the process's object graph, attached by monitor.composition.compose (one place
         # builds it; this module cannot import it)
         self.components: Any = None
@@ -315,11 +318,12 @@ class Services:
             "batch_id": batch_id,
         }
         labels = None
+        rules, target = self._plan(kind, info)
         if kind == "events":
             v = ingest.validate(
                 parsed,
-                ingest.event_rules(),
-                ingest.rules_schema(ingest.event_rules()),
+                rules,
+                target,
                 kind="event",
                 model=None,
                 fill={"event_id": ingest.event_ids},
@@ -330,8 +334,8 @@ class Services:
         if kind == "labels":
             v = ingest.validate(
                 parsed,
-                ingest.label_rules(info.schema),
-                ingest.rules_schema(ingest.label_rules(info.schema)),
+                rules,
+                target,
                 kind="label",
                 model=info.name,
                 aliases=dict(info.schema.aliases),
@@ -340,7 +344,6 @@ class Services:
             return PreparedIngest(
                 kind, info.name, info.schema, tenant_scope, batch_id, v, v.table, None
             )
-        rules, target = self._inference_plan(info.name, info.schema)
         v = ingest.validate(
             parsed,
             rules,
@@ -360,20 +363,31 @@ class Services:
             kind, info.name, info.schema, tenant_scope, batch_id, v, table, labels
         )
 
-    def _inference_plan(
-        self, model: str, schema: ModelSchema
+    def _plan(
+        self, kind: IngestKind, info: ModelInfo | None
     ) -> tuple[list[ingest.FieldRule], pa.Schema]:
-        """The field rules and the target Arrow schema of an inference batch (with its optional
-        ``label`` column), built once per model schema: about 0.1-0.3 ms a request otherwise."""
-        cached = self._plans.get(model)
+        """The field rules and the target Arrow schema of a batch of ``kind`` (an inference
+        batch's with its optional ``label`` column), built once per kind and model schema:
+        about 0.1-0.3 ms a request otherwise (labels and events built theirs twice)."""
+        model, schema = (info.name, info.schema) if info is not None else (None, None)
+        cached = self._plans.get((kind, model))
         if cached is not None and cached[0] == schema:
             return cached[1], cached[2]
-        label = ingest.prediction_rule(schema, "label", required=False)
-        rules = [*ingest.inference_rules(schema), label]
-        target = self.logstore.arrow_schema(model, schema).append(
-            pa.field("label", ingest.ARROW_TYPES[label.kind])
-        )
-        self._plans[model] = (schema, rules, target)
+        if kind == "events":
+            rules = ingest.event_rules()
+            target = ingest.rules_schema(rules)
+        elif schema is None or model is None:
+            raise ValueError(f"a batch of {kind} needs its model")
+        elif kind == "labels":
+            rules = ingest.label_rules(schema)
+            target = ingest.rules_schema(rules)
+        else:
+            label = ingest.prediction_rule(schema, "label", required=False)
+            rules = [*ingest.inference_rules(schema), label]
+            target = self.logstore.arrow_schema(model, schema).append(
+                pa.field("label", ingest.ARROW_TYPES[label.kind])
+            )
+        self._plans[(kind, model)] = (schema, rules, target)
         return rules, target
 
     def admit_tenants(self, prepared: PreparedIngest) -> None:
