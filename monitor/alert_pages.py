@@ -199,10 +199,19 @@ def twin_fingerprints(a: AlertRecord, tenants: Sequence[str]) -> list[str]:
 
 
 def find_twins(
-    services: Services, alerts: Sequence[AlertRecord], scope: Scope, tenants: Sequence[str]
+    services: Services,
+    alerts: Sequence[AlertRecord],
+    scope: Scope,
+    tenants: Sequence[str],
+    *,
+    tenant_states: bool = True,
 ) -> dict[int, list[Twin]]:
     """Alert id → its twins (the open instance of each twin fingerprint, else the newest).
-    A tenant-scoped user is never shown all-tenant alerts, so gets none."""
+    A tenant-scoped user is never shown all-tenant alerts, so gets none.
+
+    Each twin knows what inhibits it; ``tenant_states=False`` asks only for the all-tenants
+    twins (the list names an all-tenants row's per-tenant twins without their state: asking
+    for their thousands would more than double the page's cost)."""
     if scope is not None:
         return {}
     wanted: dict[int, list[str]] = {}
@@ -222,7 +231,9 @@ def find_twins(
             if cur is None or _rank(t) < _rank(cur):
                 best[t.fingerprint] = t
     # a firing twin its inhibit rules mute reads "inhibited" on its own row: say so here too
-    muted = find_inhibitors(services, list(best.values()))
+    muted = find_inhibitors(
+        services, [t for t in best.values() if tenant_states or t.tenant_id == ALL]
+    )
     out: dict[int, list[Twin]] = {}
     for alert_id, fps in wanted.items():
         found = [best[fp] for fp in fps if fp in best]
@@ -347,7 +358,7 @@ def alert_list(
     if any(not tenancy.sees(scope, a.tenant_id) for a in alerts):
         raise AccessDenied("an alert outside your scope matched")  # the SQL filter failed
     silences = store.list_silences(active_at=now)
-    twins = find_twins(services, alerts, scope, tenants)
+    twins = find_twins(services, alerts, scope, tenants, tenant_states=False)
     inhibited = find_inhibitors(services, alerts)
     rows = [
         ListRow(
