@@ -144,6 +144,28 @@ def _runs(hours: Sequence[datetime], max_hours: int = 24) -> list[tuple[datetime
     return out
 
 
+def _added(old: ProfileSpec, new: ProfileSpec) -> ProfileSpec | None:
+    """The columns and bin sets ``new`` profiles beyond ``old`` when it holds all of ``old``
+    (profiles only, no samples or label aggregates); None otherwise or when nothing is added."""
+    if old.format != 1 or new.format != 1:
+        return None
+    if not set(old.categorical) <= set(new.categorical):
+        return None
+    numeric: dict[str, tuple[tuple[float, ...], ...]] = {}
+    for c in {*old.numeric, *new.numeric}:
+        had = {edges_key(e) for e in old.numeric.get(c, ())}
+        has = {edges_key(e) for e in new.numeric.get(c, ())}
+        if not had <= has:
+            return None
+        extra = tuple(e for e in new.numeric.get(c, ()) if edges_key(e) not in had)
+        if extra:
+            numeric[c] = extra
+    categorical = tuple(c for c in new.categorical if c not in old.categorical)
+    if not numeric and not categorical:
+        return None
+    return ProfileSpec({c: numeric[c] for c in new.numeric if c in numeric}, categorical)
+
+
 @dataclass(frozen=True)
 class _KeyedSpec:
     """What :meth:`ProfileStore._write_hours` reads of a spec: its key."""
@@ -177,6 +199,9 @@ class ProfileStore:
         # stay bounded, so memory does not grow with the number of days.
         self._max_hours = int(max_hours_per_scan)
         self._specs: dict[str, ProfileSpec] = {}
+        # every spec registered in this process by key: an hour profiled under one of them that
+        # the current spec extends gets only the added columns (``ensure``)
+        self._known: dict[str, ProfileSpec] = {}
         self._warm: threading.Thread | None = None
         self._model_locks: dict[str, threading.Lock] = {}
         self._locks_lock = threading.Lock()
@@ -246,8 +271,11 @@ class ProfileStore:
 
         Hours profiled under an older spec are recomputed when next read (``ensure``)."""
         with self._model_lock(model):
-            merged = self._specs.get(model, ProfileSpec()).merged(spec)
+            before = self._specs.get(model, ProfileSpec())
+            merged = before.merged(spec)
             self._specs[model] = merged
+            self._known.setdefault(before.key, before)
+            self._known.setdefault(merged.key, merged)
             return merged
 
     def spec(self, model: str) -> ProfileSpec:
@@ -361,6 +389,9 @@ class ProfileStore:
             have = self.hours(model, start, end)
             need: list[datetime] = []
             data_changed: set[datetime] = set()
+            # hours whose rows are profiled under a spec the current one extends: old key ->
+            # hours (only the added columns are computed, the stored rows stay)
+            extend: dict[str, list[datetime]] = {}
             h = start
             while h < end:
                 info = have.get(h)
@@ -368,10 +399,24 @@ class ProfileStore:
                     need.append(h)
                     data_changed.add(h)
                 elif info["spec"] != spec.key:
-                    need.append(h)
+                    old = self._known.get(info["spec"])
+                    if old is not None and _added(old, spec) is not None:
+                        extend.setdefault(info["spec"], []).append(h)
+                    else:
+                        need.append(h)
                 h += HOUR
             scanned = 0
             ptable = self._ensure_profile_table(model)
+            for old_key, hours in extend.items():
+                added = _added(self._known[old_key], spec)
+                assert added is not None
+                for lo, hi in _runs(hours, self._max_hours):
+                    if should_stop is not None and should_stop():
+                        return scanned
+                    data, rows_by_hour = self._compute(model, added, lo, hi)
+                    data = data.filter(pc.not_equal(data.column("column_name"), ROWS_COLUMN))
+                    self._add_columns(model, ptable, spec.key, old_key, lo, hi, data)
+                    scanned += sum(rows_by_hour.values())
             # A range's profiles are written (and DuckDB checkpoints) while the next range is
             # counted: the write takes 0.1-0.25 s of one core per range.
             with ThreadPoolExecutor(1, thread_name_prefix="profile-write") as writer:
@@ -579,6 +624,54 @@ class ProfileStore:
                 con.unregister("__dw_prof")
                 con.unregister("__dw_hours")
             self._ls.committed(data.nbytes)
+
+    def _add_columns(
+        self,
+        model: str,
+        ptable: str,
+        key: str,
+        old_key: str,
+        start: datetime,
+        end: datetime,
+        data: pa.Table,
+    ) -> None:
+        """Add the profile rows of columns a spec gained to the hours of ``[start, end)``
+        still profiled under ``old_key`` (their stored rows stay), and record them under
+        ``key``, in one transaction. Hours whose record changed meanwhile (recomputed, or
+        another spec) get no rows: they are what the next ``ensure`` looks at."""
+        hours = [h[0] for h in self._hours_under(model, old_key, start, end)]
+        if len(hours) < int((end - start) / HOUR):
+            keep = pc.is_in(data.column("hour"), pa.array(hours, _TS))
+            data = data.filter(keep)
+        now = self._ls.now()
+        with self._writer() as con:
+            con.register("__dw_prof", data)
+            try:
+                con.execute("BEGIN TRANSACTION").fetchall()
+                try:
+                    con.execute(f"INSERT INTO {quote(ptable)} SELECT * FROM __dw_prof").fetchall()
+                    con.execute(
+                        f"UPDATE {tables.PROFILE_HOURS} SET spec = ?, computed_at = ? WHERE "
+                        "model = ? AND hour >= ? AND hour < ? AND spec = ?",
+                        [key, now, model, start, end, old_key],
+                    ).fetchall()
+                    con.execute("COMMIT").fetchall()
+                except BaseException:
+                    con.execute("ROLLBACK").fetchall()
+                    raise
+            finally:
+                con.unregister("__dw_prof")
+            self._ls.committed(data.nbytes)
+
+    def _hours_under(
+        self, model: str, key: str, start: datetime, end: datetime
+    ) -> list[tuple[datetime]]:
+        with self._reader() as cur:
+            return cur.execute(
+                f"SELECT hour FROM {tables.PROFILE_HOURS} WHERE model = ? AND hour >= ? AND "
+                "hour < ? AND spec = ?",
+                [model, as_utc(start), as_utc(end), key],
+            ).fetchall()
 
     # -- profiles pushed by a lake job ---------------------------------------------------------
     def lake_fed(self, model: str) -> bool:
