@@ -92,8 +92,11 @@ class MonitorScheduler:
         with _ACTIVE_LOCK:
             _ACTIVE[:] = [self]
         self.scheduler.start()
-        self.reconcile()
+        # told of changes before the first reconcile lists the monitors: `driftwatch serve`
+        # starts the scheduler once its port is open, so the API may create a monitor
+        # meanwhile, and one created between that list and this line would get no job
         self.service.on_change.append(self.reconcile_one)
+        self.reconcile()
 
     def shutdown(self) -> None:
         if self.reconcile_one in self.service.on_change:
