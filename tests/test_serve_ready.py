@@ -14,6 +14,7 @@ import sqlite3
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import httpx
@@ -188,7 +189,10 @@ def test_a_server_stopped_before_ready_never_starts_its_scheduler(tmp_path: Path
         async with app.router.lifespan_context(app):
             pass
 
-    asyncio.run(start_and_stop())
+    # in a thread of its own: where Playwright's sync browser (a session fixture) is open, this
+    # thread already has a running event loop and asyncio.run refuses to start another
+    with ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, start_and_stop()).result()
     for work in app.state.after_ready:  # the after-ready thread, late: the server has stopped
         work()
     assert app.state.components.scheduler is None
