@@ -44,6 +44,17 @@ DEMO_NOW = datetime(2026, 11, 18, 14, 0, tzinfo=UTC)  # a Wednesday
 # takes a second alone can take a minute.
 READY_MS = 120_000
 READY_S = READY_MS / 1000
+# True once Dash's store says no callback is loading and ``ready`` is visible (visibility
+# included) on two polls in a row; the renderer keeps ``isLoading`` on ``window.store``.
+SETTLED_JS = """(ready) => {
+  const el = document.querySelector(ready);
+  const store = window.store;
+  const quiet = !!(store && !store.getState().isLoading && el
+    && el.checkVisibility({visibilityProperty: true}));
+  const was = window.__dwQuiet === true;
+  window.__dwQuiet = quiet;
+  return quiet && was;
+}"""
 CHROMIUM_ARGS = [
     "--no-sandbox",
     "--disable-gpu",
@@ -112,7 +123,29 @@ def _site(tmp_path_factory: pytest.TempPathFactory, stack: ExitStack) -> Iterato
     finally:
         services.close()  # the server opens the data folder as `driftwatch serve` does
     with live_server(settings, clock) as live:
+        _wait_for_the_outbox(live.services, clock)
         yield Site(live, ids, key, summary, hooks)
+
+
+def _wait_for_the_outbox(services: Services, clock: Any) -> None:
+    """Wait until the server's delivery worker has sent what the build left to notify: no
+    delivery pending or being sent, and no group flush due within its group_wait. The worker
+    starts after the port opens (``driftwatch serve`` does so too), so a test reading the
+    receiver at once found nothing (the KPI alert's webhook test failed so on a quiet run)."""
+    import time
+
+    from monitor.composition import of
+
+    store = of(services).alerting.store
+    deadline = time.monotonic() + READY_S
+    while time.monotonic() < deadline:
+        counts = store.delivery_counts()
+        due = store.next_due_at()
+        idle = counts.get("pending", 0) + counts.get("sending", 0) == 0
+        if idle and (due is None or (due - clock()).total_seconds() > 35):
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"the demo's outbox did not drain in {READY_S:.0f} s: {counts}, {due}")
 
 
 def csrf_of(client: httpx.Client, path: str = "/login") -> str:
@@ -173,7 +206,15 @@ class Tab:
     def open(self, path: str, ready: str) -> Any:
         resp = self.page.goto(f"{self.site.url}{path}")
         self.page.wait_for_selector(ready, timeout=READY_MS)
+        self.settle(ready)
         return resp
+
+    def settle(self, ready: str) -> None:
+        """Wait until Dash has no callback pending and ``ready`` is visible, twice 100 ms
+        apart. A page's later callbacks (its charts, a markup block's writer) can start after
+        ``ready`` appears; while one runs over ``dcc.Loading``'s delay the content is hidden
+        (``visibility: hidden``) and its ``innerText`` is '' (CI read ['', ''] so, at load ~8)."""
+        self.page.wait_for_function(SETTLED_JS, arg=ready, polling=100, timeout=READY_MS)
 
     def callback_bodies(self) -> list[str]:
         """Bodies of the callback responses since the last call (read before navigating on:
