@@ -22,6 +22,21 @@ def adapter():
     return alibi_adapter
 
 
+@pytest.fixture
+def serial_cvm_thresholds(adapter, monkeypatch: pytest.MonkeyPatch) -> None:
+    """alibi's CVM threshold simulation (``cvm_online._ids_to_stats``, its own Python code)
+    compiled by numba without ``parallel=True``. alibi's parallel build compiles for ~25 s of
+    CPU in a fresh venv (its on-disk cache is keyed by the source file's mtime, which each
+    install resets); the serial one for ~7 s. Each stream is simulated independently, so the
+    thresholds are the same, bit for bit (checked when this was written: 4,000 bootstraps,
+    windows 10 and 30); the rest of the detector is alibi's as shipped."""
+    import numba
+    from alibi_detect.cd import cvm_online
+
+    serial = numba.njit(cvm_online._ids_to_stats.py_func)  # no cache: it shares the key
+    monkeypatch.setattr(cvm_online, "_ids_to_stats", serial)
+
+
 def test_missing_extra_raises_with_install_command(monkeypatch: pytest.MonkeyPatch) -> None:
     from detectors import alibi_adapter
 
@@ -98,7 +113,9 @@ def _stationary_alarms(det, streams) -> int:
     return alarms
 
 
-def test_cvm_online_detects_mean_shift_soon_and_is_quiet_without_one(adapter) -> None:
+def test_cvm_online_detects_mean_shift_soon_and_is_quiet_without_one(
+    adapter, serial_cvm_thresholds
+) -> None:
     rng = np.random.default_rng(2)
     det = adapter.OnlineDrift(
         "cvm", rng.normal(size=300), ert=1_000, window_sizes=[10, 30], n_bootstraps=4_000, seed=0
