@@ -1,14 +1,15 @@
 """Every monitor kind on a lake-fed model gives the embedded model's results (issue 16 item 7).
 
-One server, two models with the same rows, labels, reference and monitors: ``emb`` holds its
-rows in the embedded store; ``lake`` has them in a Parquet lake (inference and label files) and
-gets its profiles, bottom-k samples and label aggregates from ``driftwatch profile`` over HTTP
-(push format 2). Every monitor kind (feature drift with a profile method, a sample-only method
-and segment attribution, prediction drift, data quality with the operational metrics,
-realized performance, CBPE, multivariate drift) is evaluated on the same window of both
-models: the results must be the same (values within 1e-9 relative; the order of float
-additions differs), except where a kind truly cannot, which must say why: ``roc_auc`` and
-``pr_auc`` rank every labelled row's score and have no mergeable form.
+One app (in process: no scheduler evaluates the monitors behind the test's back), two models
+with the same rows, labels, reference and monitors: ``emb`` holds its rows in the embedded
+store; ``lake`` has them in a Parquet lake (inference and label files) and gets its profiles,
+bottom-k samples and label aggregates from ``driftwatch profile`` over HTTP (push format 2).
+Every monitor kind (feature drift with a profile method, a sample-only method and segment
+attribution, prediction drift, data quality with the operational metrics, realized performance,
+CBPE, multivariate drift) is evaluated on the same window of both models: the results must be
+the same (values within 1e-9 relative; the order of float additions differs), except where a
+kind truly cannot, which must say why: ``roc_auc`` and ``pr_auc`` rank every labelled row's
+score and have no mergeable form.
 
 Control: the same comparison against a lake model whose label files were left out (its
 performance and label coverage differ) fails, so the comparison can see a difference.
@@ -16,6 +17,7 @@ performance and label coverage differ) fails, so the comparison can see a differ
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 from datetime import timedelta
@@ -30,13 +32,15 @@ import pyarrow.parquet as pq
 import pytest
 from typer.testing import CliRunner
 
+from detectors import multivariate
+from monitor import cli_common
 from monitor.cli import app
 from monitor.composition import of
 from monitor.monitors import parse_monitor
 from tests.api.conftest import make_keys, make_settings
 from tests.storage.test_lake_rows import write_labels
 from tests.storage.test_profile_engines import T0, TS, logs, write_lake
-from tests.support import live_server, shifted_clock
+from tests.support import in_process, shifted_clock
 
 FEATURES = [
     {"name": "x", "kind": "numeric"},
@@ -129,7 +133,9 @@ def _compare(emb: list[Any], lake: list[Any]) -> list[str]:
     return diffs
 
 
-def test_every_monitor_kind_gives_the_embedded_results_on_a_lake_fed_model(tmp_path: Path) -> None:
+def test_every_monitor_kind_gives_the_embedded_results_on_a_lake_fed_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     settings = make_settings(tmp_path, f"sqlite:///{tmp_path / 'meta.db'}")
     lake = tmp_path / "lake"
     first = _rows(4000, 31)
@@ -153,10 +159,15 @@ def test_every_monitor_kind_gives_the_embedded_results_on_a_lake_fed_model(tmp_p
             "tenant_id": picked.column("tenant_id"),
         }
     )
-    with live_server(settings, shifted_clock(T0 + timedelta(days=3, hours=5))) as live:
+    # the multivariate monitor's domain classifier with 10 boosting rounds, not 100: the test
+    # compares its results on both models (the same rows must give the same AUC, importances
+    # and verdict), not its power; 16 windows x 5 folds were half of the test's CPU
+    small = functools.partial(multivariate.DomainClassifier, max_iter=10)
+    monkeypatch.setattr(multivariate, "DomainClassifier", small)
+    with in_process(settings, shifted_clock(T0 + timedelta(days=3, hours=5))) as live:
+        monkeypatch.setattr(cli_common, "TRANSPORT", live.transport)  # `--url` reaches the app
         keys = make_keys(live)
-        h = {"Authorization": f"Bearer {keys.engineer}"}
-        with httpx.Client(base_url=f"{live.url}/api/v1", headers=h, timeout=120) as c:
+        with live.http(keys.engineer, timeout=120) as c:
             sink = pa.BufferOutputStream()
             pq.write_table(ref, sink)
             for model in ("emb", "lake"):
