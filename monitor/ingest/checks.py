@@ -133,8 +133,8 @@ SMALL_COLUMN = 512
 # Every tenant id of a column at once: the ids joined by NUL (TENANT_RE allows none in an
 # id, and the caller checks the text holds no other NUL) match this exactly when each id
 # matches TENANT_RE as a whole.
-_ONE_TENANT = TENANT_RE.pattern.removeprefix("^").removesuffix("$")
-_TENANTS = re.compile(f"(?:{_ONE_TENANT})(?:\x00(?:{_ONE_TENANT}))*")
+ONE_TENANT = TENANT_RE.pattern.removeprefix("^").removesuffix("$")
+_TENANTS = re.compile(f"(?:{ONE_TENANT})(?:\x00(?:{ONE_TENANT}))*")
 
 
 def _clean_small(arr: pa.Array, rule: FieldRule, now: datetime, limits: Limits) -> bool:

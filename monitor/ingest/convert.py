@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from monitor.ingest.checks import row_checks
+from monitor.ingest.checks import ONE_TENANT, row_checks
 from monitor.ingest.rules import ARROW_TYPES, EPOCH, TS_TYPE, FieldRule, Kind, Limits, show
 
 
@@ -25,6 +25,10 @@ def convert_column(
     now: datetime,
     limits: Limits,
 ) -> tuple[pa.Array, list[tuple[int, str]]]:
+    if type(values) is list and len(values) <= PLAIN_COLUMN:
+        plain = _plain(values, rule, now, limits)
+        if plain is not None:
+            return plain, []
     target = ARROW_TYPES[rule.kind]
     errors: list[tuple[int, str]] = []
     if values is None:
@@ -39,6 +43,98 @@ def convert_column(
         arr = arr.combine_chunks()
     errors += row_checks(arr, rule, now, limits)
     return arr, errors
+
+
+# Up to this many values a column of JSON values (a list) is first tried by _plain.
+PLAIN_COLUMN = 512
+_TEXT_KINDS = frozenset(("string", "id", "tenant", "class"))
+_TENANT = re.compile(ONE_TENANT)
+_EXACT_FLOAT = 2**53  # a whole number up to this converts to a float exactly
+_STR = frozenset((str,))
+_NUMBER = frozenset((int, float))
+_INT = frozenset((int,))
+_BOOL = frozenset((bool,))
+_BITS = frozenset((0, 1))
+
+
+def _plain(values: list[Any], rule: FieldRule, now: datetime, limits: Limits) -> pa.Array | None:
+    """A small column of JSON values (Python objects from the parser) as its typed array when
+    every value is plainly valid: of the type its field takes as it comes (text for text
+    fields and times, numbers for numbers, 0/1 for a binary prediction, booleans) and within
+    every row check. Decided in Python on the values, then one Arrow call makes the array (a
+    time column: Arrow's own parser, as ``_fast`` does, and one ``min_max``). None means
+    "look closer": :func:`convert_column`'s usual path then converts and checks the column,
+    and finds each bad row. Whatever this returns is what that path returns, with no error
+    (``tests/monitor/test_ingest_plain.py`` compares the two on edge values and bodies):
+    each test below passes only where a conversion or check of that path cannot fail, or
+    else it sends the column on."""
+    kind = rule.kind
+    present = [v for v in values if v is not None] if None in values else values
+    if rule.required and len(present) != len(values):
+        return None  # "required field is missing"
+    types = set(map(type, present))
+    try:
+        if kind in _TEXT_KINDS:
+            if not types <= _STR:
+                return None  # a number among strings converts on the per-value path
+            if present:
+                if kind in ("id", "tenant") and "" in present:
+                    return None
+                if rule.chars is not None and max(map(len, present)) > limits.chars(rule.chars)[0]:
+                    return None  # characters are what the limit counts (utf8_length)
+                if kind == "tenant" and not all(map(_TENANT.fullmatch, set(present))):
+                    return None
+                if kind == "class" and rule.classes and not set(present) <= set(rule.classes):
+                    return None
+            return pa.array(values, pa.string())  # a lone surrogate raises: look closer
+        if kind == "float":
+            if not types <= _NUMBER:
+                return None  # booleans, text and objects are the per-value path's to judge
+            if int in types and not all(
+                -_EXACT_FLOAT <= v <= _EXACT_FLOAT for v in present if type(v) is int
+            ):
+                return None
+            if present:
+                # NaN or an infinity makes the sum NaN or infinite (so does an overflow:
+                # then look closer); once all are finite, min and max bound them
+                if not math.isfinite(sum(present)):
+                    return None
+                low, high = min(present), max(present)
+                bound = limits.max_abs_number
+                if low < -bound or high > bound:
+                    return None
+                if rule.unit_interval and (low < 0.0 or high > 1.0):
+                    return None
+            return pa.array(values, pa.float64())
+        if kind == "binary":
+            if not types <= _INT or not set(present) <= _BITS:
+                return None
+            return pa.array(values, pa.int32())
+        if kind == "bool":
+            return pa.array(values, pa.bool_()) if types <= _BOOL else None
+        if kind == "ts":
+            if not types <= _STR:
+                return None
+            arr = _fast_from_text(pa.array(values, pa.string()), rule, TS_TYPE)
+            if limits.check_time and arr.null_count < len(arr):
+                # compared as microseconds since 1970, the stored numbers (no datetimes made)
+                mm = pc.min_max(arr)
+                if mm["min"].value < _micros(limits.min_ts) or mm["max"].value > _micros(
+                    now + limits.max_future
+                ):
+                    return None
+            return arr
+    except (pa.ArrowException, TypeError, ValueError, OverflowError):
+        return None
+    return None
+
+
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def _micros(t: datetime) -> int:
+    """An aware time as microseconds since 1970 (a ``TS_TYPE`` value's stored number)."""
+    return (t - EPOCH) // _MICROSECOND
 
 
 def _fast(values: Any, rule: FieldRule, target: pa.DataType) -> pa.Array | None:

@@ -170,8 +170,7 @@ def validate(
             full = full.set_column(full.schema.get_field_index(name), name, make(full))
         else:
             full = full.append_column(name, make(full))
-    keep = pa.array(~bad)
-    valid = full.filter(keep) if bad.any() else full
+    valid = full.filter(pa.array(~bad)) if bad.any() else full
     valid = _conform(valid, target)
 
     reasons: dict[int, list[str]] = {}
@@ -303,7 +302,8 @@ def _apply_tenant_scope(columns: dict[str, Any], n: int, scope: str | None) -> N
 
 def _conform(table: pa.Table, target: pa.Schema) -> pa.Table:
     """Order and type the validated columns as the store's Arrow schema says."""
-    fields = [f for f in target if f.name in table.column_names]
+    names = set(table.column_names)  # a new list at each call of the property
+    fields = [f for f in target if f.name in names]
     cols = [
         col if col.type == f.type else col.cast(f.type)
         for f in fields
