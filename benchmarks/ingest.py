@@ -502,9 +502,43 @@ SMALL_MODEL = ModelIn(
 )
 
 
+# A writer's bodies: a rotating set of templates built before the clock starts; each request
+# puts its own number into the fixed-width slot of every request_id (one bytes.replace, or
+# table.concat in wrk's Lua), so ids stay unique per request: the server keeps idempotency keys
+# and would count a repeated body's rows as duplicates, not accepted.
+ID_SLOT = b"@@@@@@@@@"
+BODY_TEMPLATES = 64
+
+
+def writer_templates(prefix: str, rows: int, count: int = BODY_TEMPLATES) -> list[bytes]:
+    """``count`` JSON bodies of ``rows`` rows whose request ids read
+    ``{prefix}-{ID_SLOT}-{row}``; timestamps within the last hour, values varying by body."""
+    now = time.time()
+    slot = ID_SLOT.decode()
+    return [
+        orjson.dumps(
+            [
+                {
+                    "request_id": f"{prefix}-{slot}-{j}",
+                    "ts": datetime.fromtimestamp(now - (i * rows + j) % 3600, UTC).isoformat(),
+                    "tenant_id": ("acme", "globex", "initech")[(i + j) % 3],
+                    "model_version": "v1",
+                    "x0": ((i * 7 + j) % 100) / 10.0,
+                    "x1": ((i * 13 + j) % 50) / 5.0,
+                    "score": ((i + j) % 97) / 97.0,
+                    "prediction": (i + j) % 2,
+                }
+                for j in range(rows)
+            ]
+        )
+        for i in range(count)
+    ]
+
+
 def _writer_client(spec: dict[str, Any]) -> None:
     """The client process: ``clients`` threads, each on its own keep-alive connection, send
-    ``rows``-row JSON bodies one after another for ``seconds``; prints one JSON line."""
+    ``rows``-row JSON bodies one after another for ``seconds``; prints one JSON line. Every
+    body is built before the clock starts (see :func:`writer_templates`)."""
     import http.client
     from urllib.parse import urlsplit
 
@@ -512,7 +546,6 @@ def _writer_client(spec: dict[str, Any]) -> None:
     clients, rows, seconds = spec["clients"], spec["rows"], spec["seconds"]
     headers = {"Authorization": f"Bearer {spec['key']}", "Content-Type": "application/json"}
     path = "/api/v1/models/small/inferences"
-    now = time.time()
     clock = [0.0, 0.0, 0.0]  # start (perf_counter), stop, the process's CPU time at the start
 
     def go() -> None:  # run by the barrier once every thread has its bodies
@@ -525,31 +558,14 @@ def _writer_client(spec: dict[str, Any]) -> None:
     sent = [0] * clients
     errors: list[str] = []
 
-    def body(c: int, i: int) -> bytes:
-        return orjson.dumps(
-            [
-                {
-                    "request_id": f"{spec['tag']}-{c}-{i}-{j}",
-                    "ts": datetime.fromtimestamp(now - (i * rows + j) % 3600, UTC).isoformat(),
-                    "tenant_id": ("acme", "globex", "initech")[(c + j) % 3],
-                    "model_version": "v1",
-                    "x0": ((i * 7 + j) % 100) / 10.0,
-                    "x1": ((c * 13 + j) % 50) / 5.0,
-                    "score": ((i + j) % 97) / 97.0,
-                    "prediction": (i + j) % 2,
-                }
-                for j in range(rows)
-            ]
-        )
-
     def run(c: int) -> None:
         con = http.client.HTTPConnection(url.hostname, url.port, timeout=120)
-        bodies = [body(c, i) for i in range(64)]  # built before the clock starts
+        bodies = writer_templates(f"{spec['tag']}-{c}", rows)
         start.wait()
         i = 0
         try:
             while time.perf_counter() < clock[1]:
-                payload = bodies[i % 64] if i < 64 else body(c, i)
+                payload = bodies[i % BODY_TEMPLATES].replace(ID_SLOT, b"%09d" % i)
                 t = time.perf_counter()
                 con.request("POST", path, payload, headers)
                 resp = con.getresponse()
