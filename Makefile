@@ -10,7 +10,7 @@ CORE := $(VENV)/.core
 TEST_EXTRAS := alibi,dev,spark
 PACKAGES := monitor storage alerts detectors dashboard
 
-.PHONY: install demo test lint serve bench clean browser
+.PHONY: install demo test lint serve bench clean browser wrk
 
 # The core only: what `driftwatch serve` and the demo need. pip's own progress is shown (no -q):
 # a first install downloads a few hundred MB.
@@ -40,6 +40,13 @@ browser:
 	  echo "installing chromium from Debian packages"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null; }
 
+# Debian's wrk, the load generator of benchmarks/ingest.py's writers phase (a C event loop:
+# it takes a fraction of the CPU the Python client does from the server it measures).
+wrk:
+	@command -v wrk >/dev/null 2>&1 || { \
+	  echo "installing wrk from Debian packages"; \
+	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk) >/dev/null; }
+
 # mypy's settings are in pyproject.toml; its cache (.mypy_cache) makes a re-run take seconds
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -62,7 +69,7 @@ demo: $(CORE)
 	@$(VENV)/bin/driftwatch demo receiver & pid=$$!; trap "kill $$pid" EXIT INT TERM; \
 	  DRIFTWATCH_ALERT_ALLOWED_HOSTS=127.0.0.1 $(VENV)/bin/driftwatch serve
 
-bench: $(STAMP)
+bench: $(STAMP) wrk
 	$(PY) benchmarks/ingest.py
 	$(PY) benchmarks/drift.py
 	$(PY) benchmarks/dashboard.py

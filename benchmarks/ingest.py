@@ -27,6 +27,7 @@ import io
 import json
 import os
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
@@ -601,8 +602,13 @@ def _writer_client(spec: dict[str, Any]) -> None:
 
 
 def _run_writers(
-    server: Server, clients: int, rows: int, seconds: float, tag: str
+    server: Server, clients: int, rows: int, seconds: float, tag: str, client: str = "python"
 ) -> dict[str, Any]:
+    """One shape for ``seconds`` through ``client`` (``python``: :func:`_writer_client` in
+    another process; ``wrk``: :func:`_run_wrk`): rows/s, p50, p95, requests and the client's
+    CPU ms per request. Any error response fails the run."""
+    if client == "wrk":
+        return _run_wrk(server, clients, rows, seconds, tag)
     spec = {
         "url": server.url,
         "key": server.key,
@@ -620,8 +626,8 @@ def _run_writers(
     if proc.returncode != 0:
         raise RuntimeError(proc.stderr.decode()[-3000:])
     out = json.loads(proc.stdout.decode().strip().splitlines()[-1])
-    if out["errors"]:
-        raise RuntimeError(f"{clients}x{rows}: {out['errors'][:3]}")
+    if out["errors"] or not out["latencies"]:
+        raise RuntimeError(f"{clients}x{rows}: no requests or errors: {out['errors'][:3]}")
     lat = np.asarray(out["latencies"]) * 1000
     return {
         "client": "python",
@@ -630,6 +636,62 @@ def _run_writers(
         "p95_ms": float(np.percentile(lat, 95)),
         "requests": int(lat.size),
         "client_cpu_ms_per_request": out["cpu_s"] * 1000 / max(int(lat.size), 1),
+    }
+
+
+WRK_SCRIPT = ROOT / "benchmarks" / "writers.lua"
+
+
+def _run_wrk(server: Server, clients: int, rows: int, seconds: float, tag: str) -> dict[str, Any]:
+    """The shape through wrk (``benchmarks/writers.lua``): ``clients`` connections on one wrk
+    thread (one C event loop: a few hundred µs of CPU a request at most, see the docs), the
+    bodies from :func:`writer_templates`. wrk takes whole seconds. Its CPU is the child's
+    rusage, its start (reading the templates) included."""
+    with tempfile.NamedTemporaryFile("wb", suffix=".jsonl", prefix="dw-writers-") as fh:
+        fh.write(b"\n".join(writer_templates(f"{tag}-wrk", rows)) + b"\n")
+        fh.flush()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        proc = subprocess.run(
+            [
+                "wrk",
+                "-t1",
+                f"-c{clients}",
+                f"-d{max(1, round(seconds))}s",
+                "--timeout",
+                "60s",
+                "-s",
+                str(WRK_SCRIPT),
+                f"{server.url}/api/v1/models/small/inferences",
+                "--",
+                fh.name,
+                str(rows),
+            ],
+            env={**os.environ, "DRIFTWATCH_API_KEY": server.key},
+            capture_output=True,
+            check=False,
+        )
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    text = proc.stdout.decode()
+    lines = [x for x in text.splitlines() if x.startswith("WRITERS ")]
+    if proc.returncode != 0 or not lines:
+        raise RuntimeError(
+            f"wrk failed ({proc.returncode}): {text[-2000:]} {proc.stderr[-2000:]!r}"
+        )
+    out = json.loads(lines[-1].removeprefix("WRITERS "))
+    if out["errors"] or out["socket_errors"] or not out["requests"]:
+        first = [x for x in text.splitlines() if x.startswith("WRITERS-ERROR")]
+        raise RuntimeError(
+            f"{clients}x{rows} (wrk): {out['errors']} bad responses, "
+            f"{out['socket_errors']} socket errors; {first[:1]}"
+        )
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return {
+        "client": "wrk",
+        "rows_per_s": out["requests"] * rows / out["seconds"],
+        "p50_ms": out["p50_us"] / 1000,
+        "p95_ms": out["p95_us"] / 1000,
+        "requests": out["requests"],
+        "client_cpu_ms_per_request": cpu * 1000 / max(out["requests"], 1),
     }
 
 
@@ -643,6 +705,20 @@ def _read_times(server: Server, stop: threading.Event, out: list[float]) -> None
             out.append((time.perf_counter() - t) * 1000)
             assert r.status_code == 200, r.text
             time.sleep(0.02)
+
+
+def _commit_counts(server: Server) -> tuple[float, float]:
+    """The server's log-store appends and commits so far (``/metrics``): their ratio over a
+    shape is the mean group size (requests sharing a commit)."""
+    text = server.http.get("/metrics").raise_for_status().text
+    found = dict.fromkeys(
+        ("driftwatch_ingest_appends_total", "driftwatch_ingest_commits_total"), 0.0
+    )
+    for line in text.splitlines():
+        name, _, value = line.partition(" ")
+        if name in found:
+            found[name] = float(value)
+    return found["driftwatch_ingest_appends_total"], found["driftwatch_ingest_commits_total"]
 
 
 def _cpu_seconds(server: Server) -> float:
@@ -697,13 +773,37 @@ def _target_cells(f: dict[str, Any], clients: int, rows: int) -> str:
     return "; ".join(cells)
 
 
+def writer_clients(choice: str) -> list[str]:
+    """The load generators for ``--writers-client``: ``auto`` is wrk when it is installed
+    (``make bench`` installs it), else the Python client; ``both`` runs each shape through
+    both, one after the other on the same server."""
+    if choice == "auto":
+        return ["wrk"] if shutil.which("wrk") else ["python"]
+    if choice == "both":
+        return ["python", "wrk"]
+    return [choice]
+
+
+def _writer_key(mode: str, clients: int, rows: int, client: str, several: bool) -> str:
+    return f"{mode} {clients}x{rows}" + (f" {client}" if several else "")
+
+
 def writers_section(
-    tmp: Path, seconds: float, modes: list[str], baseline: str | None = None
+    tmp: Path,
+    seconds: float,
+    modes: list[str],
+    baseline: str | None = None,
+    clients_used: tuple[str, ...] = ("python",),
+    run: int = 0,
 ) -> dict[str, Any]:
-    """Each mode on a fresh data dir: rows/s, p50, p95 and server CPU per request per shape,
-    and read p95 idle and while each shape ingests. ``baseline``: also the group-commit mode
-    on the code of that commit (mode ``base``), for old-vs-new in one run."""
-    figures: dict[str, Any] = {}
+    """Each mode on a fresh data dir: rows/s, p50, p95, server CPU and client CPU per request
+    per shape, and read p95 idle and while each shape ingests; each shape once through each
+    load generator of ``clients_used`` (``python``, ``wrk``). ``baseline``: also the
+    group-commit mode on the code of that commit (mode ``base``), for old-vs-new in one run.
+    Several clients take turns going first: in the given order in even ``run``s, reversed in
+    odd ones (``--repeat``), as the second of a pair meets a larger table and WAL."""
+    figures: dict[str, Any] = {"client": ",".join(clients_used)}
+    several = len(clients_used) > 1
     roots = {m: ROOT for m in modes}
     if baseline:
         modes = [*modes, "base"]
@@ -723,59 +823,75 @@ def writers_section(
             stop_later.start()
             _read_times(server, stop, idle)
             for clients, rows in WRITER_SHAPES:
-                idle_rate = _idle_cpu_rate(server)
-                reads: list[float] = []
-                stop = threading.Event()
-                reader = threading.Thread(target=_read_times, args=(server, stop, reads))
-                reader.start()
-                cpu0, t0 = _cpu_seconds(server), time.perf_counter()
-                try:
-                    got = _run_writers(server, clients, rows, seconds, f"{mode}{clients}x{rows}")
-                finally:
-                    stop.set()
-                    reader.join()
-                # the reader's requests are few (one every 20 ms) and counted in; the idle
-                # server's own CPU over the same time is not (see _idle_cpu_rate)
-                cpu = _cpu_seconds(server) - cpu0
-                background = idle_rate * (time.perf_counter() - t0)
-                got["idle_cpu_ms_per_s"] = idle_rate * 1000
-                got["cpu_ms_per_request"] = (
-                    max(cpu - background, 0.0) * 1000 / (got["requests"] + len(reads))
-                )
-                got["read_p95_ms"] = float(np.percentile(reads, 95)) if reads else None
-                figures[f"{mode} {clients}x{rows}"] = got
+                for client in clients_used[:: -1 if run % 2 else 1]:
+                    idle_rate = _idle_cpu_rate(server)
+                    appends0, commits0 = _commit_counts(server)
+                    reads: list[float] = []
+                    stop = threading.Event()
+                    reader = threading.Thread(target=_read_times, args=(server, stop, reads))
+                    reader.start()
+                    cpu0, t0 = _cpu_seconds(server), time.perf_counter()
+                    try:
+                        got = _run_writers(
+                            server, clients, rows, seconds, f"{mode}{clients}x{rows}", client
+                        )
+                    finally:
+                        stop.set()
+                        reader.join()
+                    # the reader's requests are few (one every 20 ms) and counted in; the idle
+                    # server's own CPU over the same time is not (see _idle_cpu_rate)
+                    cpu = _cpu_seconds(server) - cpu0
+                    background = idle_rate * (time.perf_counter() - t0)
+                    got["idle_cpu_ms_per_s"] = idle_rate * 1000
+                    got["cpu_ms_per_request"] = (
+                        max(cpu - background, 0.0) * 1000 / (got["requests"] + len(reads))
+                    )
+                    got["read_p95_ms"] = float(np.percentile(reads, 95)) if reads else None
+                    appends1, commits1 = _commit_counts(server)
+                    got["requests_per_commit"] = (appends1 - appends0) / max(commits1 - commits0, 1)
+                    figures[_writer_key(mode, clients, rows, client, several)] = got
             figures[f"{mode} read idle"] = {"read_p95_ms": float(np.percentile(idle, 95))}
         finally:
             server.close()
     print(
-        f"\n{'mode':<9} {'clients x rows':>14} {'rows/s':>9} {'p50 ms':>8} {'p95 ms':>8} "
-        f"{'read p95':>9} {'CPU ms/req':>10} {'idle ms/s':>9} {'client':>6} {'its CPU':>7}  "
-        "target: figure / target = ratio"
+        f"\n{'mode':<9} {'clients x rows':>14} {'client':>6} {'rows/s':>9} {'p50 ms':>8} "
+        f"{'p95 ms':>8} {'read p95':>9} {'CPU ms/req':>10} {'idle ms/s':>9} {'client CPU':>10} "
+        f"{'group':>5}"
+        "  target: figure / target = ratio"
     )
     for mode in modes:
         print(
-            f"{mode:<9} {'idle':>14} {'':>9} {'':>8} {'':>8} "
+            f"{mode:<9} {'idle':>14} {'':>6} {'':>9} {'':>8} {'':>8} "
             f"{figures[f'{mode} read idle']['read_p95_ms']:>9.1f}"
         )
         for clients, rows in WRITER_SHAPES:
-            f = figures[f"{mode} {clients}x{rows}"]
-            print(
-                f"{mode:<9} {f'{clients} x {rows}':>14} {f['rows_per_s']:>9,.0f} "
-                f"{f['p50_ms']:>8.1f} {f['p95_ms']:>8.1f} {f['read_p95_ms'] or 0:>9.1f} "
-                f"{f['cpu_ms_per_request']:>10.2f} {f.get('idle_cpu_ms_per_s', 0):>9.1f} "
-                f"{f['client']:>6} {f['client_cpu_ms_per_request']:>7.2f}  "
-                f"{_target_cells(f, clients, rows)}"
-            )
+            for client in clients_used:
+                f = figures[_writer_key(mode, clients, rows, client, several)]
+                print(
+                    f"{mode:<9} {f'{clients} x {rows}':>14} {client:>6} {f['rows_per_s']:>9,.0f} "
+                    f"{f['p50_ms']:>8.1f} {f['p95_ms']:>8.1f} {f['read_p95_ms'] or 0:>9.1f} "
+                    f"{f['cpu_ms_per_request']:>10.2f} {f.get('idle_cpu_ms_per_s', 0):>9.1f} "
+                    f"{f['client_cpu_ms_per_request']:>10.2f} {f['requests_per_commit']:>5.1f}  "
+                    f"{_target_cells(f, clients, rows)}"
+                )
+    print(
+        "CPU ms/req: the server process's, idle rate subtracted; client CPU: the load "
+        "generator's process (python: its threads over the timed window; wrk: its rusage); "
+        "group: requests per commit (/metrics)"
+    )
     if "base" in modes and "group" in modes:
         print(f"\nnew (group) vs baseline {baseline} (group), same run:")
         for clients, rows in WRITER_SHAPES:
-            new, old = figures[f"group {clients}x{rows}"], figures[f"base {clients}x{rows}"]
-            print(
-                f"  {clients:>3} x {rows:<4} rows/s {new['rows_per_s'] / old['rows_per_s']:.2f}x, "
-                f"p50 {old['p50_ms']:.1f} -> {new['p50_ms']:.1f} ms, "
-                f"p95 {old['p95_ms']:.1f} -> {new['p95_ms']:.1f} ms, CPU/request "
-                f"{old['cpu_ms_per_request']:.2f} -> {new['cpu_ms_per_request']:.2f} ms"
-            )
+            for client in clients_used:
+                new = figures[_writer_key("group", clients, rows, client, several)]
+                old = figures[_writer_key("base", clients, rows, client, several)]
+                print(
+                    f"  {clients:>3} x {rows:<4} {client:>6} rows/s "
+                    f"{new['rows_per_s'] / old['rows_per_s']:.2f}x, "
+                    f"p50 {old['p50_ms']:.1f} -> {new['p50_ms']:.1f} ms, "
+                    f"p95 {old['p95_ms']:.1f} -> {new['p95_ms']:.1f} ms, CPU/request "
+                    f"{old['cpu_ms_per_request']:.2f} -> {new['cpu_ms_per_request']:.2f} ms"
+                )
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     return figures
 
@@ -809,6 +925,14 @@ def main() -> None:
         metavar="REF",
         help="also run the writers phase (group commit) on the code of this commit, e.g. main~3",
     )
+    ap.add_argument(
+        "--writers-client",
+        choices=["auto", "python", "wrk", "both"],
+        default="auto",
+        help="the writers' load generator: wrk (benchmarks/writers.lua; `make bench` installs "
+        "it), python (threads of http.client in another process) or both, each shape through "
+        "each; auto (default): wrk when installed, else python",
+    )
     ap.add_argument("--repeat", type=int, default=1, help="run N times, print the medians")
     ap.add_argument("--writer-client", help=argparse.SUPPRESS)
     args = ap.parse_args()
@@ -816,6 +940,8 @@ def main() -> None:
         _writer_client(json.loads(args.writer_client))
         return
     only = "census" if args.only_census else args.only
+
+    runs = iter(range(max(1, args.repeat)))
 
     def run() -> dict[str, Any]:
         results: list[tuple[str, float, str, int]] = []
@@ -825,7 +951,12 @@ def main() -> None:
             if only in (None, "writers"):
                 modes = [m.strip() for m in args.writers_modes.split(",") if m.strip()]
                 figures["writers"] = writers_section(
-                    tmp, args.writers_seconds, modes, args.writers_baseline
+                    tmp,
+                    args.writers_seconds,
+                    modes,
+                    args.writers_baseline,
+                    tuple(writer_clients(args.writers_client)),
+                    next(runs),
                 )
             if only in (None, "census"):
                 figures.update(census_section(tmp, args.census_rows, args.repeats, results))
