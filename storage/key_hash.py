@@ -58,18 +58,66 @@ _TENANT_PARTS: dict[str, int] = {}
 _TENANT_CACHE_MAX = 4096
 
 
+def _tenant_part(t: str) -> int:
+    parts = _TENANT_PARTS
+    a = parts.get(t)
+    if a is None:
+        a = _combined_tenant(t)
+        if len(parts) < _TENANT_CACHE_MAX:
+            parts[t] = a
+    return a
+
+
+# From this many pairs on, the keys are hashed by numpy, all at once (`_hash_keys`): about
+# 0.3 us a key instead of 2 us, plus ~40 us of numpy calls that a few keys do not repay.
+VECTOR_PAIRS = 32
+
+
 def hash_pairs(tenants: Sequence[str], keys: Sequence[str]) -> npt.NDArray[Any]:
     """``hash(t, k)`` as DuckDB computes it, for each pair (``uint64``, in order)."""
-    parts = _TENANT_PARTS
-    out = []
-    for t, k in zip(tenants, keys, strict=True):
-        a = parts.get(t)
-        if a is None:
-            a = _combined_tenant(t)
-            if len(parts) < _TENANT_CACHE_MAX:
-                parts[t] = a
-        out.append(a ^ _hash_bytes(k.encode()))
+    if len(keys) >= VECTOR_PAIRS:
+        return _hash_pairs_numpy(tenants, keys)
+    return _hash_pairs_python(tenants, keys)
+
+
+def _hash_pairs_python(tenants: Sequence[str], keys: Sequence[str]) -> npt.NDArray[Any]:
+    out = [_tenant_part(t) ^ _hash_bytes(k.encode()) for t, k in zip(tenants, keys, strict=True)]
     return np.array(out, dtype=np.uint64)
+
+
+def _hash_pairs_numpy(tenants: Sequence[str], keys: Sequence[str]) -> npt.NDArray[Any]:
+    if len(tenants) != len(keys):
+        raise ValueError("hash_pairs: as many tenants as keys")
+    parts: dict[str, int] = {}  # a group names a few tenants
+    for t in tenants:
+        if t not in parts:
+            parts[t] = _tenant_part(t)
+    a = np.fromiter((parts[t] for t in tenants), dtype=np.uint64, count=len(tenants))
+    return np.asarray(a ^ _hash_keys([k.encode() for k in keys]), dtype=np.uint64)
+
+
+def _hash_keys(data: list[bytes]) -> npt.NDArray[Any]:
+    """``_hash_bytes`` of each of ``data`` at once: the values zero-padded to whole 8-byte
+    words (a tail word read little-endian is its bytes zero-padded), then per word position
+    the XOR-multiply step on the rows that have a word there, then the finaliser. uint64
+    arithmetic wraps as the ``& _MASK`` of the scalar form does."""
+    n = len(data)
+    lengths = np.fromiter(map(len, data), dtype=np.uint64, count=n)
+    width = (int(lengths.max()) + 7) // 8 * 8 if n else 0
+    words = np.frombuffer(b"".join(d.ljust(width, b"\0") for d in data), dtype="<u8")
+    words = words.reshape(n, width // 8) if width else words.reshape(n, 0)
+    mul = np.uint64(_MUL)
+    h = np.uint64(_SEED) ^ (lengths * np.uint64(_LEN_MUL))
+    blocks = (lengths + np.uint64(7)) // np.uint64(8)  # words of each value, the tail included
+    for w in range(words.shape[1]):
+        step = (h ^ words[:, w]) * mul
+        h = np.where(blocks > w, step, h)
+    shift = np.uint64(32)
+    h ^= h >> shift
+    h *= mul
+    h ^= h >> shift
+    h *= mul
+    return np.asarray(h ^ (h >> shift), dtype=np.uint64)
 
 
 # Every byte length 0-40 (all tail lengths, 0-5 whole words), multi-byte UTF-8, empty tenant.
@@ -90,4 +138,9 @@ def matches_duckdb(con: Any) -> bool:
         "lambda i: hash(CAST($1 AS VARCHAR[])[i], CAST($2 AS VARCHAR[])[i]))",
         [tenants, keys],
     ).fetchall()
-    return bool(np.array_equal(np.asarray(row[0], dtype=np.uint64), hash_pairs(tenants, keys)))
+    expected = np.asarray(row[0], dtype=np.uint64)
+    # both forms: hash_pairs picks one by the number of pairs
+    return bool(
+        np.array_equal(expected, _hash_pairs_python(tenants, keys))
+        and np.array_equal(expected, _hash_pairs_numpy(tenants, keys))
+    )

@@ -72,5 +72,5 @@ def looks_like_key(plaintext: str) -> bool:
     return (
         len(plaintext) == KEY_LEN
         and plaintext.startswith(KEY_PREFIX)
-        and all(c in _ALPHABET_SET for c in plaintext[len(KEY_PREFIX) :])
+        and _ALPHABET_SET.issuperset(plaintext[len(KEY_PREFIX) :])  # each character
     )

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import duckdb
+import numpy as np
 import pyarrow as pa
 import pytest
 
@@ -37,6 +38,38 @@ def test_python_hash_equals_duckdbs_on_random_text() -> None:
     tenants = ["".join(rng.choices(ALPHABET, k=rng.randrange(0, 30))) for _ in range(3000)]
     keys = ["".join(rng.choices(ALPHABET, k=rng.randrange(0, 90))) for _ in range(3000)]
     assert key_hash.hash_pairs(tenants, keys).tolist() == _duckdb_hashes(tenants, keys)
+
+
+@pytest.mark.parametrize("n", [0, 1, 31, 32, 33, 100, 700])
+def test_numpy_and_python_forms_equal_duckdbs(n: int) -> None:
+    """``hash_pairs`` hashes from ``VECTOR_PAIRS`` keys on with numpy, all at once: both
+    forms must give DuckDB's hashes, at every size around the switch (keys of 0-90 bytes:
+    every tail length, values longer than the others, empty ones)."""
+    rng = random.Random(n)
+    tenants = ["".join(rng.choices(ALPHABET, k=rng.randrange(0, 12))) for _ in range(n)]
+    keys = ["".join(rng.choices(ALPHABET, k=rng.randrange(0, 90))) for _ in range(n)]
+    expected = _duckdb_hashes(tenants, keys)
+    assert key_hash._hash_pairs_numpy(tenants, keys).tolist() == expected
+    assert key_hash._hash_pairs_python(tenants, keys).tolist() == expected
+    assert key_hash.hash_pairs(tenants, keys).tolist() == expected
+    assert key_hash._hash_pairs_numpy([""] * n, [""] * n).tolist() == _duckdb_hashes(
+        [""] * n, [""] * n
+    )
+
+
+def test_probe_set_checks_the_numpy_form_too(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Control: a numpy form that differs (here: the lowest bit flipped) is refused even
+    though the probe set is hashed right by the other form."""
+    con = duckdb.connect()
+    assert key_hash.matches_duckdb(con)
+    real = key_hash._hash_keys
+
+    def wrong(data: list[bytes]) -> np.ndarray:
+        return np.asarray(real(data) ^ np.uint64(1), dtype=np.uint64)
+
+    monkeypatch.setattr(key_hash, "_hash_keys", wrong)
+    assert not key_hash.matches_duckdb(con)
+    con.close()
 
 
 def test_probe_set_accepts_this_duckdb_and_refuses_another_hash(
