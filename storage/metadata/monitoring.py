@@ -15,11 +15,12 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, cast
+from typing import Any
 
-from sqlalchemy import Select, Table, delete, func, select, tuple_
+from sqlalchemy import Select, delete, func, select, tuple_
 from sqlalchemy.orm import Session
 
+from storage.metadata.bulk import BulkInsert
 from storage.metadata.definitions import Definitions
 from storage.metadata.errors import NotFound
 from storage.metadata.models_monitoring import (
@@ -42,6 +43,41 @@ __all__ = [
 
 # windows per DELETE of stored results (bound parameters stay well under SQLite's limit)
 _DELETE_CHUNK = 500
+_RUN_KEYS = (
+    "monitor",
+    "model",
+    "window_start",
+    "window_end",
+    "trigger",
+    "definition_version",
+    "started_at",
+    "finished_at",
+    "status",
+    "error",
+    "rows_scanned",
+    "results",
+    "duration_s",
+)
+_RESULT_KEYS = (
+    "source",
+    "source_name",
+    "kind",
+    "model",
+    "window_start",
+    "window_end",
+    "tenant_id",
+    "model_version",
+    "column_name",
+    "metric",
+    "value",
+    "threshold",
+    "status",
+    "details",
+    "definition_version",
+    "computed_at",
+)
+# columns whose few distinct values repeat over a batch: bound once per value
+_MEMO = ("window_start", "window_end", "started_at", "finished_at", "computed_at")
 
 
 @dataclass(frozen=True)
@@ -225,6 +261,20 @@ class MonitoringStore:
             object_type="monitor",
             history=_version,
         )
+        self._inserts: dict[tuple[str, int], BulkInsert] = {}
+
+    def _insert(
+        self, s: Session, table: Any, keys: Sequence[str], rows: list[tuple[Any, ...]]
+    ) -> None:
+        """Insert ``rows`` (values of ``keys``) into ``table`` in the session's transaction
+        (one driver ``executemany``, see :mod:`storage.metadata.bulk`)."""
+        conn = s.connection()
+        key = (table.name, id(conn.dialect))
+        bulk = self._inserts.get(key)
+        if bulk is None:
+            bulk = BulkInsert(table, keys, conn.dialect, memo=_MEMO)
+            self._inserts[key] = bulk
+        bulk.run(conn, rows)
 
     # ------------------------------------------------------------------ monitors
     def create_monitor(
@@ -437,30 +487,32 @@ class MonitoringStore:
         with self._meta.writing() as s:
             self._replace_results(s, results, windows, now)
             if runs:
-                s.execute(
-                    cast(Table, MonitorRunRow.__table__).insert(),
+                self._insert(
+                    s,
+                    MonitorRunRow.__table__,
+                    _RUN_KEYS,
                     [
-                        {
-                            "monitor": r.monitor,
-                            "model": r.model,
-                            "window_start": r.window_start,
-                            "window_end": r.window_end,
-                            "trigger": r.trigger,
-                            "definition_version": r.definition_version,
-                            "started_at": now,
-                            "finished_at": now,
-                            "status": r.status,
-                            "error": r.error,
-                            "rows_scanned": int(r.rows_scanned),
-                            "results": int(r.results),
-                            "duration_s": r.duration_s,
-                        }
+                        (
+                            r.monitor,
+                            r.model,
+                            r.window_start,
+                            r.window_end,
+                            r.trigger,
+                            r.definition_version,
+                            now,
+                            now,
+                            r.status,
+                            r.error,
+                            int(r.rows_scanned),
+                            int(r.results),
+                            r.duration_s,
+                        )
                         for r in runs
                     ],
                 )
 
-    @staticmethod
     def _replace_results(
+        self,
         s: Any,
         results: Sequence[MetricResult],
         windows: Iterable[tuple[str, str, datetime]],
@@ -488,27 +540,29 @@ class MonitoringStore:
                     )
                 )
         if results:
-            s.execute(
-                cast(Table, MetricResultRow.__table__).insert(),
+            self._insert(
+                s,
+                MetricResultRow.__table__,
+                _RESULT_KEYS,
                 [
-                    {
-                        "source": r.source,
-                        "source_name": r.source_name,
-                        "kind": r.kind,
-                        "model": r.model,
-                        "window_start": r.window_start,
-                        "window_end": r.window_end,
-                        "tenant_id": r.tenant_id,
-                        "model_version": r.model_version,
-                        "column_name": r.column,
-                        "metric": r.metric,
-                        "value": _finite(r.value),
-                        "threshold": _finite(r.threshold),
-                        "status": r.status,
-                        "details": r.details,
-                        "definition_version": r.definition_version,
-                        "computed_at": r.computed_at or now,
-                    }
+                    (
+                        r.source,
+                        r.source_name,
+                        r.kind,
+                        r.model,
+                        r.window_start,
+                        r.window_end,
+                        r.tenant_id,
+                        r.model_version,
+                        r.column,
+                        r.metric,
+                        _finite(r.value),
+                        _finite(r.threshold),
+                        r.status,
+                        r.details,
+                        r.definition_version,
+                        r.computed_at or now,
+                    )
                     for r in results
                 ],
             )
