@@ -49,9 +49,17 @@ def _reference(rng: np.random.Generator) -> tuple[dict, dict]:
 
 def _results(shift: dict[str, float], fdr: bool, seed: int) -> list[MetricResult]:
     """Weekly drift results of the ``*`` segment, as the runner stores them."""
+    return _results_by_fdr(shift, (fdr,), seed)[fdr]
+
+
+def _results_by_fdr(
+    shift: dict[str, float], fdrs: tuple[bool, ...], seed: int
+) -> dict[bool, list[MetricResult]]:
+    """:func:`_results` with and/or without FDR on the same weeks (the data depend only on
+    ``seed`` and ``shift``): each week is drawn and profiled once."""
     rng = np.random.default_rng(seed)
     refs, bins = _reference(rng)
-    out = []
+    out: dict[bool, list[MetricResult]] = {fdr: [] for fdr in fdrs}
     for w in range(WEEKS):
         cur = {}
         for name, b in bins.items():
@@ -59,14 +67,16 @@ def _results(shift: dict[str, float], fdr: bool, seed: int) -> list[MetricResult
                 cur[name] = profile_numeric(rng.normal(shift.get(name, 0.0), 1, N_WEEK), b)
             else:
                 cur[name] = profile_categorical(rng.choice(LABELS, N_WEEK, p=SHARES), b)
-        drifted = []
-        for col, rs in run_drift(refs, cur, fdr=fdr).items():
-            r = rs[0]
-            drifted += [col] if r.drifted else []
-            out.append(_result(w, col, r.method, r.statistic, "alert" if r.drifted else "ok"))
-        # the runner's per-segment summary: warn when any column drifted
-        share = len(drifted) / len(bins)
-        out.append(_result(w, "", "drift_share", share, "warn" if drifted else "ok"))
+        for fdr in fdrs:
+            drifted = []
+            for col, rs in run_drift(refs, cur, fdr=fdr).items():
+                r = rs[0]
+                drifted += [col] if r.drifted else []
+                status = "alert" if r.drifted else "ok"
+                out[fdr].append(_result(w, col, r.method, r.statistic, status))
+            # the runner's per-segment summary: warn when any column drifted
+            share = len(drifted) / len(bins)
+            out[fdr].append(_result(w, "", "drift_share", share, "warn" if drifted else "ok"))
     return out
 
 
@@ -101,11 +111,12 @@ def _former_rule() -> Rule:
 
 
 def test_no_drift_rarely_warns_with_the_defaults() -> None:
-    results = _results({}, fdr=True, seed=1)
+    both = _results_by_fdr({}, (True, False), seed=1)
+    results = both[True]
     assert len(backtest(_rule("drift-summary"), results).episodes) <= 1
     assert len(backtest(_rule("drift"), results).episodes) <= 1
-    # the former defaults on the same kind of data: a warning nearly every week
-    former = backtest(_former_rule(), _results({}, fdr=False, seed=1)).episodes
+    # the former defaults on the same data: a warning nearly every week
+    former = backtest(_former_rule(), both[False]).episodes
     assert len(former) >= WEEKS // 2
 
 
