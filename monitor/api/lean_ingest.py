@@ -213,11 +213,9 @@ class LeanIngest:
                     if job.outcome is None:
                         job.outcome = exc
                 if not isinstance(exc, Exception):
-                    for job in jobs:
-                        _wake(job)
+                    _wake(jobs)
                     raise
-            for job in jobs:
-                _wake(job)
+            _wake(jobs)
 
     def _write(self, jobs: list[_Job]) -> None:
         """What the route does after reading the body, for each request in arrival order: the
@@ -295,17 +293,23 @@ def _prepare(job: _Job, body: bytes, tenant_scope: str | None) -> None:
         job.error = exc
 
 
-def _wake(job: _Job) -> None:
-    """Resolve the request's future on its loop (from the writer thread)."""
-    assert job.loop is not None and job.future is not None
-    future = job.future
+def _wake(jobs: list[_Job]) -> None:
+    """Resolve the requests' futures on their loops (from the writer thread): one callback
+    per loop for all of its requests (one wake-up of the loop, not one per request)."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[Any]]] = {}
+    for job in jobs:
+        assert job.loop is not None and job.future is not None
+        by_loop.setdefault(job.loop, []).append(job.future)
 
-    def done() -> None:
-        if not future.done():
-            future.set_result(None)
+    for loop, futures in by_loop.items():
 
-    with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
-        job.loop.call_soon_threadsafe(done)
+        def done(futures: list[asyncio.Future[Any]] = futures) -> None:
+            for future in futures:
+                if not future.done():
+                    future.set_result(None)
+
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is waiting
+            loop.call_soon_threadsafe(done)
 
 
 async def _read_body(receive: Any, limit: int) -> bytes | None:

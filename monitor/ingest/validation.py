@@ -16,6 +16,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from monitor.errors import FieldError, PermissionDenied, ValidationFailed
+from monitor.ingest import convert
 from monitor.ingest.bodies import ParsedBody, Unparseable
 from monitor.ingest.convert import convert_column
 from monitor.ingest.json_columns import SMALL_JSON_BYTES, json_columns
@@ -164,14 +165,18 @@ def validate(
         arrays[rule.name] = arr
 
     errors.sort(key=lambda e: e.row)
-    full = pa.table(arrays) if arrays else pa.table({"__n": pa.nulls(n)}).drop_columns(["__n"])
-    for name, make in (fill or {}).items():
-        if name in full.column_names:
-            full = full.set_column(full.schema.get_field_index(name), name, make(full))
-        else:
-            full = full.append_column(name, make(full))
-    valid = full.filter(pa.array(~bad)) if bad.any() else full
-    valid = _conform(valid, target)
+    small = n <= convert.PLAIN_COLUMN
+    if small and arrays and not errors and not fill:
+        valid = _conform_arrays(arrays, target)  # every row valid: one table, typed
+    else:
+        full = pa.table(arrays) if arrays else pa.table({"__n": pa.nulls(n)}).drop_columns(["__n"])
+        for name, make in (fill or {}).items():
+            if name in full.column_names:
+                full = full.set_column(full.schema.get_field_index(name), name, make(full))
+            else:
+                full = full.append_column(name, make(full))
+        valid = full.filter(pa.array(~bad)) if bad.any() else full
+        valid = _conform(valid, target)
 
     reasons: dict[int, list[str]] = {}
     for e in errors:
@@ -195,7 +200,10 @@ def validate(
     ]
     tenants: list[str] = []
     if "tenant_id" in valid.column_names and valid.num_rows:
-        tenants = [t for t in pc.unique(valid.column("tenant_id")).to_pylist() if t]
+        column = valid.column("tenant_id")
+        # each tenant once, in order of first appearance (as pc.unique gives them)
+        unique = dict.fromkeys(column.to_pylist()) if small else pc.unique(column).to_pylist()
+        tenants = [t for t in unique if t]
     return Validated(valid, errors, rejected, n, tenants)
 
 
@@ -298,6 +306,15 @@ def _apply_tenant_scope(columns: dict[str, Any], n: int, scope: str | None) -> N
             f"[{', '.join(show(o) for o in others[:5])}]: nothing was stored"
         )
     columns["tenant_id"] = pa.array([scope] * n, pa.string())
+
+
+def _conform_arrays(arrays: Mapping[str, pa.Array], target: pa.Schema) -> pa.Table:
+    """``_conform(pa.table(arrays), target)`` without the table in between."""
+    fields = [f for f in target if f.name in arrays]
+    cols = [
+        arr if arr.type == f.type else arr.cast(f.type) for f in fields for arr in (arrays[f.name],)
+    ]
+    return pa.Table.from_arrays(cols, schema=pa.schema(fields))
 
 
 def _conform(table: pa.Table, target: pa.Schema) -> pa.Table:
