@@ -58,9 +58,14 @@ lint: $(STAMP)
 # Bytecode is cached even where PYTHONDONTWRITEBYTECODE is set: the suite starts many Python
 # processes (the workers, servers, CLIs, Spark's), and without the cache each compiles the
 # project and pytest rewrites every test module again (~11 s of CPU per worker here).
+# The plugins the suite uses are named, not auto-loaded: pytest rewrites the asserts of every
+# imported module of an auto-loaded plugin's distribution (dash, hypothesis, schemathesis ...:
+# ~3 s of CPU per process at collection in a fresh venv, more as the tests import them).
 TEST_WORKERS ?= 2
+TEST_PLUGINS = -p xdist.plugin -p pytest_timeout -p _hypothesis_pytestplugin
 test: $(STAMP) browser lint
-	PYTHONDONTWRITEBYTECODE= $(VENV)/bin/pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup
+	PYTHONDONTWRITEBYTECODE= PYTEST_DISABLE_PLUGIN_AUTOLOAD=1 $(VENV)/bin/pytest -q \
+	  -p no:cacheprovider $(TEST_PLUGINS) -n $(TEST_WORKERS) --dist loadgroup
 
 # The realistic scenario (monitors, KPIs and alerts backfilled; see README for the times),
 # the local webhook receiver in the background, then the server; Ctrl-C stops both.
