@@ -40,8 +40,8 @@ browser:
 	  echo "installing chromium from Debian packages"; \
 	  (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver) >/dev/null; }
 
-# Debian's wrk, the load generator of benchmarks/ingest.py's writers phase (a C event loop:
-# it takes a fraction of the CPU the Python client does from the server it measures).
+# Debian's wrk, the second load generator of benchmarks/ingest.py's writers phase (`bench`
+# runs each shape through the Python client and through wrk; see docs/architecture.md).
 wrk:
 	@command -v wrk >/dev/null 2>&1 || { \
 	  echo "installing wrk from Debian packages"; \
@@ -75,7 +75,7 @@ demo: $(CORE)
 	  DRIFTWATCH_ALERT_ALLOWED_HOSTS=127.0.0.1 $(VENV)/bin/driftwatch serve
 
 bench: $(STAMP) wrk
-	$(PY) benchmarks/ingest.py
+	$(PY) benchmarks/ingest.py --writers-client both
 	$(PY) benchmarks/drift.py
 	$(PY) benchmarks/dashboard.py
 

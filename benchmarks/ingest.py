@@ -670,10 +670,11 @@ WRK_SCRIPT = ROOT / "benchmarks" / "writers.lua"
 
 
 def _run_wrk(server: Server, clients: int, rows: int, seconds: float, tag: str) -> dict[str, Any]:
-    """The shape through wrk (``benchmarks/writers.lua``): ``clients`` connections on one wrk
-    thread (one C event loop: a few hundred µs of CPU a request at most, see the docs), the
-    bodies from :func:`writer_templates`. wrk takes whole seconds. Its CPU is the child's
-    rusage, its start (reading the templates) included."""
+    """The shape through wrk (``benchmarks/writers.lua``): ``clients`` connections, one a wrk
+    thread so the script can time each request itself (wrk's own histogram is corrected for
+    coordinated omission, see the script), the bodies from :func:`writer_templates`. wrk
+    takes whole seconds. Its CPU is the child's rusage, its start (reading the templates)
+    included."""
     with tempfile.NamedTemporaryFile("wb", suffix=".jsonl", prefix="dw-writers-") as fh:
         fh.write(b"\n".join(writer_templates(f"{tag}-wrk", rows)) + b"\n")
         fh.flush()
@@ -681,7 +682,7 @@ def _run_wrk(server: Server, clients: int, rows: int, seconds: float, tag: str) 
         proc = subprocess.run(
             [
                 "wrk",
-                "-t1",
+                f"-t{clients}",
                 f"-c{clients}",
                 f"-d{max(1, round(seconds))}s",
                 "--timeout",
@@ -698,27 +699,34 @@ def _run_wrk(server: Server, clients: int, rows: int, seconds: float, tag: str) 
             check=False,
         )
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    text = proc.stdout.decode()
-    lines = [x for x in text.splitlines() if x.startswith("WRITERS ")]
-    if proc.returncode != 0 or not lines:
+    lines = {
+        head: rest
+        for head, _, rest in (x.partition(" ") for x in proc.stdout.decode().splitlines())
+        if head.startswith("WRITERS")
+    }
+    if proc.returncode != 0 or "WRITERS" not in lines:
         raise RuntimeError(
-            f"wrk failed ({proc.returncode}): {text[-2000:]} {proc.stderr[-2000:]!r}"
+            f"wrk failed ({proc.returncode}): {proc.stdout[-2000:]!r} {proc.stderr[-2000:]!r}"
         )
-    out = json.loads(lines[-1].removeprefix("WRITERS "))
+    out = json.loads(lines["WRITERS"])
     if out["errors"] or out["socket_errors"] or not out["requests"]:
-        first = [x for x in text.splitlines() if x.startswith("WRITERS-ERROR")]
         raise RuntimeError(
-            f"{clients}x{rows} (wrk): {out['errors']} bad responses, "
-            f"{out['socket_errors']} socket errors; {first[:1]}"
+            f"{clients}x{rows} (wrk): {out['requests']} answers, {out['errors']} bad, "
+            f"{out['socket_errors']} socket errors; {lines.get('WRITERS-ERROR', '')[:400]}"
         )
+    lat = np.array(lines["WRITERS-LATENCIES-US"].split(), dtype=float) / 1000
+    if lat.size != out["requests"]:
+        raise RuntimeError(f"{clients}x{rows} (wrk): {lat.size} timed of {out['requests']}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return {
         "client": "wrk",
         "rows_per_s": out["requests"] * rows / out["seconds"],
-        "p50_ms": out["p50_us"] / 1000,
-        "p95_ms": out["p95_us"] / 1000,
+        "p50_ms": float(np.percentile(lat, 50)),
+        "p95_ms": float(np.percentile(lat, 95)),
         "requests": out["requests"],
-        "client_cpu_ms_per_request": cpu * 1000 / max(out["requests"], 1),
+        "client_cpu_ms_per_request": cpu * 1000 / out["requests"],
+        # wrk's own p95, after its coordinated-omission correction (not the writers' latency)
+        "wrk_corrected_p95_ms": out["wrk_p95_us"] / 1000,
     }
 
 
@@ -801,14 +809,16 @@ def _target_cells(f: dict[str, Any], clients: int, rows: int) -> str:
 
 
 def writer_clients(choice: str) -> list[str]:
-    """The load generators for ``--writers-client``: ``auto`` is wrk when it is installed
-    (``make bench`` installs it), else the Python client; ``both`` runs each shape through
-    both, one after the other on the same server."""
-    if choice == "auto":
-        return ["wrk"] if shutil.which("wrk") else ["python"]
-    if choice == "both":
-        return ["python", "wrk"]
-    return [choice]
+    """The load generators for ``--writers-client``: ``python`` (the default: the cheapest
+    measured, see docs/architecture.md), ``wrk`` (``make bench`` installs it), or ``both``,
+    each shape through both, one after the other on the same server (python alone, with a
+    note, when wrk is not installed)."""
+    if choice in ("wrk", "both") and not shutil.which("wrk"):
+        if choice == "wrk":
+            raise SystemExit("wrk is not installed: `make wrk` or apt-get install wrk")
+        print("wrk is not installed (`make wrk`): the Python client only")
+        return ["python"]
+    return ["python", "wrk"] if choice == "both" else [choice]
 
 
 def _writer_key(mode: str, clients: int, rows: int, client: str, several: bool) -> str:
@@ -954,11 +964,11 @@ def main() -> None:
     )
     ap.add_argument(
         "--writers-client",
-        choices=["auto", "python", "wrk", "both"],
-        default="auto",
-        help="the writers' load generator: wrk (benchmarks/writers.lua; `make bench` installs "
-        "it), python (threads of http.client in another process) or both, each shape through "
-        "each; auto (default): wrk when installed, else python",
+        choices=["python", "wrk", "both"],
+        default="python",
+        help="the writers' load generator: python (default; a thread a writer on a plain "
+        "socket, in another process), wrk (benchmarks/writers.lua, a wrk thread a writer; "
+        "`make bench` installs it) or both, each shape through each",
     )
     ap.add_argument("--repeat", type=int, default=1, help="run N times, print the medians")
     ap.add_argument("--writer-client", help=argparse.SUPPRESS)
