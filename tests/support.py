@@ -4,10 +4,12 @@ the network or the server itself is the point), and a subprocess server (crash t
 
 from __future__ import annotations
 
+import functools
 import os
 import re
 import signal
 import socket
+import ssl
 import subprocess
 import sys
 import threading
@@ -45,6 +47,14 @@ ROOT = Path(__file__).resolve().parents[1]
 PATIENCE_S = 120.0
 
 
+@functools.cache
+def shared_tls() -> ssl.SSLContext:
+    """One verifying SSL context for the tests' httpx clients of real servers (http: unused),
+    passed as ``verify=``: a client made without one loads the CA bundle into a new context,
+    ~25-30 ms of CPU (``httpx.get`` makes a client per call)."""
+    return ssl.create_default_context()
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
@@ -73,6 +83,8 @@ class Live:
         """An HTTP client of ``url + base`` sending ``key`` as its bearer token."""
         headers = {"Authorization": f"Bearer {key}"} if key else {}
         kw.setdefault("timeout", 60)
+        if self.transport is None:
+            kw.setdefault("verify", shared_tls())
         return httpx.Client(
             base_url=f"{self.url}{base}", headers=headers, transport=self.transport, **kw
         )
@@ -188,9 +200,8 @@ def wait_ready(
     url: str, proc: subprocess.Popen[Any] | None = None, timeout: float = PATIENCE_S
 ) -> None:
     deadline = time.monotonic() + timeout
-    # one client for every poll: each new httpx client (``httpx.get`` makes one) loads the CA
-    # bundle into an SSL context, ~25 ms of CPU, ten times a second while the server starts
-    with httpx.Client(timeout=1) as http:
+    # one client for every poll, not ``httpx.get`` ten times a second (see shared_tls)
+    with httpx.Client(timeout=1, verify=shared_tls()) as http:
         while time.monotonic() < deadline:
             if proc is not None and proc.poll() is not None:
                 err = proc.stderr.read().decode() if proc.stderr else ""

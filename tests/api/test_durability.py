@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import signal
-import ssl
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -16,7 +15,7 @@ import pytest
 from storage.logstore import LogStore
 from storage.metadata import MetadataStore
 from tests.api.conftest import CHURN, client, make_keys, make_settings
-from tests.support import PATIENCE_S, free_port, live_server, server_process
+from tests.support import PATIENCE_S, free_port, live_server, server_process, shared_tls
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 BATCH = 200
@@ -64,15 +63,14 @@ def test_sigkill_during_concurrent_ingest_loses_no_acknowledged_row(
     stop = threading.Event()
     headers = {"Authorization": f"Bearer {key}"}
 
-    # one SSL context for every writer's client (an unused one: the URL is http), not one
-    # each: loading the CA bundle costs ~25 ms of CPU, 48 times while the writers start
-    tls = ssl.create_default_context()
     with server_process(env, port) as proc:
         url = f"http://127.0.0.1:{port}/api/v1"
         assert httpx.post(f"{url}/models", json=CHURN, headers=headers).status_code == 201
 
         def worker(w: int) -> None:
-            with httpx.Client(base_url=url, headers=headers, timeout=PATIENCE_S, verify=tls) as c:
+            with httpx.Client(
+                base_url=url, headers=headers, timeout=PATIENCE_S, verify=shared_tls()
+            ) as c:
                 b = 0
                 while not stop.is_set():
                     tag = f"w{w}b{b}"

@@ -20,9 +20,11 @@ import orjson
 
 from storage.metadata import MetadataStore
 from tests.api.conftest import CHURN, Keys, make_keys, make_settings
-from tests.support import Live, live_server
+from tests.support import Live, live_server, shared_tls
 
 NOW = datetime.now(UTC).replace(microsecond=0)
+
+
 COMPARED_HEADERS = (
     "content-type",
     "content-length",
@@ -76,7 +78,7 @@ def server(tmp_path: Path, lean: bool) -> Iterator[tuple[Live, Keys]]:
 
 
 def lean_count(live: Live) -> int:
-    text = httpx.get(f"{live.url}/api/v1/metrics").text
+    text = httpx.get(f"{live.url}/api/v1/metrics", verify=shared_tls()).text
     for line in text.splitlines():
         if line.startswith("driftwatch_ingest_lean_requests_total "):
             return int(float(line.split()[1]))
@@ -149,7 +151,8 @@ def answer(live: Live, keys: Keys, key: str | None, path: str, ctype: str, body:
     headers = {"Content-Type": ctype}
     if key is not None:
         headers["Authorization"] = f"Bearer {getattr(keys, key)}"
-    r = httpx.post(f"{live.url}/api/v1{path}", content=body, headers=headers, timeout=60)
+    url = f"{live.url}/api/v1{path}"
+    r = httpx.post(url, content=body, headers=headers, timeout=60, verify=shared_tls())
     data = r.json()
     if "batch_id" in data:
         data["batch_id"] = "<batch>"
@@ -248,6 +251,7 @@ def test_many_small_writers_on_the_lean_path_store_each_row_once(tmp_path: Path)
                 base_url=f"{live.url}/api/v1",
                 headers={"Authorization": f"Bearer {keys.engineer}"},
                 timeout=120,
+                verify=shared_tls(),
             ) as http:
                 for b in range(batches):
                     body = rows(f"w{w}-{b}", n, ("acme", "globex")[w % 2])
