@@ -178,21 +178,27 @@ def _clean_small(arr: pa.Array, rule: FieldRule, now: datetime, limits: Limits) 
                 ):
                     return False
         if rule.kind == "float":
-            # NaN or an infinity makes the sum NaN or infinite (so does an overflow: then
-            # the vectorised checks decide); once all are finite, min and max bound them
-            if not math.isfinite(sum(values)):
-                return False
-            low, high = min(values), max(values)
-            bound = limits.max_abs_number
-            if low < -bound or high > bound:
-                return False
-            if rule.unit_interval and (low < 0.0 or high > 1.0):
+            if not floats_clear(values, rule, limits):
                 return False
         elif rule.kind == "binary" and not set(values) <= {0, 1}:
             return False
     except (TypeError, ValueError, OverflowError, pa.ArrowException):
         return False  # e.g. a timestamp beyond year 9999, a naive bound: look closer
     return True
+
+
+def floats_clear(values: list[Any], rule: FieldRule, limits: Limits) -> bool:
+    """True when every one of ``values`` (numbers, no None) is finite, within the absolute
+    bound and, for a unit-interval rule, in [0, 1]. NaN or an infinity makes the sum NaN or
+    infinite (so does an overflow: then the caller's vectorised checks decide); once all are
+    finite, min and max bound them."""
+    if not math.isfinite(sum(values)):
+        return False
+    low, high = min(values), max(values)
+    bound = limits.max_abs_number
+    if low < -bound or high > bound:
+        return False
+    return not (rule.unit_interval and (low < 0.0 or high > 1.0))
 
 
 def _iso(value: pa.Scalar) -> str:

@@ -13,7 +13,7 @@ import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from monitor.ingest.checks import ONE_TENANT, row_checks
+from monitor.ingest.checks import ONE_TENANT, floats_clear, row_checks
 from monitor.ingest.rules import ARROW_TYPES, EPOCH, TS_TYPE, FieldRule, Kind, Limits, show
 
 
@@ -94,17 +94,8 @@ def _plain(values: list[Any], rule: FieldRule, now: datetime, limits: Limits) ->
                 -_EXACT_FLOAT <= v <= _EXACT_FLOAT for v in present if type(v) is int
             ):
                 return None
-            if present:
-                # NaN or an infinity makes the sum NaN or infinite (so does an overflow:
-                # then look closer); once all are finite, min and max bound them
-                if not math.isfinite(sum(present)):
-                    return None
-                low, high = min(present), max(present)
-                bound = limits.max_abs_number
-                if low < -bound or high > bound:
-                    return None
-                if rule.unit_interval and (low < 0.0 or high > 1.0):
-                    return None
+            if present and not floats_clear(present, rule, limits):
+                return None
             return pa.array(values, pa.float64())
         if kind == "binary":
             if not types <= _INT or not set(present) <= _BITS:
