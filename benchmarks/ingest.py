@@ -107,10 +107,12 @@ def rss_peak_of(proc: subprocess.Popen[bytes], stop: threading.Event, out: list[
     out.append(peak)
 
 
-def bench_direct(tmp: Path, rows: int, batch: int, name: str) -> tuple[float, float, int, float]:
-    """Rows/s of the appends, and including the checkpoint DuckDB defers (large appends are
-    written to the file uncompressed and compressed at the next checkpoint); the process RSS
-    and the CPU seconds (all threads, DuckDB's too) per 100k rows of the appends."""
+def bench_direct(
+    tmp: Path, rows: int, batch: int, name: str
+) -> tuple[float, float, int, float, float]:
+    """Rows/s of the appends, and including the checkpoint DuckDB defers; the process RSS; the
+    CPU seconds (all threads, DuckDB's too) per 100k rows of the appends, and of the appends
+    plus that checkpoint (the figure that compares batch sizes: see ``DIRECT_NOTES``)."""
     rng = np.random.default_rng(1)
     batches = [make_batch(batch, i, rng) for i in range(0, rows, batch)]
     with LogStore(tmp / f"{name}.duckdb") as store:
@@ -120,9 +122,28 @@ def bench_direct(tmp: Path, rows: int, batch: int, name: str) -> tuple[float, fl
             store.append_inferences("bench", b)
         elapsed, cpu = time.perf_counter() - t, time.process_time() - c
         store.checkpoint()
-        with_checkpoint = time.perf_counter() - t
+        with_checkpoint, cpu_all = time.perf_counter() - t, time.process_time() - c
     rss = psutil.Process().memory_info().rss
-    return rows / elapsed, rows / with_checkpoint, rss, cpu * 100_000 / rows
+    per = 100_000 / rows
+    return rows / elapsed, rows / with_checkpoint, rss, cpu * per, cpu_all * per
+
+
+# What DuckDB does with each batch size of the direct append (measured: docs/architecture.md,
+# "Append cost by batch size"), and whether issue 17's target (>= 500k rows/s) applies to it:
+# the target is for 250k-row batches; 100k-row batches are shown for context only.
+DIRECT_NOTES = {
+    100_000: (
+        False,
+        "not a target: below DuckDB's row group (122,880 rows) the rows are not written "
+        "straight to the file; the commit crosses the 16 MB checkpoint threshold and "
+        "compresses them in a checkpoint inside the commit",
+    ),
+    250_000: (
+        True,
+        "2 row groups written straight to the file; the 4,240-row tail is merged by the "
+        "deferred checkpoint's vacuum",
+    ),
+}
 
 
 def bench_naive(tmp: Path, rows: int = 2000) -> float:
@@ -1012,17 +1033,23 @@ def bulk_section(
     """Appends ``results`` rows (rows/s); returns the CPU seconds per 100k rows by path."""
     cpu_figures: dict[str, float] = {}
     for batch in (100_000, 250_000):
-        direct, with_checkpoint, rss, cpu = bench_direct(tmp, args.rows, batch, f"direct{batch}")
+        direct, with_checkpoint, rss, cpu, cpu_all = bench_direct(
+            tmp, args.rows, batch, f"direct{batch}"
+        )
+        is_target, why = DIRECT_NOTES[batch]
         results.append(
             (
                 f"direct append from Arrow, {batch // 1000}k/batch",
                 direct,
-                f"cpu {cpu:.3f} s/100k rows; {with_checkpoint:,.0f} rows/s with the deferred "
-                f"checkpoint; process RSS {rss / 2**20:.0f} MiB",
-                TARGETS["direct"],
+                f"{why}; cpu {cpu:.3f} s/100k rows, {cpu_all:.3f} with the deferred checkpoint "
+                f"({with_checkpoint:,.0f} rows/s); process RSS {rss / 2**20:.0f} MiB",
+                TARGETS["direct"] if is_target else 0,
             )
         )
         cpu_figures[f"direct_{batch // 1000}k_cpu_s_per_100k_rows"] = round(cpu, 4)
+        cpu_figures[f"direct_{batch // 1000}k_cpu_with_checkpoint_s_per_100k_rows"] = round(
+            cpu_all, 4
+        )
     server = Server(tmp / "server")
     try:
         # the server's CPU seconds (all threads) per 100k rows: robust to the machine's load
@@ -1075,7 +1102,7 @@ def _report(results: list[tuple[str, float, str, int]], naive: float) -> dict[st
     for name, rate, note, target in results:
         print(
             f"{name:<40} {rate:>12,.0f} {target or '-':>10} "
-            f"{(rate / target if target else float('nan')):>9.2f} {rate / naive:>9.0f}  {note}"
+            f"{f'{rate / target:.2f}' if target else '-':>9} {rate / naive:>9.0f}  {note}"
         )
         key = "_".join("".join(ch if ch.isalnum() else " " for ch in name.lower()).split())
         figures[key] = round(rate)
