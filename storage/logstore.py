@@ -937,7 +937,9 @@ class LogStore:
             tenants = pa.array([""] * n, pa.string())
         pairs = pa.table({"t": tenants, "k": keys})
         h = self._key_hashes(pairs)
-        order = np.argsort(h, kind="stable")
+        # Any order of equal hashes will do (they are settled on the strings below): numpy's
+        # default sort takes 1.6 ms per 100k hashes here, the stable one 8.2 ms.
+        order = np.argsort(h)
         hs = h[order]
 
         # First occurrence of each key inside the batch. Distinct hashes imply distinct keys;

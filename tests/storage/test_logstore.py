@@ -229,6 +229,27 @@ def test_in_batch_duplicates_first_wins(store: LogStore) -> None:
     assert sorted((r["request_id"], r["age"]) for r in got) == [("a", 0.0), ("b", 1.0), ("c", 3.0)]
 
 
+def test_many_repeats_in_a_large_batch_first_wins(store: LogStore) -> None:
+    """Thousands of rows with every key repeated (equal hashes in any order of the unstable
+    sort): the first occurrence of each key is stored, once, and the index then knows each."""
+    rng = np.random.default_rng(7)
+    keys = [f"k{i}" for i in range(1500)]
+    ids = [keys[i] for i in rng.integers(0, len(keys), 6000)] + keys  # every key at least once
+    res = store.append_inferences("churn", rows(ids))
+    assert (res.accepted, res.duplicates) == (1500, len(ids) - 1500)
+    first = {}
+    for i, k in enumerate(ids):
+        first.setdefault(k, float(i))
+    got = store.read_inferences("churn", columns=["request_id", "age"]).to_pylist()
+    assert sorted((r["request_id"], r["age"]) for r in got) == sorted(first.items())
+    more = [f"n{i}" for i in range(300)]
+    again = [*more, *ids[:3000], *more]
+    assert store.append_inferences("churn", rows(again)) == logstore_module.AppendResult(
+        300, len(again) - 300
+    )
+    assert len(stored_ids(store)) == 1800
+
+
 def test_partial_overlap_with_other_ts(store: LogStore) -> None:
     store.append_inferences("churn", rows(["a", "b", "c"]))
     # The same ids with another ts must still be recognised (no reliance on the ts range).
