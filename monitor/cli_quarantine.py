@@ -71,13 +71,16 @@ def _when(value: Any) -> str:
 
 
 def line(row: dict[str, Any]) -> str:
-    """One quarantined row: when it was received, its tenant, kind, row and reason."""
+    """One quarantined row: when it was received, its tenant, kind, row and reason. A row
+    rule's reason starts with its field already ("age: expected a number, ..."): the field is
+    named once, not twice ("age: age: ...")."""
     where = f"row {row['row_index']}" if row.get("row_index") is not None else "row ?"
     field = row.get("field")
     reason = one_line(str(row.get("reason") or "(no reason)"), 300)
+    named = not field or reason.startswith(f"{field}:")
     return (
         f"{_when(row.get('received_at'))}  tenant {row.get('tenant_id') or '-'}  "
-        f"{row.get('kind') or '?'} {where}: " + (f"{field}: {reason}" if field else reason)
+        f"{row.get('kind') or '?'} {where}: " + (reason if named else f"{field}: {reason}")
     )
 
 

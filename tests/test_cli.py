@@ -166,6 +166,7 @@ def test_quarantine_list_shows_why_a_row_was_rejected(tmp_path: Path, data_dir: 
     assert len(lines) == 2, out  # the one rejected row, then the count
     assert "tenant acme" in lines[0] and "inference row 17" in lines[0]
     assert "age: expected a number, got 'unknown'" in lines[0]
+    assert "age: age:" not in lines[0], lines[0]  # the reason names its field: once
     assert re.match(r"\d{4}-\d\d-\d\d \d\d:\d\d:\d\dZ  ", lines[0])  # received at, UTC
     assert "1 quarantined rows for model churn" in lines[1]
     # another tenant's filter shows none; --events lists only events (none rejected here)

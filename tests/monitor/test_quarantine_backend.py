@@ -59,3 +59,13 @@ def test_local_and_http_backends_print_the_same_lines(tmp_path: Path) -> None:
                 local.rows("nope", None, 10)
             with pytest.raises(typer.Exit):
                 http.rows("nope", None, 10)
+
+
+def test_a_line_names_the_field_once() -> None:
+    """Row rules store reasons that start with their field; a CSV line with the wrong number
+    of fields is stored with the field ``<row>`` and a reason that does not name it."""
+    base = {"received_at": "2026-02-01T00:00:00+00:00", "tenant_id": "acme", "kind": "inference"}
+    rule = line({**base, "row_index": 2, "field": "age", "reason": "age: expected a number"})
+    assert rule.endswith("inference row 2: age: expected a number"), rule
+    csv = line({**base, "row_index": 5, "field": "<row>", "reason": "the line has 9 fields"})
+    assert csv.endswith("inference row 5: <row>: the line has 9 fields"), csv
