@@ -12,8 +12,11 @@ import plotly.graph_objects as go
 
 from monitor.queries import Distribution, Heatmap, Series, VersionChange
 
-COLORS = ["#2f6fdf", "#d64545", "#1f9d55", "#d98a00", "#7a4fd6", "#0aa2b5", "#8a5a44"]
 STATUS_COLOR = {"ok": "#1f9d55", "warn": "#d98a00", "alert": "#d64545", "no_data": "#9aa3b2"}
+# Lines tell series apart (tenants, metrics), so none takes a status colour: with red, green
+# and amber in this list the feature page drew the drifting tenant (globex) green and a
+# healthy one red, and every estimate red.
+COLORS = ["#2f6fdf", "#0aa2b5", "#7a4fd6", "#8a5a44", "#c2409a", "#4b5a75"]
 # value / threshold: green below 0.8, amber around 1, red from 1.5
 DRIFT_SCALE = [
     [0.0, "#e3f5ea"],
@@ -107,9 +110,11 @@ def series_chart(
     """Lines over time; each series' threshold as a dotted line and its band (``lower``,
     ``upper``) shaded. ``dashed`` series (estimates) are drawn dashed with their band."""
     fig = go.Figure()
+    # an estimate takes the colour of the realized series it estimates (same name)
+    by_name = {s.name: COLORS[i % len(COLORS)] for i, s in enumerate(series)}
     for i, s in enumerate([*series, *dashed]):
-        color = COLORS[i % len(COLORS)]
         is_est = i >= len(series)
+        color = by_name.get(s.name, COLORS[i % len(COLORS)]) if is_est else COLORS[i % len(COLORS)]
         if any(v is not None for v in s.upper) and any(v is not None for v in s.lower):
             fig.add_trace(
                 go.Scatter(

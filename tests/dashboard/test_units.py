@@ -106,6 +106,27 @@ def test_series_chart_draws_thresholds_bands_and_label_lag() -> None:
     assert kpi.layout.yaxis.tickformat == ".0%"
 
 
+def test_series_lines_never_take_a_status_colour() -> None:
+    """The feature page draws one line per tenant: with red and green in the series palette the
+    drifting tenant (globex, third) was green and a healthy one (acme, second) red. No line of a
+    series chart has a status colour, and an estimate has the colour of the series it estimates."""
+    days = [T0, T0 + timedelta(days=1)]
+    names = ["all tenants", "acme", "globex", "initech", "a", "b", "c", "d"]
+    tenants = [Series(n, days, [0.1, 0.3], [0.2, 0.2]) for n in names]
+    fig = figures.series_chart("statistic per tenant", tenants)
+    perf = figures.series_chart(
+        "perf",
+        [Series("auc", days, [0.8, 0.7], [None, None])],
+        dashed=[Series("auc", days, [0.75, 0.74], [None, None], [0.7, 0.7], [0.8, 0.8])],
+    )
+    status = {c.lower() for c in figures.STATUS_COLOR.values()}
+    lines = [t for f in (fig, perf) for t in f.data if t.line.color]
+    assert len(lines) >= 2 * len(names)  # each tenant's line and its threshold
+    assert not [(t.name, t.line.color) for t in lines if t.line.color.lower() in status]
+    colours = {t.name: t.line.color for t in perf.data}
+    assert colours["auc (estimated)"] == colours["auc"]
+
+
 def test_page_and_callback_access() -> None:
     from dashboard.app import get_app
 
