@@ -47,7 +47,16 @@ def _cell(model: str, tenant: str, cell: queries.Cell, link: bool) -> html.Td:
         alerts = c.href("/alerts", {"tenant": tenant, "model": model})
         parts.append(html.Div(dcc.Link(text, href=alerts) if link else text, className="muted"))
     elif cell.alerting or cell.warning:
-        parts.append(html.Div(f"{cell.alerting} alert · {cell.warning} warn", className="muted"))
+        # checks flagged in the newest windows, no alert firing (yet: a rule's `for` may hold it
+        # pending). "1 alert · 1 warn" read as an alert firing that the firing count lacked.
+        counts = [(n, s) for n, s in ((cell.alerting, "alert"), (cell.warning, "warning")) if n]
+        flagged = ", ".join(
+            f"{n} check{'s' if n > 1 else ''} in {s}" if i == 0 else f"{n} in {s}"
+            for i, (n, s) in enumerate(counts)
+        )
+        text = f"{flagged}; no alert firing"
+        alerts = c.href("/alerts", {"tenant": tenant, "model": model})
+        parts.append(html.Div(dcc.Link(text, href=alerts) if link else text, className="muted"))
     return html.Td(
         parts, className=f"cell cell-{cell.status}", id=f"overview-cell-{model}-{tenant}"
     )

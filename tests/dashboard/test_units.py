@@ -127,6 +127,32 @@ def test_series_lines_never_take_a_status_colour() -> None:
     assert colours["auc (estimated)"] == colours["auc"]
 
 
+def test_an_overview_cell_with_flagged_checks_and_no_firing_alert_says_so(tmp_path: Path) -> None:
+    """The demo's basket_value × acme cell was red with "1 alert · 1 warn" while the overview's
+    firing count had no alert of it (its two alerts were pending): the cell counts checks, and
+    says that no alert fires, linking to the cell's alerts (pending ones included)."""
+    import sys
+
+    from dashboard.app import get_app
+
+    get_app(tmp_path)  # the process's Dash app: it loads the pages
+    overview = sys.modules["pages.overview"]
+
+    def text(cell: queries.Cell) -> tuple[str, str | None]:
+        below = overview._cell("basket_value", "acme", cell, True).children[1].children
+        return str(getattr(below, "children", below)), getattr(below, "href", None)
+
+    shown, link = text(queries.Cell("alert", alerting=1, warning=1, firing=0))
+    assert shown == "1 check in alert, 1 in warning; no alert firing", (
+        shown
+    )  # was "1 alert · 1 warn"
+    assert link == "/alerts?tenant=acme&model=basket_value"
+    assert text(queries.Cell("warn", alerting=0, warning=3, firing=0))[0] == (
+        "3 checks in warning; no alert firing"
+    )
+    assert text(queries.Cell("alert", alerting=2, warning=0, firing=2))[0] == "2 firing"
+
+
 def test_page_and_callback_access() -> None:
     from dashboard.app import get_app
 
