@@ -61,7 +61,7 @@ def demo_build(
     # the collector's full passes skip it (5 passes, ~0.5 s each, a third of that after)
     gc.freeze()
     try:
-        done = services.metadata.get_model(demo_scenario.BASKET_MODEL.name) is not None
+        done = demo_scenario.built(services)
         if done and not force:
             console.print("demo data already built (use --force to rebuild)")
         else:

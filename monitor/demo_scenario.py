@@ -269,6 +269,17 @@ def basket_traffic(
     return inferences, labels, pa.table(ref)
 
 
+def built(services: Services) -> bool:
+    """Whether a build finished in these services: its last step, the demo users, is done.
+    An interrupted build (Ctrl-C during the backfills, a refused webhook URL) has registered
+    the models already, which ``demo build`` took for a finished demo: it said "already
+    built" and served one without monitors or alerts. Building again completes it and, the
+    build being idempotent, stores nothing twice."""
+    from storage.metadata.users import UserStore
+
+    return UserStore(services.metadata).get(DEMO_USERS[-1][0]) is not None
+
+
 def build(
     services: Services,
     *,
