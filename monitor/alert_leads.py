@@ -183,7 +183,10 @@ def alert_leads(services: Services, scope: Scope, a: AlertRecord) -> AlertLeads:
     drivers = []
     if a.tenant_id == ALL and scope is None:
         for d in ctx.get("drivers") or []:
-            if isinstance(d, dict) and d.get("tenant_id"):
+            # only the tenants that carry it: leaving one out lowers the statistic (the
+            # runner ranks them all; one whose removal raises it dilutes the drift)
+            carries = (_float(d.get("contribution")) or 0) > 0 if isinstance(d, dict) else False
+            if isinstance(d, dict) and d.get("tenant_id") and carries:
                 drivers.append(
                     Driver(
                         str(d["tenant_id"]),

@@ -119,3 +119,37 @@ def test_feature_impact_on_stored_results(services: Services) -> None:
     assert mine.tenant == "acme" and all(f.carriers == [] for f in mine.features)
     with pytest.raises(AccessDenied):
         drift_impact.feature_impact(services, ("acme",), "churn", "globex", "30d")
+
+
+# The runner's leave-one-out attribution of globex's discount_rate drift in the 60-day demo's
+# newest window (details.drivers, all tenants 0.937): every tenant, ranked; leaving initech or
+# acme out raises the statistic
+DEMO_DRIVERS = [
+    {"tenant_id": "globex", "rows": 130, "statistic": 2.763, "statistic_without": 0.06707,
+     "contribution": 0.8700},
+    {"tenant_id": "initech", "rows": 92, "statistic": 0.07848, "statistic_without": 1.198,
+     "contribution": -0.2605},
+    {"tenant_id": "acme", "rows": 179, "statistic": 0.07381, "statistic_without": 1.644,
+     "contribution": -0.7066},
+]  # fmt: skip
+
+
+def test_only_tenants_that_carry_a_drift_are_named(services: Services) -> None:
+    """The model page's "carried by" named the two first tenants of the ranking, so initech
+    (0.08 alone, 1.2 without, against 0.94 over all tenants) "carried" globex's drift; the
+    alert page of the all-tenants twin listed every tenant under "Which tenants carry it"."""
+    from monitor.alert_leads import alert_leads
+    from storage.types import AlertRecord
+
+    carriers = drift_impact._carriers({"drivers": DEMO_DRIVERS})
+    assert [c.tenant_id for c in carriers] == ["globex"], carriers
+    now = datetime(2026, 12, 3, tzinfo=UTC)
+    twin = AlertRecord(
+        fingerprint="f", rule="churn-drift", state="firing", severity="warning",
+        tenant_id=ALL, model="churn", labels={"column": "discount_rate"}, annotations={},
+        value=0.94, threshold=0.11, breach_streak=2, clear_streak=0, last_window_end=now,
+        active_at=now, starts_at=now, ends_at=None, updated_at=now,
+        context={"drivers": DEMO_DRIVERS}, id=1,
+    )  # fmt: skip
+    leads = alert_leads(services, None, twin)
+    assert [d.tenant_id for d in leads.drivers] == ["globex"], leads.drivers
