@@ -427,6 +427,12 @@ def apply_rules_section(
     with _Backend(url, api_key, data_dir) as b:
         for spec, rule in zip(specs, parsed, strict=True):
             current = b.rule_spec(rule.name)
+            if current is not None and "channels" not in spec:
+                # a file without `channels:` (what `init` writes) leaves a rule's routing as
+                # it is: replacing it with none would silence a rule someone had wired to
+                # on-call. `channels: []` removes them on purpose.
+                spec = {**spec, "channels": list(current.get("channels") or [])}
+                rule = Rule.from_dict(spec)
             # compared in the stored form (defaults filled in), so a file that spells out a
             # default is unchanged
             wanted = rule.to_dict()

@@ -130,3 +130,35 @@ def test_bad_matcher_is_refused(data_dir: Path) -> None:
         app, ["alerts", "silence", "-m", "nope", "--reason", "x", "--data-dir", str(data_dir)]
     )
     assert r.exit_code != 0
+
+
+def test_apply_without_channels_keeps_a_rules_routing(data_dir: Path, tmp_path: Path) -> None:
+    """`init` writes rules without `channels:` and says rules that exist keep theirs: applying
+    such a file must not silence a rule that was wired to on-call; `channels: []` does."""
+    cli(
+        data_dir,
+        "channels",
+        "create",
+        "hook",
+        "--kind",
+        "webhook",
+        "--target",
+        "http://127.0.0.1:9/x",
+    )
+    rule = {"name": "drift", "match": {"kind": "feature_drift"}, "for": 2}
+    rules = tmp_path / "rules.yaml"
+
+    def apply(**extra: object) -> str:
+        rules.write_text(yaml.safe_dump({"rules": [{**rule, **extra}]}))
+        return cli(data_dir, "rules", "apply", "-f", str(rules))
+
+    def channels() -> str:  # the list's column joins them with commas
+        return str(json.loads(cli(data_dir, "rules", "list", "--json"))[0]["channels"])
+
+    assert "create rule drift" in apply(channels=["hook"])
+    assert "unchanged rule drift" in apply()  # the file as `init` writes it
+    assert channels() == "hook"
+    assert "update rule drift" in apply(**{"for": 3})  # other fields still change
+    assert channels() == "hook"
+    assert "update rule drift" in apply(channels=[])
+    assert channels() == ""
