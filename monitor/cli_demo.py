@@ -14,9 +14,11 @@ from typing import Annotated, Any
 import typer
 from rich.console import Console
 
+from alerts.ssrf import Allowlist
 from monitor.settings import load_settings
 
 console = Console(soft_wrap=True)
+err = Console(stderr=True, soft_wrap=True)
 
 DataDir = Annotated[
     Path | None,
@@ -56,6 +58,17 @@ def demo_build(
     from monitor.service import Services
 
     settings = load_settings(data_dir=data_dir)
+    if not Allowlist.parse(settings.alert_allowed_hosts.split(",")).host_allowed("127.0.0.1"):
+        # the demo's channel is the local receiver (plain http on loopback), which the alert
+        # URL guard refuses unless allowed: say so before anything is built, not mid-build
+        err.print(
+            "[red]error:[/] the demo's alerts go to its local receiver "
+            f"(http://127.0.0.1:{webhook_port}/hook), which alert channels may use only when "
+            "DRIFTWATCH_ALERT_ALLOWED_HOSTS includes 127.0.0.1: run "
+            "`DRIFTWATCH_ALERT_ALLOWED_HOSTS=127.0.0.1 driftwatch demo build` (`make demo` "
+            "sets it), and the same for `driftwatch serve`"
+        )
+        raise typer.Exit(1)
     services = Services.open(settings)
     # What is loaded by now (modules, classes, the stores) lives as long as the build: frozen,
     # the collector's full passes skip it (5 passes, ~0.5 s each, a third of that after)

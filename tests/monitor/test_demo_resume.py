@@ -58,3 +58,19 @@ def test_an_interrupted_demo_build_is_finished_by_the_next(
     # a finished build is still recognised as one
     again = runner.invoke(app, args)
     assert again.exit_code == 0 and "demo data already built" in again.output, again.output
+
+
+def test_demo_build_without_the_receiver_allowed_says_so_before_building(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Run by hand without `make demo`'s DRIFTWATCH_ALERT_ALLOWED_HOSTS, the build ingested
+    everything and then died in a 50-line UnsafeURL traceback at the demo channel."""
+    monkeypatch.delenv("DRIFTWATCH_ALERT_ALLOWED_HOSTS", raising=False)
+    data = tmp_path / "data"
+    r = CliRunner().invoke(app, ["demo", "build", "--data-dir", str(data), "--days", str(DAYS)])
+    assert r.exit_code == 1
+    assert r.exception is None or isinstance(r.exception, SystemExit), r.exception
+    said = " ".join(r.output.split())
+    assert "DRIFTWATCH_ALERT_ALLOWED_HOSTS" in said and "127.0.0.1" in said
+    assert "Traceback" not in said
+    assert not (data / "driftwatch.duckdb").exists()  # refused before anything was built
