@@ -19,6 +19,8 @@ $(CORE): pyproject.toml
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
 	$(PIP) install --upgrade --progress-bar on pip
 	@echo "==> [2/2] installing Driftwatch (core, no extras) into $(VENV)"
+	@echo "    pip downloads with progress bars, then installs ~120 packages in about a minute"
+	@echo "    without printing anything until 'Successfully installed'"
 	$(PIP) install --progress-bar on -e .
 	@# the project's bytecode, which pip does not compile for an editable install: where
 	@# PYTHONDONTWRITEBYTECODE is set, every `driftwatch` start would compile ~190 modules
