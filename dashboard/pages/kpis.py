@@ -24,7 +24,7 @@ dash.register_page(
 PAGE = "kpis"
 TONE_WORDS = {
     "good": "on track",
-    "neutral": "within its usual range, slightly worse",
+    "neutral": "within its usual range, but worse than before, below zero or with no target",
     "watch": "worth a look",
     "bad": "at risk",
     "none": "no value yet",
@@ -33,7 +33,7 @@ LEGEND = (
     "Each value is the average of the KPI's last 7 days (hours or weeks for an hourly or weekly "
     "KPI), or of the days since a change for the worse began. Green: on target and not worse "
     "than before. Grey: within its usual range but worse than before (a fall is never green), "
-    "or losing money. Amber: below target or worth a look. Red: off target or changed for the "
+    "losing money, or with no target to be on track against. Amber: below target or worth a look. Red: off target or changed for the "
     "worse and staying there."
 )
 

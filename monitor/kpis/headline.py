@@ -12,9 +12,10 @@ colour on the page comes from (cell, text, arrow), so they cannot disagree:
     the newest window is worth a look (``warn``), or the KPI is below its target;
 ``neutral``
     within its usual range but worse than what it is compared with (a fall of a
-    higher-is-better KPI is never shown green), or a money KPI below zero;
+    higher-is-better KPI is never shown green), a money KPI below zero, or a KPI with no
+    target (green says "on track": without a target there is nothing to be on track against);
 ``good``
-    within its usual range, on target and not worse;
+    within its usual range, on its target and not worse;
 ``none``
     no value yet.
 
@@ -87,6 +88,10 @@ class Headline:
     negative: str | None  # why a money KPI is below zero, when it is
     alert_since: datetime | None  # an open business alert, since its first window
     checks: dict[str, str] = field(default_factory=dict)  # the newest window's check statuses
+    # windows of the level (``level_windows``) before the newest one that were flagged
+    flagged: tuple[datetime, ...] = ()
+    # windows of the level whose value is (partly) estimated: business value, labels not in
+    estimated: int = 0
 
     @property
     def arrow(self) -> str:
@@ -250,6 +255,8 @@ def headline(
         tone = "watch"
     elif before is not None and level is not None and _worse(level, before, defn.direction):
         tone = "neutral"
+    elif attainment is None:
+        tone = "neutral"  # no target (or no level to compare): "on track" would be a claim
     else:
         tone = "good"
     values = [float(r.value) for r in recent if r.value is not None]  # all are (``valued``)
@@ -272,6 +279,10 @@ def headline(
         tone=tone,
         negative=negative,
         checks={str(k): str(v) for k, v in dict(checks).items()},
+        flagged=tuple(r.window_start for r in recent[:-1] if r.status in ("alert", "warn")),
+        estimated=sum(
+            (r.details or {}).get("value_basis") in ("estimated", "mixed") for r in recent
+        ),
     )
 
 
@@ -366,6 +377,49 @@ def plain_reasons(checks: Mapping[str, str], status: str, window: str) -> list[s
     return [_REASONS.get(k, k.replace("_", " ")).format(noun=noun) for k in flagged]
 
 
+def _estimated_text(h: Headline) -> str:
+    """ "The last 3 of these 7 days are estimated from the model's scores (labels not in
+    yet)." (the newest windows are the ones waiting for labels)"""
+    noun = _WINDOW_NOUN.get(h.window, "windows")
+    if h.estimated >= h.level_windows:
+        which = f"All {h.level_windows} {noun}" if h.level_windows > 1 else f"The {h.window}"
+    else:
+        last = "last" if h.estimated == 1 else f"last {h.estimated}"
+        which = f"The {last} of these {h.level_windows} {noun}"
+    verb = "is" if which.startswith("The") and h.estimated == 1 else "are"
+    return f"{which} {verb} estimated from the model's scores (labels not in yet)."
+
+
+def _grey_text(h: Headline) -> str:
+    """Why a KPI within its usual range is not green: "Worse than before and below zero."."""
+    why = []
+    if h.worse:
+        why.append("worse than before")
+    if h.negative and h.level is not None and h.level < 0:
+        why.append("below zero")
+    if not why:
+        return "No target set, so not rated on track." if h.target is None else ""
+    text = " and ".join(why)
+    return text[:1].upper() + text[1:] + (" (no target set)." if h.target is None else ".")
+
+
+def _range_text(h: Headline) -> str:
+    """What "within its usual range" is about: each window's checks, not the average. A
+    window of the period that was flagged is named (the average can hide it)."""
+    noun = _WINDOW_NOUN.get(h.window, "windows")
+    if not h.flagged:
+        if h.level_windows <= 1:
+            return f" The latest {h.window} is within its usual range."
+        return f" No {h.window} of these {h.level_windows} flagged as unusual."
+    days = ", ".join(fmt_day(ts, h.window) for ts in h.flagged)
+    n = len(h.flagged)
+    many = f"{n} of these {h.level_windows} {noun if n > 1 else h.window + 's'}"
+    return (
+        f" {many} {'were' if n > 1 else 'was'} flagged as unusual ({days}); "
+        f"the latest {h.window} is within its usual range."
+    )
+
+
 def kpi_sentence(h: Headline) -> str:
     """What a KPI card says: "Conversion rate averaged 24 % over the last 5 days, 96 % of
     its 25 % target, down from 32.5 % before 13 Nov. It moved to a worse level on 13 Nov and
@@ -387,6 +441,8 @@ def kpi_sentence(h: Headline) -> str:
             size = fmt_change(h.change_abs, h.before, h.unit, signed=False)
             text += f", {way} {size} on {h.before_label}"
     text += "."
+    if h.estimated:  # business value before its labels are in: how much is estimated
+        text += f" {_estimated_text(h)}"
     if h.since is not None:
         text += f" It moved to a worse level on {fmt_day(h.since, h.window)} and has stayed there."
     # the checks behind the newest window's status (the shift has its own sentence above)
@@ -396,9 +452,9 @@ def kpi_sentence(h: Headline) -> str:
         lead = "Flagged" if h.status == "alert" else "Worth a look"
         text += f" {lead} in the latest {h.window}: {', '.join(reasons)}."
     elif h.tone == "good":
-        text += " On track."
+        text += " On track." + _range_text(h)
     elif h.tone == "neutral":
-        text += " Within its usual range."
+        text += (f" {_grey_text(h)}" if _grey_text(h) else "") + _range_text(h)
     if h.alert_since is not None:
         text += f" The alert on it is open since {fmt_day(h.alert_since, h.window)}."
     return text

@@ -46,6 +46,13 @@ def calm_sentence(tenant_id: str, items: Sequence[Headline]) -> str:
         text += "; below zero: " + ", ".join(
             f"{h.title} ({fmt_value(h.level, h.unit)})" for h in below
         )
+    # grey only for having no target (not worse, not below zero): named, so the grey card
+    # has its reason in the banner too
+    untargeted = [h for h in items if h.tone == "neutral" and h.target is None]
+    untargeted = [h for h in untargeted if h not in below and h not in worse]
+    if untargeted:
+        names = ", ".join(h.title for h in untargeted)
+        text += f"; no target: {names}"
     return text + "."
 
 

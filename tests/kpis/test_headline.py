@@ -4,6 +4,7 @@ model change likely related."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -99,7 +100,8 @@ def test_tone_follows_direction_status_and_target(
     rows = [_row(d, before) for d in range(7)] + [_row(d, now, status) for d in range(7, 14)]
     h = headline(CONV, "acme", rows)
     assert h.tone == tone and h.before_label == "the 7 days before"
-    lower = CONV.model_copy(update={"direction": "lower", "target": None})
+    # a target it meets (without one a KPI is never green: nothing to be on track against)
+    lower = CONV.model_copy(update={"direction": "lower", "target": 0.35})
     flipped = headline(lower, "acme", rows)
     assert flipped.worse == (now > before)  # for a lower-is-better KPI a rise is worse
     if status == "ok" and now < before:
@@ -140,8 +142,10 @@ def test_a_money_kpi_below_zero_says_why_from_its_formula() -> None:
     rows = [_row(d, -40.0) for d in range(7)] + [_row(d, -20.0) for d in range(7, 14)]
     h = headline(named, "acme", rows)
     assert h.arrow == "▲" and not h.worse and h.tone == "neutral"
-    assert headline(named, "acme", [_row(d, v + 60) for d, v in enumerate([-40.0] * 14)]).tone == (
-        "good"
+    # above zero and steady, but no target: grey, and the sentence says why
+    steady = headline(named, "acme", [_row(d, v + 60) for d, v in enumerate([-40.0] * 14)])
+    assert steady.tone == "neutral" and "No target set, so not rated on track." in (
+        kpi_sentence(steady)
     )
     generic = KpiDefinition.model_validate(spec)
     assert "false alarms acted on (5 EUR each)" in str(negative_note(generic, [-1.0]))
@@ -180,3 +184,70 @@ def test_related_phrase_names_what_changed_no_later_than_the_kpi() -> None:
 def test_values_read_like_a_report() -> None:
     assert fmt_value(0.25, "%") == "25 %" and fmt_value(0.2274, "%") == "22.7 %"
     assert fmt_value(-104.2, "EUR") == "−104 EUR" and fmt_value(3.456, "") == "3.46"
+
+
+RETENTION = KpiDefinition.model_validate(
+    {
+        "name": "retention_value",
+        "unit": "EUR",
+        "model": "churn",
+        "formula": "business_value(tp=50, fp=-5, tn=1, fn=-10)",
+    }
+)
+# The demo's retention values (EUR a day, 26 Nov - 2 Dec 2026, the 7 days before first):
+# globex at risk (its conversion collapsed) read green "On track ▲ 48.4 %"; acme's −64.6 EUR
+# (▼ 65.7) read "Within its usual range." with 29 Nov flagged inside the 7 days averaged;
+# the last 3 days are estimated from the model's scores (labels not in yet).
+GLOBEX_RV = [-142.0, 235.0, -25.0, 132.0, 230.0, 141.0, -57.0]
+GLOBEX_RV += [-49.0, 148.0, 66.0, 92.0, 177.5, 83.4, 244.8]
+ACME_RV = [40.0, -69.0, 81.0, 40.0, 0.0, -4.0, -80.0]
+ACME_RV += [-105.0, -89.0, -54.0, -97.0, -43.8, -46.4, -16.8]
+BASIS = ["realized"] * 11 + ["mixed", "estimated", "estimated"]
+
+
+def _rv(values: list[float], flagged: int | None = None) -> list[MetricResult]:
+    return [
+        replace(
+            _row(d, v, "alert" if d == flagged else "ok", value_basis=BASIS[d]),
+            source_name="retention_value",
+            metric="retention_value",
+        )
+        for d, v in enumerate(values)
+    ]
+
+
+def test_a_kpi_with_no_target_is_never_on_track() -> None:
+    """globex's retention value rose 48 % (3 of its 7 days estimated) while globex is the
+    tenant at risk: it was green "On track", a claim about a target it does not have."""
+    h = headline(RETENTION, "globex", _rv(GLOBEX_RV))
+    assert h.change_text() == "▲ 48.4 % from 73.4 EUR the 7 days before"
+    assert h.tone == "neutral"  # control (before): "good", a green cell
+    text = kpi_sentence(h)
+    assert "On track" not in text, text  # control: "... up 48.4 % on the 7 days before. On track."
+    assert text == (
+        "Retention value averaged 109 EUR over the last 7 days, up 48.4 % on the 7 days before. "
+        "The last 3 of these 7 days are estimated from the model's scores (labels not in yet). "
+        "No target set, so not rated on track. No day of these 7 flagged as unusual."
+    )
+    # with a target it meets, the same values are green and on track
+    met = headline(RETENTION.model_copy(update={"target": 100.0}), "globex", _rv(GLOBEX_RV))
+    assert met.tone == "good" and " On track." in kpi_sentence(met)
+
+
+def test_within_its_usual_range_names_a_flagged_day_the_average_hides() -> None:
+    """acme's −64.6 EUR (▼ 65.7) read "Within its usual range." though 29 Nov, one of the 7
+    days averaged, was flagged (its kpi-breach alert): the words now say what is in range
+    (each day, not the average) and name the flagged day."""
+    h = headline(RETENTION, "acme", _rv(ACME_RV, flagged=10))
+    assert h.change_text() == "▼ 65.7 EUR from 1.14 EUR the 7 days before"
+    assert h.tone == "neutral" and h.flagged == (DAY0 + timedelta(days=10),)
+    text = kpi_sentence(h)
+    assert "Within its usual range." not in text, text  # control: the old sentence's end
+    assert text.endswith(
+        " The last 3 of these 7 days are estimated from the model's scores (labels not in yet). "
+        "Worse than before and below zero (no target set). 1 of these 7 days was flagged as "
+        "unusual (11 Nov); the latest day is within its usual range."
+    ), text
+    # nothing flagged: it says each day was in range, not that the average is
+    calm = kpi_sentence(headline(RETENTION, "acme", _rv(ACME_RV)))
+    assert calm.endswith("(no target set). No day of these 7 flagged as unusual."), calm
