@@ -209,8 +209,9 @@ def kpi_trend(
     unit: str = "",
     estimated: Series | None = None,
 ) -> go.Figure:
-    """A KPI over time with its target, model alerts (red markers) and version changes;
-    ``estimated`` windows (business value without labels yet) are drawn dashed."""
+    """A KPI over time with its target, alerts (red markers: a model's or a KPI's alert
+    began) and version changes; ``estimated`` windows (business value without labels yet) are
+    drawn dashed."""
     fig = go.Figure(
         go.Scatter(x=s.x, y=s.y, mode="lines", name=s.name, line={"color": "#2f6fdf", "width": 2})
     )
@@ -242,7 +243,7 @@ def kpi_trend(
                 x=[ts],
                 y=[lo],
                 mode="markers",
-                name="model alert",
+                name="alert began",
                 showlegend=False,
                 marker={"symbol": "triangle-up", "size": 11, "color": "#d64545"},
                 hovertext=label,

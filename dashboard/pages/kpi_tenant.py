@@ -11,6 +11,7 @@ from dash import Input, Output, callback, dcc, html
 from dashboard import components as c
 from dashboard import figures, timerange
 from dashboard.auth import guarded, services
+from dashboard.kpi_words import basis_text, trend_key
 from monitor import business, queries
 from monitor.accounts import Account
 from monitor.kpis.headline import Headline, fmt_value, kpi_sentence, worst_tone
@@ -22,12 +23,6 @@ dash.register_page(
 )
 
 PAGE = "kpis"
-BASIS_TEXT = {
-    "realized": "realized (every label is in)",
-    "estimated": "estimated from the model's scores (labels not in yet)",
-    "mixed": "partly realized, partly estimated (labels still arriving)",
-    "partial": "labelled rows only (no reference to estimate the rest)",
-}
 HEALTH_TEXT = {
     "ok": "healthy",
     "warn": "needs a look",
@@ -60,7 +55,7 @@ def _card(card: queries.KpiCard, h: Headline | None, v: queries.KpiTenantView) -
     target, a plain sentence, why a money KPI is negative, and its trend."""
     tone = "none" if h is None else h.tone
     business = (
-        [html.Div(f"Business value: {BASIS_TEXT.get(card.basis, card.basis)}.", className="muted")]
+        [html.Div(basis_text(card), className="muted", id=f"kpis-t-card-{card.name}-basis")]
         if card.basis
         else []
     )
@@ -106,6 +101,7 @@ def _card(card: queries.KpiCard, h: Headline | None, v: queries.KpiTenantView) -
                 config={"displayModeBar": False},
                 id=f"kpis-t-trend-{card.name}",
             ),
+            html.P(trend_key(card, v), className="muted", id=f"{kid}-key"),
         ],
         className="card kpi-card",
         id=kid,
