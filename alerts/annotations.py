@@ -8,6 +8,7 @@ from __future__ import annotations
 import math
 import urllib.parse
 from collections.abc import Mapping
+from datetime import timedelta
 from typing import Any
 
 from alerts.readable import fmt_time, fmt_value
@@ -118,6 +119,20 @@ def kpi_unit(res: MetricResult, units: Mapping[str, str] | None) -> str | None:
 TIME_KEYS = ("window_start", "window_end", "last_window_end")
 
 
+def window_text(res: MetricResult) -> str:
+    """ "for the day 2 Dec": which window a KPI alert's value is (the KPI pages show an average
+    of 7 windows: the alert said "is 22.7 %" where the page said 21.4 %)."""
+    ts, width = res.window_start, res.window_end - res.window_start
+    day = f"{ts.day} {ts:%b}"
+    if width <= timedelta(hours=1):
+        return f"for the hour {day} {ts:%H}:00"
+    if width <= timedelta(days=1):
+        return f"for the day {day}"
+    if width <= timedelta(days=7):
+        return f"for the week of {day}"
+    return f"for the window from {day}"
+
+
 def result_context(result: MetricResult, unit: str | None = None) -> dict[str, Any]:
     """What a notification says about the result behind an alert (JSON-able); ``unit``: a
     KPI's unit, kept so its value is shown with it (``context.unit``)."""
@@ -155,7 +170,9 @@ def template_values(
     values.update(
         value=res.value,
         threshold=shown_threshold(rule, res),
-        value_text=format_value(res.value, unit),
+        # a KPI's value is one window's: say which (its pages average several)
+        value_text=format_value(res.value, unit)
+        + (f" {window_text(res)}" if res.source == "kpi" else ""),
         threshold_text=format_value(shown_threshold(rule, res), unit),
         status=res.status,
         window_start=fmt_time(res.window_start),

@@ -85,17 +85,23 @@ def test_a_kpi_alert_shows_its_value_with_the_kpis_unit() -> None:
     out = evaluate_all([rule], [_kpi(0)], {}, T0, units={"conversion_rate": "%"})
     (t,) = out.transitions
     # control: "kpi-breach: conversion_rate of churn for tenant acme is 0.1764 (threshold 0.25)"
+    # and it names its window: the KPI pages show the average of 7 windows, so "is 22.7 %"
+    # read as contradicting the page's 21.4 % on the demo
     assert t.after.annotations["summary"] == (
-        "kpi-breach: conversion_rate of churn for tenant acme is 17.6 % (threshold 25 %)"
+        "kpi-breach: conversion_rate of churn for tenant acme is 17.6 % for the hour 1 Jan 00:00 "
+        "(threshold 25 %)"
     )
     assert t.after.context["unit"] == "%"
     assert t.after.value == 0.1764  # the number itself is unchanged
     # a money KPI the same way; a KPI whose unit is not known keeps 4 digits
     out = evaluate_all([rule], [_kpi(0, -104.2)], {}, T0, units={"conversion_rate": "EUR"})
     (t,) = out.transitions
-    assert "is −104 EUR (threshold 0.25 EUR)" in t.after.annotations["summary"]
+    assert (
+        "is −104 EUR for the hour 1 Jan 00:00 (threshold 0.25 EUR)"
+        in (t.after.annotations["summary"])
+    )
     (t,) = evaluate_all([rule], [_kpi(0)], {}, T0).transitions
-    assert "is 0.1764 (threshold 0.25)" in t.after.annotations["summary"]
+    assert "is 0.1764 for the hour 1 Jan 00:00 (threshold 0.25)" in t.after.annotations["summary"]
     assert "unit" not in t.after.context
 
 
@@ -131,3 +137,16 @@ def test_a_monitor_alert_keeps_its_four_digits() -> None:
     res = result(0, metric="roc_auc", value=0.71234, threshold=0.75)
     (t,) = evaluate(rule, [res], {}, T0)
     assert t.after.value == 0.71234 and "unit" not in t.after.context
+
+
+def test_a_daily_kpi_alert_names_its_day_as_the_kpi_page_names_its_average() -> None:
+    """The demo's kpi-breach alert said "is 22.7 %" where globex's KPI page said "averaged
+    21.4 % over the last 7 days": the alert now says which figure it is, one day's."""
+    rule = _rule("kpi-breach")
+    day = replace(_kpi(0, 0.2267), window_end=_kpi(0).window_start + timedelta(days=1))
+    (t,) = evaluate_all([rule], [day], {}, T0, units={"conversion_rate": "%"}).transitions
+    # control (before): "... tenant acme is 22.7 % (threshold 25 %)"
+    assert "is 22.7 % for the day 1 Jan (threshold 25 %)" in t.after.annotations["summary"]
+    week = replace(day, window_end=day.window_start + timedelta(days=7))
+    (t,) = evaluate_all([rule], [week], {}, T0, units={"conversion_rate": "%"}).transitions
+    assert "is 22.7 % for the week of 1 Jan (threshold 25 %)" in t.after.annotations["summary"]

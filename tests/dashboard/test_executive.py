@@ -218,3 +218,38 @@ def test_a_money_kpi_below_zero_says_why(site: Site, tabs: dict[str, Tab]) -> No
     tab.open("/kpis/acme", "#kpis-t-content .main-svg")
     assert tab.page.inner_text("#kpis-t-card-retention_value-negative") == note
     assert tab.page.locator("#kpis-t-card-conversion_rate-negative").count() == 0
+
+
+def test_green_only_on_a_target_and_the_chart_and_alert_say_what_they_show(
+    site: Site, tabs: dict[str, Tab]
+) -> None:
+    """The new-user trial of the demo: globex, the tenant at risk, had its retention value
+    (no target) green "On track ▲ 48 %"; the red triangles of the KPI charts had no key; the
+    card said "estimated (labels not in yet)" of a chart estimated only in its last 3 days;
+    the kpi-breach alert said "is 22.7 %" where the page said "averaged 21.4 %"."""
+    tab = tabs["exec"]
+    tab.open("/kpis", "#kpis-portfolio")
+    for t in TENANTS:
+        cell = tab.page.locator(f"#kpis-cell-retention_value-{t}")
+        assert "no target" in cell.inner_text()
+        # control (before): globex's cell was green
+        assert _family(cell.evaluate(_FAMILY_JS)["bg"]) != "green", (t, cell.inner_text())
+    tab.open("/kpis/globex", "#kpis-t-content .main-svg")
+    sentence = tab.page.inner_text("#kpis-t-card-retention_value-sentence")
+    assert "On track" not in sentence, sentence
+    assert "usual range." not in sentence or "these" in sentence, sentence
+    # the chart's key names the red triangles (control: no such text on the page)
+    key = tab.page.inner_text("#kpis-t-card-conversion_rate-key")
+    assert "red ▲" in key and "an alert on this tenant began" in key, key
+    # the business value's basis names the estimated windows, not the whole chart
+    basis = tab.page.inner_text("#kpis-t-card-retention_value-basis")
+    assert re.search(r"the last \d+ windows? \(.+\) estimated", basis), basis
+    assert "the windows before are realized" in basis, basis
+    # the KPI alert names the window its value is (the page names its 7-day average)
+    alerts = site.api().get("/api/v1/alerts", params={"state": "firing", "limit": 10_000}).json()
+    kpi = [a for a in alerts if a["labels"].get("source") == "kpi"]
+    assert kpi, alerts
+    for a in kpi:
+        assert re.search(
+            r" is \S+ \S+ for the day \d+ \w+ \(threshold", a["annotations"]["summary"]
+        )
