@@ -10,21 +10,41 @@ from datetime import datetime
 
 import plotly.graph_objects as go
 
-from monitor.queries import Distribution, Heatmap, Series, VersionChange
+from monitor.queries import Distribution, Heatmap, Series, VersionChange, status_text
 
 STATUS_COLOR = {"ok": "#1f9d55", "warn": "#d98a00", "alert": "#d64545", "no_data": "#9aa3b2"}
 # Lines tell series apart (tenants, metrics), so none takes a status colour: with red, green
 # and amber in this list the feature page drew the drifting tenant (globex) green and a
 # healthy one red, and every estimate red.
 COLORS = ["#2f6fdf", "#0aa2b5", "#7a4fd6", "#8a5a44", "#c2409a", "#4b5a75"]
-# value / threshold: green below 0.8, amber around 1, red from 1.5
-DRIFT_SCALE = [
-    [0.0, "#e3f5ea"],
-    [0.4, "#bfe6cc"],
-    [0.5, "#ffe3a3"],
-    [0.75, "#f08a6c"],
+# The heatmap colours each cell by its stored status, the shade by value ÷ threshold within
+# it: ok 0-1 (green, lighter further below the threshold), warn 1-2 (amber), alert 2-3 (red,
+# darker further over it, up to twice the threshold). With FDR on, the status comes from the
+# correction, so a cell over its uncorrected threshold may be ok: colouring by value ÷ threshold
+# drew it red (the demo's acme churn heatmap had 22 such cells next to 6 in alert).
+STATUS_SCALE = [
+    [0.0, "#eef8f1"],
+    [1 / 3, "#8fd1a6"],
+    [1 / 3, "#ffe7a8"],
+    [2 / 3, "#f0b43c"],
+    [2 / 3, "#f4a08a"],
     [1.0, "#b81f1f"],
 ]
+_STATUS_BAND = {"ok": 0.0, "warn": 1.0, "alert": 2.0}
+
+
+def status_shade(status: str, score: float | None) -> float | None:
+    """A heatmap cell's colour value: its status band (ok 0-1, warn 1-2, alert 2-3) and, in
+    it, how far its value ÷ threshold is (ok: up to the threshold; alert: 1 to 2 times it)."""
+    if score is None or status not in _STATUS_BAND:
+        return None
+    if status == "alert":
+        within = min(max(score - 1.0, 0.0), 1.0)
+    elif status == "warn":
+        within = 0.5
+    else:
+        within = min(max(score, 0.0), 1.0)
+    return _STATUS_BAND[status] + min(within, 0.999)
 
 
 def _base(fig: go.Figure, title: str, height: int = 320) -> go.Figure:
@@ -63,27 +83,41 @@ def mark_versions(
 
 
 def drift_heatmap(hm: Heatmap, versions: Sequence[VersionChange] = ()) -> go.Figure:
-    """Feature × window drift (value / threshold, 1 = at the threshold); click a cell to open
-    the feature (``customdata`` holds the feature name)."""
+    """Feature × window drift, each cell coloured by its stored status (ok, warn, alert) and
+    shaded by value ÷ threshold; the hover names both (and the q-value under FDR). Click a
+    cell to open the feature (``customdata`` holds the feature name)."""
+    statuses = hm.status or [
+        ["no_data" if z is None else ("alert" if z >= 1 else "ok") for z in row] for row in hm.z
+    ]
+    shades = [
+        [status_shade(st, z) for st, z in zip(srow, zrow, strict=True)]
+        for srow, zrow in zip(statuses, hm.z, strict=True)
+    ]
     fig = go.Figure(
         go.Heatmap(
-            z=hm.z,
+            z=shades,
             x=hm.windows,
             y=hm.features,
             text=hm.text,
             customdata=[[f] * len(hm.windows) for f in hm.features],
             hovertemplate="%{y} · %{x}<br>%{text}<extra></extra>",
-            colorscale=DRIFT_SCALE,
+            colorscale=STATUS_SCALE,
             zmin=0,
-            zmax=2,
+            zmax=3,
             xgap=1,
             ygap=1,
-            colorbar={"title": {"text": "÷ threshold"}, "thickness": 10},
+            colorbar={
+                "title": {"text": "status"},
+                "thickness": 10,
+                "tickvals": [0.5, 1.5, 2.5],
+                "ticktext": ["ok", "warn", "alert"],
+            },
         )
     )
     _base(
         fig,
-        "Feature drift (value ÷ threshold; click a cell to open the feature)",
+        "Feature drift (colour: each check's status, darker further from its threshold; "
+        "click a cell to open the feature)",
         height=max(260, 40 + 26 * len(hm.features)),
     )
     fig.update_layout(hovermode="closest")
@@ -98,6 +132,15 @@ def _named(name: str, part: str) -> str:
     return f"{name} {part}" if name else part
 
 
+def _point_status(s: Series) -> list[str]:
+    """Each point's stored status as hover text, with its q-value under FDR."""
+    if len(s.status) != len(s.x):
+        return [""] * len(s.x)
+    qs = s.q if len(s.q) == len(s.x) else [None] * len(s.x)
+    details = [{} if q is None else {"q_value": q, "fdr_alpha": s.fdr_level} for q in qs]
+    return [status_text(st, d) for st, d in zip(s.status, details, strict=True)]
+
+
 def series_chart(
     title: str,
     series: Sequence[Series],
@@ -108,10 +151,16 @@ def series_chart(
     labels_until: datetime | None = None,
 ) -> go.Figure:
     """Lines over time; each series' threshold as a dotted line and its band (``lower``,
-    ``upper``) shaded. ``dashed`` series (estimates) are drawn dashed with their band."""
+    ``upper``) shaded. ``dashed`` series (estimates) are drawn dashed with their band.
+
+    Each point is marked by its stored status: red in alert, amber in warning, in the line's
+    colour otherwise; the hover names the status (and the q-value under FDR). A series whose
+    status comes from the false-discovery-rate correction has its line named the
+    *uncorrected* threshold: a point over it may be ok, and the title says so."""
     fig = go.Figure()
     # an estimate takes the colour of the realized series it estimates (same name)
     by_name = {s.name: COLORS[i % len(COLORS)] for i, s in enumerate(series)}
+    flagged: set[str] = set()
     for i, s in enumerate([*series, *dashed]):
         is_est = i >= len(series)
         color = by_name.get(s.name, COLORS[i % len(COLORS)]) if is_est else COLORS[i % len(COLORS)]
@@ -138,16 +187,26 @@ def series_chart(
                     hoverinfo="skip",
                 )
             )
+        statuses = s.status if len(s.status) == len(s.x) else [""] * len(s.x)
+        flagged |= {st for st in statuses if st in ("alert", "warn")}
+        plain = 5 if len(s.x) < 60 else 0  # many points: only the flagged ones marked
         fig.add_trace(
             go.Scatter(
                 x=s.x,
                 y=s.y,
-                mode="lines+markers" if len(s.x) < 60 else "lines",
+                mode="lines+markers",
                 name=(f"{s.name} (estimated)" if s.name else "estimated")
                 if is_est
                 else s.name or "value",
                 line={"color": color, "dash": "dash" if is_est else "solid", "width": 2},
-                marker={"size": 5},
+                marker={
+                    "size": [9 if st in ("alert", "warn") else plain for st in statuses],
+                    "color": [
+                        STATUS_COLOR[st] if st in ("alert", "warn") else color for st in statuses
+                    ],
+                },
+                customdata=_point_status(s),
+                hovertemplate="%{y:.4g} · %{customdata}" if any(statuses) else None,
             )
         )
         if threshold and not is_est and any(t is not None for t in s.threshold):
@@ -156,11 +215,32 @@ def series_chart(
                     x=s.x,
                     y=s.threshold,
                     mode="lines",
-                    name=_named(s.name, "threshold"),
+                    name=_named(s.name, "uncorrected threshold" if s.fdr else "threshold"),
                     line={"color": color, "dash": "dot", "width": 1},
                 )
             )
+    for st, label in (("alert", "in alert (stored status)"), ("warn", "in warning")):
+        if st in flagged:  # a legend entry for the status marks (no data of its own)
+            fig.add_trace(
+                go.Scatter(
+                    x=[None],
+                    y=[None],
+                    mode="markers",
+                    name=label,
+                    marker={"size": 9, "color": STATUS_COLOR[st]},
+                    hoverinfo="skip",
+                    meta="status-legend",
+                )
+            )
+    if threshold and any(s.fdr for s in series):
+        title += (
+            "<br><sup>the dotted line is the uncorrected per-test threshold; the status comes "
+            "from the false-discovery-rate correction, so a point over the line may be ok "
+            "(its q-value in the hover)</sup>"
+        )
     _base(fig, title)
+    if "<sup>" in title:
+        fig.update_layout(margin={"t": 62})
     fig.update_yaxes(title=y_title)
     if labels_until is not None:
         fig.add_vline(x=labels_until, line={"color": "#6b7385", "width": 1})

@@ -65,7 +65,7 @@ def block(v: ImpactView, params: Mapping[str, Any], can_open_feature: bool) -> A
             for h in (
                 "feature",
                 "drifted windows",
-                "worst (× threshold)",
+                "worst drifted window (× threshold)",
                 f"with |Δ {v.metric or 'performance'}|",
                 f"with |Δ {v.kpi}|" if v.kpi else "with the KPI",
                 "carried by (leave one out)",

@@ -41,6 +41,7 @@ from monitor.queries import (
     page_tenant,
     parse_range,
     severity_score,
+    worst_first,
 )
 from monitor.service import Services
 from monitor.timerange import TimeRange
@@ -76,7 +77,7 @@ class FeatureImpact:
     feature: str
     drifted_windows: int  # windows in alert
     windows: int  # windows with a drift result
-    worst: float  # highest value ÷ threshold
+    worst: float  # highest value ÷ threshold of its windows in alert
     performance: Correlation | None
     kpi: Correlation | None
     carriers: list[Carrier] = field(default_factory=list)  # biggest contribution first
@@ -203,7 +204,9 @@ def rank(
                 feature=f,
                 drifted_windows=len(alerting[f]),
                 windows=len(s),
-                worst=max(s.values()),
+                # of the windows in alert: with FDR an ok window may be further over its
+                # uncorrected threshold, and "worst" read as the drift's size
+                worst=max(s[w] for w in alerting[f] if w in s),
                 performance=correlate(s, perf_change),
                 kpi=correlate(s, kpi_change),
                 carriers=(carriers or {}).get(f, []),
@@ -258,7 +261,7 @@ def feature_impact(
     for r in rows:
         if r.kind == "feature_drift" and r.column:
             cur = drift[r.column].get(r.window_start)
-            if cur is None or severity_score(r) > severity_score(cur):
+            if cur is None or worst_first(r) > worst_first(cur):
                 drift[r.column][r.window_start] = r
         elif r.kind in perf:
             perf[r.kind][r.metric].append(r)

@@ -34,6 +34,7 @@ GROUPS = {
     "tests/dashboard/test_demo_scenario.py": "demo-site",
     "tests/dashboard/test_executive.py": "demo-site",
     "tests/dashboard/test_first_look.py": "demo-site",
+    "tests/dashboard/test_status_truth.py": "demo-site",
     # Evidently (~7 s of CPU to import here): its comparisons run where the demo site's
     # Evidently report is made (tests/dashboard/test_browser.py), so one worker imports it
     "tests/detectors/test_drift_golden.py": "demo-site",

@@ -68,7 +68,9 @@ from monitor.queries.model import (
     heatmap,
     model_view,
     series_by,
+    status_text,
     to_series,
+    worst_first,
 )
 from monitor.queries.monitors import MonitorRow, MonitorsView, monitors_view
 from monitor.queries.overview import Cell, Overview, Signal, overview, signal_of
@@ -128,7 +130,9 @@ __all__ = [
     "severity_score",
     "signal_of",
     "silence",
+    "status_text",
     "to_series",
     "visible_tenants",
+    "worst_first",
     "worst_status",
 ]

@@ -17,9 +17,14 @@ from monitor.queries.common import (
     memoised,
     page_tenant,
     parse_range,
-    severity_score,
 )
-from monitor.queries.model import Series, VersionChange, series_by, to_series
+from monitor.queries.model import (
+    Series,
+    VersionChange,
+    series_by,
+    to_series,
+    worst_first,
+)
 from monitor.queries.overview import Signal, signal_of
 from monitor.service import Services
 from monitor.timerange import TimeRange
@@ -233,9 +238,9 @@ def feature_view(
     for t in sorted(by_tenant, key=lambda t: (t != ALL, t)):
         best: dict[datetime, MetricResult] = {}
         for r in by_tenant[t]:
-            if r.window_start not in best or severity_score(r) > severity_score(
-                best[r.window_start]
-            ):
+            # the worst by stored status first (with FDR an ok result may be further over
+            # its uncorrected threshold than an alert)
+            if r.window_start not in best or worst_first(r) > worst_first(best[r.window_start]):
                 best[r.window_start] = r
         rs = [best[w] for w in sorted(best)]
         statistic.append(to_series("all tenants" if t == ALL else t, rs))

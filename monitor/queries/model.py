@@ -26,7 +26,9 @@ from storage.types import ALL, MetricResult, Status
 
 @dataclass(frozen=True)
 class Series:
-    """One line: x (window starts), y, optional band and per-point status."""
+    """One line: x (window starts), y, optional band, per-point stored status and, for a
+    check decided by the false-discovery-rate correction (a monitor with ``fdr: true``), each
+    point's q-value (None where the correction did not decide it)."""
 
     name: str
     x: list[datetime]
@@ -35,14 +37,25 @@ class Series:
     lower: list[float | None] = field(default_factory=list)
     upper: list[float | None] = field(default_factory=list)
     status: list[str] = field(default_factory=list)
+    q: list[float | None] = field(default_factory=list)
+    fdr_level: float | None = None  # the false discovery rate the q-values are held to
+
+    @property
+    def fdr(self) -> bool:
+        """The status comes from the FDR correction: the drawn threshold is the uncorrected
+        per-test one, and a point over it may be ok (its q-value above the FDR level)."""
+        return any(v is not None for v in self.q)
 
 
 @dataclass(frozen=True)
 class Heatmap:
     features: list[str]
     windows: list[datetime]
-    z: list[list[float | None]]  # features × windows: value / threshold (≥ 1 drifted)
+    z: list[list[float | None]]  # features × windows: value / threshold (p-values inverted)
     text: list[list[str]]
+    # features × windows: each cell's stored status, what its colour shows (with FDR a cell
+    # over its threshold may be ok); "no_data" where z is None
+    status: list[list[str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True)
@@ -90,6 +103,8 @@ def to_series(name: str, rs: Sequence[MetricResult]) -> Series:
         [as_number(r.details.get("lower")) for r in rs],
         [as_number(r.details.get("upper")) for r in rs],
         [r.status for r in rs],
+        [as_number(r.details.get("q_value")) for r in rs],
+        next((f for r in rs if (f := as_number(r.details.get("fdr_alpha"))) is not None), None),
     )
 
 
@@ -101,35 +116,59 @@ def as_number(v: Any) -> float | None:
     return f if math.isfinite(f) else None
 
 
+def worst_first(r: MetricResult) -> tuple[int, float]:
+    """The sort key of a cell's worst result: its stored status first, then value ÷ threshold
+    (with FDR an ok result may be further over its uncorrected threshold than an alert)."""
+    return STATUS_RANK.get(r.status, 0), severity_score(r)
+
+
+def status_text(status: str, details: dict[str, Any] | None) -> str:
+    """A result's stored status as hover text, with its q-value when the false-discovery-rate
+    correction decided it: "ok (q 0.14 > FDR 0.05)", "alert (q 0.0021 ≤ FDR 0.05)"."""
+    q = as_number((details or {}).get("q_value"))
+    if q is None:
+        return status
+    fdr = as_number((details or {}).get("fdr_alpha"))
+    level = "" if fdr is None else (f" ≤ FDR {fdr:g}" if q <= fdr else f" > FDR {fdr:g}")
+    return f"{status} (q {q:.2g}{level})"
+
+
 def heatmap(results: Iterable[MetricResult]) -> Heatmap:
-    """Feature × window matrix of the worst value / threshold of each cell."""
+    """Feature × window matrix of each cell's worst result (by stored status, then value ÷
+    threshold): its value ÷ threshold and its status."""
     cells: dict[tuple[str, datetime], MetricResult] = {}
     for r in results:
         if not r.column:
             continue
         k = (r.column, r.window_start)
-        if k not in cells or severity_score(r) > severity_score(cells[k]):
+        if k not in cells or worst_first(r) > worst_first(cells[k]):
             cells[k] = r
     features = sorted({c for c, _ in cells})
     windows = sorted({w for _, w in cells})
     z: list[list[float | None]] = []
     text: list[list[str]] = []
+    status: list[list[str]] = []
     for f in features:
         zr: list[float | None] = []
         tr: list[str] = []
+        sr: list[str] = []
         for w in windows:
             cell = cells.get((f, w))
             if cell is None or cell.status == "no_data":
                 zr.append(None)
                 tr.append("no data")
+                sr.append("no_data")
                 continue
             zr.append(round(severity_score(cell), 4))
             v = "–" if cell.value is None else f"{cell.value:.4g}"
             th = "–" if cell.threshold is None else f"{cell.threshold:.4g}"
-            tr.append(f"{cell.metric} {v} (threshold {th}), {cell.status}")
+            kind = "uncorrected threshold" if "q_value" in cell.details else "threshold"
+            tr.append(f"{cell.metric} {v} ({kind} {th}), {status_text(cell.status, cell.details)}")
+            sr.append(cell.status)
         z.append(zr)
         text.append(tr)
-    return Heatmap(features, windows, z, text)
+        status.append(sr)
+    return Heatmap(features, windows, z, text, status)
 
 
 @memoised

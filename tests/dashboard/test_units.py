@@ -375,3 +375,53 @@ def test_overview_counts_every_firing_alert_past_a_thousand(
         assert sum(scoped.firing_by_severity.values()) == len(mine) > 0
     finally:
         svc.close()
+
+
+def test_heatmap_and_chart_colours_follow_the_stored_status() -> None:
+    """With FDR the status comes from the correction, the drawn threshold is the uncorrected
+    one: a result over it may be ok. The heatmap's colour band is the stored status (before,
+    value ÷ threshold: 1.5 × the line read red while ok) and the worst result of a cell is the
+    one in alert even when an ok one is further over its line; a chart's point in alert is
+    red, one over the line that is ok keeps its line's colour and says "ok (q …)"."""
+    fdr = {"q_value": 0.14, "fdr_alpha": 0.05}
+    over_ok = result("a", 0, 0.3, 0.2, "ok", **fdr)  # 1.5 × its line, ok by FDR
+    rows = [
+        over_ok,
+        result("b", 0, 0.5, 0.2, "ok", **fdr),  # 2.5 × its line, ok ...
+        result("b", 0, 0.22, 0.2, "alert", q_value=0.01, fdr_alpha=0.05),  # ... this in alert
+        result("b", 1, 0.05, 0.2, "ok"),
+    ]
+    hm = queries.heatmap(rows)
+    assert hm.status == [["ok", "no_data"], ["alert", "ok"]]
+    assert hm.text[0][0] == "psi 0.3 (uncorrected threshold 0.2), ok (q 0.14 > FDR 0.05)"
+    assert hm.text[1][0].endswith("alert (q 0.01 ≤ FDR 0.05)")
+    z = figures.drift_heatmap(hm).data[0].z
+    assert z[0][0] < 1 and 2 <= z[1][0] < 3 and z[1][1] < 1 and z[0][1] is None
+    assert figures.status_shade("warn", 3.0) == 1.5
+    # a chart: the same results as one series
+    s = queries.to_series("acme", [over_ok, rows[2], rows[3]])
+    assert s.fdr and s.q == [0.14, 0.01, None]
+    fig = figures.series_chart("statistic", [s])
+    line = next(t for t in fig.data if t.name == "acme")
+    blue, red = figures.COLORS[0], figures.STATUS_COLOR["alert"]
+    assert list(line.marker.color) == [blue, red, blue]
+    assert list(line.customdata) == ["ok (q 0.14 > FDR 0.05)", "alert (q 0.01 ≤ FDR 0.05)", "ok"]
+    names = [t.name for t in fig.data]
+    assert "acme uncorrected threshold" in names and "in alert (stored status)" in names
+    assert "uncorrected per-test threshold" in fig.layout.title.text
+    plain = figures.series_chart("perf", [Series("auc", [T0], [0.8], [0.75], status=["ok"])])
+    assert "auc threshold" in [t.name for t in plain.data]
+    assert "uncorrected" not in plain.layout.title.text
+
+
+def test_worst_drifted_window_is_of_the_windows_in_alert() -> None:
+    from monitor.drift_impact import rank
+
+    rows = {
+        "a": [
+            result("a", 0, 0.6, 0.2, "ok", q_value=0.2),  # 3 × its line, ok by FDR
+            result("a", 1, 0.24, 0.2, "alert", q_value=0.01),
+        ]
+    }
+    ranked, _undrifted, _level = rank(rows, {}, {})
+    assert ranked[0].drifted_windows == 1 and ranked[0].worst == pytest.approx(1.2)
