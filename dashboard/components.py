@@ -89,6 +89,32 @@ def fmt_ts(ts: datetime | None) -> str:
     return fmt_time(ts)
 
 
+def fmt_window(start: datetime, end: datetime) -> str:
+    """A window as people read it: whole UTC days by their dates ("2026-12-02", "2026-11-30
+    to 2026-12-06"), otherwise by its start and end times."""
+    midnight = all(t.hour == t.minute == t.second == 0 for t in (start, end))
+    if midnight:
+        last = end - timedelta(days=1)
+        day = f"{start:%Y-%m-%d}"
+        return day if last.date() == start.date() else f"{day} to {last:%Y-%m-%d}"
+    return f"{fmt_ts(start)} to {fmt_ts(end)}"
+
+
+def overlap_note(page: str, span: tuple[datetime, datetime] | None) -> list[html.P]:
+    """What a page shows when its range holds no window's start (24h on daily monitors):
+    the window(s) overlapping the range, named."""
+    if span is None:
+        return []
+    return [
+        html.P(
+            f"No window starts in this range (the monitors' windows are longer than it): "
+            f"showing the window it falls in, {fmt_window(*span)}.",
+            className="muted",
+            id=f"{page}-overlap",
+        )
+    ]
+
+
 def freshness(page: str, ts: datetime | None) -> html.P:
     """ "Data last computed …" line every page shows."""
     text = (

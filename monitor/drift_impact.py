@@ -40,6 +40,7 @@ from monitor.queries import (
     Scope,
     page_tenant,
     parse_range,
+    results_in_range,
     severity_score,
     worst_first,
 )
@@ -241,11 +242,11 @@ def feature_impact(
     how much they move its performance (``metric``) and its linked KPI."""
     _tenants, tenant = page_tenant(services, scope, tenant)
     _key, start, end = parse_range(range_key, now or services.now())
-    rows = reads.results_between(
-        services.metadata,
+    # a range holding no window's start shows the windows overlapping it, as the heatmap
+    rows, _overlap = results_in_range(
+        services,
         start=start,
         end=end,
-        source="monitor",
         model=model,
         kinds=("feature_drift", "performance", "estimated_performance"),
         tenant_ids=(tenant,),

@@ -8,7 +8,7 @@ time each model version was seen in the logs. Nothing here writes.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Select, and_, func, select
@@ -95,9 +95,13 @@ def latest_results(
     model_version: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    reach: timedelta | None = None,
 ) -> list[MetricResult]:
     """Results of the newest window of every (source, source name, tenant); only windows
-    starting at ``since`` or later, and before ``until``, are considered when given.
+    starting at ``since`` or later, and before ``until``, are considered when given. With
+    ``reach`` (the longest window), a window starting up to that long before ``since`` and
+    ending after it counts too: the newest window *overlapping* the range, so a range shorter
+    than a window still shows the window it falls in.
 
     ``tenant_ids`` restricts the tenants (None: every tenant); ``include_all`` keeps the
     results computed over all tenants together (tenant ``"*"``).
@@ -117,7 +121,9 @@ def latest_results(
         include_all=include_all,
         model_version=model_version,
     )
-    if since is not None:
+    if since is not None and reach:
+        newest = newest.where(r.window_start >= since - reach, r.window_end > since)
+    elif since is not None:
         newest = newest.where(r.window_start >= since)
     if until is not None:
         newest = newest.where(r.window_start < until)
@@ -159,9 +165,12 @@ def results_between(
     source_name: str | None = None,
     limit: int = 200_000,
     model_version: str | None = None,
+    reach: timedelta | None = None,
 ) -> list[MetricResult]:
     """Results with ``start <= window_start < end``, oldest window first (of one model
-    version, e.g. ``"*"`` for all versions together, when ``model_version`` is given)."""
+    version, e.g. ``"*"`` for all versions together, when ``model_version`` is given). With
+    ``reach`` (the longest window), the windows *overlapping* the range: also those starting
+    up to that long before ``start`` and ending after it."""
     r = MetricResultRow
     stmt = _filters(
         select(r),
@@ -174,7 +183,9 @@ def results_between(
         source_name=source_name,
         model_version=model_version,
     )
-    if start is not None:
+    if start is not None and reach:
+        stmt = stmt.where(r.window_start >= start - reach, r.window_end > start)
+    elif start is not None:
         stmt = stmt.where(r.window_start >= start)
     if end is not None:
         stmt = stmt.where(r.window_start < end)

@@ -80,6 +80,7 @@ def render(v: queries.FeatureView, account: Account, tr: TimeRange) -> list[Any]
         c.freshness(PAGE, v.computed_at),
         c.filter_links(PAGE, "tenant", "Tenant", tenant_opts, v.tenant, path, params),
         timerange.bar(PAGE, path, tr, params),
+        *c.overlap_note(PAGE, v.overlap),
     ]
     if not v.statistic:
         out.append(

@@ -61,6 +61,7 @@ def render(
         html.P(f"Task: {v.task}", className="muted"),
         c.filter_links(PAGE, "tenant", "Tenant", tenant_opts, v.tenant, path, params),
         timerange.bar(PAGE, path, tr, params),
+        *c.overlap_note(PAGE, v.overlap),
     ]
     if v.versions:
         out.append(

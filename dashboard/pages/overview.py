@@ -57,6 +57,16 @@ def _cell(model: str, tenant: str, cell: queries.Cell, link: bool) -> html.Td:
         text = f"{flagged}; no alert firing"
         alerts = c.href("/alerts", {"tenant": tenant, "model": model})
         parts.append(html.Div(dcc.Link(text, href=alerts) if link else text, className="muted"))
+    if cell.window is not None:
+        # the range is shorter than the monitor's window (24h on daily monitors): the cell
+        # shows the window the range falls in, and says which
+        parts.append(
+            html.Div(
+                f"window {c.fmt_window(*cell.window)}, longer than the range",
+                className="muted",
+                id=f"overview-window-{model}-{tenant}",
+            )
+        )
     return html.Td(
         parts, className=f"cell cell-{cell.status}", id=f"overview-cell-{model}-{tenant}"
     )
@@ -71,6 +81,21 @@ def _inhibited(n: int, link: bool) -> list[Any]:
     title = "firing, but their notifications are held while the alert that stands for each fires"
     shown = dcc.Link(text, href="/alerts?state=firing") if link else text
     return [html.Div(shown, className="muted", id="overview-inhibited", title=title)]
+
+
+def nothing_flagged(view: queries.Overview) -> html.Div:
+    """The empty "worst signals": never "nothing wrong" while alerts fire (the range may hold
+    no window of the checks that raised them, or their windows may have passed)."""
+    firing = sum(view.firing_by_severity.values()) + view.inhibited
+    if not firing:
+        return c.empty(PAGE, "Nothing over its threshold in the newest windows.")
+    n = f"{firing} alert{'s' if firing > 1 else ''}"
+    return c.empty(
+        PAGE,
+        f"No check flagged in the newest windows of this range, but {n} "
+        f"{'are' if firing > 1 else 'is'} firing",
+        "Open the alerts to see what they are about, or widen the time range.",
+    )
 
 
 def render(view: queries.Overview, account: Account, tr: TimeRange) -> list[Any]:
@@ -140,7 +165,7 @@ def render(view: queries.Overview, account: Account, tr: TimeRange) -> list[Any]
     ]
     out.append(html.H2("Worst recent signals"))
     if not view.worst:
-        out.append(c.empty(PAGE, "Nothing over its threshold in the newest windows."))
+        out.append(nothing_flagged(view))
     else:
         rows = []
         for s in view.worst:

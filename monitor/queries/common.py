@@ -7,7 +7,7 @@ import math
 import threading
 from collections import OrderedDict
 from collections.abc import Callable, Iterable, Sequence
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 from monitor import tenancy
@@ -81,6 +81,22 @@ def severity_score(r: MetricResult) -> float:
             score = abs(v / t)
         return max(score, 1.0) if r.status == "alert" else score
     return {"alert": 1.5, "warn": 1.0, "ok": 0.5}.get(r.status, 0.0)
+
+
+def longest_window(services: Services, model: str | None = None) -> timedelta:
+    """The widest window of the monitors (of ``model``), a month counted 31 days: how far
+    before a range's start a window overlapping it can begin."""
+    from monitor import windows
+    from storage.metadata.monitoring import MonitoringStore
+
+    widths = [timedelta(days=1)]
+    for m in MonitoringStore(services.metadata).list_monitors(model=model):
+        try:
+            w = windows.window(str(m.config.get("window") or "day"))
+        except ValueError:
+            continue
+        widths.append(w.width or timedelta(days=31))
+    return max(widths)
 
 
 def last_computed(services: Services, source: str | None = None) -> datetime | None:

@@ -21,6 +21,7 @@ from monitor.queries.common import (
 from monitor.queries.model import (
     Series,
     VersionChange,
+    results_in_range,
     series_by,
     to_series,
     worst_first,
@@ -64,6 +65,8 @@ class FeatureView:
     distribution: Distribution | None
     versions: list[VersionChange]
     computed_at: datetime | None
+    # the windows overlapping a range that holds no window's start (see ModelView.overlap)
+    overlap: tuple[datetime, datetime] | None = None
 
 
 def _shares(counts: Sequence[Any] | npt.NDArray[Any]) -> list[float]:
@@ -219,11 +222,10 @@ def feature_view(
         return None
     tenants, tenant = page_tenant(services, scope, tenant)
     key, start, end = parse_range(range_key, now or services.now())
-    rows = reads.results_between(
-        services.metadata,
+    rows, overlap = results_in_range(
+        services,
         start=start,
         end=end,
-        source="monitor",
         model=model,
         kinds=DRIFT_KINDS,
         tenant_ids=scope,
@@ -284,4 +286,5 @@ def feature_view(
         dist,
         [VersionChange(v, f, n) for v, f, _l, n in reads.version_spans(services.logstore, model)],
         reads.last_computed(services.metadata, source="monitor", model=model),
+        overlap,
     )

@@ -13,6 +13,7 @@ from monitor.queries.common import (
     PRIMARY_METRICS,
     STATUS_RANK,
     Scope,
+    longest_window,
     memoised,
     page_tenant,
     parse_range,
@@ -84,6 +85,9 @@ class ModelView:
     quality: list[tuple[str, str, float | None, Status]]  # (column, metric, value, status)
     versions: list[VersionChange]
     computed_at: datetime | None
+    # when the range holds no window's start (shorter than the monitors' windows, e.g. 24h on
+    # daily monitors): the window(s) overlapping it are shown instead, from .. to
+    overlap: tuple[datetime, datetime] | None = None
 
 
 def series_by(results: Iterable[MetricResult], key: Any) -> dict[Any, list[MetricResult]]:
@@ -171,6 +175,34 @@ def heatmap(results: Iterable[MetricResult]) -> Heatmap:
     return Heatmap(features, windows, z, text, status)
 
 
+def results_in_range(
+    services: Services, *, start: datetime, end: datetime, model: str, **filters: Any
+) -> tuple[list[MetricResult], tuple[datetime, datetime] | None]:
+    """A model's monitor results of the windows starting in the range; when none does (a
+    range shorter than the monitors' windows: 24h on daily monitors read "No results"), those
+    of the windows overlapping it, with their span (else None)."""
+    rows = reads.results_between(
+        services.metadata, start=start, end=end, source="monitor", model=model, **filters
+    )
+    if rows:
+        return rows, None
+    reach = longest_window(services, model)
+    if end - start >= reach * 2:  # such a range always holds a whole window
+        return rows, None
+    rows = reads.results_between(
+        services.metadata,
+        start=start,
+        end=end,
+        source="monitor",
+        model=model,
+        reach=reach,
+        **filters,
+    )
+    if not rows:
+        return rows, None
+    return rows, (min(r.window_start for r in rows), max(r.window_end for r in rows))
+
+
 @memoised
 def model_view(
     services: Services,
@@ -188,11 +220,10 @@ def model_view(
         return None
     tenants, tenant = page_tenant(services, scope, tenant)
     key, start, end = parse_range(range_key, now or services.now())
-    rows = reads.results_between(
-        services.metadata,
+    rows, overlap = results_in_range(
+        services,
         start=start,
         end=end,
-        source="monitor",
         model=model,
         kinds=("feature_drift", "prediction_drift", "performance", "estimated_performance"),
         tenant_ids=(tenant,),
@@ -266,4 +297,5 @@ def model_view(
         quality=quality,
         versions=versions,
         computed_at=reads.last_computed(services.metadata, source="monitor", model=model),
+        overlap=overlap,
     )

@@ -11,6 +11,7 @@ from monitor.queries.common import (
     LATEST_DAYS,
     STATUS_RANK,
     Scope,
+    longest_window,
     parse_range,
     severity_score,
     visible_tenants,
@@ -30,6 +31,9 @@ class Cell:
     warning: int
     firing: int  # firing alerts that notify (not inhibited; see monitor.queries.firing)
     inhibited: int = 0  # firing alerts the inhibit rules mute
+    # the window shown when it began before the range (a range shorter than the monitor's
+    # window, e.g. 24h on daily monitors): its start and end, which the cell names
+    window: tuple[datetime, datetime] | None = None
 
 
 @dataclass(frozen=True)
@@ -88,6 +92,9 @@ def overview(
     tenants = visible_tenants(services, scope)
     models = [m.name for m in services.metadata.list_models()]
     _key, start, end = parse_range(range_key or f"{LATEST_DAYS}d", services.now())
+    # the newest window of each monitor *overlapping* the range: a range shorter than a
+    # window (24h on daily monitors, not at midnight) holds no window's start, and the grid
+    # read "No data" everywhere while alerts fired
     latest = reads.latest_results(
         services.metadata,
         source="monitor",
@@ -95,6 +102,7 @@ def overview(
         include_all=False,
         since=start,
         until=end,
+        reach=longest_window(services),
     )
     # every firing alert in scope read (the store may hold thousands: no cap), split as the
     # alert list splits them
@@ -114,12 +122,18 @@ def overview(
             status = worst_status(r.status for r in rs)
             if fire_cell[(m, t)] or held_cell[(m, t)]:
                 status = "alert"
+            before = [r for r in rs if r.window_start < start]
             cells[(m, t)] = Cell(
                 status,
                 sum(r.status == "alert" for r in rs),
                 sum(r.status == "warn" for r in rs),
                 fire_cell[(m, t)],
                 held_cell[(m, t)],
+                (
+                    (min(r.window_start for r in before), max(r.window_end for r in before))
+                    if before
+                    else None
+                ),
             )
     flagged = [r for r in latest if r.status in ("alert", "warn")]
     flagged.sort(key=lambda r: (-STATUS_RANK[r.status], -severity_score(r)))

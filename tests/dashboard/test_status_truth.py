@@ -1,18 +1,22 @@
 """What a person concludes from the charts agrees with the stored status, in Chromium against
 the demo site (``conftest.py``).
 
-With FDR on (the demo's drift monitors), a check's status comes from the false-discovery-rate
-correction while the charts draw the uncorrected per-test threshold: on the 60-day demo 64
-Wasserstein results over their drawn line were ok (158 in alert). The heatmap coloured every
-cell by value ÷ threshold (red over the line) and the feature chart marked nothing, so an
-ok cell read as drift. Each heatmap cell's colour band is now its stored status, each chart
-point in alert is red and one over the line that is ok is not, the hover names the status
-and the q-value, and the line is named the uncorrected threshold.
+1. With FDR on (the demo's drift monitors), a check's status comes from the false-discovery-rate
+   correction while the charts draw the uncorrected per-test threshold: on the 60-day demo 64
+   Wasserstein results over their drawn line were ok (158 in alert). The heatmap coloured every
+   cell by value ÷ threshold (red over the line) and the feature chart marked nothing, so an
+   ok cell read as drift. Each heatmap cell's colour band is now its stored status, each chart
+   point in alert is red and one over the line that is ok is not, the hover names the status
+   and the q-value, and the line is named the uncorrected threshold.
+2. The 24h preset on daily monitors holds no window's start: the overview read "No data" in
+   every cell and "Nothing over its threshold" while alerts fired, the model page "No
+   results". Each shows the window the range falls in, and says so.
 """
 
 from __future__ import annotations
 
 from collections import defaultdict
+from datetime import datetime
 from typing import Any
 
 import pytest
@@ -20,7 +24,7 @@ import pytest
 from monitor.queries import STATUS_RANK
 from storage import reads
 from storage.types import ALL, MetricResult
-from tests.dashboard.conftest import Site, Tab
+from tests.dashboard.conftest import DEMO_NOW, Site, Tab
 
 pytestmark = pytest.mark.slow
 
@@ -156,3 +160,31 @@ def test_chart_points_are_marked_by_their_stored_status(site: Site, tabs: dict[s
     assert red_points == sum(r.status == "alert" for r in stored.values())
     assert "uncorrected per-test threshold" in plot["title"]
     tab.shot("engineer-feature-status-marks")
+
+
+def test_a_range_shorter_than_a_daily_window_shows_the_window_it_falls_in(
+    site: Site, tabs: dict[str, Tab]
+) -> None:
+    """24h at 14:00 holds no daily window's start: the grid read "No data" everywhere and
+    "Nothing over its threshold" while the demo's alerts fired."""
+    tab = tabs["engineer"]
+    tab.open("/?range=24h", "#overview-grid")
+    grid = tab.page.inner_text("#overview-grid")
+    firing = int(tab.page.inner_text("#overview-firing"))
+    assert firing > 0
+    assert "No data" not in grid, grid
+    yesterday = datetime.fromordinal(DEMO_NOW.toordinal() - 1).strftime("%Y-%m-%d")
+    assert grid.count(f"window {yesterday}, longer than the range") == 6, grid
+    text = tab.page.inner_text("#overview-content")
+    assert "Nothing over its threshold" not in text
+    assert tab.page.locator("#overview-worst").count() == 1  # the flagged checks of that day
+    tab.shot("engineer-overview-24h")
+    # the model page shows that window's heatmap and says which window it is
+    tab.open("/models/churn?tenant=globex&range=24h", "#model-heatmap .main-svg")
+    note = tab.page.inner_text("#model-overlap")
+    assert f"showing the window it falls in, {yesterday}" in note, note
+    plot = tab.page.evaluate(PLOT, "#model-heatmap")
+    assert [_day(x) for x in plot["data"][0]["x"]] == [yesterday]
+    assert "No results" not in tab.page.inner_text("#model-content")
+    tab.open("/models/churn/features/discount_rate?tenant=globex&range=24h", "#feature-overlap")
+    assert yesterday in tab.page.inner_text("#feature-overlap")

@@ -425,3 +425,34 @@ def test_worst_drifted_window_is_of_the_windows_in_alert() -> None:
     }
     ranked, _undrifted, _level = rank(rows, {}, {})
     assert ranked[0].drifted_windows == 1 and ranked[0].worst == pytest.approx(1.2)
+
+
+def test_a_window_reads_by_its_dates() -> None:
+    day = datetime(2026, 12, 2, tzinfo=UTC)
+    assert c.fmt_window(day, day + timedelta(days=1)) == "2026-12-02"
+    assert c.fmt_window(day, day + timedelta(days=7)) == "2026-12-02 to 2026-12-08"
+    assert c.fmt_window(day, day + timedelta(hours=1)).startswith("2026-12-02 00:00")
+
+
+def test_the_overview_never_says_nothing_is_wrong_while_alerts_fire(tmp_path: Path) -> None:
+    """A range may hold no flagged check while alerts fire (their windows before it): the
+    overview said "Nothing over its threshold in the newest windows." next to "8 firing"."""
+    import sys
+
+    from dashboard.app import get_app
+
+    get_app(tmp_path)
+    overview = sys.modules["pages.overview"]
+
+    def text(firing: dict[str, int], inhibited: int = 0) -> str:
+        cell = queries.Cell("alert" if firing else "ok", 0, 0, sum(firing.values()))
+        view = queries.Overview(
+            ["churn"], ["acme"], {("churn", "acme"): cell}, [], firing, T0, inhibited
+        )
+        return json.dumps(overview.nothing_flagged(view).to_plotly_json(), default=str)
+
+    assert "Nothing over its threshold" in text({})
+    firing = text({"warning": 7, "critical": 1})
+    assert "Nothing over its threshold" not in firing
+    assert "but 8 alerts are firing" in firing
+    assert "but 1 alert is firing" in text({}, inhibited=1)
