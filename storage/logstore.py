@@ -481,6 +481,10 @@ class LogStore:
         self._commits = 0
         self._cursor_lock = threading.Lock()
         self._indexes: dict[str, _KeyIndex] = {}
+        # inference table -> tenant -> stored rows (see tenant_counts); changed under both
+        # the write lock and this lock, copied by readers under this lock alone
+        self._counts: dict[str, dict[str, int]] = {}
+        self._counts_lock = threading.Lock()
         self._py_hash: bool | None = None  # see _py_hash_ok
         self._columns: dict[str, dict[str, str]] = {}
         self._closed = False
@@ -514,6 +518,8 @@ class LogStore:
             finally:
                 self._release_path()
                 self._indexes.clear()
+                with self._counts_lock:
+                    self._counts.clear()
         if self._checkpointer is not None:
             self._checkpoint_wanted.set()  # wakes the thread, which sees _closed and ends
             self._checkpointer.join()
@@ -1006,6 +1012,7 @@ class LogStore:
                 with self._transaction():
                     for kt, new in inserts:
                         self._insert(kt, new)
+            self._count_rows(inserts)
             return
         if not inserts:
             return
@@ -1019,6 +1026,7 @@ class LogStore:
             for kt, new in full:
                 self._insert(kt, new)
             token = self._mirror.record(self._con, [(kt.table, kt.key, new) for kt, new in full])
+        self._count_rows(full)
         try:
             self._mirror.committed(token)
         except Exception:  # pragma: no cover - a mirror must not raise; the rows are stored
@@ -1416,14 +1424,62 @@ class LogStore:
             return rel.to_arrow_table()
 
     def count_inferences(self, model: str, tenant_id: str | None = None) -> int:
+        """Stored inference rows of ``model``, of one tenant when given (from memory: see
+        :meth:`tenant_counts`)."""
+        counts = self.tenant_counts(model)
+        return counts.get(tenant_id, 0) if tenant_id is not None else sum(counts.values())
+
+    def tenant_counts(self, model: str) -> dict[str, int]:
+        """Tenant -> stored inference rows of ``model``, for every tenant with rows: exactly
+        ``SELECT tenant_id, count(*) ... GROUP BY tenant_id``, without the scan.
+
+        The first call per table in a process runs that query on the write connection under
+        the write lock (so no commit falls between the scan and the counting that follows);
+        from then on every append adds its stored rows after its COMMIT, still under the write
+        lock and before the append returns, so a read that starts after an acknowledged append
+        counts its rows. Rows of inference tables are only ever added, by appends (nothing
+        deletes or updates them). The dashboard's read (``GET /models/{model}``) asked DuckDB
+        for ``count(*)`` and ``DISTINCT tenant_id`` at every call: full scans of a growing
+        table, each a few GIL hand-offs that wait behind the ingest threads (see
+        docs/architecture.md, "the dashboard read while ingesting")."""
+        self._check_open()
         table = self._require(model)
-        sql = f"SELECT count(*) FROM {quote(table)}"
-        params: list[Any] = []
-        if tenant_id is not None:
-            sql += " WHERE tenant_id = ?"
-            params.append(tenant_id)
-        with self._cursor() as cur:
-            return int(cur.execute(sql, params).fetchall()[0][0])
+        counts = self._cached_counts(table)
+        if counts is not None:
+            return counts
+        with self._wlock:
+            self._check_open()
+            if table not in self._counts:
+                rows = self._run(
+                    f"SELECT tenant_id, count(*) FROM {quote(table)} GROUP BY tenant_id"
+                )
+                with self._counts_lock:
+                    self._counts[table] = {str(t): int(n) for t, n in rows}
+        return self._cached_counts(table) or {}
+
+    def cached_tenant_counts(self, model: str) -> dict[str, int] | None:
+        """:meth:`tenant_counts` when it is in memory already (None when not): never waits
+        for the write lock nor reads the database, so an event loop may call it."""
+        if self._closed:
+            return None
+        return self._cached_counts(tables.model_table("inferences", _check_model(model)))
+
+    def _cached_counts(self, table: str) -> dict[str, int] | None:
+        with self._counts_lock:
+            counts = self._counts.get(table)
+            return dict(counts) if counts is not None else None
+
+    def _count_rows(self, inserts: Sequence[tuple[_KeyedTable, pa.Table]]) -> None:
+        """After the COMMIT of ``inserts`` (caller holds the write lock): add their rows to the
+        tenant counts of the tables whose counts are in memory."""
+        for kt, new in inserts:
+            if kt.table not in self._counts or not new.num_rows:
+                continue
+            found = pc.value_counts(new[kt.tenant]).to_pylist()
+            with self._counts_lock:
+                counts = self._counts[kt.table]
+                for item in found:
+                    counts[item["values"]] = counts.get(item["values"], 0) + item["counts"]
 
     def received_per_hour(
         self, start: datetime, end: datetime, model: str | None = None
@@ -1597,12 +1653,9 @@ class LogStore:
         )
 
     def tenants_seen(self, model: str) -> list[str]:
-        table = self._require(model)
-        with self._cursor() as cur:
-            rows = cur.execute(
-                f"SELECT DISTINCT tenant_id FROM {quote(table)} ORDER BY tenant_id"
-            ).fetchall()
-        return [str(r[0]) for r in rows]
+        """The tenants with inference rows of ``model``, sorted (from memory: see
+        :meth:`tenant_counts`)."""
+        return sorted(self.tenant_counts(model))
 
     def query_arrow(self, sql: str, params: Sequence[Any] | None = None) -> pa.Table:
         """Run a read query on a read cursor. For the storage package's query modules (e.g.

@@ -133,6 +133,7 @@ def test_group_commits_of_concurrent_writers_are_copied_once(tmp_path: Path) -> 
     lake = tmp_path / "lake"
     with open_store(tmp_path / "s.duckdb", lake, group_commit=True) as store:
         universe = rows("u", 2000, 2)
+        assert store.tenant_counts("churn") == {}  # in memory from here on
 
         def worker(w: int) -> None:
             rng = np.random.default_rng(w)
@@ -149,6 +150,10 @@ def test_group_commits_of_concurrent_writers_are_copied_once(tmp_path: Path) -> 
             t.join()
         assert store.commit_stats()["appends"] > store.commit_stats()["commits"]  # shared
         assert assert_lake_equals_store(store, lake) > 500
+        # the row counts in memory (GET /models/{model}) follow the mirror's commits too
+        t = store.query_arrow("SELECT tenant_id, count(*) AS n FROM inferences__churn GROUP BY 1")
+        truth = dict(zip(t["tenant_id"].to_pylist(), t["n"].to_pylist(), strict=True))
+        assert store.tenant_counts("churn") == truth
 
 
 def test_the_store_without_the_setting_has_no_outbox(tmp_path: Path) -> None:

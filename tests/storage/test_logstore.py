@@ -534,6 +534,71 @@ def test_quarantine_round_trip(store: LogStore) -> None:
 
 
 # --- reads -----------------------------------------------------------------------------------
+def group_by_tenant(store: LogStore, model: str = "churn") -> dict[str, int]:
+    """DuckDB's own count of the stored rows per tenant (what the counts in memory must equal)."""
+    t = store.query_arrow(
+        f"SELECT tenant_id, count(*) AS n FROM inferences__{model} GROUP BY tenant_id"
+    )
+    return dict(zip(t["tenant_id"].to_pylist(), t["n"].to_pylist(), strict=True))
+
+
+def test_tenant_counts_equal_the_table_after_every_append(store: LogStore) -> None:
+    """``tenant_counts`` (and ``count_inferences``, ``tenants_seen``) are kept in memory: built
+    by one scan at the first read, then added to by each append after its COMMIT. They equal
+    DuckDB's GROUP BY at once after every append: duplicates (stored, in the batch, the same id
+    under another tenant), a mixed-tenant batch, a refused batch, concurrent appends."""
+    assert store.tenant_counts("churn") == {} and store.tenants_seen("churn") == []
+    store.append_inferences("churn", rows(["a0", "a1"], tenant="acme"))
+    assert store.tenant_counts("churn") == group_by_tenant(store) == {"acme": 2}
+    store.append_inferences("churn", rows(["a1", "a2", "a2"], tenant="acme"))  # 1 stored, 1 twice
+    store.append_inferences("churn", rows(["a0"], tenant="globex"))  # another tenant's id: new
+    mixed = pa.concat_tables([rows(["m0", "m1"], tenant="initech"), rows(["m0"], tenant="acme")])
+    assert store.append_inferences("churn", mixed).accepted == 3
+    with pytest.raises(LogStoreError, match="bogus"):
+        store.append_inferences("churn", rows(["x0"], tenant="acme", bogus=[1.0]))
+    assert store.tenant_counts("churn") == group_by_tenant(store)
+    assert store.tenant_counts("churn") == {"acme": 4, "globex": 1, "initech": 2}
+
+    def worker(w: int) -> None:  # with group commit these share commits
+        for k in range(10):
+            ids = [f"w{w}-{k}-{j}" for j in range(w + 1)] + [f"w{w}-0-0"]  # and a retry
+            store.append_inferences(
+                "churn", rows(ids, tenant=("acme", "globex", "umbrella")[w % 3])
+            )
+
+    threads = [threading.Thread(target=worker, args=(w,)) for w in range(6)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    truth = group_by_tenant(store)
+    assert store.tenant_counts("churn") == truth
+    assert truth["umbrella"] == 10 * 3 + 10 * 6  # workers 2 and 5
+    assert store.count_inferences("churn") == sum(truth.values())
+    assert store.count_inferences("churn", "globex") == truth["globex"]
+    assert store.count_inferences("churn", "nobody") == 0
+    assert store.tenants_seen("churn") == ["acme", "globex", "initech", "umbrella"]
+
+
+def test_tenant_counts_built_from_a_reopened_file(tmp_path: Path) -> None:
+    """Counts are not stored: a new process (a reopened store) builds them from the table,
+    including rows appended before any read, then keeps them."""
+    path = tmp_path / "logs.duckdb"
+    with LogStore(path, group_commit=True) as s:
+        s.ensure_model("churn", CHURN)
+        s.append_inferences("churn", rows([f"a{i}" for i in range(7)], tenant="acme"))
+        assert s.tenant_counts("churn") == {"acme": 7}
+        s.append_inferences("churn", rows(["g0"], tenant="globex"))
+    with LogStore(path) as s:
+        s.append_inferences("churn", rows(["g1", "g0"], tenant="globex"))  # before any read
+        assert s.tenant_counts("churn") == group_by_tenant(s) == {"acme": 7, "globex": 2}
+        s.append_inferences("churn", rows(["g2"], tenant="globex"))
+        assert s.count_inferences("churn", "globex") == 3
+    with pytest.raises(LogStoreError, match="closed"):
+        s.count_inferences("churn")
+    assert s.cached_tenant_counts("churn") is None
+
+
 def test_read_filters(store: LogStore) -> None:
     store.append_inferences("churn", rows([f"a{i}" for i in range(10)], tenant="acme"))
     store.append_inferences("churn", rows([f"g{i}" for i in range(5)], tenant="globex"))
