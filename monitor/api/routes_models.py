@@ -16,6 +16,7 @@ from monitor.api.out import IsoTime, Out
 from monitor.errors import BadRequestError
 from monitor.schemas import IngestOut, ModelIn, ModelOut, ReferenceOut, RowErrorOut
 from monitor.service import Caller, IngestSummary, Services
+from storage.types import ModelInfo
 
 router = APIRouter()
 Viewer = Annotated[Caller, Depends(require("viewer"))]
@@ -75,14 +76,34 @@ def list_models(request: Request, caller: Viewer) -> list[ModelOut]:
     return [ModelOut.of(m) for m in _services(request).list_models()]
 
 
+def _model_and_counts(services: Services, model: str) -> tuple[ModelInfo, dict[str, int]]:
+    """The model and its stored rows per tenant (may read the metadata and the log store)."""
+    return services.get_model(model), services.logstore.tenant_counts(model)
+
+
+def _model_and_counts_in_memory(
+    services: Services, model: str
+) -> tuple[ModelInfo, dict[str, int]] | None:
+    """:func:`_model_and_counts` when memory has both (reads nothing, waits for no lock)."""
+    info = services.cached_model(model)
+    counts = services.logstore.cached_tenant_counts(model) if info is not None else None
+    return (info, counts) if info is not None and counts is not None else None
+
+
 @router.get("/models/{model}", response_model=ModelOut, tags=["models"])
-def get_model(model: str, request: Request, caller: Viewer) -> ModelOut:
+async def get_model(model: str, request: Request, caller: Viewer) -> ModelOut:
     """A model with its row count and the tenants seen (only the caller's tenant if scoped)."""
     services = _services(request)
-    info = services.get_model(model)
-    tenants = services.logstore.tenants_seen(model)
-    tenants = tenancy.visible(caller.scope, tenants)
-    rows = services.logstore.count_inferences(model, caller.tenant_id)
+    # answered on the event loop from memory when it can: the dashboard's read is then one
+    # thread hop (the key dependency), not two, each a wait behind the ingest work queued on
+    # the loop (docs/architecture.md, "the dashboard read while ingesting")
+    found = _model_and_counts_in_memory(services, model)
+    if found is None:  # reads the metadata or the log store: on a thread
+        found = await run_in_threadpool(_model_and_counts, services, model)
+    info, counts = found
+    tenants = tenancy.visible(caller.scope, sorted(counts))
+    tenant = caller.tenant_id
+    rows = counts.get(tenant, 0) if tenant is not None else sum(counts.values())
     return ModelOut.of(info, rows=rows, tenants=tenants)
 
 

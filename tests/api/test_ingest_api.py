@@ -344,6 +344,38 @@ def test_scoped_key_tenant_comes_from_key(live: Live, keys: Keys, churn: dict) -
         assert acme.get("/models/churn").json()["rows"] == 5
 
 
+def test_model_rows_and_tenants_count_each_acknowledged_request(
+    live: Live, keys: Keys, churn: dict
+) -> None:
+    """GET /models/{model} (the dashboard's read, answered from the counts kept in memory)
+    counts every row as soon as its request is answered, never a duplicate, and a scoped key
+    sees only its own tenant's rows and tenant."""
+
+    def seen(c: httpx.Client) -> tuple[int, list[str]]:
+        body = c.get("/models/churn").json()
+        return body["rows"], body["tenants"]
+
+    with (
+        client(live, keys.viewer) as viewer,
+        client(live, keys.acme) as acme,
+        client(live, keys.globex) as globex,
+    ):
+        assert seen(viewer) == (0, [])
+        assert acme.post("/models/churn/inferences", json=rows(5)).json()["accepted"] == 5
+        assert seen(viewer) == (5, ["acme"]) and seen(acme) == (5, ["acme"])
+        assert seen(globex) == (0, [])
+        body = [{k: v for k, v in r.items() if k != "tenant_id"} for r in rows(3, start=3)]
+        assert globex.post("/models/churn/inferences", json=body).json()["accepted"] == 3
+        # a retry (duplicates) and a batch with one bad row (quarantined, not counted)
+        assert acme.post("/models/churn/inferences", json=rows(5)).json()["duplicates"] == 5
+        bad = rows(2, start=10) + rows(1, start=12, age="old")
+        assert acme.post("/models/churn/inferences", json=bad).json()["accepted"] == 2
+        assert seen(viewer) == (10, ["acme", "globex"])
+        assert seen(acme) == (7, ["acme"]) and seen(globex) == (3, ["globex"])
+        assert viewer.get("/models/nope").status_code == 404
+    assert live.services.logstore.count_inferences("churn") == 10
+
+
 def test_scoped_key_sees_only_its_quarantine(live: Live, keys: Keys, churn: dict) -> None:
     with client(live, keys.engineer) as eng:
         eng.post("/models/churn/inferences", json=rows(2, tenant="globex", age="bad"))
