@@ -882,7 +882,8 @@ def writers_section(
     load generator of ``clients_used`` (``python``, ``wrk``). ``baseline``: also the
     group-commit mode on the code of that commit (mode ``base``), for old-vs-new in one run.
     Several clients take turns going first: in the given order in even ``run``s, reversed in
-    odd ones (``--repeat``), as the second of a pair meets a larger table and WAL."""
+    odd ones (``--repeat``), as the second of a pair meets a larger table and WAL; so do the
+    modes (``base`` first in odd runs)."""
     figures: dict[str, Any] = {"client": ",".join(clients_used)}
     several = len(clients_used) > 1
     roots = {m: ROOT for m in modes}
@@ -890,7 +891,9 @@ def writers_section(
         modes = [*modes, "base"]
         roots["base"] = _baseline_tree(tmp, baseline)
         figures["baseline_ref"] = baseline
-    for mode in modes:
+    # the modes take turns going first too (each on a fresh server, but the machine's load
+    # and the disk's state drift over a run)
+    for mode in modes[:: -1 if run % 2 else 1]:
         server = Server(
             tmp / f"writers-{mode}",
             model=SMALL_MODEL,
