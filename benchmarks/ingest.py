@@ -977,8 +977,8 @@ def writers_section(
                     f"{new['rows_per_s'] / old['rows_per_s']:.2f}x, "
                     f"p50 {old['p50_ms']:.1f} -> {new['p50_ms']:.1f} ms, "
                     f"p95 {old['p95_ms']:.1f} -> {new['p95_ms']:.1f} ms, CPU/request "
-                    f"{old['cpu_ms_per_request']:.2f} -> {new['cpu_ms_per_request']:.2f} ms, "
-                    f"read p95 {_read_cell(old)} -> {_read_cell(new)}"
+                    f"{old['cpu_ms_per_request']:.2f} -> {new['cpu_ms_per_request']:.2f} ms; "
+                    f"read p95 idle -> ingesting: old {_read_cell(old)}, new {_read_cell(new)}"
                 )
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
     return figures
