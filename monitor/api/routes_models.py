@@ -95,8 +95,9 @@ async def get_model(model: str, request: Request, caller: Viewer) -> ModelOut:
     """A model with its row count and the tenants seen (only the caller's tenant if scoped)."""
     services = _services(request)
     # answered on the event loop from memory when it can: the dashboard's read is then one
-    # thread hop (the key dependency), not two, each a wait behind the ingest work queued on
-    # the loop (docs/architecture.md, "the dashboard read while ingesting")
+    # thread hop (the key dependency), not three (a sync route, and FastAPI checks a sync
+    # route's response model on a thread too), each return to the loop a wait behind the
+    # ingest work queued there (docs/architecture.md, "the dashboard read while ingesting")
     found = _model_and_counts_in_memory(services, model)
     if found is None:  # reads the metadata or the log store: on a thread
         found = await run_in_threadpool(_model_and_counts, services, model)
