@@ -181,23 +181,14 @@ def results_in_range(
     """A model's monitor results of the windows starting in the range; when none does (a
     range shorter than the monitors' windows: 24h on daily monitors read "No results"), those
     of the windows overlapping it, with their span (else None)."""
-    rows = reads.results_between(
-        services.metadata, start=start, end=end, source="monitor", model=model, **filters
-    )
+    query: dict[str, Any] = dict(start=start, end=end, source="monitor", model=model, **filters)
+    rows = reads.results_between(services.metadata, **query)
     if rows:
         return rows, None
     reach = longest_window(services, model)
     if end - start >= reach * 2:  # such a range always holds a whole window
         return rows, None
-    rows = reads.results_between(
-        services.metadata,
-        start=start,
-        end=end,
-        source="monitor",
-        model=model,
-        reach=reach,
-        **filters,
-    )
+    rows = reads.results_between(services.metadata, reach=reach, **query)
     if not rows:
         return rows, None
     return rows, (min(r.window_start for r in rows), max(r.window_end for r in rows))
