@@ -30,8 +30,9 @@ def cli(data_dir: Path, *args: str) -> str:
     return r.output
 
 
-def test_rules_channels_alerts_silences_and_backtest(data_dir: Path, tmp_path: Path) -> None:
-    out = cli(
+def create_hook(data_dir: Path) -> str:
+    """A webhook channel named ``hook`` (to a closed port: nothing here is delivered)."""
+    return cli(
         data_dir,
         "channels",
         "create",
@@ -41,6 +42,10 @@ def test_rules_channels_alerts_silences_and_backtest(data_dir: Path, tmp_path: P
         "--target",
         "http://127.0.0.1:9/x",
     )
+
+
+def test_rules_channels_alerts_silences_and_backtest(data_dir: Path, tmp_path: Path) -> None:
+    out = create_hook(data_dir)
     assert "signing secret (shown once): whsec_" in out
     assert "whsec_" not in cli(data_dir, "channels", "list", "--json")
     rules = tmp_path / "rules.yaml"
@@ -135,16 +140,7 @@ def test_bad_matcher_is_refused(data_dir: Path) -> None:
 def test_apply_without_channels_keeps_a_rules_routing(data_dir: Path, tmp_path: Path) -> None:
     """`init` writes rules without `channels:` and says rules that exist keep theirs: applying
     such a file must not silence a rule that was wired to on-call; `channels: []` does."""
-    cli(
-        data_dir,
-        "channels",
-        "create",
-        "hook",
-        "--kind",
-        "webhook",
-        "--target",
-        "http://127.0.0.1:9/x",
-    )
+    create_hook(data_dir)
     rule = {"name": "drift", "match": {"kind": "feature_drift"}, "for": 2}
     rules = tmp_path / "rules.yaml"
 
