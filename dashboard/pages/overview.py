@@ -44,8 +44,6 @@ def _cell(model: str, tenant: str, cell: queries.Cell, link: bool) -> html.Td:
         text = f"{cell.firing} firing" + (
             f" · {cell.inhibited} inhibited" if cell.inhibited else ""
         )
-        alerts = c.href("/alerts", {"tenant": tenant, "model": model})
-        parts.append(html.Div(dcc.Link(text, href=alerts) if link else text, className="muted"))
     elif cell.alerting or cell.warning:
         # checks flagged in the newest windows, no alert firing (yet: a rule's `for` may hold it
         # pending). "1 alert · 1 warn" read as an alert firing that the firing count lacked.
@@ -55,6 +53,9 @@ def _cell(model: str, tenant: str, cell: queries.Cell, link: bool) -> html.Td:
             for i, (n, s) in enumerate(counts)
         )
         text = f"{flagged}; no alert firing"
+    else:
+        text = ""
+    if text:  # a link to the cell's alerts (pending ones included)
         alerts = c.href("/alerts", {"tenant": tenant, "model": model})
         parts.append(html.Div(dcc.Link(text, href=alerts) if link else text, className="muted"))
     if cell.window is not None:
