@@ -454,7 +454,8 @@ def kpi_sentence(h: Headline) -> str:
     elif h.tone == "good":
         text += " On track." + _range_text(h)
     elif h.tone == "neutral":
-        text += (f" {_grey_text(h)}" if _grey_text(h) else "") + _range_text(h)
+        grey = _grey_text(h)
+        text += (f" {grey}" if grey else "") + _range_text(h)
     if h.alert_since is not None:
         text += f" The alert on it is open since {fmt_day(h.alert_since, h.window)}."
     return text
