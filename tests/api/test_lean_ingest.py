@@ -17,7 +17,9 @@ from typing import Any
 
 import httpx
 import orjson
+import pytest
 
+from monitor.api import lean_ingest
 from storage.metadata import MetadataStore
 from tests.api.conftest import CHURN, Keys, make_keys, make_settings
 from tests.support import Live, live_server, shared_tls
@@ -183,7 +185,14 @@ def stored(live: Live) -> dict[str, Any]:
     }
 
 
-def test_lean_path_answers_and_stores_as_the_routes_do(tmp_path: Path) -> None:
+@pytest.mark.parametrize("on_loop", [True, False], ids=["on-loop", "on-validator-thread"])
+def test_lean_path_answers_and_stores_as_the_routes_do(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on_loop: bool
+) -> None:
+    """Each request alone: its body validated on the event loop, as a lone writer's is; and
+    with the loop's size limit at 0, on a validator thread, as under many writers."""
+    if not on_loop:
+        monkeypatch.setattr(lean_ingest, "LOOP_BODY_BYTES", 0)
     with (
         server(tmp_path, lean=True) as (lean, lean_keys),
         server(tmp_path, lean=False) as (
@@ -308,3 +317,55 @@ def test_a_model_past_its_cache_time_stays_on_the_lean_path(tmp_path: Path) -> N
             assert r.status_code == 200 and r.json()["accepted"] == 3
             assert lean_count(live) - before == 1
         assert live.services.logstore.count_inferences("churn") == 5
+
+
+def test_under_other_writers_a_body_is_validated_off_the_event_loop(tmp_path: Path) -> None:
+    """A request that arrives while another lean request waits for the writer is validated on
+    a validator thread, not on the event loop the dashboard's reads share; a lone request is
+    validated on the loop (no thread hop). The writer is held inside its append (the real
+    one, gated) so the first request is in flight for as long as the test needs; meanwhile a
+    read is answered, and then both writes are stored and answered."""
+    with server(tmp_path, lean=True) as (live, keys):
+        services = live.services
+        with live.http(keys.engineer) as c:
+            assert c.get("/models/churn").status_code == 200
+        threads_of: dict[str, str] = {}
+        prepare = services.prepare_ingest
+
+        def spy_prepare(kind: Any, info: Any, parsed: Any, scope: Any) -> Any:
+            threads_of[parsed.parsed_rows().rows[0]["request_id"]] = threading.current_thread().name
+            return prepare(kind, info, parsed, scope)
+
+        entered, release = threading.Event(), threading.Event()
+        append_many = services.logstore.append_many
+
+        def gated_append_many(batches: Any) -> Any:
+            entered.set()
+            assert release.wait(60), "the test never released the writer"
+            return append_many(batches)
+
+        services.prepare_ingest = spy_prepare  # type: ignore[method-assign]
+        services.logstore.append_many = gated_append_many  # type: ignore[method-assign]
+        answers: dict[str, httpx.Response] = {}
+
+        def post(tag: str) -> None:
+            with live.http(keys.engineer) as http:
+                answers[tag] = http.post("/models/churn/inferences", json=rows(tag, 3))
+
+        first = threading.Thread(target=post, args=("first",))
+        first.start()
+        assert entered.wait(30), "the first request never reached the writer"
+        second = threading.Thread(target=post, args=("second",))
+        second.start()
+        with live.http(keys.viewer) as v:
+            read = v.get("/models/churn")  # answered while both writes wait
+        assert read.status_code == 200, read.text
+        release.set()
+        first.join(60)
+        second.join(60)
+        assert [answers[t].status_code for t in ("first", "second")] == [200, 200]
+        assert [answers[t].json()["accepted"] for t in ("first", "second")] == [3, 3]
+        loop_thread = threads_of["first-0"]
+        assert not loop_thread.startswith("lean-validate"), threads_of
+        assert threads_of["second-0"].startswith("lean-validate_"), threads_of
+        assert services.logstore.count_inferences("churn") == 6
