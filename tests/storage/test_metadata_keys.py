@@ -279,6 +279,52 @@ def test_an_authenticated_key_is_cached_and_a_revocation_elsewhere_ends_it(
         other.dispose()
 
 
+def test_keys_checked_together_share_one_generation_read(
+    metadata_store: MetadataStore, migrated_url: str
+) -> None:
+    """Inside ``one_key_generation`` (the lean ingest writer checks a group of requests there)
+    five authentications take one connection for the generation; outside, one each (the
+    control). A revocation by another store before the block refuses the key inside it; one
+    during the block counts from the first check after it; one through this store inside
+    the block refuses the key at once."""
+    server = metadata_store
+    other = MetadataStore(migrated_url)
+    try:
+        first, first_secret = server.create_api_key("one", "engineer")
+        second, second_secret = server.create_api_key("two", "engineer")
+        assert server.authenticate(first_secret) is not None
+        assert server.authenticate(second_secret) is not None
+        checkouts = _checkouts(server)
+        with server.one_key_generation():
+            for _ in range(5):
+                assert server.authenticate(first_secret) is not None
+        assert len(checkouts) == 1
+        checkouts.clear()
+        for _ in range(5):
+            assert server.authenticate(first_secret) is not None
+        assert len(checkouts) == 5  # control: one generation read a call
+
+        other.revoke_api_key(str(first.id), actor="cli")
+        with server.one_key_generation():
+            assert server.authenticate(first_secret) is None  # revoked before the group
+            assert server.authenticate(second_secret) is not None
+
+        with server.one_key_generation():
+            assert server.authenticate(second_secret) is not None
+            other.revoke_api_key(str(second.id), actor="cli")
+            # checked as at the group's start, as a request checked a moment earlier would be
+            assert server.authenticate(second_secret) is not None
+        assert server.authenticate(second_secret) is None  # the next check refuses it
+
+        third, third_secret = server.create_api_key("three", "engineer")
+        assert server.authenticate(third_secret) is not None
+        with server.one_key_generation():
+            server.revoke_api_key(str(third.id))
+            assert server.authenticate(third_secret) is None
+    finally:
+        other.dispose()
+
+
 def test_a_cached_key_expires_on_time(clocked_store: MetadataStore, clock: FakeClock) -> None:
     expires = clock() + timedelta(seconds=30)
     _, secret = clocked_store.create_api_key("ci", "engineer", expires_at=expires)
