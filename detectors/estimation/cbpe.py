@@ -282,11 +282,12 @@ class BinaryCBPE(CbpeBase):
         # the scores' order is the same for every calibration: sorted once, not 21 times
         ranks = score_ranks(s) if n else None
         values, (tp, fp, tn, fn) = self._values(s, yhat, p, ranks)
-        replicas = (
-            _replica_values(s, yhat, [predict_isotonic(c, s) for c in self._fit_calibrators], ranks)
-            if ranks is not None and self._fit_calibrators
-            else []
-        )
+        replicas: list[dict[str, float | None]] = []
+        if ranks is not None and self._fit_calibrators:
+            up = ranks[0][::-1]  # any ascending order: each score's value does not depend on it
+            ascending = (up, s[up])
+            calibrated = [predict_isotonic(c, s, ascending) for c in self._fit_calibrators]
+            replicas = _replica_values(s, yhat, calibrated, ranks)
         fit = fit_error(values, replicas, self._fit_scale)
         metrics = self._bands(BINARY_ESTIMATED_METRICS, values, fit, n)
         return EstimationResult(

@@ -263,7 +263,8 @@ def test_multiclass_rejects_unknown_classes_and_bad_shapes() -> None:
 def test_fast_isotonic_predict_is_scikit_learns() -> None:
     """CBPE evaluates its calibrator and 20 replicas per window with np.interp on the fitted
     thresholds (scikit-learn's predict validates its input on each call): same values,
-    including scores outside the fitted range, ties and a constant fit."""
+    including scores outside the fitted range, ties and a constant fit, with or without the
+    scores' sorted order."""
     from sklearn.isotonic import IsotonicRegression
 
     from detectors.estimation.calibration import predict_isotonic
@@ -275,6 +276,10 @@ def test_fast_isotonic_predict_is_scikit_learns() -> None:
         iso = IsotonicRegression(y_min=0.0, y_max=1.0, out_of_bounds="clip").fit(p, y)
         s = np.concatenate([rng.uniform(-0.2, 1.2, 5000), p, [0.0, 1.0]])
         np.testing.assert_allclose(predict_isotonic(iso, s), iso.predict(s), rtol=0, atol=1e-12)
+        # given the scores' ascending order (as CBPE passes it for its 20 replicas): the same
+        # values to the bit, whichever order ties take
+        up = np.argsort(-s, kind="mergesort")[::-1]
+        assert np.array_equal(predict_isotonic(iso, s, (up, s[up])), predict_isotonic(iso, s))
     flat = IsotonicRegression(out_of_bounds="clip").fit([0.2, 0.2, 0.2], [0.0, 1.0, 1.0])
     s = np.array([0.0, 0.2, 0.9])
     np.testing.assert_allclose(predict_isotonic(flat, s), flat.predict(s))
