@@ -84,6 +84,22 @@ def _filters(
     return stmt
 
 
+def _starting_from(
+    stmt: Select,  # type: ignore[type-arg]
+    start: datetime | None,
+    reach: timedelta | None,
+) -> Select:  # type: ignore[type-arg]
+    """``stmt`` limited to windows starting at ``start`` or later; with ``reach`` (the longest
+    window), also those starting up to that long before ``start`` and ending after it: the
+    windows *overlapping* the range."""
+    r = MetricResultRow
+    if start is None:
+        return stmt
+    if reach:
+        return stmt.where(r.window_start >= start - reach, r.window_end > start)
+    return stmt.where(r.window_start >= start)
+
+
 def latest_results(
     meta: MetadataStore,
     *,
@@ -121,10 +137,7 @@ def latest_results(
         include_all=include_all,
         model_version=model_version,
     )
-    if since is not None and reach:
-        newest = newest.where(r.window_start >= since - reach, r.window_end > since)
-    elif since is not None:
-        newest = newest.where(r.window_start >= since)
+    newest = _starting_from(newest, since, reach)
     if until is not None:
         newest = newest.where(r.window_start < until)
     newest = newest.group_by(r.source, r.source_name, r.tenant_id)
@@ -183,10 +196,7 @@ def results_between(
         source_name=source_name,
         model_version=model_version,
     )
-    if start is not None and reach:
-        stmt = stmt.where(r.window_start >= start - reach, r.window_end > start)
-    elif start is not None:
-        stmt = stmt.where(r.window_start >= start)
+    stmt = _starting_from(stmt, start, reach)
     if end is not None:
         stmt = stmt.where(r.window_start < end)
     stmt = stmt.order_by(r.window_start, r.id).limit(limit)
