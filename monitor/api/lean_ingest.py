@@ -22,11 +22,12 @@ the route's checks: the same key dependency (``auth.require("engineer")``: the k
 generation read, once for the group; the rate limit, the role), the model look-up (404),
 then the validation's outcome (its error, if any, in the route's order: after the key and
 the model), new tenants; then one ``LogStore.append_many`` stores them all (one group
-commit, durable when it returns), then each request's labels, quarantine and counters, and only then are the futures resolved. The
-validation is redone there when the key's tenant or the model's schema in force differ from
-the ones memory had. So every answer (status, body, headers) is the one the route gives, in
-the same order of checks, except that a key revoked between the memory check and the
-writer's read has had its (bounded) body read and validated, never stored, before its 401.
+commit, durable when it returns), then each request's labels, quarantine and counters, and
+only then are the futures resolved. The validation is redone there when the key's tenant
+or the model's schema in force differ from the ones memory had. So every answer (status,
+body, headers) is the one the route gives, in the same order of checks, except that a key
+revoked between the memory check and the writer's read has had its (bounded) body read and
+validated, never stored, before its 401.
 Skipped: Starlette's routing over every route (a regex each), FastAPI's dependency solving
 and response validation, anyio's worker-thread hops, and a thread per request.
 ``tests/api/test_lean_ingest.py`` sends the same requests through both paths and compares
@@ -243,16 +244,16 @@ class LeanIngest:
             _wake(jobs)
 
     def _write(self, jobs: list[_Job]) -> None:
-        """What the route does after reading the body, for each request in the order queued: the
-        key dependency (``auth.require("engineer")``: the key against the group's one read of
-        the keys' generation, the rate limit, the role), the model (404), the validation's outcome, new tenants; then one
-        ``LogStore.append_many`` for all (a group commit: durable when it returns); then each
-        request's labels, quarantine and counters."""
-        ready: list[tuple[_Job, PreparedIngest]] = []
+        """What the route does after reading the body, for each request in the order queued:
+        the key dependency (``auth.require("engineer")``: the key against the group's one
+        read of the keys' generation, the rate limit, the role), the model (404), the
+        validation's outcome, new tenants; then one ``LogStore.append_many`` for all (a group
+        commit: durable when it returns); then each request's labels, quarantine and
+        counters."""
         # the group's keys checked at one moment: one read of the keys' generation, not one
         # a request (the route reads it per request; 18 % of this thread's time at 64 x 10)
         with jobs[0].services.metadata.one_key_generation():
-            self._check(jobs, ready)
+            ready = self._check(jobs)
         if not ready:
             return
         results = ready[0][0].services.logstore.append_many(
@@ -266,10 +267,11 @@ class LeanIngest:
             except Exception as exc:
                 job.outcome = exc
 
-    def _check(self, jobs: list[_Job], ready: list[tuple[_Job, PreparedIngest]]) -> None:
+    def _check(self, jobs: list[_Job]) -> list[tuple[_Job, PreparedIngest]]:
         """The route's checks for each request, in the order queued (see :meth:`_write`):
-        the ones that pass go to ``ready`` with their validated batch, the others get their
-        error as their outcome."""
+        the requests that pass, with their validated batch; the others get their error as
+        their outcome."""
+        ready: list[tuple[_Job, PreparedIngest]] = []
         for job in jobs:
             try:
                 caller = self._engineer(job.request)
@@ -290,6 +292,7 @@ class LeanIngest:
                 ready.append((job, prepared))
             except Exception as exc:
                 job.outcome = exc
+        return ready
 
     def _response(self, job: _Job) -> Response:
         """The route's answer: the summary, or the app's error answer (an error it does not

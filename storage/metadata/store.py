@@ -594,11 +594,11 @@ class MetadataStore:
     def one_key_generation(self) -> Iterator[None]:
         """Within the block, this thread's :meth:`authenticate` calls share one read of the
         ``api_keys`` generation, taken on entry: for requests checked together (the lean
-        ingest writer's group), as if at that one moment. A revocation committed before entry
-        refuses them all; one committed during the block counts for the requests checked
-        after it. A revocation through this store empties its cache, so within the block
-        such a key is read again from its row (and refused). Nested blocks share the outer
-        read."""
+        ingest writer's group), as if at that one moment. A revocation committed by another
+        process before entry refuses them all; one committed during the block counts from
+        the first check after the block. A revocation through this store empties its cache,
+        so within the block such a key is read again from its row (and refused). Nested
+        blocks share the outer read."""
         if getattr(self._pinned, "generation", None) is not None:
             yield
             return
