@@ -13,8 +13,8 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
-from typing import Any, Literal
+from datetime import UTC, datetime
+from typing import Any
 
 import pyarrow as pa
 
@@ -24,6 +24,7 @@ from monitor.errors import (
     NotFoundError,
     ValidationFailed,
 )
+from monitor.ingest_prepare import BatchPreparer, IngestKind, PreparedIngest
 from monitor.schemas import ModelIn
 from monitor.settings import Settings
 from monitor.tenancy import Scope
@@ -45,28 +46,6 @@ class IngestSummary:
     duplicates: int
     rejected: int
     errors: list[ingest.RowError]
-
-
-IngestKind = Literal["inferences", "labels", "events"]
-
-
-@dataclass(frozen=True)
-class PreparedIngest:
-    """A validated ingest batch, not stored yet (``Services.prepare_ingest``)."""
-
-    kind: IngestKind
-    model: str | None
-    schema: ModelSchema | None  # the model's schema it was validated against
-    tenant_scope: str | None  # the key's tenant it was validated for
-    batch_id: str
-    v: ingest.Validated
-    table: pa.Table  # the rows to append (an inference batch's without its label column)
-    labels: pa.Table | None  # an inference batch's labels, appended after it
-
-    @property
-    def append_args(self) -> tuple[str, str | None, pa.Table]:
-        """``LogStore.append``'s arguments for this batch."""
-        return self.kind, self.model, self.table
 
 
 @dataclass(frozen=True)
@@ -130,11 +109,11 @@ class Services:
         # name -> (model, monotonic time read): every ingest request looks its model up (twice:
         # for the 404 before the body is read, then to validate); see get_model
         self._models: dict[str, tuple[ModelInfo, float]] = {}
-        # (kind, model) -> (schema, rules, target) of its batches; see _plan
-        self._plans: dict[
-            tuple[IngestKind, str | None],
-            tuple[ModelSchema | None, list[ingest.FieldRule], pa.Schema],
-        ] = {}
+        # validates ingest batches (reads and writes nothing); the ingest front process
+        # (monitor.api.ingest_front) runs one of its own
+        self.preparer = BatchPreparer(
+            settings, self.now, lambda model, schema: logstore.arrow_schema(model, schema)
+        )
         # the process's object graph, attached by monitor.composition.compose (one place
         # builds it; this module cannot import it)
         self.components: Any = None
@@ -251,16 +230,7 @@ class Services:
 
     def _limits(self, *, check_time: bool = True) -> ingest.Limits:
         """The per-row bounds of ingest, from the settings."""
-        s = self.settings
-        return ingest.Limits(
-            min_ts=s.min_timestamp,
-            max_future=timedelta(seconds=s.max_future_skew_seconds),
-            check_time=check_time,
-            max_id_chars=s.max_id_chars,
-            max_category_chars=s.max_category_chars,
-            max_text_chars=s.max_text_chars,
-            max_abs_number=s.max_abs_number,
-        )
+        return self.preparer.limits(check_time=check_time)
 
     def _finish(self, v: ingest.Validated, batch_id: str, accepted: int, dup: int) -> IngestSummary:
         if v.rejected:
@@ -310,85 +280,13 @@ class Services:
     ) -> PreparedIngest:
         """Validate a batch (reads and writes nothing): its typed valid rows, its errors and
         rejected rows. ``info`` is the model (None for events)."""
-        batch_id = uuid.uuid4().hex
-        common: dict[str, Any] = {
-            "tenant_scope": tenant_scope,
-            "now": self.now(),
-            "limits": self._limits(),
-            "batch_id": batch_id,
-        }
-        labels = None
-        rules, target = self._plan(kind, info)
-        if kind == "events":
-            v = ingest.validate(
-                parsed,
-                rules,
-                target,
-                kind="event",
-                model=None,
-                fill={"event_id": ingest.event_ids},
-                **common,
-            )
-            return PreparedIngest(kind, None, None, tenant_scope, batch_id, v, v.table, None)
-        assert info is not None
-        if kind == "labels":
-            v = ingest.validate(
-                parsed,
-                rules,
-                target,
-                kind="label",
-                model=info.name,
-                aliases=dict(info.schema.aliases),
-                **common,
-            )
-            return PreparedIngest(
-                kind, info.name, info.schema, tenant_scope, batch_id, v, v.table, None
-            )
-        v = ingest.validate(
-            parsed,
-            rules,
-            target,
-            kind="inference",
-            model=info.name,
-            aliases=dict(info.schema.aliases),
-            **common,
-        )
-        table = v.table
-        if "label" in table.column_names:
-            labels = table.filter(table.column("label").is_valid()).select(
-                ["request_id", "label", "tenant_id"]
-            )
-            table = table.drop_columns(["label"])
-        return PreparedIngest(
-            kind, info.name, info.schema, tenant_scope, batch_id, v, table, labels
-        )
+        return self.preparer.prepare(kind, info, parsed, tenant_scope)
 
     def _plan(
         self, kind: IngestKind, info: ModelInfo | None
     ) -> tuple[list[ingest.FieldRule], pa.Schema]:
-        """The field rules and the target Arrow schema of a batch of ``kind`` (an inference
-        batch's with its optional ``label`` column), built once per kind and model schema:
-        about 0.1-0.3 ms a request otherwise (labels and events built theirs twice)."""
-        model, schema = (info.name, info.schema) if info is not None else (None, None)
-        cached = self._plans.get((kind, model))
-        if cached is not None and cached[0] == schema:
-            return cached[1], cached[2]
-        if kind == "events":
-            rules = ingest.event_rules()
-            target = ingest.rules_schema(rules)
-        elif schema is None or model is None:
-            raise ValueError(f"a batch of {kind} needs its model")
-        elif kind == "labels":
-            rules = ingest.label_rules(schema)
-            target = ingest.rules_schema(rules)
-        else:
-            label = ingest.prediction_rule(schema, "label", required=False)
-            rules = [*ingest.inference_rules(schema), label]
-            target = self.logstore.arrow_schema(model, schema).append(
-                pa.field("label", ingest.ARROW_TYPES[label.kind])
-            )
-        self._plans[(kind, model)] = (schema, rules, target)
-        return rules, target
+        """The field rules and target Arrow schema of a batch (``BatchPreparer.plan``)."""
+        return self.preparer.plan(kind, info)
 
     def admit_tenants(self, prepared: PreparedIngest) -> None:
         """Create the tenants an inference or event batch names (before its append)."""
