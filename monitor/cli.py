@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import gc
 import sys
+import threading
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Annotated, Any
@@ -98,6 +100,13 @@ def serve(
     data_dir: DataDir = None,
     host: Annotated[str | None, typer.Option(help="Listen address.")] = None,
     port: Annotated[int | None, typer.Option(help="Listen port.")] = None,
+    ingest_port: Annotated[
+        int | None,
+        typer.Option(
+            help="Also serve the API on this port, from a process of its own that reads and "
+            "validates JSON ingest (for many small writers; DRIFTWATCH_INGEST_PORT)."
+        ),
+    ] = None,
 ) -> None:
     """Run the server: the dashboard at /, the API under /api/v1, its docs at /docs."""
     # as while importing this module: building the app (imports, routes, schemas) allocates
@@ -107,7 +116,7 @@ def serve(
 
     from monitor.api import create_app
 
-    settings = _settings(data_dir, host=host, port=port)
+    settings = _settings(data_dir, host=host, port=port, ingest_port=ingest_port)
     console.print(f"Driftwatch starting on {settings.base_url} ...")
     # the scheduler and the delivery worker start once the port is open (after the dashboard
     # build, so the first page is not kept waiting by them)
@@ -123,18 +132,77 @@ def serve(
         timeout_graceful_shutdown=SHUTDOWN_GRACE_SECONDS,
     )
     server = _server(config)
+    fronts: list[Any] = []  # the ingest front's process (settings.ingest_port), once started
+    failed: list[str] = []
 
-    def ready() -> None:
+    def serving() -> None:
         # said once the socket listens and the app's start-up (stores opened, migrations run,
         # scheduler started) is done: a browser opened on this line gets the page
         console.print(
             f"Driftwatch serving on {settings.base_url}  (API docs: {settings.base_url}/docs)"
+            + (f"; ingest also on port {settings.ingest_port}" if fronts else "")
         )
+
+    stopping = threading.Event()
+
+    def front_ready() -> None:
+        # on a thread: the front takes a second or two to import and bind
+        try:
+            fronts[0].wait_accepting()
+        except RuntimeError as exc:
+            failed.append(str(exc))
+            server.should_exit = True
+            return
+        serving()
+        # then it watches the front: one that dies (a crash, the OOM killer) is started
+        # again; meanwhile its port refuses connections and nothing it answered is lost
+        while True:
+            code = fronts[0].proc.wait()
+            if stopping.is_set():
+                return
+            err.print(f"[yellow]the ingest front exited with code {code}; starting it again[/]")
+            fronts[0].stop()
+            time.sleep(1.0)
+            if stopping.is_set():
+                return
+            try:
+                fronts[0] = type(fronts[0])(api, settings)
+                fronts[0].wait_accepting()
+            except (OSError, RuntimeError) as exc:
+                err.print(f"[red]error:[/] the ingest front did not start again: {exc}")
+                return
+
+    def ready() -> None:
         gc.enable()
         _after_ready(api.state.after_ready)
+        if settings.ingest_port is None:
+            serving()
+            return
+        from monitor.api import FrontProcess
+
+        try:
+            fronts.append(FrontProcess(api, settings))
+        except OSError as exc:
+            failed.append(f"could not start the ingest front: {exc}")
+            server.should_exit = True
+            return
+        threading.Thread(target=front_ready, name="ingest-front-start", daemon=True).start()
+
+    def stop_fronts() -> None:
+        stopping.set()
+        for front in fronts:
+            front.stop()
 
     server.on_ready = ready
-    server.run()
+    # the front first, while this process still stores what it sends: its requests in
+    # flight are answered before it exits (uvicorn's graceful shutdown there)
+    server.before_shutdown = stop_fronts
+    try:
+        server.run()
+    finally:
+        stop_fronts()
+    if failed:
+        _fail(RuntimeError(failed[0]))
 
 
 def _after_ready(work: list[Any]) -> None:
@@ -162,6 +230,7 @@ def _server(config: Any) -> Any:
     within :data:`SHUTDOWN_DEADLINE_SECONDS` whatever is running. Work in progress stops at
     its next check point (a window); what is committed is in the stores' logs already, so a
     forced exit at the deadline loses nothing committed."""
+    import asyncio
     import os
     import threading
 
@@ -176,6 +245,7 @@ def _server(config: Any) -> Any:
 
     class Server(uvicorn.Server):
         on_ready: Any = None
+        before_shutdown: Any = None
 
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets)
@@ -183,6 +253,11 @@ def _server(config: Any) -> Any:
             # early, with should_exit set, when either failed)
             if self.started and not self.should_exit and self.on_ready is not None:
                 self.on_ready()
+
+        async def shutdown(self, sockets: Any = None) -> None:
+            if self.before_shutdown is not None:
+                await asyncio.to_thread(self.before_shutdown)
+            await super().shutdown(sockets)
 
         def handle_exit(self, sig: int, frame: Any) -> None:
             if not self.should_exit:  # the first signal starts the clock

@@ -34,6 +34,15 @@ class Settings(BaseSettings):
     )
     host: str = Field("127.0.0.1", description="Address `driftwatch serve` listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `driftwatch serve` listens on.")
+    ingest_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="A second port for ingest, served by a process of its own that reads and "
+        "validates JSON ingest requests and passes the rest on to the main port; dashboard "
+        "reads then do not wait behind many small writers (docs/architecture.md, ingest "
+        "front). Empty: everything on the main port.",
+    )
     external_url: str = Field(
         "",
         description="Public base URL used in links (webhooks, emails). Empty: http://<host>:<port>.",

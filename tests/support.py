@@ -26,7 +26,7 @@ import uvicorn
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 from fastapi import FastAPI
 
-from monitor.api import create_app
+from monitor.api import FrontProcess, create_app
 from monitor.service import Clock, Services
 from monitor.settings import Settings
 
@@ -78,6 +78,8 @@ class Live:
     settings: Settings
     transport: httpx.BaseTransport | None = None
     app: Any = None  # the ASGI app when in process (e.g. for schemathesis' ASGI transport)
+    # the ingest front's base URL when the settings give an ingest port (live_server)
+    ingest_url: str | None = None
 
     def http(self, key: str | None = None, *, base: str = "/api/v1", **kw: Any) -> httpx.Client:
         """An HTTP client of ``url + base`` sending ``key`` as its bearer token."""
@@ -166,9 +168,17 @@ def live_server(settings: Settings, clock: Clock | None = None) -> Iterator[Live
             raise RuntimeError("test server did not start")
         time.sleep(0.02)
     _after_ready(app)
+    front = None
     try:
-        yield Live(f"http://127.0.0.1:{port}", services, settings)
+        ingest_url = None
+        if settings.ingest_port is not None:  # the ingest front, as `driftwatch serve` starts it
+            front = FrontProcess(app, settings)
+            front.wait_accepting(PATIENCE_S)
+            ingest_url = f"http://127.0.0.1:{settings.ingest_port}"
+        yield Live(f"http://127.0.0.1:{port}", services, settings, ingest_url=ingest_url)
     finally:
+        if front is not None:
+            front.stop()
         server.should_exit = True
         thread.join(timeout=PATIENCE_S)
         services.close()
@@ -187,6 +197,8 @@ def server_process(env: dict[str, str], port: int) -> Iterator[subprocess.Popen[
     )
     try:
         wait_ready(f"http://127.0.0.1:{port}", proc)
+        if "DRIFTWATCH_INGEST_PORT" in env:  # and its ingest front (passes /ready on)
+            wait_ready(f"http://127.0.0.1:{env['DRIFTWATCH_INGEST_PORT']}", proc)
         yield proc
     finally:
         if proc.poll() is None:

@@ -151,7 +151,7 @@ def create_app(
 
     # innermost of ours: its answers get the security headers, its unexpected errors the
     # JSON 500 (monitor.api.lean_ingest)
-    app.add_middleware(LeanIngest, error_response=error_response)
+    app.add_middleware(LeanIngest, error_response=error_response, state=app.state)
     app.add_middleware(_ServerErrorAsJson)
     app.add_middleware(SecurityHeaders)
 

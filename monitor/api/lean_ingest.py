@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 import re
 import threading
 from collections.abc import Callable
@@ -55,12 +56,14 @@ from monitor.api.routes_models import EMPTY_BODY, ingest_out
 from monitor.errors import BadRequestError, DriftwatchError, PayloadTooLarge, translate
 from monitor.service import IngestKind, IngestSummary, PreparedIngest, Services
 from storage.errors import StorageError
-from storage.types import ModelSchema
+from storage.types import ApiKeyInfo, ModelSchema
 
 __all__ = ["LeanIngest"]
 
-_MODEL_ROUTE = re.compile(r"/api/v1/models/([^/]+)/(inferences|labels)")
-_EVENTS_PATH = "/api/v1/events"
+log = logging.getLogger("driftwatch.api")
+
+MODEL_ROUTE = re.compile(r"/api/v1/models/([^/]+)/(inferences|labels)")
+EVENTS_PATH = "/api/v1/events"
 # A lone request's body up to this size is parsed and validated on the event loop (10 rows of
 # JSON: ~0.3 ms of CPU, less than a hop to a thread). While other lean requests are in flight
 # a small body goes to the one small-body validator thread (one thread: they reach the writer
@@ -75,10 +78,11 @@ WRITER_IDLE_SECONDS = 10.0
 ErrorResponse = Callable[[DriftwatchError], Response]
 
 
-class _Job:
+class LeanJob:
     """One admitted request on its way through the writer thread."""
 
     __slots__ = (
+        "body",
         "error",
         "future",
         "kind",
@@ -87,6 +91,7 @@ class _Job:
         "outcome",
         "parsed",
         "prepared",
+        "reply",
         "request",
         "schema",
         "services",
@@ -107,19 +112,26 @@ class _Job:
         self.error: BaseException | None = None  # raised in the route's order (after auth)
         self.loop: asyncio.AbstractEventLoop | None = None
         self.future: asyncio.Future[Any] | None = None
+        # a request from the ingest front (monitor.api.ingest_link): validated there, so its
+        # body is kept to validate again should the tenant or schema have changed; its
+        # answer goes back through ``reply`` (one call per group), not a future
+        self.body: bytes | None = None
+        self.reply: Callable[[list[LeanJob]], None] | None = None
         self.outcome: IngestSummary | BaseException | None = None
 
 
 class LeanIngest:
     """ASGI middleware: the lean path described in the module docstring."""
 
-    def __init__(self, app: Any, *, error_response: ErrorResponse) -> None:
+    def __init__(self, app: Any, *, error_response: ErrorResponse, state: Any = None) -> None:
         self.app = app
+        if state is not None:  # the ingest link (monitor.api.ingest_link) finds it here
+            state.lean_ingest = self
         self._error_response = error_response
         self._engineer = require("engineer")  # the routes' dependency, unchanged
         self._validators: dict[bool, ThreadPoolExecutor] = {}  # by "large body"
         self._cv = threading.Condition()
-        self._jobs: list[_Job] = []
+        self._jobs: list[LeanJob] = []
         self._writer: threading.Thread | None = None
         # lean requests between their body and their answer (read and changed on the loop
         # only; several loops, as in tests, at worst move a body between loop and thread)
@@ -132,8 +144,8 @@ class LeanIngest:
         path = scope["path"]
         model: str | None = None
         kind: IngestKind = "events"
-        if path != _EVENTS_PATH:
-            m = _MODEL_ROUTE.fullmatch(path)
+        if path != EVENTS_PATH:
+            m = MODEL_ROUTE.fullmatch(path)
             if m is None:
                 await self.app(scope, receive, send)
                 return
@@ -147,7 +159,7 @@ class LeanIngest:
             return
         limit, tenant_scope = admitted
         try:
-            body = await _read_body(receive, limit)
+            body = await read_body(receive, limit)
         except PayloadTooLarge as exc:
             await self._error_response(exc)(scope, receive, send)
             return
@@ -155,21 +167,21 @@ class LeanIngest:
             return
         services: Services = state.services
         services.count("ingest_lean_requests")  # driftwatch_ingest_lean_requests_total
-        job = _Job(request, services, kind, model)
+        job = LeanJob(request, services, kind, model)
         job.loop = loop = asyncio.get_running_loop()
         job.future = loop.create_future()
         self._in_flight += 1
         try:
             large = len(body) > LOOP_BODY_BYTES
             if self._in_flight == 1 and not large:
-                _prepare(job, body, tenant_scope)
-                self._submit(job)
+                prepare_job(job, body, tenant_scope)
+                self.submit(job)
             else:
                 self._validator(large).submit(self._prepare_and_submit, job, body, tenant_scope)
             await job.future
         finally:
             self._in_flight -= 1
-        response = self._response(job)
+        response = self.response(job)
         await response(scope, receive, send)
 
     @staticmethod
@@ -186,14 +198,9 @@ class LeanIngest:
         limit: int = settings.max_body_bytes
         if not declared.isdigit() or not 0 < int(declared) <= limit:
             return None
-        services: Services = state.services
         presented = presented_key(request)
-        key = services.metadata.cached_key(presented) if presented else None
-        if key is None or ROLE_RANK.get(key.role, -1) < ROLE_RANK["engineer"]:
-            return None
-        if model is not None and services.known_model(model) is None:
-            return None
-        return limit, key.tenant_id
+        key = admitted_key(state.services, presented, model) if presented else None
+        return None if key is None else (limit, key.tenant_id)
 
     def _validator(self, large: bool) -> ThreadPoolExecutor:
         """The validator threads for small bodies (one) or large ones, started at first use."""
@@ -205,13 +212,13 @@ class LeanIngest:
             )
         return pool
 
-    def _prepare_and_submit(self, job: _Job, body: bytes, tenant_scope: str | None) -> None:
+    def _prepare_and_submit(self, job: LeanJob, body: bytes, tenant_scope: str | None) -> None:
         """On a validator thread: :func:`_prepare`, then to the writer (no hop to the loop)."""
-        _prepare(job, body, tenant_scope)
-        self._submit(job)
+        prepare_job(job, body, tenant_scope)
+        self.submit(job)
 
     # --- the writer thread ---------------------------------------------------------------
-    def _submit(self, job: _Job) -> None:
+    def submit(self, job: LeanJob) -> None:
         with self._cv:
             self._jobs.append(job)
             if self._writer is None:
@@ -243,7 +250,7 @@ class LeanIngest:
                     raise
             _wake(jobs)
 
-    def _write(self, jobs: list[_Job]) -> None:
+    def _write(self, jobs: list[LeanJob]) -> None:
         """What the route does after reading the body, for each request in the order queued:
         the key dependency (``auth.require("engineer")``: the key against the group's one
         read of the keys' generation, the rate limit, the role), the model (404), the
@@ -267,11 +274,11 @@ class LeanIngest:
             except Exception as exc:
                 job.outcome = exc
 
-    def _check(self, jobs: list[_Job]) -> list[tuple[_Job, PreparedIngest]]:
+    def _check(self, jobs: list[LeanJob]) -> list[tuple[LeanJob, PreparedIngest]]:
         """The route's checks for each request, in the order queued (see :meth:`_write`):
         the requests that pass, with their validated batch; the others get their error as
         their outcome."""
-        ready: list[tuple[_Job, PreparedIngest]] = []
+        ready: list[tuple[LeanJob, PreparedIngest]] = []
         for job in jobs:
             try:
                 caller = self._engineer(job.request)
@@ -280,6 +287,9 @@ class LeanIngest:
                 stale = job.tenant_scope != caller.tenant_id or (
                     info is not None and job.schema != info.schema
                 )
+                if stale and job.body is not None and job.parsed is None:  # from the front
+                    ctype = job.request.headers.get("content-type", "")
+                    job.parsed = ingest.parse_body(job.body, ctype)
                 if stale and job.parsed is not None:
                     # validated for another tenant or schema than the ones in force now
                     prepared = services.prepare_ingest(job.kind, info, job.parsed, caller.tenant_id)
@@ -294,7 +304,7 @@ class LeanIngest:
                 job.outcome = exc
         return ready
 
-    def _response(self, job: _Job) -> Response:
+    def response(self, job: LeanJob) -> Response:
         """The route's answer: the summary, or the app's error answer (an error it does not
         map propagates, as from the route: a JSON 500)."""
         outcome = job.outcome
@@ -312,7 +322,18 @@ class LeanIngest:
         raise outcome
 
 
-def _prepare(job: _Job, body: bytes, tenant_scope: str | None) -> None:
+def admitted_key(services: Services, presented: str, model: str | None) -> ApiKeyInfo | None:
+    """The key, when memory knows it with a role the routes accept and knows the model (for
+    a model's routes): such a request's body is read on the lean path (or the ingest front)."""
+    key = services.metadata.cached_key(presented)
+    if key is None or ROLE_RANK.get(key.role, -1) < ROLE_RANK["engineer"]:
+        return None
+    if model is not None and services.known_model(model) is None:
+        return None
+    return key
+
+
+def prepare_job(job: LeanJob, body: bytes, tenant_scope: str | None) -> None:
     """Parse and validate the body (reads and writes nothing) against the model in memory
     and the key's tenant as memory knows them; the writer re-validates if either differs
     from what the route's checks then find. An error waits for its turn, after those checks."""
@@ -330,13 +351,23 @@ def _prepare(job: _Job, body: bytes, tenant_scope: str | None) -> None:
         job.error = exc
 
 
-def _wake(jobs: list[_Job]) -> None:
+def _wake(jobs: list[LeanJob]) -> None:
     """Resolve the requests' futures on their loops (from the writer thread): one callback
-    per loop for all of its requests (one wake-up of the loop, not one per request)."""
+    per loop for all of its requests (one wake-up of the loop, not one per request); the
+    ingest front's requests go back through their ``reply``, one call for all of them."""
     by_loop: dict[asyncio.AbstractEventLoop, list[asyncio.Future[Any]]] = {}
+    by_reply: dict[Callable[[list[LeanJob]], None], list[LeanJob]] = {}
     for job in jobs:
+        if job.reply is not None:
+            by_reply.setdefault(job.reply, []).append(job)
+            continue
         assert job.loop is not None and job.future is not None
         by_loop.setdefault(job.loop, []).append(job.future)
+    for reply, replied in by_reply.items():
+        try:
+            reply(replied)
+        except Exception:  # the front went away: its requests were not acknowledged
+            log.exception("could not answer the ingest front")
 
     for loop, futures in by_loop.items():
 
@@ -349,7 +380,7 @@ def _wake(jobs: list[_Job]) -> None:
             loop.call_soon_threadsafe(done)
 
 
-async def _read_body(receive: Any, limit: int) -> bytes | None:
+async def read_body(receive: Any, limit: int) -> bytes | None:
     """The body (None when the client disconnected first); 413 past ``limit``, with the
     message of ``deps.read_body``."""
     chunks: list[bytes] = []

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import random
 import signal
+import socket
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -38,18 +39,21 @@ def batch_rows(tag: str, n: int = BATCH) -> list[dict]:
 
 @pytest.mark.slow
 @pytest.mark.parametrize(
-    ("writers", "rows"),
+    ("writers", "rows", "front"),
     [
-        pytest.param(8, BATCH, id="8x200"),
+        pytest.param(8, BATCH, False, id="8x200"),
         # many small writers: their requests share group commits (the server's default)
-        pytest.param(48, 5, id="48x5-group-commit"),
+        pytest.param(48, 5, False, id="48x5-group-commit"),
+        # the same through the ingest front's port (validated in the front's process)
+        pytest.param(48, 5, True, id="48x5-ingest-front"),
     ],
 )
 def test_sigkill_during_concurrent_ingest_loses_no_acknowledged_row(
-    tmp_path: Path, writers: int, rows: int
+    tmp_path: Path, writers: int, rows: int, front: bool
 ) -> None:
     """SIGKILL while concurrent writers are being acknowledged: after the WAL replays, every
-    acknowledged batch is stored whole, no batch is stored in part and no row twice."""
+    acknowledged batch is stored whole, no batch is stored in part and no row twice. With
+    the ingest front, its requests in flight are never acknowledged and it stops."""
     data = tmp_path / "data"
     data.mkdir()
     meta = MetadataStore(f"sqlite:///{data / 'metadata.sqlite'}")
@@ -58,6 +62,9 @@ def test_sigkill_during_concurrent_ingest_loses_no_acknowledged_row(
     meta.dispose()
     port = free_port()
     env = {"DRIFTWATCH_DATA_DIR": str(data), "DRIFTWATCH_RATE_LIMIT_BURST": "100000"}
+    ingest_port = free_port() if front else port
+    if front:
+        env["DRIFTWATCH_INGEST_PORT"] = str(ingest_port)
     acked: set[str] = set()
     lock = threading.Lock()
     stop = threading.Event()
@@ -69,7 +76,10 @@ def test_sigkill_during_concurrent_ingest_loses_no_acknowledged_row(
 
         def worker(w: int) -> None:
             with httpx.Client(
-                base_url=url, headers=headers, timeout=PATIENCE_S, verify=shared_tls()
+                base_url=f"http://127.0.0.1:{ingest_port}/api/v1",
+                headers=headers,
+                timeout=PATIENCE_S,
+                verify=shared_tls(),
             ) as c:
                 b = 0
                 while not stop.is_set():
@@ -93,6 +103,11 @@ def test_sigkill_during_concurrent_ingest_loses_no_acknowledged_row(
         metrics = httpx.get(f"{url}/metrics", timeout=30).text
         proc.send_signal(signal.SIGKILL)  # in the middle of in-flight requests
         proc.wait(timeout=PATIENCE_S)
+        if front:  # the front's link reads end-of-file: it answers 503 and stops
+            deadline = time.monotonic() + PATIENCE_S
+            while _accepts(ingest_port):
+                assert time.monotonic() < deadline, "the ingest front outlived the server"
+                time.sleep(0.05)
         stop.set()
         for t in threads:
             t.join(timeout=PATIENCE_S)
@@ -109,6 +124,8 @@ def test_sigkill_during_concurrent_ingest_loses_no_acknowledged_row(
     # the acknowledgements under test came through the lean path's writer thread (JSON
     # bodies of a cached key: every request after the key's first)
     assert counted["driftwatch_ingest_lean_requests_total"] >= 60 - writers
+    if front:  # validated in the front's process
+        assert counted["driftwatch_ingest_front_requests_total"] >= 60 - writers
     with LogStore(data / "driftwatch.duckdb") as store:  # replays the WAL
         ids = (
             store.read_inferences("churn", columns=["request_id"]).column("request_id").to_pylist()
@@ -126,6 +143,14 @@ def test_sigkill_during_concurrent_ingest_loses_no_acknowledged_row(
     with server_process(env, port):
         r = httpx.get(f"http://127.0.0.1:{port}/api/v1/models/churn", headers=headers)
         assert r.json()["rows"] == len(ids)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
 
 
 REQUESTS = 12  # per client: 8 x 12 overlapping posts of 50-300 rows

@@ -22,7 +22,7 @@ import pytest
 from monitor.api import lean_ingest
 from storage.metadata import MetadataStore
 from tests.api.conftest import CHURN, Keys, make_keys, make_settings
-from tests.support import Live, live_server, shared_tls
+from tests.support import Live, free_port, live_server, shared_tls
 
 NOW = datetime.now(UTC).replace(microsecond=0)
 
@@ -61,10 +61,12 @@ def rows(tag: str, n: int, tenant: str | None = "acme", **over: Any) -> list[dic
 
 
 @contextmanager
-def server(tmp_path: Path, lean: bool) -> Iterator[tuple[Live, Keys]]:
+def server(tmp_path: Path, lean: bool, front: bool = False) -> Iterator[tuple[Live, Keys]]:
+    """A real server; with ``front``, its ingest front too (``Live.ingest_url``)."""
     settings = make_settings(
         tmp_path / ("lean" if lean else "routes"),
         ingest_lean_path=lean,
+        ingest_port=free_port() if front else None,
         max_body_bytes=8192,
         scheduler_enabled=False,
         alert_worker=False,
@@ -79,10 +81,10 @@ def server(tmp_path: Path, lean: bool) -> Iterator[tuple[Live, Keys]]:
         yield live, keys
 
 
-def lean_count(live: Live) -> int:
+def lean_count(live: Live, counter: str = "lean") -> int:
     text = httpx.get(f"{live.url}/api/v1/metrics", verify=shared_tls()).text
     for line in text.splitlines():
-        if line.startswith("driftwatch_ingest_lean_requests_total "):
+        if line.startswith(f"driftwatch_ingest_{counter}_requests_total "):
             return int(float(line.split()[1]))
     return 0
 
@@ -149,11 +151,14 @@ def requests() -> list[tuple[str | None, str, str, bytes]]:
     ]
 
 
-def answer(live: Live, keys: Keys, key: str | None, path: str, ctype: str, body: bytes) -> dict:
+def answer(
+    live: Live, keys: Keys, key: str | None, path: str, ctype: str, body: bytes, *, front=False
+) -> dict:
+    """The answer to one request, on the main port (or the ingest front's, ``front``)."""
     headers = {"Content-Type": ctype}
     if key is not None:
         headers["Authorization"] = f"Bearer {getattr(keys, key)}"
-    url = f"{live.url}/api/v1{path}"
+    url = f"{live.ingest_url if front else live.url}/api/v1{path}"
     r = httpx.post(url, content=body, headers=headers, timeout=60, verify=shared_tls())
     data = r.json()
     if "batch_id" in data:
@@ -185,16 +190,20 @@ def stored(live: Live) -> dict[str, Any]:
     }
 
 
-@pytest.mark.parametrize("on_loop", [True, False], ids=["on-loop", "on-validator-thread"])
+@pytest.mark.parametrize(
+    "where", ["on-loop", "on-validator-thread", "ingest-front"], ids=lambda where: where
+)
 def test_lean_path_answers_and_stores_as_the_routes_do(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, on_loop: bool
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, where: str
 ) -> None:
-    """Each request alone: its body validated on the event loop, as a lone writer's is; and
-    with the loop's size limit at 0, on a validator thread, as under many writers."""
-    if not on_loop:
+    """Each request alone: its body validated on the event loop, as a lone writer's is; with
+    the loop's size limit at 0, on a validator thread, as under many writers; and sent to
+    the ingest front's port (``DRIFTWATCH_INGEST_PORT``), validated in that process."""
+    if where == "on-validator-thread":
         monkeypatch.setattr(lean_ingest, "LOOP_BODY_BYTES", 0)
+    front = where == "ingest-front"
     with (
-        server(tmp_path, lean=True) as (lean, lean_keys),
+        server(tmp_path, lean=True, front=front) as (lean, lean_keys),
         server(tmp_path, lean=False) as (
             routes,
             route_keys,
@@ -208,7 +217,7 @@ def test_lean_path_answers_and_stores_as_the_routes_do(
                     assert c.get("/models/churn").status_code == 200
         before = lean_count(lean)
         for key, path, ctype, body in requests():
-            got = answer(lean, lean_keys, key, path, ctype, body)
+            got = answer(lean, lean_keys, key, path, ctype, body, front=front)
             want = answer(routes, route_keys, key, path, ctype, body)
             assert got == want, (key, path, body[:200])
         assert stored(lean) == stored(routes)
@@ -217,17 +226,33 @@ def test_lean_path_answers_and_stores_as_the_routes_do(
         # (not the viewer's, the revoked or missing key, the unknown model, the 8 kB body)
         assert lean_count(lean) - before == 15
         assert lean_count(routes) == 0
+        # through the front, those 15 were read and validated there; the rest were passed
+        # on to the main port (whose answers are compared above)
+        assert lean_count(lean, "front") == (15 if front else 0)
 
 
-def test_key_revoked_by_another_process_is_refused_on_the_lean_path(tmp_path: Path) -> None:
+FRONT = pytest.mark.parametrize("front", [False, True], ids=["main-port", "ingest-front"])
+
+
+@FRONT
+def test_key_revoked_by_another_process_is_refused_on_the_lean_path(
+    tmp_path: Path, front: bool
+) -> None:
     """A key this server has in memory, revoked through another connection to the metadata
     database (``driftwatch keys revoke`` on the data dir): the lean path takes the request
-    on its memory check, and the routes' dependency on its thread refuses it, unstored."""
-    with server(tmp_path, lean=True) as (live, keys):
-        with live.http(keys.engineer) as c:
+    on its memory check, and the routes' dependency on its thread refuses it, unstored. The
+    ingest front, which keeps the server's admission of the key for 2 s, reads the body too,
+    and the server's writer refuses it the same way."""
+    with server(tmp_path, lean=True, front=front) as (live, keys):
+        base = f"{live.ingest_url if front else live.url}/api/v1"
+        auth = {"Authorization": f"Bearer {keys.engineer}"}
+        with live.http(keys.engineer) as c:  # the key authenticates once through the routes
+            assert c.get("/models/churn").status_code == 200
+        with httpx.Client(base_url=base, headers=auth, timeout=60, verify=shared_tls()) as c:
             r = c.post("/models/churn/inferences", json=rows("a", 2))
             assert r.status_code == 200 and r.json()["accepted"] == 2
             before = lean_count(live)
+            before_front = lean_count(live, "front")
             other = MetadataStore(live.settings.metadata_url)
             try:
                 key = next(k for k in other.list_api_keys() if k.name == "engineer")
@@ -239,17 +264,23 @@ def test_key_revoked_by_another_process_is_refused_on_the_lean_path(tmp_path: Pa
         assert r.json()["error"]["message"] == "unknown, revoked or expired API key"
         assert r.headers["www-authenticate"] == "Bearer"
         assert lean_count(live) - before == 1  # answered by the lean path
+        assert lean_count(live, "front") - before_front == (1 if front else 0)
         assert live.services.logstore.count_inferences("churn") == 2
 
 
-def test_many_small_writers_on_the_lean_path_store_each_row_once(tmp_path: Path) -> None:
+@FRONT
+def test_many_small_writers_on_the_lean_path_store_each_row_once(
+    tmp_path: Path, front: bool
+) -> None:
     """32 concurrent writers of 5-row batches (each also retried once): every row stored
-    exactly once, every answer counts its rows, and the requests shared commits."""
+    exactly once, every answer counts its rows, and the requests shared commits; on the
+    main port, and through the ingest front."""
     writers, batches, n = 32, 6, 5
-    with server(tmp_path, lean=True) as (live, keys):
+    with server(tmp_path, lean=True, front=front) as (live, keys):
         with live.http(keys.engineer) as c:
             assert c.get("/models/churn").status_code == 200
         before = lean_count(live)
+        before_front = lean_count(live, "front")
         stats0 = live.services.logstore.commit_stats()
         failures: list[str] = []
         accepted = [0] * writers
@@ -257,7 +288,7 @@ def test_many_small_writers_on_the_lean_path_store_each_row_once(tmp_path: Path)
 
         def write(w: int) -> None:
             with httpx.Client(
-                base_url=f"{live.url}/api/v1",
+                base_url=f"{live.ingest_url if front else live.url}/api/v1",
                 headers={"Authorization": f"Bearer {keys.engineer}"},
                 timeout=120,
                 verify=shared_tls(),
@@ -286,6 +317,7 @@ def test_many_small_writers_on_the_lean_path_store_each_row_once(tmp_path: Path)
         )
         assert len(keys_stored) == len(set(keys_stored)) == writers * batches * n
         assert lean_count(live) - before == writers * batches * 2
+        assert lean_count(live, "front") - before_front == (writers * batches * 2 if front else 0)
         stats = live.services.logstore.commit_stats()
         appends = stats["appends"] - stats0["appends"]
         commits = stats["commits"] - stats0["commits"]
