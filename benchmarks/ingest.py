@@ -186,6 +186,8 @@ class Server:
         _, self.key = meta.create_api_key("bench", "admin")
         meta.dispose()
         self.port = free_port()
+        # an ingest front (DRIFTWATCH_INGEST_PORT in ``env``): writers send to its port
+        self.ingest_port = int((env or {}).get("DRIFTWATCH_INGEST_PORT", self.port))
         env = {
             **os.environ,
             "DRIFTWATCH_DATA_DIR": str(data),
@@ -202,7 +204,9 @@ class Server:
             stderr=subprocess.PIPE,
         )
         self.url = f"http://127.0.0.1:{self.port}"
+        self.ingest_url = f"http://127.0.0.1:{self.ingest_port}"
         wait_ready(self.url, self.proc)
+        wait_ready(self.ingest_url, self.proc)
         self.http = httpx.Client(
             base_url=self.url + "/api/v1",
             headers={"Authorization": f"Bearer {self.key}"},
@@ -661,7 +665,7 @@ def _run_writers(
     if client == "wrk":
         return _run_wrk(server, clients, rows, seconds, tag)
     spec = {
-        "url": server.url,
+        "url": server.ingest_url,
         "key": server.key,
         "clients": clients,
         "rows": rows,
@@ -713,7 +717,7 @@ def _run_wrk(server: Server, clients: int, rows: int, seconds: float, tag: str) 
                 "60s",
                 "-s",
                 str(WRK_SCRIPT),
-                f"{server.url}/api/v1/models/small/inferences",
+                f"{server.ingest_url}/api/v1/models/small/inferences",
                 "--",
                 fh.name,
                 str(rows),
@@ -777,9 +781,11 @@ def _idle_reads(server: Server, seconds: float = 2.0) -> list[float]:
 
 
 def _read_cell(f: dict[str, Any]) -> str:
-    """A shape's dashboard read p95: idle on the same table -> while ingesting (ratio)."""
+    """A shape's dashboard read p95: idle on the same table -> while ingesting (ratio), and
+    the floor: a separate idle server's read at the same time (ingesting / floor)."""
     return (
         f"{f['read_idle_p95_ms']:.1f} -> {f['read_p95_ms'] or 0:.1f} ({f['read_p95_ratio']:.1f}x)"
+        f" | {f['read_floor_p95_ms']:.1f} ({f['read_floor_ratio']:.2f}x)"
     )
 
 
@@ -798,9 +804,14 @@ def _commit_counts(server: Server) -> tuple[float, float]:
 
 
 def _cpu_seconds(server: Server) -> float:
-    """CPU time (user + system, all threads) of the server process so far."""
-    t = psutil.Process(server.proc.pid).cpu_times()
-    return float(t.user + t.system)
+    """CPU time (user + system, all threads) of the server process so far, with its ingest
+    front's (a child process) when it has one."""
+    proc = psutil.Process(server.proc.pid)
+    total = 0.0
+    for p in [proc, *proc.children()]:
+        t = p.cpu_times()
+        total += t.user + t.system
+    return total
 
 
 def _idle_cpu_rate(server: Server, window: float = 1.0, settle: float = 15.0) -> float:
@@ -893,54 +904,97 @@ def writers_section(
         figures["baseline_ref"] = baseline
     # the modes take turns going first too (each on a fresh server, but the machine's load
     # and the disk's state drift over a run)
-    for mode in modes[:: -1 if run % 2 else 1]:
-        server = Server(
-            tmp / f"writers-{mode}",
-            model=SMALL_MODEL,
-            env={"DRIFTWATCH_INGEST_GROUP_COMMIT": "false" if mode == "off" else "true"},
-            root=roots[mode],
-        )
-        try:
-            idle = _idle_reads(server)  # right after start-up, on the empty table
-            for clients, rows in WRITER_SHAPES:
-                for client in clients_used[:: -1 if run % 2 else 1]:
-                    idle_rate = _idle_cpu_rate(server)
-                    appends0, commits0 = _commit_counts(server)
-                    reads: list[float] = []
-                    stop = threading.Event()
-                    reader = threading.Thread(target=_read_times, args=(server, stop, reads))
+    # the machine's own share of a read's wait: the same reads, at the same time, of a
+    # separate idle server (its own process and data dir) while a shape ingests into the one
+    # under test. On 2 cores the load generator and the server under test slow any process;
+    # a read of the server under test at this floor is not slowed by the server itself.
+    floor = Server(tmp / "writers-floor", model=SMALL_MODEL)
+    _idle_reads(floor)  # warm
+    try:
+        for mode in modes[:: -1 if run % 2 else 1]:
+            _writers_mode(
+                tmp, mode, roots[mode], seconds, clients_used, run, several, figures, floor
+            )
+    finally:
+        floor.close()
+    _print_writers(figures, modes, clients_used, several, baseline)
+    return figures
+
+
+def _writers_mode(
+    tmp: Path,
+    mode: str,
+    root: Path,
+    seconds: float,
+    clients_used: tuple[str, ...],
+    run: int,
+    several: bool,
+    figures: dict[str, Any],
+    floor: Server,
+) -> None:
+    """:func:`writers_section`'s shapes for one mode, on a fresh server; into ``figures``."""
+    env = {"DRIFTWATCH_INGEST_GROUP_COMMIT": "false" if mode == "off" else "true"}
+    if mode == "front":  # writers send to the ingest front's port, reads to the main one
+        env["DRIFTWATCH_INGEST_PORT"] = str(free_port())
+    server = Server(tmp / f"writers-{mode}", model=SMALL_MODEL, env=env, root=root)
+    try:
+        idle = _idle_reads(server)  # right after start-up, on the empty table
+        for clients, rows in WRITER_SHAPES:
+            for client in clients_used[:: -1 if run % 2 else 1]:
+                idle_rate = _idle_cpu_rate(server)
+                appends0, commits0 = _commit_counts(server)
+                reads: list[float] = []
+                floor_reads: list[float] = []
+                stop = threading.Event()
+                readers = [
+                    threading.Thread(target=_read_times, args=(s, stop, out))
+                    for s, out in ((server, reads), (floor, floor_reads))
+                ]
+                for reader in readers:
                     reader.start()
-                    cpu0, t0 = _cpu_seconds(server), time.perf_counter()
-                    try:
-                        got = _run_writers(
-                            server, clients, rows, seconds, f"{mode}{clients}x{rows}", client
-                        )
-                    finally:
-                        stop.set()
-                        reader.join()
-                    # the reader's requests are few (one every 20 ms) and counted in; the idle
-                    # server's own CPU over the same time is not (see _idle_cpu_rate)
-                    cpu = _cpu_seconds(server) - cpu0
-                    background = idle_rate * (time.perf_counter() - t0)
-                    got["idle_cpu_ms_per_s"] = idle_rate * 1000
-                    got["cpu_ms_per_request"] = (
-                        max(cpu - background, 0.0) * 1000 / (got["requests"] + len(reads))
+                cpu0, t0 = _cpu_seconds(server), time.perf_counter()
+                try:
+                    got = _run_writers(
+                        server, clients, rows, seconds, f"{mode}{clients}x{rows}", client
                     )
-                    got["read_p95_ms"] = float(np.percentile(reads, 95)) if reads else None
-                    appends1, commits1 = _commit_counts(server)
-                    got["requests_per_commit"] = (appends1 - appends0) / max(commits1 - commits0, 1)
-                    # the same reads with no writer, on the table this shape left (as large as
-                    # the reads above met at their end): what "unchanged" compares against
-                    after = _idle_reads(server)
-                    got["read_idle_p95_ms"] = float(np.percentile(after, 95))
-                    got["read_p95_ratio"] = (got["read_p95_ms"] or 0) / got["read_idle_p95_ms"]
-                    figures[_writer_key(mode, clients, rows, client, several)] = got
-            figures[f"{mode} read idle"] = {"read_p95_ms": float(np.percentile(idle, 95))}
-        finally:
-            server.close()
+                finally:
+                    stop.set()
+                    for reader in readers:
+                        reader.join()
+                # the reader's requests are few (one every 20 ms) and counted in; the idle
+                # server's own CPU over the same time is not (see _idle_cpu_rate)
+                cpu = _cpu_seconds(server) - cpu0
+                background = idle_rate * (time.perf_counter() - t0)
+                got["idle_cpu_ms_per_s"] = idle_rate * 1000
+                got["cpu_ms_per_request"] = (
+                    max(cpu - background, 0.0) * 1000 / (got["requests"] + len(reads))
+                )
+                got["read_p95_ms"] = float(np.percentile(reads, 95)) if reads else None
+                appends1, commits1 = _commit_counts(server)
+                got["requests_per_commit"] = (appends1 - appends0) / max(commits1 - commits0, 1)
+                # the same reads with no writer, on the table this shape left (as large as
+                # the reads above met at their end): what "unchanged" compares against
+                after = _idle_reads(server)
+                got["read_idle_p95_ms"] = float(np.percentile(after, 95))
+                got["read_p95_ratio"] = (got["read_p95_ms"] or 0) / got["read_idle_p95_ms"]
+                got["read_floor_p95_ms"] = float(np.percentile(floor_reads, 95))
+                got["read_floor_ratio"] = (got["read_p95_ms"] or 0) / got["read_floor_p95_ms"]
+                figures[_writer_key(mode, clients, rows, client, several)] = got
+        figures[f"{mode} read idle"] = {"read_p95_ms": float(np.percentile(idle, 95))}
+    finally:
+        server.close()
+
+
+def _print_writers(
+    figures: dict[str, Any],
+    modes: list[str],
+    clients_used: tuple[str, ...],
+    several: bool,
+    baseline: str | None,
+) -> None:
     print(
         f"\n{'mode':<9} {'clients x rows':>14} {'client':>6} {'rows/s':>9} {'p50 ms':>8} "
-        f"{'p95 ms':>8} {'read p95 idle -> ingesting':>26} {'CPU ms/req':>10} {'idle ms/s':>9} "
+        f"{'p95 ms':>8} {'read p95 idle -> ingesting | floor':>36} {'CPU ms/req':>10} {'idle ms/s':>9} "
         f"{'client CPU':>10} {'group':>5}"
         "  target: figure / target = ratio"
     )
@@ -954,7 +1008,7 @@ def writers_section(
                 f = figures[_writer_key(mode, clients, rows, client, several)]
                 print(
                     f"{mode:<9} {f'{clients} x {rows}':>14} {client:>6} {f['rows_per_s']:>9,.0f} "
-                    f"{f['p50_ms']:>8.1f} {f['p95_ms']:>8.1f} {_read_cell(f):>26} "
+                    f"{f['p50_ms']:>8.1f} {f['p95_ms']:>8.1f} {_read_cell(f):>36} "
                     f"{f['cpu_ms_per_request']:>10.2f} {f.get('idle_cpu_ms_per_s', 0):>9.1f} "
                     f"{f['client_cpu_ms_per_request']:>10.2f} {f['requests_per_commit']:>5.1f}  "
                     f"{_target_cells(f, clients, rows)}"
@@ -964,14 +1018,22 @@ def writers_section(
         "generator's process (python: its threads over the timed window; wrk: its rusage); "
         "group: requests per commit (/metrics); read p95: GET /models/small every 20 ms, "
         "2 s with no writer right after the shape (same table) -> while the shape ingests "
-        "(x: the ratio); start-up: the first 2 s after the server started, empty table"
+        "(x: the ratio); floor: the same reads at the same time of a separate idle server "
+        "(x: ingesting / floor; what the machine's load alone costs a read); start-up: the "
+        "first 2 s after the server started, empty table"
     )
-    if "base" in modes and "group" in modes:
-        print(f"\nnew (group) vs baseline {baseline} (group), same run:")
+    pairs = [
+        (f"new (group) vs baseline {baseline} (group)", "group", "base"),
+        ("ingest front (front) vs one port (group)", "front", "group"),
+    ]
+    for title, new_mode, old_mode in pairs:
+        if new_mode not in modes or old_mode not in modes:
+            continue
+        print(f"\n{title}, same run:")
         for clients, rows in WRITER_SHAPES:
             for client in clients_used:
-                new = figures[_writer_key("group", clients, rows, client, several)]
-                old = figures[_writer_key("base", clients, rows, client, several)]
+                new = figures[_writer_key(new_mode, clients, rows, client, several)]
+                old = figures[_writer_key(old_mode, clients, rows, client, several)]
                 print(
                     f"  {clients:>3} x {rows:<4} {client:>6} rows/s "
                     f"{new['rows_per_s'] / old['rows_per_s']:.2f}x, "
@@ -981,7 +1043,6 @@ def writers_section(
                     f"read p95 idle -> ingesting: old {_read_cell(old)}, new {_read_cell(new)}"
                 )
     print(f"load average (1 min) at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
-    return figures
 
 
 def main() -> None:
@@ -1006,7 +1067,8 @@ def main() -> None:
     ap.add_argument(
         "--writers-modes",
         default="group,off",
-        help="write paths to compare: group (group commit) and off (one commit per request)",
+        help="write paths to compare: group (group commit), off (one commit per request) and "
+        "front (group commit, writers on the ingest front's port: DRIFTWATCH_INGEST_PORT)",
     )
     ap.add_argument(
         "--writers-baseline",
