@@ -47,6 +47,7 @@ from monitor.api.ingest_link import (
     Admission,
     FrontJob,
     connect_host,
+    pack_tables,
 )
 from monitor.api.lean_ingest import EVENTS_PATH, LOOP_BODY_BYTES, MODEL_ROUTE, read_body
 from monitor.errors import PayloadTooLarge
@@ -207,10 +208,6 @@ class Front:
             prepared = self._preparer.prepare(kind, admission.info, parsed, admission.tenant)
         except Exception:
             return None
-        # the server reads an inference batch's table to append (labels dropped), not the
-        # validated table it came from: one table crosses the link, not two (the pickle
-        # keeps one copy of an object met twice); unpickling was 0.1 ms a request
-        prepared.v.table = prepared.table
         return prepared
 
     # --- the link to the server ---------------------------------------------------------
@@ -234,7 +231,7 @@ class Front:
 
     def _flush(self) -> None:
         jobs, self._outbox = self._outbox, []
-        self._send(("jobs", jobs))
+        self._send(("jobs", *pack_tables(jobs)))
 
     def _send(self, message: Any) -> None:
         assert self._conn is not None

@@ -27,7 +27,7 @@ import subprocess
 import sys
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection, Listener
 from typing import Any
 
@@ -77,6 +77,9 @@ FrontJob = tuple[
     str | None,
     PreparedIngest | None,
 ]
+# a FrontJob on the link: its validated batch without its table, and where its rows are in
+# the message's tables (index, offset, rows); see pack_tables
+PackedBatch = tuple[PreparedIngest, int, int, int]
 # one answer to the front: (id, status, headers, body)
 FrontAnswer = tuple[int, int, list[tuple[bytes, bytes]], bytes]
 
@@ -138,20 +141,23 @@ class IngestLink:
                     _, rid, presented, model = message
                     send(("admit", rid, admission(services, presented, model)))
                     continue
-                for item in message[1]:
-                    job = self._job(services, item)
+                _, items, tables = message
+                jobs = []
+                for item in items:
+                    job = self._job(services, item, tables)
                     ids[id(job)] = item[0]
                     job.reply = reply
-                    services.count("ingest_lean_requests")
-                    services.count("ingest_front_requests")
-                    lean.submit(job)
+                    jobs.append(job)
+                services.count("ingest_lean_requests", len(jobs))
+                services.count("ingest_front_requests", len(jobs))
+                lean.submit(*jobs)
         except (EOFError, OSError):
             return  # the front has gone (its unanswered requests were never acknowledged)
         finally:
             conn.close()
 
-    def _job(self, services: Services, item: FrontJob) -> LeanJob:
-        _, kind, model, path, headers, client, body, tenant, prepared = item
+    def _job(self, services: Services, item: tuple[Any, ...], tables: list[pa.Table]) -> LeanJob:
+        _, kind, model, path, headers, client, body, tenant, packed = item
         scope = {
             "type": "http",
             "method": "POST",
@@ -167,13 +173,52 @@ class IngestLink:
         }
         job = LeanJob(Request(scope), services, kind, model)
         job.body = body
-        if prepared is None:  # the front's validation failed: redone here for its error
+        if packed is None:  # the front's validation failed: redone here for its error
             prepare_job(job, body, tenant)
         else:
+            prepared = unpack_batch(packed, tables)
             job.tenant_scope = tenant
             job.schema = prepared.schema
             job.prepared = prepared
         return job
+
+
+def pack_tables(jobs: list[FrontJob]) -> tuple[list[tuple[Any, ...]], list[pa.Table]]:
+    """The ``jobs`` message's items and tables: the validated batches' tables concatenated,
+    one table per schema (a model's batches share theirs), each batch keeping where its rows
+    are. Pickling an Arrow table costs per column and chunk, not per row: 24 ten-row tables
+    took ~3.5 ms to pickle and ~2 ms to unpickle, one table of their rows a tenth of it."""
+    parts: list[list[pa.Table]] = []
+    sizes: list[int] = []
+    items: list[tuple[Any, ...]] = []
+    for job in jobs:
+        prepared = job[-1]
+        if prepared is None:
+            items.append(job)
+            continue
+        table = prepared.table
+        at = next((i for i, p in enumerate(parts) if p[0].schema.equals(table.schema)), None)
+        if at is None:
+            at = len(parts)
+            parts.append([])
+            sizes.append(0)
+        parts[at].append(table)
+        # the table travels in the message's tables: the batch goes without it (and the
+        # validated table, which the server does not read)
+        slim = replace(prepared, table=None, v=replace(prepared.v, table=None))
+        items.append((*job[:-1], (slim, at, sizes[at], table.num_rows)))
+        sizes[at] += table.num_rows
+    tables = [pa.concat_tables(p).combine_chunks() for p in parts]
+    return items, tables
+
+
+def unpack_batch(packed: PackedBatch, tables: list[pa.Table]) -> PreparedIngest:
+    """A batch of :func:`pack_tables` with its rows again (a zero-copy slice)."""
+    slim, at, offset, rows = packed
+    table = tables[at].slice(offset, rows)
+    # v.table, the validated rows (with an inference batch's label column), is read by
+    # nothing after validation: it gets the rows to append
+    return replace(slim, table=table, v=replace(slim.v, table=table))
 
 
 def admission(services: Services, presented: str, model: str | None) -> Admission | None:

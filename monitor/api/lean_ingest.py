@@ -218,9 +218,11 @@ class LeanIngest:
         self.submit(job)
 
     # --- the writer thread ---------------------------------------------------------------
-    def submit(self, job: LeanJob) -> None:
+    def submit(self, *jobs: LeanJob) -> None:
+        """Queue requests for the writer thread (several at once: the ingest front's, which
+        then reach the writer together, in one group)."""
         with self._cv:
-            self._jobs.append(job)
+            self._jobs.extend(jobs)
             if self._writer is None:
                 self._writer = threading.Thread(
                     target=self._write_loop, name="lean-ingest-writer", daemon=True

@@ -9,11 +9,13 @@ Its answers to every kind of ingest request are compared with the routes' in
 from __future__ import annotations
 
 import os
+import pickle
 import signal
 import socket
 import subprocess
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -21,7 +23,14 @@ import orjson
 import psutil
 import pytest
 
+from monitor import ingest
+from monitor.api.ingest_link import pack_tables, unpack_batch
+from monitor.ingest_prepare import BatchPreparer
+from monitor.schemas import ModelIn
+from monitor.settings import Settings
+from storage.logstore import LogStore
 from storage.metadata import MetadataStore
+from storage.types import ModelInfo
 from tests.api.conftest import CHURN
 from tests.api.test_lean_ingest import lean_count, rows, server
 from tests.support import PATIENCE_S, ROOT, free_port, shared_tls
@@ -262,3 +271,49 @@ def test_a_key_unknown_to_the_server_is_passed_on_until_it_authenticates(
             assert r.status_code == 200 and r.json()["accepted"] == 2
             assert lean_count(live, "front") == before + 1
         assert live.services.logstore.count_inferences("churn") == 4
+
+
+def test_batches_cross_the_link_in_one_table_per_schema_and_come_back_whole(
+    tmp_path: Path,
+) -> None:
+    """``pack_tables`` / ``unpack_batch``: each batch gets its own rows back (two models'
+    inference batches, events and a batch the front could not validate, in one message),
+    the rows of all in one single-chunk table per schema."""
+    now = datetime.now(UTC)
+    infos = {
+        name: ModelInfo(name, ModelIn(**{**CHURN, "name": name}).to_schema(), "", now, now)
+        for name in ("churn", "other")
+    }
+    with LogStore(tmp_path / "x.duckdb") as store:
+        preparer = BatchPreparer(Settings(), lambda: now, store.arrow_schema)
+        jobs: list = []
+        for i in range(12):
+            info = infos[("churn", "other")[i % 2]]
+            body = orjson.dumps(rows(f"r{i}", 1 + i))
+            parsed = ingest.parse_body(body, "application/json")
+            prepared = preparer.prepare("inferences", info, parsed, None)
+            jobs.append((i, "inferences", info.name, "/p", [], None, body, None, prepared))
+        body = orjson.dumps([{"tenant_id": "acme", "ts": now.isoformat(), "name": "x"}])
+        prepared = preparer.prepare(
+            "events", None, ingest.parse_body(body, "application/json"), None
+        )
+        jobs.append((12, "events", None, "/e", [], None, body, None, prepared))
+    jobs.append((13, "inferences", "churn", "/p", [], None, b"[{", None, None))
+    items, tables = pickle.loads(pickle.dumps(pack_tables(jobs)))
+    # the two models have the same columns: one table for their batches, one for events
+    assert [t.num_rows for t in tables] == [sum(range(1, 13)), 1]
+    for job, item in zip(jobs, items, strict=True):
+        if job[-1] is None:
+            assert item[-1] is None
+            continue
+        back = unpack_batch(item[-1], tables)
+        assert back.table.equals(job[-1].table), job[0]
+        assert (back.batch_id, back.model, back.v.received, back.v.errors) == (
+            job[-1].batch_id,
+            job[-1].model,
+            job[-1].v.received,
+            job[-1].v.errors,
+        )
+    # no batch carries a table of its own: Arrow tables pickle per column and chunk
+    assert all(item[-1] is None or item[-1][0].table is None for item in items)
+    assert all(t.column(0).num_chunks == 1 for t in tables)
