@@ -55,6 +55,15 @@ def shared_tls() -> ssl.SSLContext:
     return ssl.create_default_context()
 
 
+def accepts(port: int) -> bool:
+    """Whether something on this machine accepts connections on ``port``."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=1):
+            return True
+    except OSError:
+        return False
+
+
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

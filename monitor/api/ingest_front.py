@@ -49,7 +49,7 @@ from monitor.api.ingest_link import (
     connect_host,
     pack_tables,
 )
-from monitor.api.lean_ingest import EVENTS_PATH, LOOP_BODY_BYTES, MODEL_ROUTE, read_body
+from monitor.api.lean_ingest import LOOP_BODY_BYTES, ingest_route, read_body
 from monitor.errors import PayloadTooLarge
 from monitor.ingest_prepare import BatchPreparer, IngestKind, PreparedIngest
 from monitor.settings import Settings
@@ -148,15 +148,10 @@ class Front:
         """The request's kind, model and admission when it is read here, else None."""
         if scope["method"] != "POST" or self._gone:
             return None
-        path = scope["path"]
-        model: str | None = None
-        kind: IngestKind = "events"
-        if path != EVENTS_PATH:
-            m = MODEL_ROUTE.fullmatch(path)
-            if m is None:
-                return None
-            model = m.group(1)
-            kind = "inferences" if m.group(2) == "inferences" else "labels"
+        route = ingest_route(scope["path"])
+        if route is None:
+            return None
+        kind, model = route
         headers = Headers(scope=scope)
         if not ingest.defers_parsing(headers.get("content-type", "")):
             return None

@@ -141,16 +141,11 @@ class LeanIngest:
         if scope["type"] != "http" or scope["method"] != "POST" or scope.get("root_path"):
             await self.app(scope, receive, send)
             return
-        path = scope["path"]
-        model: str | None = None
-        kind: IngestKind = "events"
-        if path != EVENTS_PATH:
-            m = MODEL_ROUTE.fullmatch(path)
-            if m is None:
-                await self.app(scope, receive, send)
-                return
-            model = m.group(1)
-            kind = "inferences" if m.group(2) == "inferences" else "labels"
+        route = ingest_route(scope["path"])
+        if route is None:
+            await self.app(scope, receive, send)
+            return
+        kind, model = route
         request = Request(scope, receive)
         state = scope["app"].state
         admitted = self._admitted(request, state, model)
@@ -322,6 +317,16 @@ class LeanIngest:
         if outcome is None:  # pragma: no cover - the writer always sets one
             raise RuntimeError("the lean ingest writer left a request unanswered")
         raise outcome
+
+
+def ingest_route(path: str) -> tuple[IngestKind, str | None] | None:
+    """The kind and model of an ingest route's path (None: not one)."""
+    if path == EVENTS_PATH:
+        return "events", None
+    m = MODEL_ROUTE.fullmatch(path)
+    if m is None:
+        return None
+    return ("inferences" if m.group(2) == "inferences" else "labels"), m.group(1)
 
 
 def admitted_key(services: Services, presented: str, model: str | None) -> ApiKeyInfo | None:

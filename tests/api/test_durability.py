@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import random
 import signal
-import socket
 import threading
 import time
 from datetime import UTC, datetime, timedelta
@@ -16,7 +15,14 @@ import pytest
 from storage.logstore import LogStore
 from storage.metadata import MetadataStore
 from tests.api.conftest import CHURN, client, make_keys, make_settings
-from tests.support import PATIENCE_S, free_port, live_server, server_process, shared_tls
+from tests.support import (
+    PATIENCE_S,
+    accepts,
+    free_port,
+    live_server,
+    server_process,
+    shared_tls,
+)
 
 T0 = datetime(2026, 5, 1, tzinfo=UTC)
 BATCH = 200
@@ -105,7 +111,7 @@ def test_sigkill_during_concurrent_ingest_loses_no_acknowledged_row(
         proc.wait(timeout=PATIENCE_S)
         if front:  # the front's link reads end-of-file: it answers 503 and stops
             deadline = time.monotonic() + PATIENCE_S
-            while _accepts(ingest_port):
+            while accepts(ingest_port):
                 assert time.monotonic() < deadline, "the ingest front outlived the server"
                 time.sleep(0.05)
         stop.set()
@@ -143,14 +149,6 @@ def test_sigkill_during_concurrent_ingest_loses_no_acknowledged_row(
     with server_process(env, port):
         r = httpx.get(f"http://127.0.0.1:{port}/api/v1/models/churn", headers=headers)
         assert r.json()["rows"] == len(ids)
-
-
-def _accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
 
 
 REQUESTS = 12  # per client: 8 x 12 overlapping posts of 50-300 rows

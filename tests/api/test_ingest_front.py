@@ -3,7 +3,8 @@
 
 Its answers to every kind of ingest request are compared with the routes' in
 ``tests/api/test_lean_ingest.py`` (``ingest-front``), as are revoked keys and many writers;
-``tests/api/test_durability.py`` kills the server under writers on the front's port.
+``tests/api/test_durability.py`` kills the server under writers on the front's port (and
+sees the front stop).
 """
 
 from __future__ import annotations
@@ -15,6 +16,8 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -33,22 +36,7 @@ from storage.metadata import MetadataStore
 from storage.types import ModelInfo
 from tests.api.conftest import CHURN
 from tests.api.test_lean_ingest import lean_count, rows, server
-from tests.support import PATIENCE_S, ROOT, free_port, shared_tls
-
-
-def accepts(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=1):
-            return True
-    except OSError:
-        return False
-
-
-def wait_closed(port: int) -> None:
-    deadline = time.monotonic() + PATIENCE_S
-    while accepts(port):
-        assert time.monotonic() < deadline, f"port {port} still accepts"
-        time.sleep(0.05)
+from tests.support import PATIENCE_S, ROOT, accepts, free_port, shared_tls
 
 
 def serve(data: Path, port: int, ingest_port: int) -> subprocess.Popen[str]:
@@ -71,9 +59,10 @@ def serve(data: Path, port: int, ingest_port: int) -> subprocess.Popen[str]:
     )
 
 
-def test_serve_says_serving_once_both_ports_accept_and_stops_its_front(tmp_path: Path) -> None:
-    """ "serving" is printed only once the ingest port accepts too (a client started on that
-    line is not refused), it names the port, and SIGTERM stops both processes."""
+@contextmanager
+def serving(tmp_path: Path) -> Iterator[tuple[subprocess.Popen[str], int, int, str]]:
+    """``driftwatch serve`` with an ingest port, as soon as it says "serving" (killed at the
+    end): the process, its port, the ingest port and the line it said."""
     port, ingest_port = free_port(), free_port()
     proc = serve(tmp_path / "data", port, ingest_port)
     try:
@@ -82,12 +71,23 @@ def test_serve_says_serving_once_both_ports_accept_and_stops_its_front(tmp_path:
         for line in proc.stdout:
             seen.append(line)
             if "serving on" in line:
-                # checked at once, before anything else can start the front
-                assert accepts(ingest_port) and accepts(port)
-                assert f"ingest also on port {ingest_port}" in line, line
                 break
         else:
             pytest.fail(f"serve exited without serving: {''.join(seen)[-2000:]}")
+        yield proc, port, ingest_port, line
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.wait(timeout=PATIENCE_S)
+
+
+def test_serve_says_serving_once_both_ports_accept_and_stops_its_front(tmp_path: Path) -> None:
+    """ "serving" is printed only once the ingest port accepts too (a client started on that
+    line is not refused), it names the port, and SIGTERM stops both processes."""
+    with serving(tmp_path) as (proc, port, ingest_port, line):
+        # checked at once, as a client started on that line would
+        assert accepts(ingest_port) and accepts(port)
+        assert f"ingest also on port {ingest_port}" in line, line
         main = httpx.get(f"http://127.0.0.1:{port}/api/v1/health", timeout=30)
         front = httpx.get(f"http://127.0.0.1:{ingest_port}/api/v1/health", timeout=30)
         assert front.status_code == main.status_code == 200
@@ -95,45 +95,16 @@ def test_serve_says_serving_once_both_ports_accept_and_stops_its_front(tmp_path:
         proc.send_signal(signal.SIGTERM)
         # uvicorn ends by raising the signal it caught again: -15 is a clean stop here
         assert proc.wait(timeout=PATIENCE_S) in (0, -signal.SIGTERM)
+        assert proc.stdout is not None
         out = proc.stdout.read()
         assert "Traceback" not in out, out[-3000:]
         assert not accepts(ingest_port), "the ingest front outlived the server"
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=PATIENCE_S)
-
-
-def test_the_front_stops_when_the_server_is_killed(tmp_path: Path) -> None:
-    """SIGKILL leaves the front no one to store its requests: it stops by itself (its end of
-    the link reads end-of-file) instead of answering on a port that can store nothing."""
-    port, ingest_port = free_port(), free_port()
-    proc = serve(tmp_path / "data", port, ingest_port)
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if "serving on" in line:
-                break
-        assert accepts(ingest_port)
-        proc.send_signal(signal.SIGKILL)
-        proc.wait(timeout=PATIENCE_S)
-        wait_closed(ingest_port)
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait(timeout=PATIENCE_S)
 
 
 def test_a_front_that_dies_is_started_again(tmp_path: Path) -> None:
     """A front killed on its own (a crash, the OOM killer) is started again by the server,
     and ingest through its port works again."""
-    port, ingest_port = free_port(), free_port()
-    proc = serve(tmp_path / "data", port, ingest_port)
-    try:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            if "serving on" in line:
-                break
+    with serving(tmp_path) as (proc, _, ingest_port, _):
         (front,) = psutil.Process(proc.pid).children()
         front.kill()
         front.wait(PATIENCE_S)
@@ -145,9 +116,6 @@ def test_a_front_that_dies_is_started_again(tmp_path: Path) -> None:
         assert again.pid != front.pid
         r = httpx.get(f"http://127.0.0.1:{ingest_port}/api/v1/health", timeout=30)
         assert r.status_code == 200
-    finally:
-        proc.kill()
-        proc.wait(timeout=PATIENCE_S)
 
 
 def test_a_taken_ingest_port_stops_serve_with_an_error_naming_it(tmp_path: Path) -> None:
