@@ -48,8 +48,22 @@ B = TypeVar("B")  # a command's backend (local or over HTTP)
 
 
 def settings_for(data_dir: Path | None = None, **more: Any) -> Settings:
-    """The settings of a local command (``--data-dir`` over the environment)."""
-    return load_settings(data_dir=data_dir, **more)
+    """The settings of a local command (``--data-dir`` over the environment). An invalid one
+    is one line naming its variable and the problem (exit 2), not a traceback."""
+    from pydantic import ValidationError
+
+    try:
+        return load_settings(data_dir=data_dir, **more)
+    except ValidationError as exc:
+        problems = []
+        for e in exc.errors():
+            loc = "".join(str(part) for part in e["loc"][:1])
+            where = f"DRIFTWATCH_{loc.upper()}: " if loc else ""
+            problems.append(where + str(e["msg"]).removeprefix("Value error, "))
+        Console(stderr=True, soft_wrap=True).print(
+            "[red]error:[/] invalid setting: " + escape("; ".join(problems))
+        )
+        raise typer.Exit(2) from None
 
 
 def data_dir_error(settings: Settings, exc: OSError) -> typer.Exit:

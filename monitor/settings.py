@@ -11,7 +11,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 MiB = 1024 * 1024
@@ -261,6 +261,15 @@ class Settings(BaseSettings):
         if value.lower() not in allowed:
             raise ValueError(f"log_level must be one of {', '.join(allowed)}, got {value!r}")
         return value.lower()
+
+    @model_validator(mode="after")
+    def _ports_differ(self) -> Settings:
+        if self.ingest_port is not None and self.ingest_port == self.port:
+            raise ValueError(
+                f"ingest_port (DRIFTWATCH_INGEST_PORT) must differ from port (DRIFTWATCH_PORT); "
+                f"both are {self.port}"
+            )
+        return self
 
     @property
     def duckdb_path(self) -> Path:

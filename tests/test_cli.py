@@ -259,3 +259,26 @@ def test_cli_starts_without_loading_the_heavy_stack() -> None:
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]"
+
+
+@pytest.mark.parametrize(
+    ("args", "env", "said"),
+    [
+        (
+            ["--port", "8123", "--ingest-port", "8123"],
+            {},
+            "invalid setting: ingest_port (DRIFTWATCH_INGEST_PORT) must differ from port "
+            "(DRIFTWATCH_PORT); both are 8123",
+        ),
+        ([], {"DRIFTWATCH_LOG_LEVEL": "loud"}, "invalid setting: DRIFTWATCH_LOG_LEVEL: log_level"),
+    ],
+    ids=["same-ports", "bad-log-level"],
+)
+def test_an_invalid_setting_is_one_line_naming_it(
+    tmp_path: Path, args: list[str], env: dict[str, str], said: str
+) -> None:
+    """Not a traceback: the variable, the problem, exit 2, and nothing started."""
+    result = runner.invoke(app, ["serve", "--data-dir", str(tmp_path / "d"), *args], env=env)
+    assert result.exit_code == 2, result.output
+    assert said in " ".join(result.output.split()), result.output
+    assert "Traceback" not in result.output and not (tmp_path / "d").exists()
