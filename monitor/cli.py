@@ -147,6 +147,8 @@ def serve(
 
     def front_ready() -> None:
         # on a thread: the front takes a second or two to import and bind
+        from monitor.api import FrontProcess
+
         try:
             fronts[0].wait_accepting()
         except RuntimeError as exc:
@@ -166,7 +168,7 @@ def serve(
             if stopping.is_set():
                 return
             try:
-                fronts[0] = type(fronts[0])(api, settings)
+                fronts[0] = FrontProcess(api, settings)
                 fronts[0].wait_accepting()
             except (OSError, RuntimeError) as exc:
                 err.print(f"[red]error:[/] the ingest front did not start again: {exc}")

@@ -179,6 +179,12 @@ def create_app(
     return app
 
 
+def internal_error_response() -> JSONResponse:
+    """The answer to an unexpected error: a JSON 500 that tells nothing of it (it is logged)."""
+    body = {"error": {"type": "InternalError", "message": "internal server error"}}
+    return JSONResponse(body, status_code=500)
+
+
 def error_response(exc: DriftwatchError) -> JSONResponse:
     """The API's answer for an error of the tree: its class's status and ``{"error": ...}``."""
     body: dict[str, object] = {"type": type(exc).__name__, "message": exc.message}
@@ -273,8 +279,7 @@ class _ServerErrorAsJson:
             log.exception("unhandled error in %s %s", scope.get("method"), scope.get("path"))
             if started:  # part of the answer is out: only closing the connection is left
                 raise
-            body = {"error": {"type": "InternalError", "message": "internal server error"}}
-            await JSONResponse(body, status_code=500)(scope, receive, send)
+            await internal_error_response()(scope, receive, send)
 
 
 @functools.cache

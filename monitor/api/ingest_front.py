@@ -49,7 +49,7 @@ from monitor.api.ingest_link import (
     connect_host,
     pack_tables,
 )
-from monitor.api.lean_ingest import LOOP_BODY_BYTES, ingest_route, read_body
+from monitor.api.lean_ingest import LOOP_BODY_BYTES, ingest_route, lean_body_length, read_body
 from monitor.errors import PayloadTooLarge
 from monitor.ingest_prepare import BatchPreparer, IngestKind, PreparedIngest
 from monitor.settings import Settings
@@ -152,11 +152,8 @@ class Front:
         if route is None:
             return None
         kind, model = route
-        headers = Headers(scope=scope)
-        if not ingest.defers_parsing(headers.get("content-type", "")):
-            return None
-        declared = headers.get("content-length", "")
-        if not declared.isdigit() or int(declared) <= 0:
+        declared = lean_body_length(Headers(scope=scope))
+        if declared is None:
             return None
         presented = presented_key(Request(scope))
         if not presented:
@@ -183,7 +180,7 @@ class Front:
                 if target is not None:
                     self._targets[admitted.info.name] = (admitted.info.schema, target)
         admitted = known[1]
-        if admitted is None or int(declared) > admitted.limit:
+        if admitted is None or declared > admitted.limit:
             return None
         return kind, model, admitted
 

@@ -33,8 +33,9 @@ from typing import Any
 
 import pyarrow as pa
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 
+from monitor.api.app import internal_error_response
 from monitor.api.lean_ingest import LeanIngest, LeanJob, admitted_key, prepare_job
 from monitor.ingest_prepare import IngestKind, PreparedIngest
 from monitor.service import Services
@@ -240,8 +241,7 @@ def answer(lean: LeanIngest, job: LeanJob, rid: int) -> FrontAnswer:
         response = lean.response(job)
     except Exception:
         log.exception("unhandled error in POST %s (ingest front)", job.request.url.path)
-        body = {"error": {"type": "InternalError", "message": "internal server error"}}
-        response = JSONResponse(body, status_code=500)
+        response = internal_error_response()
     return rid, response.status_code, list(response.raw_headers), bytes(response.body)
 
 

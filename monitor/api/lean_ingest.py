@@ -41,7 +41,7 @@ import contextlib
 import logging
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
 
@@ -186,12 +186,9 @@ class LeanIngest:
         settings = state.settings
         if not settings.ingest_lean_path:
             return None
-        headers = request.headers
-        if not ingest.defers_parsing(headers.get("content-type", "")):
-            return None
-        declared = headers.get("content-length", "")
         limit: int = settings.max_body_bytes
-        if not declared.isdigit() or not 0 < int(declared) <= limit:
+        declared = lean_body_length(request.headers)
+        if declared is None or declared > limit:
             return None
         presented = presented_key(request)
         key = admitted_key(state.services, presented, model) if presented else None
@@ -327,6 +324,17 @@ def ingest_route(path: str) -> tuple[IngestKind, str | None] | None:
     if m is None:
         return None
     return ("inferences" if m.group(2) == "inferences" else "labels"), m.group(1)
+
+
+def lean_body_length(headers: Mapping[str, str]) -> int | None:
+    """The declared length of a body the lean path (or the ingest front) may read: JSON or
+    NDJSON with a Content-Length above 0 (None: the routes take the request)."""
+    if not ingest.defers_parsing(headers.get("content-type", "")):
+        return None
+    declared = headers.get("content-length", "")
+    if not declared.isdigit() or int(declared) <= 0:
+        return None
+    return int(declared)
 
 
 def admitted_key(services: Services, presented: str, model: str | None) -> ApiKeyInfo | None:
