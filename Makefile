@@ -12,27 +12,34 @@ PACKAGES := monitor storage alerts detectors dashboard
 
 .PHONY: install demo test lint serve bench clean browser wrk
 
-# The core only: what `driftwatch serve` and the demo need. pip's own progress is shown (no -q):
-# a first install downloads a few hundred MB.
-$(CORE): pyproject.toml
-	@echo "==> [1/2] creating $(VENV)"
+# uv installs (a well-kept installer, ~4x faster than pip here: the test extras in ~80 s against
+# ~3.5 min, the same versions as pip resolves). pip only bootstraps it into the venv.
+UV := $(VENV)/bin/uv
+UV_INSTALL := $(UV) pip install --python $(PY) --compile-bytecode
+
+$(UV):
+	@echo "==> creating $(VENV) with uv, the installer"
 	test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PIP) install --upgrade --progress-bar on pip
-	@echo "==> [2/2] installing Driftwatch (core, no extras) into $(VENV)"
-	@echo "    pip downloads with progress bars, then installs ~120 packages in about a minute"
-	@echo "    without printing anything until 'Successfully installed'"
-	$(PIP) install --progress-bar on -e .
-	@# the project's bytecode, which pip does not compile for an editable install: where
+	$(PIP) install --progress-bar on 'uv>=0.9,<1'
+
+# The core only: what `driftwatch serve` and the demo need. uv prints what it resolves,
+# downloads and installs; a first install downloads a few hundred MB.
+$(CORE): pyproject.toml | $(UV)
+	@echo "==> installing Driftwatch (core, no extras) into $(VENV)"
+	$(UV_INSTALL) -e .
+	@# the project's bytecode, which an editable install does not compile: where
 	@# PYTHONDONTWRITEBYTECODE is set, every `driftwatch` start would compile ~190 modules
 	@# again (~0.25 s of the 3 s a server may take to be ready, issue 17)
 	$(PY) -m compileall -q $(PACKAGES)
 	touch $(CORE)
 
-# The core plus the test extras (alibi-detect, pytest, ruff, playwright ...).
-$(STAMP): $(CORE)
-	@echo "==> installing the test extras [$(TEST_EXTRAS)]"
-	$(PIP) install --progress-bar on -e '.[$(TEST_EXTRAS)]'
-	touch $(STAMP)
+# The core plus the test extras (alibi-detect, pytest, ruff, playwright ...), in one round on a
+# fresh clone (the core first and then the extras would install numpy twice: alibi pins < 2).
+$(STAMP): pyproject.toml | $(UV)
+	@echo "==> installing Driftwatch with the test extras [$(TEST_EXTRAS)] into $(VENV)"
+	$(UV_INSTALL) -e '.[$(TEST_EXTRAS)]'
+	$(PY) -m compileall -q $(PACKAGES)
+	touch $(STAMP) $(CORE)
 
 install: $(STAMP)
 
