@@ -197,10 +197,9 @@ class Front:
         route's error in the route's order (after the key and the model)."""
         try:
             parsed = ingest.parse_body(body, ctype)
-            prepared = self._preparer.prepare(kind, admission.info, parsed, admission.tenant)
+            return self._preparer.prepare(kind, admission.info, parsed, admission.tenant)
         except Exception:
             return None
-        return prepared
 
     # --- the link to the server ---------------------------------------------------------
     def _future(self, rid: int) -> asyncio.Future[Any]:
