@@ -96,7 +96,7 @@ def facts(v: AlertView, leads: AlertLeads, account: Account) -> m.Markup:
             "Resolved",
             f"{c.fmt_ts(a.ends_at)} (start of the window that resolved it)" if a.ends_at else "–",
         ),
-        ("Value / threshold", f"{_value(v, a.value)} / {_value(v, a.threshold)}"),
+        ("Value / threshold", _value_row(v)),
         (
             "Acknowledged",
             f"{a.acknowledged_by} at {c.fmt_ts(a.acknowledged_at)}" if a.acknowledged_at else "no",
@@ -128,6 +128,21 @@ def _value(v: AlertView, x: float | None) -> str:
     """A KPI alert's value with its KPI's unit (``17.6 %``, as the KPI pages say it)."""
     unit = kpi_unit(v)
     return _f(x) if unit is None else fmt_value(x, unit)
+
+
+def _value_row(v: AlertView) -> m.Markup:
+    """``0.31 / 0.10 in the last breaching window, 2026-11-20``: the value is the last
+    breaching window's (kept when the alert resolves), which the reader cannot guess."""
+    a = v.alert
+    text = f"{_value(v, a.value)} / {_value(v, a.threshold)}"
+    window = (a.context or {}).get("window") or {}
+    try:
+        start = datetime.fromisoformat(window["start"])
+        end = datetime.fromisoformat(window["end"])
+    except (KeyError, TypeError, ValueError):
+        return m.join([text])
+    where = f" in the last breaching window, {c.fmt_window(start, end)}"
+    return m.join([text, m.tag("span", where, class_="muted", id="alert-value-window")])
 
 
 def _muted(v: AlertView) -> m.Markup:

@@ -15,6 +15,7 @@ Each test's control is the old behaviour, named in its assertion message.
 
 from __future__ import annotations
 
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -368,7 +369,11 @@ def test_a_kpi_alert_reads_as_the_kpi_pages(site: Site, tabs: dict[str, Tab]) ->
     tab = tabs["oncall"]
     tab.open(f"/alerts/{alert['id']}", "#alert-facts")
     row = tab.page.locator("#alert-facts tr:has(th:text-is('Value / threshold')) td")
-    assert row.inner_text() == f"{value} / {threshold}"
+    # which window the value is of: the last breaching one, the day the summary names
+    window = alert["context"]["window"]
+    day = window["start"][:10]
+    assert window["end"][:10] == (date.fromisoformat(day) + timedelta(days=1)).isoformat()
+    assert row.inner_text() == f"{value} / {threshold} in the last breaching window, {day}"
     facts = tab.page.inner_text("#alert-facts")
     assert "T00:00:00" not in facts, facts
 
