@@ -87,6 +87,9 @@ demo: $(CORE)
 	@$(VENV)/bin/driftwatch demo receiver & pid=$$!; trap "kill $$pid" EXIT INT TERM; \
 	  DRIFTWATCH_ALERT_ALLOWED_HOSTS=127.0.0.1 $(VENV)/bin/driftwatch serve
 
+# Bytecode cached as in a user's venv after the first start (the test extras' install leaves
+# the libraries uncompiled, and where PYTHONDONTWRITEBYTECODE is set each start compiles them)
+bench: export PYTHONDONTWRITEBYTECODE =
 bench: $(STAMP) wrk
 	$(PY) benchmarks/ingest.py --writers-client both
 	$(PY) benchmarks/drift.py
