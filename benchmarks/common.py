@@ -1,7 +1,13 @@
 """Shared by the benchmark scripts: ``--repeat N`` medians and the closing JSON line.
 
-Every benchmark ends with one JSON object on its last line (its figures, the repeat count and
-the machine's load average), so a run can be compared with the last one by a script.
+Every benchmark ends with one JSON object on its last line (its figures, the repeat count, the
+machine's load average and its speed), so a run can be compared with the last one by a script.
+
+The speed (``loop_10m_s``: seconds of a 10-million-step Python loop, median of 5 shorter runs,
+timed at the end) is there because load does not show it: on the 2-core development machine
+the same code's figures moved by up to 1.8x within an hour at the same load (Parquet over HTTP
+199k and 355k rows/s, 2026-12-03). Compare two runs' figures only where their
+``loop_10m_s`` are close (0.39 s on that machine's fast hours).
 """
 
 from __future__ import annotations
@@ -9,6 +15,7 @@ from __future__ import annotations
 import json
 import os
 import statistics
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -36,7 +43,24 @@ def repeated(run: Callable[[], dict[str, Any]], repeat: int) -> dict[str, Any]:
     return median_figures(runs)
 
 
+def loop_10m_s() -> float:
+    """Seconds a 10-million-step pure-Python loop takes now (median of 5 runs of 2 million
+    steps, scaled): the machine's speed for one thread, which its load average does not show."""
+    times = []
+    for _ in range(5):
+        t = time.perf_counter()
+        x = 0
+        for i in range(2_000_000):
+            x += i
+        times.append(time.perf_counter() - t)
+    return round(5 * statistics.median(times), 3)
+
+
 def print_figures(figures: dict[str, Any], repeat: int = 1) -> None:
-    """The closing line: one JSON object of ``figures`` plus the repeat count and the load."""
-    out = {**figures, "repeat": max(1, repeat), "load_1min": round(os.getloadavg()[0], 2)}
+    """The closing line: one JSON object of ``figures`` plus the repeat count, the load and
+    the machine's speed (:func:`loop_10m_s`)."""
+    speed = loop_10m_s()
+    load = round(os.getloadavg()[0], 2)
+    print(f"machine now: load {load}, a 10M-step Python loop {speed:.2f} s (lower is faster)")
+    out = {**figures, "repeat": max(1, repeat), "load_1min": load, "loop_10m_s": speed}
     print(json.dumps(out, sort_keys=False))
