@@ -167,9 +167,9 @@ def measure(tree: Path, existing: Path | None, repeat: int, demo: bool) -> dict[
             print(f"  demo build {wall:.1f} s, {cpu:.1f} CPU s", flush=True)
         elif existing is not None:
             shutil.copytree(existing, data)
-        else:
-            serve_once(tree, data)  # the first start creates the stores and migrates
-        serve_once(tree, work / "warm-up")  # caches the libraries' bytecode, not timed
+        # an untimed first start: it caches the libraries' bytecode (and creates the stores
+        # and migrates, when no data dir was given)
+        serve_once(tree, data)
         runs: dict[str, list[tuple[float, float, float]]] = {"existing": [], "empty": []}
         for i in range(repeat):
             runs["existing"].append(serve_once(tree, data))
