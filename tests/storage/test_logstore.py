@@ -859,12 +859,12 @@ def test_small_and_large_batches_hash_keys_alike(tmp_path: Path) -> None:
 
 
 def test_small_and_large_inserts_store_the_same_rows(tmp_path: Path) -> None:
-    """One row is inserted as one VALUES row, up to SMALL_INSERT_ROWS rows from list
-    parameters, more from an Arrow scan: every type of the table (text with quotes and
-    non-ASCII, doubles, booleans, int32, timestamps with microseconds) and nulls read back the
-    same all three ways."""
-    small = LogStore.SMALL_INSERT_ROWS
-    n = small * 2 + 5
+    """One row is inserted as one VALUES row with uncast parameters, more rows from a scan of
+    the Arrow table: every type of the table (text with quotes and non-ASCII, doubles,
+    booleans, int32, timestamps with microseconds) and nulls read back the same in small
+    scans, one large scan and row by row."""
+    small = 7
+    n = small * 15 + 5
     ids = [f"r{i}" for i in range(n)]
     t0 = datetime(2024, 5, 1, 12, 0, 0, 123456, tzinfo=UTC)
     table = rows(
@@ -877,7 +877,7 @@ def test_small_and_large_inserts_store_the_same_rows(tmp_path: Path) -> None:
     with LogStore(tmp_path / "a.duckdb") as by_lists, LogStore(tmp_path / "b.duckdb") as by_scan:
         for s in (by_lists, by_scan):
             s.ensure_model("churn", CHURN)
-        for start in range(0, n, small):  # each part small: the list path
+        for start in range(0, n, small):  # small scans, as a group commit of few writers
             part = table.slice(start, min(small, n - start))
             assert by_lists.append_inferences("churn", part).accepted == part.num_rows
         assert by_scan.append_inferences("churn", table).accepted == n  # one scan
