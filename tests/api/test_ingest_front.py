@@ -24,10 +24,11 @@ from pathlib import Path
 import httpx
 import orjson
 import psutil
+import pyarrow as pa
 import pytest
 
 from monitor import ingest
-from monitor.api.ingest_link import pack_tables, unpack_batch
+from monitor.api.ingest_link import pack_tables, unpack_batch, unpack_tables
 from monitor.ingest_prepare import BatchPreparer
 from monitor.schemas import ModelIn
 from monitor.settings import Settings
@@ -246,7 +247,7 @@ def test_batches_cross_the_link_in_one_table_per_schema_and_come_back_whole(
 ) -> None:
     """``pack_tables`` / ``unpack_batch``: each batch gets its own rows back (two models'
     inference batches, events and a batch the front could not validate, in one message),
-    the rows of all in one single-chunk table per schema."""
+    the rows of all in one single-chunk table per schema, as an Arrow IPC stream."""
     now = datetime.now(UTC)
     infos = {
         name: ModelInfo(name, ModelIn(**{**CHURN, "name": name}).to_schema(), "", now, now)
@@ -267,7 +268,9 @@ def test_batches_cross_the_link_in_one_table_per_schema_and_come_back_whole(
         )
         jobs.append((12, "events", None, "/e", [], None, body, None, prepared))
     jobs.append((13, "inferences", "churn", "/p", [], None, b"[{", None, None))
-    items, tables = pickle.loads(pickle.dumps(pack_tables(jobs)))
+    items, streams = pickle.loads(pickle.dumps(pack_tables(jobs)))
+    assert all(isinstance(s, bytes) for s in streams)  # not pickled Arrow tables (slow)
+    tables = unpack_tables(streams)
     # the two models have the same columns: one table for their batches, one for events
     assert [t.num_rows for t in tables] == [sum(range(1, 13)), 1]
     for job, item in zip(jobs, items, strict=True):
@@ -282,6 +285,16 @@ def test_batches_cross_the_link_in_one_table_per_schema_and_come_back_whole(
             job[-1].v.received,
             job[-1].v.errors,
         )
-    # no batch carries a table of its own: Arrow tables pickle per column and chunk
-    assert all(item[-1] is None or item[-1][0].table is None for item in items)
+        assert (back.kind, back.schema, back.tenant_scope, back.v.tenants) == (
+            job[-1].kind,
+            job[-1].schema,
+            job[-1].tenant_scope,
+            job[-1].v.tenants,
+        )
+        assert back.v.table.equals(back.table)
+    # no batch carries a table of its own (none has labels, which travel pickled): Arrow
+    # tables pickle slowly
+    assert not any(
+        isinstance(v, pa.Table) for item in items if item[-1] is not None for v in item[-1][0]
+    )
     assert all(t.column(0).num_chunks == 1 for t in tables)
