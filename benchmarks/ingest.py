@@ -510,7 +510,7 @@ def census_section(
 # thread of another process (so the clients' CPU is not the server's GIL), every request waiting
 # for its acknowledgement before the next. Run once with group commit and once without it
 # (DRIFTWATCH_INGEST_GROUP_COMMIT=false, the previous write path) in the same run, and with
-# --writers-baseline REF also on the code of an older commit (its tree from `git archive`).
+# --writers-baseline REF each mode also on the code of an older commit (its tree from `git archive`).
 # Besides rows/s and latencies each shape reports the server process's CPU time per request,
 # which the load of other processes does not distort (wall figures on a busy machine do), less
 # what the idle server spent over the same time (its rate just before, "idle ms/s").
@@ -890,8 +890,9 @@ def writers_section(
     with no writer for 2 s right after it, on the table it left (``read_idle_p95_ms``; their
     ratio ``read_p95_ratio``); ``<mode> read idle`` is the read's p95 in the first 2 s after
     the server started, on an empty table (partly warm-up). Each shape once through each
-    load generator of ``clients_used`` (``python``, ``wrk``). ``baseline``: also the
-    group-commit mode on the code of that commit (mode ``base``), for old-vs-new in one run.
+    load generator of ``clients_used`` (``python``, ``wrk``). ``baseline``: also each mode on
+    the code of that commit (``base`` for ``group``, ``base-<mode>`` for the others), for
+    old-vs-new in one run.
     Several clients take turns going first: in the given order in even ``run``s, reversed in
     odd ones (``--repeat``), as the second of a pair meets a larger table and WAL; so do the
     modes (``base`` first in odd runs)."""
@@ -899,8 +900,10 @@ def writers_section(
     several = len(clients_used) > 1
     roots = {m: ROOT for m in modes}
     if baseline:
-        modes = [*modes, "base"]
-        roots["base"] = _baseline_tree(tmp, baseline)
+        tree = _baseline_tree(tmp, baseline)
+        based = [_base_mode(m) for m in modes]
+        roots.update(dict.fromkeys(based, tree))
+        modes = [*modes, *based]
         figures["baseline_ref"] = baseline
     # the modes take turns going first too (each on a fresh server, but the machine's load
     # and the disk's state drift over a run)
@@ -921,6 +924,11 @@ def writers_section(
     return figures
 
 
+def _base_mode(mode: str) -> str:
+    """The name of ``mode`` run on the baseline's code (``--writers-baseline``)."""
+    return "base" if mode == "group" else f"base-{mode}"
+
+
 def _writers_mode(
     tmp: Path,
     mode: str,
@@ -933,8 +941,9 @@ def _writers_mode(
     floor: Server,
 ) -> None:
     """:func:`writers_section`'s shapes for one mode, on a fresh server; into ``figures``."""
-    env = {"DRIFTWATCH_INGEST_GROUP_COMMIT": "false" if mode == "off" else "true"}
-    if mode == "front":  # writers send to the ingest front's port, reads to the main one
+    kind = mode.removeprefix("base-")  # a baseline's mode runs as the mode it is named for
+    env = {"DRIFTWATCH_INGEST_GROUP_COMMIT": "false" if kind == "off" else "true"}
+    if kind == "front":  # writers send to the ingest front's port, reads to the main one
         env["DRIFTWATCH_INGEST_PORT"] = str(free_port())
     server = Server(tmp / f"writers-{mode}", model=SMALL_MODEL, env=env, root=root)
     try:
@@ -1023,7 +1032,10 @@ def _print_writers(
         "first 2 s after the server started, empty table"
     )
     pairs = [
-        (f"new (group) vs baseline {baseline} (group)", "group", "base"),
+        *(
+            (f"new ({m}) vs baseline {baseline} ({m})", m, _base_mode(m))
+            for m in ("group", "front", "off")
+        ),
         ("ingest front (front) vs one port (group)", "front", "group"),
     ]
     for title, new_mode, old_mode in pairs:
@@ -1073,7 +1085,8 @@ def main() -> None:
     ap.add_argument(
         "--writers-baseline",
         metavar="REF",
-        help="also run the writers phase (group commit) on the code of this commit, e.g. main~3",
+        help="also run each of --writers-modes on the code of this commit, e.g. main~3 "
+        "(modes base, base-front, base-off)",
     )
     ap.add_argument(
         "--writers-client",

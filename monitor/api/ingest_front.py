@@ -365,6 +365,8 @@ def main() -> None:
             # returned early with should_exit set
             if self.started and not self.should_exit:
                 front.announce_ready()
+                # validation's first-call cost, off the first request's path
+                threading.Thread(target=ingest.warm_up, name="ingest-warm-up", daemon=True).start()
 
     config = uvicorn.Config(
         SecurityHeaders(front),

@@ -44,7 +44,7 @@ from monitor.ingest.bodies import (
     parse_body,
     split_json_array,
 )
-from monitor.ingest.convert import YEARS, parse_timestamps
+from monitor.ingest.convert import YEARS, parse_timestamps, warm_up
 from monitor.ingest.json_columns import SMALL_JSON_BYTES, json_columns
 from monitor.ingest.rules import (
     ARROW_TYPES,
@@ -94,4 +94,5 @@ __all__ = [
     "rules_schema",
     "split_json_array",
     "validate",
+    "warm_up",
 ]
