@@ -176,8 +176,11 @@ def serve(
 
     def ready() -> None:
         gc.enable()
-        _after_ready(api.state.after_ready)
-        _warm_ingest()
+        from monitor import ingest
+
+        # validation's first-call cost last: the dashboard's build (a person's first page)
+        # and the scheduler's start go first, and the warm-up does not slow them
+        _after_ready([*api.state.after_ready, ingest.warm_up])
         if settings.ingest_port is None:
             serving()
             return
@@ -222,16 +225,6 @@ def _after_ready(work: list[Any]) -> None:
                 logging.getLogger("driftwatch").exception("after-ready work %r failed", job)
 
     threading.Thread(target=run, name="driftwatch-after-ready", daemon=True).start()
-
-
-def _warm_ingest() -> None:
-    """Validation's first-call cost (``ingest.warm_up``) on a thread of its own, so neither the
-    first ingest request nor the dashboard's build waits for it."""
-    import threading
-
-    from monitor import ingest
-
-    threading.Thread(target=ingest.warm_up, name="ingest-warm-up", daemon=True).start()
 
 
 SHUTDOWN_GRACE_SECONDS = 4
