@@ -986,8 +986,9 @@ class LogStore:
             return
         stamp = "" if stamped else ", ?::TIMESTAMPTZ AS received_at"
         # DuckDB reads the Arrow table through a replacement scan of this frame's local of
-        # that name (no catalog entry): con.register and unregister are each a catalog change
-        # on the write connection, ~0.8 ms of a 220-row group commit's ~2.4 ms (issue 17)
+        # that name (no catalog entry; so executed here, not through _run): con.register and
+        # unregister are each a catalog change on the write connection, ~0.8 ms of a 220-row
+        # group commit's ~2.4 ms (issue 17)
         dw_new_rows = new  # noqa: F841 - read by name by the statement below
         sql = f"INSERT INTO {quote(kt.table)} BY NAME SELECT *{stamp} FROM dw_new_rows"
         try:

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any
 import pyarrow as pa
 import pyarrow.compute as pc
 
+from storage.arrow_ipc import from_stream, to_stream
 from storage.lake_profiles import DayRows, LakeFile, check_partition, selected_columns
 from storage.profile_kernel import (
     PROFILE_SCHEMA,
@@ -192,23 +193,12 @@ _BLOB_DDL = "kind string, hour long, payload binary"
 _KINDS = ("profiles", "samples", "labels")
 
 
-def _ipc(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return bytes(sink.getvalue().to_pybytes())
-
-
-def _unipc(blob: bytes) -> pa.Table:
-    return pa.ipc.open_stream(pa.py_buffer(blob)).read_all()
-
-
 def _by_hour(kind: str, table: pa.Table) -> Iterator[tuple[str, int, bytes]]:
     if table.num_rows == 0:
         return
     hours = pc.divide(table.column("hour").cast(pa.int64()), _US_PER_HOUR)
     for h in pc.unique(hours).to_pylist():
-        yield kind, int(h), _ipc(table.filter(pc.equal(hours, h)))
+        yield kind, int(h), to_stream(table.filter(pc.equal(hours, h)))
 
 
 def _blobs(items: list[tuple[str, int, bytes]]) -> pa.RecordBatch:
@@ -336,9 +326,9 @@ def spark_lake_dates(
                 b.column(2).to_pylist(),
                 strict=True,
             ):
-                parts.setdefault((kind, hour), []).append(_unipc(blob))
+                parts.setdefault((kind, hour), []).append(from_stream(blob))
         items = [
-            (kind, hour, _ipc(_merge_kind(kind, tables, k)))
+            (kind, hour, to_stream(_merge_kind(kind, tables, k)))
             for (kind, hour), tables in sorted(parts.items())
         ]
         if items:
@@ -354,7 +344,7 @@ def spark_lake_dates(
     for kind, blob in zip(
         out.column("kind").to_pylist(), out.column("payload").to_pylist(), strict=True
     ):
-        got[kind].append(_unipc(blob))
+        got[kind].append(from_stream(blob))
     profiles = merge_profiles(got["profiles"])
     samples = merge_samples(got["samples"], k) if got["samples"] else SAMPLE_BASE.empty_table()
     label_rows = merge_labels(got["labels"])

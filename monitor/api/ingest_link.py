@@ -41,6 +41,7 @@ from monitor.ingest.validation import Validated
 from monitor.ingest_prepare import IngestKind, PreparedIngest
 from monitor.service import Services
 from monitor.settings import Settings
+from storage.arrow_ipc import from_stream, to_stream
 from storage.types import ModelInfo
 
 log = logging.getLogger("driftwatch.api")
@@ -211,19 +212,12 @@ def pack_tables(jobs: list[FrontJob]) -> tuple[list[tuple[Any, ...]], list[bytes
         parts[at].append(table)
         items.append((*job[:-1], (_fields(prepared), at, sizes[at], table.num_rows)))
         sizes[at] += table.num_rows
-    return items, [_stream(pa.concat_tables(p).combine_chunks()) for p in parts]
+    return items, [to_stream(pa.concat_tables(p).combine_chunks()) for p in parts]
 
 
 def unpack_tables(streams: list[bytes]) -> list[pa.Table]:
     """The tables of :func:`pack_tables` (zero-copy over the message's bytes)."""
-    return [pa.ipc.open_stream(pa.py_buffer(s)).read_all() for s in streams]
-
-
-def _stream(table: pa.Table) -> bytes:
-    sink = pa.BufferOutputStream()
-    with pa.ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue().to_pybytes()
+    return [from_stream(s) for s in streams]
 
 
 def unpack_batch(packed: PackedBatch, tables: list[pa.Table]) -> PreparedIngest:

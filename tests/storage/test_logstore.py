@@ -874,15 +874,15 @@ def test_small_and_large_inserts_store_the_same_rows(tmp_path: Path) -> None:
         age=[None if i % 5 == 0 else i * 1.25 for i in range(n)],
         vip=[None if i % 6 == 0 else i % 2 == 0 for i in range(n)],
     )
-    with LogStore(tmp_path / "a.duckdb") as by_lists, LogStore(tmp_path / "b.duckdb") as by_scan:
-        for s in (by_lists, by_scan):
+    with LogStore(tmp_path / "a.duckdb") as by_parts, LogStore(tmp_path / "b.duckdb") as by_scan:
+        for s in (by_parts, by_scan):
             s.ensure_model("churn", CHURN)
         for start in range(0, n, small):  # small scans, as a group commit of few writers
             part = table.slice(start, min(small, n - start))
-            assert by_lists.append_inferences("churn", part).accepted == part.num_rows
+            assert by_parts.append_inferences("churn", part).accepted == part.num_rows
         assert by_scan.append_inferences("churn", table).accepted == n  # one scan
         cols = table.column_names
-        got = by_lists.read_inferences("churn", columns=cols).sort_by("request_id")
+        got = by_parts.read_inferences("churn", columns=cols).sort_by("request_id")
         want = by_scan.read_inferences("churn", columns=cols).sort_by("request_id")
         assert got.num_rows == n
         assert got.equals(want)
