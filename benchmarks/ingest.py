@@ -894,8 +894,9 @@ def writers_section(
     the code of that commit (``base`` for ``group``, ``base-<mode>`` for the others), for
     old-vs-new in one run.
     Several clients take turns going first: in the given order in even ``run``s, reversed in
-    odd ones (``--repeat``), as the second of a pair meets a larger table and WAL; so do the
-    modes (``base`` first in odd runs)."""
+    odd ones (``--repeat``), as the second of a pair meets a larger table and WAL. The modes'
+    servers are all up at once and each shape runs on every mode before the next shape, the
+    first mode turning with the shape and the run."""
     figures: dict[str, Any] = {"client": ",".join(clients_used)}
     several = len(clients_used) > 1
     roots = {m: ROOT for m in modes}
@@ -905,21 +906,30 @@ def writers_section(
         roots.update(dict.fromkeys(based, tree))
         modes = [*modes, *based]
         figures["baseline_ref"] = baseline
-    # the modes take turns going first too (each on a fresh server, but the machine's load
-    # and the disk's state drift over a run)
     # the machine's own share of a read's wait: the same reads, at the same time, of a
     # separate idle server (its own process and data dir) while a shape ingests into the one
     # under test. On 2 cores the load generator and the server under test slow any process;
     # a read of the server under test at this floor is not slowed by the server itself.
     floor = Server(tmp / "writers-floor", model=SMALL_MODEL)
     _idle_reads(floor)  # warm
+    servers: dict[str, Server] = {}
     try:
+        # every mode's server is up for the whole section and the modes alternate shape by
+        # shape, so the two sides of a comparison run seconds apart, not a minute: this
+        # host's speed drifts by 10-50 % within minutes, which flipped 10 % comparisons
+        # when each mode ran its shapes in one block
         for mode in modes[:: -1 if run % 2 else 1]:
-            _writers_mode(
-                tmp, mode, roots[mode], seconds, clients_used, run, several, figures, floor
-            )
+            servers[mode] = _writers_server(tmp, mode, roots[mode], figures)
+        for i, (clients, rows) in enumerate(WRITER_SHAPES):
+            for client in clients_used[:: -1 if run % 2 else 1]:
+                # who goes first turns with the shape and with the run (the second of a
+                # pair meets a busier disk: the first's WAL checkpointing)
+                for mode in modes[:: -1 if (run + i) % 2 else 1]:
+                    got = _writers_shape(servers[mode], floor, mode, clients, rows, seconds, client)
+                    figures[_writer_key(mode, clients, rows, client, several)] = got
     finally:
-        floor.close()
+        for server in [*servers.values(), floor]:
+            server.close()
     _print_writers(figures, modes, clients_used, several, baseline)
     return figures
 
@@ -929,18 +939,9 @@ def _base_mode(mode: str) -> str:
     return "base" if mode == "group" else f"base-{mode}"
 
 
-def _writers_mode(
-    tmp: Path,
-    mode: str,
-    root: Path,
-    seconds: float,
-    clients_used: tuple[str, ...],
-    run: int,
-    several: bool,
-    figures: dict[str, Any],
-    floor: Server,
-) -> None:
-    """:func:`writers_section`'s shapes for one mode, on a fresh server; into ``figures``."""
+def _writers_server(tmp: Path, mode: str, root: Path, figures: dict[str, Any]) -> Server:
+    """A fresh server for ``mode`` on its own data dir, with the dashboard read's p95 over its
+    first 2 s (``<mode> read idle``, an empty table) recorded into ``figures``."""
     kind = mode.removeprefix("base-")  # a baseline's mode runs as the mode it is named for
     env = {"DRIFTWATCH_INGEST_GROUP_COMMIT": "false" if kind == "off" else "true"}
     if kind == "front":  # writers send to the ingest front's port, reads to the main one
@@ -948,50 +949,58 @@ def _writers_mode(
     server = Server(tmp / f"writers-{mode}", model=SMALL_MODEL, env=env, root=root)
     try:
         idle = _idle_reads(server)  # right after start-up, on the empty table
-        for clients, rows in WRITER_SHAPES:
-            for client in clients_used[:: -1 if run % 2 else 1]:
-                idle_rate = _idle_cpu_rate(server)
-                appends0, commits0 = _commit_counts(server)
-                reads: list[float] = []
-                floor_reads: list[float] = []
-                stop = threading.Event()
-                readers = [
-                    threading.Thread(target=_read_times, args=(s, stop, out))
-                    for s, out in ((server, reads), (floor, floor_reads))
-                ]
-                for reader in readers:
-                    reader.start()
-                cpu0, t0 = _cpu_seconds(server), time.perf_counter()
-                try:
-                    got = _run_writers(
-                        server, clients, rows, seconds, f"{mode}{clients}x{rows}", client
-                    )
-                finally:
-                    stop.set()
-                    for reader in readers:
-                        reader.join()
-                # the reader's requests are few (one every 20 ms) and counted in; the idle
-                # server's own CPU over the same time is not (see _idle_cpu_rate)
-                cpu = _cpu_seconds(server) - cpu0
-                background = idle_rate * (time.perf_counter() - t0)
-                got["idle_cpu_ms_per_s"] = idle_rate * 1000
-                got["cpu_ms_per_request"] = (
-                    max(cpu - background, 0.0) * 1000 / (got["requests"] + len(reads))
-                )
-                got["read_p95_ms"] = float(np.percentile(reads, 95)) if reads else None
-                appends1, commits1 = _commit_counts(server)
-                got["requests_per_commit"] = (appends1 - appends0) / max(commits1 - commits0, 1)
-                # the same reads with no writer, on the table this shape left (as large as
-                # the reads above met at their end): what "unchanged" compares against
-                after = _idle_reads(server)
-                got["read_idle_p95_ms"] = float(np.percentile(after, 95))
-                got["read_p95_ratio"] = (got["read_p95_ms"] or 0) / got["read_idle_p95_ms"]
-                got["read_floor_p95_ms"] = float(np.percentile(floor_reads, 95))
-                got["read_floor_ratio"] = (got["read_p95_ms"] or 0) / got["read_floor_p95_ms"]
-                figures[_writer_key(mode, clients, rows, client, several)] = got
-        figures[f"{mode} read idle"] = {"read_p95_ms": float(np.percentile(idle, 95))}
-    finally:
+    except BaseException:
         server.close()
+        raise
+    figures[f"{mode} read idle"] = {"read_p95_ms": float(np.percentile(idle, 95))}
+    return server
+
+
+def _writers_shape(
+    server: Server,
+    floor: Server,
+    mode: str,
+    clients: int,
+    rows: int,
+    seconds: float,
+    client: str,
+) -> dict[str, Any]:
+    """One shape of :func:`writers_section` against ``server``, with the reads beside it."""
+    idle_rate = _idle_cpu_rate(server)
+    appends0, commits0 = _commit_counts(server)
+    reads: list[float] = []
+    floor_reads: list[float] = []
+    stop = threading.Event()
+    readers = [
+        threading.Thread(target=_read_times, args=(s, stop, out))
+        for s, out in ((server, reads), (floor, floor_reads))
+    ]
+    for reader in readers:
+        reader.start()
+    cpu0, t0 = _cpu_seconds(server), time.perf_counter()
+    try:
+        got = _run_writers(server, clients, rows, seconds, f"{mode}{clients}x{rows}", client)
+    finally:
+        stop.set()
+        for reader in readers:
+            reader.join()
+    # the reader's requests are few (one every 20 ms) and counted in; the idle server's own
+    # CPU over the same time is not (see _idle_cpu_rate)
+    cpu = _cpu_seconds(server) - cpu0
+    background = idle_rate * (time.perf_counter() - t0)
+    got["idle_cpu_ms_per_s"] = idle_rate * 1000
+    got["cpu_ms_per_request"] = max(cpu - background, 0.0) * 1000 / (got["requests"] + len(reads))
+    got["read_p95_ms"] = float(np.percentile(reads, 95)) if reads else None
+    appends1, commits1 = _commit_counts(server)
+    got["requests_per_commit"] = (appends1 - appends0) / max(commits1 - commits0, 1)
+    # the same reads with no writer, on the table this shape left (as large as the reads
+    # above met at their end): what "unchanged" compares against
+    after = _idle_reads(server)
+    got["read_idle_p95_ms"] = float(np.percentile(after, 95))
+    got["read_p95_ratio"] = (got["read_p95_ms"] or 0) / got["read_idle_p95_ms"]
+    got["read_floor_p95_ms"] = float(np.percentile(floor_reads, 95))
+    got["read_floor_ratio"] = (got["read_p95_ms"] or 0) / got["read_floor_p95_ms"]
+    return got
 
 
 def _print_writers(
