@@ -135,11 +135,17 @@ class LogReads:
             ).to_arrow_table()
             keys = _sample_keys(ids.column("request_id"), seed)
             us = ids.column("us").to_numpy()
-            picked = []
-            for s, e in bounds:
-                inside = np.flatnonzero((us >= _epoch_us(s)) & (us < _epoch_us(e)))
-                picked.append(_bottom_k(ids.take(pa.array(inside)), keys[inside], n))
-            rowids = np.unique(np.concatenate([p.to_numpy() for p in picked]))
+            # each window's rows are one slice of the rows sorted by time (a stable sort: in
+            # table order within), found by binary search, not a scan of the block per window
+            by_time = np.argsort(us, kind="stable")
+            cuts = np.searchsorted(
+                us[by_time], [_epoch_us(t) for bound in bounds for t in bound]
+            ).reshape(-1, 2)
+            rowid = ids.column("r").to_numpy()
+            picked = [
+                _bottom_k(ids, rowid, np.sort(by_time[a:b]), keys, n) for a, b in cuts.tolist()
+            ]
+            rowids = np.unique(np.concatenate(picked))
             cur.register("__dw_picks", pa.table({"r": rowids}))
             try:
                 rows_ = cur.sql(
@@ -151,8 +157,7 @@ class LogReads:
         found = rows_.column("__dw_r").to_numpy()
         rows_ = rows_.drop_columns(["__dw_r"])
         out = []
-        for p in picked:
-            want = p.to_numpy()
+        for want in picked:
             at = np.minimum(np.searchsorted(found, want), max(found.size - 1, 0))
             # a row deleted between the two reads is left out, as a join leaves it out
             at = at[found[at] == want] if found.size else at[:0]
@@ -378,18 +383,28 @@ def _sample_keys(ids: Any, seed: int) -> Any:
     return sample_keys(ids, seed)
 
 
-def _bottom_k(ids: pa.Table, keys: Any, n: int) -> Any:
-    """The ``rowid``s (column ``r``) of the ``n`` rows of ``ids`` with the smallest (sample
-    key, request id), in that order."""
-    if keys.size > n:
-        # every row whose key is at most the n-th smallest (ties included), then sorted
-        kth = np.partition(keys, n - 1)[n - 1]
-        keep = np.flatnonzero(keys <= kth)
-        ids, keys = ids.take(pa.array(keep)), keys[keep]
-    cand = pa.table({"r": ids.column("r"), "k": keys, "id": ids.column("request_id")}).sort_by(
+def _bottom_k(ids: pa.Table, rowid: Any, inside: Any, keys: Any, n: int) -> Any:
+    """The ``rowid``s (``rowid``: column ``r`` of ``ids``) of the ``n`` rows among positions
+    ``inside`` with the smallest (sample key, request id), in that order.
+
+    Integer sorts only (a window's Arrow take and string sort were most of a backfill's
+    sampling), unless two picked keys are equal (a repeated or NULL request id, or a 64-bit
+    collision): then the strings break the tie, as before."""
+    k = keys[inside]
+    if k.size > n:
+        # every row whose key is at most the n-th smallest (ties included)
+        kth = np.partition(k, n - 1)[n - 1]
+        keep = k <= kth
+        inside, k = inside[keep], k[keep]
+    order = np.argsort(k, kind="stable")
+    ks = k[order]
+    if ks.size < 2 or not np.any(ks[1:] == ks[:-1]):
+        return rowid[inside[order[:n]]]
+    cand = ids.take(pa.array(inside))
+    cand = pa.table({"r": cand.column("r"), "k": k, "id": cand.column("request_id")}).sort_by(
         [("k", "ascending"), ("id", "ascending")]
     )
-    return cand.column("r").slice(0, n).combine_chunks()
+    return cand.column("r").slice(0, n).to_numpy()
 
 
 _SEGMENT_KEYS = (

@@ -7,6 +7,7 @@ from __future__ import annotations
 import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import numpy as np
 import pyarrow as pa
@@ -377,7 +378,6 @@ def test_windows_and_samples_read_at_once_equal_each_window_read_alone(store, mo
     """ProfileStore.windows / row_counts_windows and LogReads.samples / label_stats_windows /
     labelled_windows (a backfill's block reads) give each window what its own read gives:
     contiguous, gapped, unsorted and overlapping windows, and ranges split by the row budget."""
-    from typing import Any
 
     import storage.log_reads as log_reads
     import storage.profiles as profiles
@@ -435,6 +435,58 @@ def test_windows_and_samples_read_at_once_equal_each_window_read_alone(store, mo
             ]
 
 
+def test_a_window_sample_is_its_n_smallest_sample_keys_then_request_ids(store, monkeypatch) -> None:
+    """``LogReads.sample``/``samples`` against their definition, computed here from the logged
+    rows: a window's (and tenant's) ``n`` rows with the smallest (sample key, request_id), in
+    that order. With unique ids (integer sorts only), with ids logged again in other hours
+    (equal keys, equal ids: table order), and with keys cut to 4 bits, so that distinct ids
+    share keys as a 64-bit collision would (the request id breaks the tie)."""
+    import storage.log_reads as log_reads
+    from storage.log_reads import LogReads
+    from storage.row_kernel import sample_hash
+
+    def coarse(ids: Any, seed: int) -> Any:
+        return np.asarray([(sample_hash(i, seed) - (1 << 63)) % 16 for i in ids.to_pylist()])
+
+    ls, _ = store
+    first = rows(1500, 1, hours=72)
+    ls.append_inferences("churn", first)
+    reads = LogReads(ls)
+    day = timedelta(days=1)
+    bounds = [(T0 + d * day, T0 + (d + 1) * day) for d in range(3)]
+
+    def wanted(tenant: str | None, seed: int, n: int) -> list[Any]:
+        with ls.reader() as cur:
+            df = cur.sql(
+                f"SELECT rowid AS r, request_id, ts, tenant_id, x FROM {ls.table('churn')}"
+            )
+            df = df.df()
+        if tenant is not None:
+            df = df[df.tenant_id == tenant]
+        df["key"] = log_reads._sample_keys(pa.array(df.request_id), seed)
+        return [
+            df[(df.ts >= s) & (df.ts < e)].sort_values(["key", "request_id", "r"]).head(n)
+            for s, e in bounds
+        ]
+
+    for case in ("unique", "repeated", "collisions"):
+        if case == "repeated":  # the same ids again, at other times: their keys tie
+            again = rows(1500, 2, hours=72).set_column(0, "request_id", first["request_id"])
+            assert ls.append_inferences("churn", again).accepted > 500
+        if case == "collisions":
+            monkeypatch.setattr(log_reads, "_sample_keys", coarse)
+        for tenant, seed, n in ((None, 0, 100), ("acme", 3, 50), (None, 1, 10_000)):
+            want = wanted(tenant, seed, n)
+            cols = ["request_id", "x"]
+            got = reads.samples("churn", bounds, cols, n, tenant_id=tenant, seed=seed)
+            for (s, e), table, w in zip(bounds, got, want, strict=True):
+                assert table.column("request_id").to_pylist() == w.request_id.tolist()
+                x = table.column("x").to_numpy(zero_copy_only=False)
+                assert np.array_equal(x, w.x.to_numpy(dtype=float), equal_nan=True)
+                one = reads.sample("churn", s, e, cols, n, tenant_id=tenant, seed=seed)
+                assert table.to_pandas().equals(one.to_pandas())  # NaN-aware
+
+
 def test_a_subnormal_edge_does_not_move_values_at_or_below_zero() -> None:
     """The case hypothesis found above (run 2 of the final suite): edges with a subnormal
     lowest inner edge took the log grid, and every value <= 0 (-inf, -1e12, 0, the first
@@ -482,7 +534,6 @@ def test_a_spec_that_adds_columns_profiles_only_them_and_stores_the_full_build(
     another column or bin set) get only the added columns computed; their stored rows then
     equal a fresh build under the newer spec. A spec that drops a bin set, or an old spec this
     process never registered (after a restart), recomputes the hours whole."""
-    from typing import Any
 
     ls, ps = store
     ls.append_inferences("churn", rows(6000, 1, hours=48))
