@@ -82,9 +82,14 @@ test: $(STAMP) browser lint
 
 # The realistic scenario (monitors, KPIs and alerts backfilled; see README for the times),
 # the local webhook receiver in the background, then the server; Ctrl-C stops both.
+# DEMO_WEBHOOK_PORT: the receiver's port, when 8765 is taken. A demo already built keeps the
+# port its alert channel names: remove ./data (or `driftwatch demo build --force`) first.
+DEMO_WEBHOOK_PORT ?= 8765
 demo: $(CORE)
-	DRIFTWATCH_ALERT_ALLOWED_HOSTS=127.0.0.1 $(VENV)/bin/driftwatch demo build
-	@$(VENV)/bin/driftwatch demo receiver & pid=$$!; trap "kill $$pid" EXIT INT TERM; \
+	DRIFTWATCH_ALERT_ALLOWED_HOSTS=127.0.0.1 $(VENV)/bin/driftwatch demo build \
+	  --webhook-port $(DEMO_WEBHOOK_PORT)
+	@$(VENV)/bin/driftwatch demo receiver --port $(DEMO_WEBHOOK_PORT) & pid=$$!; \
+	  trap "kill $$pid" EXIT INT TERM; \
 	  DRIFTWATCH_ALERT_ALLOWED_HOSTS=127.0.0.1 $(VENV)/bin/driftwatch serve
 
 # Bytecode cached as in a user's venv after the first start (the test extras' install leaves

@@ -168,7 +168,16 @@ def demo_receiver(
         (_Receiver,),
         {"log_path": path, "secret_path": Path(settings.data_dir) / WEBHOOK_SECRET},
     )
-    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    try:
+        server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError as e:  # taken (often a receiver left running), or not ours to bind
+        err.print(
+            f"[red]error:[/] the demo receiver cannot listen on 127.0.0.1:{port} "
+            f"({e.strerror or e}). Stop what holds it, or pick another port for both sides: "
+            "`driftwatch demo receiver --port N` and `driftwatch demo build --force "
+            "--webhook-port N` (with make: remove ./data, then `make demo DEMO_WEBHOOK_PORT=N`)"
+        )
+        raise typer.Exit(1) from None
     console.print(f"demo webhook receiver on http://127.0.0.1:{port}/hook, logging to {path}")
     try:
         server.serve_forever()

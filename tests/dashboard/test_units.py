@@ -292,6 +292,29 @@ def test_demo_receiver_logs_each_webhook(tmp_path: Path) -> None:
     assert entry["body"] == {"status": "firing"} and entry["webhook_id"] == "msg_1"
 
 
+def test_demo_receiver_on_a_taken_port_says_which_and_how_to_move(tmp_path: Path) -> None:
+    """A second `make demo` (or anything on 8765) holds the port: the receiver names it and
+    the options that move both sides, instead of a traceback in the demo's log."""
+    import socket
+
+    from typer.testing import CliRunner
+
+    from monitor.cli import app
+
+    with socket.socket() as held:
+        held.bind(("127.0.0.1", 0))
+        held.listen()
+        port = held.getsockname()[1]
+        out = CliRunner().invoke(
+            app, ["demo", "receiver", "--data-dir", str(tmp_path), "--port", str(port)]
+        )
+    assert out.exit_code == 1, out.output
+    text = " ".join(out.output.split())
+    assert f"cannot listen on 127.0.0.1:{port}" in text
+    assert "--webhook-port N" in text and "DEMO_WEBHOOK_PORT=N" in text
+    assert "Traceback" not in out.output
+
+
 def test_every_read_model_on_both_metadata_backends(metadata_url: str, tmp_path: Path) -> None:
     svc = Services.open(Settings(data_dir=tmp_path / "data", database_url=metadata_url))
     try:
