@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
+from itertools import pairwise
 from typing import TYPE_CHECKING, Any
 
 import pyarrow as pa
@@ -47,6 +48,15 @@ class Distribution:
     reference: list[float]  # shares (sum 1)
     current: list[float]
     window_start: datetime
+    # numeric from profiles: the bars' inner edges, (-inf, e_0], (e_0, e_1], ..., (e_k, +inf)
+    edges: tuple[float, ...] | None = None
+
+
+# The chart's bars at most: a drift monitor's reference has ~100 quantile bins, ~90 bars with
+# rotated range labels that no one reads; runs of adjacent bins merge into equal-mass bars
+MAX_BARS = 24
+# categorical bars: the largest categories; the rest are summed into "other", not left out
+MAX_CATEGORIES = 15
 
 
 @dataclass(frozen=True)
@@ -102,25 +112,46 @@ def distribution(r: MetricResult) -> Distribution | None:
 
 def profiled_distribution(h: WindowHistograms, window_start: datetime) -> Distribution:
     """Reference vs window shares of a drift monitor's profile histograms (pure): numeric on
-    the reference's bin edges (the open end buckets included), categorical the 15 largest of
-    the reference's vocabulary and "other"."""
+    the reference's bin edges (the open end buckets included), runs of adjacent inner bins
+    merged so there are at most :data:`MAX_BARS` bars; categorical the
+    :data:`MAX_CATEGORIES` - 1 largest categories, then "other" with every other value."""
     if h.kind == "numeric":
-        e = h.edges
+        e, ref, cur = _merged_bins(list(h.edges), h.reference, h.current, MAX_BARS)
         labels = [f"≤{e[0]:.3g}"] if e else ["all"]
         labels += [f"{e[i]:.3g}–{e[i + 1]:.3g}" for i in range(len(e) - 1)]
         labels += [f">{e[-1]:.3g}"] if e else []
         return Distribution(
-            "numeric", labels, _shares(h.reference), _shares(h.current), window_start
+            "numeric", labels, _shares(ref), _shares(cur), window_start, edges=tuple(e)
         )
     names = [*h.categories, "other"]
-    top = sorted(range(len(names)), key=lambda i: -(h.reference[i] + h.current[i]))[:15]
+    by_size = sorted(range(len(h.categories)), key=lambda i: -(h.reference[i] + h.current[i]))
+    top = by_size[: MAX_CATEGORIES - 1]
+    rest = [i for i in range(len(names)) if i not in set(top)]  # "other" is always here
+    ref = [h.reference[i] for i in top] + [sum(h.reference[i] for i in rest)]
+    cur = [h.current[i] for i in top] + [sum(h.current[i] for i in rest)]
     return Distribution(
-        "categorical",
-        [names[i] for i in top],
-        _shares([h.reference[i] for i in top]),
-        _shares([h.current[i] for i in top]),
-        window_start,
+        "categorical", [names[i] for i in top] + ["other"], _shares(ref), _shares(cur), window_start
     )
+
+
+def _merged_bins(
+    edges: list[float], ref: Sequence[int], cur: Sequence[int], most: int
+) -> tuple[list[float], list[int], list[int]]:
+    """Counts on ``edges`` (``len(edges) + 1`` buckets, the two open ends included) with runs
+    of adjacent inner buckets summed, keeping every ``step``-th edge and the last, so at most
+    ``most`` buckets remain; the open ends stay as they are (values beyond the reference)."""
+    inner = len(edges) - 1
+    if inner + 2 <= most:
+        return edges, list(ref), list(cur)
+    step = -(-inner // (most - 2))
+    kept = [*range(0, inner, step), inner]
+
+    def merge(counts: Sequence[int]) -> list[int]:
+        body = counts[1 : inner + 1]
+        sums = [sum(body[a:b]) for a, b in pairwise(kept)]
+        return [counts[0], *sums, counts[-1]]
+
+    return [edges[i] for i in kept], merge(ref), merge(cur)
 
 
 def logged_distribution(

@@ -297,12 +297,21 @@ def _same_distribution_chart(services: Any, c: httpx.Client, rows: pa.Table) -> 
                     np.searchsorted(h.edges, x, side="left"), minlength=len(h.edges) + 1
                 )
                 assert h.current == want.tolist()
+                # the chart's bars: runs of the reference's bins (at most MAX_BARS of them),
+                # each the window's rows counted on the bars' own edges
+                bar_edges = d.distribution.edges
+                assert bar_edges is not None and set(bar_edges) <= set(h.edges)
+                assert (bar_edges[0], bar_edges[-1]) == (h.edges[0], h.edges[-1])
+                assert len(h.edges) + 1 > queries.feature.MAX_BARS >= len(bar_edges) + 1
+                bars_want = np.bincount(
+                    np.searchsorted(bar_edges, x, side="left"), minlength=len(bar_edges) + 1
+                )
                 assert d.distribution.current == pytest.approx(
-                    (want / want.sum()).tolist(), abs=1e-15
+                    (bars_want / bars_want.sum()).tolist(), abs=1e-15
                 )
                 assert (
                     d.distribution.labels[0].startswith("≤")
-                    and len(d.distribution.labels) == len(h.edges) + 1
+                    and len(d.distribution.labels) == len(bar_edges) + 1
                 )
     # control: the raw-row chart (the feature page before) has nothing to draw for the lake model
     for column in ("x", "plan"):

@@ -268,6 +268,41 @@ def test_model_view_cache_follows_the_stored_results(services: Services) -> None
     assert again is not first and "brand_new_feature" in again.heatmap.features
 
 
+def test_profiled_distribution_merges_bins_and_keeps_every_category_share() -> None:
+    """A drift monitor's ~100 reference bins reach the chart as at most MAX_BARS bars, each the
+    sum of a run of adjacent bins, the open ends kept; categories beyond the largest few are
+    summed into "other", so each bar is its true share of the window (not of the bars shown)."""
+    from itertools import pairwise
+
+    import numpy as np
+
+    from monitor.queries.feature import MAX_BARS, MAX_CATEGORIES, profiled_distribution
+    from monitor.window_histograms import WindowHistograms
+
+    rng = np.random.default_rng(3)
+    edges = tuple(float(e) for e in np.linspace(0, 99, 100))
+    ref = rng.integers(0, 50, 101).tolist()
+    cur = rng.integers(0, 50, 101).tolist()
+    d = profiled_distribution(WindowHistograms("numeric", edges, (), ref, cur), T0)
+    assert d.edges is not None and len(d.labels) == len(d.edges) + 1 <= MAX_BARS
+    assert d.labels[0] == "≤0" and d.labels[-1] == ">99"
+    # each bar: the bins between its edges (right-closed), from the raw counts
+    at = [edges.index(e) for e in d.edges]
+    want = [cur[0], *(sum(cur[a + 1 : b + 1]) for a, b in pairwise(at)), cur[-1]]
+    assert d.current == pytest.approx([w / sum(cur) for w in want])
+    assert sum(d.reference) == pytest.approx(1.0)
+
+    cats = tuple(f"c{i:02d}" for i in range(30))
+    counts = [100 - 3 * i for i in range(30)] + [7]  # the vocabulary, then "other"
+    d = profiled_distribution(WindowHistograms("categorical", (), cats, counts, counts), T0)
+    assert len(d.labels) == MAX_CATEGORIES and d.labels[-1] == "other"
+    assert d.labels[:3] == ["c00", "c01", "c02"]
+    total = sum(counts)
+    assert d.current[0] == pytest.approx(100 / total)  # its share of all rows
+    assert d.current[-1] == pytest.approx((sum(counts[MAX_CATEGORIES - 1 : 30]) + 7) / total)
+    assert sum(d.current) == pytest.approx(1.0)
+
+
 def test_demo_receiver_logs_each_webhook(tmp_path: Path) -> None:
     import threading
     from http.server import ThreadingHTTPServer
