@@ -126,7 +126,8 @@ def profiled_distribution(h: WindowHistograms, window_start: datetime) -> Distri
     names = [*h.categories, "other"]
     by_size = sorted(range(len(h.categories)), key=lambda i: -(h.reference[i] + h.current[i]))
     top = by_size[: MAX_CATEGORIES - 1]
-    rest = [i for i in range(len(names)) if i not in set(top)]  # "other" is always here
+    shown = set(top)
+    rest = [i for i in range(len(names)) if i not in shown]  # "other" is always here
     ref = [h.reference[i] for i in top] + [sum(h.reference[i] for i in rest)]
     cur = [h.current[i] for i in top] + [sum(h.current[i] for i in rest)]
     return Distribution(
