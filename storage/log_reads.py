@@ -135,16 +135,14 @@ class LogReads:
             ).to_arrow_table()
             keys = _sample_keys(ids.column("request_id"), seed)
             us = ids.column("us").to_numpy()
-            # each window's rows are one slice of the rows sorted by time (a stable sort: in
-            # table order within), found by binary search, not a scan of the block per window
+            # each window's rows are one slice of the rows sorted by time, found by binary
+            # search, not a scan of the block per window
             by_time = np.argsort(us, kind="stable")
             cuts = np.searchsorted(
                 us[by_time], [_epoch_us(t) for bound in bounds for t in bound]
             ).reshape(-1, 2)
             rowid = ids.column("r").to_numpy()
-            picked = [
-                _bottom_k(ids, rowid, np.sort(by_time[a:b]), keys, n) for a, b in cuts.tolist()
-            ]
+            picked = [_bottom_k(ids, rowid, by_time[a:b], keys, n) for a, b in cuts.tolist()]
             rowids = np.unique(np.concatenate(picked))
             cur.register("__dw_picks", pa.table({"r": rowids}))
             try:
@@ -400,6 +398,9 @@ def _bottom_k(ids: pa.Table, rowid: Any, inside: Any, keys: Any, n: int) -> Any:
     ks = k[order]
     if ks.size < 2 or not np.any(ks[1:] == ks[:-1]):
         return rowid[inside[order[:n]]]
+    # equal (key, id) pairs (an id logged again) keep the table order, as a window's own read
+    table_order = np.argsort(inside, kind="stable")
+    inside, k = inside[table_order], k[table_order]
     cand = ids.take(pa.array(inside))
     cand = pa.table({"r": cand.column("r"), "k": k, "id": cand.column("request_id")}).sort_by(
         [("k", "ascending"), ("id", "ascending")]
