@@ -36,12 +36,15 @@ def layout(alert_id: str = "", **params: Any) -> html.Div:
                 data={"alert_id": alert_id, **{k: params.get(k) for k in timerange.RANGE_PARAMS}},
             ),
             dcc.Store(id="alert-version", data=0),
+            # the last action's answer, so the re-render its version bump causes shows it
+            # again instead of an empty status (the answer vanished within a frame)
+            dcc.Store(id="alert-said", data=None),
             dcc.Loading(html.Div(id="alert-content"), delay_show=300),
         ]
     )
 
 
-def _actions(v: queries.AlertView) -> html.Div:
+def _actions(v: queries.AlertView, said: str | None = None) -> html.Div:
     a = v.alert
     can_ack = a.state == "firing" and a.acknowledged_at is None
     return html.Div(
@@ -72,14 +75,18 @@ def _actions(v: queries.AlertView) -> html.Div:
                 style={"width": "260px"},
             ),
             html.Button("Silence", id="alert-silence", n_clicks=0, className="secondary"),
-            html.Span(id="alert-action-status", className="muted", role="status"),
+            html.Span(said or "", id="alert-action-status", className="muted", role="status"),
         ],
         className="actions",
     )
 
 
 def render(
-    v: queries.AlertView, leads: alert_leads.AlertLeads, account: Account, tr: TimeRange | None
+    v: queries.AlertView,
+    leads: alert_leads.AlertLeads,
+    account: Account,
+    tr: TimeRange | None,
+    said: str | None = None,
 ) -> list[Any]:
     a = v.alert
     title = a.annotations.get("summary") or f"{a.rule} on {a.model} for {a.tenant_id}"
@@ -97,7 +104,7 @@ def render(
             ),
             "alert-summary",
         ),
-        _actions(v),
+        _actions(v, said),
         timerange.bar(PAGE, f"/alerts/{a.id}", tr, {}),
         *alert_detail.charts(v),
         html.H2("Notification log"),
@@ -109,9 +116,10 @@ def render(
     Output("alert-content", "children"),
     Input("alert-params", "data"),
     Input("alert-version", "data"),
+    State("alert-said", "data"),
 )
 @guarded(PAGE)
-def update(params: dict[str, Any], _version: int, account: Account) -> Any:
+def update(params: dict[str, Any], _version: int, said: str | None, account: Account) -> Any:
     raw = str(params.get("alert_id") or "")
     if not (raw.isascii() and raw.isdigit() and int(raw) < 2**63):
         return c.empty(PAGE, f"Alert {raw!r} not found.")
@@ -128,11 +136,12 @@ def update(params: dict[str, Any], _version: int, account: Account) -> Any:
         leads = alert_leads.alert_leads(services(), account.tenants, view.alert)
     except Exception as exc:
         return c.error_box(PAGE, exc)
-    return render(view, leads, account, tr)
+    return render(view, leads, account, tr, said)
 
 
 @callback(
     Output("alert-action-status", "children"),
+    Output("alert-said", "data"),
     Output("alert-version", "data"),
     Input("alert-ack", "n_clicks"),
     Input("alert-silence", "n_clicks"),
@@ -155,21 +164,23 @@ def act(
     trigger = dash.ctx.triggered_id
     raw = str(params.get("alert_id") or "")
     if not raw.isdigit() or trigger is None:
-        return no_update, no_update
+        return no_update, no_update, no_update
     actor = f"user:{account.username}"
     try:
         if trigger == "alert-ack":
             if not ack:
-                return no_update, no_update
+                return no_update, no_update, no_update
             queries.acknowledge(services(), account.tenants, int(raw), actor)
-            return "Acknowledged.", (version or 0) + 1
-        if not sil:
-            return no_update, no_update
-        rec = queries.silence(
-            services(), account.tenants, int(raw), float(hours or 4), reason or "", actor
-        )
-        return f"Silenced until {c.fmt_ts(rec.ends_at)}.", (version or 0) + 1
+            said = "Acknowledged."
+        else:
+            if not sil:
+                return no_update, no_update, no_update
+            rec = queries.silence(
+                services(), account.tenants, int(raw), float(hours or 4), reason or "", actor
+            )
+            said = f"Silenced until {c.fmt_ts(rec.ends_at)}."
     except queries.AccessDenied as exc:
-        return str(exc), no_update
+        return str(exc), no_update, no_update
     except Exception as exc:
-        return f"Failed: {exc}", no_update
+        return f"Failed: {exc}", no_update, no_update
+    return said, said, (version or 0) + 1
