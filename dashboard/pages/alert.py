@@ -163,18 +163,15 @@ def act(
 ) -> Any:
     trigger = dash.ctx.triggered_id
     raw = str(params.get("alert_id") or "")
-    if not raw.isdigit() or trigger is None:
+    clicks = ack if trigger == "alert-ack" else sil
+    if not raw.isdigit() or trigger is None or not clicks:
         return no_update, no_update, no_update
     actor = f"user:{account.username}"
     try:
         if trigger == "alert-ack":
-            if not ack:
-                return no_update, no_update, no_update
             queries.acknowledge(services(), account.tenants, int(raw), actor)
             said = "Acknowledged."
         else:
-            if not sil:
-                return no_update, no_update, no_update
             rec = queries.silence(
                 services(), account.tenants, int(raw), float(hours or 4), reason or "", actor
             )
@@ -183,4 +180,5 @@ def act(
         return str(exc), no_update, no_update
     except Exception as exc:
         return f"Failed: {exc}", no_update, no_update
+    # the answer now, and again in the re-render the version bump causes
     return said, said, (version or 0) + 1
